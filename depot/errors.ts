@@ -1,0 +1,111 @@
+import { Status, statusName } from './protocol/commands.js';
+
+const BRAND = Symbol.for('anvil.error');
+
+/** Stable codes of {@link DepotError}; match on these, never on messages. Documented in docs/errors.md. */
+export const DepotErrorCode = {
+  /** The depot configuration (file or flags) is invalid. */
+  CONFIG: 'DEPOT_ERR_CONFIG',
+  /** A request line is malformed (wrong token count, non-numeric field…). */
+  BAD_FORMAT: 'DEPOT_ERR_BAD_FORMAT',
+  /** A request names an unknown command or sub-command. */
+  UNKNOWN_COMMAND: 'DEPOT_ERR_UNKNOWN_COMMAND',
+  /** The protocol version token is neither 0 nor 1. */
+  PROTOCOL_VERSION: 'DEPOT_ERR_PROTOCOL_VERSION',
+  /** A command line exceeded `maxCommandLineBytes`. */
+  LINE_TOO_LONG: 'DEPOT_ERR_LINE_TOO_LONG',
+  /** No capability with that key exists (never existed, deleted or expired). */
+  CAP_NOT_FOUND: 'DEPOT_ERR_CAP_NOT_FOUND',
+  /** The capability exists but is not of the type the command needs. */
+  WRONG_CAP_TYPE: 'DEPOT_ERR_WRONG_CAP_TYPE',
+  /** The WRM key did not match (only when `wrmKey = "check"`). */
+  WRM_KEY_MISMATCH: 'DEPOT_ERR_WRM_KEY_MISMATCH',
+  /** The resource id names no resource of this depot. */
+  INVALID_RID: 'DEPOT_ERR_INVALID_RID',
+  /** A parameter is out of its valid range. */
+  INVALID_PARAMETER: 'DEPOT_ERR_INVALID_PARAMETER',
+  /** The allocation type is not served (only BYTEARRAY is). */
+  TYPE_NOT_SUPPORTED: 'DEPOT_ERR_TYPE_NOT_SUPPORTED',
+  /** The requested lease is longer than the resource allows. */
+  LONG_DURATION: 'DEPOT_ERR_LONG_DURATION',
+  /** A CHNG would extend a lease beyond the resource's policy. */
+  WOULD_EXCEED_POLICY: 'DEPOT_ERR_WOULD_EXCEED_POLICY',
+  /** A write or read would go past the allocation's bounds. */
+  WOULD_EXCEED_LIMIT: 'DEPOT_ERR_WOULD_EXCEED_LIMIT',
+  /** A change would cut off stored data. */
+  WOULD_DAMAGE_DATA: 'DEPOT_ERR_WOULD_DAMAGE_DATA',
+  /** The resource has no room for the allocation (capacity or allocation count). */
+  ALLOC_FAILED: 'DEPOT_ERR_ALLOC_FAILED',
+  /** The status password was wrong. */
+  WRONG_PASSWORD: 'DEPOT_ERR_WRONG_PASSWORD',
+  /** The client was too slow to send a line or its data. */
+  CLIENT_TIMEOUT: 'DEPOT_ERR_CLIENT_TIMEOUT',
+  /** The depot is at its connection limit; retry after the given delay. */
+  OVERLOADED: 'DEPOT_ERR_OVERLOADED',
+  /** An unexpected internal failure; the request changed nothing. */
+  INTERNAL: 'DEPOT_ERR_INTERNAL',
+} as const;
+export type DepotErrorCodeValue = (typeof DepotErrorCode)[keyof typeof DepotErrorCode];
+
+/** Wire status sent for each code. */
+const WIRE_STATUS: Readonly<Record<DepotErrorCodeValue, number>> = {
+  DEPOT_ERR_CONFIG: Status.INVALID_PARAMETER,
+  DEPOT_ERR_BAD_FORMAT: Status.BAD_FORMAT,
+  DEPOT_ERR_UNKNOWN_COMMAND: Status.UNKNOWN_FUNCTION,
+  DEPOT_ERR_PROTOCOL_VERSION: Status.PROT_VERS,
+  DEPOT_ERR_LINE_TOO_LONG: Status.BAD_FORMAT,
+  DEPOT_ERR_CAP_NOT_FOUND: Status.CAP_NOT_FOUND,
+  DEPOT_ERR_WRONG_CAP_TYPE: Status.CAP_NOT_FOUND,
+  DEPOT_ERR_WRM_KEY_MISMATCH: Status.INVALID_READ_CAP,
+  DEPOT_ERR_INVALID_RID: Status.INVALID_RID,
+  DEPOT_ERR_INVALID_PARAMETER: Status.INVALID_PARAMETER,
+  DEPOT_ERR_TYPE_NOT_SUPPORTED: Status.TYPE_NOT_SUPPORTED,
+  DEPOT_ERR_LONG_DURATION: Status.LONG_DURATION,
+  DEPOT_ERR_WOULD_EXCEED_POLICY: Status.WOULD_EXCEED_POLICY,
+  DEPOT_ERR_WOULD_EXCEED_LIMIT: Status.WOULD_EXCEED_LIMIT,
+  DEPOT_ERR_WOULD_DAMAGE_DATA: Status.WOULD_DAMAGE_DATA,
+  DEPOT_ERR_ALLOC_FAILED: Status.ALLOC_FAILED,
+  DEPOT_ERR_WRONG_PASSWORD: Status.WRONG_PASSWD,
+  DEPOT_ERR_CLIENT_TIMEOUT: Status.CLIENT_TIMEOUT,
+  DEPOT_ERR_OVERLOADED: Status.OUT_OF_SOCKETS,
+  DEPOT_ERR_INTERNAL: Status.INTERNAL,
+};
+
+export interface DepotErrorOptions {
+  /** Wire status to send instead of the code's default one. */
+  readonly status?: number;
+  readonly cause?: unknown;
+  /** Structured context (limit, actual value, field…); never contains key material. */
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Base error of the depot. `code` is stable; `status` is the IBP wire status sent for it.
+ * Messages name the thing, the rule and the actual value, and never contain capability keys.
+ */
+export class DepotError extends Error {
+  readonly code: DepotErrorCodeValue;
+  readonly status: number;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: DepotErrorCodeValue, message: string, options: DepotErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'DepotError';
+    this.code = code;
+    this.status = options.status ?? WIRE_STATUS[code];
+    this.details = options.details ?? {};
+  }
+
+  get [BRAND](): true {
+    return true;
+  }
+
+  /** True for any Anvil depot error, even from another copy of the package. */
+  static isDepotError(value: unknown): value is DepotError {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
+
+  override toString(): string {
+    return `${this.name} [${this.code}, IBP ${this.status} ${statusName(this.status)}]: ${this.message}`;
+  }
+}

@@ -1,0 +1,351 @@
+import { constants as bufferConstants } from 'node:buffer';
+import { isIP } from 'node:net';
+import { IBP_DEFAULT_PORT } from './protocol/commands.js';
+import { DepotError, DepotErrorCode } from './errors.js';
+
+/*
+ * Every limit of the depot, with its named default. "Unlimited" does not exist: each value is a
+ * finite number chosen here and overridable from the config file or flags.
+ */
+
+/** Longest accepted command line, newline included (64 KiB). */
+export const DEFAULT_MAX_COMMAND_LINE_BYTES = 64 * 1024;
+/** Open client connections; the next one is answered `-66 <retry>` and closed. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+/** A connection with no command in progress is closed after this long (ACCRE `min_idle`). */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** Once a command line has started, it must be complete within this (slowloris guard). */
+export const DEFAULT_COMMAND_LINE_TIMEOUT_MS = 10_000;
+/** A STORE/WRITE body or a LOAD reply must make progress at least this often. */
+export const DEFAULT_DATA_PROGRESS_TIMEOUT_MS = 30_000;
+/** Allocations held by the whole depot at once. */
+export const DEFAULT_MAX_ALLOCATIONS = 1_000_000;
+/** On shutdown, in-flight commands get this long to finish before connections are cut. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+/** Seconds suggested to clients in a `-66 <seconds>` overload reply. */
+export const DEFAULT_OVERLOAD_RETRY_SEC = 2;
+/** Unread input held per connection before the socket is paused. */
+export const DEFAULT_READ_HIGH_WATER_BYTES = 1024 * 1024;
+/** How often expired leases are swept (lookups also check expiry). */
+export const DEFAULT_SWEEP_INTERVAL_MS = 1_000;
+
+/** Memory resource size when none is configured (1 GiB). */
+export const DEFAULT_RESOURCE_CAPACITY_BYTES = 1024 ** 3;
+/** Largest single allocation when none is configured: the whole default capacity. */
+export const DEFAULT_MAX_ALLOCATION_BYTES = 1024 ** 3;
+/** Longest lease when none is configured: 30 days, as the ACCRE depot. */
+export const DEFAULT_MAX_DURATION_SEC = 2_592_000;
+/** Status (ST_INQ) password the IBP peer tools send by default. */
+export const DEFAULT_STATUS_PASSWORD = 'ibp';
+export const DEFAULT_HOST = '127.0.0.1';
+
+export type ResourceKind = 'memory';
+export type WrmKeyPolicy = 'ignore' | 'check';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface ResourceOptions {
+  /** Resource id, a decimal string (`0` is reserved: it means "any" in requests). */
+  readonly rid: string;
+  readonly kind: ResourceKind;
+  readonly capacityBytes: number;
+  readonly maxAllocationBytes: number;
+  readonly maxDurationSec: number;
+}
+
+export interface DepotLimits {
+  readonly maxCommandLineBytes: number;
+  readonly maxConnections: number;
+  readonly idleTimeoutMs: number;
+  readonly commandLineTimeoutMs: number;
+  readonly dataProgressTimeoutMs: number;
+  readonly maxAllocations: number;
+  readonly shutdownGraceMs: number;
+  readonly overloadRetrySec: number;
+  readonly readHighWaterBytes: number;
+  readonly sweepIntervalMs: number;
+}
+
+export interface DepotOptions {
+  readonly host: string;
+  /** TCP port; 0 picks a free one (tests). */
+  readonly port: number;
+  /** Host written into capabilities (defaults to `host`; set it when binding 0.0.0.0 or behind NAT). */
+  readonly publicHost: string;
+  readonly statusPassword: string;
+  /** `ignore` (ACCRE behaviour, default) or `check` the WRM-key token of requests. */
+  readonly wrmKey: WrmKeyPolicy;
+  readonly logLevel: LogLevel;
+  readonly resources: readonly ResourceOptions[];
+  readonly limits: DepotLimits;
+}
+
+/** What a config file or the command line may set; every field optional. */
+export interface DepotOptionsInput {
+  host?: unknown;
+  port?: unknown;
+  publicHost?: unknown;
+  statusPassword?: unknown;
+  wrmKey?: unknown;
+  logLevel?: unknown;
+  resource?: unknown;
+  resources?: unknown;
+  limits?: unknown;
+}
+
+export function defaultLimits(): DepotLimits {
+  return {
+    maxCommandLineBytes: DEFAULT_MAX_COMMAND_LINE_BYTES,
+    maxConnections: DEFAULT_MAX_CONNECTIONS,
+    idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+    commandLineTimeoutMs: DEFAULT_COMMAND_LINE_TIMEOUT_MS,
+    dataProgressTimeoutMs: DEFAULT_DATA_PROGRESS_TIMEOUT_MS,
+    maxAllocations: DEFAULT_MAX_ALLOCATIONS,
+    shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
+    overloadRetrySec: DEFAULT_OVERLOAD_RETRY_SEC,
+    readHighWaterBytes: DEFAULT_READ_HIGH_WATER_BYTES,
+    sweepIntervalMs: DEFAULT_SWEEP_INTERVAL_MS,
+  };
+}
+
+export function defaultResource(): ResourceOptions {
+  return {
+    rid: '1',
+    kind: 'memory',
+    capacityBytes: DEFAULT_RESOURCE_CAPACITY_BYTES,
+    maxAllocationBytes: DEFAULT_MAX_ALLOCATION_BYTES,
+    maxDurationSec: DEFAULT_MAX_DURATION_SEC,
+  };
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const TOP_KEYS = new Set([
+  'host',
+  'port',
+  'publicHost',
+  'statusPassword',
+  'wrmKey',
+  'logLevel',
+  'resource',
+  'resources',
+  'limits',
+]);
+const RESOURCE_KEYS = new Set(['rid', 'kind', 'capacityBytes', 'maxAllocationBytes', 'maxDurationSec']);
+const LIMIT_KEYS = new Set(Object.keys(defaultLimits()));
+/** Keys that were renamed; the message names the replacement. */
+const RENAMED: Readonly<Record<string, string>> = {
+  password: 'statusPassword',
+  maxSize: 'maxAllocationBytes',
+  maxDuration: 'maxDurationSec',
+  capacity: 'capacityBytes',
+};
+
+function configError(message: string, field: string, actual?: unknown): DepotError {
+  return new DepotError(DepotErrorCode.CONFIG, `invalid config: ${message}`, {
+    details: actual === undefined ? { field } : { field, actual },
+  });
+}
+
+function show(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}
+
+function checkKeys(obj: Record<string, unknown>, allowed: ReadonlySet<string>, where: string): void {
+  for (const key of Object.keys(obj)) {
+    if (allowed.has(key)) continue;
+    const renamed = RENAMED[key];
+    throw configError(
+      renamed !== undefined
+        ? `\`${where}${key}\` is not an option; use \`${where}${renamed}\``
+        : `unknown option \`${where}${key}\``,
+      `${where}${key}`,
+    );
+  }
+}
+
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  '': 1,
+  b: 1,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+  tb: 1000 ** 4,
+};
+
+/**
+ * Parses a byte size: a non-negative safe integer, or a string like `"64MiB"`, `"1.5GiB"`,
+ * `"500kB"` (binary and decimal units).
+ */
+export function parseByteSize(value: unknown, field: string): number {
+  if (typeof value === 'number' || typeof value === 'bigint') {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw configError(`\`${field}\` must be a non-negative integer number of bytes (got ${show(value)})`, field, value);
+    }
+    return n;
+  }
+  if (typeof value === 'string') {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+    const unit = m === null ? undefined : SIZE_UNITS[m[2]!.toLowerCase()];
+    if (m !== null && unit !== undefined) {
+      const n = Math.round(Number(m[1]) * unit);
+      if (Number.isSafeInteger(n)) return n;
+    }
+  }
+  throw configError(`\`${field}\` must be a byte size such as 1048576 or "64MiB" (got ${show(value)})`, field, value);
+}
+
+function integerIn(value: unknown, field: string, min: number, max: number): number {
+  const n = typeof value === 'bigint' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw configError(`\`${field}\` must be an integer from ${min} to ${max} (got ${show(value)})`, field, value);
+  }
+  return n;
+}
+
+function nonEmptyString(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value.length === 0 || /\s/.test(value)) {
+    throw configError(`\`${field}\` must be a non-empty string without spaces (got ${show(value)})`, field, value);
+  }
+  return value;
+}
+
+function asObject(value: unknown, field: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw configError(`\`${field}\` must be a table/object (got ${show(value)})`, field, value);
+  }
+  return value as Record<string, unknown>;
+}
+
+function parseResource(value: unknown, index: number): ResourceOptions {
+  const where = `resource[${index}].`;
+  const obj = asObject(value, `resource[${index}]`);
+  checkKeys(obj, RESOURCE_KEYS, where);
+  const base = defaultResource();
+  const rid = obj['rid'] === undefined ? String(index + 1) : String(obj['rid']);
+  if (!/^[1-9]\d{0,7}$/.test(rid)) {
+    throw configError(
+      `\`${where}rid\` must be a decimal id from 1 to 99999999 (got ${show(obj['rid'])})`,
+      `${where}rid`,
+      obj['rid'],
+    );
+  }
+  const kind = obj['kind'] ?? 'memory';
+  if (kind !== 'memory') {
+    throw configError(`\`${where}kind\` must be "memory" (got ${show(kind)})`, `${where}kind`, kind);
+  }
+  const capacityBytes =
+    obj['capacityBytes'] === undefined ? base.capacityBytes : parseByteSize(obj['capacityBytes'], `${where}capacityBytes`);
+  if (capacityBytes < 1) throw configError(`\`${where}capacityBytes\` must be at least 1 (got 0)`, `${where}capacityBytes`, 0);
+  const maxAllocationBytes =
+    obj['maxAllocationBytes'] === undefined
+      ? Math.min(base.maxAllocationBytes, capacityBytes)
+      : parseByteSize(obj['maxAllocationBytes'], `${where}maxAllocationBytes`);
+  if (maxAllocationBytes < 1 || maxAllocationBytes > capacityBytes) {
+    throw configError(
+      `\`${where}maxAllocationBytes\` must be from 1 to capacityBytes (${capacityBytes}) (got ${maxAllocationBytes})`,
+      `${where}maxAllocationBytes`,
+      maxAllocationBytes,
+    );
+  }
+  if (maxAllocationBytes > bufferConstants.MAX_LENGTH) {
+    throw configError(
+      `\`${where}maxAllocationBytes\` of a memory resource must be at most ${bufferConstants.MAX_LENGTH} (got ${maxAllocationBytes})`,
+      `${where}maxAllocationBytes`,
+      maxAllocationBytes,
+    );
+  }
+  const maxDurationSec =
+    obj['maxDurationSec'] === undefined
+      ? base.maxDurationSec
+      : integerIn(obj['maxDurationSec'], `${where}maxDurationSec`, 1, 100 * 365 * 86_400);
+  return Object.freeze({ rid, kind, capacityBytes, maxAllocationBytes, maxDurationSec });
+}
+
+function parseLimits(value: unknown): DepotLimits {
+  const limits: Record<string, number> = { ...defaultLimits() };
+  if (value === undefined) return Object.freeze(limits as unknown as DepotLimits);
+  const obj = asObject(value, 'limits');
+  checkKeys(obj, LIMIT_KEYS, 'limits.');
+  for (const [key, raw] of Object.entries(obj)) {
+    const field = `limits.${key}`;
+    if (key === 'maxCommandLineBytes' || key === 'readHighWaterBytes') {
+      const n = parseByteSize(raw, field);
+      if (n < 64 || n > 16 * 1024 * 1024) {
+        throw configError(`\`${field}\` must be from 64 to 16777216 bytes (got ${n})`, field, raw);
+      }
+      limits[key] = n;
+    } else if (key === 'overloadRetrySec') {
+      limits[key] = integerIn(raw, field, 1, 3600);
+    } else if (key === 'shutdownGraceMs') {
+      limits[key] = integerIn(raw, field, 0, 3_600_000);
+    } else if (key.endsWith('Ms')) {
+      limits[key] = integerIn(raw, field, 1, 86_400_000);
+    } else {
+      limits[key] = integerIn(raw, field, 1, 1_000_000_000);
+    }
+  }
+  return Object.freeze(limits as unknown as DepotLimits);
+}
+
+/**
+ * Validates a depot configuration (merged from the config file and the flags) once, applies
+ * defaults, and returns a frozen {@link DepotOptions}. Throws {@link DepotError} with code
+ * `DEPOT_ERR_CONFIG` and a message naming the field, the rule and the value.
+ */
+export function parseDepotOptions(input: DepotOptionsInput = {}): DepotOptions {
+  checkKeys(input as Record<string, unknown>, TOP_KEYS, '');
+  const host = input.host === undefined ? DEFAULT_HOST : nonEmptyString(input.host, 'host');
+  const port = input.port === undefined ? IBP_DEFAULT_PORT : integerIn(input.port, 'port', 0, 65_535);
+  const publicHost = input.publicHost === undefined ? host : nonEmptyString(input.publicHost, 'publicHost');
+  if (input.publicHost === undefined && (host === '0.0.0.0' || host === '::')) {
+    throw configError(
+      `\`publicHost\` is required when binding the wildcard address ${host} (it is written into caps)`,
+      'publicHost',
+    );
+  }
+  if (isIP(publicHost) === 0 && !/^[A-Za-z0-9.-]+$/.test(publicHost)) {
+    throw configError(`\`publicHost\` must be an IP address or a host name (got ${show(publicHost)})`, 'publicHost', publicHost);
+  }
+  const statusPassword =
+    input.statusPassword === undefined ? DEFAULT_STATUS_PASSWORD : nonEmptyString(input.statusPassword, 'statusPassword');
+  const wrmKey = input.wrmKey ?? 'ignore';
+  if (wrmKey !== 'ignore' && wrmKey !== 'check') {
+    throw configError(`\`wrmKey\` must be "ignore" or "check" (got ${show(wrmKey)})`, 'wrmKey', wrmKey);
+  }
+  const logLevel = input.logLevel ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel as LogLevel)) {
+    throw configError(`\`logLevel\` must be one of ${LOG_LEVELS.join(', ')} (got ${show(logLevel)})`, 'logLevel', logLevel);
+  }
+  if (input.resource !== undefined && input.resources !== undefined) {
+    throw configError('`resource` and `resources` are the same option; give only one', 'resources');
+  }
+  const rawResources = input.resource ?? input.resources;
+  let resources: ResourceOptions[];
+  if (rawResources === undefined) {
+    resources = [Object.freeze(defaultResource())];
+  } else {
+    if (!Array.isArray(rawResources) || rawResources.length === 0) {
+      throw configError('`resource` must be a non-empty list of tables ([[resource]] in TOML)', 'resource', rawResources);
+    }
+    resources = rawResources.map((r, i) => parseResource(r, i));
+    const seen = new Set<string>();
+    for (const r of resources) {
+      if (seen.has(r.rid)) throw configError(`resource id ${r.rid} is given twice`, 'resource.rid', r.rid);
+      seen.add(r.rid);
+    }
+  }
+  return Object.freeze({
+    host,
+    port,
+    publicHost,
+    statusPassword,
+    wrmKey,
+    logLevel: logLevel as LogLevel,
+    resources: Object.freeze(resources),
+    limits: parseLimits(input.limits),
+  });
+}

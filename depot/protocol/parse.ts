@@ -1,0 +1,239 @@
+import { Command, ManageOp, Status, StatusOp } from './commands.js';
+import { DepotError, DepotErrorCode } from '../errors.js';
+import type { IbpRequest, KeyRef, ManageRequest, StatusRequest } from './requests.js';
+
+/** Timeout the ACCRE depot substitutes for a `0` or unparsable timeout token ("for LoRS compatibility"). */
+export const DEFAULT_REQUEST_TIMEOUT_SEC = 2;
+
+/** Splits a command line on runs of spaces and tabs, as the peers' tokenisers do. */
+export function tokenize(line: string): string[] {
+  const tokens = line.split(/[ \t]+/);
+  if (tokens.length > 0 && tokens[0] === '') tokens.shift();
+  if (tokens.length > 0 && tokens[tokens.length - 1] === '') tokens.pop();
+  return tokens;
+}
+
+function badFormat(message: string, status: number = Status.BAD_FORMAT): DepotError {
+  return new DepotError(DepotErrorCode.BAD_FORMAT, message, { status });
+}
+
+/** Quotes a client token for an error message, bounded so a huge token cannot bloat logs. */
+function quote(token: string | undefined): string {
+  if (token === undefined) return 'nothing';
+  return JSON.stringify(token.length > 40 ? `${token.slice(0, 40)}…` : token);
+}
+
+function int(tokens: readonly string[], index: number, field: string): number {
+  const token = tokens[index];
+  if (token === undefined || !/^[-+]?\d{1,16}$/.test(token)) {
+    throw badFormat(`\`${field}\` must be a decimal integer (got ${quote(token)})`);
+  }
+  const n = Number(token);
+  if (!Number.isSafeInteger(n)) throw badFormat(`\`${field}\` is out of range (got ${quote(token)})`);
+  return n;
+}
+
+/** Timeout tokens are lenient: `0`, `0.5`, garbage or absent all mean the 2 s default. */
+function timeout(tokens: readonly string[], index: number): number {
+  const token = tokens[index];
+  if (token === undefined || !/^\d{1,9}$/.test(token)) return DEFAULT_REQUEST_TIMEOUT_SEC;
+  const n = Number(token);
+  return n === 0 ? DEFAULT_REQUEST_TIMEOUT_SEC : n;
+}
+
+function keyRef(tokens: readonly string[], index: number): KeyRef {
+  const ridKey = tokens[index];
+  const wrmKey = tokens[index + 1];
+  if (ridKey === undefined || wrmKey === undefined) {
+    throw badFormat(`expected a capability key and a WRM key at token ${index + 1}`);
+  }
+  const hash = ridKey.indexOf('#');
+  const rid = hash < 0 ? '' : ridKey.slice(0, hash);
+  const key = hash < 0 ? ridKey : ridKey.slice(hash + 1);
+  if (key === '' || (hash >= 0 && !/^\d{1,8}$/.test(rid))) {
+    throw badFormat(`capability key must be RID#KEY or KEY (got a malformed key token)`, Status.WRONG_CAP_FORMAT);
+  }
+  return { rid, key, wrmKey };
+}
+
+/** Accepts `need` tokens plus an optional trailing timeout token; anything else is BAD_FORMAT. */
+function arity(tokens: readonly string[], need: number, what: string): void {
+  if (tokens.length < need || tokens.length > need + 1) {
+    throw badFormat(`${what} takes ${need} or ${need + 1} tokens (got ${tokens.length})`);
+  }
+}
+
+function positiveLength(tokens: readonly string[], index: number): number {
+  const n = int(tokens, index, 'length');
+  if (n < 1) {
+    throw new DepotError(DepotErrorCode.INVALID_PARAMETER, `\`length\` must be at least 1 (got ${n})`, {
+      status: Status.INV_PAR_SIZE,
+    });
+  }
+  return n;
+}
+
+function offsetAt(tokens: readonly string[], index: number): number {
+  const n = int(tokens, index, 'offset');
+  if (n < 0) {
+    throw new DepotError(DepotErrorCode.INVALID_PARAMETER, `\`offset\` must be >= 0 (got ${n})`, {
+      status: Status.FILE_SEEK_ERROR,
+    });
+  }
+  return n;
+}
+
+/**
+ * Parses one IBP command line into a typed request. Token layouts follow shared/IBP-PROTOCOL.md
+ * §1.4 (v0 and v1 forms). Throws {@link DepotError} carrying the IBP status to answer with;
+ * every parse error is protocol-level (the connection is closed after the reply).
+ */
+export function parseRequest(line: string): IbpRequest {
+  const t = tokenize(line);
+  if (t.length < 2) throw badFormat(`a command needs a version and a command number (got ${t.length} tokens)`);
+  const versionToken = t[0]!;
+  if (!/^\d{1,3}$/.test(versionToken)) throw badFormat(`protocol version must be 0 or 1 (got ${quote(versionToken)})`);
+  const versionNumber = Number(versionToken);
+  if (versionNumber !== 0 && versionNumber !== 1) {
+    throw new DepotError(DepotErrorCode.PROTOCOL_VERSION, `protocol version must be 0 or 1 (got ${versionNumber})`);
+  }
+  const version = versionNumber as 0 | 1;
+  if (!/^\d{1,3}$/.test(t[1]!)) throw badFormat(`command number must be a small integer (got ${quote(t[1])})`);
+  const command = Number(t[1]);
+
+  switch (command) {
+    case Command.ALLOCATE: {
+      const v1 = version === 1 ? 1 : 0;
+      arity(t, 7 + v1, `ALLOCATE (v${version})`);
+      const rid = v1 === 1 ? t[2]! : undefined;
+      if (rid !== undefined && !/^\d{1,8}$/.test(rid)) {
+        throw badFormat(`resource id must be a decimal number (got ${quote(rid)})`);
+      }
+      const reliability = int(t, 2 + v1, 'reliability');
+      if (reliability !== 1 && reliability !== 2) {
+        throw badFormat(`\`reliability\` must be 1 (soft) or 2 (hard) (got ${reliability})`);
+      }
+      return {
+        command: 'allocate',
+        version,
+        rid,
+        reliability,
+        type: int(t, 3 + v1, 'type'),
+        durationSec: int(t, 4 + v1, 'duration'),
+        size: int(t, 5 + v1, 'size'),
+        timeoutSec: timeout(t, 6 + v1),
+      };
+    }
+    case Command.STORE:
+      arity(t, 5, 'STORE');
+      return { command: 'store', version, cap: keyRef(t, 2), length: positiveLength(t, 4), timeoutSec: timeout(t, 5) };
+    case Command.WRITE:
+      arity(t, 6, 'WRITE');
+      return {
+        command: 'write',
+        version,
+        cap: keyRef(t, 2),
+        offset: offsetAt(t, 4),
+        length: positiveLength(t, 5),
+        timeoutSec: timeout(t, 6),
+      };
+    case Command.LOAD:
+      arity(t, 6, 'LOAD');
+      return {
+        command: 'load',
+        version,
+        cap: keyRef(t, 2),
+        offset: offsetAt(t, 4),
+        length: positiveLength(t, 5),
+        timeoutSec: timeout(t, 6),
+      };
+    case Command.MANAGE:
+      return parseManage(t, version);
+    case Command.STATUS:
+      return parseStatus(t, version);
+    default:
+      throw new DepotError(DepotErrorCode.UNKNOWN_COMMAND, `command ${command} is not served by this depot`);
+  }
+}
+
+function parseManage(t: readonly string[], version: 0 | 1): ManageRequest {
+  if (t.length < 5) throw badFormat(`MANAGE needs a key, a WRM key and a sub-command (got ${t.length} tokens)`);
+  const cap = keyRef(t, 2);
+  const op = int(t, 4, 'manage sub-command');
+  switch (op) {
+    case ManageOp.PROBE: {
+      // `40 CAPTYPE 0 0 0 TIMEOUT`; the captype and three placeholder fields are ignored, and
+      // shorter forms from older clients are tolerated.
+      if (t.length > 10) throw badFormat(`PROBE takes at most 10 tokens (got ${t.length})`);
+      return { command: 'manage', version, cap, op: 'probe', timeoutSec: timeout(t, t.length - 1) };
+    }
+    case ManageOp.INCR:
+    case ManageOp.DECR: {
+      arity(t, 6, op === ManageOp.INCR ? 'INCR' : 'DECR');
+      const capType = int(t, 5, 'captype');
+      if (capType !== 1 && capType !== 2 && capType !== 3) {
+        throw badFormat(`\`captype\` must be 1 (read) or 2 (write) (got ${capType})`);
+      }
+      return {
+        command: 'manage',
+        version,
+        cap,
+        op: op === ManageOp.INCR ? 'incr' : 'decr',
+        capType,
+        timeoutSec: timeout(t, 6),
+      };
+    }
+    case ManageOp.CHNG: {
+      arity(t, 9, 'CHNG');
+      return {
+        command: 'manage',
+        version,
+        cap,
+        op: 'chng',
+        capType: int(t, 5, 'captype'),
+        maxSize: int(t, 6, 'max size'),
+        durationSec: int(t, 7, 'duration'),
+        reliability: int(t, 8, 'reliability'),
+        timeoutSec: timeout(t, 9),
+      };
+    }
+    case ManageOp.TRUNCATE: {
+      arity(t, 6, 'TRUNCATE');
+      return { command: 'manage', version, cap, op: 'truncate', size: int(t, 5, 'size'), timeoutSec: timeout(t, 6) };
+    }
+    default:
+      throw badFormat(`unknown MANAGE sub-command ${op}`);
+  }
+}
+
+function parseStatus(t: readonly string[], version: 0 | 1): StatusRequest {
+  // v1 short form `1 4 SUB TIMEOUT` (ST_RES, ST_VERSION) versus `1 4 RID SUB PASSWORD TIMEOUT`;
+  // v0 has no RID: `0 4 SUB PASSWORD TIMEOUT`.
+  const short = version === 1 && t.length < 5;
+  const ridIndex = version === 1 && !short ? 2 : -1;
+  const subIndex = ridIndex < 0 ? 2 : 3;
+  const sub = int(t, subIndex, 'status sub-command');
+  const rid = ridIndex < 0 ? undefined : t[ridIndex]!;
+  if (rid !== undefined && !/^\d{1,8}$/.test(rid)) throw badFormat(`resource id must be a decimal number (got ${quote(rid)})`);
+  switch (sub) {
+    case StatusOp.INQ: {
+      const password = t[subIndex + 1];
+      if (password === undefined) throw badFormat('ST_INQ needs a password token');
+      if (t.length > subIndex + 3) throw badFormat(`ST_INQ takes at most ${subIndex + 3} tokens (got ${t.length})`);
+      return { command: 'status', version, op: 'inq', rid, password, timeoutSec: timeout(t, subIndex + 2) };
+    }
+    case StatusOp.RES:
+    case StatusOp.VERSION:
+      if (t.length > subIndex + 3) throw badFormat(`STATUS ${sub} takes at most ${subIndex + 3} tokens (got ${t.length})`);
+      return {
+        command: 'status',
+        version,
+        op: sub === StatusOp.RES ? 'res' : 'version',
+        timeoutSec: timeout(t, t.length - 1),
+      };
+    case StatusOp.CHANGE:
+      return { command: 'status', version, op: 'change', timeoutSec: DEFAULT_REQUEST_TIMEOUT_SEC };
+    default:
+      throw badFormat(`unknown STATUS sub-command ${sub}`);
+  }
+}

@@ -1,0 +1,71 @@
+/** Typed IBP requests, as produced by {@link parseRequest} from one command line. */
+
+/** The two tokens that name a capability in a request: `RID#KEY` split, and the WRM key. */
+export interface KeyRef {
+  /** Resource id from `RID#`; empty when the token had no `#` (pre-1.4 caps). */
+  readonly rid: string;
+  readonly key: string;
+  readonly wrmKey: string;
+}
+
+interface Base {
+  /** Protocol version token: 0 or 1. */
+  readonly version: 0 | 1;
+  /** Server-side timeout in seconds as sent (0 or unparsable tokens become 2, as ACCRE does). */
+  readonly timeoutSec: number;
+}
+
+export interface AllocateRequest extends Base {
+  readonly command: 'allocate';
+  /** Resource id; `undefined` for v0 requests, `'0'` for "any resource". */
+  readonly rid: string | undefined;
+  readonly reliability: 1 | 2;
+  readonly type: number;
+  /** Relative seconds; -1 = the resource's maximum. */
+  readonly durationSec: number;
+  readonly size: number;
+}
+
+export interface StoreRequest extends Base {
+  readonly command: 'store';
+  readonly cap: KeyRef;
+  readonly length: number;
+}
+
+export interface WriteRequest extends Base {
+  readonly command: 'write';
+  readonly cap: KeyRef;
+  readonly offset: number;
+  readonly length: number;
+}
+
+export interface LoadRequest extends Base {
+  readonly command: 'load';
+  readonly cap: KeyRef;
+  readonly offset: number;
+  readonly length: number;
+}
+
+export type ManageRequest = Base & { readonly command: 'manage'; readonly cap: KeyRef } & (
+    | { readonly op: 'probe' }
+    | { readonly op: 'incr' | 'decr'; readonly capType: 1 | 2 | 3 }
+    | {
+        readonly op: 'chng';
+        readonly capType: number;
+        readonly maxSize: number;
+        /** Relative seconds; negative = unchanged. */
+        readonly durationSec: number;
+        /** 1 or 2, or -1 = unchanged. */
+        readonly reliability: number;
+      }
+    | { readonly op: 'truncate'; readonly size: number }
+  );
+
+export type StatusRequest = Base & { readonly command: 'status' } & (
+    | { readonly op: 'inq'; readonly rid: string | undefined; readonly password: string }
+    | { readonly op: 'res' }
+    | { readonly op: 'version' }
+    | { readonly op: 'change' }
+  );
+
+export type IbpRequest = AllocateRequest | StoreRequest | WriteRequest | LoadRequest | ManageRequest | StatusRequest;

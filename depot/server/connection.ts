@@ -1,0 +1,275 @@
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { CapType, Status } from '../protocol/commands.js';
+import { parseRequest } from '../protocol/parse.js';
+import {
+  OK_REPLY,
+  allocateReply,
+  countReply,
+  errorReply,
+  inquiryBodyV0,
+  inquiryBodyV1,
+  probeReply,
+  resourcesReply,
+  versionReply,
+} from '../protocol/reply.js';
+import type { IbpRequest, LoadRequest, StatusRequest, StoreRequest, WriteRequest } from '../protocol/requests.js';
+import { ReadError, StreamReader } from '../protocol/stream-reader.js';
+import { DepotError, DepotErrorCode } from '../errors.js';
+import type { DepotCore } from '../core/depot-core.js';
+import type { DepotOptions } from '../options.js';
+
+/** What a connection needs from the server that owns it. */
+export interface ConnectionContext {
+  readonly core: DepotCore;
+  readonly options: DepotOptions;
+  readonly log: Logger;
+  /** Extra lines for the ST_VERSION reply. */
+  versionLines(): string[];
+}
+
+/** An error after which the connection is closed (protocol-level, or a refused body). */
+class Fatal extends Error {
+  constructor(readonly inner: DepotError) {
+    super(inner.message);
+  }
+}
+
+const PACKAGE_VERSION = '0.1.0';
+
+/**
+ * Serves IBP commands on one connection until the peer leaves, a protocol error or timeout
+ * occurs, or {@link Connection.shutdown} is called. Commands are handled one at a time in
+ * arrival order, so pipelined requests get their replies in order.
+ */
+export class Connection {
+  private readonly reader: StreamReader;
+  /** True from the moment a command line is complete until its reply is written. */
+  private busy = false;
+  private closing = false;
+  readonly done: Promise<void>;
+  commands = 0;
+
+  constructor(
+    private readonly stream: Duplex,
+    private readonly ctx: ConnectionContext,
+    private readonly log: Logger,
+  ) {
+    this.reader = new StreamReader(stream, { highWaterBytes: ctx.options.limits.readHighWaterBytes });
+    stream.on('error', (e: Error) => this.log.debug({ err: e.message }, 'connection error'));
+    this.done = this.run();
+  }
+
+  /** Graceful stop: an idle connection closes now, a busy one after its current command. */
+  shutdown(): void {
+    this.closing = true;
+    if (!this.busy) this.reader.close();
+  }
+
+  /** Hard stop. */
+  destroy(): void {
+    this.closing = true;
+    this.reader.close();
+    this.stream.destroy();
+  }
+
+  private async run(): Promise<void> {
+    const limits = this.ctx.options.limits;
+    try {
+      while (!this.closing) {
+        let line: string;
+        try {
+          line = await this.reader.readLine(limits.maxCommandLineBytes, limits.idleTimeoutMs, limits.commandLineTimeoutMs);
+        } catch (e) {
+          await this.onReadError(e);
+          return;
+        }
+        if (line.trim() === '') continue;
+        this.busy = true;
+        const started = process.hrtime.bigint();
+        let status: number = Status.OK;
+        try {
+          await this.execute(line);
+        } catch (e) {
+          const fatal = e instanceof Fatal;
+          const error = fatal ? e.inner : e;
+          if (error instanceof ReadError) {
+            await this.onReadError(error);
+            return;
+          }
+          const depotError = DepotError.isDepotError(error)
+            ? error
+            : new DepotError(DepotErrorCode.INTERNAL, 'internal error', { cause: error });
+          if (depotError.code === DepotErrorCode.INTERNAL) this.log.error({ err: error }, 'internal error');
+          status = depotError.status;
+          await this.send(errorReply(depotError.status));
+          this.log.debug({ status, code: depotError.code, reason: depotError.message }, 'request refused');
+          if (fatal || depotError.code === DepotErrorCode.INTERNAL) {
+            this.stream.end();
+            return;
+          }
+        } finally {
+          this.busy = false;
+          this.commands++;
+        }
+        this.log.trace({ status, us: Number((process.hrtime.bigint() - started) / 1000n) }, 'command');
+      }
+    } finally {
+      this.reader.close();
+      if (!this.stream.destroyed) this.stream.end();
+    }
+  }
+
+  private async onReadError(e: unknown): Promise<void> {
+    if (!(e instanceof ReadError)) {
+      this.log.debug({ err: e instanceof Error ? e.message : String(e) }, 'connection failed');
+      this.stream.destroy();
+      return;
+    }
+    switch (e.reason) {
+      case 'line-too-long':
+        await this.send(errorReply(Status.BAD_FORMAT));
+        this.log.debug({ limit: this.ctx.options.limits.maxCommandLineBytes }, 'command line too long');
+        break;
+      case 'line-timeout':
+      case 'data-timeout':
+        await this.send(errorReply(Status.CLIENT_TIMEOUT));
+        this.log.debug({ reason: e.reason }, 'client too slow');
+        break;
+      default:
+        break;
+    }
+    this.stream.end();
+  }
+
+  private async execute(line: string): Promise<void> {
+    let req: IbpRequest;
+    try {
+      req = parseRequest(line);
+    } catch (e) {
+      throw DepotError.isDepotError(e) ? new Fatal(e) : e;
+    }
+    const core = this.ctx.core;
+    switch (req.command) {
+      case 'allocate': {
+        const caps = core.allocate(req);
+        await this.send(allocateReply(caps.read, caps.write, caps.manage));
+        return;
+      }
+      case 'store':
+      case 'write':
+        return this.receive(req);
+      case 'load':
+        return this.load(req);
+      case 'manage': {
+        const probe = core.manage(req);
+        await this.send(probe === undefined ? OK_REPLY : probeReply(probe));
+        return;
+      }
+      case 'status':
+        return this.status(req);
+    }
+  }
+
+  /** STORE / WRITE: validate, go-ahead, stream the body into the allocation, acknowledge. */
+  private async receive(req: StoreRequest | WriteRequest): Promise<void> {
+    const core = this.ctx.core;
+    let allocation;
+    try {
+      allocation = core.lookup(req.cap, CapType.WRITE);
+    } catch (e) {
+      // The client may already be sending the body behind the command: close after the reply.
+      throw DepotError.isDepotError(e) ? new Fatal(e) : e;
+    }
+    const transfer = async (offset: number): Promise<void> => {
+      try {
+        core.checkWriteRange(allocation, offset, req.length);
+      } catch (e) {
+        throw DepotError.isDepotError(e) ? new Fatal(e) : e;
+      }
+      await this.send(OK_REPLY);
+      const writer = allocation.openWriter(offset, req.length);
+      try {
+        await this.reader.readBytes(req.length, this.ctx.options.limits.dataProgressTimeoutMs, (chunk) => writer.write(chunk));
+      } catch (e) {
+        writer.abort();
+        throw e;
+      }
+      if (!writer.commit()) {
+        throw new DepotError(
+          allocation.freed ? DepotErrorCode.CAP_NOT_FOUND : DepotErrorCode.WOULD_EXCEED_LIMIT,
+          allocation.freed
+            ? 'the allocation was deleted during the transfer'
+            : 'the allocation was truncated during the transfer',
+        );
+      }
+      await this.send(countReply(req.length));
+    };
+    if (req.command === 'write') return transfer(req.offset);
+    return allocation.withAppendLock(() => transfer(allocation.size));
+  }
+
+  private async load(req: LoadRequest): Promise<void> {
+    const core = this.ctx.core;
+    const allocation = core.lookup(req.cap, CapType.READ);
+    const data = core.read(allocation, req.offset, req.length);
+    await this.send(countReply(req.length), data);
+  }
+
+  private async status(req: StatusRequest): Promise<void> {
+    const core = this.ctx.core;
+    switch (req.op) {
+      case 'inq': {
+        if (req.password !== this.ctx.options.statusPassword) {
+          throw new Fatal(new DepotError(DepotErrorCode.WRONG_PASSWORD, 'wrong status password'));
+        }
+        const resources = core.resourceStatus(req.rid);
+        if (req.version === 0) {
+          await this.send(inquiryBodyV0(resources));
+        } else {
+          const body = inquiryBodyV1(resources, []);
+          await this.send(countReply(Buffer.byteLength(body)) + body);
+        }
+        return;
+      }
+      case 'res':
+        await this.send(resourcesReply(core.resourceIds()));
+        return;
+      case 'version':
+        await this.send(versionReply([`Anvil IBP depot ${PACKAGE_VERSION}`, ...this.ctx.versionLines()]));
+        return;
+      case 'change':
+        throw new Fatal(new DepotError(DepotErrorCode.UNKNOWN_COMMAND, 'ST_CHANGE is disabled', { status: Status.INVALID_CMD }));
+    }
+  }
+
+  /** Writes a reply; waits for the socket to drain when its buffer is full. */
+  private async send(head: string, body?: Buffer): Promise<void> {
+    if (this.stream.destroyed || this.stream.writableEnded) return;
+    let ok = this.stream.write(head, 'latin1');
+    if (body !== undefined && body.length > 0) ok = this.stream.write(body);
+    if (!ok) await this.drain();
+  }
+
+  private drain(): Promise<void> {
+    const timeoutMs = this.ctx.options.limits.dataProgressTimeoutMs;
+    return new Promise<void>((resolve, reject) => {
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.stream.off('drain', onDrain);
+        this.stream.off('close', onDrain);
+      };
+      const onDrain = () => {
+        cleanup();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        this.stream.destroy();
+        reject(new ReadError('data-timeout', `peer did not read the reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.stream.on('drain', onDrain);
+      this.stream.on('close', onDrain);
+    });
+  }
+}

@@ -1,0 +1,159 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { Status } from '../protocol/commands.js';
+import { errorReply } from '../protocol/reply.js';
+import { DepotCore } from '../core/depot-core.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import type { DepotOptions } from '../options.js';
+import { Connection } from './connection.js';
+
+export interface DepotServerDeps {
+  /** Time source for leases; defaults to the system clock. */
+  readonly clock?: Clock;
+  /** Logger; defaults to pino on stderr at `options.logLevel`. */
+  readonly logger?: Logger;
+}
+
+/**
+ * An IBP depot listening on TCP: accepts connections up to the configured limit (beyond it a
+ * connection is answered `-66 <retry>` and closed), serves each with a {@link Connection},
+ * sweeps expired leases, and shuts down gracefully.
+ */
+export class DepotServer {
+  readonly core: DepotCore;
+  readonly log: Logger;
+  private readonly server: Server;
+  private readonly connections = new Set<Connection>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly startedAt = Date.now();
+  private nextConnectionId = 1;
+  private rejected = 0;
+
+  private constructor(
+    readonly options: DepotOptions,
+    deps: DepotServerDeps,
+  ) {
+    this.log = deps.logger ?? pino({ level: options.logLevel, base: { svc: 'depot' } }, pino.destination(2));
+    this.core = new DepotCore(options, deps.clock ?? systemClock, {
+      onFree: (a, reason) => this.log.debug({ alloc: a.id, rid: a.rid, reason }, 'allocation freed'),
+    });
+    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+  }
+
+  /** Starts a depot and resolves once it listens. */
+  static async start(options: DepotOptions, deps: DepotServerDeps = {}): Promise<DepotServer> {
+    const depot = new DepotServer(options, deps);
+    await new Promise<void>((resolve, reject) => {
+      depot.server.once('error', reject);
+      depot.server.listen({ host: options.host, port: options.port, exclusive: true }, () => {
+        depot.server.off('error', reject);
+        resolve();
+      });
+    });
+    depot.server.on('error', (e) => depot.log.error({ err: e }, 'server error'));
+    const { port } = depot.address;
+    depot.core.setCapAddress(options.publicHost, port);
+    depot.sweepTimer = setInterval(() => depot.core.sweep(), options.limits.sweepIntervalMs);
+    depot.sweepTimer.unref();
+    depot.log.info(
+      {
+        host: options.host,
+        port,
+        resources: options.resources.map((r) => ({ rid: r.rid, kind: r.kind, capacityBytes: r.capacityBytes })),
+      },
+      'depot listening',
+    );
+    return depot;
+  }
+
+  get address(): { host: string; port: number } {
+    const a = this.server.address() as AddressInfo;
+    return { host: this.options.host, port: a.port };
+  }
+
+  /** `ibp://HOST:PORT` of this depot as written into its caps. */
+  get url(): string {
+    const host = this.options.publicHost.includes(':') ? `[${this.options.publicHost}]` : this.options.publicHost;
+    return `ibp://${host}:${this.address.port}`;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, close idle connections, let in-flight commands finish
+   * for up to `limits.shutdownGraceMs`, then cut what remains.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const c of this.connections) c.shutdown();
+    const all = Promise.all([...this.connections].map((c) => c.done));
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.options.limits.shutdownGraceMs);
+    });
+    const outcome = await Promise.race([all.then(() => 'done' as const), grace]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      this.log.warn({ connections: this.connections.size }, 'shutdown grace period over; cutting connections');
+      for (const c of this.connections) c.destroy();
+    }
+    await closed;
+    this.log.info({ rejectedConnections: this.rejected }, 'depot closed');
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closing !== undefined) {
+      socket.destroy();
+      return;
+    }
+    if (this.connections.size >= this.options.limits.maxConnections) {
+      // Shed load before reading anything: suggest a retry delay, as the ACCRE depot does.
+      this.rejected++;
+      socket.on('error', () => undefined);
+      socket.end(errorReply(Status.OUT_OF_SOCKETS, this.options.limits.overloadRetrySec));
+      return;
+    }
+    const id = this.nextConnectionId++;
+    const log = this.log.child({ conn: id, peer: `${socket.remoteAddress}:${socket.remotePort}` });
+    const connection = new Connection(
+      socket,
+      {
+        core: this.core,
+        options: this.options,
+        log: this.log,
+        versionLines: () => this.versionLines(),
+      },
+      log,
+    );
+    this.connections.add(connection);
+    log.debug('connection opened');
+    void connection.done.finally(() => {
+      this.connections.delete(connection);
+      log.debug({ commands: connection.commands }, 'connection closed');
+    });
+  }
+
+  private versionLines(): string[] {
+    return [
+      `Interface: ${this.options.publicHost}:${this.address.port}`,
+      `Uptime: ${Math.floor((Date.now() - this.startedAt) / 1000)} s`,
+      `Connections: ${this.connections.size} of ${this.options.limits.maxConnections}`,
+      `Allocations: ${this.core.allocationCount}`,
+      ...this.core
+        .resourceStatus(undefined)
+        .map(
+          (r) =>
+            `Resource ${r.rid}: memory, ${r.usedBytes} of ${r.capacityBytes} bytes reserved, max duration ${r.maxDurationSec} s`,
+        ),
+    ];
+  }
+}

@@ -1,0 +1,115 @@
+import { readFile } from 'node:fs/promises';
+import { Command as CliCommand, Option } from 'commander';
+import { parse as parseToml } from 'smol-toml';
+import { DepotError, DepotServer, parseDepotOptions, type DepotOptionsInput } from '../../depot/index.js';
+
+interface DepotFlags {
+  host?: string;
+  port?: string;
+  publicHost?: string;
+  config?: string;
+  logLevel?: string;
+  statusPassword?: string;
+  wrmKey?: string;
+  capacity?: string;
+  maxAllocation?: string;
+  maxDuration?: string;
+}
+
+/** Reads a TOML config file; errors name the file and the line. */
+async function readConfig(path: string): Promise<DepotOptionsInput> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new DepotError('DEPOT_ERR_CONFIG', `cannot read config file ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return parseToml(text) as DepotOptionsInput;
+  } catch (e) {
+    throw new DepotError('DEPOT_ERR_CONFIG', `config file ${path} is not valid TOML: ${(e as Error).message}`);
+  }
+}
+
+function integerFlag(value: string, flag: string): number | string {
+  // Left as a string when not a plain integer so the validator reports the flag's value.
+  return /^\d+$/.test(value) ? Number(value) : `${flag}=${value}`;
+}
+
+/** Merges flags over the config file: flags win; resource flags apply to the default resource. */
+export async function depotOptionsFrom(flags: DepotFlags): Promise<DepotOptionsInput> {
+  const input: DepotOptionsInput = flags.config === undefined ? {} : await readConfig(flags.config);
+  if (flags.host !== undefined) input.host = flags.host;
+  if (flags.port !== undefined) input.port = integerFlag(flags.port, '--port');
+  if (flags.publicHost !== undefined) input.publicHost = flags.publicHost;
+  if (flags.logLevel !== undefined) input.logLevel = flags.logLevel;
+  if (flags.statusPassword !== undefined) input.statusPassword = flags.statusPassword;
+  if (flags.wrmKey !== undefined) input.wrmKey = flags.wrmKey;
+  const resourceFlags: Record<string, unknown> = {};
+  if (flags.capacity !== undefined) resourceFlags['capacityBytes'] = flags.capacity;
+  if (flags.maxAllocation !== undefined) resourceFlags['maxAllocationBytes'] = flags.maxAllocation;
+  if (flags.maxDuration !== undefined) resourceFlags['maxDurationSec'] = integerFlag(flags.maxDuration, '--max-duration');
+  if (Object.keys(resourceFlags).length > 0) {
+    const list = (input.resource ?? input.resources) as Record<string, unknown>[] | undefined;
+    if (list !== undefined && list.length !== 1) {
+      throw new DepotError(
+        'DEPOT_ERR_CONFIG',
+        'invalid config: --capacity/--max-allocation/--max-duration apply to a single resource; the config file defines several',
+      );
+    }
+    const first = list?.[0] ?? {};
+    delete input.resources;
+    input.resource = [{ ...first, ...resourceFlags }];
+  }
+  return input;
+}
+
+/** `anvil depot`: runs a depot in the foreground until SIGINT/SIGTERM. */
+export function depotCommand(): CliCommand {
+  return new CliCommand('depot')
+    .description('run an IBP depot (memory resource) in the foreground')
+    .option('--host <host>', 'address to listen on (default 127.0.0.1)')
+    .option('--port <port>', 'TCP port to listen on, 0 for any free port (default 6714)')
+    .option('--public-host <host>', 'host written into capabilities (default: --host)')
+    .option('-c, --config <file>', 'TOML config file (see README); flags override it')
+    .addOption(
+      new Option('--log-level <level>', 'log level of the JSON logs on stderr (default info)').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'trace',
+        'silent',
+      ]),
+    )
+    .option('--status-password <password>', 'password for STATUS inquiries (default "ibp")')
+    .addOption(
+      new Option('--wrm-key <policy>', 'ignore or check the WRM-key token of requests (default ignore)').choices([
+        'ignore',
+        'check',
+      ]),
+    )
+    .option('--capacity <bytes>', 'capacity of the memory resource, e.g. 1GiB (default 1GiB)')
+    .option('--max-allocation <bytes>', 'largest single allocation, e.g. 256MiB (default: the capacity)')
+    .option('--max-duration <seconds>', 'longest lease in seconds (default 2592000 = 30 days)')
+    .action(async (flags: DepotFlags) => {
+      const options = parseDepotOptions(await depotOptionsFrom(flags));
+      const depot = await DepotServer.start(options);
+      process.stdout.write(`listening on ${depot.url}\n`);
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = (signal: NodeJS.Signals) => {
+          if (stopping) {
+            depot.log.warn({ signal }, 'second signal: exiting now');
+            process.exit(1);
+          }
+          stopping = true;
+          depot.log.info({ signal }, 'shutting down');
+          void depot.close().then(resolve);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+    });
+}

@@ -1,0 +1,396 @@
+import {
+  CapType,
+  Command,
+  DEFAULT_STATUS_PASSWORD,
+  ManageOp,
+  Status,
+  StatusOp,
+  capTokens,
+  parseCapability,
+  type Capability,
+  type CapTypeNumber,
+} from '../../depot/index.js';
+import { ClientError, ClientErrorCode } from '../errors.js';
+import { DepotConnection } from './depot-connection.js';
+import { parseInquiryV0, parseInquiryV1, type DepotInquiry, type DepotInquiryV0 } from './inquiry.js';
+
+/** Request timeout when none is given (ms). */
+export const DEFAULT_CLIENT_TIMEOUT_MS = 30_000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/** Idle connections kept per depot for reuse. */
+export const DEFAULT_MAX_IDLE_PER_DEPOT = 4;
+/** Idle connections are closed after this long (below the depots' 60 s idle limit). */
+export const DEFAULT_IDLE_CLOSE_MS = 30_000;
+/** Bodies up to this size are sent right behind the command, without waiting for the go-ahead. */
+export const DEFAULT_EAGER_BODY_BYTES = 64 * 1024;
+/** Server-side timeout token sent with each command (seconds). */
+const WIRE_TIMEOUT_SEC = 30;
+
+export interface IbpClientOptions {
+  readonly timeoutMs?: number;
+  readonly connectTimeoutMs?: number;
+  readonly maxIdlePerDepot?: number;
+  readonly idleCloseMs?: number;
+  readonly eagerBodyBytes?: number;
+}
+
+/** Where a depot listens. */
+export interface DepotAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface AllocateOptions {
+  /** Bytes to reserve. */
+  readonly size: number;
+  /** Lease in seconds; -1 asks for the resource's maximum. */
+  readonly durationSec: number;
+  /** Resource id; `'0'` (default) lets the depot choose. */
+  readonly rid?: string;
+  readonly reliability?: 'soft' | 'hard';
+  /** Use the v0 form (no RID), as old LoRS/libdlt clients do. */
+  readonly v0?: boolean;
+}
+
+export interface AllocationCaps {
+  readonly read: Capability;
+  readonly write: Capability;
+  readonly manage: Capability;
+}
+
+export interface ProbeResult {
+  readonly readRefs: number;
+  readonly writeRefs: number;
+  readonly size: number;
+  readonly maxSize: number;
+  readonly secondsLeft: number;
+  readonly reliability: number;
+  readonly type: number;
+}
+
+export interface ChangeOptions {
+  readonly maxSize: number;
+  /** New lease in seconds from now; negative leaves it unchanged. */
+  readonly durationSec: number;
+  /** 1 soft, 2 hard, -1 unchanged. */
+  readonly reliability?: number;
+}
+
+function positiveInt(value: number, name: string, min = 0): void {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `\`${name}\` must be an integer >= ${min} (got ${value})`);
+  }
+}
+
+function asCap(cap: Capability | string, need: CapTypeNumber, what: string): Capability {
+  const parsed = typeof cap === 'string' ? parseCapability(cap) : cap;
+  if (parsed === undefined) throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `${what}: not a valid IBP capability`);
+  if (parsed.type !== need) {
+    const words = { 1: 'read', 2: 'write', 3: 'manage' } as const;
+    throw new ClientError(
+      ClientErrorCode.INVALID_ARGUMENT,
+      `${what} needs a ${words[need]} capability (got a ${words[parsed.type]} one)`,
+    );
+  }
+  return parsed;
+}
+
+/**
+ * An IBP client: the core calls of the protocol against any IBP depot (Anvil, ACCRE, LoCI),
+ * over pooled persistent connections, with a deadline per request and typed errors.
+ *
+ * @example
+ * const client = new IbpClient();
+ * const caps = await client.allocate({ host: '127.0.0.1', port: 6714 }, { size: 1024, durationSec: 3600 });
+ * await client.store(caps.write, Buffer.from('hello'));
+ * const bytes = await client.load(caps.read, 0, 5);
+ * client.close();
+ */
+export class IbpClient {
+  private readonly idle = new Map<string, DepotConnection[]>();
+  private readonly busy = new Set<DepotConnection>();
+  private readonly timeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly maxIdlePerDepot: number;
+  private readonly idleCloseMs: number;
+  private readonly eagerBodyBytes: number;
+  private readonly reaper: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(options: IbpClientOptions = {}) {
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.maxIdlePerDepot = options.maxIdlePerDepot ?? DEFAULT_MAX_IDLE_PER_DEPOT;
+    this.idleCloseMs = options.idleCloseMs ?? DEFAULT_IDLE_CLOSE_MS;
+    this.eagerBodyBytes = options.eagerBodyBytes ?? DEFAULT_EAGER_BODY_BYTES;
+    positiveInt(this.timeoutMs, 'timeoutMs', 1);
+    positiveInt(this.connectTimeoutMs, 'connectTimeoutMs', 1);
+    positiveInt(this.maxIdlePerDepot, 'maxIdlePerDepot');
+    positiveInt(this.idleCloseMs, 'idleCloseMs', 1);
+    positiveInt(this.eagerBodyBytes, 'eagerBodyBytes');
+    this.reaper = setInterval(() => this.reapIdle(), Math.min(this.idleCloseMs, 5_000));
+    this.reaper.unref();
+  }
+
+  /** ALLOCATE: reserves a byte array on a depot and returns its read, write and manage caps. */
+  async allocate(depot: DepotAddress, options: AllocateOptions): Promise<AllocationCaps> {
+    positiveInt(options.size, 'size', 1);
+    if (!Number.isSafeInteger(options.durationSec) || (options.durationSec < 1 && options.durationSec !== -1)) {
+      throw new ClientError(
+        ClientErrorCode.INVALID_ARGUMENT,
+        `\`durationSec\` must be positive or -1 (got ${options.durationSec})`,
+      );
+    }
+    const rid = options.rid ?? '0';
+    if (!/^\d{1,8}$/.test(rid))
+      throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `\`rid\` must be a decimal id (got ${rid})`);
+    const rel = options.reliability === 'soft' ? 1 : 2;
+    const line =
+      options.v0 === true
+        ? `0 ${Command.ALLOCATE} ${rel} 1 ${options.durationSec} ${options.size} ${WIRE_TIMEOUT_SEC}\n`
+        : `1 ${Command.ALLOCATE} ${rid} ${rel} 1 ${options.durationSec} ${options.size} ${WIRE_TIMEOUT_SEC}\n`;
+    return this.run(depot, 'ALLOCATE', async (c) => {
+      await c.send(line);
+      const t = await this.expectOk(c, 'ALLOCATE');
+      const caps = t.slice(1, 4).map((s) => parseCapability(s));
+      const [read, write, manage] = caps;
+      if (read?.type !== CapType.READ || write?.type !== CapType.WRITE || manage?.type !== CapType.MANAGE) {
+        throw this.protocolError(c, 'ALLOCATE reply does not hold read, write and manage caps');
+      }
+      return { read, write, manage };
+    });
+  }
+
+  /** STORE: appends `data` to the allocation; resolves with the byte count the depot acknowledged. */
+  async store(cap: Capability | string, data: Uint8Array): Promise<number> {
+    const w = asCap(cap, CapType.WRITE, 'store');
+    positiveInt(data.length, 'data.length', 1);
+    const [key, wrm] = capTokens(w);
+    return this.sendBody(w, 'STORE', `1 ${Command.STORE} ${key} ${wrm} ${data.length} ${WIRE_TIMEOUT_SEC}\n`, data);
+  }
+
+  /** WRITE: writes `data` at `offset` of the allocation. */
+  async write(cap: Capability | string, offset: number, data: Uint8Array): Promise<number> {
+    const w = asCap(cap, CapType.WRITE, 'write');
+    positiveInt(offset, 'offset');
+    positiveInt(data.length, 'data.length', 1);
+    const [key, wrm] = capTokens(w);
+    return this.sendBody(w, 'WRITE', `1 ${Command.WRITE} ${key} ${wrm} ${offset} ${data.length} ${WIRE_TIMEOUT_SEC}\n`, data);
+  }
+
+  /** LOAD: reads `length` bytes at `offset`. */
+  async load(cap: Capability | string, offset: number, length: number): Promise<Buffer> {
+    const r = asCap(cap, CapType.READ, 'load');
+    positiveInt(offset, 'offset');
+    positiveInt(length, 'length', 1);
+    const [key, wrm] = capTokens(r);
+    return this.run(r, 'LOAD', async (c) => {
+      await c.send(`1 ${Command.LOAD} ${key} ${wrm} ${offset} ${length} ${WIRE_TIMEOUT_SEC}\n`);
+      const t = await this.expectOk(c, 'LOAD');
+      if (Number(t[1]) !== length) throw this.protocolError(c, `LOAD announced ${t[1]} bytes, ${length} were asked`);
+      return c.readBytes(length);
+    });
+  }
+
+  /** MANAGE PROBE: reference counts, sizes, time left, reliability and type. */
+  async probe(cap: Capability | string): Promise<ProbeResult> {
+    const m = asCap(cap, CapType.MANAGE, 'probe');
+    const t = await this.manage(m, 'PROBE', `${ManageOp.PROBE} ${CapType.MANAGE} 0 0 0`);
+    const n = t.slice(1, 8).map(Number);
+    if (n.length !== 7 || n.some((x) => !Number.isFinite(x)))
+      throw new ClientError(ClientErrorCode.PROTOCOL, `malformed PROBE reply`);
+    const [readRefs, writeRefs, size, maxSize, secondsLeft, reliability, type] = n as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    return { readRefs, writeRefs, size, maxSize, secondsLeft, reliability, type };
+  }
+
+  /** MANAGE INCR: adds one to the read or write reference count. */
+  async incr(cap: Capability | string, which: 'read' | 'write'): Promise<void> {
+    const m = asCap(cap, CapType.MANAGE, 'incr');
+    await this.manage(m, 'INCR', `${ManageOp.INCR} ${which === 'read' ? CapType.READ : CapType.WRITE}`);
+  }
+
+  /** MANAGE DECR: removes one from a reference count; the allocation is deleted when both reach 0. */
+  async decr(cap: Capability | string, which: 'read' | 'write'): Promise<void> {
+    const m = asCap(cap, CapType.MANAGE, 'decr');
+    await this.manage(m, 'DECR', `${ManageOp.DECR} ${which === 'read' ? CapType.READ : CapType.WRITE}`);
+  }
+
+  /** MANAGE CHNG: new max size, lease and reliability (CHNG cannot cut data; see truncate). */
+  async change(cap: Capability | string, options: ChangeOptions): Promise<void> {
+    const m = asCap(cap, CapType.MANAGE, 'change');
+    positiveInt(options.maxSize, 'maxSize', 1);
+    const rel = options.reliability ?? -1;
+    await this.manage(m, 'CHNG', `${ManageOp.CHNG} ${CapType.MANAGE} ${options.maxSize} ${options.durationSec} ${rel}`);
+  }
+
+  /** MANAGE TRUNCATE (ACCRE dialect): sets the max size, cutting data beyond it. */
+  async truncate(cap: Capability | string, size: number): Promise<void> {
+    const m = asCap(cap, CapType.MANAGE, 'truncate');
+    positiveInt(size, 'size');
+    await this.manage(m, 'TRUNCATE', `${ManageOp.TRUNCATE} ${size}`);
+  }
+
+  /** STATUS ST_INQ (v1): the depot's resources and NFU ops. `rid` `'0'` (default) asks for all. */
+  async status(depot: DepotAddress, options: { rid?: string; password?: string } = {}): Promise<DepotInquiry> {
+    const rid = options.rid ?? '0';
+    const password = options.password ?? DEFAULT_STATUS_PASSWORD;
+    return this.run(depot, 'STATUS', async (c) => {
+      await c.send(`1 ${Command.STATUS} ${rid} ${StatusOp.INQ} ${password} ${WIRE_TIMEOUT_SEC}\n`);
+      const t = await this.expectOk(c, 'STATUS');
+      const n = Number(t[1]);
+      if (!Number.isSafeInteger(n) || n < 1 || n > 1024 * 1024) throw this.protocolError(c, `STATUS announced ${t[1]} bytes`);
+      const body = (await c.readBytes(n)).toString('latin1');
+      return parseInquiryV1(body);
+    });
+  }
+
+  /** STATUS ST_INQ in the v0 form (five numbers), as old LoRS tools ask. */
+  async statusV0(depot: DepotAddress, password = DEFAULT_STATUS_PASSWORD): Promise<DepotInquiryV0> {
+    return this.run(depot, 'STATUS', async (c) => {
+      await c.send(`0 ${Command.STATUS} ${StatusOp.INQ} ${password} ${WIRE_TIMEOUT_SEC}\n`);
+      const t = await c.readTokens();
+      const first = Number(t[0]);
+      if (first < 0 && t.length === 1) throw ClientError.fromStatus(first, c.depot, 'STATUS');
+      return parseInquiryV0(t);
+    });
+  }
+
+  /** STATUS ST_RES: the depot's resource ids. */
+  async resources(depot: DepotAddress): Promise<string[]> {
+    return this.run(depot, 'STATUS', async (c) => {
+      await c.send(`1 ${Command.STATUS} ${StatusOp.RES} ${WIRE_TIMEOUT_SEC}\n`);
+      const t = await this.expectOk(c, 'STATUS');
+      return t.slice(1);
+    });
+  }
+
+  /** STATUS ST_VERSION (ACCRE dialect): free-text lines describing the depot. */
+  async version(depot: DepotAddress): Promise<string[]> {
+    return this.run(depot, 'STATUS', async (c) => {
+      await c.send(`1 ${Command.STATUS} ${StatusOp.VERSION} ${WIRE_TIMEOUT_SEC}\n`);
+      await this.expectOk(c, 'STATUS');
+      const lines: string[] = [];
+      for (let i = 0; i < 10_000; i++) {
+        const line = await c.readLine();
+        if (line === 'END') return lines;
+        lines.push(line);
+      }
+      throw this.protocolError(c, 'ST_VERSION reply has no END line');
+    });
+  }
+
+  /** Closes every pooled connection; later calls fail with `CLIENT_ERR_CLOSED`. */
+  close(): void {
+    this.closed = true;
+    clearInterval(this.reaper);
+    for (const list of this.idle.values()) for (const c of list) c.destroy();
+    for (const c of this.busy) c.destroy();
+    this.idle.clear();
+    this.busy.clear();
+  }
+
+  private async manage(m: Capability, what: string, args: string): Promise<string[]> {
+    const [key, wrm] = capTokens(m);
+    return this.run(m, what, async (c) => {
+      await c.send(`1 ${Command.MANAGE} ${key} ${wrm} ${args} ${WIRE_TIMEOUT_SEC}\n`);
+      return this.expectOk(c, what);
+    });
+  }
+
+  private sendBody(w: Capability, what: string, line: string, data: Uint8Array): Promise<number> {
+    return this.run(w, what, async (c) => {
+      if (data.length <= this.eagerBodyBytes) {
+        await c.send(line, data);
+        await this.expectOk(c, what);
+      } else {
+        await c.send(line);
+        await this.expectOk(c, what);
+        await c.send(data);
+      }
+      const t = await this.expectOk(c, what);
+      const n = Number(t[1]);
+      if (n !== data.length) throw this.protocolError(c, `${what} acknowledged ${t[1]} of ${data.length} bytes`);
+      return n;
+    });
+  }
+
+  /** Reads a reply line; a negative status becomes a {@link ClientError}. */
+  private async expectOk(c: DepotConnection, what: string): Promise<string[]> {
+    const t = await c.readTokens();
+    const status = Number(t[0]);
+    if (status === Status.OK) return t;
+    if (Number.isInteger(status) && status < 0) {
+      const retry = t[1] === undefined ? undefined : Number(t[1]);
+      throw ClientError.fromStatus(status, c.depot, what, Number.isFinite(retry) ? retry : undefined);
+    }
+    throw this.protocolError(c, `${what} reply starts with ${JSON.stringify(t[0] ?? '')}, not a status`);
+  }
+
+  private protocolError(c: DepotConnection, message: string): ClientError {
+    return new ClientError(ClientErrorCode.PROTOCOL, `${message} (depot ${c.depot})`, { depot: c.depot });
+  }
+
+  /** Runs one request on a pooled connection; a connection that failed is never reused. */
+  private async run<T>(depot: DepotAddress, what: string, fn: (c: DepotConnection) => Promise<T>): Promise<T> {
+    if (this.closed) throw new ClientError(ClientErrorCode.CLOSED, `${what}: the client is closed`);
+    const c = await this.acquire(depot);
+    this.busy.add(c);
+    let ok = false;
+    try {
+      const result = await c.request(this.timeoutMs, () => fn(c));
+      ok = true;
+      return result;
+    } finally {
+      this.busy.delete(c);
+      // A refused request may be followed by the depot closing the connection: do not reuse it.
+      if (ok) this.release(c);
+      else c.destroy();
+    }
+  }
+
+  private async acquire(depot: DepotAddress): Promise<DepotConnection> {
+    const key = `${depot.host}:${depot.port}`;
+    const list = this.idle.get(key);
+    while (list !== undefined && list.length > 0) {
+      const c = list.pop()!;
+      if (c.usable) return c;
+      c.destroy();
+    }
+    return DepotConnection.open(depot.host, depot.port, this.connectTimeoutMs);
+  }
+
+  private release(c: DepotConnection): void {
+    if (this.closed || !c.usable) {
+      c.destroy();
+      return;
+    }
+    const list = this.idle.get(c.depot) ?? [];
+    if (list.length >= this.maxIdlePerDepot) {
+      c.destroy();
+      return;
+    }
+    list.push(c);
+    this.idle.set(c.depot, list);
+  }
+
+  private reapIdle(): void {
+    const cutoff = Date.now() - this.idleCloseMs;
+    for (const [key, list] of this.idle) {
+      const keep = list.filter((c) => {
+        if (c.lastUsed >= cutoff && c.usable) return true;
+        c.destroy();
+        return false;
+      });
+      if (keep.length === 0) this.idle.delete(key);
+      else this.idle.set(key, keep);
+    }
+  }
+}
