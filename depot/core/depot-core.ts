@@ -32,8 +32,10 @@ export interface AllocatedCaps {
 /** Why an allocation left the depot (for logs and metrics). */
 export type FreeReason = 'expired' | 'deleted';
 
-export interface DepotCoreEvents {
+export interface DepotCoreDeps {
   onFree?(allocation: MemoryAllocation, reason: FreeReason): void;
+  /** Source of capability keys; CSPRNG by default. Tests inject a seeded one for repeatable caps. */
+  newKey?(): string;
 }
 
 const MANAGE_WORD: Readonly<Record<CapTypeNumber, string>> = { 1: 'read', 2: 'write', 3: 'manage' };
@@ -64,7 +66,7 @@ export class DepotCore {
   constructor(
     readonly options: DepotOptions,
     readonly clock: Clock,
-    private readonly events: DepotCoreEvents = {},
+    private readonly deps: DepotCoreDeps = {},
   ) {
     for (const r of options.resources) this.resources.set(r.rid, { options: r, reservedBytes: 0, allocations: 0 });
     this.capHost = options.publicHost;
@@ -109,7 +111,8 @@ export class DepotCore {
       );
     }
 
-    const keys = { 1: newCapabilityKey(), 2: newCapabilityKey(), 3: newCapabilityKey() } as const;
+    const newKey = this.deps.newKey ?? newCapabilityKey;
+    const keys = { 1: newKey(), 2: newKey(), 3: newKey() } as const;
     const digests = { 1: digestKey(keys[1]), 2: digestKey(keys[2]), 3: digestKey(keys[3]) } as const;
     const allocation = new MemoryAllocation({
       id: this.nextId++,
@@ -372,6 +375,6 @@ export class DepotCore {
     r.reservedBytes -= a.maxSize;
     r.allocations--;
     a.release();
-    this.events.onFree?.(a, reason);
+    this.deps.onFree?.(a, reason);
   }
 }

@@ -12,6 +12,8 @@ export interface DepotServerDeps {
   readonly clock?: Clock;
   /** Logger; defaults to pino on stderr at `options.logLevel`. */
   readonly logger?: Logger;
+  /** Source of capability keys (tests only; the default is the CSPRNG). */
+  readonly newKey?: () => string;
 }
 
 /**
@@ -37,6 +39,7 @@ export class DepotServer {
     this.log = deps.logger ?? pino({ level: options.logLevel, base: { svc: 'depot' } }, pino.destination(2));
     this.core = new DepotCore(options, deps.clock ?? systemClock, {
       onFree: (a, reason) => this.log.debug({ alloc: a.id, rid: a.rid, reason }, 'allocation freed'),
+      ...(deps.newKey === undefined ? {} : { newKey: deps.newKey }),
     });
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
