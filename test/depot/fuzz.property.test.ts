@@ -4,12 +4,45 @@ import { parseRequest } from '../../depot/index.js';
 import { RawSession, rawAllocate, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 
 const vocabulary = fc.constantFrom(
-  '0', '1', '2', '-1', '4', '5', '8', '9', '12', '13', '40', '41', '42', '43', '45', '99', '3600', '1048576',
-  '18446744073709551616', '-9999999999999999', '1#abc', '2#', '#', 'ibp', 'IBP', '0.5', 'nan', '1e9', '',
-  'ibp://127.0.0.1:6714/1#k/1/READ', '\t', '\x00', '\xff', '\r',
+  '0',
+  '1',
+  '2',
+  '-1',
+  '4',
+  '5',
+  '8',
+  '9',
+  '12',
+  '13',
+  '40',
+  '41',
+  '42',
+  '43',
+  '45',
+  '99',
+  '3600',
+  '1048576',
+  '18446744073709551616',
+  '-9999999999999999',
+  '1#abc',
+  '2#',
+  '#',
+  'ibp',
+  'IBP',
+  '0.5',
+  'nan',
+  '1e9',
+  '',
+  'ibp://127.0.0.1:6714/1#k/1/READ',
+  '\t',
+  '\x00',
+  '\xff',
+  '\r',
 );
 const tokenSoup = fc.array(vocabulary, { minLength: 1, maxLength: 12 }).map((t) => t.join(' '));
-const randomBytes = fc.uint8Array({ minLength: 1, maxLength: 200 }).map((b) => Buffer.from(b).toString('latin1').replace(/\n/g, ' '));
+const randomBytes = fc
+  .uint8Array({ minLength: 1, maxLength: 200 })
+  .map((b) => Buffer.from(b).toString('latin1').replace(/\n/g, ' '));
 
 /** Lines that are malformed, or well-formed but naming keys that cannot exist. */
 function isMalformed(line: string): boolean {

@@ -32,13 +32,51 @@ type Cmd =
 
 const idx = fc.nat(7);
 const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ k: fc.constant('allocate' as const), size: fc.integer({ min: 1, max: 320 }), dur: fc.integer({ min: 1, max: 110 }) }) },
-  { weight: 3, arbitrary: fc.record({ k: fc.constant('store' as const), i: idx, len: fc.integer({ min: 1, max: 80 }), fill: fc.nat(255) }) },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('write' as const), i: idx, off: fc.nat(300), len: fc.integer({ min: 1, max: 60 }), fill: fc.nat(255) }) },
-  { weight: 3, arbitrary: fc.record({ k: fc.constant('load' as const), i: idx, off: fc.nat(200), len: fc.integer({ min: 1, max: 120 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      k: fc.constant('allocate' as const),
+      size: fc.integer({ min: 1, max: 320 }),
+      dur: fc.integer({ min: 1, max: 110 }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({ k: fc.constant('store' as const), i: idx, len: fc.integer({ min: 1, max: 80 }), fill: fc.nat(255) }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      k: fc.constant('write' as const),
+      i: idx,
+      off: fc.nat(300),
+      len: fc.integer({ min: 1, max: 60 }),
+      fill: fc.nat(255),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({ k: fc.constant('load' as const), i: idx, off: fc.nat(200), len: fc.integer({ min: 1, max: 120 }) }),
+  },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('probe' as const), i: idx }) },
-  { weight: 1, arbitrary: fc.record({ k: fc.constantFrom('incr' as const, 'decr' as const), i: idx, which: fc.constantFrom('read' as const, 'write' as const) }) },
-  { weight: 1, arbitrary: fc.record({ k: fc.constant('chng' as const), i: idx, maxSize: fc.integer({ min: 1, max: 320 }), dur: fc.integer({ min: -1, max: 110 }), rel: fc.constantFrom(-1, 1, 2) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constantFrom('incr' as const, 'decr' as const),
+      i: idx,
+      which: fc.constantFrom('read' as const, 'write' as const),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant('chng' as const),
+      i: idx,
+      maxSize: fc.integer({ min: 1, max: 320 }),
+      dur: fc.integer({ min: -1, max: 110 }),
+      rel: fc.constantFrom(-1, 1, 2),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('truncate' as const), i: idx, size: fc.nat(320) }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('advance' as const), ms: fc.nat(40_000) }) },
 );
@@ -58,7 +96,10 @@ describe('model-based: random valid command sequences agree with a small model',
     await fc.assert(
       fc.asyncProperty(fc.array(cmdArb, { minLength: 1, maxLength: 40 }), async (cmds) => {
         const clock = new VirtualClock();
-        const t = await startDepot({ resource: [{ rid: '1', capacityBytes: CAPACITY, maxAllocationBytes: MAX_ALLOC, maxDurationSec: MAX_DURATION }] }, clock);
+        const t = await startDepot(
+          { resource: [{ rid: '1', capacityBytes: CAPACITY, maxAllocationBytes: MAX_ALLOC, maxDurationSec: MAX_DURATION }] },
+          clock,
+        );
         const allocs: ModelAlloc[] = [];
         const live = (a: ModelAlloc) => !a.deleted && clock.now() < a.expiresAt;
         const reserved = () => allocs.filter(live).reduce((s, a) => s + a.maxSize, 0);
@@ -74,7 +115,16 @@ describe('model-based: random valid command sequences agree with a small model',
               try {
                 const caps = await t.client.allocate(t, { size: c.size, durationSec: c.dur, rid: '1' });
                 expect(expected).toBe(1);
-                allocs.push({ caps, maxSize: c.size, data: [], readRefs: 1, writeRefs: 0, expiresAt: clock.now() + c.dur * 1000, reliability: 2, deleted: false });
+                allocs.push({
+                  caps,
+                  maxSize: c.size,
+                  data: [],
+                  readRefs: 1,
+                  writeRefs: 0,
+                  expiresAt: clock.now() + c.dur * 1000,
+                  reliability: 2,
+                  deleted: false,
+                });
               } catch (e) {
                 expect((e as ClientError).status).toBe(expected);
               }
@@ -154,7 +204,9 @@ describe('model-based: random valid command sequences agree with a small model',
                         : dur > MAX_DURATION
                           ? -45
                           : 1;
-                expect(await statusOf(t.client.change(a.caps.manage, { maxSize: c.maxSize, durationSec: dur, reliability: c.rel }))).toBe(expected);
+                expect(
+                  await statusOf(t.client.change(a.caps.manage, { maxSize: c.maxSize, durationSec: dur, reliability: c.rel })),
+                ).toBe(expected);
                 if (expected === 1) {
                   a.maxSize = c.maxSize;
                   if (dur > 0) a.expiresAt = clock.now() + dur * 1000;

@@ -11,7 +11,9 @@ describe('parseDepotOptions', () => {
   it('defaults: loopback, port 6714, one 1 GiB memory resource RID 1, 64 KiB lines, frozen', () => {
     const o = parseDepotOptions();
     expect(o).toMatchObject({ host: '127.0.0.1', port: 6714, publicHost: '127.0.0.1', statusPassword: 'ibp', wrmKey: 'ignore' });
-    expect(o.resources).toEqual([{ rid: '1', kind: 'memory', capacityBytes: 1024 ** 3, maxAllocationBytes: 1024 ** 3, maxDurationSec: 2_592_000 }]);
+    expect(o.resources).toEqual([
+      { rid: '1', kind: 'memory', capacityBytes: 1024 ** 3, maxAllocationBytes: 1024 ** 3, maxDurationSec: 2_592_000 },
+    ]);
     expect(o.limits.maxCommandLineBytes).toBe(DEFAULT_MAX_COMMAND_LINE_BYTES);
     expect(Object.isFrozen(o)).toBe(true);
     expect(Object.isFrozen(o.limits)).toBe(true);
@@ -40,21 +42,65 @@ describe('parseDepotOptions', () => {
     ['port range', { port: 70000 }, 'invalid config: `port` must be an integer from 0 to 65535 (got 70000)'],
     ['port type', { port: '80' }, 'invalid config: `port` must be an integer from 0 to 65535 (got "80")'],
     ['wrmKey', { wrmKey: 'maybe' }, 'invalid config: `wrmKey` must be "ignore" or "check" (got "maybe")'],
-    ['logLevel', { logLevel: 'loud' }, 'invalid config: `logLevel` must be one of fatal, error, warn, info, debug, trace, silent (got "loud")'],
-    ['password with space', { statusPassword: 'a b' }, 'invalid config: `statusPassword` must be a non-empty string without spaces (got "a b")'],
+    [
+      'logLevel',
+      { logLevel: 'loud' },
+      'invalid config: `logLevel` must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',
+    ],
+    [
+      'password with space',
+      { statusPassword: 'a b' },
+      'invalid config: `statusPassword` must be a non-empty string without spaces (got "a b")',
+    ],
     ['resources empty', { resource: [] }, 'invalid config: `resource` must be a non-empty list of tables ([[resource]] in TOML)'],
-    ['rid 0', { resource: [{ rid: '0' }] }, 'invalid config: `resource[0].rid` must be a decimal id from 1 to 99999999 (got "0")'],
+    [
+      'rid 0',
+      { resource: [{ rid: '0' }] },
+      'invalid config: `resource[0].rid` must be a decimal id from 1 to 99999999 (got "0")',
+    ],
     ['duplicate rid', { resource: [{ rid: '2' }, { rid: '2' }] }, 'invalid config: resource id 2 is given twice'],
     ['kind', { resource: [{ kind: 'tape' }] }, 'invalid config: `resource[0].kind` must be "memory" (got "tape")'],
-    ['bad size', { resource: [{ capacityBytes: '12 parsecs' }] }, 'invalid config: `resource[0].capacityBytes` must be a byte size such as 1048576 or "64MiB" (got "12 parsecs")'],
-    ['negative size', { resource: [{ capacityBytes: -1 }] }, 'invalid config: `resource[0].capacityBytes` must be a non-negative integer number of bytes (got -1)'],
-    ['max alloc > capacity', { resource: [{ capacityBytes: 10, maxAllocationBytes: 11 }] }, 'invalid config: `resource[0].maxAllocationBytes` must be from 1 to capacityBytes (10) (got 11)'],
-    ['duration', { resource: [{ maxDurationSec: 0 }] }, 'invalid config: `resource[0].maxDurationSec` must be an integer from 1 to 3153600000 (got 0)'],
+    [
+      'bad size',
+      { resource: [{ capacityBytes: '12 parsecs' }] },
+      'invalid config: `resource[0].capacityBytes` must be a byte size such as 1048576 or "64MiB" (got "12 parsecs")',
+    ],
+    [
+      'negative size',
+      { resource: [{ capacityBytes: -1 }] },
+      'invalid config: `resource[0].capacityBytes` must be a non-negative integer number of bytes (got -1)',
+    ],
+    [
+      'max alloc > capacity',
+      { resource: [{ capacityBytes: 10, maxAllocationBytes: 11 }] },
+      'invalid config: `resource[0].maxAllocationBytes` must be from 1 to capacityBytes (10) (got 11)',
+    ],
+    [
+      'duration',
+      { resource: [{ maxDurationSec: 0 }] },
+      'invalid config: `resource[0].maxDurationSec` must be an integer from 1 to 3153600000 (got 0)',
+    ],
     ['limit unknown', { limits: { maxFrames: 1 } }, 'invalid config: unknown option `limits.maxFrames`'],
-    ['limit range', { limits: { maxConnections: 0 } }, 'invalid config: `limits.maxConnections` must be an integer from 1 to 1000000000 (got 0)'],
-    ['line limit range', { limits: { maxCommandLineBytes: 10 } }, 'invalid config: `limits.maxCommandLineBytes` must be from 64 to 16777216 bytes (got 10)'],
-    ['wildcard host', { host: '::' }, 'invalid config: `publicHost` is required when binding the wildcard address :: (it is written into caps)'],
-    ['resource and resources', { resource: [{}], resources: [{}] }, 'invalid config: `resource` and `resources` are the same option; give only one'],
+    [
+      'limit range',
+      { limits: { maxConnections: 0 } },
+      'invalid config: `limits.maxConnections` must be an integer from 1 to 1000000000 (got 0)',
+    ],
+    [
+      'line limit range',
+      { limits: { maxCommandLineBytes: 10 } },
+      'invalid config: `limits.maxCommandLineBytes` must be from 64 to 16777216 bytes (got 10)',
+    ],
+    [
+      'wildcard host',
+      { host: '::' },
+      'invalid config: `publicHost` is required when binding the wildcard address :: (it is written into caps)',
+    ],
+    [
+      'resource and resources',
+      { resource: [{}], resources: [{}] },
+      'invalid config: `resource` and `resources` are the same option; give only one',
+    ],
   ];
   it.each(invalid)('%s → DEPOT_ERR_CONFIG with an exact message', (_name, input, message) => {
     let caught: unknown;

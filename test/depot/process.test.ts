@@ -54,7 +54,11 @@ describe('anvil depot as a real process', () => {
     }
     r.child.kill('SIGTERM');
     expect(await r.exit).toBe(0);
-    const logs = r.stderr().trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
+    const logs = r
+      .stderr()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string });
     expect(logs.map((l) => l.msg)).toEqual(expect.arrayContaining(['depot listening', 'shutting down', 'depot closed']));
     expect(r.stderr()).not.toMatch(/#[A-Za-z0-9_-]{43}/); // no capability key in any log line
   });
@@ -64,7 +68,16 @@ describe('anvil depot as a real process', () => {
     const file = join(dir, 'depot.toml');
     writeFileSync(
       file,
-      ['port = 1', 'statusPassword = "s3cret"', '[[resource]]', 'rid = "7"', 'capacityBytes = "2MiB"', 'maxDurationSec = 600', '[limits]', 'maxConnections = 5'].join('\n'),
+      [
+        'port = 1',
+        'statusPassword = "s3cret"',
+        '[[resource]]',
+        'rid = "7"',
+        'capacityBytes = "2MiB"',
+        'maxDurationSec = 600',
+        '[limits]',
+        'maxConnections = 5',
+      ].join('\n'),
     );
     const r = run(['depot', '--config', file, '--port', '0', '--log-level', 'silent']);
     const addr = await listening(r);
@@ -82,8 +95,14 @@ describe('anvil depot as a real process', () => {
 
   it.each([
     [['--port', '99999'], 'DEPOT_ERR_CONFIG: invalid config: `port` must be an integer from 0 to 65535 (got 99999)'],
-    [['--capacity', 'lots'], 'DEPOT_ERR_CONFIG: invalid config: `resource[0].capacityBytes` must be a byte size such as 1048576 or "64MiB" (got "lots")'],
-    [['--host', '0.0.0.0'], 'DEPOT_ERR_CONFIG: invalid config: `publicHost` is required when binding the wildcard address 0.0.0.0 (it is written into caps)'],
+    [
+      ['--capacity', 'lots'],
+      'DEPOT_ERR_CONFIG: invalid config: `resource[0].capacityBytes` must be a byte size such as 1048576 or "64MiB" (got "lots")',
+    ],
+    [
+      ['--host', '0.0.0.0'],
+      'DEPOT_ERR_CONFIG: invalid config: `publicHost` is required when binding the wildcard address 0.0.0.0 (it is written into caps)',
+    ],
     [['--config', '/nonexistent/anvil.toml'], 'DEPOT_ERR_CONFIG: cannot read config file /nonexistent/anvil.toml'],
   ])('refuses bad configuration %j with a precise message and exit code 2', async (args, message) => {
     const r = run(['depot', ...args]);

@@ -1,0 +1,118 @@
+/**
+ * `npm run bench:depot`: store and load throughput of one depot process on loopback, plus the
+ * small-operation rate, printed as JSON. The depot runs as a child process (as in production);
+ * the client is the framework's IbpClient. Bounded: each row runs for at most ROW_SECONDS.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { IbpClient, type DepotAddress } from '../framework/index.js';
+
+const ROW_SECONDS = Number(process.env['BENCH_ROW_SECONDS'] ?? 6);
+const BIN = new URL('../../bin/anvil.js', import.meta.url).pathname;
+
+interface Row {
+  name: string;
+  iterations: number;
+  seconds: number;
+  storeMBps?: number;
+  loadMBps?: number;
+  opsPerSec?: number;
+}
+
+async function startDepot(): Promise<{ addr: DepotAddress; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [BIN, 'depot', '--port', '0', '--capacity', '2GiB', '--log-level', 'warn'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const m = /listening on ibp:\/\/([^:]+):(\d+)/.exec(out);
+    if (m) {
+      return {
+        addr: { host: m[1]!, port: Number(m[2]) },
+        stop: async () => {
+          child.kill('SIGTERM');
+          await once(child, 'exit');
+        },
+      };
+    }
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error('depot did not start');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function storeLoad(client: IbpClient, addr: DepotAddress, size: number): Promise<Row> {
+  const data = Buffer.alloc(size);
+  for (let i = 0; i < size; i += 4096) data.writeUInt32LE(i, i);
+  let storeNs = 0n;
+  let loadNs = 0n;
+  let iterations = 0;
+  const started = Date.now();
+  while (Date.now() - started < ROW_SECONDS * 1000 || iterations < 2) {
+    const caps = await client.allocate(addr, { size, durationSec: 600 });
+    const t0 = process.hrtime.bigint();
+    await client.store(caps.write, data);
+    const t1 = process.hrtime.bigint();
+    const back = await client.load(caps.read, 0, size);
+    const t2 = process.hrtime.bigint();
+    if (back.readUInt32LE(size - (size % 4096 || 4096)) !== size - (size % 4096 || 4096)) throw new Error('corrupt load');
+    await client.decr(caps.manage, 'read');
+    storeNs += t1 - t0;
+    loadNs += t2 - t1;
+    iterations++;
+  }
+  const mb = (size * iterations) / 1e6;
+  return {
+    name: `depot:store-load:memory:size=${size}`,
+    iterations,
+    seconds: (Date.now() - started) / 1000,
+    storeMBps: round(mb / (Number(storeNs) / 1e9)),
+    loadMBps: round(mb / (Number(loadNs) / 1e9)),
+  };
+}
+
+async function smallOps(addr: DepotAddress, concurrency: number): Promise<Row> {
+  const data = Buffer.alloc(4096, 1);
+  const clients = Array.from({ length: concurrency }, () => new IbpClient());
+  let iterations = 0;
+  const started = Date.now();
+  await Promise.all(
+    clients.map(async (client) => {
+      while (Date.now() - started < ROW_SECONDS * 1000) {
+        const caps = await client.allocate(addr, { size: 4096, durationSec: 600 });
+        await client.store(caps.write, data);
+        await client.load(caps.read, 0, 4096);
+        await client.decr(caps.manage, 'read');
+        iterations++;
+      }
+    }),
+  );
+  for (const c of clients) c.close();
+  const seconds = (Date.now() - started) / 1000;
+  return {
+    name: `depot:small-ops:allocate+store4k+load:memory:clients=${concurrency}`,
+    iterations,
+    seconds,
+    opsPerSec: round(iterations / seconds),
+  };
+}
+
+function round(x: number): number {
+  return Math.round(x * 10) / 10;
+}
+
+const depot = await startDepot();
+const client = new IbpClient({ timeoutMs: 120_000 });
+const rows: Row[] = [];
+try {
+  for (const size of [4096, 1 << 20, 64 << 20]) rows.push(await storeLoad(client, depot.addr, size));
+  rows.push(await smallOps(depot.addr, 1));
+  rows.push(await smallOps(depot.addr, 8));
+} finally {
+  client.close();
+  await depot.stop();
+}
+process.stdout.write(
+  `${JSON.stringify({ bench: 'depot', node: process.version, when: new Date().toISOString(), rowSeconds: ROW_SECONDS, rows }, null, 2)}\n`,
+);
