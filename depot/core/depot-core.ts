@@ -98,6 +98,7 @@ export class DepotCore {
       );
     }
     if (req.size < 1) throw err(DepotErrorCode.INVALID_PARAMETER, `\`size\` must be at least 1 byte (got ${req.size})`);
+    this.sweep(); // give back the capacity of leases that ran out since the last sweep
     if (this.byId.size >= this.options.limits.maxAllocations) {
       throw err(DepotErrorCode.ALLOC_FAILED, `the depot holds its maximum of ${this.options.limits.maxAllocations} allocations`);
     }
@@ -261,6 +262,7 @@ export class DepotCore {
 
   /** Resource figures for ST_INQ; `rid` undefined or `'0'` means every resource. */
   resourceStatus(rid: string | undefined): ResourceStatus[] {
+    this.sweep();
     const states = rid === undefined || rid === '0' ? [...this.resources.values()] : [this.resourceById(rid)];
     return states.map((s) => ({
       rid: s.options.rid,
@@ -342,6 +344,7 @@ export class DepotCore {
         `max size ${newMax} exceeds resource ${r.options.rid}'s maxAllocationBytes (${r.options.maxAllocationBytes})`,
       );
     }
+    this.sweep();
     const growth = newMax - a.maxSize;
     const free = r.options.capacityBytes - r.reservedBytes;
     if (growth > free) {

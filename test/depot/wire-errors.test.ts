@@ -176,7 +176,7 @@ describe('IBP wire: every refusal has its exact status and changes nothing', () 
       await rawAllocate(s, 2000, 10);
       expect(t.depot.core.allocationCount).toBe(2);
       clock.advance(10_000);
-      expect(t.depot.core.sweep()).toBe(1);
+      t.depot.core.sweep(); // the periodic sweep may already have run: either way it is gone
       expect(t.depot.core.allocationCount).toBe(1);
     } finally {
       s.end();
