@@ -50,3 +50,25 @@ export { parseRequest, tokenize } from './protocol/parse.js';
 export type { IbpRequest } from './protocol/requests.js';
 export { ByteQueue, LINE_TOO_LONG } from './protocol/byte-queue.js';
 export { StreamReader, ReadError, type ReadFailure } from './protocol/stream-reader.js';
+export {
+  IbpClient,
+  DEFAULT_CLIENT_TIMEOUT_MS,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_MAX_IDLE_PER_DEPOT,
+  DEFAULT_IDLE_CLOSE_MS,
+  DEFAULT_EAGER_BODY_BYTES,
+  type IbpClientOptions,
+  type DepotAddress,
+  type AllocateOptions,
+  type AllocationCaps,
+  type ProbeResult,
+  type ChangeOptions,
+} from './client/ibp-client.js';
+export {
+  parseInquiryV1,
+  parseInquiryV0,
+  type DepotInquiry,
+  type DepotInquiryV0,
+  type ResourceInquiry,
+} from './client/inquiry.js';
+export { ClientError, ClientErrorCode } from './client/client-error.js';

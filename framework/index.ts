@@ -1,4 +1,7 @@
-/** Anvil framework: the client side (IBP client today; exNodes, tools and the coordinator later). */
+/**
+ * Anvil framework: the client side. The IBP client itself lives with the protocol in depot/ and is
+ * re-exported here; exNodes, LoRS-style tools and the coordinator build on it.
+ */
 export {
   IbpClient,
   DEFAULT_CLIENT_TIMEOUT_MS,
@@ -6,13 +9,18 @@ export {
   DEFAULT_MAX_IDLE_PER_DEPOT,
   DEFAULT_IDLE_CLOSE_MS,
   DEFAULT_EAGER_BODY_BYTES,
+  parseInquiryV1,
+  parseInquiryV0,
+  ClientError,
+  ClientErrorCode,
   type IbpClientOptions,
   type DepotAddress,
   type AllocateOptions,
   type AllocationCaps,
   type ProbeResult,
   type ChangeOptions,
-} from './ibp/ibp-client.js';
-export { parseInquiryV1, parseInquiryV0, type DepotInquiry, type DepotInquiryV0, type ResourceInquiry } from './ibp/inquiry.js';
-export { ClientError, ClientErrorCode } from './errors.js';
+  type DepotInquiry,
+  type DepotInquiryV0,
+  type ResourceInquiry,
+} from '../depot/index.js';
 export { main } from './cli/main.js';

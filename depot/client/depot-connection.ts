@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
-import { ReadError, StreamReader, tokenize } from '../../depot/index.js';
-import { ClientError, ClientErrorCode } from '../errors.js';
+import { ReadError, StreamReader } from '../protocol/stream-reader.js';
+import { tokenize } from '../protocol/parse.js';
+import { ClientError, ClientErrorCode } from './client-error.js';
 
 /** Longest reply line the client accepts (a v1 ST_INQ header or an allocate reply is far shorter). */
 const MAX_REPLY_LINE_BYTES = 64 * 1024;

@@ -1,4 +1,4 @@
-import { ClientError, ClientErrorCode } from '../errors.js';
+import { ClientError, ClientErrorCode } from './client-error.js';
 
 /** One resource section (`RID:… RE`) of a v1 ST_INQ body. Sizes in bytes. */
 export interface ResourceInquiry {

@@ -1,4 +1,4 @@
-import { statusName } from '../depot/index.js';
+import { statusName } from '../protocol/commands.js';
 
 const BRAND = Symbol.for('anvil.error');
 

@@ -1,16 +1,7 @@
-import {
-  CapType,
-  Command,
-  DEFAULT_STATUS_PASSWORD,
-  ManageOp,
-  Status,
-  StatusOp,
-  capTokens,
-  parseCapability,
-  type Capability,
-  type CapTypeNumber,
-} from '../../depot/index.js';
-import { ClientError, ClientErrorCode } from '../errors.js';
+import { CapType, Command, ManageOp, Status, StatusOp, type CapTypeNumber } from '../protocol/commands.js';
+import { capTokens, parseCapability, type Capability } from '../protocol/caps.js';
+import { DEFAULT_STATUS_PASSWORD } from '../options.js';
+import { ClientError, ClientErrorCode } from './client-error.js';
 import { DepotConnection } from './depot-connection.js';
 import { parseInquiryV0, parseInquiryV1, type DepotInquiry, type DepotInquiryV0 } from './inquiry.js';
 
