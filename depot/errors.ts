@@ -42,6 +42,14 @@ export const DepotErrorCode = {
   CLIENT_TIMEOUT: 'DEPOT_ERR_CLIENT_TIMEOUT',
   /** The depot is at its connection limit; retry after the given delay. */
   OVERLOADED: 'DEPOT_ERR_OVERLOADED',
+  /** The allocation's stored bytes failed verification (short file, checksum mismatch); they are never served. */
+  DAMAGED: 'DEPOT_ERR_DAMAGED',
+  /** The resource's filesystem is full; the write was not acknowledged. */
+  NO_SPACE: 'DEPOT_ERR_NO_SPACE',
+  /** A read or write of a resource's storage failed; the write was not acknowledged. */
+  IO: 'DEPOT_ERR_IO',
+  /** A disk resource cannot be opened (locked by another depot, wrong resource id, unreadable). */
+  RESOURCE_UNAVAILABLE: 'DEPOT_ERR_RESOURCE_UNAVAILABLE',
   /** An unexpected internal failure; the request changed nothing. */
   INTERNAL: 'DEPOT_ERR_INTERNAL',
 } as const;
@@ -68,6 +76,10 @@ const WIRE_STATUS: Readonly<Record<DepotErrorCodeValue, number>> = {
   DEPOT_ERR_WRONG_PASSWORD: Status.WRONG_PASSWD,
   DEPOT_ERR_CLIENT_TIMEOUT: Status.CLIENT_TIMEOUT,
   DEPOT_ERR_OVERLOADED: Status.OUT_OF_SOCKETS,
+  DEPOT_ERR_DAMAGED: Status.FILE_READ,
+  DEPOT_ERR_NO_SPACE: Status.RSRC_UNAVAIL,
+  DEPOT_ERR_IO: Status.FILE_WRITE,
+  DEPOT_ERR_RESOURCE_UNAVAILABLE: Status.RSRC_UNAVAIL,
   DEPOT_ERR_INTERNAL: Status.INTERNAL,
 };
 
@@ -108,4 +120,14 @@ export class DepotError extends Error {
   override toString(): string {
     return `${this.name} [${this.code}, IBP ${this.status} ${statusName(this.status)}]: ${this.message}`;
   }
+}
+
+/** Maps a filesystem or SQLite failure to a depot error (disk full, or I/O). */
+export function storageError(e: unknown, what: string, status: number = Status.FILE_WRITE): DepotError {
+  if (DepotError.isDepotError(e)) return e;
+  const code = (e as { code?: unknown }).code;
+  if (code === 'ENOSPC' || code === 'SQLITE_FULL' || code === 'EDQUOT') {
+    return new DepotError(DepotErrorCode.NO_SPACE, `${what}: no space left on the resource's filesystem`, { cause: e });
+  }
+  return new DepotError(DepotErrorCode.IO, `${what}: ${(e as Error).message ?? String(e)}`, { cause: e, status });
 }

@@ -39,7 +39,14 @@ export const DEFAULT_MAX_DURATION_SEC = 2_592_000;
 export const DEFAULT_STATUS_PASSWORD = 'ibp';
 export const DEFAULT_HOST = '127.0.0.1';
 
-export type ResourceKind = 'memory';
+export type ResourceKind = 'memory' | 'disk';
+/** `safe`: a write is acknowledged after its data and metadata are fsynced. `fast`: no fsync (unsafe on power loss). */
+export type FsyncPolicy = 'safe' | 'fast';
+/** What a disk resource checks at start-up: file sizes only, or every block checksum too. */
+export type StartupCheck = 'full' | 'size';
+
+/** Grace period before the bytes of an expired or deleted allocation are freed, disk resources (1 hour). */
+export const DEFAULT_DISK_TRASH_GRACE_SEC = 3600;
 export type WrmKeyPolicy = 'ignore' | 'check';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -50,6 +57,12 @@ export interface ResourceOptions {
   readonly capacityBytes: number;
   readonly maxAllocationBytes: number;
   readonly maxDurationSec: number;
+  /** Seconds an expired or deleted allocation stays in the trash (still counted in capacity); 0 frees at once. */
+  readonly trashGraceSec: number;
+  /** Data directory of a disk resource; undefined for memory. */
+  readonly path: string | undefined;
+  readonly fsync: FsyncPolicy;
+  readonly startupCheck: StartupCheck;
 }
 
 export interface DepotLimits {
@@ -114,6 +127,10 @@ export function defaultResource(): ResourceOptions {
     capacityBytes: DEFAULT_RESOURCE_CAPACITY_BYTES,
     maxAllocationBytes: DEFAULT_MAX_ALLOCATION_BYTES,
     maxDurationSec: DEFAULT_MAX_DURATION_SEC,
+    trashGraceSec: 0,
+    path: undefined,
+    fsync: 'safe',
+    startupCheck: 'full',
   };
 }
 
@@ -129,7 +146,17 @@ const TOP_KEYS = new Set([
   'resources',
   'limits',
 ]);
-const RESOURCE_KEYS = new Set(['rid', 'kind', 'capacityBytes', 'maxAllocationBytes', 'maxDurationSec']);
+const RESOURCE_KEYS = new Set([
+  'rid',
+  'kind',
+  'capacityBytes',
+  'maxAllocationBytes',
+  'maxDurationSec',
+  'trashGraceSec',
+  'path',
+  'fsync',
+  'startupCheck',
+]);
 const LIMIT_KEYS = new Set(Object.keys(defaultLimits()));
 /** Keys that were renamed; the message names the replacement. */
 const RENAMED: Readonly<Record<string, string>> = {
@@ -233,10 +260,37 @@ function parseResource(value: unknown, index: number): ResourceOptions {
       obj['rid'],
     );
   }
-  const kind = obj['kind'] ?? 'memory';
-  if (kind !== 'memory') {
-    throw configError(`\`${where}kind\` must be "memory" (got ${show(kind)})`, `${where}kind`, kind);
+  const kind = obj['kind'] ?? (obj['path'] === undefined ? 'memory' : 'disk');
+  if (kind !== 'memory' && kind !== 'disk') {
+    throw configError(`\`${where}kind\` must be "memory" or "disk" (got ${show(kind)})`, `${where}kind`, kind);
   }
+  let path: string | undefined;
+  if (kind === 'disk') {
+    if (typeof obj['path'] !== 'string' || obj['path'] === '') {
+      throw configError(`\`${where}path\` (the data directory) is required for a disk resource`, `${where}path`, obj['path']);
+    }
+    path = obj['path'];
+  } else if (obj['path'] !== undefined) {
+    throw configError(`\`${where}path\` applies to disk resources only; this one is "memory"`, `${where}path`, obj['path']);
+  }
+  const fsync = obj['fsync'] ?? 'safe';
+  if (fsync !== 'safe' && fsync !== 'fast') {
+    throw configError(`\`${where}fsync\` must be "safe" or "fast" (got ${show(fsync)})`, `${where}fsync`, fsync);
+  }
+  const startupCheck = obj['startupCheck'] ?? 'full';
+  if (startupCheck !== 'full' && startupCheck !== 'size') {
+    throw configError(
+      `\`${where}startupCheck\` must be "full" or "size" (got ${show(startupCheck)})`,
+      `${where}startupCheck`,
+      startupCheck,
+    );
+  }
+  const trashGraceSec =
+    obj['trashGraceSec'] === undefined
+      ? kind === 'disk'
+        ? DEFAULT_DISK_TRASH_GRACE_SEC
+        : 0
+      : integerIn(obj['trashGraceSec'], `${where}trashGraceSec`, 0, 365 * 86_400);
   const capacityBytes =
     obj['capacityBytes'] === undefined ? base.capacityBytes : parseByteSize(obj['capacityBytes'], `${where}capacityBytes`);
   if (capacityBytes < 1) throw configError(`\`${where}capacityBytes\` must be at least 1 (got 0)`, `${where}capacityBytes`, 0);
@@ -251,7 +305,7 @@ function parseResource(value: unknown, index: number): ResourceOptions {
       maxAllocationBytes,
     );
   }
-  if (maxAllocationBytes > bufferConstants.MAX_LENGTH) {
+  if (kind === 'memory' && maxAllocationBytes > bufferConstants.MAX_LENGTH) {
     throw configError(
       `\`${where}maxAllocationBytes\` of a memory resource must be at most ${bufferConstants.MAX_LENGTH} (got ${maxAllocationBytes})`,
       `${where}maxAllocationBytes`,
@@ -262,7 +316,17 @@ function parseResource(value: unknown, index: number): ResourceOptions {
     obj['maxDurationSec'] === undefined
       ? base.maxDurationSec
       : integerIn(obj['maxDurationSec'], `${where}maxDurationSec`, 1, 100 * 365 * 86_400);
-  return Object.freeze({ rid, kind, capacityBytes, maxAllocationBytes, maxDurationSec });
+  return Object.freeze({
+    rid,
+    kind,
+    capacityBytes,
+    maxAllocationBytes,
+    maxDurationSec,
+    trashGraceSec,
+    path,
+    fsync,
+    startupCheck,
+  });
 }
 
 function parseLimits(value: unknown): DepotLimits {
@@ -333,9 +397,14 @@ export function parseDepotOptions(input: DepotOptionsInput = {}): DepotOptions {
     }
     resources = rawResources.map((r, i) => parseResource(r, i));
     const seen = new Set<string>();
+    const paths = new Set<string>();
     for (const r of resources) {
       if (seen.has(r.rid)) throw configError(`resource id ${r.rid} is given twice`, 'resource.rid', r.rid);
       seen.add(r.rid);
+      if (r.path !== undefined) {
+        if (paths.has(r.path)) throw configError(`data directory ${r.path} is given to two resources`, 'resource.path', r.path);
+        paths.add(r.path);
+      }
     }
   }
   return Object.freeze({

@@ -2,22 +2,26 @@ import { AllocationType, CapType, Status, type CapTypeNumber } from '../protocol
 import { formatCapability } from '../protocol/caps.js';
 import type { AllocateRequest, KeyRef, ManageRequest } from '../protocol/requests.js';
 import type { ProbeFields, ResourceStatus } from '../protocol/reply.js';
+import type { Logger } from 'pino';
 import { DepotError, DepotErrorCode } from '../errors.js';
 import type { DepotOptions, ResourceOptions } from '../options.js';
+import { MemoryResource, type StorageResource } from '../resources/resource.js';
+import { DiskResource } from '../resources/disk/disk-resource.js';
+import type { DiskIo } from '../resources/disk/disk-data.js';
 import type { Clock } from './clock.js';
+import { Allocation, type AllocationRecord, type RangeWriter } from './allocation.js';
 import { digestIndex, digestKey, newCapabilityKey, sameDigest } from './capability-keys.js';
 import { ExpiryHeap } from './expiry-heap.js';
-import { MemoryAllocation } from './memory-allocation.js';
 
 interface ResourceState {
   readonly options: ResourceOptions;
-  /** Bytes reserved by live allocations (their max sizes). */
+  readonly store: StorageResource;
+  /** Bytes reserved by allocations, live and in the trash (their max sizes). */
   reservedBytes: number;
-  allocations: number;
 }
 
 interface KeyEntry {
-  readonly allocation: MemoryAllocation;
+  readonly allocation: Allocation;
   readonly type: CapTypeNumber;
   readonly digest: Buffer;
 }
@@ -33,9 +37,18 @@ export interface AllocatedCaps {
 export type FreeReason = 'expired' | 'deleted';
 
 export interface DepotCoreDeps {
-  onFree?(allocation: MemoryAllocation, reason: FreeReason): void;
+  onFree?(allocation: Allocation, reason: FreeReason): void;
   /** Source of capability keys; CSPRNG by default. Tests inject a seeded one for repeatable caps. */
   newKey?(): string;
+  /** Filesystem calls of disk resources (tests inject faults). */
+  diskIo?: DiskIo;
+  log?: Logger;
+}
+
+/** Fields a metadata change may touch; restored when recording the change fails. */
+function snapshot(a: Allocation) {
+  const { maxSize, size, reliability, expiresAtMs, readRefs, writeRefs, state, trashedAtMs, trashReason } = a;
+  return { maxSize, size, reliability, expiresAtMs, readRefs, writeRefs, state, trashedAtMs, trashReason };
 }
 
 const MANAGE_WORD: Readonly<Record<CapTypeNumber, string>> = { 1: 'read', 2: 'write', 3: 'manage' };
@@ -57,20 +70,102 @@ function err(code: (typeof DepotErrorCode)[keyof typeof DepotErrorCode], message
 export class DepotCore {
   private readonly resources = new Map<string, ResourceState>();
   private readonly byKey = new Map<string, KeyEntry>();
-  private readonly byId = new Map<number, MemoryAllocation>();
+  private readonly byId = new Map<number, Allocation>();
   private readonly expiry = new ExpiryHeap();
+  /** Allocations in the trash by id, and when each is due to be purged. */
+  private readonly trash = new Map<number, Allocation>();
+  private readonly trashDue = new ExpiryHeap();
   private nextId = 1;
   private capHost: string;
   private capPort: number;
 
-  constructor(
+  private constructor(
     readonly options: DepotOptions,
     readonly clock: Clock,
-    private readonly deps: DepotCoreDeps = {},
+    private readonly deps: DepotCoreDeps,
+    stores: readonly StorageResource[],
   ) {
-    for (const r of options.resources) this.resources.set(r.rid, { options: r, reservedBytes: 0, allocations: 0 });
+    for (const store of stores) this.resources.set(store.options.rid, { options: store.options, store, reservedBytes: 0 });
     this.capHost = options.publicHost;
     this.capPort = options.port;
+  }
+
+  /**
+   * Opens every configured resource and restores what the persistent ones hold. Memory-only
+   * depots open synchronously in effect; disk resources take their directory's lock and check
+   * their files first.
+   */
+  static async open(options: DepotOptions, clock: Clock, deps: DepotCoreDeps = {}): Promise<DepotCore> {
+    const stores: StorageResource[] = [];
+    try {
+      for (const r of options.resources) {
+        if (r.kind === 'disk') {
+          if (deps.log === undefined) throw new Error('a logger is required to open disk resources');
+          stores.push(await DiskResource.open(r, deps.log, deps.diskIo));
+        } else {
+          stores.push(new MemoryResource(r));
+        }
+      }
+    } catch (e) {
+      for (const s of stores) s.close();
+      throw e;
+    }
+    const core = new DepotCore(options, clock, deps, stores);
+    try {
+      await core.restore();
+    } catch (e) {
+      core.close();
+      throw e;
+    }
+    return core;
+  }
+
+  /** Closes the resources (metadata stores, locks). */
+  close(): void {
+    for (const r of this.resources.values()) r.store.close();
+  }
+
+  private async restore(): Promise<void> {
+    for (const r of this.resources.values()) {
+      if (r.store instanceof DiskResource) this.nextId = Math.max(this.nextId, r.store.maxId() + 1);
+      for (const record of await r.store.restore()) {
+        const a = this.adopt(r, record);
+        if (a.state === 'trash') {
+          this.trash.set(a.id, a);
+          this.trashDue.push((a.trashedAtMs ?? 0) + r.options.trashGraceSec * 1000, a.id);
+          continue;
+        }
+        this.index(a);
+      }
+    }
+    this.sweep();
+  }
+
+  private adopt(r: ResourceState, record: AllocationRecord): Allocation {
+    const a = new Allocation(record);
+    a.data = r.store.createData(a);
+    r.reservedBytes += a.maxSize;
+    return a;
+  }
+
+  private index(a: Allocation): void {
+    this.byId.set(a.id, a);
+    for (const type of [CapType.READ, CapType.WRITE, CapType.MANAGE] as const) {
+      this.byKey.set(digestIndex(a.digests[type]), { allocation: a, type, digest: a.digests[type] });
+    }
+    this.schedule(a, a.expiresAtMs);
+  }
+
+  /** Records a metadata change on the resource; if that fails, the change is undone. */
+  private persist(a: Allocation, change: () => void): void {
+    const before = snapshot(a);
+    change();
+    try {
+      this.resources.get(a.rid)!.store.update(a);
+    } catch (e) {
+      Object.assign(a, before);
+      throw e;
+    }
   }
 
   /** Sets the host and port written into new caps (the port is known only after listening). */
@@ -115,22 +210,25 @@ export class DepotCore {
     const newKey = this.deps.newKey ?? newCapabilityKey;
     const keys = { 1: newKey(), 2: newKey(), 3: newKey() } as const;
     const digests = { 1: digestKey(keys[1]), 2: digestKey(keys[2]), 3: digestKey(keys[3]) } as const;
-    const allocation = new MemoryAllocation({
+    const allocation = new Allocation({
       id: this.nextId++,
       rid: r.rid,
       maxSize: req.size,
+      size: 0,
       reliability: req.reliability,
       type: req.type,
       expiresAtMs: this.clock.now() + durationSec * 1000,
+      readRefs: 1,
+      writeRefs: 0,
+      state: 'ok',
+      trashedAtMs: undefined,
+      trashReason: undefined,
       digests,
     });
+    allocation.data = resource.store.createData(allocation);
+    resource.store.insert(allocation); // durable before the caps leave the depot
     resource.reservedBytes += req.size;
-    resource.allocations++;
-    this.byId.set(allocation.id, allocation);
-    for (const type of [CapType.READ, CapType.WRITE, CapType.MANAGE] as const) {
-      this.byKey.set(digestIndex(digests[type]), { allocation, type, digest: digests[type] });
-    }
-    this.schedule(allocation, allocation.expiresAtMs);
+    this.index(allocation);
     const cap = (type: CapTypeNumber) =>
       formatCapability({ host: this.capHost, port: this.capPort, rid: r.rid, key: keys[type], wrmKey: allocation.wrmKey, type });
     return { read: cap(CapType.READ), write: cap(CapType.WRITE), manage: cap(CapType.MANAGE) };
@@ -140,7 +238,7 @@ export class DepotCore {
    * Finds the live allocation a request's key names and checks that the key is a cap of type
    * `need`. Unknown, expired and wrong-type keys all answer CAP_NOT_FOUND (-4), as the ACCRE depot.
    */
-  lookup(ref: KeyRef, need: CapTypeNumber): MemoryAllocation {
+  lookup(ref: KeyRef, need: CapTypeNumber): Allocation {
     const digest = digestKey(ref.key);
     const entry = this.byKey.get(digestIndex(digest));
     if (entry === undefined || !sameDigest(entry.digest, digest) || (ref.rid !== '' && ref.rid !== entry.allocation.rid)) {
@@ -167,8 +265,11 @@ export class DepotCore {
     return allocation;
   }
 
-  /** Checks that `length` bytes fit at `offset` of the allocation (STORE/WRITE). */
-  checkWriteRange(allocation: MemoryAllocation, offset: number, length: number): void {
+  /** Checks that `length` bytes may be written at `offset` of the allocation (STORE/WRITE). */
+  checkWriteRange(allocation: Allocation, offset: number, length: number): void {
+    if (allocation.state === 'damaged') {
+      throw err(DepotErrorCode.DAMAGED, `allocation ${allocation.id} is damaged; it takes no more writes`, Status.FILE_WRITE);
+    }
     if (offset + length > allocation.maxSize) {
       throw err(
         DepotErrorCode.WOULD_EXCEED_LIMIT,
@@ -177,19 +278,46 @@ export class DepotCore {
     }
   }
 
-  /** LOAD: a view of the bytes; the range must lie within the data held. */
-  read(allocation: MemoryAllocation, offset: number, length: number): Buffer {
-    if (offset + length > allocation.size) {
+  /**
+   * Makes a received range visible: the resource makes it durable, then the new size (and block
+   * checksums) are recorded in one step. On any failure nothing is acknowledged or changed.
+   */
+  async commitWrite(a: Allocation, writer: RangeWriter, offset: number, length: number): Promise<void> {
+    const end = offset + length;
+    const newSize = Math.max(a.size, end);
+    let blocks;
+    try {
+      blocks = await writer.finish(newSize);
+    } catch (e) {
+      await writer.abort().catch(() => undefined);
+      throw e;
+    }
+    if (a.freed) {
+      throw err(DepotErrorCode.CAP_NOT_FOUND, 'the allocation was deleted during the transfer');
+    }
+    if (end > a.maxSize) {
+      await writer.abort().catch(() => undefined);
+      throw err(DepotErrorCode.WOULD_EXCEED_LIMIT, 'the allocation was truncated during the transfer');
+    }
+    this.resources.get(a.rid)!.store.commitWrite(a, newSize, blocks);
+    a.size = newSize;
+  }
+
+  /** LOAD checks: the range must lie within the data held, and the data must be sound. */
+  checkReadRange(a: Allocation, offset: number, length: number): void {
+    if (a.state === 'damaged') {
+      throw err(DepotErrorCode.DAMAGED, `allocation ${a.id} is damaged; its bytes are not served`);
+    }
+    if (offset + length > a.size) {
       throw err(
         DepotErrorCode.WOULD_EXCEED_LIMIT,
-        `reading ${length} bytes at offset ${offset} goes past the end of the data (${allocation.size} bytes)`,
+        `reading ${length} bytes at offset ${offset} goes past the end of the data (${a.size} bytes)`,
       );
     }
-    return allocation.read(offset, length);
   }
 
   /** MANAGE: PROBE, INCR, DECR, CHNG, TRUNCATE on the allocation a manage cap names. */
-  manage(req: ManageRequest): ProbeFields | undefined {
+  async manage(req: ManageRequest): Promise<ProbeFields | undefined> {
     const a = this.lookup(req.cap, CapType.MANAGE);
     const r = this.resources.get(a.rid)!;
     switch (req.op) {
@@ -212,8 +340,11 @@ export class DepotCore {
           );
         }
         const delta = req.op === 'incr' ? 1 : -1;
-        if (req.capType === CapType.READ) a.readRefs = Math.max(0, a.readRefs + delta);
-        else a.writeRefs = Math.max(0, a.writeRefs + delta);
+        const capType = req.capType;
+        this.persist(a, () => {
+          if (capType === CapType.READ) a.readRefs = Math.max(0, a.readRefs + delta);
+          else a.writeRefs = Math.max(0, a.writeRefs + delta);
+        });
         if (a.readRefs === 0 && a.writeRefs === 0) this.free(a, 'deleted');
         return undefined;
       }
@@ -244,18 +375,35 @@ export class DepotCore {
             Status.BAD_FORMAT,
           );
         }
-        r.reservedBytes += req.maxSize - a.maxSize;
-        a.maxSize = req.maxSize;
-        if (req.durationSec > 0) this.setExpiry(a, this.clock.now() + req.durationSec * 1000);
-        if (req.reliability !== -1) a.reliability = req.reliability;
+        const growth = req.maxSize - a.maxSize;
+        const newExpiry = req.durationSec > 0 ? this.clock.now() + req.durationSec * 1000 : a.expiresAtMs;
+        this.persist(a, () => {
+          a.maxSize = req.maxSize;
+          a.expiresAtMs = newExpiry;
+          if (req.reliability !== -1) a.reliability = req.reliability;
+        });
+        r.reservedBytes += growth;
+        this.setExpiry(a, newExpiry);
         return undefined;
       }
       case 'truncate': {
         if (req.size < 0) throw err(DepotErrorCode.INVALID_PARAMETER, `\`size\` must be >= 0 (got ${req.size})`);
-        this.checkGrowth(r, a, req.size);
-        r.reservedBytes += req.size - a.maxSize;
-        a.truncate(req.size);
-        return undefined;
+        const newMax = req.size;
+        return a.withWriteLock(async () => {
+          if (a.freed) throw err(DepotErrorCode.CAP_NOT_FOUND, 'no manage capability with that key');
+          this.checkGrowth(r, a, newMax);
+          const growth = newMax - a.maxSize;
+          const newSize = Math.min(a.size, newMax);
+          // Cut the bytes first: a crash in between leaves data past the recorded size, which
+          // start-up cuts again; the other order could serve bytes that were meant to be gone.
+          await a.data.truncate(newSize);
+          this.persist(a, () => {
+            a.maxSize = newMax;
+            a.size = newSize;
+          });
+          r.reservedBytes += growth;
+          return undefined;
+        });
       }
     }
   }
@@ -266,7 +414,7 @@ export class DepotCore {
     const states = rid === undefined || rid === '0' ? [...this.resources.values()] : [this.resourceById(rid)];
     return states.map((s) => ({
       rid: s.options.rid,
-      resourceType: 2,
+      resourceType: s.options.kind === 'disk' ? 1 : 2,
       capacityBytes: s.options.capacityBytes,
       usedBytes: s.reservedBytes,
       maxDurationSec: s.options.maxDurationSec,
@@ -277,9 +425,14 @@ export class DepotCore {
     return [...this.resources.keys()];
   }
 
-  /** Frees every allocation whose lease has run out; returns how many. */
+  /** Frees every allocation whose lease has run out, and purges the trash that is due; returns how many expired. */
   sweep(): number {
     const now = this.clock.now();
+    for (const [deadline, id] of this.trashDue.popDue(now)) {
+      const a = this.trash.get(id);
+      const grace = a === undefined ? 0 : this.resources.get(a.rid)!.options.trashGraceSec * 1000;
+      if (a !== undefined && (a.trashedAtMs ?? 0) + grace === deadline) this.purge(a);
+    }
     let freed = 0;
     for (const [deadline, id] of this.expiry.popDue(now)) {
       const a = this.byId.get(id);
@@ -337,7 +490,7 @@ export class DepotCore {
     }
   }
 
-  private checkGrowth(r: ResourceState, a: MemoryAllocation, newMax: number): void {
+  private checkGrowth(r: ResourceState, a: Allocation, newMax: number): void {
     if (newMax > r.options.maxAllocationBytes) {
       throw err(
         DepotErrorCode.WOULD_EXCEED_LIMIT,
@@ -359,25 +512,56 @@ export class DepotCore {
    * Extending a lease leaves its heap entry in place (the sweep re-files it when it comes due),
    * so a client renewing often does not grow the heap; only shortening files a new entry.
    */
-  private setExpiry(a: MemoryAllocation, atMs: number): void {
-    a.expiresAtMs = atMs;
+  private setExpiry(a: Allocation, atMs: number): void {
     if (atMs < a.scheduledExpiryMs) this.schedule(a, atMs);
   }
 
-  private schedule(a: MemoryAllocation, atMs: number): void {
+  private schedule(a: Allocation, atMs: number): void {
     a.scheduledExpiryMs = atMs;
     this.expiry.push(atMs, a.id);
   }
 
-  private free(a: MemoryAllocation, reason: FreeReason): void {
+  /**
+   * Takes an allocation out of service. With a trash grace period its bytes stay (and keep
+   * counting against capacity) until the sweep purges them; without one they go at once.
+   */
+  private free(a: Allocation, reason: FreeReason): void {
     if (!this.byId.delete(a.id)) return;
     for (const type of [CapType.READ, CapType.WRITE, CapType.MANAGE] as const) {
       this.byKey.delete(digestIndex(a.digests[type]));
     }
+    a.freed = true;
+    this.deps.onFree?.(a, reason);
+    const r = this.resources.get(a.rid)!;
+    const grace = r.options.trashGraceSec * 1000;
+    if (grace > 0) {
+      const now = this.clock.now();
+      try {
+        this.persist(a, () => {
+          a.state = 'trash';
+          a.trashedAtMs = now;
+          a.trashReason = reason;
+        });
+        this.trash.set(a.id, a);
+        this.trashDue.push(now + grace, a.id);
+        return;
+      } catch (e) {
+        this.deps.log?.error({ alloc: a.id, err: (e as Error).message }, 'cannot move to trash; purging now');
+      }
+    }
+    this.purge(a);
+  }
+
+  /** Frees the bytes for good and gives the capacity back. */
+  private purge(a: Allocation): void {
+    this.trash.delete(a.id);
     const r = this.resources.get(a.rid)!;
     r.reservedBytes -= a.maxSize;
-    r.allocations--;
-    a.release();
-    this.deps.onFree?.(a, reason);
+    r.store.purge(a).catch((e: unknown) => this.deps.log?.error({ alloc: a.id, err: (e as Error).message }, 'purge failed'));
+  }
+
+  /** Allocations in the trash (still counted in capacity). */
+  get trashCount(): number {
+    return this.trash.size;
   }
 }

@@ -102,16 +102,18 @@ export class StreamReader {
 
   /**
    * Delivers exactly `length` bytes to `sink`, chunk by chunk, as views of the received
-   * buffers (the sink must copy what it keeps). Fails with `data-timeout` when no byte
-   * arrives for `progressTimeoutMs`.
+   * buffers (kept alive by the sink's references; never reused). A sink returning a promise is
+   * awaited before the next chunk. Fails with `data-timeout` when no byte arrives for
+   * `progressTimeoutMs`.
    */
-  async readBytes(length: number, progressTimeoutMs: number, sink: (chunk: Buffer) => void): Promise<void> {
+  async readBytes(length: number, progressTimeoutMs: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void> {
     let remaining = length;
     while (remaining > 0) {
       const chunk = this.queue.take(remaining);
       if (chunk.length > 0) {
         remaining -= chunk.length;
-        sink(chunk);
+        const pending = sink(chunk);
+        if (pending !== undefined) await pending;
         continue;
       }
       this.throwIfDone('truncated');

@@ -15,7 +15,8 @@ import {
 } from '../protocol/reply.js';
 import type { IbpRequest, LoadRequest, StatusRequest, StoreRequest, WriteRequest } from '../protocol/requests.js';
 import { ReadError, StreamReader } from '../protocol/stream-reader.js';
-import { DepotError, DepotErrorCode } from '../errors.js';
+import { DepotError, DepotErrorCode, storageError } from '../errors.js';
+import type { RangeWriter } from '../core/allocation.js';
 import type { DepotCore } from '../core/depot-core.js';
 import type { DepotOptions } from '../options.js';
 
@@ -36,6 +37,15 @@ class Fatal extends Error {
 }
 
 const PACKAGE_VERSION = '0.1.0';
+
+/** Runs `fn`; a depot error it throws becomes fatal to the connection. */
+function fatalOnRefusal<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw DepotError.isDepotError(e) ? new Fatal(e) : e;
+  }
+}
 
 /**
  * Serves IBP commands on one connection until the peer leaves, a protocol error or timeout
@@ -162,7 +172,7 @@ export class Connection {
       case 'load':
         return this.load(req);
       case 'manage': {
-        const probe = core.manage(req);
+        const probe = await core.manage(req);
         await this.send(probe === undefined ? OK_REPLY : probeReply(probe));
         return;
       }
@@ -174,46 +184,58 @@ export class Connection {
   /** STORE / WRITE: validate, go-ahead, stream the body into the allocation, acknowledge. */
   private async receive(req: StoreRequest | WriteRequest): Promise<void> {
     const core = this.ctx.core;
-    let allocation;
-    try {
-      allocation = core.lookup(req.cap, CapType.WRITE);
-    } catch (e) {
-      // The client may already be sending the body behind the command: close after the reply.
-      throw DepotError.isDepotError(e) ? new Fatal(e) : e;
-    }
-    const transfer = async (offset: number): Promise<void> => {
-      try {
+    const allocation = fatalOnRefusal(() => core.lookup(req.cap, CapType.WRITE));
+    await allocation.withWriteLock(async () => {
+      // The client may already be sending the body behind the command: a refusal closes the connection.
+      const offset = req.command === 'write' ? req.offset : allocation.size;
+      fatalOnRefusal(() => {
+        if (allocation.freed) core.lookup(req.cap, CapType.WRITE);
         core.checkWriteRange(allocation, offset, req.length);
-      } catch (e) {
-        throw DepotError.isDepotError(e) ? new Fatal(e) : e;
-      }
+      });
       await this.send(OK_REPLY);
-      const writer = allocation.openWriter(offset, req.length);
+      // From here the body is read in full whatever happens, so the connection stays in step.
+      let failure: unknown;
+      let writer: RangeWriter | undefined;
       try {
-        await this.reader.readBytes(req.length, this.ctx.options.limits.dataProgressTimeoutMs, (chunk) => writer.write(chunk));
+        writer = await allocation.data.openWriter(offset, req.length);
       } catch (e) {
-        writer.abort();
+        failure = e;
+      }
+      try {
+        await this.reader.readBytes(req.length, this.ctx.options.limits.dataProgressTimeoutMs, async (chunk) => {
+          if (failure !== undefined || writer === undefined) return;
+          try {
+            await writer.write(chunk);
+          } catch (e) {
+            failure = e;
+          }
+        });
+      } catch (e) {
+        await writer?.abort().catch(() => undefined);
         throw e;
       }
-      if (!writer.commit()) {
-        throw new DepotError(
-          allocation.freed ? DepotErrorCode.CAP_NOT_FOUND : DepotErrorCode.WOULD_EXCEED_LIMIT,
-          allocation.freed
-            ? 'the allocation was deleted during the transfer'
-            : 'the allocation was truncated during the transfer',
-        );
+      if (failure !== undefined) {
+        await writer?.abort().catch(() => undefined);
+        throw storageError(failure, `allocation ${allocation.id}: write failed`);
       }
+      await core.commitWrite(allocation, writer!, offset, req.length);
       await this.send(countReply(req.length));
-    };
-    if (req.command === 'write') return transfer(req.offset);
-    return allocation.withAppendLock(() => transfer(allocation.size));
+    });
   }
 
   private async load(req: LoadRequest): Promise<void> {
     const core = this.ctx.core;
     const allocation = core.lookup(req.cap, CapType.READ);
-    const data = core.read(allocation, req.offset, req.length);
-    await this.send(countReply(req.length), data);
+    core.checkReadRange(allocation, req.offset, req.length);
+    await this.send(countReply(req.length));
+    try {
+      await allocation.data.read(req.offset, req.length, (chunk) => this.send('', chunk));
+    } catch (e) {
+      // The header is out: the only way left to signal the failure is to cut the connection.
+      this.log.warn({ alloc: allocation.id, err: (e as Error).message }, 'load failed after its header; closing');
+      this.stream.destroy();
+      throw new ReadError('closed', 'load failed mid-reply');
+    }
   }
 
   private async status(req: StatusRequest): Promise<void> {
@@ -246,7 +268,7 @@ export class Connection {
   /** Writes a reply; waits for the socket to drain when its buffer is full. */
   private async send(head: string, body?: Buffer): Promise<void> {
     if (this.stream.destroyed || this.stream.writableEnded) return;
-    let ok = this.stream.write(head, 'latin1');
+    let ok = head.length === 0 ? true : this.stream.write(head, 'latin1');
     if (body !== undefined && body.length > 0) ok = this.stream.write(body);
     if (!ok) await this.drain();
   }

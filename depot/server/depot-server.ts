@@ -5,6 +5,7 @@ import { errorReply } from '../protocol/reply.js';
 import { DepotCore } from '../core/depot-core.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { DepotOptions } from '../options.js';
+import type { DiskIo } from '../resources/disk/disk-data.js';
 import { Connection } from './connection.js';
 
 export interface DepotServerDeps {
@@ -14,6 +15,8 @@ export interface DepotServerDeps {
   readonly logger?: Logger;
   /** Source of capability keys (tests only; the default is the CSPRNG). */
   readonly newKey?: () => string;
+  /** Filesystem calls of disk resources (tests inject faults). */
+  readonly diskIo?: DiskIo;
 }
 
 /**
@@ -34,21 +37,29 @@ export class DepotServer {
 
   private constructor(
     readonly options: DepotOptions,
-    deps: DepotServerDeps,
+    core: DepotCore,
+    log: Logger,
   ) {
-    this.log = deps.logger ?? pino({ level: options.logLevel, base: { svc: 'depot' } }, pino.destination(2));
-    this.core = new DepotCore(options, deps.clock ?? systemClock, {
-      onFree: (a, reason) => this.log.debug({ alloc: a.id, rid: a.rid, reason }, 'allocation freed'),
-      ...(deps.newKey === undefined ? {} : { newKey: deps.newKey }),
-    });
+    this.log = log;
+    this.core = core;
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
 
-  /** Starts a depot and resolves once it listens. */
+  /** Opens the resources, starts listening, and resolves once the depot serves. */
   static async start(options: DepotOptions, deps: DepotServerDeps = {}): Promise<DepotServer> {
-    const depot = new DepotServer(options, deps);
+    const log = deps.logger ?? pino({ level: options.logLevel, base: { svc: 'depot' } }, pino.destination(2));
+    const core = await DepotCore.open(options, deps.clock ?? systemClock, {
+      log,
+      onFree: (a, reason) => log.debug({ alloc: a.id, rid: a.rid, reason }, 'allocation freed'),
+      ...(deps.newKey === undefined ? {} : { newKey: deps.newKey }),
+      ...(deps.diskIo === undefined ? {} : { diskIo: deps.diskIo }),
+    });
+    const depot = new DepotServer(options, core, log);
     await new Promise<void>((resolve, reject) => {
-      depot.server.once('error', reject);
+      depot.server.once('error', (e) => {
+        core.close();
+        reject(e);
+      });
       depot.server.listen({ host: options.host, port: options.port, exclusive: true }, () => {
         depot.server.off('error', reject);
         resolve();
@@ -110,6 +121,7 @@ export class DepotServer {
       for (const c of this.connections) c.destroy();
     }
     await closed;
+    this.core.close();
     this.log.info({ rejectedConnections: this.rejected }, 'depot closed');
   }
 

@@ -14,6 +14,8 @@ interface DepotFlags {
   capacity?: string;
   maxAllocation?: string;
   maxDuration?: string;
+  data?: string;
+  fsync?: string;
 }
 
 /** Reads a TOML config file; errors name the file and the line. */
@@ -49,12 +51,17 @@ export async function depotOptionsFrom(flags: DepotFlags): Promise<DepotOptionsI
   if (flags.capacity !== undefined) resourceFlags['capacityBytes'] = flags.capacity;
   if (flags.maxAllocation !== undefined) resourceFlags['maxAllocationBytes'] = flags.maxAllocation;
   if (flags.maxDuration !== undefined) resourceFlags['maxDurationSec'] = integerFlag(flags.maxDuration, '--max-duration');
+  if (flags.data !== undefined) {
+    resourceFlags['kind'] = 'disk';
+    resourceFlags['path'] = flags.data;
+  }
+  if (flags.fsync !== undefined) resourceFlags['fsync'] = flags.fsync;
   if (Object.keys(resourceFlags).length > 0) {
     const list = (input.resource ?? input.resources) as Record<string, unknown>[] | undefined;
     if (list !== undefined && list.length !== 1) {
       throw new DepotError(
         'DEPOT_ERR_CONFIG',
-        'invalid config: --capacity/--max-allocation/--max-duration apply to a single resource; the config file defines several',
+        'invalid config: --data/--fsync/--capacity/--max-allocation/--max-duration apply to a single resource; the config file defines several',
       );
     }
     const first = list?.[0] ?? {};
@@ -67,7 +74,7 @@ export async function depotOptionsFrom(flags: DepotFlags): Promise<DepotOptionsI
 /** `anvil depot`: runs a depot in the foreground until SIGINT/SIGTERM. */
 export function depotCommand(): CliCommand {
   return new CliCommand('depot')
-    .description('run an IBP depot (memory resource) in the foreground')
+    .description('run an IBP depot in the foreground (a memory resource, or a disk resource with --data)')
     .option('--host <host>', 'address to listen on (default 127.0.0.1)')
     .option('--port <port>', 'TCP port to listen on, 0 for any free port (default 6714)')
     .option('--public-host <host>', 'host written into capabilities (default: --host)')
@@ -90,7 +97,14 @@ export function depotCommand(): CliCommand {
         'check',
       ]),
     )
-    .option('--capacity <bytes>', 'capacity of the memory resource, e.g. 1GiB (default 1GiB)')
+    .option('--data <dir>', 'serve a disk resource from this data directory (kept across restarts)')
+    .addOption(
+      new Option('--fsync <policy>', 'disk writes: safe (fsync before ack, default) or fast (unsafe on power loss)').choices([
+        'safe',
+        'fast',
+      ]),
+    )
+    .option('--capacity <bytes>', 'capacity of the resource, e.g. 1GiB (default 1GiB)')
     .option('--max-allocation <bytes>', 'largest single allocation, e.g. 256MiB (default: the capacity)')
     .option('--max-duration <seconds>', 'longest lease in seconds (default 2592000 = 30 days)')
     .action(async (flags: DepotFlags) => {

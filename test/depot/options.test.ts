@@ -12,7 +12,17 @@ describe('parseDepotOptions', () => {
     const o = parseDepotOptions();
     expect(o).toMatchObject({ host: '127.0.0.1', port: 6714, publicHost: '127.0.0.1', statusPassword: 'ibp', wrmKey: 'ignore' });
     expect(o.resources).toEqual([
-      { rid: '1', kind: 'memory', capacityBytes: 1024 ** 3, maxAllocationBytes: 1024 ** 3, maxDurationSec: 2_592_000 },
+      {
+        rid: '1',
+        kind: 'memory',
+        capacityBytes: 1024 ** 3,
+        maxAllocationBytes: 1024 ** 3,
+        maxDurationSec: 2_592_000,
+        trashGraceSec: 0,
+        path: undefined,
+        fsync: 'safe',
+        startupCheck: 'full',
+      },
     ]);
     expect(o.limits.maxCommandLineBytes).toBe(DEFAULT_MAX_COMMAND_LINE_BYTES);
     expect(Object.isFrozen(o)).toBe(true);
@@ -59,7 +69,42 @@ describe('parseDepotOptions', () => {
       'invalid config: `resource[0].rid` must be a decimal id from 1 to 99999999 (got "0")',
     ],
     ['duplicate rid', { resource: [{ rid: '2' }, { rid: '2' }] }, 'invalid config: resource id 2 is given twice'],
-    ['kind', { resource: [{ kind: 'tape' }] }, 'invalid config: `resource[0].kind` must be "memory" (got "tape")'],
+    ['kind', { resource: [{ kind: 'tape' }] }, 'invalid config: `resource[0].kind` must be "memory" or "disk" (got "tape")'],
+    [
+      'disk without path',
+      { resource: [{ kind: 'disk' }] },
+      'invalid config: `resource[0].path` (the data directory) is required for a disk resource',
+    ],
+    [
+      'memory with path',
+      { resource: [{ kind: 'memory', path: '/x' }] },
+      'invalid config: `resource[0].path` applies to disk resources only; this one is "memory"',
+    ],
+    [
+      'fsync',
+      { resource: [{ path: '/x', fsync: 'never' }] },
+      'invalid config: `resource[0].fsync` must be "safe" or "fast" (got "never")',
+    ],
+    [
+      'startupCheck',
+      { resource: [{ path: '/x', startupCheck: 'some' }] },
+      'invalid config: `resource[0].startupCheck` must be "full" or "size" (got "some")',
+    ],
+    [
+      'shared path',
+      {
+        resource: [
+          { rid: '1', path: '/x' },
+          { rid: '2', path: '/x' },
+        ],
+      },
+      'invalid config: data directory /x is given to two resources',
+    ],
+    [
+      'trash grace',
+      { resource: [{ trashGraceSec: -1 }] },
+      'invalid config: `resource[0].trashGraceSec` must be an integer from 0 to 31536000 (got -1)',
+    ],
     [
       'bad size',
       { resource: [{ capacityBytes: '12 parsecs' }] },
@@ -111,6 +156,18 @@ describe('parseDepotOptions', () => {
     }
     expect(caught).toBeInstanceOf(DepotError);
     expect(caught).toMatchObject({ code: 'DEPOT_ERR_CONFIG', message });
+  });
+
+  it('a disk resource: path given → kind disk, 1 h trash grace, safe fsync, full start-up check', () => {
+    const o = parseDepotOptions({ resource: [{ path: '/var/anvil' }, { rid: '2', kind: 'memory' }] });
+    expect(o.resources[0]).toMatchObject({
+      kind: 'disk',
+      path: '/var/anvil',
+      trashGraceSec: 3600,
+      fsync: 'safe',
+      startupCheck: 'full',
+    });
+    expect(o.resources[1]).toMatchObject({ kind: 'memory', trashGraceSec: 0 });
   });
 
   it('parseByteSize', () => {

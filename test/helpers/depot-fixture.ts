@@ -67,7 +67,7 @@ export class RawSession {
 
   async bytes(n: number, timeoutMs = 5_000): Promise<Buffer> {
     const parts: Buffer[] = [];
-    await this.reader.readBytes(n, timeoutMs, (c) => parts.push(Buffer.from(c)));
+    await this.reader.readBytes(n, timeoutMs, (c) => void parts.push(Buffer.from(c)));
     return Buffer.concat(parts);
   }
 

@@ -26,7 +26,7 @@ export function seededKey(i: number): string {
 export async function runMemorySession(chunks: readonly Buffer[], input: DepotOptionsInput = {}): Promise<Buffer> {
   const options = parseDepotOptions({ port: 6714, logLevel: 'silent', ...input });
   let n = 0;
-  const core = new DepotCore(options, new VirtualClock(), { newKey: () => seededKey(n++) });
+  const core = await DepotCore.open(options, new VirtualClock(), { newKey: () => seededKey(n++) });
   const log = pino({ level: 'silent' });
   const socket = new MemorySocket();
   const connection = new Connection(socket, { core, options, log, versionLines: () => ['test'] }, log);

@@ -1,0 +1,322 @@
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { AllocationData, BlockChecksums, RangeWriter } from '../../core/allocation.js';
+import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
+import { Status } from '../../protocol/commands.js';
+import type { FsyncPolicy } from '../../options.js';
+import type { MetadataDb } from './metadata-db.js';
+
+/** Bytes covered by one stored checksum. */
+export const BLOCK_BYTES = 64 * 1024;
+/** Writes are gathered up to this many bytes before one positional writev. */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+/** Reads go to the file in runs of this many bytes (whole blocks). */
+const READ_RUN_BYTES = 16 * BLOCK_BYTES;
+
+const CREATE_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT;
+
+/** What disk data needs to know of, and tell, its allocation. */
+export interface DiskOwner {
+  readonly id: number;
+  readonly size: number;
+  readonly maxSize: number;
+  /** Called when stored bytes fail verification. */
+  markDamaged(reason: string): void;
+}
+
+/** The filesystem calls disk data makes; tests inject faults (ENOSPC, EIO) through this. */
+export interface DiskIo {
+  open(path: string, flags: number): Promise<FileHandle>;
+}
+export const realDiskIo: DiskIo = { open: (path, flags) => open(path, flags, 0o600) };
+
+/** CRC-32 of each whole block of `buf`, which starts at block `firstBlock`, cut at `size`. */
+export function blockCrcs(buf: Buffer, firstBlock: number, size: number, into: Map<number, number>): void {
+  for (let at = 0; at < buf.length; at += BLOCK_BYTES) {
+    const block = firstBlock + at / BLOCK_BYTES;
+    const end = Math.min(at + BLOCK_BYTES, size - firstBlock * BLOCK_BYTES, buf.length);
+    if (end <= at) break;
+    into.set(block, crc32(buf.subarray(at, end)));
+  }
+}
+
+/**
+ * The bytes of an allocation on a disk resource: one file, written positionally, with a CRC-32
+ * per 64 KiB block kept in the metadata store. Every read verifies the blocks it touches, so
+ * bytes that were torn by a crash or corrupted on disk are never served as good data.
+ */
+export class DiskData implements AllocationData {
+  private crcs: Map<number, number> | undefined;
+
+  constructor(
+    readonly file: string,
+    private readonly owner: DiskOwner,
+    private readonly db: MetadataDb,
+    private readonly fsync: FsyncPolicy,
+    private readonly io: DiskIo,
+  ) {}
+
+  get residentBytes(): number {
+    return this.owner.size;
+  }
+
+  async openWriter(offset: number, length: number): Promise<RangeWriter> {
+    const existed = await stat(this.file).then(
+      () => true,
+      () => false,
+    );
+    let fh: FileHandle;
+    try {
+      if (!existed) await mkdir(dirname(this.file), { recursive: true });
+      fh = await this.io.open(this.file, CREATE_FLAGS);
+    } catch (e) {
+      throw storageError(e, `allocation ${this.owner.id}: cannot open its file`);
+    }
+    const end = offset + length;
+    let cursor = offset;
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    let batchAt = offset;
+    // CRCs of the blocks that lie wholly inside the written range, computed as the bytes stream by.
+    const streaming = new Map<number, number>();
+    const flush = async () => {
+      if (batchBytes === 0) return;
+      const parts = batch;
+      const at = batchAt;
+      batch = [];
+      batchAt += batchBytes;
+      batchBytes = 0;
+      let written = 0;
+      while (written < parts.reduce((s, p) => s + p.length, 0)) {
+        const { bytesWritten } = await fh.writev(skipBytes(parts, written), at + written);
+        written += bytesWritten;
+      }
+    };
+    let closed = false;
+    const close = async () => {
+      if (!closed) {
+        closed = true;
+        await fh.close().catch(() => undefined);
+      }
+    };
+    return {
+      write: async (chunk: Buffer) => {
+        if (cursor + chunk.length > end) throw new RangeError(`writer overrun: ${cursor + chunk.length} > ${end}`);
+        for (let at = 0; at < chunk.length;) {
+          const block = Math.floor((cursor + at) / BLOCK_BYTES);
+          const blockEnd = (block + 1) * BLOCK_BYTES;
+          const n = Math.min(chunk.length - at, blockEnd - (cursor + at));
+          if (block * BLOCK_BYTES >= offset) streaming.set(block, crc32(chunk.subarray(at, at + n), streaming.get(block) ?? 0));
+          at += n;
+        }
+        cursor += chunk.length;
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        if (batchBytes >= WRITE_BATCH_BYTES) {
+          try {
+            await flush();
+          } catch (e) {
+            throw storageError(e, `allocation ${this.owner.id}: write failed`);
+          }
+        }
+      },
+      finish: async (newSize: number): Promise<BlockChecksums> => {
+        if (cursor !== end) throw new RangeError(`finish of a partial range: ${cursor} of ${end}`);
+        try {
+          await flush();
+          if (this.fsync === 'safe') {
+            await fh.datasync();
+            if (!existed) await syncDirectory(dirname(this.file));
+          }
+          const crcs = new Map<number, number>();
+          const first = Math.floor(offset / BLOCK_BYTES);
+          const last = Math.floor((end - 1) / BLOCK_BYTES);
+          for (let b = first; b <= last; b++) {
+            const bStart = b * BLOCK_BYTES;
+            const bEnd = Math.min(bStart + BLOCK_BYTES, newSize);
+            const whole = bStart >= offset && bEnd <= end && streaming.has(b);
+            crcs.set(b, whole ? streaming.get(b)! : await this.crcOfFileBlock(fh, b, newSize));
+          }
+          // The block holding the old end may change its extent without being rewritten (a hole).
+          const oldEndBlock = Math.floor(this.owner.size / BLOCK_BYTES);
+          if (newSize > this.owner.size && this.owner.size % BLOCK_BYTES !== 0 && !crcs.has(oldEndBlock)) {
+            crcs.set(oldEndBlock, await this.crcOfFileBlock(fh, oldEndBlock, newSize));
+          }
+          for (let b = oldEndBlock + 1; b < first; b++) crcs.set(b, zeroCrc(Math.min(BLOCK_BYTES, newSize - b * BLOCK_BYTES)));
+          return crcs;
+        } catch (e) {
+          throw storageError(e, `allocation ${this.owner.id}: cannot make the write durable`);
+        } finally {
+          await close();
+        }
+      },
+      abort: async () => {
+        await close();
+        await this.discardPast(this.owner.size, offset < this.owner.size ? offset : undefined, Math.min(cursor, this.owner.size));
+      },
+    };
+  }
+
+  /** Caches the committed checksums after a write (the core has recorded them). */
+  noteCommitted(blocks: BlockChecksums | undefined): void {
+    if (blocks === undefined || this.crcs === undefined) return;
+    for (const [b, c] of blocks) this.crcs.set(b, c);
+  }
+
+  async read(offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void> {
+    const size = this.owner.size;
+    const crcs = this.checksums();
+    let fh: FileHandle;
+    try {
+      fh = await this.io.open(this.file, fsConstants.O_RDONLY);
+    } catch (e) {
+      this.owner.markDamaged(`its file cannot be opened (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new DepotError(DepotErrorCode.DAMAGED, `allocation ${this.owner.id}: its file cannot be read`, { cause: e });
+    }
+    try {
+      const end = offset + length;
+      let at = Math.floor(offset / BLOCK_BYTES) * BLOCK_BYTES;
+      while (at < end) {
+        const runEnd = Math.min(at + READ_RUN_BYTES, Math.ceil(end / BLOCK_BYTES) * BLOCK_BYTES, size);
+        const buf = Buffer.allocUnsafe(runEnd - at);
+        let got = 0;
+        while (got < buf.length) {
+          const { bytesRead } = await fh.read(buf, got, buf.length - got, at + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        const firstBlock = at / BLOCK_BYTES;
+        const actual = new Map<number, number>();
+        blockCrcs(buf.subarray(0, got), firstBlock, size, actual);
+        for (let b = firstBlock; b * BLOCK_BYTES < runEnd; b++) {
+          if (got < Math.min((b + 1) * BLOCK_BYTES, runEnd) - at || actual.get(b) !== crcs.get(b)) {
+            this.owner.markDamaged(got < buf.length ? 'its file is shorter than its data' : `block ${b} fails its checksum`);
+            throw new DepotError(
+              DepotErrorCode.DAMAGED,
+              `allocation ${this.owner.id}: stored bytes fail verification (block ${b})`,
+            );
+          }
+        }
+        const from = Math.max(offset, at) - at;
+        const to = Math.min(end, runEnd) - at;
+        await sink(buf.subarray(from, to));
+        at = runEnd;
+      }
+    } catch (e) {
+      throw DepotError.isDepotError(e) ? e : storageError(e, `allocation ${this.owner.id}: read failed`, Status.FILE_READ);
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  async truncate(newSize: number): Promise<void> {
+    await this.discardPast(newSize, undefined, undefined);
+  }
+
+  async release(): Promise<void> {
+    await rm(this.file, { force: true });
+  }
+
+  /** Checks every block of the file against the stored checksums (start-up `full` check). */
+  async verifyAll(): Promise<string | undefined> {
+    const size = this.owner.size;
+    if (size === 0) return undefined;
+    try {
+      await this.read(0, size, () => undefined);
+      return undefined;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+
+  private checksums(): Map<number, number> {
+    this.crcs ??= this.db.blocks(this.owner.id);
+    return this.crcs;
+  }
+
+  private async crcOfFileBlock(fh: FileHandle, block: number, size: number): Promise<number> {
+    const start = block * BLOCK_BYTES;
+    const len = Math.min(BLOCK_BYTES, size - start);
+    const buf = Buffer.alloc(len);
+    let got = 0;
+    while (got < len) {
+      const { bytesRead } = await fh.read(buf, got, len - got, start + got);
+      if (bytesRead === 0) break; // past the end of the file: a hole, zeros
+      got += bytesRead;
+    }
+    return crc32(buf);
+  }
+
+  /**
+   * Cuts the file to `size` bytes and re-records the checksum of the block holding the new end;
+   * with `dirtyFrom`, also re-records the blocks of `[dirtyFrom, dirtyTo)` (an interrupted WRITE
+   * changed them in place).
+   */
+  private async discardPast(size: number, dirtyFrom: number | undefined, dirtyTo: number | undefined): Promise<void> {
+    try {
+      const st = await stat(this.file).catch(() => undefined);
+      if (st === undefined) return;
+      if (st.size > size) await truncate(this.file, size);
+      const blocks = new Map<number, number>();
+      const fh = await open(this.file, fsConstants.O_RDONLY);
+      try {
+        if (size % BLOCK_BYTES !== 0) {
+          const b = Math.floor(size / BLOCK_BYTES);
+          blocks.set(b, await this.crcOfFileBlock(fh, b, size));
+        }
+        if (dirtyFrom !== undefined && dirtyTo !== undefined) {
+          for (let b = Math.floor(dirtyFrom / BLOCK_BYTES); b * BLOCK_BYTES < dirtyTo; b++) {
+            blocks.set(b, await this.crcOfFileBlock(fh, b, size));
+          }
+        }
+      } finally {
+        await fh.close();
+      }
+      const fromBlock = Math.ceil(size / BLOCK_BYTES);
+      this.db.setBlocks(this.owner.id, blocks, fromBlock);
+      const crcs = this.checksums();
+      for (const b of [...crcs.keys()]) if (b >= fromBlock) crcs.delete(b);
+      for (const [b, c] of blocks) crcs.set(b, c);
+    } catch (e) {
+      throw storageError(e, `allocation ${this.owner.id}: cannot cut its file`);
+    }
+  }
+}
+
+/** fsync of a directory, so a new file's entry survives power loss. */
+async function syncDirectory(dir: string): Promise<void> {
+  const fh = await open(dir, fsConstants.O_RDONLY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+const zeroCrcCache = new Map<number, number>();
+/** CRC-32 of `n` zero bytes (blocks of a hole). */
+function zeroCrc(n: number): number {
+  let c = zeroCrcCache.get(n);
+  if (c === undefined) {
+    c = crc32(Buffer.alloc(n));
+    zeroCrcCache.set(n, c);
+  }
+  return c;
+}
+
+/** The buffers of `parts` after skipping their first `n` bytes. */
+function skipBytes(parts: Buffer[], n: number): Buffer[] {
+  if (n === 0) return parts;
+  const out: Buffer[] = [];
+  for (const p of parts) {
+    if (n >= p.length) {
+      n -= p.length;
+      continue;
+    }
+    out.push(n > 0 ? p.subarray(n) : p);
+    n = 0;
+  }
+  return out;
+}

@@ -1,0 +1,193 @@
+import { mkdir, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Allocation, AllocationData, AllocationRecord, BlockChecksums } from '../../core/allocation.js';
+import { DepotError, DepotErrorCode } from '../../errors.js';
+import type { ResourceOptions } from '../../options.js';
+import type { StorageResource } from '../resource.js';
+import { DiskData, realDiskIo, type DiskIo } from './disk-data.js';
+import { MetadataDb } from './metadata-db.js';
+
+/** Metadata store file inside a disk resource's data directory. */
+export const METADATA_FILE = 'anvil.sqlite';
+const LOCK_FILE = 'lock';
+
+/**
+ * A disk resource: allocation bytes in files under `path/data/`, metadata in SQLite. At start-up it
+ * takes the directory's lock, restores every allocation, and checks each file (`startupCheck`):
+ * a file shorter than its data or failing its checksums marks the allocation damaged; bytes past
+ * the committed size (a torn append) are cut; files nobody owns are removed.
+ */
+export class DiskResource implements StorageResource {
+  private constructor(
+    readonly options: ResourceOptions,
+    private readonly dir: string,
+    private readonly db: MetadataDb,
+    private readonly log: Logger,
+    private readonly io: DiskIo,
+  ) {}
+
+  static async open(options: ResourceOptions, log: Logger, io: DiskIo = realDiskIo): Promise<DiskResource> {
+    const dir = options.path!;
+    try {
+      await mkdir(join(dir, 'data'), { recursive: true });
+    } catch (e) {
+      throw new DepotError(DepotErrorCode.RESOURCE_UNAVAILABLE, `cannot create data directory ${dir}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    await takeLock(join(dir, LOCK_FILE));
+    const db = new MetadataDb(join(dir, METADATA_FILE), options.rid, options.fsync);
+    return new DiskResource(options, dir, db, log.child({ rid: options.rid }), io);
+  }
+
+  /** Highest allocation id ever recorded here (ids must stay unique across restarts). */
+  maxId(): number {
+    return this.db.maxId();
+  }
+
+  async restore(): Promise<AllocationRecord[]> {
+    const started = Date.now();
+    const rows = this.db.all().map((r) => ({ ...r, rid: this.options.rid }));
+    const known = new Set(rows.map((r) => r.id));
+    let damaged = 0;
+    let cut = 0;
+    for (const r of rows) {
+      if (r.state !== 'ok') continue;
+      const reason = await this.check(r);
+      if (reason === 'cut') cut++;
+      else if (reason !== undefined) {
+        r.state = 'damaged';
+        this.db.update(r);
+        damaged++;
+        this.log.warn({ alloc: r.id, reason }, 'allocation damaged: its bytes will not be served');
+      }
+    }
+    const orphans = await this.removeOrphans(known);
+    this.log.info(
+      {
+        allocations: rows.length,
+        damaged,
+        tornAppendsCut: cut,
+        orphanFilesRemoved: orphans,
+        check: this.options.startupCheck,
+        ms: Date.now() - started,
+      },
+      'disk resource restored',
+    );
+    return rows;
+  }
+
+  createData(a: Allocation): AllocationData {
+    const shard = this.shardDir(a.id);
+    return new DiskData(
+      join(shard, String(a.id)),
+      {
+        id: a.id,
+        get size() {
+          return a.size;
+        },
+        get maxSize() {
+          return a.maxSize;
+        },
+        markDamaged: (reason: string) => {
+          if (a.state === 'damaged') return;
+          a.state = 'damaged';
+          this.log.warn({ alloc: a.id, reason }, 'allocation damaged: its bytes will not be served');
+          try {
+            this.db.update(a);
+          } catch (e) {
+            this.log.error({ alloc: a.id, err: (e as Error).message }, 'cannot record damage');
+          }
+        },
+      },
+      this.db,
+      this.options.fsync,
+      this.io,
+    );
+  }
+
+  insert(a: Allocation): void {
+    this.db.insert(a);
+  }
+
+  update(a: Allocation): void {
+    this.db.update(a);
+  }
+
+  commitWrite(a: Allocation, newSize: number, blocks: BlockChecksums | undefined): void {
+    this.db.commitWrite(a.id, newSize, blocks);
+    (a.data as DiskData).noteCommitted(blocks);
+  }
+
+  async purge(a: Allocation): Promise<void> {
+    // Forget it first: a crash in between leaves an orphan file, which start-up removes.
+    this.db.remove(a.id);
+    await a.data.release();
+  }
+
+  close(): void {
+    this.db.close();
+    void rm(join(this.dir, LOCK_FILE), { force: true });
+  }
+
+  private shardDir(id: number): string {
+    return join(this.dir, 'data', (id % 256).toString(16).padStart(2, '0'));
+  }
+
+  /** Start-up check of one allocation's file: a damage reason, `'cut'`, or undefined when fine. */
+  private async check(r: AllocationRecord): Promise<string | undefined> {
+    const file = join(this.shardDir(r.id), String(r.id));
+    const st = await stat(file).catch(() => undefined);
+    if (st === undefined) return r.size > 0 ? 'its file is missing' : undefined;
+    if (st.size < r.size) return `half-written: its file has ${st.size} bytes, ${r.size} were acknowledged`;
+    let result: string | undefined;
+    if (st.size > r.size) {
+      await truncate(file, r.size);
+      result = 'cut';
+    }
+    if (this.options.startupCheck === 'full' && r.size > 0) {
+      const owner = { id: r.id, size: r.size, maxSize: r.maxSize, markDamaged: () => undefined };
+      const data = new DiskData(file, owner, this.db, 'fast', this.io);
+      const failure = await data.verifyAll();
+      if (failure !== undefined) return failure.replace(/^allocation \d+: /, '');
+    }
+    return result;
+  }
+
+  private async removeOrphans(known: ReadonlySet<number>): Promise<number> {
+    let removed = 0;
+    const shards = await readdir(join(this.dir, 'data')).catch(() => [] as string[]);
+    for (const shard of shards) {
+      const names = await readdir(join(this.dir, 'data', shard)).catch(() => [] as string[]);
+      for (const name of names) {
+        if (/^\d+$/.test(name) && known.has(Number(name))) continue;
+        await rm(join(this.dir, 'data', shard, name), { force: true, recursive: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+}
+
+/** One depot per data directory: a lock file holding the owner's pid (stale locks are taken over). */
+async function takeLock(file: string): Promise<void> {
+  const holder = await readFile(file, 'utf8').catch(() => undefined);
+  const pid = holder === undefined ? NaN : Number(holder.trim());
+  if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+    throw new DepotError(
+      DepotErrorCode.RESOURCE_UNAVAILABLE,
+      `data directory ${file.replace(/\/lock$/, '')} is in use by process ${pid}`,
+    );
+  }
+  await writeFile(file, `${process.pid}\n`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

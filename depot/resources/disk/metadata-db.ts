@@ -1,0 +1,200 @@
+import Database from 'better-sqlite3';
+import type { AllocationRecord, AllocationState, BlockChecksums } from '../../core/allocation.js';
+import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
+import type { FsyncPolicy } from '../../options.js';
+
+const SCHEMA_VERSION = '1';
+
+interface Row {
+  id: number;
+  read_digest: Buffer;
+  write_digest: Buffer;
+  manage_digest: Buffer;
+  max_size: number;
+  size: number;
+  reliability: number;
+  type: number;
+  expires_at_ms: number;
+  read_refs: number;
+  write_refs: number;
+  state: AllocationState;
+  trashed_at_ms: number | null;
+  trash_reason: string | null;
+}
+
+/**
+ * The metadata of one disk resource in SQLite (WAL): allocations (key digests, sizes, lease,
+ * refcounts, state) and per-block checksums. Every change is one transaction; under the `safe`
+ * policy SQLite syncs the WAL at each commit (`synchronous = FULL`).
+ */
+export class MetadataDb {
+  private readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(file: string, rid: string, fsync: FsyncPolicy) {
+    try {
+      this.db = new Database(file);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${fsync === 'safe' ? 'FULL' : 'NORMAL'}`);
+      this.db.exec(`
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS allocations (
+          id INTEGER PRIMARY KEY,
+          read_digest BLOB NOT NULL, write_digest BLOB NOT NULL, manage_digest BLOB NOT NULL,
+          max_size INTEGER NOT NULL, size INTEGER NOT NULL,
+          reliability INTEGER NOT NULL, type INTEGER NOT NULL,
+          expires_at_ms INTEGER NOT NULL,
+          read_refs INTEGER NOT NULL, write_refs INTEGER NOT NULL,
+          state TEXT NOT NULL, trashed_at_ms INTEGER, trash_reason TEXT
+        );
+        CREATE TABLE IF NOT EXISTS blocks (
+          alloc_id INTEGER NOT NULL, idx INTEGER NOT NULL, crc INTEGER NOT NULL,
+          PRIMARY KEY (alloc_id, idx)
+        ) WITHOUT ROWID;
+      `);
+    } catch (e) {
+      throw new DepotError(DepotErrorCode.RESOURCE_UNAVAILABLE, `cannot open metadata store ${file}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    const get = this.db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?');
+    const put = this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
+    const storedRid = get.get('rid')?.value;
+    if (storedRid !== undefined && storedRid !== rid) {
+      this.db.close();
+      throw new DepotError(
+        DepotErrorCode.CONFIG,
+        `invalid config: data directory holds resource ${storedRid}, but it is configured as resource ${rid}`,
+      );
+    }
+    const version = get.get('schema')?.value;
+    if (version !== undefined && version !== SCHEMA_VERSION) {
+      this.db.close();
+      throw new DepotError(
+        DepotErrorCode.RESOURCE_UNAVAILABLE,
+        `metadata schema ${version} is not supported (expected ${SCHEMA_VERSION})`,
+      );
+    }
+    put.run('rid', rid);
+    put.run('schema', SCHEMA_VERSION);
+    this.stmts = {
+      all: this.db.prepare<[], Row>('SELECT * FROM allocations ORDER BY id'),
+      insert: this.db.prepare(
+        `INSERT INTO allocations (id, read_digest, write_digest, manage_digest, max_size, size, reliability, type,
+           expires_at_ms, read_refs, write_refs, state, trashed_at_ms, trash_reason)
+         VALUES (@id, @read_digest, @write_digest, @manage_digest, @max_size, @size, @reliability, @type,
+           @expires_at_ms, @read_refs, @write_refs, @state, @trashed_at_ms, @trash_reason)`,
+      ),
+      update: this.db.prepare(
+        `UPDATE allocations SET max_size = @max_size, size = @size, reliability = @reliability, expires_at_ms = @expires_at_ms,
+           read_refs = @read_refs, write_refs = @write_refs, state = @state, trashed_at_ms = @trashed_at_ms,
+           trash_reason = @trash_reason WHERE id = @id`,
+      ),
+      setSize: this.db.prepare('UPDATE allocations SET size = ? WHERE id = ?'),
+      remove: this.db.prepare('DELETE FROM allocations WHERE id = ?'),
+      removeBlocks: this.db.prepare('DELETE FROM blocks WHERE alloc_id = ?'),
+      removeBlocksFrom: this.db.prepare('DELETE FROM blocks WHERE alloc_id = ? AND idx >= ?'),
+      putBlock: this.db.prepare('INSERT OR REPLACE INTO blocks (alloc_id, idx, crc) VALUES (?, ?, ?)'),
+      blocks: this.db.prepare<[number], { idx: number; crc: number }>('SELECT idx, crc FROM blocks WHERE alloc_id = ?'),
+      maxId: this.db.prepare<[], { id: number | null }>('SELECT MAX(id) AS id FROM allocations'),
+    };
+  }
+
+  all(): AllocationRecord[] {
+    return this.stmts.all.all().map((r) => ({
+      id: r.id,
+      rid: '',
+      maxSize: r.max_size,
+      size: r.size,
+      reliability: r.reliability,
+      type: r.type,
+      expiresAtMs: r.expires_at_ms,
+      readRefs: r.read_refs,
+      writeRefs: r.write_refs,
+      state: r.state,
+      trashedAtMs: r.trashed_at_ms ?? undefined,
+      trashReason: r.trash_reason ?? undefined,
+      digests: { 1: r.read_digest, 2: r.write_digest, 3: r.manage_digest },
+    }));
+  }
+
+  insert(a: AllocationRecord): void {
+    this.run('record the allocation', () =>
+      this.stmts.insert.run({
+        ...this.params(a),
+        read_digest: a.digests[1],
+        write_digest: a.digests[2],
+        manage_digest: a.digests[3],
+        type: a.type,
+      }),
+    );
+  }
+
+  update(a: AllocationRecord): void {
+    this.run('record the allocation change', () => this.stmts.update.run(this.params(a)));
+  }
+
+  /** The new size and the block checksums of one write, atomically. */
+  commitWrite(id: number, newSize: number, blocks: BlockChecksums | undefined): void {
+    this.run('commit the write', () =>
+      this.db.transaction(() => {
+        if (blocks !== undefined) for (const [idx, crc] of blocks) this.stmts.putBlock.run(id, idx, crc);
+        this.stmts.setSize.run(newSize, id);
+      })(),
+    );
+  }
+
+  /** Replaces checksums and drops those of blocks at or past `fromBlock` (after a truncation). */
+  setBlocks(id: number, blocks: BlockChecksums, fromBlock?: number): void {
+    this.run('record block checksums', () =>
+      this.db.transaction(() => {
+        if (fromBlock !== undefined) this.stmts.removeBlocksFrom.run(id, fromBlock);
+        for (const [idx, crc] of blocks) this.stmts.putBlock.run(id, idx, crc);
+      })(),
+    );
+  }
+
+  blocks(id: number): Map<number, number> {
+    return new Map(this.stmts.blocks.all(id).map((r) => [r.idx, r.crc]));
+  }
+
+  remove(id: number): void {
+    this.run('forget the allocation', () =>
+      this.db.transaction(() => {
+        this.stmts.removeBlocks.run(id);
+        this.stmts.remove.run(id);
+      })(),
+    );
+  }
+
+  maxId(): number {
+    return this.stmts.maxId.get()?.id ?? 0;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private params(a: AllocationRecord) {
+    return {
+      id: a.id,
+      max_size: a.maxSize,
+      size: a.size,
+      reliability: a.reliability,
+      expires_at_ms: a.expiresAtMs,
+      read_refs: a.readRefs,
+      write_refs: a.writeRefs,
+      state: a.state,
+      trashed_at_ms: a.trashedAtMs ?? null,
+      trash_reason: a.trashReason ?? null,
+    };
+  }
+
+  private run(what: string, fn: () => unknown): void {
+    try {
+      fn();
+    } catch (e) {
+      throw storageError(e, `metadata store: cannot ${what}`);
+    }
+  }
+}

@@ -1,0 +1,43 @@
+import type { Allocation, AllocationData, AllocationRecord, BlockChecksums } from '../core/allocation.js';
+import type { ResourceOptions } from '../options.js';
+import { MemoryData } from './memory-data.js';
+
+/**
+ * A place allocations live: RAM or a data directory. The depot core owns the semantics and the
+ * accounting; a resource stores the bytes and, when it is persistent, every metadata change
+ * before the core acknowledges it.
+ */
+export interface StorageResource {
+  readonly options: ResourceOptions;
+  /** Allocations (live, damaged and in the trash) found at start-up; empty for memory. */
+  restore(): Promise<AllocationRecord[]>;
+  /** The data store of a new or restored allocation. */
+  createData(a: Allocation): AllocationData;
+  /** Records a new allocation durably (before its caps are returned). */
+  insert(a: Allocation): void;
+  /** Records changed metadata: refcounts, lease, max size, reliability, state. */
+  update(a: Allocation): void;
+  /** Records a write's new size and block checksums in one transaction. */
+  commitWrite(a: Allocation, newSize: number, blocks: BlockChecksums | undefined): void;
+  /** Frees an allocation's bytes and forgets it. */
+  purge(a: Allocation): Promise<void>;
+  close(): void;
+}
+
+/** A memory resource: nothing survives the process, so there is nothing to record. */
+export class MemoryResource implements StorageResource {
+  constructor(readonly options: ResourceOptions) {}
+  async restore(): Promise<AllocationRecord[]> {
+    return [];
+  }
+  createData(a: Allocation): AllocationData {
+    return new MemoryData(a);
+  }
+  insert(): void {}
+  update(): void {}
+  commitWrite(): void {}
+  async purge(a: Allocation): Promise<void> {
+    await a.data.release();
+  }
+  close(): void {}
+}
