@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -36,8 +37,15 @@ export class DiskResource implements StorageResource {
         cause: e,
       });
     }
-    await takeLock(join(dir, LOCK_FILE));
-    const db = new MetadataDb(join(dir, METADATA_FILE), options.rid, options.fsync);
+    const lock = join(dir, LOCK_FILE);
+    await takeLock(lock);
+    let db: MetadataDb;
+    try {
+      db = new MetadataDb(join(dir, METADATA_FILE), options.rid, options.fsync);
+    } catch (e) {
+      releaseLock(lock);
+      throw e;
+    }
     return new DiskResource(options, dir, db, log.child({ rid: options.rid }), io);
   }
 
@@ -128,7 +136,7 @@ export class DiskResource implements StorageResource {
 
   close(): void {
     this.db.close();
-    void rm(join(this.dir, LOCK_FILE), { force: true });
+    releaseLock(join(this.dir, LOCK_FILE));
   }
 
   private shardDir(id: number): string {
@@ -170,17 +178,27 @@ export class DiskResource implements StorageResource {
   }
 }
 
+/** Lock files held by this process (a second depot in the same process must be refused too). */
+const heldLocks = new Set<string>();
+
 /** One depot per data directory: a lock file holding the owner's pid (stale locks are taken over). */
 async function takeLock(file: string): Promise<void> {
+  const dir = file.replace(/\/lock$/, '');
+  if (heldLocks.has(file)) {
+    throw new DepotError(DepotErrorCode.RESOURCE_UNAVAILABLE, `data directory ${dir} is in use by another depot of this process`);
+  }
   const holder = await readFile(file, 'utf8').catch(() => undefined);
   const pid = holder === undefined ? NaN : Number(holder.trim());
   if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
-    throw new DepotError(
-      DepotErrorCode.RESOURCE_UNAVAILABLE,
-      `data directory ${file.replace(/\/lock$/, '')} is in use by process ${pid}`,
-    );
+    throw new DepotError(DepotErrorCode.RESOURCE_UNAVAILABLE, `data directory ${dir} is in use by process ${pid}`);
   }
   await writeFile(file, `${process.pid}\n`);
+  heldLocks.add(file);
+}
+
+function releaseLock(file: string): void {
+  heldLocks.delete(file);
+  rmSync(file, { force: true });
 }
 
 function processAlive(pid: number): boolean {
