@@ -63,6 +63,35 @@ describe('anvil depot as a real process', () => {
     expect(r.stderr()).not.toMatch(/#[A-Za-z0-9_-]{43}/); // no capability key in any log line
   });
 
+  it('a disk depot keeps data across SIGTERM and restart: same caps, same bytes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'anvil-restart-'));
+    let r = run(['depot', '--data', dir, '--port', '0', '--log-level', 'warn']);
+    const addr = await listening(r);
+    const client = new IbpClient();
+    const data = Buffer.alloc(3 << 20);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i, i);
+    let caps;
+    try {
+      caps = await client.allocate(addr, { size: 4 << 20, durationSec: 600 });
+      await client.store(caps.write, data);
+    } finally {
+      client.close();
+    }
+    r.child.kill('SIGTERM');
+    expect(await r.exit).toBe(0);
+    r = run(['depot', '--data', dir, '--port', String(addr.port), '--log-level', 'warn']);
+    await listening(r);
+    const again = new IbpClient();
+    try {
+      expect((await again.load(caps.read, 0, data.length)).equals(data)).toBe(true);
+      expect(await again.probe(caps.manage)).toMatchObject({ size: 3 << 20, maxSize: 4 << 20 });
+    } finally {
+      again.close();
+      r.child.kill('SIGTERM');
+    }
+    expect(await r.exit).toBe(0);
+  });
+
   it('reads a TOML config file; flags override it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'anvil-'));
     const file = join(dir, 'depot.toml');

@@ -8,6 +8,7 @@ import {
   capTokens,
   type Clock,
   type DepotOptionsInput,
+  type DepotServerDeps,
 } from '../../depot/index.js';
 import { IbpClient, type AllocationCaps } from '../../framework/index.js';
 
@@ -20,9 +21,13 @@ export interface TestDepot {
 }
 
 /** Starts an in-process depot on 127.0.0.1 with a free port and a silent logger. */
-export async function startDepot(input: DepotOptionsInput = {}, clock?: Clock): Promise<TestDepot> {
+export async function startDepot(
+  input: DepotOptionsInput = {},
+  clock?: Clock,
+  deps: Partial<DepotServerDeps> = {},
+): Promise<TestDepot> {
   const options = parseDepotOptions({ host: '127.0.0.1', port: 0, logLevel: 'silent', ...input });
-  const depot = await DepotServer.start(options, { logger: pino({ level: 'silent' }), ...(clock ? { clock } : {}) });
+  const depot = await DepotServer.start(options, { logger: pino({ level: 'silent' }), ...(clock ? { clock } : {}), ...deps });
   const client = new IbpClient({ timeoutMs: 10_000 });
   const { port } = depot.address;
   return {
