@@ -1,6 +1,6 @@
 import { Status, statusName } from './protocol/commands.js';
 
-const BRAND = Symbol.for('anvil.error');
+const BRAND = Symbol.for('anvil.depot-error');
 
 /** Stable codes of {@link DepotError}; match on these, never on messages. Documented in docs/errors.md. */
 export const DepotErrorCode = {
@@ -50,6 +50,10 @@ export const DepotErrorCode = {
   IO: 'DEPOT_ERR_IO',
   /** A disk resource cannot be opened (locked by another depot, wrong resource id, unreadable). */
   RESOURCE_UNAVAILABLE: 'DEPOT_ERR_RESOURCE_UNAVAILABLE',
+  /** A transfer's remote depot could not be reached, is not allowed, or broke off (deliberately generic). */
+  REMOTE_UNREACHABLE: 'DEPOT_ERR_REMOTE_UNREACHABLE',
+  /** The remote depot of a transfer refused it; `status` is the remote depot's. */
+  REMOTE_REFUSED: 'DEPOT_ERR_REMOTE_REFUSED',
   /** An unexpected internal failure; the request changed nothing. */
   INTERNAL: 'DEPOT_ERR_INTERNAL',
 } as const;
@@ -80,6 +84,8 @@ const WIRE_STATUS: Readonly<Record<DepotErrorCodeValue, number>> = {
   DEPOT_ERR_NO_SPACE: Status.RSRC_UNAVAIL,
   DEPOT_ERR_IO: Status.FILE_WRITE,
   DEPOT_ERR_RESOURCE_UNAVAILABLE: Status.RSRC_UNAVAIL,
+  DEPOT_ERR_REMOTE_UNREACHABLE: Status.CONNECTION,
+  DEPOT_ERR_REMOTE_REFUSED: Status.GENERIC,
   DEPOT_ERR_INTERNAL: Status.INTERNAL,
 };
 

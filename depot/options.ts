@@ -29,6 +29,11 @@ export const DEFAULT_READ_HIGH_WATER_BYTES = 1024 * 1024;
 /** How often expired leases are swept (lookups also check expiry). */
 export const DEFAULT_SWEEP_INTERVAL_MS = 1_000;
 
+/** A transfer's remote depot must accept the connection within this. */
+export const DEFAULT_TRANSFER_CONNECT_TIMEOUT_MS = 5_000;
+/** A whole depot-to-depot transfer (SEND, PUSH, PULL) must finish within this. */
+export const DEFAULT_TRANSFER_TIMEOUT_MS = 300_000;
+
 /** Memory resource size when none is configured (1 GiB). */
 export const DEFAULT_RESOURCE_CAPACITY_BYTES = 1024 ** 3;
 /** Largest single allocation when none is configured: the whole default capacity. */
@@ -78,6 +83,16 @@ export interface DepotLimits {
   readonly sweepIntervalMs: number;
 }
 
+export interface TransferOptions {
+  /**
+   * Remote depots this depot may connect to for SEND/PUSH/PULL: `*` (any), CIDRs
+   * (`10.0.0.0/8`, `::1/128`), bare IPs, or `host:port`. Default `["*"]`.
+   */
+  readonly allow: readonly string[];
+  readonly connectTimeoutMs: number;
+  readonly timeoutMs: number;
+}
+
 export interface DepotOptions {
   readonly host: string;
   /** TCP port; 0 picks a free one (tests). */
@@ -90,6 +105,7 @@ export interface DepotOptions {
   readonly logLevel: LogLevel;
   readonly resources: readonly ResourceOptions[];
   readonly limits: DepotLimits;
+  readonly transfer: TransferOptions;
 }
 
 /** What a config file or the command line may set; every field optional. */
@@ -103,6 +119,7 @@ export interface DepotOptionsInput {
   resource?: unknown;
   resources?: unknown;
   limits?: unknown;
+  transfer?: unknown;
 }
 
 export function defaultLimits(): DepotLimits {
@@ -145,6 +162,7 @@ const TOP_KEYS = new Set([
   'resource',
   'resources',
   'limits',
+  'transfer',
 ]);
 const RESOURCE_KEYS = new Set([
   'rid',
@@ -157,6 +175,7 @@ const RESOURCE_KEYS = new Set([
   'fsync',
   'startupCheck',
 ]);
+const TRANSFER_KEYS = new Set(['allow', 'connectTimeoutMs', 'timeoutMs']);
 const LIMIT_KEYS = new Set(Object.keys(defaultLimits()));
 /** Keys that were renamed; the message names the replacement. */
 const RENAMED: Readonly<Record<string, string>> = {
@@ -355,6 +374,49 @@ function parseLimits(value: unknown): DepotLimits {
   return Object.freeze(limits as unknown as DepotLimits);
 }
 
+/** Checks one allow-list entry: `*`, an IP, a CIDR, or `host:port`. */
+function checkAllowEntry(entry: unknown, field: string): string {
+  if (typeof entry === 'string') {
+    if (entry === '*') return entry;
+    const cidr = /^([^/]+)\/(\d{1,3})$/.exec(entry);
+    if (cidr !== null) {
+      const family = isIP(cidr[1]!);
+      const bits = Number(cidr[2]);
+      if (family !== 0 && bits <= (family === 4 ? 32 : 128)) return entry;
+    } else if (isIP(entry) !== 0) {
+      return entry;
+    } else {
+      const hp = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(entry);
+      if (hp !== null && Number(hp[2]) >= 1 && Number(hp[2]) <= 65_535) return entry;
+    }
+  }
+  throw configError(
+    `\`${field}\` entries must be "*", an IP, a CIDR like "10.0.0.0/8", or "host:port" (got ${show(entry)})`,
+    field,
+    entry,
+  );
+}
+
+function parseTransfer(value: unknown): TransferOptions {
+  const out = {
+    allow: ['*'] as readonly string[],
+    connectTimeoutMs: DEFAULT_TRANSFER_CONNECT_TIMEOUT_MS,
+    timeoutMs: DEFAULT_TRANSFER_TIMEOUT_MS,
+  };
+  if (value === undefined) return Object.freeze(out);
+  const obj = asObject(value, 'transfer');
+  checkKeys(obj, TRANSFER_KEYS, 'transfer.');
+  if (obj['allow'] !== undefined) {
+    if (!Array.isArray(obj['allow']))
+      throw configError('`transfer.allow` must be a list of strings', 'transfer.allow', obj['allow']);
+    out.allow = Object.freeze(obj['allow'].map((e) => checkAllowEntry(e, 'transfer.allow')));
+  }
+  if (obj['connectTimeoutMs'] !== undefined)
+    out.connectTimeoutMs = integerIn(obj['connectTimeoutMs'], 'transfer.connectTimeoutMs', 1, 600_000);
+  if (obj['timeoutMs'] !== undefined) out.timeoutMs = integerIn(obj['timeoutMs'], 'transfer.timeoutMs', 1, 86_400_000);
+  return Object.freeze(out);
+}
+
 /**
  * Validates a depot configuration (merged from the config file and the flags) once, applies
  * defaults, and returns a frozen {@link DepotOptions}. Throws {@link DepotError} with code
@@ -416,5 +478,6 @@ export function parseDepotOptions(input: DepotOptionsInput = {}): DepotOptions {
     logLevel: logLevel as LogLevel,
     resources: Object.freeze(resources),
     limits: parseLimits(input.limits),
+    transfer: parseTransfer(input.transfer),
   });
 }

@@ -1,6 +1,6 @@
 import { statusName } from '../protocol/commands.js';
 
-const BRAND = Symbol.for('anvil.error');
+const BRAND = Symbol.for('anvil.client-error');
 
 /** Stable codes of client-side failures (documented in docs/errors.md). */
 export const ClientErrorCode = {

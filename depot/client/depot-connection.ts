@@ -103,6 +103,11 @@ export class DepotConnection {
     return this.reader.readLine(MAX_REPLY_LINE_BYTES, NO_TIMEOUT, NO_TIMEOUT);
   }
 
+  /** Delivers exactly `length` bytes to `sink` chunk by chunk (awaiting it), without gathering them. */
+  async readInto(length: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void> {
+    await this.reader.readBytes(length, NO_TIMEOUT, sink);
+  }
+
   /** Reads exactly `length` bytes into one buffer. */
   async readBytes(length: number): Promise<Buffer> {
     const out = Buffer.allocUnsafe(length);
@@ -133,7 +138,7 @@ export class DepotConnection {
         cause: e,
       });
     }
-    if (e instanceof Error && !(e instanceof ClientError) && 'code' in e) {
+    if (e instanceof Error && !(e instanceof ClientError) && 'syscall' in e) {
       return new ClientError(ClientErrorCode.CONNECTION, `connection to ${this.depot} failed: ${e.message}`, {
         depot: this.depot,
         cause: e,

@@ -1,5 +1,5 @@
 import { CapType, Command, ManageOp, Status, StatusOp, type CapTypeNumber } from '../protocol/commands.js';
-import { capTokens, parseCapability, type Capability } from '../protocol/caps.js';
+import { capTokens, formatCapability, parseCapability, type Capability } from '../protocol/caps.js';
 import { DEFAULT_STATUS_PASSWORD } from '../options.js';
 import { ClientError, ClientErrorCode } from './client-error.js';
 import { DepotConnection } from './depot-connection.js';
@@ -57,6 +57,20 @@ export interface ProbeResult {
   readonly secondsLeft: number;
   readonly reliability: number;
   readonly type: number;
+}
+
+/** Produces a body: calls `write` with consecutive chunks totalling the announced length. */
+export type BodySource = (write: (chunk: Uint8Array) => Promise<void>) => Promise<void>;
+
+export interface TransferOptions {
+  /** Bytes to move. */
+  readonly length: number;
+  /** Offset in the source allocation (SEND) or local allocation (PUSH/PULL). Default 0. */
+  readonly offset?: number;
+  /** Offset in the remote allocation for PUSH/PULL; -1 (default) appends. */
+  readonly remoteOffset?: number;
+  /** Request timeout for this transfer (default: the client's). */
+  readonly timeoutMs?: number;
 }
 
 export interface ChangeOptions {
@@ -181,6 +195,152 @@ export class IbpClient {
       if (Number(t[1]) !== length) throw this.protocolError(c, `LOAD announced ${t[1]} bytes, ${length} were asked`);
       return c.readBytes(length);
     });
+  }
+
+  /**
+   * STORE (or WRITE at `offset`) of a body produced in chunks, for data that is not in one buffer
+   * (a depot relaying a transfer). Waits for the go-ahead before the first byte.
+   */
+  async storeFrom(
+    cap: Capability | string,
+    length: number,
+    source: BodySource,
+    offset = -1,
+    timeoutMs = this.timeoutMs,
+  ): Promise<number> {
+    const w = asCap(cap, CapType.WRITE, 'storeFrom');
+    positiveInt(length, 'length', 1);
+    const [key, wrm] = capTokens(w);
+    const line =
+      offset < 0
+        ? `1 ${Command.STORE} ${key} ${wrm} ${length} ${WIRE_TIMEOUT_SEC}\n`
+        : `1 ${Command.WRITE} ${key} ${wrm} ${offset} ${length} ${WIRE_TIMEOUT_SEC}\n`;
+    const what = offset < 0 ? 'STORE' : 'WRITE';
+    return this.run(
+      w,
+      what,
+      async (c) => {
+        await c.send(line);
+        await this.expectOk(c, what);
+        let sent = 0;
+        await source(async (chunk) => {
+          if (sent + chunk.length > length)
+            throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `${what} body exceeds ${length} bytes`);
+          sent += chunk.length;
+          await c.send(chunk);
+        });
+        if (sent !== length)
+          throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `${what} body has ${sent} of ${length} bytes`);
+        const t = await this.expectOk(c, what);
+        if (Number(t[1]) !== length) throw this.protocolError(c, `${what} acknowledged ${t[1]} of ${length} bytes`);
+        return length;
+      },
+      timeoutMs,
+    );
+  }
+
+  /** LOAD delivered chunk by chunk to `sink` (awaited), for relaying without gathering. */
+  async loadTo(
+    cap: Capability | string,
+    offset: number,
+    length: number,
+    sink: (chunk: Buffer) => void | Promise<void>,
+    timeoutMs = this.timeoutMs,
+  ): Promise<void> {
+    const r = asCap(cap, CapType.READ, 'loadTo');
+    positiveInt(offset, 'offset');
+    positiveInt(length, 'length', 1);
+    const [key, wrm] = capTokens(r);
+    await this.run(
+      r,
+      'LOAD',
+      async (c) => {
+        await c.send(`1 ${Command.LOAD} ${key} ${wrm} ${offset} ${length} ${WIRE_TIMEOUT_SEC}\n`);
+        const t = await this.expectOk(c, 'LOAD');
+        if (Number(t[1]) !== length) throw this.protocolError(c, `LOAD announced ${t[1]} bytes, ${length} were asked`);
+        await c.readInto(length, sink);
+      },
+      timeoutMs,
+    );
+  }
+
+  /**
+   * SEND (depot-to-depot copy): the depot holding `source` appends `length` bytes from `offset`
+   * to the allocation `destination` (a write cap, on any depot). Resolves with the byte count once
+   * the destination acknowledged.
+   */
+  async copy(source: Capability | string, destination: Capability | string, options: TransferOptions): Promise<number> {
+    const src = asCap(source, CapType.READ, 'copy');
+    const dest = asCap(destination, CapType.WRITE, 'copy');
+    const offset = options.offset ?? 0;
+    positiveInt(offset, 'offset');
+    positiveInt(options.length, 'length', 1);
+    const [key, wrm] = capTokens(src);
+    const t = WIRE_TIMEOUT_SEC;
+    return this.transfer(
+      src,
+      'SEND',
+      `1 ${Command.SEND} ${key} ${formatCapability(dest)} ${wrm} ${offset} ${options.length} ${t} ${t} ${t}\n`,
+      options,
+    );
+  }
+
+  /**
+   * PUSH: the depot holding `source` writes `length` bytes from `offset` into `destination` at
+   * `remoteOffset` (-1 appends).
+   */
+  async push(source: Capability | string, destination: Capability | string, options: TransferOptions): Promise<number> {
+    const src = asCap(source, CapType.READ, 'push');
+    const dest = asCap(destination, CapType.WRITE, 'push');
+    return this.pushPull(Command.PUSH, src, dest, options);
+  }
+
+  /**
+   * PULL: the depot holding `local` (a write cap) fetches `length` bytes at `remoteOffset` of
+   * `remote` (a read cap on another depot) into `local` at `offset` (-1 appends). Lets a depot
+   * behind a firewall fetch from a public one.
+   */
+  async pull(local: Capability | string, remote: Capability | string, options: TransferOptions): Promise<number> {
+    const loc = asCap(local, CapType.WRITE, 'pull');
+    const rem = asCap(remote, CapType.READ, 'pull');
+    return this.pushPull(Command.PULL, loc, rem, {
+      ...options,
+      offset: options.offset ?? -1,
+      remoteOffset: options.remoteOffset ?? 0,
+    });
+  }
+
+  private pushPull(command: number, local: Capability, remote: Capability, options: TransferOptions): Promise<number> {
+    const localOffset = options.offset ?? 0;
+    const remoteOffset = options.remoteOffset ?? -1;
+    for (const [v, name] of [
+      [localOffset, 'offset'],
+      [remoteOffset, 'remoteOffset'],
+    ] as const) {
+      if (!Number.isSafeInteger(v) || v < -1) {
+        throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `\`${name}\` must be an integer >= -1 (got ${v})`);
+      }
+    }
+    positiveInt(options.length, 'length', 1);
+    const [key, wrm] = capTokens(local);
+    const t = WIRE_TIMEOUT_SEC;
+    const line = `1 ${command} 1 ${key} ${formatCapability(remote)} ${wrm} ${localOffset} ${remoteOffset} ${options.length} ${t} ${t} ${t}\n`;
+    return this.transfer(local, command === Command.PUSH ? 'PUSH' : 'PULL', line, options);
+  }
+
+  private transfer(at: Capability, what: string, line: string, options: TransferOptions): Promise<number> {
+    return this.run(
+      at,
+      what,
+      async (c) => {
+        await c.send(line);
+        const t = await this.expectOk(c, what);
+        const n = Number(t[1]);
+        if (n !== options.length) throw this.protocolError(c, `${what} moved ${t[1]} of ${options.length} bytes`);
+        return n;
+      },
+      options.timeoutMs ?? this.timeoutMs,
+    );
   }
 
   /** MANAGE PROBE: reference counts, sizes, time left, reliability and type. */
@@ -330,13 +490,18 @@ export class IbpClient {
   }
 
   /** Runs one request on a pooled connection; a connection that failed is never reused. */
-  private async run<T>(depot: DepotAddress, what: string, fn: (c: DepotConnection) => Promise<T>): Promise<T> {
+  private async run<T>(
+    depot: DepotAddress,
+    what: string,
+    fn: (c: DepotConnection) => Promise<T>,
+    timeoutMs = this.timeoutMs,
+  ): Promise<T> {
     if (this.closed) throw new ClientError(ClientErrorCode.CLOSED, `${what}: the client is closed`);
     const c = await this.acquire(depot);
     this.busy.add(c);
     let ok = false;
     try {
-      const result = await c.request(this.timeoutMs, () => fn(c));
+      const result = await c.request(timeoutMs, () => fn(c));
       ok = true;
       return result;
     } finally {

@@ -1,6 +1,7 @@
-import { Command, ManageOp, Status, StatusOp } from './commands.js';
+import { CAP_TYPE_WORD, CapType, Command, ManageOp, Status, StatusOp, type CapTypeNumber } from './commands.js';
+import { parseCapability, type Capability } from './caps.js';
 import { DepotError, DepotErrorCode } from '../errors.js';
-import type { IbpRequest, KeyRef, ManageRequest, StatusRequest } from './requests.js';
+import type { IbpRequest, KeyRef, ManageRequest, StatusRequest, TransferRequest } from './requests.js';
 
 /** Timeout the ACCRE depot substitutes for a `0` or unparsable timeout token ("for LoRS compatibility"). */
 export const DEFAULT_REQUEST_TIMEOUT_SEC = 2;
@@ -149,11 +150,88 @@ export function parseRequest(line: string): IbpRequest {
       };
     case Command.MANAGE:
       return parseManage(t, version);
+    case Command.SEND:
+      return parseSend(t, version);
+    case Command.PUSH:
+    case Command.PULL:
+      return parsePushPull(t, version, command === Command.PUSH ? 'push' : 'pull');
     case Command.STATUS:
       return parseStatus(t, version);
     default:
       throw new DepotError(DepotErrorCode.UNKNOWN_COMMAND, `command ${command} is not served by this depot`);
   }
+}
+
+function remoteCap(tokens: readonly string[], index: number, need: CapTypeNumber): Capability {
+  const cap = parseCapability(tokens[index] ?? '');
+  if (cap === undefined)
+    throw badFormat(`the remote capability is not a valid IBP cap (got ${quote(tokens[index])})`, Status.WRONG_CAP_FORMAT);
+  if (cap.type !== need) {
+    throw badFormat(
+      `the remote capability must be a ${CAP_TYPE_WORD[need]} cap (got ${CAP_TYPE_WORD[cap.type]})`,
+      Status.WRONG_CAP_FORMAT,
+    );
+  }
+  return cap;
+}
+
+/** `V 5 KEY DEST_WRITE_CAP TYPEKEY OFFSET LENGTH [SRC_TIMEOUT [DEST_TIMEOUT [DEST_CLIENT_TIMEOUT]]]` */
+function parseSend(t: readonly string[], version: 0 | 1): TransferRequest {
+  if (t.length < 7 || t.length > 10) throw badFormat(`SEND takes 7 to 10 tokens (got ${t.length})`);
+  const length = positiveLength(t, 6);
+  return {
+    command: 'send',
+    version,
+    cap: keyRef([t[2]!, t[4]!], 0),
+    remote: remoteCap(t, 3, CapType.WRITE),
+    localOffset: offsetAt(t, 5),
+    remoteOffset: -1,
+    length,
+    timeoutSec: timeout(t, 7),
+  };
+}
+
+/**
+ * `V 20|21 CTYPE [PATH] LOCAL_KEY REMOTE_CAP LOCAL_TYPEKEY LOCAL_OFFSET REMOTE_OFFSET LENGTH TIMEOUT…`.
+ * CTYPE 1 is TCP; its PATH is empty (so absent once tokenized), but a placeholder is tolerated.
+ */
+function parsePushPull(t: readonly string[], version: 0 | 1, command: 'push' | 'pull'): TransferRequest {
+  const ctype = int(t, 2, 'ctype');
+  if (ctype === 2) {
+    throw new DepotError(DepotErrorCode.TYPE_NOT_SUPPORTED, 'Phoebus transfers (ctype 2) are not supported; use TCP (ctype 1)');
+  }
+  if (ctype !== 1) throw badFormat(`\`ctype\` must be 1 (TCP) (got ${ctype})`);
+  const at = t[4]?.startsWith('ibp://') === true ? 3 : 4; // index of LOCAL_KEY
+  if (t.length < at + 6 || t.length > at + 9)
+    throw badFormat(`${command.toUpperCase()} takes ${at + 6} to ${at + 9} tokens (got ${t.length})`);
+  const localOffset = int(t, at + 3, 'local offset');
+  const remoteOffset = int(t, at + 4, 'remote offset');
+  for (const [v, name] of [
+    [localOffset, 'local offset'],
+    [remoteOffset, 'remote offset'],
+  ] as const) {
+    if (v < -1)
+      throw new DepotError(DepotErrorCode.INVALID_PARAMETER, `\`${name}\` must be >= -1 (got ${v})`, {
+        status: Status.FILE_SEEK_ERROR,
+      });
+  }
+  if (command === 'push' && localOffset === -1) {
+    throw new DepotError(DepotErrorCode.INVALID_PARAMETER, 'PUSH reads from the local allocation: its offset cannot be -1', {
+      status: Status.FILE_SEEK_ERROR,
+    });
+  }
+
+  return {
+    command,
+    version,
+    cap: keyRef([t[at]!, t[at + 2]!], 0),
+    remote: remoteCap(t, at + 1, command === 'push' ? CapType.WRITE : CapType.READ),
+    localOffset,
+    // PULL never appends remotely: the ACCRE depot reads a remote offset of -1 as 0, and so do we.
+    remoteOffset: command === 'pull' && remoteOffset === -1 ? 0 : remoteOffset,
+    length: positiveLength(t, at + 5),
+    timeoutSec: timeout(t, at + 6),
+  };
 }
 
 function parseManage(t: readonly string[], version: 0 | 1): ManageRequest {

@@ -1,4 +1,5 @@
 /** Typed IBP requests, as produced by {@link parseRequest} from one command line. */
+import type { Capability } from './caps.js';
 
 /** The two tokens that name a capability in a request: `RID#KEY` split, and the WRM key. */
 export interface KeyRef {
@@ -68,4 +69,19 @@ export type StatusRequest = Base & { readonly command: 'status' } & (
     | { readonly op: 'change' }
   );
 
-export type IbpRequest = AllocateRequest | StoreRequest | WriteRequest | LoadRequest | ManageRequest | StatusRequest;
+/** SEND (5), PUSH (20), PULL (21): depot-to-depot transfers. */
+export interface TransferRequest extends Base {
+  readonly command: 'send' | 'push' | 'pull';
+  /** The local cap: a read cap for SEND/PUSH, a write cap for PULL. */
+  readonly cap: KeyRef;
+  /** The remote cap: a write cap for SEND/PUSH, a read cap for PULL. */
+  readonly remote: Capability;
+  /** Offset in the local allocation; -1 appends (PULL only). */
+  readonly localOffset: number;
+  /** Offset in the remote allocation; -1 appends (SEND always appends). */
+  readonly remoteOffset: number;
+  readonly length: number;
+}
+
+export type IbpRequest =
+  AllocateRequest | StoreRequest | WriteRequest | LoadRequest | ManageRequest | StatusRequest | TransferRequest;

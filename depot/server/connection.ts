@@ -17,6 +17,7 @@ import type { IbpRequest, LoadRequest, StatusRequest, StoreRequest, WriteRequest
 import { ReadError, StreamReader } from '../protocol/stream-reader.js';
 import { DepotError, DepotErrorCode, storageError } from '../errors.js';
 import type { RangeWriter } from '../core/allocation.js';
+import type { TransferService } from '../transfer/transfer-service.js';
 import type { DepotCore } from '../core/depot-core.js';
 import type { DepotOptions } from '../options.js';
 
@@ -27,6 +28,8 @@ export interface ConnectionContext {
   readonly log: Logger;
   /** Extra lines for the ST_VERSION reply. */
   versionLines(): string[];
+  /** Depot-to-depot transfers (SEND, PUSH, PULL); absent in codec-only tests. */
+  readonly transfers?: TransferService;
 }
 
 /** An error after which the connection is closed (protocol-level, or a refused body). */
@@ -178,6 +181,14 @@ export class Connection {
       }
       case 'status':
         return this.status(req);
+      case 'send':
+      case 'push':
+      case 'pull': {
+        if (this.ctx.transfers === undefined) throw new DepotError(DepotErrorCode.UNKNOWN_COMMAND, 'transfers are not enabled');
+        const moved = await this.ctx.transfers.run(req);
+        await this.send(countReply(moved));
+        return;
+      }
     }
   }
 

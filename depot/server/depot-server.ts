@@ -7,6 +7,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { DepotOptions } from '../options.js';
 import type { DiskIo } from '../resources/disk/disk-data.js';
 import { Connection } from './connection.js';
+import { TransferService } from '../transfer/transfer-service.js';
 
 export interface DepotServerDeps {
   /** Time source for leases; defaults to the system clock. */
@@ -27,6 +28,7 @@ export interface DepotServerDeps {
 export class DepotServer {
   readonly core: DepotCore;
   readonly log: Logger;
+  private readonly transfers: TransferService;
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -42,6 +44,7 @@ export class DepotServer {
   ) {
     this.log = log;
     this.core = core;
+    this.transfers = new TransferService(core, options, log);
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
 
@@ -68,6 +71,7 @@ export class DepotServer {
     depot.server.on('error', (e) => depot.log.error({ err: e }, 'server error'));
     const { port } = depot.address;
     depot.core.setCapAddress(options.publicHost, port);
+    depot.transfers.setPort(port);
     depot.sweepTimer = setInterval(() => depot.core.sweep(), options.limits.sweepIntervalMs);
     depot.sweepTimer.unref();
     depot.log.info(
@@ -121,6 +125,7 @@ export class DepotServer {
       for (const c of this.connections) c.destroy();
     }
     await closed;
+    this.transfers.close();
     this.core.close();
     this.log.info({ rejectedConnections: this.rejected }, 'depot closed');
   }
@@ -146,6 +151,7 @@ export class DepotServer {
         options: this.options,
         log: this.log,
         versionLines: () => this.versionLines(),
+        transfers: this.transfers,
       },
       log,
     );

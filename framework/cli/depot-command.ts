@@ -16,6 +16,7 @@ interface DepotFlags {
   maxDuration?: string;
   data?: string;
   fsync?: string;
+  transferAllow?: string;
 }
 
 /** Reads a TOML config file; errors name the file and the line. */
@@ -47,6 +48,19 @@ export async function depotOptionsFrom(flags: DepotFlags): Promise<DepotOptionsI
   if (flags.logLevel !== undefined) input.logLevel = flags.logLevel;
   if (flags.statusPassword !== undefined) input.statusPassword = flags.statusPassword;
   if (flags.wrmKey !== undefined) input.wrmKey = flags.wrmKey;
+  if (flags.transferAllow !== undefined) {
+    const transfer = (typeof input.transfer === 'object' && input.transfer !== null ? input.transfer : {}) as Record<
+      string,
+      unknown
+    >;
+    input.transfer = {
+      ...transfer,
+      allow: flags.transferAllow
+        .split(',')
+        .map((e) => e.trim())
+        .filter((e) => e !== ''),
+    };
+  }
   const resourceFlags: Record<string, unknown> = {};
   if (flags.capacity !== undefined) resourceFlags['capacityBytes'] = flags.capacity;
   if (flags.maxAllocation !== undefined) resourceFlags['maxAllocationBytes'] = flags.maxAllocation;
@@ -103,6 +117,10 @@ export function depotCommand(): CliCommand {
         'safe',
         'fast',
       ]),
+    )
+    .option(
+      '--transfer-allow <list>',
+      'remote depots SEND/PUSH/PULL may reach: *, IPs, CIDRs, host:port, comma-separated (default *)',
     )
     .option('--capacity <bytes>', 'capacity of the resource, e.g. 1GiB (default 1GiB)')
     .option('--max-allocation <bytes>', 'largest single allocation, e.g. 256MiB (default: the capacity)')

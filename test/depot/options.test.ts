@@ -170,6 +170,15 @@ describe('parseDepotOptions', () => {
     expect(o.resources[1]).toMatchObject({ kind: 'memory', trashGraceSec: 0 });
   });
 
+  it('transfer: defaults allow any destination; CIDRs, IPs and host:port are accepted', () => {
+    expect(parseDepotOptions().transfer).toEqual({ allow: ['*'], connectTimeoutMs: 5000, timeoutMs: 300_000 });
+    const t = parseDepotOptions({
+      transfer: { allow: ['10.0.0.0/8', '::1/128', '192.0.2.7', 'depot.example.org:6714', '[::1]:6714'], timeoutMs: 1000 },
+    }).transfer;
+    expect(t.allow).toHaveLength(5);
+    expect(t.timeoutMs).toBe(1000);
+  });
+
   it('parseByteSize', () => {
     expect(parseByteSize('64MiB', 'x')).toBe(64 * 1024 * 1024);
     expect(parseByteSize('2 GB', 'x')).toBe(2e9);

@@ -1,0 +1,164 @@
+import type { Logger } from 'pino';
+import { IbpClient } from '../client/ibp-client.js';
+import { ClientError } from '../client/client-error.js';
+import { CapType } from '../protocol/commands.js';
+import type { Capability } from '../protocol/caps.js';
+import type { TransferRequest } from '../protocol/requests.js';
+import type { Allocation } from '../core/allocation.js';
+import type { DepotCore } from '../core/depot-core.js';
+import { DepotError, DepotErrorCode, storageError } from '../errors.js';
+import type { DepotOptions } from '../options.js';
+import { DestinationPolicy } from './destination-policy.js';
+
+/** The one message for every way a remote depot can be out of reach (no scanning oracle). */
+const UNREACHABLE = 'the remote depot cannot be reached or is not allowed';
+
+/**
+ * EBP's transfer call: SEND (append at a remote depot), PUSH (write at a remote offset) and PULL
+ * (fetch from a remote depot). The depot acts as an ordinary IBP client of the remote one and
+ * answers its own client only after the remote depot acknowledged. A transfer whose remote cap
+ * names this very depot is done locally, without a connection.
+ */
+export class TransferService {
+  private readonly client: IbpClient;
+  private readonly policy: DestinationPolicy;
+  private selfPort = 0;
+
+  constructor(
+    private readonly core: DepotCore,
+    private readonly options: DepotOptions,
+    private readonly log: Logger,
+  ) {
+    this.client = new IbpClient({
+      timeoutMs: options.transfer.timeoutMs,
+      connectTimeoutMs: options.transfer.connectTimeoutMs,
+      maxIdlePerDepot: 2,
+    });
+    this.policy = new DestinationPolicy(options.transfer.allow);
+  }
+
+  setPort(port: number): void {
+    this.selfPort = port;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  /** Runs a transfer; resolves with the byte count moved, or throws a DepotError. */
+  async run(req: TransferRequest): Promise<number> {
+    return req.command === 'pull' ? this.pull(req) : this.sendOrPush(req);
+  }
+
+  private async sendOrPush(req: TransferRequest): Promise<number> {
+    const src = this.core.lookup(req.cap, CapType.READ);
+    this.core.checkReadRange(src, req.localOffset, req.length);
+    if (this.isSelf(req.remote)) {
+      const dest = this.core.lookup(keyOf(req.remote), CapType.WRITE);
+      return this.localCopy(src, req.localOffset, dest, req.remoteOffset, req.length);
+    }
+    const target = await this.target(req.remote);
+    try {
+      await this.client.storeFrom(
+        target,
+        req.length,
+        (write) => src.data.read(req.localOffset, req.length, (chunk) => write(chunk)),
+        req.remoteOffset,
+      );
+    } catch (e) {
+      throw this.remoteFailure(e, req);
+    }
+    return req.length;
+  }
+
+  private async pull(req: TransferRequest): Promise<number> {
+    const local = this.core.lookup(req.cap, CapType.WRITE);
+    if (this.isSelf(req.remote)) {
+      const src = this.core.lookup(keyOf(req.remote), CapType.READ);
+      this.core.checkReadRange(src, req.remoteOffset, req.length);
+      return this.localCopy(src, req.remoteOffset, local, req.localOffset, req.length);
+    }
+    const target = await this.target(req.remote);
+    return local.withWriteLock(async () => {
+      const offset = req.localOffset === -1 ? local.size : req.localOffset;
+      this.core.checkWriteRange(local, offset, req.length);
+      const writer = await local.data.openWriter(offset, req.length);
+      let localFailure: unknown;
+      try {
+        await this.client.loadTo(target, req.remoteOffset, req.length, async (chunk) => {
+          try {
+            await writer.write(chunk);
+          } catch (e) {
+            localFailure = e;
+            throw e;
+          }
+        });
+      } catch (e) {
+        await writer.abort().catch(() => undefined);
+        if (localFailure !== undefined) throw storageError(localFailure, `allocation ${local.id}: write failed`);
+        throw this.remoteFailure(e, req);
+      }
+      await this.core.commitWrite(local, writer, offset, req.length);
+      return req.length;
+    });
+  }
+
+  /** Copies between two allocations of this depot (a transfer whose remote cap is ours). */
+  private async localCopy(
+    src: Allocation,
+    srcOffset: number,
+    dest: Allocation,
+    destOffset: number,
+    length: number,
+  ): Promise<number> {
+    return dest.withWriteLock(async () => {
+      const offset = destOffset === -1 ? dest.size : destOffset;
+      this.core.checkWriteRange(dest, offset, length);
+      const writer = await dest.data.openWriter(offset, length);
+      try {
+        await src.data.read(srcOffset, length, (chunk) => writer.write(chunk));
+      } catch (e) {
+        await writer.abort().catch(() => undefined);
+        throw storageError(e, `allocation ${dest.id}: local copy failed`);
+      }
+      await this.core.commitWrite(dest, writer, offset, length);
+      return length;
+    });
+  }
+
+  private isSelf(cap: Capability): boolean {
+    if (cap.port !== this.selfPort) return false;
+    const h = cap.host.toLowerCase();
+    return h === this.options.publicHost.toLowerCase() || h === this.options.host.toLowerCase();
+  }
+
+  /** The remote cap with its host replaced by the checked address, or CANT_CONNECT. */
+  private async target(cap: Capability): Promise<Capability> {
+    const address = await this.policy.resolve(cap.host, cap.port);
+    if (address === undefined) {
+      this.log.debug({ host: cap.host, port: cap.port }, 'transfer destination refused or unresolvable');
+      throw new DepotError(DepotErrorCode.REMOTE_UNREACHABLE, UNREACHABLE);
+    }
+    return { ...cap, host: address };
+  }
+
+  private remoteFailure(e: unknown, req: TransferRequest): DepotError {
+    if (DepotError.isDepotError(e)) return e;
+    if (e instanceof ClientError && e.status !== undefined) {
+      return new DepotError(
+        DepotErrorCode.REMOTE_REFUSED,
+        `the remote depot refused the ${req.command.toUpperCase()}: ${e.message}`,
+        {
+          status: e.status,
+          cause: e,
+        },
+      );
+    }
+    this.log.debug({ err: (e as Error).message, command: req.command }, 'transfer failed');
+    return new DepotError(DepotErrorCode.REMOTE_UNREACHABLE, UNREACHABLE, { cause: e });
+  }
+}
+
+function keyOf(cap: Capability) {
+  return { rid: cap.rid, key: cap.key, wrmKey: cap.wrmKey };
+}
