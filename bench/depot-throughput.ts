@@ -5,9 +5,12 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { IbpClient, type DepotAddress } from '../framework/index.js';
 
-const ROW_SECONDS = Number(process.env['BENCH_ROW_SECONDS'] ?? 6);
+const ROW_SECONDS = Number(process.env['BENCH_ROW_SECONDS'] ?? 3);
 const BIN = new URL('../../bin/anvil.js', import.meta.url).pathname;
 
 interface Row {
@@ -17,10 +20,11 @@ interface Row {
   storeMBps?: number;
   loadMBps?: number;
   opsPerSec?: number;
+  copyMBps?: number;
 }
 
-async function startDepot(): Promise<{ addr: DepotAddress; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [BIN, 'depot', '--port', '0', '--capacity', '2GiB', '--log-level', 'warn'], {
+async function startDepot(extra: string[] = []): Promise<{ addr: DepotAddress; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [BIN, 'depot', '--port', '0', '--capacity', '2GiB', '--log-level', 'warn', ...extra], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
@@ -42,7 +46,7 @@ async function startDepot(): Promise<{ addr: DepotAddress; stop: () => Promise<v
   }
 }
 
-async function storeLoad(client: IbpClient, addr: DepotAddress, size: number): Promise<Row> {
+async function storeLoad(client: IbpClient, addr: DepotAddress, size: number, kind: string): Promise<Row> {
   const data = Buffer.alloc(size);
   for (let i = 0; i < size; i += 4096) data.writeUInt32LE(i, i);
   let storeNs = 0n;
@@ -64,7 +68,7 @@ async function storeLoad(client: IbpClient, addr: DepotAddress, size: number): P
   }
   const mb = (size * iterations) / 1e6;
   return {
-    name: `depot:store-load:memory:size=${size}`,
+    name: `depot:store-load:${kind}:size=${size}`,
     iterations,
     seconds: (Date.now() - started) / 1000,
     storeMBps: round(mb / (Number(storeNs) / 1e9)),
@@ -72,7 +76,7 @@ async function storeLoad(client: IbpClient, addr: DepotAddress, size: number): P
   };
 }
 
-async function smallOps(addr: DepotAddress, concurrency: number): Promise<Row> {
+async function smallOps(addr: DepotAddress, concurrency: number, kind: string): Promise<Row> {
   const data = Buffer.alloc(4096, 1);
   const clients = Array.from({ length: concurrency }, () => new IbpClient());
   let iterations = 0;
@@ -91,7 +95,7 @@ async function smallOps(addr: DepotAddress, concurrency: number): Promise<Row> {
   for (const c of clients) c.close();
   const seconds = (Date.now() - started) / 1000;
   return {
-    name: `depot:small-ops:allocate+store4k+load:memory:clients=${concurrency}`,
+    name: `depot:small-ops:allocate+store4k+load:${kind}:clients=${concurrency}`,
     iterations,
     seconds,
     opsPerSec: round(iterations / seconds),
@@ -102,16 +106,53 @@ function round(x: number): number {
   return Math.round(x * 10) / 10;
 }
 
-const depot = await startDepot();
+/** Depot-to-depot SEND of `size` bytes from `from` to `to` (both depot processes). */
+async function copyRow(client: IbpClient, from: DepotAddress, to: DepotAddress, size: number, label: string): Promise<Row> {
+  const src = await client.allocate(from, { size, durationSec: 600 });
+  await client.store(src.write, Buffer.alloc(size, 3));
+  let ns = 0n;
+  let iterations = 0;
+  const started = Date.now();
+  while (Date.now() - started < ROW_SECONDS * 1000 || iterations < 2) {
+    const dest = await client.allocate(to, { size, durationSec: 600 });
+    const t0 = process.hrtime.bigint();
+    await client.copy(src.read, dest.write, { length: size });
+    ns += process.hrtime.bigint() - t0;
+    await client.decr(dest.manage, 'read');
+    iterations++;
+  }
+  await client.decr(src.manage, 'read');
+  return {
+    name: `depot:copy(SEND):${label}:size=${size}`,
+    iterations,
+    seconds: (Date.now() - started) / 1000,
+    copyMBps: round((size * iterations) / 1e6 / (Number(ns) / 1e9)),
+  };
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), 'anvil-bench-'));
+const memory = await startDepot();
+const memory2 = await startDepot();
+const diskSafe = await startDepot(['--data', join(dataDir, 'safe'), '--fsync', 'safe']);
+const diskFast = await startDepot(['--data', join(dataDir, 'fast'), '--fsync', 'fast']);
 const client = new IbpClient({ timeoutMs: 120_000 });
 const rows: Row[] = [];
 try {
-  for (const size of [4096, 1 << 20, 64 << 20]) rows.push(await storeLoad(client, depot.addr, size));
-  rows.push(await smallOps(depot.addr, 1));
-  rows.push(await smallOps(depot.addr, 8));
+  for (const [kind, d] of [
+    ['memory', memory],
+    ['disk-safe', diskSafe],
+    ['disk-fast', diskFast],
+  ] as const) {
+    for (const size of [4096, 1 << 20, 64 << 20]) rows.push(await storeLoad(client, d.addr, size, kind));
+    rows.push(await smallOps(d.addr, 1, kind));
+    rows.push(await smallOps(d.addr, 8, kind));
+  }
+  rows.push(await copyRow(client, memory.addr, memory2.addr, 64 << 20, 'memory->memory'));
+  rows.push(await copyRow(client, memory.addr, diskSafe.addr, 64 << 20, 'memory->disk-safe'));
 } finally {
   client.close();
-  await depot.stop();
+  await Promise.all([memory, memory2, diskSafe, diskFast].map((d) => d.stop()));
+  rmSync(dataDir, { recursive: true, force: true });
 }
 process.stdout.write(
   `${JSON.stringify({ bench: 'depot', node: process.version, when: new Date().toISOString(), rowSeconds: ROW_SECONDS, rows }, null, 2)}\n`,
