@@ -24,3 +24,23 @@ export {
   type ResourceInquiry,
 } from '../depot/index.js';
 export { main } from './cli/main.js';
+export { FrameworkError, FrameworkErrorCode, type FrameworkErrorCodeValue } from './errors.js';
+export { validateExnode, blocksOf, depotOf, depotKey, type Exnode, type Mapping, type Dtype } from './exnode/exnode.js';
+export { toXnd, fromXnd, XND_NAMESPACE } from './exnode/xnd.js';
+export { toUnisJson, fromUnisJson, EXNODE_SCHEMA, IBP_EXTENT_SCHEMA } from './exnode/unis-json.js';
+export { parseExnode, readExnode, writeExnode, formatFor } from './exnode/exnode-file.js';
+export { parseDepotList, readDepotFile } from './lors/depot-list.js';
+export { upload, DEFAULT_BLOCK_SIZE, DEFAULT_THREADS, DEFAULT_DURATION_SEC, type UploadOptions } from './lors/upload.js';
+export { download, type DownloadOptions, type DownloadResult } from './lors/download.js';
+export {
+  statMappings,
+  trimDead,
+  trimMappings,
+  refreshLeases,
+  replicate,
+  augment,
+  type MappingStatus,
+  type RefreshMode,
+} from './lors/maintenance.js';
+export { parsePolicy, type WarmerPolicy } from './warmer/policy.js';
+export { Warmer, WarmerMetrics, type WarmReport, type WarmerClock } from './warmer/warmer.js';

@@ -1,5 +1,6 @@
 import { Command as CliCommand, CommanderError } from 'commander';
 import { depotCommand } from './depot-command.js';
+import { lorsCommands } from './lors-commands.js';
 
 /**
  * Entry point of the `anvil` command. Returns the process exit code; errors with a stable
@@ -12,6 +13,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .exitOverride()
     .showHelpAfterError();
   program.addCommand(depotCommand());
+  for (const c of lorsCommands()) program.addCommand(c);
   try {
     await program.parseAsync([...argv]);
     return 0;

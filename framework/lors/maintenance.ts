@@ -1,0 +1,198 @@
+import { formatCapability, parseCapability, type DepotAddress, type IbpClient } from '../../depot/index.js';
+import { FrameworkError, FrameworkErrorCode } from '../errors.js';
+import { blocksOf, depotKey, depotOf, type Exnode, type Mapping } from '../exnode/exnode.js';
+import { runPool } from './pool.js';
+
+/** What probing a mapping found. */
+export interface MappingStatus {
+  readonly index: number;
+  readonly depot: string;
+  readonly exnodeOffset: number;
+  readonly alive: boolean;
+  readonly size?: number;
+  readonly maxSize?: number;
+  readonly secondsLeft?: number;
+  readonly error?: string;
+}
+
+/**
+ * Probes every mapping (`anvil stat`): with a manage cap, MANAGE PROBE; with only a read cap, a
+ * one-byte LOAD. A mapping is alive when its depot answers and the allocation holds its bytes.
+ */
+export async function statMappings(client: IbpClient, x: Exnode, threads = 8): Promise<MappingStatus[]> {
+  const out: MappingStatus[] = new Array(x.mappings.length);
+  await runPool(x.mappings.length, threads, async (i) => {
+    const m = x.mappings[i]!;
+    const base = { index: i, depot: depotKey(m), exnodeOffset: m.exnodeOffset };
+    try {
+      if (m.manage !== undefined) {
+        const p = await client.probe(m.manage);
+        const alive = p.size >= m.allocOffset + m.logicalLength;
+        out[i] = {
+          ...base,
+          alive,
+          size: p.size,
+          maxSize: p.maxSize,
+          secondsLeft: p.secondsLeft,
+          ...(alive ? {} : { error: 'short data' }),
+        };
+      } else {
+        await client.load(m.read, m.allocOffset + m.logicalLength - 1, 1);
+        out[i] = { ...base, alive: true };
+      }
+    } catch (e) {
+      out[i] = { ...base, alive: false, error: (e as Error).message };
+    }
+  });
+  return out;
+}
+
+/** `anvil trim --dead`: drops mappings that fail their probe; returns how many. */
+export async function trimDead(client: IbpClient, x: Exnode): Promise<number> {
+  const status = await statMappings(client, x);
+  const dead = new Set(status.filter((s) => !s.alive).map((s) => s.index));
+  x.mappings = x.mappings.filter((_, i) => !dead.has(i));
+  if (dead.size > 0) x.modifiedMs = Date.now();
+  return dead.size;
+}
+
+/** `anvil trim --mapping i,j`: drops the given mappings; with `decrement`, also releases their allocations. */
+export async function trimMappings(
+  client: IbpClient,
+  x: Exnode,
+  indexes: readonly number[],
+  decrement: boolean,
+): Promise<number> {
+  for (const i of indexes) {
+    if (!Number.isInteger(i) || i < 0 || i >= x.mappings.length) {
+      throw new FrameworkError(
+        FrameworkErrorCode.INVALID_ARGUMENT,
+        `mapping ${i} does not exist (the exNode has ${x.mappings.length})`,
+      );
+    }
+  }
+  const drop = new Set(indexes);
+  if (decrement) {
+    for (const i of drop) {
+      const m = x.mappings[i]!;
+      if (m.manage !== undefined) await client.decr(m.manage, 'read').catch(() => undefined);
+    }
+  }
+  x.mappings = x.mappings.filter((_, i) => !drop.has(i));
+  x.modifiedMs = Date.now();
+  return drop.size;
+}
+
+export type RefreshMode = { extendBySec: number } | { extendToMs: number } | { max: true };
+
+/**
+ * `anvil refresh`: extends every mapping's lease (MANAGE CHNG, size unchanged). `max` asks each
+ * depot for its maximum lease (from ST_INQ). Mappings without a manage cap are skipped.
+ */
+export async function refreshLeases(
+  client: IbpClient,
+  x: Exnode,
+  mode: RefreshMode,
+  now = Date.now(),
+): Promise<{ refreshed: number; failed: number }> {
+  let refreshed = 0;
+  let failed = 0;
+  const maxByDepot = new Map<string, number>();
+  await runPool(x.mappings.length, 8, async (i) => {
+    const m = x.mappings[i]!;
+    if (m.manage === undefined) return;
+    try {
+      const p = await client.probe(m.manage);
+      let durationSec: number;
+      if ('extendBySec' in mode) durationSec = p.secondsLeft + mode.extendBySec;
+      else if ('extendToMs' in mode) durationSec = Math.ceil((mode.extendToMs - now) / 1000);
+      else {
+        const key = depotKey(m);
+        if (!maxByDepot.has(key)) {
+          const inq = await client.status(depotOf(m), { rid: parseCapability(m.manage)!.rid || '0' });
+          maxByDepot.set(key, Math.min(...inq.resources.map((r) => r.maxDurationSec)));
+        }
+        durationSec = maxByDepot.get(key)!;
+      }
+      if (durationSec < 1)
+        throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, `lease would end in the past (${durationSec} s)`);
+      await client.change(m.manage, { maxSize: p.maxSize, durationSec });
+      m.leaseEndMs = now + durationSec * 1000;
+      refreshed++;
+    } catch {
+      failed++;
+    }
+  });
+  if (refreshed > 0) x.modifiedMs = Date.now();
+  return { refreshed, failed };
+}
+
+/**
+ * Adds a replica of `m` on `depot` with a depot-to-depot SEND from `m`'s depot (the bytes do not
+ * pass through this process). Returns the new mapping.
+ */
+export async function replicate(client: IbpClient, m: Mapping, depot: DepotAddress, durationSec: number): Promise<Mapping> {
+  const caps = await client.allocate(depot, { size: m.logicalLength, durationSec });
+  const leaseStartMs = Date.now();
+  try {
+    await client.copy(m.read, caps.write, { offset: m.allocOffset, length: m.logicalLength });
+  } catch (e) {
+    await client.decr(caps.manage, 'read').catch(() => undefined);
+    throw e;
+  }
+  return {
+    exnodeOffset: m.exnodeOffset,
+    logicalLength: m.logicalLength,
+    allocOffset: 0,
+    allocLength: m.logicalLength,
+    read: formatCapability(caps.read),
+    write: formatCapability(caps.write),
+    manage: formatCapability(caps.manage),
+    leaseStartMs,
+    leaseEndMs: leaseStartMs + durationSec * 1000,
+    sha256: m.sha256,
+  };
+}
+
+/**
+ * `anvil augment --copies N`: every block gets at least `copies` live replicas on distinct depots,
+ * new ones made from a live replica by depot-to-depot copy onto depots from `depots` that do not
+ * hold the block. Returns how many replicas were added.
+ */
+export async function augment(
+  client: IbpClient,
+  x: Exnode,
+  options: { copies: number; depots: readonly DepotAddress[]; durationSec: number },
+): Promise<{ added: number; short: number }> {
+  const status = await statMappings(client, x);
+  const alive = new Set(status.filter((s) => s.alive).map((s) => s.index));
+  const indexOf = new Map(x.mappings.map((m, i) => [m, i]));
+  let added = 0;
+  let short = 0;
+  for (const b of blocksOf(x)) {
+    const live = b.replicas.filter((m) => alive.has(indexOf.get(m)!));
+    const holders = new Set(live.map(depotKey));
+    let need = options.copies - holders.size;
+    if (need <= 0) continue;
+    if (live.length === 0) {
+      short++;
+      continue;
+    }
+    for (const d of options.depots) {
+      if (need <= 0) break;
+      const key = `${d.host}:${d.port}`;
+      if (holders.has(key)) continue;
+      try {
+        x.mappings.push(await replicate(client, live[0]!, d, options.durationSec));
+        holders.add(key);
+        added++;
+        need--;
+      } catch {
+        // try the next depot
+      }
+    }
+    if (need > 0) short++;
+  }
+  if (added > 0) x.modifiedMs = Date.now();
+  return { added, short };
+}

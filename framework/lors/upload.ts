@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { formatCapability, type DepotAddress, type IbpClient } from '../../depot/index.js';
+import { FrameworkError, FrameworkErrorCode } from '../errors.js';
+import type { Exnode, Mapping } from '../exnode/exnode.js';
+import { runPool } from './pool.js';
+
+export const DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024;
+export const DEFAULT_THREADS = 4;
+export const DEFAULT_DURATION_SEC = 86_400;
+
+export interface UploadOptions {
+  readonly depots: readonly DepotAddress[];
+  readonly blockSize?: number;
+  /** Replicas per block, each on a distinct depot. */
+  readonly copies?: number;
+  /** Blocks in flight at once. */
+  readonly threads?: number;
+  readonly durationSec?: number;
+  /** Name recorded in the exNode (default: the file's base name). */
+  readonly name?: string;
+  /** Called with the bytes of each replica stored. */
+  readonly onProgress?: (bytes: number) => void;
+  /** Called when a depot fails for a block (the block is retried on another depot). */
+  readonly onRetry?: (depot: DepotAddress, error: Error) => void;
+}
+
+function argError(message: string): FrameworkError {
+  return new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, message);
+}
+
+/**
+ * Uploads a file as blocks striped over depots with `copies` replicas of each block on distinct
+ * depots (LoRS `lors_upload`). A failed allocation or store is retried on the next depot that does
+ * not hold the block yet; the upload fails only when a block runs out of depots. Each mapping
+ * records the SHA-256 of its bytes.
+ */
+export async function upload(client: IbpClient, path: string, options: UploadOptions): Promise<Exnode> {
+  const depots = options.depots;
+  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+  const copies = options.copies ?? 1;
+  const threads = options.threads ?? DEFAULT_THREADS;
+  const durationSec = options.durationSec ?? DEFAULT_DURATION_SEC;
+  if (!Number.isSafeInteger(blockSize) || blockSize < 1)
+    throw argError(`\`blockSize\` must be a positive integer (got ${blockSize})`);
+  if (!Number.isSafeInteger(copies) || copies < 1) throw argError(`\`copies\` must be a positive integer (got ${copies})`);
+  if (copies > depots.length) throw argError(`\`copies\` (${copies}) exceeds the number of depots (${depots.length})`);
+  if (!Number.isSafeInteger(threads) || threads < 1) throw argError(`\`threads\` must be a positive integer (got ${threads})`);
+
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const started = Date.now();
+    const blocks = Math.ceil(size / blockSize);
+    const perBlock: Mapping[][] = Array.from({ length: blocks }, () => []);
+    await runPool(blocks, threads, async (b) => {
+      const offset = b * blockSize;
+      const length = Math.min(blockSize, size - offset);
+      const data = Buffer.allocUnsafe(length);
+      let got = 0;
+      while (got < length) {
+        const { bytesRead } = await fh.read(data, got, length - got, offset + got);
+        if (bytesRead === 0) throw new FrameworkError(FrameworkErrorCode.UPLOAD_FAILED, `${path} shrank while being uploaded`);
+        got += bytesRead;
+      }
+      const sha256 = createHash('sha256').update(data).digest('hex');
+      const used = new Set<number>();
+      for (let c = 0; c < copies; c++) {
+        let placed = false;
+        for (let tried = 0; tried < depots.length && !placed; tried++) {
+          const d = (b + c + tried) % depots.length;
+          if (used.has(d)) continue;
+          used.add(d);
+          const depot = depots[d]!;
+          try {
+            const caps = await client.allocate(depot, { size: length, durationSec });
+            const leaseStartMs = Date.now();
+            await client.store(caps.write, data);
+            perBlock[b]!.push({
+              exnodeOffset: offset,
+              logicalLength: length,
+              allocOffset: 0,
+              allocLength: length,
+              read: formatCapability(caps.read),
+              write: formatCapability(caps.write),
+              manage: formatCapability(caps.manage),
+              leaseStartMs,
+              leaseEndMs: leaseStartMs + durationSec * 1000,
+              sha256,
+            });
+            options.onProgress?.(length);
+            placed = true;
+          } catch (e) {
+            options.onRetry?.(depot, e as Error);
+          }
+        }
+        if (!placed) {
+          throw new FrameworkError(
+            FrameworkErrorCode.UPLOAD_FAILED,
+            `block at offset ${offset}: no depot left for copy ${c + 1} of ${copies} (tried ${used.size} of ${depots.length})`,
+          );
+        }
+      }
+    });
+    return {
+      name: options.name ?? basename(path),
+      size,
+      createdMs: started,
+      modifiedMs: Date.now(),
+      dtype: undefined,
+      shape: undefined,
+      mappings: perBlock.flat(),
+    };
+  } finally {
+    await fh.close();
+  }
+}
