@@ -66,6 +66,7 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
       }
       const sha256 = createHash('sha256').update(data).digest('hex');
       const used = new Set<number>();
+      const failures: string[] = [];
       for (let c = 0; c < copies; c++) {
         let placed = false;
         for (let tried = 0; tried < depots.length && !placed; tried++) {
@@ -92,13 +93,14 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
             options.onProgress?.(length);
             placed = true;
           } catch (e) {
+            failures.push(`${depot.host}:${depot.port}: ${(e as Error).message}`);
             options.onRetry?.(depot, e as Error);
           }
         }
         if (!placed) {
           throw new FrameworkError(
             FrameworkErrorCode.UPLOAD_FAILED,
-            `block at offset ${offset}: no depot left for copy ${c + 1} of ${copies} (tried ${used.size} of ${depots.length})`,
+            `block at offset ${offset}: no depot left for copy ${c + 1} of ${copies} (tried ${used.size} of ${depots.length}: ${failures.join('; ')})`,
           );
         }
       }
