@@ -3,15 +3,13 @@
  * small-operation rate, printed as JSON. The depot runs as a child process (as in production);
  * the client is the framework's IbpClient. Bounded: each row runs for at most ROW_SECONDS.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startDepotProcess } from './lib/depot-process.js';
 import { IbpClient, type DepotAddress } from '../framework/index.js';
 
 const ROW_SECONDS = Number(process.env['BENCH_ROW_SECONDS'] ?? 3);
-const BIN = new URL('../../bin/anvil.js', import.meta.url).pathname;
 
 interface Row {
   name: string;
@@ -21,29 +19,6 @@ interface Row {
   loadMBps?: number;
   opsPerSec?: number;
   copyMBps?: number;
-}
-
-async function startDepot(extra: string[] = []): Promise<{ addr: DepotAddress; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [BIN, 'depot', '--port', '0', '--capacity', '2GiB', '--log-level', 'warn', ...extra], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const m = /listening on ibp:\/\/([^:]+):(\d+)/.exec(out);
-    if (m) {
-      return {
-        addr: { host: m[1]!, port: Number(m[2]) },
-        stop: async () => {
-          child.kill('SIGTERM');
-          await once(child, 'exit');
-        },
-      };
-    }
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error('depot did not start');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 async function storeLoad(client: IbpClient, addr: DepotAddress, size: number, kind: string): Promise<Row> {
@@ -131,10 +106,10 @@ async function copyRow(client: IbpClient, from: DepotAddress, to: DepotAddress, 
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'anvil-bench-'));
-const memory = await startDepot();
-const memory2 = await startDepot();
-const diskSafe = await startDepot(['--data', join(dataDir, 'safe'), '--fsync', 'safe']);
-const diskFast = await startDepot(['--data', join(dataDir, 'fast'), '--fsync', 'fast']);
+const memory = await startDepotProcess();
+const memory2 = await startDepotProcess();
+const diskSafe = await startDepotProcess(['--data', join(dataDir, 'safe'), '--fsync', 'safe']);
+const diskFast = await startDepotProcess(['--data', join(dataDir, 'fast'), '--fsync', 'fast']);
 const client = new IbpClient({ timeoutMs: 120_000 });
 const rows: Row[] = [];
 try {

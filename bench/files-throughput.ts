@@ -3,44 +3,20 @@
  * processes with copies 1 and 2, next to a single-connection raw STORE/LOAD of the same bytes to
  * one depot, in the same run. JSON on stdout.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { createHash, randomFillSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startDepotProcess } from './lib/depot-process.js';
 import { IbpClient, download, upload, type DepotAddress } from '../framework/index.js';
 
 const SIZE = Number(process.env['BENCH_FILE_MIB'] ?? 256) * 1024 * 1024;
-const BIN = new URL('../../bin/anvil.js', import.meta.url).pathname;
-
-async function startDepot(): Promise<{ addr: DepotAddress; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [BIN, 'depot', '--port', '0', '--capacity', '2GiB', '--log-level', 'warn'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
-    const m = /listening on ibp:\/\/([^:]+):(\d+)/.exec(out);
-    if (m) {
-      return {
-        addr: { host: m[1]!, port: Number(m[2]) },
-        stop: async () => {
-          child.kill('SIGTERM');
-          await once(child, 'exit');
-        },
-      };
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('depot did not start');
-}
 
 const mbps = (bytes: number, ms: number) => Math.round((bytes / 1e6 / (ms / 1000)) * 10) / 10;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 const dir = mkdtempSync(join(tmpdir(), 'anvil-bench-files-'));
-const depots = await Promise.all([0, 1, 2, 3].map(() => startDepot()));
+const depots = await Promise.all([0, 1, 2, 3].map(() => startDepotProcess()));
 const client = new IbpClient({ timeoutMs: 300_000 });
 const rows: Array<Record<string, unknown>> = [];
 try {

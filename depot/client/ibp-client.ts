@@ -1,6 +1,7 @@
 import { CapType, Command, ManageOp, Status, StatusOp, type CapTypeNumber } from '../protocol/commands.js';
 import { capTokens, formatCapability, parseCapability, type Capability } from '../protocol/caps.js';
 import { DEFAULT_STATUS_PASSWORD } from '../options.js';
+import type { ProbeFields } from '../protocol/reply.js';
 import { ClientError, ClientErrorCode } from './client-error.js';
 import { DepotConnection } from './depot-connection.js';
 import { parseInquiryV0, parseInquiryV1, type DepotInquiry, type DepotInquiryV0 } from './inquiry.js';
@@ -49,15 +50,8 @@ export interface AllocationCaps {
   readonly manage: Capability;
 }
 
-export interface ProbeResult {
-  readonly readRefs: number;
-  readonly writeRefs: number;
-  readonly size: number;
-  readonly maxSize: number;
-  readonly secondsLeft: number;
-  readonly reliability: number;
-  readonly type: number;
-}
+/** A PROBE reply: reference counts, current and max size, seconds left, reliability, type. */
+export type ProbeResult = ProbeFields;
 
 /** Produces a body: calls `write` with consecutive chunks totalling the announced length. */
 export type BodySource = (write: (chunk: Uint8Array) => Promise<void>) => Promise<void>;
