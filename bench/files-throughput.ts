@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDepotProcess } from './lib/depot-process.js';
-import { IbpClient, download, upload, type DepotAddress } from '../framework/index.js';
+import { IbpClient, download, upload } from '../framework/index.js';
 
 const SIZE = Number(process.env['BENCH_FILE_MIB'] ?? 256) * 1024 * 1024;
 
