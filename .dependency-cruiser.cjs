@@ -18,9 +18,9 @@ module.exports = {
     {
       name: 'nfu-kernels-pure',
       severity: 'error',
-      comment: 'nfu-kernels is pure math: no Node built-ins, no packages',
+      comment: 'nfu-kernels is pure math: no Node built-ins, no packages but pure-JS hashing',
       from: { path: '^nfu-kernels/' },
-      to: { dependencyTypes: ['core', 'npm', 'npm-dev'] },
+      to: { dependencyTypes: ['core', 'npm', 'npm-dev'], pathNot: '@noble/hashes' },
     },
     {
       name: 'framework-uses-depot-public-api',

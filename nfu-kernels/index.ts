@@ -1,0 +1,22 @@
+/**
+ * Anvil's numeric kernels: pure functions on typed arrays (no I/O) that depots run as NFU ops,
+ * the counter-based RNG that lets every depot regenerate the same random matrices, and the
+ * kernel registry.
+ */
+export { philox4x32, normals, words, seedKey, uniform53 } from './rng/philox.js';
+export { parseAttrs, encodeAttrs, matrixView, bytesPer, f64Bytes, MAX_ATTRS_BYTES, type Attrs, type Dtype } from './attrs.js';
+export { KernelError, KernelErrorCode, type KernelErrorCodeValue } from './errors.js';
+export type { KernelConfig } from './kernel.js';
+export { KernelRegistry } from './registry.js';
+export { BUILTIN_KERNELS, builtinRegistry } from './register-all.js';
+export {
+  gaussianSketchRight,
+  gaussianSketchLeft,
+  rightOmega,
+  STREAM_GAUSSIAN_LEFT,
+  STREAM_GAUSSIAN_RIGHT,
+} from './sketch/gaussian-sketch.js';
+export { sparseSignSketch, STREAM_SPARSE_SIGN, STREAM_COUNT_SKETCH } from './sketch/sparse-sign-sketch.js';
+export { srht, fwhtColumns } from './sketch/srht.js';
+export { gram, columnStats, atb } from './reduce/reductions.js';
+export { xorBytes } from './bytes/byte-ops.js';

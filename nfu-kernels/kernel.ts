@@ -1,0 +1,20 @@
+import type { Attrs } from './attrs.js';
+
+/**
+ * One NFU op: a stable opcode, a name, the inputs it reads (REF_RD allocations, in order), the size
+ * of its single output for given attributes, and the pure function computing it.
+ */
+export interface KernelConfig {
+  readonly opcode: number;
+  readonly name: string;
+  /** One line, with the formula. */
+  readonly summary: string;
+  /** Names of the input buffers, in parameter order. */
+  readonly inputs: readonly string[];
+  /** False for LoCI-style ops that take no attribute parameter (xor). */
+  readonly takesAttrs: boolean;
+  /** Bytes of the output for these attributes and inputs (checked before running). */
+  outputBytes(a: Attrs | undefined, inputs: readonly Uint8Array[]): number;
+  /** Computes the output; validates shapes and throws KernelError on bad input. */
+  run(a: Attrs | undefined, inputs: readonly Uint8Array[]): Uint8Array;
+}

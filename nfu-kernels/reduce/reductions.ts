@@ -1,0 +1,103 @@
+import { f64Bytes, matrixView, type Attrs } from '../attrs.js';
+import type { KernelConfig } from '../kernel.js';
+import { requireAttrs } from '../sketch/gaussian-sketch.js';
+
+/** G = AᵀA: `cols × cols` float64 (symmetric; additive over row blocks). */
+export function gram(a: Attrs, A: Float32Array | Float64Array): Float64Array {
+  const { rows, cols } = a;
+  const G = new Float64Array(cols * cols);
+  for (let i = 0; i < rows; i++) {
+    const ai = i * cols;
+    for (let p = 0; p < cols; p++) {
+      const v = A[ai + p]!;
+      if (v === 0) continue;
+      const gp = p * cols;
+      for (let q = p; q < cols; q++) G[gp + q]! += v * A[ai + q]!;
+    }
+  }
+  for (let p = 0; p < cols; p++) for (let q = 0; q < p; q++) G[p * cols + q] = G[q * cols + p]!;
+  return G;
+}
+
+/**
+ * Column statistics of a block, `6 × cols` float64, rows: count, sum, sum of squares, min, max,
+ * sum of squared deviations from the block mean (for a stable pooled variance). Combine blocks
+ * with Chan et al.'s parallel formula; means, variances and norms follow.
+ */
+export function columnStats(a: Attrs, A: Float32Array | Float64Array): Float64Array {
+  const { rows, cols } = a;
+  const out = new Float64Array(6 * cols);
+  for (let j = 0; j < cols; j++) {
+    out[3 * cols + j] = rows === 0 ? Number.NaN : Number.POSITIVE_INFINITY;
+    out[4 * cols + j] = rows === 0 ? Number.NaN : Number.NEGATIVE_INFINITY;
+    out[j] = rows;
+  }
+  for (let i = 0; i < rows; i++) {
+    const ai = i * cols;
+    for (let j = 0; j < cols; j++) {
+      const v = A[ai + j]!;
+      out[cols + j]! += v;
+      out[2 * cols + j]! += v * v;
+      if (v < out[3 * cols + j]!) out[3 * cols + j] = v;
+      if (v > out[4 * cols + j]!) out[4 * cols + j] = v;
+    }
+  }
+  for (let i = 0; i < rows; i++) {
+    const ai = i * cols;
+    for (let j = 0; j < cols; j++) {
+      const d = A[ai + j]! - out[cols + j]! / rows;
+      out[5 * cols + j]! += d * d;
+    }
+  }
+  return out;
+}
+
+/** C = Aᵀ·B for a supplied B (`rows × k`, same dtype): `cols × k` float64 (power iterations). */
+export function atb(a: Attrs, A: Float32Array | Float64Array, B: Float32Array | Float64Array): Float64Array {
+  const { rows, cols, k } = a;
+  const C = new Float64Array(cols * k);
+  for (let i = 0; i < rows; i++) {
+    const ai = i * cols;
+    const bi = i * k;
+    for (let p = 0; p < cols; p++) {
+      const v = A[ai + p]!;
+      if (v === 0) continue;
+      const cp = p * k;
+      for (let t = 0; t < k; t++) C[cp + t]! += v * B[bi + t]!;
+    }
+  }
+  return C;
+}
+
+export const gramKernel: KernelConfig = {
+  opcode: 48,
+  name: 'gram',
+  summary: 'G = AᵀA; output cols×cols float64, additive over row blocks',
+  inputs: ['A'],
+  takesAttrs: true,
+  outputBytes: (a) => requireAttrs(a).cols ** 2 * 8,
+  run: (a, [A]) => f64Bytes(gram(requireAttrs(a), matrixView(A!, requireAttrs(a)))),
+};
+
+export const columnStatsKernel: KernelConfig = {
+  opcode: 49,
+  name: 'column-stats',
+  summary: 'per column: count, Σx, Σx², min, max, Σ(x−mean)²; output 6×cols float64',
+  inputs: ['A'],
+  takesAttrs: true,
+  outputBytes: (a) => 6 * requireAttrs(a).cols * 8,
+  run: (a, [A]) => f64Bytes(columnStats(requireAttrs(a), matrixView(A!, requireAttrs(a)))),
+};
+
+export const atbKernel: KernelConfig = {
+  opcode: 50,
+  name: 'atb',
+  summary: 'C = Aᵀ·B, B rows×k; output cols×k float64, additive over row blocks',
+  inputs: ['A', 'B'],
+  takesAttrs: true,
+  outputBytes: (a) => requireAttrs(a).cols * requireAttrs(a).k * 8,
+  run: (a, [A, B]) => {
+    const at = requireAttrs(a);
+    return f64Bytes(atb(at, matrixView(A!, at), matrixView(B!, at, at.rows, at.k, 'B')));
+  },
+};
