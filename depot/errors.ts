@@ -54,6 +54,14 @@ export const DepotErrorCode = {
   REMOTE_UNREACHABLE: 'DEPOT_ERR_REMOTE_UNREACHABLE',
   /** The remote depot of a transfer refused it; `status` is the remote depot's. */
   REMOTE_REFUSED: 'DEPOT_ERR_REMOTE_REFUSED',
+  /** An NFU opcode this depot does not serve. */
+  NFU_UNKNOWN: 'DEPOT_ERR_NFU_UNKNOWN',
+  /** An NFU call names the same allocation twice with the same parameter kind. */
+  NFU_DUP_PARAM: 'DEPOT_ERR_NFU_DUP_PARAM',
+  /** An NFU op ran past its deadline; its worker was stopped and nothing was written. */
+  NFU_TIMEOUT: 'DEPOT_ERR_NFU_TIMEOUT',
+  /** An NFU op's worker failed (crash, out of memory); nothing was written. */
+  NFU_FAILED: 'DEPOT_ERR_NFU_FAILED',
   /** An unexpected internal failure; the request changed nothing. */
   INTERNAL: 'DEPOT_ERR_INTERNAL',
 } as const;
@@ -86,6 +94,10 @@ const WIRE_STATUS: Readonly<Record<DepotErrorCodeValue, number>> = {
   DEPOT_ERR_RESOURCE_UNAVAILABLE: Status.RSRC_UNAVAIL,
   DEPOT_ERR_REMOTE_UNREACHABLE: Status.CONNECTION,
   DEPOT_ERR_REMOTE_REFUSED: Status.GENERIC,
+  DEPOT_ERR_NFU_UNKNOWN: Status.NFU_UNKNOWN,
+  DEPOT_ERR_NFU_DUP_PARAM: Status.NFU_DUP_PARA,
+  DEPOT_ERR_NFU_TIMEOUT: Status.SERVER_TIMEOUT,
+  DEPOT_ERR_NFU_FAILED: Status.INTERNAL,
   DEPOT_ERR_INTERNAL: Status.INTERNAL,
 };
 

@@ -93,6 +93,22 @@ export interface TransferOptions {
   readonly timeoutMs: number;
 }
 
+/** NFU (transform) execution limits. */
+export interface NfuOptions {
+  /** Opcodes or kernel names served; `["*"]` = every built-in kernel, `[]` = none. */
+  readonly enable: readonly (number | string)[];
+  /** Worker threads running ops; 0 runs them on the event loop (tests, debugging only). */
+  readonly workers: number;
+  /** Ops waiting for a worker; beyond it a call answers `-66 <retry>`. */
+  readonly maxQueue: number;
+  /** An op running longer is stopped (its worker terminated) and answers -46. */
+  readonly timeoutMs: number;
+  /** Heap limit of each worker (MB). */
+  readonly memoryMb: number;
+  /** Largest VAL_IN / VAL_INOUT / VAL_OUT parameter (bytes). */
+  readonly maxValueBytes: number;
+}
+
 export interface DepotOptions {
   readonly host: string;
   /** TCP port; 0 picks a free one (tests). */
@@ -106,6 +122,7 @@ export interface DepotOptions {
   readonly resources: readonly ResourceOptions[];
   readonly limits: DepotLimits;
   readonly transfer: TransferOptions;
+  readonly nfu: NfuOptions;
 }
 
 /** What a config file or the command line may set; every field optional. */
@@ -120,6 +137,7 @@ export interface DepotOptionsInput {
   resources?: unknown;
   limits?: unknown;
   transfer?: unknown;
+  nfu?: unknown;
 }
 
 export function defaultLimits(): DepotLimits {
@@ -163,7 +181,9 @@ const TOP_KEYS = new Set([
   'resources',
   'limits',
   'transfer',
+  'nfu',
 ]);
+const NFU_KEYS = new Set(['enable', 'workers', 'maxQueue', 'timeoutMs', 'memoryMb', 'maxValueBytes']);
 const RESOURCE_KEYS = new Set([
   'rid',
   'kind',
@@ -417,6 +437,38 @@ function parseTransfer(value: unknown): TransferOptions {
   return Object.freeze(out);
 }
 
+function parseNfu(value: unknown): NfuOptions {
+  const out: { -readonly [K in keyof NfuOptions]: NfuOptions[K] } = {
+    enable: ['*'],
+    workers: 2,
+    maxQueue: 16,
+    timeoutMs: 30_000,
+    memoryMb: 1024,
+    maxValueBytes: 1024 * 1024,
+  };
+  if (value === undefined) return Object.freeze(out);
+  const obj = asObject(value, 'nfu');
+  checkKeys(obj, NFU_KEYS, 'nfu.');
+  if (obj['enable'] !== undefined) {
+    const e = obj['enable'];
+    if (!Array.isArray(e) || e.some((x) => !(typeof x === 'string' || (typeof x === 'number' && Number.isInteger(x) && x > 0)))) {
+      throw configError('`nfu.enable` must be a list of opcodes or kernel names ("*" = all)', 'nfu.enable', e);
+    }
+    out.enable = Object.freeze([...(e as (number | string)[])]);
+  }
+  if (obj['workers'] !== undefined) out.workers = integerIn(obj['workers'], 'nfu.workers', 0, 64);
+  if (obj['maxQueue'] !== undefined) out.maxQueue = integerIn(obj['maxQueue'], 'nfu.maxQueue', 0, 100_000);
+  if (obj['timeoutMs'] !== undefined) out.timeoutMs = integerIn(obj['timeoutMs'], 'nfu.timeoutMs', 1, 86_400_000);
+  if (obj['memoryMb'] !== undefined) out.memoryMb = integerIn(obj['memoryMb'], 'nfu.memoryMb', 16, 65_536);
+  if (obj['maxValueBytes'] !== undefined) {
+    const n = parseByteSize(obj['maxValueBytes'], 'nfu.maxValueBytes');
+    if (n < 1 || n > 256 * 1024 * 1024)
+      throw configError(`\`nfu.maxValueBytes\` must be from 1 to 268435456 (got ${n})`, 'nfu.maxValueBytes', n);
+    out.maxValueBytes = n;
+  }
+  return Object.freeze(out);
+}
+
 /**
  * Validates a depot configuration (merged from the config file and the flags) once, applies
  * defaults, and returns a frozen {@link DepotOptions}. Throws {@link DepotError} with code
@@ -479,5 +531,6 @@ export function parseDepotOptions(input: DepotOptionsInput = {}): DepotOptions {
     resources: Object.freeze(resources),
     limits: parseLimits(input.limits),
     transfer: parseTransfer(input.transfer),
+    nfu: parseNfu(input.nfu),
   });
 }

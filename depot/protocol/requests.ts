@@ -83,5 +83,25 @@ export interface TransferRequest extends Base {
   readonly length: number;
 }
 
+/** NFU (12), first line `V 12 OPCODE NPARA`; the parameters follow on their own lines. */
+export interface NfuRequest extends Base {
+  readonly command: 'nfu';
+  readonly opcode: number;
+  readonly paramCount: number;
+}
+
+/** NFU parameter kinds, in wire order. */
+export const NfuParamKind = { REF_RD: 0, REF_WR: 1, REF_RDWR: 2, VAL_IN: 3, VAL_OUT: 4, VAL_INOUT: 5 } as const;
+export type NfuParamKindNumber = (typeof NfuParamKind)[keyof typeof NfuParamKind];
+
+/** One NFU parameter as read from the wire: `IOTYPE OFFSET LEN DATALEN` + DATALEN bytes. */
+export interface NfuParam {
+  readonly kind: NfuParamKindNumber;
+  readonly offset: number;
+  readonly length: number;
+  /** The cap string (REF_*), the input bytes (VAL_IN/INOUT), or empty (VAL_OUT). */
+  readonly data: Buffer;
+}
+
 export type IbpRequest =
-  AllocateRequest | StoreRequest | WriteRequest | LoadRequest | ManageRequest | StatusRequest | TransferRequest;
+  AllocateRequest | StoreRequest | WriteRequest | LoadRequest | ManageRequest | StatusRequest | TransferRequest | NfuRequest;

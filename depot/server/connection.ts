@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { CapType, Status } from '../protocol/commands.js';
-import { parseRequest } from '../protocol/parse.js';
+import { parseNfuParamHeader, parseRequest } from '../protocol/parse.js';
 import {
   OK_REPLY,
   allocateReply,
@@ -13,11 +13,20 @@ import {
   resourcesReply,
   versionReply,
 } from '../protocol/reply.js';
-import type { IbpRequest, LoadRequest, StatusRequest, StoreRequest, WriteRequest } from '../protocol/requests.js';
+import type {
+  IbpRequest,
+  LoadRequest,
+  NfuParam,
+  NfuRequest,
+  StatusRequest,
+  StoreRequest,
+  WriteRequest,
+} from '../protocol/requests.js';
 import { ReadError, StreamReader } from '../protocol/stream-reader.js';
 import { DepotError, DepotErrorCode, storageError } from '../errors.js';
 import type { RangeWriter } from '../core/allocation.js';
 import type { TransferService } from '../transfer/transfer-service.js';
+import type { NfuService } from '../nfu/nfu-service.js';
 import type { DepotCore } from '../core/depot-core.js';
 import type { DepotOptions } from '../options.js';
 
@@ -30,6 +39,8 @@ export interface ConnectionContext {
   versionLines(): string[];
   /** Depot-to-depot transfers (SEND, PUSH, PULL); absent in codec-only tests. */
   readonly transfers?: TransferService;
+  /** Transforms (NFU); absent in codec-only tests. */
+  readonly nfu?: NfuService;
 }
 
 /** An error after which the connection is closed (protocol-level, or a refused body). */
@@ -115,7 +126,8 @@ export class Connection {
             : new DepotError(DepotErrorCode.INTERNAL, 'internal error', { cause: error });
           if (depotError.code === DepotErrorCode.INTERNAL) this.log.error({ err: error }, 'internal error');
           status = depotError.status;
-          await this.send(errorReply(depotError.status));
+          const retry = depotError.details['retryAfterSec'];
+          await this.send(typeof retry === 'number' ? errorReply(depotError.status, retry) : errorReply(depotError.status));
           this.log.debug({ status, code: depotError.code, reason: depotError.message }, 'request refused');
           if (fatal || depotError.code === DepotErrorCode.INTERNAL) {
             this.stream.end();
@@ -181,6 +193,8 @@ export class Connection {
       }
       case 'status':
         return this.status(req);
+      case 'nfu':
+        return this.nfu(req);
       case 'send':
       case 'push':
       case 'pull': {
@@ -249,6 +263,43 @@ export class Connection {
     }
   }
 
+  /** NFU: read the parameter lines and bytes, run the op, reply `1 \n NOUT \n` + values. */
+  private async nfu(req: NfuRequest): Promise<void> {
+    const limits = this.ctx.options.limits;
+    const maxValue = this.ctx.options.nfu.maxValueBytes;
+    const params: NfuParam[] = [];
+    try {
+      for (let i = 0; i < req.paramCount; i++) {
+        const line = await this.reader.readLine(
+          limits.maxCommandLineBytes,
+          limits.commandLineTimeoutMs,
+          limits.commandLineTimeoutMs,
+        );
+        const h = parseNfuParamHeader(line, i, maxValue);
+        const data = Buffer.allocUnsafe(h.dataLength);
+        let at = 0;
+        await this.reader.readBytes(h.dataLength, limits.dataProgressTimeoutMs, (chunk) => {
+          chunk.copy(data, at);
+          at += chunk.length;
+        });
+        params.push({ kind: h.kind, offset: h.offset, length: h.length, data });
+      }
+      const end = await this.reader.readLine(
+        limits.maxCommandLineBytes,
+        limits.commandLineTimeoutMs,
+        limits.commandLineTimeoutMs,
+      );
+      if (end.trim() !== '') throw new DepotError(DepotErrorCode.BAD_FORMAT, 'NFU parameters must end with an empty line');
+    } catch (e) {
+      throw DepotError.isDepotError(e) ? new Fatal(e) : e;
+    }
+    if (this.ctx.nfu === undefined) throw new DepotError(DepotErrorCode.NFU_UNKNOWN, 'NFU is not enabled on this depot');
+    const outputs = await this.ctx.nfu.call(req, params);
+    await this.send(`${OK_REPLY}${outputs.length} \n`);
+    for (const o of outputs)
+      await this.send(`${o.index} ${o.data.length} \n`, Buffer.from(o.data.buffer, o.data.byteOffset, o.data.length));
+  }
+
   private async status(req: StatusRequest): Promise<void> {
     const core = this.ctx.core;
     switch (req.op) {
@@ -260,7 +311,7 @@ export class Connection {
         if (req.version === 0) {
           await this.send(inquiryBodyV0(resources));
         } else {
-          const body = inquiryBodyV1(resources, []);
+          const body = inquiryBodyV1(resources, this.ctx.nfu?.opcodes() ?? []);
           await this.send(countReply(Buffer.byteLength(body)) + body);
         }
         return;

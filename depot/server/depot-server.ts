@@ -8,6 +8,7 @@ import type { DepotOptions } from '../options.js';
 import type { DiskIo } from '../resources/disk/disk-data.js';
 import { Connection } from './connection.js';
 import { TransferService } from '../transfer/transfer-service.js';
+import { NfuService } from '../nfu/nfu-service.js';
 
 export interface DepotServerDeps {
   /** Time source for leases; defaults to the system clock. */
@@ -29,6 +30,7 @@ export class DepotServer {
   readonly core: DepotCore;
   readonly log: Logger;
   private readonly transfers: TransferService;
+  private readonly nfu: NfuService;
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -45,6 +47,7 @@ export class DepotServer {
     this.log = log;
     this.core = core;
     this.transfers = new TransferService(core, options, log);
+    this.nfu = new NfuService(core, options);
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
 
@@ -72,6 +75,7 @@ export class DepotServer {
     const { port } = depot.address;
     depot.core.setCapAddress(options.publicHost, port);
     depot.transfers.setPort(port);
+    depot.nfu.setPort(port);
     depot.sweepTimer = setInterval(() => depot.core.sweep(), options.limits.sweepIntervalMs);
     depot.sweepTimer.unref();
     depot.log.info(
@@ -126,6 +130,7 @@ export class DepotServer {
     }
     await closed;
     this.transfers.close();
+    await this.nfu.close();
     this.core.close();
     this.log.info({ rejectedConnections: this.rejected }, 'depot closed');
   }
@@ -152,6 +157,7 @@ export class DepotServer {
         log: this.log,
         versionLines: () => this.versionLines(),
         transfers: this.transfers,
+        nfu: this.nfu,
       },
       log,
     );

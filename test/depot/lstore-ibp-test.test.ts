@@ -68,7 +68,7 @@ describe('LStore ibp_test first block, as the ACCRE client sends it', () => {
     expect(head[0]).toBe('1');
     const n = Number(head[1]);
     expect(n > 0 && n <= 1024).toBe(true);
-    expect((await s.bytes(n)).toString()).toMatch(/^VS:1\.4:1\.0 DT:1 RID:1 RT:2 CT:67108864 .* DR:2592000 RE \n$/);
+    expect((await s.bytes(n)).toString()).toMatch(/^VS:1\.4:1\.0 DT:1 NFU:1(:\d+)+ RID:1 RT:2 CT:67108864 .* DR:2592000 RE \n$/);
     s.send('1 4 5 30\n'); // 19: ST_VERSION
     expect(await s.line()).toBe('1\n');
     let lines = 0;

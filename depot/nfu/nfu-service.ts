@@ -1,0 +1,237 @@
+import { builtinRegistry, KernelError, parseAttrs, type Attrs, type KernelConfig } from '../../nfu-kernels/index.js';
+import type { Allocation } from '../core/allocation.js';
+import type { DepotCore } from '../core/depot-core.js';
+import { DepotError, DepotErrorCode, storageError } from '../errors.js';
+import type { DepotOptions } from '../options.js';
+import { parseCapability } from '../protocol/caps.js';
+import { CapType, Status } from '../protocol/commands.js';
+import { NfuParamKind, type NfuParam, type NfuRequest } from '../protocol/requests.js';
+import { NfuExecutor } from './nfu-executor.js';
+
+/** A value returned to the client: parameter index and bytes. */
+export interface NfuOutput {
+  readonly index: number;
+  readonly data: Uint8Array;
+}
+
+interface ResolvedRef {
+  readonly allocation: Allocation;
+  readonly offset: number;
+  readonly length: number;
+}
+
+const READABLE: ReadonlySet<number> = new Set([
+  NfuParamKind.REF_RD,
+  NfuParamKind.REF_RDWR,
+  NfuParamKind.VAL_IN,
+  NfuParamKind.VAL_INOUT,
+]);
+const WRITABLE: ReadonlySet<number> = new Set([
+  NfuParamKind.REF_WR,
+  NfuParamKind.REF_RDWR,
+  NfuParamKind.VAL_OUT,
+  NfuParamKind.VAL_INOUT,
+]);
+
+function refused(status: number, message: string): DepotError {
+  const code =
+    status === Status.CAP_NOT_FOUND
+      ? DepotErrorCode.CAP_NOT_FOUND
+      : status === Status.NFU_DUP_PARA
+        ? DepotErrorCode.NFU_DUP_PARAM
+        : DepotErrorCode.INVALID_PARAMETER;
+  return new DepotError(code, message, { status });
+}
+
+/**
+ * EBP's transform call, on the LoCI NFU wire (shared/IBP-PROTOCOL.md §5). Parameters follow the
+ * LoCI rules: reference caps must be local and of the right type; REF_RD ranges are cut to the
+ * data; REF_WR/RDWR ranges are cut to the max size; one allocation may not appear twice with the
+ * same kind. The op's inputs are every parameter but the last (for a kernel with attributes, the
+ * first is its JSON VAL_IN); the last parameter receives the output. Outputs are written only
+ * after the op succeeded, so a failed, stopped or refused op leaves its write parameters
+ * unchanged.
+ */
+export class NfuService {
+  private readonly kernels = new Map<number, KernelConfig>();
+  private readonly executor: NfuExecutor;
+  private selfPort = 0;
+
+  constructor(
+    private readonly core: DepotCore,
+    private readonly options: DepotOptions,
+  ) {
+    const registry = builtinRegistry();
+    const enable = options.nfu.enable;
+    for (const k of registry.list()) {
+      if (enable.includes('*') || enable.includes(k.opcode) || enable.includes(k.name)) this.kernels.set(k.opcode, k);
+    }
+    for (const e of enable) {
+      if (e !== '*' && !registry.list().some((k) => k.opcode === e || k.name === e)) {
+        throw new DepotError(DepotErrorCode.CONFIG, `invalid config: \`nfu.enable\` names no kernel ${JSON.stringify(e)}`);
+      }
+    }
+    this.executor = new NfuExecutor(options.nfu, options.limits.overloadRetrySec);
+  }
+
+  setPort(port: number): void {
+    this.selfPort = port;
+  }
+
+  /** Opcodes served, for the `NFU:` field of STATUS. */
+  opcodes(): number[] {
+    return [...this.kernels.keys()].sort((a, b) => a - b);
+  }
+
+  async close(): Promise<void> {
+    await this.executor.close();
+  }
+
+  async call(req: NfuRequest, params: readonly NfuParam[]): Promise<NfuOutput[]> {
+    const kernel = this.kernels.get(req.opcode);
+    if (kernel === undefined)
+      throw new DepotError(DepotErrorCode.NFU_UNKNOWN, `NFU opcode ${req.opcode} is not served by this depot`);
+    if (params.length < 1) throw refused(Status.INVALID_PARAMETER, `${kernel.name} needs an output parameter`);
+    const refs = this.resolveRefs(params);
+    const out = params.length - 1;
+    if (!WRITABLE.has(params[out]!.kind)) {
+      throw refused(
+        Status.INVALID_PARAMETER,
+        `${kernel.name}: the last parameter receives the output and must be REF_WR, REF_RDWR, VAL_OUT or VAL_INOUT`,
+      );
+    }
+    const inputs = params.slice(0, out);
+    for (const [i, p] of inputs.entries()) {
+      if (!READABLE.has(p.kind))
+        throw refused(Status.INVALID_PARAMETER, `${kernel.name}: parameter ${i} is an input and must be readable`);
+    }
+    let attrsBytes: Uint8Array | undefined;
+    let attrs: Attrs | undefined;
+    let dataParams = inputs;
+    if (kernel.takesAttrs) {
+      const first = inputs[0];
+      if (first === undefined || (first.kind !== NfuParamKind.VAL_IN && first.kind !== NfuParamKind.VAL_INOUT)) {
+        throw refused(Status.INVALID_PARAMETER, `${kernel.name}: parameter 0 must be the attributes (VAL_IN JSON)`);
+      }
+      attrsBytes = new Uint8Array(first.data);
+      try {
+        attrs = parseAttrs(attrsBytes);
+      } catch (e) {
+        throw refused(Status.INVALID_PARAMETER, (e as Error).message);
+      }
+      dataParams = inputs.slice(1);
+    }
+    if (dataParams.length !== kernel.inputs.length) {
+      throw refused(
+        Status.INVALID_PARAMETER,
+        `${kernel.name} takes ${kernel.inputs.length} input${kernel.inputs.length === 1 ? '' : 's'} (${kernel.inputs.join(', ')}); got ${dataParams.length}`,
+      );
+    }
+    const inputBytes: Uint8Array[] = [];
+    for (let i = 0; i < dataParams.length; i++) {
+      const index = kernel.takesAttrs ? i + 1 : i;
+      inputBytes.push(await this.readInput(params[index]!, refs.get(index)));
+    }
+    // Size the output before running anything.
+    let want: number;
+    try {
+      want = kernel.outputBytes(attrs, inputBytes);
+    } catch (e) {
+      throw refused(Status.INVALID_PARAMETER, (e as Error).message);
+    }
+    const outParam = params[out]!;
+    const capacity = refs.get(out)?.length ?? outParam.length;
+    const cut = kernel.opcode === 1; // LoCI xor writes what fits into p2's range
+    if (want > capacity && !cut) {
+      throw new DepotError(
+        DepotErrorCode.WOULD_EXCEED_LIMIT,
+        `${kernel.name} produces ${want} bytes; the output parameter holds ${capacity}`,
+      );
+    }
+    let output: Uint8Array;
+    try {
+      output = await this.executor.run({ opcode: kernel.opcode, attrs: attrsBytes, inputs: inputBytes });
+    } catch (e) {
+      if (KernelError.is(e)) throw refused(Status.INVALID_PARAMETER, e.message);
+      throw e;
+    }
+    if (output.length > capacity) output = output.subarray(0, capacity);
+    const ref = refs.get(out);
+    if (ref !== undefined) {
+      await this.writeOutput(ref, output);
+      return [];
+    }
+    return [{ index: out, data: output }];
+  }
+
+  /** Checks every reference parameter against the LoCI rules and resolves its range. */
+  private resolveRefs(params: readonly NfuParam[]): Map<number, ResolvedRef> {
+    const out = new Map<number, ResolvedRef>();
+    const seen = new Set<string>();
+    params.forEach((p, i) => {
+      if (p.kind > NfuParamKind.REF_RDWR) return;
+      const cap = parseCapability(p.data.toString('latin1'));
+      if (cap === undefined) throw refused(Status.WRONG_CAP_FORMAT, `NFU parameter ${i}: not a valid capability`);
+      const local = cap.port === this.selfPort && [this.options.publicHost, this.options.host].includes(cap.host);
+      if (!local) throw refused(Status.CAP_NOT_FOUND, `NFU parameter ${i}: the capability is not on this depot`);
+      const wantsRead = p.kind === NfuParamKind.REF_RD;
+      if (wantsRead && cap.type !== CapType.READ)
+        throw refused(Status.CAP_NOT_READ, `NFU parameter ${i}: REF_RD needs a READ capability`);
+      if (!wantsRead && cap.type !== CapType.WRITE)
+        throw refused(Status.CAP_NOT_WRITE, `NFU parameter ${i}: REF_WR/REF_RDWR need a WRITE capability`);
+      const a = this.core.lookup({ rid: cap.rid, key: cap.key, wrmKey: cap.wrmKey }, cap.type);
+      const dupKey = `${a.id}:${p.kind}`;
+      if (seen.has(dupKey)) throw refused(Status.NFU_DUP_PARA, `NFU parameter ${i}: allocation repeated with the same kind`);
+      seen.add(dupKey);
+      if (a.state === 'damaged')
+        throw new DepotError(DepotErrorCode.DAMAGED, `NFU parameter ${i}: allocation ${a.id} is damaged`);
+      if (wantsRead) {
+        if (p.offset > a.size)
+          throw refused(Status.CAP_ACCESS_DENIED, `NFU parameter ${i}: offset ${p.offset} is past the data (${a.size} bytes)`);
+        const length = p.length === 0 || p.offset + p.length > a.size ? a.size - p.offset : p.length;
+        out.set(i, { allocation: a, offset: p.offset, length });
+      } else {
+        if (p.length === 0 || p.offset >= a.maxSize) {
+          throw refused(
+            Status.CAP_ACCESS_DENIED,
+            `NFU parameter ${i}: the range ${p.offset}+${p.length} is empty or past the max size ${a.maxSize}`,
+          );
+        }
+        out.set(i, { allocation: a, offset: p.offset, length: Math.min(p.length, a.maxSize - p.offset) });
+      }
+    });
+    return out;
+  }
+
+  /** The bytes of an input parameter, in a buffer of its own (it is moved to a worker). */
+  private async readInput(p: NfuParam, ref: ResolvedRef | undefined): Promise<Uint8Array> {
+    if (ref === undefined) return new Uint8Array(p.data);
+    const buf = new Uint8Array(ref.length);
+    // A REF_RDWR input covers the data present; bytes past it read as zeros.
+    const available = Math.max(0, Math.min(ref.length, ref.allocation.size - ref.offset));
+    let at = 0;
+    if (available > 0) {
+      await ref.allocation.data.read(ref.offset, available, (chunk) => {
+        buf.set(chunk, at);
+        at += chunk.length;
+      });
+    }
+    return buf;
+  }
+
+  private async writeOutput(ref: ResolvedRef, output: Uint8Array): Promise<void> {
+    if (output.length === 0) return;
+    const a = ref.allocation;
+    await a.withWriteLock(async () => {
+      this.core.checkWriteRange(a, ref.offset, output.length);
+      const writer = await a.data.openWriter(ref.offset, output.length);
+      try {
+        await writer.write(Buffer.from(output.buffer, output.byteOffset, output.length));
+      } catch (e) {
+        await writer.abort().catch(() => undefined);
+        throw storageError(e, `allocation ${a.id}: writing the NFU output failed`);
+      }
+      await this.core.commitWrite(a, writer, ref.offset, output.length);
+    });
+  }
+}
