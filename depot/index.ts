@@ -63,6 +63,8 @@ export {
   type AllocationCaps,
   type ProbeResult,
   type ChangeOptions,
+  type NfuParamSpec,
+  type TransferOptions as ClientTransferOptions,
 } from './client/ibp-client.js';
 export {
   parseInquiryV1,

@@ -44,3 +44,4 @@ export {
 } from './lors/maintenance.js';
 export { parsePolicy, type WarmerPolicy } from './warmer/policy.js';
 export { Warmer, WarmerMetrics, type WarmReport, type WarmerClock } from './warmer/warmer.js';
+export { runKernel, type KernelCall, type KernelInput, type KernelOutput } from './nfu/run-kernel.js';

@@ -53,6 +53,19 @@ export interface AllocationCaps {
 /** A PROBE reply: reference counts, current and max size, seconds left, reliability, type. */
 export type ProbeResult = ProbeFields;
 
+/** One NFU parameter as the client sends it (LoCI wire: `IOTYPE OFFSET LEN DATALEN` + data). */
+export interface NfuParamSpec {
+  /** 0 REF_RD, 1 REF_WR, 2 REF_RDWR, 3 VAL_IN, 4 VAL_OUT, 5 VAL_INOUT. */
+  readonly kind: 0 | 1 | 2 | 3 | 4 | 5;
+  readonly offset?: number;
+  /** Range length for REF_* (0 = to the end), max bytes back for VAL_OUT. */
+  readonly length?: number;
+  /** The capability, for REF_* kinds. */
+  readonly cap?: Capability | string;
+  /** The bytes, for VAL_IN / VAL_INOUT. */
+  readonly data?: Uint8Array;
+}
+
 /** Produces a body: calls `write` with consecutive chunks totalling the announced length. */
 export type BodySource = (write: (chunk: Uint8Array) => Promise<void>) => Promise<void>;
 
@@ -334,6 +347,50 @@ export class IbpClient {
         return n;
       },
       options.timeoutMs ?? this.timeoutMs,
+    );
+  }
+
+  /**
+   * NFU (LoCI): runs op `opcode` at `depot` on the given parameters; resolves with the VAL_OUT /
+   * VAL_INOUT values the depot returned, by parameter index.
+   */
+  async nfu(
+    depot: DepotAddress,
+    opcode: number,
+    params: readonly NfuParamSpec[],
+    timeoutMs = this.timeoutMs,
+  ): Promise<Map<number, Buffer>> {
+    positiveInt(opcode, 'opcode');
+    const parts: Array<string | Uint8Array> = [`1 ${Command.NFU} ${opcode} ${params.length}\n`];
+    params.forEach((p, i) => {
+      let data: Uint8Array;
+      if (p.kind <= 2) {
+        if (p.cap === undefined)
+          throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `NFU parameter ${i}: a reference needs a cap`);
+        data = Buffer.from(typeof p.cap === 'string' ? p.cap : formatCapability(p.cap), 'latin1');
+      } else {
+        data = p.kind === 4 ? new Uint8Array(0) : (p.data ?? new Uint8Array(0));
+      }
+      parts.push(`${p.kind} ${p.offset ?? 0} ${p.length ?? 0} ${data.length}\n`, data);
+    });
+    parts.push('\n');
+    return this.run(
+      depot,
+      'NFU',
+      async (c) => {
+        await c.send(...parts);
+        await this.expectOk(c, 'NFU');
+        const n = Number((await c.readTokens())[0]);
+        if (!Number.isSafeInteger(n) || n < 0 || n > params.length) throw this.protocolError(c, `NFU announced ${n} outputs`);
+        const out = new Map<number, Buffer>();
+        for (let i = 0; i < n; i++) {
+          const [index, len] = (await c.readTokens()).map(Number) as [number, number];
+          if (!Number.isSafeInteger(len) || len < 0 || len > 1 << 30) throw this.protocolError(c, `NFU output of ${len} bytes`);
+          out.set(index, await c.readBytes(len));
+        }
+        return out;
+      },
+      timeoutMs,
     );
   }
 

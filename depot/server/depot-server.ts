@@ -60,7 +60,13 @@ export class DepotServer {
       ...(deps.newKey === undefined ? {} : { newKey: deps.newKey }),
       ...(deps.diskIo === undefined ? {} : { diskIo: deps.diskIo }),
     });
-    const depot = new DepotServer(options, core, log);
+    let depot: DepotServer;
+    try {
+      depot = new DepotServer(options, core, log);
+    } catch (e) {
+      core.close();
+      throw e;
+    }
     await new Promise<void>((resolve, reject) => {
       depot.server.once('error', (e) => {
         core.close();
