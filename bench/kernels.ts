@@ -1,0 +1,148 @@
+/**
+ * `npm run bench:kernels`: every NFU kernel's speed on one row block (GB/s of input read, GFLOP/s
+ * where it applies), next to a plain sequential read of the same array in JS and to numpy on the
+ * same shapes in the same run (Debian python3-numpy is installed when missing and we are root).
+ * JSON on stdout. Bounded: each measurement repeats for at most ~1.5 s.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { builtinRegistry, encodeAttrs, parseAttrs } from '../nfu-kernels/index.js';
+
+const ROWS = Number(process.env['BENCH_ROWS'] ?? 100_000);
+const COLS = Number(process.env['BENCH_COLS'] ?? 256);
+const K = Number(process.env['BENCH_K'] ?? 32);
+const BUDGET_MS = 1500;
+
+function time(fn: () => unknown): number {
+  fn(); // warm-up
+  let best = Infinity;
+  const start = Date.now();
+  for (let i = 0; i < 20 && Date.now() - start < BUDGET_MS; i++) {
+    const t = process.hrtime.bigint();
+    const out = fn();
+    const s = Number(process.hrtime.bigint() - t) / 1e9;
+    if (
+      out instanceof Uint8Array &&
+      out.length > 0 &&
+      Number.isNaN(new Float64Array(out.buffer, out.byteOffset, Math.floor(out.length / 8))[0])
+    ) {
+      throw new Error('NaN in output');
+    }
+    best = Math.min(best, s);
+  }
+  return best;
+}
+
+function fill(n: number, f32: boolean): Float32Array | Float64Array {
+  const a = f32 ? new Float32Array(n) : new Float64Array(n);
+  let x = 12345;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    a[i] = x / 4294967296 - 0.5;
+  }
+  return a;
+}
+
+function sequentialRead(a: Float32Array | Float64Array): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  const n = a.length - (a.length % 4);
+  for (let i = 0; i < n; i += 4) {
+    s0 += a[i]!;
+    s1 += a[i + 1]!;
+    s2 += a[i + 2]!;
+    s3 += a[i + 3]!;
+  }
+  return s0 + s1 + s2 + s3;
+}
+
+function numpyRows(): unknown {
+  const probe = spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' });
+  if (probe.status !== 0 && process.getuid?.() === 0) {
+    spawnSync('apt-get', ['install', '-y', '-q', 'python3-numpy'], { stdio: 'ignore' });
+  }
+  const script = `
+import json, time, numpy as np
+rows, cols, k = ${ROWS}, ${COLS}, ${K}
+out = {"numpy": np.__version__, "rows": []}
+def best(f):
+    f(); b = 1e9; t0 = time.perf_counter()
+    for _ in range(20):
+        t = time.perf_counter(); f(); b = min(b, time.perf_counter() - t)
+        if time.perf_counter() - t0 > ${BUDGET_MS / 1000}: break
+    return b
+for dt in ("float64", "float32"):
+    A = (np.random.default_rng(1).random((rows, cols)) - 0.5).astype(dt)
+    W = np.random.default_rng(2).standard_normal((cols, k)).astype(dt)
+    L = np.random.default_rng(3).standard_normal((k, rows)).astype(dt)
+    gb = A.nbytes / 1e9
+    s = best(lambda: A @ W); out["rows"].append({"name": f"numpy:A@Omega:{dt}", "GBps": gb / s, "GFLOPs": 2 * rows * cols * k / s / 1e9})
+    s = best(lambda: L @ A); out["rows"].append({"name": f"numpy:OmegaT@A:{dt}", "GBps": gb / s, "GFLOPs": 2 * rows * cols * k / s / 1e9})
+    s = best(lambda: A.T @ A); out["rows"].append({"name": f"numpy:AtA:{dt}", "GBps": gb / s, "GFLOPs": rows * cols * cols / s / 1e9})
+    s = best(lambda: (A.sum(0), (A * A).sum(0), A.min(0), A.max(0))); out["rows"].append({"name": f"numpy:column-stats:{dt}", "GBps": gb / s})
+    s = best(lambda: A.sum()); out["rows"].append({"name": f"numpy:sequential-sum:{dt}", "GBps": gb / s})
+print(json.dumps(out))
+`;
+  try {
+    return JSON.parse(execFileSync('python3', ['-c', script], { encoding: 'utf8', maxBuffer: 1 << 20 }));
+  } catch (e) {
+    return { error: `numpy unavailable: ${(e as Error).message.split('\n')[0]}` };
+  }
+}
+
+const registry = builtinRegistry();
+const rows: Array<Record<string, unknown>> = [];
+for (const dtype of ['float64', 'float32'] as const) {
+  const A = fill(ROWS * COLS, dtype === 'float32');
+  const bytes = new Uint8Array(A.buffer);
+  const gb = bytes.byteLength / 1e9;
+  const B = new Uint8Array(fill(ROWS * K, dtype === 'float32').buffer);
+  const s = time(() => sequentialRead(A));
+  rows.push({ name: `js:sequential-read:${dtype}:m=${ROWS},n=${COLS}`, GBps: gb / s });
+  const cases: Array<[string, Record<string, number | string>, number]> = [
+    ['gaussian-sketch-right', { k: K }, 2 * ROWS * COLS * K],
+    ['gaussian-sketch-left', { k: K }, 2 * ROWS * COLS * K],
+    ['sparse-sign-sketch', { k: 4 * K, s: 8 }, 0],
+    ['count-sketch', { k: 4 * K }, 0],
+    ['srht', { k: K }, 0],
+    ['gram', {}, ROWS * COLS * COLS],
+    ['column-stats', {}, 0],
+    ['atb', { k: K }, 2 * ROWS * COLS * K],
+  ];
+  for (const [name, extra, flops] of cases) {
+    if (name === 'srht' && ROWS * COLS > 4e7) continue;
+    const attrs = parseAttrs(encodeAttrs({ dtype, rows: ROWS, cols: COLS, seed: 7, ...extra }));
+    const kernel = registry.byNameOrThrow(name);
+    const inputs = name === 'atb' ? [bytes, B] : [bytes];
+    const t = time(() => kernel.run(attrs, inputs));
+    const label = Object.entries(extra)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+    rows.push({
+      name: `nfu:${name}:${dtype}:m=${ROWS},n=${COLS}${label ? `,${label}` : ''}`,
+      GBps: gb / t,
+      ...(flops > 0 ? { GFLOPs: flops / t / 1e9 } : {}),
+      seconds: t,
+    });
+  }
+}
+const numpy = numpyRows();
+const round = (v: unknown) => (typeof v === 'number' ? Math.round(v * 1000) / 1000 : v);
+const tidy = (r: Record<string, unknown>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, round(v)]));
+process.stdout.write(
+  `${JSON.stringify(
+    {
+      bench: 'kernels',
+      node: process.version,
+      when: new Date().toISOString(),
+      rows: rows.map(tidy),
+      numpy:
+        typeof numpy === 'object' && numpy !== null && 'rows' in numpy
+          ? { ...numpy, rows: (numpy as { rows: Record<string, unknown>[] }).rows.map(tidy) }
+          : numpy,
+    },
+    null,
+    2,
+  )}\n`,
+);
