@@ -74,3 +74,4 @@ export {
   type ResourceInquiry,
 } from './client/inquiry.js';
 export { ClientError, ClientErrorCode } from './client/client-error.js';
+export { NfuExecutor, MIN_SPLIT_ROWS } from './nfu/nfu-executor.js';

@@ -5,6 +5,10 @@ import { DepotError, DepotErrorCode } from '../errors.js';
 import { Status } from '../protocol/commands.js';
 import type { NfuOptions } from '../options.js';
 import { runNfuTask, type NfuTask, type NfuTaskResult } from './nfu-worker.js';
+import { bytesPer, encodeAttrs, type Attrs, type KernelConfig } from '../../nfu-kernels/index.js';
+
+/** Ops on fewer rows run in one piece (splitting costs more than it saves). */
+export const MIN_SPLIT_ROWS = 8192;
 
 /**
  * The worker file. Compiled, it sits beside this module; when the depot runs from TypeScript
@@ -41,7 +45,50 @@ export class NfuExecutor {
     }
   }
 
-  async run(task: NfuTask): Promise<Uint8Array> {
+  /**
+   * Runs an op; a large op whose kernel splits by rows is cut into one row range per worker, the
+   * parts run in parallel and their outputs are joined (concatenated or summed). The split is a
+   * function of the row count and the worker count only, so results are reproducible for a given
+   * depot configuration.
+   */
+  async run(task: NfuTask, kernel?: KernelConfig, attrs?: Attrs): Promise<Uint8Array> {
+    const parts = this.options.workers;
+    if (kernel?.rowSplit === undefined || attrs === undefined || parts < 2 || attrs.rows < MIN_SPLIT_ROWS)
+      return this.runOne(task);
+    const widths = kernel.inputRowElements!(attrs);
+    const bytes = bytesPer(attrs.dtype);
+    const per = Math.ceil(attrs.rows / parts);
+    const jobs: Array<Promise<Uint8Array>> = [];
+    for (let r0 = 0; r0 < attrs.rows; r0 += per) {
+      const n = Math.min(per, attrs.rows - r0);
+      const partAttrs = encodeAttrs({ ...attrs, rows: n, rowOffset: attrs.rowOffset + r0 });
+      // Views, not copies: on shared memory the workers read the same bytes; otherwise each part is copied.
+      const inputs = task.inputs.map((b, i) => {
+        const from = r0 * widths[i]! * bytes;
+        const to = (r0 + n) * widths[i]! * bytes;
+        return b.buffer instanceof SharedArrayBuffer ? b.subarray(from, to) : b.slice(from, to);
+      });
+      jobs.push(this.runOne({ opcode: task.opcode, attrs: partAttrs, inputs }));
+    }
+    const outs = await Promise.all(jobs);
+    if (kernel.rowSplit === 'concat') {
+      const joined = new Uint8Array(outs.reduce((s, o) => s + o.length, 0));
+      let at = 0;
+      for (const o of outs) {
+        joined.set(o, at);
+        at += o.length;
+      }
+      return joined;
+    }
+    const sum = new Float64Array(new Uint8Array(outs[0]!).buffer);
+    for (const o of outs.slice(1)) {
+      const v = new Float64Array(new Uint8Array(o).buffer);
+      for (let i = 0; i < sum.length; i++) sum[i]! += v[i]!;
+    }
+    return new Uint8Array(sum.buffer);
+  }
+
+  private async runOne(task: NfuTask): Promise<Uint8Array> {
     let result: NfuTaskResult;
     if (this.pool === undefined) {
       result = runNfuTask(task);
@@ -52,7 +99,8 @@ export class NfuExecutor {
         });
       }
       const signal = AbortSignal.timeout(this.options.timeoutMs);
-      const transfer = task.inputs.map((b) => b.buffer as ArrayBuffer);
+      // Shared inputs are seen by the worker as they are; others are moved (their owner gives them up).
+      const transfer = task.inputs.filter((b) => !(b.buffer instanceof SharedArrayBuffer)).map((b) => b.buffer as ArrayBuffer);
       this.running++;
       try {
         const r = (await this.pool.run(task, { signal, transferList: transfer })) as Uint8Array | NfuTaskResult;

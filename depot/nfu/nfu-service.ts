@@ -150,7 +150,7 @@ export class NfuService {
     }
     let output: Uint8Array;
     try {
-      output = await this.executor.run({ opcode: kernel.opcode, attrs: attrsBytes, inputs: inputBytes });
+      output = await this.executor.run({ opcode: kernel.opcode, attrs: attrsBytes, inputs: inputBytes }, kernel, attrs);
     } catch (e) {
       if (KernelError.is(e)) throw refused(Status.INVALID_PARAMETER, e.message);
       throw e;
@@ -203,10 +203,17 @@ export class NfuService {
     return out;
   }
 
-  /** The bytes of an input parameter, in a buffer of its own (it is moved to a worker). */
+  /**
+   * The bytes of an input parameter, copied once into shared memory: the worker threads of the op
+   * (one, or several for a split op) read them without further copies.
+   */
   private async readInput(p: NfuParam, ref: ResolvedRef | undefined): Promise<Uint8Array> {
-    if (ref === undefined) return new Uint8Array(p.data);
-    const buf = new Uint8Array(ref.length);
+    if (ref === undefined) {
+      const v = new Uint8Array(new SharedArrayBuffer(p.data.length));
+      v.set(p.data);
+      return v;
+    }
+    const buf = new Uint8Array(new SharedArrayBuffer(ref.length));
     // A REF_RDWR input covers the data present; bytes past it read as zeros.
     const available = Math.max(0, Math.min(ref.length, ref.allocation.size - ref.offset));
     let at = 0;

@@ -1,20 +1,24 @@
 import { f64Bytes, matrixView, type Attrs } from '../attrs.js';
 import type { KernelConfig } from '../kernel.js';
 import { requireAttrs } from '../sketch/gaussian-sketch.js';
+import { PANEL_ROWS, workspace } from '../wasm/gemm.js';
 
 /** G = AᵀA: `cols × cols` float64 (symmetric; additive over row blocks). */
 export function gram(a: Attrs, A: Float32Array | Float64Array): Float64Array {
   const { rows, cols } = a;
-  const G = new Float64Array(cols * cols);
-  for (let i = 0; i < rows; i++) {
-    const ai = i * cols;
-    for (let p = 0; p < cols; p++) {
-      const v = A[ai + p]!;
-      if (v === 0) continue;
-      const gp = p * cols;
-      for (let q = p; q < cols; q++) G[gp + q]! += v * A[ai + q]!;
-    }
+  // Workspace: G (cols·cols) | A panel (R·cols); G += panelᵀ·panel.
+  const ws = workspace();
+  const R = PANEL_ROWS;
+  const aAt = cols * cols;
+  const h = ws.reserve(aAt + R * cols);
+  h.fill(0, 0, cols * cols);
+  for (let r0 = 0; r0 < rows; r0 += R) {
+    const n = Math.min(R, rows - r0);
+    h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
+    ws.gemm(cols, cols, n, aAt, 1, cols, aAt, cols, 0, cols);
   }
+  const G = h.slice(0, cols * cols);
+  // Exact symmetry whatever the summation order of the two halves.
   for (let p = 0; p < cols; p++) for (let q = 0; q < p; q++) G[p * cols + q] = G[q * cols + p]!;
   return G;
 }
@@ -55,23 +59,27 @@ export function columnStats(a: Attrs, A: Float32Array | Float64Array): Float64Ar
 /** C = Aᵀ·B for a supplied B (`rows × k`, same dtype): `cols × k` float64 (power iterations). */
 export function atb(a: Attrs, A: Float32Array | Float64Array, B: Float32Array | Float64Array): Float64Array {
   const { rows, cols, k } = a;
-  const C = new Float64Array(cols * k);
-  for (let i = 0; i < rows; i++) {
-    const ai = i * cols;
-    const bi = i * k;
-    for (let p = 0; p < cols; p++) {
-      const v = A[ai + p]!;
-      if (v === 0) continue;
-      const cp = p * k;
-      for (let t = 0; t < k; t++) C[cp + t]! += v * B[bi + t]!;
-    }
+  // Workspace: C (cols·k) | A panel (R·cols) | B panel (R·k); C += Aᵀ·B panel by panel.
+  const ws = workspace();
+  const R = PANEL_ROWS;
+  const aAt = cols * k;
+  const bAt = aAt + R * cols;
+  const h = ws.reserve(bAt + R * k);
+  h.fill(0, 0, cols * k);
+  for (let r0 = 0; r0 < rows; r0 += R) {
+    const n = Math.min(R, rows - r0);
+    h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
+    h.set(B.subarray(r0 * k, (r0 + n) * k), bAt);
+    ws.gemm(cols, k, n, aAt, 1, cols, bAt, k, 0, k);
   }
-  return C;
+  return h.slice(0, cols * k);
 }
 
 export const gramKernel: KernelConfig = {
   opcode: 48,
   name: 'gram',
+  rowSplit: 'sum',
+  inputRowElements: (a) => [a.cols],
   summary: 'G = AᵀA; output cols×cols float64, additive over row blocks',
   inputs: ['A'],
   takesAttrs: true,
@@ -92,6 +100,8 @@ export const columnStatsKernel: KernelConfig = {
 export const atbKernel: KernelConfig = {
   opcode: 50,
   name: 'atb',
+  rowSplit: 'sum',
+  inputRowElements: (a) => [a.cols, a.k],
   summary: 'C = Aᵀ·B, B rows×k; output cols×k float64, additive over row blocks',
   inputs: ['A', 'B'],
   takesAttrs: true,

@@ -2,6 +2,7 @@ import { f64Bytes, matrixView, type Attrs } from '../attrs.js';
 import { KernelError, KernelErrorCode } from '../errors.js';
 import type { KernelConfig } from '../kernel.js';
 import { normals } from '../rng/philox.js';
+import { PANEL_ROWS, workspace } from '../wasm/gemm.js';
 
 /** RNG streams, so the sketches of one seed never share random numbers. */
 export const STREAM_GAUSSIAN_RIGHT = 1;
@@ -26,17 +27,21 @@ export function rightOmega(seed: number, cols: number, k: number): Float64Array 
 /** Y = A·Ω: `rows × k`, float64. Row blocks of A give the matching row blocks of Y. */
 export function gaussianSketchRight(a: Attrs, A: Float32Array | Float64Array): Float64Array {
   const { rows, cols, k } = a;
-  const omega = rightOmega(a.seed, cols, k);
   const Y = new Float64Array(rows * k);
-  for (let i = 0; i < rows; i++) {
-    const yi = i * k;
-    const ai = i * cols;
-    for (let j = 0; j < cols; j++) {
-      const v = A[ai + j]!;
-      if (v === 0) continue;
-      const oj = j * k;
-      for (let t = 0; t < k; t++) Y[yi + t]! += v * omega[oj + t]!;
-    }
+  // Workspace layout (f64 elements): Ω (cols·k) | A panel (R·cols) | Y panel (R·k).
+  const ws = workspace();
+  const R = PANEL_ROWS;
+  const omegaAt = 0;
+  const aAt = cols * k;
+  const yAt = aAt + R * cols;
+  const h = ws.reserve(yAt + R * k);
+  normals(a.seed, STREAM_GAUSSIAN_RIGHT, 0, 0, h.subarray(omegaAt, omegaAt + cols * k));
+  for (let r0 = 0; r0 < rows; r0 += R) {
+    const n = Math.min(R, rows - r0);
+    h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
+    h.fill(0, yAt, yAt + n * k);
+    ws.gemm(n, k, cols, aAt, cols, 1, omegaAt, k, yAt, k);
+    Y.set(h.subarray(yAt, yAt + n * k), r0 * k);
   }
   return Y;
 }
@@ -48,23 +53,29 @@ export function gaussianSketchRight(a: Attrs, A: Float32Array | Float64Array): F
  */
 export function gaussianSketchLeft(a: Attrs, A: Float32Array | Float64Array): Float64Array {
   const { rows, cols, k } = a;
-  const Z = new Float64Array(k * cols);
-  const w = new Float64Array(k);
-  for (let i = 0; i < rows; i++) {
-    normals(a.seed, STREAM_GAUSSIAN_LEFT, a.rowOffset + i, 0, w);
-    const ai = i * cols;
-    for (let t = 0; t < k; t++) {
-      const wt = w[t]!;
-      const zt = t * cols;
-      for (let j = 0; j < cols; j++) Z[zt + j]! += wt * A[ai + j]!;
-    }
+  // Workspace layout: Z (k·cols) | Ω panel (R·k) | A panel (R·cols).
+  const ws = workspace();
+  const R = PANEL_ROWS;
+  const zAt = 0;
+  const wAt = k * cols;
+  const aAt = wAt + R * k;
+  const h = ws.reserve(aAt + R * cols);
+  h.fill(0, zAt, zAt + k * cols);
+  for (let r0 = 0; r0 < rows; r0 += R) {
+    const n = Math.min(R, rows - r0);
+    for (let i = 0; i < n; i++)
+      normals(a.seed, STREAM_GAUSSIAN_LEFT, a.rowOffset + r0 + i, 0, h.subarray(wAt + i * k, wAt + (i + 1) * k));
+    h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
+    ws.gemm(k, cols, n, wAt, 1, k, aAt, cols, zAt, cols);
   }
-  return Z;
+  return h.slice(zAt, zAt + k * cols);
 }
 
 export const gaussianSketchRightKernel: KernelConfig = {
   opcode: 32,
   name: 'gaussian-sketch-right',
+  rowSplit: 'concat',
+  inputRowElements: (a) => [a.cols],
   summary: 'Y = A·Ω, Ω cols×k standard normal from (seed); output rows×k float64',
   inputs: ['A'],
   takesAttrs: true,
@@ -75,6 +86,8 @@ export const gaussianSketchRightKernel: KernelConfig = {
 export const gaussianSketchLeftKernel: KernelConfig = {
   opcode: 33,
   name: 'gaussian-sketch-left',
+  rowSplit: 'sum',
+  inputRowElements: (a) => [a.cols],
   summary: 'Z = Ωᵀ·A, Ω rows standard normal from (seed, global row); output k×cols float64, additive over row blocks',
   inputs: ['A'],
   takesAttrs: true,

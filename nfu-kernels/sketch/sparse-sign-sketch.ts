@@ -53,6 +53,8 @@ export function sparseSignSketch(a: Attrs, A: Float32Array | Float64Array, s: nu
 export const sparseSignSketchKernel: KernelConfig = {
   opcode: 34,
   name: 'sparse-sign-sketch',
+  rowSplit: 'sum',
+  inputRowElements: (a) => [a.cols],
   summary: 'Z = S·A, S k×m with s ±1/√s per column (rows of A); output k×cols float64, additive over row blocks',
   inputs: ['A'],
   takesAttrs: true,
@@ -64,6 +66,8 @@ export const sparseSignSketchKernel: KernelConfig = {
 export const countSketchKernel: KernelConfig = {
   opcode: 35,
   name: 'count-sketch',
+  rowSplit: 'sum',
+  inputRowElements: (a) => [a.cols],
   summary: 'Z = S·A, S k×m with one ±1 per column (CountSketch); output k×cols float64, additive over row blocks',
   inputs: ['A'],
   takesAttrs: true,
