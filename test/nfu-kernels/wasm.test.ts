@@ -1,0 +1,44 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import initWabt from 'wabt';
+import { gemmWasmBase64 } from '../../nfu-kernels/wasm/gemm-wasm.js';
+import { GemmWorkspace } from '../../nfu-kernels/wasm/gemm.js';
+
+describe('WASM GEMM', () => {
+  it('the committed binary is the compiled gemm.wat (run npm run build:wasm after editing it)', async () => {
+    const wabt = await initWabt();
+    const wat = readFileSync(new URL('../../nfu-kernels/wasm/gemm.wat', import.meta.url), 'utf8');
+    const mod = wabt.parseWat('gemm.wat', wat, { simd: true });
+    expect(Buffer.from(mod.toBinary({}).buffer).toString('base64')).toBe(gemmWasmBase64);
+  });
+
+  it.each([
+    [1, 1, 1],
+    [4, 4, 3],
+    [7, 9, 5],
+    [16, 12, 33],
+  ])('C += X·Y and Xᵀ·Y with edges, M=%i N=%i P=%i', (M, N, P) => {
+    const ws = new GemmWorkspace();
+    const h = ws.reserve(M * P + P * N + M * N + 10);
+    for (let i = 0; i < M * P + P * N; i++) h[i] = Math.sin(i + 1);
+    const x = 0;
+    const y = M * P;
+    const c = y + P * N;
+    h.fill(1, c, c + M * N);
+    ws.gemm(M, N, P, x, P, 1, y, N, c, N); // X row-major M×P
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let s = 1;
+        for (let p = 0; p < P; p++) s += h[x + m * P + p]! * h[y + p * N + n]!;
+        expect(h[c + m * N + n]).toBeCloseTo(s, 12);
+      }
+    h.fill(0, c, c + M * N);
+    ws.gemm(M, N, P, x, 1, M, y, N, c, N); // X stored as P×M, used transposed
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let p = 0; p < P; p++) s += h[x + p * M + m]! * h[y + p * N + n]!;
+        expect(h[c + m * N + n]).toBeCloseTo(s, 12);
+      }
+  });
+});
