@@ -129,10 +129,7 @@ for (const dtype of ['float64', 'float32'] as const) {
   }
 }
 // The same kernels through the depot's NFU executor: 2 worker threads, large ops split by rows.
-const executor = new NfuExecutor(
-  { enable: ['*'], workers: 2, maxQueue: 16, timeoutMs: 600_000, memoryMb: 4096, maxValueBytes: 1 << 20 },
-  2,
-);
+const executor = new NfuExecutor({ workers: 2, maxQueue: 16, timeoutMs: 600_000, memoryMb: 4096 }, 2);
 for (const dtype of ['float64', 'float32'] as const) {
   const A = fill(ROWS * COLS, dtype === 'float32');
   const gb = A.byteLength / 1e9;

@@ -107,6 +107,11 @@ export interface NfuOptions {
   readonly memoryMb: number;
   /** Largest VAL_IN / VAL_INOUT / VAL_OUT parameter (bytes). */
   readonly maxValueBytes: number;
+  /**
+   * Admin code upload: with a secret, NFU opcode 0 registers a WebAssembly module as a new op
+   * (memory bounded by `maxMemoryPages` × 64 KiB, no imports but that memory). Off when undefined.
+   */
+  readonly admin: { readonly secret: string; readonly maxMemoryPages: number } | undefined;
 }
 
 export interface DepotOptions {
@@ -183,7 +188,7 @@ const TOP_KEYS = new Set([
   'transfer',
   'nfu',
 ]);
-const NFU_KEYS = new Set(['enable', 'workers', 'maxQueue', 'timeoutMs', 'memoryMb', 'maxValueBytes']);
+const NFU_KEYS = new Set(['enable', 'workers', 'maxQueue', 'timeoutMs', 'memoryMb', 'maxValueBytes', 'admin']);
 const RESOURCE_KEYS = new Set([
   'rid',
   'kind',
@@ -445,6 +450,7 @@ function parseNfu(value: unknown): NfuOptions {
     timeoutMs: 30_000,
     memoryMb: 1024,
     maxValueBytes: 1024 * 1024,
+    admin: undefined,
   };
   if (value === undefined) return Object.freeze(out);
   const obj = asObject(value, 'nfu');
@@ -465,6 +471,17 @@ function parseNfu(value: unknown): NfuOptions {
     if (n < 1 || n > 256 * 1024 * 1024)
       throw configError(`\`nfu.maxValueBytes\` must be from 1 to 268435456 (got ${n})`, 'nfu.maxValueBytes', n);
     out.maxValueBytes = n;
+  }
+  if (obj['admin'] !== undefined) {
+    const admin = asObject(obj['admin'], 'nfu.admin');
+    checkKeys(admin, new Set(['secret', 'maxMemoryPages']), 'nfu.admin.');
+    const secret = admin['secret'];
+    if (typeof secret !== 'string' || secret.length < 16 || /\s/.test(secret)) {
+      throw configError('`nfu.admin.secret` must be a string of at least 16 characters without spaces', 'nfu.admin.secret');
+    }
+    const maxMemoryPages =
+      admin['maxMemoryPages'] === undefined ? 1024 : integerIn(admin['maxMemoryPages'], 'nfu.admin.maxMemoryPages', 1, 65_536);
+    out.admin = Object.freeze({ secret, maxMemoryPages });
   }
   return Object.freeze(out);
 }

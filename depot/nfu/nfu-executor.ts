@@ -30,7 +30,7 @@ export class NfuExecutor {
   private running = 0;
 
   constructor(
-    private readonly options: NfuOptions,
+    private readonly options: Pick<NfuOptions, 'workers' | 'maxQueue' | 'timeoutMs' | 'memoryMb'>,
     private readonly retrySec: number,
   ) {
     if (options.workers > 0) {

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { builtinRegistry, KernelError, parseAttrs, type Attrs, type KernelConfig } from '../../nfu-kernels/index.js';
 import type { Allocation } from '../core/allocation.js';
 import type { DepotCore } from '../core/depot-core.js';
@@ -52,8 +53,19 @@ function refused(status: number, message: string): DepotError {
  * after the op succeeded, so a failed, stopped or refused op leaves its write parameters
  * unchanged.
  */
+/** NFU opcode reserved for registering an uploaded WebAssembly op (admin only). */
+export const NFU_REGISTER_OPCODE = 0;
+
+interface UploadedOp {
+  readonly name: string;
+  readonly key: string;
+  readonly bytes: Uint8Array;
+}
+
 export class NfuService {
   private readonly kernels = new Map<number, KernelConfig>();
+  private readonly uploaded = new Map<number, UploadedOp>();
+  private uploads = 0;
   private readonly executor: NfuExecutor;
   private selfPort = 0;
 
@@ -80,7 +92,56 @@ export class NfuService {
 
   /** Opcodes served, for the `NFU:` field of STATUS. */
   opcodes(): number[] {
-    return [...this.kernels.keys()].sort((a, b) => a - b);
+    return [...this.kernels.keys(), ...this.uploaded.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * Opcode 0 (admin): `VAL_IN {"secret", "opcode", "name"}` then `VAL_IN <wasm module>`. The module
+   * may import only `env.memory` and must export `run(inLen, outCap) -> outLen`; it then serves
+   * as op `opcode` (kept until the depot restarts).
+   */
+  private register(params: readonly NfuParam[]): void {
+    const admin = this.options.nfu.admin;
+    if (admin === undefined) throw new DepotError(DepotErrorCode.NFU_UNKNOWN, 'code upload is not enabled on this depot');
+    if (params.length !== 2 || params.some((p) => p.kind !== NfuParamKind.VAL_IN)) {
+      throw refused(Status.INVALID_PARAMETER, 'registering an op takes two VAL_IN parameters: the JSON header and the module');
+    }
+    let header: { secret?: unknown; opcode?: unknown; name?: unknown };
+    try {
+      header = JSON.parse(params[0]!.data.toString('utf8')) as typeof header;
+    } catch {
+      throw refused(Status.INVALID_PARAMETER, 'the registration header is not JSON');
+    }
+    const given = Buffer.from(String(header.secret ?? ''));
+    const want = Buffer.from(admin.secret);
+    if (given.length !== want.length || !timingSafeEqual(given, want)) {
+      throw new DepotError(DepotErrorCode.WRONG_PASSWORD, 'wrong admin secret');
+    }
+    const opcode = header.opcode;
+    const name = header.name;
+    if (typeof opcode !== 'number' || !Number.isInteger(opcode) || opcode < 1 || opcode > 2 ** 31 - 1) {
+      throw refused(Status.INVALID_PARAMETER, '`opcode` must be a positive integer');
+    }
+    if (typeof name !== 'string' || !/^[a-z][a-z0-9-]{0,63}$/.test(name))
+      throw refused(Status.INVALID_PARAMETER, '`name` must be a lowercase name');
+    if (this.kernels.has(opcode) || this.uploaded.has(opcode) || builtinRegistry().get(opcode) !== undefined) {
+      throw refused(Status.INVALID_PARAMETER, `opcode ${opcode} is taken`);
+    }
+    const bytes = new Uint8Array(params[1]!.data);
+    let mod: WebAssembly.Module;
+    try {
+      mod = new WebAssembly.Module(bytes);
+    } catch (e) {
+      throw refused(Status.INVALID_PARAMETER, `the module does not compile: ${(e as Error).message}`);
+    }
+    const imports = WebAssembly.Module.imports(mod);
+    if (imports.length !== 1 || imports[0]!.module !== 'env' || imports[0]!.name !== 'memory' || imports[0]!.kind !== 'memory') {
+      throw refused(Status.INVALID_PARAMETER, 'the module may import exactly one thing: the memory env.memory');
+    }
+    if (!WebAssembly.Module.exports(mod).some((e) => e.name === 'run' && e.kind === 'function')) {
+      throw refused(Status.INVALID_PARAMETER, 'the module must export a function run(inLen, outCap)');
+    }
+    this.uploaded.set(opcode, { name, key: `${opcode}:${++this.uploads}`, bytes });
   }
 
   async close(): Promise<void> {
@@ -88,6 +149,12 @@ export class NfuService {
   }
 
   async call(req: NfuRequest, params: readonly NfuParam[]): Promise<NfuOutput[]> {
+    if (req.opcode === NFU_REGISTER_OPCODE) {
+      this.register(params);
+      return [];
+    }
+    const upload = this.uploaded.get(req.opcode);
+    if (upload !== undefined) return this.callUploaded(upload, req.opcode, params);
     const kernel = this.kernels.get(req.opcode);
     if (kernel === undefined)
       throw new DepotError(DepotErrorCode.NFU_UNKNOWN, `NFU opcode ${req.opcode} is not served by this depot`);
@@ -156,6 +223,33 @@ export class NfuService {
       throw e;
     }
     if (output.length > capacity) output = output.subarray(0, capacity);
+    const ref = refs.get(out);
+    if (ref !== undefined) {
+      await this.writeOutput(ref, output);
+      return [];
+    }
+    return [{ index: out, data: output }];
+  }
+
+  private async callUploaded(op: UploadedOp, opcode: number, params: readonly NfuParam[]): Promise<NfuOutput[]> {
+    if (params.length < 1) throw refused(Status.INVALID_PARAMETER, `${op.name} needs an output parameter`);
+    const refs = this.resolveRefs(params);
+    const out = params.length - 1;
+    if (!WRITABLE.has(params[out]!.kind))
+      throw refused(Status.INVALID_PARAMETER, `${op.name}: the last parameter receives the output`);
+    const inputs: Uint8Array[] = [];
+    for (let i = 0; i < out; i++) {
+      if (!READABLE.has(params[i]!.kind))
+        throw refused(Status.INVALID_PARAMETER, `${op.name}: parameter ${i} is an input and must be readable`);
+      inputs.push(await this.readInput(params[i]!, refs.get(i)));
+    }
+    const outCap = refs.get(out)?.length ?? params[out]!.length;
+    const output = await this.executor.run({
+      opcode,
+      attrs: undefined,
+      inputs,
+      wasm: { key: op.key, bytes: op.bytes, outCap, maxPages: this.options.nfu.admin!.maxMemoryPages },
+    });
     const ref = refs.get(out);
     if (ref !== undefined) {
       await this.writeOutput(ref, output);

@@ -23,10 +23,7 @@ describe('NFU executor: a large op split by rows over the workers', () => {
       };
       const inputs = name === 'atb' ? [shared(A), shared(B)] : [shared(A)];
       const one = new Float64Array(kernel.run(attrs, inputs).slice().buffer);
-      const ex = new NfuExecutor(
-        { enable: ['*'], workers: 2, maxQueue: 8, timeoutMs: 60_000, memoryMb: 512, maxValueBytes: 1 << 20 },
-        2,
-      );
+      const ex = new NfuExecutor({ workers: 2, maxQueue: 8, timeoutMs: 60_000, memoryMb: 512 }, 2);
       try {
         const split = new Float64Array(
           (await ex.run({ opcode: kernel.opcode, attrs: encodeAttrs(attrs), inputs }, kernel, attrs)).slice().buffer,
