@@ -62,9 +62,13 @@ export function uniform53(a: number, b: number): number {
  * `(seed, stream, block)`, by Box–Muller on Philox uniforms: counter `i` yields variates `2i` and
  * `2i + 1`. The same arguments always give the same values, whatever was generated before.
  */
+/** Scratch output of one Philox call (kernels run one at a time per thread). */
+const scratch = new Uint32Array(4);
+
 export function normals(seed: number, stream: number, block: number, first: number, out: Float64Array | number[]): void {
-  const [k0, k1] = seedKey(seed);
-  const buf = new Uint32Array(4);
+  const k0 = seed >>> 0;
+  const k1 = Math.floor(seed / 4294967296) >>> 0;
+  const buf = scratch;
   let n = 0;
   let index = first;
   while (n < out.length) {
@@ -93,8 +97,9 @@ export function normals(seed: number, stream: number, block: number, first: numb
  * `4i … 4i + 3`. Used for signs (Rademacher) and hashing rows to sketch rows.
  */
 export function words(seed: number, stream: number, block: number, first: number, out: Uint32Array): void {
-  const [k0, k1] = seedKey(seed);
-  const buf = new Uint32Array(4);
+  const k0 = seed >>> 0;
+  const k1 = Math.floor(seed / 4294967296) >>> 0;
+  const buf = scratch;
   for (let n = 0, index = first; n < out.length;) {
     const ctr = Math.floor(index / 4);
     philox4x32(ctr >>> 0, Math.floor(ctr / 4294967296) >>> 0, block >>> 0, stream >>> 0, k0, k1, buf);

@@ -1,6 +1,8 @@
 import { f64Bytes, matrixView, type Attrs } from '../attrs.js';
 import type { KernelConfig } from '../kernel.js';
 import { words } from '../rng/philox.js';
+import { PANEL_ROWS } from '../wasm/gemm.js';
+import { scatterWorkspace } from '../wasm/scatter.js';
 import { requireAttrs } from './gaussian-sketch.js';
 
 export const STREAM_SPARSE_SIGN = 3;
@@ -15,39 +17,51 @@ export function sparseSignSketch(a: Attrs, A: Float32Array | Float64Array, s: nu
   const { rows, cols, k } = a;
   const nnz = Math.min(s, k);
   const scale = 1 / Math.sqrt(nnz);
-  const Z = new Float64Array(k * cols);
-  const bits = new Uint32Array(4 * nnz + 8);
+  // Workspace (bytes): Z (k·cols f64) | A panel (R·cols f64) | entries (R·nnz × 16 bytes).
+  const ws = scatterWorkspace();
+  const R = PANEL_ROWS;
+  const aAt = k * cols; // in f64 elements
+  const listAt = (aAt + R * cols) * 8; // in bytes
+  ws.reserve(listAt + R * nnz * 16);
+  ws.f64.fill(0, 0, k * cols);
+  // Enough words for nnz targets plus a couple of collisions; more are drawn when needed.
+  const bits = new Uint32Array(Math.ceil((nnz + 2) / 4) * 4);
   const targets = new Int32Array(nnz);
-  const signs = new Float64Array(nnz);
-  for (let i = 0; i < rows; i++) {
-    words(a.seed, stream, a.rowOffset + i, 0, bits);
-    // Distinct targets by rejection; fresh words if the first batch has too many collisions.
-    let got = 0;
-    let w = 0;
-    let batch = 0;
-    while (got < nnz) {
-      if (w === bits.length) {
-        batch++;
-        words(a.seed, stream, a.rowOffset + i, batch * bits.length, bits);
-        w = 0;
+  for (let r0 = 0; r0 < rows; r0 += R) {
+    const n = Math.min(R, rows - r0);
+    ws.f64.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
+    const i32 = ws.i32;
+    const f64 = ws.f64;
+    let e = 0;
+    for (let i = 0; i < n; i++) {
+      const g = a.rowOffset + r0 + i;
+      words(a.seed, stream, g, 0, bits);
+      // Distinct targets by rejection; fresh words if the first batch has too many collisions.
+      let got = 0;
+      let w = 0;
+      let batch = 0;
+      while (got < nnz) {
+        if (w === bits.length) {
+          batch++;
+          words(a.seed, stream, g, batch * bits.length, bits);
+          w = 0;
+        }
+        const word = bits[w++]!;
+        const t = word % k;
+        let dup = false;
+        for (let q = 0; q < got; q++) if (targets[q] === t) dup = true;
+        if (dup) continue;
+        targets[got++] = t;
+        const at = listAt + e * 16;
+        i32[at >> 2] = (aAt + i * cols) * 8;
+        i32[(at >> 2) + 1] = t * cols * 8;
+        f64[(at >> 3) + 1] = word >>> 31 === 1 ? -scale : scale;
+        e++;
       }
-      const word = bits[w++]!;
-      const t = word % k;
-      let dup = false;
-      for (let q = 0; q < got; q++) if (targets[q] === t) dup = true;
-      if (dup) continue;
-      targets[got] = t;
-      signs[got] = word >>> 31 === 1 ? -scale : scale;
-      got++;
     }
-    const ai = i * cols;
-    for (let q = 0; q < nnz; q++) {
-      const zt = targets[q]! * cols;
-      const sg = signs[q]!;
-      for (let j = 0; j < cols; j++) Z[zt + j]! += sg * A[ai + j]!;
-    }
+    ws.scatter(e, cols, listAt);
   }
-  return Z;
+  return ws.f64.slice(0, k * cols);
 }
 
 export const sparseSignSketchKernel: KernelConfig = {

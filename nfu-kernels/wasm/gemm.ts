@@ -16,7 +16,7 @@ type Gemm4x4 = (
 const PAGE = 65536;
 let compiled: WebAssembly.Module | undefined;
 
-function decode(b64: string): Uint8Array {
+export function decode(b64: string): Uint8Array {
   const bin = atob(b64);
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);

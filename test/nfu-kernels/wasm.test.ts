@@ -3,13 +3,17 @@ import { describe, expect, it } from 'vitest';
 import initWabt from 'wabt';
 import { gemmWasmBase64 } from '../../nfu-kernels/wasm/gemm-wasm.js';
 import { GemmWorkspace } from '../../nfu-kernels/wasm/gemm.js';
+import { scatterWasmBase64 } from '../../nfu-kernels/wasm/scatter-wasm.js';
 
 describe('WASM GEMM', () => {
-  it('the committed binary is the compiled gemm.wat (run npm run build:wasm after editing it)', async () => {
+  it.each([
+    ['gemm', gemmWasmBase64],
+    ['scatter', scatterWasmBase64],
+  ])('the committed %s binary is the compiled .wat (run npm run build:wasm after editing it)', async (name, b64) => {
     const wabt = await initWabt();
-    const wat = readFileSync(new URL('../../nfu-kernels/wasm/gemm.wat', import.meta.url), 'utf8');
-    const mod = wabt.parseWat('gemm.wat', wat, { simd: true });
-    expect(Buffer.from(mod.toBinary({}).buffer).toString('base64')).toBe(gemmWasmBase64);
+    const wat = readFileSync(new URL(`../../nfu-kernels/wasm/${name}.wat`, import.meta.url), 'utf8');
+    const mod = wabt.parseWat(`${name}.wat`, wat, { simd: true });
+    expect(Buffer.from(mod.toBinary({}).buffer).toString('base64')).toBe(b64);
   });
 
   it.each([
