@@ -101,6 +101,25 @@ describe('parseDepotOptions', () => {
       'invalid config: data directory /x is given to two resources',
     ],
     [
+      'transfer allow entry',
+      { transfer: { allow: ['10.0.0.0/40'] } },
+      'invalid config: `transfer.allow` entries must be "*", an IP, a CIDR like "10.0.0.0/8", or "host:port" (got "10.0.0.0/40")',
+    ],
+    ['transfer allow type', { transfer: { allow: '*' } }, 'invalid config: `transfer.allow` must be a list of strings'],
+    ['transfer unknown', { transfer: { retries: 3 } }, 'invalid config: unknown option `transfer.retries`'],
+    [
+      'nfu enable',
+      { nfu: { enable: 'all' } },
+      'invalid config: `nfu.enable` must be a list of opcodes or kernel names ("*" = all)',
+    ],
+    ['nfu workers', { nfu: { workers: 100 } }, 'invalid config: `nfu.workers` must be an integer from 0 to 64 (got 100)'],
+    [
+      'nfu admin secret',
+      { nfu: { admin: { secret: 'short' } } },
+      'invalid config: `nfu.admin.secret` must be a string of at least 16 characters without spaces',
+    ],
+    ['nfu unknown', { nfu: { threads: 2 } }, 'invalid config: unknown option `nfu.threads`'],
+    [
       'trash grace',
       { resource: [{ trashGraceSec: -1 }] },
       'invalid config: `resource[0].trashGraceSec` must be an integer from 0 to 31536000 (got -1)',
