@@ -1,4 +1,5 @@
 import { gemmWasmBase64 } from './gemm-wasm.js';
+import { WasmWorkspace } from './wasm-memory.js';
 
 type Gemm4x4 = (
   M: number,
@@ -13,45 +14,22 @@ type Gemm4x4 = (
   ldc: number,
 ) => void;
 
-const PAGE = 65536;
-let compiled: WebAssembly.Module | undefined;
-
-export function decode(b64: string): Uint8Array {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
 /**
  * A WebAssembly instance of the SIMD GEMM micro-kernel with its own linear memory, used as a
  * scratch workspace: callers lay out their operands (f64) at byte offsets and grow it as needed.
  */
-export class GemmWorkspace {
-  private readonly memory: WebAssembly.Memory;
+export class GemmWorkspace extends WasmWorkspace {
   private readonly kernel: Gemm4x4;
-  private heap: Float64Array;
 
   constructor() {
-    compiled ??= new WebAssembly.Module(decode(gemmWasmBase64));
-    const instance = new WebAssembly.Instance(compiled, {});
-    this.memory = instance.exports['memory'] as WebAssembly.Memory;
-    this.kernel = instance.exports['gemm4x4'] as Gemm4x4;
-    this.heap = new Float64Array(this.memory.buffer);
+    super(gemmWasmBase64);
+    this.kernel = this.exports['gemm4x4'] as Gemm4x4;
   }
 
   /** Makes room for `doubles` f64 values; returns the (possibly new) view of the whole memory. */
   reserve(doubles: number): Float64Array {
-    const bytes = doubles * 8;
-    if (bytes > this.memory.buffer.byteLength) {
-      this.memory.grow(Math.ceil((bytes - this.memory.buffer.byteLength) / PAGE));
-      this.heap = new Float64Array(this.memory.buffer);
-    }
-    return this.heap;
-  }
-
-  get f64(): Float64Array {
-    return this.heap;
+    this.reserveBytes(doubles * 8);
+    return this.f64;
   }
 
   /**
@@ -74,7 +52,7 @@ export class GemmWorkspace {
     const M4 = M & ~3;
     const N4 = N & ~3;
     if (M4 > 0 && N4 > 0 && P > 0) this.kernel(M4, N4, P, x * 8, xsm, xsp, y * 8, ysp, c * 8, ldc);
-    const h = this.heap;
+    const h = this.f64;
     for (let m = 0; m < M; m++) {
       const from = m < M4 ? N4 : 0;
       for (let n = from; n < N; n++) {

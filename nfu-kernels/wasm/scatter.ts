@@ -1,37 +1,23 @@
-import { decode } from './gemm.js';
 import { scatterWasmBase64 } from './scatter-wasm.js';
+import { WasmWorkspace } from './wasm-memory.js';
 
 type Scatter = (n: number, cols: number, list: number) => void;
 
-const PAGE = 65536;
-let compiled: WebAssembly.Module | undefined;
-
 /**
- * The WASM SIMD scatter-add kernel with its own linear memory: Z rows += scale · A rows for a list
- * of (source row, target row, scale) entries laid out by the caller.
+ * The WASM SIMD scatter-add kernel with its workspace: Z rows += scale · A rows for a list of
+ * (source row, target row, scale) entries of 16 bytes laid out by the caller.
  */
-export class ScatterWorkspace {
-  private readonly memory: WebAssembly.Memory;
+export class ScatterWorkspace extends WasmWorkspace {
   private readonly kernel: Scatter;
-  f64: Float64Array;
-  i32: Int32Array;
 
   constructor() {
-    compiled ??= new WebAssembly.Module(decode(scatterWasmBase64));
-    const instance = new WebAssembly.Instance(compiled, {});
-    this.memory = instance.exports['memory'] as WebAssembly.Memory;
-    this.kernel = instance.exports['scatter'] as Scatter;
-    this.f64 = new Float64Array(this.memory.buffer);
-    this.i32 = new Int32Array(this.memory.buffer);
+    super(scatterWasmBase64);
+    this.kernel = this.exports['scatter'] as Scatter;
   }
 
   /** Makes room for `bytes` bytes (views are renewed after growth). */
   reserve(bytes: number): void {
-    if (bytes > this.memory.buffer.byteLength) {
-      this.memory.grow(Math.ceil((bytes - this.memory.buffer.byteLength) / PAGE));
-      this.f64 = new Float64Array(this.memory.buffer);
-      this.i32 = new Int32Array(this.memory.buffer);
-    }
+    this.reserveBytes(bytes);
   }
 
   /** Runs `n` entries of 16 bytes at byte offset `list` over rows of `cols` f64. */
@@ -41,6 +27,7 @@ export class ScatterWorkspace {
 }
 
 let shared: ScatterWorkspace | undefined;
+/** The scatter workspace of this thread. */
 export function scatterWorkspace(): ScatterWorkspace {
   shared ??= new ScatterWorkspace();
   return shared;
