@@ -102,17 +102,17 @@ describe('NFU execution limits', () => {
   it('an op past nfu.timeoutMs is stopped (-46), writes nothing, and the depot keeps serving', async () => {
     const t = await startDepot({ nfu: { workers: 1, timeoutMs: 30 } });
     try {
-      const rows = 4000;
-      const cols = 200;
+      const rows = 40_000; // ~0.5 s of work: far past the 30 ms deadline
+      const cols = 256;
       const A = await t.client.allocate(t, { size: rows * cols * 8, durationSec: 60 });
       await t.client.store(A.write, Buffer.alloc(rows * cols * 8, 1));
-      const out = await t.client.allocate(t, { size: 64 * cols * 8, durationSec: 60 });
+      const out = await t.client.allocate(t, { size: 128 * cols * 8, durationSec: 60 });
       const started = Date.now();
       const e = await t.client
         .nfu(t, 33, [
-          { kind: 3, data: encodeAttrs({ rows, cols, k: 64 }) },
+          { kind: 3, data: encodeAttrs({ rows, cols, k: 128 }) },
           { kind: 0, cap: A.read },
-          { kind: 1, cap: out.write, length: 64 * cols * 8 },
+          { kind: 1, cap: out.write, length: 128 * cols * 8 },
         ])
         .catch((x: unknown) => x);
       expect(e).toMatchObject({ status: -46 });
@@ -132,14 +132,14 @@ describe('NFU execution limits', () => {
   it('with every worker busy and the queue full, a call answers "-66 <retry>"', async () => {
     const t = await startDepot({ nfu: { workers: 1, maxQueue: 0, timeoutMs: 10_000 }, limits: { overloadRetrySec: 3 } });
     try {
-      const rows = 3000;
-      const cols = 200;
+      const rows = 40_000; // busy for ~0.5 s while the second call arrives
+      const cols = 256;
       const A = await t.client.allocate(t, { size: rows * cols * 8, durationSec: 60 });
       await t.client.store(A.write, Buffer.alloc(rows * cols * 8, 1));
       const slow = t.client.nfu(t, 33, [
-        { kind: 3, data: encodeAttrs({ rows, cols, k: 64 }) },
+        { kind: 3, data: encodeAttrs({ rows, cols, k: 128 }) },
         { kind: 0, cap: A.read },
-        { kind: 4, length: 64 * cols * 8 },
+        { kind: 4, length: 128 * cols * 8 },
       ]);
       await new Promise((r) => setTimeout(r, 50));
       const e = await t.client
@@ -150,7 +150,7 @@ describe('NFU execution limits', () => {
         ])
         .catch((x: unknown) => x);
       expect(e).toMatchObject({ code: 'IBP_E_OUT_OF_SOCKETS', status: -66, retryAfterSec: 3 });
-      expect((await slow).get(2)!.length).toBe(64 * cols * 8);
+      expect((await slow).get(2)!.length).toBe(128 * cols * 8);
     } finally {
       await t.close();
     }
