@@ -4,6 +4,9 @@
  * regenerates the same numbers for the same `(seed, stream, block, index)` in any order.
  */
 
+import { philoxWasmBase64 } from '../wasm/philox-wasm.js';
+import { WasmWorkspace } from '../wasm/wasm-memory.js';
+
 const M0 = 0xd2511f53;
 const M1 = 0xcd9e8d57;
 const W0 = 0x9e3779b9;
@@ -62,33 +65,67 @@ export function uniform53(a: number, b: number): number {
  * `(seed, stream, block)`, by Box–Muller on Philox uniforms: counter `i` yields variates `2i` and
  * `2i + 1`. The same arguments always give the same values, whatever was generated before.
  */
-/** Scratch output of one Philox call (kernels run one at a time per thread). */
-const scratch = new Uint32Array(4);
+type PhiloxFill = (
+  out: number,
+  count: number,
+  ctrLo: number,
+  ctrHi: number,
+  c2: number,
+  c3: number,
+  k0: number,
+  k1: number,
+) => void;
 
+let bulk: { ws: WasmWorkspace; fill: PhiloxFill; u32: Uint32Array } | undefined;
+
+/**
+ * `count` consecutive Philox outputs (4 words each) from counter `first`, computed in WebAssembly
+ * (exact 64-bit products) into a workspace; bit-identical to {@link philox4x32}.
+ */
+function philoxRun(seed: number, stream: number, block: number, first: number, count: number): Uint32Array {
+  if (bulk === undefined) {
+    const ws = new WasmWorkspace(philoxWasmBase64);
+    bulk = { ws, fill: ws.exports['philox'] as PhiloxFill, u32: new Uint32Array(0) };
+  }
+  bulk.ws.reserveBytes(count * 16);
+  bulk.fill(
+    0,
+    count,
+    first >>> 0,
+    Math.floor(first / 4294967296) >>> 0,
+    block >>> 0,
+    stream >>> 0,
+    seed >>> 0,
+    Math.floor(seed / 4294967296) >>> 0,
+  );
+  return new Uint32Array(bulk.ws.i32.buffer, 0, count * 4);
+}
+
+/**
+ * Standard normal variates number `first … first + out.length - 1` of the stream
+ * `(seed, stream, block)`, by Box–Muller on Philox uniforms: counter `i` yields variates `2i` and
+ * `2i + 1`. The same arguments always give the same values, whatever was generated before.
+ */
 export function normals(seed: number, stream: number, block: number, first: number, out: Float64Array | number[]): void {
-  const k0 = seed >>> 0;
-  const k1 = Math.floor(seed / 4294967296) >>> 0;
-  const buf = scratch;
-  let n = 0;
-  let index = first;
-  while (n < out.length) {
-    const ctr = Math.floor(index / 2);
-    philox4x32(ctr >>> 0, Math.floor(ctr / 4294967296) >>> 0, block >>> 0, stream >>> 0, k0, k1, buf);
-    const u1 = 1 - uniform53(buf[0]!, buf[1]!); // (0, 1]
-    const u2 = uniform53(buf[2]!, buf[3]!);
+  const n = out.length;
+  if (n === 0) return;
+  const c0 = Math.floor(first / 2);
+  const skip = first % 2;
+  const count = Math.ceil((skip + n) / 2);
+  const w = philoxRun(seed, stream, block, c0, count);
+  let o = 0;
+  for (let c = 0; c < count; c++) {
+    const q = c * 4;
+    const u1 = 1 - uniform53(w[q]!, w[q + 1]!); // (0, 1]
+    const u2 = uniform53(w[q + 2]!, w[q + 3]!);
     const r = Math.sqrt(-2 * Math.log(u1));
     const theta = 2 * Math.PI * u2;
-    if (index % 2 === 0) {
-      out[n++] = r * Math.cos(theta);
-      index++;
-      if (n < out.length) {
-        out[n++] = r * Math.sin(theta);
-        index++;
-      }
-    } else {
-      out[n++] = r * Math.sin(theta);
-      index++;
+    if (c > 0 || skip === 0) {
+      out[o++] = r * Math.cos(theta);
+      if (o === n) break;
     }
+    out[o++] = r * Math.sin(theta);
+    if (o === n) break;
   }
 }
 
@@ -97,12 +134,9 @@ export function normals(seed: number, stream: number, block: number, first: numb
  * `4i … 4i + 3`. Used for signs (Rademacher) and hashing rows to sketch rows.
  */
 export function words(seed: number, stream: number, block: number, first: number, out: Uint32Array): void {
-  const k0 = seed >>> 0;
-  const k1 = Math.floor(seed / 4294967296) >>> 0;
-  const buf = scratch;
-  for (let n = 0, index = first; n < out.length;) {
-    const ctr = Math.floor(index / 4);
-    philox4x32(ctr >>> 0, Math.floor(ctr / 4294967296) >>> 0, block >>> 0, stream >>> 0, k0, k1, buf);
-    for (let j = index % 4; j < 4 && n < out.length; j++, index++) out[n++] = buf[j]!;
-  }
+  if (out.length === 0) return;
+  const skip = first % 4;
+  const count = Math.ceil((skip + out.length) / 4);
+  const w = philoxRun(seed, stream, block, Math.floor(first / 4), count);
+  out.set(w.subarray(skip, skip + out.length));
 }

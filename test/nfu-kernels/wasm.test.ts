@@ -4,16 +4,51 @@ import initWabt from 'wabt';
 import { gemmWasmBase64 } from '../../nfu-kernels/wasm/gemm-wasm.js';
 import { GemmWorkspace } from '../../nfu-kernels/wasm/gemm.js';
 import { scatterWasmBase64 } from '../../nfu-kernels/wasm/scatter-wasm.js';
+import { philoxWasmBase64 } from '../../nfu-kernels/wasm/philox-wasm.js';
+import fc from 'fast-check';
+import { philox4x32, words } from '../../nfu-kernels/index.js';
 
 describe('WASM GEMM', () => {
   it.each([
     ['gemm', gemmWasmBase64],
     ['scatter', scatterWasmBase64],
+    ['philox', philoxWasmBase64],
   ])('the committed %s binary is the compiled .wat (run npm run build:wasm after editing it)', async (name, b64) => {
     const wabt = await initWabt();
     const wat = readFileSync(new URL(`../../nfu-kernels/wasm/${name}.wat`, import.meta.url), 'utf8');
     const mod = wabt.parseWat(`${name}.wat`, wat, { simd: true });
     expect(Buffer.from(mod.toBinary({}).buffer).toString('base64')).toBe(b64);
+  });
+
+  it('the WASM Philox gives the words of the JS reference (which passes the Random123 KAT vectors)', () => {
+    fc.assert(
+      fc.property(
+        fc.nat(2 ** 53 - 1),
+        fc.nat(2 ** 32 - 1),
+        fc.nat(2 ** 32 - 1),
+        fc.nat(2 ** 40),
+        fc.nat(40),
+        (seed, stream, block, first, n) => {
+          const got = new Uint32Array(n);
+          words(seed, stream, block, first, got);
+          const ref = new Uint32Array(4);
+          for (let i = 0; i < n; i++) {
+            const ctr = Math.floor((first + i) / 4);
+            philox4x32(
+              ctr >>> 0,
+              Math.floor(ctr / 4294967296) >>> 0,
+              block,
+              stream,
+              seed >>> 0,
+              Math.floor(seed / 4294967296) >>> 0,
+              ref,
+            );
+            expect(got[i]).toBe(ref[(first + i) % 4]);
+          }
+        },
+      ),
+      { seed: 11, numRuns: 200 },
+    );
   });
 
   it.each([

@@ -1,0 +1,40 @@
+;; Philox4x32-10 words: `count` counters starting at (ctrLo, ctrHi) with fixed (c2, c3) and key
+;; (k0, k1); counter i's four u32 go to out + 16·i. 64-bit products give mulhi/mullo exactly.
+(module
+  (memory (export "memory") 1)
+  (func (export "philox")
+    (param $out i32) (param $count i32) (param $ctrLo i32) (param $ctrHi i32)
+    (param $c2in i32) (param $c3in i32) (param $k0in i32) (param $k1in i32)
+    (local $c0 i32) (local $c1 i32) (local $c2 i32) (local $c3 i32)
+    (local $k0 i32) (local $k1 i32) (local $r i32) (local $p0 i64) (local $p1 i64)
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $count)))
+        (local.set $c0 (local.get $ctrLo))
+        (local.set $c1 (local.get $ctrHi))
+        (local.set $c2 (local.get $c2in))
+        (local.set $c3 (local.get $c3in))
+        (local.set $k0 (local.get $k0in))
+        (local.set $k1 (local.get $k1in))
+        (local.set $r (i32.const 10))
+        (loop $round
+          (local.set $p0 (i64.mul (i64.const 0xD2511F53) (i64.extend_i32_u (local.get $c0))))
+          (local.set $p1 (i64.mul (i64.const 0xCD9E8D57) (i64.extend_i32_u (local.get $c2))))
+          (local.set $c0 (i32.xor (i32.xor (i32.wrap_i64 (i64.shr_u (local.get $p1) (i64.const 32))) (local.get $c1)) (local.get $k0)))
+          (local.set $c1 (i32.wrap_i64 (local.get $p1)))
+          (local.set $c2 (i32.xor (i32.xor (i32.wrap_i64 (i64.shr_u (local.get $p0) (i64.const 32))) (local.get $c3)) (local.get $k1)))
+          (local.set $c3 (i32.wrap_i64 (local.get $p0)))
+          (local.set $k0 (i32.add (local.get $k0) (i32.const 0x9E3779B9)))
+          (local.set $k1 (i32.add (local.get $k1) (i32.const 0xBB67AE85)))
+          (local.set $r (i32.sub (local.get $r) (i32.const 1)))
+          (br_if $round (local.get $r)))
+        (i32.store (local.get $out) (local.get $c0))
+        (i32.store offset=4 (local.get $out) (local.get $c1))
+        (i32.store offset=8 (local.get $out) (local.get $c2))
+        (i32.store offset=12 (local.get $out) (local.get $c3))
+        (local.set $out (i32.add (local.get $out) (i32.const 16)))
+        ;; 64-bit counter increment
+        (local.set $ctrLo (i32.add (local.get $ctrLo) (i32.const 1)))
+        (if (i32.eqz (local.get $ctrLo)) (then (local.set $ctrHi (i32.add (local.get $ctrHi) (i32.const 1)))))
+        (local.set $count (i32.sub (local.get $count) (i32.const 1)))
+        (br $next)))))
