@@ -220,7 +220,7 @@ export function lorsCommands(): CliCommand[] {
     .requiredOption('--policy <file>', 'policy JSON')
     .requiredOption('--exnodes <dir>', 'directory of exNodes')
     .option('--once', 'one pass, then exit')
-    .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:PORT/metrics')
+    .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: any free port, printed on stderr)')
     .option('--json')
     .action(async (f: { policy: string; exnodes: string; once?: boolean; metricsPort?: string; json?: boolean }) => {
       const policy = parsePolicy(
@@ -241,7 +241,16 @@ export function lorsCommands(): CliCommand[] {
               void warmer.metrics.registry
                 .metrics()
                 .then((text) => res.writeHead(200, { 'content-type': warmer.metrics.registry.contentType }).end(text));
-            }).listen(positive(f.metricsPort, '--metrics-port'), '127.0.0.1');
+            });
+      if (server !== undefined) {
+        const port = f.metricsPort === '0' ? 0 : positive(String(f.metricsPort), '--metrics-port');
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(port, '127.0.0.1', () => resolve());
+        });
+        const bound = (server.address() as { port: number }).port;
+        process.stderr.write(`metrics on http://127.0.0.1:${bound}/metrics\n`);
+      }
       let stop = false;
       const onSignal = () => (stop = true);
       process.on('SIGINT', onSignal);

@@ -105,16 +105,21 @@ describe('LoRS-style tools against in-process depots', () => {
         leaseDurationSec: 3600,
       }),
     );
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
     const child = spawn(
       process.execPath,
-      [BIN, 'warm', '--policy', policy, '--exnodes', exDir, '--metrics-port', String(port), '--json'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      [BIN, 'warm', '--policy', policy, '--exnodes', exDir, '--metrics-port', '0', '--json'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     let text = '';
     try {
       for (const deadline = Date.now() + 15_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+        const port = /metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(stderr)?.[1];
+        if (port === undefined) continue;
         text = await fetch(`http://127.0.0.1:${port}/metrics`)
           .then((r) => r.text())
           .catch(() => '');
