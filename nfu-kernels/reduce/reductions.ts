@@ -7,17 +7,16 @@ import { PANEL_ROWS, workspace } from '../wasm/gemm.js';
 export function gram(a: Attrs, A: Float32Array | Float64Array): Float64Array {
   const { rows, cols } = a;
   // Workspace: G (cols·cols) | A panel (R·cols); G += panelᵀ·panel.
-  const ws = workspace();
   const R = PANEL_ROWS;
   const aAt = cols * cols;
-  const h = ws.reserve(aAt + R * cols);
+  const { view: h, gemm } = workspace().precision(a.dtype, aAt + R * cols);
   h.fill(0, 0, cols * cols);
   for (let r0 = 0; r0 < rows; r0 += R) {
     const n = Math.min(R, rows - r0);
     h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
-    ws.gemm(cols, cols, n, aAt, 1, cols, aAt, cols, 0, cols);
+    gemm(cols, cols, n, aAt, 1, cols, aAt, cols, 0, cols);
   }
-  const G = h.slice(0, cols * cols);
+  const G = Float64Array.from(h.subarray(0, cols * cols));
   // Exact symmetry whatever the summation order of the two halves.
   for (let p = 0; p < cols; p++) for (let q = 0; q < p; q++) G[p * cols + q] = G[q * cols + p]!;
   return G;
@@ -60,19 +59,18 @@ export function columnStats(a: Attrs, A: Float32Array | Float64Array): Float64Ar
 export function atb(a: Attrs, A: Float32Array | Float64Array, B: Float32Array | Float64Array): Float64Array {
   const { rows, cols, k } = a;
   // Workspace: C (cols·k) | A panel (R·cols) | B panel (R·k); C += Aᵀ·B panel by panel.
-  const ws = workspace();
   const R = PANEL_ROWS;
   const aAt = cols * k;
   const bAt = aAt + R * cols;
-  const h = ws.reserve(bAt + R * k);
+  const { view: h, gemm } = workspace().precision(a.dtype, bAt + R * k);
   h.fill(0, 0, cols * k);
   for (let r0 = 0; r0 < rows; r0 += R) {
     const n = Math.min(R, rows - r0);
     h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
     h.set(B.subarray(r0 * k, (r0 + n) * k), bAt);
-    ws.gemm(cols, k, n, aAt, 1, cols, bAt, k, 0, k);
+    gemm(cols, k, n, aAt, 1, cols, bAt, k, 0, k);
   }
-  return h.slice(0, cols * k);
+  return Float64Array.from(h.subarray(0, cols * k));
 }
 
 export const gramKernel: KernelConfig = {

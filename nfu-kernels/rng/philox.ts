@@ -106,7 +106,13 @@ function philoxRun(seed: number, stream: number, block: number, first: number, c
  * `(seed, stream, block)`, by Box–Muller on Philox uniforms: counter `i` yields variates `2i` and
  * `2i + 1`. The same arguments always give the same values, whatever was generated before.
  */
-export function normals(seed: number, stream: number, block: number, first: number, out: Float64Array | number[]): void {
+export function normals(
+  seed: number,
+  stream: number,
+  block: number,
+  first: number,
+  out: Float64Array | Float32Array | number[],
+): void {
   const n = out.length;
   if (n === 0) return;
   const c0 = Math.floor(first / 2);

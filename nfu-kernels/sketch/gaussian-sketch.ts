@@ -29,18 +29,17 @@ export function gaussianSketchRight(a: Attrs, A: Float32Array | Float64Array): F
   const { rows, cols, k } = a;
   const Y = new Float64Array(rows * k);
   // Workspace layout (f64 elements): Ω (cols·k) | A panel (R·cols) | Y panel (R·k).
-  const ws = workspace();
   const R = PANEL_ROWS;
   const omegaAt = 0;
   const aAt = cols * k;
   const yAt = aAt + R * cols;
-  const h = ws.reserve(yAt + R * k);
+  const { view: h, gemm } = workspace().precision(a.dtype, yAt + R * k);
   normals(a.seed, STREAM_GAUSSIAN_RIGHT, 0, 0, h.subarray(omegaAt, omegaAt + cols * k));
   for (let r0 = 0; r0 < rows; r0 += R) {
     const n = Math.min(R, rows - r0);
     h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
     h.fill(0, yAt, yAt + n * k);
-    ws.gemm(n, k, cols, aAt, cols, 1, omegaAt, k, yAt, k);
+    gemm(n, k, cols, aAt, cols, 1, omegaAt, k, yAt, k);
     Y.set(h.subarray(yAt, yAt + n * k), r0 * k);
   }
   return Y;
@@ -54,21 +53,20 @@ export function gaussianSketchRight(a: Attrs, A: Float32Array | Float64Array): F
 export function gaussianSketchLeft(a: Attrs, A: Float32Array | Float64Array): Float64Array {
   const { rows, cols, k } = a;
   // Workspace layout: Z (k·cols) | Ω panel (R·k) | A panel (R·cols).
-  const ws = workspace();
   const R = PANEL_ROWS;
   const zAt = 0;
   const wAt = k * cols;
   const aAt = wAt + R * k;
-  const h = ws.reserve(aAt + R * cols);
+  const { view: h, gemm } = workspace().precision(a.dtype, aAt + R * cols);
   h.fill(0, zAt, zAt + k * cols);
   for (let r0 = 0; r0 < rows; r0 += R) {
     const n = Math.min(R, rows - r0);
     for (let i = 0; i < n; i++)
       normals(a.seed, STREAM_GAUSSIAN_LEFT, a.rowOffset + r0 + i, 0, h.subarray(wAt + i * k, wAt + (i + 1) * k));
     h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
-    ws.gemm(k, cols, n, wAt, 1, k, aAt, cols, zAt, cols);
+    gemm(k, cols, n, wAt, 1, k, aAt, cols, zAt, cols);
   }
-  return h.slice(zAt, zAt + k * cols);
+  return Float64Array.from(h.subarray(zAt, zAt + k * cols));
 }
 
 export const gaussianSketchRightKernel: KernelConfig = {

@@ -18,12 +18,71 @@ type Gemm4x4 = (
  * A WebAssembly instance of the SIMD GEMM micro-kernel with its own linear memory, used as a
  * scratch workspace: callers lay out their operands (f64) at byte offsets and grow it as needed.
  */
+/** One precision of the workspace: its view, its GEMM, and how to make room. */
+export interface GemmPrecision {
+  readonly view: Float32Array | Float64Array;
+  gemm(
+    M: number,
+    N: number,
+    P: number,
+    x: number,
+    xsm: number,
+    xsp: number,
+    y: number,
+    ysp: number,
+    c: number,
+    ldc: number,
+  ): void;
+}
+
 export class GemmWorkspace extends WasmWorkspace {
   private readonly kernel: Gemm4x4;
+  private readonly kernel32: Gemm4x4;
 
   constructor() {
     super(gemmWasmBase64);
     this.kernel = this.exports['gemm4x4'] as Gemm4x4;
+    this.kernel32 = this.exports['gemm4x8f32'] as Gemm4x4;
+  }
+
+  /**
+   * Room for `elements` values of the input's precision, and the matching GEMM: f64 inputs
+   * compute in f64 (f64x2 tiles), f32 inputs in f32 (f32x4 tiles), as BLAS would.
+   */
+  precision(dtype: 'float32' | 'float64', elements: number): GemmPrecision {
+    if (dtype === 'float64') {
+      this.reserveBytes(elements * 8);
+      return { view: this.f64, gemm: (...a) => this.gemm(...a) };
+    }
+    this.reserveBytes(elements * 4);
+    return { view: this.f32, gemm: (...a) => this.gemm32(...a) };
+  }
+
+  /** {@link gemm} in f32: element offsets count f32 values; 4×8 tiles in WASM, edges in JS. */
+  gemm32(
+    M: number,
+    N: number,
+    P: number,
+    x: number,
+    xsm: number,
+    xsp: number,
+    y: number,
+    ysp: number,
+    c: number,
+    ldc: number,
+  ): void {
+    const M4 = M & ~3;
+    const N8 = N & ~7;
+    if (M4 > 0 && N8 > 0 && P > 0) this.kernel32(M4, N8, P, x * 4, xsm, xsp, y * 4, ysp, c * 4, ldc);
+    const h = this.f32;
+    for (let m = 0; m < M; m++) {
+      const from = m < M4 ? N8 : 0;
+      for (let n = from; n < N; n++) {
+        let s = 0;
+        for (let p = 0; p < P; p++) s += h[x + m * xsm + p * xsp]! * h[y + p * ysp + n]!;
+        h[c + m * ldc + n]! += s;
+      }
+    }
   }
 
   /** Makes room for `doubles` f64 values; returns the (possibly new) view of the whole memory. */

@@ -16,6 +16,7 @@ export class WasmWorkspace {
   readonly exports: Record<string, unknown>;
   private readonly memory: WebAssembly.Memory;
   f64: Float64Array;
+  f32: Float32Array;
   i32: Int32Array;
 
   constructor(base64: string) {
@@ -27,6 +28,7 @@ export class WasmWorkspace {
     this.exports = new WebAssembly.Instance(mod, {}).exports;
     this.memory = this.exports['memory'] as WebAssembly.Memory;
     this.f64 = new Float64Array(this.memory.buffer);
+    this.f32 = new Float32Array(this.memory.buffer);
     this.i32 = new Int32Array(this.memory.buffer);
   }
 
@@ -35,6 +37,7 @@ export class WasmWorkspace {
     if (bytes > this.memory.buffer.byteLength) {
       this.memory.grow(Math.ceil((bytes - this.memory.buffer.byteLength) / PAGE));
       this.f64 = new Float64Array(this.memory.buffer);
+      this.f32 = new Float32Array(this.memory.buffer);
       this.i32 = new Int32Array(this.memory.buffer);
     }
   }

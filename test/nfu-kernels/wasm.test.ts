@@ -53,6 +53,26 @@ describe('WASM GEMM', () => {
 
   it.each([
     [1, 1, 1],
+    [4, 8, 3],
+    [7, 13, 5],
+    [12, 24, 33],
+  ])('f32: C += X·Y with edges, M=%i N=%i P=%i', (M, N, P) => {
+    const ws = new GemmWorkspace();
+    const { view: h, gemm } = ws.precision('float32', M * P + P * N + M * N + 10);
+    for (let i = 0; i < M * P + P * N; i++) h[i] = Math.fround(Math.sin(i + 1));
+    const c = M * P + P * N;
+    h.fill(0, c, c + M * N);
+    gemm(M, N, P, 0, P, 1, M * P, N, c, N);
+    for (let m = 0; m < M; m++)
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let p = 0; p < P; p++) s += h[m * P + p]! * h[M * P + p * N + n]!;
+        expect(Math.abs(h[c + m * N + n]! - s)).toBeLessThan(1e-5 * (1 + Math.abs(s)));
+      }
+  });
+
+  it.each([
+    [1, 1, 1],
     [4, 4, 3],
     [7, 9, 5],
     [16, 12, 33],
