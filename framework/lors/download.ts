@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { IbpClient } from '../../depot/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
-import { blocksOf, depotKey, type Exnode, type Mapping } from '../exnode/exnode.js';
+import { depotKey, type Exnode, type Mapping } from '../exnode/exnode.js';
 import { runPool } from './pool.js';
 
 export interface DownloadOptions {
@@ -28,18 +28,54 @@ interface PartialState {
   readonly done: number[];
 }
 
-/** Identity of an exNode's content layout, so a partial file is only resumed for the same one. */
+/**
+ * Identity of an exNode's content, so a partial file is only resumed for the same one: sizes,
+ * offsets, allocations (read caps and ranges) and checksums of every mapping.
+ */
 function fingerprint(x: Exnode): string {
   const h = createHash('sha256').update(`${x.size}`);
-  for (const b of blocksOf(x)) h.update(`|${b.offset}:${b.length}:${b.replicas.map((r) => r.sha256 ?? '').join(',')}`);
+  const ms = [...x.mappings].sort((a, b) => a.exnodeOffset - b.exnodeOffset || a.read.localeCompare(b.read));
+  for (const m of ms) h.update(`|${m.exnodeOffset}:${m.logicalLength}:${m.read}:${m.allocOffset}:${m.sha256 ?? ''}`);
   return h.digest('hex');
 }
 
+/** A byte range of the file and the mappings that hold all of it. */
+interface Range {
+  readonly start: number;
+  readonly end: number;
+  readonly replicas: readonly Mapping[];
+}
+
 /**
- * Downloads an exNode to `out` (LoRS `lors_download`): blocks in parallel, each from the first
- * replica that answers with intact bytes (SHA-256 checked when recorded), falling over to the next
- * replica on any failure. Progress is kept in `out.partial` and `out.partial.json`; an interrupted
- * download resumes there and fetches only the blocks it lacks. `out` appears only when complete.
+ * The file cut at every mapping boundary: each range is held whole by every one of its replicas,
+ * whatever mix of block sizes the exNode has. Throws when a range has no replica.
+ */
+function rangesOf(x: Exnode): Range[] {
+  const cuts = new Set<number>([0, x.size]);
+  for (const m of x.mappings) {
+    cuts.add(m.exnodeOffset);
+    cuts.add(Math.min(x.size, m.exnodeOffset + m.logicalLength));
+  }
+  const points = [...cuts].filter((c) => c <= x.size).sort((a, b) => a - b);
+  const ranges: Range[] = [];
+  for (let i = 0; i + 1 < points.length; i++) {
+    const start = points[i]!;
+    const end = points[i + 1]!;
+    const replicas = x.mappings.filter((m) => m.exnodeOffset <= start && m.exnodeOffset + m.logicalLength >= end);
+    if (replicas.length === 0) {
+      throw new FrameworkError(FrameworkErrorCode.DOWNLOAD_FAILED, `the exNode has no mapping for bytes ${start}..${end}`);
+    }
+    ranges.push({ start, end, replicas });
+  }
+  return ranges;
+}
+
+/**
+ * Downloads an exNode to `out` (LoRS `lors_download`): ranges in parallel, each from the first
+ * replica that answers with intact bytes (SHA-256 checked when a replica is read whole), falling
+ * over to the next replica on any failure. Progress is kept in `out.partial` and
+ * `out.partial.json`; an interrupted download of the same exNode resumes there and fetches only the
+ * ranges it lacks. `out` appears only when complete.
  */
 export async function download(
   client: IbpClient,
@@ -48,17 +84,7 @@ export async function download(
   options: DownloadOptions = {},
 ): Promise<DownloadResult> {
   const threads = options.threads ?? 4;
-  const blocks = blocksOf(x);
-  let covered = 0;
-  for (const b of blocks) {
-    if (b.offset !== covered) {
-      throw new FrameworkError(FrameworkErrorCode.DOWNLOAD_FAILED, `the exNode has no mapping for bytes ${covered}..${b.offset}`);
-    }
-    covered += b.length;
-  }
-  if (covered !== x.size)
-    throw new FrameworkError(FrameworkErrorCode.DOWNLOAD_FAILED, `the exNode maps ${covered} of ${x.size} bytes`);
-
+  const ranges = rangesOf(x);
   const partial = `${out}.partial`;
   const stateFile = `${partial}.json`;
   const print = fingerprint(x);
@@ -69,54 +95,65 @@ export async function download(
       .catch(() => undefined);
     if (state?.exnode === print) done = new Set(state.done);
   }
+  let fh;
+  try {
+    fh = await open(partial, done.size > 0 ? 'r+' : 'w+');
+  } catch {
+    done = new Set(); // the partial file is gone: whatever the state says, nothing is on disk
+    fh = await open(partial, 'w+');
+  }
   const resumed = done.size;
-  const fh = await open(partial, done.size > 0 ? 'r+' : 'w+').catch(() => open(partial, 'w+'));
   let fetched = 0;
   let failovers = 0;
   let saving = Promise.resolve();
   const save = () => {
-    // Serialized, and only after the block's bytes are on disk: a crash never marks a block done too early.
+    // Serialized; the set is taken before the sync, so only ranges written before it are marked done.
     saving = saving.then(async () => {
+      const snapshot = [...done];
       await fh.datasync();
       const tmp = `${stateFile}.tmp`;
-      await writeFile(tmp, JSON.stringify({ exnode: print, done: [...done] } satisfies PartialState));
+      await writeFile(tmp, JSON.stringify({ exnode: print, done: snapshot } satisfies PartialState));
       await rename(tmp, stateFile);
     });
     return saving;
   };
   try {
     await fh.truncate(x.size);
-    const todo = blocks.filter((b) => !done.has(b.offset));
+    const todo = ranges.filter((r) => !done.has(r.start));
     const preferred = new Map<string, number>(); // depots that answered, tried first
     await runPool(
       todo.length,
       threads,
       async (i) => {
-        const b = todo[i]!;
-        const replicas = [...b.replicas].sort((p, q) => (preferred.get(depotKey(q)) ?? 0) - (preferred.get(depotKey(p)) ?? 0));
+        const r = todo[i]!;
+        const replicas = [...r.replicas].sort((p, q) => (preferred.get(depotKey(q)) ?? 0) - (preferred.get(depotKey(p)) ?? 0));
         const errors: string[] = [];
         for (const m of replicas) {
+          let data: Buffer;
           try {
             options.onFetch?.(m);
-            const data = await client.load(m.read, m.allocOffset, m.logicalLength);
-            if (m.sha256 !== undefined && createHash('sha256').update(data).digest('hex') !== m.sha256) {
+            data = await client.load(m.read, m.allocOffset + (r.start - m.exnodeOffset), r.end - r.start);
+            const whole = r.start === m.exnodeOffset && r.end === m.exnodeOffset + m.logicalLength;
+            if (whole && m.sha256 !== undefined && createHash('sha256').update(data).digest('hex') !== m.sha256) {
               throw new Error('checksum mismatch');
             }
-            await fh.write(data, 0, data.length, b.offset);
-            preferred.set(depotKey(m), (preferred.get(depotKey(m)) ?? 0) + 1);
-            fetched++;
-            done.add(b.offset);
-            options.onProgress?.(data.length);
-            await save();
-            return;
           } catch (e) {
             failovers++;
             errors.push(`${depotKey(m)}: ${(e as Error).message}`);
+            continue;
           }
+          // A local write failure is not a replica's fault: it ends the download.
+          await fh.write(data, 0, data.length, r.start);
+          preferred.set(depotKey(m), (preferred.get(depotKey(m)) ?? 0) + 1);
+          fetched++;
+          done.add(r.start);
+          options.onProgress?.(data.length);
+          await save();
+          return;
         }
         throw new FrameworkError(
           FrameworkErrorCode.DOWNLOAD_FAILED,
-          `no replica of bytes ${b.offset}..${b.offset + b.length} could be read (${errors.join('; ')})`,
+          `no replica of bytes ${r.start}..${r.end} could be read (${errors.join('; ')})`,
         );
       },
       options.signal,
@@ -127,7 +164,8 @@ export async function download(
     await saving.catch(() => undefined);
     await fh.close();
   }
-  await rename(partial, out);
+  // The state goes first: a crash in between leaves a complete partial file and no claim about it.
   await rm(stateFile, { force: true });
+  await rename(partial, out);
   return { bytes: x.size, blocksFetched: fetched, blocksResumed: resumed, failovers };
 }

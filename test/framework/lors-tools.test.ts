@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -65,6 +65,61 @@ describe('LoRS-style tools against in-process depots', () => {
     const out = join(dir.path, 'out.bin');
     const r = await download(client(), x, out, { threads: 1 });
     expect(r.failovers).toBeGreaterThanOrEqual(1);
+    expect(readFileSync(out).equals(data)).toBe(true);
+  });
+
+  it('download handles replicas of different block sizes: each byte range comes from a replica holding all of it', async () => {
+    const big = await upload(client(), file, { depots: addrs().slice(0, 1), blockSize: 300_000, copies: 1, durationSec: 3600 });
+    const small = await upload(client(), file, { depots: addrs().slice(1, 2), blockSize: 100_000, copies: 1, durationSec: 3600 });
+    const mixed: Exnode = { ...big, mappings: [...big.mappings, ...small.mappings.slice(0, 2)] };
+    const out = join(dir.path, 'mixed.bin');
+    // the whole-file replica dies: the rest must come from the two 100 kB pieces, and then nothing is left
+    await client().decr(big.mappings[0]!.manage!, 'read');
+    await expect(download(client(), mixed, out)).rejects.toMatchObject({ code: 'FW_ERR_DOWNLOAD_FAILED' });
+    const both: Exnode = {
+      ...small,
+      mappings: [
+        ...small.mappings,
+        ...(await upload(client(), file, { depots: addrs().slice(2), blockSize: 300_000, copies: 1, durationSec: 3600 }))
+          .mappings,
+      ],
+    };
+    const r = await download(client(), both, out, { resume: false });
+    expect(readFileSync(out).equals(data)).toBe(true);
+    expect(r.blocksFetched).toBe(3);
+  });
+
+  it('a resume only trusts a partial download of the same exNode, and only if its file is there', async () => {
+    const a = await upload(client(), file, { depots: addrs(), blockSize: 100_000, copies: 1, durationSec: 3600 });
+    const otherData = Buffer.from(data).reverse();
+    const otherFile = join(dir.path, 'other.bin');
+    writeFileSync(otherFile, otherData);
+    const b = await upload(client(), otherFile, { depots: addrs(), blockSize: 100_000, copies: 1, durationSec: 3600 });
+    const out = join(dir.path, 'resume.bin');
+    const abort = new AbortController();
+    let n = 0;
+    await expect(
+      download(client(), a, out, {
+        threads: 1,
+        signal: abort.signal,
+        onFetch: () => void (++n === 2 && abort.abort(new Error('stop'))),
+      }),
+    ).rejects.toThrow('stop');
+    const rb = await download(client(), b, out); // same layout, other allocations: starts over
+    expect(rb.blocksResumed).toBe(0);
+    expect(readFileSync(out).equals(otherData)).toBe(true);
+    n = 0;
+    const abort2 = new AbortController();
+    await expect(
+      download(client(), a, out, {
+        threads: 1,
+        signal: abort2.signal,
+        onFetch: () => void (++n === 2 && abort2.abort(new Error('stop'))),
+      }),
+    ).rejects.toThrow('stop');
+    rmSync(`${out}.partial`);
+    const ra = await download(client(), a, out); // the state file alone proves nothing
+    expect(ra.blocksResumed).toBe(0);
     expect(readFileSync(out).equals(data)).toBe(true);
   });
 
