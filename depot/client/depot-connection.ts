@@ -16,6 +16,8 @@ export class DepotConnection {
   private closed = false;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private timedOut = false;
+  /** Ends a send waiting for 'drain' (set while one waits). */
+  private abortSend: (() => void) | undefined;
   lastUsed = Date.now();
 
   private constructor(
@@ -75,22 +77,27 @@ export class DepotConnection {
 
   /** Sends bytes; resolves when they are handed to the kernel or buffered under the high-water mark. */
   async send(...parts: ReadonlyArray<string | Uint8Array>): Promise<void> {
+    if (this.closed || this.socket.destroyed) throw new ReadError('truncated', 'connection closed before sending');
     let ok = true;
     for (const p of parts) ok = typeof p === 'string' ? this.socket.write(p, 'latin1') : this.socket.write(p);
-    if (!ok) {
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => {
-          this.socket.off('close', onClose);
-          resolve();
-        };
-        const onClose = () => {
-          this.socket.off('drain', onDrain);
-          reject(new ReadError('truncated', 'connection closed while sending'));
-        };
-        this.socket.once('drain', onDrain);
-        this.socket.once('close', onClose);
-      });
-    }
+    if (ok) return;
+    // A socket that closed meanwhile never drains: check again before waiting, and let destroy()
+    // (the request deadline) end the wait too.
+    if (this.closed || this.socket.destroyed) throw new ReadError('truncated', 'connection closed while sending');
+    await new Promise<void>((resolve, reject) => {
+      const done = (e?: Error) => {
+        this.socket.off('drain', onDrain);
+        this.socket.off('close', onClose);
+        this.abortSend = undefined;
+        if (e === undefined) resolve();
+        else reject(e);
+      };
+      const onDrain = () => done();
+      const onClose = () => done(new ReadError('truncated', 'connection closed while sending'));
+      this.abortSend = onClose;
+      this.socket.once('drain', onDrain);
+      this.socket.once('close', onClose);
+    });
   }
 
   /** Reads one reply line and splits it into tokens. */
@@ -123,6 +130,7 @@ export class DepotConnection {
     this.closed = true;
     this.reader.close();
     this.socket.destroy();
+    this.abortSend?.();
   }
 
   private translate(e: unknown, timeoutMs: number): unknown {
