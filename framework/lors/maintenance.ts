@@ -2,6 +2,7 @@ import { formatCapability, parseCapability, type DepotAddress, type IbpClient } 
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import { blocksOf, depotKey, depotOf, type Exnode, type Mapping } from '../exnode/exnode.js';
 import { runPool } from './pool.js';
+import { depotIdentity } from './depot-identity.js';
 
 /** What probing a mapping found. */
 export interface MappingStatus {
@@ -9,6 +10,11 @@ export interface MappingStatus {
   readonly depot: string;
   readonly exnodeOffset: number;
   readonly alive: boolean;
+  /**
+   * The depot answered and the bytes are gone (the allocation does not exist, or holds less than
+   * the mapping): a definitive loss, unlike a depot that did not answer.
+   */
+  readonly gone: boolean;
   readonly size?: number;
   readonly maxSize?: number;
   readonly secondsLeft?: number;
@@ -31,6 +37,7 @@ export async function statMappings(client: IbpClient, x: Exnode, threads = 8): P
         out[i] = {
           ...base,
           alive,
+          gone: !alive,
           size: p.size,
           maxSize: p.maxSize,
           secondsLeft: p.secondsLeft,
@@ -38,19 +45,24 @@ export async function statMappings(client: IbpClient, x: Exnode, threads = 8): P
         };
       } else {
         await client.load(m.read, m.allocOffset + m.logicalLength - 1, 1);
-        out[i] = { ...base, alive: true };
+        out[i] = { ...base, alive: true, gone: false };
       }
     } catch (e) {
-      out[i] = { ...base, alive: false, error: (e as Error).message };
+      const status = (e as { status?: number }).status;
+      // -4: no such allocation; -19: it holds less than the mapping. Anything else may pass.
+      out[i] = { ...base, alive: false, gone: status === -4 || status === -19, error: (e as Error).message };
     }
   });
   return out;
 }
 
-/** `anvil trim --dead`: drops mappings that fail their probe; returns how many. */
-export async function trimDead(client: IbpClient, x: Exnode): Promise<number> {
+/**
+ * `anvil trim --dead`: drops mappings whose depot says their bytes are gone; with `unreachable`,
+ * also those whose depot did not answer. Returns how many were dropped.
+ */
+export async function trimDead(client: IbpClient, x: Exnode, unreachable = false): Promise<number> {
   const status = await statMappings(client, x);
-  const dead = new Set(status.filter((s) => !s.alive).map((s) => s.index));
+  const dead = new Set(status.filter((s) => s.gone || (unreachable && !s.alive)).map((s) => s.index));
   x.mappings = x.mappings.filter((_, i) => !dead.has(i));
   if (dead.size > 0) x.modifiedMs = Date.now();
   return dead.size;
@@ -94,9 +106,10 @@ export async function refreshLeases(
   x: Exnode,
   mode: RefreshMode,
   now = Date.now(),
-): Promise<{ refreshed: number; failed: number }> {
+): Promise<{ refreshed: number; failed: number; errors: string[] }> {
   let refreshed = 0;
   let failed = 0;
+  const errors: string[] = [];
   const maxByDepot = new Map<string, number>();
   await runPool(x.mappings.length, 8, async (i) => {
     const m = x.mappings[i]!;
@@ -110,7 +123,10 @@ export async function refreshLeases(
         const key = depotKey(m);
         if (!maxByDepot.has(key)) {
           const inq = await client.status(depotOf(m), { rid: parseCapability(m.manage)!.rid || '0' });
-          maxByDepot.set(key, Math.min(...inq.resources.map((r) => r.maxDurationSec)));
+          if (inq.resources.length === 0) throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, `${key} reports no resources`);
+          // A negative DR (LoCI: unlimited) has no maximum to ask for: use 30 days, the ACCRE default.
+          const limits = inq.resources.map((r) => (r.maxDurationSec > 0 ? r.maxDurationSec : 2_592_000));
+          maxByDepot.set(key, Math.min(...limits));
         }
         durationSec = maxByDepot.get(key)!;
       }
@@ -119,12 +135,13 @@ export async function refreshLeases(
       await client.change(m.manage, { maxSize: p.maxSize, durationSec });
       m.leaseEndMs = now + durationSec * 1000;
       refreshed++;
-    } catch {
+    } catch (e) {
       failed++;
+      errors.push(`mapping ${i} (${depotKey(m)}): ${(e as Error).message}`);
     }
   });
   if (refreshed > 0) x.modifiedMs = Date.now();
-  return { refreshed, failed };
+  return { refreshed, failed, errors };
 }
 
 /**
@@ -167,32 +184,42 @@ export async function augment(
   const status = await statMappings(client, x);
   const alive = new Set(status.filter((s) => s.alive).map((s) => s.index));
   const indexOf = new Map(x.mappings.map((m, i) => [m, i]));
+  const targets = await Promise.all(options.depots.map(async (d) => ({ d, id: await depotIdentity(d.host, d.port) })));
   let added = 0;
   let short = 0;
   for (const b of blocksOf(x)) {
     const live = b.replicas.filter((m) => alive.has(indexOf.get(m)!));
-    const holders = new Set(live.map(depotKey));
+    const holders = new Set(await Promise.all(live.map((m) => depotIdentity(depotOf(m).host, depotOf(m).port))));
     let need = options.copies - holders.size;
     if (need <= 0) continue;
     if (live.length === 0) {
       short++;
       continue;
     }
-    for (const d of options.depots) {
+    for (const { d, id } of targets) {
       if (need <= 0) break;
-      const key = `${d.host}:${d.port}`;
-      if (holders.has(key)) continue;
-      try {
-        x.mappings.push(await replicate(client, live[0]!, d, options.durationSec));
-        holders.add(key);
-        added++;
-        need--;
-      } catch {
-        // try the next depot
-      }
+      if (holders.has(id)) continue;
+      const made = await replicateFromAny(client, live, d, options.durationSec);
+      if (made === undefined) continue;
+      x.mappings.push(made);
+      holders.add(id);
+      added++;
+      need--;
     }
     if (need > 0) short++;
   }
   if (added > 0) x.modifiedMs = Date.now();
   return { added, short };
+}
+
+/** A new replica on `depot` copied from the first of `sources` that works; undefined if none does. */
+export async function replicateFromAny(client: IbpClient, sources: readonly Mapping[], depot: DepotAddress, durationSec: number): Promise<Mapping | undefined> {
+  for (const source of sources) {
+    try {
+      return await replicate(client, source, depot, durationSec);
+    } catch {
+      // the next source (or the caller's next depot)
+    }
+  }
+  return undefined;
 }
