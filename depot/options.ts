@@ -396,6 +396,13 @@ function parseLimits(value: unknown): DepotLimits {
       limits[key] = integerIn(raw, field, 1, 1_000_000_000);
     }
   }
+  if (limits['readHighWaterBytes']! < limits['maxCommandLineBytes']!) {
+    throw configError(
+      `\`limits.readHighWaterBytes\` (${limits['readHighWaterBytes']}) must be at least \`limits.maxCommandLineBytes\` (${limits['maxCommandLineBytes']}): a line must fit before reading pauses`,
+      'limits.readHighWaterBytes',
+      limits['readHighWaterBytes'],
+    );
+  }
   return Object.freeze(limits as unknown as DepotLimits);
 }
 

@@ -26,8 +26,11 @@ export interface AllocationData {
    * resource keeps them. The caller has checked the range against the committed size.
    */
   read(offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void>;
-  /** Cuts the data to `newSize` bytes; what is cut never reappears. */
-  truncate(newSize: number): Promise<void>;
+  /**
+   * Cuts the data to `newSize` bytes under a new max size; what is cut never reappears. A
+   * persistent store records the new sizes before it cuts the bytes.
+   */
+  truncate(newSize: number, newMaxSize: number): Promise<void>;
   /** Frees the bytes for good. */
   release(): Promise<void>;
 }
@@ -75,6 +78,11 @@ export class Allocation implements AllocationRecord {
   /** Set once the allocation left the key index (deleted, expired, trashed). */
   freed = false;
   data!: AllocationData;
+  /** Waits until no write holds the lock (a reader that saw a write half-done retries after it). */
+  settled(): Promise<void> {
+    return this.withWriteLock(async () => undefined);
+  }
+
   /** Serializes writes: each STORE appends at the size left by the previous one. */
   private writeTail: Promise<void> = Promise.resolve();
 

@@ -293,14 +293,32 @@ export class DepotCore {
       throw e;
     }
     if (a.freed) {
+      // Deleted meanwhile: its bytes may have been purged already; do not leave a file behind.
+      await writer.abort().catch(() => undefined);
+      await a.data.release().catch(() => undefined);
       throw err(DepotErrorCode.CAP_NOT_FOUND, 'the allocation was deleted during the transfer');
     }
     if (end > a.maxSize) {
       await writer.abort().catch(() => undefined);
       throw err(DepotErrorCode.WOULD_EXCEED_LIMIT, 'the allocation was truncated during the transfer');
     }
-    this.resources.get(a.rid)!.store.commitWrite(a, newSize, blocks);
+    try {
+      this.resources.get(a.rid)!.store.commitWrite(a, newSize, blocks);
+    } catch (e) {
+      // Nothing was recorded: put the stored bytes back in line with the metadata.
+      await writer.abort().catch(() => undefined);
+      throw e;
+    }
     a.size = newSize;
+  }
+
+  /**
+   * Inside an allocation's write lock, after waiting for it: the allocation must still be live
+   * (not deleted, lease not over), or the waiting command answers CAP_NOT_FOUND.
+   */
+  assertLive(a: Allocation): void {
+    if (!a.freed && a.expiresAtMs <= this.clock.now()) this.free(a, 'expired');
+    if (a.freed) throw err(DepotErrorCode.CAP_NOT_FOUND, 'the allocation was deleted or expired while the command waited');
   }
 
   /** LOAD checks: the range must lie within the data held, and the data must be sound. */
@@ -390,18 +408,27 @@ export class DepotCore {
         if (req.size < 0) throw err(DepotErrorCode.INVALID_PARAMETER, `\`size\` must be >= 0 (got ${req.size})`);
         const newMax = req.size;
         return a.withWriteLock(async () => {
-          if (a.freed) throw err(DepotErrorCode.CAP_NOT_FOUND, 'no manage capability with that key');
+          this.assertLive(a);
           this.checkGrowth(r, a, newMax);
           const growth = newMax - a.maxSize;
           const newSize = Math.min(a.size, newMax);
-          // Cut the bytes first: a crash in between leaves data past the recorded size, which
-          // start-up cuts again; the other order could serve bytes that were meant to be gone.
-          await a.data.truncate(newSize);
+          // Reserve (or give back) before the await, so no concurrent ALLOCATE sees the old figure;
+          // the data layer records the new size and checksums, then cuts the bytes.
+          r.reservedBytes += growth;
+          try {
+            await a.data.truncate(newSize, newMax);
+          } catch (e) {
+            r.reservedBytes -= growth;
+            throw e;
+          }
+          if (a.freed) {
+            r.reservedBytes -= growth; // purged meanwhile, at its old size
+            return undefined;
+          }
           this.persist(a, () => {
             a.maxSize = newMax;
             a.size = newSize;
           });
-          r.reservedBytes += growth;
           return undefined;
         });
       }
@@ -490,6 +517,7 @@ export class DepotCore {
     }
   }
 
+  /** No sweep here: it could free `a` itself between its checks and its accounting. */
   private checkGrowth(r: ResourceState, a: Allocation, newMax: number): void {
     if (newMax > r.options.maxAllocationBytes) {
       throw err(
@@ -497,7 +525,6 @@ export class DepotCore {
         `max size ${newMax} exceeds resource ${r.options.rid}'s maxAllocationBytes (${r.options.maxAllocationBytes})`,
       );
     }
-    this.sweep();
     const growth = newMax - a.maxSize;
     const free = r.options.capacityBytes - r.reservedBytes;
     if (growth > free) {

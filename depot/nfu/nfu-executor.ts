@@ -88,16 +88,21 @@ export class NfuExecutor {
     return new Uint8Array(sum.buffer);
   }
 
+  /** Throws `-66 <retry>` when every worker is busy and the queue is full. */
+  assertCapacity(): void {
+    if (this.pool !== undefined && this.pool.queueSize >= this.options.maxQueue && this.running >= this.options.workers) {
+      throw new DepotError(DepotErrorCode.OVERLOADED, `NFU queue is full (${this.options.maxQueue} waiting)`, {
+        details: { retryAfterSec: this.retrySec },
+      });
+    }
+  }
+
   private async runOne(task: NfuTask): Promise<Uint8Array> {
     let result: NfuTaskResult;
     if (this.pool === undefined) {
       result = runNfuTask(task);
     } else {
-      if (this.pool.queueSize >= this.options.maxQueue && this.running >= this.options.workers) {
-        throw new DepotError(DepotErrorCode.OVERLOADED, `NFU queue is full (${this.options.maxQueue} waiting)`, {
-          details: { retryAfterSec: this.retrySec },
-        });
-      }
+      this.assertCapacity();
       const signal = AbortSignal.timeout(this.options.timeoutMs);
       // Shared inputs are seen by the worker as they are; others are moved (their owner gives them up).
       const transfer = task.inputs.filter((b) => !(b.buffer instanceof SharedArrayBuffer)).map((b) => b.buffer as ArrayBuffer);

@@ -194,6 +194,7 @@ export class NfuService {
         `${kernel.name} takes ${kernel.inputs.length} input${kernel.inputs.length === 1 ? '' : 's'} (${kernel.inputs.join(', ')}); got ${dataParams.length}`,
       );
     }
+    this.executor.assertCapacity(); // refuse before buffering inputs when the pool is saturated
     const inputBytes: Uint8Array[] = [];
     for (let i = 0; i < dataParams.length; i++) {
       const index = kernel.takesAttrs ? i + 1 : i;
@@ -237,6 +238,7 @@ export class NfuService {
     const out = params.length - 1;
     if (!WRITABLE.has(params[out]!.kind))
       throw refused(Status.INVALID_PARAMETER, `${op.name}: the last parameter receives the output`);
+    this.executor.assertCapacity();
     const inputs: Uint8Array[] = [];
     for (let i = 0; i < out; i++) {
       if (!READABLE.has(params[i]!.kind))
@@ -324,6 +326,7 @@ export class NfuService {
     if (output.length === 0) return;
     const a = ref.allocation;
     await a.withWriteLock(async () => {
+      this.core.assertLive(a);
       this.core.checkWriteRange(a, ref.offset, output.length);
       const writer = await a.data.openWriter(ref.offset, output.length);
       try {

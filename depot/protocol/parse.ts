@@ -143,7 +143,7 @@ export function parseRequest(line: string): IbpRequest {
   switch (command) {
     case Command.ALLOCATE: {
       const v1 = version === 1 ? 1 : 0;
-      arity(t, 7 + v1, `ALLOCATE (v${version})`);
+      arity(t, 6 + v1, `ALLOCATE (v${version})`);
       const rid = v1 === 1 ? t[2]! : undefined;
       if (rid !== undefined && !/^\d{1,8}$/.test(rid)) {
         throw badFormat(`resource id must be a decimal number (got ${quote(rid)})`);

@@ -1,4 +1,5 @@
 import type { AllocationData, BlockChecksums, RangeWriter } from '../core/allocation.js';
+import { DepotError, DepotErrorCode } from '../errors.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -46,13 +47,17 @@ export class MemoryData implements AllocationData {
   }
 
   async read(offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void> {
+    if (offset + length > Math.min(this.owner.size, this.data.length)) {
+      // The data shrank (TRUNCATE, delete) after the caller checked the range.
+      throw new DepotError(DepotErrorCode.WOULD_EXCEED_LIMIT, `the data no longer reaches ${offset + length} bytes`);
+    }
     await sink(this.data.subarray(offset, offset + length));
   }
 
-  async truncate(newSize: number): Promise<void> {
-    if (this.data.length > this.owner.maxSize) {
+  async truncate(newSize: number, newMaxSize: number): Promise<void> {
+    if (this.data.length > newMaxSize) {
       // Shrink the buffer so the memory is really returned.
-      const kept = Buffer.alloc(this.owner.maxSize);
+      const kept = Buffer.alloc(newMaxSize);
       this.data.copy(kept, 0, 0, newSize);
       this.data = kept;
     } else if (this.data.length > newSize) {

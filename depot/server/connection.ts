@@ -214,7 +214,7 @@ export class Connection {
       // The client may already be sending the body behind the command: a refusal closes the connection.
       const offset = req.command === 'write' ? req.offset : allocation.size;
       fatalOnRefusal(() => {
-        if (allocation.freed) core.lookup(req.cap, CapType.WRITE);
+        core.assertLive(allocation); // the lease may have ended while this waited for the lock
         core.checkWriteRange(allocation, offset, req.length);
       });
       await this.send(OK_REPLY);

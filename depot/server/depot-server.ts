@@ -68,12 +68,14 @@ export class DepotServer {
       throw e;
     }
     await new Promise<void>((resolve, reject) => {
-      depot.server.once('error', (e) => {
+      const onStartError = (e: Error) => {
         core.close();
         reject(e);
-      });
+      };
+      depot.server.once('error', onStartError);
       depot.server.listen({ host: options.host, port: options.port, exclusive: true }, () => {
-        depot.server.off('error', reject);
+        // Only a failure to listen closes the resources; later server errors are logged.
+        depot.server.off('error', onStartError);
         resolve();
       });
     });
@@ -185,7 +187,7 @@ export class DepotServer {
         .resourceStatus(undefined)
         .map(
           (r) =>
-            `Resource ${r.rid}: memory, ${r.usedBytes} of ${r.capacityBytes} bytes reserved, max duration ${r.maxDurationSec} s`,
+            `Resource ${r.rid}: ${r.resourceType === 1 ? 'disk' : 'memory'}, ${r.usedBytes} of ${r.capacityBytes} bytes reserved, max duration ${r.maxDurationSec} s`,
         ),
     ];
   }

@@ -80,6 +80,7 @@ export class TransferService {
     }
     const target = await this.target(req.remote);
     return local.withWriteLock(async () => {
+      this.core.assertLive(local);
       const offset = req.localOffset === -1 ? local.size : req.localOffset;
       this.core.checkWriteRange(local, offset, req.length);
       const writer = await local.data.openWriter(offset, req.length);
@@ -112,6 +113,7 @@ export class TransferService {
     length: number,
   ): Promise<number> {
     return dest.withWriteLock(async () => {
+      this.core.assertLive(dest);
       const offset = destOffset === -1 ? dest.size : destOffset;
       this.core.checkWriteRange(dest, offset, length);
       const writer = await dest.data.openWriter(offset, length);

@@ -123,7 +123,8 @@ export async function refreshLeases(
         const key = depotKey(m);
         if (!maxByDepot.has(key)) {
           const inq = await client.status(depotOf(m), { rid: parseCapability(m.manage)!.rid || '0' });
-          if (inq.resources.length === 0) throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, `${key} reports no resources`);
+          if (inq.resources.length === 0)
+            throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, `${key} reports no resources`);
           // A negative DR (LoCI: unlimited) has no maximum to ask for: use 30 days, the ACCRE default.
           const limits = inq.resources.map((r) => (r.maxDurationSec > 0 ? r.maxDurationSec : 2_592_000));
           maxByDepot.set(key, Math.min(...limits));
@@ -213,7 +214,12 @@ export async function augment(
 }
 
 /** A new replica on `depot` copied from the first of `sources` that works; undefined if none does. */
-export async function replicateFromAny(client: IbpClient, sources: readonly Mapping[], depot: DepotAddress, durationSec: number): Promise<Mapping | undefined> {
+export async function replicateFromAny(
+  client: IbpClient,
+  sources: readonly Mapping[],
+  depot: DepotAddress,
+  durationSec: number,
+): Promise<Mapping | undefined> {
   for (const source of sources) {
     try {
       return await replicate(client, source, depot, durationSec);

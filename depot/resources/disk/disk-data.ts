@@ -24,6 +24,8 @@ export interface DiskOwner {
   readonly maxSize: number;
   /** Called when stored bytes fail verification. */
   markDamaged(reason: string): void;
+  /** Resolves when no write holds the allocation. */
+  settled(): Promise<void>;
 }
 
 /** The filesystem calls disk data makes; tests inject faults (ENOSPC, EIO) through this. */
@@ -68,8 +70,9 @@ export class DiskData implements AllocationData {
       () => false,
     );
     let fh: FileHandle;
+    let newShard = false;
     try {
-      if (!existed) await mkdir(dirname(this.file), { recursive: true });
+      if (!existed) newShard = (await mkdir(dirname(this.file), { recursive: true })) !== undefined;
       fh = await this.io.open(this.file, CREATE_FLAGS);
     } catch (e) {
       throw storageError(e, `allocation ${this.owner.id}: cannot open its file`);
@@ -129,6 +132,7 @@ export class DiskData implements AllocationData {
           if (this.fsync === 'safe') {
             await fh.datasync();
             if (!existed) await syncDirectory(dirname(this.file));
+            if (newShard) await syncDirectory(dirname(dirname(this.file)));
           }
           const crcs = new Map<number, number>();
           const first = Math.floor(offset / BLOCK_BYTES);
@@ -166,8 +170,6 @@ export class DiskData implements AllocationData {
   }
 
   async read(offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void> {
-    const size = this.owner.size;
-    const crcs = this.checksums();
     let fh: FileHandle;
     try {
       fh = await this.io.open(this.file, fsConstants.O_RDONLY);
@@ -179,30 +181,24 @@ export class DiskData implements AllocationData {
       const end = offset + length;
       let at = Math.floor(offset / BLOCK_BYTES) * BLOCK_BYTES;
       while (at < end) {
-        const runEnd = Math.min(at + READ_RUN_BYTES, Math.ceil(end / BLOCK_BYTES) * BLOCK_BYTES, size);
-        const buf = Buffer.allocUnsafe(runEnd - at);
-        let got = 0;
-        while (got < buf.length) {
-          const { bytesRead } = await fh.read(buf, got, buf.length - got, at + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        const firstBlock = at / BLOCK_BYTES;
-        const actual = new Map<number, number>();
-        blockCrcs(buf.subarray(0, got), firstBlock, size, actual);
-        for (let b = firstBlock; b * BLOCK_BYTES < runEnd; b++) {
-          if (got < Math.min((b + 1) * BLOCK_BYTES, runEnd) - at || actual.get(b) !== crcs.get(b)) {
-            this.owner.markDamaged(got < buf.length ? 'its file is shorter than its data' : `block ${b} fails its checksum`);
+        let run = await this.readRun(fh, at, end);
+        if (run.failure !== undefined) {
+          // A write may be half-way through these blocks (bytes in the file, checksums not yet
+          // recorded): once no write holds the allocation, look again before calling it damaged.
+          await this.owner.settled();
+          run = await this.readRun(fh, at, end);
+          if (run.failure !== undefined) {
+            this.owner.markDamaged(run.failure);
             throw new DepotError(
               DepotErrorCode.DAMAGED,
-              `allocation ${this.owner.id}: stored bytes fail verification (block ${b})`,
+              `allocation ${this.owner.id}: stored bytes fail verification (${run.failure})`,
             );
           }
         }
         const from = Math.max(offset, at) - at;
-        const to = Math.min(end, runEnd) - at;
-        await sink(buf.subarray(from, to));
-        at = runEnd;
+        const to = Math.min(end, run.end) - at;
+        await sink(run.buf.subarray(from, to));
+        at = run.end;
       }
     } catch (e) {
       throw DepotError.isDepotError(e) ? e : storageError(e, `allocation ${this.owner.id}: read failed`, Status.FILE_READ);
@@ -211,8 +207,64 @@ export class DiskData implements AllocationData {
     }
   }
 
-  async truncate(newSize: number): Promise<void> {
-    await this.discardPast(newSize, undefined, undefined);
+  /**
+   * Reads and verifies the whole blocks from `at` towards `end`, against the size and checksums
+   * as they are now. Fails (never loops) when the data no longer reaches `end`.
+   */
+  private async readRun(fh: FileHandle, at: number, end: number): Promise<{ buf: Buffer; end: number; failure?: string }> {
+    const size = this.owner.size;
+    if (end > size)
+      throw new DepotError(DepotErrorCode.WOULD_EXCEED_LIMIT, `the data no longer reaches ${end} bytes (now ${size})`);
+    const crcs = this.checksums();
+    const runEnd = Math.min(at + READ_RUN_BYTES, Math.ceil(end / BLOCK_BYTES) * BLOCK_BYTES, size);
+    const buf = Buffer.allocUnsafe(runEnd - at);
+    let got = 0;
+    while (got < buf.length) {
+      const { bytesRead } = await fh.read(buf, got, buf.length - got, at + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    if (got < buf.length) return { buf, end: runEnd, failure: 'its file is shorter than its data' };
+    const firstBlock = at / BLOCK_BYTES;
+    const actual = new Map<number, number>();
+    blockCrcs(buf, firstBlock, size, actual);
+    for (let b = firstBlock; b * BLOCK_BYTES < runEnd; b++) {
+      if (actual.get(b) !== crcs.get(b)) return { buf, end: runEnd, failure: `block ${b} fails its checksum` };
+    }
+    return { buf, end: runEnd };
+  }
+
+  /**
+   * TRUNCATE: records the new sizes and the checksum of the block holding the new end in one
+   * transaction, then cuts the file. A crash in between leaves bytes past the recorded size, which
+   * start-up cuts; readers never look past the recorded size.
+   */
+  async truncate(newSize: number, newMaxSize: number): Promise<void> {
+    try {
+      const blocks = new Map<number, number>();
+      if (newSize % BLOCK_BYTES !== 0) {
+        const b = Math.floor(newSize / BLOCK_BYTES);
+        const fh = await open(this.file, fsConstants.O_RDONLY).catch(() => undefined);
+        if (fh !== undefined) {
+          try {
+            blocks.set(b, await this.crcOfFileBlock(fh, b, newSize));
+          } finally {
+            await fh.close();
+          }
+        } else {
+          blocks.set(b, zeroCrc(newSize - b * BLOCK_BYTES));
+        }
+      }
+      const fromBlock = Math.ceil(newSize / BLOCK_BYTES);
+      this.db.truncate(this.owner.id, newSize, newMaxSize, blocks, fromBlock);
+      const crcs = this.checksums();
+      for (const b of [...crcs.keys()]) if (b >= fromBlock) crcs.delete(b);
+      for (const [b, c] of blocks) crcs.set(b, c);
+      const st = await stat(this.file).catch(() => undefined);
+      if (st !== undefined && st.size > newSize) await truncate(this.file, newSize);
+    } catch (e) {
+      throw storageError(e, `allocation ${this.owner.id}: cannot truncate`);
+    }
   }
 
   async release(): Promise<void> {

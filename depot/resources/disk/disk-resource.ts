@@ -98,6 +98,7 @@ export class DiskResource implements StorageResource {
         get maxSize() {
           return a.maxSize;
         },
+        settled: () => a.settled(),
         markDamaged: (reason: string) => {
           if (a.state === 'damaged') return;
           a.state = 'damaged';
@@ -155,7 +156,7 @@ export class DiskResource implements StorageResource {
       result = 'cut';
     }
     if (this.options.startupCheck === 'full' && r.size > 0) {
-      const owner = { id: r.id, size: r.size, maxSize: r.maxSize, markDamaged: () => undefined };
+      const owner = { id: r.id, size: r.size, maxSize: r.maxSize, markDamaged: () => undefined, settled: async () => undefined };
       const data = new DiskData(file, owner, this.db, 'fast', this.io);
       const failure = await data.verifyAll();
       if (failure !== undefined) return failure.replace(/^allocation \d+: /, '');

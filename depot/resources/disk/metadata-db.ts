@@ -91,6 +91,7 @@ export class MetadataDb {
            trash_reason = @trash_reason WHERE id = @id`,
       ),
       setSize: this.db.prepare('UPDATE allocations SET size = ? WHERE id = ?'),
+      setSizes: this.db.prepare('UPDATE allocations SET size = ?, max_size = ? WHERE id = ?'),
       remove: this.db.prepare('DELETE FROM allocations WHERE id = ?'),
       removeBlocks: this.db.prepare('DELETE FROM blocks WHERE alloc_id = ?'),
       removeBlocksFrom: this.db.prepare('DELETE FROM blocks WHERE alloc_id = ? AND idx >= ?'),
@@ -150,6 +151,17 @@ export class MetadataDb {
       this.db.transaction(() => {
         if (fromBlock !== undefined) this.stmts.removeBlocksFrom.run(id, fromBlock);
         for (const [idx, crc] of blocks) this.stmts.putBlock.run(id, idx, crc);
+      })(),
+    );
+  }
+
+  /** TRUNCATE: new sizes and the re-recorded checksums, atomically. */
+  truncate(id: number, newSize: number, newMaxSize: number, blocks: BlockChecksums, fromBlock: number): void {
+    this.run('record the truncation', () =>
+      this.db.transaction(() => {
+        this.stmts.removeBlocksFrom.run(id, fromBlock);
+        for (const [idx, crc] of blocks) this.stmts.putBlock.run(id, idx, crc);
+        this.stmts.setSizes.run(newSize, newMaxSize, id);
       })(),
     );
   }
