@@ -170,6 +170,7 @@ export function lorsCommands(): CliCommand[] {
       );
       if (r.added > 0) await writeExnode(exnode, x);
       print(f['json'] as boolean, r, () => `added ${r.added} replicas; ${r.short} blocks still short`);
+      if (r.short > 0) process.exitCode = 1;
     });
 
   const trim = new CliCommand('trim')
@@ -212,7 +213,8 @@ export function lorsCommands(): CliCommand[] {
         throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, `--extend-to is not a date (got ${f.extendTo})`);
       const r = await withClient((client) => refreshLeases(client, x, mode));
       if (r.refreshed > 0) await writeExnode(exnode, x);
-      print(f.json, r, () => `refreshed ${r.refreshed} leases, ${r.failed} failed`);
+      print(f.json, r, () => [`refreshed ${r.refreshed} leases, ${r.failed} failed`, ...r.errors].join('\n'));
+      if (r.failed > 0) process.exitCode = 1;
     });
 
   const warm = new CliCommand('warm')
@@ -258,6 +260,7 @@ export function lorsCommands(): CliCommand[] {
       try {
         do {
           const r = await warmer.pass(f.exnodes);
+          if (f.once === true && (r.failures > 0 || r.underReplicated > 0)) process.exitCode = 1;
           print(
             f.json,
             r,

@@ -16,7 +16,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   for (const c of lorsCommands()) program.addCommand(c);
   try {
     await program.parseAsync([...argv]);
-    return 0;
+    // Commands that finished with partial failures (refresh, augment, warm) set an exit code.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode;
     const code = (e as { code?: unknown }).code;

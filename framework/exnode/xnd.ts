@@ -101,13 +101,21 @@ export function fromXnd(text: string): Exnode {
   }
   const root = (doc['exnode'] ?? doc['exnode:exnode']) as Record<string, unknown> | undefined;
   if (root === undefined || typeof root !== 'object') throw invalid('exnode', 'root element is missing');
-  if (root['@_xmlns:exnode'] !== undefined && root['@_xmlns:exnode'] !== XND_NAMESPACE) {
-    throw invalid('exnode', `namespace must be ${XND_NAMESPACE}`);
+  // Elements are read by their `exnode:` prefix, so that prefix must be bound to the exNode namespace.
+  if (root['@_xmlns:exnode'] !== XND_NAMESPACE) {
+    throw invalid('exnode', `must declare xmlns:exnode="${XND_NAMESPACE}" (other prefixes and default namespaces are not read)`);
   }
   const md = metaMap(root['exnode:metadata'], '');
   const mappings: Mapping[] = ((root['exnode:mapping'] as Record<string, unknown>[] | undefined) ?? []).map((m, i) => {
     const where = `mappings[${i}].`;
     const mm = metaMap(m['exnode:metadata'], where);
+    // LoRS end-to-end conditioning (encryption, compression, checksummed blocks) changes the stored
+    // bytes; serving them as file content would be wrong, so such exNodes are refused outright.
+    const fn = (m['exnode:function'] as Array<Record<string, unknown>> | undefined)?.[0]?.['@_name'];
+    if (fn !== undefined) throw invalid(`${where}function`, `LoRS end-to-end function "${String(fn)}" is not supported`);
+    if ((mm.get('e2e_blocksize') ?? '0').trim().replace(/\.0*$/, '') !== '0') {
+      throw invalid(`${where}e2e_blocksize`, 'end-to-end blocks (LoRS conditioning) are not supported');
+    }
     const logicalLength = intMeta(mm, 'logical_length', where);
     const capText = (k: string) => {
       const v = m[`exnode:${k}`];

@@ -54,6 +54,10 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
     const started = Date.now();
     const blocks = Math.ceil(size / blockSize);
     const perBlock: Mapping[][] = Array.from({ length: blocks }, () => []);
+    const release = async () => {
+      // A failed upload writes no exNode: release every replica already stored.
+      for (const m of perBlock.flat()) if (m.manage !== undefined) await client.decr(m.manage, 'read').catch(() => undefined);
+    };
     await runPool(blocks, threads, async (b) => {
       const offset = b * blockSize;
       const length = Math.min(blockSize, size - offset);
@@ -74,8 +78,9 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
           if (used.has(d)) continue;
           used.add(d);
           const depot = depots[d]!;
+          let caps: Awaited<ReturnType<IbpClient['allocate']>> | undefined;
           try {
-            const caps = await client.allocate(depot, { size: length, durationSec });
+            caps = await client.allocate(depot, { size: length, durationSec });
             const leaseStartMs = Date.now();
             await client.store(caps.write, data);
             perBlock[b]!.push({
@@ -93,6 +98,7 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
             options.onProgress?.(length);
             placed = true;
           } catch (e) {
+            if (caps !== undefined) await client.decr(caps.manage, 'read').catch(() => undefined); // do not leak it
             failures.push(`${depot.host}:${depot.port}: ${(e as Error).message}`);
             options.onRetry?.(depot, e as Error);
           }
@@ -104,6 +110,9 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
           );
         }
       }
+    }).catch(async (e: unknown) => {
+      await release();
+      throw e;
     });
     return {
       name: options.name ?? basename(path),

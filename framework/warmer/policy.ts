@@ -12,13 +12,23 @@ export interface WarmerPolicy {
   readonly copiesPerSite: number;
   readonly leaseAheadSec: number;
   readonly leaseDurationSec: number;
-  /** Drop mappings whose depot or allocation is gone. */
+  /** Drop mappings whose depot says their bytes are gone (-4, short data). */
   readonly trimDead: boolean;
+  /** Also drop mappings whose depot does not answer, keeping at least one replica per block. */
+  readonly trimUnreachable: boolean;
   /** Seconds between passes of the daemon. */
   readonly intervalSec: number;
 }
 
-const KEYS = new Set(['sites', 'copiesPerSite', 'leaseAheadSec', 'leaseDurationSec', 'trimDead', 'intervalSec']);
+const KEYS = new Set([
+  'sites',
+  'copiesPerSite',
+  'leaseAheadSec',
+  'leaseDurationSec',
+  'trimDead',
+  'trimUnreachable',
+  'intervalSec',
+]);
 
 function bad(field: string, rule: string, actual?: unknown): FrameworkError {
   const got = actual === undefined ? '' : ` (got ${JSON.stringify(actual)?.slice(0, 80)})`;
@@ -89,6 +99,7 @@ export function parsePolicy(input: unknown): WarmerPolicy {
     leaseAheadSec,
     leaseDurationSec,
     trimDead: (obj['trimDead'] as boolean | undefined) ?? true,
+    trimUnreachable: (obj['trimUnreachable'] as boolean | undefined) ?? false,
     intervalSec: int(obj['intervalSec'], 'intervalSec', 1, 86_400, 300),
   });
 }

@@ -2,9 +2,10 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { IbpClient } from '../../depot/index.js';
-import { blocksOf, depotKey, type Exnode, type Mapping } from '../exnode/exnode.js';
+import { blocksOf, depotOf, type Exnode, type Mapping } from '../exnode/exnode.js';
 import { readExnode, writeExnode } from '../exnode/exnode-file.js';
-import { replicate, statMappings } from '../lors/maintenance.js';
+import { replicateFromAny, statMappings } from '../lors/maintenance.js';
+import { depotIdentity } from '../lors/depot-identity.js';
 import type { WarmerPolicy } from './policy.js';
 
 /** Time source of the warmer's lease decisions (injectable for tests). */
@@ -91,7 +92,11 @@ export class Warmer {
         continue;
       }
       report.exnodes++;
-      if (await this.warm(x, report)) await writeExnode(path, x);
+      try {
+        if (await this.warm(x, report)) await writeExnode(path, x);
+      } catch {
+        report.failures++; // this exNode stays as it was; the pass goes on with the next
+      }
       report.mappings += x.mappings.length;
     }
     this.metrics.passes.inc();
@@ -107,20 +112,37 @@ export class Warmer {
   async warm(x: Exnode, report: WarmReport): Promise<boolean> {
     let changed = false;
     const status = await statMappings(this.client, x);
-    const dead = new Set(status.filter((s) => !s.alive).map((s) => s.index));
-    const live = x.mappings.filter((_, i) => !dead.has(i));
-    if (this.policy.trimDead && dead.size > 0) {
-      x.mappings = live.slice();
-      report.trimmed += dead.size;
+    const byMapping = new Map(x.mappings.map((m, i) => [m, status[i]!]));
+    const blocks = blocksOf(x); // the layout before trimming: a block that loses every replica still counts
+    const live = x.mappings.filter((m) => byMapping.get(m)!.alive);
+    // Trim what the depots say is gone; with trimUnreachable also what did not answer, but never
+    // the last replica of a block (an outage must not erase the only caps to the data).
+    const drop = new Set<Mapping>();
+    for (const b of blocks) {
+      for (const m of b.replicas) {
+        const st = byMapping.get(m)!;
+        if (this.policy.trimDead && st.gone) drop.add(m);
+        else if (this.policy.trimUnreachable && !st.alive && b.replicas.some((r) => r !== m && byMapping.get(r)!.alive))
+          drop.add(m);
+      }
+    }
+    if (drop.size > 0) {
+      x.mappings = x.mappings.filter((m) => !drop.has(m));
+      report.trimmed += drop.size;
       changed = true;
     }
     const now = this.clock.now();
-    // Renew leases that end too soon (as recorded in the exNode, on the warmer's clock).
+    // Renew leases due within leaseAheadSec, by the exNode's record on the warmer's clock or by
+    // the depot's own count, whichever is sooner; never shorten a lease.
     for (const m of live) {
-      if (m.manage === undefined || m.leaseEndMs - now > this.policy.leaseAheadSec * 1000) continue;
+      if (m.manage === undefined) continue;
+      const probed = byMapping.get(m)!.secondsLeft;
+      const leftMs = Math.min(m.leaseEndMs - now, probed === undefined ? Infinity : probed * 1000);
+      if (leftMs > this.policy.leaseAheadSec * 1000) continue;
+      if (probed !== undefined && probed >= this.policy.leaseDurationSec) continue;
       try {
-        const p = await this.client.probe(m.manage);
-        await this.client.change(m.manage, { maxSize: p.maxSize, durationSec: this.policy.leaseDurationSec });
+        const maxSize = byMapping.get(m)!.maxSize ?? (await this.client.probe(m.manage)).maxSize;
+        await this.client.change(m.manage, { maxSize, durationSec: this.policy.leaseDurationSec });
         m.leaseEndMs = now + this.policy.leaseDurationSec * 1000;
         report.refreshed++;
         changed = true;
@@ -128,32 +150,38 @@ export class Warmer {
         report.failures++;
       }
     }
-    // Restore replicas per site.
+    // Restore replicas per site, matching depots by resolved identity, copying from any live replica.
     const liveSet = new Set<Mapping>(live);
-    for (const b of blocksOf(x)) {
+    const sites = await Promise.all(
+      [...this.policy.sites.values()].map((depots) =>
+        Promise.all(depots.map(async (d) => ({ d, id: await depotIdentity(d.host, d.port) }))),
+      ),
+    );
+    for (const b of blocks) {
       const sources = b.replicas.filter((m) => liveSet.has(m));
-      for (const [, depots] of this.policy.sites) {
-        const siteKeys = new Set(depots.map((d) => `${d.host}:${d.port}`));
-        const holders = new Set(sources.map(depotKey).filter((k) => siteKeys.has(k)));
+      const sourceIds = await Promise.all(sources.map((m) => depotIdentity(depotOf(m).host, depotOf(m).port)));
+      for (const site of sites) {
+        const siteIds = new Set(site.map((e) => e.id));
+        const holders = new Set(sourceIds.filter((id) => siteIds.has(id)));
         let need = this.policy.copiesPerSite - holders.size;
         if (need <= 0) continue;
         if (sources.length === 0) {
           report.underReplicated++;
           continue;
         }
-        for (const d of depots) {
+        for (const { d, id } of site) {
           if (need <= 0) break;
-          if (holders.has(`${d.host}:${d.port}`)) continue;
-          try {
-            const m = await replicate(this.client, sources[0]!, d, this.policy.leaseDurationSec);
-            x.mappings.push(m);
-            holders.add(`${d.host}:${d.port}`);
-            report.replicated++;
-            need--;
-            changed = true;
-          } catch {
+          if (holders.has(id)) continue;
+          const m = await replicateFromAny(this.client, sources, d, this.policy.leaseDurationSec);
+          if (m === undefined) {
             report.failures++;
+            continue;
           }
+          x.mappings.push(m);
+          holders.add(id);
+          report.replicated++;
+          need--;
+          changed = true;
         }
         if (need > 0) report.underReplicated++;
       }

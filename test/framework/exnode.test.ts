@@ -130,3 +130,26 @@ describe('exNode serializations', () => {
     expect((caught as FrameworkError).message).toMatch(message);
   });
 });
+
+describe('LoRS exNodes this tool cannot read correctly are refused', () => {
+  const base = readFileSync(new URL('../fixtures/sample.xnd', import.meta.url), 'utf8');
+  it.each([
+    [
+      'an end-to-end function',
+      base.replace(
+        '<exnode:read>ibp://depot1',
+        '<exnode:function name="aes_encrypt"><exnode:argument name="blocksize" type="integer">4096</exnode:argument></exnode:function>\n    <exnode:read>ibp://depot1',
+      ),
+      /`mappings\[0\]\.function` LoRS end-to-end function "aes_encrypt" is not supported/,
+    ],
+    [
+      'e2e blocks',
+      base.replace('name="e2e_blocksize" type="integer">0<', 'name="e2e_blocksize" type="integer">4096<'),
+      /`mappings\[0\]\.e2e_blocksize` end-to-end blocks/,
+    ],
+    ['a default namespace', base.replace('xmlns:exnode=', 'xmlns='), /must declare xmlns:exnode=/],
+    ['no namespace', base.replace(' xmlns:exnode="http://loci.cs.utk.edu/exnode"', ''), /must declare xmlns:exnode=/],
+  ])('%s', (_name, text, message) => {
+    expect(() => parseExnode(text)).toThrow(message);
+  });
+});

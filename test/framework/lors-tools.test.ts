@@ -193,7 +193,7 @@ describe('LoRS-style tools against in-process depots', () => {
 
   it('refresh: --extend-by, --extend-to and --max (the depot maximum from ST_INQ)', async () => {
     const x = await upload(client(), file, { depots: addrs(), blockSize: 150_000, copies: 1, durationSec: 100 });
-    expect(await refreshLeases(client(), x, { extendBySec: 50 })).toEqual({ refreshed: 2, failed: 0 });
+    expect(await refreshLeases(client(), x, { extendBySec: 50 })).toEqual({ refreshed: 2, failed: 0, errors: [] });
     for (const m of x.mappings) expect((await client().probe(m.manage!)).secondsLeft).toBeGreaterThan(140);
     const now = Date.now();
     await refreshLeases(client(), x, { extendToMs: now + 1000_000 }, now);
