@@ -74,15 +74,7 @@ export class GemmWorkspace extends WasmWorkspace {
     const M4 = M & ~3;
     const N8 = N & ~7;
     if (M4 > 0 && N8 > 0 && P > 0) this.kernel32(M4, N8, P, x * 4, xsm, xsp, y * 4, ysp, c * 4, ldc);
-    const h = this.f32;
-    for (let m = 0; m < M; m++) {
-      const from = m < M4 ? N8 : 0;
-      for (let n = from; n < N; n++) {
-        let s = 0;
-        for (let p = 0; p < P; p++) s += h[x + m * xsm + p * xsp]! * h[y + p * ysp + n]!;
-        h[c + m * ldc + n]! += s;
-      }
-    }
+    gemmEdges(this.f32, M4, N8, M, N, P, x, xsm, xsp, y, ysp, c, ldc);
   }
 
   /** Makes room for `doubles` f64 values; returns the (possibly new) view of the whole memory. */
@@ -111,14 +103,31 @@ export class GemmWorkspace extends WasmWorkspace {
     const M4 = M & ~3;
     const N4 = N & ~3;
     if (M4 > 0 && N4 > 0 && P > 0) this.kernel(M4, N4, P, x * 8, xsm, xsp, y * 8, ysp, c * 8, ldc);
-    const h = this.f64;
-    for (let m = 0; m < M; m++) {
-      const from = m < M4 ? N4 : 0;
-      for (let n = from; n < N; n++) {
-        let s = 0;
-        for (let p = 0; p < P; p++) s += h[x + m * xsm + p * xsp]! * h[y + p * ysp + n]!;
-        h[c + m * ldc + n]! += s;
-      }
+    gemmEdges(this.f64, M4, N4, M, N, P, x, xsm, xsp, y, ysp, c, ldc);
+  }
+}
+
+/** The part of C outside the WASM tiles (rows ≥ Mt, or columns ≥ Nt), in plain JS. */
+function gemmEdges(
+  h: Float32Array | Float64Array,
+  Mt: number,
+  Nt: number,
+  M: number,
+  N: number,
+  P: number,
+  x: number,
+  xsm: number,
+  xsp: number,
+  y: number,
+  ysp: number,
+  c: number,
+  ldc: number,
+): void {
+  for (let m = 0; m < M; m++) {
+    for (let n = m < Mt ? Nt : 0; n < N; n++) {
+      let s = 0;
+      for (let p = 0; p < P; p++) s += h[x + m * xsm + p * xsp]! * h[y + p * ysp + n]!;
+      h[c + m * ldc + n]! += s;
     }
   }
 }
