@@ -313,6 +313,35 @@ export class DepotCore {
   }
 
   /**
+   * Writes `length` bytes produced by `produce` into `a` at `offset` (-1 appends), the way every
+   * in-depot writer does (transfers, local copies, NFU outputs): under the allocation's write
+   * lock, on a live allocation, within its bounds, committed only when complete. A failure of
+   * `produce` or of the storage undoes the range and rethrows.
+   */
+  async writeInto(
+    a: Allocation,
+    offset: number,
+    length: number,
+    produce: (write: (chunk: Buffer) => Promise<void>) => Promise<void>,
+  ): Promise<void> {
+    await a.withWriteLock(async () => {
+      this.assertLive(a);
+      const at = offset === -1 ? a.size : offset;
+      this.checkWriteRange(a, at, length);
+      const writer = await a.data.openWriter(at, length);
+      try {
+        await produce(async (chunk) => {
+          await writer.write(chunk);
+        });
+      } catch (e) {
+        await writer.abort().catch(() => undefined);
+        throw e;
+      }
+      await this.commitWrite(a, writer, at, length);
+    });
+  }
+
+  /**
    * Inside an allocation's write lock, after waiting for it: the allocation must still be live
    * (not deleted, lease not over), or the waiting command answers CAP_NOT_FOUND.
    */

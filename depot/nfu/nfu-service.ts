@@ -324,18 +324,12 @@ export class NfuService {
 
   private async writeOutput(ref: ResolvedRef, output: Uint8Array): Promise<void> {
     if (output.length === 0) return;
-    const a = ref.allocation;
-    await a.withWriteLock(async () => {
-      this.core.assertLive(a);
-      this.core.checkWriteRange(a, ref.offset, output.length);
-      const writer = await a.data.openWriter(ref.offset, output.length);
-      try {
-        await writer.write(Buffer.from(output.buffer, output.byteOffset, output.length));
-      } catch (e) {
-        await writer.abort().catch(() => undefined);
-        throw storageError(e, `allocation ${a.id}: writing the NFU output failed`);
-      }
-      await this.core.commitWrite(a, writer, ref.offset, output.length);
-    });
+    try {
+      await this.core.writeInto(ref.allocation, ref.offset, output.length, (write) =>
+        write(Buffer.from(output.buffer, output.byteOffset, output.length)),
+      );
+    } catch (e) {
+      throw storageError(e, `allocation ${ref.allocation.id}: writing the NFU output failed`);
+    }
   }
 }

@@ -79,29 +79,24 @@ export class TransferService {
       return this.localCopy(src, req.remoteOffset, local, req.localOffset, req.length);
     }
     const target = await this.target(req.remote);
-    return local.withWriteLock(async () => {
-      this.core.assertLive(local);
-      const offset = req.localOffset === -1 ? local.size : req.localOffset;
-      this.core.checkWriteRange(local, offset, req.length);
-      const writer = await local.data.openWriter(offset, req.length);
-      let localFailure: unknown;
-      try {
-        await this.client.loadTo(target, req.remoteOffset, req.length, async (chunk) => {
+    let localFailure: unknown;
+    try {
+      await this.core.writeInto(local, req.localOffset, req.length, (write) =>
+        this.client.loadTo(target, req.remoteOffset, req.length, async (chunk) => {
           try {
-            await writer.write(chunk);
+            await write(chunk);
           } catch (e) {
             localFailure = e;
             throw e;
           }
-        });
-      } catch (e) {
-        await writer.abort().catch(() => undefined);
-        if (localFailure !== undefined) throw storageError(localFailure, `allocation ${local.id}: write failed`);
-        throw this.remoteFailure(e, req);
-      }
-      await this.core.commitWrite(local, writer, offset, req.length);
-      return req.length;
-    });
+        }),
+      );
+    } catch (e) {
+      if (DepotError.isDepotError(e)) throw e; // refused locally (lease, range)
+      if (localFailure !== undefined) throw storageError(localFailure, `allocation ${local.id}: write failed`);
+      throw this.remoteFailure(e, req);
+    }
+    return req.length;
   }
 
   /** Copies between two allocations of this depot (a transfer whose remote cap is ours). */
@@ -112,20 +107,12 @@ export class TransferService {
     destOffset: number,
     length: number,
   ): Promise<number> {
-    return dest.withWriteLock(async () => {
-      this.core.assertLive(dest);
-      const offset = destOffset === -1 ? dest.size : destOffset;
-      this.core.checkWriteRange(dest, offset, length);
-      const writer = await dest.data.openWriter(offset, length);
-      try {
-        await src.data.read(srcOffset, length, (chunk) => writer.write(chunk));
-      } catch (e) {
-        await writer.abort().catch(() => undefined);
-        throw storageError(e, `allocation ${dest.id}: local copy failed`);
-      }
-      await this.core.commitWrite(dest, writer, offset, length);
-      return length;
-    });
+    try {
+      await this.core.writeInto(dest, destOffset, length, (write) => src.data.read(srcOffset, length, write));
+    } catch (e) {
+      throw storageError(e, `allocation ${dest.id}: local copy failed`);
+    }
+    return length;
   }
 
   private isSelf(cap: Capability): boolean {

@@ -76,7 +76,7 @@ type PhiloxFill = (
   k1: number,
 ) => void;
 
-let bulk: { ws: WasmWorkspace; fill: PhiloxFill; u32: Uint32Array } | undefined;
+let bulk: { ws: WasmWorkspace; fill: PhiloxFill } | undefined;
 
 /**
  * `count` consecutive Philox outputs (4 words each) from counter `first`, computed in WebAssembly
@@ -85,19 +85,11 @@ let bulk: { ws: WasmWorkspace; fill: PhiloxFill; u32: Uint32Array } | undefined;
 function philoxRun(seed: number, stream: number, block: number, first: number, count: number): Uint32Array {
   if (bulk === undefined) {
     const ws = new WasmWorkspace(philoxWasmBase64);
-    bulk = { ws, fill: ws.exports['philox'] as PhiloxFill, u32: new Uint32Array(0) };
+    bulk = { ws, fill: ws.exports['philox'] as PhiloxFill };
   }
   bulk.ws.reserveBytes(count * 16);
-  bulk.fill(
-    0,
-    count,
-    first >>> 0,
-    Math.floor(first / 4294967296) >>> 0,
-    block >>> 0,
-    stream >>> 0,
-    seed >>> 0,
-    Math.floor(seed / 4294967296) >>> 0,
-  );
+  const [k0, k1] = seedKey(seed);
+  bulk.fill(0, count, first >>> 0, Math.floor(first / 4294967296) >>> 0, block >>> 0, stream >>> 0, k0, k1);
   return new Uint32Array(bulk.ws.i32.buffer, 0, count * 4);
 }
 

@@ -22,7 +22,7 @@ export function sparseSignSketch(a: Attrs, A: Float32Array | Float64Array, s: nu
   const R = PANEL_ROWS;
   const aAt = k * cols; // in f64 elements
   const listAt = (aAt + R * cols) * 8; // in bytes
-  ws.reserve(listAt + R * nnz * 16);
+  ws.reserveBytes(listAt + R * nnz * 16);
   ws.f64.fill(0, 0, k * cols);
   // Enough words for nnz targets plus a couple of collisions; more are drawn when needed.
   const bits = new Uint32Array(Math.ceil((nnz + 2) / 4) * 4);

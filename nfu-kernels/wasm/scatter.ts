@@ -15,11 +15,6 @@ export class ScatterWorkspace extends WasmWorkspace {
     this.kernel = this.exports['scatter'] as Scatter;
   }
 
-  /** Makes room for `bytes` bytes (views are renewed after growth). */
-  reserve(bytes: number): void {
-    this.reserveBytes(bytes);
-  }
-
   /** Runs `n` entries of 16 bytes at byte offset `list` over rows of `cols` f64. */
   scatter(n: number, cols: number, list: number): void {
     this.kernel(n, cols, list);

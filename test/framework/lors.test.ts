@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -187,6 +187,7 @@ describe('files over depots: 4 depot processes on loopback', () => {
     const warm = JSON.parse(
       (await run(process.execPath, [BIN, 'warm', '--policy', policy, '--exnodes', dir.path, '--once', '--json'])).stdout,
     );
+    rmSync(policy, { force: true });
     expect(warm).toMatchObject({ exnodes: 2, underReplicated: 0 });
     expect(warm.replicated).toBeGreaterThanOrEqual(6);
     const bad = await run(process.execPath, [BIN, 'upload', file, '--depots', 'nohost', '-o', xnd]).catch(

@@ -57,8 +57,7 @@ describe('WASM GEMM', () => {
     [7, 13, 5],
     [12, 24, 33],
   ])('f32: C += X·Y with edges, M=%i N=%i P=%i', (M, N, P) => {
-    const ws = new GemmWorkspace();
-    const { view: h, gemm } = ws.precision('float32', M * P + P * N + M * N + 10);
+    const { view: h, gemm } = new GemmWorkspace().precision('float32', M * P + P * N + M * N + 10);
     for (let i = 0; i < M * P + P * N; i++) h[i] = Math.fround(Math.sin(i + 1));
     const c = M * P + P * N;
     h.fill(0, c, c + M * N);
@@ -77,14 +76,13 @@ describe('WASM GEMM', () => {
     [7, 9, 5],
     [16, 12, 33],
   ])('C += X·Y and Xᵀ·Y with edges, M=%i N=%i P=%i', (M, N, P) => {
-    const ws = new GemmWorkspace();
-    const h = ws.reserve(M * P + P * N + M * N + 10);
+    const { view: h, gemm } = new GemmWorkspace().precision('float64', M * P + P * N + M * N + 10);
     for (let i = 0; i < M * P + P * N; i++) h[i] = Math.sin(i + 1);
     const x = 0;
     const y = M * P;
     const c = y + P * N;
     h.fill(1, c, c + M * N);
-    ws.gemm(M, N, P, x, P, 1, y, N, c, N); // X row-major M×P
+    gemm(M, N, P, x, P, 1, y, N, c, N); // X row-major M×P
     for (let m = 0; m < M; m++)
       for (let n = 0; n < N; n++) {
         let s = 1;
@@ -92,7 +90,7 @@ describe('WASM GEMM', () => {
         expect(h[c + m * N + n]).toBeCloseTo(s, 12);
       }
     h.fill(0, c, c + M * N);
-    ws.gemm(M, N, P, x, 1, M, y, N, c, N); // X stored as P×M, used transposed
+    gemm(M, N, P, x, 1, M, y, N, c, N); // X stored as P×M, used transposed
     for (let m = 0; m < M; m++)
       for (let n = 0; n < N; n++) {
         let s = 0;
