@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { MessageChannel, type Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { DepotError, DepotErrorCode } from '../errors.js';
 import { Status } from '../protocol/commands.js';
@@ -103,12 +104,25 @@ export class NfuExecutor {
       result = runNfuTask(task);
     } else {
       this.assertCapacity();
-      const signal = AbortSignal.timeout(this.options.timeoutMs);
+      // The deadline runs from the moment a worker starts the op (it says so on `started`), so
+      // neither the queue nor the start of a fresh worker eats into the op's time.
+      const abort = new AbortController();
+      const signal = abort.signal;
+      const { port1: startedRx, port2: started } = new MessageChannel();
+      let deadline: NodeJS.Timeout | undefined;
+      startedRx.once('message', () => {
+        deadline = setTimeout(() => abort.abort(), this.options.timeoutMs);
+        startedRx.close();
+      });
       // Shared inputs are seen by the worker as they are; others are moved (their owner gives them up).
-      const transfer = task.inputs.filter((b) => !(b.buffer instanceof SharedArrayBuffer)).map((b) => b.buffer as ArrayBuffer);
+      const transfer: Transferable[] = task.inputs
+        .filter((b) => !(b.buffer instanceof SharedArrayBuffer))
+        .map((b) => b.buffer as ArrayBuffer);
+      transfer.push(started);
       this.running++;
       try {
-        const r = (await this.pool.run(task, { signal, transferList: transfer })) as Uint8Array | NfuTaskResult;
+        const r = (await this.pool.run({ ...task, started }, { signal, transferList: transfer as never })) as
+          Uint8Array | NfuTaskResult;
         result = r instanceof Uint8Array ? { ok: true, output: r } : r;
       } catch (e) {
         if (signal.aborted) {
@@ -128,6 +142,8 @@ export class NfuExecutor {
           status: Status.INTERNAL,
         });
       } finally {
+        clearTimeout(deadline);
+        startedRx.close();
         this.running--;
       }
     }

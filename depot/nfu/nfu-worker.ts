@@ -2,8 +2,13 @@
  * Worker-thread entry of the NFU pool: runs one kernel on buffers moved in from the depot and moves
  * the result back. Kernel failures come back as values (their codes survive the thread boundary).
  */
+import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { KernelError, builtinRegistry, parseAttrs } from '../../nfu-kernels/index.js';
+import { installNativeKernels } from './native-loader.js';
+
+// Native kernels (OpenBLAS + vector loops) when the addon was built; WebAssembly otherwise.
+installNativeKernels(1);
 
 export interface NfuTask {
   readonly opcode: number;
@@ -11,6 +16,8 @@ export interface NfuTask {
   readonly inputs: Uint8Array[];
   /** An uploaded op: its module, and the output capacity and memory bound. */
   readonly wasm?: { readonly key: string; readonly bytes: Uint8Array; readonly outCap: number; readonly maxPages: number };
+  /** Told when a pool worker starts the op: the executor's deadline starts then. */
+  readonly started?: MessagePort;
 }
 
 const modules = new Map<string, WebAssembly.Module>();
@@ -73,6 +80,8 @@ export function runNfuTask(task: NfuTask): NfuTaskResult {
 
 /** Success: the output bytes, moved (not copied) back; failure: `{ ok: false, code, message }`. */
 export default function (task: NfuTask): unknown {
+  task.started?.postMessage(0);
+  task.started?.close();
   const r = runNfuTask(task);
   if (!r.ok) return r;
   const out = r.output;

@@ -9,6 +9,8 @@ import type { DiskIo } from '../resources/disk/disk-data.js';
 import { Connection } from './connection.js';
 import { TransferService } from '../transfer/transfer-service.js';
 import { NfuService } from '../nfu/nfu-service.js';
+import { loadNativeKernels } from '../nfu/native-loader.js';
+import { kernelBackend, nativeKernels } from '../../nfu-kernels/index.js';
 
 export interface DepotServerDeps {
   /** Time source for leases; defaults to the system clock. */
@@ -91,6 +93,8 @@ export class DepotServer {
         host: options.host,
         port,
         resources: options.resources.map((r) => ({ rid: r.rid, kind: r.kind, capacityBytes: r.capacityBytes })),
+        nfuKernels: kernelBackend(),
+        ...(nativeKernels() === undefined ? { nfuNative: loadNativeKernels().why } : {}),
       },
       'depot listening',
     );

@@ -1,11 +1,23 @@
 import { f64Bytes, matrixView, type Attrs } from '../attrs.js';
 import type { KernelConfig } from '../kernel.js';
 import { requireAttrs } from '../sketch/gaussian-sketch.js';
+import { nativeBlas, nativePanelRows } from '../native.js';
 import { PANEL_ROWS, workspace } from '../wasm/gemm.js';
 
 /** G = AᵀA: `cols × cols` float64 (symmetric; additive over row blocks). */
 export function gram(a: Attrs, A: Float32Array | Float64Array): Float64Array {
   const { rows, cols } = a;
+  const blas = nativeBlas();
+  if (blas !== undefined) {
+    // SYRK panel by panel on the block where it lies (upper triangle, mirrored: exactly symmetric).
+    const Gp = a.dtype === 'float64' ? new Float64Array(cols * cols) : new Float32Array(cols * cols);
+    const R = nativePanelRows(cols * cols);
+    for (let r0 = 0; r0 < rows; r0 += R) {
+      const n = Math.min(R, rows - r0);
+      blas.syrk(cols, n, A.subarray(r0 * cols, (r0 + n) * cols), cols, 1, Gp, cols);
+    }
+    return Gp instanceof Float64Array ? Gp : Float64Array.from(Gp);
+  }
   // Workspace: G (cols·cols) | A panel (R·cols); G += panelᵀ·panel.
   const R = PANEL_ROWS;
   const aAt = cols * cols;
@@ -58,6 +70,17 @@ export function columnStats(a: Attrs, A: Float32Array | Float64Array): Float64Ar
 /** C = Aᵀ·B for a supplied B (`rows × k`, same dtype): `cols × k` float64 (power iterations). */
 export function atb(a: Attrs, A: Float32Array | Float64Array, B: Float32Array | Float64Array): Float64Array {
   const { rows, cols, k } = a;
+  const blas = nativeBlas();
+  if (blas !== undefined) {
+    const Cp = a.dtype === 'float64' ? new Float64Array(cols * k) : new Float32Array(cols * k);
+    const R = nativePanelRows(cols * k);
+    for (let r0 = 0; r0 < rows; r0 += R) {
+      const n = Math.min(R, rows - r0);
+      const Ap = A.subarray(r0 * cols, (r0 + n) * cols);
+      blas.gemm(true, false, cols, k, n, Ap, cols, B.subarray(r0 * k, (r0 + n) * k), k, 1, Cp, k);
+    }
+    return Cp instanceof Float64Array ? Cp : Float64Array.from(Cp);
+  }
   // Workspace: C (cols·k) | A panel (R·cols) | B panel (R·k); C += Aᵀ·B panel by panel.
   const R = PANEL_ROWS;
   const aAt = cols * k;

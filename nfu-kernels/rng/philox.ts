@@ -6,6 +6,7 @@
 
 import { philoxWasmBase64 } from '../wasm/philox-wasm.js';
 import { WasmWorkspace } from '../wasm/wasm-memory.js';
+import { nativeKernels } from '../native.js';
 
 const M0 = 0xd2511f53;
 const M1 = 0xcd9e8d57;
@@ -60,11 +61,107 @@ export function uniform53(a: number, b: number): number {
   return ((a >>> 5) * 67108864 + (b >>> 6)) * TWO_POW_M53;
 }
 
+// Box–Muller with its own logarithm and sine/cosine: only +, −, ×, ÷ and √ (IEEE-754, correctly
+// rounded) in a fixed order, so every implementation of this generator (this reference, the
+// native addon's vector loops, any other depot) produces the same bits for the same counter —
+// unlike Math.log/Math.cos, whose last bit differs between libraries. Accuracy ≈ 1e-16 relative.
+
+/** 1/(2n+1), n = 0…11: 2·atanh(s) = 2s·Σ s²ⁿ/(2n+1), for ln m = 2·atanh((m−1)/(m+1)). */
+const ATANH = [
+  1, 0.3333333333333333, 0.2, 0.14285714285714285, 0.1111111111111111, 0.09090909090909091, 0.07692307692307693,
+  0.06666666666666667, 0.058823529411764705, 0.05263157894736842, 0.047619047619047616, 0.043478260869565216,
+] as const;
+/** (−1)ⁿ/(2n+1)!, n = 0…9: sin x = x·Σ aₙ x²ⁿ on |x| ≤ π/4. */
+const SIN = [
+  1, -0.16666666666666666, 0.008333333333333333, -0.0001984126984126984, 0.0000027557319223985893, -2.505210838544172e-8,
+  1.6059043836821613e-10, -7.647163731819816e-13, 2.8114572543455206e-15, -8.22063524662433e-18,
+] as const;
+/** (−1)ⁿ/(2n)!, n = 0…9: cos x = Σ bₙ x²ⁿ on |x| ≤ π/4. */
+const COS = [
+  1, -0.5, 0.041666666666666664, -0.001388888888888889, 0.0000248015873015873, -2.755731922398589e-7, 2.08767569878681e-9,
+  -1.1470745597729725e-11, 4.779477332387385e-14, -1.5619206968586225e-16,
+] as const;
+const LN2 = 0.6931471805599453;
+const SQRT2 = 1.4142135623730951;
+const HALF_PI = 1.5707963267948966;
+
+const BITS = new DataView(new ArrayBuffer(8));
+
 /**
- * Standard normal variates number `first … first + out.length - 1` of the stream
- * `(seed, stream, block)`, by Box–Muller on Philox uniforms: counter `i` yields variates `2i` and
- * `2i + 1`. The same arguments always give the same values, whatever was generated before.
+ * ln x for a positive normal double: x = 2ᵉ·m with m in [√½, √2) (exact), ln m = 2·atanh(s),
+ * s = (m − 1)/(m + 1), |s| ≤ 0.172, by a degree-23 odd polynomial.
  */
+export function lnPoly(x: number): number {
+  BITS.setFloat64(0, x, true);
+  const hi = BITS.getUint32(4, true);
+  let e = (hi >>> 20) - 1023;
+  BITS.setUint32(4, (hi & 0xfffff) | 0x3ff00000, true);
+  let m = BITS.getFloat64(0, true); // [1, 2)
+  if (m > SQRT2) {
+    m *= 0.5;
+    e += 1;
+  }
+  const f = m - 1; // exact (Sterbenz)
+  const s = f / (2 + f);
+  const z = s * s;
+  let p: number = ATANH[11];
+  for (let i = 10; i >= 0; i--) p = p * z + ATANH[i]!;
+  return e * LN2 + 2 * s * p;
+}
+
+/**
+ * (cos 2πu, sin 2πu) for u in [0, 1): u·4 = q + f exactly, f in [−½, ½], x = f·π/2, and the
+ * quadrant q rotates (cos x, sin x).
+ */
+export function sinCosTurn(u: number, out: Float64Array): void {
+  const t = u * 4;
+  let q = Math.floor(t);
+  let f = t - q;
+  if (f > 0.5) {
+    f -= 1;
+    q += 1;
+  }
+  const x = f * HALF_PI;
+  const z = x * x;
+  let sp: number = SIN[9];
+  for (let i = 8; i >= 0; i--) sp = sp * z + SIN[i]!;
+  let cp: number = COS[9];
+  for (let i = 8; i >= 0; i--) cp = cp * z + COS[i]!;
+  const sn = x * sp;
+  switch (q & 3) {
+    case 0:
+      out[0] = cp;
+      out[1] = sn;
+      break;
+    case 1:
+      out[0] = -sn;
+      out[1] = cp;
+      break;
+    case 2:
+      out[0] = -cp;
+      out[1] = -sn;
+      break;
+    default:
+      out[0] = sn;
+      out[1] = -cp;
+  }
+}
+
+const PAIR = new Float64Array(2);
+const TURN = new Float64Array(2);
+
+/**
+ * Two standard normals from one Philox output (words w0…w3): u1 = 1 − U(w0, w1) in (0, 1],
+ * u2 = U(w2, w3) in [0, 1), r = √(−2 ln u1), (r·cos 2πu2, r·sin 2πu2) into `out[0]`, `out[1]`.
+ */
+export function boxMuller(w0: number, w1: number, w2: number, w3: number, out: Float64Array): void {
+  const u1 = 1 - uniform53(w0, w1);
+  const r = Math.sqrt(-2 * lnPoly(u1));
+  sinCosTurn(uniform53(w2, w3), TURN);
+  out[0] = r * TURN[0]!;
+  out[1] = r * TURN[1]!;
+}
+
 type PhiloxFill = (
   out: number,
   count: number,
@@ -105,6 +202,23 @@ export function normals(
   first: number,
   out: Float64Array | Float32Array | number[],
 ): void {
+  const native = nativeKernels();
+  if (native !== undefined && !Array.isArray(out) && out.length > 0) {
+    const [k0, k1] = seedKey(seed);
+    native.normals(k0, k1, stream >>> 0, block >>> 0, first, out);
+    return;
+  }
+  normalsReference(seed, stream, block, first, out);
+}
+
+/** {@link normals} computed here in JS (the reference every native path must match bit for bit). */
+export function normalsReference(
+  seed: number,
+  stream: number,
+  block: number,
+  first: number,
+  out: Float64Array | Float32Array | number[],
+): void {
   const n = out.length;
   if (n === 0) return;
   const c0 = Math.floor(first / 2);
@@ -112,17 +226,15 @@ export function normals(
   const count = Math.ceil((skip + n) / 2);
   const w = philoxRun(seed, stream, block, c0, count);
   let o = 0;
+  const pair = PAIR;
   for (let c = 0; c < count; c++) {
     const q = c * 4;
-    const u1 = 1 - uniform53(w[q]!, w[q + 1]!); // (0, 1]
-    const u2 = uniform53(w[q + 2]!, w[q + 3]!);
-    const r = Math.sqrt(-2 * Math.log(u1));
-    const theta = 2 * Math.PI * u2;
+    boxMuller(w[q]!, w[q + 1]!, w[q + 2]!, w[q + 3]!, pair);
     if (c > 0 || skip === 0) {
-      out[o++] = r * Math.cos(theta);
+      out[o++] = pair[0]!;
       if (o === n) break;
     }
-    out[o++] = r * Math.sin(theta);
+    out[o++] = pair[1]!;
     if (o === n) break;
   }
 }

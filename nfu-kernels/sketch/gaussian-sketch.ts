@@ -1,7 +1,8 @@
 import { f64Bytes, matrixView, type Attrs } from '../attrs.js';
 import { KernelError, KernelErrorCode } from '../errors.js';
 import type { KernelConfig } from '../kernel.js';
-import { normals } from '../rng/philox.js';
+import { nativeBlas, nativePanelRows } from '../native.js';
+import { normals, seedKey } from '../rng/philox.js';
 import { PANEL_ROWS, workspace } from '../wasm/gemm.js';
 
 /** RNG streams, so the sketches of one seed never share random numbers. */
@@ -27,6 +28,20 @@ export function rightOmega(seed: number, cols: number, k: number): Float64Array 
 /** Y = A·Ω: `rows × k`, float64. Row blocks of A give the matching row blocks of Y. */
 export function gaussianSketchRight(a: Attrs, A: Float32Array | Float64Array): Float64Array {
   const { rows, cols, k } = a;
+  const blas = nativeBlas();
+  if (blas !== undefined) {
+    // One BLAS call on the block where it lies; Ω in the input's precision, as below.
+    const omega = a.dtype === 'float64' ? new Float64Array(cols * k) : new Float32Array(cols * k);
+    normals(a.seed, STREAM_GAUSSIAN_RIGHT, 0, 0, omega);
+    const Yp = a.dtype === 'float64' ? new Float64Array(rows * k) : new Float32Array(rows * k);
+    const R = nativePanelRows(cols * k);
+    for (let r0 = 0; r0 < rows; r0 += R) {
+      const n = Math.min(R, rows - r0);
+      const Ap = A.subarray(r0 * cols, (r0 + n) * cols);
+      blas.gemm(false, false, n, k, cols, Ap, cols, omega, k, 0, Yp.subarray(r0 * k, (r0 + n) * k), k);
+    }
+    return Yp instanceof Float64Array ? Yp : Float64Array.from(Yp);
+  }
   const Y = new Float64Array(rows * k);
   // Workspace layout (f64 elements): Ω (cols·k) | A panel (R·cols) | Y panel (R·k).
   const R = PANEL_ROWS;
@@ -52,6 +67,21 @@ export function gaussianSketchRight(a: Attrs, A: Float32Array | Float64Array): F
  */
 export function gaussianSketchLeft(a: Attrs, A: Float32Array | Float64Array): Float64Array {
   const { rows, cols, k } = a;
+  const blas = nativeBlas();
+  if (blas !== undefined) {
+    // Ω rows panel by panel, Z += Ω_panelᵀ·A_panel in BLAS.
+    const f64 = a.dtype === 'float64';
+    const R = nativePanelRows(cols * k);
+    const W = f64 ? new Float64Array(R * k) : new Float32Array(R * k);
+    const Z = f64 ? new Float64Array(k * cols) : new Float32Array(k * cols);
+    const [k0, k1] = seedKey(a.seed);
+    for (let r0 = 0; r0 < rows; r0 += R) {
+      const n = Math.min(R, rows - r0);
+      blas.normalRows(k0, k1, STREAM_GAUSSIAN_LEFT, a.rowOffset + r0, n, k, W);
+      blas.gemm(true, false, k, cols, n, W, k, A.subarray(r0 * cols, (r0 + n) * cols), cols, 1, Z, cols);
+    }
+    return Z instanceof Float64Array ? Z : Float64Array.from(Z);
+  }
   // Workspace layout: Z (k·cols) | Ω panel (R·k) | A panel (R·cols).
   const R = PANEL_ROWS;
   const zAt = 0;

@@ -1,6 +1,7 @@
 import { f64Bytes, matrixView, type Attrs } from '../attrs.js';
 import type { KernelConfig } from '../kernel.js';
-import { words } from '../rng/philox.js';
+import { nativeKernels, nativePanelRows } from '../native.js';
+import { seedKey, words } from '../rng/philox.js';
 import { PANEL_ROWS } from '../wasm/gemm.js';
 import { scatterWorkspace } from '../wasm/scatter.js';
 import { requireAttrs } from './gaussian-sketch.js';
@@ -16,6 +17,18 @@ export const STREAM_COUNT_SKETCH = 4;
 export function sparseSignSketch(a: Attrs, A: Float32Array | Float64Array, s: number, stream: number): Float64Array {
   const { rows, cols, k } = a;
   const nnz = Math.min(s, k);
+  const native = nativeKernels();
+  if (native !== undefined) {
+    // The same targets, signs and addition order in C++ vector loops: identical bytes.
+    const Z = new Float64Array(k * cols);
+    const [k0, k1] = seedKey(a.seed);
+    const R = nativePanelRows(cols * nnz);
+    for (let r0 = 0; r0 < rows; r0 += R) {
+      const n = Math.min(R, rows - r0);
+      native.sparseSign(A.subarray(r0 * cols, (r0 + n) * cols), n, cols, k, nnz, k0, k1, stream, a.rowOffset + r0, Z);
+    }
+    return Z;
+  }
   const scale = 1 / Math.sqrt(nnz);
   // Workspace (bytes): Z (k·cols f64) | A panel (R·cols f64) | entries (R·nnz × 16 bytes).
   const ws = scatterWorkspace();

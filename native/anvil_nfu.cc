@@ -1,0 +1,530 @@
+// Anvil's native NFU kernels (Node-API, ABI-stable): dense products through the system BLAS
+// (OpenBLAS when it was found at build time) and vector loops for the random parts of the sketches
+// — Philox4x32-10 words, Box–Muller normals, the sparse sign scatter.
+//
+// Every random number here is bit-identical to the TypeScript reference in
+// nfu-kernels/rng/philox.ts: the generator uses only +, −, ×, ÷ and √ in the reference's order, and
+// this file is compiled with -ffp-contract=off (no fused multiply-adds) and without -ffast-math, so
+// the vector clones give the same bits as the scalar reference. The sparse sign scatter adds
+// `scale·a` to Z row by row in the reference's order, so it matches the WebAssembly kernel too.
+//
+// Inputs are typed arrays owned by JavaScript; every length and stride is checked before any
+// memory is touched, and a bad call throws a RangeError/TypeError without writing anything.
+
+#include <node_api.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#ifdef ANVIL_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Philox4x32-10 and the deterministic Box–Muller transform
+
+constexpr uint32_t M0 = 0xD2511F53u;
+constexpr uint32_t M1 = 0xCD9E8D57u;
+constexpr uint32_t W0 = 0x9E3779B9u;
+constexpr uint32_t W1 = 0xBB67AE85u;
+
+struct Words {
+  uint32_t w[4];
+};
+
+inline Words philox(uint64_t ctr, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+  uint32_t x0 = static_cast<uint32_t>(ctr);
+  uint32_t x1 = static_cast<uint32_t>(ctr >> 32);
+  uint32_t x2 = c2;
+  uint32_t x3 = c3;
+#pragma GCC unroll 10
+  for (int r = 0; r < 10; r++) {
+    const uint64_t p0 = static_cast<uint64_t>(M0) * x0;
+    const uint64_t p1 = static_cast<uint64_t>(M1) * x2;
+    const uint32_t y0 = static_cast<uint32_t>(p1 >> 32) ^ x1 ^ k0;
+    const uint32_t y2 = static_cast<uint32_t>(p0 >> 32) ^ x3 ^ k1;
+    x1 = static_cast<uint32_t>(p1);
+    x3 = static_cast<uint32_t>(p0);
+    x0 = y0;
+    x2 = y2;
+    k0 += W0;
+    k1 += W1;
+  }
+  return Words{{x0, x1, x2, x3}};
+}
+
+// The constants are the exact doubles of the reference (shortest round-trip decimals).
+constexpr double ATANH[12] = {1,
+                              0.3333333333333333,
+                              0.2,
+                              0.14285714285714285,
+                              0.1111111111111111,
+                              0.09090909090909091,
+                              0.07692307692307693,
+                              0.06666666666666667,
+                              0.058823529411764705,
+                              0.05263157894736842,
+                              0.047619047619047616,
+                              0.043478260869565216};
+constexpr double SIN[10] = {1,
+                            -0.16666666666666666,
+                            0.008333333333333333,
+                            -0.0001984126984126984,
+                            0.0000027557319223985893,
+                            -2.505210838544172e-8,
+                            1.6059043836821613e-10,
+                            -7.647163731819816e-13,
+                            2.8114572543455206e-15,
+                            -8.22063524662433e-18};
+constexpr double COS[10] = {1,
+                            -0.5,
+                            0.041666666666666664,
+                            -0.001388888888888889,
+                            0.0000248015873015873,
+                            -2.755731922398589e-7,
+                            2.08767569878681e-9,
+                            -1.1470745597729725e-11,
+                            4.779477332387385e-14,
+                            -1.5619206968586225e-16};
+constexpr double LN2 = 0.6931471805599453;
+constexpr double SQRT2 = 1.4142135623730951;
+constexpr double HALF_PI = 1.5707963267948966;
+constexpr double TWO_POW_M53 = 1.0 / 9007199254740992.0;
+
+inline double uniform53(uint32_t a, uint32_t b) {
+  return (static_cast<double>(static_cast<int32_t>(a >> 5)) * 67108864.0 +
+          static_cast<double>(static_cast<int32_t>(b >> 6))) *
+         TWO_POW_M53;
+}
+
+constexpr size_t CHUNK = 256;  // pairs generated per pass, in three vector loops over lane arrays
+
+// `count` (≤ CHUNK) pairs of normals from counters ctr, ctr+1, … into out[0 .. 2·count). The three
+// phases (Philox words; r = √(−2 ln u1); the turn's cosine and sine) are separate loops over
+// arrays with no branches, so GCC vectorizes each of them in every clone.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void gen_pairs(uint64_t ctr, size_t count,
+                                                                             uint32_t c2, uint32_t c3,
+                                                                             uint32_t k0, uint32_t k1,
+                                                                             double* __restrict out) {
+  uint32_t a0[CHUNK], a1[CHUNK], a2[CHUNK], a3[CHUNK];
+  double rr[CHUNK];
+  for (size_t i = 0; i < count; i++) {
+    uint64_t c = ctr + i;
+    uint32_t x0 = static_cast<uint32_t>(c), x1 = static_cast<uint32_t>(c >> 32), x2 = c2, x3 = c3;
+    uint32_t kk0 = k0, kk1 = k1;
+#pragma GCC unroll 10
+    for (int r = 0; r < 10; r++) {
+      const uint64_t p0 = static_cast<uint64_t>(M0) * x0;
+      const uint64_t p1 = static_cast<uint64_t>(M1) * x2;
+      const uint32_t y0 = static_cast<uint32_t>(p1 >> 32) ^ x1 ^ kk0;
+      const uint32_t y2 = static_cast<uint32_t>(p0 >> 32) ^ x3 ^ kk1;
+      x1 = static_cast<uint32_t>(p1);
+      x3 = static_cast<uint32_t>(p0);
+      x0 = y0;
+      x2 = y2;
+      kk0 += W0;
+      kk1 += W1;
+    }
+    a0[i] = x0;
+    a1[i] = x1;
+    a2[i] = x2;
+    a3[i] = x3;
+  }
+  // r = √(−2 ln u1), u1 = 1 − U(a0, a1) in (0, 1] (always a normal double, ≥ 2⁻⁵³):
+  // u1 = 2ᵉ·m with m in [√½, √2) exactly, ln m = 2·atanh(s), s = (m − 1)/(m + 1).
+  for (size_t i = 0; i < count; i++) {
+    const double x = 1 - uniform53(a0[i], a1[i]);
+    uint64_t bits;
+    std::memcpy(&bits, &x, 8);
+    double e = static_cast<double>(static_cast<int32_t>(static_cast<uint32_t>(bits >> 52))) - 1023;
+    const uint64_t mbits = (bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull;
+    double m;
+    std::memcpy(&m, &mbits, 8);
+    const bool big = m > SQRT2;
+    m = big ? m * 0.5 : m;
+    e = big ? e + 1 : e;
+    const double f = m - 1;  // exact (Sterbenz)
+    const double s = f / (2 + f);
+    const double z = s * s;
+    double p = ATANH[11];
+#pragma GCC unroll 11
+    for (int j = 10; j >= 0; j--) p = p * z + ATANH[j];
+    rr[i] = std::sqrt(-2 * (e * LN2 + 2 * s * p));
+  }
+  // (cos 2πu2, sin 2πu2): u2·4 = q + f exactly, f in [−½, ½], x = f·π/2; the quadrant q swaps
+  // and negates (cos x, sin x).
+  for (size_t i = 0; i < count; i++) {
+    const double t = uniform53(a2[i], a3[i]) * 4;
+    int32_t q = static_cast<int32_t>(t);  // t in [0, 4): truncation is floor
+    double f = t - static_cast<double>(q);
+    const bool up = f > 0.5;
+    f = up ? f - 1 : f;
+    q = up ? q + 1 : q;
+    const double x = f * HALF_PI;
+    const double z = x * x;
+    double sp = SIN[9];
+#pragma GCC unroll 9
+    for (int j = 8; j >= 0; j--) sp = sp * z + SIN[j];
+    double cp = COS[9];
+#pragma GCC unroll 9
+    for (int j = 8; j >= 0; j--) cp = cp * z + COS[j];
+    const double sn = x * sp;
+    const int32_t odd = q & 1;
+    const double c0 = odd ? sn : cp;
+    const double s0 = odd ? cp : sn;
+    const int32_t quad = q & 3;
+    const double c = ((quad ^ (quad >> 1)) & 1) ? -c0 : c0;  // quadrants 1, 2
+    const double s = (quad >> 1) ? -s0 : s0;                 // quadrants 2, 3
+    out[2 * i] = rr[i] * c;
+    out[2 * i + 1] = rr[i] * s;
+  }
+}
+
+// Normals number first … first+n−1 of stream (k0, k1, c2 = block, c3 = stream), as the reference's
+// `normals`: counter i gives variates 2i (cosine) and 2i+1 (sine).
+template <typename T>
+void normals_into(uint32_t k0, uint32_t k1, uint32_t stream, uint32_t block, uint64_t first, size_t n, T* out) {
+  double buf[2 * CHUNK];
+  uint64_t ctr = first / 2;
+  size_t skip = static_cast<size_t>(first % 2);
+  size_t o = 0;
+  while (o < n) {
+    const size_t want = n - o + skip;
+    const size_t pairs = std::min(CHUNK, (want + 1) / 2);
+    gen_pairs(ctr, pairs, block, stream, k0, k1, buf);
+    const size_t avail = std::min(2 * pairs - skip, n - o);
+    for (size_t j = 0; j < avail; j++) out[o + j] = static_cast<T>(buf[skip + j]);
+    o += avail;
+    ctr += pairs;
+    skip = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sparse sign embedding: global row g of A is added, scaled by ±1/√s, to s distinct rows of Z; the
+// targets and signs are the words of stream (seed, stream, g) in order, with rejection of repeats.
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void axpy_row(double* __restrict z, double s,
+                                                                            const double* __restrict a, size_t n) {
+  for (size_t j = 0; j < n; j++) z[j] += s * a[j];
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void axpy_row(double* __restrict z, double s,
+                                                                            const float* __restrict a, size_t n) {
+  for (size_t j = 0; j < n; j++) z[j] += s * static_cast<double>(a[j]);
+}
+
+template <typename T>
+void sparse_sign(const T* A, size_t rows, size_t cols, uint32_t k, uint32_t nnz, uint32_t k0, uint32_t k1,
+                 uint32_t stream, uint64_t row_offset, double* Z) {
+  const double scale = 1 / std::sqrt(static_cast<double>(nnz));
+  std::vector<uint32_t> targets(nnz);
+  std::vector<double> scales(nnz);
+  for (size_t i = 0; i < rows; i++) {
+    const uint32_t g = static_cast<uint32_t>(row_offset + i);
+    uint64_t ctr = 0;
+    Words w{};
+    int next = 4;
+    uint32_t got = 0;
+    while (got < nnz) {
+      if (next == 4) {
+        w = philox(ctr++, g, stream, k0, k1);
+        next = 0;
+      }
+      const uint32_t word = w.w[next++];
+      const uint32_t t = word % k;
+      bool dup = false;
+      for (uint32_t q = 0; q < got; q++) dup = dup || targets[q] == t;
+      if (dup) continue;
+      targets[got] = t;
+      scales[got] = (word >> 31) == 1 ? -scale : scale;
+      got++;
+    }
+    const T* a = A + i * cols;
+    for (uint32_t q = 0; q < nnz; q++) axpy_row(Z + static_cast<size_t>(targets[q]) * cols, scales[q], a, cols);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node-API plumbing
+
+struct Fail {};  // thrown after an exception is pending in JS
+
+void check(napi_env env, napi_status st) {
+  if (st == napi_ok) return;
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, "ANVIL_NATIVE", "Node-API call failed");
+  throw Fail{};
+}
+
+[[noreturn]] void range_error(napi_env env, const std::string& msg) {
+  napi_throw_range_error(env, "ANVIL_NATIVE_RANGE", msg.c_str());
+  throw Fail{};
+}
+
+[[noreturn]] void type_error(napi_env env, const std::string& msg) {
+  napi_throw_type_error(env, "ANVIL_NATIVE_TYPE", msg.c_str());
+  throw Fail{};
+}
+
+struct Args {
+  napi_env env;
+  size_t argc = 16;
+  napi_value argv[16];
+  Args(napi_env e, napi_callback_info info, size_t need) : env(e) {
+    check(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+    if (argc < need) type_error(env, "expected " + std::to_string(need) + " arguments");
+  }
+  double num(size_t i) {
+    double v;
+    if (napi_get_value_double(env, argv[i], &v) != napi_ok) type_error(env, "argument " + std::to_string(i) + " must be a number");
+    return v;
+  }
+  // A non-negative integer below 2^53 (or `max`).
+  uint64_t count(size_t i, double max = 9007199254740991.0) {
+    const double v = num(i);
+    if (!(v >= 0 && v <= max && std::floor(v) == v))
+      range_error(env, "argument " + std::to_string(i) + " must be an integer from 0 to " + std::to_string(static_cast<uint64_t>(max)));
+    return static_cast<uint64_t>(v);
+  }
+  uint32_t u32(size_t i) { return static_cast<uint32_t>(count(i, 4294967295.0)); }
+  bool flag(size_t i) {
+    bool v;
+    if (napi_get_value_bool(env, argv[i], &v) != napi_ok) type_error(env, "argument " + std::to_string(i) + " must be a boolean");
+    return v;
+  }
+  struct Typed {
+    napi_typedarray_type type;
+    size_t length;
+    void* data;
+  };
+  Typed typed(size_t i) {
+    bool is = false;
+    check(env, napi_is_typedarray(env, argv[i], &is));
+    if (!is) type_error(env, "argument " + std::to_string(i) + " must be a typed array");
+    Typed t{};
+    napi_value ab;
+    size_t off;
+    check(env, napi_get_typedarray_info(env, argv[i], &t.type, &t.length, &t.data, &ab, &off));
+    if (t.type != napi_float64_array && t.type != napi_float32_array)
+      type_error(env, "argument " + std::to_string(i) + " must be a Float64Array or Float32Array");
+    return t;
+  }
+  Typed f64(size_t i) {
+    Typed t = typed(i);
+    if (t.type != napi_float64_array) type_error(env, "argument " + std::to_string(i) + " must be a Float64Array");
+    return t;
+  }
+};
+
+template <typename F>
+napi_value guarded(napi_env env, F&& body) {
+  try {
+    return body();
+  } catch (const Fail&) {
+    return nullptr;
+  } catch (const std::bad_alloc&) {
+    napi_throw_error(env, "ANVIL_NATIVE_MEMORY", "out of memory");
+    return nullptr;
+  }
+}
+
+napi_value undefined_value(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+// Elements a row-major r×c operand with leading dimension ld spans.
+uint64_t span(uint64_t r, uint64_t c, uint64_t ld) { return r == 0 || c == 0 ? 0 : (r - 1) * ld + c; }
+
+const char* isa() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return "avx512f";
+  if (__builtin_cpu_supports("avx2")) return "avx2";
+  return "default";
+}
+
+// info() → { blas: string | null, isa: string }
+napi_value Info(napi_env env, napi_callback_info) {
+  return guarded(env, [&]() {
+    napi_value obj, blas, cpu;
+    check(env, napi_create_object(env, &obj));
+#ifdef ANVIL_HAVE_OPENBLAS
+    check(env, napi_create_string_utf8(env, openblas_get_config(), NAPI_AUTO_LENGTH, &blas));
+#else
+    check(env, napi_get_null(env, &blas));
+#endif
+    check(env, napi_create_string_utf8(env, isa(), NAPI_AUTO_LENGTH, &cpu));
+    check(env, napi_set_named_property(env, obj, "blas", blas));
+    check(env, napi_set_named_property(env, obj, "isa", cpu));
+    return obj;
+  });
+}
+
+// setBlasThreads(n): threads each BLAS call may use (the depot runs one per worker).
+napi_value SetBlasThreads(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() {
+    Args a(env, info, 1);
+    const uint32_t n = static_cast<uint32_t>(a.count(0, 256));
+#ifdef ANVIL_HAVE_OPENBLAS
+    openblas_set_num_threads(n < 1 ? 1 : static_cast<int>(n));
+#else
+    (void)n;
+#endif
+    return undefined_value(env);
+  });
+}
+
+// gemm(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc): C = op(A)·op(B) + beta·C, row-major,
+// all three Float64Array or all three Float32Array.
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() {
+    Args a(env, info, 12);
+#ifndef ANVIL_HAVE_OPENBLAS
+    napi_throw_error(env, "ANVIL_NATIVE_NO_BLAS", "this build has no BLAS");
+    return static_cast<napi_value>(nullptr);
+#else
+    const bool ta = a.flag(0), tb = a.flag(1);
+    const double lim = 2147483647.0;
+    const uint64_t M = a.count(2, lim), N = a.count(3, lim), K = a.count(4, lim);
+    const Args::Typed A = a.typed(5), B = a.typed(7), C = a.typed(10);
+    const uint64_t lda = a.count(6, lim), ldb = a.count(8, lim), ldc = a.count(11, lim);
+    const double beta = a.num(9);
+    if (A.type != B.type || A.type != C.type) type_error(env, "A, B and C must have one element type");
+    const uint64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    if (lda < std::max<uint64_t>(ac, 1) || ldb < std::max<uint64_t>(bc, 1) || ldc < std::max<uint64_t>(N, 1))
+      range_error(env, "a leading dimension is smaller than its operand's row");
+    if (span(ar, ac, lda) > A.length || span(br, bc, ldb) > B.length || span(M, N, ldc) > C.length)
+      range_error(env, "an operand is larger than its array");
+    if (M == 0 || N == 0) return undefined_value(env);
+    const auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    if (A.type == napi_float64_array)
+      cblas_dgemm(CblasRowMajor, TA, TB, (int)M, (int)N, (int)K, 1.0, static_cast<const double*>(A.data), (int)lda,
+                  static_cast<const double*>(B.data), (int)ldb, beta, static_cast<double*>(C.data), (int)ldc);
+    else
+      cblas_sgemm(CblasRowMajor, TA, TB, (int)M, (int)N, (int)K, 1.0f, static_cast<const float*>(A.data), (int)lda,
+                  static_cast<const float*>(B.data), (int)ldb, static_cast<float>(beta), static_cast<float*>(C.data),
+                  (int)ldc);
+    return undefined_value(env);
+#endif
+  });
+}
+
+// syrk(N, K, A, lda, beta, C, ldc): C = AᵀA + beta·C for A (K×N, row-major), the full N×N square
+// (computed in the upper triangle and mirrored). A and C of one element type.
+napi_value Syrk(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() {
+    Args a(env, info, 7);
+#ifndef ANVIL_HAVE_OPENBLAS
+    napi_throw_error(env, "ANVIL_NATIVE_NO_BLAS", "this build has no BLAS");
+    return static_cast<napi_value>(nullptr);
+#else
+    const double lim = 2147483647.0;
+    const uint64_t N = a.count(0, lim), K = a.count(1, lim);
+    const Args::Typed A = a.typed(2), C = a.typed(5);
+    const uint64_t lda = a.count(3, lim), ldc = a.count(6, lim);
+    const double beta = a.num(4);
+    if (A.type != C.type) type_error(env, "A and C must have one element type");
+    if (lda < std::max<uint64_t>(N, 1) || ldc < std::max<uint64_t>(N, 1))
+      range_error(env, "a leading dimension is smaller than its operand's row");
+    if (span(K, N, lda) > A.length || span(N, N, ldc) > C.length) range_error(env, "an operand is larger than its array");
+    if (N == 0) return undefined_value(env);
+    if (A.type == napi_float64_array) {
+      double* c = static_cast<double*>(C.data);
+      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)N, (int)K, 1.0, static_cast<const double*>(A.data),
+                  (int)lda, beta, c, (int)ldc);
+      for (uint64_t i = 0; i < N; i++)
+        for (uint64_t j = 0; j < i; j++) c[i * ldc + j] = c[j * ldc + i];
+    } else {
+      float* c = static_cast<float*>(C.data);
+      cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)N, (int)K, 1.0f, static_cast<const float*>(A.data),
+                  (int)lda, static_cast<float>(beta), c, (int)ldc);
+      for (uint64_t i = 0; i < N; i++)
+        for (uint64_t j = 0; j < i; j++) c[i * ldc + j] = c[j * ldc + i];
+    }
+    return undefined_value(env);
+#endif
+  });
+}
+
+// normals(k0, k1, stream, block, first, out): out.length normals of stream (key, stream, block)
+// starting at variate `first` (rounded to f32 for a Float32Array).
+napi_value Normals(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() {
+    Args a(env, info, 6);
+    const uint32_t k0 = a.u32(0), k1 = a.u32(1), stream = a.u32(2), block = a.u32(3);
+    const uint64_t first = a.count(4);
+    const Args::Typed out = a.typed(5);
+    if (out.type == napi_float64_array)
+      normals_into(k0, k1, stream, block, first, out.length, static_cast<double*>(out.data));
+    else
+      normals_into(k0, k1, stream, block, first, out.length, static_cast<float*>(out.data));
+    return undefined_value(env);
+  });
+}
+
+// normalRows(k0, k1, stream, block0, rows, k, out): row i of out (rows×k) is variates 0…k−1 of
+// block (block0 + i) mod 2³² — the Ω rows of the left Gaussian sketch.
+napi_value NormalRows(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() {
+    Args a(env, info, 7);
+    const uint32_t k0 = a.u32(0), k1 = a.u32(1), stream = a.u32(2);
+    const uint64_t block0 = a.count(3), rows = a.count(4), k = a.count(5, 2147483647.0);
+    const Args::Typed out = a.typed(6);
+    if (rows * k > out.length) range_error(env, "rows·k is larger than the output array");
+    for (uint64_t i = 0; i < rows; i++) {
+      const uint32_t block = static_cast<uint32_t>(block0 + i);
+      if (out.type == napi_float64_array)
+        normals_into(k0, k1, stream, block, 0, k, static_cast<double*>(out.data) + i * k);
+      else
+        normals_into(k0, k1, stream, block, 0, k, static_cast<float*>(out.data) + i * k);
+    }
+    return undefined_value(env);
+  });
+}
+
+// sparseSign(A, rows, cols, k, s, k0, k1, stream, rowOffset, Z): Z (k×cols, Float64Array) += S·A for
+// the row block A (rows×cols, f64 or f32) whose first row is global row `rowOffset`.
+napi_value SparseSign(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() {
+    Args a(env, info, 10);
+    const Args::Typed A = a.typed(0);
+    const uint64_t rows = a.count(1), cols = a.count(2);
+    const uint32_t k = a.u32(3), s = a.u32(4), k0 = a.u32(5), k1 = a.u32(6), stream = a.u32(7);
+    const uint64_t row_offset = a.count(8);
+    const Args::Typed Z = a.f64(9);
+    if (k == 0 || s == 0 || s > k) range_error(env, "need 1 ≤ s ≤ k");
+    if (cols != 0 && rows > A.length / cols) range_error(env, "rows·cols is larger than A");
+    if (cols != 0 && k > Z.length / cols) range_error(env, "k·cols is larger than Z");
+    if (A.type == napi_float64_array)
+      sparse_sign(static_cast<const double*>(A.data), rows, cols, k, s, k0, k1, stream, row_offset,
+                  static_cast<double*>(Z.data));
+    else
+      sparse_sign(static_cast<const float*>(A.data), rows, cols, k, s, k0, k1, stream, row_offset,
+                  static_cast<double*>(Z.data));
+    return undefined_value(env);
+  });
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  const napi_property_descriptor props[] = {
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setBlasThreads", nullptr, SetBlasThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"syrk", nullptr, Syrk, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"normals", nullptr, Normals, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"normalRows", nullptr, NormalRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sparseSign", nullptr, SparseSign, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+  };
+  if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return nullptr;
+  return exports;
+}

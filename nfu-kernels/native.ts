@@ -1,0 +1,84 @@
+/**
+ * The optional native backend of the kernels (native/anvil_nfu.cc, a Node-API addon built by
+ * node-gyp at install time). nfu-kernels stays free of I/O: the host (the depot's worker, a bench)
+ * loads the addon and hands it over with {@link useNativeKernels}; without it every kernel runs its
+ * WebAssembly/JS path. Random numbers are bit-identical on both paths; dense products agree to
+ * rounding (the BLAS sums in another order).
+ */
+
+export type FloatArray = Float64Array | Float32Array;
+
+export interface NativeKernels {
+  /** `blas`: OpenBLAS's configuration string, or null when built without BLAS; `isa`: the vector clone in use. */
+  info(): { blas: string | null; isa: string };
+  setBlasThreads(n: number): void;
+  /** C = op(A)·op(B) + beta·C, row-major; A, B, C all f64 or all f32. Needs `info().blas`. */
+  gemm(
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    A: FloatArray,
+    lda: number,
+    B: FloatArray,
+    ldb: number,
+    beta: number,
+    C: FloatArray,
+    ldc: number,
+  ): void;
+  /** C (N×N, full square) = AᵀA + beta·C for A (K×N). Needs `info().blas`. */
+  syrk(N: number, K: number, A: FloatArray, lda: number, beta: number, C: FloatArray, ldc: number): void;
+  /** The reference's `normals(seed, stream, block, first, out)` with the seed as its key words. */
+  normals(k0: number, k1: number, stream: number, block: number, first: number, out: FloatArray): void;
+  /** Row i of `out` (rows×k) = variates 0…k−1 of block (block0 + i) mod 2³². */
+  normalRows(k0: number, k1: number, stream: number, block0: number, rows: number, k: number, out: FloatArray): void;
+  /** Z (k×cols) += S·A for the sparse sign embedding with s non-zeros per row of A. */
+  sparseSign(
+    A: FloatArray,
+    rows: number,
+    cols: number,
+    k: number,
+    s: number,
+    k0: number,
+    k1: number,
+    stream: number,
+    rowOffset: number,
+    Z: Float64Array,
+  ): void;
+}
+
+let backend: NativeKernels | undefined;
+let blas = false;
+
+/** Installs (or, with undefined, removes) the native backend for this thread. */
+export function useNativeKernels(native: NativeKernels | undefined): void {
+  backend = native;
+  blas = native?.info().blas != null;
+}
+
+/** The native backend of this thread, if one was installed. */
+export function nativeKernels(): NativeKernels | undefined {
+  return backend;
+}
+
+/** The native backend when it has a BLAS (dense products), else undefined. */
+export function nativeBlas(): NativeKernels | undefined {
+  return blas ? backend : undefined;
+}
+
+/** Which implementation the kernels of this thread use, for logs and benchmarks. */
+export function kernelBackend(): string {
+  if (backend === undefined) return 'wasm';
+  const { blas: config, isa } = backend.info();
+  return config === null ? `native (${isa}, no BLAS; GEMM in wasm)` : `native (${isa}; ${config.trim()})`;
+}
+
+/**
+ * Rows per native call for an op doing `perRow` multiply-adds per row: about 2²⁴ multiply-adds a
+ * call (a few milliseconds), so a worker stopped at its deadline is back in JS — where the
+ * termination takes effect — within one call, and the scratch of a panel stays small.
+ */
+export function nativePanelRows(perRow: number): number {
+  return Math.max(16, Math.floor(2 ** 24 / Math.max(1, perRow)));
+}
