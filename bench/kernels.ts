@@ -5,8 +5,8 @@
  * JSON on stdout. Bounded: each measurement repeats for at most ~1.5 s.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { builtinRegistry, encodeAttrs, parseAttrs } from '../nfu-kernels/index.js';
-import { NfuExecutor } from '../depot/index.js';
+import { builtinRegistry, encodeAttrs, kernelBackend, parseAttrs, useNativeKernels } from '../nfu-kernels/index.js';
+import { NfuExecutor, loadNativeKernels } from '../depot/index.js';
 
 const ROWS = Number(process.env['BENCH_ROWS'] ?? 100_000);
 const COLS = Number(process.env['BENCH_COLS'] ?? 256);
@@ -94,82 +94,102 @@ print(json.dumps(out))
 
 const registry = builtinRegistry();
 const rows: Array<Record<string, unknown>> = [];
-for (const dtype of ['float64', 'float32'] as const) {
-  const A = fill(ROWS * COLS, dtype === 'float32');
-  const bytes = new Uint8Array(A.buffer);
-  const gb = bytes.byteLength / 1e9;
-  const B = new Uint8Array(fill(ROWS * K, dtype === 'float32').buffer);
-  const s = time(() => sequentialRead(A));
-  rows.push({ name: `js:sequential-read:${dtype}:m=${ROWS},n=${COLS}`, GBps: gb / s });
-  const cases: Array<[string, Record<string, number | string>, number]> = [
-    ['gaussian-sketch-right', { k: K }, 2 * ROWS * COLS * K],
-    ['gaussian-sketch-left', { k: K }, 2 * ROWS * COLS * K],
-    ['sparse-sign-sketch', { k: 4 * K, s: 8 }, 0],
-    ['count-sketch', { k: 4 * K }, 0],
-    ['srht', { k: K }, 0],
-    ['gram', {}, ROWS * COLS * COLS],
-    ['column-stats', {}, 0],
-    ['atb', { k: K }, 2 * ROWS * COLS * K],
-  ];
-  for (const [name, extra, flops] of cases) {
-    if (name === 'srht' && ROWS * COLS > 4e7) continue;
-    const attrs = parseAttrs(encodeAttrs({ dtype, rows: ROWS, cols: COLS, seed: 7, ...extra }));
-    const kernel = registry.byNameOrThrow(name);
-    const inputs = name === 'atb' ? [bytes, B] : [bytes];
-    const t = time(() => kernel.run(attrs, inputs));
-    const label = Object.entries(extra)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(',');
-    rows.push({
-      name: `nfu:${name}:${dtype}:m=${ROWS},n=${COLS}${label ? `,${label}` : ''}`,
-      GBps: gb / t,
-      ...(flops > 0 ? { GFLOPs: flops / t / 1e9 } : {}),
-      seconds: t,
-    });
+// Every kernel on both backends when the native addon is built: native (OpenBLAS + C++ vector
+// loops) and WebAssembly (the fallback), side by side in this run.
+const native = loadNativeKernels().native;
+const backends = native === undefined ? (['wasm'] as const) : (['native', 'wasm'] as const);
+const backendInfo = { native: native === undefined ? loadNativeKernels().why : (useNativeKernels(native), kernelBackend()) };
+for (const backend of backends)
+  for (const dtype of ['float64', 'float32'] as const) {
+    useNativeKernels(backend === 'native' ? native : undefined);
+    const A = fill(ROWS * COLS, dtype === 'float32');
+    const bytes = new Uint8Array(A.buffer);
+    const gb = bytes.byteLength / 1e9;
+    const B = new Uint8Array(fill(ROWS * K, dtype === 'float32').buffer);
+    if (backend === backends[0]) {
+      const s = time(() => sequentialRead(A));
+      rows.push({ name: `js:sequential-read:${dtype}:m=${ROWS},n=${COLS}`, GBps: gb / s });
+    }
+    const cases: Array<[string, Record<string, number | string>, number]> = [
+      ['gaussian-sketch-right', { k: K }, 2 * ROWS * COLS * K],
+      ['gaussian-sketch-left', { k: K }, 2 * ROWS * COLS * K],
+      ['sparse-sign-sketch', { k: 4 * K, s: 8 }, 0],
+      ['count-sketch', { k: 4 * K }, 0],
+      ['srht', { k: K }, 0],
+      ['gram', {}, ROWS * COLS * COLS],
+      ['column-stats', {}, 0],
+      ['atb', { k: K }, 2 * ROWS * COLS * K],
+    ];
+    for (const [name, extra, flops] of cases) {
+      if (name === 'srht' && ROWS * COLS > 4e7) continue;
+      const attrs = parseAttrs(encodeAttrs({ dtype, rows: ROWS, cols: COLS, seed: 7, ...extra }));
+      const kernel = registry.byNameOrThrow(name);
+      const inputs = name === 'atb' ? [bytes, B] : [bytes];
+      // As in the depot, the output goes into a reused buffer (a fresh one costs a page fault per
+      // 4 KiB, ~35 ms per 12.8 MB on this VM kind, which would swamp the kernel).
+      const out = new Uint8Array(kernel.outputBytes(attrs, inputs));
+      const t = time(() => kernel.run(attrs, inputs, out));
+      const label = Object.entries(extra)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',');
+      rows.push({
+        name: `nfu-${backend}:1-thread:${name}:${dtype}:m=${ROWS},n=${COLS}${label ? `,${label}` : ''}`,
+        GBps: gb / t,
+        ...(flops > 0 ? { GFLOPs: flops / t / 1e9 } : {}),
+        seconds: t,
+      });
+    }
   }
-}
+useNativeKernels(native);
 // The same kernels through the depot's NFU executor: 2 worker threads, large ops split by rows.
-const executor = new NfuExecutor({ workers: 2, maxQueue: 16, timeoutMs: 600_000, memoryMb: 4096 }, 2);
-for (const dtype of ['float64', 'float32'] as const) {
-  const A = fill(ROWS * COLS, dtype === 'float32');
-  const gb = A.byteLength / 1e9;
-  const B = fill(ROWS * K, dtype === 'float32');
-  for (const [name, extra, flops] of [
-    ['gaussian-sketch-right', { k: K }, 2 * ROWS * COLS * K],
-    ['gaussian-sketch-left', { k: K }, 2 * ROWS * COLS * K],
-    ['sparse-sign-sketch', { k: 4 * K, s: 8 }, 0],
-    ['count-sketch', { k: 4 * K }, 0],
-    ['gram', {}, ROWS * COLS * COLS],
-    ['atb', { k: K }, 2 * ROWS * COLS * K],
-  ] as const) {
-    const kernel = registry.byNameOrThrow(name);
-    const attrs = parseAttrs(encodeAttrs({ dtype, rows: ROWS, cols: COLS, seed: 7, ...extra }));
-    let best = Infinity;
-    const start = Date.now();
-    for (let i = 0; i < 8 && Date.now() - start < BUDGET_MS * 2; i++) {
-      // As in the depot: inputs sit in shared memory (the one copy there is not timed).
+for (const backend of backends)
+  for (const dtype of ['float64', 'float32'] as const) {
+    const executor = new NfuExecutor(
+      { workers: 2, maxQueue: 16, timeoutMs: 600_000, memoryMb: 4096, native: backend === 'native' },
+      2,
+    );
+    const A = fill(ROWS * COLS, dtype === 'float32');
+    const gb = A.byteLength / 1e9;
+    const B = fill(ROWS * K, dtype === 'float32');
+    for (const [name, extra, flops] of [
+      ['gaussian-sketch-right', { k: K }, 2 * ROWS * COLS * K],
+      ['gaussian-sketch-left', { k: K }, 2 * ROWS * COLS * K],
+      ['sparse-sign-sketch', { k: 4 * K, s: 8 }, 0],
+      ['count-sketch', { k: 4 * K }, 0],
+      ['gram', {}, ROWS * COLS * COLS],
+      ['atb', { k: K }, 2 * ROWS * COLS * K],
+    ] as const) {
+      const kernel = registry.byNameOrThrow(name);
+      const attrs = parseAttrs(encodeAttrs({ dtype, rows: ROWS, cols: COLS, seed: 7, ...extra }));
+      let best = Infinity;
+      const start = Date.now();
+      // As in the depot: inputs in the executor's pooled shared memory (the one copy there is not
+      // timed), the output in a pooled buffer released after use.
       const shared = (x: Float32Array | Float64Array) => {
-        const v = new Uint8Array(new SharedArrayBuffer(x.byteLength));
-        v.set(new Uint8Array(x.buffer));
+        const v = executor.buffers.take(x.byteLength);
+        v.set(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
         return v;
       };
       const inputs = name === 'atb' ? [shared(A), shared(B)] : [shared(A)];
-      const t = process.hrtime.bigint();
-      await executor.run({ opcode: kernel.opcode, attrs: encodeAttrs(attrs), inputs }, kernel, attrs);
-      if (i > 0) best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e9);
+      for (let i = 0; i < 8 && Date.now() - start < BUDGET_MS * 2; i++) {
+        const t = process.hrtime.bigint();
+        const r = await executor.runPooled({ opcode: kernel.opcode, attrs: encodeAttrs(attrs), inputs }, kernel, attrs);
+        if (i > 0) best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e9);
+        r.release();
+      }
+      for (const b of inputs) executor.buffers.give(b);
+      const label = Object.entries(extra)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',');
+      rows.push({
+        name: `depot-${backend}:2-workers:${name}:${dtype}:m=${ROWS},n=${COLS}${label ? `,${label}` : ''}`,
+        GBps: gb / best,
+        ...(flops > 0 ? { GFLOPs: flops / best / 1e9 } : {}),
+        seconds: best,
+      });
     }
-    const label = Object.entries(extra)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(',');
-    rows.push({
-      name: `depot-executor:2-workers:${name}:${dtype}:m=${ROWS},n=${COLS}${label ? `,${label}` : ''}`,
-      GBps: gb / best,
-      ...(flops > 0 ? { GFLOPs: flops / best / 1e9 } : {}),
-      seconds: best,
-    });
+    await executor.close();
   }
-}
-await executor.close();
 
 const numpy = numpyRows();
 const round = (v: unknown) => (typeof v === 'number' ? Math.round(v * 1000) / 1000 : v);
@@ -180,6 +200,8 @@ process.stdout.write(
       bench: 'kernels',
       node: process.version,
       when: new Date().toISOString(),
+      backends: backendInfo,
+      env: { OPENBLAS_CORETYPE: process.env['OPENBLAS_CORETYPE'] ?? null },
       rows: rows.map(tidy),
       numpy:
         typeof numpy === 'object' && numpy !== null && 'rows' in numpy

@@ -108,6 +108,14 @@ export interface NfuOptions {
   /** Largest VAL_IN / VAL_INOUT / VAL_OUT parameter (bytes). */
   readonly maxValueBytes: number;
   /**
+   * Run the native kernels (OpenBLAS + vector loops) when the addon was built; false keeps every
+   * op in WebAssembly/JS. Random numbers are bit-identical either way; dense products agree to
+   * rounding.
+   */
+  readonly native: boolean;
+  /** Idle shared buffers kept for op inputs and outputs (MiB); reused buffers cost no page faults. */
+  readonly bufferPoolMb: number;
+  /**
    * Admin code upload: with a secret, NFU opcode 0 registers a WebAssembly module as a new op
    * (memory bounded by `maxMemoryPages` × 64 KiB, no imports but that memory). Off when undefined.
    */
@@ -188,7 +196,17 @@ const TOP_KEYS = new Set([
   'transfer',
   'nfu',
 ]);
-const NFU_KEYS = new Set(['enable', 'workers', 'maxQueue', 'timeoutMs', 'memoryMb', 'maxValueBytes', 'admin']);
+const NFU_KEYS = new Set([
+  'enable',
+  'workers',
+  'maxQueue',
+  'timeoutMs',
+  'memoryMb',
+  'maxValueBytes',
+  'native',
+  'bufferPoolMb',
+  'admin',
+]);
 const RESOURCE_KEYS = new Set([
   'rid',
   'kind',
@@ -457,6 +475,8 @@ function parseNfu(value: unknown): NfuOptions {
     timeoutMs: 30_000,
     memoryMb: 1024,
     maxValueBytes: 1024 * 1024,
+    native: true,
+    bufferPoolMb: 512,
     admin: undefined,
   };
   if (value === undefined) return Object.freeze(out);
@@ -472,6 +492,11 @@ function parseNfu(value: unknown): NfuOptions {
   if (obj['workers'] !== undefined) out.workers = integerIn(obj['workers'], 'nfu.workers', 0, 64);
   if (obj['maxQueue'] !== undefined) out.maxQueue = integerIn(obj['maxQueue'], 'nfu.maxQueue', 0, 100_000);
   if (obj['timeoutMs'] !== undefined) out.timeoutMs = integerIn(obj['timeoutMs'], 'nfu.timeoutMs', 1, 86_400_000);
+  if (obj['bufferPoolMb'] !== undefined) out.bufferPoolMb = integerIn(obj['bufferPoolMb'], 'nfu.bufferPoolMb', 0, 1_048_576);
+  if (obj['native'] !== undefined) {
+    if (typeof obj['native'] !== 'boolean') throw configError('`nfu.native` must be true or false', 'nfu.native', obj['native']);
+    out.native = obj['native'];
+  }
   if (obj['memoryMb'] !== undefined) out.memoryMb = integerIn(obj['memoryMb'], 'nfu.memoryMb', 16, 65_536);
   if (obj['maxValueBytes'] !== undefined) {
     const n = parseByteSize(obj['maxValueBytes'], 'nfu.maxValueBytes');

@@ -209,14 +209,52 @@ void normals_into(uint32_t k0, uint32_t k1, uint32_t stream, uint32_t block, uin
 // Sparse sign embedding: global row g of A is added, scaled by ±1/√s, to s distinct rows of Z; the
 // targets and signs are the words of stream (seed, stream, g) in order, with rejection of repeats.
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void axpy_row(double* __restrict z, double s,
-                                                                            const double* __restrict a, size_t n) {
-  for (size_t j = 0; j < n; j++) z[j] += s * a[j];
+// Z rows t_0…t_{m−1} += s_q · a (m ≤ 4 distinct rows, one pass over a). Each element of Z gets the
+// reference's single `z + s·a` (distinct targets never alias).
+template <typename T>
+inline void scatter_row_body(const T* __restrict a, size_t n, double* Z, size_t cols, const uint32_t* tg,
+                             const double* sc, uint32_t m) {
+  if (m == 4) {
+    double* __restrict z0 = Z + static_cast<size_t>(tg[0]) * cols;
+    double* __restrict z1 = Z + static_cast<size_t>(tg[1]) * cols;
+    double* __restrict z2 = Z + static_cast<size_t>(tg[2]) * cols;
+    double* __restrict z3 = Z + static_cast<size_t>(tg[3]) * cols;
+    const double s0 = sc[0], s1 = sc[1], s2 = sc[2], s3 = sc[3];
+    for (size_t j = 0; j < n; j++) {
+      const double v = static_cast<double>(a[j]);
+      z0[j] += s0 * v;
+      z1[j] += s1 * v;
+      z2[j] += s2 * v;
+      z3[j] += s3 * v;
+    }
+  } else if (m == 2) {
+    double* __restrict z0 = Z + static_cast<size_t>(tg[0]) * cols;
+    double* __restrict z1 = Z + static_cast<size_t>(tg[1]) * cols;
+    const double s0 = sc[0], s1 = sc[1];
+    for (size_t j = 0; j < n; j++) {
+      const double v = static_cast<double>(a[j]);
+      z0[j] += s0 * v;
+      z1[j] += s1 * v;
+    }
+  } else {
+    for (uint32_t q = 0; q < m; q++) {
+      double* __restrict z = Z + static_cast<size_t>(tg[q]) * cols;
+      const double s = sc[q];
+      for (size_t j = 0; j < n; j++) z[j] += s * static_cast<double>(a[j]);
+    }
+  }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void axpy_row(double* __restrict z, double s,
-                                                                            const float* __restrict a, size_t n) {
-  for (size_t j = 0; j < n; j++) z[j] += s * static_cast<double>(a[j]);
+__attribute__((target_clones("avx512f", "avx2", "default"))) void scatter_row(const double* a, size_t n, double* Z,
+                                                                               size_t cols, const uint32_t* tg,
+                                                                               const double* sc, uint32_t m) {
+  scatter_row_body(a, n, Z, cols, tg, sc, m);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void scatter_row(const float* a, size_t n, double* Z,
+                                                                               size_t cols, const uint32_t* tg,
+                                                                               const double* sc, uint32_t m) {
+  scatter_row_body(a, n, Z, cols, tg, sc, m);
 }
 
 template <typename T>
@@ -246,7 +284,10 @@ void sparse_sign(const T* A, size_t rows, size_t cols, uint32_t k, uint32_t nnz,
       got++;
     }
     const T* a = A + i * cols;
-    for (uint32_t q = 0; q < nnz; q++) axpy_row(Z + static_cast<size_t>(targets[q]) * cols, scales[q], a, cols);
+    uint32_t q = 0;
+    for (; q + 4 <= nnz; q += 4) scatter_row(a, cols, Z, cols, targets.data() + q, scales.data() + q, 4);
+    for (; q + 2 <= nnz; q += 2) scatter_row(a, cols, Z, cols, targets.data() + q, scales.data() + q, 2);
+    if (q < nnz) scatter_row(a, cols, Z, cols, targets.data() + q, scales.data() + q, 1);
   }
 }
 

@@ -95,3 +95,14 @@ export function matrixView(bytes: Uint8Array, a: Attrs, rows = a.rows, cols = a.
 export function f64Bytes(v: Float64Array): Uint8Array {
   return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 }
+
+/**
+ * The result array of a kernel: a float64 view of the caller's output bytes when they fit exactly
+ * (the depot hands kernels reused shared buffers, so a large result costs no fresh pages), else a
+ * new array.
+ */
+export function f64Out(out: Uint8Array | undefined, n: number): Float64Array {
+  if (out !== undefined && out.byteLength === n * 8 && out.byteOffset % 8 === 0)
+    return new Float64Array(out.buffer, out.byteOffset, n);
+  return new Float64Array(n);
+}

@@ -23,6 +23,9 @@ export interface KernelConfig {
   readonly inputRowElements?: (a: Attrs) => readonly number[];
   /** Bytes of the output for these attributes and inputs (checked before running). */
   outputBytes(a: Attrs | undefined, inputs: readonly Uint8Array[]): number;
-  /** Computes the output; validates shapes and throws KernelError on bad input. */
-  run(a: Attrs | undefined, inputs: readonly Uint8Array[]): Uint8Array;
+  /**
+   * Computes the output; validates shapes and throws KernelError on bad input. With `out` (exactly
+   * `outputBytes` long) a kernel may write its result there and return it instead of allocating.
+   */
+  run(a: Attrs | undefined, inputs: readonly Uint8Array[], out?: Uint8Array): Uint8Array;
 }

@@ -82,3 +82,20 @@ export function kernelBackend(): string {
 export function nativePanelRows(perRow: number): number {
   return Math.max(16, Math.floor(2 ** 24 / Math.max(1, perRow)));
 }
+
+const scratch64 = new Map<string, Float64Array>();
+const scratch32 = new Map<string, Float32Array>();
+
+/**
+ * A reusable per-thread array of at least `n` elements for the named purpose (its pages are touched
+ * once, not on every op). Its contents are garbage; callers overwrite what they use.
+ */
+export function scratch(name: string, dtype: 'float64' | 'float32', n: number): FloatArray {
+  const map = dtype === 'float64' ? scratch64 : scratch32;
+  let a = map.get(name);
+  if (a === undefined || a.length < n) {
+    a = dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+    (map as Map<string, FloatArray>).set(name, a);
+  }
+  return a.subarray(0, n);
+}

@@ -5,11 +5,18 @@ import { Piscina } from 'piscina';
 import { DepotError, DepotErrorCode } from '../errors.js';
 import { Status } from '../protocol/commands.js';
 import type { NfuOptions } from '../options.js';
-import { runNfuTask, type NfuTask, type NfuTaskResult } from './nfu-worker.js';
+import { runNfuTask, type NfuTask, type NfuTaskResult, type NfuWorkerData, type NfuWrote } from './nfu-worker.js';
+import { SharedBufferPool } from './shared-pool.js';
 import { bytesPer, encodeAttrs, type Attrs, type KernelConfig } from '../../nfu-kernels/index.js';
 
 /** Ops on fewer rows run in one piece (splitting costs more than it saves). */
 export const MIN_SPLIT_ROWS = 8192;
+
+/** An op's output in a pooled buffer: use it, then `release()` it (once). */
+export interface PooledOutput {
+  readonly output: Uint8Array;
+  release(): void;
+}
 
 /**
  * The worker file. Compiled, it sits beside this module; when the depot runs from TypeScript
@@ -29,11 +36,15 @@ function workerFile(): string {
 export class NfuExecutor {
   private readonly pool: Piscina | undefined;
   private running = 0;
+  /** Reused shared buffers for op inputs (filled by the service) and outputs. */
+  readonly buffers: SharedBufferPool;
 
   constructor(
-    private readonly options: Pick<NfuOptions, 'workers' | 'maxQueue' | 'timeoutMs' | 'memoryMb'>,
+    private readonly options: Pick<NfuOptions, 'workers' | 'maxQueue' | 'timeoutMs' | 'memoryMb'> &
+      Partial<Pick<NfuOptions, 'native' | 'bufferPoolMb'>>,
     private readonly retrySec: number,
   ) {
+    this.buffers = new SharedBufferPool((options.bufferPoolMb ?? 512) * 1024 * 1024);
     if (options.workers > 0) {
       this.pool = new Piscina({
         filename: workerFile(),
@@ -42,51 +53,104 @@ export class NfuExecutor {
         maxQueue: options.maxQueue,
         idleTimeout: 30_000,
         resourceLimits: { maxOldGenerationSizeMb: options.memoryMb },
+        workerData: { native: options.native ?? true } satisfies NfuWorkerData,
       });
     }
   }
 
   /**
-   * Runs an op; a large op whose kernel splits by rows is cut into one row range per worker, the
-   * parts run in parallel and their outputs are joined (concatenated or summed). The split is a
-   * function of the row count and the worker count only, so results are reproducible for a given
-   * depot configuration.
+   * Runs an op and returns a copy of its output (tests, benchmarks); the depot uses
+   * {@link runPooled}, which saves the copy.
    */
   async run(task: NfuTask, kernel?: KernelConfig, attrs?: Attrs): Promise<Uint8Array> {
+    const r = await this.runPooled(task, kernel, attrs);
+    const copy = r.output.slice();
+    r.release();
+    return copy;
+  }
+
+  /**
+   * Runs an op. A built-in kernel writes its output straight into a pooled shared buffer (no
+   * fresh pages, no copy back from the worker); call `release()` once the output has been used.
+   * A large op whose kernel splits by rows is cut into one row range per worker and the parts run
+   * in parallel: `concat` parts write their rows of the one output, `sum` parts their own copies,
+   * which are then added in part order. The split is a function of the row count and the worker
+   * count only, so results are reproducible for a given depot configuration.
+   */
+  async runPooled(task: NfuTask, kernel?: KernelConfig, attrs?: Attrs): Promise<PooledOutput> {
+    if (kernel === undefined) {
+      const output = await this.runOne(task);
+      return { output, release: () => {} };
+    }
+    const total = kernel.outputBytes(attrs, task.inputs);
     const parts = this.options.workers;
-    if (kernel?.rowSplit === undefined || attrs === undefined || parts < 2 || attrs.rows < MIN_SPLIT_ROWS)
-      return this.runOne(task);
+    const split =
+      kernel.rowSplit !== undefined &&
+      attrs !== undefined &&
+      parts >= 2 &&
+      attrs.rows >= MIN_SPLIT_ROWS &&
+      (kernel.rowSplit === 'sum' ? total % 8 === 0 : total % attrs.rows === 0);
+    if (!split) {
+      const out = this.buffers.take(total);
+      return this.guard(out, async () => {
+        const got = await this.runOne({ ...task, out });
+        return got.length === total ? out : out.subarray(0, got.length);
+      });
+    }
     const widths = kernel.inputRowElements!(attrs);
     const bytes = bytesPer(attrs.dtype);
     const per = Math.ceil(attrs.rows / parts);
-    const jobs: Array<Promise<Uint8Array>> = [];
-    for (let r0 = 0; r0 < attrs.rows; r0 += per) {
-      const n = Math.min(per, attrs.rows - r0);
-      const partAttrs = encodeAttrs({ ...attrs, rows: n, rowOffset: attrs.rowOffset + r0 });
-      // Views, not copies: on shared memory the workers read the same bytes; otherwise each part is copied.
-      const inputs = task.inputs.map((b, i) => {
-        const from = r0 * widths[i]! * bytes;
-        const to = (r0 + n) * widths[i]! * bytes;
-        return b.buffer instanceof SharedArrayBuffer ? b.subarray(from, to) : b.slice(from, to);
-      });
-      jobs.push(this.runOne({ opcode: task.opcode, attrs: partAttrs, inputs }));
-    }
-    const outs = await Promise.all(jobs);
-    if (kernel.rowSplit === 'concat') {
-      const joined = new Uint8Array(outs.reduce((s, o) => s + o.length, 0));
-      let at = 0;
-      for (const o of outs) {
-        joined.set(o, at);
-        at += o.length;
+    const count = Math.ceil(attrs.rows / per);
+    const sum = kernel.rowSplit === 'sum';
+    const base = this.buffers.take(sum ? count * total : total);
+    const perRow = sum ? 0 : total / attrs.rows;
+    return this.guard(base, async () => {
+      const jobs: Array<Promise<Uint8Array>> = [];
+      for (let p = 0, r0 = 0; r0 < attrs.rows; p++, r0 += per) {
+        const n = Math.min(per, attrs.rows - r0);
+        const partAttrs = encodeAttrs({ ...attrs, rows: n, rowOffset: attrs.rowOffset + r0 });
+        // Views, not copies: on shared memory the workers read the same bytes; otherwise each part is copied.
+        const inputs = task.inputs.map((b, i) => {
+          const from = r0 * widths[i]! * bytes;
+          const to = (r0 + n) * widths[i]! * bytes;
+          return b.buffer instanceof SharedArrayBuffer ? b.subarray(from, to) : b.slice(from, to);
+        });
+        const out = sum ? base.subarray(p * total, (p + 1) * total) : base.subarray(r0 * perRow, (r0 + n) * perRow);
+        jobs.push(this.runOne({ opcode: task.opcode, attrs: partAttrs, inputs, out }));
       }
-      return joined;
+      // Every part settles before the buffer can go back to the pool, even when one fails.
+      const settled = await Promise.allSettled(jobs);
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+      if (!sum) return base;
+      const acc = new Float64Array(base.buffer, base.byteOffset, total / 8);
+      for (let p = 1; p < count; p++) {
+        const v = new Float64Array(base.buffer, base.byteOffset + p * total, total / 8);
+        for (let i = 0; i < acc.length; i++) acc[i]! += v[i]!;
+      }
+      return base.subarray(0, total);
+    });
+  }
+
+  /**
+   * Runs `body` on a pooled buffer: on success the caller releases it; on failure it goes back at
+   * once — unless an op was stopped at its deadline, whose dying worker may still write to it.
+   */
+  private async guard(buffer: Uint8Array, body: () => Promise<Uint8Array>): Promise<PooledOutput> {
+    try {
+      const output = await body();
+      let released = false;
+      return {
+        output,
+        release: () => {
+          if (!released) this.buffers.give(buffer);
+          released = true;
+        },
+      };
+    } catch (e) {
+      if (!(e instanceof DepotError && e.code === DepotErrorCode.NFU_TIMEOUT)) this.buffers.give(buffer);
+      throw e;
     }
-    const sum = new Float64Array(new Uint8Array(outs[0]!).buffer);
-    for (const o of outs.slice(1)) {
-      const v = new Float64Array(new Uint8Array(o).buffer);
-      for (let i = 0; i < sum.length; i++) sum[i]! += v[i]!;
-    }
-    return new Uint8Array(sum.buffer);
   }
 
   /** Throws `-66 <retry>` when every worker is busy and the queue is full. */
@@ -122,8 +186,13 @@ export class NfuExecutor {
       this.running++;
       try {
         const r = (await this.pool.run({ ...task, started }, { signal, transferList: transfer as never })) as
-          Uint8Array | NfuTaskResult;
-        result = r instanceof Uint8Array ? { ok: true, output: r } : r;
+          Uint8Array | NfuTaskResult | NfuWrote;
+        result =
+          r instanceof Uint8Array
+            ? { ok: true, output: r }
+            : 'wrote' in r
+              ? { ok: true, output: task.out!.subarray(0, r.wrote) }
+              : r;
       } catch (e) {
         if (signal.aborted) {
           throw new DepotError(

@@ -7,7 +7,7 @@ import type { DepotOptions } from '../options.js';
 import { parseCapability } from '../protocol/caps.js';
 import { CapType, Status } from '../protocol/commands.js';
 import { NfuParamKind, type NfuParam, type NfuRequest } from '../protocol/requests.js';
-import { NfuExecutor } from './nfu-executor.js';
+import { NfuExecutor, type PooledOutput } from './nfu-executor.js';
 
 /** A value returned to the client: parameter index and bytes. */
 export interface NfuOutput {
@@ -67,6 +67,8 @@ export class NfuService {
   private readonly uploaded = new Map<number, UploadedOp>();
   private uploads = 0;
   private readonly executor: NfuExecutor;
+  /** Input sets of ops stopped at their deadline: a dying worker may still read them. */
+  private readonly stopped = new WeakSet<Uint8Array[]>();
   private selfPort = 0;
 
   constructor(
@@ -196,10 +198,27 @@ export class NfuService {
     }
     this.executor.assertCapacity(); // refuse before buffering inputs when the pool is saturated
     const inputBytes: Uint8Array[] = [];
-    for (let i = 0; i < dataParams.length; i++) {
-      const index = kernel.takesAttrs ? i + 1 : i;
-      inputBytes.push(await this.readInput(params[index]!, refs.get(index)));
+    try {
+      for (let i = 0; i < dataParams.length; i++) {
+        const index = kernel.takesAttrs ? i + 1 : i;
+        inputBytes.push(await this.readInput(params[index]!, refs.get(index)));
+      }
+      return await this.runBuiltin(kernel, attrs, attrsBytes, inputBytes, params, refs, out);
+    } finally {
+      // Inputs go back to the pool once no worker reads them (a stopped op's are left to the GC).
+      if (!this.stopped.has(inputBytes)) for (const b of inputBytes) this.executor.buffers.give(b);
     }
+  }
+
+  private async runBuiltin(
+    kernel: KernelConfig,
+    attrs: Attrs | undefined,
+    attrsBytes: Uint8Array | undefined,
+    inputBytes: Uint8Array[],
+    params: readonly NfuParam[],
+    refs: Map<number, ResolvedRef>,
+    out: number,
+  ): Promise<NfuOutput[]> {
     // Size the output before running anything.
     let want: number;
     try {
@@ -216,20 +235,27 @@ export class NfuService {
         `${kernel.name} produces ${want} bytes; the output parameter holds ${capacity}`,
       );
     }
-    let output: Uint8Array;
+    let pooled: PooledOutput;
     try {
-      output = await this.executor.run({ opcode: kernel.opcode, attrs: attrsBytes, inputs: inputBytes }, kernel, attrs);
+      pooled = await this.executor.runPooled({ opcode: kernel.opcode, attrs: attrsBytes, inputs: inputBytes }, kernel, attrs);
     } catch (e) {
+      if (e instanceof DepotError && e.code === DepotErrorCode.NFU_TIMEOUT) this.stopped.add(inputBytes);
       if (KernelError.is(e)) throw refused(Status.INVALID_PARAMETER, e.message);
       throw e;
     }
-    if (output.length > capacity) output = output.subarray(0, capacity);
-    const ref = refs.get(out);
-    if (ref !== undefined) {
-      await this.writeOutput(ref, output);
-      return [];
+    try {
+      let output = pooled.output;
+      if (output.length > capacity) output = output.subarray(0, capacity);
+      const ref = refs.get(out);
+      if (ref !== undefined) {
+        await this.writeOutput(ref, output);
+        return [];
+      }
+      // A VAL_OUT (≤ nfu.maxValueBytes) is copied out of the pooled buffer for the reply.
+      return [{ index: out, data: output.slice() }];
+    } finally {
+      pooled.release();
     }
-    return [{ index: out, data: output }];
   }
 
   private async callUploaded(op: UploadedOp, opcode: number, params: readonly NfuParam[]): Promise<NfuOutput[]> {
@@ -239,12 +265,31 @@ export class NfuService {
     if (!WRITABLE.has(params[out]!.kind))
       throw refused(Status.INVALID_PARAMETER, `${op.name}: the last parameter receives the output`);
     this.executor.assertCapacity();
-    const inputs: Uint8Array[] = [];
     for (let i = 0; i < out; i++) {
       if (!READABLE.has(params[i]!.kind))
         throw refused(Status.INVALID_PARAMETER, `${op.name}: parameter ${i} is an input and must be readable`);
-      inputs.push(await this.readInput(params[i]!, refs.get(i)));
     }
+    const inputs: Uint8Array[] = [];
+    let stopped = false;
+    try {
+      for (let i = 0; i < out; i++) inputs.push(await this.readInput(params[i]!, refs.get(i)));
+      return await this.runUploaded(op, opcode, inputs, params, refs, out);
+    } catch (e) {
+      stopped = e instanceof DepotError && e.code === DepotErrorCode.NFU_TIMEOUT;
+      throw e;
+    } finally {
+      if (!stopped) for (const b of inputs) this.executor.buffers.give(b);
+    }
+  }
+
+  private async runUploaded(
+    op: UploadedOp,
+    opcode: number,
+    inputs: Uint8Array[],
+    params: readonly NfuParam[],
+    refs: Map<number, ResolvedRef>,
+    out: number,
+  ): Promise<NfuOutput[]> {
     const outCap = refs.get(out)?.length ?? params[out]!.length;
     const output = await this.executor.run({
       opcode,
@@ -305,11 +350,11 @@ export class NfuService {
    */
   private async readInput(p: NfuParam, ref: ResolvedRef | undefined): Promise<Uint8Array> {
     if (ref === undefined) {
-      const v = new Uint8Array(new SharedArrayBuffer(p.data.length));
+      const v = this.executor.buffers.take(p.data.length);
       v.set(p.data);
       return v;
     }
-    const buf = new Uint8Array(new SharedArrayBuffer(ref.length));
+    const buf = this.executor.buffers.take(ref.length);
     // A REF_RDWR input covers the data present; bytes past it read as zeros.
     const available = Math.max(0, Math.min(ref.length, ref.allocation.size - ref.offset));
     let at = 0;
@@ -319,6 +364,7 @@ export class NfuService {
         at += chunk.length;
       });
     }
+    buf.fill(0, at); // a pooled buffer holds an earlier op's bytes
     return buf;
   }
 

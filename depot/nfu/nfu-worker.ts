@@ -2,13 +2,21 @@
  * Worker-thread entry of the NFU pool: runs one kernel on buffers moved in from the depot and moves
  * the result back. Kernel failures come back as values (their codes survive the thread boundary).
  */
-import type { MessagePort } from 'node:worker_threads';
+import { isMainThread, workerData, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { KernelError, builtinRegistry, parseAttrs } from '../../nfu-kernels/index.js';
 import { installNativeKernels } from './native-loader.js';
 
-// Native kernels (OpenBLAS + vector loops) when the addon was built; WebAssembly otherwise.
-installNativeKernels(1);
+/** What the executor tells its workers. */
+export interface NfuWorkerData {
+  /** Use the native kernels when the addon was built (`nfu.native`). */
+  readonly native: boolean;
+}
+
+// Native kernels (OpenBLAS, one thread per worker: the executor splits large ops by rows; vector
+// loops) when the addon was built and `nfu.native` allows; WebAssembly otherwise. The main thread
+// (inline ops) installs them too.
+if (isMainThread || (workerData as NfuWorkerData | undefined)?.native !== false) installNativeKernels(1);
 
 export interface NfuTask {
   readonly opcode: number;
@@ -16,6 +24,8 @@ export interface NfuTask {
   readonly inputs: Uint8Array[];
   /** An uploaded op: its module, and the output capacity and memory bound. */
   readonly wasm?: { readonly key: string; readonly bytes: Uint8Array; readonly outCap: number; readonly maxPages: number };
+  /** Where a built-in kernel writes its output (exactly its output size; shared memory). */
+  readonly out?: Uint8Array;
   /** Told when a pool worker starts the op: the executor's deadline starts then. */
   readonly started?: MessagePort;
 }
@@ -62,6 +72,10 @@ function runUploaded(task: NfuTask): NfuTaskResult {
 }
 
 export type NfuTaskResult = { ok: true; output: Uint8Array } | { ok: false; code: string; message: string };
+/** A pool worker's answer when it wrote the output into the task's shared `out`. */
+export interface NfuWrote {
+  readonly wrote: number;
+}
 
 const registry = builtinRegistry();
 
@@ -70,8 +84,13 @@ export function runNfuTask(task: NfuTask): NfuTaskResult {
   try {
     const kernel = registry.byOpcodeOrThrow(task.opcode);
     const attrs = task.attrs === undefined ? undefined : parseAttrs(task.attrs);
-    const output = kernel.run(attrs, task.inputs);
-    return { ok: true, output };
+    const output = kernel.run(attrs, task.inputs, task.out);
+    const out = task.out;
+    if (out !== undefined && !(output.buffer === out.buffer && output.byteOffset === out.byteOffset)) {
+      if (output.length > out.length) throw new Error(`${kernel.name} produced more than its declared output size`);
+      out.set(output);
+    }
+    return { ok: true, output: out === undefined ? output : out.subarray(0, output.length) };
   } catch (e) {
     if (KernelError.is(e)) return { ok: false, code: e.code, message: e.message };
     throw e;
@@ -84,6 +103,7 @@ export default function (task: NfuTask): unknown {
   task.started?.close();
   const r = runNfuTask(task);
   if (!r.ok) return r;
+  if (task.out !== undefined) return { wrote: r.output.length } satisfies NfuWrote;
   const out = r.output;
   const owned = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : out.slice();
   return Piscina.move(owned);

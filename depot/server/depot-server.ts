@@ -93,8 +93,8 @@ export class DepotServer {
         host: options.host,
         port,
         resources: options.resources.map((r) => ({ rid: r.rid, kind: r.kind, capacityBytes: r.capacityBytes })),
-        nfuKernels: kernelBackend(),
-        ...(nativeKernels() === undefined ? { nfuNative: loadNativeKernels().why } : {}),
+        nfuKernels: options.nfu.native ? kernelBackend() : 'wasm (nfu.native = false)',
+        ...(options.nfu.native && nativeKernels() === undefined ? { nfuNative: loadNativeKernels().why } : {}),
       },
       'depot listening',
     );

@@ -1,22 +1,25 @@
-import { f64Bytes, matrixView, type Attrs } from '../attrs.js';
+import { f64Bytes, f64Out, matrixView, type Attrs } from '../attrs.js';
 import type { KernelConfig } from '../kernel.js';
 import { requireAttrs } from '../sketch/gaussian-sketch.js';
-import { nativeBlas, nativePanelRows } from '../native.js';
+import { nativeBlas, nativePanelRows, scratch } from '../native.js';
 import { PANEL_ROWS, workspace } from '../wasm/gemm.js';
 
 /** G = AᵀA: `cols × cols` float64 (symmetric; additive over row blocks). */
-export function gram(a: Attrs, A: Float32Array | Float64Array): Float64Array {
+export function gram(a: Attrs, A: Float32Array | Float64Array, out?: Uint8Array): Float64Array {
   const { rows, cols } = a;
   const blas = nativeBlas();
   if (blas !== undefined) {
     // SYRK panel by panel on the block where it lies (upper triangle, mirrored: exactly symmetric).
-    const Gp = a.dtype === 'float64' ? new Float64Array(cols * cols) : new Float32Array(cols * cols);
+    const G = f64Out(out, cols * cols);
+    const Gp = a.dtype === 'float64' ? G : scratch('gram32', 'float32', cols * cols);
+    Gp.fill(0);
     const R = nativePanelRows(cols * cols);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
       blas.syrk(cols, n, A.subarray(r0 * cols, (r0 + n) * cols), cols, 1, Gp, cols);
     }
-    return Gp instanceof Float64Array ? Gp : Float64Array.from(Gp);
+    if (Gp !== G) G.set(Gp);
+    return G;
   }
   // Workspace: G (cols·cols) | A panel (R·cols); G += panelᵀ·panel.
   const R = PANEL_ROWS;
@@ -28,7 +31,8 @@ export function gram(a: Attrs, A: Float32Array | Float64Array): Float64Array {
     h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
     gemm(cols, cols, n, aAt, 1, cols, aAt, cols, 0, cols);
   }
-  const G = Float64Array.from(h.subarray(0, cols * cols));
+  const G = f64Out(out, cols * cols);
+  G.set(h.subarray(0, cols * cols));
   // Exact symmetry whatever the summation order of the two halves.
   for (let p = 0; p < cols; p++) for (let q = 0; q < p; q++) G[p * cols + q] = G[q * cols + p]!;
   return G;
@@ -68,18 +72,21 @@ export function columnStats(a: Attrs, A: Float32Array | Float64Array): Float64Ar
 }
 
 /** C = Aᵀ·B for a supplied B (`rows × k`, same dtype): `cols × k` float64 (power iterations). */
-export function atb(a: Attrs, A: Float32Array | Float64Array, B: Float32Array | Float64Array): Float64Array {
+export function atb(a: Attrs, A: Float32Array | Float64Array, B: Float32Array | Float64Array, out?: Uint8Array): Float64Array {
   const { rows, cols, k } = a;
   const blas = nativeBlas();
   if (blas !== undefined) {
-    const Cp = a.dtype === 'float64' ? new Float64Array(cols * k) : new Float32Array(cols * k);
+    const C = f64Out(out, cols * k);
+    const Cp = a.dtype === 'float64' ? C : scratch('atb32', 'float32', cols * k);
+    Cp.fill(0);
     const R = nativePanelRows(cols * k);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
       const Ap = A.subarray(r0 * cols, (r0 + n) * cols);
       blas.gemm(true, false, cols, k, n, Ap, cols, B.subarray(r0 * k, (r0 + n) * k), k, 1, Cp, k);
     }
-    return Cp instanceof Float64Array ? Cp : Float64Array.from(Cp);
+    if (Cp !== C) C.set(Cp);
+    return C;
   }
   // Workspace: C (cols·k) | A panel (R·cols) | B panel (R·k); C += Aᵀ·B panel by panel.
   const R = PANEL_ROWS;
@@ -93,7 +100,9 @@ export function atb(a: Attrs, A: Float32Array | Float64Array, B: Float32Array | 
     h.set(B.subarray(r0 * k, (r0 + n) * k), bAt);
     gemm(cols, k, n, aAt, 1, cols, bAt, k, 0, k);
   }
-  return Float64Array.from(h.subarray(0, cols * k));
+  const C = f64Out(out, cols * k);
+  C.set(h.subarray(0, cols * k));
+  return C;
 }
 
 export const gramKernel: KernelConfig = {
@@ -105,7 +114,7 @@ export const gramKernel: KernelConfig = {
   inputs: ['A'],
   takesAttrs: true,
   outputBytes: (a) => requireAttrs(a).cols ** 2 * 8,
-  run: (a, [A]) => f64Bytes(gram(requireAttrs(a), matrixView(A!, requireAttrs(a)))),
+  run: (a, [A], out) => f64Bytes(gram(requireAttrs(a), matrixView(A!, requireAttrs(a)), out)),
 };
 
 export const columnStatsKernel: KernelConfig = {
@@ -127,8 +136,8 @@ export const atbKernel: KernelConfig = {
   inputs: ['A', 'B'],
   takesAttrs: true,
   outputBytes: (a) => requireAttrs(a).cols * requireAttrs(a).k * 8,
-  run: (a, [A, B]) => {
+  run: (a, [A, B], out) => {
     const at = requireAttrs(a);
-    return f64Bytes(atb(at, matrixView(A!, at), matrixView(B!, at, at.rows, at.k, 'B')));
+    return f64Bytes(atb(at, matrixView(A!, at), matrixView(B!, at, at.rows, at.k, 'B'), out));
   },
 };

@@ -1,7 +1,7 @@
-import { f64Bytes, matrixView, type Attrs } from '../attrs.js';
+import { f64Bytes, f64Out, matrixView, type Attrs } from '../attrs.js';
 import { KernelError, KernelErrorCode } from '../errors.js';
 import type { KernelConfig } from '../kernel.js';
-import { nativeBlas, nativePanelRows } from '../native.js';
+import { nativeBlas, nativePanelRows, scratch } from '../native.js';
 import { normals, seedKey } from '../rng/philox.js';
 import { PANEL_ROWS, workspace } from '../wasm/gemm.js';
 
@@ -26,23 +26,25 @@ export function rightOmega(seed: number, cols: number, k: number): Float64Array 
 }
 
 /** Y = A·Ω: `rows × k`, float64. Row blocks of A give the matching row blocks of Y. */
-export function gaussianSketchRight(a: Attrs, A: Float32Array | Float64Array): Float64Array {
+export function gaussianSketchRight(a: Attrs, A: Float32Array | Float64Array, out?: Uint8Array): Float64Array {
   const { rows, cols, k } = a;
   const blas = nativeBlas();
   if (blas !== undefined) {
     // One BLAS call on the block where it lies; Ω in the input's precision, as below.
-    const omega = a.dtype === 'float64' ? new Float64Array(cols * k) : new Float32Array(cols * k);
+    const omega = scratch('omega', a.dtype, cols * k);
     normals(a.seed, STREAM_GAUSSIAN_RIGHT, 0, 0, omega);
-    const Yp = a.dtype === 'float64' ? new Float64Array(rows * k) : new Float32Array(rows * k);
+    const Y = f64Out(out, rows * k);
+    const Yp = a.dtype === 'float64' ? Y : scratch('y32', 'float32', rows * k);
     const R = nativePanelRows(cols * k);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
       const Ap = A.subarray(r0 * cols, (r0 + n) * cols);
       blas.gemm(false, false, n, k, cols, Ap, cols, omega, k, 0, Yp.subarray(r0 * k, (r0 + n) * k), k);
     }
-    return Yp instanceof Float64Array ? Yp : Float64Array.from(Yp);
+    if (Yp !== Y) Y.set(Yp);
+    return Y;
   }
-  const Y = new Float64Array(rows * k);
+  const Y = f64Out(out, rows * k);
   // Workspace layout (f64 elements): Ω (cols·k) | A panel (R·cols) | Y panel (R·k).
   const R = PANEL_ROWS;
   const omegaAt = 0;
@@ -65,22 +67,25 @@ export function gaussianSketchRight(a: Attrs, A: Float32Array | Float64Array): F
  * `0…k-1` of stream `(seed, STREAM_GAUSSIAN_LEFT, g)` and g = rowOffset + i. Additive over row
  * blocks: the sum of every block's Z is the sketch of the whole matrix.
  */
-export function gaussianSketchLeft(a: Attrs, A: Float32Array | Float64Array): Float64Array {
+export function gaussianSketchLeft(a: Attrs, A: Float32Array | Float64Array, out?: Uint8Array): Float64Array {
   const { rows, cols, k } = a;
   const blas = nativeBlas();
   if (blas !== undefined) {
     // Ω rows panel by panel, Z += Ω_panelᵀ·A_panel in BLAS.
     const f64 = a.dtype === 'float64';
     const R = nativePanelRows(cols * k);
-    const W = f64 ? new Float64Array(R * k) : new Float32Array(R * k);
-    const Z = f64 ? new Float64Array(k * cols) : new Float32Array(k * cols);
+    const W = scratch('omega-panel', a.dtype, R * k);
+    const Zout = f64Out(out, k * cols);
+    const Z = f64 ? Zout : scratch('z32', 'float32', k * cols);
+    Z.fill(0);
     const [k0, k1] = seedKey(a.seed);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
       blas.normalRows(k0, k1, STREAM_GAUSSIAN_LEFT, a.rowOffset + r0, n, k, W);
       blas.gemm(true, false, k, cols, n, W, k, A.subarray(r0 * cols, (r0 + n) * cols), cols, 1, Z, cols);
     }
-    return Z instanceof Float64Array ? Z : Float64Array.from(Z);
+    if (Z !== Zout) Zout.set(Z);
+    return Zout;
   }
   // Workspace layout: Z (k·cols) | Ω panel (R·k) | A panel (R·cols).
   const R = PANEL_ROWS;
@@ -96,7 +101,9 @@ export function gaussianSketchLeft(a: Attrs, A: Float32Array | Float64Array): Fl
     h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
     gemm(k, cols, n, wAt, 1, k, aAt, cols, zAt, cols);
   }
-  return Float64Array.from(h.subarray(zAt, zAt + k * cols));
+  const Z = f64Out(out, k * cols);
+  Z.set(h.subarray(zAt, zAt + k * cols));
+  return Z;
 }
 
 export const gaussianSketchRightKernel: KernelConfig = {
@@ -108,7 +115,7 @@ export const gaussianSketchRightKernel: KernelConfig = {
   inputs: ['A'],
   takesAttrs: true,
   outputBytes: (a) => need(a).rows * need(a).k * 8,
-  run: (a, [A]) => f64Bytes(gaussianSketchRight(need(a), matrixView(A!, need(a)))),
+  run: (a, [A], out) => f64Bytes(gaussianSketchRight(need(a), matrixView(A!, need(a)), out)),
 };
 
 export const gaussianSketchLeftKernel: KernelConfig = {
@@ -120,7 +127,7 @@ export const gaussianSketchLeftKernel: KernelConfig = {
   inputs: ['A'],
   takesAttrs: true,
   outputBytes: (a) => need(a).k * need(a).cols * 8,
-  run: (a, [A]) => f64Bytes(gaussianSketchLeft(need(a), matrixView(A!, need(a)))),
+  run: (a, [A], out) => f64Bytes(gaussianSketchLeft(need(a), matrixView(A!, need(a)), out)),
 };
 
 export { need as requireAttrs };

@@ -1,4 +1,4 @@
-import { f64Bytes, matrixView, type Attrs } from '../attrs.js';
+import { f64Bytes, f64Out, matrixView, type Attrs } from '../attrs.js';
 import type { KernelConfig } from '../kernel.js';
 import { nativeKernels, nativePanelRows } from '../native.js';
 import { seedKey, words } from '../rng/philox.js';
@@ -14,13 +14,20 @@ export const STREAM_COUNT_SKETCH = 4;
  * with independent random signs, scaled by 1/√s (Clarkson–Woodruff; s = 1 is CountSketch). The
  * targets and signs of row g come from stream `(seed, stream, g)`, so blocks are additive.
  */
-export function sparseSignSketch(a: Attrs, A: Float32Array | Float64Array, s: number, stream: number): Float64Array {
+export function sparseSignSketch(
+  a: Attrs,
+  A: Float32Array | Float64Array,
+  s: number,
+  stream: number,
+  out?: Uint8Array,
+): Float64Array {
   const { rows, cols, k } = a;
   const nnz = Math.min(s, k);
   const native = nativeKernels();
   if (native !== undefined) {
     // The same targets, signs and addition order in C++ vector loops: identical bytes.
-    const Z = new Float64Array(k * cols);
+    const Z = f64Out(out, k * cols);
+    Z.fill(0);
     const [k0, k1] = seedKey(a.seed);
     const R = nativePanelRows(cols * nnz);
     for (let r0 = 0; r0 < rows; r0 += R) {
@@ -74,7 +81,9 @@ export function sparseSignSketch(a: Attrs, A: Float32Array | Float64Array, s: nu
     }
     ws.scatter(e, cols, listAt);
   }
-  return ws.f64.slice(0, k * cols);
+  const Z = f64Out(out, k * cols);
+  Z.set(ws.f64.subarray(0, k * cols));
+  return Z;
 }
 
 export const sparseSignSketchKernel: KernelConfig = {
@@ -86,8 +95,8 @@ export const sparseSignSketchKernel: KernelConfig = {
   inputs: ['A'],
   takesAttrs: true,
   outputBytes: (a) => requireAttrs(a).k * requireAttrs(a).cols * 8,
-  run: (a, [A]) =>
-    f64Bytes(sparseSignSketch(requireAttrs(a), matrixView(A!, requireAttrs(a)), requireAttrs(a).s, STREAM_SPARSE_SIGN)),
+  run: (a, [A], out) =>
+    f64Bytes(sparseSignSketch(requireAttrs(a), matrixView(A!, requireAttrs(a)), requireAttrs(a).s, STREAM_SPARSE_SIGN, out)),
 };
 
 export const countSketchKernel: KernelConfig = {
@@ -99,5 +108,5 @@ export const countSketchKernel: KernelConfig = {
   inputs: ['A'],
   takesAttrs: true,
   outputBytes: (a) => requireAttrs(a).k * requireAttrs(a).cols * 8,
-  run: (a, [A]) => f64Bytes(sparseSignSketch(requireAttrs(a), matrixView(A!, requireAttrs(a)), 1, STREAM_COUNT_SKETCH)),
+  run: (a, [A], out) => f64Bytes(sparseSignSketch(requireAttrs(a), matrixView(A!, requireAttrs(a)), 1, STREAM_COUNT_SKETCH, out)),
 };

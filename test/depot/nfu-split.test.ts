@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NfuExecutor, MIN_SPLIT_ROWS } from '../../depot/index.js';
+import { SharedBufferPool } from '../../depot/nfu/shared-pool.js';
 import { builtinRegistry, encodeAttrs, normals, parseAttrs } from '../../nfu-kernels/index.js';
 
 describe('NFU executor: a large op split by rows over the workers', () => {
@@ -35,4 +36,77 @@ describe('NFU executor: a large op split by rows over the workers', () => {
       }
     },
   );
+});
+
+describe('NFU executor: pooled shared buffers', () => {
+  it('a given-back buffer is handed out again; idle bytes stay under the cap; a double give is ignored', () => {
+    const pool = new SharedBufferPool(3 * 65536);
+    const a = pool.take(1000);
+    expect(a.length).toBe(1000);
+    expect(a.buffer.byteLength).toBe(65536);
+    pool.give(a);
+    pool.give(a);
+    expect(pool.idleSize).toBe(65536);
+    const b = pool.take(60_000);
+    expect(b.buffer).toBe(a.buffer);
+    expect(pool.idleSize).toBe(0);
+    const big = pool.take(300_000); // class 512 KiB: over the cap, so not kept
+    expect(big.buffer.byteLength).toBe(524288);
+    pool.give(big);
+    expect(pool.idleSize).toBe(0);
+    pool.give(new Uint8Array(100)); // not from the pool: ignored
+    expect(pool.idleSize).toBe(0);
+  });
+
+  it.each([
+    ['inline', 0],
+    ['one worker', 1],
+    ['two workers, split', 2],
+  ])('every kernel overwrites its whole output in a reused buffer (%s)', async (_n, workers) => {
+    const registry = builtinRegistry();
+    const rows = MIN_SPLIT_ROWS + 77;
+    const cols = 5;
+    const k = 3;
+    const A = new Float64Array(rows * cols);
+    normals(4, 9, 0, 0, A);
+    const B = new Float64Array(rows * k);
+    normals(5, 9, 0, 0, B);
+    const ex = new NfuExecutor({ workers, maxQueue: 8, timeoutMs: 60_000, memoryMb: 512 }, 2);
+    try {
+      for (const name of [
+        'gaussian-sketch-right',
+        'gaussian-sketch-left',
+        'sparse-sign-sketch',
+        'count-sketch',
+        'srht',
+        'gram',
+        'column-stats',
+        'atb',
+      ]) {
+        const kernel = registry.byNameOrThrow(name);
+        const attrs = parseAttrs(encodeAttrs({ rows, cols, k, seed: 3, rowOffset: 17, s: 2 }));
+        const inputs = [new Uint8Array(A.buffer), ...(name === 'atb' ? [new Uint8Array(B.buffer)] : [])];
+        const want = Buffer.from(kernel.run(attrs, inputs).slice());
+        // Poison every size class the op may draw, then run it twice on reused buffers.
+        const poisoned = [65536, 1 << 17, 1 << 18, 1 << 19, 1 << 20, 1 << 21].map((n) => ex.buffers.take(n).fill(0xff));
+        for (const p of poisoned) ex.buffers.give(p);
+        for (let round = 0; round < 2; round++) {
+          const r = await ex.runPooled(
+            { opcode: kernel.opcode, attrs: encodeAttrs(attrs), inputs: inputs.map((x) => x.slice()) },
+            kernel,
+            attrs,
+          );
+          const got = Buffer.from(r.output.slice());
+          r.release();
+          expect(got.length, name).toBe(want.length);
+          const g = new Float64Array(got.buffer, got.byteOffset, got.length / 8);
+          const w = new Float64Array(want.buffer, want.byteOffset, want.length / 8);
+          for (let i = 0; i < w.length; i++)
+            expect(Math.abs(g[i]! - w[i]!), `${name}[${i}]`).toBeLessThan(1e-9 * (1 + Math.abs(w[i]!)));
+        }
+      }
+    } finally {
+      await ex.close();
+    }
+  });
 });

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import type { NfuParamSpec } from '../../depot/index.js';
 import { encodeAttrs } from '../../nfu-kernels/index.js';
 import { RawSession, rawAllocate, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 
@@ -170,5 +172,29 @@ describe('NFU execution limits', () => {
       await t.close();
     }
     await expect(startDepot({ nfu: { enable: ['nope'] } })).rejects.toMatchObject({ code: 'DEPOT_ERR_CONFIG' });
+  });
+});
+
+describe('NFU inputs in reused shared buffers', () => {
+  it('a REF_RDWR input past its data reads zeros even when the buffer last held another op’s bytes', async () => {
+    const t = await startDepot({ nfu: { workers: 1 } });
+    try {
+      const n = 100_000;
+      const X = await t.client.allocate(t, { size: n, durationSec: 60 });
+      await t.client.store(X.write, Buffer.alloc(n, 0xaa));
+      const sha = async (p: NfuParamSpec) =>
+        Buffer.from((await t.client.nfu(t, 16, [p, { kind: 4, length: 32 }])).get(1)!).toString('hex');
+      const first = await sha({ kind: 0, cap: X.read });
+      expect(first).toBe(createHash('sha256').update(Buffer.alloc(n, 0xaa)).digest('hex'));
+      // Same size class: the pooled input buffer of the first op, full of 0xaa, is reused here.
+      const Y = await t.client.allocate(t, { size: n, durationSec: 60 });
+      await t.client.store(Y.write, Buffer.from('0123456789'));
+      const second = await sha({ kind: 2, cap: Y.write, length: n });
+      const want = Buffer.alloc(n);
+      want.write('0123456789');
+      expect(second).toBe(createHash('sha256').update(want).digest('hex'));
+    } finally {
+      await t.close();
+    }
   });
 });

@@ -113,6 +113,7 @@ describe('parseDepotOptions', () => {
       'invalid config: `nfu.enable` must be a list of opcodes or kernel names ("*" = all)',
     ],
     ['nfu workers', { nfu: { workers: 100 } }, 'invalid config: `nfu.workers` must be an integer from 0 to 64 (got 100)'],
+    ['nfu native', { nfu: { native: 'yes' } }, 'invalid config: `nfu.native` must be true or false'],
     [
       'nfu admin secret',
       { nfu: { admin: { secret: 'short' } } },
