@@ -23,6 +23,13 @@
 #include <cblas.h>
 #endif
 
+// Hot loops get AVX-512 and AVX2 clones on x86-64, chosen at load time (ifunc); elsewhere one build.
+#if defined(__x86_64__) && defined(__linux__)
+#define ANVIL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ANVIL_CLONES
+#endif
+
 namespace {
 
 // ---------------------------------------------------------------------------------------------
@@ -107,7 +114,7 @@ constexpr size_t CHUNK = 256;  // pairs generated per pass, in three vector loop
 // `count` (≤ CHUNK) pairs of normals from counters ctr, ctr+1, … into out[0 .. 2·count). The three
 // phases (Philox words; r = √(−2 ln u1); the turn's cosine and sine) are separate loops over
 // arrays with no branches, so GCC vectorizes each of them in every clone.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void gen_pairs(uint64_t ctr, size_t count,
+ANVIL_CLONES void gen_pairs(uint64_t ctr, size_t count,
                                                                              uint32_t c2, uint32_t c3,
                                                                              uint32_t k0, uint32_t k1,
                                                                              double* __restrict out) {
@@ -245,13 +252,13 @@ inline void scatter_row_body(const T* __restrict a, size_t n, double* Z, size_t 
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void scatter_row(const double* a, size_t n, double* Z,
+ANVIL_CLONES void scatter_row(const double* a, size_t n, double* Z,
                                                                                size_t cols, const uint32_t* tg,
                                                                                const double* sc, uint32_t m) {
   scatter_row_body(a, n, Z, cols, tg, sc, m);
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void scatter_row(const float* a, size_t n, double* Z,
+ANVIL_CLONES void scatter_row(const float* a, size_t n, double* Z,
                                                                                size_t cols, const uint32_t* tg,
                                                                                const double* sc, uint32_t m) {
   scatter_row_body(a, n, Z, cols, tg, sc, m);
@@ -386,10 +393,14 @@ napi_value undefined_value(napi_env env) {
 uint64_t span(uint64_t r, uint64_t c, uint64_t ld) { return r == 0 || c == 0 ? 0 : (r - 1) * ld + c; }
 
 const char* isa() {
+#if defined(__x86_64__) && defined(__linux__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f")) return "avx512f";
   if (__builtin_cpu_supports("avx2")) return "avx2";
   return "default";
+#else
+  return "default";
+#endif
 }
 
 // info() → { blas: string | null, isa: string }
