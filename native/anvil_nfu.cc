@@ -19,6 +19,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #ifdef ANVIL_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
@@ -216,85 +220,140 @@ void normals_into(uint32_t k0, uint32_t k1, uint32_t stream, uint32_t block, uin
 // Sparse sign embedding: global row g of A is added, scaled by ±1/√s, to s distinct rows of Z; the
 // targets and signs are the words of stream (seed, stream, g) in order, with rejection of repeats.
 
-// Z rows t_0…t_{m−1} += s_q · a (m ≤ 4 distinct rows, one pass over a). Each element of Z gets the
-// reference's single `z + s·a` (distinct targets never alias).
+// The scatter runs panel by panel: the targets and scales of PANEL rows are drawn first, then the
+// panel's rows are added to Z one column tile at a time, the tile of the A row held in registers
+// while it is added to each of its s target rows. Every element of Z receives the reference's
+// additions `z + s·a` (a product, then a sum: no fused multiply-add) in row order, so the bytes
+// match the row-by-row reference exactly.
+constexpr size_t PANEL = 64;
+
+inline double widen(double v) { return v; }
+inline double widen(float v) { return static_cast<double>(v); }
+
+// Columns [j0, j1) of the panel's rows, in plain C++ (the tail, and CPUs without AVX2).
 template <typename T>
-inline void scatter_row_body(const T* __restrict a, size_t n, double* Z, size_t cols, const uint32_t* tg,
-                             const double* sc, uint32_t m) {
-  if (m == 4) {
-    double* __restrict z0 = Z + static_cast<size_t>(tg[0]) * cols;
-    double* __restrict z1 = Z + static_cast<size_t>(tg[1]) * cols;
-    double* __restrict z2 = Z + static_cast<size_t>(tg[2]) * cols;
-    double* __restrict z3 = Z + static_cast<size_t>(tg[3]) * cols;
-    const double s0 = sc[0], s1 = sc[1], s2 = sc[2], s3 = sc[3];
-    for (size_t j = 0; j < n; j++) {
-      const double v = static_cast<double>(a[j]);
-      z0[j] += s0 * v;
-      z1[j] += s1 * v;
-      z2[j] += s2 * v;
-      z3[j] += s3 * v;
-    }
-  } else if (m == 2) {
-    double* __restrict z0 = Z + static_cast<size_t>(tg[0]) * cols;
-    double* __restrict z1 = Z + static_cast<size_t>(tg[1]) * cols;
-    const double s0 = sc[0], s1 = sc[1];
-    for (size_t j = 0; j < n; j++) {
-      const double v = static_cast<double>(a[j]);
-      z0[j] += s0 * v;
-      z1[j] += s1 * v;
-    }
-  } else {
-    for (uint32_t q = 0; q < m; q++) {
-      double* __restrict z = Z + static_cast<size_t>(tg[q]) * cols;
-      const double s = sc[q];
-      for (size_t j = 0; j < n; j++) z[j] += s * static_cast<double>(a[j]);
+void scatter_cols(const T* A, size_t n, size_t cols, size_t j0, size_t j1, const uint32_t* tg, const double* sc,
+                  uint32_t nnz, double* Z) {
+  for (size_t i = 0; i < n; i++) {
+    const T* a = A + i * cols;
+    for (uint32_t q = 0; q < nnz; q++) {
+      double* z = Z + static_cast<size_t>(tg[i * nnz + q]) * cols;
+      const double f = sc[i * nnz + q];
+      for (size_t j = j0; j < j1; j++) z[j] += f * widen(a[j]);
     }
   }
 }
 
-ANVIL_CLONES void scatter_row(const double* a, size_t n, double* Z,
-                                                                               size_t cols, const uint32_t* tg,
-                                                                               const double* sc, uint32_t m) {
-  scatter_row_body(a, n, Z, cols, tg, sc, m);
+#if defined(__x86_64__) && defined(__linux__)
+#define ANVIL_X86 1
+
+inline __attribute__((target("avx512f"))) __m512d load8(const double* p) { return _mm512_loadu_pd(p); }
+inline __attribute__((target("avx512f"))) __m512d load8(const float* p) {
+  return _mm512_cvtps_pd(_mm256_loadu_ps(p));
+}
+inline __attribute__((target("avx2"))) __m256d load4(const double* p) { return _mm256_loadu_pd(p); }
+inline __attribute__((target("avx2"))) __m256d load4(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+
+// 128-column tiles: the A tile in 16 zmm registers.
+template <typename T>
+__attribute__((target("avx512f"))) size_t scatter_avx512(const T* A, size_t n, size_t cols, const uint32_t* tg,
+                                                         const double* sc, uint32_t nnz, double* Z) {
+  constexpr size_t TW = 128;
+  const size_t full = cols - cols % TW;
+  for (size_t j0 = 0; j0 < full; j0 += TW) {
+    for (size_t i = 0; i < n; i++) {
+      const T* a = A + i * cols + j0;
+      __m512d av[TW / 8];
+      for (size_t u = 0; u < TW / 8; u++) av[u] = load8(a + 8 * u);
+      for (uint32_t q = 0; q < nnz; q++) {
+        double* z = Z + static_cast<size_t>(tg[i * nnz + q]) * cols + j0;
+        const __m512d f = _mm512_set1_pd(sc[i * nnz + q]);
+        for (size_t u = 0; u < TW / 8; u++)
+          _mm512_storeu_pd(z + 8 * u, _mm512_add_pd(_mm512_loadu_pd(z + 8 * u), _mm512_mul_pd(f, av[u])));
+      }
+    }
+  }
+  return full;
 }
 
-ANVIL_CLONES void scatter_row(const float* a, size_t n, double* Z,
-                                                                               size_t cols, const uint32_t* tg,
-                                                                               const double* sc, uint32_t m) {
-  scatter_row_body(a, n, Z, cols, tg, sc, m);
+// 64-column tiles: the A tile in 16 ymm registers.
+template <typename T>
+__attribute__((target("avx2"))) size_t scatter_avx2(const T* A, size_t n, size_t cols, const uint32_t* tg,
+                                                    const double* sc, uint32_t nnz, double* Z) {
+  constexpr size_t TW = 64;
+  const size_t full = cols - cols % TW;
+  for (size_t j0 = 0; j0 < full; j0 += TW) {
+    for (size_t i = 0; i < n; i++) {
+      const T* a = A + i * cols + j0;
+      __m256d av[TW / 4];
+      for (size_t u = 0; u < TW / 4; u++) av[u] = load4(a + 4 * u);
+      for (uint32_t q = 0; q < nnz; q++) {
+        double* z = Z + static_cast<size_t>(tg[i * nnz + q]) * cols + j0;
+        const __m256d f = _mm256_set1_pd(sc[i * nnz + q]);
+        for (size_t u = 0; u < TW / 4; u++)
+          _mm256_storeu_pd(z + 4 * u, _mm256_add_pd(_mm256_loadu_pd(z + 4 * u), _mm256_mul_pd(f, av[u])));
+      }
+    }
+  }
+  return full;
+}
+#endif
+
+enum class Simd { avx512, avx2, none };
+
+Simd simd_level() {
+#ifdef ANVIL_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return Simd::avx512;
+  if (__builtin_cpu_supports("avx2")) return Simd::avx2;
+#endif
+  return Simd::none;
+}
+
+// The scatter's vector level; useIsa() may lower it (tests run every path on one machine).
+Simd SIMD = simd_level();
+
+template <typename T>
+void scatter_panel(const T* A, size_t n, size_t cols, const uint32_t* tg, const double* sc, uint32_t nnz, double* Z) {
+  size_t done = 0;
+#ifdef ANVIL_X86
+  if (SIMD == Simd::avx512) done = scatter_avx512(A, n, cols, tg, sc, nnz, Z);
+  else if (SIMD == Simd::avx2) done = scatter_avx2(A, n, cols, tg, sc, nnz, Z);
+#endif
+  if (done < cols) scatter_cols(A, n, cols, done, cols, tg, sc, nnz, Z);
 }
 
 template <typename T>
 void sparse_sign(const T* A, size_t rows, size_t cols, uint32_t k, uint32_t nnz, uint32_t k0, uint32_t k1,
                  uint32_t stream, uint64_t row_offset, double* Z) {
   const double scale = 1 / std::sqrt(static_cast<double>(nnz));
-  std::vector<uint32_t> targets(nnz);
-  std::vector<double> scales(nnz);
-  for (size_t i = 0; i < rows; i++) {
-    const uint32_t g = static_cast<uint32_t>(row_offset + i);
-    uint64_t ctr = 0;
-    Words w{};
-    int next = 4;
-    uint32_t got = 0;
-    while (got < nnz) {
-      if (next == 4) {
-        w = philox(ctr++, g, stream, k0, k1);
-        next = 0;
+  std::vector<uint32_t> tg(PANEL * nnz);
+  std::vector<double> sc(PANEL * nnz);
+  for (size_t r0 = 0; r0 < rows; r0 += PANEL) {
+    const size_t n = std::min(PANEL, rows - r0);
+    for (size_t i = 0; i < n; i++) {
+      const uint32_t g = static_cast<uint32_t>(row_offset + r0 + i);
+      uint32_t* targets = tg.data() + i * nnz;
+      uint64_t ctr = 0;
+      Words w{};
+      int next = 4;
+      uint32_t got = 0;
+      while (got < nnz) {
+        if (next == 4) {
+          w = philox(ctr++, g, stream, k0, k1);
+          next = 0;
+        }
+        const uint32_t word = w.w[next++];
+        const uint32_t t = word % k;
+        bool dup = false;
+        for (uint32_t q = 0; q < got; q++) dup = dup || targets[q] == t;
+        if (dup) continue;
+        targets[got] = t;
+        sc[i * nnz + got] = (word >> 31) == 1 ? -scale : scale;
+        got++;
       }
-      const uint32_t word = w.w[next++];
-      const uint32_t t = word % k;
-      bool dup = false;
-      for (uint32_t q = 0; q < got; q++) dup = dup || targets[q] == t;
-      if (dup) continue;
-      targets[got] = t;
-      scales[got] = (word >> 31) == 1 ? -scale : scale;
-      got++;
     }
-    const T* a = A + i * cols;
-    uint32_t q = 0;
-    for (; q + 4 <= nnz; q += 4) scatter_row(a, cols, Z, cols, targets.data() + q, scales.data() + q, 4);
-    for (; q + 2 <= nnz; q += 2) scatter_row(a, cols, Z, cols, targets.data() + q, scales.data() + q, 2);
-    if (q < nnz) scatter_row(a, cols, Z, cols, targets.data() + q, scales.data() + q, 1);
+    scatter_panel(A + r0 * cols, n, cols, tg.data(), sc.data(), nnz, Z);
   }
 }
 
@@ -392,16 +451,7 @@ napi_value undefined_value(napi_env env) {
 // Elements a row-major r×c operand with leading dimension ld spans.
 uint64_t span(uint64_t r, uint64_t c, uint64_t ld) { return r == 0 || c == 0 ? 0 : (r - 1) * ld + c; }
 
-const char* isa() {
-#if defined(__x86_64__) && defined(__linux__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return "avx512f";
-  if (__builtin_cpu_supports("avx2")) return "avx2";
-  return "default";
-#else
-  return "default";
-#endif
-}
+const char* isa() { return SIMD == Simd::avx512 ? "avx512f" : SIMD == Simd::avx2 ? "avx2" : "default"; }
 
 // info() → { blas: string | null, isa: string }
 napi_value Info(napi_env env, napi_callback_info) {
@@ -417,6 +467,29 @@ napi_value Info(napi_env env, napi_callback_info) {
     check(env, napi_set_named_property(env, obj, "blas", blas));
     check(env, napi_set_named_property(env, obj, "isa", cpu));
     return obj;
+  });
+}
+
+// useIsa(name): the sparse sign scatter uses at most this vector level ("avx512f", "avx2" or
+// "default"; never more than the CPU has). For tests: it is process-wide. Returns the level in use.
+napi_value UseIsa(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() {
+    Args a(env, info, 1);
+    char name[16] = {0};
+    size_t len = 0;
+    if (napi_get_value_string_utf8(env, a.argv[0], name, sizeof name, &len) != napi_ok)
+      type_error(env, "argument 0 must be a string");
+    const std::string want(name, len);
+    const Simd best = simd_level();
+    Simd level;
+    if (want == "avx512f") level = Simd::avx512;
+    else if (want == "avx2") level = Simd::avx2;
+    else if (want == "default") level = Simd::none;
+    else type_error(env, "the level must be \"avx512f\", \"avx2\" or \"default\"");
+    SIMD = static_cast<int>(level) < static_cast<int>(best) ? best : level;
+    napi_value out;
+    check(env, napi_create_string_utf8(env, isa(), NAPI_AUTO_LENGTH, &out));
+    return out;
   });
 }
 
@@ -571,6 +644,7 @@ NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setBlasThreads", nullptr, SetBlasThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"useIsa", nullptr, UseIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"syrk", nullptr, Syrk, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"normals", nullptr, Normals, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -12,6 +12,8 @@ export interface NativeKernels {
   /** `blas`: OpenBLAS's configuration string, or null when built without BLAS; `isa`: the vector clone in use. */
   info(): { blas: string | null; isa: string };
   setBlasThreads(n: number): void;
+  /** Caps the sparse sign scatter's vector level (process-wide; for tests). Returns the level in use. */
+  useIsa(level: 'avx512f' | 'avx2' | 'default'): string;
   /** C = op(A)·op(B) + beta·C, row-major; A, B, C all f64 or all f32. Needs `info().blas`. */
   gemm(
     transA: boolean,

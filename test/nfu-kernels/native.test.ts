@@ -107,21 +107,32 @@ describe.skipIf(native === undefined)('native kernels agree with the reference',
     }
   });
 
-  it('the sparse sign and CountSketch give the WebAssembly kernel’s bytes exactly', () => {
-    for (const dtype of ['float64', 'float32'] as const) {
-      const A = matrix(3001, 37, 11, dtype);
-      for (const [name, extra] of [
-        ['sparse-sign-sketch', { k: 64, s: 8 }],
-        ['sparse-sign-sketch', { k: 5, s: 5 }],
-        ['count-sketch', { k: 128 }],
-      ] as const) {
-        const attrs = { dtype, rows: 3001, cols: 37, seed: 2 ** 40 + 5, rowOffset: 2 ** 32 - 100, ...extra };
-        const a = runWith(nat, name, attrs, [A]);
-        const b = runWith(undefined, name, attrs, [A]);
-        expect(Buffer.from(bits(a)).equals(Buffer.from(bits(b))), `${name} ${dtype}`).toBe(true);
+  it.each(['avx512f', 'avx2', 'default'] as const)(
+    'the sparse sign and CountSketch give the WebAssembly kernel’s bytes exactly (vector level %s)',
+    (level) => {
+      const used = nat.useIsa(level);
+      try {
+        // 300 columns: two 128-column tiles (AVX-512), four 64-column ones (AVX2), and a tail
+        for (const cols of [37, 300]) {
+          for (const dtype of ['float64', 'float32'] as const) {
+            const A = matrix(1001, cols, 11, dtype);
+            for (const [name, extra] of [
+              ['sparse-sign-sketch', { k: 64, s: 8 }],
+              ['sparse-sign-sketch', { k: 5, s: 5 }],
+              ['count-sketch', { k: 128 }],
+            ] as const) {
+              const attrs = { dtype, rows: 1001, cols, seed: 2 ** 40 + 5, rowOffset: 2 ** 32 - 100, ...extra };
+              const a = runWith(nat, name, attrs, [A]);
+              const b = runWith(undefined, name, attrs, [A]);
+              expect(Buffer.from(bits(a)).equals(Buffer.from(bits(b))), `${name} ${dtype} ${cols} on ${used}`).toBe(true);
+            }
+          }
+        }
+      } finally {
+        nat.useIsa('avx512f');
       }
-    }
-  });
+    },
+  );
 
   it('the BLAS kernels agree with the WebAssembly ones to rounding', () => {
     for (const dtype of ['float64', 'float32'] as const) {
