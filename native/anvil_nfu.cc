@@ -196,6 +196,34 @@ ANVIL_CLONES void gen_pairs(uint64_t ctr, size_t count,
   }
 }
 
+// Philox words of counter `ctr` for n consecutive blocks g0, g0+1, … (mod 2³²) of one stream:
+// lane i's four words go to out[4i … 4i+3]. One vector loop over the lanes.
+ANVIL_CLONES void philox_rows(uint32_t g0, size_t n, uint64_t ctr, uint32_t stream, uint32_t k0, uint32_t k1,
+                              uint32_t* __restrict out) {
+  for (size_t i = 0; i < n; i++) {
+    uint32_t x0 = static_cast<uint32_t>(ctr), x1 = static_cast<uint32_t>(ctr >> 32);
+    uint32_t x2 = g0 + static_cast<uint32_t>(i), x3 = stream;
+    uint32_t kk0 = k0, kk1 = k1;
+#pragma GCC unroll 10
+    for (int r = 0; r < 10; r++) {
+      const uint64_t p0 = static_cast<uint64_t>(M0) * x0;
+      const uint64_t p1 = static_cast<uint64_t>(M1) * x2;
+      const uint32_t y0 = static_cast<uint32_t>(p1 >> 32) ^ x1 ^ kk0;
+      const uint32_t y2 = static_cast<uint32_t>(p0 >> 32) ^ x3 ^ kk1;
+      x1 = static_cast<uint32_t>(p1);
+      x3 = static_cast<uint32_t>(p0);
+      x0 = y0;
+      x2 = y2;
+      kk0 += W0;
+      kk1 += W1;
+    }
+    out[4 * i] = x0;
+    out[4 * i + 1] = x1;
+    out[4 * i + 2] = x2;
+    out[4 * i + 3] = x3;
+  }
+}
+
 // Normals number first … first+n−1 of stream (k0, k1, c2 = block, c3 = stream), as the reference's
 // `normals`: counter i gives variates 2i (cosine) and 2i+1 (sine).
 template <typename T>
@@ -327,10 +355,19 @@ template <typename T>
 void sparse_sign(const T* A, size_t rows, size_t cols, uint32_t k, uint32_t nnz, uint32_t k0, uint32_t k1,
                  uint32_t stream, uint64_t row_offset, double* Z) {
   const double scale = 1 / std::sqrt(static_cast<double>(nnz));
+  // word % k without a division (Lemire, Kaser & Kurz, "Faster remainder by direct computation",
+  // 2019): exact for every 32-bit word and divisor.
+  const uint64_t kinv = UINT64_C(0xFFFFFFFFFFFFFFFF) / k + 1;
   std::vector<uint32_t> tg(PANEL * nnz);
   std::vector<double> sc(PANEL * nnz);
+  // The first PRE counters of every row of a panel are drawn in vector loops; a row needing more
+  // (nnz > 4·PRE − a few, or many repeats) continues with scalar draws.
+  constexpr uint64_t PRE = 3;
+  std::vector<uint32_t> pre(PRE * PANEL * 4);
   for (size_t r0 = 0; r0 < rows; r0 += PANEL) {
     const size_t n = std::min(PANEL, rows - r0);
+    const uint32_t g0 = static_cast<uint32_t>(row_offset + r0);
+    for (uint64_t c = 0; c < PRE; c++) philox_rows(g0, n, c, stream, k0, k1, pre.data() + c * PANEL * 4);
     for (size_t i = 0; i < n; i++) {
       const uint32_t g = static_cast<uint32_t>(row_offset + r0 + i);
       uint32_t* targets = tg.data() + i * nnz;
@@ -340,11 +377,17 @@ void sparse_sign(const T* A, size_t rows, size_t cols, uint32_t k, uint32_t nnz,
       uint32_t got = 0;
       while (got < nnz) {
         if (next == 4) {
-          w = philox(ctr++, g, stream, k0, k1);
+          if (ctr < PRE) {
+            const uint32_t* p = pre.data() + (ctr * PANEL + i) * 4;
+            w = Words{{p[0], p[1], p[2], p[3]}};
+            ctr++;
+          } else {
+            w = philox(ctr++, g, stream, k0, k1);
+          }
           next = 0;
         }
         const uint32_t word = w.w[next++];
-        const uint32_t t = word % k;
+        const uint32_t t = k == 1 ? 0 : static_cast<uint32_t>((static_cast<unsigned __int128>(kinv * word) * k) >> 64);
         bool dup = false;
         for (uint32_t q = 0; q < got; q++) dup = dup || targets[q] == t;
         if (dup) continue;
