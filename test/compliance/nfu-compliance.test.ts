@@ -1,20 +1,29 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { builtinRegistry, parseAttrs, encodeAttrs } from '../../nfu-kernels/index.js';
+import { builtinRegistry, parseAttrs, encodeAttrs, nativeKernels, useNativeKernels } from '../../nfu-kernels/index.js';
 import { runKernel } from '../../framework/index.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { kernelCases } from './nfu-kernel-suite.js';
 
 const registry = builtinRegistry();
-const local = (c: ReturnType<typeof kernelCases>[number]) =>
-  Buffer.from(
-    registry.byNameOrThrow(c.kernel).run(c.attrs === undefined ? undefined : parseAttrs(encodeAttrs(c.attrs)), c.inputs),
-  );
+/** The in-process result, on the native kernels when they are loaded, or on WebAssembly. */
+const local = (c: ReturnType<typeof kernelCases>[number], native = true) => {
+  const saved = nativeKernels();
+  if (!native) useNativeKernels(undefined);
+  try {
+    return Buffer.from(
+      registry.byNameOrThrow(c.kernel).run(c.attrs === undefined ? undefined : parseAttrs(encodeAttrs(c.attrs)), c.inputs),
+    );
+  } finally {
+    useNativeKernels(saved);
+  }
+};
 
 const backends = [
   { name: 'memory depot, worker pool', input: { nfu: { workers: 2 } } },
   { name: 'memory depot, inline', input: { nfu: { workers: 0 } } },
   { name: 'disk depot, worker pool', input: { nfu: { workers: 1 } }, disk: true },
+  { name: 'memory depot, WebAssembly kernels (nfu.native = false)', input: { nfu: { workers: 2, native: false } }, wasm: true },
 ];
 
 describe.each(backends)('NFU compliance: $name gives the in-process results byte for byte', (backend) => {
@@ -34,7 +43,7 @@ describe.each(backends)('NFU compliance: $name gives the in-process results byte
   });
 
   it.each(kernelCases().map((c) => [c.name, c] as const))('%s: value out and into an allocation', async (_n, c) => {
-    const want = local(c);
+    const want = local(c, backend.wasm !== true);
     const inputs = [];
     for (const bytes of c.inputs) {
       const caps = await t.client.allocate(t, { size: bytes.length, durationSec: 600 });
