@@ -358,6 +358,8 @@ void sparse_sign(const T* A, size_t rows, size_t cols, uint32_t k, uint32_t nnz,
   // word % k without a division (Lemire, Kaser & Kurz, "Faster remainder by direct computation",
   // 2019): exact for every 32-bit word and divisor.
   const uint64_t kinv = UINT64_C(0xFFFFFFFFFFFFFFFF) / k + 1;
+  uint64_t scale_bits;
+  std::memcpy(&scale_bits, &scale, 8);
   std::vector<uint32_t> tg(PANEL * nnz);
   std::vector<double> sc(PANEL * nnz);
   // The first PRE counters of every row of a panel are drawn in vector loops; a row needing more
@@ -392,7 +394,9 @@ void sparse_sign(const T* A, size_t rows, size_t cols, uint32_t k, uint32_t nnz,
         for (uint32_t q = 0; q < got; q++) dup = dup || targets[q] == t;
         if (dup) continue;
         targets[got] = t;
-        sc[i * nnz + got] = (word >> 31) == 1 ? -scale : scale;
+        // ±scale by the word's top bit, without a branch (the sign is a coin flip)
+        const uint64_t signed_bits = scale_bits | (static_cast<uint64_t>(word >> 31) << 63);
+        std::memcpy(&sc[i * nnz + got], &signed_bits, 8);
         got++;
       }
     }
