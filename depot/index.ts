@@ -75,4 +75,4 @@ export {
 } from './client/inquiry.js';
 export { ClientError, ClientErrorCode } from './client/client-error.js';
 export { NfuExecutor, MIN_SPLIT_ROWS } from './nfu/nfu-executor.js';
-export { loadNativeKernels, installNativeKernels } from './nfu/native-loader.js';
+export { loadNativeKernels, installNativeKernels, checkNativeKernels } from './nfu/native-loader.js';

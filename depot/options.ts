@@ -101,8 +101,10 @@ export interface NfuOptions {
   readonly workers: number;
   /** Ops waiting for a worker; beyond it a call answers `-66 <retry>`. */
   readonly maxQueue: number;
-  /** An op running longer is stopped (its worker terminated) and answers -46. */
+  /** An op running longer (counted from when a worker starts it) is stopped and answers -46. */
   readonly timeoutMs: number;
+  /** An op no worker starts within this time is withdrawn and answers `-66 <retry>`. */
+  readonly queueTimeoutMs: number;
   /** Heap limit of each worker (MB). */
   readonly memoryMb: number;
   /** Largest VAL_IN / VAL_INOUT / VAL_OUT parameter (bytes). */
@@ -205,6 +207,7 @@ const NFU_KEYS = new Set([
   'maxValueBytes',
   'native',
   'bufferPoolMb',
+  'queueTimeoutMs',
   'admin',
 ]);
 const RESOURCE_KEYS = new Set([
@@ -473,6 +476,7 @@ function parseNfu(value: unknown): NfuOptions {
     workers: 2,
     maxQueue: 16,
     timeoutMs: 30_000,
+    queueTimeoutMs: 60_000,
     memoryMb: 1024,
     maxValueBytes: 1024 * 1024,
     native: true,
@@ -492,6 +496,8 @@ function parseNfu(value: unknown): NfuOptions {
   if (obj['workers'] !== undefined) out.workers = integerIn(obj['workers'], 'nfu.workers', 0, 64);
   if (obj['maxQueue'] !== undefined) out.maxQueue = integerIn(obj['maxQueue'], 'nfu.maxQueue', 0, 100_000);
   if (obj['timeoutMs'] !== undefined) out.timeoutMs = integerIn(obj['timeoutMs'], 'nfu.timeoutMs', 1, 86_400_000);
+  if (obj['queueTimeoutMs'] !== undefined)
+    out.queueTimeoutMs = integerIn(obj['queueTimeoutMs'], 'nfu.queueTimeoutMs', 1, 86_400_000);
   if (obj['bufferPoolMb'] !== undefined) out.bufferPoolMb = integerIn(obj['bufferPoolMb'], 'nfu.bufferPoolMb', 0, 1_048_576);
   if (obj['native'] !== undefined) {
     if (typeof obj['native'] !== 'boolean') throw configError('`nfu.native` must be true or false', 'nfu.native', obj['native']);

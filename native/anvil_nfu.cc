@@ -13,6 +13,7 @@
 
 #include <node_api.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -339,14 +340,15 @@ Simd simd_level() {
 }
 
 // The scatter's vector level; useIsa() may lower it (tests run every path on one machine).
-Simd SIMD = simd_level();
+std::atomic<Simd> SIMD{simd_level()};
 
 template <typename T>
 void scatter_panel(const T* A, size_t n, size_t cols, const uint32_t* tg, const double* sc, uint32_t nnz, double* Z) {
   size_t done = 0;
 #ifdef ANVIL_X86
-  if (SIMD == Simd::avx512) done = scatter_avx512(A, n, cols, tg, sc, nnz, Z);
-  else if (SIMD == Simd::avx2) done = scatter_avx2(A, n, cols, tg, sc, nnz, Z);
+  const Simd level = SIMD.load(std::memory_order_relaxed);
+  if (level == Simd::avx512) done = scatter_avx512(A, n, cols, tg, sc, nnz, Z);
+  else if (level == Simd::avx2) done = scatter_avx2(A, n, cols, tg, sc, nnz, Z);
 #endif
   if (done < cols) scatter_cols(A, n, cols, done, cols, tg, sc, nnz, Z);
 }
@@ -485,6 +487,9 @@ napi_value guarded(napi_env env, F&& body) {
     return nullptr;
   } catch (const std::bad_alloc&) {
     napi_throw_error(env, "ANVIL_NATIVE_MEMORY", "out of memory");
+    return nullptr;
+  } catch (...) {
+    napi_throw_error(env, "ANVIL_NATIVE", "internal error in the native kernels");
     return nullptr;
   }
 }
@@ -650,7 +655,7 @@ napi_value NormalRows(napi_env env, napi_callback_info info) {
     const uint32_t k0 = a.u32(0), k1 = a.u32(1), stream = a.u32(2);
     const uint64_t block0 = a.count(3), rows = a.count(4), k = a.count(5, 2147483647.0);
     const Args::Typed out = a.typed(6);
-    if (rows * k > out.length) range_error(env, "rows·k is larger than the output array");
+    if (k != 0 && rows > out.length / k) range_error(env, "rows·k is larger than the output array");
     for (uint64_t i = 0; i < rows; i++) {
       const uint32_t block = static_cast<uint32_t>(block0 + i);
       if (out.type == napi_float64_array)

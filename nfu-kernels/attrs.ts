@@ -55,13 +55,17 @@ export function parseAttrs(bytes: Uint8Array): Attrs {
   const dtype = obj['dtype'] ?? 'float64';
   if (dtype !== 'float32' && dtype !== 'float64')
     throw bad(`\`dtype\` must be "float32" or "float64" (got ${JSON.stringify(dtype)})`);
+  const rows = int(obj, 'rows', 0, MAX_DIM);
+  const rowOffset = int(obj, 'rowOffset', 0, Number.MAX_SAFE_INTEGER, 0);
+  if (rowOffset + rows > Number.MAX_SAFE_INTEGER)
+    throw bad(`\`rowOffset\` + \`rows\` must be at most ${Number.MAX_SAFE_INTEGER} (got ${rowOffset} + ${rows})`);
   return {
     dtype,
-    rows: int(obj, 'rows', 0, MAX_DIM),
+    rows,
     cols: int(obj, 'cols', 1, MAX_DIM),
     k: int(obj, 'k', 1, 1 << 20, 1),
     seed: int(obj, 'seed', 0, Number.MAX_SAFE_INTEGER, 0),
-    rowOffset: int(obj, 'rowOffset', 0, Number.MAX_SAFE_INTEGER, 0),
+    rowOffset,
     s: int(obj, 's', 1, 64, 8),
     blockId: int(obj, 'blockId', 0, 2 ** 32 - 1, 0),
   };

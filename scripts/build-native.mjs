@@ -37,6 +37,8 @@ function nodeDir() {
 }
 
 function fail(why) {
+  // Never leave an addon from older sources behind to be loaded instead.
+  rmSync(join(dir, 'build'), { recursive: true, force: true });
   const msg = `anvil: native kernels not built (${why}); the WebAssembly kernels will be used`;
   if (mode === 'require') {
     console.error(msg);
@@ -52,14 +54,10 @@ const args = [gyp, 'rebuild', '--directory', dir];
 const nd = nodeDir();
 if (nd !== undefined) args.push(`--nodedir=${nd}`);
 const r = spawnSync(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+if (r.error !== undefined) fail(`node-gyp could not start: ${r.error.message}`);
 if (r.status !== 0) {
-  process.stderr.write(
-    r.stderr
-      .split('\n')
-      .filter((l) => !l.startsWith('gyp info'))
-      .slice(-20)
-      .join('\n'),
-  );
+  const lines = (r.stderr ?? '').split('\n').filter((l) => !l.startsWith('gyp info'));
+  process.stderr.write(`${lines.slice(-20).join('\n')}\n`);
   fail(`node-gyp exited with ${r.status ?? r.signal}`);
 }
 const blas = spawnSync('sh', [join(dir, 'detect-openblas.sh')], { encoding: 'utf8' }).stdout.trim() === '1';

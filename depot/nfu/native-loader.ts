@@ -7,7 +7,16 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { kernelBackend, useNativeKernels, type NativeKernels } from '../../nfu-kernels/index.js';
+import {
+  STREAM_SPARSE_SIGN,
+  kernelBackend,
+  nativeKernels,
+  normalsReference,
+  seedKey,
+  sparseSignSketch,
+  useNativeKernels,
+  type NativeKernels,
+} from '../../nfu-kernels/index.js';
 
 const ADDON = join('native', 'build', 'Release', 'anvil_nfu.node');
 
@@ -39,11 +48,45 @@ export function loadNativeKernels(): { native: NativeKernels | undefined; why: s
   }
   try {
     const native = createRequire(import.meta.url)(path) as NativeKernels;
-    loaded = { native, why: path };
+    const wrong = checkNativeKernels(native);
+    loaded = wrong === undefined ? { native, why: path } : { native: undefined, why: `${path} refused: ${wrong}` };
   } catch (e) {
     loaded = { native: undefined, why: `failed to load ${path}: ${(e as Error).message}` };
   }
   return loaded;
+}
+
+/**
+ * Checks the addon against the JS reference before it is used: normals across a chunk edge, in
+ * both precisions, and a small sparse sign sketch, bit for bit (a compiler that fused multiply-adds
+ * or a wrong vector clone shows here). Returns what differs, or undefined. About a millisecond.
+ */
+export function checkNativeKernels(native: NativeKernels): string | undefined {
+  const [k0, k1] = seedKey(20261127);
+  for (const out of [new Float64Array(1031), new Float32Array(17)]) {
+    const want = out instanceof Float64Array ? new Float64Array(out.length) : new Float32Array(out.length);
+    normalsReference(20261127, 5, 4294967295, 3, want);
+    native.normals(k0, k1, 5, 4294967295, 3, out);
+    for (let i = 0; i < out.length; i++)
+      if (!Object.is(out[i], want[i])) return `normal ${i} is ${out[i]}, the reference gives ${want[i]}`;
+  }
+  const rows = 40;
+  const cols = 131; // a full 128-column tile and a tail
+  const A = new Float64Array(rows * cols);
+  normalsReference(1, 2, 3, 0, A);
+  const attrs = { dtype: 'float64', rows, cols, k: 9, seed: 20261127, rowOffset: 7, s: 3, blockId: 0 } as const;
+  const Z = new Float64Array(attrs.k * cols);
+  native.sparseSign(A, rows, cols, attrs.k, attrs.s, k0, k1, STREAM_SPARSE_SIGN, attrs.rowOffset, Z);
+  const saved = nativeKernels();
+  useNativeKernels(undefined);
+  try {
+    const want = sparseSignSketch(attrs, A, attrs.s, STREAM_SPARSE_SIGN);
+    for (let i = 0; i < want.length; i++)
+      if (!Object.is(Z[i], want[i])) return `sparse sign entry ${i} is ${Z[i]}, the reference gives ${want[i]}`;
+  } finally {
+    useNativeKernels(saved);
+  }
+  return undefined;
 }
 
 /**

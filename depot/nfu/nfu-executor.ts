@@ -7,10 +7,25 @@ import { Status } from '../protocol/commands.js';
 import type { NfuOptions } from '../options.js';
 import { runNfuTask, type NfuTask, type NfuTaskResult, type NfuWorkerData, type NfuWrote } from './nfu-worker.js';
 import { SharedBufferPool } from './shared-pool.js';
-import { bytesPer, encodeAttrs, type Attrs, type KernelConfig } from '../../nfu-kernels/index.js';
+import {
+  bytesPer,
+  encodeAttrs,
+  nativeKernels,
+  useNativeKernels,
+  type Attrs,
+  type KernelConfig,
+} from '../../nfu-kernels/index.js';
 
 /** Ops on fewer rows run in one piece (splitting costs more than it saves). */
 export const MIN_SPLIT_ROWS = 8192;
+
+/**
+ * True for an error after which a worker may still be running the op (deadline or queue abort):
+ * the op's buffers must not be reused.
+ */
+export function workerMayRun(e: unknown): boolean {
+  return e instanceof DepotError && e.details['workerMayRun'] === true;
+}
 
 /** An op's output in a pooled buffer: use it, then `release()` it (once). */
 export interface PooledOutput {
@@ -41,7 +56,7 @@ export class NfuExecutor {
 
   constructor(
     private readonly options: Pick<NfuOptions, 'workers' | 'maxQueue' | 'timeoutMs' | 'memoryMb'> &
-      Partial<Pick<NfuOptions, 'native' | 'bufferPoolMb'>>,
+      Partial<Pick<NfuOptions, 'native' | 'bufferPoolMb' | 'queueTimeoutMs'>>,
     private readonly retrySec: number,
   ) {
     this.buffers = new SharedBufferPool((options.bufferPoolMb ?? 512) * 1024 * 1024);
@@ -118,10 +133,11 @@ export class NfuExecutor {
         const out = sum ? base.subarray(p * total, (p + 1) * total) : base.subarray(r0 * perRow, (r0 + n) * perRow);
         jobs.push(this.runOne({ opcode: task.opcode, attrs: partAttrs, inputs, out }));
       }
-      // Every part settles before the buffer can go back to the pool, even when one fails.
+      // Every part settles before the buffer can go back to the pool, even when one fails; a part
+      // whose worker may still run wins, so the buffers are kept out of the pool.
       const settled = await Promise.allSettled(jobs);
-      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed !== undefined) throw failed.reason;
+      const failures = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason);
+      if (failures.length > 0) throw failures.find(workerMayRun) ?? failures[0];
       if (!sum) return base;
       const acc = new Float64Array(base.buffer, base.byteOffset, total / 8);
       for (let p = 1; p < count; p++) {
@@ -134,7 +150,7 @@ export class NfuExecutor {
 
   /**
    * Runs `body` on a pooled buffer: on success the caller releases it; on failure it goes back at
-   * once — unless an op was stopped at its deadline, whose dying worker may still write to it.
+   * once — unless an op was aborted while a worker may still be writing to it.
    */
   private async guard(buffer: Uint8Array, body: () => Promise<Uint8Array>): Promise<PooledOutput> {
     try {
@@ -148,7 +164,7 @@ export class NfuExecutor {
         },
       };
     } catch (e) {
-      if (!(e instanceof DepotError && e.code === DepotErrorCode.NFU_TIMEOUT)) this.buffers.give(buffer);
+      if (!workerMayRun(e)) this.buffers.give(buffer);
       throw e;
     }
   }
@@ -165,7 +181,14 @@ export class NfuExecutor {
   private async runOne(task: NfuTask): Promise<Uint8Array> {
     let result: NfuTaskResult;
     if (this.pool === undefined) {
-      result = runNfuTask(task);
+      // Inline (tests): this thread's kernels, without the native ones when nfu.native is false.
+      const saved = nativeKernels();
+      if (this.options.native === false) useNativeKernels(undefined);
+      try {
+        result = runNfuTask(task);
+      } finally {
+        useNativeKernels(saved);
+      }
     } else {
       this.assertCapacity();
       // The deadline runs from the moment a worker starts the op (it says so on `started`), so
@@ -174,7 +197,14 @@ export class NfuExecutor {
       const signal = abort.signal;
       const { port1: startedRx, port2: started } = new MessageChannel();
       let deadline: NodeJS.Timeout | undefined;
+      let queuedOut = false;
+      // An op that no worker starts within queueTimeoutMs is withdrawn (-66, retry later).
+      const queueTimer = setTimeout(() => {
+        queuedOut = true;
+        abort.abort();
+      }, this.options.queueTimeoutMs ?? 60_000);
       startedRx.once('message', () => {
+        clearTimeout(queueTimer);
         deadline = setTimeout(() => abort.abort(), this.options.timeoutMs);
         startedRx.close();
       });
@@ -194,13 +224,23 @@ export class NfuExecutor {
               ? { ok: true, output: task.out!.subarray(0, r.wrote) }
               : r;
       } catch (e) {
+        // After an abort a worker may still be inside the op (native code returns to JS, where the
+        // termination lands, only at the end of a call): its buffers must not be reused.
+        if (signal.aborted && queuedOut) {
+          throw new DepotError(
+            DepotErrorCode.OVERLOADED,
+            `no NFU worker was free within ${this.options.queueTimeoutMs ?? 60_000} ms`,
+            {
+              cause: e,
+              details: { retryAfterSec: this.retrySec, workerMayRun: true },
+            },
+          );
+        }
         if (signal.aborted) {
           throw new DepotError(
             DepotErrorCode.NFU_TIMEOUT,
             `the op ran past its ${this.options.timeoutMs} ms deadline and was stopped`,
-            {
-              cause: e,
-            },
+            { cause: e, details: { workerMayRun: true } },
           );
         }
         if (/queue is at limit/i.test((e as Error).message)) {
@@ -211,6 +251,7 @@ export class NfuExecutor {
           status: Status.INTERNAL,
         });
       } finally {
+        clearTimeout(queueTimer);
         clearTimeout(deadline);
         startedRx.close();
         this.running--;

@@ -7,7 +7,7 @@ import type { DepotOptions } from '../options.js';
 import { parseCapability } from '../protocol/caps.js';
 import { CapType, Status } from '../protocol/commands.js';
 import { NfuParamKind, type NfuParam, type NfuRequest } from '../protocol/requests.js';
-import { NfuExecutor, type PooledOutput } from './nfu-executor.js';
+import { NfuExecutor, workerMayRun, type PooledOutput } from './nfu-executor.js';
 
 /** A value returned to the client: parameter index and bytes. */
 export interface NfuOutput {
@@ -67,7 +67,7 @@ export class NfuService {
   private readonly uploaded = new Map<number, UploadedOp>();
   private uploads = 0;
   private readonly executor: NfuExecutor;
-  /** Input sets of ops stopped at their deadline: a dying worker may still read them. */
+  /** Input sets of aborted ops: a worker may still read them. */
   private readonly stopped = new WeakSet<Uint8Array[]>();
   private selfPort = 0;
 
@@ -239,7 +239,7 @@ export class NfuService {
     try {
       pooled = await this.executor.runPooled({ opcode: kernel.opcode, attrs: attrsBytes, inputs: inputBytes }, kernel, attrs);
     } catch (e) {
-      if (e instanceof DepotError && e.code === DepotErrorCode.NFU_TIMEOUT) this.stopped.add(inputBytes);
+      if (workerMayRun(e)) this.stopped.add(inputBytes);
       if (KernelError.is(e)) throw refused(Status.INVALID_PARAMETER, e.message);
       throw e;
     }
@@ -275,7 +275,7 @@ export class NfuService {
       for (let i = 0; i < out; i++) inputs.push(await this.readInput(params[i]!, refs.get(i)));
       return await this.runUploaded(op, opcode, inputs, params, refs, out);
     } catch (e) {
-      stopped = e instanceof DepotError && e.code === DepotErrorCode.NFU_TIMEOUT;
+      stopped = workerMayRun(e);
       throw e;
     } finally {
       if (!stopped) for (const b of inputs) this.executor.buffers.give(b);

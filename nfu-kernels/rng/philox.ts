@@ -148,6 +148,7 @@ export function sinCosTurn(u: number, out: Float64Array): void {
 }
 
 const PAIR = new Float64Array(2);
+const NATIVE_CHUNK = 1 << 20;
 const TURN = new Float64Array(2);
 
 /**
@@ -205,7 +206,9 @@ export function normals(
   const native = nativeKernels();
   if (native !== undefined && !Array.isArray(out) && out.length > 0) {
     const [k0, k1] = seedKey(seed);
-    native.normals(k0, k1, stream >>> 0, block >>> 0, first, out);
+    // In calls of at most 2²⁰ values: a worker stopped at its deadline is back in JS soon.
+    for (let at = 0; at < out.length; at += NATIVE_CHUNK)
+      native.normals(k0, k1, stream >>> 0, block >>> 0, first + at, out.subarray(at, at + NATIVE_CHUNK));
     return;
   }
   normalsReference(seed, stream, block, first, out);

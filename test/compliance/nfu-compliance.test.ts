@@ -24,6 +24,7 @@ const backends = [
   { name: 'memory depot, inline', input: { nfu: { workers: 0 } } },
   { name: 'disk depot, worker pool', input: { nfu: { workers: 1 } }, disk: true },
   { name: 'memory depot, WebAssembly kernels (nfu.native = false)', input: { nfu: { workers: 2, native: false } }, wasm: true },
+  { name: 'memory depot, inline, WebAssembly kernels', input: { nfu: { workers: 0, native: false } }, wasm: true },
 ];
 
 describe.each(backends)('NFU compliance: $name gives the in-process results byte for byte', (backend) => {

@@ -110,3 +110,30 @@ describe('NFU executor: pooled shared buffers', () => {
     }
   });
 });
+
+describe('NFU executor: queue wait', () => {
+  it('an op no worker starts within nfu.queueTimeoutMs answers "-66 <retry>"; the running one completes', async () => {
+    const registry = builtinRegistry();
+    const kernel = registry.byNameOrThrow('gaussian-sketch-left');
+    const cols = 256;
+    const quickAttrs = parseAttrs(encodeAttrs({ rows: 10, cols: 2, k: 1, seed: 1 }));
+    const quick = () =>
+      ex.run({ opcode: kernel.opcode, attrs: encodeAttrs(quickAttrs), inputs: [new Uint8Array(160)] }, kernel, quickAttrs);
+    // ~80 GFLOP: seconds on any backend, far past the 1 s the queued op may wait
+    const rows = 40_000;
+    const slowAttrs = parseAttrs(encodeAttrs({ rows, cols, k: 4096, seed: 1 }));
+    const A = new Uint8Array(new Float64Array(rows * cols).fill(0.25).buffer);
+    const ex = new NfuExecutor({ workers: 1, maxQueue: 4, timeoutMs: 120_000, memoryMb: 1024, queueTimeoutMs: 1000 }, 3);
+    try {
+      await quick(); // the worker is up
+      const slow = ex.run({ opcode: kernel.opcode, attrs: encodeAttrs(slowAttrs), inputs: [A] }, kernel, slowAttrs);
+      await new Promise((r) => setTimeout(r, 20));
+      const queued = await quick().catch((e: unknown) => e);
+      expect(queued).toMatchObject({ code: 'DEPOT_ERR_OVERLOADED', details: { retryAfterSec: 3, workerMayRun: true } });
+      expect((await slow).length).toBe(4096 * cols * 8);
+      expect((await quick()).length).toBe(2 * 8); // and the pool serves again
+    } finally {
+      await ex.close();
+    }
+  }, 60_000);
+});

@@ -115,6 +115,11 @@ describe('parseDepotOptions', () => {
     ['nfu workers', { nfu: { workers: 100 } }, 'invalid config: `nfu.workers` must be an integer from 0 to 64 (got 100)'],
     ['nfu native', { nfu: { native: 'yes' } }, 'invalid config: `nfu.native` must be true or false'],
     [
+      'nfu queue timeout',
+      { nfu: { queueTimeoutMs: 0 } },
+      'invalid config: `nfu.queueTimeoutMs` must be an integer from 1 to 86400000 (got 0)',
+    ],
+    [
       'nfu admin secret',
       { nfu: { admin: { secret: 'short' } } },
       'invalid config: `nfu.admin.secret` must be a string of at least 16 characters without spaces',

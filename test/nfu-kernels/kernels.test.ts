@@ -217,6 +217,10 @@ describe('registry and attributes', () => {
     ['{"rows": 1, "cols": 2, "dtype": "int8"}', 'invalid kernel attributes: `dtype` must be "float32" or "float64" (got "int8")'],
     ['{"rows": 1, "cols": 2, "colour": 1}', 'invalid kernel attributes: unknown attribute `colour`'],
     ['[1]', 'invalid kernel attributes: must be a JSON object'],
+    [
+      '{"rows": 10, "cols": 2, "rowOffset": 9007199254740990}',
+      'invalid kernel attributes: `rowOffset` + `rows` must be at most 9007199254740991 (got 9007199254740990 + 10)',
+    ],
   ])('bad attributes %s', (json, message) => {
     expect(() => parseAttrs(new TextEncoder().encode(json))).toThrow(message);
   });

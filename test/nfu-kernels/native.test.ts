@@ -12,7 +12,7 @@ import {
   useNativeKernels,
   type NativeKernels,
 } from '../../nfu-kernels/index.js';
-import { loadNativeKernels } from '../../depot/index.js';
+import { checkNativeKernels, loadNativeKernels } from '../../depot/index.js';
 
 // CI builds the addon with ANVIL_NATIVE=require, so there these tests must run, never skip.
 const { native, why } = loadNativeKernels();
@@ -184,6 +184,34 @@ describe.skipIf(native === undefined)('native kernels agree with the reference',
     expect(Array.from(C)).toEqual(new Array(9).fill(7));
     nat.gemm(false, false, 3, 3, 4, A, 4, B, 3, 0, C, 3);
     expect(Array.from(C)).toEqual(new Array(9).fill(4));
+  });
+
+  it('refuses sizes whose product would overflow, before writing anything', () => {
+    const out = new Float64Array(4).fill(3);
+    expect(() => nat.normalRows(1, 2, 3, 0, 2 ** 34, 2 ** 30, out)).toThrow(/larger than the output/);
+    expect(() => nat.normalRows(1, 2, 3, 0, 2 ** 53, 2, out)).toThrow(RangeError);
+    expect(Array.from(out)).toEqual([3, 3, 3, 3]);
+  });
+
+  it('the load-time check passes this addon and refuses one that is off by a bit', () => {
+    expect(checkNativeKernels(nat)).toBeUndefined();
+    const offByOne: NativeKernels = {
+      ...nat,
+      info: () => nat.info(),
+      normals: (k0, k1, stream, block, first, out) => {
+        nat.normals(k0, k1, stream, block, first, out);
+        if (out.length > 500) out[500] = out[500]! * (1 + Number.EPSILON);
+      },
+    };
+    expect(checkNativeKernels(offByOne)).toMatch(/normal 500 is/);
+    const wrongScatter: NativeKernels = {
+      ...nat,
+      info: () => nat.info(),
+      sparseSign: (A, rows, cols, k, s, k0, k1, stream, rowOffset, Z) => {
+        nat.sparseSign(A, rows, cols, k, s, k0, k1, stream, rowOffset + 1, Z);
+      },
+    };
+    expect(checkNativeKernels(wrongScatter)).toMatch(/sparse sign entry/);
   });
 
   it('the dispatching normals() uses the native path and still matches', () => {
