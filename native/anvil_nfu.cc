@@ -126,26 +126,11 @@ ANVIL_CLONES void gen_pairs(uint64_t ctr, size_t count,
   uint32_t a0[CHUNK], a1[CHUNK], a2[CHUNK], a3[CHUNK];
   double rr[CHUNK];
   for (size_t i = 0; i < count; i++) {
-    uint64_t c = ctr + i;
-    uint32_t x0 = static_cast<uint32_t>(c), x1 = static_cast<uint32_t>(c >> 32), x2 = c2, x3 = c3;
-    uint32_t kk0 = k0, kk1 = k1;
-#pragma GCC unroll 10
-    for (int r = 0; r < 10; r++) {
-      const uint64_t p0 = static_cast<uint64_t>(M0) * x0;
-      const uint64_t p1 = static_cast<uint64_t>(M1) * x2;
-      const uint32_t y0 = static_cast<uint32_t>(p1 >> 32) ^ x1 ^ kk0;
-      const uint32_t y2 = static_cast<uint32_t>(p0 >> 32) ^ x3 ^ kk1;
-      x1 = static_cast<uint32_t>(p1);
-      x3 = static_cast<uint32_t>(p0);
-      x0 = y0;
-      x2 = y2;
-      kk0 += W0;
-      kk1 += W1;
-    }
-    a0[i] = x0;
-    a1[i] = x1;
-    a2[i] = x2;
-    a3[i] = x3;
+    const Words w = philox(ctr + i, c2, c3, k0, k1);
+    a0[i] = w.w[0];
+    a1[i] = w.w[1];
+    a2[i] = w.w[2];
+    a3[i] = w.w[3];
   }
   // r = √(−2 ln u1), u1 = 1 − U(a0, a1) in (0, 1] (always a normal double, ≥ 2⁻⁵³):
   // u1 = 2ᵉ·m with m in [√½, √2) exactly, ln m = 2·atanh(s), s = (m − 1)/(m + 1).
@@ -202,26 +187,11 @@ ANVIL_CLONES void gen_pairs(uint64_t ctr, size_t count,
 ANVIL_CLONES void philox_rows(uint32_t g0, size_t n, uint64_t ctr, uint32_t stream, uint32_t k0, uint32_t k1,
                               uint32_t* __restrict out) {
   for (size_t i = 0; i < n; i++) {
-    uint32_t x0 = static_cast<uint32_t>(ctr), x1 = static_cast<uint32_t>(ctr >> 32);
-    uint32_t x2 = g0 + static_cast<uint32_t>(i), x3 = stream;
-    uint32_t kk0 = k0, kk1 = k1;
-#pragma GCC unroll 10
-    for (int r = 0; r < 10; r++) {
-      const uint64_t p0 = static_cast<uint64_t>(M0) * x0;
-      const uint64_t p1 = static_cast<uint64_t>(M1) * x2;
-      const uint32_t y0 = static_cast<uint32_t>(p1 >> 32) ^ x1 ^ kk0;
-      const uint32_t y2 = static_cast<uint32_t>(p0 >> 32) ^ x3 ^ kk1;
-      x1 = static_cast<uint32_t>(p1);
-      x3 = static_cast<uint32_t>(p0);
-      x0 = y0;
-      x2 = y2;
-      kk0 += W0;
-      kk1 += W1;
-    }
-    out[4 * i] = x0;
-    out[4 * i + 1] = x1;
-    out[4 * i + 2] = x2;
-    out[4 * i + 3] = x3;
+    const Words w = philox(ctr, g0 + static_cast<uint32_t>(i), stream, k0, k1);
+    out[4 * i] = w.w[0];
+    out[4 * i + 1] = w.w[1];
+    out[4 * i + 2] = w.w[2];
+    out[4 * i + 3] = w.w[3];
   }
 }
 
