@@ -151,6 +151,8 @@ for (const backend of backends)
     const A = fill(ROWS * COLS, dtype === 'float32');
     const gb = A.byteLength / 1e9;
     const B = fill(ROWS * K, dtype === 'float32');
+    // The read again, right beside these rows (the targets take the faster of the two readings).
+    rows.push({ name: `js:sequential-read:${dtype}:m=${ROWS},n=${COLS}:again`, GBps: gb / time(() => sequentialRead(A)) });
     for (const [name, extra, flops] of [
       ['gaussian-sketch-right', { k: K }, 2 * ROWS * COLS * K],
       ['gaussian-sketch-left', { k: K }, 2 * ROWS * COLS * K],
@@ -193,6 +195,51 @@ for (const backend of backends)
 
 const numpy = numpyRows();
 const round = (v: unknown) => (typeof v === 'number' ? Math.round(v * 1000) / 1000 : v);
+
+/**
+ * The issue-5 targets from this run's own rows: the depot's 2-worker Gaussian sketches against
+ * numpy's GFLOP/s (≥ 0.5×), the sparse sketches against the JS sequential read (≥ 0.5×).
+ */
+function targets(): Array<Record<string, unknown>> {
+  const row = (prefix: string) => rows.find((r) => String(r['name']).startsWith(prefix));
+  const np = (name: string) =>
+    typeof numpy === 'object' && numpy !== null && 'rows' in numpy
+      ? (numpy as { rows: Record<string, unknown>[] }).rows.find((r) => r['name'] === name)
+      : undefined;
+  const out: Array<Record<string, unknown>> = [];
+  const backend = backends[0];
+  for (const dtype of ['float64', 'float32'] as const) {
+    for (const [kernel, ref] of [
+      ['gaussian-sketch-right', `numpy:A@Omega:${dtype}`],
+      ['gaussian-sketch-left', `numpy:OmegaT@A:${dtype}`],
+    ] as const) {
+      const ours = row(`depot-${backend}:2-workers:${kernel}:${dtype}`)?.['GFLOPs'];
+      const theirs = np(ref)?.['GFLOPs'];
+      if (typeof ours === 'number' && typeof theirs === 'number')
+        out.push({
+          target: `${kernel} ${dtype} ≥ 0.5× numpy GFLOP/s`,
+          ours,
+          reference: theirs,
+          ratio: ours / theirs,
+          met: ours >= theirs / 2,
+        });
+    }
+    const reads = rows.filter((r) => String(r['name']).startsWith(`js:sequential-read:${dtype}`)).map((r) => r['GBps'] as number);
+    const read = reads.length > 0 ? Math.max(...reads) : undefined;
+    for (const kernel of ['sparse-sign-sketch', 'count-sketch']) {
+      const ours = row(`depot-${backend}:2-workers:${kernel}:${dtype}`)?.['GBps'];
+      if (typeof ours === 'number' && typeof read === 'number')
+        out.push({
+          target: `${kernel} ${dtype} ≥ 0.5× JS sequential read`,
+          ours,
+          reference: read,
+          ratio: ours / read,
+          met: ours >= read / 2,
+        });
+    }
+  }
+  return out;
+}
 const tidy = (r: Record<string, unknown>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, round(v)]));
 process.stdout.write(
   `${JSON.stringify(
@@ -203,6 +250,7 @@ process.stdout.write(
       backends: backendInfo,
       env: { OPENBLAS_CORETYPE: process.env['OPENBLAS_CORETYPE'] ?? null },
       rows: rows.map(tidy),
+      targets: targets().map(tidy),
       numpy:
         typeof numpy === 'object' && numpy !== null && 'rows' in numpy
           ? { ...numpy, rows: (numpy as { rows: Record<string, unknown>[] }).rows.map(tidy) }
