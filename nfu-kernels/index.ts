@@ -3,7 +3,17 @@
  * the counter-based RNG that lets every depot regenerate the same random matrices, and the
  * kernel registry.
  */
-export { philox4x32, normals, normalsReference, words, seedKey, uniform53, lnPoly, sinCosTurn } from './rng/philox.js';
+export {
+  philox4x32,
+  normals,
+  normalRows,
+  normalsReference,
+  words,
+  seedKey,
+  uniform53,
+  lnPoly,
+  sinCosTurn,
+} from './rng/philox.js';
 export { useNativeKernels, nativeKernels, nativeBlas, kernelBackend, type NativeKernels, type FloatArray } from './native.js';
 export { parseAttrs, encodeAttrs, matrixView, bytesPer, f64Bytes, MAX_ATTRS_BYTES, type Attrs, type Dtype } from './attrs.js';
 export { KernelError, KernelErrorCode, type KernelErrorCodeValue } from './errors.js';

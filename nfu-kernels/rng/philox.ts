@@ -149,6 +149,7 @@ export function sinCosTurn(u: number, out: Float64Array): void {
 
 const PAIR = new Float64Array(2);
 const NATIVE_CHUNK = 1 << 20;
+const WASM_CHUNK = 1 << 16;
 const TURN = new Float64Array(2);
 
 /**
@@ -174,18 +175,20 @@ type PhiloxFill = (
   k1: number,
 ) => void;
 
-let bulk: { ws: WasmWorkspace; fill: PhiloxFill } | undefined;
+type BoxMullerFill = (wordsAt: number, count: number, outAt: number) => void;
+
+let bulk: { ws: WasmWorkspace; fill: PhiloxFill; boxMuller: BoxMullerFill } | undefined;
 
 /**
  * `count` consecutive Philox outputs (4 words each) from counter `first`, computed in WebAssembly
  * (exact 64-bit products) into a workspace; bit-identical to {@link philox4x32}.
  */
-function philoxRun(seed: number, stream: number, block: number, first: number, count: number): Uint32Array {
+function philoxRun(seed: number, stream: number, block: number, first: number, count: number, extra = 0): Uint32Array {
   if (bulk === undefined) {
     const ws = new WasmWorkspace(philoxWasmBase64);
-    bulk = { ws, fill: ws.exports['philox'] as PhiloxFill };
+    bulk = { ws, fill: ws.exports['philox'] as PhiloxFill, boxMuller: ws.exports['boxmuller'] as BoxMullerFill };
   }
-  bulk.ws.reserveBytes(count * 16);
+  bulk.ws.reserveBytes(count * 16 + extra);
   const [k0, k1] = seedKey(seed);
   bulk.fill(0, count, first >>> 0, Math.floor(first / 4294967296) >>> 0, block >>> 0, stream >>> 0, k0, k1);
   return new Uint32Array(bulk.ws.i32.buffer, 0, count * 4);
@@ -211,7 +214,20 @@ export function normals(
       native.normals(k0, k1, stream >>> 0, block >>> 0, first + at, out.subarray(at, at + NATIVE_CHUNK));
     return;
   }
-  normalsReference(seed, stream, block, first, out);
+  if (Array.isArray(out)) {
+    normalsReference(seed, stream, block, first, out);
+    return;
+  }
+  // WebAssembly: Philox words, then the same Box–Muller, WASM_CHUNK pairs at a time.
+  for (let at = 0; at < out.length; at += 2 * WASM_CHUNK) {
+    const part = out.subarray(at, Math.min(out.length, at + 2 * WASM_CHUNK));
+    const start = first + at;
+    const skip = start % 2;
+    const count = Math.ceil((skip + part.length) / 2);
+    philoxRun(seed, stream, block, Math.floor(start / 2), count, count * 16);
+    bulk!.boxMuller(0, count, count * 16);
+    part.set(bulk!.ws.f64.subarray(count * 2 + skip, count * 2 + skip + part.length));
+  }
 }
 
 /** {@link normals} computed here in JS (the reference every native path must match bit for bit). */
@@ -239,6 +255,43 @@ export function normalsReference(
     }
     out[o++] = pair[1]!;
     if (o === n) break;
+  }
+}
+
+/**
+ * Row i of `out` (`rows × k`) gets normals 0…k−1 of block `(block0 + i) mod 2³²` of the stream —
+ * what {@link normals} gives row by row, in one native call or a few WebAssembly ones.
+ */
+export function normalRows(
+  seed: number,
+  stream: number,
+  block0: number,
+  rows: number,
+  k: number,
+  out: Float64Array | Float32Array,
+): void {
+  if (rows === 0 || k === 0) return;
+  const native = nativeKernels();
+  const [k0, k1] = seedKey(seed);
+  if (native !== undefined) {
+    native.normalRows(k0, k1, stream >>> 0, block0, rows, k, out);
+    return;
+  }
+  const perRow = Math.ceil(k / 2); // counters per row
+  const rowsPerPass = Math.max(1, Math.floor(WASM_CHUNK / perRow));
+  for (let r0 = 0; r0 < rows; r0 += rowsPerPass) {
+    const n = Math.min(rowsPerPass, rows - r0);
+    const count = n * perRow;
+    if (bulk === undefined) philoxRun(seed, stream, 0, 0, 0);
+    bulk!.ws.reserveBytes(count * 32);
+    for (let i = 0; i < n; i++)
+      bulk!.fill(i * perRow * 16, perRow, 0, 0, ((block0 + r0 + i) % 4294967296) >>> 0, stream >>> 0, k0, k1);
+    bulk!.boxMuller(0, count, count * 16);
+    const f64 = bulk!.ws.f64;
+    for (let i = 0; i < n; i++) {
+      const from = count * 2 + i * perRow * 2;
+      out.set(f64.subarray(from, from + k), (r0 + i) * k);
+    }
   }
 }
 

@@ -2,7 +2,7 @@ import { f64Bytes, f64Out, matrixView, type Attrs } from '../attrs.js';
 import { KernelError, KernelErrorCode } from '../errors.js';
 import type { KernelConfig } from '../kernel.js';
 import { nativeBlas, nativePanelRows, scratch } from '../native.js';
-import { normals, seedKey } from '../rng/philox.js';
+import { normalRows, normals } from '../rng/philox.js';
 import { PANEL_ROWS, workspace } from '../wasm/gemm.js';
 
 /** RNG streams, so the sketches of one seed never share random numbers. */
@@ -78,10 +78,9 @@ export function gaussianSketchLeft(a: Attrs, A: Float32Array | Float64Array, out
     const Zout = f64Out(out, k * cols);
     const Z = f64 ? Zout : scratch('z32', 'float32', k * cols);
     Z.fill(0);
-    const [k0, k1] = seedKey(a.seed);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
-      blas.normalRows(k0, k1, STREAM_GAUSSIAN_LEFT, a.rowOffset + r0, n, k, W);
+      normalRows(a.seed, STREAM_GAUSSIAN_LEFT, a.rowOffset + r0, n, k, W);
       blas.gemm(true, false, k, cols, n, W, k, A.subarray(r0 * cols, (r0 + n) * cols), cols, 1, Z, cols);
     }
     if (Z !== Zout) Zout.set(Z);
@@ -96,8 +95,7 @@ export function gaussianSketchLeft(a: Attrs, A: Float32Array | Float64Array, out
   h.fill(0, zAt, zAt + k * cols);
   for (let r0 = 0; r0 < rows; r0 += R) {
     const n = Math.min(R, rows - r0);
-    for (let i = 0; i < n; i++)
-      normals(a.seed, STREAM_GAUSSIAN_LEFT, a.rowOffset + r0 + i, 0, h.subarray(wAt + i * k, wAt + (i + 1) * k));
+    normalRows(a.seed, STREAM_GAUSSIAN_LEFT, a.rowOffset + r0, n, k, h.subarray(wAt, wAt + n * k));
     h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
     gemm(k, cols, n, wAt, 1, k, aAt, cols, zAt, cols);
   }

@@ -6,7 +6,7 @@ import { GemmWorkspace } from '../../nfu-kernels/wasm/gemm.js';
 import { scatterWasmBase64 } from '../../nfu-kernels/wasm/scatter-wasm.js';
 import { philoxWasmBase64 } from '../../nfu-kernels/wasm/philox-wasm.js';
 import fc from 'fast-check';
-import { philox4x32, words } from '../../nfu-kernels/index.js';
+import { nativeKernels, normalRows, normals, normalsReference, philox4x32, words } from '../../nfu-kernels/index.js';
 
 describe('WASM GEMM', () => {
   it.each([
@@ -97,5 +97,53 @@ describe('WASM GEMM', () => {
         for (let p = 0; p < P; p++) s += h[x + p * M + m]! * h[y + p * N + n]!;
         expect(h[c + m * N + n]).toBeCloseTo(s, 12);
       }
+  });
+});
+
+describe('WASM Box–Muller', () => {
+  it('gives the JS reference normals bit for bit, any start, length and precision (property)', () => {
+    expect(nativeKernels()).toBeUndefined(); // this file runs the WebAssembly path
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+        fc.nat(0xffffffff),
+        fc.nat(0xffffffff),
+        fc.oneof(fc.nat(100), fc.integer({ min: 0, max: 2 ** 45 })),
+        fc.nat(300),
+        fc.boolean(),
+        (seed, stream, block, first, n, f32) => {
+          const got = f32 ? new Float32Array(n) : new Float64Array(n);
+          const want = f32 ? new Float32Array(n) : new Float64Array(n);
+          normals(seed, stream, block, first, got);
+          normalsReference(seed, stream, block, first, want);
+          expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('matches across its 2¹⁶-pair chunks (300 000 values from an odd start)', () => {
+    const got = new Float64Array(300_000);
+    const want = new Float64Array(300_000);
+    normals(77, 1, 2, 12345, got);
+    normalsReference(77, 1, 2, 12345, want);
+    expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+  });
+});
+
+describe('WASM normal rows (the Ω of the left Gaussian sketch)', () => {
+  it.each([
+    [7, 5, 2 ** 32 - 3],
+    [32, 300, 12345],
+    [70_001, 3, 9], // one row per pass
+  ])('k = %i, %i rows from block %i: row i is normals 0…k−1 of block block0 + i (mod 2³²)', (k, rows, block0) => {
+    const got = new Float64Array(rows * k);
+    normalRows(11, 2, block0, rows, k, got);
+    for (let i = 0; i < rows; i++) {
+      const want = new Float64Array(k);
+      normalsReference(11, 2, (block0 + i) % 2 ** 32, 0, want);
+      expect(Buffer.from(got.buffer, i * k * 8, k * 8).equals(Buffer.from(want.buffer))).toBe(true);
+    }
   });
 });
