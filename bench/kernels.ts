@@ -173,7 +173,7 @@ for (const backend of backends)
         return v;
       };
       const inputs = name === 'atb' ? [shared(A), shared(B)] : [shared(A)];
-      for (let i = 0; i < 8 && Date.now() - start < BUDGET_MS * 2; i++) {
+      for (let i = 0; i < 8 && (i < 2 || Date.now() - start < BUDGET_MS * 2); i++) {
         const t = process.hrtime.bigint();
         const r = await executor.runPooled({ opcode: kernel.opcode, attrs: encodeAttrs(attrs), inputs }, kernel, attrs);
         if (i > 0) best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e9);

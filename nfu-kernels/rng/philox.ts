@@ -206,6 +206,8 @@ export function normals(
   first: number,
   out: Float64Array | Float32Array | number[],
 ): void {
+  if (!Number.isSafeInteger(first) || first < 0 || first > 2 ** 53 - out.length)
+    throw new RangeError(`normals: variates ${first} … ${first} + ${out.length} are not in 0 … 2⁵³`);
   const native = nativeKernels();
   if (native !== undefined && !Array.isArray(out) && out.length > 0) {
     const [k0, k1] = seedKey(seed);
@@ -219,12 +221,13 @@ export function normals(
     return;
   }
   // WebAssembly: Philox words, then the same Box–Muller, WASM_CHUNK pairs at a time.
+  // Counters from first/2 exactly (first + at may not be representable near 2⁵³; at is even).
+  const c0 = Math.floor(first / 2);
+  const skip = first % 2;
   for (let at = 0; at < out.length; at += 2 * WASM_CHUNK) {
     const part = out.subarray(at, Math.min(out.length, at + 2 * WASM_CHUNK));
-    const start = first + at;
-    const skip = start % 2;
     const count = Math.ceil((skip + part.length) / 2);
-    philoxRun(seed, stream, block, Math.floor(start / 2), count, count * 16);
+    philoxRun(seed, stream, block, c0 + at / 2, count, count * 16);
     bulk!.boxMuller(0, count, count * 16);
     part.set(bulk!.ws.f64.subarray(count * 2 + skip, count * 2 + skip + part.length));
   }

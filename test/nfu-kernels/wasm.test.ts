@@ -123,6 +123,18 @@ describe('WASM Box–Muller', () => {
     );
   });
 
+  it('matches near 2⁵³ across a chunk edge, and refuses variates past 2⁵³', () => {
+    const n = 131_074;
+    const first = 2 ** 53 - n - 1; // odd, so every chunk starts mid-pair
+    const got = new Float64Array(n);
+    const want = new Float64Array(n);
+    normals(1, 2, 3, first, got);
+    normalsReference(1, 2, 3, first, want);
+    expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+    expect(() => normals(1, 2, 3, 2 ** 53 - 1, new Float64Array(2))).toThrow(RangeError);
+    expect(() => normals(1, 2, 3, -1, new Float64Array(2))).toThrow(RangeError);
+  });
+
   it('matches across its 2¹⁶-pair chunks (300 000 values from an odd start)', () => {
     const got = new Float64Array(300_000);
     const want = new Float64Array(300_000);
