@@ -94,6 +94,39 @@ print(json.dumps(out))
 
 const registry = builtinRegistry();
 const rows: Array<Record<string, unknown>> = [];
+
+/** The kernels timed, with their attributes and the flops of one run (0: GB/s only). */
+const CASES: ReadonlyArray<readonly [string, Record<string, number>, number]> = [
+  ['gaussian-sketch-right', { k: K }, 2 * ROWS * COLS * K],
+  ['gaussian-sketch-left', { k: K }, 2 * ROWS * COLS * K],
+  ['sparse-sign-sketch', { k: 4 * K, s: 8 }, 0],
+  ['count-sketch', { k: 4 * K }, 0],
+  ['srht', { k: K }, 0],
+  ['gram', {}, ROWS * COLS * COLS],
+  ['column-stats', {}, 0],
+  ['atb', { k: K }, 2 * ROWS * COLS * K],
+];
+
+/** One result row: `prefix:kernel:dtype:shape[,attrs]` with GB/s of A read and GFLOP/s. */
+function pushRow(
+  prefix: string,
+  name: string,
+  dtype: string,
+  extra: Record<string, number>,
+  gb: number,
+  flops: number,
+  s: number,
+): void {
+  const label = Object.entries(extra)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+  rows.push({
+    name: `${prefix}:${name}:${dtype}:m=${ROWS},n=${COLS}${label ? `,${label}` : ''}`,
+    GBps: gb / s,
+    ...(flops > 0 ? { GFLOPs: flops / s / 1e9 } : {}),
+    seconds: s,
+  });
+}
 // Every kernel on both backends when the native addon is built: native (OpenBLAS + C++ vector
 // loops) and WebAssembly (the fallback), side by side in this run.
 const native = loadNativeKernels().native;
@@ -110,17 +143,7 @@ for (const backend of backends)
       const s = time(() => sequentialRead(A));
       rows.push({ name: `js:sequential-read:${dtype}:m=${ROWS},n=${COLS}`, GBps: gb / s });
     }
-    const cases: Array<[string, Record<string, number | string>, number]> = [
-      ['gaussian-sketch-right', { k: K }, 2 * ROWS * COLS * K],
-      ['gaussian-sketch-left', { k: K }, 2 * ROWS * COLS * K],
-      ['sparse-sign-sketch', { k: 4 * K, s: 8 }, 0],
-      ['count-sketch', { k: 4 * K }, 0],
-      ['srht', { k: K }, 0],
-      ['gram', {}, ROWS * COLS * COLS],
-      ['column-stats', {}, 0],
-      ['atb', { k: K }, 2 * ROWS * COLS * K],
-    ];
-    for (const [name, extra, flops] of cases) {
+    for (const [name, extra, flops] of CASES) {
       if (name === 'srht' && ROWS * COLS > 4e7) continue;
       const attrs = parseAttrs(encodeAttrs({ dtype, rows: ROWS, cols: COLS, seed: 7, ...extra }));
       const kernel = registry.byNameOrThrow(name);
@@ -128,16 +151,15 @@ for (const backend of backends)
       // As in the depot, the output goes into a reused buffer (a fresh one costs a page fault per
       // 4 KiB, ~35 ms per 12.8 MB on this VM kind, which would swamp the kernel).
       const out = new Uint8Array(kernel.outputBytes(attrs, inputs));
-      const t = time(() => kernel.run(attrs, inputs, out));
-      const label = Object.entries(extra)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(',');
-      rows.push({
-        name: `nfu-${backend}:1-thread:${name}:${dtype}:m=${ROWS},n=${COLS}${label ? `,${label}` : ''}`,
-        GBps: gb / t,
-        ...(flops > 0 ? { GFLOPs: flops / t / 1e9 } : {}),
-        seconds: t,
-      });
+      pushRow(
+        `nfu-${backend}:1-thread`,
+        name,
+        dtype,
+        extra,
+        gb,
+        flops,
+        time(() => kernel.run(attrs, inputs, out)),
+      );
     }
   }
 useNativeKernels(native);
@@ -153,14 +175,8 @@ for (const backend of backends)
     const B = fill(ROWS * K, dtype === 'float32');
     // The read again, right beside these rows (the targets take the faster of the two readings).
     rows.push({ name: `js:sequential-read:${dtype}:m=${ROWS},n=${COLS}:again`, GBps: gb / time(() => sequentialRead(A)) });
-    for (const [name, extra, flops] of [
-      ['gaussian-sketch-right', { k: K }, 2 * ROWS * COLS * K],
-      ['gaussian-sketch-left', { k: K }, 2 * ROWS * COLS * K],
-      ['sparse-sign-sketch', { k: 4 * K, s: 8 }, 0],
-      ['count-sketch', { k: 4 * K }, 0],
-      ['gram', {}, ROWS * COLS * COLS],
-      ['atb', { k: K }, 2 * ROWS * COLS * K],
-    ] as const) {
+    // The kernels that split by rows over the workers.
+    for (const [name, extra, flops] of CASES.filter(([n]) => registry.byNameOrThrow(n).rowSplit !== undefined)) {
       const kernel = registry.byNameOrThrow(name);
       const attrs = parseAttrs(encodeAttrs({ dtype, rows: ROWS, cols: COLS, seed: 7, ...extra }));
       let best = Infinity;
@@ -180,15 +196,7 @@ for (const backend of backends)
         r.release();
       }
       for (const b of inputs) executor.buffers.give(b);
-      const label = Object.entries(extra)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(',');
-      rows.push({
-        name: `depot-${backend}:2-workers:${name}:${dtype}:m=${ROWS},n=${COLS}${label ? `,${label}` : ''}`,
-        GBps: gb / best,
-        ...(flops > 0 ? { GFLOPs: flops / best / 1e9 } : {}),
-        seconds: best,
-      });
+      pushRow(`depot-${backend}:2-workers`, name, dtype, extra, gb, flops, best);
     }
     await executor.close();
   }

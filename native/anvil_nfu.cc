@@ -20,9 +20,6 @@
 #include <string>
 #include <vector>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 #ifdef ANVIL_HAVE_OPENBLAS
 #include <cblas.h>
@@ -246,55 +243,74 @@ void scatter_cols(const T* A, size_t n, size_t cols, size_t j0, size_t j1, const
 #if defined(__x86_64__) && defined(__linux__)
 #define ANVIL_X86 1
 
-inline __attribute__((target("avx512f"))) __m512d load8(const double* p) { return _mm512_loadu_pd(p); }
-inline __attribute__((target("avx512f"))) __m512d load8(const float* p) {
-  return _mm512_cvtps_pd(_mm256_loadu_ps(p));
-}
-inline __attribute__((target("avx2"))) __m256d load4(const double* p) { return _mm256_loadu_pd(p); }
-inline __attribute__((target("avx2"))) __m256d load4(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+// One tile routine for both vector widths, written with GCC vector types: a vector of L doubles
+// (L = 8 → zmm, L = 4 → ymm in the AVX-512 / AVX2 callers it is inlined into). The A tile of
+// 16 vectors stays in registers while it is added to each target row.
+template <size_t L>
+struct Vec;
+template <>
+struct Vec<8> {
+  typedef double d __attribute__((vector_size(64)));
+  typedef float f __attribute__((vector_size(32)));
+};
+template <>
+struct Vec<4> {
+  typedef double d __attribute__((vector_size(32)));
+  typedef float f __attribute__((vector_size(16)));
+};
+template <size_t L>
+using vdouble = typename Vec<L>::d;
 
-// 128-column tiles: the A tile in 16 zmm registers.
+template <size_t L>
+inline __attribute__((always_inline)) vdouble<L> loadv(const double* p) {
+  vdouble<L> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <size_t L>
+inline __attribute__((always_inline)) vdouble<L> loadv(const float* p) {
+  typename Vec<L>::f v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_convertvector(v, vdouble<L>);
+}
+
+// Full tiles of 16·L columns; returns how many columns they covered (the caller does the tail).
+template <size_t L, typename T>
+inline __attribute__((always_inline)) size_t scatter_tiles(const T* A, size_t n, size_t cols, const uint32_t* tg,
+                                                           const double* sc, uint32_t nnz, double* Z) {
+  constexpr size_t V = 16;  // vectors per tile
+  constexpr size_t TW = V * L;
+  const size_t full = cols - cols % TW;
+  for (size_t j0 = 0; j0 < full; j0 += TW) {
+    for (size_t i = 0; i < n; i++) {
+      const T* a = A + i * cols + j0;
+      vdouble<L> av[V];
+      for (size_t u = 0; u < V; u++) av[u] = loadv<L>(a + L * u);
+      for (uint32_t q = 0; q < nnz; q++) {
+        double* z = Z + static_cast<size_t>(tg[i * nnz + q]) * cols + j0;
+        const double f = sc[i * nnz + q];
+        for (size_t u = 0; u < V; u++) {
+          vdouble<L> zv = loadv<L>(z + L * u);
+          zv = zv + f * av[u];  // a product, then a sum (-ffp-contract=off)
+          std::memcpy(z + L * u, &zv, sizeof zv);
+        }
+      }
+    }
+  }
+  return full;
+}
+
 template <typename T>
 __attribute__((target("avx512f"))) size_t scatter_avx512(const T* A, size_t n, size_t cols, const uint32_t* tg,
                                                          const double* sc, uint32_t nnz, double* Z) {
-  constexpr size_t TW = 128;
-  const size_t full = cols - cols % TW;
-  for (size_t j0 = 0; j0 < full; j0 += TW) {
-    for (size_t i = 0; i < n; i++) {
-      const T* a = A + i * cols + j0;
-      __m512d av[TW / 8];
-      for (size_t u = 0; u < TW / 8; u++) av[u] = load8(a + 8 * u);
-      for (uint32_t q = 0; q < nnz; q++) {
-        double* z = Z + static_cast<size_t>(tg[i * nnz + q]) * cols + j0;
-        const __m512d f = _mm512_set1_pd(sc[i * nnz + q]);
-        for (size_t u = 0; u < TW / 8; u++)
-          _mm512_storeu_pd(z + 8 * u, _mm512_add_pd(_mm512_loadu_pd(z + 8 * u), _mm512_mul_pd(f, av[u])));
-      }
-    }
-  }
-  return full;
+  return scatter_tiles<8>(A, n, cols, tg, sc, nnz, Z);
 }
 
-// 64-column tiles: the A tile in 16 ymm registers.
 template <typename T>
 __attribute__((target("avx2"))) size_t scatter_avx2(const T* A, size_t n, size_t cols, const uint32_t* tg,
                                                     const double* sc, uint32_t nnz, double* Z) {
-  constexpr size_t TW = 64;
-  const size_t full = cols - cols % TW;
-  for (size_t j0 = 0; j0 < full; j0 += TW) {
-    for (size_t i = 0; i < n; i++) {
-      const T* a = A + i * cols + j0;
-      __m256d av[TW / 4];
-      for (size_t u = 0; u < TW / 4; u++) av[u] = load4(a + 4 * u);
-      for (uint32_t q = 0; q < nnz; q++) {
-        double* z = Z + static_cast<size_t>(tg[i * nnz + q]) * cols + j0;
-        const __m256d f = _mm256_set1_pd(sc[i * nnz + q]);
-        for (size_t u = 0; u < TW / 4; u++)
-          _mm256_storeu_pd(z + 4 * u, _mm256_add_pd(_mm256_loadu_pd(z + 4 * u), _mm256_mul_pd(f, av[u])));
-      }
-    }
-  }
-  return full;
+  return scatter_tiles<4>(A, n, cols, tg, sc, nnz, Z);
 }
 #endif
 

@@ -6,6 +6,8 @@
  * rounding (the BLAS sums in another order).
  */
 
+import { f64Out } from './attrs.js';
+
 export type FloatArray = Float64Array | Float32Array;
 
 export interface NativeKernels {
@@ -52,11 +54,21 @@ export interface NativeKernels {
 
 let backend: NativeKernels | undefined;
 let blas = false;
+const hasBlas = new WeakMap<NativeKernels, boolean>();
 
 /** Installs (or, with undefined, removes) the native backend for this thread. */
 export function useNativeKernels(native: NativeKernels | undefined): void {
   backend = native;
-  blas = native?.info().blas != null;
+  if (native === undefined) {
+    blas = false;
+    return;
+  }
+  let b = hasBlas.get(native);
+  if (b === undefined) {
+    b = native.info().blas !== null;
+    hasBlas.set(native, b);
+  }
+  blas = b;
 }
 
 /** The native backend of this thread, if one was installed. */
@@ -83,6 +95,28 @@ export function kernelBackend(): string {
  */
 export function nativePanelRows(perRow: number): number {
   return Math.max(16, Math.floor(2 ** 24 / Math.max(1, perRow)));
+}
+
+/**
+ * Where a BLAS kernel computes a float64 result of `n` values: straight into the result (f64
+ * inputs), or into an f32 scratch (f32 inputs compute in f32, as BLAS sgemm does), which
+ * `finish()` widens into the result. The work array is not cleared.
+ */
+export function blasTarget(
+  out: Uint8Array | undefined,
+  dtype: 'float64' | 'float32',
+  n: number,
+  name: string,
+): { work: FloatArray; finish(): Float64Array } {
+  const result = f64Out(out, n);
+  const work = dtype === 'float64' ? result : scratch(name, 'float32', n);
+  return {
+    work,
+    finish: () => {
+      if (work !== result) result.set(work);
+      return result;
+    },
+  };
 }
 
 const scratch64 = new Map<string, Float64Array>();

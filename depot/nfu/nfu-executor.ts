@@ -53,6 +53,7 @@ export class NfuExecutor {
   private running = 0;
   /** Reused shared buffers for op inputs (filled by the service) and outputs. */
   readonly buffers: SharedBufferPool;
+  private readonly queueTimeoutMs: number;
 
   constructor(
     private readonly options: Pick<NfuOptions, 'workers' | 'maxQueue' | 'timeoutMs' | 'memoryMb'> &
@@ -60,6 +61,7 @@ export class NfuExecutor {
     private readonly retrySec: number,
   ) {
     this.buffers = new SharedBufferPool((options.bufferPoolMb ?? 512) * 1024 * 1024);
+    this.queueTimeoutMs = options.queueTimeoutMs ?? 60_000;
     if (options.workers > 0) {
       this.pool = new Piscina({
         filename: workerFile(),
@@ -202,7 +204,7 @@ export class NfuExecutor {
       const queueTimer = setTimeout(() => {
         queuedOut = true;
         abort.abort();
-      }, this.options.queueTimeoutMs ?? 60_000);
+      }, this.queueTimeoutMs);
       startedRx.once('message', () => {
         clearTimeout(queueTimer);
         deadline = setTimeout(() => abort.abort(), this.options.timeoutMs);
@@ -227,14 +229,10 @@ export class NfuExecutor {
         // After an abort a worker may still be inside the op (native code returns to JS, where the
         // termination lands, only at the end of a call): its buffers must not be reused.
         if (signal.aborted && queuedOut) {
-          throw new DepotError(
-            DepotErrorCode.OVERLOADED,
-            `no NFU worker was free within ${this.options.queueTimeoutMs ?? 60_000} ms`,
-            {
-              cause: e,
-              details: { retryAfterSec: this.retrySec, workerMayRun: true },
-            },
-          );
+          throw new DepotError(DepotErrorCode.OVERLOADED, `no NFU worker was free within ${this.queueTimeoutMs} ms`, {
+            cause: e,
+            details: { retryAfterSec: this.retrySec, workerMayRun: true },
+          });
         }
         if (signal.aborted) {
           throw new DepotError(

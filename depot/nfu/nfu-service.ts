@@ -67,8 +67,6 @@ export class NfuService {
   private readonly uploaded = new Map<number, UploadedOp>();
   private uploads = 0;
   private readonly executor: NfuExecutor;
-  /** Input sets of aborted ops: a worker may still read them. */
-  private readonly stopped = new WeakSet<Uint8Array[]>();
   private selfPort = 0;
 
   constructor(
@@ -197,16 +195,31 @@ export class NfuService {
       );
     }
     this.executor.assertCapacity(); // refuse before buffering inputs when the pool is saturated
-    const inputBytes: Uint8Array[] = [];
+    const first = kernel.takesAttrs ? 1 : 0;
+    const sources = dataParams.map((p, i) => [p, refs.get(first + i)] as const);
+    return this.withPooledInputs(sources, (inputBytes) =>
+      this.runBuiltin(kernel, attrs, attrsBytes, inputBytes, params, refs, out),
+    );
+  }
+
+  /**
+   * Reads the inputs into pooled shared buffers, runs `run` on them, and gives the buffers back —
+   * unless the op was aborted while a worker may still read them (then the GC has them).
+   */
+  private async withPooledInputs<T>(
+    sources: ReadonlyArray<readonly [NfuParam, ResolvedRef | undefined]>,
+    run: (inputs: Uint8Array[]) => Promise<T>,
+  ): Promise<T> {
+    const inputs: Uint8Array[] = [];
+    let reusable = true;
     try {
-      for (let i = 0; i < dataParams.length; i++) {
-        const index = kernel.takesAttrs ? i + 1 : i;
-        inputBytes.push(await this.readInput(params[index]!, refs.get(index)));
-      }
-      return await this.runBuiltin(kernel, attrs, attrsBytes, inputBytes, params, refs, out);
+      for (const [p, ref] of sources) inputs.push(await this.readInput(p, ref));
+      return await run(inputs);
+    } catch (e) {
+      reusable = !workerMayRun(e);
+      throw e;
     } finally {
-      // Inputs go back to the pool once no worker reads them (a stopped op's are left to the GC).
-      if (!this.stopped.has(inputBytes)) for (const b of inputBytes) this.executor.buffers.give(b);
+      if (reusable) for (const b of inputs) this.executor.buffers.give(b);
     }
   }
 
@@ -239,7 +252,6 @@ export class NfuService {
     try {
       pooled = await this.executor.runPooled({ opcode: kernel.opcode, attrs: attrsBytes, inputs: inputBytes }, kernel, attrs);
     } catch (e) {
-      if (workerMayRun(e)) this.stopped.add(inputBytes);
       if (KernelError.is(e)) throw refused(Status.INVALID_PARAMETER, e.message);
       throw e;
     }
@@ -269,17 +281,8 @@ export class NfuService {
       if (!READABLE.has(params[i]!.kind))
         throw refused(Status.INVALID_PARAMETER, `${op.name}: parameter ${i} is an input and must be readable`);
     }
-    const inputs: Uint8Array[] = [];
-    let stopped = false;
-    try {
-      for (let i = 0; i < out; i++) inputs.push(await this.readInput(params[i]!, refs.get(i)));
-      return await this.runUploaded(op, opcode, inputs, params, refs, out);
-    } catch (e) {
-      stopped = workerMayRun(e);
-      throw e;
-    } finally {
-      if (!stopped) for (const b of inputs) this.executor.buffers.give(b);
-    }
+    const sources = params.slice(0, out).map((p, i) => [p, refs.get(i)] as const);
+    return this.withPooledInputs(sources, (inputs) => this.runUploaded(op, opcode, inputs, params, refs, out));
   }
 
   private async runUploaded(

@@ -1,7 +1,7 @@
 import { f64Bytes, f64Out, matrixView, type Attrs } from '../attrs.js';
 import type { KernelConfig } from '../kernel.js';
 import { requireAttrs } from '../sketch/gaussian-sketch.js';
-import { nativeBlas, nativePanelRows, scratch } from '../native.js';
+import { blasTarget, nativeBlas, nativePanelRows } from '../native.js';
 import { PANEL_ROWS, workspace } from '../wasm/gemm.js';
 
 /** G = AᵀA: `cols × cols` float64 (symmetric; additive over row blocks). */
@@ -10,16 +10,14 @@ export function gram(a: Attrs, A: Float32Array | Float64Array, out?: Uint8Array)
   const blas = nativeBlas();
   if (blas !== undefined) {
     // SYRK panel by panel on the block where it lies (upper triangle, mirrored: exactly symmetric).
-    const G = f64Out(out, cols * cols);
-    const Gp = a.dtype === 'float64' ? G : scratch('gram32', 'float32', cols * cols);
-    Gp.fill(0);
+    const G = blasTarget(out, a.dtype, cols * cols, 'gram32');
+    G.work.fill(0);
     const R = nativePanelRows(cols * cols);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
-      blas.syrk(cols, n, A.subarray(r0 * cols, (r0 + n) * cols), cols, 1, Gp, cols);
+      blas.syrk(cols, n, A.subarray(r0 * cols, (r0 + n) * cols), cols, 1, G.work, cols);
     }
-    if (Gp !== G) G.set(Gp);
-    return G;
+    return G.finish();
   }
   // Workspace: G (cols·cols) | A panel (R·cols); G += panelᵀ·panel.
   const R = PANEL_ROWS;
@@ -76,17 +74,15 @@ export function atb(a: Attrs, A: Float32Array | Float64Array, B: Float32Array | 
   const { rows, cols, k } = a;
   const blas = nativeBlas();
   if (blas !== undefined) {
-    const C = f64Out(out, cols * k);
-    const Cp = a.dtype === 'float64' ? C : scratch('atb32', 'float32', cols * k);
-    Cp.fill(0);
+    const C = blasTarget(out, a.dtype, cols * k, 'atb32');
+    C.work.fill(0);
     const R = nativePanelRows(cols * k);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
       const Ap = A.subarray(r0 * cols, (r0 + n) * cols);
-      blas.gemm(true, false, cols, k, n, Ap, cols, B.subarray(r0 * k, (r0 + n) * k), k, 1, Cp, k);
+      blas.gemm(true, false, cols, k, n, Ap, cols, B.subarray(r0 * k, (r0 + n) * k), k, 1, C.work, k);
     }
-    if (Cp !== C) C.set(Cp);
-    return C;
+    return C.finish();
   }
   // Workspace: C (cols·k) | A panel (R·cols) | B panel (R·k); C += Aᵀ·B panel by panel.
   const R = PANEL_ROWS;

@@ -177,21 +177,27 @@ type PhiloxFill = (
 
 type BoxMullerFill = (wordsAt: number, count: number, outAt: number) => void;
 
-let bulk: { ws: WasmWorkspace; fill: PhiloxFill; boxMuller: BoxMullerFill } | undefined;
+let bulkModule: { ws: WasmWorkspace; fill: PhiloxFill; boxMuller: BoxMullerFill } | undefined;
+
+/** This thread's Philox/Box–Muller WebAssembly module and its workspace. */
+function bulk(): { ws: WasmWorkspace; fill: PhiloxFill; boxMuller: BoxMullerFill } {
+  if (bulkModule === undefined) {
+    const ws = new WasmWorkspace(philoxWasmBase64);
+    bulkModule = { ws, fill: ws.exports['philox'] as PhiloxFill, boxMuller: ws.exports['boxmuller'] as BoxMullerFill };
+  }
+  return bulkModule;
+}
 
 /**
  * `count` consecutive Philox outputs (4 words each) from counter `first`, computed in WebAssembly
  * (exact 64-bit products) into a workspace; bit-identical to {@link philox4x32}.
  */
 function philoxRun(seed: number, stream: number, block: number, first: number, count: number, extra = 0): Uint32Array {
-  if (bulk === undefined) {
-    const ws = new WasmWorkspace(philoxWasmBase64);
-    bulk = { ws, fill: ws.exports['philox'] as PhiloxFill, boxMuller: ws.exports['boxmuller'] as BoxMullerFill };
-  }
-  bulk.ws.reserveBytes(count * 16 + extra);
+  const m = bulk();
+  m.ws.reserveBytes(count * 16 + extra);
   const [k0, k1] = seedKey(seed);
-  bulk.fill(0, count, first >>> 0, Math.floor(first / 4294967296) >>> 0, block >>> 0, stream >>> 0, k0, k1);
-  return new Uint32Array(bulk.ws.i32.buffer, 0, count * 4);
+  m.fill(0, count, first >>> 0, Math.floor(first / 4294967296) >>> 0, block >>> 0, stream >>> 0, k0, k1);
+  return new Uint32Array(m.ws.i32.buffer, 0, count * 4);
 }
 
 /**
@@ -228,8 +234,9 @@ export function normals(
     const part = out.subarray(at, Math.min(out.length, at + 2 * WASM_CHUNK));
     const count = Math.ceil((skip + part.length) / 2);
     philoxRun(seed, stream, block, c0 + at / 2, count, count * 16);
-    bulk!.boxMuller(0, count, count * 16);
-    part.set(bulk!.ws.f64.subarray(count * 2 + skip, count * 2 + skip + part.length));
+    const m = bulk();
+    m.boxMuller(0, count, count * 16);
+    part.set(m.ws.f64.subarray(count * 2 + skip, count * 2 + skip + part.length));
   }
 }
 
@@ -285,12 +292,12 @@ export function normalRows(
   for (let r0 = 0; r0 < rows; r0 += rowsPerPass) {
     const n = Math.min(rowsPerPass, rows - r0);
     const count = n * perRow;
-    if (bulk === undefined) philoxRun(seed, stream, 0, 0, 0);
-    bulk!.ws.reserveBytes(count * 32);
+    const m = bulk();
+    m.ws.reserveBytes(count * 32);
     for (let i = 0; i < n; i++)
-      bulk!.fill(i * perRow * 16, perRow, 0, 0, ((block0 + r0 + i) % 4294967296) >>> 0, stream >>> 0, k0, k1);
-    bulk!.boxMuller(0, count, count * 16);
-    const f64 = bulk!.ws.f64;
+      m.fill(i * perRow * 16, perRow, 0, 0, ((block0 + r0 + i) % 4294967296) >>> 0, stream >>> 0, k0, k1);
+    m.boxMuller(0, count, count * 16);
+    const f64 = m.ws.f64;
     for (let i = 0; i < n; i++) {
       const from = count * 2 + i * perRow * 2;
       out.set(f64.subarray(from, from + k), (r0 + i) * k);

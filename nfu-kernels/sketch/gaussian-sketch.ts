@@ -1,7 +1,7 @@
 import { f64Bytes, f64Out, matrixView, type Attrs } from '../attrs.js';
 import { KernelError, KernelErrorCode } from '../errors.js';
 import type { KernelConfig } from '../kernel.js';
-import { nativeBlas, nativePanelRows, scratch } from '../native.js';
+import { blasTarget, nativeBlas, nativePanelRows, scratch } from '../native.js';
 import { normalRows, normals } from '../rng/philox.js';
 import { PANEL_ROWS, workspace } from '../wasm/gemm.js';
 
@@ -30,19 +30,17 @@ export function gaussianSketchRight(a: Attrs, A: Float32Array | Float64Array, ou
   const { rows, cols, k } = a;
   const blas = nativeBlas();
   if (blas !== undefined) {
-    // One BLAS call on the block where it lies; Ω in the input's precision, as below.
+    // BLAS on the block where it lies, panel by panel; Ω in the input's precision, as below.
     const omega = scratch('omega', a.dtype, cols * k);
     normals(a.seed, STREAM_GAUSSIAN_RIGHT, 0, 0, omega);
-    const Y = f64Out(out, rows * k);
-    const Yp = a.dtype === 'float64' ? Y : scratch('y32', 'float32', rows * k);
+    const Y = blasTarget(out, a.dtype, rows * k, 'y32');
     const R = nativePanelRows(cols * k);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
       const Ap = A.subarray(r0 * cols, (r0 + n) * cols);
-      blas.gemm(false, false, n, k, cols, Ap, cols, omega, k, 0, Yp.subarray(r0 * k, (r0 + n) * k), k);
+      blas.gemm(false, false, n, k, cols, Ap, cols, omega, k, 0, Y.work.subarray(r0 * k, (r0 + n) * k), k);
     }
-    if (Yp !== Y) Y.set(Yp);
-    return Y;
+    return Y.finish();
   }
   const Y = f64Out(out, rows * k);
   // Workspace layout (f64 elements): Ω (cols·k) | A panel (R·cols) | Y panel (R·k).
@@ -72,19 +70,16 @@ export function gaussianSketchLeft(a: Attrs, A: Float32Array | Float64Array, out
   const blas = nativeBlas();
   if (blas !== undefined) {
     // Ω rows panel by panel, Z += Ω_panelᵀ·A_panel in BLAS.
-    const f64 = a.dtype === 'float64';
     const R = nativePanelRows(cols * k);
     const W = scratch('omega-panel', a.dtype, R * k);
-    const Zout = f64Out(out, k * cols);
-    const Z = f64 ? Zout : scratch('z32', 'float32', k * cols);
-    Z.fill(0);
+    const Z = blasTarget(out, a.dtype, k * cols, 'z32');
+    Z.work.fill(0);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
       normalRows(a.seed, STREAM_GAUSSIAN_LEFT, a.rowOffset + r0, n, k, W);
-      blas.gemm(true, false, k, cols, n, W, k, A.subarray(r0 * cols, (r0 + n) * cols), cols, 1, Z, cols);
+      blas.gemm(true, false, k, cols, n, W, k, A.subarray(r0 * cols, (r0 + n) * cols), cols, 1, Z.work, cols);
     }
-    if (Z !== Zout) Zout.set(Z);
-    return Zout;
+    return Z.finish();
   }
   // Workspace layout: Z (k·cols) | Ω panel (R·k) | A panel (R·cols).
   const R = PANEL_ROWS;

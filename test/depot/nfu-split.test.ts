@@ -3,6 +3,13 @@ import { NfuExecutor, MIN_SPLIT_ROWS } from '../../depot/index.js';
 import { SharedBufferPool } from '../../depot/nfu/shared-pool.js';
 import { builtinRegistry, encodeAttrs, normals, parseAttrs } from '../../nfu-kernels/index.js';
 
+/** n standard normals of seed `seed` (test data). */
+function gaussian(n: number, seed: number): Float64Array {
+  const v = new Float64Array(n);
+  normals(seed, 9, 0, 0, v);
+  return v;
+}
+
 describe('NFU executor: a large op split by rows over the workers', () => {
   it.each(['gaussian-sketch-right', 'gaussian-sketch-left', 'sparse-sign-sketch', 'count-sketch', 'gram', 'atb'])(
     '%s agrees with the one-piece run',
@@ -12,10 +19,7 @@ describe('NFU executor: a large op split by rows over the workers', () => {
       const rows = MIN_SPLIT_ROWS + 1001;
       const cols = 6;
       const k = 5;
-      const A = new Float64Array(rows * cols);
-      normals(1, 9, 0, 0, A);
-      const B = new Float64Array(rows * k);
-      normals(2, 9, 0, 0, B);
+      const [A, B] = [gaussian(rows * cols, 1), gaussian(rows * k, 2)];
       const attrs = parseAttrs(encodeAttrs({ rows, cols, k, seed: 3, rowOffset: 17 }));
       const shared = (x: Float64Array) => {
         const v = new Uint8Array(new SharedArrayBuffer(x.byteLength));
@@ -67,10 +71,7 @@ describe('NFU executor: pooled shared buffers', () => {
     const rows = MIN_SPLIT_ROWS + 77;
     const cols = 5;
     const k = 3;
-    const A = new Float64Array(rows * cols);
-    normals(4, 9, 0, 0, A);
-    const B = new Float64Array(rows * k);
-    normals(5, 9, 0, 0, B);
+    const [A, B] = [gaussian(rows * cols, 4), gaussian(rows * k, 5)];
     const ex = new NfuExecutor({ workers, maxQueue: 8, timeoutMs: 60_000, memoryMb: 512 }, 2);
     try {
       for (const name of [
