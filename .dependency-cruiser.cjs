@@ -1,19 +1,45 @@
 /**
- * Layering (shared/DESIGN.md §1): imports point down only,
- *   nfu-kernels <- depot <- framework <- algorithms <- examples / bench
- * and nothing imports test/ or bench/.
+ * Layering (docs/architecture.md): imports point down only.
+ *
+ *   cli, examples, bench          may import every layer below (public entries)
+ *   algorithms                    framework, ibp, nfu-kernels
+ *   framework                     ibp, nfu-kernels — never depot
+ *   depot                         ibp, nfu-kernels — never framework
+ *   ibp                           nfu-kernels
+ *   nfu-kernels                   nothing (pure math)
+ *
+ * A layer reaches another only through its public index.ts; nothing imports test/ or bench/.
  */
-const layers = ['nfu-kernels', 'depot', 'framework', 'algorithms', 'examples', 'bench'];
-const above = (i) => layers.slice(i + 1);
+const allowed = {
+  'nfu-kernels': [],
+  ibp: ['nfu-kernels'],
+  depot: ['ibp', 'nfu-kernels'],
+  framework: ['ibp', 'nfu-kernels'],
+  algorithms: ['framework', 'ibp', 'nfu-kernels'],
+  cli: ['algorithms', 'framework', 'depot', 'ibp', 'nfu-kernels'],
+  examples: ['algorithms', 'framework', 'depot', 'ibp', 'nfu-kernels'],
+  bench: ['algorithms', 'framework', 'depot', 'ibp', 'nfu-kernels', 'cli'],
+};
+const layers = Object.keys(allowed);
 
 module.exports = {
   forbidden: [
-    ...layers.slice(0, 4).map((layer, i) => ({
-      name: `${layer}-imports-down-only`,
+    ...layers.map((layer) => {
+      const forbidden = layers.filter((other) => other !== layer && !allowed[layer].includes(other));
+      return {
+        name: `${layer}-layering`,
+        severity: 'error',
+        comment: `${layer} may import only ${allowed[layer].join(', ') || 'itself'}`,
+        from: { path: `^${layer}/` },
+        to: { path: `^(${forbidden.join('|')})/` },
+      };
+    }),
+    ...layers.map((layer) => ({
+      name: `${layer}-public-entry-only`,
       severity: 'error',
-      comment: `${layer} may not import from ${above(i).join(', ')}`,
-      from: { path: `^${layer}/` },
-      to: { path: `^(${above(i).join('|')})/` },
+      comment: `other layers import ${layer} only through ${layer}/index.ts`,
+      from: { path: '^(ibp|depot|framework|algorithms|cli|examples|bench)/', pathNot: `^${layer}/` },
+      to: { path: `^${layer}/`, pathNot: `^${layer}/index\\.ts$` },
     })),
     {
       name: 'nfu-kernels-pure',
@@ -23,11 +49,11 @@ module.exports = {
       to: { dependencyTypes: ['core', 'npm', 'npm-dev'], pathNot: '@noble/hashes' },
     },
     {
-      name: 'framework-uses-depot-public-api',
+      name: 'ibp-no-server-packages',
       severity: 'error',
-      comment: 'framework imports the depot only through depot/index.ts',
-      from: { path: '^framework/' },
-      to: { path: '^depot/', pathNot: '^depot/index\\.ts$' },
+      comment: 'the wire layer stays light: no storage, logging or worker-pool packages',
+      from: { path: '^ibp/' },
+      to: { path: '(better-sqlite3|piscina|pino|prom-client)' },
     },
     {
       name: 'no-test-imports',

@@ -1,4 +1,4 @@
-import { Status, statusName } from './protocol/commands.js';
+import { IbpProtocolError, Status, statusName } from '../ibp/index.js';
 
 const BRAND = Symbol.for('anvil.depot-error');
 
@@ -137,6 +137,16 @@ export class DepotError extends Error {
 
   override toString(): string {
     return `${this.name} [${this.code}, IBP ${this.status} ${statusName(this.status)}]: ${this.message}`;
+  }
+
+  /**
+   * The depot's view of a line its codec refused: same message and wire status, the depot code of the
+   * same name (`IBP_ERR_BAD_FORMAT` → `DEPOT_ERR_BAD_FORMAT`). Anything else is returned unchanged.
+   */
+  static fromCodec(e: unknown): unknown {
+    if (!IbpProtocolError.isIbpProtocolError(e)) return e;
+    const code = e.code.replace(/^IBP_ERR_/, 'DEPOT_ERR_') as DepotErrorCodeValue;
+    return new DepotError(code, e.message, { status: e.status, cause: e });
   }
 }
 

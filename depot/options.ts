@@ -1,6 +1,6 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { isIP } from 'node:net';
-import { IBP_DEFAULT_PORT } from './protocol/commands.js';
+import { DEFAULT_STATUS_PASSWORD, IBP_DEFAULT_PORT } from '../ibp/index.js';
 import { DepotError, DepotErrorCode } from './errors.js';
 
 /*
@@ -41,7 +41,7 @@ export const DEFAULT_MAX_ALLOCATION_BYTES = 1024 ** 3;
 /** Longest lease when none is configured: 30 days, as the ACCRE depot. */
 export const DEFAULT_MAX_DURATION_SEC = 2_592_000;
 /** Status (ST_INQ) password the IBP peer tools send by default. */
-export const DEFAULT_STATUS_PASSWORD = 'ibp';
+export { DEFAULT_STATUS_PASSWORD };
 export const DEFAULT_HOST = '127.0.0.1';
 
 export type ResourceKind = 'memory' | 'disk';

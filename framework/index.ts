@@ -1,5 +1,5 @@
 /**
- * Anvil framework: the client side. The IBP client itself lives with the protocol in depot/ and is
+ * Anvil framework: the client side. The IBP client itself lives with the wire codec in `ibp/` and is
  * re-exported here; exNodes, LoRS-style tools and the coordinator build on it.
  */
 export {
@@ -22,8 +22,7 @@ export {
   type DepotInquiry,
   type DepotInquiryV0,
   type ResourceInquiry,
-} from '../depot/index.js';
-export { main } from './cli/main.js';
+} from '../ibp/index.js';
 export { FrameworkError, FrameworkErrorCode, type FrameworkErrorCodeValue } from './errors.js';
 export { validateExnode, blocksOf, depotOf, depotKey, type Exnode, type Mapping, type Dtype } from './exnode/exnode.js';
 export { toXnd, fromXnd, XND_NAMESPACE } from './exnode/xnd.js';

@@ -2,12 +2,18 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DepotErrorCode } from '../depot/index.js';
 import { ClientErrorCode, FrameworkErrorCode } from '../framework/index.js';
+import { IbpProtocolErrorCode } from '../ibp/index.js';
 
 const doc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
 const documented = new Set([...doc.matchAll(/^\| `([A-Z_*]+)` \|/gm)].map((m) => m[1]!));
 
 describe('docs/errors.md', () => {
-  const codes = [...Object.values(DepotErrorCode), ...Object.values(ClientErrorCode), ...Object.values(FrameworkErrorCode)];
+  const codes = [
+    ...Object.values(DepotErrorCode),
+    ...Object.values(IbpProtocolErrorCode),
+    ...Object.values(ClientErrorCode),
+    ...Object.values(FrameworkErrorCode),
+  ];
   it.each(codes)('documents %s', (code) => {
     expect(documented.has(code)).toBe(true);
   });

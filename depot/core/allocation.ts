@@ -1,4 +1,4 @@
-import type { CapTypeNumber } from '../protocol/commands.js';
+import type { CapTypeNumber } from '../../ibp/index.js';
 
 /** Checksums to record with a write: block index → CRC-32C of the block's committed bytes. */
 export type BlockChecksums = ReadonlyMap<number, number>;

@@ -1,7 +1,7 @@
-import { AllocationType, CapType, Status, type CapTypeNumber } from '../protocol/commands.js';
-import { formatCapability } from '../protocol/caps.js';
-import type { AllocateRequest, KeyRef, ManageRequest } from '../protocol/requests.js';
-import type { ProbeFields, ResourceStatus } from '../protocol/reply.js';
+import { AllocationType, CapType, Status, type CapTypeNumber } from '../../ibp/index.js';
+import { formatCapability } from '../../ibp/index.js';
+import type { AllocateRequest, KeyRef, ManageRequest } from '../../ibp/index.js';
+import type { ProbeFields, ResourceStatus } from '../../ibp/index.js';
 import type { Logger } from 'pino';
 import { DepotError, DepotErrorCode } from '../errors.js';
 import type { DepotOptions, ResourceOptions } from '../options.js';

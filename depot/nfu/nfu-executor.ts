@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, type Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { DepotError, DepotErrorCode } from '../errors.js';
-import { Status } from '../protocol/commands.js';
+import { Status } from '../../ibp/index.js';
 import type { NfuOptions } from '../options.js';
 import { runNfuTask, type NfuTask, type NfuTaskResult, type NfuWorkerData, type NfuWrote } from './nfu-worker.js';
 import { SharedBufferPool } from './shared-pool.js';

@@ -4,9 +4,9 @@ import type { Allocation } from '../core/allocation.js';
 import type { DepotCore } from '../core/depot-core.js';
 import { DepotError, DepotErrorCode, storageError } from '../errors.js';
 import type { DepotOptions } from '../options.js';
-import { parseCapability } from '../protocol/caps.js';
-import { CapType, Status } from '../protocol/commands.js';
-import { NfuParamKind, type NfuParam, type NfuRequest } from '../protocol/requests.js';
+import { parseCapability } from '../../ibp/index.js';
+import { CapType, Status } from '../../ibp/index.js';
+import { NfuParamKind, type NfuParam, type NfuRequest } from '../../ibp/index.js';
 import { NfuExecutor, workerMayRun, type PooledOutput } from './nfu-executor.js';
 
 /** A value returned to the client: parameter index and bytes. */

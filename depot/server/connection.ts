@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { CapType, Status } from '../protocol/commands.js';
-import { parseNfuParamHeader, parseRequest } from '../protocol/parse.js';
+import { CapType, Status } from '../../ibp/index.js';
+import { parseNfuParamHeader, parseRequest } from '../../ibp/index.js';
 import {
   OK_REPLY,
   allocateReply,
@@ -12,7 +12,7 @@ import {
   probeReply,
   resourcesReply,
   versionReply,
-} from '../protocol/reply.js';
+} from '../../ibp/index.js';
 import type {
   IbpRequest,
   LoadRequest,
@@ -21,8 +21,8 @@ import type {
   StatusRequest,
   StoreRequest,
   WriteRequest,
-} from '../protocol/requests.js';
-import { ReadError, StreamReader } from '../protocol/stream-reader.js';
+} from '../../ibp/index.js';
+import { ReadError, StreamReader } from '../../ibp/index.js';
 import { DepotError, DepotErrorCode, storageError } from '../errors.js';
 import type { RangeWriter } from '../core/allocation.js';
 import type { TransferService } from '../transfer/transfer-service.js';
@@ -52,12 +52,18 @@ class Fatal extends Error {
 
 const PACKAGE_VERSION = '0.1.0';
 
+/** A refusal (depot or codec error) that ends the connection; other failures pass through. */
+function asFatal(thrown: unknown): unknown {
+  const e = DepotError.fromCodec(thrown);
+  return DepotError.isDepotError(e) ? new Fatal(e) : e;
+}
+
 /** Runs `fn`; a depot error it throws becomes fatal to the connection. */
 function fatalOnRefusal<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    throw DepotError.isDepotError(e) ? new Fatal(e) : e;
+    throw asFatal(e);
   }
 }
 
@@ -172,7 +178,7 @@ export class Connection {
     try {
       req = parseRequest(line);
     } catch (e) {
-      throw DepotError.isDepotError(e) ? new Fatal(e) : e;
+      throw asFatal(e);
     }
     const core = this.ctx.core;
     switch (req.command) {
@@ -291,7 +297,7 @@ export class Connection {
       );
       if (end.trim() !== '') throw new DepotError(DepotErrorCode.BAD_FORMAT, 'NFU parameters must end with an empty line');
     } catch (e) {
-      throw DepotError.isDepotError(e) ? new Fatal(e) : e;
+      throw asFatal(e);
     }
     if (this.ctx.nfu === undefined) throw new DepotError(DepotErrorCode.NFU_UNKNOWN, 'NFU is not enabled on this depot');
     const outputs = await this.ctx.nfu.call(req, params);

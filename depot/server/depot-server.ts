@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { Status } from '../protocol/commands.js';
-import { errorReply } from '../protocol/reply.js';
+import { Status } from '../../ibp/index.js';
+import { errorReply } from '../../ibp/index.js';
 import { DepotCore } from '../core/depot-core.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { DepotOptions } from '../options.js';

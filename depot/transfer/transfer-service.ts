@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
-import { IbpClient } from '../client/ibp-client.js';
-import { ClientError } from '../client/client-error.js';
-import { CapType } from '../protocol/commands.js';
-import type { Capability } from '../protocol/caps.js';
-import type { TransferRequest } from '../protocol/requests.js';
+import { IbpClient } from '../../ibp/index.js';
+import { ClientError } from '../../ibp/index.js';
+import { CapType } from '../../ibp/index.js';
+import type { Capability } from '../../ibp/index.js';
+import type { TransferRequest } from '../../ibp/index.js';
 import type { Allocation } from '../core/allocation.js';
 import type { DepotCore } from '../core/depot-core.js';
 import { DepotError, DepotErrorCode, storageError } from '../errors.js';

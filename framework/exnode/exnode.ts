@@ -1,4 +1,4 @@
-import { parseCapability, type Capability } from '../../depot/index.js';
+import { parseCapability, type Capability } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 
 /** Element types a matrix-valued exNode may declare. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { parseCapability } from '../../depot/index.js';
+import { parseCapability } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import { validateExnode, type Dtype, type Exnode, type Mapping } from './exnode.js';
 

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { DepotAddress } from '../../depot/index.js';
+import type { DepotAddress } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 
 /** Parses `host:port` entries (IPv6 as `[addr]:port`); errors name the entry. */

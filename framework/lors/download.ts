@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import type { IbpClient } from '../../depot/index.js';
+import type { IbpClient } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import { depotKey, type Exnode, type Mapping } from '../exnode/exnode.js';
 import { runPool } from './pool.js';

@@ -1,4 +1,4 @@
-import { formatCapability, parseCapability, type DepotAddress, type IbpClient } from '../../depot/index.js';
+import { formatCapability, parseCapability, type DepotAddress, type IbpClient } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import { blocksOf, depotKey, depotOf, type Exnode, type Mapping } from '../exnode/exnode.js';
 import { runPool } from './pool.js';

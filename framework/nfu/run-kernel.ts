@@ -1,5 +1,5 @@
 import { builtinRegistry, encodeAttrs, type Attrs } from '../../nfu-kernels/index.js';
-import { parseCapability, type Capability, type DepotAddress, type IbpClient, type NfuParamSpec } from '../../depot/index.js';
+import { parseCapability, type Capability, type DepotAddress, type IbpClient, type NfuParamSpec } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 
 const registry = builtinRegistry();

@@ -1,4 +1,4 @@
-import type { DepotAddress } from '../../depot/index.js';
+import type { DepotAddress } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import { parseDepotList } from '../lors/depot-list.js';
 

@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { IbpClient } from '../../depot/index.js';
+import type { IbpClient } from '../../ibp/index.js';
 import { blocksOf, depotOf, type Exnode, type Mapping } from '../exnode/exnode.js';
 import { readExnode, writeExnode } from '../exnode/exnode-file.js';
 import { replicateFromAny, statMappings } from '../lors/maintenance.js';

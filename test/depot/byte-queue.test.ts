@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { ByteQueue, LINE_TOO_LONG } from '../../depot/index.js';
+import { ByteQueue, LINE_TOO_LONG } from '../../ibp/index.js';
 
 describe('ByteQueue', () => {
   it('yields lines and raw bytes whatever the chunking', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { capTokens, formatCapability, parseCapability, type Capability } from '../../depot/index.js';
+import { capTokens, formatCapability, parseCapability, type Capability } from '../../ibp/index.js';
 
 const keyArb = fc.stringMatching(/^[A-Za-z0-9_+=-]{1,64}$/);
 const hostArb = fc.oneof(fc.ipV4(), fc.constantFrom('localhost', 'depot.example.org', '::1', 'fe80::1'));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { IbpClient, type AllocationCaps } from '../../depot/index.js';
+import { IbpClient, type AllocationCaps } from '../../ibp/index.js';
 import { DepotProcess } from '../helpers/depot-process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 

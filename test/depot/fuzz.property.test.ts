@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { parseRequest } from '../../depot/index.js';
+import { parseRequest } from '../../ibp/index.js';
 import { RawSession, rawAllocate, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 
 const vocabulary = fc.constantFrom(

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import type { NfuParamSpec } from '../../depot/index.js';
+import type { NfuParamSpec } from '../../ibp/index.js';
 import { encodeAttrs } from '../../nfu-kernels/index.js';
 import { RawSession, rawAllocate, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 

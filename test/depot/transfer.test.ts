@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IbpClient, formatCapability, type AllocationCaps, type DepotAddress } from '../../depot/index.js';
+import { IbpClient, formatCapability, type AllocationCaps, type DepotAddress } from '../../ibp/index.js';
 import { RawSession, keyOf } from '../helpers/depot-fixture.js';
 import { DepotProcess } from '../helpers/depot-process.js';
 import { tempDir } from '../helpers/temp-dir.js';

@@ -1,15 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
-import {
-  DepotServer,
-  StreamReader,
-  parseDepotOptions,
-  parseCapability,
-  capTokens,
-  type Clock,
-  type DepotOptionsInput,
-  type DepotServerDeps,
-} from '../../depot/index.js';
+import { StreamReader, parseCapability, capTokens } from '../../ibp/index.js';
+import { DepotServer, parseDepotOptions, type Clock, type DepotOptionsInput, type DepotServerDeps } from '../../depot/index.js';
 import { IbpClient, type AllocationCaps } from '../../framework/index.js';
 
 export interface TestDepot {

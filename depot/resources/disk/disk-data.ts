@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { AllocationData, BlockChecksums, RangeWriter } from '../../core/allocation.js';
 import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
-import { Status } from '../../protocol/commands.js';
+import { Status } from '../../../ibp/index.js';
 import type { FsyncPolicy } from '../../options.js';
 import type { MetadataDb } from './metadata-db.js';
 

@@ -1,6 +1,13 @@
-import { CapType, Command, ManageOp, Status, StatusOp, type CapTypeNumber } from '../protocol/commands.js';
+import {
+  CapType,
+  Command,
+  DEFAULT_STATUS_PASSWORD,
+  ManageOp,
+  Status,
+  StatusOp,
+  type CapTypeNumber,
+} from '../protocol/commands.js';
 import { capTokens, formatCapability, parseCapability, type Capability } from '../protocol/caps.js';
-import { DEFAULT_STATUS_PASSWORD } from '../options.js';
 import type { ProbeFields } from '../protocol/reply.js';
 import { ClientError, ClientErrorCode } from './client-error.js';
 import { DepotConnection } from './depot-connection.js';

@@ -10,6 +10,8 @@ export const IBP_V1 = 1;
 
 /** Default TCP port of an IBP depot. */
 export const IBP_DEFAULT_PORT = 6714;
+/** The ST_INQ password the peer tools send by default. */
+export const DEFAULT_STATUS_PASSWORD = 'ibp';
 
 export const Command = {
   ALLOCATE: 1,

@@ -1,6 +1,6 @@
 import { CAP_TYPE_WORD, CapType, Command, ManageOp, Status, StatusOp, type CapTypeNumber } from './commands.js';
 import { MAX_CAP_LENGTH, parseCapability, type Capability } from './caps.js';
-import { DepotError, DepotErrorCode } from '../errors.js';
+import { IbpProtocolError, IbpProtocolErrorCode } from '../errors.js';
 import type { IbpRequest, KeyRef, ManageRequest, NfuParamKindNumber, StatusRequest, TransferRequest } from './requests.js';
 
 /** Most parameters an NFU call may carry. */
@@ -26,14 +26,14 @@ export function parseNfuParamHeader(
   const isRef = kind <= 2;
   const limit = isRef ? MAX_CAP_LENGTH : maxValueBytes;
   if (dataLength > limit) {
-    throw new DepotError(
-      DepotErrorCode.WOULD_EXCEED_LIMIT,
+    throw new IbpProtocolError(
+      IbpProtocolErrorCode.WOULD_EXCEED_LIMIT,
       `NFU parameter ${index}: ${dataLength} data bytes exceed the limit of ${limit}`,
     );
   }
   if (kind === 4 && (dataLength !== 0 || length > maxValueBytes)) {
-    throw new DepotError(
-      DepotErrorCode.WOULD_EXCEED_LIMIT,
+    throw new IbpProtocolError(
+      IbpProtocolErrorCode.WOULD_EXCEED_LIMIT,
       `NFU parameter ${index}: a VAL_OUT carries no data and at most ${maxValueBytes} bytes back`,
     );
   }
@@ -52,8 +52,8 @@ export function tokenize(line: string): string[] {
   return tokens;
 }
 
-function badFormat(message: string, status: number = Status.BAD_FORMAT): DepotError {
-  return new DepotError(DepotErrorCode.BAD_FORMAT, message, { status });
+function badFormat(message: string, status: number = Status.BAD_FORMAT): IbpProtocolError {
+  return new IbpProtocolError(IbpProtocolErrorCode.BAD_FORMAT, message, { status });
 }
 
 /** Quotes a client token for an error message, bounded so a huge token cannot bloat logs. */
@@ -105,7 +105,7 @@ function arity(tokens: readonly string[], need: number, what: string): void {
 function positiveLength(tokens: readonly string[], index: number): number {
   const n = int(tokens, index, 'length');
   if (n < 1) {
-    throw new DepotError(DepotErrorCode.INVALID_PARAMETER, `\`length\` must be at least 1 (got ${n})`, {
+    throw new IbpProtocolError(IbpProtocolErrorCode.INVALID_PARAMETER, `\`length\` must be at least 1 (got ${n})`, {
       status: Status.INV_PAR_SIZE,
     });
   }
@@ -115,7 +115,7 @@ function positiveLength(tokens: readonly string[], index: number): number {
 function offsetAt(tokens: readonly string[], index: number): number {
   const n = int(tokens, index, 'offset');
   if (n < 0) {
-    throw new DepotError(DepotErrorCode.INVALID_PARAMETER, `\`offset\` must be >= 0 (got ${n})`, {
+    throw new IbpProtocolError(IbpProtocolErrorCode.INVALID_PARAMETER, `\`offset\` must be >= 0 (got ${n})`, {
       status: Status.FILE_SEEK_ERROR,
     });
   }
@@ -124,7 +124,7 @@ function offsetAt(tokens: readonly string[], index: number): number {
 
 /**
  * Parses one IBP command line into a typed request. Token layouts follow shared/IBP-PROTOCOL.md
- * §1.4 (v0 and v1 forms). Throws {@link DepotError} carrying the IBP status to answer with;
+ * §1.4 (v0 and v1 forms). Throws {@link IbpProtocolError} carrying the IBP status to answer with;
  * every parse error is protocol-level (the connection is closed after the reply).
  */
 export function parseRequest(line: string): IbpRequest {
@@ -134,7 +134,7 @@ export function parseRequest(line: string): IbpRequest {
   if (!/^\d{1,3}$/.test(versionToken)) throw badFormat(`protocol version must be 0 or 1 (got ${quote(versionToken)})`);
   const versionNumber = Number(versionToken);
   if (versionNumber !== 0 && versionNumber !== 1) {
-    throw new DepotError(DepotErrorCode.PROTOCOL_VERSION, `protocol version must be 0 or 1 (got ${versionNumber})`);
+    throw new IbpProtocolError(IbpProtocolErrorCode.PROTOCOL_VERSION, `protocol version must be 0 or 1 (got ${versionNumber})`);
   }
   const version = versionNumber as 0 | 1;
   if (!/^\d{1,3}$/.test(t[1]!)) throw badFormat(`command number must be a small integer (got ${quote(t[1])})`);
@@ -206,7 +206,7 @@ export function parseRequest(line: string): IbpRequest {
       return { command: 'nfu', version, opcode, paramCount, timeoutSec: timeout(t, 4) };
     }
     default:
-      throw new DepotError(DepotErrorCode.UNKNOWN_COMMAND, `command ${command} is not served by this depot`);
+      throw new IbpProtocolError(IbpProtocolErrorCode.UNKNOWN_COMMAND, `command ${command} is not served by this depot`);
   }
 }
 
@@ -246,7 +246,10 @@ function parseSend(t: readonly string[], version: 0 | 1): TransferRequest {
 function parsePushPull(t: readonly string[], version: 0 | 1, command: 'push' | 'pull'): TransferRequest {
   const ctype = int(t, 2, 'ctype');
   if (ctype === 2) {
-    throw new DepotError(DepotErrorCode.TYPE_NOT_SUPPORTED, 'Phoebus transfers (ctype 2) are not supported; use TCP (ctype 1)');
+    throw new IbpProtocolError(
+      IbpProtocolErrorCode.TYPE_NOT_SUPPORTED,
+      'Phoebus transfers (ctype 2) are not supported; use TCP (ctype 1)',
+    );
   }
   if (ctype !== 1) throw badFormat(`\`ctype\` must be 1 (TCP) (got ${ctype})`);
   const at = t[4]?.startsWith('ibp://') === true ? 3 : 4; // index of LOCAL_KEY
@@ -259,14 +262,18 @@ function parsePushPull(t: readonly string[], version: 0 | 1, command: 'push' | '
     [remoteOffset, 'remote offset'],
   ] as const) {
     if (v < -1)
-      throw new DepotError(DepotErrorCode.INVALID_PARAMETER, `\`${name}\` must be >= -1 (got ${v})`, {
+      throw new IbpProtocolError(IbpProtocolErrorCode.INVALID_PARAMETER, `\`${name}\` must be >= -1 (got ${v})`, {
         status: Status.FILE_SEEK_ERROR,
       });
   }
   if (command === 'push' && localOffset === -1) {
-    throw new DepotError(DepotErrorCode.INVALID_PARAMETER, 'PUSH reads from the local allocation: its offset cannot be -1', {
-      status: Status.FILE_SEEK_ERROR,
-    });
+    throw new IbpProtocolError(
+      IbpProtocolErrorCode.INVALID_PARAMETER,
+      'PUSH reads from the local allocation: its offset cannot be -1',
+      {
+        status: Status.FILE_SEEK_ERROR,
+      },
+    );
   }
 
   return {

@@ -2,17 +2,29 @@ import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { Command as CliCommand } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { IbpClient, type DepotAddress } from '../../depot/index.js';
-import { FrameworkError, FrameworkErrorCode } from '../errors.js';
-import { blocksOf, depotKey } from '../exnode/exnode.js';
-import { readExnode, writeExnode } from '../exnode/exnode-file.js';
-import { parseDepotList, readDepotFile } from '../lors/depot-list.js';
-import { upload, DEFAULT_BLOCK_SIZE, DEFAULT_DURATION_SEC } from '../lors/upload.js';
-import { download } from '../lors/download.js';
-import { augment, refreshLeases, statMappings, trimDead, trimMappings } from '../lors/maintenance.js';
-import { parsePolicy } from '../warmer/policy.js';
-import { Warmer } from '../warmer/warmer.js';
-import { parseByteSize } from '../../depot/index.js';
+import { IbpClient, type DepotAddress } from '../ibp/index.js';
+import {
+  augment,
+  blocksOf,
+  DEFAULT_BLOCK_SIZE,
+  DEFAULT_DURATION_SEC,
+  depotKey,
+  download,
+  FrameworkError,
+  FrameworkErrorCode,
+  parseDepotList,
+  parsePolicy,
+  readDepotFile,
+  readExnode,
+  refreshLeases,
+  statMappings,
+  trimDead,
+  trimMappings,
+  upload,
+  Warmer,
+  writeExnode,
+} from '../framework/index.js';
+import { parseByteSize } from '../depot/index.js';
 
 function positive(value: string, flag: string): number {
   const n = Number(value);

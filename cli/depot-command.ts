@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command as CliCommand, Option } from 'commander';
 import { parse as parseToml } from 'smol-toml';
-import { DepotError, DepotServer, parseDepotOptions, type DepotOptionsInput } from '../../depot/index.js';
+import { DepotError, DepotServer, parseDepotOptions, type DepotOptionsInput } from '../depot/index.js';
 
 interface DepotFlags {
   host?: string;

@@ -1,0 +1,123 @@
+/**
+ * Shared types of the estimation core: what every estimate carries, block summaries recorded at ingest,
+ * and the plan of a job as the estimators see it.
+ */
+
+/** Time source (milliseconds). Injected everywhere; the estimation core never reads the wall clock itself. */
+export interface Clock {
+  now(): number;
+}
+
+/**
+ * The norm `epsilon` is measured in.
+ * - `abs`: a scalar's absolute error;
+ * - `linf`: the largest absolute coordinate error of a vector (per-coordinate bounds + union bound);
+ * - `l2`: Euclidean norm of a vector's error;
+ * - `spectral`: operator 2-norm of a matrix's error;
+ * - `frobenius`: Frobenius norm of a matrix's error;
+ * - `relative`: error divided by the true value's norm.
+ */
+export type Norm = 'abs' | 'linf' | 'l2' | 'spectral' | 'frobenius' | 'relative';
+
+/** One part of an (ε, δ) guarantee: `P(error > epsilon) ≤ delta`. */
+export interface ErrorPart {
+  epsilon: number;
+  delta: number;
+}
+
+/** A data source (depot or sensor) that contributed to an estimate, with the weight it was given. */
+export interface SourceWeight {
+  id: string;
+  /** Weight in [0, 1] the estimator gave this source (1 = full weight). */
+  weight: number;
+  /** Reliability in [0, 1] (posterior answer probability for a depot, quality weight for a sensor). */
+  reliability: number;
+}
+
+/**
+ * An estimate with its guarantee: `P(‖value − truth‖ > epsilon) ≤ delta` in the norm `norm`, under the
+ * assumptions named by `method`. `epsilon = parts.sampling.epsilon + parts.sketch.epsilon` and
+ * `delta = parts.sampling.delta + parts.sketch.delta` (triangle inequality and union bound).
+ */
+export interface Estimate<V> {
+  value: V;
+  epsilon: number;
+  delta: number;
+  /** Answered mass / total mass of the planned blocks, mass = squared Frobenius norm from the summaries. */
+  coverage: number;
+  blocksUsed: number;
+  blocksMissing: number;
+  /** Bytes that crossed the network for this estimate (as reported by the caller with each block). */
+  bytesMoved: number;
+  /** Estimator, bound and assumptions, e.g. `horvitz-thompson/response-groups; bernstein(union); MAR`. */
+  method: string;
+  norm: Norm;
+  parts: { sampling: ErrorPart; sketch: ErrorPart };
+  sources: SourceWeight[];
+  /** True for the last estimate of a job. */
+  final: boolean;
+  /** For vector values in the `linf` norm: each coordinate's own bound (all hold together with prob. ≥ 1 − δ). */
+  epsilonPerCoordinate?: Float64Array;
+}
+
+/**
+ * What is recorded at ingest for a row block `A_b` (n_b × d), ESTIMATION §1. It lets estimators bound what a
+ * missing block could have contributed without reading it.
+ */
+export interface BlockSummary {
+  rows: number;
+  cols: number;
+  /** Σ_i a_ij, length `cols`. */
+  colSums: Float64Array;
+  /** Σ_i a_ij², length `cols`. */
+  colSumSq: Float64Array;
+  /** ‖A_b‖_F² = Σ_j colSumSq_j. */
+  frob2: number;
+  /** max |a_ij| (0 for an empty block). */
+  maxAbs: number;
+  /** SHA-256 of the block's bytes as stored (lower-case hex). */
+  hash: string;
+}
+
+/** Answer probability of a block: point value (for weights) and a conservative lower value (for bounds). */
+export interface Inclusion {
+  /** Posterior-mean probability that the block answers, in [π_min, 1]. */
+  p: number;
+  /** A lower posterior quantile of that probability, in [π_min, p]. */
+  pLower: number;
+}
+
+/** A block the job planned to use, as the estimators see it. */
+export interface PlannedBlock {
+  id: string;
+  summary: BlockSummary;
+  /**
+   * Response group (e.g. the depot or replica set the block was asked on). With `weighting: 'response-groups'`
+   * blocks of one group are assumed to answer independently with a common (unknown) probability.
+   * Omitted: the block belongs to the default group `''`.
+   */
+  group?: string;
+  /** Answer probability from the reliability history; required with `weighting: 'inclusion'`. */
+  inclusion?: Inclusion;
+}
+
+/**
+ * How missing blocks are compensated.
+ * - `response-groups` (default): Horvitz–Thompson with π̂_b = n_g / N_g, the answered fraction of the block's
+ *   group in this job (response homogeneity groups). Robust to a depot whose failure rate changed.
+ * - `inclusion`: Horvitz–Thompson with π_b from the reliability history (`PlannedBlock.inclusion`).
+ */
+export type Weighting = 'response-groups' | 'inclusion';
+
+/** Options of every `estimate*` call. */
+export interface EstimateOptions {
+  /** Failure probability of the sampling part, in (0, 1). */
+  delta: number;
+  weighting?: Weighting;
+  /** Minimum coverage in [0, 1]; below it the estimate throws `COORD_E_COVERAGE`. Default 0. */
+  minCoverage?: number;
+  /** Sketching error to add (ESTIMATION §3). Default `{ epsilon: 0, delta: 0 }`. */
+  sketch?: ErrorPart;
+  sources?: SourceWeight[];
+  final?: boolean;
+}
