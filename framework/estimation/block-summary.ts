@@ -1,0 +1,120 @@
+import { createHash } from 'node:crypto';
+import { invalidArgument } from './errors.js';
+import type { BlockSummary } from './types.js';
+
+/**
+ * The ingest summary of a row block `A_b` (rows × cols, row-major): column sums, column sums of squares,
+ * ‖A_b‖_F², max |entry| and the SHA-256 of its bytes (ESTIMATION §1).
+ *
+ * @param data - the block, row-major, `rows · cols` elements (float64 or float32 as stored)
+ * @throws CoordinatorError `COORD_E_INVALID_ARGUMENT` if the shape does not match the data or an entry is not finite
+ * @example
+ * summarizeBlock(new Float64Array([1, 2, 3, 4]), 2, 2).colSums // Float64Array [4, 6]
+ */
+export function summarizeBlock(data: Float64Array | Float32Array, rows: number, cols: number): BlockSummary {
+  if (!Number.isInteger(rows) || rows < 0) throw invalidArgument('rows', 'a non-negative integer', rows);
+  if (!Number.isInteger(cols) || cols < 1) throw invalidArgument('cols', 'a positive integer', cols);
+  if (data.length !== rows * cols) throw invalidArgument('data.length', `rows · cols = ${rows * cols}`, data.length);
+  const colSums = new Float64Array(cols);
+  const colSumSq = new Float64Array(cols);
+  let maxAbs = 0;
+  for (let i = 0; i < rows; i++) {
+    const base = i * cols;
+    for (let j = 0; j < cols; j++) {
+      const v = data[base + j]!;
+      if (!Number.isFinite(v)) throw invalidArgument(`data[${base + j}]`, 'finite', v);
+      colSums[j]! += v;
+      colSumSq[j]! += v * v;
+      const a = Math.abs(v);
+      if (a > maxAbs) maxAbs = a;
+    }
+  }
+  let frob2 = 0;
+  for (let j = 0; j < cols; j++) frob2 += colSumSq[j]!;
+  const hash = createHash('sha256')
+    .update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+    .digest('hex');
+  return { rows, cols, colSums, colSumSq, frob2, maxAbs, hash };
+}
+
+/** JSON form of a {@link BlockSummary} (arrays instead of typed arrays), for exNodes and files. */
+export interface BlockSummaryJson {
+  rows: number;
+  cols: number;
+  colSums: number[];
+  colSumSq: number[];
+  frob2: number;
+  maxAbs: number;
+  hash: string;
+}
+
+/** Plain-JSON form of a summary. */
+export function summaryToJson(s: BlockSummary): BlockSummaryJson {
+  return {
+    rows: s.rows,
+    cols: s.cols,
+    colSums: Array.from(s.colSums),
+    colSumSq: Array.from(s.colSumSq),
+    frob2: s.frob2,
+    maxAbs: s.maxAbs,
+    hash: s.hash,
+  };
+}
+
+/**
+ * Parses and validates a summary from JSON (see {@link validateSummary}).
+ * @throws CoordinatorError `COORD_E_INVALID_ARGUMENT` naming the field
+ */
+export function summaryFromJson(json: unknown, name = 'summary'): BlockSummary {
+  if (typeof json !== 'object' || json === null) throw invalidArgument(name, 'an object', json);
+  const o = json as Record<string, unknown>;
+  const numbers = (field: string): Float64Array => {
+    const v = o[field];
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'number')) {
+      throw invalidArgument(`${name}.${field}`, 'an array of numbers', v);
+    }
+    return Float64Array.from(v as number[]);
+  };
+  const s = {
+    rows: o['rows'] as number,
+    cols: o['cols'] as number,
+    colSums: numbers('colSums'),
+    colSumSq: numbers('colSumSq'),
+    frob2: o['frob2'] as number,
+    maxAbs: o['maxAbs'] as number,
+    hash: o['hash'] as string,
+  };
+  validateSummary(s, name);
+  return s;
+}
+
+/**
+ * Checks a summary's invariants: non-negative integer rows, positive cols, vectors of length cols, finite
+ * values, non-negative sums of squares, `frob2 ≈ Σ colSumSq`, `maxAbs ≥ 0`, a 64-hex-digit hash.
+ * @throws CoordinatorError `COORD_E_INVALID_ARGUMENT` naming the field, the rule and the value
+ */
+export function validateSummary(s: BlockSummary, name = 'summary'): void {
+  if (!Number.isInteger(s.rows) || s.rows < 0) throw invalidArgument(`${name}.rows`, 'a non-negative integer', s.rows);
+  if (!Number.isInteger(s.cols) || s.cols < 1) throw invalidArgument(`${name}.cols`, 'a positive integer', s.cols);
+  for (const field of ['colSums', 'colSumSq'] as const) {
+    const v = s[field];
+    if (!(v instanceof Float64Array) || v.length !== s.cols) {
+      throw invalidArgument(`${name}.${field}`, `a Float64Array of length ${s.cols}`, v?.length);
+    }
+    for (let j = 0; j < v.length; j++) {
+      if (!Number.isFinite(v[j]!) || (field === 'colSumSq' && v[j]! < 0)) {
+        throw invalidArgument(`${name}.${field}[${j}]`, field === 'colSumSq' ? 'finite and ≥ 0' : 'finite', v[j]);
+      }
+    }
+  }
+  if (!Number.isFinite(s.frob2) || s.frob2 < 0) throw invalidArgument(`${name}.frob2`, 'finite and ≥ 0', s.frob2);
+  let total = 0;
+  for (let j = 0; j < s.cols; j++) total += s.colSumSq[j]!;
+  if (Math.abs(total - s.frob2) > 1e-9 * Math.max(1, total)) {
+    throw invalidArgument(`${name}.frob2`, `Σ colSumSq = ${total}`, s.frob2);
+  }
+  if (!Number.isFinite(s.maxAbs) || s.maxAbs < 0) throw invalidArgument(`${name}.maxAbs`, 'finite and ≥ 0', s.maxAbs);
+  if (typeof s.hash !== 'string' || !/^[0-9a-f]{64}$/.test(s.hash)) {
+    throw invalidArgument(`${name}.hash`, '64 lower-case hex digits', s.hash);
+  }
+}
