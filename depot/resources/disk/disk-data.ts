@@ -1,4 +1,4 @@
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, rmSync } from 'node:fs';
 import { mkdir, open, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -7,6 +7,7 @@ import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
 import { Status } from '../../../ibp/index.js';
 import type { FsyncPolicy } from '../../options.js';
 import type { MetadataDb } from './metadata-db.js';
+import { journalPath, recordHeader } from './redo-journal.js';
 
 /** Bytes covered by one stored checksum. */
 export const BLOCK_BYTES = 64 * 1024;
@@ -16,6 +17,7 @@ const WRITE_BATCH_BYTES = 1024 * 1024;
 const READ_RUN_BYTES = 16 * BLOCK_BYTES;
 
 const CREATE_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT;
+const JOURNAL_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC;
 
 /** What disk data needs to know of, and tell, its allocation. */
 export interface DiskOwner {
@@ -51,6 +53,10 @@ export function blockCrcs(buf: Buffer, firstBlock: number, size: number, into: M
  */
 export class DiskData implements AllocationData {
   private crcs: Map<number, number> | undefined;
+  /** Sequence number of the last journaled overwrite the metadata store recorded as done. */
+  private seq: number | undefined;
+  /** Sequence number of the journal of the write in progress, once it has written one. */
+  private journaled: number | undefined;
 
   constructor(
     readonly file: string,
@@ -78,30 +84,46 @@ export class DiskData implements AllocationData {
       throw storageError(e, `allocation ${this.owner.id}: cannot open its file`);
     }
     const end = offset + length;
+    // Bytes in [offset, journalEnd) change committed data in place: they go through the redo journal.
+    const journalEnd = Math.min(end, this.owner.size);
+    const seq = this.committedSeq() + 1;
+    let journal: FileHandle | undefined;
+    let journalAt = 0;
     let cursor = offset;
-    let batch: Buffer[] = [];
+    const batch: Buffer[] = [];
     let batchBytes = 0;
     let batchAt = offset;
     // CRCs of the blocks that lie wholly inside the written range, computed as the bytes stream by.
     const streaming = new Map<number, number>();
-    const flush = async () => {
-      if (batchBytes === 0) return;
-      const parts = batch;
-      const at = batchAt;
-      batch = [];
-      batchAt += batchBytes;
-      batchBytes = 0;
-      let written = 0;
-      while (written < parts.reduce((s, p) => s + p.length, 0)) {
-        const { bytesWritten } = await fh.writev(skipBytes(parts, written), at + written);
-        written += bytesWritten;
+    const toJournal = async (at: number, parts: Buffer[]) => {
+      if (journal === undefined) {
+        journal = await this.io.open(journalPath(this.file), JOURNAL_FLAGS);
+        this.journaled = seq;
+        if (this.fsync === 'safe') await syncDirectory(dirname(this.file));
       }
+      const record = [recordHeader(seq, at, parts), ...parts];
+      await writeAll(journal, record, journalAt);
+      journalAt += record.reduce((s, p) => s + p.length, 0);
+      if (this.fsync === 'safe') await journal.datasync();
+    };
+    /** Writes the batch up to the last block boundary it reaches (all of it when `final`). */
+    const flush = async (final: boolean) => {
+      const cut = final ? batchAt + batchBytes : Math.floor((batchAt + batchBytes) / BLOCK_BYTES) * BLOCK_BYTES;
+      const n = cut - batchAt;
+      if (n <= 0) return;
+      const parts = takeBytes(batch, n);
+      const at = batchAt;
+      batchAt += n;
+      batchBytes -= n;
+      if (at < journalEnd) await toJournal(at, n <= journalEnd - at ? parts : takeBytes([...parts], journalEnd - at));
+      await writeAll(fh, parts, at);
     };
     let closed = false;
     const close = async () => {
       if (!closed) {
         closed = true;
         await fh.close().catch(() => undefined);
+        await journal?.close().catch(() => undefined);
       }
     };
     return {
@@ -119,7 +141,7 @@ export class DiskData implements AllocationData {
         batchBytes += chunk.length;
         if (batchBytes >= WRITE_BATCH_BYTES) {
           try {
-            await flush();
+            await flush(false);
           } catch (e) {
             throw storageError(e, `allocation ${this.owner.id}: write failed`);
           }
@@ -128,7 +150,7 @@ export class DiskData implements AllocationData {
       finish: async (newSize: number): Promise<BlockChecksums> => {
         if (cursor !== end) throw new RangeError(`finish of a partial range: ${cursor} of ${end}`);
         try {
-          await flush();
+          await flush(true);
           if (this.fsync === 'safe') {
             await fh.datasync();
             if (!existed) await syncDirectory(dirname(this.file));
@@ -141,12 +163,12 @@ export class DiskData implements AllocationData {
             const bStart = b * BLOCK_BYTES;
             const bEnd = Math.min(bStart + BLOCK_BYTES, newSize);
             const whole = bStart >= offset && bEnd <= end && streaming.has(b);
-            crcs.set(b, whole ? streaming.get(b)! : await this.crcOfFileBlock(fh, b, newSize));
+            crcs.set(b, whole ? streaming.get(b)! : await crcOfFileBlock(fh, b, newSize));
           }
           // The block holding the old end may change its extent without being rewritten (a hole).
           const oldEndBlock = Math.floor(this.owner.size / BLOCK_BYTES);
           if (newSize > this.owner.size && this.owner.size % BLOCK_BYTES !== 0 && !crcs.has(oldEndBlock)) {
-            crcs.set(oldEndBlock, await this.crcOfFileBlock(fh, oldEndBlock, newSize));
+            crcs.set(oldEndBlock, await crcOfFileBlock(fh, oldEndBlock, newSize));
           }
           for (let b = oldEndBlock + 1; b < first; b++) crcs.set(b, zeroCrc(Math.min(BLOCK_BYTES, newSize - b * BLOCK_BYTES)));
           return crcs;
@@ -163,10 +185,34 @@ export class DiskData implements AllocationData {
     };
   }
 
+  /**
+   * Sequence number of the redo journal of the write being committed, if it wrote one: the
+   * metadata store records it with the write, which marks the journal done.
+   */
+  journalToCommit(): number | undefined {
+    return this.journaled;
+  }
+
   /** Caches the committed checksums after a write (the core has recorded them). */
   noteCommitted(blocks: BlockChecksums | undefined): void {
+    this.journalDone();
     if (blocks === undefined || this.crcs === undefined) return;
     for (const [b, c] of blocks) this.crcs.set(b, c);
+  }
+
+  /** The metadata store has recorded the journaled write (committed or undone): drop its journal. */
+  private journalDone(): void {
+    if (this.journaled === undefined) return;
+    this.seq = this.journaled;
+    this.journaled = undefined;
+    // Synchronous, so the next write's journal is never the one being removed. Not synced: a
+    // journal that survives a crash is stale (its sequence number is recorded) and is ignored.
+    rmSync(journalPath(this.file), { force: true });
+  }
+
+  private committedSeq(): number {
+    this.seq ??= this.db.journalSeq(this.owner.id);
+    return this.seq;
   }
 
   async read(offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void> {
@@ -247,7 +293,7 @@ export class DiskData implements AllocationData {
         const fh = await open(this.file, fsConstants.O_RDONLY).catch(() => undefined);
         if (fh !== undefined) {
           try {
-            blocks.set(b, await this.crcOfFileBlock(fh, b, newSize));
+            blocks.set(b, await crcOfFileBlock(fh, b, newSize));
           } finally {
             await fh.close();
           }
@@ -269,6 +315,7 @@ export class DiskData implements AllocationData {
 
   async release(): Promise<void> {
     await rm(this.file, { force: true });
+    await rm(journalPath(this.file), { force: true });
   }
 
   /** Checks every block of the file against the stored checksums (start-up `full` check). */
@@ -288,19 +335,6 @@ export class DiskData implements AllocationData {
     return this.crcs;
   }
 
-  private async crcOfFileBlock(fh: FileHandle, block: number, size: number): Promise<number> {
-    const start = block * BLOCK_BYTES;
-    const len = Math.min(BLOCK_BYTES, size - start);
-    const buf = Buffer.alloc(len);
-    let got = 0;
-    while (got < len) {
-      const { bytesRead } = await fh.read(buf, got, len - got, start + got);
-      if (bytesRead === 0) break; // past the end of the file: a hole, zeros
-      got += bytesRead;
-    }
-    return crc32(buf);
-  }
-
   /**
    * Cuts the file to `size` bytes and re-records the checksum of the block holding the new end;
    * with `dirtyFrom`, also re-records the blocks of `[dirtyFrom, dirtyTo)` (an interrupted WRITE
@@ -316,18 +350,19 @@ export class DiskData implements AllocationData {
       try {
         if (size % BLOCK_BYTES !== 0) {
           const b = Math.floor(size / BLOCK_BYTES);
-          blocks.set(b, await this.crcOfFileBlock(fh, b, size));
+          blocks.set(b, await crcOfFileBlock(fh, b, size));
         }
         if (dirtyFrom !== undefined && dirtyTo !== undefined) {
           for (let b = Math.floor(dirtyFrom / BLOCK_BYTES); b * BLOCK_BYTES < dirtyTo; b++) {
-            blocks.set(b, await this.crcOfFileBlock(fh, b, size));
+            blocks.set(b, await crcOfFileBlock(fh, b, size));
           }
         }
       } finally {
         await fh.close();
       }
       const fromBlock = Math.ceil(size / BLOCK_BYTES);
-      this.db.setBlocks(this.owner.id, blocks, fromBlock);
+      this.db.setBlocks(this.owner.id, blocks, fromBlock, this.journaled);
+      this.journalDone();
       const crcs = this.checksums();
       for (const b of [...crcs.keys()]) if (b >= fromBlock) crcs.delete(b);
       for (const [b, c] of blocks) crcs.set(b, c);
@@ -335,6 +370,48 @@ export class DiskData implements AllocationData {
       throw storageError(e, `allocation ${this.owner.id}: cannot cut its file`);
     }
   }
+}
+
+/** CRC-32 of block `block` of an allocation of `size` bytes, read from its file (zeros past its end). */
+export async function crcOfFileBlock(fh: FileHandle, block: number, size: number): Promise<number> {
+  const start = block * BLOCK_BYTES;
+  const len = Math.min(BLOCK_BYTES, size - start);
+  const buf = Buffer.alloc(len);
+  let got = 0;
+  while (got < len) {
+    const { bytesRead } = await fh.read(buf, got, len - got, start + got);
+    if (bytesRead === 0) break; // past the end of the file: a hole, zeros
+    got += bytesRead;
+  }
+  return crc32(buf);
+}
+
+/** Writes all of `parts` at `position`, however many calls it takes. */
+async function writeAll(fh: FileHandle, parts: Buffer[], position: number): Promise<void> {
+  const total = parts.reduce((s, p) => s + p.length, 0);
+  let written = 0;
+  while (written < total) {
+    const { bytesWritten } = await fh.writev(skipBytes(parts, written), position + written);
+    written += bytesWritten;
+  }
+}
+
+/** Removes and returns the first `n` bytes of `parts` (splitting a buffer if need be). */
+function takeBytes(parts: Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = [];
+  while (n > 0 && parts.length > 0) {
+    const p = parts[0]!;
+    if (p.length <= n) {
+      out.push(p);
+      parts.shift();
+      n -= p.length;
+    } else {
+      out.push(p.subarray(0, n));
+      parts[0] = p.subarray(n);
+      n = 0;
+    }
+  }
+  return out;
 }
 
 /** fsync of a directory, so a new file's entry survives power loss. */

@@ -1,13 +1,14 @@
-import { rmSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { constants as fsConstants, rmSync } from 'node:fs';
+import { mkdir, open, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Allocation, AllocationData, AllocationRecord, BlockChecksums } from '../../core/allocation.js';
 import { DepotError, DepotErrorCode } from '../../errors.js';
 import type { ResourceOptions } from '../../options.js';
 import type { StorageResource } from '../resource.js';
-import { DiskData, realDiskIo, type DiskIo } from './disk-data.js';
+import { BLOCK_BYTES, DiskData, crcOfFileBlock, realDiskIo, type DiskIo } from './disk-data.js';
 import { MetadataDb } from './metadata-db.js';
+import { journalPath, redoJournal } from './redo-journal.js';
 
 /** Metadata store file inside a disk resource's data directory. */
 export const METADATA_FILE = 'anvil.sqlite';
@@ -125,8 +126,9 @@ export class DiskResource implements StorageResource {
   }
 
   commitWrite(a: Allocation, newSize: number, blocks: BlockChecksums | undefined): void {
-    this.db.commitWrite(a.id, newSize, blocks);
-    (a.data as DiskData).noteCommitted(blocks);
+    const data = a.data as DiskData;
+    this.db.commitWrite(a.id, newSize, blocks, data.journalToCommit());
+    data.noteCommitted(blocks);
   }
 
   async purge(a: Allocation): Promise<void> {
@@ -155,6 +157,7 @@ export class DiskResource implements StorageResource {
       await truncate(file, r.size);
       result = 'cut';
     }
+    await this.redo(r, file);
     if (this.options.startupCheck === 'full' && r.size > 0) {
       const owner = { id: r.id, size: r.size, maxSize: r.maxSize, markDamaged: () => undefined, settled: async () => undefined };
       const data = new DiskData(file, owner, this.db, 'fast', this.io);
@@ -162,6 +165,30 @@ export class DiskResource implements StorageResource {
       if (failure !== undefined) return failure.replace(/^allocation \d+: /, '');
     }
     return result;
+  }
+
+  /**
+   * Finishes an overwrite a crash interrupted: re-applies its redo journal (when its write did not
+   * commit) and records the checksums of the blocks it touched, so each of them holds its old or its
+   * new bytes and every other block keeps its committed ones. The journal is then removed.
+   */
+  private async redo(r: AllocationRecord, file: string): Promise<void> {
+    const done = await redoJournal(file, this.db.journalSeq(r.id), r.size, BLOCK_BYTES);
+    if (done !== undefined) {
+      const blocks = new Map<number, number>();
+      const fh = await open(file, fsConstants.O_RDONLY);
+      try {
+        for (const b of done.blocks) blocks.set(b, await crcOfFileBlock(fh, b, r.size));
+      } finally {
+        await fh.close();
+      }
+      this.db.setBlocks(r.id, blocks, undefined, done.seq);
+      this.log.warn(
+        { alloc: r.id, blocks: done.blocks.size },
+        'an overwrite interrupted by a crash was completed from its redo journal (it was never acknowledged)',
+      );
+    }
+    await rm(journalPath(file), { force: true });
   }
 
   private async removeOrphans(known: ReadonlySet<number>): Promise<number> {

@@ -51,6 +51,7 @@ export class MetadataDb {
           alloc_id INTEGER NOT NULL, idx INTEGER NOT NULL, crc INTEGER NOT NULL,
           PRIMARY KEY (alloc_id, idx)
         ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS write_seq (alloc_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
       `);
     } catch (e) {
       throw new DepotError(DepotErrorCode.RESOURCE_UNAVAILABLE, `cannot open metadata store ${file}: ${(e as Error).message}`, {
@@ -97,6 +98,9 @@ export class MetadataDb {
       removeBlocksFrom: this.db.prepare('DELETE FROM blocks WHERE alloc_id = ? AND idx >= ?'),
       putBlock: this.db.prepare('INSERT OR REPLACE INTO blocks (alloc_id, idx, crc) VALUES (?, ?, ?)'),
       blocks: this.db.prepare<[number], { idx: number; crc: number }>('SELECT idx, crc FROM blocks WHERE alloc_id = ?'),
+      seq: this.db.prepare<[number], { seq: number }>('SELECT seq FROM write_seq WHERE alloc_id = ?'),
+      putSeq: this.db.prepare('INSERT OR REPLACE INTO write_seq (alloc_id, seq) VALUES (?, ?)'),
+      removeSeq: this.db.prepare('DELETE FROM write_seq WHERE alloc_id = ?'),
       maxId: this.db.prepare<[], { id: number | null }>('SELECT MAX(id) AS id FROM allocations'),
     };
   }
@@ -135,24 +139,37 @@ export class MetadataDb {
     this.run('record the allocation change', () => this.stmts.update.run(this.params(a)));
   }
 
-  /** The new size and the block checksums of one write, atomically. */
-  commitWrite(id: number, newSize: number, blocks: BlockChecksums | undefined): void {
+  /**
+   * The new size and the block checksums of one write, atomically; with `seq`, also the sequence
+   * number of the write's redo journal (which makes that journal stale).
+   */
+  commitWrite(id: number, newSize: number, blocks: BlockChecksums | undefined, seq?: number): void {
     this.run('commit the write', () =>
       this.db.transaction(() => {
         if (blocks !== undefined) for (const [idx, crc] of blocks) this.stmts.putBlock.run(id, idx, crc);
         this.stmts.setSize.run(newSize, id);
+        if (seq !== undefined) this.stmts.putSeq.run(id, seq);
       })(),
     );
   }
 
-  /** Replaces checksums and drops those of blocks at or past `fromBlock` (after a truncation). */
-  setBlocks(id: number, blocks: BlockChecksums, fromBlock?: number): void {
+  /**
+   * Replaces checksums and drops those of blocks at or past `fromBlock` (after a truncation); with
+   * `seq`, also records the redo journal of that write as done.
+   */
+  setBlocks(id: number, blocks: BlockChecksums, fromBlock?: number, seq?: number): void {
     this.run('record block checksums', () =>
       this.db.transaction(() => {
         if (fromBlock !== undefined) this.stmts.removeBlocksFrom.run(id, fromBlock);
         for (const [idx, crc] of blocks) this.stmts.putBlock.run(id, idx, crc);
+        if (seq !== undefined) this.stmts.putSeq.run(id, seq);
       })(),
     );
+  }
+
+  /** Sequence number of the last overwrite whose redo journal is done with (0: none). */
+  journalSeq(id: number): number {
+    return this.stmts.seq.get(id)?.seq ?? 0;
   }
 
   /** TRUNCATE: new sizes and the re-recorded checksums, atomically. */
@@ -174,6 +191,7 @@ export class MetadataDb {
     this.run('forget the allocation', () =>
       this.db.transaction(() => {
         this.stmts.removeBlocks.run(id);
+        this.stmts.removeSeq.run(id);
         this.stmts.remove.run(id);
       })(),
     );

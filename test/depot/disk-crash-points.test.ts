@@ -1,0 +1,205 @@
+import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { IbpClient, type AllocationCaps } from '../../ibp/index.js';
+import { DepotProcess } from '../helpers/depot-process.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const DIST = new URL('../../dist/depot/index.js', import.meta.url);
+const BLOCK = 64 * 1024;
+
+/**
+ * A depot child whose disk I/O dies at a chosen point of an in-place overwrite: on the Nth
+ * `writev` into an allocation's file at a position inside the file's bytes, it SIGKILLs itself
+ * before the write (`before`), after writing half of it (`torn`), or after the whole of it
+ * (`after`: bytes in the file, metadata not yet committed); `journal-torn` dies half-way through
+ * the Nth write to the allocation's redo journal instead. Deterministic, unlike a timed kill.
+ */
+const CHILD = `
+import { open } from 'node:fs/promises';
+import { basename } from 'node:path';
+const { DepotServer, parseDepotOptions } = await import(process.env.ANVIL_DIST);
+const [dir, port, mode, nth] = process.argv.slice(2);
+let seen = 0;
+const die = () => { process.kill(process.pid, 'SIGKILL'); return new Promise(() => undefined); };
+const diskIo = {
+  async open(path, flags) {
+    const fh = await open(path, flags, 0o600);
+    const journal = mode === 'journal-torn';
+    if (!(journal ? /^\\d+\\.redo$/ : /^\\d+$/).test(basename(path))) return fh;
+    const writev = fh.writev.bind(fh);
+    fh.writev = async (buffers, position) => {
+      const { size } = await fh.stat();
+      if ((!journal && position >= size) || ++seen !== Number(nth)) return writev(buffers, position);
+      if (mode === 'before') return die();
+      if (mode === 'torn' || journal) {
+        const all = Buffer.concat(buffers);
+        await writev([all.subarray(0, all.length >> 1)], position);
+        return die();
+      }
+      await writev(buffers, position);
+      return die();
+    };
+    return fh;
+  },
+};
+const options = parseDepotOptions({ host: '127.0.0.1', port: Number(port), logLevel: 'warn', resource: [{ kind: 'disk', path: dir, fsync: 'safe' }] });
+const depot = await DepotServer.start(options, { diskIo });
+process.stdout.write('listening on ' + depot.url + '\\n');
+`;
+
+function pattern(len: number, salt: number): Buffer {
+  const b = Buffer.alloc(len);
+  for (let i = 0; i < len; i++) b[i] = (salt + i * 31 + (i >> 9)) & 0xff;
+  return b;
+}
+
+async function startChild(script: string, dir: string, port: number, mode: string, nth: number) {
+  const child = spawn(process.execPath, [script, dir, String(port), mode, String(nth)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ANVIL_DIST: DIST.href },
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const exit = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, sig) => resolve(sig ?? code)));
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const m = /listening on ibp:\/\/[^:]+:(\d+)/.exec(out);
+    if (m) return { child, exit, port: Number(m[1]) };
+    if (child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`depot child did not start: ${err}`);
+}
+
+interface Case {
+  name: string;
+  /** Allocation max size, bytes stored (acknowledged) before the overwrite. */
+  maxSize: number;
+  stored: number;
+  /** The overwrite that is killed. */
+  offset: number;
+  length: number;
+  mode: 'before' | 'torn' | 'after' | 'journal-torn';
+  nth: number;
+}
+
+const CASES: Case[] = [
+  // The reported case: 1 KiB inside a 1 MiB allocation, killed with its bytes in the file.
+  {
+    name: '1 KiB inside 1 MiB, killed after its bytes reach the file',
+    maxSize: 1 << 20,
+    stored: 1 << 20,
+    offset: 500_000,
+    length: 1024,
+    mode: 'after',
+    nth: 1,
+  },
+  {
+    name: '3 MiB inside 4 MiB, killed after the second batch',
+    maxSize: 4 << 20,
+    stored: 4 << 20,
+    offset: 100_000,
+    length: 3 << 20,
+    mode: 'after',
+    nth: 2,
+  },
+  {
+    name: '3 MiB inside 4 MiB, killed half-way through the first batch',
+    maxSize: 4 << 20,
+    stored: 4 << 20,
+    offset: 100_000,
+    length: 3 << 20,
+    mode: 'torn',
+    nth: 1,
+  },
+  {
+    name: '3 MiB inside 4 MiB, killed before the second batch',
+    maxSize: 4 << 20,
+    stored: 4 << 20,
+    offset: 100_000,
+    length: 3 << 20,
+    mode: 'before',
+    nth: 2,
+  },
+  {
+    name: '3 MiB inside 4 MiB, killed half-way through its second journal record',
+    maxSize: 4 << 20,
+    stored: 4 << 20,
+    offset: 100_000,
+    length: 3 << 20,
+    mode: 'journal-torn',
+    nth: 2,
+  },
+  {
+    name: '512 KiB across the end of the data, killed after its bytes reach the file',
+    maxSize: 2 << 20,
+    stored: 1 << 20,
+    offset: 800_000,
+    length: 512 << 10,
+    mode: 'after',
+    nth: 1,
+  },
+];
+
+describe('crash during an unacknowledged WRITE inside committed data (deterministic kill points)', () => {
+  const cleanups: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  for (const c of CASES) {
+    it(`${c.name}: every acknowledged byte loads; each block of the write is old or new`, async () => {
+      if (!existsSync(new URL(DIST))) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json`');
+      const dir = tempDir('anvil-crashpoint-');
+      cleanups.push(dir.cleanup);
+      const script = join(dir.path, 'child.mjs');
+      writeFileSync(script, CHILD);
+      const data = join(dir.path, 'depot');
+      const client = new IbpClient({ timeoutMs: 10_000, connectTimeoutMs: 2_000 });
+      cleanups.push(() => client.close());
+
+      const first = await startChild(script, data, 0, c.mode, c.nth);
+      cleanups.push(() => first.child.kill('SIGKILL'));
+      const addr = { host: '127.0.0.1', port: first.port };
+      const caps: AllocationCaps = await client.allocate(addr, { size: c.maxSize, durationSec: 3600 });
+      const old = pattern(c.stored, 7);
+      expect(await client.store(caps.write, old)).toBe(c.stored);
+      const body = pattern(c.length, 101);
+      await expect(client.write(caps.write, c.offset, body)).rejects.toThrow();
+      expect(await first.exit).toBe('SIGKILL');
+      client.close();
+
+      const again = await DepotProcess.start(['--data', data, '--port', String(first.port), '--log-level', 'warn']);
+      cleanups.push(() => again.proc.kill('SIGKILL'));
+      const client2 = new IbpClient({ timeoutMs: 10_000, connectTimeoutMs: 2_000 });
+      cleanups.push(() => client2.close());
+      const p = await client2.probe(caps.manage);
+      expect(p.size).toBe(c.stored); // the unacknowledged WRITE did not commit a new size
+      const got = await client2.load(caps.read, 0, p.size);
+      const neu = Buffer.from(old);
+      body.subarray(0, Math.max(0, c.stored - c.offset)).copy(neu, c.offset);
+      let oldBlocks = 0;
+      let newBlocks = 0;
+      for (let at = 0; at < p.size; at += BLOCK) {
+        const g = got.subarray(at, at + BLOCK);
+        const isOld = g.equals(old.subarray(at, at + BLOCK));
+        const isNew = g.equals(neu.subarray(at, at + BLOCK));
+        const inWrite = at + BLOCK > c.offset && at < c.offset + c.length;
+        if (!inWrite) expect(isOld, `block ${at / BLOCK} outside the write`).toBe(true);
+        else expect(isOld || isNew, `block ${at / BLOCK} of the write is neither old nor new`).toBe(true);
+        if (inWrite && isOld && !isNew) oldBlocks++;
+        if (inWrite && isNew && !isOld) newBlocks++;
+      }
+      console.log(JSON.stringify({ crashPoint: c.name, oldBlocks, newBlocks }));
+      // the allocation takes writes again and keeps them
+      await client2.write(caps.write, 0, Buffer.from('after'));
+      expect((await client2.load(caps.read, 0, 5)).toString()).toBe('after');
+      expect(await again.proc.kill('SIGTERM')).toBe(0);
+    }, 60_000);
+  }
+});
