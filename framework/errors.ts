@@ -14,6 +14,8 @@ export const FrameworkErrorCode = {
   DOWNLOAD_FAILED: 'FW_ERR_DOWNLOAD_FAILED',
   /** A tool was given invalid arguments. */
   INVALID_ARGUMENT: 'FW_ERR_INVALID_ARGUMENT',
+  /** A bounded work queue already holds `maxQueued` waiting tasks. */
+  QUEUE_FULL: 'FW_ERR_QUEUE_FULL',
 } as const;
 export type FrameworkErrorCodeValue = (typeof FrameworkErrorCode)[keyof typeof FrameworkErrorCode];
 

@@ -42,5 +42,16 @@ export {
   type RefreshMode,
 } from './lors/maintenance.js';
 export { parsePolicy, type WarmerPolicy } from './warmer/policy.js';
-export { Warmer, WarmerMetrics, type WarmReport, type WarmerClock } from './warmer/warmer.js';
+export { Warmer, WarmerMetrics, type WarmReport } from './warmer/warmer.js';
+export {
+  systemClock,
+  ManualClock,
+  schedulerClock,
+  sleep,
+  MANUAL_CLOCK_MAX_FIRINGS,
+  type Clock,
+  type TimerHandle,
+  type SchedulerLikeClock,
+} from './clock.js';
+export { WorkQueue, forEachBounded, type Task, type TaskOptions, type WorkQueueOptions } from './work-queue.js';
 export { runKernel, type KernelCall, type KernelInput, type KernelOutput } from './nfu/run-kernel.js';

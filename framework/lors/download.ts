@@ -3,7 +3,7 @@ import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { IbpClient } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import { depotKey, type Exnode, type Mapping } from '../exnode/exnode.js';
-import { runPool } from './pool.js';
+import { forEachBounded } from '../work-queue.js';
 
 export interface DownloadOptions {
   readonly threads?: number;
@@ -121,7 +121,7 @@ export async function download(
     await fh.truncate(x.size);
     const todo = ranges.filter((r) => !done.has(r.start));
     const preferred = new Map<string, number>(); // depots that answered, tried first
-    await runPool(
+    await forEachBounded(
       todo.length,
       threads,
       async (i) => {

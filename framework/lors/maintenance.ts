@@ -1,7 +1,8 @@
 import { formatCapability, parseCapability, type DepotAddress, type IbpClient } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import { blocksOf, depotKey, depotOf, type Exnode, type Mapping } from '../exnode/exnode.js';
-import { runPool } from './pool.js';
+import { systemClock, type Clock } from '../clock.js';
+import { forEachBounded } from '../work-queue.js';
 import { depotIdentity } from './depot-identity.js';
 
 /** What probing a mapping found. */
@@ -27,7 +28,7 @@ export interface MappingStatus {
  */
 export async function statMappings(client: IbpClient, x: Exnode, threads = 8): Promise<MappingStatus[]> {
   const out: MappingStatus[] = new Array(x.mappings.length);
-  await runPool(x.mappings.length, threads, async (i) => {
+  await forEachBounded(x.mappings.length, threads, async (i) => {
     const m = x.mappings[i]!;
     const base = { index: i, depot: depotKey(m), exnodeOffset: m.exnodeOffset };
     try {
@@ -60,11 +61,11 @@ export async function statMappings(client: IbpClient, x: Exnode, threads = 8): P
  * `anvil trim --dead`: drops mappings whose depot says their bytes are gone; with `unreachable`,
  * also those whose depot did not answer. Returns how many were dropped.
  */
-export async function trimDead(client: IbpClient, x: Exnode, unreachable = false): Promise<number> {
+export async function trimDead(client: IbpClient, x: Exnode, unreachable = false, clock: Clock = systemClock): Promise<number> {
   const status = await statMappings(client, x);
   const dead = new Set(status.filter((s) => s.gone || (unreachable && !s.alive)).map((s) => s.index));
   x.mappings = x.mappings.filter((_, i) => !dead.has(i));
-  if (dead.size > 0) x.modifiedMs = Date.now();
+  if (dead.size > 0) x.modifiedMs = clock.now();
   return dead.size;
 }
 
@@ -74,6 +75,7 @@ export async function trimMappings(
   x: Exnode,
   indexes: readonly number[],
   decrement: boolean,
+  clock: Clock = systemClock,
 ): Promise<number> {
   for (const i of indexes) {
     if (!Number.isInteger(i) || i < 0 || i >= x.mappings.length) {
@@ -91,7 +93,7 @@ export async function trimMappings(
     }
   }
   x.mappings = x.mappings.filter((_, i) => !drop.has(i));
-  x.modifiedMs = Date.now();
+  x.modifiedMs = clock.now();
   return drop.size;
 }
 
@@ -105,13 +107,14 @@ export async function refreshLeases(
   client: IbpClient,
   x: Exnode,
   mode: RefreshMode,
-  now = Date.now(),
+  clock: Clock = systemClock,
 ): Promise<{ refreshed: number; failed: number; errors: string[] }> {
+  const now = clock.now();
   let refreshed = 0;
   let failed = 0;
   const errors: string[] = [];
   const maxByDepot = new Map<string, number>();
-  await runPool(x.mappings.length, 8, async (i) => {
+  await forEachBounded(x.mappings.length, 8, async (i) => {
     const m = x.mappings[i]!;
     if (m.manage === undefined) return;
     try {
@@ -141,7 +144,7 @@ export async function refreshLeases(
       errors.push(`mapping ${i} (${depotKey(m)}): ${(e as Error).message}`);
     }
   });
-  if (refreshed > 0) x.modifiedMs = Date.now();
+  if (refreshed > 0) x.modifiedMs = clock.now();
   return { refreshed, failed, errors };
 }
 
@@ -149,9 +152,15 @@ export async function refreshLeases(
  * Adds a replica of `m` on `depot` with a depot-to-depot SEND from `m`'s depot (the bytes do not
  * pass through this process). Returns the new mapping.
  */
-export async function replicate(client: IbpClient, m: Mapping, depot: DepotAddress, durationSec: number): Promise<Mapping> {
+export async function replicate(
+  client: IbpClient,
+  m: Mapping,
+  depot: DepotAddress,
+  durationSec: number,
+  clock: Clock = systemClock,
+): Promise<Mapping> {
   const caps = await client.allocate(depot, { size: m.logicalLength, durationSec });
-  const leaseStartMs = Date.now();
+  const leaseStartMs = clock.now();
   try {
     await client.copy(m.read, caps.write, { offset: m.allocOffset, length: m.logicalLength });
   } catch (e) {
@@ -180,8 +189,9 @@ export async function replicate(client: IbpClient, m: Mapping, depot: DepotAddre
 export async function augment(
   client: IbpClient,
   x: Exnode,
-  options: { copies: number; depots: readonly DepotAddress[]; durationSec: number },
+  options: { copies: number; depots: readonly DepotAddress[]; durationSec: number; clock?: Clock },
 ): Promise<{ added: number; short: number }> {
+  const clock = options.clock ?? systemClock;
   const status = await statMappings(client, x);
   const alive = new Set(status.filter((s) => s.alive).map((s) => s.index));
   const indexOf = new Map(x.mappings.map((m, i) => [m, i]));
@@ -200,7 +210,7 @@ export async function augment(
     for (const { d, id } of targets) {
       if (need <= 0) break;
       if (holders.has(id)) continue;
-      const made = await replicateFromAny(client, live, d, options.durationSec);
+      const made = await replicateFromAny(client, live, d, options.durationSec, clock);
       if (made === undefined) continue;
       x.mappings.push(made);
       holders.add(id);
@@ -209,7 +219,7 @@ export async function augment(
     }
     if (need > 0) short++;
   }
-  if (added > 0) x.modifiedMs = Date.now();
+  if (added > 0) x.modifiedMs = clock.now();
   return { added, short };
 }
 
@@ -219,10 +229,11 @@ export async function replicateFromAny(
   sources: readonly Mapping[],
   depot: DepotAddress,
   durationSec: number,
+  clock: Clock = systemClock,
 ): Promise<Mapping | undefined> {
   for (const source of sources) {
     try {
-      return await replicate(client, source, depot, durationSec);
+      return await replicate(client, source, depot, durationSec, clock);
     } catch {
       // the next source (or the caller's next depot)
     }

@@ -4,7 +4,8 @@ import { basename } from 'node:path';
 import { formatCapability, type DepotAddress, type IbpClient } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import type { Exnode, Mapping } from '../exnode/exnode.js';
-import { runPool } from './pool.js';
+import { systemClock, type Clock } from '../clock.js';
+import { forEachBounded } from '../work-queue.js';
 
 export const DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024;
 export const DEFAULT_THREADS = 4;
@@ -24,6 +25,8 @@ export interface UploadOptions {
   readonly onProgress?: (bytes: number) => void;
   /** Called when a depot fails for a block (the block is retried on another depot). */
   readonly onRetry?: (depot: DepotAddress, error: Error) => void;
+  /** Time of the leases and of the exNode (default: the system clock). */
+  readonly clock?: Clock;
 }
 
 function argError(message: string): FrameworkError {
@@ -42,6 +45,7 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
   const copies = options.copies ?? 1;
   const threads = options.threads ?? DEFAULT_THREADS;
   const durationSec = options.durationSec ?? DEFAULT_DURATION_SEC;
+  const clock = options.clock ?? systemClock;
   if (!Number.isSafeInteger(blockSize) || blockSize < 1)
     throw argError(`\`blockSize\` must be a positive integer (got ${blockSize})`);
   if (!Number.isSafeInteger(copies) || copies < 1) throw argError(`\`copies\` must be a positive integer (got ${copies})`);
@@ -51,14 +55,14 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
   const fh = await open(path, 'r');
   try {
     const size = (await fh.stat()).size;
-    const started = Date.now();
+    const started = clock.now();
     const blocks = Math.ceil(size / blockSize);
     const perBlock: Mapping[][] = Array.from({ length: blocks }, () => []);
     const release = async () => {
       // A failed upload writes no exNode: release every replica already stored.
       for (const m of perBlock.flat()) if (m.manage !== undefined) await client.decr(m.manage, 'read').catch(() => undefined);
     };
-    await runPool(blocks, threads, async (b) => {
+    await forEachBounded(blocks, threads, async (b) => {
       const offset = b * blockSize;
       const length = Math.min(blockSize, size - offset);
       const data = Buffer.allocUnsafe(length);
@@ -81,7 +85,7 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
           let caps: Awaited<ReturnType<IbpClient['allocate']>> | undefined;
           try {
             caps = await client.allocate(depot, { size: length, durationSec });
-            const leaseStartMs = Date.now();
+            const leaseStartMs = clock.now();
             await client.store(caps.write, data);
             perBlock[b]!.push({
               exnodeOffset: offset,
@@ -118,7 +122,7 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
       name: options.name ?? basename(path),
       size,
       createdMs: started,
-      modifiedMs: Date.now(),
+      modifiedMs: clock.now(),
       dtype: undefined,
       shape: undefined,
       mappings: perBlock.flat(),

@@ -6,12 +6,8 @@ import { blocksOf, depotOf, type Exnode, type Mapping } from '../exnode/exnode.j
 import { readExnode, writeExnode } from '../exnode/exnode-file.js';
 import { replicateFromAny, statMappings } from '../lors/maintenance.js';
 import { depotIdentity } from '../lors/depot-identity.js';
+import { systemClock, type Clock } from '../clock.js';
 import type { WarmerPolicy } from './policy.js';
-
-/** Time source of the warmer's lease decisions (injectable for tests). */
-export interface WarmerClock {
-  now(): number;
-}
 
 /** What one pass did. */
 export interface WarmReport {
@@ -67,7 +63,7 @@ export class Warmer {
     private readonly client: IbpClient,
     private readonly policy: WarmerPolicy,
     readonly metrics = new WarmerMetrics(),
-    private readonly clock: WarmerClock = { now: () => Date.now() },
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** One pass over every `.xnd` / `.json` exNode in `dir`. */
@@ -172,7 +168,7 @@ export class Warmer {
         for (const { d, id } of site) {
           if (need <= 0) break;
           if (holders.has(id)) continue;
-          const m = await replicateFromAny(this.client, sources, d, this.policy.leaseDurationSec);
+          const m = await replicateFromAny(this.client, sources, d, this.policy.leaseDurationSec, this.clock);
           if (m === undefined) {
             report.failures++;
             continue;
@@ -186,7 +182,7 @@ export class Warmer {
         if (need > 0) report.underReplicated++;
       }
     }
-    if (changed) x.modifiedMs = Date.now();
+    if (changed) x.modifiedMs = this.clock.now();
     return changed;
   }
 }

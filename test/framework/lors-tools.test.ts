@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ManualClock,
   augment,
   blocksOf,
   depotKey,
@@ -196,7 +197,7 @@ describe('LoRS-style tools against in-process depots', () => {
     expect(await refreshLeases(client(), x, { extendBySec: 50 })).toEqual({ refreshed: 2, failed: 0, errors: [] });
     for (const m of x.mappings) expect((await client().probe(m.manage!)).secondsLeft).toBeGreaterThan(140);
     const now = Date.now();
-    await refreshLeases(client(), x, { extendToMs: now + 1000_000 }, now);
+    await refreshLeases(client(), x, { extendToMs: now + 1000_000 }, new ManualClock(now));
     for (const m of x.mappings) expect((await client().probe(m.manage!)).secondsLeft).toBeGreaterThan(990);
     await refreshLeases(client(), x, { max: true });
     for (const m of x.mappings) expect((await client().probe(m.manage!)).secondsLeft).toBeGreaterThan(7190);

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   IbpClient,
+  ManualClock,
   Warmer,
   blocksOf,
   depotKey,
@@ -136,7 +137,7 @@ describe('files over depots: 4 depot processes on loopback', () => {
       leaseDurationSec: 3000,
     });
     const latestEnd = Math.max(...x.mappings.map((m) => m.leaseEndMs));
-    const clock = { now: () => latestEnd - 100_000 }; // 100 s before the last lease ends: all are within 120 s
+    const clock = new ManualClock(latestEnd - 100_000); // 100 s before the last lease ends: all are within 120 s
     const report = await new Warmer(client, policy, undefined, clock).pass(dir.path);
     expect(report.refreshed).toBe(x.mappings.length);
     const after = await readExnode(path);
