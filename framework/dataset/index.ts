@@ -1,0 +1,17 @@
+/**
+ * Data in place: datasets stored as row blocks in depot allocations, described by exNodes with per-block
+ * summaries; ingest; the seeded sensor-field simulator; loopback depots for examples, tests and benchmarks.
+ */
+export { DatasetError, DatasetErrorCode, type DatasetErrorCodeValue } from './errors.js';
+export { SENSOR_FAULTS, MAX_SENSOR_FIELD_WIDTH, type SensorFault, type SensorFieldOptions } from './sensor-field-options.js';
+export type { SensorSource, FaultySource, SensorFieldModel } from './sensor-field-generator.js';
+export {
+  simulateSensorField,
+  describeSensorField,
+  type SensorField,
+  type SensorFieldTruth,
+  type SensorFieldDescription,
+  type SourceRows,
+  type CleanStatistics,
+} from './simulate-sensor-field.js';
+export { streamSensorField, type SensorBatch, type SensorStreamOptions } from './stream-sensor-field.js';
