@@ -28,6 +28,22 @@ export {
 export { parseCapability, formatCapability, capTokens, MAX_CAP_LENGTH, type Capability } from './protocol/caps.js';
 export { parseRequest, parseNfuParamHeader, tokenize, MAX_NFU_PARAMS, DEFAULT_REQUEST_TIMEOUT_SEC } from './protocol/parse.js';
 export {
+  formatRequest,
+  formatAllocate,
+  formatStore,
+  formatWrite,
+  formatLoad,
+  formatManage,
+  formatStatus,
+  formatSend,
+  formatPush,
+  formatPull,
+  formatNfu,
+  keyRefOf,
+  MAX_TIMEOUT_SEC,
+  type RequestFields,
+} from './protocol/format.js';
+export {
   NfuParamKind,
   type NfuParamKindNumber,
   type IbpRequest,

@@ -1,14 +1,21 @@
+import { AllocationType, CapType, DEFAULT_STATUS_PASSWORD, Status, type CapTypeNumber } from '../protocol/commands.js';
+import { formatCapability, parseCapability, type Capability } from '../protocol/caps.js';
 import {
-  CapType,
-  Command,
-  DEFAULT_STATUS_PASSWORD,
-  ManageOp,
-  Status,
-  StatusOp,
-  type CapTypeNumber,
-} from '../protocol/commands.js';
-import { capTokens, formatCapability, parseCapability, type Capability } from '../protocol/caps.js';
+  formatAllocate,
+  formatLoad,
+  formatManage,
+  formatNfu,
+  formatPull,
+  formatPush,
+  formatSend,
+  formatStatus,
+  formatStore,
+  formatWrite,
+  keyRefOf,
+} from '../protocol/format.js';
+import { NfuParamKind, type ManageRequest } from '../protocol/requests.js';
 import type { ProbeFields } from '../protocol/reply.js';
+import { IbpProtocolError } from '../errors.js';
 import { ClientError, ClientErrorCode } from './client-error.js';
 import { DepotConnection } from './depot-connection.js';
 import { parseInquiryV0, parseInquiryV1, type DepotInquiry, type DepotInquiryV0 } from './inquiry.js';
@@ -24,6 +31,8 @@ export const DEFAULT_IDLE_CLOSE_MS = 30_000;
 export const DEFAULT_EAGER_BODY_BYTES = 64 * 1024;
 /** Server-side timeout token sent with each command (seconds). */
 const WIRE_TIMEOUT_SEC = 30;
+/** NFU lines carry no timeout token (the LoCI wire); the depot reads its absence as this default. */
+const NFU_WIRE_TIMEOUT_SEC = 2;
 
 export interface IbpClientOptions {
   readonly timeoutMs?: number;
@@ -73,6 +82,13 @@ export interface NfuParamSpec {
   readonly data?: Uint8Array;
 }
 
+/** The sub-command part of a MANAGE request. */
+type ManageOperation = ManageRequest extends infer R
+  ? R extends unknown
+    ? Omit<R, 'command' | 'version' | 'cap' | 'timeoutSec'>
+    : never
+  : never;
+
 /** Produces a body: calls `write` with consecutive chunks totalling the announced length. */
 export type BodySource = (write: (chunk: Uint8Array) => Promise<void>) => Promise<void>;
 
@@ -98,6 +114,21 @@ export interface ChangeOptions {
 function positiveInt(value: number, name: string, min = 0): void {
   if (!Number.isSafeInteger(value) || value < min) {
     throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `\`${name}\` must be an integer >= ${min} (got ${value})`);
+  }
+}
+
+/**
+ * Runs a command-line encoder; an argument it refuses (a token with spaces, an out-of-range number)
+ * becomes `CLIENT_ERR_INVALID_ARGUMENT`, and nothing is sent.
+ */
+function encode(what: string, build: () => string): string {
+  try {
+    return build();
+  } catch (err) {
+    if (IbpProtocolError.isIbpProtocolError(err)) {
+      throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `${what}: ${err.message}`, { cause: err });
+    }
+    throw err;
   }
 }
 
@@ -164,10 +195,18 @@ export class IbpClient {
     if (!/^\d{1,8}$/.test(rid))
       throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `\`rid\` must be a decimal id (got ${rid})`);
     const rel = options.reliability === 'soft' ? 1 : 2;
-    const line =
-      options.v0 === true
-        ? `0 ${Command.ALLOCATE} ${rel} 1 ${options.durationSec} ${options.size} ${WIRE_TIMEOUT_SEC}\n`
-        : `1 ${Command.ALLOCATE} ${rid} ${rel} 1 ${options.durationSec} ${options.size} ${WIRE_TIMEOUT_SEC}\n`;
+    const v0 = options.v0 === true;
+    const line = encode('ALLOCATE', () =>
+      formatAllocate({
+        version: v0 ? 0 : 1,
+        rid: v0 ? undefined : rid,
+        reliability: rel,
+        type: AllocationType.BYTEARRAY,
+        durationSec: options.durationSec,
+        size: options.size,
+        timeoutSec: WIRE_TIMEOUT_SEC,
+      }),
+    );
     return this.run(depot, 'ALLOCATE', async (c) => {
       await c.send(line);
       const t = await this.expectOk(c, 'ALLOCATE');
@@ -184,8 +223,10 @@ export class IbpClient {
   async store(cap: Capability | string, data: Uint8Array): Promise<number> {
     const w = asCap(cap, CapType.WRITE, 'store');
     positiveInt(data.length, 'data.length', 1);
-    const [key, wrm] = capTokens(w);
-    return this.sendBody(w, 'STORE', `1 ${Command.STORE} ${key} ${wrm} ${data.length} ${WIRE_TIMEOUT_SEC}\n`, data);
+    const line = encode('STORE', () =>
+      formatStore({ version: 1, cap: keyRefOf(w), length: data.length, timeoutSec: WIRE_TIMEOUT_SEC }),
+    );
+    return this.sendBody(w, 'STORE', line, data);
   }
 
   /** WRITE: writes `data` at `offset` of the allocation. */
@@ -193,8 +234,10 @@ export class IbpClient {
     const w = asCap(cap, CapType.WRITE, 'write');
     positiveInt(offset, 'offset');
     positiveInt(data.length, 'data.length', 1);
-    const [key, wrm] = capTokens(w);
-    return this.sendBody(w, 'WRITE', `1 ${Command.WRITE} ${key} ${wrm} ${offset} ${data.length} ${WIRE_TIMEOUT_SEC}\n`, data);
+    const line = encode('WRITE', () =>
+      formatWrite({ version: 1, cap: keyRefOf(w), offset, length: data.length, timeoutSec: WIRE_TIMEOUT_SEC }),
+    );
+    return this.sendBody(w, 'WRITE', line, data);
   }
 
   /** LOAD: reads `length` bytes at `offset`. */
@@ -202,9 +245,9 @@ export class IbpClient {
     const r = asCap(cap, CapType.READ, 'load');
     positiveInt(offset, 'offset');
     positiveInt(length, 'length', 1);
-    const [key, wrm] = capTokens(r);
+    const line = encode('LOAD', () => formatLoad({ version: 1, cap: keyRefOf(r), offset, length, timeoutSec: WIRE_TIMEOUT_SEC }));
     return this.run(r, 'LOAD', async (c) => {
-      await c.send(`1 ${Command.LOAD} ${key} ${wrm} ${offset} ${length} ${WIRE_TIMEOUT_SEC}\n`);
+      await c.send(line);
       const t = await this.expectOk(c, 'LOAD');
       if (Number(t[1]) !== length) throw this.protocolError(c, `LOAD announced ${t[1]} bytes, ${length} were asked`);
       return c.readBytes(length);
@@ -224,12 +267,9 @@ export class IbpClient {
   ): Promise<number> {
     const w = asCap(cap, CapType.WRITE, 'storeFrom');
     positiveInt(length, 'length', 1);
-    const [key, wrm] = capTokens(w);
-    const line =
-      offset < 0
-        ? `1 ${Command.STORE} ${key} ${wrm} ${length} ${WIRE_TIMEOUT_SEC}\n`
-        : `1 ${Command.WRITE} ${key} ${wrm} ${offset} ${length} ${WIRE_TIMEOUT_SEC}\n`;
     const what = offset < 0 ? 'STORE' : 'WRITE';
+    const fields = { version: 1, cap: keyRefOf(w), length, timeoutSec: WIRE_TIMEOUT_SEC } as const;
+    const line = encode(what, () => (offset < 0 ? formatStore(fields) : formatWrite({ ...fields, offset })));
     return this.run(
       w,
       what,
@@ -264,12 +304,12 @@ export class IbpClient {
     const r = asCap(cap, CapType.READ, 'loadTo');
     positiveInt(offset, 'offset');
     positiveInt(length, 'length', 1);
-    const [key, wrm] = capTokens(r);
+    const line = encode('LOAD', () => formatLoad({ version: 1, cap: keyRefOf(r), offset, length, timeoutSec: WIRE_TIMEOUT_SEC }));
     await this.run(
       r,
       'LOAD',
       async (c) => {
-        await c.send(`1 ${Command.LOAD} ${key} ${wrm} ${offset} ${length} ${WIRE_TIMEOUT_SEC}\n`);
+        await c.send(line);
         const t = await this.expectOk(c, 'LOAD');
         if (Number(t[1]) !== length) throw this.protocolError(c, `LOAD announced ${t[1]} bytes, ${length} were asked`);
         await c.readInto(length, sink);
@@ -289,14 +329,18 @@ export class IbpClient {
     const offset = options.offset ?? 0;
     positiveInt(offset, 'offset');
     positiveInt(options.length, 'length', 1);
-    const [key, wrm] = capTokens(src);
-    const t = WIRE_TIMEOUT_SEC;
-    return this.transfer(
-      src,
-      'SEND',
-      `1 ${Command.SEND} ${key} ${formatCapability(dest)} ${wrm} ${offset} ${options.length} ${t} ${t} ${t}\n`,
-      options,
+    const line = encode('SEND', () =>
+      formatSend({
+        version: 1,
+        cap: keyRefOf(src),
+        remote: dest,
+        localOffset: offset,
+        remoteOffset: -1,
+        length: options.length,
+        timeoutSec: WIRE_TIMEOUT_SEC,
+      }),
     );
+    return this.transfer(src, 'SEND', line, options);
   }
 
   /**
@@ -306,7 +350,7 @@ export class IbpClient {
   async push(source: Capability | string, destination: Capability | string, options: TransferOptions): Promise<number> {
     const src = asCap(source, CapType.READ, 'push');
     const dest = asCap(destination, CapType.WRITE, 'push');
-    return this.pushPull(Command.PUSH, src, dest, options);
+    return this.pushPull('push', src, dest, options);
   }
 
   /**
@@ -317,14 +361,14 @@ export class IbpClient {
   async pull(local: Capability | string, remote: Capability | string, options: TransferOptions): Promise<number> {
     const loc = asCap(local, CapType.WRITE, 'pull');
     const rem = asCap(remote, CapType.READ, 'pull');
-    return this.pushPull(Command.PULL, loc, rem, {
+    return this.pushPull('pull', loc, rem, {
       ...options,
       offset: options.offset ?? -1,
       remoteOffset: options.remoteOffset ?? 0,
     });
   }
 
-  private pushPull(command: number, local: Capability, remote: Capability, options: TransferOptions): Promise<number> {
+  private pushPull(command: 'push' | 'pull', local: Capability, remote: Capability, options: TransferOptions): Promise<number> {
     const localOffset = options.offset ?? 0;
     const remoteOffset = options.remoteOffset ?? -1;
     for (const [v, name] of [
@@ -336,10 +380,19 @@ export class IbpClient {
       }
     }
     positiveInt(options.length, 'length', 1);
-    const [key, wrm] = capTokens(local);
-    const t = WIRE_TIMEOUT_SEC;
-    const line = `1 ${command} 1 ${key} ${formatCapability(remote)} ${wrm} ${localOffset} ${remoteOffset} ${options.length} ${t} ${t} ${t}\n`;
-    return this.transfer(local, command === Command.PUSH ? 'PUSH' : 'PULL', line, options);
+    const what = command === 'push' ? 'PUSH' : 'PULL';
+    const fields = {
+      version: 1,
+      cap: keyRefOf(local),
+      remote,
+      localOffset,
+      // Depots read a PULL's remote offset of -1 as 0 (it never appends remotely): say so on the wire.
+      remoteOffset: command === 'pull' && remoteOffset === -1 ? 0 : remoteOffset,
+      length: options.length,
+      timeoutSec: WIRE_TIMEOUT_SEC,
+    } as const;
+    const line = encode(what, () => (command === 'push' ? formatPush(fields) : formatPull(fields)));
+    return this.transfer(local, what, line, options);
   }
 
   private transfer(at: Capability, what: string, line: string, options: TransferOptions): Promise<number> {
@@ -368,15 +421,18 @@ export class IbpClient {
     timeoutMs = this.timeoutMs,
   ): Promise<Map<number, Buffer>> {
     positiveInt(opcode, 'opcode');
-    const parts: Array<string | Uint8Array> = [`1 ${Command.NFU} ${opcode} ${params.length}\n`];
+    const head = encode('NFU', () =>
+      formatNfu({ version: 1, opcode, paramCount: params.length, timeoutSec: NFU_WIRE_TIMEOUT_SEC }),
+    );
+    const parts: Array<string | Uint8Array> = [head];
     params.forEach((p, i) => {
       let data: Uint8Array;
-      if (p.kind <= 2) {
+      if (p.kind === NfuParamKind.REF_RD || p.kind === NfuParamKind.REF_WR || p.kind === NfuParamKind.REF_RDWR) {
         if (p.cap === undefined)
           throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `NFU parameter ${i}: a reference needs a cap`);
         data = Buffer.from(typeof p.cap === 'string' ? p.cap : formatCapability(p.cap), 'latin1');
       } else {
-        data = p.kind === 4 ? new Uint8Array(0) : (p.data ?? new Uint8Array(0));
+        data = p.kind === NfuParamKind.VAL_OUT ? new Uint8Array(0) : (p.data ?? new Uint8Array(0));
       }
       parts.push(`${p.kind} ${p.offset ?? 0} ${p.length ?? 0} ${data.length}\n`, data);
     });
@@ -404,7 +460,7 @@ export class IbpClient {
   /** MANAGE PROBE: reference counts, sizes, time left, reliability and type. */
   async probe(cap: Capability | string): Promise<ProbeResult> {
     const m = asCap(cap, CapType.MANAGE, 'probe');
-    const t = await this.manage(m, 'PROBE', `${ManageOp.PROBE} ${CapType.MANAGE} 0 0 0`);
+    const t = await this.manage(m, 'PROBE', { op: 'probe' });
     const n = t.slice(1, 8).map(Number);
     if (n.length !== 7 || n.some((x) => !Number.isFinite(x)))
       throw new ClientError(ClientErrorCode.PROTOCOL, `malformed PROBE reply`);
@@ -423,13 +479,13 @@ export class IbpClient {
   /** MANAGE INCR: adds one to the read or write reference count. */
   async incr(cap: Capability | string, which: 'read' | 'write'): Promise<void> {
     const m = asCap(cap, CapType.MANAGE, 'incr');
-    await this.manage(m, 'INCR', `${ManageOp.INCR} ${which === 'read' ? CapType.READ : CapType.WRITE}`);
+    await this.manage(m, 'INCR', { op: 'incr', capType: which === 'read' ? CapType.READ : CapType.WRITE });
   }
 
   /** MANAGE DECR: removes one from a reference count; the allocation is deleted when both reach 0. */
   async decr(cap: Capability | string, which: 'read' | 'write'): Promise<void> {
     const m = asCap(cap, CapType.MANAGE, 'decr');
-    await this.manage(m, 'DECR', `${ManageOp.DECR} ${which === 'read' ? CapType.READ : CapType.WRITE}`);
+    await this.manage(m, 'DECR', { op: 'decr', capType: which === 'read' ? CapType.READ : CapType.WRITE });
   }
 
   /** MANAGE CHNG: new max size, lease and reliability (CHNG cannot cut data; see truncate). */
@@ -437,22 +493,29 @@ export class IbpClient {
     const m = asCap(cap, CapType.MANAGE, 'change');
     positiveInt(options.maxSize, 'maxSize', 1);
     const rel = options.reliability ?? -1;
-    await this.manage(m, 'CHNG', `${ManageOp.CHNG} ${CapType.MANAGE} ${options.maxSize} ${options.durationSec} ${rel}`);
+    await this.manage(m, 'CHNG', {
+      op: 'chng',
+      capType: CapType.MANAGE,
+      maxSize: options.maxSize,
+      durationSec: options.durationSec,
+      reliability: rel,
+    });
   }
 
   /** MANAGE TRUNCATE (ACCRE dialect): sets the max size, cutting data beyond it. */
   async truncate(cap: Capability | string, size: number): Promise<void> {
     const m = asCap(cap, CapType.MANAGE, 'truncate');
     positiveInt(size, 'size');
-    await this.manage(m, 'TRUNCATE', `${ManageOp.TRUNCATE} ${size}`);
+    await this.manage(m, 'TRUNCATE', { op: 'truncate', size });
   }
 
   /** STATUS ST_INQ (v1): the depot's resources and NFU ops. `rid` `'0'` (default) asks for all. */
   async status(depot: DepotAddress, options: { rid?: string; password?: string } = {}): Promise<DepotInquiry> {
     const rid = options.rid ?? '0';
     const password = options.password ?? DEFAULT_STATUS_PASSWORD;
+    const line = encode('STATUS', () => formatStatus({ version: 1, op: 'inq', rid, password, timeoutSec: WIRE_TIMEOUT_SEC }));
     return this.run(depot, 'STATUS', async (c) => {
-      await c.send(`1 ${Command.STATUS} ${rid} ${StatusOp.INQ} ${password} ${WIRE_TIMEOUT_SEC}\n`);
+      await c.send(line);
       const t = await this.expectOk(c, 'STATUS');
       const n = Number(t[1]);
       if (!Number.isSafeInteger(n) || n < 1 || n > 1024 * 1024) throw this.protocolError(c, `STATUS announced ${t[1]} bytes`);
@@ -463,8 +526,11 @@ export class IbpClient {
 
   /** STATUS ST_INQ in the v0 form (five numbers), as old LoRS tools ask. */
   async statusV0(depot: DepotAddress, password = DEFAULT_STATUS_PASSWORD): Promise<DepotInquiryV0> {
+    const line = encode('STATUS', () =>
+      formatStatus({ version: 0, op: 'inq', rid: undefined, password, timeoutSec: WIRE_TIMEOUT_SEC }),
+    );
     return this.run(depot, 'STATUS', async (c) => {
-      await c.send(`0 ${Command.STATUS} ${StatusOp.INQ} ${password} ${WIRE_TIMEOUT_SEC}\n`);
+      await c.send(line);
       const t = await c.readTokens();
       const first = Number(t[0]);
       if (first < 0 && t.length === 1) throw ClientError.fromStatus(first, c.depot, 'STATUS');
@@ -474,8 +540,9 @@ export class IbpClient {
 
   /** STATUS ST_RES: the depot's resource ids. */
   async resources(depot: DepotAddress): Promise<string[]> {
+    const line = formatStatus({ version: 1, op: 'res', timeoutSec: WIRE_TIMEOUT_SEC });
     return this.run(depot, 'STATUS', async (c) => {
-      await c.send(`1 ${Command.STATUS} ${StatusOp.RES} ${WIRE_TIMEOUT_SEC}\n`);
+      await c.send(line);
       const t = await this.expectOk(c, 'STATUS');
       return t.slice(1);
     });
@@ -483,8 +550,9 @@ export class IbpClient {
 
   /** STATUS ST_VERSION (ACCRE dialect): free-text lines describing the depot. */
   async version(depot: DepotAddress): Promise<string[]> {
+    const line = formatStatus({ version: 1, op: 'version', timeoutSec: WIRE_TIMEOUT_SEC });
     return this.run(depot, 'STATUS', async (c) => {
-      await c.send(`1 ${Command.STATUS} ${StatusOp.VERSION} ${WIRE_TIMEOUT_SEC}\n`);
+      await c.send(line);
       await this.expectOk(c, 'STATUS');
       const lines: string[] = [];
       for (let i = 0; i < 10_000; i++) {
@@ -506,10 +574,10 @@ export class IbpClient {
     this.busy.clear();
   }
 
-  private async manage(m: Capability, what: string, args: string): Promise<string[]> {
-    const [key, wrm] = capTokens(m);
+  private async manage(m: Capability, what: string, op: ManageOperation): Promise<string[]> {
+    const line = encode(what, () => formatManage({ version: 1, cap: keyRefOf(m), timeoutSec: WIRE_TIMEOUT_SEC, ...op }));
     return this.run(m, what, async (c) => {
-      await c.send(`1 ${Command.MANAGE} ${key} ${wrm} ${args} ${WIRE_TIMEOUT_SEC}\n`);
+      await c.send(line);
       return this.expectOk(c, what);
     });
   }

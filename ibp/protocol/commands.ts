@@ -1,7 +1,7 @@
 /**
  * IBP wire constants: protocol versions, command and sub-command numbers, status codes.
- * Numbers are those of `ibp_protocol.h` shared by the LoCI 1.4 and ACCRE depots
- * (see shared/IBP-PROTOCOL.md §1.3 and §1.5); names follow the same spelling.
+ * Numbers are those of `ibp_protocol.h` shared by the LoCI 1.4 and ACCRE depots (the tables are
+ * in docs/protocol.md); names follow the same spelling.
  */
 
 /** Protocol version tokens: `0` = IBPv031 (no RID field), `1` = IBPv040 (adds the RID). */

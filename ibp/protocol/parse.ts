@@ -123,20 +123,23 @@ function offsetAt(tokens: readonly string[], index: number): number {
 }
 
 /**
- * Parses one IBP command line into a typed request. Token layouts follow shared/IBP-PROTOCOL.md
- * §1.4 (v0 and v1 forms). Throws {@link IbpProtocolError} carrying the IBP status to answer with;
+ * Parses one IBP command line into a typed request. Token layouts (v0 and v1 forms) are listed in
+ * docs/protocol.md; {@link formatRequest} is the inverse. Throws {@link IbpProtocolError} carrying the IBP status to answer with;
  * every parse error is protocol-level (the connection is closed after the reply).
  */
 export function parseRequest(line: string): IbpRequest {
   const t = tokenize(line);
   if (t.length < 2) throw badFormat(`a command needs a version and a command number (got ${t.length} tokens)`);
   const versionToken = t[0]!;
-  if (!/^\d{1,3}$/.test(versionToken)) throw badFormat(`protocol version must be 0 or 1 (got ${quote(versionToken)})`);
-  const versionNumber = Number(versionToken);
-  if (versionNumber !== 0 && versionNumber !== 1) {
-    throw new IbpProtocolError(IbpProtocolErrorCode.PROTOCOL_VERSION, `protocol version must be 0 or 1 (got ${versionNumber})`);
+  if (!/^\d+$/.test(versionToken)) throw badFormat(`protocol version must be 0 or 1 (got ${quote(versionToken)})`);
+  // Exactly `0` or `1`: a numeric token naming another version (`2`, `00`, `01`) is -27.
+  if (versionToken !== '0' && versionToken !== '1') {
+    throw new IbpProtocolError(
+      IbpProtocolErrorCode.PROTOCOL_VERSION,
+      `protocol version must be 0 or 1 (got ${quote(versionToken)})`,
+    );
   }
-  const version = versionNumber as 0 | 1;
+  const version = versionToken === '1' ? 1 : 0;
   if (!/^\d{1,3}$/.test(t[1]!)) throw badFormat(`command number must be a small integer (got ${quote(t[1])})`);
   const command = Number(t[1]);
 

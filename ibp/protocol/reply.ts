@@ -1,6 +1,7 @@
 /**
- * Reply formatters, byte-exact with the ACCRE depot's shapes (shared/IBP-PROTOCOL.md §1.4 and
- * §8): the status, single spaces, and a space before the newline.
+ * Reply formatters, byte-exact with the ACCRE depot's shapes (docs/protocol.md lists them): the
+ * status, single spaces, and a space before the newline, which peer clients that split on single
+ * spaces without trimming rely on.
  */
 
 /** `1 \n`: success without values, and the go-ahead before a STORE/WRITE body. */
