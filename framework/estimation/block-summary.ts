@@ -1,17 +1,29 @@
 import { createHash } from 'node:crypto';
 import { invalidArgument } from './errors.js';
+import { symmetricEigenvalues } from './symmetric-eigen.js';
 import type { BlockSummary } from './types.js';
+
+/** Widest block whose Gram spectrum `summarizeBlock` records by default. */
+export const DEFAULT_SPECTRUM_MAX_COLS = 64;
 
 /**
  * The ingest summary of a row block `A_b` (rows × cols, row-major): column sums, column sums of squares,
  * ‖A_b‖_F², max |entry| and the SHA-256 of its bytes (ESTIMATION §1).
+ *
+ * With `spectrum` (default: when cols ≤ {@link DEFAULT_SPECTRUM_MAX_COLS}) it also records the extreme eigenvalues
+ * of A_bᵀA_b (O(rows·cols²) more work), which make Gram bounds for missing blocks much tighter.
  *
  * @param data - the block, row-major, `rows · cols` elements (float64 or float32 as stored)
  * @throws CoordinatorError `COORD_E_INVALID_ARGUMENT` if the shape does not match the data or an entry is not finite
  * @example
  * summarizeBlock(new Float64Array([1, 2, 3, 4]), 2, 2).colSums // Float64Array [4, 6]
  */
-export function summarizeBlock(data: Float64Array | Float32Array, rows: number, cols: number): BlockSummary {
+export function summarizeBlock(
+  data: Float64Array | Float32Array,
+  rows: number,
+  cols: number,
+  options: { spectrum?: boolean } = {},
+): BlockSummary {
   if (!Number.isInteger(rows) || rows < 0) throw invalidArgument('rows', 'a non-negative integer', rows);
   if (!Number.isInteger(cols) || cols < 1) throw invalidArgument('cols', 'a positive integer', cols);
   if (data.length !== rows * cols) throw invalidArgument('data.length', `rows · cols = ${rows * cols}`, data.length);
@@ -34,7 +46,25 @@ export function summarizeBlock(data: Float64Array | Float32Array, rows: number, 
   const hash = createHash('sha256')
     .update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
     .digest('hex');
-  return { rows, cols, colSums, colSumSq, frob2, maxAbs, hash };
+  const summary: BlockSummary = { rows, cols, colSums, colSumSq, frob2, maxAbs, hash };
+  if (options.spectrum ?? cols <= DEFAULT_SPECTRUM_MAX_COLS) {
+    const gram = new Float64Array(cols * cols);
+    for (let i = 0; i < rows; i++) {
+      const base = i * cols;
+      for (let j = 0; j < cols; j++) {
+        const v = data[base + j]!;
+        if (v === 0) continue;
+        for (let k = j; k < cols; k++) gram[j * cols + k]! += v * data[base + k]!;
+      }
+    }
+    for (let j = 0; j < cols; j++) for (let k = 0; k < j; k++) gram[j * cols + k] = gram[k * cols + j]!;
+    const eig = symmetricEigenvalues(gram, cols);
+    // Jacobi is accurate to a few ulps of ‖G‖_F ≤ frob2: widen by that so the values stay bounds.
+    const slack = 1e-12 * frob2;
+    summary.gramEigMax = Math.min(frob2, eig[cols - 1]! + slack);
+    summary.gramEigMin = Math.max(0, eig[0]! - slack);
+  }
+  return summary;
 }
 
 /** JSON form of a {@link BlockSummary} (arrays instead of typed arrays), for exNodes and files. */
@@ -46,6 +76,8 @@ export interface BlockSummaryJson {
   frob2: number;
   maxAbs: number;
   hash: string;
+  gramEigMax?: number;
+  gramEigMin?: number;
 }
 
 /** Plain-JSON form of a summary. */
@@ -58,6 +90,8 @@ export function summaryToJson(s: BlockSummary): BlockSummaryJson {
     frob2: s.frob2,
     maxAbs: s.maxAbs,
     hash: s.hash,
+    ...(s.gramEigMax === undefined ? {} : { gramEigMax: s.gramEigMax }),
+    ...(s.gramEigMin === undefined ? {} : { gramEigMin: s.gramEigMin }),
   };
 }
 
@@ -75,7 +109,7 @@ export function summaryFromJson(json: unknown, name = 'summary'): BlockSummary {
     }
     return Float64Array.from(v as number[]);
   };
-  const s = {
+  const s: BlockSummary = {
     rows: o['rows'] as number,
     cols: o['cols'] as number,
     colSums: numbers('colSums'),
@@ -84,6 +118,8 @@ export function summaryFromJson(json: unknown, name = 'summary'): BlockSummary {
     maxAbs: o['maxAbs'] as number,
     hash: o['hash'] as string,
   };
+  if (o['gramEigMax'] !== undefined) s.gramEigMax = o['gramEigMax'] as number;
+  if (o['gramEigMin'] !== undefined) s.gramEigMin = o['gramEigMin'] as number;
   validateSummary(s, name);
   return s;
 }
@@ -114,6 +150,15 @@ export function validateSummary(s: BlockSummary, name = 'summary'): void {
     throw invalidArgument(`${name}.frob2`, `Σ colSumSq = ${total}`, s.frob2);
   }
   if (!Number.isFinite(s.maxAbs) || s.maxAbs < 0) throw invalidArgument(`${name}.maxAbs`, 'finite and ≥ 0', s.maxAbs);
+  if (s.gramEigMax !== undefined || s.gramEigMin !== undefined) {
+    const hi = s.gramEigMax;
+    const lo = s.gramEigMin;
+    if (typeof hi !== 'number' || !(hi >= 0 && hi <= s.frob2 * (1 + 1e-9))) {
+      throw invalidArgument(`${name}.gramEigMax`, `a number in [0, frob2 = ${s.frob2}]`, hi);
+    }
+    if (typeof lo !== 'number' || !(lo >= 0 && lo <= hi))
+      throw invalidArgument(`${name}.gramEigMin`, `a number in [0, ${hi}]`, lo);
+  }
   if (typeof s.hash !== 'string' || !/^[0-9a-f]{64}$/.test(s.hash)) {
     throw invalidArgument(`${name}.hash`, '64 lower-case hex digits', s.hash);
   }

@@ -20,3 +20,35 @@ export { summarizeBlock, summaryToJson, summaryFromJson, validateSummary, type B
 export { lnGamma, regularizedIncompleteBeta, betaQuantile } from './beta.js';
 export { bernsteinRadius } from './bernstein.js';
 export { blockInclusion, DEFAULT_PI_MIN } from './inclusion.js';
+export { coverageOf, combineErrors } from './plan.js';
+export {
+  VectorAccumulator,
+  columnSums,
+  columnSumsOfSquares,
+  squaredFrobenius,
+  magnitudeBounded,
+  type VectorStatistic,
+} from './vector-accumulator.js';
+export { ColumnMomentsAccumulator, type ColumnMoments } from './column-moments.js';
+export {
+  MatrixAccumulator,
+  gramStatistic,
+  projectionStatistic,
+  sketchStatistic,
+  DEFAULT_EXACT_NORM_MAX_DIM,
+  type MatrixStatistic,
+} from './matrix-accumulator.js';
+export { estimateCovariance } from './covariance.js';
+export { symmetricEigenvalues } from './symmetric-eigen.js';
+export { LatencyHistogram } from './latency-histogram.js';
+export { robustQualityWeights, toSourceWeights, type QualityScore, type QualityWeightOptions } from './quality.js';
+export {
+  ReliabilityStore,
+  DEFAULT_RELIABILITY_HALF_LIFE_MS,
+  DEFAULT_QUALITY_HALF_LIFE_MS,
+  DEFAULT_LOWER_QUANTILE,
+  type ReliabilityStoreOptions,
+  type DepotReliability,
+  type ReliabilitySnapshot,
+  type ReliabilityStateJson,
+} from './reliability-store.js';

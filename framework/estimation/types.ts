@@ -77,6 +77,12 @@ export interface BlockSummary {
   maxAbs: number;
   /** SHA-256 of the block's bytes as stored (lower-case hex). */
   hash: string;
+  /**
+   * Optional: largest and smallest eigenvalue of A_bᵀA_b (σ_max(A_b)², σ_min(A_b)² or 0). When present they
+   * tighten the bounds of matrix statistics (Gram, covariance) for blocks that do not answer.
+   */
+  gramEigMax?: number;
+  gramEigMin?: number;
 }
 
 /** Answer probability of a block: point value (for weights) and a conservative lower value (for bounds). */

@@ -1,0 +1,97 @@
+import { invalidArgument } from './errors.js';
+import { columnSums, columnSumsOfSquares, squaredFrobenius, VectorAccumulator, maxOf } from './vector-accumulator.js';
+import type { Estimate, EstimateOptions, PlannedBlock } from './types.js';
+
+/** Per-block column moments as an NFU op returns them. */
+export interface ColumnMoments {
+  colSums: ArrayLike<number>;
+  colSumSq: ArrayLike<number>;
+}
+
+/**
+ * Column sums, means, variances and ‖A‖_F² from per-block column moments, all from one stream of answers.
+ * @example
+ * const acc = new ColumnMomentsAccumulator(d);
+ * acc.add('b0', { colSums, colSumSq }, bytes);
+ * acc.means(planned, { delta: 0.05 });
+ */
+export class ColumnMomentsAccumulator {
+  readonly #sums: VectorAccumulator;
+  readonly #squares: VectorAccumulator;
+  readonly #frob: VectorAccumulator;
+
+  constructor(readonly dim: number) {
+    this.#sums = new VectorAccumulator(dim, columnSums);
+    this.#squares = new VectorAccumulator(dim, columnSumsOfSquares);
+    this.#frob = new VectorAccumulator(1, squaredFrobenius);
+  }
+
+  /** Records a block's moments; a duplicate is ignored (`false`). */
+  add(blockId: string, moments: ColumnMoments, bytesMoved = 0): boolean {
+    if (moments.colSums.length !== this.dim) throw invalidArgument('colSums.length', `${this.dim}`, moments.colSums.length);
+    if (this.#sums.has(blockId)) {
+      this.#sums.add(blockId, moments.colSums, bytesMoved);
+      return false;
+    }
+    let f = 0;
+    for (let j = 0; j < moments.colSumSq.length; j++) f += moments.colSumSq[j]!;
+    this.#squares.add(blockId, moments.colSumSq);
+    this.#frob.add(blockId, [f]);
+    return this.#sums.add(blockId, moments.colSums, bytesMoved);
+  }
+
+  has(blockId: string): boolean {
+    return this.#sums.has(blockId);
+  }
+
+  get size(): number {
+    return this.#sums.size;
+  }
+
+  /** HT column sums (`linf`). */
+  sums(planned: readonly PlannedBlock[], options: EstimateOptions): Estimate<Float64Array> {
+    return this.#sums.estimateSum(planned, options);
+  }
+
+  /** HT ‖A‖_F² (`abs`). */
+  squaredFrobenius(planned: readonly PlannedBlock[], options: EstimateOptions): Estimate<number> {
+    const e = this.#frob.estimateSum(planned, options);
+    return { ...e, value: e.value[0]! };
+  }
+
+  /** Hájek column means (`linf`). */
+  means(planned: readonly PlannedBlock[], options: EstimateOptions): Estimate<Float64Array> {
+    return this.#sums.estimateMean(planned, options);
+  }
+
+  /**
+   * Per-row column variances v_j = (1/n)Σ_i a_ij² − m_j² from Hájek means of squares and of values:
+   * |v̂ − v| ≤ ε_q + ε_m(2|m̂| + ε_m), each part at δ/2 (union bound).
+   */
+  variances(planned: readonly PlannedBlock[], options: EstimateOptions): Estimate<Float64Array> {
+    const half = { ...options, delta: options.delta / 2 };
+    const q = this.#squares.estimateMean(planned, half);
+    const m = this.#sums.estimateMean(planned, { ...half, sketch: { epsilon: 0, delta: 0 } });
+    const value = new Float64Array(this.dim);
+    const eps = new Float64Array(this.dim);
+    const epsQ = q.epsilonPerCoordinate ?? [q.parts.sampling.epsilon];
+    const epsM = m.epsilonPerCoordinate ?? [m.parts.sampling.epsilon];
+    for (let j = 0; j < this.dim; j++) {
+      const mean = m.value[j]!;
+      value[j] = Math.max(0, q.value[j]! - mean * mean);
+      eps[j] = epsQ[j]! + epsM[j]! * (2 * Math.abs(mean) + epsM[j]!);
+    }
+    const sampling = { epsilon: maxOf(eps), delta: options.delta };
+    const sketch = q.parts.sketch;
+    const out: Estimate<Float64Array> = {
+      ...q,
+      value,
+      epsilon: sampling.epsilon + sketch.epsilon,
+      delta: sampling.delta + sketch.delta,
+      method: `column variances from ${q.method} and ${m.method}`,
+      parts: { sampling, sketch },
+    };
+    if (this.dim > 1) out.epsilonPerCoordinate = eps;
+    return out;
+  }
+}

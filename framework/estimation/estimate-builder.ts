@@ -1,0 +1,39 @@
+import { checkCoverage, combineErrors, type ResolvedOptions } from './plan.js';
+import type { Estimate, EstimateOptions, Norm } from './types.js';
+
+/** @internal Assembles an {@link Estimate} from its parts (sampling + sketch, coverage check). */
+export function buildEstimate<V>(
+  value: V,
+  samplingEpsilon: number,
+  resolved: ResolvedOptions,
+  options: EstimateOptions,
+  facts: { coverage: number; blocksUsed: number; blocksPlanned: number; bytesMoved: number; method: string; norm: Norm },
+): Estimate<V> {
+  checkCoverage(facts.coverage, resolved.minCoverage, facts.blocksUsed, facts.blocksPlanned);
+  const sampling = { epsilon: samplingEpsilon, delta: resolved.delta };
+  const total = combineErrors(sampling, resolved.sketch);
+  return {
+    value,
+    epsilon: total.epsilon,
+    delta: total.delta,
+    coverage: facts.coverage,
+    blocksUsed: facts.blocksUsed,
+    blocksMissing: facts.blocksPlanned - facts.blocksUsed,
+    bytesMoved: facts.bytesMoved,
+    method: facts.method,
+    norm: facts.norm,
+    parts: { sampling, sketch: { ...resolved.sketch } },
+    sources: (options.sources ?? []).map((s) => ({ ...s })),
+    final: options.final ?? false,
+  };
+}
+
+/** @internal The `method` text naming the weighting and its assumption. */
+export function weightingText(resolved: ResolvedOptions): string {
+  return resolved.weighting === 'inclusion'
+    ? 'weights 1/π from reliability history (independent answers, π lower quantile in the bound)'
+    : 'weights N_g/n_g per response group (answers independent, common rate within a group)';
+}
+
+/** @internal Common assumption of every estimator here. */
+export const MAR = 'missing at random given the group/reliability: whether a block answers does not depend on its values';
