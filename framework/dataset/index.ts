@@ -15,3 +15,9 @@ export {
   type CleanStatistics,
 } from './simulate-sensor-field.js';
 export { streamSensorField, type SensorBatch, type SensorStreamOptions } from './stream-sensor-field.js';
+export {
+  startLoopbackDepots,
+  DEFAULT_LOOPBACK_CAPACITY,
+  type LoopbackDepots,
+  type LoopbackDepotOptions,
+} from './loopback-depots.js';
