@@ -363,9 +363,13 @@ export class DepotCore {
     }
   }
 
-  /** MANAGE: PROBE, INCR, DECR, CHNG, TRUNCATE on the allocation a manage cap names. */
+  /**
+   * MANAGE: PROBE, INCR, DECR, CHNG, TRUNCATE on the allocation a manage cap names. PROBE also takes
+   * the read or the write cap, as the LoCI depot does (LoRS probes with the read cap).
+   */
   async manage(req: ManageRequest): Promise<ProbeFields | undefined> {
-    const a = this.lookup(req.cap, CapType.MANAGE);
+    const given = req.op === 'probe' ? this.byKey.get(digestIndex(digestKey(req.cap.key)))?.type : undefined;
+    const a = this.lookup(req.cap, given ?? CapType.MANAGE);
     const r = this.resources.get(a.rid)!;
     switch (req.op) {
       case 'probe':

@@ -1,7 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { parseCapability } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
-import { validateExnode, type Dtype, type Exnode, type Mapping } from './exnode.js';
+import {
+  ANVIL_MAPPING_META,
+  anvilMappingMeta,
+  readAnvilMappingMeta,
+  validateExnode,
+  type Dtype,
+  type Exnode,
+  type Mapping,
+} from './exnode.js';
+import { invalidExnode as invalid, metaFromJson, metaToJson, type MetaEntry } from './metadata.js';
 
 export const EXNODE_SCHEMA = 'http://unis.crest.iu.edu/schema/exnode/4/exnode#';
 export const IBP_EXTENT_SCHEMA = 'http://unis.crest.iu.edu/schema/exnode/ext/1/ibp#';
@@ -9,7 +18,9 @@ export const IBP_EXTENT_SCHEMA = 'http://unis.crest.iu.edu/schema/exnode/ext/1/i
 /**
  * Serializes an exNode as UNIS JSON: the `exnode` schema (times in µs) with its IBP extents inline
  * (`mapping {read, write, manage}`, `alloc_offset`, `alloc_length`, `lifetime {start, end}` as µs
- * strings, `location` `ibp://host:port`). Matrix shape and per-extent SHA-256 go in `properties`.
+ * strings, `location` `ibp://host:port`). Matrix shape, per-extent SHA-256 and dataset fields
+ * (`rows`, `summary`, `source`) go in `properties`, with metadata read from other tools (LoRS's
+ * `duration`, unknown UNIS keys) that Anvil keeps without interpreting.
  */
 export function toUnisJson(x: Exnode, id: string = randomUUID()): string {
   const extents = x.mappings.map((m) => {
@@ -29,7 +40,7 @@ export function toUnisJson(x: Exnode, id: string = randomUUID()): string {
       alloc_offset: m.allocOffset,
       alloc_length: m.allocLength,
       lifetime: { start: String(m.leaseStartMs * 1000), end: String(m.leaseEndMs * 1000) },
-      ...(m.sha256 === undefined ? {} : { properties: { sha256: m.sha256 } }),
+      ...propertiesOf([...anvilMappingMeta(m), ...(m.extra ?? [])]),
     };
   });
   const doc = {
@@ -41,17 +52,50 @@ export function toUnisJson(x: Exnode, id: string = randomUUID()): string {
     modified: x.modifiedMs * 1000,
     parent: null,
     mode: 'file',
-    ...(x.dtype === undefined && x.shape === undefined ? {} : { properties: { dtype: x.dtype, shape: x.shape } }),
+    ...propertiesOf(x.extra ?? [], {
+      ...(x.dtype === undefined ? {} : { dtype: x.dtype }),
+      ...(x.shape === undefined ? {} : { shape: x.shape }),
+    }),
     extents,
   };
   return `${JSON.stringify(doc, null, 2)}\n`;
 }
 
-function invalid(field: string, rule: string, actual?: unknown): FrameworkError {
-  const got = actual === undefined ? '' : ` (got ${JSON.stringify(actual)?.slice(0, 80)})`;
-  return new FrameworkError(FrameworkErrorCode.EXNODE_INVALID, `invalid exNode: \`${field}\` ${rule}${got}`, {
-    details: { field },
-  });
+/** `{ properties }` holding `entries` (as JSON values) after `fixed`, or nothing when both are empty. */
+function propertiesOf(entries: readonly MetaEntry[], fixed: Record<string, unknown> = {}): { properties?: Record<string, unknown> } {
+  const props: Record<string, unknown> = { ...fixed };
+  for (const e of entries) if (!(e.name in props)) props[e.name] = metaToJson(e);
+  return Object.keys(props).length === 0 ? {} : { properties: props };
+}
+
+/** Keys of an exNode document and of an extent that this serializer reads or writes itself. */
+const EXNODE_KEYS = new Set(['$schema', 'id', 'name', 'size', 'created', 'modified', 'parent', 'mode', 'properties', 'extents']);
+const EXTENT_KEYS = new Set([
+  '$schema',
+  'id',
+  'location',
+  'offset',
+  'size',
+  'parent',
+  'mapping',
+  'alloc_offset',
+  'alloc_length',
+  'lifetime',
+  'lifetimes',
+  'properties',
+]);
+const FILE_PROPERTIES = new Set(['dtype', 'shape']);
+const MAPPING_PROPERTIES = new Set<string>(ANVIL_MAPPING_META);
+
+/**
+ * Metadata this serializer does not interpret: the `properties` it does not know, then keys beside
+ * the UNIS fields (which are written back inside `properties`).
+ */
+function extraOf(element: Record<string, unknown>, props: Record<string, unknown>, known: Set<string>, own: Set<string>): MetaEntry[] {
+  const out: MetaEntry[] = [];
+  for (const [k, v] of Object.entries(props)) if (!known.has(k)) out.push(metaFromJson(k, v));
+  for (const [k, v] of Object.entries(element)) if (!own.has(k) && !(k in props)) out.push(metaFromJson(k, v));
+  return out;
 }
 
 function num(v: unknown, field: string): number {
@@ -90,6 +134,11 @@ export function fromUnisJson(text: string): Exnode {
     const props = ext['properties'] === undefined ? {} : obj(ext['properties'], `${f}properties`);
     if (typeof mapping['read'] !== 'string') throw invalid(`${f}mapping.read`, 'is required', mapping['read']);
     const size = num(ext['size'], `${f}size`);
+    const anvil = readAnvilMappingMeta(
+      (name) => (props[name] === undefined ? undefined : metaFromJson(name, props[name])),
+      (name) => `${f}properties.${name}`,
+    );
+    const extra = extraOf(ext, props, MAPPING_PROPERTIES, EXTENT_KEYS);
     return {
       exnodeOffset: num(ext['offset'], `${f}offset`),
       logicalLength: size,
@@ -100,10 +149,12 @@ export function fromUnisJson(text: string): Exnode {
       manage: typeof mapping['manage'] === 'string' ? mapping['manage'] : undefined,
       leaseStartMs: Math.floor(num(lifetime['start'], `${f}lifetime.start`) / 1000),
       leaseEndMs: Math.floor(num(lifetime['end'], `${f}lifetime.end`) / 1000),
-      sha256: typeof props['sha256'] === 'string' ? props['sha256'] : undefined,
+      ...anvil,
+      ...(extra.length > 0 ? { extra } : {}),
     };
   });
   const props = doc['properties'] === undefined ? {} : obj(doc['properties'], 'properties');
+  const extra = extraOf(doc, props, FILE_PROPERTIES, EXNODE_KEYS);
   return validateExnode({
     name: typeof doc['name'] === 'string' ? doc['name'] : '',
     size: num(doc['size'], 'size'),
@@ -112,5 +163,6 @@ export function fromUnisJson(text: string): Exnode {
     dtype: props['dtype'] as Dtype | undefined,
     shape: props['shape'] as number[] | undefined,
     mappings,
+    ...(extra.length > 0 ? { extra } : {}),
   });
 }

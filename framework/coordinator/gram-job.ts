@@ -1,0 +1,76 @@
+import { gramStatistic, MatrixAccumulator } from '../estimation/index.js';
+import type { Estimate } from '../estimation/index.js';
+import type { Dataset } from './dataset-shape.js';
+import { float64Values, type Job, type JobCombiner } from './job.js';
+import type { OpSpec } from './op-runner.js';
+
+/** The `gram` op: per block A_bᵀA_b, cols × cols float64. */
+export const gramOp: OpSpec = {
+  name: 'gram',
+  outputBytes: (ds) => ds.cols * ds.cols * 8,
+};
+
+/**
+ * The Gram matrix AᵀA = Σ_b A_bᵀA_b (d × d, row-major), Horvitz–Thompson over the answered blocks, ε in the
+ * spectral norm (matrix Bernstein).
+ * @example
+ * runJob(gramJob(dataset), { runner, reliability }).subscribe((e) => console.log(e.value, e.epsilon));
+ */
+export function gramJob(dataset: Dataset): Job<Float64Array> {
+  return {
+    name: 'gram',
+    dataset,
+    op: gramOp,
+    combiner: () => gramCombiner(dataset.cols),
+  };
+}
+
+/**
+ * The sample covariance C = (AᵀA − n·μμᵀ)/(n − 1), with n and the column means μ exact from the ingest
+ * summaries and AᵀA estimated as in {@link gramJob}: ‖Ĉ − C‖₂ = ‖Ĝ − G‖₂/(n − 1).
+ */
+export function covarianceJob(dataset: Dataset): Job<Float64Array> {
+  return {
+    name: 'covariance',
+    dataset,
+    op: gramOp,
+    combiner(): JobCombiner<Float64Array> {
+      const d = dataset.cols;
+      const gram = gramCombiner(d);
+      return {
+        add: (block, output, wireBytes) => gram.add(block, output, wireBytes),
+        estimate(planned, options): Estimate<Float64Array> {
+          const g = gram.estimate(planned, options);
+          let n = 0;
+          const mu = new Float64Array(d);
+          for (const b of planned) {
+            n += b.summary.rows;
+            for (let j = 0; j < d; j++) mu[j]! += b.summary.colSums[j]!;
+          }
+          for (let j = 0; j < d; j++) mu[j]! /= Math.max(1, n);
+          const scale = 1 / Math.max(1, n - 1);
+          const value = new Float64Array(d * d);
+          for (let p = 0; p < d; p++)
+            for (let q = 0; q < d; q++) value[p * d + q] = (g.value[p * d + q]! - n * mu[p]! * mu[q]!) * scale;
+          const sampling = { epsilon: g.parts.sampling.epsilon * scale, delta: g.parts.sampling.delta };
+          const sketch = g.parts.sketch;
+          return {
+            ...g,
+            value,
+            epsilon: sampling.epsilon + sketch.epsilon,
+            parts: { sampling, sketch },
+            method: `covariance = (Ĝ − n·μμᵀ)/(n − 1), n and μ exact from the ingest summaries; ${g.method}`,
+          };
+        },
+      };
+    },
+  };
+}
+
+function gramCombiner(d: number): JobCombiner<Float64Array> {
+  const acc = new MatrixAccumulator(gramStatistic(d));
+  return {
+    add: (block, output, wireBytes) => void acc.add(String(block.index), float64Values(output), wireBytes),
+    estimate: (planned, options) => acc.estimate(planned, options),
+  };
+}

@@ -1,0 +1,249 @@
+import { Observable, asyncScheduler, from, mergeMap, of, takeUntil, timer, type SchedulerLike } from 'rxjs';
+import {
+  CoordinatorError,
+  CoordinatorErrorCode,
+  blockInclusion,
+  type Estimate,
+  type PlannedBlock,
+  type SourceWeight,
+  type Weighting,
+} from '../estimation/index.js';
+import { depotId, type DatasetBlock, type DatasetReplica } from './dataset-shape.js';
+import { DepotGate } from './depot-gate.js';
+import { hedgedBlock, type BlockContext, type BlockOutcome } from './hedged-block.js';
+import type { Job } from './job.js';
+import type { OpAnswer, OpRunner } from './op-runner.js';
+import type { OpOutcome, ReliabilityView } from './reliability-view.js';
+
+/** Blocks in flight at once per job. */
+export const DEFAULT_CONCURRENCY = 64;
+/** Attempts in flight at once per depot. */
+export const DEFAULT_PER_DEPOT_CONCURRENCY = 8;
+/** Time one op may take before it counts as late (ms). */
+export const DEFAULT_OP_TIMEOUT_MS = 10_000;
+/** Hedge delay before a depot has latency history (ms). */
+export const DEFAULT_HEDGE_MS = 1_000;
+export const DEFAULT_MIN_HEDGE_MS = 5;
+/** Latency quantile after which the next replica is asked. */
+export const DEFAULT_HEDGE_QUANTILE = 0.95;
+export const DEFAULT_DELTA = 0.05;
+
+export interface RunJobOptions {
+  readonly runner: OpRunner;
+  readonly reliability: ReliabilityView;
+  /** Time source and timers (default `asyncScheduler`; tests pass a `TestScheduler`). */
+  readonly scheduler?: SchedulerLike;
+  readonly concurrency?: number;
+  readonly perDepotConcurrency?: number;
+  /** A gate shared between jobs (overrides `perDepotConcurrency`). */
+  readonly gate?: DepotGate;
+  readonly opTimeoutMs?: number;
+  /** Deadline mode: answer this long after the start with what arrived; blocks still running are missing. */
+  readonly deadlineMs?: number;
+  readonly hedgeQuantile?: number;
+  readonly defaultHedgeMs?: number;
+  readonly minHedgeMs?: number;
+  /** Failure probability of the sampling bound (default 0.05). */
+  readonly delta?: number;
+  /** Minimum coverage of the final estimate (default 0); below it the job errs with `COORD_E_COVERAGE`. */
+  readonly minCoverage?: number;
+  readonly weighting?: Weighting;
+  readonly signal?: AbortSignal;
+  /** Emit a partial estimate every this many finished blocks (default: about 20 per job). */
+  readonly partialEvery?: number;
+  /** Blocks of the dataset to use (default all): a streaming window. */
+  readonly blocks?: readonly DatasetBlock[];
+  /** Answers of earlier runs by block key (streaming); hits are reused, new answers stored. */
+  readonly cache?: Map<string, OpAnswer>;
+  /** Called for every finished attempt (metrics). */
+  readonly onAttempt?: (depot: string, outcome: OpOutcome, latencyMs: number | undefined) => void;
+}
+
+/** @internal Key of a block's answer in a streaming cache: its index, row start and content hash. */
+export const blockKey = (b: DatasetBlock): string => `${b.index}:${b.rowStart}:${b.summary?.hash ?? ''}`;
+
+/**
+ * Runs a job: one op per row block on a replica's depot (replicas on depots offering the op and with the
+ * best history first), bounded concurrency globally and per depot, per-op timeouts, hedged retries on the
+ * other replicas; emits partial estimates as blocks finish and then a final one (`final: true`) — after every
+ * block finished, or at `deadlineMs` in deadline mode. Blocks whose replicas all failed, timed out or were
+ * dropped at the deadline are missing samples for the estimator.
+ *
+ * @returns a cold observable; unsubscribing or aborting `signal` cancels outstanding ops and timers
+ * @throws (as an observable error) CoordinatorError `COORD_E_COVERAGE` when the final coverage is below
+ *   `minCoverage`, `COORD_E_INVALID_ARGUMENT` for a block without a summary; `signal.reason` on abort
+ * @example
+ * runJob(columnMeansJob(dataset), { runner, reliability }).subscribe((e) => console.log(e.value, e.epsilon));
+ */
+export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estimate<V>> {
+  return new Observable<Estimate<V>>((subscriber) => {
+    const scheduler = options.scheduler ?? asyncScheduler;
+    const blocks = options.blocks ?? job.dataset.blocks;
+    const reliability = options.reliability;
+    const now = (): number => scheduler.now();
+    for (const b of blocks) {
+      if (b.summary === undefined) {
+        subscriber.error(
+          new CoordinatorError(
+            CoordinatorErrorCode.INVALID_ARGUMENT,
+            `invalid argument: block ${b.index} of ${job.dataset.name} has no ingest summary`,
+            {
+              details: { argument: 'dataset.blocks', value: b.index },
+            },
+          ),
+        );
+        return undefined;
+      }
+    }
+    if (options.signal?.aborted === true) {
+      subscriber.error(options.signal.reason);
+      return undefined;
+    }
+    let deadlinePassed = false;
+    const ctx: BlockContext = {
+      dataset: job.dataset,
+      op: job.op,
+      runner: options.runner,
+      gate: options.gate ?? new DepotGate(options.perDepotConcurrency ?? DEFAULT_PER_DEPOT_CONCURRENCY),
+      reliability,
+      scheduler,
+      opTimeoutMs: options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS,
+      hedgeQuantile: options.hedgeQuantile ?? DEFAULT_HEDGE_QUANTILE,
+      defaultHedgeMs: options.defaultHedgeMs ?? DEFAULT_HEDGE_MS,
+      minHedgeMs: options.minHedgeMs ?? DEFAULT_MIN_HEDGE_MS,
+      deadlinePassed: () => deadlinePassed,
+      ...(options.onAttempt === undefined ? {} : { onAttempt: options.onAttempt }),
+    };
+    const combiner = job.combiner();
+    const estimateOptions = {
+      delta: options.delta ?? DEFAULT_DELTA,
+      weighting: options.weighting ?? 'response-groups',
+      ...(job.sketch === undefined ? {} : { sketch: job.sketch }),
+    };
+    const partialEvery = options.partialEvery ?? Math.max(1, Math.ceil(blocks.length / 20));
+    const planned: PlannedBlock[] = [];
+    const depotsUsed = new Set<string>();
+    let finished = 0;
+
+    const estimate = (final: boolean): Estimate<V> => {
+      const sources: SourceWeight[] = [...depotsUsed].map((id) => ({
+        id,
+        weight: 1,
+        reliability: reliability.inclusion('depot', id, now()).p,
+      }));
+      return combiner.estimate(planned, {
+        ...estimateOptions,
+        minCoverage: final ? (options.minCoverage ?? 0) : 0,
+        sources,
+        final,
+      });
+    };
+    const onOutcome = (o: BlockOutcome): void => {
+      finished++;
+      if (o.answer !== undefined) {
+        combiner.add(o.block, o.answer.output, o.answer.wireBytes);
+        depotsUsed.add(o.answer.ranOn);
+        options.cache?.set(blockKey(o.block), o.answer);
+      }
+      if (o.block.source !== undefined)
+        reliability.record('source', o.block.source, o.answer === undefined ? 'failure' : 'answer', undefined, now());
+      if (finished % partialEvery === 0 && finished < blocks.length) {
+        let e: Estimate<V> | undefined;
+        try {
+          e = estimate(false);
+        } catch (err) {
+          if ((err as CoordinatorError).code !== CoordinatorErrorCode.COVERAGE) throw err;
+        }
+        if (e !== undefined) subscriber.next(e);
+      }
+    };
+
+    const offers$ =
+      options.runner.offers === undefined
+        ? of(new Map<string, boolean>())
+        : from(options.runner.offers(uniqueDepots(blocks), job.op.name));
+    const work$ = offers$.pipe(
+      mergeMap((offers) => {
+        const ordered = blocks.map((b) => {
+          const replicas = orderReplicas(b, offers, reliability, now());
+          planned.push({
+            id: String(b.index),
+            summary: b.summary!,
+            group: replicas[0] === undefined ? '' : depotId(replicas[0].depot),
+            inclusion: blockInclusion(replicas.map((r) => reliability.inclusion('depot', depotId(r.depot), now()))),
+          });
+          return { b, replicas };
+        });
+        return from(ordered).pipe(
+          mergeMap(({ b, replicas }) => {
+            const hit = options.cache?.get(blockKey(b));
+            if (hit !== undefined) return of<BlockOutcome>({ block: b, answer: { ...hit, wireBytes: 0 }, attempts: 0 });
+            return hedgedBlock(ctx, b, replicas);
+          }, options.concurrency ?? DEFAULT_CONCURRENCY),
+        );
+      }),
+    );
+    const deadline$ = options.deadlineMs === undefined ? undefined : timer(options.deadlineMs, scheduler);
+    // takeUntil unsubscribes the running blocks before completing: mark the deadline first (timers due at
+    // the same time fire in subscription order).
+    const deadlineMark = deadline$?.subscribe(() => (deadlinePassed = true));
+    const inner = (deadline$ === undefined ? work$ : work$.pipe(takeUntil(deadline$))).subscribe({
+      next: (o) => {
+        try {
+          onOutcome(o);
+        } catch (e) {
+          subscriber.error(e);
+        }
+      },
+      error: (e: unknown) => subscriber.error(e),
+      complete: () => {
+        try {
+          subscriber.next(estimate(true));
+          subscriber.complete();
+        } catch (e) {
+          subscriber.error(e);
+        }
+      },
+    });
+    const onAbort = (): void => {
+      inner.unsubscribe();
+      subscriber.error(options.signal!.reason);
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    return () => {
+      options.signal?.removeEventListener('abort', onAbort);
+      deadlineMark?.unsubscribe();
+      inner.unsubscribe();
+    };
+  });
+}
+
+function uniqueDepots(blocks: readonly DatasetBlock[]): DatasetReplica['depot'][] {
+  const seen = new Map<string, DatasetReplica['depot']>();
+  for (const b of blocks) for (const r of b.replicas) seen.set(depotId(r.depot), r.depot);
+  return [...seen.values()];
+}
+
+/**
+ * Replicas on depots offering the op first, then by answer probability; equal ones rotate with the block
+ * index so blocks spread over their replicas' depots.
+ */
+function orderReplicas(
+  block: DatasetBlock,
+  offers: ReadonlyMap<string, boolean>,
+  reliability: ReliabilityView,
+  now: number,
+): DatasetReplica[] {
+  const n = block.replicas.length;
+  const keyed = block.replicas.map((r, i) => {
+    const id = depotId(r.depot);
+    return {
+      r,
+      turn: (i + n - (block.index % Math.max(1, n))) % Math.max(1, n),
+      offers: offers.get(id) !== false ? 1 : 0,
+      p: reliability.inclusion('depot', id, now).p,
+    };
+  });
+  keyed.sort((a, b) => b.offers - a.offers || b.p - a.p || a.turn - b.turn);
+  return keyed.map((k) => k.r);
+}
