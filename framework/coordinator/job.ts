@@ -17,7 +17,7 @@ export interface Job<V> {
   readonly name: string;
   readonly dataset: Dataset;
   readonly op: OpSpec;
-  /** Sketching error of the method itself (ESTIMATION §3), added to the sampling part. */
+  /** Sketching error of the method itself, added to the sampling part. */
   readonly sketch?: { epsilon: number; delta: number };
   combiner(): JobCombiner<V>;
 }

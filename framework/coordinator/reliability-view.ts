@@ -4,7 +4,7 @@ import type { Inclusion } from '../estimation/index.js';
 export type OpOutcome = 'answer' | 'failure' | 'late';
 
 /**
- * The reliability history the engine reads and feeds (ESTIMATION §4): per depot and per source, decayed
+ * The reliability history the engine reads and feeds: per depot and per source, decayed
  * counts of answers, failures and late answers, and the depots' latencies.
  */
 export interface ReliabilityView {

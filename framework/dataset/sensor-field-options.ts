@@ -1,6 +1,6 @@
 import { checkInteger, checkNumber, invalidArgument } from './errors.js';
 
-/** Ways a simulated source goes wrong (ESTIMATION §4): frozen value, spikes, gaps, unrelated values. */
+/** Ways a simulated source goes wrong: frozen value, spikes, gaps, unrelated values. */
 export type SensorFault = 'stuck' | 'spiking' | 'dropout' | 'garbage';
 export const SENSOR_FAULTS: readonly SensorFault[] = Object.freeze(['stuck', 'spiking', 'dropout', 'garbage']);
 

@@ -52,7 +52,7 @@ export function htWeights(
  * together with probability ≥ 1 − δ (δ/dim each, union bound).
  *
  * "inclusion": the error Σ_b (I_b/π_b − 1)·T_b is a sum of independent zero-mean terms with range
- * max(1/π_b − 1, 1)·|T_b| and variance (1/π_b − 1)·T_b² (ESTIMATION §2); π_b is replaced by its lower
+ * max(1/π_b − 1, 1)·|T_b| and variance (1/π_b − 1)·T_b²; π_b is replaced by its lower
  * posterior quantile, which only enlarges both; |T_b| ≤ max(|lo_b|, |hi_b|). Bernstein's inequality.
  *
  * "response-groups": given the number n_g of answers in group g (N_g planned, m_g = N_g − n_g missing), the

@@ -6,7 +6,7 @@ export const DEFAULT_PI_MIN = 0.05;
 
 /**
  * A block's answer probability from its replicas' reliabilities, with hedging over replicas:
- * π_b = 1 − Π_r (1 − p_r), clipped to [π_min, 1] (ESTIMATION §2). The same formula on the lower quantiles
+ * π_b = 1 − Π_r (1 − p_r), clipped to [π_min, 1]. The same formula on the lower quantiles
  * gives the conservative value used in bounds. Assumes replicas fail independently of each other.
  *
  * @param replicas - one {p, pLower} per replica (an empty list gives π_min)

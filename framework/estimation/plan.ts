@@ -75,7 +75,7 @@ export function checkCoverage(coverage: number, minCoverage: number, blocksUsed:
 }
 
 /**
- * Sampling and sketching error combined by the triangle inequality and a union bound (ESTIMATION §3):
+ * Sampling and sketching error combined by the triangle inequality and a union bound:
  * ε = ε_s + ε_k, δ = δ_s + δ_k.
  */
 export function combineErrors(sampling: ErrorPart, sketch: ErrorPart): ErrorPart {

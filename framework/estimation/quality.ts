@@ -17,7 +17,7 @@ export interface QualityScore {
 }
 
 /**
- * Robust z-scores of per-source residuals against their peers and the weights they turn into (ESTIMATION §4):
+ * Robust z-scores of per-source residuals against their peers and the weights they turn into:
  * z = (r − median) / (1.4826·MAD) (MAD scaled to σ for Gaussian data; Hampel 1974), one-sided (only a larger
  * residual than the peers' is suspicious); weight 1 for z ≤ zFull, (zFull/z)² above — a Cauchy-like descent,
  * so garbage fades towards 0 and a source whose residual comes back among its peers regains full weight.

@@ -67,7 +67,7 @@ interface SourceState {
 }
 
 /**
- * Per-depot and per-source history with exponential time decay (ESTIMATION §4): answers, failures, late
+ * Per-depot and per-source history with exponential time decay: answers, failures, late
  * answers and latency per depot; a data-quality residual per source. Gives each depot a Beta posterior
  * Beta(α₀ + answers, β₀ + failures) of its answer probability (decayed counts: old evidence counts less, so
  * the posterior follows a depot that changed), the block inclusion probabilities derived from it, hedging
