@@ -30,6 +30,18 @@ export default tseslint.config(
     },
   },
   {
+    files: ['dashboard/**/*.js'],
+    languageOptions: {
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        location: 'readonly',
+        WebSocket: 'readonly',
+        uPlot: 'readonly',
+      },
+    },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
   },

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DepotErrorCode } from '../depot/index.js';
-import { ClientErrorCode, FrameworkErrorCode } from '../framework/index.js';
+import { ClientErrorCode, FrameworkErrorCode, LiveErrorCode } from '../framework/index.js';
 import { IbpProtocolErrorCode } from '../ibp/index.js';
 
 const doc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
@@ -13,6 +13,7 @@ describe('docs/errors.md', () => {
     ...Object.values(IbpProtocolErrorCode),
     ...Object.values(ClientErrorCode),
     ...Object.values(FrameworkErrorCode),
+    ...Object.values(LiveErrorCode),
   ];
   it.each(codes)('documents %s', (code) => {
     expect(documented.has(code)).toBe(true);
