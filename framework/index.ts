@@ -55,3 +55,35 @@ export {
 } from './clock.js';
 export { WorkQueue, forEachBounded, type Task, type TaskOptions, type WorkQueueOptions } from './work-queue.js';
 export { runKernel, type KernelCall, type KernelInput, type KernelOutput } from './nfu/run-kernel.js';
+export {
+  LiveServer,
+  DEFAULT_LIVE_PORT,
+  DEFAULT_LIVE_MAX_CLIENTS,
+  DEFAULT_LIVE_MAX_PAYLOAD,
+  DEFAULT_LIVE_SOFT_BUFFER_BYTES,
+  DEFAULT_LIVE_HARD_BUFFER_BYTES,
+  DEFAULT_LIVE_HEARTBEAT_MS,
+  type LiveServerOptions,
+} from './live/live-server.js';
+export { LiveHub } from './live/live-hub.js';
+export { liveStream, type LiveStreamOptions } from './live/live-client.js';
+export {
+  LIVE_PROTOCOL_VERSION,
+  LiveErrorCode,
+  parseClientMessage,
+  type LiveErrorCodeValue,
+  type LiveMessage,
+  type LiveClientMessage,
+  type LiveEstimate,
+  type LiveSeriesPoint,
+  type DepotState,
+  type HelloMessage,
+  type JobStartedMessage,
+  type EstimateMessage,
+  type DepotHealthMessage,
+  type SourceWeightMessage,
+  type JobDoneMessage,
+  type JobFailedMessage,
+  type EventMessage,
+  type ErrorMessage,
+} from './live/messages.js';
