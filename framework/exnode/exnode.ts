@@ -282,7 +282,10 @@ export function readAnvilMappingMeta(
   const rows = get('rows');
   if (rows !== undefined) {
     const c = childrenOf(rows, field('rows'));
-    out.rows = { start: metaInteger(c.get('start'), `${field('rows')}.start`), count: metaInteger(c.get('count'), `${field('rows')}.count`) };
+    out.rows = {
+      start: metaInteger(c.get('start'), `${field('rows')}.start`),
+      count: metaInteger(c.get('count'), `${field('rows')}.count`),
+    };
   }
   const summary = get('summary');
   if (summary !== undefined) {

@@ -31,7 +31,8 @@ export function validateMeta(entries: readonly MetaEntry[], where: string, depth
       return;
     }
     if (typeof e.value !== 'string') throw invalidExnode(`${f}.value`, 'must be a string', e.value);
-    if (e.type === 'integer' && !/^\s*-?\d+(\.0*)?\s*$/.test(e.value)) throw invalidExnode(`${f}.value`, 'must be an integer', e.value);
+    if (e.type === 'integer' && !/^\s*-?\d+(\.0*)?\s*$/.test(e.value))
+      throw invalidExnode(`${f}.value`, 'must be an integer', e.value);
     if (e.type === 'double' && !Number.isFinite(Number(e.value))) throw invalidExnode(`${f}.value`, 'must be a number', e.value);
     if (e.type === 'json') {
       try {
@@ -40,7 +41,8 @@ export function validateMeta(entries: readonly MetaEntry[], where: string, depth
         throw invalidExnode(`${f}.value`, 'must be JSON text', e.value);
       }
     }
-    if (!['string', 'integer', 'double', 'json'].includes(e.type)) throw invalidExnode(`${f}.type`, 'is not a metadata type', e.type);
+    if (!['string', 'integer', 'double', 'json'].includes(e.type))
+      throw invalidExnode(`${f}.type`, 'is not a metadata type', e.type);
   });
 }
 

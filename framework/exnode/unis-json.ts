@@ -62,7 +62,10 @@ export function toUnisJson(x: Exnode, id: string = randomUUID()): string {
 }
 
 /** `{ properties }` holding `entries` (as JSON values) after `fixed`, or nothing when both are empty. */
-function propertiesOf(entries: readonly MetaEntry[], fixed: Record<string, unknown> = {}): { properties?: Record<string, unknown> } {
+function propertiesOf(
+  entries: readonly MetaEntry[],
+  fixed: Record<string, unknown> = {},
+): { properties?: Record<string, unknown> } {
   const props: Record<string, unknown> = { ...fixed };
   for (const e of entries) if (!(e.name in props)) props[e.name] = metaToJson(e);
   return Object.keys(props).length === 0 ? {} : { properties: props };
@@ -91,7 +94,12 @@ const MAPPING_PROPERTIES = new Set<string>(ANVIL_MAPPING_META);
  * Metadata this serializer does not interpret: the `properties` it does not know, then keys beside
  * the UNIS fields (which are written back inside `properties`).
  */
-function extraOf(element: Record<string, unknown>, props: Record<string, unknown>, known: Set<string>, own: Set<string>): MetaEntry[] {
+function extraOf(
+  element: Record<string, unknown>,
+  props: Record<string, unknown>,
+  known: Set<string>,
+  own: Set<string>,
+): MetaEntry[] {
   const out: MetaEntry[] = [];
   for (const [k, v] of Object.entries(props)) if (!known.has(k)) out.push(metaFromJson(k, v));
   for (const [k, v] of Object.entries(element)) if (!own.has(k) && !(k in props)) out.push(metaFromJson(k, v));

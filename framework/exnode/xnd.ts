@@ -1,6 +1,14 @@
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
-import { ANVIL_MAPPING_META, anvilMappingMeta, readAnvilMappingMeta, validateExnode, type Dtype, type Exnode, type Mapping } from './exnode.js';
+import {
+  ANVIL_MAPPING_META,
+  anvilMappingMeta,
+  readAnvilMappingMeta,
+  validateExnode,
+  type Dtype,
+  type Exnode,
+  type Mapping,
+} from './exnode.js';
 import { formatDouble, formatLocalTime, invalidExnode, parseLeaseTime, type MetaEntry } from './metadata.js';
 
 /** Namespace of LoRS `.xnd` exNodes. */
@@ -137,7 +145,7 @@ function isDefault(e: MetaEntry, mappings: readonly Mapping[]): boolean {
   if (e.name === 'parent') return e.type === 'string' && e.value === '';
   if (e.name === 'duration') {
     const d = defaultDuration(mappings);
-    return d.type === e.type && e.type !== 'meta' && d.value === e.value;
+    return d.type !== 'meta' && e.type === d.type && e.value === d.value;
   }
   return false;
 }
