@@ -34,4 +34,4 @@ export {
   type LogLevel,
 } from './options.js';
 export { NfuExecutor, MIN_SPLIT_ROWS } from './nfu/nfu-executor.js';
-export { loadNativeKernels, installNativeKernels, checkNativeKernels } from './nfu/native-loader.js';
+export { loadNativeKernels, kernelBackendFor, checkNativeKernels } from './nfu/native-loader.js';

@@ -39,7 +39,7 @@ const PROBE = `
   }));`;
 
 describe('importing a public entry installs nothing, opens nothing, starts nothing', () => {
-  it.each([...ENTRIES.map((e) => [e]), [ENTRIES.join(' + ')]])('%s', (which) => {
+  it.each<string>([...ENTRIES, ENTRIES.join(' + ')])('%s', (which) => {
     const names = which.split(' + ');
     const urls = names.map((e) => pathToFileURL(join(root, 'dist', e, 'index.js')).href);
     for (const e of names) expect(existsSync(join(root, 'dist', e, 'index.js')), `build first: dist/${e}`).toBe(true);

@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClientError, IbpClient } from '../../framework/index.js';
+import { ClientError, IbpClient } from '../../ibp/index.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 
 /** A scripted fake depot: `onLine` decides what to answer to each line. */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClientError } from '../../framework/index.js';
+import { ClientError } from '../../ibp/index.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 
 describe('IbpClient against an Anvil depot', () => {
