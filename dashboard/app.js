@@ -68,8 +68,8 @@ function makeEstimateChart() {
     const color = COLORS[i % COLORS.length];
     const base = series.length;
     series.push({ label: name, stroke: color, width: 2 });
-    series.push({ label: `${name} lo`, stroke: color + '55', width: 1, dash: [4, 4] });
-    series.push({ label: `${name} hi`, stroke: color + '55', width: 1, dash: [4, 4] });
+    series.push({ label: `${name} lo`, stroke: color + '55', width: 1, dash: [4, 4], points: { show: false } });
+    series.push({ label: `${name} hi`, stroke: color + '55', width: 1, dash: [4, 4], points: { show: false } });
     bands.push({ series: [base + 2, base + 1], fill: color + '22' });
   });
   const opts = {
