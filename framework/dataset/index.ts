@@ -21,3 +21,23 @@ export {
   type LoopbackDepots,
   type LoopbackDepotOptions,
 } from './loopback-depots.js';
+export {
+  datasetFromExnode,
+  openDataset,
+  bytesPerElement,
+  type Dataset,
+  type DatasetBlock,
+  type DatasetReplica,
+} from './dataset.js';
+export { DEFAULT_BATCH_ROWS, FLOAT32_MAX, type RowBatch } from './row-batch.js';
+export { parseCsvRows, MAX_CSV_LINE_CHARS, type CsvRowsOptions } from './csv-rows.js';
+export { parseRawRows, type RawRowsOptions } from './raw-rows.js';
+export {
+  DEFAULT_BLOCK_ROWS,
+  DEFAULT_ALLOCATION_BYTES,
+  DEFAULT_INGEST_DURATION_SEC,
+  DEFAULT_MAX_INFLIGHT_BLOCKS,
+  type IngestOptions,
+} from './ingest-options.js';
+export { DatasetWriter, type IngestStats, type IngestResult } from './dataset-writer.js';
+export { ingest, sensorFieldBatches } from './ingest.js';

@@ -1,0 +1,141 @@
+import type { DepotAddress } from '../../ibp/index.js';
+import { systemClock, type Clock } from '../clock.js';
+import type { Dtype } from '../exnode/exnode.js';
+import { checkInteger, invalidArgument } from './errors.js';
+import { bytesPerElement } from './dataset.js';
+
+/** Options of an ingest ({@link DatasetWriter}, {@link ingest}). */
+export interface IngestOptions {
+  /** Name recorded in the exNode. */
+  readonly name: string;
+  /** Values per row. */
+  readonly cols: number;
+  /** Element type stored (default float64). */
+  readonly dtype?: Dtype;
+  /** Depots of each site: a source's blocks go to the depots of its site. */
+  readonly sites?: Readonly<Record<string, readonly DepotAddress[]>>;
+  /** Depots for sources whose site is not in `sites` (or that have no site). */
+  readonly depots?: readonly DepotAddress[];
+  /** The site of a source (default: the part of its id before the first `/`, e.g. `site-1/sensor-0` → `site-1`). */
+  readonly siteOf?: (source: string) => string | undefined;
+  /** Source of rows given without one (default `default`). */
+  readonly defaultSource?: string;
+  /** Replicas of every block, on distinct depots of the source's site (default 1). */
+  readonly copies?: number;
+  /** Rows per block, the unit of summaries and of NFU ops later (default {@link DEFAULT_BLOCK_ROWS}). */
+  readonly blockRows?: number;
+  /** Bytes per allocation; blocks are appended until the next does not fit, then a new one is made (default 4 MiB, at least one block). */
+  readonly allocationBytes?: number;
+  /** Lease of each allocation in seconds (default 86 400); kept alive by the warmer while the ingest runs. */
+  readonly durationSec?: number;
+  /** Milliseconds between warmer passes over the stored blocks (default: a quarter of the lease, at most 60 000). */
+  readonly warmIntervalMs?: number;
+  /** Block stores in flight at once over all sources (default 8). */
+  readonly maxInflightBlocks?: number;
+  /** Where to write the exNode (atomically) when the ingest finishes; `.json` for UNIS JSON, else LoRS XML. */
+  readonly path?: string;
+  /** With `path`: also publish the stored prefix every N blocks, so jobs can follow the growing dataset (default 0 = only at the end). */
+  readonly checkpointBlocks?: number;
+  /** Aborts the ingest: what it stored is released and `DATA_E_ABORTED` is thrown. */
+  readonly signal?: AbortSignal;
+  /** Called after each block is stored on all its replicas. */
+  readonly onBlock?: (block: { index: number; rowStart: number; rows: number; bytes: number; source: string }) => void;
+  /** Time source of the warmer (default the system clock). */
+  readonly clock?: Clock;
+}
+
+/** Rows per block by default. */
+export const DEFAULT_BLOCK_ROWS = 4096;
+/** Bytes per allocation by default. */
+export const DEFAULT_ALLOCATION_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_INGEST_DURATION_SEC = 86_400;
+export const DEFAULT_MAX_INFLIGHT_BLOCKS = 8;
+
+/** @internal Validated ingest options. */
+export interface ResolvedIngestOptions {
+  readonly name: string;
+  readonly cols: number;
+  readonly dtype: Dtype;
+  readonly rowBytes: number;
+  readonly sites: ReadonlyMap<string, readonly DepotAddress[]>;
+  readonly depots: readonly DepotAddress[];
+  readonly siteOf: (source: string) => string | undefined;
+  readonly defaultSource: string;
+  readonly copies: number;
+  readonly blockRows: number;
+  readonly allocationBytes: number;
+  readonly durationSec: number;
+  readonly warmIntervalMs: number;
+  readonly maxInflightBlocks: number;
+  readonly path: string | undefined;
+  readonly checkpointBlocks: number;
+  readonly clock: Clock;
+  readonly signal: AbortSignal | undefined;
+  readonly onBlock: IngestOptions['onBlock'];
+}
+
+function checkDepots(name: string, list: unknown, copies: number): readonly DepotAddress[] {
+  if (!Array.isArray(list) || list.some((d) => typeof d?.host !== 'string' || !Number.isInteger(d?.port))) {
+    throw invalidArgument(name, 'a list of { host, port } depots', list);
+  }
+  const keys = new Set((list as DepotAddress[]).map((d) => `${d.host}:${d.port}`));
+  if (keys.size !== list.length)
+    throw invalidArgument(
+      name,
+      'a list without duplicates',
+      list.map((d: DepotAddress) => `${d.host}:${d.port}`),
+    );
+  if (list.length < copies) throw invalidArgument(name, `a list of at least copies = ${copies} depots`, list.length);
+  return Object.freeze([...(list as DepotAddress[])]);
+}
+
+/** @internal Validates ingest options once. */
+export function resolveIngestOptions(o: IngestOptions): ResolvedIngestOptions {
+  if (typeof o.name !== 'string' || o.name === '') throw invalidArgument('name', 'a non-empty string', o.name);
+  const cols = checkInteger('cols', o.cols, 1, 1 << 24);
+  const dtype = o.dtype ?? 'float64';
+  if (dtype !== 'float32' && dtype !== 'float64') throw invalidArgument('dtype', 'float32 or float64', dtype);
+  const rowBytes = cols * bytesPerElement(dtype);
+  const copies = checkInteger('copies', o.copies ?? 1, 1, 64);
+  const sites = new Map<string, readonly DepotAddress[]>();
+  for (const [site, list] of Object.entries(o.sites ?? {})) sites.set(site, checkDepots(`sites.${site}`, list, copies));
+  const depots = o.depots === undefined ? [] : checkDepots('depots', o.depots, copies);
+  if (sites.size === 0 && depots.length === 0) throw invalidArgument('sites / depots', 'at least one depot', 0);
+  const blockRows = checkInteger('blockRows', o.blockRows ?? DEFAULT_BLOCK_ROWS, 1);
+  const blockBytes = blockRows * rowBytes;
+  const allocationBytes = checkInteger(
+    'allocationBytes',
+    o.allocationBytes ?? Math.max(DEFAULT_ALLOCATION_BYTES, blockBytes),
+    blockBytes,
+  );
+  const durationSec = checkInteger('durationSec', o.durationSec ?? DEFAULT_INGEST_DURATION_SEC, 1);
+  const defaultSource = o.defaultSource ?? 'default';
+  if (typeof defaultSource !== 'string' || defaultSource === '')
+    throw invalidArgument('defaultSource', 'a non-empty string', defaultSource);
+  if (o.path !== undefined && (typeof o.path !== 'string' || o.path === '')) throw invalidArgument('path', 'a file path', o.path);
+  return Object.freeze({
+    name: o.name,
+    cols,
+    dtype,
+    rowBytes,
+    sites,
+    depots,
+    siteOf: o.siteOf ?? ((s: string) => (s.includes('/') ? s.slice(0, s.indexOf('/')) : undefined)),
+    defaultSource,
+    copies,
+    blockRows,
+    allocationBytes,
+    durationSec,
+    warmIntervalMs: checkInteger(
+      'warmIntervalMs',
+      o.warmIntervalMs ?? Math.min(60_000, Math.max(1, Math.floor((durationSec * 1000) / 4))),
+      1,
+    ),
+    maxInflightBlocks: checkInteger('maxInflightBlocks', o.maxInflightBlocks ?? DEFAULT_MAX_INFLIGHT_BLOCKS, 1, 1024),
+    path: o.path,
+    checkpointBlocks: checkInteger('checkpointBlocks', o.checkpointBlocks ?? 0, 0),
+    clock: o.clock ?? systemClock,
+    signal: o.signal,
+    onBlock: o.onBlock,
+  });
+}
