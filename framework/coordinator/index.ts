@@ -1,0 +1,36 @@
+/**
+ * The reactive coordinator: jobs of one NFU op per row block, run where the data sits over many depots,
+ * with hedging, deadlines, transfer-then-transform, failures as sampling and reliability weights.
+ */
+export { Coordinator, defaultReliabilityPath, type CoordinatorOptions, type JobRunOptions } from './coordinator.js';
+export {
+  runJob,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_PER_DEPOT_CONCURRENCY,
+  DEFAULT_OP_TIMEOUT_MS,
+  DEFAULT_HEDGE_MS,
+  DEFAULT_MIN_HEDGE_MS,
+  DEFAULT_HEDGE_QUANTILE,
+  DEFAULT_DELTA,
+  type RunJobOptions,
+} from './run-job.js';
+export { followDataset, type StreamWindow } from './follow-dataset.js';
+export type { Job, JobCombiner } from './job.js';
+export type { OpRunner, OpSpec, OpAttempt, OpAnswer, CoordinatorOpName } from './op-runner.js';
+export {
+  IbpOpRunner,
+  NoDepotOffersOpError,
+  DEFAULT_TRANSFER_LEASE_SEC,
+  DEFAULT_OFFERS_TTL_MS,
+  type IbpOpRunnerOptions,
+} from './ibp-op-runner.js';
+export { DepotGate } from './depot-gate.js';
+export { hedgeDelayMs, type BlockOutcome } from './hedged-block.js';
+export type { ReliabilityView, OpOutcome } from './reliability-view.js';
+export { storeReliability, SOURCE_ID_PREFIX } from './store-reliability.js';
+export { CoordinatorMetrics } from './coordinator-metrics.js';
+export { columnStatsJob, columnStatsOp, type ColumnStatistic } from './column-stats-job.js';
+export { gramJob, covarianceJob, gramOp } from './gram-job.js';
+export { sketchJob, type SketchKind, type SketchJobOptions } from './sketch-job.js';
+export { projectionJob } from './projection-job.js';
+export { depotId, type Dataset, type DatasetBlock, type DatasetReplica } from './dataset-shape.js';
