@@ -149,6 +149,15 @@ function asCap(cap: Capability | string, need: CapTypeNumber, what: string): Cap
  * An IBP client: the core calls of the protocol against any IBP depot (Anvil, ACCRE, LoCI),
  * over pooled persistent connections, with a deadline per request and typed errors.
  *
+ * Every call rejects with a {@link ClientError}; match on its `code`:
+ * - `CLIENT_ERR_INVALID_ARGUMENT`: an argument is invalid (wrong cap type, a token with spaces, a
+ *   number out of range); nothing was sent.
+ * - `IBP_E_<NAME>` (e.g. `IBP_E_CAP_NOT_FOUND`, `status` -4): the depot refused; `status` holds the
+ *   IBP status, and `retryAfterSec` the delay of a `-66 <seconds>` overload answer.
+ * - `CLIENT_ERR_TIMEOUT`, `CLIENT_ERR_CONNECTION`: no reply in time, or no connection / a broken one.
+ * - `CLIENT_ERR_PROTOCOL`: the reply did not have the expected shape.
+ * - `CLIENT_ERR_CLOSED`: {@link IbpClient.close} was called.
+ *
  * @example
  * const client = new IbpClient();
  * const caps = await client.allocate({ host: '127.0.0.1', port: 6714 }, { size: 1024, durationSec: 3600 });
@@ -167,6 +176,7 @@ export class IbpClient {
   private readonly reaper: NodeJS.Timeout;
   private closed = false;
 
+  /** @throws {ClientError} `CLIENT_ERR_INVALID_ARGUMENT` for an option that is not a positive integer. */
   constructor(options: IbpClientOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
     this.connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
@@ -182,7 +192,13 @@ export class IbpClient {
     this.reaper.unref();
   }
 
-  /** ALLOCATE: reserves a byte array on a depot and returns its read, write and manage caps. */
+  /**
+   * ALLOCATE: reserves a byte array on a depot and returns its read, write and manage caps.
+   *
+   * @throws {ClientError} `IBP_E_ALLOC_FAILED` (-38, no capacity), `IBP_E_WOULD_EXCEED_LIMIT` (-19,
+   * over the largest allocation), `IBP_E_LONG_DURATION` (-28), `IBP_E_INVALID_RID` (-50), or a code
+   * listed on the class.
+   */
   async allocate(depot: DepotAddress, options: AllocateOptions): Promise<AllocationCaps> {
     positiveInt(options.size, 'size', 1);
     if (!Number.isSafeInteger(options.durationSec) || (options.durationSec < 1 && options.durationSec !== -1)) {
@@ -219,7 +235,13 @@ export class IbpClient {
     });
   }
 
-  /** STORE: appends `data` to the allocation; resolves with the byte count the depot acknowledged. */
+  /**
+   * STORE: appends `data` to the allocation; resolves with the byte count the depot acknowledged.
+   *
+   * @throws {ClientError} `IBP_E_CAP_NOT_FOUND` (-4: unknown key or expired lease),
+   * `IBP_E_WOULD_EXCEED_LIMIT` (-19: past the max size), `IBP_E_RSRC_UNAVAIL` (-23: disk full), or a
+   * code listed on the class.
+   */
   async store(cap: Capability | string, data: Uint8Array): Promise<number> {
     const w = asCap(cap, CapType.WRITE, 'store');
     positiveInt(data.length, 'data.length', 1);
@@ -229,7 +251,11 @@ export class IbpClient {
     return this.sendBody(w, 'STORE', line, data);
   }
 
-  /** WRITE: writes `data` at `offset` of the allocation. */
+  /**
+   * WRITE: writes `data` at `offset` of the allocation.
+   *
+   * @throws {ClientError} as {@link IbpClient.store}.
+   */
   async write(cap: Capability | string, offset: number, data: Uint8Array): Promise<number> {
     const w = asCap(cap, CapType.WRITE, 'write');
     positiveInt(offset, 'offset');
@@ -240,7 +266,12 @@ export class IbpClient {
     return this.sendBody(w, 'WRITE', line, data);
   }
 
-  /** LOAD: reads `length` bytes at `offset`. */
+  /**
+   * LOAD: reads `length` bytes at `offset`.
+   *
+   * @throws {ClientError} `IBP_E_CAP_NOT_FOUND` (-4), `IBP_E_WOULD_EXCEED_LIMIT` (-19: past the data),
+   * `IBP_E_FILE_READ` (-15: the stored bytes failed verification), or a code listed on the class.
+   */
   async load(cap: Capability | string, offset: number, length: number): Promise<Buffer> {
     const r = asCap(cap, CapType.READ, 'load');
     positiveInt(offset, 'offset');
@@ -257,6 +288,9 @@ export class IbpClient {
   /**
    * STORE (or WRITE at `offset`) of a body produced in chunks, for data that is not in one buffer
    * (a depot relaying a transfer). Waits for the go-ahead before the first byte.
+   *
+   * @throws {ClientError} as {@link IbpClient.store}; `CLIENT_ERR_INVALID_ARGUMENT` also when `source`
+   * produces more or fewer than `length` bytes.
    */
   async storeFrom(
     cap: Capability | string,
@@ -293,7 +327,11 @@ export class IbpClient {
     );
   }
 
-  /** LOAD delivered chunk by chunk to `sink` (awaited), for relaying without gathering. */
+  /**
+   * LOAD delivered chunk by chunk to `sink` (awaited), for relaying without gathering.
+   *
+   * @throws {ClientError} as {@link IbpClient.load}, or what `sink` throws.
+   */
   async loadTo(
     cap: Capability | string,
     offset: number,
@@ -322,6 +360,10 @@ export class IbpClient {
    * SEND (depot-to-depot copy): the depot holding `source` appends `length` bytes from `offset`
    * to the allocation `destination` (a write cap, on any depot). Resolves with the byte count once
    * the destination acknowledged.
+   *
+   * @throws {ClientError} `IBP_E_CAP_NOT_FOUND` (-4), `IBP_E_WOULD_EXCEED_LIMIT` (-19),
+   * `IBP_E_CONNECTION` (-13: the destination is unreachable, silent or not allowed), the destination's
+   * own refusal relayed, or a code listed on the class.
    */
   async copy(source: Capability | string, destination: Capability | string, options: TransferOptions): Promise<number> {
     const src = asCap(source, CapType.READ, 'copy');
@@ -346,6 +388,8 @@ export class IbpClient {
   /**
    * PUSH: the depot holding `source` writes `length` bytes from `offset` into `destination` at
    * `remoteOffset` (-1 appends).
+   *
+   * @throws {ClientError} as {@link IbpClient.copy}.
    */
   async push(source: Capability | string, destination: Capability | string, options: TransferOptions): Promise<number> {
     const src = asCap(source, CapType.READ, 'push');
@@ -357,6 +401,8 @@ export class IbpClient {
    * PULL: the depot holding `local` (a write cap) fetches `length` bytes at `remoteOffset` of
    * `remote` (a read cap on another depot) into `local` at `offset` (-1 appends). Lets a depot
    * behind a firewall fetch from a public one.
+   *
+   * @throws {ClientError} as {@link IbpClient.copy}.
    */
   async pull(local: Capability | string, remote: Capability | string, options: TransferOptions): Promise<number> {
     const loc = asCap(local, CapType.WRITE, 'pull');
@@ -413,6 +459,12 @@ export class IbpClient {
   /**
    * NFU (LoCI): runs op `opcode` at `depot` on the given parameters; resolves with the VAL_OUT /
    * VAL_INOUT values the depot returned, by parameter index.
+   *
+   * @throws {ClientError} `IBP_E_NFU_UNKNOWN` (-51: opcode not served), `IBP_E_NFU_DUP_PARA` (-52),
+   * `IBP_E_INVALID_PARAMETER` (-30: bad attributes or shapes), `IBP_E_WOULD_EXCEED_LIMIT` (-19: output
+   * too small), `IBP_E_SERVER_TIMEOUT` (-46: the op ran past the depot's limit),
+   * `IBP_E_OUT_OF_SOCKETS` (-66, with `retryAfterSec`: the depot's NFU queue is full), or a code
+   * listed on the class.
    */
   async nfu(
     depot: DepotAddress,
@@ -457,7 +509,11 @@ export class IbpClient {
     );
   }
 
-  /** MANAGE PROBE: reference counts, sizes, time left, reliability and type. */
+  /**
+   * MANAGE PROBE: reference counts, sizes, time left, reliability and type.
+   *
+   * @throws {ClientError} `IBP_E_CAP_NOT_FOUND` (-4), or a code listed on the class.
+   */
   async probe(cap: Capability | string): Promise<ProbeResult> {
     const m = asCap(cap, CapType.MANAGE, 'probe');
     const t = await this.manage(m, 'PROBE', { op: 'probe' });
@@ -476,19 +532,33 @@ export class IbpClient {
     return { readRefs, writeRefs, size, maxSize, secondsLeft, reliability, type };
   }
 
-  /** MANAGE INCR: adds one to the read or write reference count. */
+  /**
+   * MANAGE INCR: adds one to the read or write reference count.
+   *
+   * @throws {ClientError} `IBP_E_CAP_NOT_FOUND` (-4), or a code listed on the class.
+   */
   async incr(cap: Capability | string, which: 'read' | 'write'): Promise<void> {
     const m = asCap(cap, CapType.MANAGE, 'incr');
     await this.manage(m, 'INCR', { op: 'incr', capType: which === 'read' ? CapType.READ : CapType.WRITE });
   }
 
-  /** MANAGE DECR: removes one from a reference count; the allocation is deleted when both reach 0. */
+  /**
+   * MANAGE DECR: removes one from a reference count; the allocation is deleted when both reach 0.
+   *
+   * @throws {ClientError} `IBP_E_CAP_NOT_FOUND` (-4), or a code listed on the class.
+   */
   async decr(cap: Capability | string, which: 'read' | 'write'): Promise<void> {
     const m = asCap(cap, CapType.MANAGE, 'decr');
     await this.manage(m, 'DECR', { op: 'decr', capType: which === 'read' ? CapType.READ : CapType.WRITE });
   }
 
-  /** MANAGE CHNG: new max size, lease and reliability (CHNG cannot cut data; see truncate). */
+  /**
+   * MANAGE CHNG: new max size, lease and reliability (CHNG cannot cut data; see truncate).
+   *
+   * @throws {ClientError} `IBP_E_WOULD_DAMAGE_DATA` (-20: below the data held),
+   * `IBP_E_WOULD_EXCEED_POLICY` (-45: lease too long), `IBP_E_WOULD_EXCEED_LIMIT` (-19),
+   * `IBP_E_CAP_NOT_FOUND` (-4), or a code listed on the class.
+   */
   async change(cap: Capability | string, options: ChangeOptions): Promise<void> {
     const m = asCap(cap, CapType.MANAGE, 'change');
     positiveInt(options.maxSize, 'maxSize', 1);
@@ -502,14 +572,24 @@ export class IbpClient {
     });
   }
 
-  /** MANAGE TRUNCATE (ACCRE dialect): sets the max size, cutting data beyond it. */
+  /**
+   * MANAGE TRUNCATE (ACCRE dialect): sets the max size, cutting data beyond it.
+   *
+   * @throws {ClientError} `IBP_E_CAP_NOT_FOUND` (-4), `IBP_E_WOULD_EXCEED_LIMIT` (-19), or a code
+   * listed on the class.
+   */
   async truncate(cap: Capability | string, size: number): Promise<void> {
     const m = asCap(cap, CapType.MANAGE, 'truncate');
     positiveInt(size, 'size');
     await this.manage(m, 'TRUNCATE', { op: 'truncate', size });
   }
 
-  /** STATUS ST_INQ (v1): the depot's resources and NFU ops. `rid` `'0'` (default) asks for all. */
+  /**
+   * STATUS ST_INQ (v1): the depot's resources and NFU ops. `rid` `'0'` (default) asks for all.
+   *
+   * @throws {ClientError} `IBP_E_WRONG_PASSWD` (-29), `IBP_E_INVALID_RID` (-50), or a code listed on
+   * the class.
+   */
   async status(depot: DepotAddress, options: { rid?: string; password?: string } = {}): Promise<DepotInquiry> {
     const rid = options.rid ?? '0';
     const password = options.password ?? DEFAULT_STATUS_PASSWORD;
@@ -524,7 +604,11 @@ export class IbpClient {
     });
   }
 
-  /** STATUS ST_INQ in the v0 form (five numbers), as old LoRS tools ask. */
+  /**
+   * STATUS ST_INQ in the v0 form (five numbers), as old LoRS tools ask.
+   *
+   * @throws {ClientError} `IBP_E_WRONG_PASSWD` (-29), or a code listed on the class.
+   */
   async statusV0(depot: DepotAddress, password = DEFAULT_STATUS_PASSWORD): Promise<DepotInquiryV0> {
     const line = encode('STATUS', () =>
       formatStatus({ version: 0, op: 'inq', rid: undefined, password, timeoutSec: WIRE_TIMEOUT_SEC }),
@@ -538,7 +622,11 @@ export class IbpClient {
     });
   }
 
-  /** STATUS ST_RES: the depot's resource ids. */
+  /**
+   * STATUS ST_RES: the depot's resource ids.
+   *
+   * @throws {ClientError} a code listed on the class.
+   */
   async resources(depot: DepotAddress): Promise<string[]> {
     const line = formatStatus({ version: 1, op: 'res', timeoutSec: WIRE_TIMEOUT_SEC });
     return this.run(depot, 'STATUS', async (c) => {
@@ -548,7 +636,11 @@ export class IbpClient {
     });
   }
 
-  /** STATUS ST_VERSION (ACCRE dialect): free-text lines describing the depot. */
+  /**
+   * STATUS ST_VERSION (ACCRE dialect): free-text lines describing the depot.
+   *
+   * @throws {ClientError} `CLIENT_ERR_PROTOCOL` when no `END` line comes, or a code listed on the class.
+   */
   async version(depot: DepotAddress): Promise<string[]> {
     const line = formatStatus({ version: 1, op: 'version', timeoutSec: WIRE_TIMEOUT_SEC });
     return this.run(depot, 'STATUS', async (c) => {

@@ -36,7 +36,11 @@ function num(fields: Record<string, string>, key: string): number {
   return Number.isFinite(n) ? n : 0;
 }
 
-/** Parses `VS:1.4:x DT:1 [NFU:…] RID:r … RE [RID:… RE]…`; unknown keys are kept, not rejected. */
+/**
+ * Parses `VS:1.4:x DT:1 [NFU:…] RID:r … RE [RID:… RE]…`; unknown keys are kept, not rejected.
+ *
+ * @throws {ClientError} `CLIENT_ERR_PROTOCOL` when the body has no `VS` field.
+ */
 export function parseInquiryV1(body: string): DepotInquiry {
   const tokens = body.trim().split(/\s+/);
   let version = '';
@@ -81,6 +85,11 @@ export function parseInquiryV1(body: string): DepotInquiry {
   return { version, nfuOps, resources };
 }
 
+/**
+ * Parses the v0 ST_INQ reply `HARD_MB HARD_USED_MB SOFT_MB SOFT_USED_MB MAX_DURATION`.
+ *
+ * @throws {ClientError} `CLIENT_ERR_PROTOCOL` unless it holds five numbers.
+ */
 export function parseInquiryV0(tokens: readonly string[]): DepotInquiryV0 {
   const n = tokens.slice(0, 5).map(Number);
   if (n.length !== 5 || n.some((x) => !Number.isFinite(x))) {

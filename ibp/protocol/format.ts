@@ -283,7 +283,15 @@ export function formatNfu(r: RequestFields<NfuRequest>): string {
   ]);
 }
 
-/** The command line of any request (the encoder of its command). */
+/**
+ * The command line of any request (the encoder of its command), ending in `\n`.
+ *
+ * @throws {IbpProtocolError} `IBP_ERR_BAD_FORMAT` for a token with spaces, control characters or
+ * non-ASCII bytes; `IBP_ERR_INVALID_PARAMETER` for a number that is not a safe integer or is out of
+ * its range, or a field that does not fit the form (a v0 request with a resource id);
+ * `IBP_ERR_PROTOCOL_VERSION` for a version other than 0 or 1; `IBP_ERR_UNKNOWN_COMMAND` for an
+ * unknown `command`. Each `format*` encoder throws the same codes.
+ */
 export function formatRequest(r: IbpRequest): string {
   switch (r.command) {
     case 'allocate':
