@@ -19,26 +19,57 @@ function prng(seed: number): () => number {
   };
 }
 
+const BLOCK = 64 * 1024;
+
 interface Tracked {
   caps: AllocationCaps;
   maxSize: number;
-  /** Bytes of every acknowledged store, in order. */
-  acked: Buffer[];
-  ackedBytes: number;
-  /** A store sent but not acknowledged when the depot died (it may or may not have landed). */
-  pending: Buffer | undefined;
-  /** Stored to since the last kill (verified after every restart; the rest every 10th). */
+  /** The acknowledged bytes (every acknowledged store and write applied, in order). */
+  data: Buffer;
+  /**
+   * A STORE (`append`) or a WRITE inside the data sent but not acknowledged when the depot died:
+   * a store may or may not have landed; each 64 KiB block a write touches may hold its old or
+   * its new bytes, every other byte must be as acknowledged.
+   */
+  pending: { offset: number; body: Buffer; append: boolean } | undefined;
+  /** Written to since the last kill (verified after every restart; the rest every 10th). */
   touched: boolean;
 }
 
-describe('crash safety: SIGKILL at random moments during a stream of stores', () => {
-  it(`${KILLS} kills: every acknowledged store reads back byte-identical; nothing unacknowledged shows wrong bytes`, async () => {
+function body(len: number, salt: number): Buffer {
+  const b = Buffer.alloc(len);
+  for (let i = 0; i < len; i++) b[i] = (salt + i * 31 + (i >> 8)) & 0xff;
+  return b;
+}
+
+/** Whether `got` is `old` with each block that `[offset, offset + len)` touches old or new. */
+function oldOrNewBlocks(got: Buffer, old: Buffer, offset: number, update: Buffer): { ok: boolean; newBlocks: number } {
+  if (got.length !== old.length) return { ok: false, newBlocks: 0 };
+  const neu = Buffer.from(old);
+  update.copy(neu, offset);
+  let newBlocks = 0;
+  for (let at = 0; at < got.length; at += BLOCK) {
+    const g = got.subarray(at, at + BLOCK);
+    const isOld = g.equals(old.subarray(at, at + BLOCK));
+    const inWrite = at + BLOCK > offset && at < offset + update.length;
+    if (isOld) continue;
+    if (!inWrite || !g.equals(neu.subarray(at, at + BLOCK))) return { ok: false, newBlocks };
+    newBlocks++;
+  }
+  return { ok: true, newBlocks };
+}
+
+describe('crash safety: SIGKILL at random moments during a stream of stores and overwrites', () => {
+  it(`${KILLS} kills: every acknowledged byte reads back identical; an interrupted write leaves each of its blocks old or new`, async () => {
     const rand = prng(SEED);
     const dir = tempDir('anvil-crash-');
     const tracked: Tracked[] = [];
     let port = 0;
     let kills = 0;
     let ackedStores = 0;
+    let ackedWrites = 0;
+    let interruptedWrites = 0;
+    let interruptedBlocksNew = 0;
     let lost = 0;
     let unackedLanded = 0;
     const args = () => ['--data', dir.path, '--port', String(port), '--log-level', 'warn', '--capacity', '1GiB'];
@@ -55,18 +86,31 @@ describe('crash safety: SIGKILL at random moments during a stream of stores', ()
           if (!everything && !t.touched) continue;
           t.touched = false;
           const p = await client.probe(t.caps.manage);
-          const landed = t.pending !== undefined && p.size === t.ackedBytes + t.pending.length;
-          if (p.size !== t.ackedBytes && !landed) {
+          const pend = t.pending;
+          if (pend !== undefined && !pend.append) {
+            // an interrupted overwrite: the size stays, the rest is as acknowledged
+            const got = p.size === 0 ? Buffer.alloc(0) : await client.load(t.caps.read, 0, p.size).catch(() => undefined);
+            const check = got === undefined ? { ok: false, newBlocks: 0 } : oldOrNewBlocks(got, t.data, pend.offset, pend.body);
+            if (!check.ok) lost++;
+            else {
+              interruptedWrites++;
+              interruptedBlocksNew += check.newBlocks;
+              t.data = got!; // what the depot now holds is what later rounds must find
+            }
+            t.pending = undefined;
+            continue;
+          }
+          const landed = pend !== undefined && p.size === t.data.length + pend.body.length;
+          if (p.size !== t.data.length && !landed) {
             lost++;
             continue;
           }
-          const want = Buffer.concat(landed ? [...t.acked, t.pending!] : t.acked);
-          const got = p.size === 0 ? Buffer.alloc(0) : await client.load(t.caps.read, 0, p.size);
-          if (!got.equals(want)) lost++;
+          const want = landed ? Buffer.concat([t.data, pend.body]) : t.data;
+          const got = p.size === 0 ? Buffer.alloc(0) : await client.load(t.caps.read, 0, p.size).catch(() => undefined);
+          if (got === undefined || !got.equals(want)) lost++;
           if (landed) {
             unackedLanded++;
-            t.acked.push(t.pending!);
-            t.ackedBytes += t.pending!.length;
+            t.data = want;
           }
           t.pending = undefined;
         }
@@ -78,43 +122,62 @@ describe('crash safety: SIGKILL at random moments during a stream of stores', ()
 
         // 2. A stream of allocations and stores from three workers, killed at a random moment.
         let dead = false;
-        const killAfterMs = 15 + Math.floor(rand() * 120);
-        const killer = new Promise<void>((resolve) =>
-          setTimeout(() => {
+        // Every other round the kill is aimed: 0-15 ms after an overwrite inside the data is sent,
+        // when its bytes are reaching the file and its checksums are not yet committed.
+        const aimed = round % 2 === 1 && round >= 2;
+        let aim: (() => void) | undefined;
+        const killer = new Promise<void>((resolve) => {
+          const kill = () => {
+            if (dead) return;
             dead = true;
             started.proc.child.kill('SIGKILL');
             resolve();
-          }, killAfterMs),
-        );
+          };
+          const timer = setTimeout(kill, aimed ? 400 : 15 + Math.floor(rand() * 120));
+          if (aimed) {
+            aim = () => {
+              aim = undefined;
+              clearTimeout(timer);
+              setTimeout(kill, Math.floor(rand() * 16));
+            };
+          }
+        });
         const worker = async (w: number) => {
           while (!dead) {
-            const mine = tracked.filter((t, i) => i % 3 === w && t.ackedBytes < t.maxSize - 70_000);
+            const mine = tracked.filter((_, i) => i % 3 === w);
             if (mine.length === 0 || rand() < 0.15) {
               const maxSize = 200_000 + Math.floor(rand() * 300_000);
               try {
                 const caps = await client.allocate(addr, { size: maxSize, durationSec: 3600 });
-                tracked.push({ caps, maxSize, acked: [], ackedBytes: 0, pending: undefined, touched: true });
+                tracked.push({ caps, maxSize, data: Buffer.alloc(0), pending: undefined, touched: true });
               } catch {
                 return;
               }
               continue;
             }
             const t = mine[Math.floor(rand() * mine.length)]!;
-            const len = 1 + Math.floor(rand() * 65_536);
-            const body = Buffer.alloc(len);
-            const salt = Math.floor(rand() * 256);
-            for (let i = 0; i < len; i++) body[i] = (salt + i * 31 + (i >> 8)) & 0xff;
-            t.pending = body;
+            const size = t.data.length;
+            const overwrite = size > 0 && (size > t.maxSize - 70_000 || rand() < 0.4);
+            const len = 1 + Math.floor(rand() * (overwrite ? Math.min(size, 150_000) : 65_536));
+            const offset = overwrite ? Math.floor(rand() * (size - len + 1)) : size;
+            const bytes = body(len, Math.floor(rand() * 256));
+            t.pending = { offset, body: bytes, append: !overwrite };
             t.touched = true;
+            if (overwrite && len > 4096) aim?.();
             try {
-              await client.store(t.caps.write, body);
+              if (overwrite) await client.write(t.caps.write, offset, bytes);
+              else await client.store(t.caps.write, bytes);
             } catch {
-              return; // died mid-store: stays pending
+              return; // died mid-command: stays pending
             }
-            t.acked.push(body);
-            t.ackedBytes += len;
+            if (overwrite) {
+              bytes.copy(t.data, offset);
+              ackedWrites++;
+            } else {
+              t.data = Buffer.concat([t.data, bytes]);
+              ackedStores++;
+            }
             t.pending = undefined;
-            ackedStores++;
           }
         };
         await Promise.all([worker(0), worker(1), worker(2), killer]);
@@ -125,9 +188,24 @@ describe('crash safety: SIGKILL at random moments during a stream of stores', ()
     } finally {
       dir.cleanup();
     }
-    console.log(JSON.stringify({ crash: { seed: SEED, kills, ackedStores, allocations: tracked.length, unackedLanded, lost } }));
+    console.log(
+      JSON.stringify({
+        crash: {
+          seed: SEED,
+          kills,
+          ackedStores,
+          ackedWrites,
+          allocations: tracked.length,
+          unackedLanded,
+          interruptedWrites,
+          interruptedBlocksNew,
+          lost,
+        },
+      }),
+    );
     expect(kills).toBe(KILLS);
     expect(ackedStores).toBeGreaterThan(KILLS);
+    expect(ackedWrites).toBeGreaterThan(KILLS / 2);
     expect(lost).toBe(0);
   }, 600_000);
 });
