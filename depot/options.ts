@@ -2,7 +2,6 @@ import { constants as bufferConstants } from 'node:buffer';
 import { isIP } from 'node:net';
 import { DEFAULT_STATUS_PASSWORD, IBP_DEFAULT_PORT } from '../ibp/index.js';
 import { DepotError, DepotErrorCode } from './errors.js';
-import { defaultNfuMemoryBudgetMb } from './nfu/memory-budget.js';
 
 /*
  * Every limit of the depot, with its named default. "Unlimited" does not exist: each value is a
@@ -29,6 +28,25 @@ export const DEFAULT_OVERLOAD_RETRY_SEC = 2;
 export const DEFAULT_READ_HIGH_WATER_BYTES = 1024 * 1024;
 /** How often expired leases are swept (lookups also check expiry). */
 export const DEFAULT_SWEEP_INTERVAL_MS = 1_000;
+/**
+ * A STORE/WRITE body (or NFU parameter data) must arrive at least this fast on average: its
+ * whole-body deadline is the start allowance (the command's timeout token, at least
+ * `dataProgressTimeoutMs`) plus LENGTH / this rate (64 KiB/s).
+ */
+export const DEFAULT_MIN_BODY_BYTES_PER_SEC = 64 * 1024;
+/**
+ * The command's timeout token is honoured up to this (5 min): it bounds how long a STORE/WRITE
+ * waits behind another writer of the same allocation (then `-42`), and extends a body's allowance.
+ */
+export const DEFAULT_MAX_REQUEST_TIMEOUT_MS = 300_000;
+/**
+ * When the depot closes a connection (after a refusal, a timeout, or idle), it reads and discards
+ * at most this much more of the client's input, so a client still sending a body can finish and
+ * read the reply; beyond it the connection is reset (4 MiB).
+ */
+export const DEFAULT_CLOSE_DRAIN_BYTES = 4 * 1024 * 1024;
+/** A connection the depot closed is destroyed at the latest this long after its reply (the client need not close). */
+export const DEFAULT_CLOSE_LINGER_MS = 2_000;
 
 /** A transfer's remote depot must accept the connection within this. */
 export const DEFAULT_TRANSFER_CONNECT_TIMEOUT_MS = 5_000;
@@ -82,6 +100,10 @@ export interface DepotLimits {
   readonly overloadRetrySec: number;
   readonly readHighWaterBytes: number;
   readonly sweepIntervalMs: number;
+  readonly minBodyBytesPerSec: number;
+  readonly maxRequestTimeoutMs: number;
+  readonly closeDrainBytes: number;
+  readonly closeLingerMs: number;
 }
 
 export interface TransferOptions {
@@ -118,8 +140,6 @@ export interface NfuOptions {
   readonly native: boolean;
   /** Idle shared buffers kept for op inputs and outputs (MiB); reused buffers cost no page faults. */
   readonly bufferPoolMb: number;
-  /** Bytes all running and queued NFU ops may hold (MiB); beyond, `-66 <retry>` (default: memory/16, 128–4096). */
-  readonly memoryBudgetMb: number;
   /**
    * Admin code upload: with a secret, NFU opcode 0 registers a WebAssembly module as a new op
    * (memory bounded by `maxMemoryPages` × 64 KiB, no imports but that memory). Off when undefined.
@@ -170,6 +190,10 @@ export function defaultLimits(): DepotLimits {
     overloadRetrySec: DEFAULT_OVERLOAD_RETRY_SEC,
     readHighWaterBytes: DEFAULT_READ_HIGH_WATER_BYTES,
     sweepIntervalMs: DEFAULT_SWEEP_INTERVAL_MS,
+    minBodyBytesPerSec: DEFAULT_MIN_BODY_BYTES_PER_SEC,
+    maxRequestTimeoutMs: DEFAULT_MAX_REQUEST_TIMEOUT_MS,
+    closeDrainBytes: DEFAULT_CLOSE_DRAIN_BYTES,
+    closeLingerMs: DEFAULT_CLOSE_LINGER_MS,
   };
 }
 
@@ -210,7 +234,6 @@ const NFU_KEYS = new Set([
   'maxValueBytes',
   'native',
   'bufferPoolMb',
-  'memoryBudgetMb',
   'queueTimeoutMs',
   'admin',
 ]);
@@ -411,9 +434,17 @@ function parseLimits(value: unknown): DepotLimits {
         throw configError(`\`${field}\` must be from 64 to 16777216 bytes (got ${n})`, field, raw);
       }
       limits[key] = n;
+    } else if (key === 'closeDrainBytes') {
+      const n = parseByteSize(raw, field);
+      if (n > 1024 ** 3) throw configError(`\`${field}\` must be from 0 to 1073741824 bytes (got ${n})`, field, raw);
+      limits[key] = n;
+    } else if (key === 'minBodyBytesPerSec') {
+      const n = parseByteSize(raw, field);
+      if (n < 1 || n > 1024 ** 3) throw configError(`\`${field}\` must be from 1 to 1073741824 bytes (got ${n})`, field, raw);
+      limits[key] = n;
     } else if (key === 'overloadRetrySec') {
       limits[key] = integerIn(raw, field, 1, 3600);
-    } else if (key === 'shutdownGraceMs') {
+    } else if (key === 'shutdownGraceMs' || key === 'closeLingerMs') {
       limits[key] = integerIn(raw, field, 0, 3_600_000);
     } else if (key.endsWith('Ms')) {
       limits[key] = integerIn(raw, field, 1, 86_400_000);
@@ -485,7 +516,6 @@ function parseNfu(value: unknown): NfuOptions {
     maxValueBytes: 1024 * 1024,
     native: true,
     bufferPoolMb: 512,
-    memoryBudgetMb: defaultNfuMemoryBudgetMb(),
     admin: undefined,
   };
   if (value === undefined) return Object.freeze(out);
@@ -504,8 +534,6 @@ function parseNfu(value: unknown): NfuOptions {
   if (obj['queueTimeoutMs'] !== undefined)
     out.queueTimeoutMs = integerIn(obj['queueTimeoutMs'], 'nfu.queueTimeoutMs', 1, 86_400_000);
   if (obj['bufferPoolMb'] !== undefined) out.bufferPoolMb = integerIn(obj['bufferPoolMb'], 'nfu.bufferPoolMb', 0, 1_048_576);
-  if (obj['memoryBudgetMb'] !== undefined)
-    out.memoryBudgetMb = integerIn(obj['memoryBudgetMb'], 'nfu.memoryBudgetMb', 1, 1_048_576);
   if (obj['native'] !== undefined) {
     if (typeof obj['native'] !== 'boolean') throw configError('`nfu.native` must be true or false', 'nfu.native', obj['native']);
     out.native = obj['native'];

@@ -26,7 +26,16 @@ export {
   type StatusCode,
 } from './protocol/commands.js';
 export { parseCapability, formatCapability, capTokens, MAX_CAP_LENGTH, type Capability } from './protocol/caps.js';
-export { parseRequest, parseNfuParamHeader, tokenize, MAX_NFU_PARAMS, DEFAULT_REQUEST_TIMEOUT_SEC } from './protocol/parse.js';
+export { parseRequest, tokenize, MAX_NFU_PARAMS, DEFAULT_REQUEST_TIMEOUT_SEC } from './protocol/parse.js';
+export {
+  parseNfuParamHeader,
+  formatNfuParamHeader,
+  encodeNfuParam,
+  readNfuParams,
+  isNfuRefKind,
+  type NfuParamHeader,
+  type NfuFramingLimits,
+} from './protocol/nfu-framing.js';
 export {
   formatRequest,
   formatAllocate,

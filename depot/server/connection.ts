@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { CapType, Status } from '../../ibp/index.js';
-import { parseNfuParamHeader, parseRequest } from '../../ibp/index.js';
+import { parseRequest, readNfuParams } from '../../ibp/index.js';
 import {
   OK_REPLY,
   allocateReply,
@@ -13,22 +13,15 @@ import {
   resourcesReply,
   versionReply,
 } from '../../ibp/index.js';
-import type {
-  IbpRequest,
-  LoadRequest,
-  NfuParam,
-  NfuRequest,
-  StatusRequest,
-  StoreRequest,
-  WriteRequest,
-} from '../../ibp/index.js';
+import type { IbpRequest, LoadRequest, NfuRequest, StatusRequest, StoreRequest, WriteRequest } from '../../ibp/index.js';
 import { ReadError, StreamReader } from '../../ibp/index.js';
 import { DepotError, DepotErrorCode, storageError } from '../errors.js';
-import type { RangeWriter } from '../core/allocation.js';
+import type { Allocation, RangeWriter } from '../core/allocation.js';
 import type { TransferService } from '../transfer/transfer-service.js';
 import type { NfuService } from '../nfu/nfu-service.js';
 import type { DepotCore } from '../core/depot-core.js';
 import type { DepotOptions } from '../options.js';
+import { releaseSocket } from './socket-release.js';
 
 /** What a connection needs from the server that owns it. */
 export interface ConnectionContext {
@@ -71,12 +64,19 @@ function fatalOnRefusal<T>(fn: () => T): T {
  * Serves IBP commands on one connection until the peer leaves, a protocol error or timeout
  * occurs, or {@link Connection.shutdown} is called. Commands are handled one at a time in
  * arrival order, so pipelined requests get their replies in order.
+ *
+ * Every wait is bounded: a command line by `idleTimeoutMs` / `commandLineTimeoutMs`, a body by
+ * `dataProgressTimeoutMs` and its whole-body deadline ({@link bodyDeadline}), a STORE/WRITE
+ * queued behind another writer of its allocation by its timeout token, a reply by
+ * `dataProgressTimeoutMs`. Once the depot is done with the connection it is released with
+ * {@link releaseSocket}: bounded draining, then the socket is destroyed.
  */
 export class Connection {
   private readonly reader: StreamReader;
   /** True from the moment a command line is complete until its reply is written. */
   private busy = false;
   private closing = false;
+  /** Resolves once the connection has stopped serving and its socket is closed. */
   readonly done: Promise<void>;
   commands = 0;
 
@@ -87,7 +87,9 @@ export class Connection {
   ) {
     this.reader = new StreamReader(stream, { highWaterBytes: ctx.options.limits.readHighWaterBytes });
     stream.on('error', (e: Error) => this.log.debug({ err: e.message }, 'connection error'));
-    this.done = this.run();
+    this.done = this.run()
+      .catch((e: unknown) => this.log.debug({ err: e instanceof Error ? e.message : String(e) }, 'connection failed'))
+      .then(() => this.release());
   }
 
   /** Graceful stop: an idle connection closes now, a busy one after its current command. */
@@ -101,6 +103,30 @@ export class Connection {
     this.closing = true;
     this.reader.close();
     this.stream.destroy();
+  }
+
+  /** Ends the socket: drops what the reader holds, drains a bounded amount, destroys it. */
+  private release(): Promise<void> {
+    const limits = this.ctx.options.limits;
+    this.reader.close();
+    // Shutting down: no lingering for a client that has nothing more to say.
+    return releaseSocket(this.stream, { drainBytes: limits.closeDrainBytes, lingerMs: this.closing ? 0 : limits.closeLingerMs });
+  }
+
+  /**
+   * When a body of `length` bytes starting now must be complete: the start allowance (the
+   * command's timeout token, capped at `maxRequestTimeoutMs`, and at least
+   * `dataProgressTimeoutMs`) plus `length` at `minBodyBytesPerSec`.
+   */
+  private bodyDeadline(length: number, timeoutSec: number): number {
+    const limits = this.ctx.options.limits;
+    const allowance = Math.max(this.tokenMs(timeoutSec), limits.dataProgressTimeoutMs);
+    return Date.now() + allowance + Math.ceil((length * 1000) / limits.minBodyBytesPerSec);
+  }
+
+  /** The command's timeout token in ms, capped by the depot's `maxRequestTimeoutMs`. */
+  private tokenMs(timeoutSec: number): number {
+    return Math.min(timeoutSec * 1000, this.ctx.options.limits.maxRequestTimeoutMs);
   }
 
   private async run(): Promise<void> {
@@ -135,10 +161,7 @@ export class Connection {
           const retry = depotError.details['retryAfterSec'];
           await this.send(typeof retry === 'number' ? errorReply(depotError.status, retry) : errorReply(depotError.status));
           this.log.debug({ status, code: depotError.code, reason: depotError.message }, 'request refused');
-          if (fatal || depotError.code === DepotErrorCode.INTERNAL) {
-            this.stream.end();
-            return;
-          }
+          if (fatal || depotError.code === DepotErrorCode.INTERNAL) return;
         } finally {
           this.busy = false;
           this.commands++;
@@ -147,7 +170,6 @@ export class Connection {
       }
     } finally {
       this.reader.close();
-      if (!this.stream.destroyed) this.stream.end();
     }
   }
 
@@ -164,13 +186,13 @@ export class Connection {
         break;
       case 'line-timeout':
       case 'data-timeout':
+      case 'body-timeout':
         await this.send(errorReply(Status.CLIENT_TIMEOUT));
         this.log.debug({ reason: e.reason }, 'client too slow');
         break;
       default:
         break;
     }
-    this.stream.end();
   }
 
   private async execute(line: string): Promise<void> {
@@ -216,7 +238,7 @@ export class Connection {
   private async receive(req: StoreRequest | WriteRequest): Promise<void> {
     const core = this.ctx.core;
     const allocation = fatalOnRefusal(() => core.lookup(req.cap, CapType.WRITE));
-    await allocation.withWriteLock(async () => {
+    await this.withWriteLockWithin(allocation, this.tokenMs(req.timeoutSec), async () => {
       // The client may already be sending the body behind the command: a refusal closes the connection.
       const offset = req.command === 'write' ? req.offset : allocation.size;
       fatalOnRefusal(() => {
@@ -233,14 +255,20 @@ export class Connection {
         failure = e;
       }
       try {
-        await this.reader.readBytes(req.length, this.ctx.options.limits.dataProgressTimeoutMs, async (chunk) => {
-          if (failure !== undefined || writer === undefined) return;
-          try {
-            await writer.write(chunk);
-          } catch (e) {
-            failure = e;
-          }
-        });
+        const deadline = this.bodyDeadline(req.length, req.timeoutSec);
+        await this.reader.readBytes(
+          req.length,
+          this.ctx.options.limits.dataProgressTimeoutMs,
+          async (chunk) => {
+            if (failure !== undefined || writer === undefined) return;
+            try {
+              await writer.write(chunk);
+            } catch (e) {
+              failure = e;
+            }
+          },
+          deadline,
+        );
       } catch (e) {
         await writer?.abort().catch(() => undefined);
         throw e;
@@ -251,6 +279,37 @@ export class Connection {
       }
       await core.commitWrite(allocation, writer!, offset, req.length);
       await this.send(countReply(req.length));
+    });
+  }
+
+  /**
+   * Runs `task` under the allocation's write lock, waiting for it at most `waitMs` (the command's
+   * own time): past it the command is refused with -42, fatal to the connection since its body may
+   * already be on the way, and the lock, once granted, is passed on untouched.
+   */
+  private withWriteLockWithin(allocation: Allocation, waitMs: number, task: () => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let state: 'waiting' | 'running' | 'abandoned' = 'waiting';
+      const timer = setTimeout(() => {
+        if (state !== 'waiting') return;
+        state = 'abandoned';
+        reject(
+          new Fatal(
+            new DepotError(
+              DepotErrorCode.CLIENT_TIMEOUT,
+              `the command's timeout (${waitMs} ms) ran out while another write to allocation ${allocation.id} was in progress`,
+            ),
+          ),
+        );
+      }, waitMs);
+      allocation
+        .withWriteLock(async () => {
+          clearTimeout(timer);
+          if (state === 'abandoned') return;
+          state = 'running';
+          await task();
+        })
+        .then(resolve, reject);
     });
   }
 
@@ -272,30 +331,15 @@ export class Connection {
   /** NFU: read the parameter lines and bytes, run the op, reply `1 \n NOUT \n` + values. */
   private async nfu(req: NfuRequest): Promise<void> {
     const limits = this.ctx.options.limits;
-    const maxValue = this.ctx.options.nfu.maxValueBytes;
-    const params: NfuParam[] = [];
+    let params;
     try {
-      for (let i = 0; i < req.paramCount; i++) {
-        const line = await this.reader.readLine(
-          limits.maxCommandLineBytes,
-          limits.commandLineTimeoutMs,
-          limits.commandLineTimeoutMs,
-        );
-        const h = parseNfuParamHeader(line, i, maxValue);
-        const data = Buffer.allocUnsafe(h.dataLength);
-        let at = 0;
-        await this.reader.readBytes(h.dataLength, limits.dataProgressTimeoutMs, (chunk) => {
-          chunk.copy(data, at);
-          at += chunk.length;
-        });
-        params.push({ kind: h.kind, offset: h.offset, length: h.length, data });
-      }
-      const end = await this.reader.readLine(
-        limits.maxCommandLineBytes,
-        limits.commandLineTimeoutMs,
-        limits.commandLineTimeoutMs,
-      );
-      if (end.trim() !== '') throw new DepotError(DepotErrorCode.BAD_FORMAT, 'NFU parameters must end with an empty line');
+      params = await readNfuParams(this.reader, req.paramCount, {
+        maxLineBytes: limits.maxCommandLineBytes,
+        lineTimeoutMs: limits.commandLineTimeoutMs,
+        progressTimeoutMs: limits.dataProgressTimeoutMs,
+        maxValueBytes: this.ctx.options.nfu.maxValueBytes,
+        dataDeadline: (length) => this.bodyDeadline(length, req.timeoutSec),
+      });
     } catch (e) {
       throw asFatal(e);
     }

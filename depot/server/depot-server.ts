@@ -7,9 +7,11 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { DepotOptions } from '../options.js';
 import type { DiskIo } from '../resources/disk/disk-data.js';
 import { Connection } from './connection.js';
+import { releaseSocket } from './socket-release.js';
 import { TransferService } from '../transfer/transfer-service.js';
 import { NfuService } from '../nfu/nfu-service.js';
-import { describeKernelBackend } from '../nfu/native-loader.js';
+import { loadNativeKernels } from '../nfu/native-loader.js';
+import { kernelBackend, nativeKernels } from '../../nfu-kernels/index.js';
 
 export interface DepotServerDeps {
   /** Time source for leases; defaults to the system clock. */
@@ -34,6 +36,10 @@ export class DepotServer {
   private readonly nfu: NfuService;
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
+  /** Every accepted socket until it is closed, refused ones included. */
+  private readonly sockets = new Set<Socket>();
+  /** Sockets refused with `-66` that are still being released. */
+  private shedding = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
   private readonly startedAt = Date.now();
@@ -92,7 +98,8 @@ export class DepotServer {
         host: options.host,
         port,
         resources: options.resources.map((r) => ({ rid: r.rid, kind: r.kind, capacityBytes: r.capacityBytes })),
-        ...describeKernelBackend(options.nfu.native),
+        nfuKernels: options.nfu.native ? kernelBackend() : 'wasm (nfu.native = false)',
+        ...(options.nfu.native && nativeKernels() === undefined ? { nfuNative: loadNativeKernels().why } : {}),
       },
       'depot listening',
     );
@@ -110,13 +117,20 @@ export class DepotServer {
     return `ibp://${host}:${this.address.port}`;
   }
 
+  /** Connections being served (a refused one counts until its socket is closed). */
   get connectionCount(): number {
     return this.connections.size;
   }
 
+  /** Sockets the listener holds open, refused ones included (the operating system's count). */
+  openSockets(): Promise<number> {
+    return new Promise((resolve, reject) => this.server.getConnections((e, n) => (e ? reject(e) : resolve(n))));
+  }
+
   /**
-   * Graceful shutdown: stop accepting, close idle connections, let in-flight commands finish
-   * for up to `limits.shutdownGraceMs`, then cut what remains.
+   * Graceful shutdown: stop accepting, close idle connections at once, let in-flight commands
+   * finish for up to `limits.shutdownGraceMs`, then destroy every socket that remains (half-open
+   * ones included), so the process can exit.
    */
   close(): Promise<void> {
     this.closing ??= this.doClose();
@@ -138,6 +152,8 @@ export class DepotServer {
       this.log.warn({ connections: this.connections.size }, 'shutdown grace period over; cutting connections');
       for (const c of this.connections) c.destroy();
     }
+    // Whatever is left (refused sockets still lingering, a connection stuck in a command) goes now.
+    for (const s of this.sockets) s.destroy();
     await closed;
     this.transfers.close();
     await this.nfu.close();
@@ -150,11 +166,19 @@ export class DepotServer {
       socket.destroy();
       return;
     }
-    if (this.connections.size >= this.options.limits.maxConnections) {
-      // Shed load before reading anything: suggest a retry delay, as the ACCRE depot does.
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    const limits = this.options.limits;
+    if (this.connections.size >= limits.maxConnections) {
+      // Shed load before reading anything: suggest a retry delay, as the ACCRE depot does. The
+      // socket is released like any closed connection (its command line drained, then
+      // destroyed); past maxConnections of them at once, it is destroyed as soon as the reply is out.
       this.rejected++;
       socket.on('error', () => undefined);
-      socket.end(errorReply(Status.OUT_OF_SOCKETS, this.options.limits.overloadRetrySec));
+      socket.write(errorReply(Status.OUT_OF_SOCKETS, limits.overloadRetrySec));
+      const lingerMs = this.shedding >= limits.maxConnections ? 0 : limits.closeLingerMs;
+      this.shedding++;
+      void releaseSocket(socket, { drainBytes: limits.maxCommandLineBytes, lingerMs }).then(() => this.shedding--);
       return;
     }
     const id = this.nextConnectionId++;

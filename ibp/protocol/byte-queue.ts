@@ -18,6 +18,14 @@ export class ByteQueue {
   /** How many leading bytes are already known to hold no newline (saves rescans). */
   private scanned = 0;
 
+  /** Drops everything held (the references go, so the memory can be freed). */
+  clear(): void {
+    this.chunks = [];
+    this.head = 0;
+    this.length = 0;
+    this.scanned = 0;
+  }
+
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.chunks.push(chunk);

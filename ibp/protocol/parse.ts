@@ -1,45 +1,10 @@
 import { CAP_TYPE_WORD, CapType, Command, ManageOp, Status, StatusOp, type CapTypeNumber } from './commands.js';
-import { MAX_CAP_LENGTH, parseCapability, type Capability } from './caps.js';
+import { parseCapability, type Capability } from './caps.js';
 import { IbpProtocolError, IbpProtocolErrorCode } from '../errors.js';
-import type { IbpRequest, KeyRef, ManageRequest, NfuParamKindNumber, StatusRequest, TransferRequest } from './requests.js';
+import type { IbpRequest, KeyRef, ManageRequest, StatusRequest, TransferRequest } from './requests.js';
 
 /** Most parameters an NFU call may carry. */
 export const MAX_NFU_PARAMS = 16;
-
-/**
- * Parses an NFU parameter header `IOTYPE OFFSET LEN DATALEN`; the caller then reads DATALEN bytes.
- * `maxValueBytes` bounds VAL_IN/INOUT data and VAL_OUT lengths before anything is buffered.
- */
-export function parseNfuParamHeader(
-  line: string,
-  index: number,
-  maxValueBytes: number,
-): { kind: NfuParamKindNumber; offset: number; length: number; dataLength: number } {
-  const t = tokenize(line);
-  if (t.length !== 4) throw badFormat(`NFU parameter ${index}: expected IOTYPE OFFSET LEN DATALEN (got ${t.length} tokens)`);
-  const kind = int(t, 0, 'IOTYPE');
-  if (kind < 0 || kind > 5) throw badFormat(`NFU parameter ${index}: IOTYPE must be 0 to 5 (got ${kind})`);
-  const offset = int(t, 1, 'OFFSET');
-  const length = int(t, 2, 'LEN');
-  const dataLength = int(t, 3, 'DATALEN');
-  if (offset < 0 || length < 0 || dataLength < 0) throw badFormat(`NFU parameter ${index}: OFFSET, LEN and DATALEN must be >= 0`);
-  const isRef = kind <= 2;
-  const limit = isRef ? MAX_CAP_LENGTH : maxValueBytes;
-  if (dataLength > limit) {
-    throw new IbpProtocolError(
-      IbpProtocolErrorCode.WOULD_EXCEED_LIMIT,
-      `NFU parameter ${index}: ${dataLength} data bytes exceed the limit of ${limit}`,
-    );
-  }
-  if (kind === 4 && (dataLength !== 0 || length > maxValueBytes)) {
-    throw new IbpProtocolError(
-      IbpProtocolErrorCode.WOULD_EXCEED_LIMIT,
-      `NFU parameter ${index}: a VAL_OUT carries no data and at most ${maxValueBytes} bytes back`,
-    );
-  }
-  if (isRef && dataLength === 0) throw badFormat(`NFU parameter ${index}: a reference parameter needs a capability`);
-  return { kind: kind as NfuParamKindNumber, offset, length, dataLength };
-}
 
 /** Timeout the ACCRE depot substitutes for a `0` or unparsable timeout token ("for LoRS compatibility"). */
 export const DEFAULT_REQUEST_TIMEOUT_SEC = 2;

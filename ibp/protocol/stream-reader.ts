@@ -9,6 +9,7 @@ export type ReadFailure =
   | 'idle-timeout' // nothing arrived while waiting for a new line
   | 'line-timeout' // a line was started but not finished in time (slowloris)
   | 'data-timeout' // a byte run made no progress in time
+  | 'body-timeout' // a byte run was not complete by its deadline (too slow on average)
   | 'closed'; // the reader was closed locally
 
 export class ReadError extends Error {
@@ -36,12 +37,14 @@ export class StreamReader {
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
   private paused = false;
+  private closed = false;
 
   constructor(
     private readonly stream: Duplex,
     private readonly options: StreamReaderOptions,
   ) {
     stream.on('data', (chunk: Buffer) => {
+      if (this.closed) return; // whoever reads after close() owns the bytes
       this.queue.push(chunk);
       if (!this.paused && this.queue.length > this.options.highWaterBytes) {
         this.paused = true;
@@ -68,9 +71,14 @@ export class StreamReader {
     return this.queue.length;
   }
 
-  /** Stops all waiting reads with reason `closed`. */
+  /**
+   * Stops all waiting reads with reason `closed` and drops every byte held; input arriving later
+   * is ignored (not buffered). The stream stays paused if it was: resuming it is the caller's.
+   */
   close(): void {
+    this.closed = true;
     this.failure ??= new ReadError('closed', 'reader closed');
+    this.queue.clear();
     this.notify();
   }
 
@@ -104,9 +112,15 @@ export class StreamReader {
    * Delivers exactly `length` bytes to `sink`, chunk by chunk, as views of the received
    * buffers (kept alive by the sink's references; never reused). A sink returning a promise is
    * awaited before the next chunk. Fails with `data-timeout` when no byte arrives for
-   * `progressTimeoutMs`.
+   * `progressTimeoutMs`, and with `body-timeout` when the run is not complete by `deadline`
+   * (a `Date.now()` value; none when omitted), however steadily bytes trickle in.
    */
-  async readBytes(length: number, progressTimeoutMs: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void> {
+  async readBytes(
+    length: number,
+    progressTimeoutMs: number,
+    sink: (chunk: Buffer) => void | Promise<void>,
+    deadline = Number.POSITIVE_INFINITY,
+  ): Promise<void> {
     let remaining = length;
     while (remaining > 0) {
       const chunk = this.queue.take(remaining);
@@ -118,7 +132,9 @@ export class StreamReader {
       }
       this.throwIfDone('truncated');
       this.maybeResume();
-      await this.waitForData(progressTimeoutMs, 'data-timeout');
+      const left = deadline - Date.now();
+      if (left < progressTimeoutMs) await this.waitForData(left, 'body-timeout');
+      else await this.waitForData(progressTimeoutMs, 'data-timeout');
     }
     this.maybeResume();
   }
