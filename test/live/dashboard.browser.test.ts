@@ -74,18 +74,15 @@ describe.skipIf(!available)('dashboard in a real browser', () => {
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(server.url);
-    await page.waitForFunction(() => document.getElementById('conn')?.dataset['state'] === 'open');
+    await page.waitForFunction("document.getElementById('conn')?.dataset.state === 'open'");
 
     for (let i = 1; i <= 5; i++)
       hub.publish({ v: 1, type: 'estimate', jobId: 'demo', seq: i, at: Date.now() + i * 100, estimate: estimate(i) });
-    await page.waitForFunction(() => (window as unknown as { anvilDashboard: { points: number } }).anvilDashboard.points >= 5);
-    const before = await page.evaluate(() => (window as unknown as { anvilDashboard: { points: number } }).anvilDashboard.points);
+    await page.waitForFunction('window.anvilDashboard.points >= 5');
+    const before = (await page.evaluate('window.anvilDashboard.points')) as number;
     for (let i = 6; i <= 12; i++)
       hub.publish({ v: 1, type: 'estimate', jobId: 'demo', seq: i, at: Date.now() + i * 100, estimate: estimate(i) });
-    await page.waitForFunction(
-      (n) => (window as unknown as { anvilDashboard: { points: number } }).anvilDashboard.points >= n,
-      before + 7,
-    );
+    await page.waitForFunction(`window.anvilDashboard.points >= ${before + 7}`);
     expect(await page.locator('#chart-estimate canvas').count()).toBeGreaterThan(0);
     expect(await page.textContent('#s-count')).toBe('12');
 
@@ -101,7 +98,9 @@ describe.skipIf(!available)('dashboard in a real browser', () => {
     hub.publish({ v: 1, type: 'event', kind: 'failure', text: `${depots[1]} killed`, at: Date.now(), depot: depots[1]! });
     await page.waitForSelector(`tr[data-depot="${depots[1]}"][data-state="failed"]`);
     expect(await page.locator('#timeline li[data-kind="failure"]').count()).toBeGreaterThan(0);
-    const faded = await page.locator('.source[data-source="site-b/s1"]').evaluate((el) => Number(getComputedStyle(el).opacity));
+    const faded = await page
+      .locator('.source[data-source="site-b/s1"]')
+      .evaluate((el) => Number((el as unknown as { style: { opacity: string } }).style.opacity));
     expect(faded).toBeLessThan(0.5);
 
     const dir = join(tmpdir(), 'anvil-dashboard');
@@ -111,11 +110,11 @@ describe.skipIf(!available)('dashboard in a real browser', () => {
     // The server restarts on the same port: the page reconnects and redraws from the replay.
     const port = server.port;
     await server.close();
-    await page.waitForFunction(() => document.getElementById('conn')?.dataset['state'] === 'closed');
+    await page.waitForFunction("document.getElementById('conn')?.dataset.state === 'closed'");
     server = await new LiveServer({ port }).listen();
     server.hub.publish({ v: 1, type: 'job-started', jobId: 'again', name: 'after restart', at: Date.now() });
     server.hub.publish({ v: 1, type: 'estimate', jobId: 'again', seq: 1, at: Date.now() + 10, estimate: estimate(1) });
-    await page.waitForFunction(() => document.getElementById('job-name')?.textContent === 'after restart', undefined, {
+    await page.waitForFunction("document.getElementById('job-name')?.textContent === 'after restart'", undefined, {
       timeout: 15_000,
     });
     expect(errors).toEqual([]);
