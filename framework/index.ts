@@ -24,8 +24,19 @@ export {
   type ResourceInquiry,
 } from '../ibp/index.js';
 export { FrameworkError, FrameworkErrorCode, type FrameworkErrorCodeValue } from './errors.js';
-export { validateExnode, blocksOf, depotOf, depotKey, type Exnode, type Mapping, type Dtype } from './exnode/exnode.js';
-export { toXnd, fromXnd, XND_NAMESPACE } from './exnode/xnd.js';
+export {
+  validateExnode,
+  blocksOf,
+  depotOf,
+  depotKey,
+  type Exnode,
+  type Mapping,
+  type Dtype,
+  type RowRange,
+  type ExnodeBlockSummary,
+} from './exnode/exnode.js';
+export { type MetaEntry, formatLocalTime, parseLeaseTime } from './exnode/metadata.js';
+export { toXnd, fromXnd, XND_NAMESPACE, XND_LORS_VERSION } from './exnode/xnd.js';
 export { toUnisJson, fromUnisJson, EXNODE_SCHEMA, IBP_EXTENT_SCHEMA } from './exnode/unis-json.js';
 export { parseExnode, readExnode, writeExnode, formatFor } from './exnode/exnode-file.js';
 export { parseDepotList, readDepotFile } from './lors/depot-list.js';

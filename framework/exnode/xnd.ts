@@ -83,8 +83,9 @@ const str = (name: string, v: string): MetaEntry => ({ name, type: 'string', val
 
 /**
  * Serializes an exNode as LoRS 2.0 writes one: root `<exnode>` in the `exnode` namespace; file
- * metadata `Version`, `created`, `duration`, `filename`, `lorsversion`, `mode`, `modified`, `parent`,
- * `size`; per mapping `alloc_length`, `alloc_offset`, `e2e_blocksize`, `exnode_offset`,
+ * metadata `Version`, `created`, `filename`, `lorsversion`, `mode`, `modified`, `parent`, `size`
+ * (and `duration`, the lease asked for at upload, when the exNode has it in `extra`, as LoRS 0.8
+ * files did not); per mapping `alloc_length`, `alloc_offset`, `e2e_blocksize`, `exnode_offset`,
  * `logical_length` and the lease `start`/`end` as local-time strings, then the caps; metadata sorted
  * by name as LoRS sorts it. Anvil's own fields travel as `anvil_*` metadata, which LoRS keeps and
  * ignores (exact times in ms, SHA-256, dataset fields, dtype and shape); metadata read from another
@@ -107,7 +108,6 @@ export function toXnd(x: Exnode): string {
   if (x.dtype !== undefined) top.push(str('anvil_dtype', x.dtype));
   if (x.shape !== undefined) top.push(str('anvil_shape', x.shape.join('x')));
   if (!has('parent')) top.push(str('parent', ''));
-  if (!has('duration')) top.push(defaultDuration(x.mappings));
   top.push(...extra);
   const mappings = x.mappings.map((m) => {
     const md: MetaEntry[] = [
@@ -134,20 +134,9 @@ export function toXnd(x: Exnode): string {
   return `<?xml version="1.0"?>\n${builder.build(doc) as string}`;
 }
 
-/** LoRS's `duration` (the lease asked for, in s) when none was read: the longest lease of a mapping. */
-function defaultDuration(mappings: readonly Mapping[]): MetaEntry {
-  const longest = Math.max(0, ...mappings.map((m) => Math.floor((m.leaseEndMs - m.leaseStartMs) / 1000)));
-  return { name: 'duration', type: 'double', value: formatDouble(longest) };
-}
-
 /** File metadata equal to what {@link toXnd} writes when it has none: not kept, it comes back by itself. */
-function isDefault(e: MetaEntry, mappings: readonly Mapping[]): boolean {
-  if (e.name === 'parent') return e.type === 'string' && e.value === '';
-  if (e.name === 'duration') {
-    const d = defaultDuration(mappings);
-    return d.type !== 'meta' && e.type === d.type && e.value === d.value;
-  }
-  return false;
+function isDefault(e: MetaEntry): boolean {
+  return e.name === 'parent' && e.type === 'string' && e.value === '';
 }
 
 function invalid(field: string, rule: string): FrameworkError {
@@ -299,7 +288,7 @@ export function fromXnd(textIn: string): Exnode {
   const exactMs = (name: string) => (md.has(name) ? intMeta(md, name, '') : undefined);
   const dtype = text(md, 'anvil_dtype', '') as Dtype | undefined;
   const shapeText = text(md, 'anvil_shape', '');
-  const extra = topEntries.filter((e) => !FILE_NAMES.has(e.name) && !isDefault(e, mappings));
+  const extra = topEntries.filter((e) => !FILE_NAMES.has(e.name) && !isDefault(e));
   return validateExnode({
     name: text(md, 'filename', '') ?? '',
     size,

@@ -178,6 +178,10 @@ export async function replicate(
     leaseStartMs,
     leaseEndMs: leaseStartMs + durationSec * 1000,
     sha256: m.sha256,
+    // The block's dataset fields are the same on every replica; metadata of the source allocation is not.
+    ...(m.rows === undefined ? {} : { rows: { ...m.rows } }),
+    ...(m.summary === undefined ? {} : { summary: m.summary }),
+    ...(m.source === undefined ? {} : { source: m.source }),
   };
 }
 

@@ -4,6 +4,7 @@ import { basename } from 'node:path';
 import { formatCapability, type DepotAddress, type IbpClient } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import type { Exnode, Mapping } from '../exnode/exnode.js';
+import { formatDouble } from '../exnode/metadata.js';
 import { systemClock, type Clock } from '../clock.js';
 import { forEachBounded } from '../work-queue.js';
 
@@ -126,6 +127,8 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
       dtype: undefined,
       shape: undefined,
       mappings: perBlock.flat(),
+      // As LoRS records it: the lease asked for, in seconds (a double).
+      extra: [{ name: 'duration', type: 'double', value: formatDouble(durationSec) }],
     };
   } finally {
     await fh.close();

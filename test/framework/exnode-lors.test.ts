@@ -24,8 +24,7 @@ describe('LoRS 2.0 exNodes', () => {
       [local(2026, 11, 28, 4, 54, 53), local(2026, 11, 29, 4, 54, 53)],
     ]);
     expect(x.mappings[1]!.read).toBe('ibp://[::1]:6715/2#DDDD/12/READ');
-    // What Anvil does not interpret is kept: the parent directory id; duration differs from the longest lease
-    // (the first mapping was refreshed), so it is kept too.
+    // What Anvil does not interpret is kept: the lease asked for at upload, the parent directory id.
     expect(x.extra).toEqual([
       { name: 'duration', type: 'double', value: '86400.000000' },
       { name: 'parent', type: 'string', value: '5a1f0c3e9b2d4e6f8a7c1b0d' },
@@ -58,7 +57,7 @@ describe('LoRS 2.0 exNodes', () => {
     expect(fromXnd(text)).toEqual(x);
   });
 
-  it('an exNode Anvil made gets LoRS defaults: mode file, empty parent, duration of the longest lease', () => {
+  it('an exNode Anvil made gets LoRS defaults: mode file, empty parent', () => {
     const x: Exnode = {
       name: 'a.bin',
       size: 10,
@@ -84,7 +83,7 @@ describe('LoRS 2.0 exNodes', () => {
     const text = toXnd(x);
     expect(text).toContain('<exnode:metadata name="mode" type="string">file</exnode:metadata>');
     expect(text).toContain('<exnode:metadata name="parent" type="string"/>');
-    expect(text).toContain('<exnode:metadata name="duration" type="double">3600.000000</exnode:metadata>');
+    expect(text).not.toContain('name="duration"'); // only when known (upload records it)
     expect(text).toContain(`<exnode:metadata name="anvil_sha256" type="string">${sha}</exnode:metadata>`);
     // Exact to the millisecond for Anvil, seconds for LoRS.
     expect(fromXnd(text)).toEqual(x);
