@@ -5,8 +5,8 @@
  * JSON on stdout. Bounded: each measurement repeats for at most ~1.5 s.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { builtinRegistry, encodeAttrs, kernelBackend, parseAttrs, useNativeKernels } from '../nfu-kernels/index.js';
-import { NfuExecutor, loadNativeKernels } from '../depot/index.js';
+import { WASM_BACKEND, builtins, encodeAttrs, parseAttrs } from '../nfu-kernels/index.js';
+import { NfuExecutor, kernelBackendFor, loadNativeKernels } from '../depot/index.js';
 
 const ROWS = Number(process.env['BENCH_ROWS'] ?? 100_000);
 const COLS = Number(process.env['BENCH_COLS'] ?? 256);
@@ -92,7 +92,7 @@ print(json.dumps(out))
   }
 }
 
-const registry = builtinRegistry();
+const registry = builtins();
 const rows: Array<Record<string, unknown>> = [];
 
 /** The kernels timed, with their attributes and the flops of one run (0: GB/s only). */
@@ -131,10 +131,11 @@ function pushRow(
 // loops) and WebAssembly (the fallback), side by side in this run.
 const native = loadNativeKernels().native;
 const backends = native === undefined ? (['wasm'] as const) : (['native', 'wasm'] as const);
-const backendInfo = { native: native === undefined ? loadNativeKernels().why : (useNativeKernels(native), kernelBackend()) };
+const nativeBackend = kernelBackendFor(true, 1).backend;
+const backendInfo = { native: native === undefined ? loadNativeKernels().why : nativeBackend.name };
 for (const backend of backends)
   for (const dtype of ['float64', 'float32'] as const) {
-    useNativeKernels(backend === 'native' ? native : undefined);
+    const kernelBackend = backend === 'native' ? nativeBackend : WASM_BACKEND;
     const A = fill(ROWS * COLS, dtype === 'float32');
     const bytes = new Uint8Array(A.buffer);
     const gb = bytes.byteLength / 1e9;
@@ -150,7 +151,12 @@ for (const backend of backends)
       const inputs = name === 'atb' ? [bytes, B] : [bytes];
       // As in the depot, the output goes into a reused buffer (a fresh one costs a page fault per
       // 4 KiB, ~35 ms per 12.8 MB on this VM kind, which would swamp the kernel).
-      const out = new Uint8Array(kernel.outputBytes(attrs, inputs));
+      const out = new Uint8Array(
+        kernel.outputBytes(
+          attrs,
+          inputs.map((b) => b.length),
+        ),
+      );
       pushRow(
         `nfu-${backend}:1-thread`,
         name,
@@ -158,11 +164,10 @@ for (const backend of backends)
         extra,
         gb,
         flops,
-        time(() => kernel.run(attrs, inputs, out)),
+        time(() => kernel.run(attrs, inputs, { out, backend: kernelBackend })),
       );
     }
   }
-useNativeKernels(native);
 // The same kernels through the depot's NFU executor: 2 worker threads, large ops split by rows.
 for (const backend of backends)
   for (const dtype of ['float64', 'float32'] as const) {
@@ -191,7 +196,7 @@ for (const backend of backends)
       const inputs = name === 'atb' ? [shared(A), shared(B)] : [shared(A)];
       for (let i = 0; i < 8 && (i < 2 || Date.now() - start < BUDGET_MS * 2); i++) {
         const t = process.hrtime.bigint();
-        const r = await executor.runPooled({ opcode: kernel.opcode, attrs: encodeAttrs(attrs), inputs }, kernel, attrs);
+        const r = await executor.runPooled({ opcode: kernel.opcode, attrs, inputs }, kernel, attrs);
         if (i > 0) best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e9);
         r.release();
       }

@@ -2,6 +2,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { isIP } from 'node:net';
 import { DEFAULT_STATUS_PASSWORD, IBP_DEFAULT_PORT } from '../ibp/index.js';
 import { DepotError, DepotErrorCode } from './errors.js';
+import { defaultNfuMemoryBudgetMb } from './nfu/memory-budget.js';
 
 /*
  * Every limit of the depot, with its named default. "Unlimited" does not exist: each value is a
@@ -140,6 +141,8 @@ export interface NfuOptions {
   readonly native: boolean;
   /** Idle shared buffers kept for op inputs and outputs (MiB); reused buffers cost no page faults. */
   readonly bufferPoolMb: number;
+  /** Bytes all running and queued NFU ops may hold (MiB); beyond, `-66 <retry>` (default: memory/16, 128–4096). */
+  readonly memoryBudgetMb: number;
   /**
    * Admin code upload: with a secret, NFU opcode 0 registers a WebAssembly module as a new op
    * (memory bounded by `maxMemoryPages` × 64 KiB, no imports but that memory). Off when undefined.
@@ -234,6 +237,7 @@ const NFU_KEYS = new Set([
   'maxValueBytes',
   'native',
   'bufferPoolMb',
+  'memoryBudgetMb',
   'queueTimeoutMs',
   'admin',
 ]);
@@ -516,6 +520,7 @@ function parseNfu(value: unknown): NfuOptions {
     maxValueBytes: 1024 * 1024,
     native: true,
     bufferPoolMb: 512,
+    memoryBudgetMb: defaultNfuMemoryBudgetMb(),
     admin: undefined,
   };
   if (value === undefined) return Object.freeze(out);
@@ -534,6 +539,8 @@ function parseNfu(value: unknown): NfuOptions {
   if (obj['queueTimeoutMs'] !== undefined)
     out.queueTimeoutMs = integerIn(obj['queueTimeoutMs'], 'nfu.queueTimeoutMs', 1, 86_400_000);
   if (obj['bufferPoolMb'] !== undefined) out.bufferPoolMb = integerIn(obj['bufferPoolMb'], 'nfu.bufferPoolMb', 0, 1_048_576);
+  if (obj['memoryBudgetMb'] !== undefined)
+    out.memoryBudgetMb = integerIn(obj['memoryBudgetMb'], 'nfu.memoryBudgetMb', 1, 1_048_576);
   if (obj['native'] !== undefined) {
     if (typeof obj['native'] !== 'boolean') throw configError('`nfu.native` must be true or false', 'nfu.native', obj['native']);
     out.native = obj['native'];

@@ -14,12 +14,27 @@ export {
   lnPoly,
   sinCosTurn,
 } from './rng/philox.js';
-export { useNativeKernels, nativeKernels, nativeBlas, kernelBackend, type NativeKernels, type FloatArray } from './native.js';
+export type { NativeKernels, FloatArray } from './native.js';
+export { WASM_BACKEND, nativeBackend, type KernelBackend, type RunOptions } from './backend.js';
+export { matrix, subMatrix, asMatrix, type Matrix } from './matrix.js';
+export {
+  CATALOGUE,
+  OPS,
+  Stream,
+  opSpec,
+  renderOpsDoc,
+  ATTRIBUTE_DOCS,
+  type OpName,
+  type OpSpec,
+  type AttrsOf,
+  type AttrKey,
+  type MatrixAttrs,
+} from './catalogue.js';
 export { parseAttrs, encodeAttrs, matrixView, bytesPer, f64Bytes, MAX_ATTRS_BYTES, type Attrs, type Dtype } from './attrs.js';
 export { KernelError, KernelErrorCode, type KernelErrorCodeValue } from './errors.js';
 export type { KernelConfig } from './kernel.js';
-export { KernelRegistry } from './registry.js';
-export { BUILTIN_KERNELS, builtinRegistry } from './register-all.js';
+export { KernelRegistry, type RegisteredOp, type BuiltinOp, type UploadedOp } from './registry.js';
+export { BUILTIN_KERNELS, builtinRegistry, builtins } from './register-all.js';
 export {
   gaussianSketchRight,
   gaussianSketchLeft,
@@ -28,6 +43,6 @@ export {
   STREAM_GAUSSIAN_RIGHT,
 } from './sketch/gaussian-sketch.js';
 export { sparseSignSketch, STREAM_SPARSE_SIGN, STREAM_COUNT_SKETCH } from './sketch/sparse-sign-sketch.js';
-export { srht, fwhtColumns } from './sketch/srht.js';
+export { srht, fwhtColumns, STREAM_SRHT_SIGNS, STREAM_SRHT_ROWS } from './sketch/srht.js';
 export { gram, columnStats, atb } from './reduce/reductions.js';
 export { xorBytes } from './bytes/byte-ops.js';

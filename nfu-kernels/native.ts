@@ -1,9 +1,8 @@
 /**
- * The optional native backend of the kernels (native/anvil_nfu.cc, a Node-API addon built by
- * node-gyp at install time). nfu-kernels stays free of I/O: the host (the depot's worker, a bench)
- * loads the addon and hands it over with {@link useNativeKernels}; without it every kernel runs its
- * WebAssembly/JS path. Random numbers are bit-identical on both paths; dense products agree to
- * rounding (the BLAS sums in another order).
+ * The interface of the optional native addon (native/anvil_nfu.cc, a Node-API addon built by
+ * node-gyp at install time), and helpers of the kernels' native paths. nfu-kernels stays free of
+ * I/O: the host (the depot's worker, a bench) loads the addon and passes it to each kernel call as
+ * a {@link KernelBackend} (backend.ts); without it every kernel runs its WebAssembly/JS path.
  */
 
 import { f64Out } from './attrs.js';
@@ -50,42 +49,6 @@ export interface NativeKernels {
     rowOffset: number,
     Z: Float64Array,
   ): void;
-}
-
-let backend: NativeKernels | undefined;
-let blas = false;
-const hasBlas = new WeakMap<NativeKernels, boolean>();
-
-/** Installs (or, with undefined, removes) the native backend for this thread. */
-export function useNativeKernels(native: NativeKernels | undefined): void {
-  backend = native;
-  if (native === undefined) {
-    blas = false;
-    return;
-  }
-  let b = hasBlas.get(native);
-  if (b === undefined) {
-    b = native.info().blas !== null;
-    hasBlas.set(native, b);
-  }
-  blas = b;
-}
-
-/** The native backend of this thread, if one was installed. */
-export function nativeKernels(): NativeKernels | undefined {
-  return backend;
-}
-
-/** The native backend when it has a BLAS (dense products), else undefined. */
-export function nativeBlas(): NativeKernels | undefined {
-  return blas ? backend : undefined;
-}
-
-/** Which implementation the kernels of this thread use, for logs and benchmarks. */
-export function kernelBackend(): string {
-  if (backend === undefined) return 'wasm';
-  const { blas: config, isa } = backend.info();
-  return config === null ? `native (${isa}, no BLAS; GEMM in wasm)` : `native (${isa}; ${config.trim()})`;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * Loads the optional native kernels (native/build/Release/anvil_nfu.node, built by
- * `scripts/build-native.mjs` at install time) and installs them for the kernels of this thread.
- * Without the addon, or with ANVIL_NATIVE=0, the kernels run in WebAssembly/JS.
+ * `scripts/build-native.mjs` at install time) and makes a kernel backend of them. Nothing happens
+ * on import: the addon is looked for, loaded and checked on the first call. Without the addon, or
+ * with ANVIL_NATIVE=0, kernels run on {@link WASM_BACKEND}.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -9,12 +10,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   STREAM_SPARSE_SIGN,
-  kernelBackend,
-  nativeKernels,
+  WASM_BACKEND,
+  nativeBackend,
   normalsReference,
   seedKey,
   sparseSignSketch,
-  useNativeKernels,
+  type KernelBackend,
   type NativeKernels,
 } from '../../nfu-kernels/index.js';
 
@@ -77,25 +78,27 @@ export function checkNativeKernels(native: NativeKernels): string | undefined {
   const attrs = { dtype: 'float64', rows, cols, k: 9, seed: 20261127, rowOffset: 7, s: 3, blockId: 0 } as const;
   const Z = new Float64Array(attrs.k * cols);
   native.sparseSign(A, rows, cols, attrs.k, attrs.s, k0, k1, STREAM_SPARSE_SIGN, attrs.rowOffset, Z);
-  const saved = nativeKernels();
-  useNativeKernels(undefined);
-  try {
-    const want = sparseSignSketch(attrs, A, attrs.s, STREAM_SPARSE_SIGN);
-    for (let i = 0; i < want.length; i++)
-      if (!Object.is(Z[i], want[i])) return `sparse sign entry ${i} is ${Z[i]}, the reference gives ${want[i]}`;
-  } finally {
-    useNativeKernels(saved);
-  }
+  const want = sparseSignSketch(attrs, A, attrs.s, STREAM_SPARSE_SIGN, { backend: WASM_BACKEND });
+  for (let i = 0; i < want.length; i++)
+    if (!Object.is(Z[i], want[i])) return `sparse sign entry ${i} is ${Z[i]}, the reference gives ${want[i]}`;
   return undefined;
 }
 
 /**
- * Installs the native kernels (when available) for this thread with `blasThreads` threads per BLAS
- * call — 1 in depot workers, which already split large ops by rows. Returns the backend's name.
+ * The kernel backend for this thread's ops: the native kernels (when built, checked, and `native`
+ * allows) with `blasThreads` threads per BLAS call — 1 in depot workers, which already split large
+ * ops by rows — else WebAssembly. `why` says why the native kernels are not used.
  */
-export function installNativeKernels(blasThreads = 1): string {
-  const { native } = loadNativeKernels();
-  if (native !== undefined) native.setBlasThreads(blasThreads);
-  useNativeKernels(native);
-  return kernelBackend();
+export function kernelBackendFor(native = true, blasThreads = 1): { backend: KernelBackend; why: string } {
+  if (!native) return { backend: WASM_BACKEND, why: 'nfu.native = false' };
+  const got = loadNativeKernels();
+  if (got.native === undefined) return { backend: WASM_BACKEND, why: got.why };
+  got.native.setBlasThreads(blasThreads);
+  return { backend: nativeBackend(got.native), why: got.why };
+}
+
+/** For the depot's start-up log: the NFU kernel backend, and why the native one is not used. */
+export function describeKernelBackend(native: boolean): { nfuKernels: string; nfuNative?: string } {
+  const { backend, why } = kernelBackendFor(native);
+  return backend.native === undefined ? { nfuKernels: backend.name, nfuNative: why } : { nfuKernels: backend.name };
 }

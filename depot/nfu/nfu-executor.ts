@@ -5,16 +5,11 @@ import { Piscina } from 'piscina';
 import { DepotError, DepotErrorCode } from '../errors.js';
 import { Status } from '../../ibp/index.js';
 import type { NfuOptions } from '../options.js';
+import { NfuMemoryBudget, defaultNfuMemoryBudgetMb } from './memory-budget.js';
+import { kernelBackendFor } from './native-loader.js';
 import { runNfuTask, type NfuTask, type NfuTaskResult, type NfuWorkerData, type NfuWrote } from './nfu-worker.js';
 import { SharedBufferPool } from './shared-pool.js';
-import {
-  bytesPer,
-  encodeAttrs,
-  nativeKernels,
-  useNativeKernels,
-  type Attrs,
-  type KernelConfig,
-} from '../../nfu-kernels/index.js';
+import { bytesPer, type Attrs, type KernelBackend, type KernelConfig } from '../../nfu-kernels/index.js';
 
 /** Ops on fewer rows run in one piece (splitting costs more than it saves). */
 export const MIN_SPLIT_ROWS = 8192;
@@ -54,14 +49,19 @@ export class NfuExecutor {
   /** Reused shared buffers for op inputs (filled by the service) and outputs. */
   readonly buffers: SharedBufferPool;
   private readonly queueTimeoutMs: number;
+  /** The bytes admitted ops may hold at once (`nfu.memoryBudgetMb`). */
+  readonly budget: NfuMemoryBudget;
+  /** The backend of inline ops (workers = 0), made on the first one. */
+  private inlineBackend: KernelBackend | undefined;
 
   constructor(
     private readonly options: Pick<NfuOptions, 'workers' | 'maxQueue' | 'timeoutMs' | 'memoryMb'> &
-      Partial<Pick<NfuOptions, 'native' | 'bufferPoolMb' | 'queueTimeoutMs'>>,
+      Partial<Pick<NfuOptions, 'native' | 'bufferPoolMb' | 'queueTimeoutMs' | 'memoryBudgetMb'>>,
     private readonly retrySec: number,
   ) {
     this.buffers = new SharedBufferPool((options.bufferPoolMb ?? 512) * 1024 * 1024);
     this.queueTimeoutMs = options.queueTimeoutMs ?? 60_000;
+    this.budget = new NfuMemoryBudget((options.memoryBudgetMb ?? defaultNfuMemoryBudgetMb()) * 1024 * 1024, retrySec);
     if (options.workers > 0) {
       this.pool = new Piscina({
         filename: workerFile(),
@@ -73,6 +73,32 @@ export class NfuExecutor {
         workerData: { native: options.native ?? true } satisfies NfuWorkerData,
       });
     }
+  }
+
+  /**
+   * The bytes a built-in op holds while it runs, for admission against {@link budget}: its pooled
+   * input copies and output (a `sum` split keeps one output per part), and the scratch of every
+   * part running at once.
+   */
+  estimateBytes(kernel: KernelConfig, attrs: Attrs | undefined, inputLengths: readonly number[]): number {
+    const total = kernel.outputBytes(attrs, inputLengths);
+    const parts = this.splitParts(kernel, attrs, total);
+    const inputs = inputLengths.reduce((s, n) => s + SharedBufferPool.sizeClass(n), 0);
+    const outputs = SharedBufferPool.sizeClass(kernel.rowSplit === 'sum' ? parts * total : total);
+    return inputs + outputs + Math.min(parts, Math.max(1, this.options.workers)) * kernel.workBytes(attrs);
+  }
+
+  /** Parts a built-in op is split into (1: not split). */
+  private splitParts(kernel: KernelConfig, attrs: Attrs | undefined, total: number): number {
+    const parts = this.options.workers;
+    const split =
+      kernel.rowSplit !== undefined &&
+      attrs !== undefined &&
+      parts >= 2 &&
+      attrs.rows >= MIN_SPLIT_ROWS &&
+      (kernel.rowSplit === 'sum' ? total % 8 === 0 : total % attrs.rows === 0);
+    if (!split) return 1;
+    return Math.ceil(attrs.rows / Math.ceil(attrs.rows / parts));
   }
 
   /**
@@ -99,15 +125,12 @@ export class NfuExecutor {
       const output = await this.runOne(task);
       return { output, release: () => {} };
     }
-    const total = kernel.outputBytes(attrs, task.inputs);
+    const total = kernel.outputBytes(
+      attrs,
+      task.inputs.map((b) => b.length),
+    );
     const parts = this.options.workers;
-    const split =
-      kernel.rowSplit !== undefined &&
-      attrs !== undefined &&
-      parts >= 2 &&
-      attrs.rows >= MIN_SPLIT_ROWS &&
-      (kernel.rowSplit === 'sum' ? total % 8 === 0 : total % attrs.rows === 0);
-    if (!split) {
+    if (attrs === undefined || this.splitParts(kernel, attrs, total) === 1) {
       const out = this.buffers.take(total);
       return this.guard(out, async () => {
         const got = await this.runOne({ ...task, out });
@@ -125,7 +148,8 @@ export class NfuExecutor {
       const jobs: Array<Promise<Uint8Array>> = [];
       for (let p = 0, r0 = 0; r0 < attrs.rows; p++, r0 += per) {
         const n = Math.min(per, attrs.rows - r0);
-        const partAttrs = encodeAttrs({ ...attrs, rows: n, rowOffset: attrs.rowOffset + r0 });
+        // The parsed attributes with the part's rows: parsed once, cloned to the worker as they are.
+        const partAttrs: Attrs = { ...attrs, rows: n, rowOffset: attrs.rowOffset + r0 };
         // Views, not copies: on shared memory the workers read the same bytes; otherwise each part is copied.
         const inputs = task.inputs.map((b, i) => {
           const from = r0 * widths[i]! * bytes;
@@ -171,6 +195,36 @@ export class NfuExecutor {
     }
   }
 
+  /** Ops admitted by {@link admit} and not yet finished (reading inputs, queued, running, writing). */
+  private admitted = 0;
+
+  /**
+   * Admits an op of about `bytes` (see {@link estimateBytes}) before its inputs are read: refuses
+   * with `-66 <retry>` when `workers + maxQueue` ops are admitted already or the memory budget has
+   * no room for it (`-19` when it exceeds the whole budget). Call the returned release (once is
+   * enough) when the op's buffers are given up.
+   */
+  admit(bytes: number, what: string): () => void {
+    if (this.pool !== undefined && this.admitted >= this.options.workers + this.options.maxQueue) {
+      throw new DepotError(
+        DepotErrorCode.OVERLOADED,
+        `NFU is full (${this.options.workers} running, ${this.options.maxQueue} waiting)`,
+        { details: { retryAfterSec: this.retrySec } },
+      );
+    }
+    this.assertCapacity();
+    const release = this.budget.reserve(bytes, what);
+    this.admitted++;
+    let done = false;
+    return () => {
+      if (!done) {
+        this.admitted--;
+        release();
+      }
+      done = true;
+    };
+  }
+
   /** Throws `-66 <retry>` when every worker is busy and the queue is full. */
   assertCapacity(): void {
     if (this.pool !== undefined && this.pool.queueSize >= this.options.maxQueue && this.running >= this.options.workers) {
@@ -183,14 +237,9 @@ export class NfuExecutor {
   private async runOne(task: NfuTask): Promise<Uint8Array> {
     let result: NfuTaskResult;
     if (this.pool === undefined) {
-      // Inline (tests): this thread's kernels, without the native ones when nfu.native is false.
-      const saved = nativeKernels();
-      if (this.options.native === false) useNativeKernels(undefined);
-      try {
-        result = runNfuTask(task);
-      } finally {
-        useNativeKernels(saved);
-      }
+      // Inline (tests): on the event loop, with the native kernels unless nfu.native is false.
+      this.inlineBackend ??= kernelBackendFor(this.options.native !== false, 1).backend;
+      result = runNfuTask(task, this.inlineBackend);
     } else {
       this.assertCapacity();
       // The deadline runs from the moment a worker starts the op (it says so on `started`), so

@@ -1,5 +1,14 @@
 import { timingSafeEqual } from 'node:crypto';
-import { builtinRegistry, KernelError, parseAttrs, type Attrs, type KernelConfig } from '../../nfu-kernels/index.js';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import {
+  builtinRegistry,
+  KernelError,
+  parseAttrs,
+  type Attrs,
+  type KernelConfig,
+  type KernelRegistry,
+  type UploadedOp,
+} from '../../nfu-kernels/index.js';
 import type { Allocation } from '../core/allocation.js';
 import type { DepotCore } from '../core/depot-core.js';
 import { DepotError, DepotErrorCode, storageError } from '../errors.js';
@@ -45,7 +54,7 @@ function refused(status: number, message: string): DepotError {
 }
 
 /**
- * EBP's transform call, on the LoCI NFU wire (shared/IBP-PROTOCOL.md §5). Parameters follow the
+ * EBP's transform call, on the LoCI NFU wire (docs/protocol.md, NFU). Parameters follow the
  * LoCI rules: reference caps must be local and of the right type; REF_RD ranges are cut to the
  * data; REF_WR/RDWR ranges are cut to the max size; one allocation may not appear twice with the
  * same kind. The op's inputs are every parameter but the last (for a kernel with attributes, the
@@ -56,15 +65,17 @@ function refused(status: number, message: string): DepotError {
 /** NFU opcode reserved for registering an uploaded WebAssembly op (admin only). */
 export const NFU_REGISTER_OPCODE = 0;
 
-interface UploadedOp {
-  readonly name: string;
-  readonly key: string;
-  readonly bytes: Uint8Array;
-}
+/**
+ * Bytes copied from an allocation into an op's shared input between two turns of the event loop,
+ * so a large input does not hold up the data path (a 256 MiB copy is ~50 ms in one piece).
+ */
+const COPY_SLICE = 4 * 1024 * 1024;
 
 export class NfuService {
-  private readonly kernels = new Map<number, KernelConfig>();
-  private readonly uploaded = new Map<number, UploadedOp>();
+  /** Every op of this depot, built-in and uploaded, in one registry. */
+  private readonly registry: KernelRegistry;
+  /** Opcodes of the built-in ops served (`nfu.enable`). */
+  private readonly enabled = new Set<number>();
   private uploads = 0;
   private readonly executor: NfuExecutor;
   private selfPort = 0;
@@ -73,13 +84,13 @@ export class NfuService {
     private readonly core: DepotCore,
     private readonly options: DepotOptions,
   ) {
-    const registry = builtinRegistry();
+    this.registry = builtinRegistry();
     const enable = options.nfu.enable;
-    for (const k of registry.list()) {
-      if (enable.includes('*') || enable.includes(k.opcode) || enable.includes(k.name)) this.kernels.set(k.opcode, k);
+    for (const k of this.registry.list()) {
+      if (enable.includes('*') || enable.includes(k.opcode) || enable.includes(k.name)) this.enabled.add(k.opcode);
     }
     for (const e of enable) {
-      if (e !== '*' && !registry.list().some((k) => k.opcode === e || k.name === e)) {
+      if (e !== '*' && !this.registry.list().some((k) => k.opcode === e || k.name === e)) {
         throw new DepotError(DepotErrorCode.CONFIG, `invalid config: \`nfu.enable\` names no kernel ${JSON.stringify(e)}`);
       }
     }
@@ -92,7 +103,10 @@ export class NfuService {
 
   /** Opcodes served, for the `NFU:` field of STATUS. */
   opcodes(): number[] {
-    return [...this.kernels.keys(), ...this.uploaded.keys()].sort((a, b) => a - b);
+    return this.registry
+      .ops()
+      .filter((o) => o.kind === 'uploaded' || this.enabled.has(o.opcode))
+      .map((o) => o.opcode);
   }
 
   /**
@@ -124,9 +138,7 @@ export class NfuService {
     }
     if (typeof name !== 'string' || !/^[a-z][a-z0-9-]{0,63}$/.test(name))
       throw refused(Status.INVALID_PARAMETER, '`name` must be a lowercase name');
-    if (this.kernels.has(opcode) || this.uploaded.has(opcode) || builtinRegistry().get(opcode) !== undefined) {
-      throw refused(Status.INVALID_PARAMETER, `opcode ${opcode} is taken`);
-    }
+    if (this.registry.op(opcode) !== undefined) throw refused(Status.INVALID_PARAMETER, `opcode ${opcode} is taken`);
     const bytes = new Uint8Array(params[1]!.data);
     let mod: WebAssembly.Module;
     try {
@@ -141,7 +153,12 @@ export class NfuService {
     if (!WebAssembly.Module.exports(mod).some((e) => e.name === 'run' && e.kind === 'function')) {
       throw refused(Status.INVALID_PARAMETER, 'the module must export a function run(inLen, outCap)');
     }
-    this.uploaded.set(opcode, { name, key: `${opcode}:${++this.uploads}`, bytes });
+    try {
+      this.registry.registerUploaded({ opcode, name, key: `${opcode}:${++this.uploads}`, bytes });
+    } catch (e) {
+      if (KernelError.is(e)) throw refused(Status.INVALID_PARAMETER, e.message); // the name is taken
+      throw e;
+    }
   }
 
   async close(): Promise<void> {
@@ -153,11 +170,11 @@ export class NfuService {
       this.register(params);
       return [];
     }
-    const upload = this.uploaded.get(req.opcode);
-    if (upload !== undefined) return this.callUploaded(upload, req.opcode, params);
-    const kernel = this.kernels.get(req.opcode);
-    if (kernel === undefined)
+    const op = this.registry.op(req.opcode);
+    if (op?.kind === 'uploaded') return this.callUploaded(op, params);
+    if (op === undefined || !this.enabled.has(op.opcode))
       throw new DepotError(DepotErrorCode.NFU_UNKNOWN, `NFU opcode ${req.opcode} is not served by this depot`);
+    const kernel = op.kernel;
     if (params.length < 1) throw refused(Status.INVALID_PARAMETER, `${kernel.name} needs an output parameter`);
     const refs = this.resolveRefs(params);
     const out = params.length - 1;
@@ -172,7 +189,6 @@ export class NfuService {
       if (!READABLE.has(p.kind))
         throw refused(Status.INVALID_PARAMETER, `${kernel.name}: parameter ${i} is an input and must be readable`);
     }
-    let attrsBytes: Uint8Array | undefined;
     let attrs: Attrs | undefined;
     let dataParams = inputs;
     if (kernel.takesAttrs) {
@@ -180,9 +196,8 @@ export class NfuService {
       if (first === undefined || (first.kind !== NfuParamKind.VAL_IN && first.kind !== NfuParamKind.VAL_INOUT)) {
         throw refused(Status.INVALID_PARAMETER, `${kernel.name}: parameter 0 must be the attributes (VAL_IN JSON)`);
       }
-      attrsBytes = new Uint8Array(first.data);
       try {
-        attrs = parseAttrs(attrsBytes);
+        attrs = parseAttrs(new Uint8Array(first.data)); // once: the workers get the parsed object
       } catch (e) {
         throw refused(Status.INVALID_PARAMETER, (e as Error).message);
       }
@@ -194,12 +209,35 @@ export class NfuService {
         `${kernel.name} takes ${kernel.inputs.length} input${kernel.inputs.length === 1 ? '' : 's'} (${kernel.inputs.join(', ')}); got ${dataParams.length}`,
       );
     }
-    this.executor.assertCapacity(); // refuse before buffering inputs when the pool is saturated
     const first = kernel.takesAttrs ? 1 : 0;
     const sources = dataParams.map((p, i) => [p, refs.get(first + i)] as const);
-    return this.withPooledInputs(sources, (inputBytes) =>
-      this.runBuiltin(kernel, attrs, attrsBytes, inputBytes, params, refs, out),
-    );
+    const lengths = sources.map(([p, ref]) => ref?.length ?? p.data.length);
+    // Size the output and the op's memory before reading anything.
+    let want: number;
+    let bytes: number;
+    try {
+      want = kernel.outputBytes(attrs, lengths);
+      bytes = this.executor.estimateBytes(kernel, attrs, lengths);
+    } catch (e) {
+      throw refused(Status.INVALID_PARAMETER, (e as Error).message);
+    }
+    const capacity = refs.get(out)?.length ?? params[out]!.length;
+    const cut = kernel.opcode === 1; // LoCI xor writes what fits into p2's range
+    if (want > capacity && !cut) {
+      throw new DepotError(
+        DepotErrorCode.WOULD_EXCEED_LIMIT,
+        `${kernel.name} produces ${want} bytes; the output parameter holds ${capacity}`,
+      );
+    }
+    // Refused before any input is buffered when NFU is saturated or its memory budget is spent.
+    const release = this.executor.admit(bytes, kernel.name);
+    try {
+      return await this.withPooledInputs(sources, (inputBytes) =>
+        this.runBuiltin(kernel, attrs, inputBytes, capacity, refs, out),
+      );
+    } finally {
+      release();
+    }
   }
 
   /**
@@ -226,31 +264,14 @@ export class NfuService {
   private async runBuiltin(
     kernel: KernelConfig,
     attrs: Attrs | undefined,
-    attrsBytes: Uint8Array | undefined,
     inputBytes: Uint8Array[],
-    params: readonly NfuParam[],
+    capacity: number,
     refs: Map<number, ResolvedRef>,
     out: number,
   ): Promise<NfuOutput[]> {
-    // Size the output before running anything.
-    let want: number;
-    try {
-      want = kernel.outputBytes(attrs, inputBytes);
-    } catch (e) {
-      throw refused(Status.INVALID_PARAMETER, (e as Error).message);
-    }
-    const outParam = params[out]!;
-    const capacity = refs.get(out)?.length ?? outParam.length;
-    const cut = kernel.opcode === 1; // LoCI xor writes what fits into p2's range
-    if (want > capacity && !cut) {
-      throw new DepotError(
-        DepotErrorCode.WOULD_EXCEED_LIMIT,
-        `${kernel.name} produces ${want} bytes; the output parameter holds ${capacity}`,
-      );
-    }
     let pooled: PooledOutput;
     try {
-      pooled = await this.executor.runPooled({ opcode: kernel.opcode, attrs: attrsBytes, inputs: inputBytes }, kernel, attrs);
+      pooled = await this.executor.runPooled({ opcode: kernel.opcode, attrs, inputs: inputBytes }, kernel, attrs);
     } catch (e) {
       if (KernelError.is(e)) throw refused(Status.INVALID_PARAMETER, e.message);
       throw e;
@@ -270,24 +291,30 @@ export class NfuService {
     }
   }
 
-  private async callUploaded(op: UploadedOp, opcode: number, params: readonly NfuParam[]): Promise<NfuOutput[]> {
+  private async callUploaded(op: UploadedOp, params: readonly NfuParam[]): Promise<NfuOutput[]> {
     if (params.length < 1) throw refused(Status.INVALID_PARAMETER, `${op.name} needs an output parameter`);
     const refs = this.resolveRefs(params);
     const out = params.length - 1;
     if (!WRITABLE.has(params[out]!.kind))
       throw refused(Status.INVALID_PARAMETER, `${op.name}: the last parameter receives the output`);
-    this.executor.assertCapacity();
     for (let i = 0; i < out; i++) {
       if (!READABLE.has(params[i]!.kind))
         throw refused(Status.INVALID_PARAMETER, `${op.name}: parameter ${i} is an input and must be readable`);
     }
     const sources = params.slice(0, out).map((p, i) => [p, refs.get(i)] as const);
-    return this.withPooledInputs(sources, (inputs) => this.runUploaded(op, opcode, inputs, params, refs, out));
+    // Inputs (pooled), the op's WebAssembly memory (inputs + output capacity) and the output copy.
+    const inBytes = sources.reduce((s, [p, ref]) => s + (ref?.length ?? p.data.length), 0);
+    const outCap = refs.get(out)?.length ?? params[out]!.length;
+    const release = this.executor.admit(2 * inBytes + 2 * outCap, op.name);
+    try {
+      return await this.withPooledInputs(sources, (inputs) => this.runUploaded(op, inputs, params, refs, out));
+    } finally {
+      release();
+    }
   }
 
   private async runUploaded(
     op: UploadedOp,
-    opcode: number,
     inputs: Uint8Array[],
     params: readonly NfuParam[],
     refs: Map<number, ResolvedRef>,
@@ -295,7 +322,7 @@ export class NfuService {
   ): Promise<NfuOutput[]> {
     const outCap = refs.get(out)?.length ?? params[out]!.length;
     const output = await this.executor.run({
-      opcode,
+      opcode: op.opcode,
       attrs: undefined,
       inputs,
       wasm: { key: op.key, bytes: op.bytes, outCap, maxPages: this.options.nfu.admin!.maxMemoryPages },
@@ -349,7 +376,9 @@ export class NfuService {
 
   /**
    * The bytes of an input parameter, copied once into shared memory: the worker threads of the op
-   * (one, or several for a split op) read them without further copies.
+   * (one, or several for a split op) read them without further copies. The copy goes in slices of
+   * {@link COPY_SLICE} with a turn of the event loop between them, so other clients' commands are
+   * served meanwhile.
    */
   private async readInput(p: NfuParam, ref: ResolvedRef | undefined): Promise<Uint8Array> {
     if (ref === undefined) {
@@ -362,9 +391,13 @@ export class NfuService {
     const available = Math.max(0, Math.min(ref.length, ref.allocation.size - ref.offset));
     let at = 0;
     if (available > 0) {
-      await ref.allocation.data.read(ref.offset, available, (chunk) => {
-        buf.set(chunk, at);
-        at += chunk.length;
+      await ref.allocation.data.read(ref.offset, available, async (chunk) => {
+        for (let from = 0; from < chunk.length; from += COPY_SLICE) {
+          if (from > 0) await yieldToLoop();
+          const part = chunk.subarray(from, Math.min(chunk.length, from + COPY_SLICE));
+          buf.set(part, at);
+          at += part.length;
+        }
       });
     }
     buf.fill(0, at); // a pooled buffer holds an earlier op's bytes

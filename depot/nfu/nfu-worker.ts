@@ -1,11 +1,12 @@
 /**
- * Worker-thread entry of the NFU pool: runs one kernel on buffers moved in from the depot and moves
- * the result back. Kernel failures come back as values (their codes survive the thread boundary).
+ * Worker-thread entry of the NFU pool: runs one op on buffers shared with (or moved in from) the
+ * depot and hands the result back. Kernel failures come back as values (their codes survive the
+ * thread boundary). Importing this module does nothing: the kernel backend is made on the first op.
  */
-import { isMainThread, workerData, type MessagePort } from 'node:worker_threads';
+import { workerData, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { KernelError, builtinRegistry, parseAttrs } from '../../nfu-kernels/index.js';
-import { installNativeKernels } from './native-loader.js';
+import { KernelError, builtins, type Attrs, type KernelBackend } from '../../nfu-kernels/index.js';
+import { kernelBackendFor } from './native-loader.js';
 
 /** What the executor tells its workers. */
 export interface NfuWorkerData {
@@ -13,14 +14,10 @@ export interface NfuWorkerData {
   readonly native: boolean;
 }
 
-// Native kernels (OpenBLAS, one thread per worker: the executor splits large ops by rows; vector
-// loops) when the addon was built and `nfu.native` allows; WebAssembly otherwise. The main thread
-// (inline ops) installs them too.
-if (isMainThread || (workerData as NfuWorkerData | undefined)?.native !== false) installNativeKernels(1);
-
 export interface NfuTask {
   readonly opcode: number;
-  readonly attrs: Uint8Array | undefined;
+  /** The attributes, parsed and checked once by the depot (structured-cloned to the worker). */
+  readonly attrs: Attrs | undefined;
   readonly inputs: Uint8Array[];
   /** An uploaded op: its module, and the output capacity and memory bound. */
   readonly wasm?: { readonly key: string; readonly bytes: Uint8Array; readonly outCap: number; readonly maxPages: number };
@@ -77,14 +74,12 @@ export interface NfuWrote {
   readonly wrote: number;
 }
 
-const registry = builtinRegistry();
-
-export function runNfuTask(task: NfuTask): NfuTaskResult {
+/** Runs one op on `backend` (the executor's for inline ops, the worker's own in the pool). */
+export function runNfuTask(task: NfuTask, backend: KernelBackend): NfuTaskResult {
   if (task.wasm !== undefined) return runUploaded(task);
   try {
-    const kernel = registry.byOpcodeOrThrow(task.opcode);
-    const attrs = task.attrs === undefined ? undefined : parseAttrs(task.attrs);
-    const output = kernel.run(attrs, task.inputs, task.out);
+    const kernel = builtins().byOpcodeOrThrow(task.opcode);
+    const output = kernel.run(task.attrs, task.inputs, { out: task.out, backend });
     const out = task.out;
     if (out !== undefined && !(output.buffer === out.buffer && output.byteOffset === out.byteOffset)) {
       if (output.length > out.length) throw new Error(`${kernel.name} produced more than its declared output size`);
@@ -97,11 +92,17 @@ export function runNfuTask(task: NfuTask): NfuTaskResult {
   }
 }
 
+let workerBackend: KernelBackend | undefined;
+
 /** Success: the output bytes, moved (not copied) back; failure: `{ ok: false, code, message }`. */
 export default function (task: NfuTask): unknown {
+  // Native kernels (OpenBLAS with one thread per worker: the executor splits large ops by rows;
+  // vector loops) when the addon was built and `nfu.native` allows; WebAssembly otherwise. Made
+  // before the op counts as started, so loading the addon is not charged to its deadline.
+  workerBackend ??= kernelBackendFor((workerData as NfuWorkerData | undefined)?.native !== false, 1).backend;
   task.started?.postMessage(0);
   task.started?.close();
-  const r = runNfuTask(task);
+  const r = runNfuTask(task, workerBackend);
   if (!r.ok) return r;
   if (task.out !== undefined) return { wrote: r.output.length } satisfies NfuWrote;
   const out = r.output;

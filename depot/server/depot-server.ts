@@ -10,8 +10,7 @@ import { Connection } from './connection.js';
 import { releaseSocket } from './socket-release.js';
 import { TransferService } from '../transfer/transfer-service.js';
 import { NfuService } from '../nfu/nfu-service.js';
-import { loadNativeKernels } from '../nfu/native-loader.js';
-import { kernelBackend, nativeKernels } from '../../nfu-kernels/index.js';
+import { describeKernelBackend } from '../nfu/native-loader.js';
 
 export interface DepotServerDeps {
   /** Time source for leases; defaults to the system clock. */
@@ -98,8 +97,7 @@ export class DepotServer {
         host: options.host,
         port,
         resources: options.resources.map((r) => ({ rid: r.rid, kind: r.kind, capacityBytes: r.capacityBytes })),
-        nfuKernels: options.nfu.native ? kernelBackend() : 'wasm (nfu.native = false)',
-        ...(options.nfu.native && nativeKernels() === undefined ? { nfuNative: loadNativeKernels().why } : {}),
+        ...describeKernelBackend(options.nfu.native),
       },
       'depot listening',
     );

@@ -1,6 +1,6 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { KernelError, KernelErrorCode } from '../errors.js';
-import type { KernelConfig } from '../kernel.js';
+import { catalogued, type KernelConfig } from '../kernel.js';
 
 /** LoCI's xor: `out[i] = p0[i] xor p1[i mod len(p1)]` for `i < len(p0)`. */
 export function xorBytes(p0: Uint8Array, p1: Uint8Array): Uint8Array {
@@ -12,21 +12,15 @@ export function xorBytes(p0: Uint8Array, p1: Uint8Array): Uint8Array {
 
 /** Opcode 1 with the LoCI semantics, so LoCI NFU clients work unchanged. */
 export const xorKernel: KernelConfig = {
-  opcode: 1,
-  name: 'xor',
-  summary: 'out[i] = p0[i] xor p1[i mod len(p1)], written into p2 (LoCI semantics)',
-  inputs: ['p0', 'p1'],
-  takesAttrs: false,
-  outputBytes: (_a, inputs) => inputs[0]!.length,
+  ...catalogued('xor'),
+  outputBytes: (_a, lengths) => lengths[0] ?? 0,
+  workBytes: () => 0,
   run: (_a, [p0, p1]) => xorBytes(p0!, p1!),
 };
 
 export const sha256Kernel: KernelConfig = {
-  opcode: 16,
-  name: 'sha256',
-  summary: 'SHA-256 of the input range; output 32 bytes',
-  inputs: ['data'],
-  takesAttrs: false,
+  ...catalogued('sha256'),
   outputBytes: () => 32,
+  workBytes: () => 0,
   run: (_a, [data]) => sha256(data!),
 };

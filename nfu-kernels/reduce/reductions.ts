@@ -1,13 +1,17 @@
 import { f64Bytes, f64Out, matrixView, type Attrs } from '../attrs.js';
-import type { KernelConfig } from '../kernel.js';
+import type { RunOptions } from '../backend.js';
+import { catalogued, type KernelConfig } from '../kernel.js';
+import { asMatrix, at, copyRows, rowsFrom, type Matrix } from '../matrix.js';
 import { requireAttrs } from '../sketch/gaussian-sketch.js';
-import { blasTarget, nativeBlas, nativePanelRows } from '../native.js';
+import { blasTarget, nativePanelRows, type FloatArray } from '../native.js';
 import { PANEL_ROWS, workspace } from '../wasm/gemm.js';
 
 /** G = AᵀA: `cols × cols` float64 (symmetric; additive over row blocks). */
-export function gram(a: Attrs, A: Float32Array | Float64Array, out?: Uint8Array): Float64Array {
+export function gram(a: Attrs, A: FloatArray | Matrix, options: RunOptions = {}): Float64Array {
   const { rows, cols } = a;
-  const blas = nativeBlas();
+  const M = asMatrix(A, rows, cols);
+  const { out } = options;
+  const blas = options.backend?.blas;
   if (blas !== undefined) {
     // SYRK panel by panel on the block where it lies (upper triangle, mirrored: exactly symmetric).
     const G = blasTarget(out, a.dtype, cols * cols, 'gram32');
@@ -15,7 +19,7 @@ export function gram(a: Attrs, A: Float32Array | Float64Array, out?: Uint8Array)
     const R = nativePanelRows(cols * cols);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
-      blas.syrk(cols, n, A.subarray(r0 * cols, (r0 + n) * cols), cols, 1, G.work, cols);
+      blas.syrk(cols, n, rowsFrom(M, r0, n), M.ld, 1, G.work, cols);
     }
     return G.finish();
   }
@@ -26,7 +30,7 @@ export function gram(a: Attrs, A: Float32Array | Float64Array, out?: Uint8Array)
   h.fill(0, 0, cols * cols);
   for (let r0 = 0; r0 < rows; r0 += R) {
     const n = Math.min(R, rows - r0);
-    h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
+    copyRows(M, r0, n, h, aAt);
     gemm(cols, cols, n, aAt, 1, cols, aAt, cols, 0, cols);
   }
   const G = f64Out(out, cols * cols);
@@ -41,8 +45,9 @@ export function gram(a: Attrs, A: Float32Array | Float64Array, out?: Uint8Array)
  * sum of squared deviations from the block mean (for a stable pooled variance). Combine blocks
  * with Chan et al.'s parallel formula; means, variances and norms follow.
  */
-export function columnStats(a: Attrs, A: Float32Array | Float64Array): Float64Array {
+export function columnStats(a: Attrs, A: FloatArray | Matrix): Float64Array {
   const { rows, cols } = a;
+  const M = asMatrix(A, rows, cols);
   const out = new Float64Array(6 * cols);
   for (let j = 0; j < cols; j++) {
     out[3 * cols + j] = rows === 0 ? Number.NaN : Number.POSITIVE_INFINITY;
@@ -50,9 +55,9 @@ export function columnStats(a: Attrs, A: Float32Array | Float64Array): Float64Ar
     out[j] = rows;
   }
   for (let i = 0; i < rows; i++) {
-    const ai = i * cols;
+    const ai = M.offset + i * M.ld;
     for (let j = 0; j < cols; j++) {
-      const v = A[ai + j]!;
+      const v = M.data[ai + j]!;
       out[cols + j]! += v;
       out[2 * cols + j]! += v * v;
       if (v < out[3 * cols + j]!) out[3 * cols + j] = v;
@@ -60,9 +65,8 @@ export function columnStats(a: Attrs, A: Float32Array | Float64Array): Float64Ar
     }
   }
   for (let i = 0; i < rows; i++) {
-    const ai = i * cols;
     for (let j = 0; j < cols; j++) {
-      const d = A[ai + j]! - out[cols + j]! / rows;
+      const d = at(M, i, j) - out[cols + j]! / rows;
       out[5 * cols + j]! += d * d;
     }
   }
@@ -70,17 +74,19 @@ export function columnStats(a: Attrs, A: Float32Array | Float64Array): Float64Ar
 }
 
 /** C = Aᵀ·B for a supplied B (`rows × k`, same dtype): `cols × k` float64 (power iterations). */
-export function atb(a: Attrs, A: Float32Array | Float64Array, B: Float32Array | Float64Array, out?: Uint8Array): Float64Array {
+export function atb(a: Attrs, A: FloatArray | Matrix, B: FloatArray | Matrix, options: RunOptions = {}): Float64Array {
   const { rows, cols, k } = a;
-  const blas = nativeBlas();
+  const MA = asMatrix(A, rows, cols);
+  const MB = asMatrix(B, rows, k);
+  const { out } = options;
+  const blas = options.backend?.blas;
   if (blas !== undefined) {
     const C = blasTarget(out, a.dtype, cols * k, 'atb32');
     C.work.fill(0);
     const R = nativePanelRows(cols * k);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
-      const Ap = A.subarray(r0 * cols, (r0 + n) * cols);
-      blas.gemm(true, false, cols, k, n, Ap, cols, B.subarray(r0 * k, (r0 + n) * k), k, 1, C.work, k);
+      blas.gemm(true, false, cols, k, n, rowsFrom(MA, r0, n), MA.ld, rowsFrom(MB, r0, n), MB.ld, 1, C.work, k);
     }
     return C.finish();
   }
@@ -92,8 +98,8 @@ export function atb(a: Attrs, A: Float32Array | Float64Array, B: Float32Array | 
   h.fill(0, 0, cols * k);
   for (let r0 = 0; r0 < rows; r0 += R) {
     const n = Math.min(R, rows - r0);
-    h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
-    h.set(B.subarray(r0 * k, (r0 + n) * k), bAt);
+    copyRows(MA, r0, n, h, aAt);
+    copyRows(MB, r0, n, h, bAt);
     gemm(cols, k, n, aAt, 1, cols, bAt, k, 0, k);
   }
   const C = f64Out(out, cols * k);
@@ -101,39 +107,33 @@ export function atb(a: Attrs, A: Float32Array | Float64Array, B: Float32Array | 
   return C;
 }
 
+const panel = (a: Attrs) => Math.min(PANEL_ROWS, Math.max(a.rows, 1));
+
 export const gramKernel: KernelConfig = {
-  opcode: 48,
-  name: 'gram',
-  rowSplit: 'sum',
+  ...catalogued('gram'),
   inputRowElements: (a) => [a.cols],
-  summary: 'G = AᵀA; output cols×cols float64, additive over row blocks',
-  inputs: ['A'],
-  takesAttrs: true,
   outputBytes: (a) => requireAttrs(a).cols ** 2 * 8,
-  run: (a, [A], out) => f64Bytes(gram(requireAttrs(a), matrixView(A!, requireAttrs(a)), out)),
+  workBytes: (a) => (requireAttrs(a).cols + panel(requireAttrs(a))) * requireAttrs(a).cols * 8,
+  run: (a, [A], options) => f64Bytes(gram(requireAttrs(a), matrixView(A!, requireAttrs(a)), options)),
 };
 
 export const columnStatsKernel: KernelConfig = {
-  opcode: 49,
-  name: 'column-stats',
-  summary: 'per column: count, Σx, Σx², min, max, Σ(x−mean)²; output 6×cols float64',
-  inputs: ['A'],
-  takesAttrs: true,
+  ...catalogued('column-stats'),
   outputBytes: (a) => 6 * requireAttrs(a).cols * 8,
+  workBytes: (a) => 6 * requireAttrs(a).cols * 8,
   run: (a, [A]) => f64Bytes(columnStats(requireAttrs(a), matrixView(A!, requireAttrs(a)))),
 };
 
 export const atbKernel: KernelConfig = {
-  opcode: 50,
-  name: 'atb',
-  rowSplit: 'sum',
+  ...catalogued('atb'),
   inputRowElements: (a) => [a.cols, a.k],
-  summary: 'C = Aᵀ·B, B rows×k; output cols×k float64, additive over row blocks',
-  inputs: ['A', 'B'],
-  takesAttrs: true,
   outputBytes: (a) => requireAttrs(a).cols * requireAttrs(a).k * 8,
-  run: (a, [A, B], out) => {
+  workBytes: (a) => {
+    const { rows, cols, k } = requireAttrs(a);
+    return (cols * k + panel({ ...requireAttrs(a), rows }) * (cols + k)) * 8;
+  },
+  run: (a, [A, B], options) => {
     const at = requireAttrs(a);
-    return f64Bytes(atb(at, matrixView(A!, at), matrixView(B!, at, at.rows, at.k, 'B'), out));
+    return f64Bytes(atb(at, matrixView(A!, at), matrixView(B!, at, at.rows, at.k, 'B'), options));
   },
 };

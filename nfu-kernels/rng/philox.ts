@@ -6,7 +6,7 @@
 
 import { philoxWasmBase64 } from '../wasm/philox-wasm.js';
 import { WasmWorkspace } from '../wasm/wasm-memory.js';
-import { nativeKernels } from '../native.js';
+import type { KernelBackend } from '../backend.js';
 
 const M0 = 0xd2511f53;
 const M1 = 0xcd9e8d57;
@@ -203,7 +203,8 @@ function philoxRun(seed: number, stream: number, block: number, first: number, c
 /**
  * Standard normal variates number `first … first + out.length - 1` of the stream
  * `(seed, stream, block)`, by Box–Muller on Philox uniforms: counter `i` yields variates `2i` and
- * `2i + 1`. The same arguments always give the same values, whatever was generated before.
+ * `2i + 1`. The same arguments always give the same values, whatever was generated before, and
+ * on every backend (the native one computes them in C++ vector loops, bit for bit).
  */
 export function normals(
   seed: number,
@@ -211,10 +212,11 @@ export function normals(
   block: number,
   first: number,
   out: Float64Array | Float32Array | number[],
+  backend?: KernelBackend,
 ): void {
   if (!Number.isSafeInteger(first) || first < 0 || first > 2 ** 53 - out.length)
     throw new RangeError(`normals: variates ${first} … ${first} + ${out.length} are not in 0 … 2⁵³`);
-  const native = nativeKernels();
+  const native = backend?.native;
   if (native !== undefined && !Array.isArray(out) && out.length > 0) {
     const [k0, k1] = seedKey(seed);
     // In calls of at most 2²⁰ values: a worker stopped at its deadline is back in JS soon.
@@ -279,9 +281,10 @@ export function normalRows(
   rows: number,
   k: number,
   out: Float64Array | Float32Array,
+  backend?: KernelBackend,
 ): void {
   if (rows === 0 || k === 0) return;
-  const native = nativeKernels();
+  const native = backend?.native;
   const [k0, k1] = seedKey(seed);
   if (native !== undefined) {
     native.normalRows(k0, k1, stream >>> 0, block0, rows, k, out);

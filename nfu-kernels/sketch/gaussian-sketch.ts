@@ -1,13 +1,16 @@
 import { f64Bytes, f64Out, matrixView, type Attrs } from '../attrs.js';
+import type { KernelBackend, RunOptions } from '../backend.js';
+import { Stream } from '../catalogue.js';
 import { KernelError, KernelErrorCode } from '../errors.js';
-import type { KernelConfig } from '../kernel.js';
-import { blasTarget, nativeBlas, nativePanelRows, scratch } from '../native.js';
+import { catalogued, type KernelConfig } from '../kernel.js';
+import { asMatrix, copyRows, rowsFrom, type Matrix } from '../matrix.js';
+import { blasTarget, nativePanelRows, scratch, type FloatArray } from '../native.js';
 import { normalRows, normals } from '../rng/philox.js';
 import { PANEL_ROWS, workspace } from '../wasm/gemm.js';
 
-/** RNG streams, so the sketches of one seed never share random numbers. */
-export const STREAM_GAUSSIAN_RIGHT = 1;
-export const STREAM_GAUSSIAN_LEFT = 2;
+/** RNG streams (from the catalogue), so the sketches of one seed never share random numbers. */
+export const STREAM_GAUSSIAN_RIGHT = Stream.GAUSSIAN_RIGHT;
+export const STREAM_GAUSSIAN_LEFT = Stream.GAUSSIAN_LEFT;
 
 function need(a: Attrs | undefined): Attrs {
   if (a === undefined)
@@ -19,40 +22,45 @@ function need(a: Attrs | undefined): Attrs {
  * The Gaussian test matrix Ω (`cols × k`) of the right sketch: Ω[j, t] is variate `j·k + t` of
  * stream `(seed, STREAM_GAUSSIAN_RIGHT, 0)`. Regenerated where it is used, never stored.
  */
-export function rightOmega(seed: number, cols: number, k: number): Float64Array {
+export function rightOmega(seed: number, cols: number, k: number, backend?: KernelBackend): Float64Array {
   const omega = new Float64Array(cols * k);
-  normals(seed, STREAM_GAUSSIAN_RIGHT, 0, 0, omega);
+  normals(seed, STREAM_GAUSSIAN_RIGHT, 0, 0, omega, backend);
   return omega;
 }
 
-/** Y = A·Ω: `rows × k`, float64. Row blocks of A give the matching row blocks of Y. */
-export function gaussianSketchRight(a: Attrs, A: Float32Array | Float64Array, out?: Uint8Array): Float64Array {
+/**
+ * Y = A·Ω: `rows × k`, float64. Row blocks of A give the matching row blocks of Y. A is a dense
+ * array of `rows × cols` or a {@link Matrix} view (offset and row stride).
+ */
+export function gaussianSketchRight(a: Attrs, A: FloatArray | Matrix, options: RunOptions = {}): Float64Array {
   const { rows, cols, k } = a;
-  const blas = nativeBlas();
+  const M = asMatrix(A, rows, cols);
+  const { out, backend } = options;
+  if (rows === 0) return f64Out(out, 0); // no rows: nothing to multiply, Ω is not drawn
+  const blas = backend?.blas;
   if (blas !== undefined) {
     // BLAS on the block where it lies, panel by panel; Ω in the input's precision, as below.
     const omega = scratch('omega', a.dtype, cols * k);
-    normals(a.seed, STREAM_GAUSSIAN_RIGHT, 0, 0, omega);
+    normals(a.seed, STREAM_GAUSSIAN_RIGHT, 0, 0, omega, backend);
     const Y = blasTarget(out, a.dtype, rows * k, 'y32');
     const R = nativePanelRows(cols * k);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
-      const Ap = A.subarray(r0 * cols, (r0 + n) * cols);
-      blas.gemm(false, false, n, k, cols, Ap, cols, omega, k, 0, Y.work.subarray(r0 * k, (r0 + n) * k), k);
+      blas.gemm(false, false, n, k, cols, rowsFrom(M, r0, n), M.ld, omega, k, 0, Y.work.subarray(r0 * k, (r0 + n) * k), k);
     }
     return Y.finish();
   }
   const Y = f64Out(out, rows * k);
-  // Workspace layout (f64 elements): Ω (cols·k) | A panel (R·cols) | Y panel (R·k).
+  // Workspace layout (elements): Ω (cols·k) | A panel (R·cols) | Y panel (R·k).
   const R = PANEL_ROWS;
   const omegaAt = 0;
   const aAt = cols * k;
   const yAt = aAt + R * cols;
   const { view: h, gemm } = workspace().precision(a.dtype, yAt + R * k);
-  normals(a.seed, STREAM_GAUSSIAN_RIGHT, 0, 0, h.subarray(omegaAt, omegaAt + cols * k));
+  normals(a.seed, STREAM_GAUSSIAN_RIGHT, 0, 0, h.subarray(omegaAt, omegaAt + cols * k), backend);
   for (let r0 = 0; r0 < rows; r0 += R) {
     const n = Math.min(R, rows - r0);
-    h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
+    copyRows(M, r0, n, h, aAt);
     h.fill(0, yAt, yAt + n * k);
     gemm(n, k, cols, aAt, cols, 1, omegaAt, k, yAt, k);
     Y.set(h.subarray(yAt, yAt + n * k), r0 * k);
@@ -65,19 +73,21 @@ export function gaussianSketchRight(a: Attrs, A: Float32Array | Float64Array, ou
  * `0…k-1` of stream `(seed, STREAM_GAUSSIAN_LEFT, g)` and g = rowOffset + i. Additive over row
  * blocks: the sum of every block's Z is the sketch of the whole matrix.
  */
-export function gaussianSketchLeft(a: Attrs, A: Float32Array | Float64Array, out?: Uint8Array): Float64Array {
+export function gaussianSketchLeft(a: Attrs, A: FloatArray | Matrix, options: RunOptions = {}): Float64Array {
   const { rows, cols, k } = a;
-  const blas = nativeBlas();
+  const M = asMatrix(A, rows, cols);
+  const { out, backend } = options;
+  const blas = backend?.blas;
   if (blas !== undefined) {
     // Ω rows panel by panel, Z += Ω_panelᵀ·A_panel in BLAS.
     const R = nativePanelRows(cols * k);
-    const W = scratch('omega-panel', a.dtype, R * k);
+    const W = scratch('omega-panel', a.dtype, Math.min(R, rows) * k);
     const Z = blasTarget(out, a.dtype, k * cols, 'z32');
     Z.work.fill(0);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
-      normalRows(a.seed, STREAM_GAUSSIAN_LEFT, a.rowOffset + r0, n, k, W);
-      blas.gemm(true, false, k, cols, n, W, k, A.subarray(r0 * cols, (r0 + n) * cols), cols, 1, Z.work, cols);
+      normalRows(a.seed, STREAM_GAUSSIAN_LEFT, a.rowOffset + r0, n, k, W, backend);
+      blas.gemm(true, false, k, cols, n, W, k, rowsFrom(M, r0, n), M.ld, 1, Z.work, cols);
     }
     return Z.finish();
   }
@@ -90,8 +100,8 @@ export function gaussianSketchLeft(a: Attrs, A: Float32Array | Float64Array, out
   h.fill(0, zAt, zAt + k * cols);
   for (let r0 = 0; r0 < rows; r0 += R) {
     const n = Math.min(R, rows - r0);
-    normalRows(a.seed, STREAM_GAUSSIAN_LEFT, a.rowOffset + r0, n, k, h.subarray(wAt, wAt + n * k));
-    h.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
+    normalRows(a.seed, STREAM_GAUSSIAN_LEFT, a.rowOffset + r0, n, k, h.subarray(wAt, wAt + n * k), backend);
+    copyRows(M, r0, n, h, aAt);
     gemm(k, cols, n, wAt, 1, k, aAt, cols, zAt, cols);
   }
   const Z = f64Out(out, k * cols);
@@ -99,28 +109,23 @@ export function gaussianSketchLeft(a: Attrs, A: Float32Array | Float64Array, out
   return Z;
 }
 
+/** Elements of a panel workspace: the panel rows the kernels copy at a time. */
+const panel = (a: Attrs) => Math.min(PANEL_ROWS, Math.max(a.rows, 1));
+
 export const gaussianSketchRightKernel: KernelConfig = {
-  opcode: 32,
-  name: 'gaussian-sketch-right',
-  rowSplit: 'concat',
+  ...catalogued('gaussian-sketch-right'),
   inputRowElements: (a) => [a.cols],
-  summary: 'Y = A·Ω, Ω cols×k standard normal from (seed); output rows×k float64',
-  inputs: ['A'],
-  takesAttrs: true,
   outputBytes: (a) => need(a).rows * need(a).k * 8,
-  run: (a, [A], out) => f64Bytes(gaussianSketchRight(need(a), matrixView(A!, need(a)), out)),
+  workBytes: (a) => (need(a).rows === 0 ? 0 : (need(a).cols * need(a).k + panel(need(a)) * (need(a).cols + need(a).k)) * 8),
+  run: (a, [A], options) => f64Bytes(gaussianSketchRight(need(a), matrixView(A!, need(a)), options)),
 };
 
 export const gaussianSketchLeftKernel: KernelConfig = {
-  opcode: 33,
-  name: 'gaussian-sketch-left',
-  rowSplit: 'sum',
+  ...catalogued('gaussian-sketch-left'),
   inputRowElements: (a) => [a.cols],
-  summary: 'Z = Ωᵀ·A, Ω rows standard normal from (seed, global row); output k×cols float64, additive over row blocks',
-  inputs: ['A'],
-  takesAttrs: true,
   outputBytes: (a) => need(a).k * need(a).cols * 8,
-  run: (a, [A], out) => f64Bytes(gaussianSketchLeft(need(a), matrixView(A!, need(a)), out)),
+  workBytes: (a) => (need(a).k * need(a).cols + panel(need(a)) * (need(a).cols + need(a).k)) * 8,
+  run: (a, [A], options) => f64Bytes(gaussianSketchLeft(need(a), matrixView(A!, need(a)), options)),
 };
 
 export { need as requireAttrs };

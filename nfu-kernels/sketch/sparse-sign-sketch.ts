@@ -1,13 +1,16 @@
 import { f64Bytes, f64Out, matrixView, type Attrs } from '../attrs.js';
-import type { KernelConfig } from '../kernel.js';
-import { nativeKernels, nativePanelRows } from '../native.js';
+import type { RunOptions } from '../backend.js';
+import { Stream } from '../catalogue.js';
+import { catalogued, type KernelConfig } from '../kernel.js';
+import { asMatrix, copyRows, denseRows, type Matrix } from '../matrix.js';
+import { nativePanelRows, type FloatArray } from '../native.js';
 import { seedKey, words } from '../rng/philox.js';
 import { PANEL_ROWS } from '../wasm/gemm.js';
 import { scatterWorkspace } from '../wasm/scatter.js';
 import { requireAttrs } from './gaussian-sketch.js';
 
-export const STREAM_SPARSE_SIGN = 3;
-export const STREAM_COUNT_SKETCH = 4;
+export const STREAM_SPARSE_SIGN = Stream.SPARSE_SIGN;
+export const STREAM_COUNT_SKETCH = Stream.COUNT_SKETCH;
 
 /**
  * Z = S·A with S a `k × m` sparse sign embedding: global row g of A goes to `s` distinct rows of Z
@@ -16,14 +19,16 @@ export const STREAM_COUNT_SKETCH = 4;
  */
 export function sparseSignSketch(
   a: Attrs,
-  A: Float32Array | Float64Array,
+  A: FloatArray | Matrix,
   s: number,
   stream: number,
-  out?: Uint8Array,
+  options: RunOptions = {},
 ): Float64Array {
   const { rows, cols, k } = a;
+  const M = asMatrix(A, rows, cols);
+  const { out } = options;
   const nnz = Math.min(s, k);
-  const native = nativeKernels();
+  const native = options.backend?.native;
   if (native !== undefined) {
     // The same targets, signs and addition order in C++ vector loops: identical bytes.
     const Z = f64Out(out, k * cols);
@@ -32,7 +37,8 @@ export function sparseSignSketch(
     const R = nativePanelRows(cols * nnz);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
-      native.sparseSign(A.subarray(r0 * cols, (r0 + n) * cols), n, cols, k, nnz, k0, k1, stream, a.rowOffset + r0, Z);
+      // The addon reads dense rows: a strided view's panel is packed first.
+      native.sparseSign(denseRows(M, r0, n), n, cols, k, nnz, k0, k1, stream, a.rowOffset + r0, Z);
     }
     return Z;
   }
@@ -49,7 +55,7 @@ export function sparseSignSketch(
   const targets = new Int32Array(nnz);
   for (let r0 = 0; r0 < rows; r0 += R) {
     const n = Math.min(R, rows - r0);
-    ws.f64.set(A.subarray(r0 * cols, (r0 + n) * cols), aAt);
+    copyRows(M, r0, n, ws.f64, aAt);
     const i32 = ws.i32;
     const f64 = ws.f64;
     let e = 0;
@@ -86,27 +92,24 @@ export function sparseSignSketch(
   return Z;
 }
 
+/** Scratch of the WebAssembly path: Z, an A panel and its entry list (f64 elements). */
+const work = (a: Attrs, s: number) =>
+  (a.k * a.cols + Math.min(PANEL_ROWS, Math.max(a.rows, 1)) * (a.cols + 2 * Math.min(s, a.k))) * 8;
+
 export const sparseSignSketchKernel: KernelConfig = {
-  opcode: 34,
-  name: 'sparse-sign-sketch',
-  rowSplit: 'sum',
+  ...catalogued('sparse-sign-sketch'),
   inputRowElements: (a) => [a.cols],
-  summary: 'Z = S·A, S k×m with s ±1/√s per column (rows of A); output k×cols float64, additive over row blocks',
-  inputs: ['A'],
-  takesAttrs: true,
   outputBytes: (a) => requireAttrs(a).k * requireAttrs(a).cols * 8,
-  run: (a, [A], out) =>
-    f64Bytes(sparseSignSketch(requireAttrs(a), matrixView(A!, requireAttrs(a)), requireAttrs(a).s, STREAM_SPARSE_SIGN, out)),
+  workBytes: (a) => work(requireAttrs(a), requireAttrs(a).s),
+  run: (a, [A], options) =>
+    f64Bytes(sparseSignSketch(requireAttrs(a), matrixView(A!, requireAttrs(a)), requireAttrs(a).s, STREAM_SPARSE_SIGN, options)),
 };
 
 export const countSketchKernel: KernelConfig = {
-  opcode: 35,
-  name: 'count-sketch',
-  rowSplit: 'sum',
+  ...catalogued('count-sketch'),
   inputRowElements: (a) => [a.cols],
-  summary: 'Z = S·A, S k×m with one ±1 per column (CountSketch); output k×cols float64, additive over row blocks',
-  inputs: ['A'],
-  takesAttrs: true,
   outputBytes: (a) => requireAttrs(a).k * requireAttrs(a).cols * 8,
-  run: (a, [A], out) => f64Bytes(sparseSignSketch(requireAttrs(a), matrixView(A!, requireAttrs(a)), 1, STREAM_COUNT_SKETCH, out)),
+  workBytes: (a) => work(requireAttrs(a), 1),
+  run: (a, [A], options) =>
+    f64Bytes(sparseSignSketch(requireAttrs(a), matrixView(A!, requireAttrs(a)), 1, STREAM_COUNT_SKETCH, options)),
 };

@@ -1,11 +1,21 @@
 import { f64Bytes, matrixView, type Attrs } from '../attrs.js';
+import { Stream } from '../catalogue.js';
 import { KernelError, KernelErrorCode } from '../errors.js';
-import type { KernelConfig } from '../kernel.js';
+import { catalogued, type KernelConfig } from '../kernel.js';
+import { asMatrix, at, type Matrix } from '../matrix.js';
+import type { FloatArray } from '../native.js';
 import { words } from '../rng/philox.js';
 import { requireAttrs } from './gaussian-sketch.js';
 
-export const STREAM_SRHT_SIGNS = 5;
-export const STREAM_SRHT_ROWS = 6;
+export const STREAM_SRHT_SIGNS = Stream.SRHT_SIGNS;
+export const STREAM_SRHT_ROWS = Stream.SRHT_ROWS;
+
+/** Rows after zero-padding to a power of two. */
+function paddedRows(rows: number): number {
+  let n = 1;
+  while (n < Math.max(rows, 1)) n *= 2;
+  return n;
+}
 
 /** In-place fast Walsh–Hadamard transform of each column of a `n × cols` row-major block (n a power of 2). */
 export function fwhtColumns(X: Float64Array, n: number, cols: number): void {
@@ -31,10 +41,10 @@ export function fwhtColumns(X: Float64Array, n: number, cols: number): void {
  * Walsh–Hadamard matrix, and R k rows sampled without replacement (stream keyed by `blockId`).
  * Output `k × cols` float64; k ≤ n.
  */
-export function srht(a: Attrs, A: Float32Array | Float64Array): Float64Array {
+export function srht(a: Attrs, A: FloatArray | Matrix): Float64Array {
   const { rows, cols, k } = a;
-  let n = 1;
-  while (n < Math.max(rows, 1)) n *= 2;
+  const M = asMatrix(A, rows, cols);
+  const n = paddedRows(rows);
   if (k > n)
     throw new KernelError(
       KernelErrorCode.BAD_ATTRIBUTES,
@@ -46,7 +56,7 @@ export function srht(a: Attrs, A: Float32Array | Float64Array): Float64Array {
     words(a.seed, STREAM_SRHT_SIGNS, a.rowOffset + i, 0, signBits);
     const sg = (signBits[0]! & 1) === 1 ? -1 : 1;
     const xi = i * cols;
-    for (let j = 0; j < cols; j++) X[xi + j] = sg * A[xi + j]!;
+    for (let j = 0; j < cols; j++) X[xi + j] = sg * at(M, i, j);
   }
   fwhtColumns(X, n, cols);
   // Partial Fisher–Yates over [0, n) picks k distinct rows.
@@ -70,11 +80,9 @@ export function srht(a: Attrs, A: Float32Array | Float64Array): Float64Array {
 }
 
 export const srhtKernel: KernelConfig = {
-  opcode: 36,
-  name: 'srht',
-  summary: 'Z = √(n/k)·R·H·D·A on the block (padded to n = 2^p rows); output k×cols float64',
-  inputs: ['A'],
-  takesAttrs: true,
+  ...catalogued('srht'),
   outputBytes: (a) => requireAttrs(a).k * requireAttrs(a).cols * 8,
+  // The padded copy X (n·cols f64) and the permutation (n u32).
+  workBytes: (a) => paddedRows(requireAttrs(a).rows) * (requireAttrs(a).cols * 8 + 4),
   run: (a, [A]) => f64Bytes(srht(requireAttrs(a), matrixView(A!, requireAttrs(a)))),
 };

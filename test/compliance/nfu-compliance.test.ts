@@ -1,23 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { builtinRegistry, parseAttrs, encodeAttrs, nativeKernels, useNativeKernels } from '../../nfu-kernels/index.js';
-import { runKernel } from '../../framework/index.js';
+import { WASM_BACKEND, builtins, parseAttrs, encodeAttrs } from '../../nfu-kernels/index.js';
+import { kernelBackendFor } from '../../depot/index.js';
+import { runKernel, type KernelCall } from '../../framework/index.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { kernelCases } from './nfu-kernel-suite.js';
 
-const registry = builtinRegistry();
+const registry = builtins();
 /** The in-process result, on the native kernels when they are loaded, or on WebAssembly. */
-const local = (c: ReturnType<typeof kernelCases>[number], native = true) => {
-  const saved = nativeKernels();
-  if (!native) useNativeKernels(undefined);
-  try {
-    return Buffer.from(
-      registry.byNameOrThrow(c.kernel).run(c.attrs === undefined ? undefined : parseAttrs(encodeAttrs(c.attrs)), c.inputs),
-    );
-  } finally {
-    useNativeKernels(saved);
-  }
-};
+const local = (c: ReturnType<typeof kernelCases>[number], native = true) =>
+  Buffer.from(
+    registry.byNameOrThrow(c.kernel).run(c.attrs === undefined ? undefined : parseAttrs(encodeAttrs(c.attrs)), c.inputs, {
+      backend: native ? kernelBackendFor(true).backend : WASM_BACKEND,
+    }),
+  );
+/** A case's call, its attributes as the catalogue types them for its op. */
+const callOf = (c: ReturnType<typeof kernelCases>[number], rest: Omit<KernelCall, 'attrs'>) =>
+  ({ ...(c.attrs ? { attrs: c.attrs } : {}), ...rest }) as KernelCall;
 
 const backends = [
   { name: 'memory depot, worker pool', input: { nfu: { workers: 2 } } },
@@ -51,20 +50,12 @@ describe.each(backends)('NFU compliance: $name gives the in-process results byte
       await t.client.store(caps.write, bytes);
       inputs.push(caps.read);
     }
-    const back = await runKernel(t.client, t, c.kernel, {
-      ...(c.attrs ? { attrs: c.attrs } : {}),
-      inputs,
-      output: { returnBytes: want.length },
-    });
+    const back = await runKernel(t.client, t, c.kernel, callOf(c, { inputs, output: { returnBytes: want.length } }));
     expect(Buffer.from(back!).equals(want)).toBe(true);
     // into an allocation, at an offset
     const out = await t.client.allocate(t, { size: want.length + 100, durationSec: 600 });
     expect(
-      await runKernel(t.client, t, c.kernel, {
-        ...(c.attrs ? { attrs: c.attrs } : {}),
-        inputs,
-        output: { cap: out.write, offset: 100 },
-      }),
+      await runKernel(t.client, t, c.kernel, callOf(c, { inputs, output: { cap: out.write, offset: 100 } })),
     ).toBeUndefined();
     expect((await t.client.load(out.read, 100, want.length)).equals(want)).toBe(true);
     expect((await t.client.load(out.read, 0, 100)).every((x) => x === 0)).toBe(true);
@@ -81,7 +72,7 @@ describe.each(backends)('NFU compliance: $name gives the in-process results byte
     const part = async (offset: number, length: number, rows: number, rowOffset: number) =>
       f64(
         (await runKernel(t.client, t, 'gaussian-sketch-left', {
-          attrs: { ...a, rows, rowOffset },
+          attrs: { ...a, k: a.k!, rows, rowOffset },
           inputs: [{ cap: caps.read, offset, length }],
           output: { returnBytes: 6 * a.cols * 8 },
         }))!,

@@ -1,9 +1,9 @@
-import { normals, type Attrs } from '../../nfu-kernels/index.js';
+import { normals, type Attrs, type OpName } from '../../nfu-kernels/index.js';
 
 /** One compliance case: a kernel, its attributes and inputs (a matrix block and maybe B). */
 export interface KernelCase {
   readonly name: string;
-  readonly kernel: string;
+  readonly kernel: OpName;
   readonly attrs: (Partial<Attrs> & { rows: number; cols: number }) | undefined;
   readonly inputs: readonly Uint8Array[];
 }

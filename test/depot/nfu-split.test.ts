@@ -30,9 +30,7 @@ describe('NFU executor: a large op split by rows over the workers', () => {
       const one = new Float64Array(kernel.run(attrs, inputs).slice().buffer);
       const ex = new NfuExecutor({ workers: 2, maxQueue: 8, timeoutMs: 60_000, memoryMb: 512 }, 2);
       try {
-        const split = new Float64Array(
-          (await ex.run({ opcode: kernel.opcode, attrs: encodeAttrs(attrs), inputs }, kernel, attrs)).slice().buffer,
-        );
+        const split = new Float64Array((await ex.run({ opcode: kernel.opcode, attrs, inputs }, kernel, attrs)).slice().buffer);
         expect(split.length).toBe(one.length);
         for (let i = 0; i < one.length; i++) expect(Math.abs(split[i]! - one[i]!)).toBeLessThan(1e-9 * (1 + Math.abs(one[i]!)));
       } finally {
@@ -92,11 +90,7 @@ describe('NFU executor: pooled shared buffers', () => {
         const poisoned = [65536, 1 << 17, 1 << 18, 1 << 19, 1 << 20, 1 << 21].map((n) => ex.buffers.take(n).fill(0xff));
         for (const p of poisoned) ex.buffers.give(p);
         for (let round = 0; round < 2; round++) {
-          const r = await ex.runPooled(
-            { opcode: kernel.opcode, attrs: encodeAttrs(attrs), inputs: inputs.map((x) => x.slice()) },
-            kernel,
-            attrs,
-          );
+          const r = await ex.runPooled({ opcode: kernel.opcode, attrs, inputs: inputs.map((x) => x.slice()) }, kernel, attrs);
           const got = Buffer.from(r.output.slice());
           r.release();
           expect(got.length, name).toBe(want.length);
@@ -118,8 +112,7 @@ describe('NFU executor: queue wait', () => {
     const kernel = registry.byNameOrThrow('gaussian-sketch-left');
     const cols = 256;
     const quickAttrs = parseAttrs(encodeAttrs({ rows: 10, cols: 2, k: 1, seed: 1 }));
-    const quick = () =>
-      ex.run({ opcode: kernel.opcode, attrs: encodeAttrs(quickAttrs), inputs: [new Uint8Array(160)] }, kernel, quickAttrs);
+    const quick = () => ex.run({ opcode: kernel.opcode, attrs: quickAttrs, inputs: [new Uint8Array(160)] }, kernel, quickAttrs);
     // ~80 GFLOP: seconds on any backend, far past the 1 s the queued op may wait
     const rows = 40_000;
     const slowAttrs = parseAttrs(encodeAttrs({ rows, cols, k: 4096, seed: 1 }));
@@ -127,7 +120,7 @@ describe('NFU executor: queue wait', () => {
     const ex = new NfuExecutor({ workers: 1, maxQueue: 4, timeoutMs: 120_000, memoryMb: 1024, queueTimeoutMs: 1000 }, 3);
     try {
       await quick(); // the worker is up
-      const slow = ex.run({ opcode: kernel.opcode, attrs: encodeAttrs(slowAttrs), inputs: [A] }, kernel, slowAttrs);
+      const slow = ex.run({ opcode: kernel.opcode, attrs: slowAttrs, inputs: [A] }, kernel, slowAttrs);
       await new Promise((r) => setTimeout(r, 20));
       const queued = await quick().catch((e: unknown) => e);
       expect(queued).toMatchObject({ code: 'DEPOT_ERR_OVERLOADED', details: { retryAfterSec: 3, workerMayRun: true } });

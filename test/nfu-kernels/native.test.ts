@@ -1,15 +1,14 @@
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   builtinRegistry,
   encodeAttrs,
-  kernelBackend,
-  nativeKernels,
+  WASM_BACKEND,
+  nativeBackend,
   normals,
   normalsReference,
   parseAttrs,
   seedKey,
-  useNativeKernels,
   type NativeKernels,
 } from '../../nfu-kernels/index.js';
 import { checkNativeKernels, loadNativeKernels } from '../../depot/index.js';
@@ -27,18 +26,12 @@ describe('native kernels are present where the build requires them', () => {
 });
 
 const registry = builtinRegistry();
-const saved = nativeKernels();
-afterAll(() => useNativeKernels(saved));
 
 /** Runs a registered kernel with the native backend on or off in this thread. */
 function runWith(nat: NativeKernels | undefined, name: string, attrs: object, inputs: Uint8Array[]): Float64Array {
-  useNativeKernels(nat);
-  try {
-    const out = registry.byNameOrThrow(name).run(parseAttrs(encodeAttrs(attrs as never)), inputs);
-    return new Float64Array(out.slice().buffer);
-  } finally {
-    useNativeKernels(saved);
-  }
+  const backend = nat === undefined ? WASM_BACKEND : nativeBackend(nat);
+  const out = registry.byNameOrThrow(name).run(parseAttrs(encodeAttrs(attrs as never)), inputs, { backend });
+  return new Float64Array(out.slice().buffer);
 }
 
 function matrix(rows: number, cols: number, seed: number, dtype: 'float64' | 'float32'): Uint8Array {
@@ -55,11 +48,8 @@ describe.skipIf(native === undefined)('native kernels agree with the reference',
   const nat = native!;
 
   it('names the backend it runs', () => {
-    useNativeKernels(nat);
-    expect(kernelBackend()).toMatch(/^native \((avx512f|avx2|default)/);
-    useNativeKernels(undefined);
-    expect(kernelBackend()).toBe('wasm');
-    useNativeKernels(saved);
+    expect(nativeBackend(nat).name).toMatch(/^native \((avx512f|avx2|default)/);
+    expect(WASM_BACKEND.name).toBe('wasm');
   });
 
   it('normals are bit-identical to the JS reference (2²⁰ variates, every vector lane and chunk edge)', () => {
@@ -223,14 +213,22 @@ describe.skipIf(native === undefined)('native kernels agree with the reference',
     expect(checkNativeKernels(wrongScatter)).toMatch(/sparse sign entry/);
   });
 
-  it('the dispatching normals() uses the native path and still matches', () => {
-    useNativeKernels(nat);
+  it('normals() on the native backend uses the native path and still matches', () => {
+    let calls = 0;
+    const counting: NativeKernels = { ...nat, info: () => nat.info(), normals: (...args) => (calls++, nat.normals(...args)) };
     const a = new Float64Array(1001);
-    normals(5, 6, 7, 3, a);
-    useNativeKernels(undefined);
+    normals(5, 6, 7, 3, a, nativeBackend(counting));
+    expect(calls).toBe(1);
     const b = new Float64Array(1001);
-    normals(5, 6, 7, 3, b);
-    useNativeKernels(saved);
+    normals(5, 6, 7, 3, b, WASM_BACKEND);
+    expect(calls).toBe(1);
     expect(Buffer.from(bits(a)).equals(Buffer.from(bits(b)))).toBe(true);
+  });
+
+  it('two backends in one thread do not disturb each other (no thread-global state)', () => {
+    const attrs = { dtype: 'float64', rows: 64, cols: 9, k: 5, seed: 4, s: 3 };
+    const A = matrix(64, 9, 8, 'float64');
+    const interleaved = [runWith(nat, 'sparse-sign-sketch', attrs, [A]), runWith(undefined, 'sparse-sign-sketch', attrs, [A])];
+    expect(Buffer.from(bits(interleaved[0]!)).equals(Buffer.from(bits(interleaved[1]!)))).toBe(true);
   });
 });
