@@ -8,6 +8,7 @@ import { Status } from '../../../ibp/index.js';
 import type { FsyncPolicy } from '../../options.js';
 import type { MetadataDb } from './metadata-db.js';
 import { journalPath, recordHeader } from './redo-journal.js';
+import type { SpaceReserve } from './space-reserve.js';
 
 /** Bytes covered by one stored checksum. */
 export const BLOCK_BYTES = 64 * 1024;
@@ -64,6 +65,7 @@ export class DiskData implements AllocationData {
     private readonly db: MetadataDb,
     private readonly fsync: FsyncPolicy,
     private readonly io: DiskIo,
+    private readonly reserve: SpaceReserve,
   ) {}
 
   get residentBytes(): number {
@@ -71,6 +73,7 @@ export class DiskData implements AllocationData {
   }
 
   async openWriter(offset: number, length: number): Promise<RangeWriter> {
+    assertRoom(this.reserve, `allocation ${this.owner.id}`);
     const existed = await stat(this.file).then(
       () => true,
       () => false,
@@ -369,6 +372,16 @@ export class DiskData implements AllocationData {
     } catch (e) {
       throw storageError(e, `allocation ${this.owner.id}: cannot cut its file`);
     }
+  }
+}
+
+/**
+ * Refuses new data (`-23`) while the space reserve is given up and the filesystem has no room to
+ * make it whole again: what room there is stays for deletes and the metadata store.
+ */
+export function assertRoom(reserve: SpaceReserve, what: string): void {
+  if (!reserve.ensure()) {
+    throw new DepotError(DepotErrorCode.NO_SPACE, `${what}: no space left on the resource's filesystem`);
   }
 }
 

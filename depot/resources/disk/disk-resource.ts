@@ -6,13 +6,16 @@ import type { Allocation, AllocationData, AllocationRecord, BlockChecksums } fro
 import { DepotError, DepotErrorCode } from '../../errors.js';
 import type { ResourceOptions } from '../../options.js';
 import type { StorageResource } from '../resource.js';
-import { BLOCK_BYTES, DiskData, crcOfFileBlock, realDiskIo, type DiskIo } from './disk-data.js';
+import { BLOCK_BYTES, DiskData, assertRoom, crcOfFileBlock, realDiskIo, type DiskIo } from './disk-data.js';
 import { MetadataDb } from './metadata-db.js';
 import { journalPath, redoJournal } from './redo-journal.js';
+import { SpaceReserve, isOutOfSpace } from './space-reserve.js';
 
 /** Metadata store file inside a disk resource's data directory. */
 export const METADATA_FILE = 'anvil.sqlite';
 const LOCK_FILE = 'lock';
+/** Room kept back for the metadata store (see {@link SpaceReserve}). */
+const RESERVE_FILE = 'space-reserve';
 
 /**
  * A disk resource: allocation bytes in files under `path/data/`, metadata in SQLite. At start-up it
@@ -27,6 +30,7 @@ export class DiskResource implements StorageResource {
     private readonly db: MetadataDb,
     private readonly log: Logger,
     private readonly io: DiskIo,
+    private readonly reserve: SpaceReserve,
   ) {}
 
   static async open(options: ResourceOptions, log: Logger, io: DiskIo = realDiskIo): Promise<DiskResource> {
@@ -38,16 +42,23 @@ export class DiskResource implements StorageResource {
         cause: e,
       });
     }
+    const reserve = SpaceReserve.open(dir, join(dir, RESERVE_FILE));
     const lock = join(dir, LOCK_FILE);
-    await takeLock(lock);
+    try {
+      await takeLock(lock);
+    } catch (e) {
+      // The lock holds a pid: on a filesystem with not a byte left, the reserve makes the room.
+      if (!isOutOfSpace(e) || !reserve.release()) throw e;
+      await takeLock(lock);
+    }
     let db: MetadataDb;
     try {
-      db = new MetadataDb(join(dir, METADATA_FILE), options.rid, options.fsync);
+      db = new MetadataDb(join(dir, METADATA_FILE), options.rid, options.fsync, reserve);
     } catch (e) {
       releaseLock(lock);
       throw e;
     }
-    return new DiskResource(options, dir, db, log.child({ rid: options.rid }), io);
+    return new DiskResource(options, dir, db, log.child({ rid: options.rid }), io, reserve);
   }
 
   /** Highest allocation id ever recorded here (ids must stay unique across restarts). */
@@ -73,6 +84,12 @@ export class DiskResource implements StorageResource {
       }
     }
     const orphans = await this.removeOrphans(known);
+    if (!this.reserve.ensure()) {
+      this.log.warn(
+        { reserveBytes: this.reserve.target },
+        'filesystem full: serving loads and deletes, refusing new data (-23) until deletes free room',
+      );
+    }
     this.log.info(
       {
         allocations: rows.length,
@@ -114,10 +131,12 @@ export class DiskResource implements StorageResource {
       this.db,
       this.options.fsync,
       this.io,
+      this.reserve,
     );
   }
 
   insert(a: Allocation): void {
+    assertRoom(this.reserve, `allocation ${a.id}`);
     this.db.insert(a);
   }
 
@@ -135,6 +154,7 @@ export class DiskResource implements StorageResource {
     // Forget it first: a crash in between leaves an orphan file, which start-up removes.
     this.db.remove(a.id);
     await a.data.release();
+    if (!this.reserve.whole && this.reserve.ensure()) this.log.info('filesystem has room again: taking new data');
   }
 
   close(): void {
@@ -160,7 +180,7 @@ export class DiskResource implements StorageResource {
     await this.redo(r, file);
     if (this.options.startupCheck === 'full' && r.size > 0) {
       const owner = { id: r.id, size: r.size, maxSize: r.maxSize, markDamaged: () => undefined, settled: async () => undefined };
-      const data = new DiskData(file, owner, this.db, 'fast', this.io);
+      const data = new DiskData(file, owner, this.db, 'fast', this.io, this.reserve);
       const failure = await data.verifyAll();
       if (failure !== undefined) return failure.replace(/^allocation \d+: /, '');
     }

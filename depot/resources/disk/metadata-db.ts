@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import type { AllocationRecord, AllocationState, BlockChecksums } from '../../core/allocation.js';
 import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
 import type { FsyncPolicy } from '../../options.js';
+import { isOutOfSpace, type SpaceReserve } from './space-reserve.js';
 
 const SCHEMA_VERSION = '1';
 
@@ -31,28 +32,19 @@ export class MetadataDb {
   private readonly db: Database.Database;
   private readonly stmts;
 
-  constructor(file: string, rid: string, fsync: FsyncPolicy) {
+  /**
+   * Opens (or creates) the store. With a space `reserve`, a filesystem too full to open it, or to
+   * record a change that frees space or keeps the depot consistent, gives the reserve up and tries
+   * once more.
+   */
+  constructor(
+    file: string,
+    rid: string,
+    fsync: FsyncPolicy,
+    private readonly reserve?: SpaceReserve,
+  ) {
     try {
-      this.db = new Database(file);
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma(`synchronous = ${fsync === 'safe' ? 'FULL' : 'NORMAL'}`);
-      this.db.exec(`
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS allocations (
-          id INTEGER PRIMARY KEY,
-          read_digest BLOB NOT NULL, write_digest BLOB NOT NULL, manage_digest BLOB NOT NULL,
-          max_size INTEGER NOT NULL, size INTEGER NOT NULL,
-          reliability INTEGER NOT NULL, type INTEGER NOT NULL,
-          expires_at_ms INTEGER NOT NULL,
-          read_refs INTEGER NOT NULL, write_refs INTEGER NOT NULL,
-          state TEXT NOT NULL, trashed_at_ms INTEGER, trash_reason TEXT
-        );
-        CREATE TABLE IF NOT EXISTS blocks (
-          alloc_id INTEGER NOT NULL, idx INTEGER NOT NULL, crc INTEGER NOT NULL,
-          PRIMARY KEY (alloc_id, idx)
-        ) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS write_seq (alloc_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
-      `);
+      this.db = this.retryWhenFull(() => MetadataDb.openDatabase(file, fsync));
     } catch (e) {
       throw new DepotError(DepotErrorCode.RESOURCE_UNAVAILABLE, `cannot open metadata store ${file}: ${(e as Error).message}`, {
         cause: e,
@@ -76,8 +68,18 @@ export class MetadataDb {
         `metadata schema ${version} is not supported (expected ${SCHEMA_VERSION})`,
       );
     }
-    put.run('rid', rid);
-    put.run('schema', SCHEMA_VERSION);
+    // Written only when new: a restart on a full filesystem must not need room.
+    if (storedRid === undefined || version === undefined) {
+      try {
+        this.retryWhenFull(() => {
+          put.run('rid', rid);
+          put.run('schema', SCHEMA_VERSION);
+        });
+      } catch (e) {
+        this.db.close();
+        throw storageError(e, 'metadata store: cannot record the resource id');
+      }
+    }
     this.stmts = {
       all: this.db.prepare<[], Row>('SELECT * FROM allocations ORDER BY id'),
       insert: this.db.prepare(
@@ -124,14 +126,17 @@ export class MetadataDb {
   }
 
   insert(a: AllocationRecord): void {
-    this.run('record the allocation', () =>
-      this.stmts.insert.run({
-        ...this.params(a),
-        read_digest: a.digests[1],
-        write_digest: a.digests[2],
-        manage_digest: a.digests[3],
-        type: a.type,
-      }),
+    this.run(
+      'record the allocation',
+      () =>
+        this.stmts.insert.run({
+          ...this.params(a),
+          read_digest: a.digests[1],
+          write_digest: a.digests[2],
+          manage_digest: a.digests[3],
+          type: a.type,
+        }),
+      false,
     );
   }
 
@@ -144,12 +149,15 @@ export class MetadataDb {
    * number of the write's redo journal (which makes that journal stale).
    */
   commitWrite(id: number, newSize: number, blocks: BlockChecksums | undefined, seq?: number): void {
-    this.run('commit the write', () =>
-      this.db.transaction(() => {
-        if (blocks !== undefined) for (const [idx, crc] of blocks) this.stmts.putBlock.run(id, idx, crc);
-        this.stmts.setSize.run(newSize, id);
-        if (seq !== undefined) this.stmts.putSeq.run(id, seq);
-      })(),
+    this.run(
+      'commit the write',
+      () =>
+        this.db.transaction(() => {
+          if (blocks !== undefined) for (const [idx, crc] of blocks) this.stmts.putBlock.run(id, idx, crc);
+          this.stmts.setSize.run(newSize, id);
+          if (seq !== undefined) this.stmts.putSeq.run(id, seq);
+        })(),
+      false,
     );
   }
 
@@ -220,11 +228,55 @@ export class MetadataDb {
     };
   }
 
-  private run(what: string, fn: () => unknown): void {
+  /**
+   * Runs a change. An `essential` one (it frees space or keeps the depot consistent) that finds
+   * the filesystem full gives the space reserve up and runs once more; new data (allocations,
+   * writes) never does.
+   */
+  private run(what: string, fn: () => unknown, essential = true): void {
     try {
-      fn();
+      if (essential) this.retryWhenFull(fn);
+      else fn();
     } catch (e) {
       throw storageError(e, `metadata store: cannot ${what}`);
+    }
+  }
+
+  private retryWhenFull<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (!isOutOfSpace(e) || this.reserve?.release() !== true) throw e;
+      return fn();
+    }
+  }
+
+  private static openDatabase(file: string, fsync: FsyncPolicy): Database.Database {
+    const db = new Database(file);
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${fsync === 'safe' ? 'FULL' : 'NORMAL'}`);
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS allocations (
+          id INTEGER PRIMARY KEY,
+          read_digest BLOB NOT NULL, write_digest BLOB NOT NULL, manage_digest BLOB NOT NULL,
+          max_size INTEGER NOT NULL, size INTEGER NOT NULL,
+          reliability INTEGER NOT NULL, type INTEGER NOT NULL,
+          expires_at_ms INTEGER NOT NULL,
+          read_refs INTEGER NOT NULL, write_refs INTEGER NOT NULL,
+          state TEXT NOT NULL, trashed_at_ms INTEGER, trash_reason TEXT
+        );
+        CREATE TABLE IF NOT EXISTS blocks (
+          alloc_id INTEGER NOT NULL, idx INTEGER NOT NULL, crc INTEGER NOT NULL,
+          PRIMARY KEY (alloc_id, idx)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS write_seq (alloc_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+        `);
+      return db;
+    } catch (e) {
+      db.close();
+      throw e;
     }
   }
 }
