@@ -221,8 +221,26 @@ export const ATTRIBUTE_DOCS: ReadonlyArray<readonly [AttrKey, string, string, st
   ['blockId', '0 … 2³²−1', '0', 'identifies the block for `srht`’s row sample'],
 ];
 
+/** A depot's answers to a built-in op besides success (docs/errors.md has the error codes). */
+export const OP_ANSWERS: ReadonlyArray<readonly [string, string]> = [
+  [
+    '`-30`',
+    'bad attributes (the message names the field and its range), an input whose size does not match the shape, the wrong number of inputs',
+  ],
+  [
+    '`-19`',
+    'the output parameter is smaller than the output; or the op needs more memory (inputs, output and scratch such as Ω = cols·k·8 bytes) than the whole `nfu.memoryBudgetMb`: it could never run',
+  ],
+  [
+    '`-66 <retry>`',
+    'the op does not fit beside the ops already admitted (`nfu.memoryBudgetMb`), `nfu.workers + nfu.maxQueue` ops are admitted, or no worker started it within `nfu.queueTimeoutMs`: retry after the given seconds',
+  ],
+  ['`-46`', 'the op ran past `nfu.timeoutMs`; nothing was written'],
+  ['`-24`', 'a worker crashed or ran out of its heap (`nfu.memoryMb`); not expected for attributes inside the ranges above'],
+];
+
 /** docs/nfu-ops.md, generated from the catalogue (test/nfu-kernels/catalogue.test.ts keeps them equal). */
-export function renderOpsDoc(limits: ReadonlyArray<readonly [string, string]> = []): string {
+export function renderOpsDoc(limits: ReadonlyArray<readonly [string, string]> = OP_ANSWERS): string {
   const lines: string[] = [
     '# NFU ops',
     '',

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DepotErrorCode } from '../depot/index.js';
 import { ClientErrorCode, FrameworkErrorCode, LiveErrorCode } from '../framework/index.js';
 import { IbpProtocolErrorCode } from '../ibp/index.js';
+import { KernelErrorCode } from '../nfu-kernels/index.js';
 
 const doc = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
 const documented = new Set([...doc.matchAll(/^\| `([A-Z_*]+)` \|/gm)].map((m) => m[1]!));
@@ -11,6 +12,7 @@ describe('docs/errors.md', () => {
   const codes = [
     ...Object.values(DepotErrorCode),
     ...Object.values(IbpProtocolErrorCode),
+    ...Object.values(KernelErrorCode),
     ...Object.values(ClientErrorCode),
     ...Object.values(FrameworkErrorCode),
     ...Object.values(LiveErrorCode),
