@@ -1,6 +1,8 @@
 import { Command as CliCommand, CommanderError } from 'commander';
 import { depotCommand } from './depot-command.js';
 import { lorsCommands } from './lors-commands.js';
+import { ingestCommand } from './ingest-command.js';
+import { simulateCommand } from './simulate-command.js';
 
 /**
  * Entry point of the `anvil` command. Returns the process exit code; errors with a stable
@@ -14,6 +16,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .showHelpAfterError();
   program.addCommand(depotCommand());
   for (const c of lorsCommands()) program.addCommand(c);
+  program.addCommand(ingestCommand());
+  program.addCommand(simulateCommand());
   try {
     await program.parseAsync([...argv]);
     // Commands that finished with partial failures (refresh, augment, warm) set an exit code.

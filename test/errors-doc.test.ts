@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DepotErrorCode } from '../depot/index.js';
-import { ClientErrorCode, FrameworkErrorCode, LiveErrorCode } from '../framework/index.js';
+import { ClientErrorCode, DatasetErrorCode, FrameworkErrorCode, LiveErrorCode } from '../framework/index.js';
 import { IbpProtocolErrorCode } from '../ibp/index.js';
 import { KernelErrorCode } from '../nfu-kernels/index.js';
 
@@ -10,6 +10,7 @@ const documented = new Set([...doc.matchAll(/^\| `([A-Z_*]+)` \|/gm)].map((m) =>
 
 describe('docs/errors.md', () => {
   const codes = [
+    ...Object.values(DatasetErrorCode),
     ...Object.values(DepotErrorCode),
     ...Object.values(IbpProtocolErrorCode),
     ...Object.values(KernelErrorCode),

@@ -8,10 +8,10 @@ export const DEFAULT_SPECTRUM_MAX_COLS = 64;
 
 /**
  * The ingest summary of a row block `A_b` (rows × cols, row-major): column sums, column sums of squares,
- * ‖A_b‖_F², max |entry| and the SHA-256 of its bytes (ESTIMATION §1).
+ * ‖A_b‖_F², max |entry| and the SHA-256 of its bytes.
  *
  * With `spectrum` (default: when cols ≤ {@link DEFAULT_SPECTRUM_MAX_COLS}) it also records the extreme eigenvalues
- * of A_bᵀA_b (O(rows·cols²) more work), which make Gram bounds for missing blocks much tighter.
+ * of the centred scatter A_bᵀA_b − s sᵀ/n_b (O(rows·cols²) more work), which tighten Gram bounds for missing blocks.
  *
  * @param data - the block, row-major, `rows · cols` elements (float64 or float32 as stored)
  * @throws CoordinatorError `COORD_E_INVALID_ARGUMENT` if the shape does not match the data or an entry is not finite
@@ -57,12 +57,18 @@ export function summarizeBlock(
         for (let k = j; k < cols; k++) gram[j * cols + k]! += v * data[base + k]!;
       }
     }
-    for (let j = 0; j < cols; j++) for (let k = 0; k < j; k++) gram[j * cols + k] = gram[k * cols + j]!;
+    for (let j = 0; j < cols; j++) {
+      for (let k = j; k < cols; k++) {
+        const v = gram[j * cols + k]! - (rows > 0 ? (colSums[j]! * colSums[k]!) / rows : 0);
+        gram[j * cols + k] = v;
+        gram[k * cols + j] = v;
+      }
+    }
     const eig = symmetricEigenvalues(gram, cols);
-    // Jacobi is accurate to a few ulps of ‖G‖_F ≤ frob2: widen by that so the values stay bounds.
+    // Jacobi is accurate to a few ulps of ‖K‖_F ≤ frob2: widen by that so the values stay bounds.
     const slack = 1e-12 * frob2;
-    summary.gramEigMax = Math.min(frob2, eig[cols - 1]! + slack);
-    summary.gramEigMin = Math.max(0, eig[0]! - slack);
+    summary.scatterEigMax = Math.min(frob2, Math.max(0, eig[cols - 1]! + slack));
+    summary.scatterEigMin = Math.min(summary.scatterEigMax, Math.max(0, eig[0]! - slack));
   }
   return summary;
 }
@@ -76,8 +82,8 @@ export interface BlockSummaryJson {
   frob2: number;
   maxAbs: number;
   hash: string;
-  gramEigMax?: number;
-  gramEigMin?: number;
+  scatterEigMax?: number;
+  scatterEigMin?: number;
 }
 
 /** Plain-JSON form of a summary. */
@@ -90,8 +96,8 @@ export function summaryToJson(s: BlockSummary): BlockSummaryJson {
     frob2: s.frob2,
     maxAbs: s.maxAbs,
     hash: s.hash,
-    ...(s.gramEigMax === undefined ? {} : { gramEigMax: s.gramEigMax }),
-    ...(s.gramEigMin === undefined ? {} : { gramEigMin: s.gramEigMin }),
+    ...(s.scatterEigMax === undefined ? {} : { scatterEigMax: s.scatterEigMax }),
+    ...(s.scatterEigMin === undefined ? {} : { scatterEigMin: s.scatterEigMin }),
   };
 }
 
@@ -118,8 +124,8 @@ export function summaryFromJson(json: unknown, name = 'summary'): BlockSummary {
     maxAbs: o['maxAbs'] as number,
     hash: o['hash'] as string,
   };
-  if (o['gramEigMax'] !== undefined) s.gramEigMax = o['gramEigMax'] as number;
-  if (o['gramEigMin'] !== undefined) s.gramEigMin = o['gramEigMin'] as number;
+  if (o['scatterEigMax'] !== undefined) s.scatterEigMax = o['scatterEigMax'] as number;
+  if (o['scatterEigMin'] !== undefined) s.scatterEigMin = o['scatterEigMin'] as number;
   validateSummary(s, name);
   return s;
 }
@@ -150,16 +156,34 @@ export function validateSummary(s: BlockSummary, name = 'summary'): void {
     throw invalidArgument(`${name}.frob2`, `Σ colSumSq = ${total}`, s.frob2);
   }
   if (!Number.isFinite(s.maxAbs) || s.maxAbs < 0) throw invalidArgument(`${name}.maxAbs`, 'finite and ≥ 0', s.maxAbs);
-  if (s.gramEigMax !== undefined || s.gramEigMin !== undefined) {
-    const hi = s.gramEigMax;
-    const lo = s.gramEigMin;
+  if (s.scatterEigMax !== undefined || s.scatterEigMin !== undefined) {
+    const hi = s.scatterEigMax;
+    const lo = s.scatterEigMin;
     if (typeof hi !== 'number' || !(hi >= 0 && hi <= s.frob2 * (1 + 1e-9))) {
-      throw invalidArgument(`${name}.gramEigMax`, `a number in [0, frob2 = ${s.frob2}]`, hi);
+      throw invalidArgument(`${name}.scatterEigMax`, `a number in [0, frob2 = ${s.frob2}]`, hi);
     }
     if (typeof lo !== 'number' || !(lo >= 0 && lo <= hi))
-      throw invalidArgument(`${name}.gramEigMin`, `a number in [0, ${hi}]`, lo);
+      throw invalidArgument(`${name}.scatterEigMin`, `a number in [0, ${hi}]`, lo);
   }
   if (typeof s.hash !== 'string' || !/^[0-9a-f]{64}$/.test(s.hash)) {
     throw invalidArgument(`${name}.hash`, '64 lower-case hex digits', s.hash);
   }
+}
+
+/**
+ * Bounds on the centred scatter K_b = A_bᵀA_b − s_b s_bᵀ/n_b of a block from its summary: λ_max(K_b) (recorded,
+ * else tr K_b) and λ_min(K_b) (recorded, else 0).
+ */
+export function scatterBounds(s: BlockSummary): { eigMax: number; eigMin: number; meanPart: number } {
+  let s2 = 0;
+  for (let j = 0; j < s.cols; j++) s2 += s.colSums[j]! * s.colSums[j]!;
+  const meanPart = s.rows > 0 ? s2 / s.rows : 0;
+  const trace = Math.max(0, s.frob2 - meanPart) * (1 + 1e-12);
+  return { eigMax: Math.min(trace, s.scatterEigMax ?? trace), eigMin: s.scatterEigMin ?? 0, meanPart };
+}
+
+/** ‖A_bᵀA_b‖₂ ≤ λ_max(K_b) + ‖s_b‖²/n_b (Weyl), and ≤ f_b. */
+export function gramNormBound(s: BlockSummary): number {
+  const b = scatterBounds(s);
+  return Math.min(s.frob2, b.eigMax + b.meanPart);
 }

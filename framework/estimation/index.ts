@@ -16,7 +16,16 @@ export type {
   EstimateOptions,
 } from './types.js';
 export { CoordinatorError, CoordinatorErrorCode, type CoordinatorErrorCodeValue } from './errors.js';
-export { summarizeBlock, summaryToJson, summaryFromJson, validateSummary, type BlockSummaryJson } from './block-summary.js';
+export {
+  summarizeBlock,
+  summaryToJson,
+  summaryFromJson,
+  validateSummary,
+  scatterBounds,
+  gramNormBound,
+  DEFAULT_SPECTRUM_MAX_COLS,
+  type BlockSummaryJson,
+} from './block-summary.js';
 export { lnGamma, regularizedIncompleteBeta, betaQuantile } from './beta.js';
 export { bernsteinRadius } from './bernstein.js';
 export { blockInclusion, DEFAULT_PI_MIN } from './inclusion.js';

@@ -4,46 +4,61 @@ import { invalidArgument } from './errors.js';
 import { groupOf } from './horvitz-thompson.js';
 import { coverageOf, resolvePlan } from './plan.js';
 import { frobeniusNorm, symmetricEigenvalues } from './symmetric-eigen.js';
+import { gramNormBound, scatterBounds } from './block-summary.js';
 import type { BlockSummary, Estimate, EstimateOptions, PlannedBlock } from './types.js';
 
 /** Largest symmetric matrix whose spectral norms are computed exactly (Jacobi); above it, Frobenius norms. */
 export const DEFAULT_EXACT_NORM_MAX_DIM = 64;
 
-/** An additive matrix statistic T = Σ_b T_b (rows × cols, row-major) and what a summary says about T_b. */
+/**
+ * An additive matrix statistic T = Σ_b T_b (rows × cols, row-major) and what a summary says about T_b:
+ * T_b = known_b + R_b with known_b computable from the summary (default 0) and ‖R_b‖₂ bounded.
+ */
 export interface MatrixStatistic {
   readonly name: string;
   readonly rows: number;
   readonly cols: number;
-  /** Every T_b is symmetric positive semidefinite (e.g. A_bᵀA_b). */
-  readonly psd: boolean;
-  /** Upper bound on ‖T_b‖₂ from the summary alone. */
-  normBound(summary: BlockSummary): number;
-  /** psd only: lower bound on λ_min(T_b) from the summary (0 if unknown). */
-  eigMinBound?(summary: BlockSummary): number;
+  /** Part of T_b the summary determines exactly (row-major), if any. */
+  known?(summary: BlockSummary): Float64Array;
+  /** The remainder R_b = T_b − known_b is symmetric positive semidefinite. */
+  readonly psdRemainder: boolean;
+  /** Upper bound on ‖R_b‖₂ from the summary alone. */
+  remainderNormBound(summary: BlockSummary): number;
+  /** psdRemainder only: lower bound on λ_min(R_b) (0 if unknown). */
+  remainderEigMinBound?(summary: BlockSummary): number;
 }
 
-/** Gram A_bᵀA_b (d × d, PSD): ‖A_bᵀA_b‖ = σ_max(A_b)² ≤ ‖A_b‖_F² = f_b, or `gramEigMax` when recorded. */
+/**
+ * Gram A_bᵀA_b (d × d) = s_b s_bᵀ/n_b (known: s_b = column sums) + K_b (centred scatter, PSD), with
+ * λ_max(K_b), λ_min(K_b) from the summary (see {@link scatterBounds}).
+ */
 export function gramStatistic(d: number): MatrixStatistic {
   return {
     name: 'gram',
     rows: d,
     cols: d,
-    psd: true,
-    normBound: (s) => s.gramEigMax ?? s.frob2,
-    eigMinBound: (s) => s.gramEigMin ?? 0,
+    known: (s) => {
+      const out = new Float64Array(d * d);
+      if (s.rows === 0) return out;
+      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) out[i * d + j] = (s.colSums[i]! * s.colSums[j]!) / s.rows;
+      return out;
+    },
+    psdRemainder: true,
+    remainderNormBound: (s) => scatterBounds(s).eigMax,
+    remainderEigMinBound: (s) => scatterBounds(s).eigMin,
   };
 }
 
 /**
- * Aᵀ(AX) = Σ_b A_bᵀA_b X for a known d × k matrix X: ‖A_bᵀA_b X‖ ≤ ‖A_bᵀA_b‖·‖X‖₂.
+ * Aᵀ(AX) = Σ_b A_bᵀA_b X for a known d × k matrix X: ‖A_bᵀA_b X‖ ≤ ‖A_bᵀA_b‖·‖X‖₂ ({@link gramNormBound}).
  * @param xNorm - an upper bound on ‖X‖₂ (e.g. its Frobenius norm)
  */
 export function projectionStatistic(d: number, k: number, xNorm: number): MatrixStatistic {
-  return { name: 'gram-times-x', rows: d, cols: k, psd: false, normBound: (s) => (s.gramEigMax ?? s.frob2) * xNorm };
+  return { name: 'gram-times-x', rows: d, cols: k, psdRemainder: false, remainderNormBound: (s) => gramNormBound(s) * xNorm };
 }
 
 /**
- * A sketch SA = Σ_b S_b A_b (k × d): ‖S_b A_b‖ ≤ ‖S_b‖·‖A_b‖₂ ≤ ‖S_b‖·√f_b. The sketch's own norm bound
+ * A sketch SA = Σ_b S_b A_b (k × d): ‖S_b A_b‖ ≤ ‖S_b‖·‖A_b‖₂ = ‖S_b‖·√‖A_bᵀA_b‖. The sketch's own norm bound
  * `sketchNorm(summary)` is the caller's (e.g. a Gaussian S_b's high-probability bound, whose failure
  * probability then belongs in the estimate's `sketch` part).
  */
@@ -52,8 +67,8 @@ export function sketchStatistic(k: number, d: number, sketchNorm: (summary: Bloc
     name: 'sketch',
     rows: k,
     cols: d,
-    psd: false,
-    normBound: (s) => sketchNorm(s) * Math.sqrt(s.gramEigMax ?? s.frob2),
+    psdRemainder: false,
+    remainderNormBound: (s) => sketchNorm(s) * Math.sqrt(gramNormBound(s)),
   };
 }
 
@@ -63,7 +78,7 @@ export function sketchStatistic(k: number, d: number, sketchNorm: (summary: Bloc
  * trace-MGF is dominated by sampling with replacement: Gross & Nesme 2010, arXiv:1001.2738).
  */
 export class MatrixAccumulator {
-  readonly #values = new Map<string, { t: Float64Array; norm: number }>();
+  readonly #values = new Map<string, { t: Float64Array }>();
   #bytesMoved = 0;
 
   constructor(readonly statistic: MatrixStatistic) {
@@ -71,8 +86,9 @@ export class MatrixAccumulator {
       if (!Number.isInteger(statistic[f]) || statistic[f] < 1)
         throw invalidArgument(`statistic.${f}`, 'a positive integer', statistic[f]);
     }
-    if (statistic.psd && statistic.rows !== statistic.cols)
-      throw invalidArgument('statistic.psd', 'only for square statistics', true);
+    if (statistic.psdRemainder && statistic.rows !== statistic.cols) {
+      throw invalidArgument('statistic.psdRemainder', 'only for square statistics', true);
+    }
   }
 
   /**
@@ -89,7 +105,7 @@ export class MatrixAccumulator {
     this.#bytesMoved += bytesMoved;
     if (this.#values.has(blockId)) return false;
     const t = Float64Array.from(value);
-    this.#values.set(blockId, { t, norm: this.#norm(t) });
+    this.#values.set(blockId, { t });
     return true;
   }
 
@@ -119,7 +135,20 @@ export class MatrixAccumulator {
       if (list) list.push(b);
       else groups.set(groupOf(b), [b]);
     }
+    // Difference estimator (Särndal, Swensson & Wretman 1992, §6.3): the summary-determined part of every
+    // planned block is added exactly, HT weights apply to the remainders R_b = T_b − known_b only.
     const value = new Float64Array(rows * cols);
+    const remainder = new Map<string, Float64Array>();
+    for (const b of planned) {
+      const known = this.statistic.known?.(b.summary);
+      if (known) {
+        if (known.length !== rows * cols)
+          throw invalidArgument('statistic.known(summary).length', `${rows * cols}`, known.length);
+        addScaled(value, known, 1);
+      }
+      const v = this.#values.get(b.id);
+      if (v) remainder.set(b.id, known ? subtract(v.t, known) : v.t);
+    }
     let variance = 0;
     let range = 0;
     let deterministic = 0;
@@ -128,12 +157,13 @@ export class MatrixAccumulator {
       const got = members.filter((b) => answered(b.id));
       used += got.length;
       if (resolved.weighting === 'inclusion') {
-        for (const b of got) addScaled(value, this.#values.get(b.id)!.t, 1 / b.inclusion!.p);
-        // Independent terms (I_b/π_b − 1)·T_b: range max(1/π − 1, 1)·‖T_b‖, variance (1/π − 1)·‖T_b‖² (ESTIMATION §2).
+        for (const b of got) addScaled(value, remainder.get(b.id)!, 1 / b.inclusion!.p);
+        // Independent terms (I_b/π_b − 1)·R_b: range max(1/π − 1, 1)·‖R_b‖, variance (1/π − 1)·‖R_b‖².
         for (const b of members) {
           const r = 1 / b.inclusion!.pLower - 1;
           if (r <= 0) continue;
-          const norm = this.#values.get(b.id)?.norm ?? this.statistic.normBound(b.summary);
+          const rb = remainder.get(b.id);
+          const norm = rb ? this.#norm(rb) : this.statistic.remainderNormBound(b.summary);
           variance += r * norm * norm;
           range = Math.max(range, Math.max(r, 1) * norm);
         }
@@ -143,31 +173,43 @@ export class MatrixAccumulator {
       const n = got.length;
       const m = N - n;
       if (n === 0) {
-        for (const b of members) deterministic += this.statistic.normBound(b.summary);
+        for (const b of members) deterministic += this.statistic.remainderNormBound(b.summary);
         continue;
       }
       const w = N / n;
-      for (const b of got) addScaled(value, this.#values.get(b.id)!.t, w);
+      for (const b of got) addScaled(value, remainder.get(b.id)!, w);
       if (m === 0) continue;
-      // Centre C = mean of the answered T_b; dev_b ≥ ‖T_b − C‖₂ (exact for answered, from the summary else).
+      // Centre C = mean of the answered R_b; dev_b ≥ ‖R_b − C‖₂ (exact for answered blocks, from the summary
+      // for missing ones).
       const centre = new Float64Array(rows * cols);
-      for (const b of got) addScaled(centre, this.#values.get(b.id)!.t, 1 / n);
+      for (const b of got) addScaled(centre, remainder.get(b.id)!, 1 / n);
       const centreInfo = this.#centreInfo(centre);
-      let sumDev = 0;
-      let sumDev2 = 0;
+      let missingDev = 0;
+      let missingDev2 = 0;
       let maxDev = 0;
+      // Σ_ans (R_b − C)(R_b − C)ᵀ and Σ_ans (R_b − C)ᵀ(R_b − C): the answered blocks' exact second moments.
+      const left = new Float64Array(rows * rows);
+      const right = new Float64Array(cols * cols);
       for (const b of members) {
-        const v = this.#values.get(b.id);
-        const dev = v ? this.#norm(subtract(v.t, centre)) : this.#missingDeviation(b.summary, centreInfo);
-        sumDev += dev;
-        sumDev2 += dev * dev;
-        maxDev = Math.max(maxDev, dev);
+        const rb = remainder.get(b.id);
+        if (rb) {
+          const x = subtract(rb, centre);
+          accumulateSquares(x, rows, cols, left, right);
+          maxDev = Math.max(maxDev, this.#norm(x));
+        } else {
+          const dev = this.#remainderDeviation(b.summary, centreInfo);
+          missingDev += dev;
+          missingDev2 += dev * dev;
+          maxDev = Math.max(maxDev, dev);
+        }
       }
-      // Population mean μ: ‖C − μ‖ ≤ mean dev, so ‖T_b − μ‖ ≤ max dev + mean dev; σ² ≤ mean dev² (any centre).
-      // Error = −w·Σ_{k draws}(T − μ), k = min(n, m) (the answered set or its complement).
+      // μ = (n·C + Σ_miss R_b)/N, so ‖C − μ‖ ≤ (1/N)·Σ_miss dev_b and ‖R_b − μ‖ ≤ max dev + that.
+      // Second moment about μ ⪯ about C: (1/N)·(Σ_ans (R_b − C)² + Σ_miss dev_b²·I) in either product order.
+      // Error = −w·Σ_{k draws}(R − μ), k = min(n, m) (the answered set or its complement).
       const k = Math.min(n, m);
-      variance += w * w * k * (sumDev2 / N);
-      range = Math.max(range, w * (maxDev + sumDev / N));
+      const second = Math.max(largestEigenvalue(left, rows), largestEigenvalue(right, cols)) + missingDev2;
+      variance += w * w * k * (second / N);
+      range = Math.max(range, w * (maxDev + missingDev / N));
     }
     const sampling = bernsteinRadius(variance, range, resolved.delta, rows + cols) + deterministic;
     return buildEstimate(value, sampling, resolved, options, {
@@ -175,7 +217,7 @@ export class MatrixAccumulator {
       blocksUsed: used,
       blocksPlanned: planned.length,
       bytesMoved: this.#bytesMoved,
-      method: `horvitz-thompson(${this.statistic.name}); ${weightingText(resolved)}; matrix bernstein (Tropp 2015 Thm 6.1.1), spectral norm; ${MAR}`,
+      method: `horvitz-thompson difference estimator(${this.statistic.name}: summary part exact, HT on the rest); ${weightingText(resolved)}; matrix bernstein (Tropp 2015 Thm 6.1.1), spectral norm; ${MAR}`,
       norm: 'spectral',
     });
   }
@@ -192,23 +234,52 @@ export class MatrixAccumulator {
 
   #centreInfo(centre: Float64Array): { norm: number; eigMin: number; eigMax: number } {
     const { rows } = this.statistic;
-    if (this.statistic.psd && rows <= DEFAULT_EXACT_NORM_MAX_DIM) {
+    if (this.statistic.psdRemainder && rows <= DEFAULT_EXACT_NORM_MAX_DIM) {
       const eig = symmetricEigenvalues(centre, rows);
       const slack = 1e-12 * frobeniusNorm(centre);
       return { norm: eig[rows - 1]! + slack, eigMin: eig[0]! - slack, eigMax: eig[rows - 1]! + slack };
     }
     const norm = this.#norm(centre);
-    return { norm, eigMin: this.statistic.psd ? 0 : -norm, eigMax: norm };
+    return { norm, eigMin: this.statistic.psdRemainder ? 0 : -norm, eigMax: norm };
   }
 
-  /** Bound on ‖T_b − C‖₂ for a block known only by its summary. */
-  #missingDeviation(summary: BlockSummary, c: { norm: number; eigMin: number; eigMax: number }): number {
-    const bound = this.statistic.normBound(summary);
-    if (!this.statistic.psd) return bound + c.norm;
-    // Both PSD: by Weyl, λ_max(T − C) ≤ λ_max(T) − λ_min(C) and λ_min(T − C) ≥ λ_min(T) − λ_max(C).
-    const eigMin = this.statistic.eigMinBound?.(summary) ?? 0;
+  /** Bound on ‖R_b − C‖₂ for a block known only by its summary. */
+  #remainderDeviation(summary: BlockSummary, c: { norm: number; eigMin: number; eigMax: number }): number {
+    const bound = this.statistic.remainderNormBound(summary);
+    if (!this.statistic.psdRemainder) return bound + c.norm;
+    // Both PSD: by Weyl, λ_max(R − C) ≤ λ_max(R) − λ_min(C) and λ_min(R − C) ≥ λ_min(R) − λ_max(C).
+    const eigMin = this.statistic.remainderEigMinBound?.(summary) ?? 0;
     return Math.max(0, bound - c.eigMin, c.eigMax - eigMin);
   }
+}
+
+/** left += X Xᵀ, right += Xᵀ X for a rows × cols X (row-major). */
+function accumulateSquares(x: Float64Array, rows: number, cols: number, left: Float64Array, right: Float64Array): void {
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < rows; j++) {
+      let acc = 0;
+      for (let c = 0; c < cols; c++) acc += x[i * cols + c]! * x[j * cols + c]!;
+      left[i * rows + j]! += acc;
+    }
+  }
+  for (let i = 0; i < cols; i++) {
+    for (let j = 0; j < cols; j++) {
+      let acc = 0;
+      for (let r = 0; r < rows; r++) acc += x[r * cols + i]! * x[r * cols + j]!;
+      right[i * cols + j]! += acc;
+    }
+  }
+}
+
+/** λ_max of a symmetric PSD matrix: Jacobi up to DEFAULT_EXACT_NORM_MAX_DIM, else its trace (an upper bound). */
+function largestEigenvalue(s: Float64Array, n: number): number {
+  if (n <= DEFAULT_EXACT_NORM_MAX_DIM) {
+    const eig = symmetricEigenvalues(s, n);
+    return Math.max(0, eig[n - 1]!) + 1e-12 * frobeniusNorm(s);
+  }
+  let trace = 0;
+  for (let i = 0; i < n; i++) trace += s[i * n + i]!;
+  return trace;
 }
 
 function addScaled(into: Float64Array, t: Float64Array, w: number): void {

@@ -61,7 +61,7 @@ export interface Estimate<V> {
 }
 
 /**
- * What is recorded at ingest for a row block `A_b` (n_b × d), ESTIMATION §1. It lets estimators bound what a
+ * What is recorded at ingest for a row block `A_b` (n_b × d). It lets estimators bound what a
  * missing block could have contributed without reading it.
  */
 export interface BlockSummary {
@@ -78,11 +78,12 @@ export interface BlockSummary {
   /** SHA-256 of the block's bytes as stored (lower-case hex). */
   hash: string;
   /**
-   * Optional: largest and smallest eigenvalue of A_bᵀA_b (σ_max(A_b)², σ_min(A_b)² or 0). When present they
-   * tighten the bounds of matrix statistics (Gram, covariance) for blocks that do not answer.
+   * Optional: largest and smallest eigenvalue of the block's centred scatter K_b = A_bᵀA_b − s_b s_bᵀ / n_b
+   * (s_b = colSums). When present they tighten the bounds of matrix statistics (Gram, covariance) for blocks
+   * that do not answer; without them λ_max(K_b) ≤ tr K_b = frob2 − ‖s_b‖²/n_b and λ_min(K_b) ≥ 0 are used.
    */
-  gramEigMax?: number;
-  gramEigMin?: number;
+  scatterEigMax?: number;
+  scatterEigMin?: number;
 }
 
 /** Answer probability of a block: point value (for weights) and a conservative lower value (for bounds). */
@@ -122,7 +123,7 @@ export interface EstimateOptions {
   weighting?: Weighting;
   /** Minimum coverage in [0, 1]; below it the estimate throws `COORD_E_COVERAGE`. Default 0. */
   minCoverage?: number;
-  /** Sketching error to add (ESTIMATION §3). Default `{ epsilon: 0, delta: 0 }`. */
+  /** Sketching error to add. Default `{ epsilon: 0, delta: 0 }`. */
   sketch?: ErrorPart;
   sources?: SourceWeight[];
   final?: boolean;
