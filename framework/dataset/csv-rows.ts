@@ -34,7 +34,7 @@ const NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
  * for await (const b of parseCsvRows(process.stdin, { header: true })) console.log(b.rows);
  */
 export async function* parseCsvRows(
-  input: AsyncIterable<string | Uint8Array>,
+  input: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>,
   options: CsvRowsOptions = {},
 ): AsyncGenerator<RowBatch, void, undefined> {
   const dtype = options.dtype ?? 'float64';

@@ -25,7 +25,7 @@ export interface RawRowsOptions {
  * for await (const b of parseRawRows(process.stdin, { cols: 8, inputDtype: 'float32' })) console.log(b.rows);
  */
 export async function* parseRawRows(
-  input: AsyncIterable<string | Uint8Array>,
+  input: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>,
   options: RawRowsOptions,
 ): AsyncGenerator<RowBatch, void, undefined> {
   const cols = checkInteger('cols', options.cols, 1);
