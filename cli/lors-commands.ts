@@ -23,6 +23,7 @@ import {
   upload,
   Warmer,
   writeExnode,
+  type WarmReport,
 } from '../framework/index.js';
 import { parseByteSize } from '../depot/index.js';
 
@@ -265,23 +266,25 @@ export function lorsCommands(): CliCommand[] {
         const bound = (server.address() as { port: number }).port;
         process.stderr.write(`metrics on http://127.0.0.1:${bound}/metrics\n`);
       }
-      let stop = false;
-      const onSignal = () => (stop = true);
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      const report = (r: WarmReport) =>
+        print(
+          f.json,
+          r,
+          () =>
+            `warmed ${r.exnodes} exNodes: ${r.refreshed} refreshed, ${r.replicated} replicated, ${r.trimmed} trimmed, ${r.failures} failures, ${r.underReplicated} blocks short`,
+        );
       try {
-        do {
+        if (f.once === true) {
           const r = await warmer.pass(f.exnodes);
-          if (f.once === true && (r.failures > 0 || r.underReplicated > 0)) process.exitCode = 1;
-          print(
-            f.json,
-            r,
-            () =>
-              `warmed ${r.exnodes} exNodes: ${r.refreshed} refreshed, ${r.replicated} replicated, ${r.trimmed} trimmed, ${r.failures} failures, ${r.underReplicated} blocks short`,
-          );
-          for (let waited = 0; !f.once && !stop && waited < policy.intervalSec * 10; waited++)
-            await new Promise((res) => setTimeout(res, 100));
-        } while (f.once !== true && !stop);
+          if (r.failures > 0 || r.underReplicated > 0) process.exitCode = 1;
+          report(r);
+        } else {
+          await warmer.run(f.exnodes, { signal: stop.signal, onPass: report });
+        }
       } finally {
         client.close();
         server?.close();

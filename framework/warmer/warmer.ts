@@ -6,7 +6,7 @@ import { blocksOf, depotOf, type Exnode, type Mapping } from '../exnode/exnode.j
 import { readExnode, writeExnode } from '../exnode/exnode-file.js';
 import { replicateFromAny, statMappings } from '../lors/maintenance.js';
 import { depotIdentity } from '../lors/depot-identity.js';
-import { systemClock, type Clock } from '../clock.js';
+import { sleep, systemClock, type Clock } from '../clock.js';
 import type { WarmerPolicy } from './policy.js';
 
 /** What one pass did. */
@@ -65,6 +65,23 @@ export class Warmer {
     readonly metrics = new WarmerMetrics(),
     private readonly clock: Clock = systemClock,
   ) {}
+
+  /**
+   * The daemon: a pass over `dir`, then one every `policy.intervalSec` on the warmer's clock, until
+   * `signal` aborts (a running pass finishes first). `onPass` gets each pass's report. Resolves when
+   * stopped; a pass that throws (the directory is unreadable) stops the loop with that error.
+   */
+  async run(dir: string, options: { signal: AbortSignal; onPass?: (report: WarmReport) => void }): Promise<void> {
+    const { signal } = options;
+    while (!signal.aborted) {
+      options.onPass?.(await this.pass(dir));
+      try {
+        await sleep(this.clock, this.policy.intervalSec * 1000, signal);
+      } catch {
+        return; // aborted while waiting
+      }
+    }
+  }
 
   /** One pass over every `.xnd` / `.json` exNode in `dir`. */
   async pass(dir: string): Promise<WarmReport> {
