@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DepotErrorCode } from '../depot/index.js';
 import { ClientErrorCode, DatasetErrorCode, FrameworkErrorCode, LiveErrorCode } from '../framework/index.js';
+import { CoordinatorErrorCode } from '../framework/estimation/index.js';
 import { IbpProtocolErrorCode } from '../ibp/index.js';
 import { KernelErrorCode } from '../nfu-kernels/index.js';
 
@@ -17,6 +18,7 @@ describe('docs/errors.md', () => {
     ...Object.values(ClientErrorCode),
     ...Object.values(FrameworkErrorCode),
     ...Object.values(LiveErrorCode),
+    ...Object.values(CoordinatorErrorCode),
   ];
   it.each(codes)('documents %s', (code) => {
     expect(documented.has(code)).toBe(true);
