@@ -87,7 +87,10 @@ export function htRadius(blocks: readonly BoundBlock[], dim: number, weighting: 
     for (const members of groups.values()) groupTerms(members, dim, variance, range, deterministic);
   }
   const out = new Float64Array(dim);
-  for (let j = 0; j < dim; j++) out[j] = bernsteinRadius(variance[j]!, range[j]!, delta / dim) + deterministic[j]!;
+  // The deterministic part can be attained exactly: widen it by a few ulps so rounding cannot cross it.
+  for (let j = 0; j < dim; j++) {
+    out[j] = bernsteinRadius(variance[j]!, range[j]!, delta / dim) + deterministic[j]! * (1 + 1e-12);
+  }
   return out;
 }
 

@@ -211,7 +211,7 @@ export class MatrixAccumulator {
       variance += w * w * k * (second / N);
       range = Math.max(range, w * (maxDev + missingDev / N));
     }
-    const sampling = bernsteinRadius(variance, range, resolved.delta, rows + cols) + deterministic;
+    const sampling = bernsteinRadius(variance, range, resolved.delta, rows + cols) + deterministic * (1 + 1e-12);
     return buildEstimate(value, sampling, resolved, options, {
       coverage: coverageOf(planned, answered),
       blocksUsed: used,
