@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -173,5 +174,27 @@ describe('anvil simulate and anvil ingest', () => {
     );
     const flags = await run('ingest', '--input', at('bad.csv'), '--depots', addr(0), '--copies', '2', '-o', at('bad.xnd'));
     expect(flags.err).toBe('anvil: DATA_E_INVALID_ARGUMENT: invalid argument: `--depots` has 1 depots, fewer than --copies 2\n');
+  });
+
+  // Spawns the built CLI (dist/, as npm test builds first) to read rows from a real stdin pipe.
+  it('ingest reads CSV from stdin', async () => {
+    const bin = new URL('../../bin/anvil.js', import.meta.url).pathname;
+    const child = spawn(process.execPath, [bin, 'ingest', '--header', '--depots', addr(0), '-o', at('stdin.xnd'), '--json'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdin.end('a,b\r\n1,2\r\n\r\n3,4.5\r\n');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, err).toBe(0);
+    expect(JSON.parse(out)).toMatchObject({ rows: 2, cols: 2 });
+    const ds = await openDataset(at('stdin.xnd'));
+    expect(ds.blocks[0]!.source).toBe('stdin');
+    const bytes = await client.load(ds.blocks[0]!.replicas[0]!.read, 0, 32);
+    expect(new Float64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + 32))).toEqual(
+      Float64Array.from([1, 2, 3, 4.5]),
+    );
   });
 });
