@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { Command as CliCommand, Option } from 'commander';
 import { parse as parseToml } from 'smol-toml';
-import { DepotError, DepotServer, parseDepotOptions, type DepotOptionsInput } from '../depot/index.js';
+import { DepotError, DepotServer, parseDepotOptions, type DepotOptions, type DepotOptionsInput } from '../depot/index.js';
 
 interface DepotFlags {
   host?: string;
@@ -85,6 +86,28 @@ export async function depotOptionsFrom(flags: DepotFlags): Promise<DepotOptionsI
   return input;
 }
 
+/**
+ * Options that are valid but probably not what the user meant, as one sentence each: the depot
+ * starts anyway and logs them as warnings. (Options without any effect are refused by the parser.)
+ */
+export function depotStartupWarnings(options: DepotOptions, machineMemoryBytes = totalmem()): string[] {
+  const warnings: string[] = [];
+  if (options.nfu.workers === 0) {
+    warnings.push(
+      'nfu.workers = 0 runs NFU ops inline on the event loop: no worker pool, no nfu.timeoutMs and no queue bound, ' +
+        'and a long op stalls every connection (meant for tests; use 1 or more)',
+    );
+  }
+  const memory = options.resources.filter((r) => r.kind === 'memory').reduce((sum, r) => sum + r.capacityBytes, 0);
+  if (memory > machineMemoryBytes) {
+    warnings.push(
+      `memory resources total ${memory} bytes of capacity, more than this machine's RAM (${machineMemoryBytes} bytes): ` +
+        'the depot accepts allocations it may not be able to hold (use --data DIR for a disk resource)',
+    );
+  }
+  return warnings;
+}
+
 /** `anvil depot`: runs a depot in the foreground until SIGINT/SIGTERM. */
 export function depotCommand(): CliCommand {
   return new CliCommand('depot')
@@ -113,7 +136,7 @@ export function depotCommand(): CliCommand {
     )
     .option('--data <dir>', 'serve a disk resource from this data directory (kept across restarts)')
     .addOption(
-      new Option('--fsync <policy>', 'disk writes: safe (fsync before ack, default) or fast (unsafe on power loss)').choices([
+      new Option('--fsync <policy>', 'with --data: safe (fsync before ack, default) or fast (unsafe on power loss)').choices([
         'safe',
         'fast',
       ]),
@@ -122,12 +145,16 @@ export function depotCommand(): CliCommand {
       '--transfer-allow <list>',
       'remote depots SEND/PUSH/PULL may reach: *, IPs, CIDRs, host:port, comma-separated (default *)',
     )
-    .option('--capacity <bytes>', 'capacity of the resource, e.g. 1GiB (default 1GiB)')
-    .option('--max-allocation <bytes>', 'largest single allocation, e.g. 256MiB (default: the capacity)')
+    .option('--capacity <bytes>', 'capacity of the resource, e.g. 1GiB (default 1GiB); a memory one should fit in RAM')
+    .option(
+      '--max-allocation <bytes>',
+      'largest single allocation, e.g. 256MiB (default: the capacity; in memory at most 4GiB, one Buffer)',
+    )
     .option('--max-duration <seconds>', 'longest lease in seconds (default 2592000 = 30 days)')
     .action(async (flags: DepotFlags) => {
       const options = parseDepotOptions(await depotOptionsFrom(flags));
       const depot = await DepotServer.start(options);
+      for (const warning of depotStartupWarnings(options)) depot.log.warn(warning);
       process.stdout.write(`listening on ${depot.url}\n`);
       await new Promise<void>((resolve) => {
         let stopping = false;

@@ -373,6 +373,13 @@ function parseResource(value: unknown, index: number): ResourceOptions {
   if (fsync !== 'safe' && fsync !== 'fast') {
     throw configError(`\`${where}fsync\` must be "safe" or "fast" (got ${show(fsync)})`, `${where}fsync`, fsync);
   }
+  if (kind === 'memory' && obj['fsync'] !== undefined) {
+    throw configError(
+      `\`${where}fsync\` applies to disk resources only (give a path / --data); this one is "memory"`,
+      `${where}fsync`,
+      fsync,
+    );
+  }
   const startupCheck = obj['startupCheck'] ?? 'full';
   if (startupCheck !== 'full' && startupCheck !== 'size') {
     throw configError(
@@ -392,7 +399,10 @@ function parseResource(value: unknown, index: number): ResourceOptions {
   if (capacityBytes < 1) throw configError(`\`${where}capacityBytes\` must be at least 1 (got 0)`, `${where}capacityBytes`, 0);
   const maxAllocationBytes =
     obj['maxAllocationBytes'] === undefined
-      ? Math.min(base.maxAllocationBytes, capacityBytes)
+      ? // The whole capacity, as documented; a memory allocation is one Buffer, so at most its maximum length.
+        kind === 'memory'
+        ? Math.min(capacityBytes, bufferConstants.MAX_LENGTH)
+        : capacityBytes
       : parseByteSize(obj['maxAllocationBytes'], `${where}maxAllocationBytes`);
   if (maxAllocationBytes < 1 || maxAllocationBytes > capacityBytes) {
     throw configError(
