@@ -48,9 +48,9 @@ export interface ExnodeBlockSummary {
   maxAbs: number;
   /** SHA-256 of the block's bytes, lowercase hex. */
   hash: string;
-  /** Optional spectral bounds: largest and smallest eigenvalue of the block's Gram matrix. */
-  gramEigMax?: number;
-  gramEigMin?: number;
+  /** Optional spectral bounds: largest and smallest eigenvalue of the block's centred scatter matrix. */
+  scatterEigMax?: number;
+  scatterEigMin?: number;
 }
 
 /** A file composed of allocations on IBP depots, striped and replicated. */
@@ -174,8 +174,8 @@ function validateDatasetFields(m: Mapping, f: string): void {
       throw invalid(`${f}summary.colSumSq`, `must have as many entries as colSums (${s.colSums.length})`, s.colSumSq.length);
     finite(s.frob2, `${f}summary.frob2`, true);
     finite(s.maxAbs, `${f}summary.maxAbs`, true);
-    if (s.gramEigMax !== undefined) finite(s.gramEigMax, `${f}summary.gramEigMax`, true);
-    if (s.gramEigMin !== undefined) finite(s.gramEigMin, `${f}summary.gramEigMin`, true);
+    if (s.scatterEigMax !== undefined) finite(s.scatterEigMax, `${f}summary.scatterEigMax`, true);
+    if (s.scatterEigMin !== undefined) finite(s.scatterEigMin, `${f}summary.scatterEigMin`, true);
     if (typeof s.hash !== 'string' || !/^[0-9a-f]{64}$/.test(s.hash))
       throw invalid(`${f}summary.hash`, 'must be 64 lowercase hex digits', s.hash);
     if (m.rows !== undefined && m.rows.count !== s.rows)
@@ -218,8 +218,8 @@ export function anvilMappingMeta(m: Mapping): MetaEntry[] {
       { name: 'maxAbs', type: 'string', value: String(s.maxAbs) },
       { name: 'hash', type: 'string', value: s.hash },
     ];
-    if (s.gramEigMax !== undefined) children.push({ name: 'gramEigMax', type: 'string', value: String(s.gramEigMax) });
-    if (s.gramEigMin !== undefined) children.push({ name: 'gramEigMin', type: 'string', value: String(s.gramEigMin) });
+    if (s.scatterEigMax !== undefined) children.push({ name: 'scatterEigMax', type: 'string', value: String(s.scatterEigMax) });
+    if (s.scatterEigMin !== undefined) children.push({ name: 'scatterEigMin', type: 'string', value: String(s.scatterEigMin) });
     out.push({ name: 'summary', type: 'meta', children });
   }
   if (m.source !== undefined) out.push({ name: 'source', type: 'string', value: m.source });
@@ -299,8 +299,8 @@ export function readAnvilMappingMeta(
       maxAbs: metaNumber(c.get('maxAbs'), `${f}.maxAbs`),
       hash: scalar(c.get('hash'), `${f}.hash`),
     };
-    if (c.has('gramEigMax')) s.gramEigMax = metaNumber(c.get('gramEigMax'), `${f}.gramEigMax`);
-    if (c.has('gramEigMin')) s.gramEigMin = metaNumber(c.get('gramEigMin'), `${f}.gramEigMin`);
+    if (c.has('scatterEigMax')) s.scatterEigMax = metaNumber(c.get('scatterEigMax'), `${f}.scatterEigMax`);
+    if (c.has('scatterEigMin')) s.scatterEigMin = metaNumber(c.get('scatterEigMin'), `${f}.scatterEigMin`);
     out.summary = s;
   }
   const source = get('source');

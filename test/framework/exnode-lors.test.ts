@@ -198,7 +198,7 @@ describe('dataset fields of a mapping', () => {
           frob2: 5e300,
           maxAbs: Math.PI,
           hash: sha,
-          gramEigMax: 2.5,
+          scatterEigMax: 2.5,
         },
         source: 'sensor-7 @ utk',
       },

@@ -73,8 +73,8 @@ function mapping(withJson: boolean): fc.Arbitrary<Mapping> {
             frob2: nonNegative,
             maxAbs: nonNegative,
             hash: hex64,
-            gramEigMax: nonNegative,
-            gramEigMin: nonNegative,
+            scatterEigMax: nonNegative,
+            scatterEigMin: nonNegative,
           },
           { requiredKeys: ['cols', 'colSums', 'colSumSq', 'frob2', 'maxAbs', 'hash'] },
         ),
@@ -102,15 +102,15 @@ function mapping(withJson: boolean): fc.Arbitrary<Mapping> {
       };
       if (r.rows !== undefined) m.rows = r.rows;
       if (r.summary !== undefined) {
-        const { cols, gramEigMax, gramEigMin, ...s } = r.summary;
+        const { cols, scatterEigMax, scatterEigMin, ...s } = r.summary;
         const n = Math.min(cols, s.colSums.length, s.colSumSq.length);
         m.summary = {
           ...s,
           rows: r.rows?.count ?? 3,
           colSums: s.colSums.slice(0, n).map((v) => v + 0), // no -0: "-0" and "0" are one number in text
           colSumSq: s.colSumSq.slice(0, n),
-          ...(gramEigMax === undefined ? {} : { gramEigMax }),
-          ...(gramEigMin === undefined ? {} : { gramEigMin }),
+          ...(scatterEigMax === undefined ? {} : { scatterEigMax }),
+          ...(scatterEigMin === undefined ? {} : { scatterEigMin }),
         };
       }
       if (r.source !== undefined) m.source = r.source;
