@@ -28,7 +28,17 @@ export class ColumnMomentsAccumulator {
 
   /** Records a block's moments; a duplicate is ignored (`false`). */
   add(blockId: string, moments: ColumnMoments, bytesMoved = 0): boolean {
-    if (moments.colSums.length !== this.dim) throw invalidArgument('colSums.length', `${this.dim}`, moments.colSums.length);
+    // Validate everything before recording anything, so a bad answer changes nothing.
+    for (const field of ['colSums', 'colSumSq'] as const) {
+      const v = moments[field];
+      if (v.length !== this.dim) throw invalidArgument(`${field}.length`, `${this.dim}`, v.length);
+      for (let j = 0; j < v.length; j++) {
+        if (!Number.isFinite(v[j]!) || (field === 'colSumSq' && v[j]! < 0)) {
+          throw invalidArgument(`${field}[${j}]`, field === 'colSumSq' ? 'finite and ≥ 0' : 'finite', v[j]);
+        }
+      }
+    }
+    if (!Number.isFinite(bytesMoved) || bytesMoved < 0) throw invalidArgument('bytesMoved', 'finite and ≥ 0', bytesMoved);
     if (this.#sums.has(blockId)) {
       this.#sums.add(blockId, moments.colSums, bytesMoved);
       return false;

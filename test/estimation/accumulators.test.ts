@@ -157,6 +157,16 @@ describe('VectorAccumulator / ColumnMomentsAccumulator', () => {
     expect(() => acc.estimateSum([], { delta: 0.1 })).toThrow(/`planned`/);
   });
 
+  it('a column-moments answer with a bad field records nothing', () => {
+    const acc = new ColumnMomentsAccumulator(2);
+    expect(() => acc.add('b', { colSums: [1, NaN], colSumSq: [1, 1] })).toThrow(
+      'invalid argument: `colSums[1]` must be finite (got NaN)',
+    );
+    expect(() => acc.add('b', { colSums: [1, 1], colSumSq: [1, -1] })).toThrow(/colSumSq\[1\]/);
+    expect(acc.size).toBe(0);
+    expect(acc.add('b', { colSums: [1, 1], colSumSq: [1, 1] })).toBe(true);
+  });
+
   it('magnitude-bounded statistics bound missing blocks by ±U_b', () => {
     const stat = magnitudeBounded('row-sums-total', 1, (s) => [Math.sqrt(s.rows * s.cols * s.frob2)]);
     const acc = new VectorAccumulator(1, stat);
