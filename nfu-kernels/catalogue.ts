@@ -53,6 +53,10 @@ export interface OpAttrTypes {
   readonly gram: MatrixAttrs;
   readonly 'column-stats': MatrixAttrs;
   readonly atb: MatrixAttrs & Sized;
+  readonly 'affine-product': MatrixAttrs & Sized;
+  readonly 'affine-gram': MatrixAttrs & Sized;
+  readonly 'transpose-product': MatrixAttrs & Sized;
+  readonly 'fd-update': MatrixAttrs & Sized;
 }
 
 /** Name of a built-in op. */
@@ -194,6 +198,59 @@ export const CATALOGUE: { readonly [N in OpName]: OpSpec<N> } = {
     output: '`cols × k` float64 row-major; additive over row blocks',
     rowSplit: 'sum',
   },
+  'affine-product': {
+    opcode: 51,
+    name: 'affine-product',
+    summary:
+      'Y = A·W + 1·bᵀ for a supplied X = [W; bᵀ] (the tall factor of randomized SVD, kept at the depot; b centres the block)',
+    streams: [],
+    attrs: [...MATRIX, 'k'],
+    inputs: [
+      { name: 'A', layout: BLOCK },
+      { name: 'X', layout: '`(cols + 1) × k` float64 row-major: W, then the row bᵀ' },
+    ],
+    output: '`rows × k` float64 row-major; row blocks of A give the matching row blocks of Y',
+  },
+  'affine-gram': {
+    opcode: 52,
+    name: 'affine-gram',
+    summary: 'G = YᵀY for Y = A·W + 1·bᵀ, Y not stored (CholeskyQR, residual norms of probes against a subspace)',
+    streams: [],
+    attrs: [...MATRIX, 'k'],
+    inputs: [
+      { name: 'A', layout: BLOCK },
+      { name: 'X', layout: '`(cols + 1) × k` float64 row-major: W, then the row bᵀ' },
+    ],
+    output: '`k × k` float64 row-major, exactly symmetric; additive over row blocks',
+  },
+  'transpose-product': {
+    opcode: 53,
+    name: 'transpose-product',
+    summary: 'C = [Aᵀ·Y; 1ᵀY] for Y read from an allocation (power iterations, Aᵀ·residual)',
+    streams: [],
+    attrs: [...MATRIX, 'k'],
+    inputs: [
+      { name: 'A', layout: BLOCK },
+      { name: 'Y', layout: '`rows × k` float64 row-major (e.g. an `affine-product` output)' },
+    ],
+    output: '`(cols + 1) × k` float64 row-major: AᵀY, then the column sums of Y; additive over row blocks',
+  },
+  'fd-update': {
+    opcode: 54,
+    name: 'fd-update',
+    summary:
+      'Frequent Directions: the ℓ = k row sketch B of the rows seen, updated with the block’s rows; ‖AᵀA − BᵀB‖₂ ≤ Δ ≤ ‖A − A_j‖_F²/(ℓ − j)',
+    streams: [],
+    attrs: [...MATRIX, 'k'],
+    inputs: [
+      {
+        name: 'S',
+        layout: 'the state, `4 + k·cols` float64: ℓ, cols, rows seen, Δ, then B (`k × cols`); empty for a new sketch',
+      },
+      { name: 'A', layout: BLOCK },
+    ],
+    output: 'the new state, `4 + k·cols` float64 (written back in place of S)',
+  },
 };
 
 /** Every op, by opcode. */
@@ -209,7 +266,12 @@ export const ATTRIBUTE_DOCS: ReadonlyArray<readonly [AttrKey, string, string, st
   ['dtype', '`"float64"` or `"float32"`', '`"float64"`', 'element type of the input blocks; results are float64'],
   ['rows', '0 … 2³¹−1', 'required', 'rows of the block held in this call'],
   ['cols', '1 … 2³¹−1', 'required', 'columns of the block'],
-  ['k', '1 … 2²⁰', '1', 'sketch size (rows of Z, columns of Y), or columns of B for `atb`'],
+  [
+    'k',
+    '1 … 2²⁰',
+    '1',
+    'sketch size (rows of Z, columns of Y), columns of B for `atb` and of X, Y for the products, ℓ for `fd-update`',
+  ],
   ['seed', '0 … 2⁵³−1', '0', 'seed of the random matrix; the same seed gives the same matrix on every depot and backend'],
   [
     'rowOffset',

@@ -46,3 +46,5 @@ export { sparseSignSketch, STREAM_SPARSE_SIGN, STREAM_COUNT_SKETCH } from './ske
 export { srht, fwhtColumns, STREAM_SRHT_SIGNS, STREAM_SRHT_ROWS } from './sketch/srht.js';
 export { gram, columnStats, atb } from './reduce/reductions.js';
 export { xorBytes } from './bytes/byte-ops.js';
+export { affineProduct, affineGram, transposeProduct } from './linalg/products.js';
+export { fdUpdate, fdShrink, fdStateLength, jacobiEigen } from './linalg/frequent-directions.js';

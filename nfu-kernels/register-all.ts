@@ -2,21 +2,27 @@ import { sha256Kernel, xorKernel } from './bytes/byte-ops.js';
 import { OPS } from './catalogue.js';
 import type { KernelConfig } from './kernel.js';
 import { atbKernel, columnStatsKernel, gramKernel } from './reduce/reductions.js';
+import { affineGramKernel, affineProductKernel, transposeProductKernel } from './linalg/products.js';
+import { fdUpdateKernel } from './linalg/frequent-directions.js';
 import { KernelRegistry } from './registry.js';
 import { gaussianSketchLeftKernel, gaussianSketchRightKernel } from './sketch/gaussian-sketch.js';
 import { countSketchKernel, sparseSignSketchKernel } from './sketch/sparse-sign-sketch.js';
 import { srhtKernel } from './sketch/srht.js';
 
 const KERNELS: readonly KernelConfig[] = [
+  affineGramKernel,
+  affineProductKernel,
   atbKernel,
   columnStatsKernel,
   countSketchKernel,
+  fdUpdateKernel,
   gaussianSketchLeftKernel,
   gaussianSketchRightKernel,
   gramKernel,
   sha256Kernel,
   sparseSignSketchKernel,
   srhtKernel,
+  transposeProductKernel,
   xorKernel,
 ];
 

@@ -31,6 +31,21 @@ export function kernelCases(): KernelCase[] {
     cases.push({ name: `gram ${dtype}`, kernel: 'gram', attrs: base, inputs: [A] });
     cases.push({ name: `column stats ${dtype}`, kernel: 'column-stats', attrs: base, inputs: [A] });
     cases.push({ name: `atb ${dtype}`, kernel: 'atb', attrs: { ...base, k: 4 }, inputs: [A, block(rows, 4, 2, dtype)] });
+    const X = block(cols + 1, 5, 4, 'float64');
+    cases.push({ name: `affine product ${dtype}`, kernel: 'affine-product', attrs: { ...base, k: 5 }, inputs: [A, X] });
+    cases.push({ name: `affine gram ${dtype}`, kernel: 'affine-gram', attrs: { ...base, k: 5 }, inputs: [A, X] });
+    cases.push({
+      name: `transpose product ${dtype}`,
+      kernel: 'transpose-product',
+      attrs: { ...base, k: 3 },
+      inputs: [A, block(rows, 3, 5, 'float64')],
+    });
+    cases.push({
+      name: `fd update, new sketch ${dtype}`,
+      kernel: 'fd-update',
+      attrs: { ...base, k: 6 },
+      inputs: [new Uint8Array(0), A],
+    });
   }
   cases.push({ name: 'sha256', kernel: 'sha256', attrs: undefined, inputs: [block(100, 10, 3, 'float64')] });
   cases.push({
