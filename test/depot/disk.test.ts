@@ -2,7 +2,7 @@ import { appendFileSync, existsSync, readFileSync, statSync, truncateSync, write
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualClock, type DepotOptionsInput } from '../../depot/index.js';
-import { recordHeader } from '../../depot/resources/disk/redo-journal.js';
+import { endRecord, recordHeader } from '../../depot/resources/disk/redo-journal.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -128,7 +128,7 @@ describe('disk resources', () => {
     expect((await t.client.load(a.read, 0, 14)).toString()).toBe('committed+more');
   });
 
-  it('an overwrite goes through a redo journal that is gone once it commits; a stale journal is never re-applied', async () => {
+  it('an overwrite goes through a redo journal that is emptied once it commits; a stale journal is never re-applied', async () => {
     const dir = temp();
     const clock = new VirtualClock();
     let t = await disk(dir, clock);
@@ -136,14 +136,14 @@ describe('disk resources', () => {
     await t.client.store(a.write, Buffer.alloc(300_000, 1));
     await t.client.write(a.write, 100_000, Buffer.alloc(100_000, 2)); // journaled: inside the data
     const file = fileOf(dir, Number(a.read.wrmKey));
-    expect(existsSync(`${file}.redo`)).toBe(false);
+    expect(statSync(`${file}.redo`).size).toBe(0);
     // a later write changes the range again; then a journal of the first one shows up (a crash
     // before its removal reached the disk): its write is recorded as done, so it must be ignored
     await t.client.write(a.write, 100_000, Buffer.alloc(100_000, 3));
     await t.close();
     cleanups.pop();
     const payload = Buffer.alloc(100_000, 2);
-    writeFileSync(`${file}.redo`, Buffer.concat([recordHeader(1, 100_000, [payload]), payload]));
+    writeFileSync(`${file}.redo`, Buffer.concat([recordHeader(1, 100_000, [payload]), payload, endRecord(1)]));
     t = await disk(dir, clock);
     expect(existsSync(`${file}.redo`)).toBe(false);
     const back = await t.client.load(a.read, 0, 300_000);

@@ -1,4 +1,4 @@
-import { constants as fsConstants, rmSync } from 'node:fs';
+import { constants as fsConstants, truncateSync } from 'node:fs';
 import { mkdir, open, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -7,18 +7,18 @@ import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
 import { Status } from '../../../ibp/index.js';
 import type { FsyncPolicy } from '../../options.js';
 import type { MetadataDb } from './metadata-db.js';
-import { journalPath, recordHeader } from './redo-journal.js';
+import { applyJournal, endRecord, journalPath, recordHeader } from './redo-journal.js';
 import type { SpaceReserve } from './space-reserve.js';
 
 /** Bytes covered by one stored checksum. */
 export const BLOCK_BYTES = 64 * 1024;
-/** Writes are gathered up to this many bytes before one positional writev. */
+/** Writes are gathered up to this many bytes before one positional writev (or journal record). */
 const WRITE_BATCH_BYTES = 1024 * 1024;
 /** Reads go to the file in runs of this many bytes (whole blocks). */
 const READ_RUN_BYTES = 16 * BLOCK_BYTES;
 
 const CREATE_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT;
-const JOURNAL_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC;
+const JOURNAL_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_TRUNC;
 
 /** What disk data needs to know of, and tell, its allocation. */
 export interface DiskOwner {
@@ -58,6 +58,8 @@ export class DiskData implements AllocationData {
   private seq: number | undefined;
   /** Sequence number of the journal of the write in progress, once it has written one. */
   private journaled: number | undefined;
+  /** Highest sequence number handed out. */
+  private lastSeq = 0;
 
   constructor(
     readonly file: string,
@@ -87,11 +89,15 @@ export class DiskData implements AllocationData {
       throw storageError(e, `allocation ${this.owner.id}: cannot open its file`);
     }
     const end = offset + length;
-    // Bytes in [offset, journalEnd) change committed data in place: they go through the redo journal.
-    const journalEnd = Math.min(end, this.owner.size);
-    const seq = this.committedSeq() + 1;
+    const size = this.owner.size;
+    // Bytes in [offset, journalEnd) replace committed ones: they are staged in the redo journal and
+    // copied in place only once all have arrived (see redo-journal.ts); the rest go to the file.
+    const journalEnd = Math.min(end, size);
+    const jpath = journalPath(this.file);
+    let seq = 0;
     let journal: FileHandle | undefined;
     let journalAt = 0;
+    let applying = false;
     let cursor = offset;
     const batch: Buffer[] = [];
     let batchBytes = 0;
@@ -100,26 +106,28 @@ export class DiskData implements AllocationData {
     const streaming = new Map<number, number>();
     const toJournal = async (at: number, parts: Buffer[]) => {
       if (journal === undefined) {
-        journal = await this.io.open(journalPath(this.file), JOURNAL_FLAGS);
+        seq = this.nextSeq();
+        const had = await stat(jpath).then(
+          () => true,
+          () => false,
+        );
+        journal = await this.io.open(jpath, JOURNAL_FLAGS);
         this.journaled = seq;
-        if (this.fsync === 'safe') await syncDirectory(dirname(this.file));
+        if (!had && this.fsync === 'safe') await syncDirectory(dirname(this.file));
       }
       const record = [recordHeader(seq, at, parts), ...parts];
       await writeAll(journal, record, journalAt);
-      journalAt += record.reduce((s, p) => s + p.length, 0);
-      if (this.fsync === 'safe') await journal.datasync();
+      journalAt += record.reduce((n, p) => n + p.length, 0);
     };
-    /** Writes the batch up to the last block boundary it reaches (all of it when `final`). */
-    const flush = async (final: boolean) => {
-      const cut = final ? batchAt + batchBytes : Math.floor((batchAt + batchBytes) / BLOCK_BYTES) * BLOCK_BYTES;
-      const n = cut - batchAt;
-      if (n <= 0) return;
-      const parts = takeBytes(batch, n);
+    const flush = async () => {
+      if (batchBytes === 0) return;
+      const parts = batch.splice(0);
       const at = batchAt;
-      batchAt += n;
-      batchBytes -= n;
-      if (at < journalEnd) await toJournal(at, n <= journalEnd - at ? parts : takeBytes([...parts], journalEnd - at));
-      await writeAll(fh, parts, at);
+      const staged = Math.max(0, Math.min(batchBytes, journalEnd - at));
+      batchAt += batchBytes;
+      batchBytes = 0;
+      if (staged > 0) await toJournal(at, takeBytes(parts, staged));
+      if (parts.length > 0) await writeAll(fh, parts, at + staged);
     };
     let closed = false;
     const close = async () => {
@@ -144,7 +152,7 @@ export class DiskData implements AllocationData {
         batchBytes += chunk.length;
         if (batchBytes >= WRITE_BATCH_BYTES) {
           try {
-            await flush(false);
+            await flush();
           } catch (e) {
             throw storageError(e, `allocation ${this.owner.id}: write failed`);
           }
@@ -153,7 +161,14 @@ export class DiskData implements AllocationData {
       finish: async (newSize: number): Promise<BlockChecksums> => {
         if (cursor !== end) throw new RangeError(`finish of a partial range: ${cursor} of ${end}`);
         try {
-          await flush(true);
+          await flush();
+          if (journal !== undefined) {
+            // All the bytes are staged: close the journal, make it durable, then change the data.
+            await writeAll(journal, [endRecord(seq)], journalAt);
+            if (this.fsync === 'safe') await journal.datasync();
+            applying = true;
+            await applyJournal(journal, fh, journalEnd, BLOCK_BYTES);
+          }
           if (this.fsync === 'safe') {
             await fh.datasync();
             if (!existed) await syncDirectory(dirname(this.file));
@@ -183,7 +198,8 @@ export class DiskData implements AllocationData {
       },
       abort: async () => {
         await close();
-        await this.discardPast(this.owner.size, offset < this.owner.size ? offset : undefined, Math.min(cursor, this.owner.size));
+        // Committed bytes changed only if the journal was being applied.
+        await this.discardPast(size, applying ? offset : undefined, applying ? journalEnd : undefined);
       },
     };
   }
@@ -208,14 +224,20 @@ export class DiskData implements AllocationData {
     if (this.journaled === undefined) return;
     this.seq = this.journaled;
     this.journaled = undefined;
-    // Synchronous, so the next write's journal is never the one being removed. Not synced: a
-    // journal that survives a crash is stale (its sequence number is recorded) and is ignored.
-    rmSync(journalPath(this.file), { force: true });
+    // Emptied, not removed (its directory entry need not be synced again). Not synced: a journal
+    // that survives a crash is stale (its sequence number is recorded) and is ignored.
+    try {
+      truncateSync(journalPath(this.file), 0);
+    } catch {
+      // gone already
+    }
   }
 
-  private committedSeq(): number {
+  /** A sequence number for a new journal: above every one recorded or used. */
+  private nextSeq(): number {
     this.seq ??= this.db.journalSeq(this.owner.id);
-    return this.seq;
+    this.lastSeq = Math.max(this.lastSeq, this.seq) + 1;
+    return this.lastSeq;
   }
 
   async read(offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void> {
