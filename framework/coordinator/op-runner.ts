@@ -3,7 +3,18 @@ import type { Dataset, DatasetBlock, DatasetReplica } from './dataset-shape.js';
 
 /** Kernel names the coordinator's jobs run (see nfu-kernels/register-all.ts). */
 export type CoordinatorOpName =
-  'column-stats' | 'gram' | 'atb' | 'gaussian-sketch-left' | 'sparse-sign-sketch' | 'count-sketch' | 'srht';
+  | 'column-stats'
+  | 'gram'
+  | 'atb'
+  | 'gaussian-sketch-left'
+  | 'sparse-sign-sketch'
+  | 'count-sketch'
+  | 'srht'
+  // algorithms/ (runners that pass the op's extra inputs and allocation outputs)
+  | 'affine-product'
+  | 'affine-gram'
+  | 'transpose-product'
+  | 'fd-update';
 
 /** The NFU op a job runs on every row block: kernel name, scalar attributes and its output size. */
 export interface OpSpec {
