@@ -1,4 +1,4 @@
-import { normals, type Attrs, type OpName } from '../../nfu-kernels/index.js';
+import { encodeAttrs, fdUpdate, normals, parseAttrs, type Attrs, type OpName } from '../../nfu-kernels/index.js';
 
 /** One compliance case: a kernel, its attributes and inputs (a matrix block and maybe B). */
 export interface KernelCase {
