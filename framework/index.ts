@@ -205,3 +205,18 @@ export {
   type LoopbackDepots,
   type LoopbackDepotOptions,
 } from './dataset/index.js';
+// Estimation pieces the algorithms build their bounds from.
+export {
+  MatrixAccumulator,
+  bernsteinRadius,
+  robustQualityWeights,
+  scatterBounds,
+  gramNormBound,
+  symmetricEigenvalues,
+  type MatrixStatistic,
+  type PlannedBlock,
+  type EstimateOptions,
+  type SourceWeight,
+  type ErrorPart,
+  type QualityScore,
+} from './estimation/index.js';
