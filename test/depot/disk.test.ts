@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualClock, type DepotOptionsInput } from '../../depot/index.js';
 import { endRecord, recordHeader } from '../../depot/resources/disk/redo-journal.js';
-import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { RawSession, keyOf, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const fileOf = (dir: string, id: number) => join(dir, 'data', (id % 256).toString(16).padStart(2, '0'), String(id));
@@ -152,6 +152,27 @@ describe('disk resources', () => {
     expect(back.subarray(200_000).every((x) => x === 1)).toBe(true);
   });
 
+  it('an overwrite cut off mid-body changes nothing: the committed bytes stay, before and after a restart', async () => {
+    const dir = temp();
+    const clock = new VirtualClock();
+    let t = await disk(dir, clock);
+    const a = await t.client.allocate(t, { size: 3_000_000, durationSec: 100 });
+    const data = Buffer.alloc(3_000_000);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 13) & 0xff;
+    await t.client.store(a.write, data);
+    const s = await RawSession.open(t.port);
+    s.send(`1 13 ${keyOf(capString(a.write))} 50000 2500000 10\n`);
+    s.send(Buffer.alloc(1_500_000, 0xab)); // then the client goes away
+    await new Promise((r) => setTimeout(r, 200));
+    s.end();
+    await s.closed;
+    expect((await t.client.load(a.read, 0, 3_000_000)).equals(data)).toBe(true);
+    await t.close();
+    cleanups.pop();
+    t = await disk(dir, clock);
+    expect((await t.client.load(a.read, 0, 3_000_000)).equals(data)).toBe(true);
+  });
+
   it('deleted and expired allocations wait in the trash for the grace period, counted in capacity, across restarts', async () => {
     const dir = temp();
     const clock = new VirtualClock();
@@ -220,3 +241,7 @@ describe('disk resources', () => {
     ]);
   });
 });
+
+function capString(cap: { host: string; port: number; rid: string; key: string; wrmKey: string; type: 1 | 2 | 3 }): string {
+  return `ibp://${cap.host}:${cap.port}/${cap.rid}#${cap.key}/${cap.wrmKey}/${['', 'READ', 'WRITE', 'MANAGE'][cap.type]}`;
+}

@@ -177,7 +177,12 @@ export class DiskResource implements StorageResource {
       await truncate(file, r.size);
       result = 'cut';
     }
-    await this.redo(r, file);
+    try {
+      await this.redo(r, file);
+    } catch (e) {
+      // Its blocks may be half old, half new: never served as good data.
+      return `an overwrite interrupted by a crash could not be finished (${(e as Error).message})`;
+    }
     if (this.options.startupCheck === 'full' && r.size > 0) {
       const owner = { id: r.id, size: r.size, maxSize: r.maxSize, markDamaged: () => undefined, settled: async () => undefined };
       const data = new DiskData(file, owner, this.db, 'fast', this.io, this.reserve);
