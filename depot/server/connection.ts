@@ -318,9 +318,12 @@ export class Connection {
     const allocation = core.lookup(req.cap, CapType.READ);
     core.checkReadRange(allocation, req.offset, req.length);
     await this.send(countReply(req.length));
+    // The reply must be read at the same rate a body must be sent.
+    const deadline = this.bodyDeadline(req.length, req.timeoutSec);
     try {
-      await allocation.data.read(req.offset, req.length, (chunk) => this.send('', chunk));
+      await allocation.data.read(req.offset, req.length, (chunk) => this.send('', chunk, deadline));
     } catch (e) {
+      if (e instanceof ReadError) throw e; // the client was too slow, or left
       // The header is out: the only way left to signal the failure is to cut the connection.
       this.log.warn({ alloc: allocation.id, err: (e as Error).message }, 'load failed after its header; closing');
       this.stream.destroy();
@@ -377,16 +380,21 @@ export class Connection {
     }
   }
 
-  /** Writes a reply; waits for the socket to drain when its buffer is full. */
-  private async send(head: string, body?: Buffer): Promise<void> {
+  /**
+   * Writes a reply; waits for the socket to drain when its buffer is full, at most
+   * `dataProgressTimeoutMs` and not past `deadline` (a `Date.now()` value), else the connection is cut.
+   */
+  private async send(head: string, body?: Buffer, deadline = Number.POSITIVE_INFINITY): Promise<void> {
     if (this.stream.destroyed || this.stream.writableEnded) return;
     let ok = head.length === 0 ? true : this.stream.write(head, 'latin1');
     if (body !== undefined && body.length > 0) ok = this.stream.write(body);
-    if (!ok) await this.drain();
+    if (!ok) await this.drain(deadline);
   }
 
-  private drain(): Promise<void> {
-    const timeoutMs = this.ctx.options.limits.dataProgressTimeoutMs;
+  private drain(deadline: number): Promise<void> {
+    const progressMs = this.ctx.options.limits.dataProgressTimeoutMs;
+    const timeoutMs = Math.max(0, Math.min(progressMs, deadline - Date.now()));
+    const reason = timeoutMs < progressMs ? 'body-timeout' : 'data-timeout';
     return new Promise<void>((resolve, reject) => {
       const cleanup = () => {
         clearTimeout(timer);
@@ -400,7 +408,7 @@ export class Connection {
       const timer = setTimeout(() => {
         cleanup();
         this.stream.destroy();
-        reject(new ReadError('data-timeout', `peer did not read the reply within ${timeoutMs} ms`));
+        reject(new ReadError(reason, `peer did not read the reply within ${timeoutMs} ms (${reason})`));
       }, timeoutMs);
       this.stream.on('drain', onDrain);
       this.stream.on('close', onDrain);

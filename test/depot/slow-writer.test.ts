@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { capTokens } from '../../ibp/index.js';
 import { RawSession, keyOf, rawAllocate, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import {
   DEFAULT_CLOSE_DRAIN_BYTES,
   DEFAULT_CLOSE_LINGER_MS,
@@ -87,6 +89,37 @@ describe('no wait behind a slow writer is unbounded', () => {
     expect(await queued.line(WAIT_MS)).toBe('-42 \n');
     expect(await queued.closedWithin(WAIT_MS)).toBe(true);
   });
+
+  it('a LOAD reply read at a trickle is cut off by the same deadline, though every run drains in time', async () => {
+    const dir = tempDir('anvil-slow-load-');
+    try {
+      const size = 32 << 20; // well beyond what the kernel's socket buffers absorb
+      t = await startDepot({
+        resource: [{ rid: '1', path: dir.path, capacityBytes: '64MiB', fsync: 'fast' }],
+        limits: { dataProgressTimeoutMs: 6_000, minBodyBytesPerSec: '16MiB' },
+      });
+      const caps = await t.client.allocate(t, { size, durationSec: 60 });
+      await t.client.store(caps.write, Buffer.alloc(size, 7));
+      t.client.close(); // no pooled connection left: the LOAD's is the only one
+      const s = await open();
+      s.socket.pause();
+      s.socket.removeAllListeners('data');
+      s.send(`1 8 ${capTokens(caps.read).join(' ')} 0 ${size} 1\n`);
+      // 64 KiB every 100 ms: each 1 MiB read run of the disk drains well within dataProgressTimeoutMs,
+      // but the whole reply would take 50 s against the 6 s + 32 MiB / 16 MiB/s = 8 s allowed.
+      const timer = setInterval(() => s.socket.read(64 * 1024), 100);
+      timers.push(timer);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(t.depot.connectionCount).toBe(1);
+      const deadline = Date.now() + 2 * WAIT_MS;
+      while (t.depot.connectionCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(t.depot.connectionCount).toBe(0);
+    } finally {
+      await t?.close();
+      t = undefined;
+      dir.cleanup();
+    }
+  }, 40_000);
 
   it('NFU parameter data trickled in is cut off the same way', async () => {
     t = await startDepot({ limits: { dataProgressTimeoutMs: 1_000, minBodyBytesPerSec: 100 } });
