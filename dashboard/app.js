@@ -172,7 +172,6 @@ function onEstimate(m) {
   $('s-bytes').textContent = bytes(e.bytesMoved);
   $('s-count').textContent = String(state.estimates);
   $('s-method').textContent = e.method;
-  if (e.final) setJobState('done');
 }
 
 function renderDepots() {

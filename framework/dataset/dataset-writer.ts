@@ -210,6 +210,14 @@ export class DatasetWriter {
     return report;
   }
 
+  /**
+   * The dataset stored so far: the longest prefix of blocks stored on all their replicas, as a job would
+   * see it from the exNode. Streaming jobs follow a growing ingest through this.
+   */
+  snapshot(): Dataset {
+    return datasetFromExnode(this.exnodeOf(this.committedPrefix()));
+  }
+
   /** Rows appended so far (stored or buffered). */
   get appendedRows(): number {
     let buffered = 0;

@@ -1,0 +1,97 @@
+import { depotId, type DepotHealthTracker, type LiveHub, type LoopbackDepots } from '../../framework/index.js';
+
+/** mulberry32: a small seeded generator, so a demo run's chaos is the same for the same seed. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Seconds between disruptions, and how long one lasts. */
+const EVERY_SEC: readonly [number, number] = [10, 18];
+const DOWN_SEC: readonly [number, number] = [5, 9];
+
+/**
+ * The demo's chaos: now and then one depot is killed (SIGKILL, then restarted empty — a memory depot loses
+ * its data) or paused (SIGSTOP, then SIGCONT). At most one depot is disrupted at a time. Each action is
+ * published on the dashboard's timeline; the coordinator only learns of it from its ops failing.
+ */
+export class ChaosMonkey {
+  private readonly rand: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private busy: Promise<void> = Promise.resolve();
+  lastAction: string | undefined;
+
+  constructor(
+    private readonly loop: LoopbackDepots,
+    private readonly hub: LiveHub,
+    private readonly health: DepotHealthTracker,
+    seed: number,
+  ) {
+    this.rand = seeded(seed ^ 0x5eed);
+  }
+
+  start(): void {
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.busy;
+  }
+
+  private between([lo, hi]: readonly [number, number]): number {
+    return (lo + (hi - lo) * this.rand()) * 1000;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.busy = this.disrupt().finally(() => this.schedule());
+    }, this.between(EVERY_SEC));
+  }
+
+  private event(kind: 'failure' | 'recovery', text: string, depot: string): void {
+    this.lastAction = text;
+    this.hub.publish({ v: 1, type: 'event', kind, at: Date.now(), text, depot });
+  }
+
+  private async disrupt(): Promise<void> {
+    const i = Math.floor(this.rand() * this.loop.depots.length);
+    const name = depotId(this.loop.depots[i]!);
+    const down = this.between(DOWN_SEC);
+    // Waits `ms`, or less once the monkey is stopped.
+    const wait = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const until = Date.now() + ms;
+        const poll = setInterval(() => {
+          if (this.stopped || Date.now() >= until) {
+            clearInterval(poll);
+            resolve();
+          }
+        }, 100);
+      });
+    if (this.rand() < 0.6) {
+      await this.loop.kill(i);
+      this.event('failure', `chaos: killed ${name} (SIGKILL)`, name);
+      await wait(down);
+      if (this.stopped) return;
+      await this.loop.restart(i);
+      this.event('recovery', `chaos: restarted ${name} (empty: the replicas it held are gone)`, name);
+      this.health.set(name, 'up');
+    } else {
+      this.loop.pause(i);
+      this.event('failure', `chaos: paused ${name} (SIGSTOP)`, name);
+      await wait(down);
+      this.loop.resume(i);
+      this.event('recovery', `chaos: resumed ${name} (SIGCONT)`, name);
+    }
+  }
+}

@@ -1,0 +1,209 @@
+import { BehaviorSubject, Subject, auditTime, filter, type Subscription } from 'rxjs';
+import { IbpClient } from '../../ibp/index.js';
+import {
+  Coordinator,
+  DatasetWriter,
+  DepotHealthTracker,
+  IbpOpRunner,
+  LiveServer,
+  ReliabilityStore,
+  covarianceJob,
+  depotId,
+  publishJob,
+  spectrumSeries,
+  startLoopbackDepots,
+  streamSensorField,
+  type CoordinatorDataset,
+  type Estimate,
+  type LoopbackDepots,
+  type SensorFault,
+} from '../../framework/index.js';
+import { ObservedRunner } from './observed-runner.js';
+import { ChaosMonkey } from './chaos-monkey.js';
+import { ProgressLine } from './progress-line.js';
+
+export interface DemoOptions {
+  port: number;
+  host: string;
+  depots: number;
+  /** Seconds to run (0 = until stopped). */
+  durationSec: number;
+  chaos: boolean;
+  seed: number;
+  /** Rows per second per sensor. */
+  rate: number;
+  /** Where progress goes (default stdout). */
+  out?: NodeJS.WritableStream;
+  /** Stops the demo. */
+  signal?: AbortSignal;
+  /** Called once the dashboard listens, with its URL. */
+  onReady?: (url: string, depots: readonly string[]) => void;
+}
+
+/** What the simulated sensor field looks like (kept small so the dashboard is readable). */
+const SITES = 3;
+const SENSORS_PER_SITE = 4;
+const CHANNELS = 8;
+const FACTORS = 3;
+const BLOCK_ROWS = 512;
+const WINDOW_ROWS = 48 * 1024;
+const FAULT_RATES: Partial<Record<SensorFault, number>> = { garbage: 1 / 12, spiking: 1 / 12 };
+
+/**
+ * `anvil demo`: loopback depots with memory resources, a simulated sensor field streaming into them, a
+ * streaming principal-component job over the last rows (covariance spectrum with its error band), the
+ * live server with the dashboard, and — unless `chaos` is off — depots killed, paused and restarted now
+ * and then, so failures show up as sampling events instead of errors. Resolves when the duration is over
+ * or the signal aborts, after everything it started has stopped.
+ */
+export async function runDemo(o: DemoOptions): Promise<void> {
+  const out = o.out ?? process.stdout;
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(o.signal?.reason);
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch {
+        // keep stopping the rest
+      }
+    }
+  };
+  try {
+    const loop: LoopbackDepots = await startLoopbackDepots(o.depots, { capacity: '512MiB' });
+    cleanups.push(() => loop.stop());
+    const names = loop.depots.map(depotId);
+    const server = await new LiveServer({ host: o.host, port: o.port }).listen();
+    cleanups.push(() => server.close());
+    const hub = server.hub;
+    const client = new IbpClient({ timeoutMs: 5_000, connectTimeoutMs: 1_000 });
+    cleanups.push(() => client.close());
+
+    const store = new ReliabilityStore({ clock: { now: () => Date.now() } });
+    const health = new DepotHealthTracker(hub, (d) => store.depot(d).p);
+    const runner = new ObservedRunner(
+      new IbpOpRunner(client),
+      {
+        answered: (d) => health.observe(d, 'answer'),
+        failed: (d, reason) => health.observe(d, 'failure', reason.slice(0, 120)),
+        slow: (d) => health.observe(d, 'late'),
+      },
+      750,
+    );
+    const jobs = await Coordinator.open({ reliabilityPath: null, runner, reliability: store });
+    cleanups.push(() => jobs.close());
+    for (const d of names) health.set(d, 'up');
+
+    const writer = new DatasetWriter(client, {
+      name: 'demo-sensor-field',
+      cols: CHANNELS,
+      depots: loop.depots,
+      copies: Math.min(2, o.depots),
+      blockRows: BLOCK_ROWS,
+      allocationBytes: 64 * BLOCK_ROWS * CHANNELS * 8,
+      durationSec: 3600,
+    });
+    cleanups.push(() => writer.abort('demo stopped'));
+
+    // Dataset versions: the stored prefix, refreshed as blocks land (at most twice a second).
+    const versions = new Subject<CoordinatorDataset>();
+    const blocksStored = new BehaviorSubject(0);
+    const versionsSub = blocksStored
+      .pipe(
+        auditTime(500),
+        filter((n) => n > 0),
+      )
+      .subscribe(() => {
+        versions.next(writer.snapshot());
+      });
+    cleanups.push(() => versionsSub.unsubscribe());
+
+    const ingest = (async () => {
+      const batches = streamSensorField(
+        {
+          seed: o.seed,
+          sites: SITES,
+          sensorsPerSite: SENSORS_PER_SITE,
+          channels: CHANNELS,
+          factors: FACTORS,
+          rowsPerSensor: Number.POSITIVE_INFINITY,
+          faultRates: FAULT_RATES,
+          faultOnsetRow: 2000,
+        },
+        { batchRows: 128, rowsPerSecond: o.rate, signal: stop.signal },
+      );
+      for await (const b of batches) {
+        await writer.append(b.source, b.data, b.rows);
+        blocksStored.next(writer.stats().blocks);
+      }
+    })().catch((e: unknown) => {
+      if (!stop.signal.aborted) {
+        hub.publish({ v: 1, type: 'event', kind: 'failure', at: Date.now(), text: `ingest stopped: ${(e as Error).message}` });
+      }
+    });
+    cleanups.push(async () => {
+      stop.abort();
+      await ingest;
+    });
+
+    const progress = new ProgressLine(out);
+    let latest: Estimate<Float64Array> | undefined;
+    const job$ = publishJob(
+      hub,
+      {
+        jobId: 'demo-pca',
+        name: `streaming PCA of ${SITES * SENSORS_PER_SITE} sensors × ${CHANNELS} channels (last ${WINDOW_ROWS / 1024}k rows)`,
+      },
+      jobs.follow(versions, (ds) => covarianceJob(ds), { kind: 'rows', rows: WINDOW_ROWS }, { opTimeoutMs: 2_000, delta: 0.05 }),
+      spectrumSeries(CHANNELS, FACTORS),
+    );
+    const jobSub: Subscription = job$.subscribe({
+      next: (e) => {
+        latest = e;
+      },
+      error: (e: unknown) => {
+        hub.publish({ v: 1, type: 'event', kind: 'failure', at: Date.now(), text: `job failed: ${(e as Error).message}` });
+      },
+    });
+    cleanups.push(() => jobSub.unsubscribe());
+
+    let chaos: ChaosMonkey | undefined;
+    if (o.chaos && o.depots > 1) {
+      chaos = new ChaosMonkey(loop, hub, health, o.seed);
+      chaos.start();
+      cleanups.push(() => chaos!.stop());
+    }
+
+    o.onReady?.(server.url, names);
+    out.write(`dashboard: ${server.url}\n`);
+    out.write(`depots: ${names.join(', ')}${o.chaos ? ' (chaos on: depots are killed and paused now and then)' : ''}\n`);
+    out.write('press Ctrl-C to stop\n');
+
+    const ticker = setInterval(() => {
+      progress.update({
+        rows: writer.stats().rows,
+        depotsUp: names.filter((d) => health.state(d) === 'up').length,
+        depotsSlow: names.filter((d) => health.state(d) === 'slow').length,
+        depots: names.length,
+        estimate: latest,
+        chaos: chaos?.lastAction,
+      });
+    }, 1000);
+    cleanups.push(() => {
+      clearInterval(ticker);
+      progress.done();
+    });
+
+    await new Promise<void>((resolve) => {
+      if (stop.signal.aborted) return resolve();
+      stop.signal.addEventListener('abort', () => resolve(), { once: true });
+      if (o.durationSec > 0) setTimeout(() => stop.abort(), o.durationSec * 1000).unref();
+    });
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+    stop.abort();
+    await cleanup();
+  }
+}
