@@ -14,6 +14,7 @@ import {
   keyRefOf,
 } from '../protocol/format.js';
 import { NfuParamKind, type ManageRequest } from '../protocol/requests.js';
+import { encodeNfuParam, isNfuRefKind } from '../protocol/nfu-framing.js';
 import type { ProbeFields } from '../protocol/reply.js';
 import { IbpProtocolError } from '../errors.js';
 import { ClientError, ClientErrorCode } from './client-error.js';
@@ -479,14 +480,14 @@ export class IbpClient {
     const parts: Array<string | Uint8Array> = [head];
     params.forEach((p, i) => {
       let data: Uint8Array;
-      if (p.kind === NfuParamKind.REF_RD || p.kind === NfuParamKind.REF_WR || p.kind === NfuParamKind.REF_RDWR) {
+      if (isNfuRefKind(p.kind)) {
         if (p.cap === undefined)
           throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `NFU parameter ${i}: a reference needs a cap`);
         data = Buffer.from(typeof p.cap === 'string' ? p.cap : formatCapability(p.cap), 'latin1');
       } else {
         data = p.kind === NfuParamKind.VAL_OUT ? new Uint8Array(0) : (p.data ?? new Uint8Array(0));
       }
-      parts.push(`${p.kind} ${p.offset ?? 0} ${p.length ?? 0} ${data.length}\n`, data);
+      parts.push(...encodeNfuParam({ kind: p.kind, offset: p.offset ?? 0, length: p.length ?? 0 }, data));
     });
     parts.push('\n');
     return this.run(
