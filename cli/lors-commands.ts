@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { Command as CliCommand } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { IbpClient, type DepotAddress } from '../ibp/index.js';
@@ -23,9 +23,36 @@ import {
   upload,
   Warmer,
   writeExnode,
+  type RefreshMode,
   type WarmReport,
 } from '../framework/index.js';
-import { parseByteSize } from '../depot/index.js';
+import { DepotError, parseByteSize } from '../depot/index.js';
+
+/** A byte size flag (`4MiB`); a bad one is the tool's argument error, not a depot configuration error. */
+function byteSize(value: unknown, flag: string): number {
+  try {
+    return parseByteSize(value, flag);
+  } catch (e) {
+    if (!(e instanceof DepotError)) throw e;
+    throw new FrameworkError(
+      FrameworkErrorCode.INVALID_ARGUMENT,
+      `${flag} must be a size in bytes, an integer with an optional unit B, KiB, MiB, GiB, TiB, kB, MB, GB or TB (got ${String(value)})`,
+    );
+  }
+}
+
+/** `--mapping 0,3`: mapping indexes as `anvil stat` numbers them. */
+function mappingList(value: string): number[] {
+  const entries = value.split(',').map((e) => e.trim());
+  const bad = entries.find((e) => !/^\d{1,9}$/.test(e));
+  if (bad !== undefined) {
+    throw new FrameworkError(
+      FrameworkErrorCode.INVALID_ARGUMENT,
+      `--mapping expects comma-separated mapping indexes (0, 1, … as \`anvil stat\` numbers them), e.g. 0,3 (got "${value}")`,
+    );
+  }
+  return entries.map(Number);
+}
 
 function positive(value: string, flag: string): number {
   const n = Number(value);
@@ -40,11 +67,25 @@ async function depotsFrom(flags: { depots?: string; depotFile?: string }): Promi
   throw new FrameworkError(FrameworkErrorCode.DEPOT_LIST, 'give --depots host:port,... or --depot-file FILE');
 }
 
-/** A progress bar on stderr, shown only on a terminal and not with --json. */
-function progress(total: number, label: string, json: boolean | undefined): { tick: (n: number) => void; stop: () => void } {
-  if (json === true || process.stderr.isTTY !== true) return { tick: () => undefined, stop: () => undefined };
+/**
+ * A progress bar on stderr, shown on a terminal and not with --json; `ANVIL_PROGRESS=1` shows it
+ * on any stderr (e.g. a log file), `ANVIL_PROGRESS=0` never.
+ */
+function progress(
+  total: number,
+  label: string,
+  unit: string,
+  json: boolean | undefined,
+): { tick: (n: number) => void; stop: () => void } {
+  const forced = process.env['ANVIL_PROGRESS'];
+  const show = forced === '1' || (forced !== '0' && process.stderr.isTTY === true);
+  if (json === true || !show) return { tick: () => undefined, stop: () => undefined };
   const bar = new SingleBar(
-    { format: `${label} [{bar}] {percentage}% {value}/{total} bytes {duration}s`, stream: process.stderr },
+    {
+      format: `${label} [{bar}] {percentage}% {value}/{total} ${unit} {duration}s`,
+      stream: process.stderr,
+      noTTYOutput: process.stderr.isTTY !== true,
+    },
     Presets.shades_classic,
   );
   bar.start(total, 0);
@@ -60,60 +101,92 @@ function withClient<T>(fn: (client: IbpClient) => Promise<T>): Promise<T> {
   return fn(client).finally(() => client.close());
 }
 
+type RefreshFailure = Awaited<ReturnType<typeof refreshLeases>>['failures'][number];
+
+/** Groups refresh failures that share a depot and a message: `N mappings (i, j, …) on host:port: message`. */
+function failureSummary(failures: readonly RefreshFailure[]): string[] {
+  const groups = new Map<string, number[]>();
+  for (const f of failures) {
+    const key = `${f.depot}: ${f.message}`;
+    const list = groups.get(key) ?? [];
+    list.push(f.index);
+    groups.set(key, list);
+  }
+  return [...groups].map(([key, indexes]) => {
+    const shown = indexes.slice(0, 8).join(', ') + (indexes.length > 8 ? `, … ${indexes.length - 8} more` : '');
+    return `  ${indexes.length} ${indexes.length === 1 ? 'mapping' : 'mappings'} (${shown}) on ${key}`;
+  });
+}
+
+const JSON_HELP = 'print a JSON summary on stdout instead of text (no progress bar)';
+
 export function lorsCommands(): CliCommand[] {
   const up = new CliCommand('upload')
     .description('store a file as blocks striped and replicated over depots; writes an exNode')
-    .argument('<file>')
-    .option('--depots <list>', 'comma-separated host:port')
-    .option('--depot-file <file>', 'file with one host:port per line')
+    .argument('<file>', 'the file to store')
+    .option('--depots <list>', 'comma-separated host:port of the depots to use')
+    .option('--depot-file <file>', 'file with one host:port per line (# comments)')
     .option('--block-size <bytes>', 'block size, e.g. 4MiB', String(DEFAULT_BLOCK_SIZE))
     .option('--copies <n>', 'replicas per block, on distinct depots', '1')
     .option('--threads <n>', 'blocks in flight', '4')
-    .option('--duration <sec>', 'lease of each allocation', String(DEFAULT_DURATION_SEC))
-    .requiredOption('-o, --output <exnode>', 'exNode to write (.xnd = LoRS XML, .json = UNIS JSON)')
-    .option('--json', 'print a JSON summary')
+    .option('--duration <sec>', 'lease of each allocation in seconds', String(DEFAULT_DURATION_SEC))
+    .requiredOption('-o, --output <exnode>', 'exNode to write (.xnd = LoRS XML, .json = UNIS JSON); checked before storing')
+    .option('--json', JSON_HELP)
     .action(async (file: string, f: Record<string, string | boolean | undefined>) => {
       const depots = await depotsFrom(f as { depots?: string; depotFile?: string });
-      const size = (await import('node:fs/promises').then((m) => m.stat(file))).size;
+      const blockSize = byteSize(f['blockSize'], '--block-size');
       const copies = positive(String(f['copies']), '--copies');
-      const bar = progress(size * copies, 'upload', f['json'] as boolean);
+      const threads = positive(String(f['threads']), '--threads');
+      const durationSec = positive(String(f['duration']), '--duration');
+      const size = (await stat(file)).size;
+      const bar = progress(size, 'upload', 'bytes', f['json'] as boolean);
       const started = Date.now();
+      // Ctrl-C stops the upload and releases what it stored (nothing is left without an exNode).
+      const stop = new AbortController();
+      const onSignal = () =>
+        stop.abort(new FrameworkError(FrameworkErrorCode.UPLOAD_FAILED, 'interrupted; every stored block was released'));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      const output = String(f['output']);
       const x = await withClient((client) =>
         upload(client, file, {
           depots,
-          blockSize: parseByteSize(f['blockSize'], '--block-size'),
+          blockSize,
           copies,
-          threads: positive(String(f['threads']), '--threads'),
-          durationSec: positive(String(f['duration']), '--duration'),
-          onProgress: bar.tick,
+          threads,
+          durationSec,
+          output,
+          signal: stop.signal,
+          onBlockStored: bar.tick,
         }),
-      ).finally(bar.stop);
-      await writeExnode(String(f['output']), x);
+      ).finally(() => {
+        bar.stop();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      });
       const seconds = (Date.now() - started) / 1000;
       print(
         f['json'] as boolean,
-        { exnode: f['output'], bytes: x.size, mappings: x.mappings.length, seconds },
-        () => `uploaded ${x.size} bytes as ${x.mappings.length} mappings in ${seconds.toFixed(2)} s → ${String(f['output'])}`,
+        { exnode: output, bytes: x.size, copies, storedBytes: x.size * copies, mappings: x.mappings.length, seconds },
+        () =>
+          `uploaded ${x.size} bytes (${copies} ${copies === 1 ? 'copy' : 'copies'}, ${x.mappings.length} mappings) in ${seconds.toFixed(2)} s → ${output}`,
       );
     });
 
   const down = new CliCommand('download')
     .description('fetch the file an exNode describes (parallel, replica fail-over, resumable, checksummed)')
-    .argument('<exnode>')
-    .requiredOption('-o, --output <file>')
+    .argument('<exnode>', 'the exNode (.xnd or .json)')
+    .requiredOption('-o, --output <file>', 'the file to write (not a directory); OUTPUT.partial holds an unfinished download')
     .option('--threads <n>', 'blocks in flight', '4')
     .option('--no-resume', 'start over instead of resuming a partial download')
-    .option('--json', 'print a JSON summary')
+    .option('--json', JSON_HELP)
     .action(async (exnode: string, f: Record<string, string | boolean | undefined>) => {
+      const threads = positive(String(f['threads']), '--threads');
       const x = await readExnode(exnode);
-      const bar = progress(x.size, 'download', f['json'] as boolean);
+      const bar = progress(x.size, 'download', 'bytes', f['json'] as boolean);
       const started = Date.now();
       const r = await withClient((client) =>
-        download(client, x, String(f['output']), {
-          threads: positive(String(f['threads']), '--threads'),
-          resume: f['resume'] !== false,
-          onProgress: bar.tick,
-        }),
+        download(client, x, String(f['output']), { threads, resume: f['resume'] !== false, onProgress: bar.tick }),
       ).finally(bar.stop);
       const seconds = (Date.now() - started) / 1000;
       print(
@@ -125,9 +198,9 @@ export function lorsCommands(): CliCommand[] {
     });
 
   const ls = new CliCommand('ls')
-    .description('list an exNode: file, blocks, replicas')
-    .argument('<exnode>')
-    .option('--json')
+    .description('list an exNode: file, blocks, replicas (reads the file only; no depot is contacted)')
+    .argument('<exnode>', 'the exNode (.xnd or .json)')
+    .option('--json', JSON_HELP)
     .action(async (exnode: string, f: { json?: boolean }) => {
       const x = await readExnode(exnode);
       const blocks = blocksOf(x);
@@ -146,40 +219,43 @@ export function lorsCommands(): CliCommand[] {
       );
     });
 
-  const stat = new CliCommand('stat')
-    .description('probe every mapping: alive, size, time left')
-    .argument('<exnode>')
-    .option('--json')
+  const statCmd = new CliCommand('stat')
+    .description('probe every mapping: alive, size, time left; exits 1 when a mapping is dead')
+    .argument('<exnode>', 'the exNode (.xnd or .json)')
+    .option('--json', JSON_HELP)
     .action(async (exnode: string, f: { json?: boolean }) => {
       const x = await readExnode(exnode);
-      const s = await withClient((client) => statMappings(client, x));
+      const bar = progress(x.mappings.length, 'stat', 'mappings', f.json);
+      const s = await withClient((client) => statMappings(client, x, 8, { onProgress: bar.tick })).finally(bar.stop);
+      const dead = s.filter((m) => !m.alive).length;
       print(f.json, s, () =>
-        s
-          .map(
+        [
+          ...s.map(
             (m) =>
               `#${m.index} ${m.depot} @${m.exnodeOffset} ${m.alive ? `alive ${m.size ?? ''}/${m.maxSize ?? ''} ${m.secondsLeft ?? ''}s` : `DEAD ${m.error ?? ''}`}`,
-          )
-          .join('\n'),
+          ),
+          `${s.length - dead} alive, ${dead} dead`,
+        ].join('\n'),
       );
+      if (dead > 0) process.exitCode = 1;
     });
 
   const aug = new CliCommand('augment')
     .description('add replicas (depot-to-depot copies) until every block has --copies live ones')
-    .argument('<exnode>')
-    .requiredOption('--copies <n>')
-    .option('--depots <list>')
-    .option('--depot-file <file>')
-    .option('--duration <sec>', 'lease of new allocations', String(DEFAULT_DURATION_SEC))
-    .option('--json')
+    .argument('<exnode>', 'the exNode (.xnd or .json); rewritten when replicas are added')
+    .requiredOption('--copies <n>', 'live replicas wanted per block, on distinct depots')
+    .option('--depots <list>', 'comma-separated host:port of depots that may receive new replicas')
+    .option('--depot-file <file>', 'file with one host:port per line (# comments)')
+    .option('--duration <sec>', 'lease of new allocations in seconds', String(DEFAULT_DURATION_SEC))
+    .option('--json', JSON_HELP)
     .action(async (exnode: string, f: Record<string, string | boolean | undefined>) => {
-      const x = await readExnode(exnode);
+      const copies = positive(String(f['copies']), '--copies');
+      const durationSec = positive(String(f['duration']), '--duration');
       const depots = await depotsFrom(f as { depots?: string; depotFile?: string });
-      const r = await withClient((client) =>
-        augment(client, x, {
-          copies: positive(String(f['copies']), '--copies'),
-          depots,
-          durationSec: positive(String(f['duration']), '--duration'),
-        }),
+      const x = await readExnode(exnode);
+      const bar = progress(x.mappings.length + blocksOf(x).length, 'augment', 'mappings probed + blocks', f['json'] as boolean);
+      const r = await withClient((client) => augment(client, x, { copies, depots, durationSec, onProgress: bar.tick })).finally(
+        bar.stop,
       );
       if (r.added > 0) await writeExnode(exnode, x);
       print(f['json'] as boolean, r, () => `added ${r.added} replicas; ${r.short} blocks still short`);
@@ -187,56 +263,101 @@ export function lorsCommands(): CliCommand[] {
     });
 
   const trim = new CliCommand('trim')
-    .description('remove dead mappings (--dead) or given ones (--mapping 0,3)')
-    .argument('<exnode>')
-    .option('--dead', 'drop mappings whose probe fails')
-    .option('--mapping <list>', 'drop these mapping indexes')
-    .option('--decrement', 'with --mapping: also release the allocations (DECR)')
-    .option('--json')
-    .action(async (exnode: string, f: { dead?: boolean; mapping?: string; decrement?: boolean; json?: boolean }) => {
-      if ((f.dead === true) === (f.mapping !== undefined))
-        throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, 'give exactly one of --dead and --mapping');
-      const x = await readExnode(exnode);
-      const removed = await withClient((client) =>
-        f.dead === true ? trimDead(client, x) : trimMappings(client, x, f.mapping!.split(',').map(Number), f.decrement === true),
-      );
-      if (removed > 0) await writeExnode(exnode, x);
-      print(f.json, { removed }, () => `removed ${removed} mappings`);
-    });
+    .description('remove mappings from an exNode: dead ones (--dead) or given ones (--mapping 0,3)')
+    .argument('<exnode>', 'the exNode (.xnd or .json); rewritten when mappings are removed')
+    .option(
+      '--dead',
+      'drop mappings whose depot answers that the bytes are gone (no such allocation, -4, or too short, -19); a depot that does not answer keeps its mappings',
+    )
+    .option(
+      '--unreachable',
+      'with --dead: also drop mappings whose depot does not answer or fails otherwise (even a last replica)',
+    )
+    .option('--mapping <list>', 'drop these mappings: comma-separated indexes as `anvil stat` shows them, e.g. 0,3')
+    .option('--decrement', 'with --mapping: also release the allocations (DECR of the read count)')
+    .option('--json', JSON_HELP)
+    .action(
+      async (
+        exnode: string,
+        f: { dead?: boolean; unreachable?: boolean; mapping?: string; decrement?: boolean; json?: boolean },
+      ) => {
+        if ((f.dead === true) === (f.mapping !== undefined))
+          throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, 'give exactly one of --dead and --mapping');
+        if (f.unreachable === true && f.dead !== true)
+          throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, '--unreachable goes with --dead');
+        if (f.decrement === true && f.mapping === undefined)
+          throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, '--decrement goes with --mapping');
+        const indexes = f.mapping === undefined ? [] : mappingList(f.mapping);
+        const x = await readExnode(exnode);
+        const bar = f.dead === true ? progress(x.mappings.length, 'trim', 'mappings', f.json) : undefined;
+        const removed = await withClient((client) =>
+          f.dead === true
+            ? trimDead(client, x, f.unreachable === true, undefined, { onProgress: bar!.tick })
+            : trimMappings(client, x, indexes, f.decrement === true),
+        ).finally(() => bar?.stop());
+        if (removed > 0) await writeExnode(exnode, x);
+        print(f.json, { removed }, () => `removed ${removed} mappings`);
+      },
+    );
 
   const refresh = new CliCommand('refresh')
-    .description('extend the leases of every mapping')
-    .argument('<exnode>')
-    .option('--extend-by <sec>')
-    .option('--extend-to <iso-time>')
-    .option('--max', "the depot's maximum lease")
-    .option('--json')
-    .action(async (exnode: string, f: { extendBy?: string; extendTo?: string; max?: boolean; json?: boolean }) => {
-      const modes = [f.extendBy, f.extendTo, f.max].filter((v) => v !== undefined).length;
-      if (modes !== 1)
-        throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, 'give exactly one of --extend-by, --extend-to and --max');
-      const x = await readExnode(exnode);
-      const mode =
-        f.extendBy !== undefined
-          ? { extendBySec: positive(f.extendBy, '--extend-by') }
-          : f.extendTo !== undefined
-            ? { extendToMs: Date.parse(f.extendTo) }
-            : { max: true as const };
-      if ('extendToMs' in mode && !Number.isFinite(mode.extendToMs))
-        throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, `--extend-to is not a date (got ${f.extendTo})`);
-      const r = await withClient((client) => refreshLeases(client, x, mode));
-      if (r.refreshed > 0) await writeExnode(exnode, x);
-      print(f.json, r, () => [`refreshed ${r.refreshed} leases, ${r.failed} failed`, ...r.errors].join('\n'));
-      if (r.failed > 0) process.exitCode = 1;
-    });
+    .description('extend the leases of every mapping; a lease that already ends later is kept unless --allow-shorten')
+    .argument('<exnode>', 'the exNode (.xnd or .json); rewritten with the new lease ends')
+    .option('--extend-by <sec>', 'add this many seconds to each lease')
+    .option('--extend-to <iso-time>', 'make each lease end at this time, e.g. 2030-01-01T00:00:00Z')
+    .option('--max', "make each lease the depot's maximum lease, from now")
+    .option('--allow-shorten', 'with --extend-to or --max: also shorten leases that end later')
+    .option('--json', JSON_HELP)
+    .action(
+      async (
+        exnode: string,
+        f: { extendBy?: string; extendTo?: string; max?: boolean; allowShorten?: boolean; json?: boolean },
+      ) => {
+        const modes = [f.extendBy, f.extendTo, f.max].filter((v) => v !== undefined).length;
+        if (modes !== 1)
+          throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, 'give exactly one of --extend-by, --extend-to and --max');
+        if (f.allowShorten === true && f.extendBy !== undefined)
+          throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, '--allow-shorten goes with --extend-to or --max');
+        const allowShorten = f.allowShorten === true;
+        let mode: RefreshMode;
+        if (f.extendBy !== undefined) mode = { extendBySec: positive(f.extendBy, '--extend-by') };
+        else if (f.extendTo !== undefined) {
+          const extendToMs = Date.parse(f.extendTo);
+          if (!Number.isFinite(extendToMs))
+            throw new FrameworkError(
+              FrameworkErrorCode.INVALID_ARGUMENT,
+              `--extend-to expects an ISO 8601 time such as 2030-01-01T00:00:00Z (got ${f.extendTo})`,
+            );
+          if (extendToMs <= Date.now())
+            throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, `--extend-to ${f.extendTo} is not in the future`);
+          mode = { extendToMs, allowShorten };
+        } else mode = { max: true, allowShorten };
+        const x = await readExnode(exnode);
+        const bar = progress(x.mappings.length, 'refresh', 'mappings', f.json);
+        const r = await withClient((client) => refreshLeases(client, x, mode, undefined, { onProgress: bar.tick })).finally(
+          bar.stop,
+        );
+        if (r.refreshed > 0) await writeExnode(exnode, x);
+        print(f.json, r, () =>
+          [
+            `refreshed ${r.refreshed} leases, ${r.kept} kept (they end later), ${r.failed} failed`,
+            ...failureSummary(r.failures),
+          ].join('\n'),
+        );
+        if (r.failed > 0) process.exitCode = 1;
+      },
+    );
 
   const warm = new CliCommand('warm')
     .description('keep exNodes alive by policy: copies per site, lease renewal, trimming (daemon or --once)')
-    .requiredOption('--policy <file>', 'policy JSON')
-    .requiredOption('--exnodes <dir>', 'directory of exNodes')
-    .option('--once', 'one pass, then exit')
+    .requiredOption(
+      '--policy <file>',
+      'policy JSON (sites, copiesPerSite, leaseAheadSec, leaseDurationSec, trimDead, intervalSec)',
+    )
+    .requiredOption('--exnodes <dir>', 'directory of exNodes (.xnd, .json) to keep alive; each is rewritten when changed')
+    .option('--once', 'one pass, then exit (1 if anything failed or stayed short)')
     .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: any free port, printed on stderr)')
-    .option('--json')
+    .option('--json', 'print each pass report as JSON on stdout instead of text')
     .action(async (f: { policy: string; exnodes: string; once?: boolean; metricsPort?: string; json?: boolean }) => {
       const policy = parsePolicy(
         await readFile(f.policy, 'utf8').catch((e: Error) => {
@@ -293,5 +414,5 @@ export function lorsCommands(): CliCommand[] {
       }
     });
 
-  return [up, down, ls, stat, aug, trim, refresh, warm];
+  return [up, down, ls, statCmd, aug, trim, refresh, warm];
 }

@@ -4,6 +4,7 @@ import type { IbpClient } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import { depotKey, type Exnode, type Mapping } from '../exnode/exnode.js';
 import { forEachBounded } from '../work-queue.js';
+import { checkOutputPath } from './output-path.js';
 
 export interface DownloadOptions {
   readonly threads?: number;
@@ -75,7 +76,8 @@ function rangesOf(x: Exnode): Range[] {
  * replica that answers with intact bytes (SHA-256 checked when a replica is read whole), falling
  * over to the next replica on any failure. Progress is kept in `out.partial` and
  * `out.partial.json`; an interrupted download of the same exNode resumes there and fetches only the
- * ranges it lacks. `out` appears only when complete.
+ * ranges it lacks. `out` appears only when complete; an `out` that is a directory or whose
+ * directory is missing is refused first (`FW_ERR_INVALID_ARGUMENT`).
  */
 export async function download(
   client: IbpClient,
@@ -85,6 +87,7 @@ export async function download(
 ): Promise<DownloadResult> {
   const threads = options.threads ?? 4;
   const ranges = rangesOf(x);
+  await checkOutputPath(out); // a directory or a missing parent fails here, before any partial file
   const partial = `${out}.partial`;
   const stateFile = `${partial}.json`;
   const print = fingerprint(x);

@@ -22,13 +22,29 @@ export interface MappingStatus {
   readonly error?: string;
 }
 
+/** Progress of a tool that works mapping by mapping: called once per mapping done. */
+export interface MappingProgress {
+  readonly onProgress?: (mappings: number) => void;
+}
+
 /**
  * Probes every mapping (`anvil stat`): with a manage cap, MANAGE PROBE; with only a read cap, a
  * one-byte LOAD. A mapping is alive when its depot answers and the allocation holds its bytes.
  */
-export async function statMappings(client: IbpClient, x: Exnode, threads = 8): Promise<MappingStatus[]> {
+export async function statMappings(
+  client: IbpClient,
+  x: Exnode,
+  threads = 8,
+  options: MappingProgress = {},
+): Promise<MappingStatus[]> {
   const out: MappingStatus[] = new Array(x.mappings.length);
   await forEachBounded(x.mappings.length, threads, async (i) => {
+    await probeOne(i);
+    options.onProgress?.(1);
+  });
+  return out;
+
+  async function probeOne(i: number): Promise<void> {
     const m = x.mappings[i]!;
     const base = { index: i, depot: depotKey(m), exnodeOffset: m.exnodeOffset };
     try {
@@ -53,16 +69,22 @@ export async function statMappings(client: IbpClient, x: Exnode, threads = 8): P
       // -4: no such allocation; -19: it holds less than the mapping. Anything else may pass.
       out[i] = { ...base, alive: false, gone: status === -4 || status === -19, error: (e as Error).message };
     }
-  });
-  return out;
+  }
 }
 
 /**
- * `anvil trim --dead`: drops mappings whose depot says their bytes are gone; with `unreachable`,
- * also those whose depot did not answer. Returns how many were dropped.
+ * `anvil trim --dead`: drops mappings whose depot says their bytes are gone (the allocation does
+ * not exist, `-4`, or holds less than the mapping, `-19`); with `unreachable`, also those whose
+ * depot did not answer or answered another error. Returns how many were dropped.
  */
-export async function trimDead(client: IbpClient, x: Exnode, unreachable = false, clock: Clock = systemClock): Promise<number> {
-  const status = await statMappings(client, x);
+export async function trimDead(
+  client: IbpClient,
+  x: Exnode,
+  unreachable = false,
+  clock: Clock = systemClock,
+  options: MappingProgress = {},
+): Promise<number> {
+  const status = await statMappings(client, x, 8, options);
   const dead = new Set(status.filter((s) => s.gone || (unreachable && !s.alive)).map((s) => s.index));
   x.mappings = x.mappings.filter((_, i) => !dead.has(i));
   if (dead.size > 0) x.modifiedMs = clock.now();
@@ -97,24 +119,58 @@ export async function trimMappings(
   return drop.size;
 }
 
-export type RefreshMode = { extendBySec: number } | { extendToMs: number } | { max: true };
+/**
+ * How `anvil refresh` sets each lease. `extendToMs` and `max` never shorten a lease that already
+ * ends later unless `allowShorten` is set (as the warmer, which never shortens).
+ */
+export type RefreshMode =
+  { extendBySec: number } | { extendToMs: number; allowShorten?: boolean } | { max: true; allowShorten?: boolean };
+
+/** One mapping whose lease could not be refreshed. */
+export interface RefreshFailure {
+  readonly index: number;
+  readonly depot: string;
+  readonly message: string;
+}
+
+export interface RefreshResult {
+  readonly refreshed: number;
+  /** Leases left as they were because they already end later than asked (no `allowShorten`). */
+  readonly kept: number;
+  readonly failed: number;
+  /** `mapping I (host:port): message`, one per failure. */
+  readonly errors: string[];
+  readonly failures: RefreshFailure[];
+}
 
 /**
  * `anvil refresh`: extends every mapping's lease (MANAGE CHNG, size unchanged). `max` asks each
- * depot for its maximum lease (from ST_INQ). Mappings without a manage cap are skipped.
+ * depot for its maximum lease (from ST_INQ). Mappings without a manage cap are skipped. A lease
+ * is never shortened unless the mode says `allowShorten`.
  */
 export async function refreshLeases(
   client: IbpClient,
   x: Exnode,
   mode: RefreshMode,
   clock: Clock = systemClock,
-): Promise<{ refreshed: number; failed: number; errors: string[] }> {
+  options: MappingProgress = {},
+): Promise<RefreshResult> {
   const now = clock.now();
   let refreshed = 0;
+  let kept = 0;
   let failed = 0;
-  const errors: string[] = [];
+  const failures: RefreshFailure[] = [];
   const maxByDepot = new Map<string, number>();
+  const allowShorten = 'extendBySec' in mode ? false : mode.allowShorten === true;
   await forEachBounded(x.mappings.length, 8, async (i) => {
+    await refreshOne(i);
+    options.onProgress?.(1);
+  });
+  if (refreshed > 0) x.modifiedMs = clock.now();
+  failures.sort((a, b) => a.index - b.index);
+  return { refreshed, kept, failed, errors: failures.map((f) => `mapping ${f.index} (${f.depot}): ${f.message}`), failures };
+
+  async function refreshOne(i: number): Promise<void> {
     const m = x.mappings[i]!;
     if (m.manage === undefined) return;
     try {
@@ -134,6 +190,10 @@ export async function refreshLeases(
         }
         durationSec = maxByDepot.get(key)!;
       }
+      if (durationSec < p.secondsLeft && !allowShorten) {
+        kept++; // it already ends later than asked
+        return;
+      }
       if (durationSec < 1)
         throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, `lease would end in the past (${durationSec} s)`);
       await client.change(m.manage, { maxSize: p.maxSize, durationSec });
@@ -141,11 +201,9 @@ export async function refreshLeases(
       refreshed++;
     } catch (e) {
       failed++;
-      errors.push(`mapping ${i} (${depotKey(m)}): ${(e as Error).message}`);
+      failures.push({ index: i, depot: depotKey(m), message: (e as Error).message });
     }
-  });
-  if (refreshed > 0) x.modifiedMs = clock.now();
-  return { refreshed, failed, errors };
+  }
 }
 
 /**
@@ -188,28 +246,57 @@ export async function replicate(
 /**
  * `anvil augment --copies N`: every block gets at least `copies` live replicas on distinct depots,
  * new ones made from a live replica by depot-to-depot copy onto depots from `depots` that do not
- * hold the block. Returns how many replicas were added.
+ * hold the block. Refused before any copy (`FW_ERR_INVALID_ARGUMENT`) when a block with a live
+ * replica could not reach `copies` distinct depots even if every copy worked. `onProgress` is
+ * called with 1 per mapping probed, then 1 per block handled (mappings + blocks in all). Returns
+ * how many replicas were added and how many blocks are still short.
  */
 export async function augment(
   client: IbpClient,
   x: Exnode,
-  options: { copies: number; depots: readonly DepotAddress[]; durationSec: number; clock?: Clock },
+  options: { copies: number; depots: readonly DepotAddress[]; durationSec: number; clock?: Clock } & MappingProgress,
 ): Promise<{ added: number; short: number }> {
   const clock = options.clock ?? systemClock;
-  const status = await statMappings(client, x);
+  if (!Number.isSafeInteger(options.copies) || options.copies < 1)
+    throw new FrameworkError(
+      FrameworkErrorCode.INVALID_ARGUMENT,
+      `\`copies\` must be a positive integer (got ${options.copies})`,
+    );
+  const targets = await Promise.all(options.depots.map(async (d) => ({ d, id: await depotIdentity(d.host, d.port) })));
+  const listed = new Set(targets.map((t) => t.id));
+  if (listed.size === 0) throw new FrameworkError(FrameworkErrorCode.DEPOT_LIST, 'augment: no depots given');
+  const status = await statMappings(client, x, 8, options);
   const alive = new Set(status.filter((s) => s.alive).map((s) => s.index));
   const indexOf = new Map(x.mappings.map((m, i) => [m, i]));
-  const targets = await Promise.all(options.depots.map(async (d) => ({ d, id: await depotIdentity(d.host, d.port) })));
-  let added = 0;
-  let short = 0;
+  const plan: Array<{ live: Mapping[]; holders: Set<string> }> = [];
   for (const b of blocksOf(x)) {
     const live = b.replicas.filter((m) => alive.has(indexOf.get(m)!));
     const holders = new Set(await Promise.all(live.map((m) => depotIdentity(depotOf(m).host, depotOf(m).port))));
+    const reachable = new Set([...holders, ...listed]).size;
+    if (live.length > 0 && reachable < options.copies) {
+      throw new FrameworkError(
+        FrameworkErrorCode.INVALID_ARGUMENT,
+        `--copies ${options.copies} needs ${options.copies} distinct depots per block; the block at offset ${b.offset} ` +
+          `is held by ${holders.size} and ${listed.size} are listed, ${reachable} distinct in all (give more depots)`,
+      );
+    }
+    plan.push({ live, holders });
+  }
+  let added = 0;
+  let short = 0;
+  for (const { live, holders } of plan) {
+    await augmentBlock(live, holders);
+    options.onProgress?.(1);
+  }
+  if (added > 0) x.modifiedMs = clock.now();
+  return { added, short };
+
+  async function augmentBlock(live: Mapping[], holders: Set<string>): Promise<void> {
     let need = options.copies - holders.size;
-    if (need <= 0) continue;
+    if (need <= 0) return;
     if (live.length === 0) {
       short++;
-      continue;
+      return;
     }
     for (const { d, id } of targets) {
       if (need <= 0) break;
@@ -223,8 +310,6 @@ export async function augment(
     }
     if (need > 0) short++;
   }
-  if (added > 0) x.modifiedMs = clock.now();
-  return { added, short };
 }
 
 /** A new replica on `depot` copied from the first of `sources` that works; undefined if none does. */

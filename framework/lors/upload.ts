@@ -4,9 +4,11 @@ import { basename } from 'node:path';
 import { formatCapability, type DepotAddress, type IbpClient } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import type { Exnode, Mapping } from '../exnode/exnode.js';
+import { writeExnode } from '../exnode/exnode-file.js';
 import { formatDouble } from '../exnode/metadata.js';
 import { systemClock, type Clock } from '../clock.js';
 import { forEachBounded } from '../work-queue.js';
+import { checkOutputPath } from './output-path.js';
 
 export const DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024;
 export const DEFAULT_THREADS = 4;
@@ -22,8 +24,17 @@ export interface UploadOptions {
   readonly durationSec?: number;
   /** Name recorded in the exNode (default: the file's base name). */
   readonly name?: string;
-  /** Called with the bytes of each replica stored. */
+  /** Called with the bytes of each replica stored (a file of N bytes with 2 copies counts 2N). */
   readonly onProgress?: (bytes: number) => void;
+  /** Called with a block's length once every copy of it is stored (the file's bytes, counted once). */
+  readonly onBlockStored?: (bytes: number) => void;
+  /**
+   * Where to write the exNode (`.xnd` LoRS XML, `.json` UNIS JSON). Checked before anything is
+   * stored; if writing it fails, every allocation made is released, as on any other failure.
+   */
+  readonly output?: string;
+  /** Stops the upload (blocks in flight finish); what was stored is released. */
+  readonly signal?: AbortSignal;
   /** Called when a depot fails for a block (the block is retried on another depot). */
   readonly onRetry?: (depot: DepotAddress, error: Error) => void;
   /** Time of the leases and of the exNode (default: the system clock). */
@@ -38,7 +49,8 @@ function argError(message: string): FrameworkError {
  * Uploads a file as blocks striped over depots with `copies` replicas of each block on distinct
  * depots (LoRS `lors_upload`). A failed allocation or store is retried on the next depot that does
  * not hold the block yet; the upload fails only when a block runs out of depots. Each mapping
- * records the SHA-256 of its bytes.
+ * records the SHA-256 of its bytes. A failed upload (including writing `output`, or an abort)
+ * releases every allocation it made: nothing is left on the depots without an exNode.
  */
 export async function upload(client: IbpClient, path: string, options: UploadOptions): Promise<Exnode> {
   const depots = options.depots;
@@ -52,6 +64,7 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
   if (!Number.isSafeInteger(copies) || copies < 1) throw argError(`\`copies\` must be a positive integer (got ${copies})`);
   if (copies > depots.length) throw argError(`\`copies\` (${copies}) exceeds the number of depots (${depots.length})`);
   if (!Number.isSafeInteger(threads) || threads < 1) throw argError(`\`threads\` must be a positive integer (got ${threads})`);
+  if (options.output !== undefined) await checkOutputPath(options.output);
 
   const fh = await open(path, 'r');
   try {
@@ -63,7 +76,9 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
       // A failed upload writes no exNode: release every replica already stored.
       for (const m of perBlock.flat()) if (m.manage !== undefined) await client.decr(m.manage, 'read').catch(() => undefined);
     };
-    await forEachBounded(blocks, threads, async (b) => {
+    // Blocks being stored: a failure waits for them before releasing, so none is stored after the release.
+    const inFlight = new Set<Promise<void>>();
+    const storeBlock = async (b: number): Promise<void> => {
       const offset = b * blockSize;
       const length = Math.min(blockSize, size - offset);
       const data = Buffer.allocUnsafe(length);
@@ -102,6 +117,7 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
             });
             options.onProgress?.(length);
             placed = true;
+            if (c === copies - 1) options.onBlockStored?.(length);
           } catch (e) {
             if (caps !== undefined) await client.decr(caps.manage, 'read').catch(() => undefined); // do not leak it
             failures.push(`${depot.host}:${depot.port}: ${(e as Error).message}`);
@@ -115,11 +131,26 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
           );
         }
       }
-    }).catch(async (e: unknown) => {
+    };
+    await forEachBounded(
+      blocks,
+      threads,
+      async (b) => {
+        const p = storeBlock(b);
+        inFlight.add(p);
+        try {
+          await p;
+        } finally {
+          inFlight.delete(p);
+        }
+      },
+      options.signal,
+    ).catch(async (e: unknown) => {
+      await Promise.allSettled([...inFlight]);
       await release();
       throw e;
     });
-    return {
+    const x: Exnode = {
       name: options.name ?? basename(path),
       size,
       createdMs: started,
@@ -130,6 +161,19 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
       // As LoRS records it: the lease asked for, in seconds (a double).
       extra: [{ name: 'duration', type: 'double', value: formatDouble(durationSec) }],
     };
+    if (options.output !== undefined) {
+      try {
+        await writeExnode(options.output, x);
+      } catch (e) {
+        await release();
+        throw new FrameworkError(
+          FrameworkErrorCode.UPLOAD_FAILED,
+          `cannot write the exNode ${options.output} (every stored block was released): ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
+    }
+    return x;
   } finally {
     await fh.close();
   }

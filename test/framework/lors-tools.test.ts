@@ -194,12 +194,24 @@ describe('LoRS-style tools against in-process depots', () => {
 
   it('refresh: --extend-by, --extend-to and --max (the depot maximum from ST_INQ)', async () => {
     const x = await upload(client(), file, { depots: addrs(), blockSize: 150_000, copies: 1, durationSec: 100 });
-    expect(await refreshLeases(client(), x, { extendBySec: 50 })).toEqual({ refreshed: 2, failed: 0, errors: [] });
+    expect(await refreshLeases(client(), x, { extendBySec: 50 })).toEqual({
+      refreshed: 2,
+      kept: 0,
+      failed: 0,
+      errors: [],
+      failures: [],
+    });
     for (const m of x.mappings) expect((await client().probe(m.manage!)).secondsLeft).toBeGreaterThan(140);
     const now = Date.now();
     await refreshLeases(client(), x, { extendToMs: now + 1000_000 }, new ManualClock(now));
     for (const m of x.mappings) expect((await client().probe(m.manage!)).secondsLeft).toBeGreaterThan(990);
     await refreshLeases(client(), x, { max: true });
     for (const m of x.mappings) expect((await client().probe(m.manage!)).secondsLeft).toBeGreaterThan(7190);
+    // after --max, an earlier --extend-to keeps the longer leases; only allowShorten shortens them
+    const soon = { extendToMs: Date.now() + 3_600_000 };
+    expect(await refreshLeases(client(), x, soon)).toMatchObject({ refreshed: 0, kept: 2, failed: 0 });
+    for (const m of x.mappings) expect((await client().probe(m.manage!)).secondsLeft).toBeGreaterThan(7000);
+    expect(await refreshLeases(client(), x, { ...soon, allowShorten: true })).toMatchObject({ refreshed: 2, kept: 0 });
+    for (const m of x.mappings) expect((await client().probe(m.manage!)).secondsLeft).toBeLessThanOrEqual(3600);
   });
 });
