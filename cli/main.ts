@@ -1,10 +1,9 @@
 import { Command as CliCommand, CommanderError, type Option } from 'commander';
 import { depotCommand } from './depot-command.js';
 import { lorsCommands } from './lors-commands.js';
-import { reliabilityCommand } from './reliability-command.js';
-import { runCommand } from './run-command.js';
 import { ingestCommand } from './ingest-command.js';
 import { simulateCommand } from './simulate-command.js';
+import { demoCommand } from './demo-command.js';
 
 /** Longest error message printed; the rest is cut (a message may quote a whole bad input). */
 const MAX_MESSAGE_CHARS = 2000;
@@ -63,10 +62,9 @@ export function anvilProgram(): CliCommand {
     .version('0.1.0')
     .exitOverride()
     .showHelpAfterError();
+  program.addCommand(demoCommand());
   program.addCommand(depotCommand());
   for (const c of lorsCommands()) program.addCommand(c);
-  program.addCommand(runCommand());
-  program.addCommand(reliabilityCommand());
   program.addCommand(ingestCommand());
   program.addCommand(simulateCommand());
   requiredAfterUnknown(program);
