@@ -88,7 +88,7 @@ export async function* readRecords(fh: FileHandle, state: { complete: boolean })
 
 /**
  * Copies every record of a complete journal into the data file (within its first `size` bytes);
- * returns the blocks written.
+ * returns the blocks written. Throws if the journal turns out incomplete (then part may be copied).
  */
 export async function applyJournal(
   journal: FileHandle,
@@ -107,6 +107,7 @@ export async function applyJournal(
     }
     for (let b = Math.floor(r.offset / blockBytes); b * blockBytes < r.offset + n; b++) blocks.add(b);
   }
+  if (!state.complete) throw new Error('the redo journal reads back incomplete');
   return blocks;
 }
 
