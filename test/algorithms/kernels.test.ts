@@ -100,7 +100,7 @@ describe('Frequent Directions kernel', () => {
     const cols = 10;
     const ell = 6;
     const blocks = [40, 3, 57, 1, 20].map((r, i) => ({ rows: r, data: gaussian(r * cols, 10 + i) }));
-    let state = new Float64Array(0);
+    let state: Float64Array = new Float64Array(0);
     const all: number[] = [];
     for (const b of blocks) {
       state = fdUpdate(attrs(b.rows, cols, ell), state, b.data);

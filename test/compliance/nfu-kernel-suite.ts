@@ -40,11 +40,17 @@ export function kernelCases(): KernelCase[] {
       attrs: { ...base, k: 3 },
       inputs: [A, block(rows, 3, 5, 'float64')],
     });
+    const first = block(40, cols, 6, dtype);
+    const state = fdUpdate(
+      parseAttrs(encodeAttrs({ dtype, rows: 40, cols, k: 6 })),
+      new Float64Array(0),
+      dtype === 'float64' ? new Float64Array(first.buffer) : new Float32Array(first.buffer),
+    );
     cases.push({
-      name: `fd update, new sketch ${dtype}`,
+      name: `fd update ${dtype}`,
       kernel: 'fd-update',
       attrs: { ...base, k: 6 },
-      inputs: [new Uint8Array(0), A],
+      inputs: [new Uint8Array(state.buffer), A],
     });
   }
   cases.push({ name: 'sha256', kernel: 'sha256', attrs: undefined, inputs: [block(100, 10, 3, 'float64')] });

@@ -1,0 +1,187 @@
+import { lastValueFrom } from 'rxjs';
+import {
+  CoordinatorError,
+  CoordinatorErrorCode,
+  runJob,
+  storeReliability,
+  ReliabilityStore,
+  type Coordinator,
+  type CoordinatorDataset as Dataset,
+  type CoordinatorDatasetBlock as DatasetBlock,
+  type Estimate,
+  type JobRunOptions,
+  type PlannedBlock,
+  type ReliabilityView,
+} from '../framework/index.js';
+import type { LocusCall, LocusOpSpec, LocusRunner } from './locus.js';
+
+/** Where and how an algorithm runs its ops. */
+export interface LocusContext {
+  readonly runner: LocusRunner;
+  readonly reliability: ReliabilityView;
+  /** The reliability and quality history (robust PCA writes source quality here). */
+  readonly store?: ReliabilityStore;
+  /** Options of every op round (deadline handled by the algorithm). */
+  readonly jobOptions?: JobRunOptions;
+}
+
+/** A context over a coordinator whose runner is a {@link LocusRunner} (e.g. `Coordinator.open({ runner: new IbpLocus(client) })`). */
+export function coordinatorContext(coordinator: Coordinator, jobOptions: JobRunOptions = {}): LocusContext {
+  const runner = coordinator.runner as Partial<LocusRunner>;
+  if (typeof runner.stateOf !== 'function')
+    throw new CoordinatorError(
+      CoordinatorErrorCode.INVALID_ARGUMENT,
+      'invalid argument: the coordinator’s runner does not run algorithms ops; open it with `runner: new IbpLocus(client)`',
+      { details: { argument: 'coordinator.runner', value: 'not a LocusRunner' } },
+    );
+  return { runner: runner as LocusRunner, reliability: coordinator.reliability, store: coordinator.store, jobOptions };
+}
+
+/** A context over a runner and an in-memory reliability history (tests, calibration). */
+export function runnerContext(
+  runner: LocusRunner,
+  options: { store?: ReliabilityStore; jobOptions?: JobRunOptions } = {},
+): LocusContext {
+  const store = options.store ?? new ReliabilityStore({ clock: { now: () => Date.now() } });
+  return {
+    runner,
+    reliability: storeReliability(store),
+    store,
+    ...(options.jobOptions ? { jobOptions: options.jobOptions } : {}),
+  };
+}
+
+/** Per-block outputs of one op round, and what the round cost. */
+export interface RoundResult {
+  readonly outputs: Map<number, Float64Array>;
+  readonly bytesMoved: number;
+  readonly planned: readonly PlannedBlock[];
+  readonly missing: number;
+}
+
+/** Options of a round. */
+export interface RoundOptions {
+  readonly blocks?: readonly DatasetBlock[];
+  /** Absolute time (ms since epoch) by which the round must answer; blocks still running are missing. */
+  readonly deadlineAt?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Runs one op on every block (through the coordinator's engine: concurrency, hedging on replicas, timeouts,
+ * deadline) and collects the answered blocks' outputs as float64 values.
+ */
+export async function round(
+  ctx: LocusContext,
+  dataset: Dataset,
+  name: string,
+  call: (block: DatasetBlock) => LocusCall,
+  options: RoundOptions = {},
+): Promise<RoundResult> {
+  const outputs = new Map<number, Float64Array>();
+  let bytesMoved = 0;
+  let planned: readonly PlannedBlock[] = [];
+  const op: LocusOpSpec = {
+    name: 'affine-product',
+    call,
+    outputBytes: (_ds, b) => {
+      const c = call(b);
+      return 'returnBytes' in c.output ? c.output.returnBytes : 0;
+    },
+  };
+  // The op's name is the kernel of its calls (the same for every block).
+  const first = dataset.blocks[0];
+  const opNamed: LocusOpSpec = first === undefined ? op : { ...op, name: call(first).kernel as LocusOpSpec['name'] };
+  const deadlineMs = options.deadlineAt === undefined ? undefined : Math.max(1, options.deadlineAt - Date.now());
+  const e$ = runJob<number>(
+    {
+      name,
+      dataset,
+      op: opNamed,
+      combiner: () => ({
+        add(block, output, wireBytes) {
+          outputs.set(block.index, new Float64Array(output.slice().buffer));
+          bytesMoved += wireBytes;
+        },
+        estimate(p): Estimate<number> {
+          planned = p;
+          return {
+            value: outputs.size,
+            epsilon: 0,
+            delta: 0,
+            coverage: 1,
+            blocksUsed: outputs.size,
+            blocksMissing: p.length - outputs.size,
+            bytesMoved,
+            method: name,
+            norm: 'abs',
+            parts: { sampling: { epsilon: 0, delta: 0 }, sketch: { epsilon: 0, delta: 0 } },
+            sources: [],
+            final: true,
+          };
+        },
+      }),
+    },
+    {
+      ...ctx.jobOptions,
+      runner: ctx.runner,
+      reliability: ctx.reliability,
+      partialEvery: Number.MAX_SAFE_INTEGER,
+      ...(options.blocks === undefined ? {} : { blocks: options.blocks }),
+      ...(deadlineMs === undefined ? {} : { deadlineMs }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    },
+  );
+  await lastValueFrom(e$);
+  return { outputs, bytesMoved, planned, missing: planned.length - outputs.size };
+}
+
+/** The dataset's blocks with their replicas narrowed to the depot holding state `name` (none: the block is missing). */
+export function pinnedTo(ctx: LocusContext, dataset: Dataset, name: string): DatasetBlock[] {
+  return dataset.blocks.map((b) => {
+    const s = ctx.runner.stateOf(b.index, name);
+    const replicas = s === undefined ? [] : b.replicas.filter((r) => `${r.depot.host}:${r.depot.port}` === s.depot).slice(0, 1);
+    return { ...b, replicas };
+  });
+}
+
+/** Column means of the dataset, exact from the ingest summaries (optionally weighted per block). */
+export function summaryMeans(dataset: Dataset, weight: (b: DatasetBlock) => number = () => 1): Float64Array {
+  const d = dataset.cols;
+  const mu = new Float64Array(d);
+  let n = 0;
+  for (const b of dataset.blocks) {
+    const w = weight(b);
+    if (b.summary === undefined || w === 0) continue;
+    n += w * b.summary.rows;
+    for (let j = 0; j < d; j++) mu[j]! += w * b.summary.colSums[j]!;
+  }
+  for (let j = 0; j < d; j++) mu[j]! /= Math.max(n, 1e-300);
+  return mu;
+}
+
+/** ‖A_b − 1μᵀ‖_F² from the block's summary. */
+export function centredFrob2(b: DatasetBlock, mu: Float64Array): number {
+  const s = b.summary!;
+  let f = 0;
+  for (let j = 0; j < s.cols; j++) f += s.colSumSq[j]! - 2 * mu[j]! * s.colSums[j]! + s.rows * mu[j]! * mu[j]!;
+  return Math.max(0, f);
+}
+
+/** X = [W; −μᵀW]·scale, `(d + 1) × k`: the affine map of the centred block (A_b − 1μᵀ)·W·scale. */
+export function affineX(W: Float64Array, d: number, k: number, mu: Float64Array | undefined, scale = 1): Float64Array {
+  const X = new Float64Array((d + 1) * k);
+  for (let i = 0; i < d * k; i++) X[i] = W[i]! * scale;
+  if (mu !== undefined)
+    for (let j = 0; j < d; j++) {
+      const m = mu[j]!;
+      if (m === 0) continue;
+      for (let t = 0; t < k; t++) X[d * k + t]! -= m * W[j * k + t]! * scale;
+    }
+  return X;
+}
+
+/** Throws the abort reason when aborted. */
+export function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw signal.reason;
+}

@@ -1,0 +1,47 @@
+/**
+ * Randomized linear algebra in locus: randomized SVD / PCA (robust, centred, rank-adaptive), Frequent
+ * Directions and spectral norms over a row-distributed dataset whose blocks sit in depot allocations. Every
+ * algorithm runs its NFU ops where the blocks lie through the coordinator's engine (hedging, deadlines,
+ * failures as missing samples), moves only small k × d / k × k matrices, and returns `Observable<Estimate>`
+ * whose last value is final, with (ε, δ), coverage, bytes moved and the method named.
+ *
+ * @example
+ * const coordinator = await Coordinator.open({ runner: new IbpLocus(client) });
+ * const e = await final(pca(dataset, coordinatorContext(coordinator), { rank: 10 }));
+ * console.log(e.value.explainedVarianceRatio, e.epsilon, e.delta);
+ */
+import type { Observable } from 'rxjs';
+import type { CoordinatorDataset as Dataset, Estimate } from '../framework/index.js';
+import type { LocusContext } from './engine.js';
+import { algorithm$ } from './observable.js';
+import { rsvdCore, type RsvdOptions, type SpectralResult } from './rsvd.js';
+
+export { final } from './observable.js';
+export { coordinatorContext, runnerContext, type LocusContext } from './engine.js';
+export {
+  InProcessLocus,
+  IbpLocus,
+  inMemoryDataset,
+  DEFAULT_STATE_LEASE_SEC,
+  type LocusRunner,
+  type LocusCall,
+  type LocusInput,
+  type LocusOpSpec,
+  type StateLocation,
+  type InProcessLocusOptions,
+} from './locus.js';
+export { ALGORITHM_STREAMS, type RsvdOptions, type SpectralResult } from './rsvd.js';
+
+/**
+ * Randomized SVD of the dataset (HMT 2011 subspace iteration with CholeskyQR2 in locus): top `rank` right
+ * singular vectors and singular values, ε a certified bound on ‖A − AVVᵀ‖₂.
+ * @throws CoordinatorError `COORD_E_INVALID_ARGUMENT` (as an observable error) for bad options
+ */
+export function rsvd(dataset: Dataset, ctx: LocusContext, options: RsvdOptions): Observable<Estimate<SpectralResult>> {
+  return algorithm$((emit, signal) => rsvdCore(ctx, dataset, { ...options, signal }, emit), options.signal);
+}
+
+/** PCA: {@link rsvd} of the matrix centred by the column means from the ingest summaries. */
+export function pca(dataset: Dataset, ctx: LocusContext, options: RsvdOptions): Observable<Estimate<SpectralResult>> {
+  return rsvd(dataset, ctx, { ...options, centre: options.centre ?? true });
+}

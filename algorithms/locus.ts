@@ -1,0 +1,316 @@
+import { Observable } from 'rxjs';
+import {
+  CoordinatorError,
+  CoordinatorErrorCode,
+  depotId,
+  runKernel,
+  summarizeBlock,
+  type CoordinatorDataset as Dataset,
+  type CoordinatorDatasetBlock as DatasetBlock,
+  type DepotAddress,
+  type IbpClient,
+  type KernelCall,
+  type KernelInput,
+  type OpAnswer,
+  type OpAttempt,
+  type OpRunner,
+  type OpSpec,
+} from '../framework/index.js';
+import { formatCapability } from '../ibp/index.js';
+import { builtins, encodeAttrs, parseAttrs, WASM_BACKEND, type KernelBackend, type OpName } from '../nfu-kernels/index.js';
+
+/**
+ * Ops with more than the block as input, run where the block lies: a per-block call names the kernel, its
+ * attributes, its inputs (the block itself, small values sent along, or *state* — an allocation an earlier op
+ * of the same algorithm wrote at that depot) and where the output goes (back to the coordinator, or into a
+ * state allocation at the depot: the EBP way, tall factors never travel).
+ */
+export type LocusInput = { readonly kind: 'block' } | { readonly kind: 'bytes'; readonly data: Uint8Array } | StateInput;
+/** A state allocation of this block, by name. */
+export interface StateInput {
+  readonly kind: 'state';
+  readonly name: string;
+}
+
+export interface LocusCall {
+  readonly kernel: OpName;
+  readonly attrs: { readonly dtype: 'float32' | 'float64'; readonly rows: number; readonly cols: number; readonly k: number };
+  readonly inputs: readonly LocusInput[];
+  /** `returnBytes`: the output comes back; `store`: it is written into the block's state allocation `store`. */
+  readonly output: { readonly returnBytes: number } | { readonly store: string; readonly bytes: number };
+}
+
+/** An {@link OpSpec} whose per-block call a {@link LocusRunner} runs. */
+export interface LocusOpSpec extends OpSpec {
+  readonly call: (block: DatasetBlock) => LocusCall;
+}
+
+/** Where a block's state lives. */
+export interface StateLocation {
+  readonly depot: string;
+  readonly bytes: number;
+}
+
+/**
+ * An {@link OpRunner} for the algorithms: runs {@link LocusOpSpec} calls, keeps per-block state allocations at
+ * the depot the op ran on, and tells the algorithm where each block's state lives (later ops reading it must
+ * run there).
+ */
+export interface LocusRunner extends OpRunner {
+  /** Depot (`host:port`) holding block `block`'s state `name`, if an op wrote it. */
+  stateOf(block: number, name: string): StateLocation | undefined;
+  /** Releases every state allocation (best effort). */
+  release(): Promise<void>;
+}
+
+function asLocus(op: OpSpec): LocusOpSpec {
+  if (typeof (op as Partial<LocusOpSpec>).call !== 'function')
+    throw new CoordinatorError(
+      CoordinatorErrorCode.INVALID_ARGUMENT,
+      `invalid argument: op ${op.name} is not an algorithms op (it has no per-block call)`,
+      { details: { argument: 'op', value: op.name } },
+    );
+  return op as LocusOpSpec;
+}
+
+/** Bytes an NFU request and reply carry for this call (parameters and values; request lines approximated). */
+function wireBytesOf(call: LocusCall, capBytes: number, returned: number): number {
+  let n = 32 + encodeAttrs(call.attrs).length + 24;
+  for (const i of call.inputs) n += 24 + (i.kind === 'bytes' ? i.data.length : capBytes);
+  return n + 24 + ('returnBytes' in call.output ? 0 : capBytes) + 16 + returned;
+}
+
+/** Options of {@link InProcessLocus}. */
+export interface InProcessLocusOptions {
+  /** Kernel backend (default WebAssembly/JS). */
+  readonly backend?: KernelBackend;
+  /** Injected failure: return true to fail this attempt (tests, calibration). */
+  readonly fail?: (attempt: OpAttempt) => boolean;
+}
+
+/**
+ * The in-process runner: blocks are byte arrays keyed by their replicas' read caps, state allocations live in
+ * a map per depot. The kernels are the depots' kernels, so (on the same backend) results are identical to a
+ * run on depots.
+ */
+export class InProcessLocus implements LocusRunner {
+  readonly #blocks: ReadonlyMap<string, Uint8Array>;
+  readonly #state = new Map<string, { depot: string; data: Uint8Array }>();
+  readonly #backend: KernelBackend;
+  readonly #fail: ((attempt: OpAttempt) => boolean) | undefined;
+
+  constructor(blocks: ReadonlyMap<string, Uint8Array>, options: InProcessLocusOptions = {}) {
+    this.#blocks = blocks;
+    this.#backend = options.backend ?? WASM_BACKEND;
+    this.#fail = options.fail;
+  }
+
+  stateOf(block: number, name: string): StateLocation | undefined {
+    const s = this.#state.get(`${block}/${name}`);
+    return s === undefined ? undefined : { depot: s.depot, bytes: s.data.length };
+  }
+
+  release(): Promise<void> {
+    this.#state.clear();
+    return Promise.resolve();
+  }
+
+  run(attempt: OpAttempt): Observable<OpAnswer> {
+    return new Observable<OpAnswer>((subscriber) => {
+      try {
+        if (this.#fail?.(attempt) === true) throw new Error(`injected failure of block ${attempt.block.index}`);
+        const call = asLocus(attempt.op).call(attempt.block);
+        const depot = depotId(attempt.replica.depot);
+        const inputs = call.inputs.map((i) => {
+          if (i.kind === 'bytes') return i.data;
+          if (i.kind === 'block') {
+            const bytes = this.#blocks.get(attempt.replica.read);
+            if (bytes === undefined) throw new Error(`no data for replica ${attempt.replica.read}`);
+            return bytes;
+          }
+          const s = this.#state.get(`${attempt.block.index}/${i.name}`);
+          if (s === undefined || s.depot !== depot)
+            throw new Error(`block ${attempt.block.index} has no state ${i.name} at ${depot}`);
+          return s.data;
+        });
+        const kernel = builtins().byNameOrThrow(call.kernel);
+        const output = kernel.run(parseAttrs(encodeAttrs(call.attrs)), inputs, { backend: this.#backend }).slice();
+        let returned = output;
+        if ('store' in call.output) {
+          this.#state.set(`${attempt.block.index}/${call.output.store}`, { depot, data: output });
+          returned = new Uint8Array(0);
+        }
+        subscriber.next({
+          output: returned,
+          wireBytes: wireBytesOf(call, 100, returned.length),
+          ranOn: depot,
+          transferred: false,
+        });
+        subscriber.complete();
+      } catch (e) {
+        subscriber.error(e);
+      }
+    });
+  }
+}
+
+/** Lease of a state allocation (seconds). */
+export const DEFAULT_STATE_LEASE_SEC = 600;
+
+/**
+ * The runner over IBP depots: each call is one NFU op at the replica's depot (`runKernel`); state outputs go
+ * into allocations made at that depot on first use (and reused, written in place, afterwards).
+ */
+export class IbpLocus implements LocusRunner {
+  readonly #client: IbpClient;
+  readonly #leaseSec: number;
+  readonly #state = new Map<string, StateEntry>();
+
+  constructor(client: IbpClient, options: { readonly leaseSec?: number } = {}) {
+    this.#client = client;
+    this.#leaseSec = options.leaseSec ?? DEFAULT_STATE_LEASE_SEC;
+  }
+
+  stateOf(block: number, name: string): StateLocation | undefined {
+    const s = this.#state.get(`${block}/${name}`);
+    return s === undefined ? undefined : { depot: s.depot, bytes: s.bytes };
+  }
+
+  async release(): Promise<void> {
+    const all = [...this.#state.values()];
+    this.#state.clear();
+    await Promise.all(all.map((s) => this.#client.decr(s.manage, 'read').catch(() => undefined)));
+  }
+
+  run(attempt: OpAttempt): Observable<OpAnswer> {
+    return new Observable<OpAnswer>((subscriber) => {
+      let live = true;
+      this.#execute(attempt).then(
+        (a) => {
+          if (!live) return;
+          subscriber.next(a);
+          subscriber.complete();
+        },
+        (e: unknown) => {
+          if (live) subscriber.error(e);
+        },
+      );
+      return () => {
+        live = false;
+      };
+    });
+  }
+
+  async #execute(attempt: OpAttempt): Promise<OpAnswer> {
+    const call = asLocus(attempt.op).call(attempt.block);
+    const address = attempt.replica.depot;
+    const depot = depotId(address);
+    let capBytes = 0;
+    const inputs: KernelInput[] = call.inputs.map((i) => {
+      if (i.kind === 'bytes') return i.data;
+      if (i.kind === 'block') {
+        capBytes = Math.max(capBytes, attempt.replica.read.length);
+        return { cap: attempt.replica.read, offset: attempt.replica.allocOffset, length: attempt.replica.length };
+      }
+      const s = this.#state.get(`${attempt.block.index}/${i.name}`);
+      if (s === undefined || s.depot !== depot)
+        throw new Error(`block ${attempt.block.index} has no state ${i.name} at ${depot}`);
+      return { cap: s.read, offset: 0, length: s.bytes };
+    });
+    let extra = 0;
+    let output: { returnBytes: number } | { cap: string; offset: number };
+    let stored: { key: string; entry: StateEntry } | undefined;
+    if ('store' in call.output) {
+      const key = `${attempt.block.index}/${call.output.store}`;
+      let entry = this.#state.get(key);
+      if (entry === undefined || entry.depot !== depot || entry.bytes !== call.output.bytes) {
+        const caps = await this.#client.allocate(address, { size: call.output.bytes, durationSec: this.#leaseSec });
+        entry = {
+          depot,
+          address,
+          read: formatCapability(caps.read),
+          write: formatCapability(caps.write),
+          manage: formatCapability(caps.manage),
+          bytes: call.output.bytes,
+        };
+        extra += 200;
+      }
+      stored = { key, entry };
+      output = { cap: entry.write, offset: 0 };
+    } else output = { returnBytes: call.output.returnBytes };
+    const result = await runKernel(this.#client, address, call.kernel, {
+      attrs: call.attrs,
+      inputs,
+      output,
+      timeoutMs: attempt.timeoutMs,
+    } as unknown as KernelCall);
+    if (stored !== undefined) {
+      const old = this.#state.get(stored.key);
+      if (old !== undefined && old !== stored.entry) void this.#client.decr(old.manage, 'read').catch(() => undefined);
+      this.#state.set(stored.key, stored.entry);
+    }
+    const returned = result ?? new Uint8Array(0);
+    return {
+      output: returned,
+      wireBytes: extra + wireBytesOf(call, capBytes || 100, returned.length),
+      ranOn: depot,
+      transferred: false,
+    };
+  }
+}
+
+interface StateEntry {
+  readonly depot: string;
+  readonly address: DepotAddress;
+  readonly read: string;
+  readonly write: string;
+  readonly manage: string;
+  readonly bytes: number;
+}
+
+/** A dataset over in-memory row blocks (tests, calibration, examples) and the byte map an {@link InProcessLocus} reads. */
+export function inMemoryDataset(
+  matrix: Float64Array,
+  rows: number,
+  cols: number,
+  options: {
+    readonly blockRows: number;
+    /** Depots (fake ports) holding each block's replicas (default: block b on depot b mod 4). */
+    readonly depotsOf?: (block: number) => readonly number[];
+    readonly sourceOf?: (block: number) => string | undefined;
+    readonly name?: string;
+  },
+): { dataset: Dataset; blocks: Map<string, Uint8Array> } {
+  if (matrix.length !== rows * cols)
+    throw new CoordinatorError(
+      CoordinatorErrorCode.INVALID_ARGUMENT,
+      `invalid argument: matrix has ${matrix.length} values; ${rows}×${cols} needs ${rows * cols}`,
+      {
+        details: { argument: 'matrix', value: matrix.length },
+      },
+    );
+  const bytes = new Map<string, Uint8Array>();
+  const blocks: DatasetBlock[] = [];
+  for (let start = 0, index = 0; start < rows; start += options.blockRows, index++) {
+    const n = Math.min(options.blockRows, rows - start);
+    const data = matrix.slice(start * cols, (start + n) * cols);
+    const u8 = new Uint8Array(data.buffer);
+    const ports = options.depotsOf?.(index) ?? [9000 + (index % 4)];
+    const replicas = ports.map((port) => {
+      const read = `ibp://127.0.0.1:${port}/mem#block${index}/0/READ`;
+      bytes.set(read, u8);
+      return { depot: { host: '127.0.0.1', port }, read, allocOffset: 0, length: u8.length };
+    });
+    const source = options.sourceOf?.(index);
+    blocks.push({
+      index,
+      rowStart: start,
+      rows: n,
+      bytes: u8.length,
+      replicas,
+      summary: summarizeBlock(data, n, cols),
+      ...(source === undefined ? {} : { source }),
+    });
+  }
+  return { dataset: { name: options.name ?? 'in-memory', dtype: 'float64', rows, cols, blocks }, blocks: bytes };
+}

@@ -1,0 +1,388 @@
+import {
+  CoordinatorError,
+  CoordinatorErrorCode,
+  MatrixAccumulator,
+  gramNormBound,
+  type CoordinatorDataset as Dataset,
+  type CoordinatorDatasetBlock as DatasetBlock,
+  type Estimate,
+  type SourceWeight,
+} from '../framework/index.js';
+import { cholesky, gaussianMatrix, leadingColumns, mul, orthonormalize, svd, transpose, upperInverse, bytesOf } from './dense.js';
+import { affineX, centredFrob2, checkAborted, pinnedTo, round, summaryMeans, type LocusContext } from './engine.js';
+
+/** RNG streams of the algorithms' coordinator-side random matrices (distinct from the kernels' streams). */
+export const ALGORITHM_STREAMS = { RANGE: 101, PROBES: 102, HUTCH: 103, LSQ: 104 } as const;
+
+/** Options of {@link rsvdCore}. */
+export interface RsvdOptions {
+  /** Components k (1 … cols). */
+  readonly rank: number;
+  /** Extra columns of the range finder p (default 10); the sketch has l = min(k + p, cols) columns. */
+  readonly oversampling?: number;
+  /** Power (subspace) iterations q, each re-orthonormalised by distributed CholeskyQR2 (default 2). */
+  readonly powerIterations?: number;
+  readonly seed?: number;
+  /** Subtract the column means (from the ingest summaries) first: PCA. Default false. */
+  readonly centre?: boolean;
+  /** Failure probability of the whole estimate (split between the probes and the sampling bound). Default 0.05. */
+  readonly delta?: number;
+  /**
+   * Rank selection: grow k (doubling, up to `maxRank`) until the certified residual ‖A − AVVᵀ‖₂ is at most
+   * `tolerance`·σ̂₁. Default: none (k as given).
+   */
+  readonly tolerance?: number;
+  readonly maxRank?: number;
+  /** Robust PCA: reweighting iterations by source quality (0 = plain). Default 0. */
+  readonly robustIterations?: number;
+  /** Overall deadline (ms from the start); rounds still running then answer with what arrived. */
+  readonly deadlineMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** What rsvd and pca estimate. */
+export interface SpectralResult {
+  /** k. */
+  readonly rank: number;
+  readonly rows: number;
+  readonly cols: number;
+  /** Right singular vectors / principal axes, `cols × k` row-major (column t is component t). */
+  readonly components: Float64Array;
+  /** σ̂₁ ≥ … ≥ σ̂_k of the (centred, weighted) matrix. */
+  readonly singularValues: Float64Array;
+  /** Interval of each true σ_t: [lower_t, upper_t], holding together with probability ≥ 1 − δ. */
+  readonly singularValueLower: Float64Array;
+  readonly singularValueUpper: Float64Array;
+  /** σ̂²/(n − 1): variance along each component (PCA). */
+  readonly explainedVariance: Float64Array;
+  /** explainedVariance / total variance (total exact from the summaries). */
+  readonly explainedVarianceRatio: Float64Array;
+  /** Column means subtracted (PCA), else undefined. */
+  readonly mean: Float64Array | undefined;
+  /** Certified bound on ‖A − AVVᵀ‖₂ (the estimate's ε). */
+  readonly residualBound: number;
+  /** Source weights used (robust PCA), by source id. */
+  readonly sourceWeights: ReadonlyMap<string, number>;
+}
+
+const HMT = 10 * Math.sqrt(2 / Math.PI);
+
+function invalid(argument: string, rule: string, value: unknown): CoordinatorError {
+  return new CoordinatorError(
+    CoordinatorErrorCode.INVALID_ARGUMENT,
+    `invalid argument: ${argument} must be ${rule} (got ${String(value)})`,
+    {
+      details: { argument, value: value as never },
+    },
+  );
+}
+
+function check(dataset: Dataset, o: RsvdOptions): void {
+  const d = dataset.cols;
+  if (!Number.isInteger(o.rank) || o.rank < 1 || o.rank > d) throw invalid('rank', `an integer from 1 to ${d}`, o.rank);
+  if (o.oversampling !== undefined && (!Number.isInteger(o.oversampling) || o.oversampling < 0))
+    throw invalid('oversampling', 'a non-negative integer', o.oversampling);
+  if (
+    o.powerIterations !== undefined &&
+    (!Number.isInteger(o.powerIterations) || o.powerIterations < 0 || o.powerIterations > 50)
+  )
+    throw invalid('powerIterations', 'an integer from 0 to 50', o.powerIterations);
+  if (o.delta !== undefined && !(o.delta > 0 && o.delta < 1)) throw invalid('delta', 'in (0, 1)', o.delta);
+  if (o.tolerance !== undefined && !(o.tolerance > 0)) throw invalid('tolerance', 'positive', o.tolerance);
+  if (
+    o.robustIterations !== undefined &&
+    (!Number.isInteger(o.robustIterations) || o.robustIterations < 0 || o.robustIterations > 20)
+  )
+    throw invalid('robustIterations', 'an integer from 0 to 20', o.robustIterations);
+  if (o.deadlineMs !== undefined && !(o.deadlineMs > 0)) throw invalid('deadlineMs', 'positive', o.deadlineMs);
+  for (const b of dataset.blocks)
+    if (b.summary === undefined) throw invalid(`blocks[${b.index}].summary`, 'present (ingest summary)', 'none');
+}
+
+interface Pass {
+  readonly V: Float64Array; // d × l right singular vectors
+  readonly s: Float64Array;
+  readonly l: number;
+  readonly bytesMoved: number;
+  readonly blocksMissing: number;
+}
+
+/**
+ * Randomized subspace iteration (Halko–Martinsson–Tropp 2011, Alg. 4.4) on the row-distributed (centred,
+ * weighted) matrix: Y_b = A_b·W kept at the depot, CholeskyQR2 over the blocks (only l × l Grams travel), the
+ * orthonormal Q_b = Y_b·R⁻¹ written in place, then AᵀQ = Σ_b A_bᵀQ_b (d × l) back and orthonormalised here.
+ */
+async function subspacePass(
+  ctx: LocusContext,
+  dataset: Dataset,
+  l: number,
+  q: number,
+  seed: number,
+  mu: Float64Array | undefined,
+  weight: (b: DatasetBlock) => number,
+  deadlineAt: number | undefined,
+  signal: AbortSignal | undefined,
+): Promise<Pass> {
+  const d = dataset.cols;
+  let W = gaussianMatrix(seed, ALGORITHM_STREAMS.RANGE, d, l);
+  let bytesMoved = 0;
+  let missing = 0;
+  const roundOpts = { ...(deadlineAt === undefined ? {} : { deadlineAt }), ...(signal === undefined ? {} : { signal }) };
+  const stateCall = (b: DatasetBlock, kernel: 'gram' | 'affine-gram' | 'affine-product', X?: Float64Array) => ({
+    kernel,
+    attrs: { dtype: 'float64' as const, rows: b.rows, cols: l, k: l },
+    inputs: [{ kind: 'state' as const, name: 'Y' }, ...(X === undefined ? [] : [{ kind: 'bytes' as const, data: bytesOf(X) }])],
+    output: kernel === 'affine-product' ? { store: 'Y', bytes: b.rows * l * 8 } : { returnBytes: l * l * 8 },
+  });
+  const sum = (outs: Map<number, Float64Array>, n: number): Float64Array => {
+    const s = new Float64Array(n);
+    for (const v of outs.values()) for (let i = 0; i < n; i++) s[i]! += v[i]!;
+    return s;
+  };
+  let Z = new Float64Array(d * l);
+  for (let it = 0; it <= q; it++) {
+    checkAborted(signal);
+    const Xs = new Map<number, Float64Array>();
+    const xOf = (b: DatasetBlock) => {
+      let x = Xs.get(b.index);
+      if (x === undefined) Xs.set(b.index, (x = affineX(W, d, l, mu, Math.sqrt(weight(b)))));
+      return x;
+    };
+    const active = dataset.blocks.filter((b) => weight(b) > 0);
+    const r1 = await round(
+      ctx,
+      dataset,
+      'range',
+      (b) => ({
+        kernel: 'affine-product',
+        attrs: { dtype: dataset.dtype, rows: b.rows, cols: d, k: l },
+        inputs: [{ kind: 'block' }, { kind: 'bytes', data: bytesOf(xOf(b)) }],
+        output: { store: 'Y', bytes: b.rows * l * 8 },
+      }),
+      { ...roundOpts, blocks: active },
+    );
+    bytesMoved += r1.bytesMoved;
+    const pinned = pinnedTo(ctx, { ...dataset, blocks: active }, 'Y').filter((b) => r1.outputs.has(b.index));
+    // CholeskyQR2: R1 from Σ Y_bᵀY_b, R2 from Σ (Y_b R1⁻¹)ᵀ(Y_b R1⁻¹); Q_b = Y_b (R2 R1)⁻¹ in place.
+    const g1 = await round(ctx, dataset, 'cholqr-1', (b) => stateCall(b, 'gram'), { ...roundOpts, blocks: pinned });
+    const R1 = cholesky(sum(g1.outputs, l * l), l);
+    const R1inv = upperInverse(R1, l);
+    const X1 = affineX(R1inv, l, l, undefined);
+    const g2 = await round(ctx, dataset, 'cholqr-2', (b) => stateCall(b, 'affine-gram', X1), { ...roundOpts, blocks: pinned });
+    const R2inv = upperInverse(cholesky(sum(g2.outputs, l * l), l), l);
+    const Rinv = mul(R1inv, R2inv, l, l, l);
+    const XQ = affineX(Rinv, l, l, undefined);
+    const qRound = await round(ctx, dataset, 'cholqr-q', (b) => stateCall(b, 'affine-product', XQ), {
+      ...roundOpts,
+      blocks: pinned,
+    });
+    const pinnedQ = pinnedTo(ctx, dataset, 'Y').filter((b) => qRound.outputs.has(b.index));
+    // Z = Σ_b √w_b (A_b − 1μᵀ)ᵀ Q_b = √w_b (A_bᵀQ_b − μ·1ᵀQ_b).
+    const zRound = await round(
+      ctx,
+      dataset,
+      'project',
+      (b) => ({
+        kernel: 'transpose-product',
+        attrs: { dtype: dataset.dtype, rows: b.rows, cols: d, k: l },
+        inputs: [{ kind: 'block' }, { kind: 'state', name: 'Y' }],
+        output: { returnBytes: (d + 1) * l * 8 },
+      }),
+      { ...roundOpts, blocks: pinnedQ },
+    );
+    bytesMoved += g1.bytesMoved + g2.bytesMoved + qRound.bytesMoved + zRound.bytesMoved;
+    missing = Math.max(missing, dataset.blocks.length - zRound.outputs.size);
+    Z = new Float64Array(d * l);
+    for (const b of dataset.blocks) {
+      const C = zRound.outputs.get(b.index);
+      if (C === undefined) continue;
+      const sw = Math.sqrt(weight(b));
+      for (let j = 0; j < d; j++)
+        for (let t = 0; t < l; t++) Z[j * l + t]! += sw * (C[j * l + t]! - (mu === undefined ? 0 : mu[j]! * C[d * l + t]!));
+    }
+    if (it < q) W = orthonormalize(Z, d, l);
+  }
+  // B = QᵀA = Zᵀ (l × d): its right singular vectors and values are A's estimates.
+  const { s, V } = svd(transpose(Z, d, l), l, d);
+  return { V, s, l, bytesMoved, blocksMissing: missing };
+}
+
+/**
+ * Randomized SVD / PCA in locus (see {@link RsvdOptions}), with the a-posteriori test of HMT §4.3 run at the
+ * depots: r Gaussian probes ω_i, ‖A(I − VVᵀ)ω_i‖² = Σ_b ‖A_b(I − VVᵀ)ω_i‖² from one `affine-gram` per block
+ * (a (k + r)² Gram also giving VᵀAᵀAV for the singular values and each block's residual for quality weights).
+ * Emits one estimate per pass (robust iterations, rank growth); the last is final.
+ */
+export async function rsvdCore(
+  ctx: LocusContext,
+  dataset: Dataset,
+  options: RsvdOptions,
+  emit: (e: Estimate<SpectralResult>) => void = () => {},
+): Promise<Estimate<SpectralResult>> {
+  check(dataset, options);
+  const d = dataset.cols;
+  const started = Date.now();
+  const deadlineAt = options.deadlineMs === undefined ? undefined : started + options.deadlineMs;
+  const delta = options.delta ?? 0.05;
+  const r = Math.max(1, Math.ceil(-Math.log10(delta / 2)));
+  const deltaProbes = 10 ** -r;
+  const deltaSampling = Math.max(1e-12, delta - deltaProbes);
+  const seed = options.seed ?? 0;
+  const q = options.powerIterations ?? 2;
+  const robust = options.robustIterations ?? 0;
+  const weights = new Map<string, number>();
+  const weight = (b: DatasetBlock): number => (b.source === undefined ? 1 : (weights.get(b.source) ?? 1));
+  let k = options.rank;
+  let last: Estimate<SpectralResult> | undefined;
+  let bytesMoved = 0;
+  for (let pass = 0; ; pass++) {
+    checkAborted(options.signal);
+    const mu = options.centre === true ? summaryMeans(dataset, weight) : undefined;
+    const l = Math.min(d, k + (options.oversampling ?? 10));
+    const p = await subspacePass(ctx, dataset, l, q, seed + pass, mu, weight, deadlineAt, options.signal);
+    bytesMoved += p.bytesMoved;
+    const kk = Math.min(k, p.l);
+    const V = leadingColumns(p.V, d, p.l, kk);
+    // Probes projected off span(V): P⊥Ω = Ω − V(VᵀΩ).
+    const Om = gaussianMatrix(seed + pass, ALGORITHM_STREAMS.PROBES, d, r);
+    const Pperp = Om.slice();
+    const VtO = mul(transpose(V, d, kk), Om, kk, d, r);
+    const VVtO = mul(V, VtO, d, kk, r);
+    for (let i = 0; i < d * r; i++) Pperp[i]! -= VVtO[i]!;
+    const m = kk + r;
+    const W = new Float64Array(d * m);
+    for (let j = 0; j < d; j++) {
+      for (let t = 0; t < kk; t++) W[j * m + t] = V[j * kk + t]!;
+      for (let t = 0; t < r; t++) W[j * m + kk + t] = Pperp[j * r + t]!;
+    }
+    const test = await round(
+      ctx,
+      dataset,
+      'a-posteriori',
+      (b) => ({
+        kernel: 'affine-gram',
+        attrs: { dtype: dataset.dtype, rows: b.rows, cols: d, k: m },
+        inputs: [{ kind: 'block' }, { kind: 'bytes', data: bytesOf(affineX(W, d, m, mu)) }],
+        output: { returnBytes: m * m * 8 },
+      }),
+      {
+        ...(deadlineAt === undefined ? {} : { deadlineAt: Math.max(deadlineAt, Date.now() + 1) }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      },
+    );
+    bytesMoved += test.bytesMoved;
+    const muZero = mu ?? new Float64Array(d);
+    // Probe norms: answered blocks exactly, missing ones bounded by w_b·‖A_b − 1μᵀ‖_F²·‖P⊥ω_i‖² (deterministic).
+    const probeUp = new Float64Array(r);
+    const pNorm2 = new Float64Array(r);
+    for (let j = 0; j < d; j++) for (let t = 0; t < r; t++) pNorm2[t]! += Pperp[j * r + t]! ** 2;
+    const acc = new MatrixAccumulator({
+      name: 'projected-gram',
+      rows: kk,
+      cols: kk,
+      psdRemainder: true,
+      remainderNormBound: (s) => {
+        const b = dataset.blocks.find((x) => x.summary === s);
+        return b === undefined ? gramNormBound(s) : weight(b) * centredFrob2(b, muZero) * (1 + 1e-12);
+      },
+    });
+    const residualBySource = new Map<string, { res: number; tot: number }>();
+    for (const b of dataset.blocks) {
+      const G = test.outputs.get(b.index);
+      const w = weight(b);
+      if (G === undefined) {
+        for (let t = 0; t < r; t++) probeUp[t]! += w * centredFrob2(b, muZero) * pNorm2[t]!;
+        continue;
+      }
+      const kkPart = new Float64Array(kk * kk);
+      for (let i = 0; i < kk; i++) for (let j = 0; j < kk; j++) kkPart[i * kk + j] = w * G[i * m + j]!;
+      acc.add(String(b.index), kkPart);
+      for (let t = 0; t < r; t++) probeUp[t]! += w * G[(kk + t) * m + kk + t]!;
+      if (b.source !== undefined) {
+        let tr = 0;
+        for (let i = 0; i < kk; i++) tr += G[i * m + i]!;
+        const f = centredFrob2(b, muZero);
+        const e = residualBySource.get(b.source) ?? { res: 0, tot: 0 };
+        e.res += Math.max(0, f - tr);
+        e.tot += f;
+        residualBySource.set(b.source, e);
+      }
+    }
+    const planned = test.planned.length > 0 ? test.planned : [];
+    const g = acc.estimate(planned, { delta: deltaSampling, weighting: 'response-groups', final: true });
+    const eG = g.epsilon;
+    const residualBound = HMT * Math.sqrt(Math.max(...probeUp));
+    const ritz = svd(g.value, kk, kk).s; // eigenvalues of the PSD estimate (its singular values)
+    const sv = new Float64Array(kk);
+    const lower = new Float64Array(kk);
+    const upper = new Float64Array(kk);
+    for (let t = 0; t < kk; t++) {
+      sv[t] = Math.sqrt(Math.max(0, ritz[t]!));
+      lower[t] = Math.sqrt(Math.max(0, ritz[t]! - eG));
+      upper[t] = Math.sqrt(ritz[t]! + eG + residualBound ** 2);
+    }
+    // Components: eigenvectors of the k × k Gram rotate V (Rayleigh–Ritz).
+    const rr = svd(g.value, kk, kk);
+    const comps = mul(V, rr.U, d, kk, kk);
+    let n = 0;
+    let total = 0;
+    for (const b of dataset.blocks) {
+      n += weight(b) * b.rows;
+      total += weight(b) * centredFrob2(b, muZero);
+    }
+    const ev = sv.map((s) => (s * s) / Math.max(1, n - 1));
+    const evr = sv.map((s) => (s * s) / Math.max(total, 1e-300));
+    const sources: SourceWeight[] = [...weights].map(([id, w]) => ({ id, weight: w, reliability: w }));
+    const estimate: Estimate<SpectralResult> = {
+      value: {
+        rank: kk,
+        rows: dataset.rows,
+        cols: d,
+        components: comps,
+        singularValues: sv,
+        singularValueLower: lower,
+        singularValueUpper: upper,
+        explainedVariance: ev,
+        explainedVarianceRatio: evr,
+        mean: mu,
+        residualBound,
+        sourceWeights: new Map(weights),
+      },
+      epsilon: residualBound,
+      delta: deltaProbes + deltaSampling,
+      coverage: g.coverage,
+      blocksUsed: test.outputs.size,
+      blocksMissing: dataset.blocks.length - test.outputs.size,
+      bytesMoved,
+      method:
+        `randomized subspace iteration (HMT 2011 Alg. 4.4; l = ${p.l}, q = ${q}, CholeskyQR2 in locus)${mu ? ', centred' : ''}` +
+        `${robust > 0 ? ', source-reweighted' : ''}; ε bounds ‖A − AVVᵀ‖₂ by ${r} probes (HMT §4.3, δ = 10^−${r}), ` +
+        `missing blocks bounded from their summaries; σ intervals: Weyl with ${g.method}`,
+      norm: 'spectral',
+      parts: { sampling: { epsilon: eG, delta: deltaSampling }, sketch: { epsilon: residualBound, delta: deltaProbes } },
+      sources,
+      final: false,
+    };
+    last = estimate;
+    // Robust PCA: record each source's relative residual, reweigh from the history (robust z-scores).
+    if (pass < robust && residualBySource.size > 0 && ctx.store !== undefined) {
+      for (const [id, e] of residualBySource) ctx.store.recordResidual(id, e.tot > 0 ? e.res / e.tot : 0);
+      for (const sc of ctx.store.sourceScores()) if (residualBySource.has(sc.id)) weights.set(sc.id, sc.weight);
+      emit(estimate);
+      continue;
+    }
+    const wantsMore =
+      options.tolerance !== undefined &&
+      residualBound > options.tolerance * (sv[0] ?? 0) &&
+      k < Math.min(d, options.maxRank ?? d);
+    const late = deadlineAt !== undefined && Date.now() >= deadlineAt;
+    if (wantsMore && !late) {
+      emit(estimate);
+      k = Math.min(2 * k, options.maxRank ?? d, d);
+      continue;
+    }
+    break;
+  }
+  await ctx.runner.release();
+  return { ...last, final: true, bytesMoved };
+}

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { final, InProcessLocus, inMemoryDataset, pca, rsvd, runnerContext } from '../../algorithms/index.js';
+import { normals } from '../../nfu-kernels/index.js';
+import { Matrix, SingularValueDecomposition } from 'ml-matrix';
+
+/** A = U·diag(σ)·Vᵀ + noise, n × d, with orthonormal U, V from QR of Gaussians. */
+function knownSpectrum(n: number, d: number, sigma: number[], noise: number, seed: number) {
+  const g = (r: number, c: number, s: number) => {
+    const v = new Float64Array(r * c);
+    normals(seed, s, 0, 0, v);
+    return Matrix.from1DArray(r, c, Array.from(v));
+  };
+  const U = new SingularValueDecomposition(g(n, sigma.length, 1), { autoTranspose: true }).leftSingularVectors;
+  const V = new SingularValueDecomposition(g(d, sigma.length, 2), { autoTranspose: true }).leftSingularVectors;
+  const A = U.mmul(Matrix.diag(sigma))
+    .mmul(V.transpose())
+    .add(g(n, d, 3).mul(noise));
+  const exact = new SingularValueDecomposition(A, { autoTranspose: true });
+  return { A: Float64Array.from(A.to1DArray()), s: exact.diagonal, V: exact.rightSingularVectors };
+}
+
+describe('randomized SVD in locus', () => {
+  const n = 2000;
+  const d = 40;
+  const sigma = [100, 80, 60, 40, 30, 20, 10, 5];
+  const truth = knownSpectrum(n, d, sigma, 0.05, 7);
+
+  it('finds the singular values inside the reported intervals and certifies the residual', async () => {
+    const { dataset, blocks } = inMemoryDataset(truth.A, n, d, { blockRows: 250 });
+    const ctx = runnerContext(new InProcessLocus(blocks));
+    const e = await final(rsvd(dataset, ctx, { rank: 8, oversampling: 6, powerIterations: 2, seed: 3 }));
+    expect(e.final).toBe(true);
+    expect(e.blocksMissing).toBe(0);
+    for (let t = 0; t < 8; t++) {
+      expect(Math.abs(e.value.singularValues[t]! - truth.s[t]!)).toBeLessThan(1e-3 * truth.s[t]!);
+      expect(e.value.singularValueLower[t]!).toBeLessThanOrEqual(truth.s[t]! * (1 + 1e-9));
+      expect(e.value.singularValueUpper[t]!).toBeGreaterThanOrEqual(truth.s[t]! * (1 - 1e-9));
+    }
+    // ‖A − AVVᵀ‖₂ ≤ ε, and ε is the order of σ₉.
+    const A = Matrix.from1DArray(n, d, Array.from(truth.A));
+    const V = Matrix.from1DArray(d, 8, Array.from(e.value.components));
+    const R = A.sub(A.mmul(V).mmul(V.transpose()));
+    const resid = new SingularValueDecomposition(R, { autoTranspose: true }).diagonal[0]!;
+    expect(resid).toBeLessThanOrEqual(e.epsilon);
+    // The HMT bound is 10·√(2/π)·max_i ‖A(I − VVᵀ)ω_i‖, each about ‖A − A_k‖_F.
+    const tailF = Math.sqrt(truth.s.slice(8).reduce((s, x) => s + x * x, 0));
+    expect(e.epsilon).toBeLessThan(12 * tailF);
+    expect(e.bytesMoved).toBeGreaterThan(0);
+    expect(e.bytesMoved).toBeLessThan(n * d * 8);
+  });
+
+  it('with a third of the blocks failing the bound still holds (missing blocks bounded from summaries)', async () => {
+    const { dataset, blocks } = inMemoryDataset(truth.A, n, d, { blockRows: 250 });
+    const ctx = runnerContext(new InProcessLocus(blocks, { fail: (a) => a.block.index % 3 === 1 }));
+    const e = await final(rsvd(dataset, ctx, { rank: 8, seed: 3 }));
+    expect(e.blocksMissing).toBeGreaterThan(0);
+    const A = Matrix.from1DArray(n, d, Array.from(truth.A));
+    const V = Matrix.from1DArray(d, 8, Array.from(e.value.components));
+    const resid = new SingularValueDecomposition(A.sub(A.mmul(V).mmul(V.transpose())), { autoTranspose: true }).diagonal[0]!;
+    expect(resid).toBeLessThanOrEqual(e.epsilon);
+    for (let t = 0; t < 8; t++) {
+      expect(e.value.singularValueLower[t]!).toBeLessThanOrEqual(truth.s[t]! * (1 + 1e-9));
+      expect(e.value.singularValueUpper[t]!).toBeGreaterThanOrEqual(truth.s[t]! * (1 - 1e-9));
+    }
+  });
+
+  it('PCA centres by the summary means; rank selection grows k to meet a tolerance', async () => {
+    const shifted = truth.A.map((v, i) => v + 5 + (i % d));
+    const { dataset, blocks } = inMemoryDataset(shifted, n, d, { blockRows: 500 });
+    const ctx = runnerContext(new InProcessLocus(blocks));
+    const e = await final(pca(dataset, ctx, { rank: 2, tolerance: 0.05, seed: 1 }));
+    expect(e.value.rank).toBeGreaterThanOrEqual(8);
+    expect(e.value.mean![0]!).toBeCloseTo(5 + truth.A.filter((_, i) => i % d === 0).reduce((s, v) => s + v, 0) / n, 9);
+    expect(e.epsilon).toBeLessThanOrEqual(0.05 * e.value.singularValues[0]!);
+  });
+
+  it('refuses a bad rank with COORD_E_INVALID_ARGUMENT', async () => {
+    const { dataset, blocks } = inMemoryDataset(truth.A, n, d, { blockRows: 500 });
+    await expect(final(rsvd(dataset, runnerContext(new InProcessLocus(blocks)), { rank: 0 }))).rejects.toMatchObject({
+      code: 'COORD_E_INVALID_ARGUMENT',
+    });
+  });
+});
