@@ -45,3 +45,37 @@ export function rsvd(dataset: Dataset, ctx: LocusContext, options: RsvdOptions):
 export function pca(dataset: Dataset, ctx: LocusContext, options: RsvdOptions): Observable<Estimate<SpectralResult>> {
   return rsvd(dataset, ctx, { ...options, centre: options.centre ?? true });
 }
+
+/** The spectral norm ‖A‖₂ = σ₁ with a two-sided interval, and the effective rank ‖A‖_F²/‖A‖₂² (exact Frobenius from the summaries). */
+export interface SpectralNormResult {
+  readonly sigma1: number;
+  readonly lower: number;
+  readonly upper: number;
+  readonly effectiveRank: number;
+}
+
+/**
+ * ‖A‖₂ by randomized subspace iteration (rank 1 + oversampling), ε = max(σ̂₁ − lower, upper − σ̂₁) in the `abs` norm:
+ * P(σ₁ ∉ [lower, upper]) ≤ δ.
+ */
+export function spectralNorm(
+  dataset: Dataset,
+  ctx: LocusContext,
+  options: Omit<RsvdOptions, 'rank' | 'tolerance' | 'maxRank' | 'robustIterations'> = {},
+): Observable<Estimate<SpectralNormResult>> {
+  return algorithm$(async (_emit, signal) => {
+    const e = await rsvdCore(ctx, dataset, { powerIterations: 4, ...options, rank: 1, signal });
+    const sigma1 = e.value.singularValues[0]!;
+    const lower = e.value.singularValueLower[0]!;
+    const upper = e.value.singularValueUpper[0]!;
+    let frob2 = 0;
+    for (const b of dataset.blocks) frob2 += b.summary?.frob2 ?? 0;
+    return {
+      ...e,
+      value: { sigma1, lower, upper, effectiveRank: frob2 / Math.max(sigma1 * sigma1, 1e-300) },
+      epsilon: Math.max(sigma1 - lower, upper - sigma1),
+      norm: 'abs',
+      method: `σ₁ interval from ${e.method}`,
+    };
+  }, options.signal);
+}

@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { Matrix, SingularValueDecomposition } from 'ml-matrix';
+import { final, InProcessLocus, inMemoryDataset, pca, runnerContext, spectralNorm } from '../../algorithms/index.js';
+import { normals } from '../../nfu-kernels/index.js';
+
+const gauss = (n: number, seed: number, stream: number) => {
+  const v = new Float64Array(n);
+  normals(seed, stream, 0, 0, v);
+  return v;
+};
+
+/** Largest principal angle (sine) between span(A) and span(B), both d × k orthonormal. */
+function sinAngle(A: Float64Array, B: Float64Array, d: number, k: number): number {
+  const a = Matrix.from1DArray(d, k, Array.from(A));
+  const b = Matrix.from1DArray(d, k, Array.from(B));
+  const c = new SingularValueDecomposition(a.transpose().mmul(b)).diagonal;
+  return Math.sqrt(Math.max(0, 1 - Math.min(...c) ** 2));
+}
+
+describe('robust PCA by source quality weights', () => {
+  // 10 sources, 2 of them (20 %) faulty: rows of large garbage. Clean rows: 3 factors + small noise.
+  const d = 12;
+  const k = 3;
+  const rowsPerSource = 300;
+  const sources = 10;
+  const basis = new Float64Array(d * k);
+  {
+    const q = new SingularValueDecomposition(Matrix.from1DArray(d, k, Array.from(gauss(d * k, 1, 1))));
+    for (let i = 0; i < d; i++) for (let j = 0; j < k; j++) basis[i * k + j] = q.leftSingularVectors.get(i, j);
+  }
+  const n = rowsPerSource * sources;
+  const A = new Float64Array(n * d);
+  const f = gauss(n * k, 2, 1);
+  const noise = gauss(n * d, 3, 1);
+  const junk = gauss(n * d, 4, 1);
+  const faulty = new Set([3, 7]);
+  for (let i = 0; i < n; i++) {
+    const src = Math.floor(i / rowsPerSource);
+    for (let j = 0; j < d; j++) {
+      let v = 0;
+      for (let t = 0; t < k; t++) v += basis[j * k + t]! * f[i * k + t]! * [5, 4, 3][t]!;
+      A[i * d + j] = faulty.has(src) ? 15 * junk[i * d + j]! : v + 0.05 * noise[i * d + j]!;
+    }
+  }
+  const setup = () =>
+    inMemoryDataset(A, n, d, { blockRows: 100, sourceOf: (b) => `sensor-${Math.floor((b * 100) / rowsPerSource)}` });
+
+  it('plain PCA is pulled off the clean subspace; robust PCA recovers it and names the faulty sources', async () => {
+    const plainSet = setup();
+    const plain = await final(pca(plainSet.dataset, runnerContext(new InProcessLocus(plainSet.blocks)), { rank: k, seed: 2 }));
+    const plainAngle = sinAngle(plain.value.components, basis, d, k);
+    const robustSet = setup();
+    const ctx = runnerContext(new InProcessLocus(robustSet.blocks));
+    const robust = await final(pca(robustSet.dataset, ctx, { rank: k, seed: 2, robustIterations: 3 }));
+    const robustAngle = sinAngle(robust.value.components, basis, d, k);
+    expect(plainAngle).toBeGreaterThan(0.3);
+    expect(robustAngle).toBeLessThan(0.05);
+    for (const [id, w] of robust.value.sourceWeights) {
+      if (id === 'sensor-3' || id === 'sensor-7') expect(w).toBeLessThan(0.1);
+      else expect(w).toBe(1);
+    }
+    expect(robust.sources.find((s) => s.id === 'sensor-3')!.weight).toBeLessThan(0.1);
+  });
+
+  it('spectralNorm brackets σ₁ and gives the effective rank', async () => {
+    const { dataset, blocks } = setup();
+    const e = await final(spectralNorm(dataset, runnerContext(new InProcessLocus(blocks)), { seed: 5 }));
+    const s1 = new SingularValueDecomposition(Matrix.from1DArray(n, d, Array.from(A)), { autoTranspose: true }).diagonal[0]!;
+    expect(e.value.lower).toBeLessThanOrEqual(s1 * (1 + 1e-12));
+    expect(e.value.upper).toBeGreaterThanOrEqual(s1 * (1 - 1e-12));
+    expect(Math.abs(e.value.sigma1 - s1)).toBeLessThanOrEqual(e.epsilon);
+    expect(e.value.effectiveRank).toBeGreaterThan(1);
+  });
+});
