@@ -1,6 +1,8 @@
 import { Command as CliCommand, CommanderError, type Option } from 'commander';
 import { depotCommand } from './depot-command.js';
 import { lorsCommands } from './lors-commands.js';
+import { reliabilityCommand } from './reliability-command.js';
+import { runCommand } from './run-command.js';
 import { ingestCommand } from './ingest-command.js';
 import { simulateCommand } from './simulate-command.js';
 import { demoCommand } from './demo-command.js';
@@ -65,6 +67,8 @@ export function anvilProgram(): CliCommand {
   program.addCommand(demoCommand());
   program.addCommand(depotCommand());
   for (const c of lorsCommands()) program.addCommand(c);
+  program.addCommand(runCommand());
+  program.addCommand(reliabilityCommand());
   program.addCommand(ingestCommand());
   program.addCommand(simulateCommand());
   requiredAfterUnknown(program);

@@ -149,6 +149,16 @@ export {
   type DatasetBlock as CoordinatorDatasetBlock,
   type DatasetReplica as CoordinatorDatasetReplica,
 } from './coordinator/index.js';
+export {
+  summarizeBlock,
+  summaryFromJson,
+  ReliabilityStore,
+  CoordinatorError,
+  CoordinatorErrorCode,
+  type Estimate,
+  type BlockSummary,
+  type ReliabilitySnapshot,
+} from './estimation/index.js';
 /**
  * Data in place: datasets as row blocks in depot allocations described by exNodes with per-block summaries
  * ({@link datasetFromExnode}, {@link openDataset}), ingest ({@link ingest}, {@link DatasetWriter}, CSV and raw

@@ -4,6 +4,7 @@ import {
   CoordinatorErrorCode,
   blockInclusion,
   type Estimate,
+  type Inclusion,
   type PlannedBlock,
   type SourceWeight,
   type Weighting,
@@ -81,6 +82,14 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
     const blocks = options.blocks ?? job.dataset.blocks;
     const reliability = options.reliability;
     const now = (): number => scheduler.now();
+    // Depot answer probabilities as of the job's start (each costs a Beta quantile): planning and partial
+    // estimates use these; the final estimate reads the history again.
+    const memo = new Map<string, Inclusion>();
+    const depotInclusion = (id: string): Inclusion => {
+      let inc = memo.get(id);
+      if (inc === undefined) memo.set(id, (inc = reliability.inclusion('depot', id, now())));
+      return inc;
+    };
     for (const b of blocks) {
       if (b.summary === undefined) {
         subscriber.error(
@@ -129,7 +138,7 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
       const sources: SourceWeight[] = [...depotsUsed].map((id) => ({
         id,
         weight: 1,
-        reliability: reliability.inclusion('depot', id, now()).p,
+        reliability: (final ? reliability.inclusion('depot', id, now()) : depotInclusion(id)).p,
       }));
       return combiner.estimate(planned, {
         ...estimateOptions,
@@ -165,12 +174,12 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
     const work$ = offers$.pipe(
       mergeMap((offers) => {
         const ordered = blocks.map((b) => {
-          const replicas = orderReplicas(b, offers, reliability, now());
+          const replicas = orderReplicas(b, offers, depotInclusion);
           planned.push({
             id: String(b.index),
             summary: b.summary!,
             group: replicas[0] === undefined ? '' : depotId(replicas[0].depot),
-            inclusion: blockInclusion(replicas.map((r) => reliability.inclusion('depot', depotId(r.depot), now()))),
+            inclusion: blockInclusion(replicas.map((r) => depotInclusion(depotId(r.depot)))),
           });
           return { b, replicas };
         });
@@ -225,14 +234,14 @@ function uniqueDepots(blocks: readonly DatasetBlock[]): DatasetReplica['depot'][
 }
 
 /**
- * Replicas on depots offering the op first, then by answer probability; equal ones rotate with the block
+ * Replicas on depots offering the op first, then by answer probability (in steps of 0.05, so that noise
+ * does not pin every block to one depot); equal ones rotate with the block
  * index so blocks spread over their replicas' depots.
  */
 function orderReplicas(
   block: DatasetBlock,
   offers: ReadonlyMap<string, boolean>,
-  reliability: ReliabilityView,
-  now: number,
+  inclusion: (depot: string) => Inclusion,
 ): DatasetReplica[] {
   const n = block.replicas.length;
   const keyed = block.replicas.map((r, i) => {
@@ -241,7 +250,7 @@ function orderReplicas(
       r,
       turn: (i + n - (block.index % Math.max(1, n))) % Math.max(1, n),
       offers: offers.get(id) !== false ? 1 : 0,
-      p: reliability.inclusion('depot', id, now).p,
+      p: Math.round(inclusion(id).p * 20) / 20,
     };
   });
   keyed.sort((a, b) => b.offers - a.offers || b.p - a.p || a.turn - b.turn);

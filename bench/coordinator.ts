@@ -1,0 +1,168 @@
+/**
+ * Coordinator overhead and ingest rate over 16 loopback depots, small blocks.
+ *
+ * - `coordinator_ops_per_s`: column-stats NFU ops per second through `Coordinator.run` (one op per block).
+ * - `raw_ops_per_s`: the same ops from a plain loop of `runKernel` calls with the same concurrency, same run.
+ * - `ingest_rows_per_s`: rows per second stored as row blocks with their ingest summaries computed.
+ * - `raw_store_rows_per_s`: the same rows per second as raw STOREs.
+ * Rounds alternate between the two forms until `--seconds` (default 6) per measure are spent.
+ * Usage: node dist/bench/coordinator.js [--json] [--seconds N] [--blocks N]
+ */
+import { lastValueFrom } from 'rxjs';
+import {
+  Coordinator,
+  IbpClient,
+  ReliabilityStore,
+  columnStatsJob,
+  depotId,
+  runKernel,
+  summarizeBlock,
+  type CoordinatorDataset,
+  type CoordinatorDatasetBlock,
+  type DepotAddress,
+} from '../framework/index.js';
+import { formatCapability } from '../ibp/index.js';
+import { startDepotProcess } from './lib/depot-process.js';
+
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const flag = (name: string, fallback: number): number => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const SECONDS = flag('--seconds', 6);
+const BLOCKS = flag('--blocks', 512);
+const DEPOTS = 16;
+const ROWS = 64;
+const COLS = 8;
+const CONCURRENCY = 64;
+const PER_DEPOT = 8;
+
+function rowBlock(b: number): Float64Array {
+  const d = new Float64Array(ROWS * COLS);
+  for (let i = 0; i < d.length; i++) d[i] = Math.sin(b * 7919 + i);
+  return d;
+}
+
+async function pool<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  // A few at a time: sixteen processes starting together on a small machine miss the start timeout.
+  const procs: Awaited<ReturnType<typeof startDepotProcess>>[] = [];
+  for (let i = 0; i < DEPOTS; i += 4) {
+    procs.push(...(await Promise.all(Array.from({ length: 4 }, () => startDepotProcess(['--capacity', '256MiB'])))));
+  }
+  const depots: DepotAddress[] = procs.map((p) => p.addr);
+  const client = new IbpClient({ timeoutMs: 30_000, maxIdlePerDepot: PER_DEPOT });
+  try {
+    // Ingest: row blocks with summaries vs raw STOREs of the same bytes.
+    const data = Array.from({ length: BLOCKS }, (_, b) => rowBlock(b));
+    const bytes = data.map((d) => new Uint8Array(d.buffer));
+    const caps = await Promise.all(
+      depots.map((d) => client.allocate(d, { size: (BLOCKS / DEPOTS + 1) * ROWS * COLS * 8 * 8, durationSec: 3600 })),
+    );
+    const blocks: CoordinatorDatasetBlock[] = [];
+    const offsets = new Array<number>(DEPOTS).fill(0);
+    let ingestRows = 0;
+    let ingestMs = 0;
+    let rawRows = 0;
+    let rawMs = 0;
+    for (let round = 0; ingestMs < SECONDS * 500 || round < 2; round++) {
+      const indices = data.map((_, b) => b);
+      let t = performance.now();
+      await pool(indices, CONCURRENCY, async (b) => {
+        const summary = summarizeBlock(data[b]!, ROWS, COLS);
+        const at = b % DEPOTS;
+        const offset = offsets[at]!;
+        offsets[at] = offset + bytes[b]!.length;
+        await client.store(caps[at]!.write, bytes[b]!);
+        if (round === 0) {
+          blocks[b] = {
+            index: b,
+            rowStart: b * ROWS,
+            rows: ROWS,
+            bytes: bytes[b]!.length,
+            replicas: [
+              { depot: depots[at]!, read: formatCapability(caps[at]!.read), allocOffset: offset, length: bytes[b]!.length },
+            ],
+            summary,
+          };
+        }
+      });
+      ingestMs += performance.now() - t;
+      ingestRows += BLOCKS * ROWS;
+      t = performance.now();
+      await pool(indices, CONCURRENCY, (b) => client.store(caps[b % DEPOTS]!.write, bytes[b]!));
+      rawMs += performance.now() - t;
+      rawRows += BLOCKS * ROWS;
+    }
+    const dataset: CoordinatorDataset = { name: 'bench', dtype: 'float64', rows: BLOCKS * ROWS, cols: COLS, blocks };
+    const coordinator = await Coordinator.open({
+      client,
+      reliabilityPath: null,
+      reliability: new ReliabilityStore({ clock: { now: () => Date.now() } }),
+      perDepotConcurrency: PER_DEPOT,
+    });
+    const job = columnStatsJob(dataset, 'sums');
+    // Warm-up (connections, the depots' advertised ops), not timed.
+    await lastValueFrom(coordinator.run(job, { concurrency: CONCURRENCY }));
+    let coordOps = 0;
+    let coordMs = 0;
+    let rawOps = 0;
+    let rawOpsMs = 0;
+    let checksum = 0;
+    for (let round = 0; coordMs < SECONDS * 500 || round < 2; round++) {
+      let t = performance.now();
+      const est = await lastValueFrom(coordinator.run(job, { concurrency: CONCURRENCY }));
+      coordMs += performance.now() - t;
+      coordOps += BLOCKS;
+      if (!Number.isFinite(est.value[0]!) || est.blocksMissing !== 0) {
+        throw new Error(
+          `coordinator estimate is not whole: ${est.blocksMissing} blocks missing, ${JSON.stringify(coordinator.store.snapshot().depots.slice(0, 2))}`,
+        );
+      }
+      t = performance.now();
+      const perDepot = new Map<string, number>();
+      await pool(blocks, CONCURRENCY, async (b) => {
+        const r = b.replicas[0]!;
+        const id = depotId(r.depot);
+        perDepot.set(id, (perDepot.get(id) ?? 0) + 1);
+        const out = await runKernel(client, r.depot, 'column-stats', {
+          attrs: { dtype: 'float64', rows: b.rows, cols: COLS },
+          inputs: [{ cap: r.read, offset: r.allocOffset, length: r.length }],
+          output: { returnBytes: 6 * COLS * 8 },
+        });
+        checksum += new Float64Array(out!.buffer, out!.byteOffset, 6 * COLS)[COLS]!;
+      });
+      rawOpsMs += performance.now() - t;
+      rawOps += BLOCKS;
+    }
+    if (!Number.isFinite(checksum)) throw new Error('raw loop gave a non-finite result');
+    const result = {
+      bench: `coordinator:column-stats:depots=${DEPOTS},blocks=${BLOCKS},rows=${ROWS},cols=${COLS},f64,concurrency=${CONCURRENCY},perDepot=${PER_DEPOT}`,
+      coordinator_ops_per_s: Math.round((coordOps / coordMs) * 1000),
+      raw_ops_per_s: Math.round((rawOps / rawOpsMs) * 1000),
+      overhead_ratio: Number((rawOps / rawOpsMs / (coordOps / coordMs)).toFixed(3)),
+      ingest_rows_per_s: Math.round((ingestRows / ingestMs) * 1000),
+      raw_store_rows_per_s: Math.round((rawRows / rawMs) * 1000),
+      ingest_form: 'raw client STOREs of row blocks with summaries',
+    };
+    if (!json) {
+      for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(24)} ${v}`);
+    }
+    console.log(JSON.stringify(result));
+    await coordinator.close();
+  } finally {
+    client.close();
+    await Promise.all(procs.map((p) => p.stop()));
+  }
+}
+
+await main();
