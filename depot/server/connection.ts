@@ -110,7 +110,11 @@ export class Connection {
     const limits = this.ctx.options.limits;
     this.reader.close();
     // Shutting down: no lingering for a client that has nothing more to say.
-    return releaseSocket(this.stream, { drainBytes: limits.closeDrainBytes, lingerMs: this.closing ? 0 : limits.closeLingerMs });
+    return releaseSocket(this.stream, {
+      drainBytes: limits.closeDrainBytes,
+      lingerMs: limits.closeLingerMs,
+      flushOnly: this.closing,
+    });
   }
 
   /**

@@ -174,9 +174,11 @@ export class DepotServer {
       this.rejected++;
       socket.on('error', () => undefined);
       socket.write(errorReply(Status.OUT_OF_SOCKETS, limits.overloadRetrySec));
-      const lingerMs = this.shedding >= limits.maxConnections ? 0 : limits.closeLingerMs;
+      const flushOnly = this.shedding >= limits.maxConnections;
       this.shedding++;
-      void releaseSocket(socket, { drainBytes: limits.maxCommandLineBytes, lingerMs }).then(() => this.shedding--);
+      void releaseSocket(socket, { drainBytes: limits.maxCommandLineBytes, lingerMs: limits.closeLingerMs, flushOnly }).then(
+        () => this.shedding--,
+      );
       return;
     }
     const id = this.nextConnectionId++;

@@ -6,6 +6,8 @@ export interface ReleaseLimits {
   readonly drainBytes: number;
   /** The socket is destroyed at the latest this long after the release starts. */
   readonly lingerMs: number;
+  /** Do not wait for the client: destroy as soon as the replies are flushed (still within `lingerMs`). */
+  readonly flushOnly?: boolean;
 }
 
 /**
@@ -18,7 +20,7 @@ export interface ReleaseLimits {
  * - the socket is destroyed as soon as the client closes its side, or once more than
  *   `drainBytes` arrived (the kernel then resets the connection: the client's writes fail at
  *   once), or `lingerMs` after the release started, whatever the client does;
- * - `lingerMs = 0` destroys it as soon as the replies are flushed.
+ * - with `flushOnly`, it is destroyed as soon as the replies are flushed.
  *
  * Resolves when the socket is closed. Never rejects.
  */
@@ -50,6 +52,6 @@ export function releaseSocket(socket: Duplex, limits: ReleaseLimits): Promise<vo
     socket.once('end', destroyWhenFlushed);
     if (!socket.writableEnded) socket.end();
     socket.resume();
-    if (socket.readableEnded || limits.lingerMs === 0) destroyWhenFlushed();
+    if (socket.readableEnded || limits.flushOnly === true) destroyWhenFlushed();
   });
 }
