@@ -1,6 +1,7 @@
 import { Command as CliCommand, CommanderError, type Option } from 'commander';
 import { depotCommand } from './depot-command.js';
 import { lorsCommands } from './lors-commands.js';
+import { nfuCommand } from './nfu-command.js';
 import { reliabilityCommand } from './reliability-command.js';
 import { runCommand } from './run-command.js';
 import { ingestCommand } from './ingest-command.js';
@@ -67,6 +68,7 @@ export function anvilProgram(): CliCommand {
   program.addCommand(demoCommand());
   program.addCommand(depotCommand());
   for (const c of lorsCommands()) program.addCommand(c);
+  program.addCommand(nfuCommand());
   program.addCommand(runCommand());
   program.addCommand(reliabilityCommand());
   program.addCommand(ingestCommand());

@@ -1,0 +1,83 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatCapability } from '../../ibp/index.js';
+import { OPS } from '../../nfu-kernels/index.js';
+import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+
+const run = promisify(execFile);
+const BIN = new URL('../../bin/anvil.js', import.meta.url).pathname;
+
+function anvil(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return run(process.execPath, [BIN, ...args], { timeout: 60_000 }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number | null; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+}
+
+describe('anvil nfu OP: one NFU op from the shell', () => {
+  let depot: TestDepot;
+  let read: string;
+  let at: string;
+  // A = [[1, 2], [3, 4], [5, 6]] row-major float64
+  const A = Float64Array.from([1, 2, 3, 4, 5, 6]);
+  const bytes = Buffer.from(A.buffer);
+
+  beforeAll(async () => {
+    depot = await startDepot();
+    const caps = await depot.client.allocate(depot, { size: bytes.length, durationSec: 600 });
+    await depot.client.store(caps.write, bytes);
+    read = formatCapability(caps.read);
+    at = `${depot.host}:${depot.port}`;
+  });
+  afterAll(async () => {
+    await depot.close();
+  });
+
+  it('gram and column-stats print the float64 output as rows; --json gives shape and values', async () => {
+    const g = await anvil(['nfu', 'gram', '--depot', at, '--input', read, '--attr', 'rows=3', '--attr', 'cols=2']);
+    expect(g.stderr).toBe('');
+    expect(g.stdout).toBe('35 44\n44 56\n'); // AᵀA
+    const s = JSON.parse(
+      (await anvil(['nfu', 'column-stats', '--depot', at, '--input', read, '--attr', 'rows=3', '--attr', 'cols=2', '--json']))
+        .stdout,
+    );
+    expect(s).toMatchObject({ op: 'column-stats', shape: [6, 2] });
+    expect(s.values).toEqual([
+      [3, 3],
+      [9, 12],
+      [35, 56],
+      [1, 2],
+      [5, 6],
+      [8, 8],
+    ]);
+  });
+
+  it('sha256 prints the digest in hex', async () => {
+    const r = await anvil(['nfu', 'sha256', '--depot', at, '--input', read]);
+    expect(r.stdout).toBe(`${createHash('sha256').update(bytes).digest('hex')}\n`);
+  });
+
+  it('an unknown op lists the valid ones; an unknown attribute lists the op’s attributes', async () => {
+    const r = await anvil(['nfu', 'grma', '--depot', at, '--input', read]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `anvil: FW_ERR_INVALID_ARGUMENT: unknown NFU op "grma"; the ops are ${OPS.map((o) => o.name).join(', ')}\n`,
+    );
+    const a = await anvil(['nfu', 'gram', '--depot', at, '--input', read, '--attr', 'rows=3', '--attr', 'colz=2']);
+    expect(a.stderr).toBe('anvil: FW_ERR_INVALID_ARGUMENT: gram has no attribute "colz"; its attributes are dtype, rows, cols\n');
+    const n = await anvil(['nfu', 'gram', '--depot', at, '--attr', 'rows=3', '--attr', 'cols=2']);
+    expect(n.stderr).toMatch(/^anvil: FW_ERR_INVALID_ARGUMENT: gram takes 1 --input \(A: `rows × cols` row-major/);
+  });
+
+  it('a shape the input does not hold comes back as the depot refusal with what the op expects', async () => {
+    const r = await anvil(['nfu', 'gram', '--depot', at, '--input', read, '--attr', 'rows=30', '--attr', 'cols=2']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/-30/);
+    expect(r.stderr).toContain(
+      "the depot refused gram's attributes or inputs: each input must hold its layout (A: `rows × cols`",
+    );
+    expect(r.stderr.split('\n').filter((l) => l !== '')).toHaveLength(1);
+  });
+});
