@@ -184,9 +184,11 @@ export class FaultProxy {
       }
     };
     const pipe = (from: Socket, to: Socket, dir: 'up' | 'down') => {
-      let releaseAt = 0;
-      const chunkFaults = plan.chunkFaultDirection === 'both' || plan.chunkFaultDirection === dir;
+      const queue: Array<{ at: number; data: Buffer }> = [];
       from.on('data', (chunk: Buffer) => {
+        // Per-chunk faults follow the current plan, so a plan change reaches open connections too.
+        const plan = this.plan;
+        const chunkFaults = plan.chunkFaultDirection === 'both' || plan.chunkFaultDirection === dir;
         if (pair.frozen) return;
         onBytes(chunk.length);
         if (pair.frozen || to.destroyed) return;
@@ -203,17 +205,24 @@ export class FaultProxy {
         }
         const delay = plan.delayMs > 0 || plan.jitterMs > 0 ? this.rand.jitter(plan.delayMs, plan.jitterMs) : 0;
         const now = Date.now();
-        const at = Math.max(releaseAt, now + delay, stalledUntil);
-        releaseAt = at;
-        if (at <= now) {
+        const at = Math.max(now + delay, stalledUntil);
+        if (queue.length === 0 && at <= now) {
           to.write(data);
           return;
         }
+        // One FIFO per direction and one timer: chunks leave in the order they came, never reordered.
         this.counts.delayedChunks++;
-        setTimeout(() => {
-          if (!pair.frozen && !to.destroyed) to.write(data);
-        }, at - now);
+        queue.push({ at: Math.max(at, queue.length === 0 ? 0 : queue[queue.length - 1]!.at), data });
+        if (queue.length === 1) pump();
       });
+      const pump = (): void => {
+        const now = Date.now();
+        while (queue.length > 0 && queue[0]!.at <= now) {
+          const { data } = queue.shift()!;
+          if (!pair.frozen && !to.destroyed) to.write(data);
+        }
+        if (queue.length > 0) setTimeout(pump, queue[0]!.at - now);
+      };
     };
     pipe(client, server, 'up');
     pipe(server, client, 'down');

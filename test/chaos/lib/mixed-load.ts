@@ -34,8 +34,10 @@ export interface LoadFigures {
   errors: Record<string, number>;
   /** NFU digests matching no allowed state of the allocation. */
   nfuWrong: number;
-  /** Writes the depot refused (a status) that were later found to have changed the allocation. */
+  /** Appends (STORE, SEND) the depot refused with a status that were later found visible: must be 0. */
   refusedButChanged: number;
+  /** Overwrites (WRITE) the depot refused that changed part of their range (documented: state unknown). */
+  refusedWritePartial: number;
 }
 
 /** Where the load sends its requests: the depots, and how the client reaches each (a proxy, or direct). */
@@ -119,7 +121,14 @@ export class MixedLoad {
     for (const e of this.ledger.entries) {
       if (e.lost) continue;
       try {
-        const held = await this.readAll(e);
+        // A few attempts: a pooled connection may still carry an old fault.
+        let held: Buffer | 'gone' | undefined;
+        for (let attempt = 0; held === undefined; attempt++) {
+          held = await this.readAll(e).catch((err: unknown) => {
+            if (attempt >= 2) throw err;
+            return undefined;
+          });
+        }
         if (held === 'gone') this.ledger.gone(e);
         else this.settle(e, held);
       } catch (err) {
@@ -143,7 +152,10 @@ export class MixedLoad {
     const before = e.data;
     const p = e.pending;
     this.ledger.resolve(e, held);
-    if (p !== undefined && this.refused.has(e) && !held.equals(before)) this.figures.refusedButChanged++;
+    if (p !== undefined && this.refused.has(e) && !held.equals(before)) {
+      if (p.append) this.figures.refusedButChanged++;
+      else this.figures.refusedWritePartial++;
+    }
     this.refused.delete(e);
   }
 

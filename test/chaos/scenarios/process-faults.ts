@@ -26,8 +26,8 @@ export const processFaults: Scenario = {
       { count: n, depot: (i) => depots.depots[i]! },
       {
         workers: 4,
-        ops: short ? 400 : 3_000,
-        deadlineMs: short ? 12_000 : 90_000,
+        ops: short ? 250 : 3_000,
+        deadlineMs: short ? 8_000 : 90_000,
         hangMs: 8_000,
         maxAllocations: 24,
         allocationBytes: 512 * 1024,
@@ -38,7 +38,7 @@ export const processFaults: Scenario = {
     );
     let kills = 0;
     let pauses = 0;
-    const faultEvery = short ? 40 : 60;
+    const faultEvery = short ? 30 : 60;
     const faults: Promise<void>[] = [];
     let faulting = false;
     const progress = setInterval(

@@ -1,0 +1,210 @@
+import { createServer, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { lastValueFrom } from 'rxjs';
+import { IbpClient, formatCapability, type DepotAddress } from '../../../ibp/index.js';
+import { Coordinator, columnStatsJob, gramJob, type Dataset, type DatasetBlock } from '../../../framework/index.js';
+import { ReliabilityStore, summarizeBlock } from '../../../framework/estimation/index.js';
+import { blockData, exact, maxAbsDiff } from '../../coordinator/fixtures.js';
+import { ChaosDepots } from '../lib/chaos-depots.js';
+import { FaultProxy } from '../lib/fault-proxy.js';
+import type { Prng } from '../lib/prng.js';
+import type { Scenario } from '../lib/scenario.js';
+
+const COLS = 4;
+const ROWS = 50;
+const BLOCKS = 24;
+/** A job must have finished (or erred) this long after it started, or it counts as a hang. */
+const JOB_BOUND_MS = 15_000;
+
+/** A "depot" that answers every line with seeded garbage bytes. */
+async function garbageDepot(rand: Prng): Promise<{ address: DepotAddress; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.on('close', () => sockets.delete(s));
+    s.on('data', () => {
+      const junk = rand.bytes(rand.int(1, 200));
+      if (rand.chance(0.5)) s.write(Buffer.concat([Buffer.from(`1 ${rand.int(0, 5)} \n`), junk]));
+      else s.write(junk);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    address: { host: '127.0.0.1', port: (server.address() as { port: number }).port },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+interface JobOutcome {
+  kind: 'bound-held' | 'bound-violated' | 'explicit-error' | 'hang';
+  detail: string;
+}
+
+/**
+ * Coordinator jobs (column means, Gram) under faults: depots killed, paused and partitioned mid-job, a
+ * depot whose replies are corrupted on the way, and a source answering garbage. Each job either ends with
+ * an estimate whose bound holds against the exact answer, or with an explicit error — within its bound.
+ */
+export const coordinatorFaults: Scenario = {
+  name: 'coordinator-faults',
+  async run(ctx) {
+    const n = 4;
+    const depots = await ChaosDepots.start(n, ctx.dir, { capacity: '32MiB' });
+    const proxies = await Promise.all(depots.depots.map((d) => FaultProxy.start(d, ctx.rand.fork())));
+    const garbage = await garbageDepot(ctx.rand.fork());
+    const client = new IbpClient({ timeoutMs: 3_000, connectTimeoutMs: 1_000 });
+    const f = ctx.figures;
+    const outcomes: Record<string, JobOutcome> = {};
+    const data = blockData(BLOCKS, ROWS, COLS, ctx.rand.int(1, 1_000_000));
+    const truth = exact(data, COLS);
+    try {
+      // Two replicas per block on neighbouring depots, reached through the proxies; the caps name the depots.
+      const blocks: DatasetBlock[] = [];
+      for (const [index, d] of data.entries()) {
+        const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+        const replicas = await Promise.all(
+          [index % n, (index + 1) % n].map(async (i) => {
+            const caps = await client.allocate(depots.depots[i]!, { size: bytes.length, durationSec: 3600 });
+            await client.store(caps.write, bytes);
+            return { depot: proxies[i]!.address, read: formatCapability(caps.read), allocOffset: 0, length: bytes.length };
+          }),
+        );
+        blocks.push({
+          index,
+          rowStart: index * ROWS,
+          rows: ROWS,
+          bytes: bytes.length,
+          replicas,
+          summary: summarizeBlock(d, ROWS, COLS),
+        });
+      }
+      const ds: Dataset = { name: 'chaos', dtype: 'float64', rows: BLOCKS * ROWS, cols: COLS, blocks };
+      // The garbage source: every block has a third replica there, tried like any other.
+      const withGarbage: Dataset = {
+        ...ds,
+        blocks: blocks.map((b) => ({ ...b, replicas: [{ ...b.replicas[0]!, depot: garbage.address }, ...b.replicas] })),
+      };
+
+      const job = async (
+        name: string,
+        dataset: Dataset,
+        gram: boolean,
+        fault: () => Promise<void> | void,
+        heal: () => Promise<void> | void,
+      ) => {
+        const coordinator = await Coordinator.open({
+          client,
+          reliabilityPath: null,
+          reliability: new ReliabilityStore({ clock: { now: () => Date.now() } }),
+        });
+        const started = Date.now();
+        let timer: NodeJS.Timeout | undefined;
+        const opts = { opTimeoutMs: 1_000, concurrency: 4, partialEvery: 1 };
+        const run = gram
+          ? lastValueFrom(coordinator.run(gramJob(dataset), opts))
+          : lastValueFrom(coordinator.run(columnStatsJob(dataset, 'means'), opts));
+        const faultP = (async () => {
+          await sleep(ctx.rand.int(5, 60));
+          await fault();
+        })();
+        const bound = new Promise<'hang'>((resolve) => (timer = setTimeout(() => resolve('hang'), JOB_BOUND_MS)));
+        let out: JobOutcome;
+        try {
+          const r = await Promise.race([run, bound]);
+          if (r === 'hang') out = { kind: 'hang', detail: `no end within ${JOB_BOUND_MS} ms` };
+          else {
+            const want = gram ? truth.gram : truth.means;
+            const err = maxAbsDiff(r.value, want);
+            // ε plus the rounding of a different summation order
+            const slack = 1e-9 * Math.max(...want.map(Math.abs));
+            out = {
+              kind: r.final && err <= r.epsilon + slack ? 'bound-held' : 'bound-violated',
+              detail: `error ${err.toExponential(2)} vs ε ${r.epsilon.toExponential(2)}, coverage ${r.coverage.toFixed(2)}, ${Date.now() - started} ms`,
+            };
+          }
+        } catch (e) {
+          out = {
+            kind: 'explicit-error',
+            detail: `${(e as { code?: string }).code ?? (e as Error).name}: ${(e as Error).message.slice(0, 120)}`,
+          };
+        } finally {
+          clearTimeout(timer);
+          await faultP.catch(() => undefined);
+          await heal();
+          await coordinator.close();
+        }
+        outcomes[name] = out;
+        ctx.log(`${name}: ${out.kind} (${out.detail})`);
+      };
+
+      const nop = () => undefined;
+      await job('clean-means', ds, false, nop, nop);
+      await job(
+        'pause-means',
+        ds,
+        false,
+        () => depots.pause(2),
+        () => depots.resume(2),
+      );
+      await job(
+        'partition-gram',
+        ds,
+        true,
+        () => proxies[3]!.partition(true),
+        () => proxies[3]!.partition(false),
+      );
+      await job(
+        'stall-reset-means',
+        ds,
+        false,
+        () => proxies[0]!.setPlan({ stall: 0.5, stallMs: 3_000, reset: 0.3, delayMs: 5, jitterMs: 20 }),
+        () => proxies[0]!.setPlan({}),
+      );
+      await job('garbage-source-means', withGarbage, false, nop, nop);
+      // Corrupt replies from depot 1: flipped bytes in what it returns.
+      await job(
+        'corrupt-results-means',
+        ds,
+        false,
+        () => proxies[1]!.setPlan({ corruptChunk: 0.5, chunkFaultDirection: 'down' }),
+        () => proxies[1]!.setPlan({}),
+      );
+      await job(
+        'corrupt-results-gram',
+        ds,
+        true,
+        () => proxies[1]!.setPlan({ corruptChunk: 0.5, chunkFaultDirection: 'down' }),
+        () => proxies[1]!.setPlan({}),
+      );
+      // Last, as it loses depot 0's memory data: a kill mid-job (then a restart, empty).
+      await job(
+        'kill-gram',
+        ds,
+        true,
+        () => depots.kill(0),
+        () => depots.restart(0),
+      );
+      depots.checkAlive();
+    } finally {
+      client.close();
+      await garbage.close();
+      await Promise.all(proxies.map((p) => p.close()));
+      await depots.stop();
+      f.count('depot_crashes', depots.crashes);
+    }
+    const list = Object.entries(outcomes);
+    const hangs = list.filter(([, o]) => o.kind === 'hang').length;
+    f.count('hangs', hangs);
+    f.set('coordinator_jobs', list.length);
+    f.set('coordinator_bound_held', list.filter(([, o]) => o.kind === 'bound-held').length);
+    f.set('coordinator_explicit_errors', list.filter(([, o]) => o.kind === 'explicit-error').length);
+    f.set('coordinator_bound_violations', list.filter(([, o]) => o.kind === 'bound-violated').length);
+    f.set('coordinator_outcomes', JSON.stringify(Object.fromEntries(list.map(([k, o]) => [k, o.kind]))));
+    for (const [k, o] of list)
+      if (o.kind === 'bound-violated') f.violate(`coordinator-faults: ${k}: the bound did not hold (${o.detail})`);
+  },
+};
