@@ -88,14 +88,14 @@ describe('IBP wire: success replies, byte for byte', () => {
       s = await RawSession.open(fresh.port);
       await rawAllocate(s, 1000);
       const body =
-        'VS:1.4:1.0 DT:1 NFU:1:16:32:33:34:35:36:48:49:50 RID:1 RT:2 CT:1048576 ST:1048576 UT:1000 UH:1000 SH:1048576 CH:1048576 AT:1047576 AH:1047576 DR:2592000 RE ' +
+        'VS:1.4:1.0 DT:1 NFU:1:16:32:33:34:35:36:48:49:50:51:52:53:54 RID:1 RT:2 CT:1048576 ST:1048576 UT:1000 UH:1000 SH:1048576 CH:1048576 AT:1047576 AH:1047576 DR:2592000 RE ' +
         'RID:7 RT:2 CT:4096 ST:4096 UT:0 UH:0 SH:4096 CH:4096 AT:4096 AH:4096 DR:600 RE \n';
       s.send('1 4 0 1 ibp 10\n');
       expect(await s.line()).toBe(`1 ${body.length} \n`);
       expect((await s.bytes(body.length)).toString()).toBe(body);
       s.send('1 4 7 1 ibp 10\n');
       const one =
-        'VS:1.4:1.0 DT:1 NFU:1:16:32:33:34:35:36:48:49:50 RID:7 RT:2 CT:4096 ST:4096 UT:0 UH:0 SH:4096 CH:4096 AT:4096 AH:4096 DR:600 RE \n';
+        'VS:1.4:1.0 DT:1 NFU:1:16:32:33:34:35:36:48:49:50:51:52:53:54 RID:7 RT:2 CT:4096 ST:4096 UT:0 UH:0 SH:4096 CH:4096 AT:4096 AH:4096 DR:600 RE \n';
       expect(await s.line()).toBe(`1 ${one.length} \n`);
       expect((await s.bytes(one.length)).toString()).toBe(one);
       s.send('0 4 1 ibp 10\n');
