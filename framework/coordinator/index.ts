@@ -12,6 +12,7 @@ export {
   DEFAULT_MIN_HEDGE_MS,
   DEFAULT_HEDGE_QUANTILE,
   DEFAULT_DELTA,
+  DEFAULT_PARTIAL_INTERVAL_MS,
   type RunJobOptions,
 } from './run-job.js';
 export { followDataset, type StreamWindow } from './follow-dataset.js';

@@ -28,6 +28,8 @@ export const DEFAULT_MIN_HEDGE_MS = 5;
 /** Latency quantile after which the next replica is asked. */
 export const DEFAULT_HEDGE_QUANTILE = 0.95;
 export const DEFAULT_DELTA = 0.05;
+/** Least time between two partial estimates (ms): each costs a pass over every planned block. */
+export const DEFAULT_PARTIAL_INTERVAL_MS = 100;
 
 export interface RunJobOptions {
   readonly runner: OpRunner;
@@ -50,8 +52,10 @@ export interface RunJobOptions {
   readonly minCoverage?: number;
   readonly weighting?: Weighting;
   readonly signal?: AbortSignal;
-  /** Emit a partial estimate every this many finished blocks (default: about 20 per job). */
+  /** Emit a partial estimate every this many finished blocks (default: about 20 per job)… */
   readonly partialEvery?: number;
+  /** …and at most once per this many ms (default {@link DEFAULT_PARTIAL_INTERVAL_MS}; 0 = no limit). */
+  readonly partialIntervalMs?: number;
   /** Blocks of the dataset to use (default all): a streaming window. */
   readonly blocks?: readonly DatasetBlock[];
   /** Answers of earlier runs by block key (streaming); hits are reused, new answers stored. */
@@ -133,6 +137,8 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
     const planned: PlannedBlock[] = [];
     const depotsUsed = new Set<string>();
     let finished = 0;
+    const partialIntervalMs = options.partialIntervalMs ?? DEFAULT_PARTIAL_INTERVAL_MS;
+    let lastPartial = Number.NEGATIVE_INFINITY;
 
     const estimate = (final: boolean): Estimate<V> => {
       const sources: SourceWeight[] = [...depotsUsed].map((id) => ({
@@ -156,7 +162,8 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
       }
       if (o.block.source !== undefined)
         reliability.record('source', o.block.source, o.answer === undefined ? 'failure' : 'answer', undefined, now());
-      if (finished % partialEvery === 0 && finished < blocks.length) {
+      if (finished % partialEvery === 0 && finished < blocks.length && now() - lastPartial >= partialIntervalMs) {
+        lastPartial = now();
         let e: Estimate<V> | undefined;
         try {
           e = estimate(false);

@@ -106,14 +106,16 @@ describe('coordinator against loopback depot processes', () => {
     const ds = await upload(client, data, (b) => [depots.depots[b % 4]!]);
     const coordinator = await open();
     let hit = false;
-    const job$ = coordinator.run(columnStatsJob(ds, 'means'), { opTimeoutMs: 1_000, concurrency: 2, partialEvery: 1 }).pipe(
-      tap(() => {
-        if (hit) return;
-        hit = true;
-        void depots.kill(2);
-        depots.pause(3);
-      }),
-    );
+    const job$ = coordinator
+      .run(columnStatsJob(ds, 'means'), { opTimeoutMs: 1_000, concurrency: 2, partialEvery: 1, partialIntervalMs: 0 })
+      .pipe(
+        tap(() => {
+          if (hit) return;
+          hit = true;
+          void depots.kill(2);
+          depots.pause(3);
+        }),
+      );
     try {
       const final = await lastValueFrom(job$);
       expect(final.final).toBe(true);

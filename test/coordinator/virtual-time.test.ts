@@ -66,13 +66,19 @@ describe('coordinator engine on virtual time', () => {
         reliability: storeReliability(store),
         scheduler,
         partialEvery: 1,
+        partialIntervalMs: 0,
       });
       h.expectObservable(job$.pipe(summary)).toBe('10ms a 9ms b 9ms c 9ms (d|)', { a: '1/3', b: '2/2', c: '3/1', d: '4/0F' });
     });
     let last: Float64Array | undefined;
     scheduler.run((h) => {
       const runner = new FakeRunner(h, data, { 100: '1ms (a|)', 101: '1ms (a|)', 102: '1ms (a|)', 103: '1ms (a|)' });
-      runJob(columnStatsJob(ds, 'sums'), { runner, reliability: storeReliability(store), scheduler }).subscribe((e) => {
+      runJob(columnStatsJob(ds, 'sums'), {
+        runner,
+        reliability: storeReliability(store),
+        scheduler,
+        partialIntervalMs: 0,
+      }).subscribe((e) => {
         if (e.final) {
           last = e.value;
           expect(e.epsilon).toBe(0);
@@ -134,6 +140,7 @@ describe('coordinator engine on virtual time', () => {
         reliability: storeReliability(store),
         scheduler,
         deadlineMs: 60,
+        partialIntervalMs: 0,
       });
       h.expectObservable(job$.pipe(summary)).toBe('10ms (ab) 46ms (c|)', { a: '1/3', b: '2/2', c: '2/2F' });
       h.flush();
@@ -192,11 +199,15 @@ describe('coordinator engine on virtual time', () => {
     let error: unknown;
     scheduler.run((h) => {
       const runner = new FakeRunner(h, data, { 700: '5ms (a|)', 701: '5ms #' });
-      runJob(columnStatsJob(ds, 'sums'), { runner, reliability: storeReliability(store), scheduler, minCoverage: 0.5 }).subscribe(
-        {
-          error: (e: unknown) => (error = e),
-        },
-      );
+      runJob(columnStatsJob(ds, 'sums'), {
+        runner,
+        reliability: storeReliability(store),
+        scheduler,
+        partialIntervalMs: 0,
+        minCoverage: 0.5,
+      }).subscribe({
+        error: (e: unknown) => (error = e),
+      });
     });
     expect((error as { code: string }).code).toBe(CoordinatorErrorCode.COVERAGE);
   });
@@ -211,7 +222,12 @@ describe('coordinator engine on virtual time', () => {
     const ds: Dataset = fakeDataset(data.slice(0, 1), COLS, () => [800, 801]);
     scheduler.run((h) => {
       const runner = new FakeRunner(h, data, { 800: '5ms (a|)', 801: '5ms (a|)' });
-      runJob(columnStatsJob(ds, 'sums'), { runner, reliability: storeReliability(store), scheduler }).subscribe();
+      runJob(columnStatsJob(ds, 'sums'), {
+        runner,
+        reliability: storeReliability(store),
+        scheduler,
+        partialIntervalMs: 0,
+      }).subscribe();
       h.flush();
       expect(runner.handed.map((x) => x.port)).toEqual([801]);
     });
