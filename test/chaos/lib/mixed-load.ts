@@ -89,6 +89,7 @@ export class MixedLoad {
     errors: {},
     nfuWrong: 0,
     refusedButChanged: 0,
+    refusedWritePartial: 0,
   };
   private issued = 0;
   private readonly refused = new WeakSet<LedgerEntry>();
