@@ -42,7 +42,10 @@ function requiredAfterUnknown(program: CliCommand): void {
   const required = new Map<CliCommand, Option[]>();
   const visit = (cmd: CliCommand) => {
     const options = cmd.options.filter((o) => o.mandatory);
-    for (const o of options) o.mandatory = false;
+    for (const o of options) {
+      o.mandatory = false;
+      o.description = `${o.description} (required)`;
+    }
     if (options.length > 0) required.set(cmd, options);
     cmd.commands.forEach(visit);
   };
