@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -42,7 +42,7 @@ describe('anvil file tools as a new user meets them', () => {
 
   beforeAll(async () => {
     for (let i = 0; i < 3; i++)
-      depots.push(await startDepot({ resource: [{ rid: '1', capacityBytes: '64MiB', maxDurationSec: 100_000 }] }));
+      depots.push(await startDepot({ resource: [{ rid: '1', capacityBytes: '128MiB', maxDurationSec: 100_000 }] }));
     file = join(dir.path, 'in.bin');
     writeFileSync(file, randomBytes(SIZE));
     const gone = await startDepot();
@@ -91,6 +91,42 @@ describe('anvil file tools as a new user meets them', () => {
     });
     await expect(attempt).rejects.toMatchObject({ code: 'FW_ERR_UPLOAD_FAILED' });
     expect(await used()).toBe(before);
+  });
+
+  it('Ctrl-C during an upload releases every block stored so far', async () => {
+    const before = await used();
+    const big = join(dir.path, 'big.bin');
+    writeFileSync(big, randomBytes(40 * 1024 * 1024));
+    const child = spawn(
+      process.execPath,
+      [
+        BIN,
+        'upload',
+        big,
+        '--depots',
+        list(),
+        '--block-size',
+        '256KiB',
+        '--copies',
+        '2',
+        '--threads',
+        '1',
+        '-o',
+        join(dir.path, 'big.json'),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    for (let i = 0; i < 500 && (await used()) === before; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await used()).toBeGreaterThan(before); // it is storing
+    child.kill('SIGINT');
+    expect(await exited).toBe(2);
+    expect(stderr).toBe('anvil: FW_ERR_UPLOAD_FAILED: interrupted; every stored block was released\n');
+    expect(await used()).toBe(before);
+    expect(existsSync(join(dir.path, 'big.json'))).toBe(false);
+    rmSync(big);
   });
 
   it('download -o DIR is refused up front and leaves no DIR.partial', async () => {
