@@ -114,7 +114,13 @@ export function bytesOf(v: Float64Array): Uint8Array {
   return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 }
 
-/** A float64 copy of op output bytes. */
+/**
+ * A float64 copy of op output bytes. Copies through `Uint8Array.prototype.slice`: a Node `Buffer`'s own
+ * `slice` is a view into a shared pool, whose `.buffer` holds other replies' bytes too.
+ */
 export function valuesOf(bytes: Uint8Array): Float64Array {
-  return new Float64Array(bytes.slice().buffer);
+  if (bytes.byteLength % 8 !== 0) throw new RangeError(`op output of ${bytes.byteLength} bytes is not float64 values`);
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return new Float64Array(copy.buffer);
 }

@@ -13,6 +13,7 @@ import {
   type PlannedBlock,
   type ReliabilityView,
 } from '../framework/index.js';
+import { valuesOf } from './dense.js';
 import type { LocusCall, LocusOpSpec, LocusRunner } from './locus.js';
 
 /** Where and how an algorithm runs its ops. */
@@ -100,7 +101,7 @@ export async function round(
       op: opNamed,
       combiner: () => ({
         add(block, output, wireBytes) {
-          outputs.set(block.index, new Float64Array(output.slice().buffer));
+          outputs.set(block.index, valuesOf(output));
           bytesMoved += wireBytes;
         },
         estimate(p): Estimate<number> {

@@ -28,6 +28,7 @@ export {
   type LocusInput,
   type LocusOpSpec,
   type StateLocation,
+  type SharedInput,
   type InProcessLocusOptions,
 } from './locus.js';
 export { ALGORITHM_STREAMS, type RsvdOptions, type SpectralResult } from './rsvd.js';

@@ -25,11 +25,24 @@ import { builtins, encodeAttrs, parseAttrs, WASM_BACKEND, type KernelBackend, ty
  * of the same algorithm wrote at that depot) and where the output goes (back to the coordinator, or into a
  * state allocation at the depot: the EBP way, tall factors never travel).
  */
-export type LocusInput = { readonly kind: 'block' } | { readonly kind: 'bytes'; readonly data: Uint8Array } | StateInput;
+export type LocusInput =
+  { readonly kind: 'block' } | { readonly kind: 'bytes'; readonly data: Uint8Array } | StateInput | SharedInput;
 /** A state allocation of this block, by name. */
 export interface StateInput {
   readonly kind: 'state';
   readonly name: string;
+}
+
+/**
+ * A small matrix every block of a round uses (e.g. the range finder's X): stored once per depot in an
+ * allocation under `name`, and read by reference by every op at that depot. A new `data` array under the same
+ * name replaces the stored one (the runner compares by identity), so one round's X is moved once per depot,
+ * not once per block.
+ */
+export interface SharedInput {
+  readonly kind: 'shared';
+  readonly name: string;
+  readonly data: Uint8Array;
 }
 
 export interface LocusCall {
@@ -73,11 +86,48 @@ function asLocus(op: OpSpec): LocusOpSpec {
   return op as LocusOpSpec;
 }
 
-/** Bytes an NFU request and reply carry for this call (parameters and values; request lines approximated). */
-function wireBytesOf(call: LocusCall, capBytes: number, returned: number): number {
+/**
+ * Bytes an NFU request and reply carry for this call (parameters and values; request lines approximated),
+ * plus `uploaded` bytes of shared inputs this call stored first (a STORE with its request line).
+ */
+function wireBytesOf(call: LocusCall, capBytes: number, returned: number, uploaded = 0): number {
   let n = 32 + encodeAttrs(call.attrs).length + 24;
   for (const i of call.inputs) n += 24 + (i.kind === 'bytes' ? i.data.length : capBytes);
-  return n + 24 + ('returnBytes' in call.output ? 0 : capBytes) + 16 + returned;
+  return n + 24 + ('returnBytes' in call.output ? 0 : capBytes) + 16 + returned + uploaded;
+}
+
+/** Per depot: the shared inputs stored there, by name, with the array they hold. */
+class SharedTable<T> {
+  readonly #entries = new Map<string, { data: Uint8Array; value: Promise<T> }>();
+
+  /**
+   * The entry of (`depot`, `input.name`) holding `input.data`: made by `make` on first use (concurrent calls
+   * share it); an entry for an older array under the name is handed to `drop`.
+   */
+  get(
+    depot: string,
+    input: SharedInput,
+    make: () => Promise<T>,
+    drop: (old: Promise<T>) => void,
+  ): { value: Promise<T>; made: boolean } {
+    const key = `${depot}/${input.name}`;
+    const e = this.#entries.get(key);
+    if (e !== undefined && e.data === input.data) return { value: e.value, made: false };
+    if (e !== undefined) drop(e.value);
+    const value = make();
+    this.#entries.set(key, { data: input.data, value });
+    // A failed upload is retried by the next call.
+    value.catch(() => {
+      if (this.#entries.get(key)?.value === value) this.#entries.delete(key);
+    });
+    return { value, made: true };
+  }
+
+  drain(): Array<Promise<T>> {
+    const all = [...this.#entries.values()].map((e) => e.value);
+    this.#entries.clear();
+    return all;
+  }
 }
 
 /** Options of {@link InProcessLocus}. */
@@ -96,6 +146,7 @@ export interface InProcessLocusOptions {
 export class InProcessLocus implements LocusRunner {
   readonly #blocks: ReadonlyMap<string, Uint8Array>;
   readonly #state = new Map<string, { depot: string; data: Uint8Array }>();
+  readonly #shared = new SharedTable<Uint8Array>();
   readonly #backend: KernelBackend;
   readonly #fail: ((attempt: OpAttempt) => boolean) | undefined;
 
@@ -112,6 +163,7 @@ export class InProcessLocus implements LocusRunner {
 
   release(): Promise<void> {
     this.#state.clear();
+    this.#shared.drain();
     return Promise.resolve();
   }
 
@@ -121,8 +173,19 @@ export class InProcessLocus implements LocusRunner {
         if (this.#fail?.(attempt) === true) throw new Error(`injected failure of block ${attempt.block.index}`);
         const call = asLocus(attempt.op).call(attempt.block);
         const depot = depotId(attempt.replica.depot);
+        let uploaded = 0;
         const inputs = call.inputs.map((i) => {
           if (i.kind === 'bytes') return i.data;
+          if (i.kind === 'shared') {
+            const { made } = this.#shared.get(
+              depot,
+              i,
+              () => Promise.resolve(i.data),
+              () => {},
+            );
+            if (made) uploaded += i.data.length + 64;
+            return i.data;
+          }
           if (i.kind === 'block') {
             const bytes = this.#blocks.get(attempt.replica.read);
             if (bytes === undefined) throw new Error(`no data for replica ${attempt.replica.read}`);
@@ -142,7 +205,7 @@ export class InProcessLocus implements LocusRunner {
         }
         subscriber.next({
           output: returned,
-          wireBytes: wireBytesOf(call, 100, returned.length),
+          wireBytes: wireBytesOf(call, 100, returned.length, uploaded),
           ranOn: depot,
           transferred: false,
         });
@@ -165,6 +228,7 @@ export class IbpLocus implements LocusRunner {
   readonly #client: IbpClient;
   readonly #leaseSec: number;
   readonly #state = new Map<string, StateEntry>();
+  readonly #shared = new SharedTable<{ read: string; manage: string }>();
 
   constructor(client: IbpClient, options: { readonly leaseSec?: number } = {}) {
     this.#client = client;
@@ -179,7 +243,31 @@ export class IbpLocus implements LocusRunner {
   async release(): Promise<void> {
     const all = [...this.#state.values()];
     this.#state.clear();
-    await Promise.all(all.map((s) => this.#client.decr(s.manage, 'read').catch(() => undefined)));
+    const shared = this.#shared.drain();
+    await Promise.all([
+      ...all.map((s) => this.#client.decr(s.manage, 'read').catch(() => undefined)),
+      ...shared.map((p) => this.#drop(p)),
+    ]);
+  }
+
+  #drop(entry: Promise<{ manage: string }>): Promise<void> {
+    return entry.then(
+      (e) => this.#client.decr(e.manage, 'read').catch(() => undefined),
+      () => undefined,
+    );
+  }
+
+  /** Allocates and fills a shared input's allocation at `address`. */
+  async #upload(address: DepotAddress, data: Uint8Array): Promise<{ read: string; manage: string }> {
+    const caps = await this.#client.allocate(address, { size: Math.max(1, data.length), durationSec: this.#leaseSec });
+    const entry = { read: formatCapability(caps.read), manage: formatCapability(caps.manage) };
+    try {
+      await this.#client.store(caps.write, data);
+    } catch (e) {
+      await this.#client.decr(caps.manage, 'read').catch(() => undefined);
+      throw e;
+    }
+    return entry;
   }
 
   run(attempt: OpAttempt): Observable<OpAnswer> {
@@ -206,8 +294,26 @@ export class IbpLocus implements LocusRunner {
     const address = attempt.replica.depot;
     const depot = depotId(address);
     let capBytes = 0;
+    let uploaded = 0;
+    const shared = new Map<SharedInput, { read: string; manage: string }>();
+    for (const i of call.inputs) {
+      if (i.kind !== 'shared') continue;
+      const got = this.#shared.get(
+        depot,
+        i,
+        () => this.#upload(address, i.data),
+        (old) => void this.#drop(old),
+      );
+      if (got.made) uploaded += i.data.length + 200;
+      shared.set(i, await got.value);
+    }
     const inputs: KernelInput[] = call.inputs.map((i) => {
       if (i.kind === 'bytes') return i.data;
+      if (i.kind === 'shared') {
+        const e = shared.get(i)!;
+        capBytes = Math.max(capBytes, e.read.length);
+        return { cap: e.read, offset: 0, length: i.data.length };
+      }
       if (i.kind === 'block') {
         capBytes = Math.max(capBytes, attempt.replica.read.length);
         return { cap: attempt.replica.read, offset: attempt.replica.allocOffset, length: attempt.replica.length };
@@ -252,7 +358,7 @@ export class IbpLocus implements LocusRunner {
     const returned = result ?? new Uint8Array(0);
     return {
       output: returned,
-      wireBytes: extra + wireBytesOf(call, capBytes || 100, returned.length),
+      wireBytes: extra + wireBytesOf(call, capBytes || 100, returned.length, uploaded),
       ranOn: depot,
       transferred: false,
     };

@@ -128,26 +128,31 @@ async function subspacePass(
   let bytesMoved = 0;
   let missing = 0;
   const roundOpts = { ...(deadlineAt === undefined ? {} : { deadlineAt }), ...(signal === undefined ? {} : { signal }) };
-  const stateCall = (b: DatasetBlock, kernel: 'gram' | 'affine-gram' | 'affine-product', X?: Float64Array) => ({
+  // Small matrices go to each depot once per round (a shared input), not once per block.
+  const stateCall = (b: DatasetBlock, kernel: 'gram' | 'affine-gram' | 'affine-product', X?: Uint8Array) => ({
     kernel,
     attrs: { dtype: 'float64' as const, rows: b.rows, cols: l, k: l },
-    inputs: [{ kind: 'state' as const, name: 'Y' }, ...(X === undefined ? [] : [{ kind: 'bytes' as const, data: bytesOf(X) }])],
+    inputs: [
+      { kind: 'state' as const, name: 'Y' },
+      ...(X === undefined ? [] : [{ kind: 'shared' as const, name: 'X', data: X }]),
+    ],
     output: kernel === 'affine-product' ? { store: 'Y', bytes: b.rows * l * 8 } : { returnBytes: l * l * 8 },
   });
+  // The stored Y_b are of the unweighted (centred) block; the weights w_b apply here. Sums go in block order,
+  // not in order of arrival: the same seed gives the same bits on every run.
   const sum = (outs: Map<number, Float64Array>, n: number): Float64Array => {
     const s = new Float64Array(n);
-    for (const v of outs.values()) for (let i = 0; i < n; i++) s[i]! += v[i]!;
+    for (const b of dataset.blocks) {
+      const v = outs.get(b.index);
+      const w = weight(b);
+      if (v !== undefined) for (let i = 0; i < n; i++) s[i]! += w * v[i]!;
+    }
     return s;
   };
   let Z = new Float64Array(d * l);
   for (let it = 0; it <= q; it++) {
     checkAborted(signal);
-    const Xs = new Map<number, Float64Array>();
-    const xOf = (b: DatasetBlock) => {
-      let x = Xs.get(b.index);
-      if (x === undefined) Xs.set(b.index, (x = affineX(W, d, l, mu, Math.sqrt(weight(b)))));
-      return x;
-    };
+    const X = bytesOf(affineX(W, d, l, mu));
     const active = dataset.blocks.filter((b) => weight(b) > 0);
     const r1 = await round(
       ctx,
@@ -156,7 +161,7 @@ async function subspacePass(
       (b) => ({
         kernel: 'affine-product',
         attrs: { dtype: dataset.dtype, rows: b.rows, cols: d, k: l },
-        inputs: [{ kind: 'block' }, { kind: 'bytes', data: bytesOf(xOf(b)) }],
+        inputs: [{ kind: 'block' }, { kind: 'shared', name: 'X', data: X }],
         output: { store: 'Y', bytes: b.rows * l * 8 },
       }),
       { ...roundOpts, blocks: active },
@@ -167,17 +172,17 @@ async function subspacePass(
     const g1 = await round(ctx, dataset, 'cholqr-1', (b) => stateCall(b, 'gram'), { ...roundOpts, blocks: pinned });
     const R1 = cholesky(sum(g1.outputs, l * l), l);
     const R1inv = upperInverse(R1, l);
-    const X1 = affineX(R1inv, l, l, undefined);
+    const X1 = bytesOf(affineX(R1inv, l, l, undefined));
     const g2 = await round(ctx, dataset, 'cholqr-2', (b) => stateCall(b, 'affine-gram', X1), { ...roundOpts, blocks: pinned });
     const R2inv = upperInverse(cholesky(sum(g2.outputs, l * l), l), l);
     const Rinv = mul(R1inv, R2inv, l, l, l);
-    const XQ = affineX(Rinv, l, l, undefined);
+    const XQ = bytesOf(affineX(Rinv, l, l, undefined));
     const qRound = await round(ctx, dataset, 'cholqr-q', (b) => stateCall(b, 'affine-product', XQ), {
       ...roundOpts,
       blocks: pinned,
     });
     const pinnedQ = pinnedTo(ctx, dataset, 'Y').filter((b) => qRound.outputs.has(b.index));
-    // Z = Σ_b √w_b (A_b − 1μᵀ)ᵀ Q_b = √w_b (A_bᵀQ_b − μ·1ᵀQ_b).
+    // Z = Σ_b w_b (A_b − 1μᵀ)ᵀ Q_b = w_b (A_bᵀQ_b − μ·1ᵀQ_b), Q_b the unweighted factor stored at the depot.
     const zRound = await round(
       ctx,
       dataset,
@@ -196,9 +201,9 @@ async function subspacePass(
     for (const b of dataset.blocks) {
       const C = zRound.outputs.get(b.index);
       if (C === undefined) continue;
-      const sw = Math.sqrt(weight(b));
+      const w = weight(b);
       for (let j = 0; j < d; j++)
-        for (let t = 0; t < l; t++) Z[j * l + t]! += sw * (C[j * l + t]! - (mu === undefined ? 0 : mu[j]! * C[d * l + t]!));
+        for (let t = 0; t < l; t++) Z[j * l + t]! += w * (C[j * l + t]! - (mu === undefined ? 0 : mu[j]! * C[d * l + t]!));
     }
     if (it < q) W = orthonormalize(Z, d, l);
   }
@@ -255,6 +260,7 @@ export async function rsvdCore(
       for (let t = 0; t < kk; t++) W[j * m + t] = V[j * kk + t]!;
       for (let t = 0; t < r; t++) W[j * m + kk + t] = Pperp[j * r + t]!;
     }
+    const XT = bytesOf(affineX(W, d, m, mu));
     const test = await round(
       ctx,
       dataset,
@@ -262,7 +268,7 @@ export async function rsvdCore(
       (b) => ({
         kernel: 'affine-gram',
         attrs: { dtype: dataset.dtype, rows: b.rows, cols: d, k: m },
-        inputs: [{ kind: 'block' }, { kind: 'bytes', data: bytesOf(affineX(W, d, m, mu)) }],
+        inputs: [{ kind: 'block' }, { kind: 'shared', name: 'X', data: XT }],
         output: { returnBytes: m * m * 8 },
       }),
       {

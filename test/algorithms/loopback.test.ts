@@ -1,0 +1,60 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IbpClient, formatCapability } from '../../ibp/index.js';
+import { startLoopbackDepots, type LoopbackDepots } from '../../framework/index.js';
+import { final, IbpLocus, InProcessLocus, inMemoryDataset, pca, rsvd, runnerContext } from '../../algorithms/index.js';
+import { normals } from '../../nfu-kernels/index.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+describe('randomized SVD on loopback depots', () => {
+  const dir = tempDir('anvil-alg-');
+  let depots: LoopbackDepots;
+  let client: IbpClient;
+  beforeAll(async () => {
+    const config = join(dir.path, 'wasm.toml');
+    // The in-process runner uses the WebAssembly kernels; so do these depots (BLAS would sum in another order).
+    writeFileSync(config, '[nfu]\nnative = false\n');
+    depots = await startLoopbackDepots(3, { capacity: '32MiB', extraArgs: ['--config', config] });
+    client = new IbpClient({ timeoutMs: 10_000 });
+  }, 30_000);
+  afterAll(async () => {
+    client?.close();
+    await depots?.stop();
+    dir.cleanup();
+  });
+
+  it('gives bit-identical results in process and on depots (same seed), tall factors kept at the depots', async () => {
+    const n = 6000;
+    const d = 16;
+    const A = new Float64Array(n * d);
+    normals(9, 1, 0, 0, A);
+    for (let i = 0; i < n; i++) for (let j = 0; j < 3; j++) A[i * d + j]! *= 20 - 5 * j;
+    // The same placement in process (block b on the b mod 3-th depot): Horvitz–Thompson sums by response group.
+    const local = inMemoryDataset(A, n, d, { blockRows: 1000, depotsOf: (b) => [9000 + (b % 3)] });
+    const want = await final(rsvd(local.dataset, runnerContext(new InProcessLocus(local.blocks)), { rank: 3, seed: 4 }));
+    // The same blocks stored on the depots (block b on depot b mod 3).
+    const dataset = structuredClone(local.dataset);
+    for (const b of dataset.blocks) {
+      const depot = depots.depots[b.index % 3]!;
+      const bytes = local.blocks.get(b.replicas[0]!.read)!;
+      const caps = await client.allocate(depot, { size: bytes.length, durationSec: 600 });
+      await client.store(caps.write, bytes);
+      b.replicas = [{ depot, read: formatCapability(caps.read), allocOffset: 0, length: bytes.length }];
+    }
+    const runner = new IbpLocus(client);
+    const got = await final(rsvd(dataset, runnerContext(runner), { rank: 3, seed: 4 }));
+    expect(Array.from(got.value.singularValues)).toEqual(Array.from(want.value.singularValues));
+    expect(Array.from(got.value.components)).toEqual(Array.from(want.value.components));
+    expect(got.epsilon).toBe(want.epsilon);
+    expect(got.blocksMissing).toBe(0);
+    // Only small matrices crossed the network, each round's X once per depot.
+    expect(got.bytesMoved).toBeLessThan(0.25 * n * d * 8);
+    expect(got.bytesMoved).toBeLessThanOrEqual(want.bytesMoved * 1.5);
+    // Centred PCA: the same bits as well.
+    const pw = await final(pca(local.dataset, runnerContext(new InProcessLocus(local.blocks)), { rank: 2, seed: 5 }));
+    const pg = await final(pca(dataset, runnerContext(new IbpLocus(client)), { rank: 2, seed: 5 }));
+    expect(Array.from(pg.value.singularValues)).toEqual(Array.from(pw.value.singularValues));
+    expect(Array.from(pg.value.explainedVarianceRatio)).toEqual(Array.from(pw.value.explainedVarianceRatio));
+  }, 60_000);
+});
