@@ -62,6 +62,12 @@ export const DepotErrorCode = {
   NFU_TIMEOUT: 'DEPOT_ERR_NFU_TIMEOUT',
   /** An NFU op's worker failed (crash, out of memory); nothing was written. */
   NFU_FAILED: 'DEPOT_ERR_NFU_FAILED',
+  /** A FIFO/CIRQ command waited for data or room past its timeout; nothing changed. */
+  RING_WAIT_TIMEOUT: 'DEPOT_ERR_RING_WAIT_TIMEOUT',
+  /** The queue window asked for is no longer held (overwritten by newer bytes). */
+  RING_OVERWRITTEN: 'DEPOT_ERR_RING_OVERWRITTEN',
+  /** A checksum type this depot does not serve (ACCRE `_CHKSUM` calls). */
+  CHKSUM_TYPE: 'DEPOT_ERR_CHKSUM_TYPE',
   /** An unexpected internal failure; the request changed nothing. */
   INTERNAL: 'DEPOT_ERR_INTERNAL',
 } as const;
@@ -98,6 +104,9 @@ const WIRE_STATUS: Readonly<Record<DepotErrorCodeValue, number>> = {
   DEPOT_ERR_NFU_DUP_PARAM: Status.NFU_DUP_PARA,
   DEPOT_ERR_NFU_TIMEOUT: Status.SERVER_TIMEOUT,
   DEPOT_ERR_NFU_FAILED: Status.INTERNAL,
+  DEPOT_ERR_RING_WAIT_TIMEOUT: Status.SERVER_TIMEOUT,
+  DEPOT_ERR_RING_OVERWRITTEN: Status.WOULD_EXCEED_LIMIT,
+  DEPOT_ERR_CHKSUM_TYPE: Status.CHKSUM_TYPE,
   DEPOT_ERR_INTERNAL: Status.INTERNAL,
 };
 

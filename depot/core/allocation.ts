@@ -1,4 +1,5 @@
 import type { CapTypeNumber } from '../../ibp/index.js';
+import type { Ring } from './ring-allocation.js';
 
 /** Checksums to record with a write: block index → CRC-32C of the block's committed bytes. */
 export type BlockChecksums = ReadonlyMap<number, number>;
@@ -78,6 +79,8 @@ export class Allocation implements AllocationRecord {
   /** Set once the allocation left the key index (deleted, expired, trashed). */
   freed = false;
   data!: AllocationData;
+  /** The counters of a BUFFER, FIFO or CIRQ allocation (`data` is then its logical view). */
+  ring: Ring | undefined;
   /** Waits until no write holds the lock (a reader that saw a write half-done retries after it). */
   settled(): Promise<void> {
     return this.withWriteLock(async () => undefined);

@@ -12,6 +12,10 @@ import type { Clock } from './clock.js';
 import { Allocation, type AllocationRecord, type RangeWriter } from './allocation.js';
 import { digestIndex, digestKey, newCapabilityKey, sameDigest } from './capability-keys.js';
 import { ExpiryHeap } from './expiry-heap.js';
+import { MEMORY_RING_STATE, Ring, RingView, isRingType, type RingStateStore } from './ring-allocation.js';
+import { RingStateFile, partDigest } from '../resources/ring-state-file.js';
+import type { DiskData } from '../resources/disk/disk-data.js';
+import { storageError } from '../errors.js';
 
 interface ResourceState {
   readonly options: ResourceOptions;
@@ -43,6 +47,25 @@ export interface DepotCoreDeps {
   /** Filesystem calls of disk resources (tests inject faults). */
   diskIo?: DiskIo;
   log?: Logger;
+}
+
+/** `length` bytes of `chunks` starting at byte `from`, as views. */
+function sliceChunks(chunks: readonly Buffer[], from: number, length: number): Buffer[] {
+  const out: Buffer[] = [];
+  let skip = from;
+  let left = length;
+  for (const c of chunks) {
+    if (left === 0) break;
+    if (skip >= c.length) {
+      skip -= c.length;
+      continue;
+    }
+    const piece = c.subarray(skip, skip + left);
+    skip = 0;
+    left -= piece.length;
+    out.push(piece);
+  }
+  return out;
 }
 
 /** Fields a metadata change may touch; restored when recording the change fails. */
@@ -130,6 +153,16 @@ export class DepotCore {
       if (r.store instanceof DiskResource) this.nextId = Math.max(this.nextId, r.store.maxId() + 1);
       for (const record of await r.store.restore()) {
         const a = this.adopt(r, record);
+        if (a.ring !== undefined) {
+          const view = a.data as RingView;
+          if (view.state instanceof RingStateFile) {
+            const counters = await view.state.load((view.physical as DiskData).file, a.ring.physicalSize);
+            a.ring.written = counters.written;
+            a.ring.consumed = counters.consumed;
+            a.ring.reservedEnd = counters.written;
+          }
+          a.size = a.ring.held;
+        }
         if (a.state === 'trash') {
           this.trash.set(a.id, a);
           this.trashDue.push((a.trashedAtMs ?? 0) + r.options.trashGraceSec * 1000, a.id);
@@ -143,9 +176,49 @@ export class DepotCore {
 
   private adopt(r: ResourceState, record: AllocationRecord): Allocation {
     const a = new Allocation(record);
-    a.data = r.store.createData(a);
+    this.attachData(r, a);
     r.reservedBytes += a.maxSize;
     return a;
+  }
+
+  /**
+   * Gives `a` its data. A BUFFER, FIFO or CIRQ gets a ring over a plain byte array of its max
+   * size; its `data` is then the logical view, and the resource sees the byte array (through
+   * {@link stored}). `a.size` is the physical size until the ring's counters are known.
+   */
+  private attachData(r: ResourceState, a: Allocation): void {
+    if (!isRingType(a.type)) {
+      a.data = r.store.createData(a);
+      return;
+    }
+    const ring = new Ring(a.type, () => a.maxSize, { written: 0, consumed: 0 }, a.size);
+    a.ring = ring;
+    const physical = r.store.createData(this.stored(a));
+    let state: RingStateStore = MEMORY_RING_STATE;
+    if (r.store instanceof DiskResource) {
+      state = new RingStateFile(
+        RingStateFile.pathFor((physical as DiskData).file, a.id, a.digests[CapType.READ]),
+        r.options.fsync,
+      );
+    }
+    a.data = new RingView(ring, physical, state);
+  }
+
+  /**
+   * The allocation as its resource must record it: for a ring, its size is the physical size of
+   * the byte array under it and its data that byte array.
+   */
+  private stored(a: Allocation): Allocation {
+    const ring = a.ring;
+    if (ring === undefined) return a;
+    return new Proxy(a, {
+      get(target, prop) {
+        if (prop === 'size') return ring.physicalSize;
+        if (prop === 'data') return (target.data as RingView).physical;
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...args: unknown[]) => unknown).bind(target) : v;
+      },
+    });
   }
 
   private index(a: Allocation): void {
@@ -161,7 +234,7 @@ export class DepotCore {
     const before = snapshot(a);
     change();
     try {
-      this.resources.get(a.rid)!.store.update(a);
+      this.resources.get(a.rid)!.store.update(this.stored(a));
     } catch (e) {
       Object.assign(a, before);
       throw e;
@@ -181,10 +254,10 @@ export class DepotCore {
   /** ALLOCATE: reserves `size` bytes on a resource for a lease and returns the three caps. */
   allocate(req: AllocateRequest): AllocatedCaps {
     if (req.type < AllocationType.BYTEARRAY || req.type > AllocationType.CIRQ) {
-      throw err(DepotErrorCode.INVALID_PARAMETER, `\`type\` must be 1 (byte array) (got ${req.type})`);
-    }
-    if (req.type !== AllocationType.BYTEARRAY) {
-      throw err(DepotErrorCode.TYPE_NOT_SUPPORTED, `allocation type ${req.type} is not supported; only 1 (byte array) is`);
+      throw err(
+        DepotErrorCode.INVALID_PARAMETER,
+        `\`type\` must be 1 (byte array), 2 (buffer), 3 (FIFO) or 4 (CIRQ) (got ${req.type})`,
+      );
     }
     if (req.durationSec === 0 || req.durationSec < -1) {
       throw err(
@@ -225,8 +298,8 @@ export class DepotCore {
       trashReason: undefined,
       digests,
     });
-    allocation.data = resource.store.createData(allocation);
-    resource.store.insert(allocation); // durable before the caps leave the depot
+    this.attachData(resource, allocation);
+    resource.store.insert(this.stored(allocation)); // durable before the caps leave the depot
     resource.reservedBytes += req.size;
     this.index(allocation);
     const cap = (type: CapTypeNumber) =>
@@ -324,6 +397,24 @@ export class DepotCore {
     length: number,
     produce: (write: (chunk: Buffer) => Promise<void>) => Promise<void>,
   ): Promise<void> {
+    if (a.ring !== undefined) {
+      // Queues and buffers take whole STOREs: stage the bytes, then write them as one.
+      const ring = a.ring;
+      const at = offset === -1 || a.type !== AllocationType.BUFFER ? undefined : offset;
+      ring.checkWrite(length, at);
+      const chunks: Buffer[] = [];
+      await produce(async (chunk) => {
+        chunks.push(Buffer.from(chunk));
+      });
+      await a.withWriteLock(async () => {
+        this.assertLive(a);
+        if (a.type === AllocationType.FIFO && ring.room < length) {
+          throw err(DepotErrorCode.WOULD_EXCEED_LIMIT, `the FIFO has room for ${ring.room} bytes; ${length} were sent`);
+        }
+        await this.ringWrite(a, chunks, length, at);
+      });
+      return;
+    }
     await a.withWriteLock(async () => {
       this.assertLive(a);
       const at = offset === -1 ? a.size : offset;
@@ -339,6 +430,70 @@ export class DepotCore {
       }
       await this.commitWrite(a, writer, at, length);
     });
+  }
+
+  /**
+   * Writes a received STORE (or BUFFER WRITE at `offset`) into a ring, under its write lock, after
+   * {@link Ring.checkWrite} and (FIFO) the room check. The state record (disk) names the parts
+   * about to change before any byte lands; each part is then written, made durable and committed,
+   * and the counters advance with it. Readers of bytes a part overwrites see RING_OVERWRITTEN.
+   */
+  async ringWrite(a: Allocation, chunks: readonly Buffer[], length: number, offset?: number): Promise<void> {
+    const ring = a.ring!;
+    const view = a.data as RingView;
+    const parts = ring.planWrite(length, offset);
+    const slices: Buffer[][] = [];
+    let from = 0;
+    for (const p of parts) {
+      slices.push(sliceChunks(chunks, from, p.length));
+      from += p.length;
+    }
+    await view.state.record(
+      ring.counters,
+      parts.map((part, i) => ({ part, digest: partDigest(slices[i]!) })),
+    );
+    if (a.type !== AllocationType.BUFFER) ring.reservedEnd = Math.max(ring.reservedEnd, ring.written + length);
+    const store = this.resources.get(a.rid)!.store;
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      const overwrites = part.at < ring.physicalSize;
+      let writer: RangeWriter | undefined;
+      try {
+        writer = await view.physical.openWriter(part.at, part.length);
+        for (const c of slices[i]!) await writer.write(c);
+        const newPhysical = Math.max(ring.physicalSize, part.at + part.length);
+        const blocks = await writer.finish(newPhysical);
+        if (a.freed) throw err(DepotErrorCode.CAP_NOT_FOUND, 'the allocation was deleted during the transfer');
+        store.commitWrite(this.stored(a), newPhysical, blocks);
+        ring.physicalSize = newPhysical;
+      } catch (e) {
+        await writer?.abort().catch(() => undefined);
+        if (overwrites && !a.freed) {
+          // Held bytes may be half replaced: they are never served again.
+          try {
+            this.persist(a, () => (a.state = 'damaged'));
+          } catch {
+            a.state = 'damaged';
+          }
+        }
+        ring.notify();
+        throw DepotError.isDepotError(e) ? e : storageError(e, `allocation ${a.id}: write failed`);
+      }
+      ring.written = part.after.written;
+      ring.consumed = part.after.consumed;
+      a.size = ring.held;
+    }
+    ring.notify();
+  }
+
+  /** FIFO: the `length` oldest bytes were delivered; they are gone once this is recorded. */
+  async ringConsume(a: Allocation, length: number): Promise<void> {
+    const ring = a.ring!;
+    const after = { written: ring.written, consumed: ring.consumed + length };
+    await (a.data as RingView).state.record(after, []);
+    ring.consumed = after.consumed;
+    a.size = ring.held;
+    ring.notify();
   }
 
   /**
@@ -372,7 +527,8 @@ export class DepotCore {
     const a = this.lookup(req.cap, given ?? CapType.MANAGE);
     const r = this.resources.get(a.rid)!;
     switch (req.op) {
-      case 'probe':
+      case 'probe': {
+        const ring = a.ring !== undefined && a.type !== AllocationType.BUFFER ? a.ring : undefined;
         return {
           readRefs: a.readRefs,
           writeRefs: a.writeRefs,
@@ -381,7 +537,9 @@ export class DepotCore {
           secondsLeft: Math.ceil((a.expiresAtMs - this.clock.now()) / 1000),
           reliability: a.reliability,
           type: a.type,
+          ...(ring === undefined ? {} : { written: ring.written, consumed: ring.consumed }),
         };
+      }
       case 'incr':
       case 'decr': {
         if (req.capType === CapType.MANAGE) {
@@ -400,7 +558,13 @@ export class DepotCore {
         return undefined;
       }
       case 'chng': {
-        if (req.maxSize < 1 || req.maxSize < a.size) {
+        if (a.ring !== undefined && a.type !== AllocationType.BUFFER && req.maxSize !== a.maxSize) {
+          throw err(
+            DepotErrorCode.WOULD_DAMAGE_DATA,
+            `the size of a FIFO or CIRQ cannot change (it is ${a.maxSize}; got ${req.maxSize})`,
+          );
+        }
+        if (req.maxSize < 1 || req.maxSize < a.size || (a.ring !== undefined && req.maxSize < a.ring.physicalSize)) {
           throw err(
             DepotErrorCode.WOULD_DAMAGE_DATA,
             `new max size ${req.maxSize} is below the ${a.size} bytes of data held (use TRUNCATE to cut data)`,
@@ -438,6 +602,9 @@ export class DepotCore {
         return undefined;
       }
       case 'truncate': {
+        if (a.ring !== undefined) {
+          throw err(DepotErrorCode.TYPE_NOT_SUPPORTED, 'TRUNCATE is served for byte arrays only; this is a queue or buffer');
+        }
         if (req.size < 0) throw err(DepotErrorCode.INVALID_PARAMETER, `\`size\` must be >= 0 (got ${req.size})`);
         const newMax = req.size;
         return a.withWriteLock(async () => {

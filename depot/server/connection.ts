@@ -22,6 +22,7 @@ import type { NfuService } from '../nfu/nfu-service.js';
 import type { DepotCore } from '../core/depot-core.js';
 import type { DepotOptions } from '../options.js';
 import { releaseSocket } from './socket-release.js';
+import { ringLoad, ringReceive, type CommandWire } from './ring-commands.js';
 
 /** What a connection needs from the server that owns it. */
 export interface ConnectionContext {
@@ -238,10 +239,32 @@ export class Connection {
     }
   }
 
+  /** The connection's I/O as handlers kept in their own files (ring, ACCRE commands) use it. */
+  private get wire(): CommandWire {
+    const limits = this.ctx.options.limits;
+    return {
+      core: this.ctx.core,
+      send: (head, body, deadline) => this.send(head, body, deadline),
+      readBody: (length, timeoutSec, sink) =>
+        this.reader.readBytes(length, limits.dataProgressTimeoutMs, sink, this.bodyDeadline(length, timeoutSec)),
+      tokenMs: (timeoutSec) => this.tokenMs(timeoutSec),
+      bodyDeadline: (length, timeoutSec) => this.bodyDeadline(length, timeoutSec),
+      withWriteLockWithin: (a, waitMs, task) => this.withWriteLockWithin(a, waitMs, task),
+      fatalOnRefusal: async (fn) => {
+        try {
+          return await fn();
+        } catch (e) {
+          throw asFatal(e);
+        }
+      },
+    };
+  }
+
   /** STORE / WRITE: validate, go-ahead, stream the body into the allocation, acknowledge. */
   private async receive(req: StoreRequest | WriteRequest): Promise<void> {
     const core = this.ctx.core;
     const allocation = fatalOnRefusal(() => core.lookup(req.cap, CapType.WRITE));
+    if (allocation.ring !== undefined) return ringReceive(this.wire, req);
     await this.withWriteLockWithin(allocation, this.tokenMs(req.timeoutSec), async () => {
       // The client may already be sending the body behind the command: a refusal closes the connection.
       const offset = req.command === 'write' ? req.offset : allocation.size;
@@ -320,6 +343,7 @@ export class Connection {
   private async load(req: LoadRequest): Promise<void> {
     const core = this.ctx.core;
     const allocation = core.lookup(req.cap, CapType.READ);
+    if (allocation.ring !== undefined) return ringLoad(this.wire, req);
     core.checkReadRange(allocation, req.offset, req.length);
     await this.send(countReply(req.length));
     // The reply must be read at the same rate a body must be sent.

@@ -30,11 +30,19 @@ export interface ProbeFields {
   readonly secondsLeft: number;
   readonly reliability: number;
   readonly type: number;
+  /** FIFO and CIRQ only: bytes ever stored (the write position; wraps = floor(written / maxSize)). */
+  readonly written?: number;
+  /** FIFO and CIRQ only: bytes consumed by reads (always 0 for a CIRQ). */
+  readonly consumed?: number;
 }
 
-/** `1 READ_REF WRITE_REF CUR_SIZE MAX_SIZE SECONDS_LEFT RELIABILITY TYPE \n` */
+/**
+ * `1 READ_REF WRITE_REF CUR_SIZE MAX_SIZE SECONDS_LEFT RELIABILITY TYPE \n`; a FIFO or CIRQ adds
+ * `WRITTEN CONSUMED` before the newline (clients reading seven fields ignore them).
+ */
 export function probeReply(p: ProbeFields): string {
-  return `1 ${p.readRefs} ${p.writeRefs} ${p.size} ${p.maxSize} ${p.secondsLeft} ${p.reliability} ${p.type} \n`;
+  const ring = p.written === undefined ? '' : ` ${p.written} ${p.consumed ?? 0}`;
+  return `1 ${p.readRefs} ${p.writeRefs} ${p.size} ${p.maxSize} ${p.secondsLeft} ${p.reliability} ${p.type}${ring} \n`;
 }
 
 /** `1 RID1 RID2 … \n` (ST_RES). */

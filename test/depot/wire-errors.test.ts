@@ -76,7 +76,7 @@ describe('IBP wire: every refusal has its exact status and changes nothing', () 
 
   const refusals: Array<[string, (c: [string, string, string]) => string, string]> = [
     ['allocate, type 0', () => '1 1 1 2 0 60 10 10\n', '-30 \n'],
-    ['allocate, type FIFO', () => '1 1 1 2 3 60 10 10\n', '-22 \n'],
+    ['allocate, type 5', () => '1 1 1 2 5 60 10 10\n', '-30 \n'],
     ['allocate, duration 0', () => '1 1 1 2 1 0 10 10\n', '-30 \n'],
     ['allocate, duration -5', () => '1 1 1 2 1 -5 10 10\n', '-30 \n'],
     ['allocate, duration over max', () => '1 1 1 2 1 3601 10 10\n', '-28 \n'],
