@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { Command as CliCommand, Option } from 'commander';
-import { parseByteSize } from '../depot/index.js';
+import { sizeFlag } from './flags.js';
 import {
   DatasetError,
   DatasetErrorCode,
@@ -186,7 +186,7 @@ export function ingestCommand(): CliCommand {
         ...(depots === undefined ? {} : { depots }),
         copies,
         ...(f.blockRows === undefined ? {} : { blockRows: numberFlag(f.blockRows, '--block-rows', true) }),
-        ...(f.allocationSize === undefined ? {} : { allocationBytes: parseByteSize(f.allocationSize, '--allocation-size') }),
+        ...(f.allocationSize === undefined ? {} : { allocationBytes: sizeFlag(f.allocationSize, '--allocation-size', argError) }),
         ...(f.duration === undefined ? {} : { durationSec: numberFlag(f.duration, '--duration', true) }),
         ...(f.checkpoint === undefined ? {} : { checkpointBlocks: numberFlag(f.checkpoint, '--checkpoint', true) }),
         path: f.output,

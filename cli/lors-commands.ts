@@ -26,19 +26,11 @@ import {
   type RefreshMode,
   type WarmReport,
 } from '../framework/index.js';
-import { DepotError, parseByteSize } from '../depot/index.js';
+import { sizeFlag } from './flags.js';
 
 /** A byte size flag (`4MiB`); a bad one is the tool's argument error, not a depot configuration error. */
 function byteSize(value: unknown, flag: string): number {
-  try {
-    return parseByteSize(value, flag);
-  } catch (e) {
-    if (!(e instanceof DepotError)) throw e;
-    throw new FrameworkError(
-      FrameworkErrorCode.INVALID_ARGUMENT,
-      `${flag} must be a size in bytes, an integer with an optional unit B, KiB, MiB, GiB, TiB, kB, MB, GB or TB (got ${String(value)})`,
-    );
-  }
+  return sizeFlag(value, flag, (message) => new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, message));
 }
 
 /** `--mapping 0,3`: mapping indexes as `anvil stat` numbers them. */

@@ -241,6 +241,20 @@ describe('anvil file tools as a new user meets them', () => {
     );
     const size = await anvil(['upload', file, '--depots', list(), '--block-size', '4XB', '-o', join(dir.path, 'y.xnd')]);
     expect(size.stderr).toMatch(/^anvil: FW_ERR_INVALID_ARGUMENT: --block-size must be a size in bytes/);
+    const ingestSize = await anvil([
+      'ingest',
+      '--depots',
+      list(),
+      '--input',
+      '/dev/null',
+      '--allocation-size',
+      '4XB',
+      '-o',
+      join(dir.path, 'z.json'),
+    ]);
+    expect(ingestSize.stderr).toMatch(
+      /^anvil: DATA_E_INVALID_ARGUMENT: invalid argument: --allocation-size must be a size in bytes/,
+    );
     const unknown = await anvil(['upload', file, '--bogus']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/^error: unknown option '--bogus'/);
