@@ -17,7 +17,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDepotProcess } from './lib/depot-process.js';
 import { IbpClient, type DepotAddress } from '../framework/index.js';
 import { formatLoad, formatStore, keyRefOf, parseCapability, type Capability } from '../ibp/index.js';
 
@@ -29,6 +28,8 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
 const ROW_SECONDS = Number(process.env['BENCH_ROW_SECONDS'] ?? 3);
 const KINDS = (process.env['BENCH_KINDS'] ?? 'memory,disk-fast,disk-safe').split(',');
 const SMALL = process.env['BENCH_SMALL'] !== '0';
+/** Extra node flags for the depot process (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
+const DEPOT_NODE_ARGS = (process.env['BENCH_DEPOT_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
 
 const BLOCK = BLOCK_KB * 1024;
 const ALLOC_BYTES = ALLOCATION_MB * 1024 * 1024;
@@ -287,6 +288,32 @@ async function smallOps(addr: DepotAddress, concurrency: number, kind: string): 
   for (const c of clients) c.close();
   const seconds = (Date.now() - started) / 1000;
   return { name: `small-ops:allocate+store4k+load:${kind}:clients=${concurrency}`, opsPerSec: round(iterations / seconds) };
+}
+
+/** `anvil depot` as a child process (2 GiB capacity, port chosen by the OS). */
+async function startDepotProcess(extra: string[]): Promise<{ addr: DepotAddress; stop: () => Promise<void> }> {
+  const bin = new URL('../../bin/anvil.js', import.meta.url).pathname;
+  const child = spawn(
+    process.execPath,
+    [...DEPOT_NODE_ARGS, bin, 'depot', '--port', '0', '--capacity', '2GiB', '--log-level', 'warn', ...extra],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  for (const deadline = Date.now() + 10_000; ;) {
+    const m = /listening on ibp:\/\/([^:]+):(\d+)/.exec(out);
+    if (m) {
+      return {
+        addr: { host: m[1]!, port: Number(m[2]) },
+        stop: async () => {
+          child.kill('SIGTERM');
+          await once(child, 'exit');
+        },
+      };
+    }
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error('depot did not start');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 const DEPOT_ARGS: Record<string, (dir: string) => string[]> = {
