@@ -10,15 +10,13 @@ const EMPTY = Buffer.alloc(0);
  */
 export const SEGMENT_BYTES = 2 * 1024 * 1024;
 
-/** Reads of segmented data are copied out in pieces of at most this many bytes. */
-const READ_CHUNK_BYTES = 1024 * 1024;
 /** Idle segments kept for reuse, at most this many bytes. */
 const POOL_MAX_BYTES = 256 * 1024 * 1024;
 /** Idle segments unused for this long go back to the system. */
 const POOL_IDLE_MS = 30_000;
 
 /**
- * Warm segments of deleted or truncated allocations, kept for the next writer: memory that was
+ * Warm segments of deleted or truncated allocations (those no read has lent out), kept for the next writer: memory that was
  * touched before is written at copy speed, while fresh pages fault in one 4 KiB page at a time
  * (about 11 µs each on a VM, which alone caps a cold write near 370 MB/s). A segment comes out of
  * the pool with stale bytes: its taker zeroes what it does not overwrite.
@@ -82,6 +80,8 @@ export class MemoryData implements AllocationData {
   private data: Buffer = EMPTY;
   /** Large allocations: segment i holds bytes [i·SEGMENT_BYTES, (i+1)·SEGMENT_BYTES). */
   private segments: (Buffer | undefined)[] | undefined;
+  /** Segments a read has handed out views of. */
+  private readonly lent = new WeakSet<Buffer>();
 
   constructor(private readonly owner: SizeView) {
     if (owner.maxSize >= SEGMENT_BYTES) this.segments = [];
@@ -197,35 +197,23 @@ export class MemoryData implements AllocationData {
     for (let pos = offset; pos < end;) {
       // Checked before every chunk: a TRUNCATE or delete may run while the sink waits.
       if (end > this.owner.size || this.segments === undefined) throw shrank(end);
-      const n = Math.min(end - pos, READ_CHUNK_BYTES);
-      // A copy, never a view: a segment goes back to the pool when the allocation is deleted or
-      // cut, and the sink (a socket's write queue, a disk writer's batch) may hold what it was
-      // given for longer than this call.
-      const out = Buffer.allocUnsafe(n);
-      this.copyOut(pos, out);
-      await sink(out);
+      const i = Math.floor(pos / SEGMENT_BYTES);
+      const within = pos - i * SEGMENT_BYTES;
+      const n = Math.min(end - pos, SEGMENT_BYTES - within);
+      const seg = this.segments[i];
+      // A view, not a copy. The sink (a socket's write queue, a disk writer's batch) may hold it
+      // past this call, so a segment once lent never goes back to the pool: the collector frees it.
+      if (seg !== undefined) this.lent.add(seg);
+      // A segment never attached lies inside a hole: zeros.
+      await sink(seg === undefined ? Buffer.alloc(n) : seg.subarray(within, within + n));
       pos += n;
-    }
-  }
-
-  /** Copies the bytes at `pos` into `out` (a segment never attached lies inside a hole: zeros). */
-  private copyOut(pos: number, out: Buffer): void {
-    const segments = this.segments!;
-    for (let at = 0; at < out.length;) {
-      const i = Math.floor((pos + at) / SEGMENT_BYTES);
-      const within = pos + at - i * SEGMENT_BYTES;
-      const n = Math.min(out.length - at, SEGMENT_BYTES - within);
-      const seg = segments[i];
-      if (seg === undefined) out.fill(0, at, at + n);
-      else seg.copy(out, at, within, within + n);
-      at += n;
     }
   }
 
   async truncate(newSize: number, newMaxSize: number): Promise<void> {
     if (this.segments !== undefined) {
       const keep = Math.ceil(newMaxSize / SEGMENT_BYTES);
-      for (const seg of this.segments.splice(keep)) if (seg !== undefined) segmentPool.give(seg);
+      for (const seg of this.segments.splice(keep)) this.giveBack(seg);
       this.zero(newSize, this.segments.length * SEGMENT_BYTES);
       return;
     }
@@ -244,7 +232,12 @@ export class MemoryData implements AllocationData {
     // Emptied in place: a writer still running (a delete during a transfer) holds this array
     // and must find no segment to write into once they are back in the pool.
     const segments = this.segments;
-    if (segments !== undefined) for (const seg of segments.splice(0)) if (seg !== undefined) segmentPool.give(seg);
+    if (segments !== undefined) for (const seg of segments.splice(0)) this.giveBack(seg);
+  }
+
+  /** A segment leaves this allocation: to the pool, unless a reader may still hold a view of it. */
+  private giveBack(seg: Buffer | undefined): void {
+    if (seg !== undefined && !this.lent.has(seg)) segmentPool.give(seg);
   }
 
   private ensureCapacity(end: number): void {

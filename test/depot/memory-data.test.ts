@@ -82,6 +82,7 @@ describe('memory data in pooled segments', () => {
     await store(d, o, 0, Buffer.alloc(SEGMENT_BYTES, 0x11));
     const { chunks } = await readAll(d, 0, SEGMENT_BYTES);
     await d.release();
+    expect(segmentPool.idleBytes).toBe(0);
     const o2 = owner(SEGMENT_BYTES);
     const d2 = new MemoryData(o2);
     await store(d2, o2, 0, Buffer.alloc(SEGMENT_BYTES, 0x22));
