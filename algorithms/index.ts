@@ -15,6 +15,7 @@ import type { CoordinatorDataset as Dataset, Estimate } from '../framework/index
 import type { LocusContext } from './engine.js';
 import { algorithm$ } from './observable.js';
 import { rsvdCore, type RsvdOptions, type SpectralResult } from './rsvd.js';
+import { leastSquaresCore, type LeastSquaresOptions, type LeastSquaresResult } from './least-squares.js';
 
 export { final } from './observable.js';
 export { coordinatorContext, runnerContext, type LocusContext } from './engine.js';
@@ -32,6 +33,21 @@ export {
   type InProcessLocusOptions,
 } from './locus.js';
 export { ALGORITHM_STREAMS, type RsvdOptions, type SpectralResult } from './rsvd.js';
+export type { LeastSquaresOptions, LeastSquaresResult } from './least-squares.js';
+
+/**
+ * Least squares min ‖Ax − b‖ (b a column of the dataset, A the others): sketch-and-solve, or sketch-preconditioned
+ * conjugate gradients in locus, with ε bounding ‖x − x*‖₂ (solve error certified by the gradient, sampling error
+ * by matrix Bernstein on the Gram).
+ * @throws CoordinatorError `COORD_E_INVALID_ARGUMENT`, `COORD_E_COVERAGE` (as observable errors)
+ */
+export function leastSquares(
+  dataset: Dataset,
+  ctx: LocusContext,
+  options: LeastSquaresOptions = {},
+): Observable<Estimate<LeastSquaresResult>> {
+  return algorithm$((emit, signal) => leastSquaresCore(ctx, dataset, { ...options, signal }, emit), options.signal);
+}
 
 /**
  * Randomized SVD of the dataset (HMT 2011 subspace iteration with CholeskyQR2 in locus): top `rank` right

@@ -1,0 +1,472 @@
+import {
+  CoordinatorError,
+  CoordinatorErrorCode,
+  MatrixAccumulator,
+  symmetricEigenvalues,
+  type CoordinatorDataset as Dataset,
+  type CoordinatorDatasetBlock as DatasetBlock,
+  type Estimate,
+  type PlannedBlock,
+} from '../framework/index.js';
+import type { BlockSummary } from '../framework/estimation/index.js';
+import { gramStatistic } from '../framework/estimation/index.js';
+import { bytesOf, mul, orthonormalize, transpose, upperInverse } from './dense.js';
+import { checkAborted, pinnedTo, round, type LocusContext, type RoundResult } from './engine.js';
+import { ALGORITHM_STREAMS } from './rsvd.js';
+
+/** Options of {@link leastSquaresCore}. */
+export interface LeastSquaresOptions {
+  /** Column of the dataset holding b (default: the last); the other columns are A. */
+  readonly target?: number;
+  /**
+   * `sketch-and-solve`: x = argmin ‖S(Ax − b)‖ for a sparse sign sketch S (one pass), certified by one gradient
+   * pass. `preconditioned` (default): the sketch's R preconditions conjugate gradients on the normal equations
+   * run in locus (CGLS, LSQR's equivalent in exact arithmetic; Blendenpik/LSRN style), until the certified
+   * error is below `tolerance`·‖x‖.
+   */
+  readonly method?: 'sketch-and-solve' | 'preconditioned';
+  /** Rows of the sketch (default max(4·d, d + 40)). */
+  readonly sketchRows?: number;
+  /** Relative accuracy goal of the solve (default 1e-10). */
+  readonly tolerance?: number;
+  /** Iterations of the preconditioned solve (default 30). */
+  readonly maxIterations?: number;
+  readonly seed?: number;
+  /** Failure probability of the sampling bound (default 0.05). */
+  readonly delta?: number;
+  /** Overall deadline (ms from the start). */
+  readonly deadlineMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** What {@link leastSquaresCore} estimates. */
+export interface LeastSquaresResult {
+  /** x, one coefficient per column of A (`features` order). */
+  readonly coefficients: Float64Array;
+  /** Dataset columns of A, in coefficient order. */
+  readonly features: readonly number[];
+  readonly target: number;
+  /** ‖Ax − b‖ of the (Horvitz–Thompson weighted) problem solved. */
+  readonly residualNorm: number;
+  /** Preconditioned iterations run (0 for sketch-and-solve). */
+  readonly iterations: number;
+  /** Condition number of the preconditioned operator A·R⁻¹ (≈ 1 for a good sketch). */
+  readonly preconditionedCondition: number;
+}
+
+const U = Number.EPSILON / 2;
+
+function invalid(argument: string, rule: string, value: unknown): CoordinatorError {
+  return new CoordinatorError(
+    CoordinatorErrorCode.INVALID_ARGUMENT,
+    `invalid argument: ${argument} must be ${rule} (got ${String(value)})`,
+    { details: { argument, value: value as never } },
+  );
+}
+
+function check(dataset: Dataset, o: LeastSquaresOptions): void {
+  const D = dataset.cols;
+  if (D < 2) throw invalid('dataset.cols', 'at least 2 (features and a target)', D);
+  if (o.target !== undefined && (!Number.isInteger(o.target) || o.target < 0 || o.target >= D))
+    throw invalid('target', `a column from 0 to ${D - 1}`, o.target);
+  if (o.method !== undefined && o.method !== 'sketch-and-solve' && o.method !== 'preconditioned')
+    throw invalid('method', '`sketch-and-solve` or `preconditioned`', o.method);
+  if (o.sketchRows !== undefined && (!Number.isInteger(o.sketchRows) || o.sketchRows < D - 1 || o.sketchRows > 1 << 16))
+    throw invalid('sketchRows', `an integer from ${D - 1} (the features) to 65536`, o.sketchRows);
+  if (o.tolerance !== undefined && !(o.tolerance > 0 && o.tolerance < 1)) throw invalid('tolerance', 'in (0, 1)', o.tolerance);
+  if (o.maxIterations !== undefined && (!Number.isInteger(o.maxIterations) || o.maxIterations < 0 || o.maxIterations > 1000))
+    throw invalid('maxIterations', 'an integer from 0 to 1000', o.maxIterations);
+  if (o.delta !== undefined && !(o.delta > 0 && o.delta < 1)) throw invalid('delta', 'in (0, 1)', o.delta);
+  if (o.deadlineMs !== undefined && !(o.deadlineMs > 0)) throw invalid('deadlineMs', 'positive', o.deadlineMs);
+  for (const b of dataset.blocks)
+    if (b.summary === undefined) throw invalid(`blocks[${b.index}].summary`, 'present (ingest summary)', 'none');
+}
+
+/**
+ * The Horvitz–Thompson weights of the answered blocks (response groups: N_g/n_g) and K = Σ_planned known_b −
+ * Σ_answered w_b·known_b (known_b = s_b s_bᵀ/n_b from the summaries), so that Σ_answered w_b M_bᵀM_b + K is
+ * exactly the difference estimator {@link MatrixAccumulator} gives for the Gram.
+ */
+function htWeights(planned: readonly PlannedBlock[], answered: ReadonlySet<string>, D: number) {
+  const groups = new Map<string, { N: number; n: number }>();
+  for (const p of planned) {
+    const g = groups.get(p.group ?? '') ?? { N: 0, n: 0 };
+    g.N++;
+    if (answered.has(p.id)) g.n++;
+    groups.set(p.group ?? '', g);
+  }
+  const w = new Map<string, number>();
+  const K = new Float64Array(D * D);
+  const known = gramStatistic(D).known!;
+  for (const p of planned) {
+    const g = groups.get(p.group ?? '')!;
+    const wb = answered.has(p.id) ? g.N / g.n : 0;
+    if (wb > 0) w.set(p.id, wb);
+    const kb = known(p.summary);
+    for (let i = 0; i < D * D; i++) K[i]! += (1 - wb) * kb[i]!;
+  }
+  return { w, K };
+}
+
+/**
+ * Least squares min ‖Ax − b‖ over the row-distributed dataset [A b], in locus.
+ *
+ * Bounds (in the ℓ2 norm of the coefficients, against the solution x* of the full problem):
+ * - *solve*: with Ĝ the Gram estimate and ĝ = Ĝ_AA x − Ĝ_Ab the gradient at x (computed in locus as
+ *   Σ_b w_b A_bᵀ(A_b x − b_b) plus the summaries' exact part), ‖x − x̂‖ ≤ ‖ĝ‖/λ_min(Ĝ_AA) (plus rounding),
+ *   deterministic — x̂ the exact solution of the estimated problem;
+ * - *sampling*: with ‖Ĝ − G‖₂ ≤ t (matrix Bernstein, probability ≥ 1 − δ), Ĝ_AA(x̂ − x*) = −(Ĝ − G)_{A·}[x*; −1]
+ *   gives ‖x̂ − x*‖ ≤ t·‖[x̂; −1]‖/(λ_min(Ĝ_AA) − t) (Weyl for λ_min(G_AA) ≥ λ_min(Ĝ_AA) − t);
+ *   0 when every block answered.
+ * Missing blocks are assumed to fail independently of their values (MAR).
+ */
+export async function leastSquaresCore(
+  ctx: LocusContext,
+  dataset: Dataset,
+  options: LeastSquaresOptions,
+  emit: (e: Estimate<LeastSquaresResult>) => void = () => {},
+): Promise<Estimate<LeastSquaresResult>> {
+  check(dataset, options);
+  const D = dataset.cols;
+  const d = D - 1;
+  const target = options.target ?? D - 1;
+  const features = Array.from({ length: D }, (_, j) => j).filter((j) => j !== target);
+  const delta = options.delta ?? 0.05;
+  const tolerance = options.tolerance ?? 1e-10;
+  const maxIterations = options.method === 'sketch-and-solve' ? 0 : (options.maxIterations ?? 30);
+  const k = options.sketchRows ?? Math.max(4 * d, d + 40);
+  const seed = options.seed ?? 0;
+  const deadlineAt = options.deadlineMs === undefined ? undefined : Date.now() + options.deadlineMs;
+  const roundOpts = {
+    ...(deadlineAt === undefined ? {} : { deadlineAt }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  };
+  let bytesMoved = 0;
+  const count = (r: RoundResult): RoundResult => {
+    bytesMoved += r.bytesMoved;
+    return r;
+  };
+  // 1. Gram of every block (D × D each): the estimate Ĝ and its Bernstein radius, λ_min for the certificates.
+  const gram = count(
+    await round(
+      ctx,
+      dataset,
+      'ls-gram',
+      (b) => ({
+        kernel: 'gram',
+        attrs: { dtype: dataset.dtype, rows: b.rows, cols: D, k: 1 },
+        inputs: [{ kind: 'block' }],
+        output: { returnBytes: D * D * 8 },
+      }),
+      roundOpts,
+    ),
+  );
+  const planned = gram.planned;
+  let set = dataset.blocks.filter((b) => gram.outputs.has(b.index));
+  // 2. Sketch of the blocks that answered: SM = Σ_b √w_b S_b M_b (sparse sign embedding, disjoint columns by rowOffset).
+  const sketch = count(
+    await round(
+      ctx,
+      dataset,
+      'ls-sketch',
+      (b) => ({
+        kernel: 'sparse-sign-sketch',
+        attrs: {
+          dtype: dataset.dtype,
+          rows: b.rows,
+          cols: D,
+          k,
+          seed: seed * 1000 + ALGORITHM_STREAMS.LSQ,
+          rowOffset: b.rowStart,
+          s: 8,
+        },
+        inputs: [{ kind: 'block' }],
+        output: { returnBytes: k * D * 8 },
+      }),
+      { ...roundOpts, blocks: set },
+    ),
+  );
+  set = set.filter((b) => sketch.outputs.has(b.index));
+  const ids = (blocks: readonly DatasetBlock[]) => new Set(blocks.map((b) => String(b.index)));
+  let { w, K } = htWeights(planned, ids(set), D);
+  const SM = new Float64Array(k * D);
+  for (const b of set) {
+    const v = sketch.outputs.get(b.index)!;
+    const s = Math.sqrt(w.get(String(b.index))!);
+    for (let i = 0; i < k * D; i++) SM[i]! += s * v[i]!;
+  }
+  // SA = QR; sketch-and-solve x₀ = R⁻¹Qᵀ(Sb); R preconditions the iteration.
+  const SA = new Float64Array(k * d);
+  const Sb = new Float64Array(k);
+  for (let i = 0; i < k; i++) {
+    features.forEach((j, t) => (SA[i * d + t] = SM[i * D + j]!));
+    Sb[i] = SM[i * D + target]!;
+  }
+  const Q = orthonormalize(SA, k, d);
+  const R = mul(transpose(Q, k, d), SA, d, k, d);
+  for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) R[i * d + j] = 0;
+  for (let i = 0; i < d; i++) if (!(Math.abs(R[i * d + i]!) > 0)) R[i * d + i] = Number.MIN_VALUE * 1e10;
+  const Rinv = upperInverse(R, d);
+  let x = mul(Rinv, mul(transpose(Q, k, d), Sb, d, k, 1), d, d, 1);
+
+  // One in-locus pass: H = Ĝ·[x̃ p̃] with x̃ = [x; −1], p̃ = [p; 0] in dataset column order, Ĝ = Σ w_b M_bᵀM_b + K.
+  const embed = (v: Float64Array, t: number): Float64Array => {
+    const out = new Float64Array(D);
+    features.forEach((j, i) => (out[j] = v[i]!));
+    out[target] = t;
+    return out;
+  };
+  const pass = async (
+    xs: Float64Array,
+    p: Float64Array | undefined,
+  ): Promise<{ g: Float64Array; q?: Float64Array; xg: number; restart: boolean }> => {
+    const cols = p === undefined ? 1 : 2;
+    const xt = embed(xs, -1);
+    const pt = p === undefined ? undefined : embed(p, 0);
+    const X = new Float64Array((D + 1) * cols);
+    for (let j = 0; j < D; j++) {
+      X[j * cols] = xt[j]!;
+      if (pt !== undefined) X[j * cols + 1] = pt[j]!;
+    }
+    const Xb = bytesOf(X);
+    const ap = count(
+      await round(
+        ctx,
+        dataset,
+        'ls-product',
+        (b) => ({
+          kernel: 'affine-product',
+          attrs: { dtype: dataset.dtype, rows: b.rows, cols: D, k: cols },
+          inputs: [{ kind: 'block' }, { kind: 'shared', name: 'X', data: Xb }],
+          output: { store: 'LS', bytes: b.rows * cols * 8 },
+        }),
+        { ...roundOpts, blocks: set },
+      ),
+    );
+    const on = pinnedTo(ctx, { ...dataset, blocks: set }, 'LS').filter((b) => ap.outputs.has(b.index));
+    const atr = count(
+      await round(
+        ctx,
+        dataset,
+        'ls-transpose',
+        (b) => ({
+          kernel: 'transpose-product',
+          attrs: { dtype: dataset.dtype, rows: b.rows, cols: D, k: cols },
+          inputs: [{ kind: 'block' }, { kind: 'state', name: 'LS' }],
+          output: { returnBytes: (D + 1) * cols * 8 },
+        }),
+        { ...roundOpts, blocks: on },
+      ),
+    );
+    const before = set.length;
+    set = set.filter((b) => atr.outputs.has(b.index));
+    if (set.length !== before) ({ w, K } = htWeights(planned, ids(set), D));
+    const H = new Float64Array(D * cols);
+    for (const b of set) {
+      const C = atr.outputs.get(b.index)!;
+      const wb = w.get(String(b.index))!;
+      for (let i = 0; i < D * cols; i++) H[i]! += wb * C[i]!;
+    }
+    const KX = mul(K, pt === undefined ? xt : interleave(xt, pt, D), D, D, cols);
+    for (let i = 0; i < D * cols; i++) H[i]! += KX[i]!;
+    const g = Float64Array.from(features, (j) => H[j * cols]!);
+    let xg = 0;
+    for (let j = 0; j < D; j++) xg += xt[j]! * H[j * cols]!;
+    const out: { g: Float64Array; q?: Float64Array; xg: number } = { g, xg };
+    if (pt !== undefined) out.q = Float64Array.from(features, (j) => H[j * cols + 1]!);
+    return { ...out, restart: set.length !== before };
+  };
+
+  // 3. Preconditioned CG on Ĝ_AA x = Ĝ_Ab with preconditioner (RᵀR)⁻¹; each pass also gives the true gradient at x.
+  const precond = (r: Float64Array): Float64Array => mul(Rinv, mul(transpose(Rinv, d, d), r, d, d, 1), d, d, 1);
+  let cur = await pass(x, undefined);
+  let r = cur.g.map((v) => -v);
+  let z = precond(r);
+  let p = z.slice();
+  let rz = dot(r, z);
+  let iterations = 0;
+  let lambdaMin = 0;
+  let acc: ReturnType<MatrixAccumulator['estimate']> | undefined;
+  let lambdaMax = 0;
+  // The sampling bound is taken on the column-scaled Gram D·Ĝ·D, D = diag(1/√Σ_b colSumSq_j) from the summaries of
+  // every planned block (fixed before any block answers), so columns of very different scales do not make it
+  // vacuous; λ_min(D_A Ĝ_AA D_A) − t then bounds the scaled problem's conditioning.
+  const scale = new Float64Array(D);
+  for (const b of dataset.blocks) for (let j = 0; j < D; j++) scale[j]! += b.summary!.colSumSq[j]!;
+  for (let j = 0; j < D; j++) scale[j] = scale[j]! > 0 ? 1 / Math.sqrt(scale[j]!) : 1;
+  const scaledPlan = planned.map((p) => ({ ...p, summary: scaledSummary(p.summary, scale) }));
+  let lambdaMinScaled = 0;
+  let Ghat = new Float64Array(D * D);
+  const certify = () => {
+    const a = new MatrixAccumulator(gramStatistic(D));
+    for (const b of set) {
+      const G = gram.outputs.get(b.index)!;
+      a.add(
+        String(b.index),
+        G.map((v, i) => v * scale[Math.floor(i / D)]! * scale[i % D]!),
+      );
+    }
+    acc = a.estimate(scaledPlan, { delta, weighting: 'response-groups', final: true });
+    Ghat = acc.value.map((v, i) => v / (scale[Math.floor(i / D)]! * scale[i % D]!));
+    const sub = (M: Float64Array) => {
+      const out = new Float64Array(d * d);
+      features.forEach((i, s) => features.forEach((j, t) => (out[s * d + t] = M[i * D + j]!)));
+      return out;
+    };
+    const eig = symmetricEigenvalues(sub(Ghat), d);
+    lambdaMin = Math.min(...eig);
+    lambdaMax = Math.max(...eig);
+    lambdaMinScaled = Math.min(...symmetricEigenvalues(sub(acc.value), d));
+    let trace = 0;
+    for (let j = 0; j < D; j++) trace += Math.abs(Ghat[j * D + j]!);
+    return { trace };
+  };
+  let { trace } = certify();
+  // Rounding in the gradient computed in locus (Higham 2002, §3.1, γ_n = nu/(1 − nu)): r = M x̃ has
+  // ‖δr‖ ≤ γ_D‖M‖_F‖x̃‖, and ‖Aᵀδr‖ ≤ ‖A‖₂‖δr‖; forming Aᵀr adds ≤ γ_rows‖A‖_F‖r‖.
+  const gamma = (m: number): number => (m * U) / (1 - m * U);
+  const roundingOf = (): number => {
+    const F = Math.sqrt(trace);
+    return (
+      2 * gamma(D + 1) * Math.sqrt(lambdaMax) * F * norm(embed(x, -1)) +
+      2 * gamma(Math.max(1, dataset.rows)) * F * Math.sqrt(Math.max(0, cur.xg))
+    );
+  };
+  const solveError = (g: Float64Array): number => (lambdaMin > 0 ? (norm(g) + roundingOf()) / lambdaMin : Infinity);
+  // Done when the certificate meets the tolerance, or when the gradient is down to the rounding level.
+  const done = (g: Float64Array): boolean => solveError(g) <= tolerance * norm(x) || norm(g) <= roundingOf();
+  const late = (): boolean => deadlineAt !== undefined && Date.now() >= deadlineAt;
+  let fresh = true; // cur.g is the gradient at the current x
+  while (!done(cur.g) && iterations < maxIterations && !late()) {
+    checkAborted(options.signal);
+    // One pass gives the true gradient at x (the certificate) and q = Ĝ_AA·p (the step).
+    const step = await pass(x, p);
+    cur = step;
+    fresh = true;
+    if (step.restart === true) {
+      // A block stopped answering: the weighted problem changed; restart CG on it.
+      ({ trace } = certify());
+      r = step.g.map((v) => -v);
+      z = precond(r);
+      p = z.slice();
+      rz = dot(r, z);
+      iterations++;
+      continue;
+    }
+    if (done(cur.g)) break;
+    const q = step.q!;
+    const pq = dot(p, q);
+    if (!(pq > 0)) break;
+    const alpha = rz / pq;
+    for (let i = 0; i < d; i++) x[i]! += alpha * p[i]!;
+    fresh = false;
+    r = r.map((v, i) => v - alpha * q[i]!);
+    z = precond(r);
+    const rzNew = dot(r, z);
+    const beta = rzNew / rz;
+    rz = rzNew;
+    p = z.map((v, i) => v + beta * p[i]!);
+    iterations++;
+    if (iterations % 5 === 0) emit({ ...build(), epsilon: Infinity });
+  }
+  if (!fresh) {
+    cur = await pass(x, undefined);
+    if (cur.restart === true) ({ trace } = certify());
+  }
+
+  function build(): Estimate<LeastSquaresResult> {
+    const a = acc!;
+    const t = a.epsilon;
+    const eSolve = solveError(cur.g);
+    // ‖x̂ − x*‖ ≤ max_A(D)·t·‖D⁻¹[x̂; −1]‖/(λ_min(D_A Ĝ_AA D_A) − t).
+    let dMax = 0;
+    let scaledX2 = 0;
+    const xt = embed(x, -1);
+    for (let j = 0; j < D; j++) {
+      if (j !== target) dMax = Math.max(dMax, scale[j]!);
+      scaledX2 += (Math.abs(xt[j]!) + (j === target ? 0 : eSolve)) ** 2 / scale[j]! ** 2;
+    }
+    const eSampling = t === 0 ? 0 : lambdaMinScaled - t > 0 ? (dMax * t * Math.sqrt(scaledX2)) / (lambdaMinScaled - t) : Infinity;
+    // Condition of A·R⁻¹ from Ĝ: eigenvalues of R⁻ᵀĜ_AA R⁻¹.
+    const GAA = new Float64Array(d * d);
+    features.forEach((i, s) => features.forEach((j, u) => (GAA[s * d + u] = Ghat[i * D + j]!)));
+    const P = mul(transpose(Rinv, d, d), mul(GAA, Rinv, d, d, d), d, d, d);
+    const pe = symmetricEigenvalues(P, d);
+    const cond = Math.sqrt(Math.max(...pe) / Math.max(Math.min(...pe), 1e-300));
+    return {
+      value: {
+        coefficients: x.slice(),
+        features,
+        target,
+        residualNorm: Math.sqrt(Math.max(0, cur.xg)), // x̃ᵀĜx̃ = ‖Ax − b‖² of the weighted problem
+        iterations,
+        preconditionedCondition: cond,
+      },
+      epsilon: eSolve + eSampling,
+      delta: t === 0 ? 0 : a.parts.sampling.delta,
+      coverage: a.coverage,
+      blocksUsed: set.length,
+      blocksMissing: dataset.blocks.length - set.length,
+      bytesMoved,
+      method:
+        `${maxIterations === 0 ? 'sketch-and-solve' : `sketch-preconditioned CG on the normal equations in locus (CGLS; ${iterations} iterations)`}` +
+        ` with a ${k}-row sparse sign sketch; solve error ‖ĝ‖/λ_min(Ĝ) from the gradient computed in locus; ` +
+        `sampling error t‖[x; −1]‖/(λ_min − t) with t the Gram's ${a.method}`,
+      norm: 'l2',
+      parts: {
+        sampling: { epsilon: eSampling, delta: t === 0 ? 0 : a.parts.sampling.delta },
+        sketch: { epsilon: eSolve, delta: 0 },
+      },
+      sources: [],
+      final: false,
+    };
+  }
+  const result = build();
+  if (!Number.isFinite(result.epsilon))
+    throw new CoordinatorError(
+      CoordinatorErrorCode.COVERAGE,
+      `coverage too low for least squares: the answered blocks (${set.length} of ${dataset.blocks.length}) do not determine x (λ_min(Ĝ) ≤ t)`,
+      { details: { coverage: result.coverage, blocksUsed: set.length, blocksPlanned: dataset.blocks.length } },
+    );
+  await ctx.runner.release();
+  return { ...result, final: true };
+}
+
+/** The summary of the block with column j scaled by c_j (the scatter eigenvalue hints do not survive scaling). */
+function scaledSummary(s: BlockSummary, c: Float64Array): BlockSummary {
+  let frob2 = 0;
+  let cMax = 0;
+  const colSumSq = s.colSumSq.map((v, j) => v * c[j]! * c[j]!);
+  for (let j = 0; j < s.cols; j++) {
+    frob2 += colSumSq[j]!;
+    cMax = Math.max(cMax, c[j]!);
+  }
+  return {
+    rows: s.rows,
+    cols: s.cols,
+    colSums: s.colSums.map((v, j) => v * c[j]!),
+    colSumSq,
+    frob2,
+    maxAbs: s.maxAbs * cMax,
+    hash: s.hash,
+  };
+}
+
+function interleave(a: Float64Array, b: Float64Array, n: number): Float64Array {
+  const out = new Float64Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    out[2 * i] = a[i]!;
+    out[2 * i + 1] = b[i]!;
+  }
+  return out;
+}
+
+function dot(a: Float64Array, b: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+function norm(a: Float64Array): number {
+  return Math.sqrt(dot(a, a));
+}
