@@ -207,7 +207,7 @@ export async function leastSquaresCore(
   for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) R[i * d + j] = 0;
   for (let i = 0; i < d; i++) if (!(Math.abs(R[i * d + i]!) > 0)) R[i * d + i] = Number.MIN_VALUE * 1e10;
   const Rinv = upperInverse(R, d);
-  let x = mul(Rinv, mul(transpose(Q, k, d), Sb, d, k, 1), d, d, 1);
+  const x = mul(Rinv, mul(transpose(Q, k, d), Sb, d, k, 1), d, d, 1);
 
   // One in-locus pass: H = Ĝ·[x̃ p̃] with x̃ = [x; −1], p̃ = [p; 0] in dataset column order, Ĝ = Σ w_b M_bᵀM_b + K.
   const embed = (v: Float64Array, t: number): Float64Array => {
