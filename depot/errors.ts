@@ -66,8 +66,6 @@ export const DepotErrorCode = {
   RING_WAIT_TIMEOUT: 'DEPOT_ERR_RING_WAIT_TIMEOUT',
   /** The queue window asked for is no longer held (overwritten by newer bytes). */
   RING_OVERWRITTEN: 'DEPOT_ERR_RING_OVERWRITTEN',
-  /** A checksum type this depot does not serve (ACCRE `_CHKSUM` calls). */
-  CHKSUM_TYPE: 'DEPOT_ERR_CHKSUM_TYPE',
   /** An unexpected internal failure; the request changed nothing. */
   INTERNAL: 'DEPOT_ERR_INTERNAL',
 } as const;
@@ -106,7 +104,6 @@ const WIRE_STATUS: Readonly<Record<DepotErrorCodeValue, number>> = {
   DEPOT_ERR_NFU_FAILED: Status.INTERNAL,
   DEPOT_ERR_RING_WAIT_TIMEOUT: Status.SERVER_TIMEOUT,
   DEPOT_ERR_RING_OVERWRITTEN: Status.WOULD_EXCEED_LIMIT,
-  DEPOT_ERR_CHKSUM_TYPE: Status.CHKSUM_TYPE,
   DEPOT_ERR_INTERNAL: Status.INTERNAL,
 };
 

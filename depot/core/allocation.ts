@@ -73,7 +73,8 @@ export class Allocation implements AllocationRecord {
   state: AllocationState;
   trashedAtMs: number | undefined;
   trashReason: string | undefined;
-  readonly digests: Readonly<Record<CapTypeNumber, Buffer>>;
+  /** Digests of the three keys (replaced by RENAME). */
+  digests: Readonly<Record<CapTypeNumber, Buffer>>;
   /** Deadline of this allocation's authoritative entry in the depot's expiry heap. */
   scheduledExpiryMs = Number.POSITIVE_INFINITY;
   /** Set once the allocation left the key index (deleted, expired, trashed). */

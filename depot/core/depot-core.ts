@@ -1,6 +1,14 @@
 import { AllocationType, CapType, Status, type CapTypeNumber } from '../../ibp/index.js';
 import { formatCapability } from '../../ibp/index.js';
-import type { AllocateRequest, KeyRef, ManageRequest } from '../../ibp/index.js';
+import type {
+  AliasAllocateRequest,
+  AliasManageRequest,
+  AllocateRequest,
+  KeyRef,
+  ManageRequest,
+  MergeRequest,
+  SplitRequest,
+} from '../../ibp/index.js';
 import type { ProbeFields, ResourceStatus } from '../../ibp/index.js';
 import type { Logger } from 'pino';
 import { DepotError, DepotErrorCode } from '../errors.js';
@@ -28,6 +36,33 @@ interface KeyEntry {
   readonly allocation: Allocation;
   readonly type: CapTypeNumber;
   readonly digest: Buffer;
+  /** Set when the key is one of an alias's caps (`allocation` is then its master). */
+  readonly alias?: AliasRecord;
+}
+
+/**
+ * An alias (ACCRE PROXY) allocation: three caps of its own, reference counts and a lease, limited
+ * to `[offset, offset + length)` of its master (`length` 0: to the end of the master's max size).
+ * Aliases live in memory: they do not survive a restart of the depot.
+ */
+export interface AliasRecord {
+  readonly id: number;
+  readonly master: Allocation;
+  offset: number;
+  length: number;
+  expiresAtMs: number;
+  readRefs: number;
+  writeRefs: number;
+  readonly digests: Readonly<Record<CapTypeNumber, Buffer>>;
+}
+
+/** Probe fields of an alias. */
+export interface AliasProbe {
+  readonly readRefs: number;
+  readonly writeRefs: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly secondsLeft: number;
 }
 
 /** The three capabilities of a new allocation, as cap strings. */
@@ -280,16 +315,42 @@ export class DepotCore {
       );
     }
 
+    return this.create(resource, req.type, req.reliability, durationSec, req.size, true);
+  }
+
+  /** Three fresh keys and their digests. */
+  private newKeys() {
     const newKey = this.deps.newKey ?? newCapabilityKey;
     const keys = { 1: newKey(), 2: newKey(), 3: newKey() } as const;
     const digests = { 1: digestKey(keys[1]), 2: digestKey(keys[2]), 3: digestKey(keys[3]) } as const;
+    return { keys, digests };
+  }
+
+  /** The cap strings of `keys` on resource `rid` with WRM key `wrm`. */
+  private capStrings(rid: string, keys: Readonly<Record<CapTypeNumber, string>>, wrm: string): AllocatedCaps {
+    const cap = (type: CapTypeNumber) =>
+      formatCapability({ host: this.capHost, port: this.capPort, rid, key: keys[type], wrmKey: wrm, type });
+    return { read: cap(CapType.READ), write: cap(CapType.WRITE), manage: cap(CapType.MANAGE) };
+  }
+
+  /** Creates, records and indexes a new allocation (its parameters checked); `reserve` counts its size. */
+  private create(
+    resource: ResourceState,
+    type: number,
+    reliability: number,
+    durationSec: number,
+    size: number,
+    reserve: boolean,
+  ): AllocatedCaps {
+    const r = resource.options;
+    const { keys, digests } = this.newKeys();
     const allocation = new Allocation({
       id: this.nextId++,
       rid: r.rid,
-      maxSize: req.size,
+      maxSize: size,
       size: 0,
-      reliability: req.reliability,
-      type: req.type,
+      reliability,
+      type,
       expiresAtMs: this.clock.now() + durationSec * 1000,
       readRefs: 1,
       writeRefs: 0,
@@ -300,11 +361,9 @@ export class DepotCore {
     });
     this.attachData(resource, allocation);
     resource.store.insert(this.stored(allocation)); // durable before the caps leave the depot
-    resource.reservedBytes += req.size;
+    if (reserve) resource.reservedBytes += size;
     this.index(allocation);
-    const cap = (type: CapTypeNumber) =>
-      formatCapability({ host: this.capHost, port: this.capPort, rid: r.rid, key: keys[type], wrmKey: allocation.wrmKey, type });
-    return { read: cap(CapType.READ), write: cap(CapType.WRITE), manage: cap(CapType.MANAGE) };
+    return this.capStrings(r.rid, keys, allocation.wrmKey);
   }
 
   /**
@@ -317,6 +376,7 @@ export class DepotCore {
     if (entry === undefined || !sameDigest(entry.digest, digest) || (ref.rid !== '' && ref.rid !== entry.allocation.rid)) {
       throw err(DepotErrorCode.CAP_NOT_FOUND, `no ${MANAGE_WORD[need]} capability with that key`);
     }
+    if (entry.alias !== undefined) return this.lookupAlias(entry.alias, entry.type, ref, need);
     const allocation = entry.allocation;
     if (allocation.expiresAtMs <= this.clock.now()) {
       this.free(allocation, 'expired');
@@ -338,6 +398,278 @@ export class DepotCore {
     return allocation;
   }
 
+  /** Allocations that are alias views, and the alias each one shows. */
+  private readonly aliasViews = new WeakMap<Allocation, AliasRecord>();
+  private readonly aliases = new Map<number, AliasRecord>();
+
+  private lookupAlias(al: AliasRecord, type: CapTypeNumber, ref: KeyRef, need: CapTypeNumber): Allocation {
+    const now = this.clock.now();
+    if (al.master.freed || al.master.expiresAtMs <= now || al.expiresAtMs <= now) {
+      this.dropAlias(al);
+      throw err(
+        DepotErrorCode.CAP_NOT_FOUND,
+        `no ${MANAGE_WORD[need]} capability with that key (alias expired or its allocation gone)`,
+      );
+    }
+    if (type !== need) {
+      throw err(
+        DepotErrorCode.WRONG_CAP_TYPE,
+        `the key is a ${MANAGE_WORD[type]} capability; this command needs a ${MANAGE_WORD[need]} capability`,
+      );
+    }
+    if (this.options.wrmKey === 'check' && ref.wrmKey !== String(al.id)) {
+      throw err(
+        DepotErrorCode.WRM_KEY_MISMATCH,
+        `the WRM key does not match the ${MANAGE_WORD[need]} capability`,
+        WRM_STATUS[need],
+      );
+    }
+    return this.aliasView(al);
+  }
+
+  /** Effective length of an alias's window now. */
+  private aliasLength(al: AliasRecord): number {
+    return al.length === 0 ? Math.max(0, al.master.maxSize - al.offset) : al.length;
+  }
+
+  /**
+   * The master as seen through an alias: offsets count from the alias's offset, its size and max
+   * size are those of the window. Writes commit on the master (see {@link commitWrite}).
+   */
+  private aliasView(al: AliasRecord): Allocation {
+    const master = al.master;
+    const len = () => this.aliasLength(al);
+    const data = {
+      get residentBytes() {
+        return 0;
+      },
+      openWriter: (offset: number, length: number) => master.data.openWriter(al.offset + offset, length),
+      read: (offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>) =>
+        master.data.read(al.offset + offset, length, sink),
+      truncate: async () => {
+        throw err(DepotErrorCode.TYPE_NOT_SUPPORTED, 'an alias cannot be truncated');
+      },
+      release: async () => undefined,
+    };
+    const view = new Proxy(master, {
+      get(target, prop) {
+        if (prop === 'size') return Math.min(Math.max(0, target.size - al.offset), len());
+        if (prop === 'maxSize') return len();
+        if (prop === 'data') return data;
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...args: unknown[]) => unknown).bind(target) : v;
+      },
+      set() {
+        return false;
+      },
+    });
+    this.aliasViews.set(view, al);
+    return view;
+  }
+
+  private indexAlias(al: AliasRecord): void {
+    this.aliases.set(al.id, al);
+    for (const type of [CapType.READ, CapType.WRITE, CapType.MANAGE] as const) {
+      this.byKey.set(digestIndex(al.digests[type]), { allocation: al.master, type, digest: al.digests[type], alias: al });
+    }
+  }
+
+  private dropAlias(al: AliasRecord): void {
+    if (!this.aliases.delete(al.id)) return;
+    for (const type of [CapType.READ, CapType.WRITE, CapType.MANAGE] as const) this.byKey.delete(digestIndex(al.digests[type]));
+  }
+
+  /** The allocation a manage cap names, refusing alias caps (they have ALIAS_MANAGE). */
+  private lookupOwn(ref: KeyRef, need: CapTypeNumber = CapType.MANAGE): Allocation {
+    const a = this.lookup(ref, need);
+    if (this.aliasViews.has(a)) {
+      throw err(DepotErrorCode.CAP_NOT_FOUND, "the key is an alias capability; this command needs the allocation's own");
+    }
+    return a;
+  }
+
+  /** ALIAS_ALLOCATE (14): caps limited to a byte range of the allocation a manage cap names. */
+  aliasAllocate(req: AliasAllocateRequest): AllocatedCaps {
+    const master = this.lookupOwn(req.cap);
+    if (master.ring !== undefined) {
+      throw err(DepotErrorCode.TYPE_NOT_SUPPORTED, 'aliases are served for byte arrays only; this is a queue or buffer');
+    }
+    const expiresAtMs = this.aliasExpiry(master, req.offset, req.length, req.durationSec);
+    const { keys, digests } = this.newKeys();
+    const al: AliasRecord = {
+      id: this.nextId++,
+      master,
+      offset: req.offset,
+      length: req.length,
+      expiresAtMs,
+      readRefs: 1,
+      writeRefs: 0,
+      digests,
+    };
+    this.indexAlias(al);
+    return this.capStrings(master.rid, keys, String(al.id));
+  }
+
+  /** Checks an alias range and lease against its master; returns the alias's expiry. */
+  private aliasExpiry(master: Allocation, offset: number, length: number, durationSec: number): number {
+    if (offset + length > master.maxSize) {
+      throw err(
+        DepotErrorCode.WOULD_EXCEED_LIMIT,
+        `the alias range ends at ${offset + length}, past the allocation's max size (${master.maxSize})`,
+      );
+    }
+    if (offset >= master.maxSize && length === 0) {
+      throw err(
+        DepotErrorCode.WOULD_EXCEED_LIMIT,
+        `the alias offset ${offset} is past the allocation's max size (${master.maxSize})`,
+      );
+    }
+    const expiresAtMs = durationSec === 0 ? master.expiresAtMs : this.clock.now() + durationSec * 1000;
+    if (expiresAtMs > master.expiresAtMs) {
+      throw err(DepotErrorCode.LONG_DURATION, `the alias would outlive its allocation (${durationSec} s asked)`);
+    }
+    return expiresAtMs;
+  }
+
+  /** ALIAS_MANAGE (15): PROBE, INCR/DECR and CHNG of an alias (the latter with its master's manage key). */
+  aliasManage(req: AliasManageRequest): AliasProbe | undefined {
+    const view = this.lookup(req.cap, CapType.MANAGE);
+    const al = this.aliasViews.get(view);
+    if (al === undefined) throw err(DepotErrorCode.CAP_NOT_FOUND, 'the key is not an alias manage capability');
+    if (req.op === 'probe') {
+      return {
+        readRefs: al.readRefs,
+        writeRefs: al.writeRefs,
+        offset: al.offset,
+        length: al.length,
+        secondsLeft: Math.ceil((al.expiresAtMs - this.clock.now()) / 1000),
+      };
+    }
+    const master = this.lookupOwn(req.master);
+    if (master !== al.master)
+      throw err(DepotErrorCode.CAP_NOT_FOUND, "the master key is not the manage capability of the alias's allocation");
+    if (req.op === 'chng') {
+      const expiresAtMs = this.aliasExpiry(master, req.offset, req.length, req.durationSec);
+      al.offset = req.offset;
+      al.length = req.length;
+      al.expiresAtMs = expiresAtMs;
+      return undefined;
+    }
+    const delta = req.op === 'incr' ? 1 : -1;
+    if (req.capType === CapType.READ) al.readRefs = Math.max(0, al.readRefs + delta);
+    else al.writeRefs = Math.max(0, al.writeRefs + delta);
+    if (al.readRefs === 0 && al.writeRefs === 0) this.dropAlias(al);
+    return undefined;
+  }
+
+  /** RENAME (16): new keys for all three caps; the old ones stop working at once. */
+  rename(ref: KeyRef): AllocatedCaps {
+    const a = this.lookupOwn(ref);
+    const { keys, digests } = this.newKeys();
+    const old = a.digests;
+    a.digests = digests;
+    try {
+      this.resources.get(a.rid)!.store.update(this.stored(a));
+    } catch (e) {
+      a.digests = old;
+      throw e;
+    }
+    for (const type of [CapType.READ, CapType.WRITE, CapType.MANAGE] as const) {
+      this.byKey.delete(digestIndex(old[type]));
+      this.byKey.set(digestIndex(digests[type]), { allocation: a, type, digest: digests[type] });
+    }
+    return this.capStrings(a.rid, keys, a.wrmKey);
+  }
+
+  /** SPLIT_ALLOCATE (18): a new allocation whose max size is taken from the master's. */
+  split(req: SplitRequest): AllocatedCaps {
+    const master = this.lookupOwn(req.cap);
+    const r = this.resources.get(master.rid)!;
+    if (req.type < AllocationType.BYTEARRAY || req.type > AllocationType.CIRQ) {
+      throw err(DepotErrorCode.INVALID_PARAMETER, `\`type\` must be 1 to 4 (got ${req.type})`);
+    }
+    if (master.ring !== undefined) {
+      throw err(DepotErrorCode.TYPE_NOT_SUPPORTED, 'only byte arrays can be split; this is a queue or buffer');
+    }
+    if (req.durationSec === 0 || req.durationSec < -1) {
+      throw err(DepotErrorCode.INVALID_PARAMETER, `\`duration\` must be positive seconds or -1 (got ${req.durationSec})`);
+    }
+    if (req.size < 1) throw err(DepotErrorCode.INVALID_PARAMETER, `\`size\` must be at least 1 byte (got ${req.size})`);
+    const durationSec = req.durationSec === -1 ? r.options.maxDurationSec : req.durationSec;
+    if (durationSec > r.options.maxDurationSec) {
+      throw err(
+        DepotErrorCode.LONG_DURATION,
+        `duration ${durationSec} s exceeds the resource's maxDurationSec (${r.options.maxDurationSec})`,
+      );
+    }
+    if (master.maxSize - req.size < master.size) {
+      throw err(
+        DepotErrorCode.WOULD_EXCEED_LIMIT,
+        `splitting ${req.size} bytes off leaves ${master.maxSize - req.size}, less than the ${master.size} bytes held`,
+      );
+    }
+    if (this.byId.size >= this.options.limits.maxAllocations) {
+      throw err(DepotErrorCode.ALLOC_FAILED, `the depot holds its maximum of ${this.options.limits.maxAllocations} allocations`);
+    }
+    // The child first: a crash in between leaves the master whole (and an orphan child that expires).
+    const caps = this.create(r, req.type, req.reliability, durationSec, req.size, false);
+    this.persist(master, () => (master.maxSize -= req.size));
+    return caps;
+  }
+
+  /** MERGE_ALLOCATE (19): the child's max size joins the master's; the child (refs read 1, write 0) is deleted. */
+  merge(req: MergeRequest): void {
+    const master = this.lookupOwn(req.cap);
+    const child = this.lookupOwn(req.child);
+    if (child === master || child.rid !== master.rid) {
+      throw err(DepotErrorCode.INVALID_PARAMETER, 'the child must be another allocation of the same resource');
+    }
+    if (master.ring !== undefined || child.ring !== undefined) {
+      throw err(DepotErrorCode.TYPE_NOT_SUPPORTED, 'only byte arrays can be merged');
+    }
+    if (child.readRefs !== 1 || child.writeRefs !== 0) {
+      throw err(
+        DepotErrorCode.INVALID_PARAMETER,
+        `the child must have reference counts read 1, write 0 (has ${child.readRefs}, ${child.writeRefs})`,
+        Status.GENERIC,
+      );
+    }
+    const r = this.resources.get(master.rid)!;
+    const grown = master.maxSize + child.maxSize;
+    if (grown > r.options.maxAllocationBytes) {
+      throw err(
+        DepotErrorCode.WOULD_EXCEED_LIMIT,
+        `the merged max size ${grown} exceeds resource ${r.options.rid}'s maxAllocationBytes (${r.options.maxAllocationBytes})`,
+      );
+    }
+    this.persist(master, () => (master.maxSize = grown));
+    r.reservedBytes += child.maxSize; // the child's share moves to the master; the child's goes when it is purged
+    this.free(child, 'deleted');
+  }
+
+  /**
+   * VALIDATE_CHKSUM (32): reads every 64 KiB block of the allocation through its checksums and
+   * returns how many fail (memory resources keep none: 0).
+   */
+  async validate(ref: KeyRef): Promise<number> {
+    const a = this.lookupOwn(ref);
+    const block = 64 * 1024;
+    let bad = 0;
+    for (let at = 0; at < a.size; at += block) {
+      try {
+        await a.data.read(at, Math.min(block, a.size - at), () => undefined);
+      } catch {
+        bad++;
+      }
+    }
+    return bad;
+  }
+
+  /** GET_CHKSUM (31): the allocation must exist; it has no ACCRE checksum (type NONE). */
+  checksumInfo(ref: KeyRef): void {
+    this.lookupOwn(ref);
+  }
+
   /** Checks that `length` bytes may be written at `offset` of the allocation (STORE/WRITE). */
   checkWriteRange(allocation: Allocation, offset: number, length: number): void {
     if (allocation.state === 'damaged') {
@@ -356,6 +688,8 @@ export class DepotCore {
    * checksums) are recorded in one step. On any failure nothing is acknowledged or changed.
    */
   async commitWrite(a: Allocation, writer: RangeWriter, offset: number, length: number): Promise<void> {
+    const al = this.aliasViews.get(a);
+    if (al !== undefined) return this.commitWrite(al.master, writer, al.offset + offset, length);
     const end = offset + length;
     const newSize = Math.max(a.size, end);
     let blocks;
@@ -525,6 +859,9 @@ export class DepotCore {
   async manage(req: ManageRequest): Promise<ProbeFields | undefined> {
     const given = req.op === 'probe' ? this.byKey.get(digestIndex(digestKey(req.cap.key)))?.type : undefined;
     const a = this.lookup(req.cap, given ?? CapType.MANAGE);
+    if (this.aliasViews.has(a)) {
+      throw err(DepotErrorCode.CAP_NOT_FOUND, 'the key is an alias capability; manage aliases with ALIAS_MANAGE (15)');
+    }
     const r = this.resources.get(a.rid)!;
     switch (req.op) {
       case 'probe': {

@@ -22,7 +22,8 @@ import type { NfuService } from '../nfu/nfu-service.js';
 import type { DepotCore } from '../core/depot-core.js';
 import type { DepotOptions } from '../options.js';
 import { releaseSocket } from './socket-release.js';
-import { ringLoad, ringReceive, type CommandWire } from './ring-commands.js';
+import { ringLoad, ringReceive } from './ring-commands.js';
+import { accreCommand, type AccreWire } from './accre-commands.js';
 
 /** What a connection needs from the server that owns it. */
 export interface ConnectionContext {
@@ -236,14 +237,24 @@ export class Connection {
         await this.send(countReply(moved));
         return;
       }
+      default:
+        return accreCommand(this.wire, req);
     }
   }
 
   /** The connection's I/O as handlers kept in their own files (ring, ACCRE commands) use it. */
-  private get wire(): CommandWire {
+  private get wire(): AccreWire {
     const limits = this.ctx.options.limits;
+    const transfers = this.ctx.transfers;
     return {
       core: this.ctx.core,
+      ...(transfers === undefined ? {} : { transfer: (req) => transfers.run(req) }),
+      abortReply: async (e) => {
+        if (e instanceof ReadError) throw e;
+        this.log.warn({ err: (e as Error).message }, 'reply failed after its header; closing');
+        this.stream.destroy();
+        throw new ReadError('closed', 'reply failed mid-way');
+      },
       send: (head, body, deadline) => this.send(head, body, deadline),
       readBody: (length, timeoutSec, sink) =>
         this.reader.readBytes(length, limits.dataProgressTimeoutMs, sink, this.bodyDeadline(length, timeoutSec)),

@@ -20,6 +20,8 @@ export interface CommandWire {
   withWriteLockWithin(a: Allocation, waitMs: number, task: () => Promise<void>): Promise<void>;
   /** Runs `fn`; a refusal it throws closes the connection after its reply (a body may follow). */
   fatalOnRefusal<T>(fn: () => T | Promise<T>): Promise<T>;
+  /** A reply failed after its header went out: cuts the connection and rethrows as a read error. */
+  abortReply(e: unknown): Promise<never>;
 }
 
 function refused(code: (typeof DepotErrorCode)[keyof typeof DepotErrorCode], message: string): DepotError {

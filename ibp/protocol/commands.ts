@@ -27,9 +27,51 @@ export const Command = {
   CT_COPY: 11,
   NFU: 12,
   WRITE: 13,
+  ALIAS_ALLOCATE: 14,
+  ALIAS_MANAGE: 15,
+  RENAME: 16,
+  PHOEBUS_SEND: 17,
+  SPLIT_ALLOCATE: 18,
+  MERGE_ALLOCATE: 19,
   PUSH: 20,
   PULL: 21,
+  PUSH_CHKSUM: 22,
+  PULL_CHKSUM: 23,
+  LOAD_CHKSUM: 24,
+  SEND_CHKSUM: 25,
+  PHOEBUS_SEND_CHKSUM: 26,
+  WRITE_CHKSUM: 27,
+  STORE_CHKSUM: 28,
+  ALLOCATE_CHKSUM: 29,
+  SPLIT_ALLOCATE_CHKSUM: 30,
+  GET_CHKSUM: 31,
+  VALIDATE_CHKSUM: 32,
+  VEC_WRITE: 33,
+  VEC_WRITE_CHKSUM: 34,
+  VEC_READ: 35,
+  VEC_READ_CHKSUM: 36,
 } as const;
+
+/** The command each ACCRE `_CHKSUM` variant adds `CS_TYPE BLOCKSIZE` to (after the command number). */
+export const CHKSUM_BASE_COMMAND: Readonly<Record<number, number>> = {
+  22: 20,
+  23: 21,
+  24: 8,
+  25: 5,
+  26: 17,
+  27: 13,
+  28: 2,
+  29: 1,
+  30: 18,
+  34: 33,
+  36: 35,
+};
+
+/** ACCRE checksum types (`tbx/chksum.h`); only NONE is served (block CRCs are the depot's own). */
+export const ChksumType = { NONE: 0, SHA256: 1, SHA512: 2, SHA1: 3, MD5: 4 } as const;
+
+/** Most (offset, length) pairs a VEC_READ / VEC_WRITE may carry (ACCRE `IOVEC_MAX`). */
+export const MAX_IOVEC = 4096;
 export type CommandNumber = (typeof Command)[keyof typeof Command];
 
 export const ManageOp = {

@@ -7,11 +7,13 @@
  * non-ASCII byte (which would split the token or inject a second command line), a number that is not a
  * safe integer, a field outside its range — with an {@link IbpProtocolError}, before anything is sent.
  */
-import { Command, ManageOp, StatusOp } from './commands.js';
+import { Command, MAX_IOVEC, ManageOp, StatusOp } from './commands.js';
 import { formatCapability, type Capability } from './caps.js';
 import { IbpProtocolError, IbpProtocolErrorCode } from '../errors.js';
 import { DEFAULT_REQUEST_TIMEOUT_SEC, MAX_NFU_PARAMS } from './parse.js';
 import type {
+  AccreRequest,
+  AliasManageRequest,
   AllocateRequest,
   IbpRequest,
   KeyRef,
@@ -230,6 +232,104 @@ export function formatSend(r: RequestFields<TransferRequest>): string {
   ]);
 }
 
+/**
+ * PHOEBUS_SEND (17), served as a plain SEND: `V 17 [PATH] KEY DEST_WRITE_CAP WRM OFFSET LENGTH T T T`;
+ * an empty `path` sends no token (as the ACCRE client's empty field).
+ */
+export function formatPhoebusSend(r: RequestFields<TransferRequest>): string {
+  const send = formatSend(r).split(' ');
+  const path = r.path ?? '';
+  return [send[0], String(Command.PHOEBUS_SEND), ...(path === '' ? [] : [token(path, 'path')]), ...send.slice(2)].join(' ');
+}
+
+function aliasManageArgs(r: AliasManageRequest): string[] {
+  switch (r.op) {
+    case 'probe':
+      return [String(ManageOp.PROBE), '3'];
+    case 'incr':
+    case 'decr':
+      if (r.capType !== 1 && r.capType !== 2) throw invalid(`\`capType\` must be 1 or 2 (got ${String(r.capType)})`);
+      return [String(r.op === 'incr' ? ManageOp.INCR : ManageOp.DECR), String(r.capType), ...keyTokens(r.master)];
+    case 'chng':
+      return [
+        String(ManageOp.CHNG),
+        integer(r.offset, 'offset', 0),
+        integer(r.length, 'length', 0),
+        integer(r.durationSec, 'durationSec', 0),
+        ...keyTokens(r.master),
+      ];
+    default:
+      throw invalid(`unknown ALIAS_MANAGE operation ${JSON.stringify((r as { op: unknown }).op)}`);
+  }
+}
+
+/**
+ * The ACCRE extensions, as the ACCRE client writes them (`op_cmd.c`):
+ * ALIAS_ALLOCATE `V 14 KEY WRM OFFSET LENGTH DURATION T`; ALIAS_MANAGE `V 15 KEY WRM 40 3 T`,
+ * `V 15 KEY WRM 41|42 CAPTYPE MKEY MWRM T`, `V 15 KEY WRM 43 OFFSET LENGTH DURATION MKEY MWRM T`;
+ * RENAME `V 16 KEY WRM T`; SPLIT `V 18 KEY WRM REL TYPE DURATION SIZE T`; MERGE `V 19 MKEY MWRM CKEY CWRM T`;
+ * GET_CHKSUM `V 31 KEY WRM INFO_ONLY T`; VALIDATE_CHKSUM `V 32 KEY WRM CORRECT T`;
+ * VEC_WRITE / VEC_READ `V 33|35 KEY WRM N off1 len1 … T`.
+ */
+export function formatAccre(r: AccreRequest): string {
+  const head = (command: number) => [version(r.version), String(command), ...keyTokens(r.cap)];
+  const t = timeoutToken(r.timeoutSec);
+  switch (r.command) {
+    case 'alias_allocate':
+      return line([
+        ...head(Command.ALIAS_ALLOCATE),
+        integer(r.offset, 'offset', 0),
+        integer(r.length, 'length', 0),
+        integer(r.durationSec, 'durationSec', 0),
+        t,
+      ]);
+    case 'alias_manage':
+      return line([...head(Command.ALIAS_MANAGE), ...aliasManageArgs(r), t]);
+    case 'rename':
+      return line([...head(Command.RENAME), t]);
+    case 'split':
+      if (r.reliability !== 1 && r.reliability !== 2)
+        throw invalid(`\`reliability\` must be 1 or 2 (got ${String(r.reliability)})`);
+      return line([
+        ...head(Command.SPLIT_ALLOCATE),
+        String(r.reliability),
+        integer(r.type, 'type'),
+        integer(r.durationSec, 'durationSec'),
+        integer(r.size, 'size'),
+        t,
+      ]);
+    case 'merge':
+      return line([...head(Command.MERGE_ALLOCATE), ...keyTokens(r.child), t]);
+    case 'get_chksum':
+    case 'validate_chksum':
+      return line([
+        ...head(r.command === 'get_chksum' ? Command.GET_CHKSUM : Command.VALIDATE_CHKSUM),
+        integer(r.flag, 'flag', 0),
+        t,
+      ]);
+    case 'vec_write':
+    case 'vec_read': {
+      if (r.ranges.length < 1 || r.ranges.length > MAX_IOVEC) {
+        throw invalid(`a vector call carries 1 to ${MAX_IOVEC} ranges (got ${r.ranges.length})`);
+      }
+      const pairs = r.ranges.flatMap((x) => [integer(x.offset, 'offset', 0), integer(x.length, 'length', 1)]);
+      const total = r.ranges.reduce((n, x) => n + x.length, 0);
+      if (!Number.isSafeInteger(total)) throw invalid('the total length of the ranges is not a safe integer');
+      return line([
+        ...head(r.command === 'vec_write' ? Command.VEC_WRITE : Command.VEC_READ),
+        String(r.ranges.length),
+        ...pairs,
+        t,
+      ]);
+    }
+    default:
+      throw new IbpProtocolError(
+        IbpProtocolErrorCode.UNKNOWN_COMMAND,
+        `no encoder for command ${JSON.stringify((r as { command: unknown }).command)}`,
+      );
+  }
+}
+
 function formatPushPull(r: RequestFields<TransferRequest>, command: 'push' | 'pull'): string {
   const [key, wrm] = keyTokens(r.cap);
   const t = timeoutToken(r.timeoutSec);
@@ -308,6 +408,18 @@ export function formatRequest(r: IbpRequest): string {
       return formatStatus(r);
     case 'send':
       return formatSend(r);
+    case 'phoebus_send':
+      return formatPhoebusSend(r);
+    case 'alias_allocate':
+    case 'alias_manage':
+    case 'rename':
+    case 'split':
+    case 'merge':
+    case 'get_chksum':
+    case 'validate_chksum':
+    case 'vec_write':
+    case 'vec_read':
+      return formatAccre(r);
     case 'push':
       return formatPush(r);
     case 'pull':

@@ -1,7 +1,27 @@
-import { CAP_TYPE_WORD, CapType, Command, ManageOp, Status, StatusOp, type CapTypeNumber } from './commands.js';
+import {
+  CAP_TYPE_WORD,
+  CHKSUM_BASE_COMMAND,
+  CapType,
+  ChksumType,
+  Command,
+  MAX_IOVEC,
+  ManageOp,
+  Status,
+  StatusOp,
+  type CapTypeNumber,
+} from './commands.js';
 import { parseCapability, type Capability } from './caps.js';
 import { IbpProtocolError, IbpProtocolErrorCode } from '../errors.js';
-import type { IbpRequest, KeyRef, ManageRequest, StatusRequest, TransferRequest } from './requests.js';
+import type {
+  AliasManageRequest,
+  IbpRequest,
+  IoRange,
+  KeyRef,
+  ManageRequest,
+  StatusRequest,
+  TransferRequest,
+  VecRequest,
+} from './requests.js';
 
 /** Most parameters an NFU call may carry. */
 export const MAX_NFU_PARAMS = 16;
@@ -107,6 +127,8 @@ export function parseRequest(line: string): IbpRequest {
   const version = versionToken === '1' ? 1 : 0;
   if (!/^\d{1,3}$/.test(t[1]!)) throw badFormat(`command number must be a small integer (got ${quote(t[1])})`);
   const command = Number(t[1]);
+  const base = CHKSUM_BASE_COMMAND[command];
+  if (base !== undefined) return parseChksumVariant(t, base);
 
   switch (command) {
     case Command.ALLOCATE: {
@@ -158,6 +180,61 @@ export function parseRequest(line: string): IbpRequest {
       return parseManage(t, version);
     case Command.SEND:
       return parseSend(t, version);
+    case Command.PHOEBUS_SEND: {
+      // `V 17 PATH KEY DEST_CAP …`; an empty PATH leaves no token (then the cap follows the key).
+      const hasPath = t[3]?.startsWith('ibp://') !== true;
+      const send = parseSend(hasPath ? [t[0]!, t[1]!, ...t.slice(3)] : t, version);
+      return { ...send, command: 'phoebus_send', path: hasPath ? (t[2] ?? '') : '' };
+    }
+    case Command.ALIAS_ALLOCATE:
+      arity(t, 7, 'ALIAS_ALLOCATE');
+      return {
+        command: 'alias_allocate',
+        version,
+        cap: keyRef(t, 2),
+        offset: offsetAt(t, 4),
+        length: nonNegative(t, 5, 'length'),
+        durationSec: nonNegative(t, 6, 'duration'),
+        timeoutSec: timeout(t, 7),
+      };
+    case Command.ALIAS_MANAGE:
+      return parseAliasManage(t, version);
+    case Command.RENAME:
+      arity(t, 4, 'RENAME');
+      return { command: 'rename', version, cap: keyRef(t, 2), timeoutSec: timeout(t, 4) };
+    case Command.SPLIT_ALLOCATE: {
+      arity(t, 8, 'SPLIT_ALLOCATE');
+      const reliability = int(t, 4, 'reliability');
+      if (reliability !== 1 && reliability !== 2) {
+        throw badFormat(`\`reliability\` must be 1 (soft) or 2 (hard) (got ${reliability})`);
+      }
+      return {
+        command: 'split',
+        version,
+        cap: keyRef(t, 2),
+        reliability,
+        type: int(t, 5, 'type'),
+        durationSec: int(t, 6, 'duration'),
+        size: int(t, 7, 'size'),
+        timeoutSec: timeout(t, 8),
+      };
+    }
+    case Command.MERGE_ALLOCATE:
+      arity(t, 6, 'MERGE_ALLOCATE');
+      return { command: 'merge', version, cap: keyRef(t, 2), child: keyRef(t, 4), timeoutSec: timeout(t, 6) };
+    case Command.GET_CHKSUM:
+    case Command.VALIDATE_CHKSUM:
+      arity(t, 5, command === Command.GET_CHKSUM ? 'GET_CHKSUM' : 'VALIDATE_CHKSUM');
+      return {
+        command: command === Command.GET_CHKSUM ? 'get_chksum' : 'validate_chksum',
+        version,
+        cap: keyRef(t, 2),
+        flag: nonNegative(t, 4, command === Command.GET_CHKSUM ? 'chksum_info_only' : 'correct_errors'),
+        timeoutSec: timeout(t, 5),
+      };
+    case Command.VEC_WRITE:
+    case Command.VEC_READ:
+      return parseVec(t, version, command === Command.VEC_WRITE ? 'vec_write' : 'vec_read');
     case Command.PUSH:
     case Command.PULL:
       return parsePushPull(t, version, command === Command.PUSH ? 'push' : 'pull');
@@ -176,6 +253,90 @@ export function parseRequest(line: string): IbpRequest {
     default:
       throw new IbpProtocolError(IbpProtocolErrorCode.UNKNOWN_COMMAND, `command ${command} is not served by this depot`);
   }
+}
+
+function nonNegative(tokens: readonly string[], index: number, field: string): number {
+  const n = int(tokens, index, field);
+  if (n < 0) {
+    throw new IbpProtocolError(IbpProtocolErrorCode.INVALID_PARAMETER, `\`${field}\` must be >= 0 (got ${n})`);
+  }
+  return n;
+}
+
+/**
+ * An ACCRE `_CHKSUM` variant: `V CMD CS_TYPE BLOCKSIZE …` + the base command's tokens. Only
+ * CS_TYPE 0 (NONE: no network checksum) is served, as the base command; any other type is -64.
+ */
+function parseChksumVariant(t: readonly string[], base: number): IbpRequest {
+  const csType = int(t, 2, 'checksum type');
+  int(t, 3, 'checksum block size');
+  if (csType !== ChksumType.NONE) {
+    throw new IbpProtocolError(
+      IbpProtocolErrorCode.TYPE_NOT_SUPPORTED,
+      `checksum type ${csType} is not served; only 0 (none) is (the depot keeps its own block CRCs)`,
+      { status: Status.CHKSUM_TYPE },
+    );
+  }
+  return parseRequest([t[0]!, String(base), ...t.slice(4)].join(' '));
+}
+
+/** `V 15 KEY WRM 40 CAPTYPE T` | `V 15 KEY WRM 41|42 CAPTYPE MKEY MWRM T` | `V 15 KEY WRM 43 OFF LEN DUR MKEY MWRM T` */
+function parseAliasManage(t: readonly string[], version: 0 | 1): AliasManageRequest {
+  if (t.length < 5) throw badFormat(`ALIAS_MANAGE needs a key, a WRM key and a sub-command (got ${t.length} tokens)`);
+  const cap = keyRef(t, 2);
+  const op = int(t, 4, 'manage sub-command');
+  switch (op) {
+    case ManageOp.PROBE:
+      if (t.length > 7) throw badFormat(`ALIAS PROBE takes at most 7 tokens (got ${t.length})`);
+      return { command: 'alias_manage', version, cap, op: 'probe', timeoutSec: timeout(t, t.length - 1) };
+    case ManageOp.INCR:
+    case ManageOp.DECR: {
+      arity(t, 8, op === ManageOp.INCR ? 'ALIAS INCR' : 'ALIAS DECR');
+      const capType = int(t, 5, 'captype');
+      if (capType !== 1 && capType !== 2) throw badFormat(`\`captype\` must be 1 (read) or 2 (write) (got ${capType})`);
+      return {
+        command: 'alias_manage',
+        version,
+        cap,
+        op: op === ManageOp.INCR ? 'incr' : 'decr',
+        capType,
+        master: keyRef(t, 6),
+        timeoutSec: timeout(t, 8),
+      };
+    }
+    case ManageOp.CHNG:
+      arity(t, 10, 'ALIAS CHNG');
+      return {
+        command: 'alias_manage',
+        version,
+        cap,
+        op: 'chng',
+        offset: offsetAt(t, 5),
+        length: nonNegative(t, 6, 'length'),
+        durationSec: nonNegative(t, 7, 'duration'),
+        master: keyRef(t, 8),
+        timeoutSec: timeout(t, 10),
+      };
+    default:
+      throw badFormat(`unknown ALIAS_MANAGE sub-command ${op}`);
+  }
+}
+
+/** `V 33|35 KEY WRM N off1 len1 … offN lenN [TIMEOUT]` */
+function parseVec(t: readonly string[], version: 0 | 1, command: 'vec_write' | 'vec_read'): VecRequest {
+  const n = int(t, 4, 'count');
+  if (n < 1 || n > MAX_IOVEC) throw badFormat(`\`count\` must be from 1 to ${MAX_IOVEC} (got ${n})`);
+  arity(t, 5 + 2 * n, command === 'vec_write' ? 'VEC_WRITE' : 'VEC_READ');
+  const ranges: IoRange[] = [];
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const offset = offsetAt(t, 5 + 2 * i);
+    const length = positiveLength(t, 6 + 2 * i);
+    total += length;
+    ranges.push({ offset, length });
+  }
+  if (!Number.isSafeInteger(total)) throw badFormat('the total length of the ranges is out of range');
+  return { command, version, cap: keyRef(t, 2), ranges, timeoutSec: timeout(t, 5 + 2 * n) };
 }
 
 function remoteCap(tokens: readonly string[], index: number, need: CapTypeNumber): Capability {

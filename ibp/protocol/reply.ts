@@ -45,6 +45,17 @@ export function probeReply(p: ProbeFields): string {
   return `1 ${p.readRefs} ${p.writeRefs} ${p.size} ${p.maxSize} ${p.secondsLeft} ${p.reliability} ${p.type}${ring} \n`;
 }
 
+/** ALIAS_MANAGE PROBE: `1 READ_REF WRITE_REF OFFSET LENGTH SECONDS_LEFT \n`. */
+export function aliasProbeReply(p: {
+  readonly readRefs: number;
+  readonly writeRefs: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly secondsLeft: number;
+}): string {
+  return `1 ${p.readRefs} ${p.writeRefs} ${p.offset} ${p.length} ${p.secondsLeft} \n`;
+}
+
 /** `1 RID1 RID2 … \n` (ST_RES). */
 export function resourcesReply(rids: readonly string[]): string {
   return `1 ${rids.map((r) => `${r} `).join('')}\n`;

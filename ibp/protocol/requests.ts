@@ -69,9 +69,11 @@ export type StatusRequest = Base & { readonly command: 'status' } & (
     | { readonly op: 'change' }
   );
 
-/** SEND (5), PUSH (20), PULL (21): depot-to-depot transfers. */
+/** SEND (5), PHOEBUS_SEND (17, served as SEND), PUSH (20), PULL (21): depot-to-depot transfers. */
 export interface TransferRequest extends Base {
-  readonly command: 'send' | 'push' | 'pull';
+  readonly command: 'send' | 'phoebus_send' | 'push' | 'pull';
+  /** PHOEBUS_SEND only: the gateway path token (`''` when the client sent an empty one). */
+  readonly path?: string;
   /** The local cap: a read cap for SEND/PUSH, a write cap for PULL. */
   readonly cap: KeyRef;
   /** The remote cap: a write cap for SEND/PUSH, a read cap for PULL. */
@@ -103,5 +105,83 @@ export interface NfuParam {
   readonly data: Buffer;
 }
 
+/** ALIAS (PROXY) ALLOCATE (14): new caps limited to `[offset, offset + length)` of the allocation a manage cap names. */
+export interface AliasAllocateRequest extends Base {
+  readonly command: 'alias_allocate';
+  readonly cap: KeyRef;
+  readonly offset: number;
+  readonly length: number;
+  /** Relative seconds; 0 = the allocation's own lease. */
+  readonly durationSec: number;
+}
+
+/** ALIAS MANAGE (15), on an alias's manage cap; INCR/DECR/CHNG also carry the master's manage key. */
+export type AliasManageRequest = Base & { readonly command: 'alias_manage'; readonly cap: KeyRef } & (
+    | { readonly op: 'probe' }
+    | { readonly op: 'incr' | 'decr'; readonly capType: 1 | 2; readonly master: KeyRef }
+    | {
+        readonly op: 'chng';
+        readonly offset: number;
+        readonly length: number;
+        readonly durationSec: number;
+        readonly master: KeyRef;
+      }
+  );
+
+/** RENAME (16): new caps for the allocation a manage cap names; the old ones stop working. */
+export interface RenameRequest extends Base {
+  readonly command: 'rename';
+  readonly cap: KeyRef;
+}
+
+/** SPLIT_ALLOCATE (18): a new allocation carved out of the max size of the one a manage cap names. */
+export interface SplitRequest extends Base {
+  readonly command: 'split';
+  readonly cap: KeyRef;
+  readonly reliability: 1 | 2;
+  readonly type: number;
+  readonly durationSec: number;
+  readonly size: number;
+}
+
+/** MERGE_ALLOCATE (19): the child's space joins the master's; the child is deleted. */
+export interface MergeRequest extends Base {
+  readonly command: 'merge';
+  readonly cap: KeyRef;
+  readonly child: KeyRef;
+}
+
+/** GET_CHKSUM (31, `flag` = chksum_info_only) and VALIDATE_CHKSUM (32, `flag` = correct_errors). */
+export interface ChksumRequest extends Base {
+  readonly command: 'get_chksum' | 'validate_chksum';
+  readonly cap: KeyRef;
+  readonly flag: number;
+}
+
+/** One (offset, length) pair of a vector call. */
+export interface IoRange {
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** VEC_WRITE (33) / VEC_READ (35): scatter/gather over (offset, length) pairs; the bytes are concatenated. */
+export interface VecRequest extends Base {
+  readonly command: 'vec_write' | 'vec_read';
+  readonly cap: KeyRef;
+  readonly ranges: readonly IoRange[];
+}
+
+/** The ACCRE extensions, served by depot/server/accre-commands.ts. */
+export type AccreRequest =
+  AliasAllocateRequest | AliasManageRequest | RenameRequest | SplitRequest | MergeRequest | ChksumRequest | VecRequest;
+
 export type IbpRequest =
-  AllocateRequest | StoreRequest | WriteRequest | LoadRequest | ManageRequest | StatusRequest | TransferRequest | NfuRequest;
+  | AllocateRequest
+  | StoreRequest
+  | WriteRequest
+  | LoadRequest
+  | ManageRequest
+  | StatusRequest
+  | TransferRequest
+  | NfuRequest
+  | AccreRequest;

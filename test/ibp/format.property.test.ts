@@ -142,9 +142,76 @@ const nfu = fc.record({
   paramCount: fc.integer({ min: 0, max: 16 }),
 });
 
+const phoebusSend = fc.record({
+  command: fc.constant('phoebus_send' as const),
+  ...base,
+  path: fc.oneof(
+    fc.constant(''),
+    token.filter((p) => !p.startsWith('ibp://')),
+  ),
+  cap: keyRef.filter((k) => !k.key.startsWith('ibp://')),
+  remote: capability(2),
+  localOffset: nonNegative,
+  remoteOffset: fc.constant(-1),
+  length: positive,
+});
+const aliasAllocate = fc.record({
+  command: fc.constant('alias_allocate' as const),
+  ...base,
+  cap: keyRef,
+  offset: nonNegative,
+  length: nonNegative,
+  durationSec: nonNegative,
+});
+const aliasManage = fc.oneof(
+  fc.record({ command: fc.constant('alias_manage' as const), ...base, cap: keyRef, op: fc.constant('probe' as const) }),
+  fc.record({
+    command: fc.constant('alias_manage' as const),
+    ...base,
+    cap: keyRef,
+    op: fc.constantFrom('incr' as const, 'decr' as const),
+    capType: fc.constantFrom(1 as const, 2 as const),
+    master: keyRef,
+  }),
+  fc.record({
+    command: fc.constant('alias_manage' as const),
+    ...base,
+    cap: keyRef,
+    op: fc.constant('chng' as const),
+    offset: nonNegative,
+    length: nonNegative,
+    durationSec: nonNegative,
+    master: keyRef,
+  }),
+);
+const rename = fc.record({ command: fc.constant('rename' as const), ...base, cap: keyRef });
+const split = fc.record({
+  command: fc.constant('split' as const),
+  ...base,
+  cap: keyRef,
+  reliability: fc.constantFrom(1 as const, 2 as const),
+  type: anyInt,
+  durationSec: anyInt,
+  size: anyInt,
+});
+const merge = fc.record({ command: fc.constant('merge' as const), ...base, cap: keyRef, child: keyRef });
+const chksum = (command: 'get_chksum' | 'validate_chksum') =>
+  fc.record({ command: fc.constant(command), ...base, cap: keyRef, flag: fc.integer({ min: 0, max: 1 }) });
+const vec = (command: 'vec_write' | 'vec_read') =>
+  fc.record({
+    command: fc.constant(command),
+    ...base,
+    cap: keyRef,
+    ranges: fc.array(fc.record({ offset: nonNegative, length: fc.integer({ min: 1, max: 2 ** 40 }) }), {
+      minLength: 1,
+      maxLength: 20,
+    }),
+  });
+
 /** A deep copy with ordinary prototypes (fast-check builds records without one). */
 function plain<T>(value: T): T {
   if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map((v: unknown) => plain(v)) as T;
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)])) as T;
 }
 
@@ -159,6 +226,16 @@ const byKind: Record<IbpRequest['command'], fc.Arbitrary<IbpRequest>> = {
   push,
   pull,
   nfu,
+  phoebus_send: phoebusSend,
+  alias_allocate: aliasAllocate,
+  alias_manage: aliasManage,
+  rename,
+  split,
+  merge,
+  get_chksum: chksum('get_chksum'),
+  validate_chksum: chksum('validate_chksum'),
+  vec_write: vec('vec_write'),
+  vec_read: vec('vec_read'),
 };
 
 describe('command-line encoders are the inverse of parseRequest', () => {
@@ -193,6 +270,58 @@ describe('command-line encoders are the inverse of parseRequest', () => {
       '1 5 1#K ibp://127.0.0.1:6714/1#D/7/WRITE W 0 5 30 30 30\n',
     );
     expect(formatRequest({ command: 'nfu', version: 1, opcode: 33, paramCount: 3, timeoutSec: 2 })).toBe('1 12 33 3\n');
+    // the ACCRE extensions, token for token as the ACCRE client's op_cmd.c writes them
+    const m = { rid: '1', key: 'M', wrmKey: 'X' };
+    expect(
+      formatRequest({ command: 'alias_allocate', version: 1, cap, offset: 10, length: 20, durationSec: 0, timeoutSec: 30 }),
+    ).toBe('1 14 1#K W 10 20 0 30\n');
+    expect(formatRequest({ command: 'alias_manage', version: 1, cap, op: 'probe', timeoutSec: 30 })).toBe('1 15 1#K W 40 3 30\n');
+    expect(formatRequest({ command: 'alias_manage', version: 1, cap, op: 'decr', capType: 1, master: m, timeoutSec: 30 })).toBe(
+      '1 15 1#K W 42 1 1#M X 30\n',
+    );
+    expect(
+      formatRequest({
+        command: 'alias_manage',
+        version: 1,
+        cap,
+        op: 'chng',
+        offset: 1,
+        length: 2,
+        durationSec: 3,
+        master: m,
+        timeoutSec: 30,
+      }),
+    ).toBe('1 15 1#K W 43 1 2 3 1#M X 30\n');
+    expect(formatRequest({ command: 'rename', version: 1, cap, timeoutSec: 30 })).toBe('1 16 1#K W 30\n');
+    expect(
+      formatRequest({ command: 'split', version: 1, cap, reliability: 2, type: 1, durationSec: 60, size: 100, timeoutSec: 30 }),
+    ).toBe('1 18 1#K W 2 1 60 100 30\n');
+    expect(formatRequest({ command: 'merge', version: 1, cap, child: m, timeoutSec: 30 })).toBe('1 19 1#K W 1#M X 30\n');
+    expect(formatRequest({ command: 'get_chksum', version: 1, cap, flag: 1, timeoutSec: 30 })).toBe('1 31 1#K W 1 30\n');
+    expect(formatRequest({ command: 'validate_chksum', version: 1, cap, flag: 0, timeoutSec: 30 })).toBe('1 32 1#K W 0 30\n');
+    const ranges = [
+      { offset: 0, length: 5 },
+      { offset: 100, length: 7 },
+    ];
+    expect(formatRequest({ command: 'vec_write', version: 1, cap, ranges, timeoutSec: 30 })).toBe('1 33 1#K W 2 0 5 100 7 30\n');
+    expect(formatRequest({ command: 'vec_read', version: 1, cap, ranges, timeoutSec: 30 })).toBe('1 35 1#K W 2 0 5 100 7 30\n');
+    expect(
+      formatRequest({
+        command: 'phoebus_send',
+        version: 1,
+        path: '',
+        cap,
+        remote,
+        localOffset: 0,
+        remoteOffset: -1,
+        length: 5,
+        timeoutSec: 30,
+      }),
+    ).toBe('1 17 1#K ibp://127.0.0.1:6714/1#D/7/WRITE W 0 5 30 30 30\n');
+    // _CHKSUM variants with checksum type 0 (none) are their base command; other types are -64
+    expect(parseRequest('1 28 0 65536 1#K W 11 30')).toStrictEqual(parseRequest('1 2 1#K W 11 30'));
+    expect(parseRequest('1 29 0 0 1 2 1 60 100 30')).toStrictEqual(parseRequest('1 1 1 2 1 60 100 30'));
+    expect(() => parseRequest('1 24 1 65536 1#K W 0 10 30')).toThrow(expect.objectContaining({ status: -64 }));
   });
 
   it('refuses tokens that would split or inject a command line, and values no depot parses back', () => {

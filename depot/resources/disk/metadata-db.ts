@@ -91,7 +91,8 @@ export class MetadataDb {
       update: this.db.prepare(
         `UPDATE allocations SET max_size = @max_size, size = @size, reliability = @reliability, expires_at_ms = @expires_at_ms,
            read_refs = @read_refs, write_refs = @write_refs, state = @state, trashed_at_ms = @trashed_at_ms,
-           trash_reason = @trash_reason WHERE id = @id`,
+           trash_reason = @trash_reason, read_digest = @read_digest, write_digest = @write_digest,
+           manage_digest = @manage_digest WHERE id = @id`,
       ),
       setSize: this.db.prepare('UPDATE allocations SET size = ? WHERE id = ?'),
       setSizes: this.db.prepare('UPDATE allocations SET size = ?, max_size = ? WHERE id = ?'),
@@ -141,7 +142,14 @@ export class MetadataDb {
   }
 
   update(a: AllocationRecord): void {
-    this.run('record the allocation change', () => this.stmts.update.run(this.params(a)));
+    this.run('record the allocation change', () =>
+      this.stmts.update.run({
+        ...this.params(a),
+        read_digest: a.digests[1],
+        write_digest: a.digests[2],
+        manage_digest: a.digests[3],
+      }),
+    );
   }
 
   /**
