@@ -46,6 +46,11 @@ export function demoCommand(): CliCommand {
         .default(1)
         .argParser(integer('--seed', 0, 2 ** 31 - 1)),
     )
+    .addOption(
+      new Option('--copies <n>', "replicas of every block (with 1, a disrupted depot's blocks become missing samples)")
+        .default(1)
+        .argParser(integer('--copies', 1, 4)),
+    )
     .addOption(new Option('--rate <rows>', 'rows per second per sensor').default(400).argParser(integer('--rate', 1, 100_000)))
     .action(
       async (opts: {
@@ -56,6 +61,7 @@ export function demoCommand(): CliCommand {
         chaos: boolean;
         seed: number;
         rate: number;
+        copies: number;
       }) => {
         const stop = new AbortController();
         let signals = 0;
@@ -76,6 +82,7 @@ export function demoCommand(): CliCommand {
             chaos: opts.chaos,
             seed: opts.seed,
             rate: opts.rate,
+            copies: opts.copies,
             signal: stop.signal,
           });
           process.stdout.write('demo stopped\n');

@@ -252,9 +252,10 @@ function onMessage(m) {
     case 'depot-health': {
       const prev = state.depots.get(m.depot);
       state.depots.set(m.depot, m);
-      if (prev !== undefined && prev.state !== m.state) {
+      // The timeline shows failures and recoveries; slow spells show in the table only.
+      if (prev !== undefined && prev.state !== m.state && (m.state === 'failed' || prev.state === 'failed')) {
         addEvent(
-          m.state === 'failed' ? 'failure' : m.state === 'up' ? 'recovery' : 'info',
+          m.state === 'failed' ? 'failure' : 'recovery',
           `${m.depot} is ${m.state}${m.reason ? ` (${m.reason})` : ''}`,
           m.at,
         );

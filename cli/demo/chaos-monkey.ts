@@ -81,6 +81,8 @@ export class ChaosMonkey {
     if (this.rand() < 0.6) {
       await this.loop.kill(i);
       this.event('failure', `chaos: killed ${name} (SIGKILL)`, name);
+      // Its process is gone: show it, even before an op of the job runs into it.
+      this.health.set(name, 'failed', 'killed (SIGKILL)');
       await wait(down);
       if (this.stopped) return;
       await this.loop.restart(i);

@@ -1,4 +1,4 @@
-import { BehaviorSubject, Subject, auditTime, filter, type Subscription } from 'rxjs';
+import { BehaviorSubject, Subject, auditTime, filter, map, type Observable, type Subscription } from 'rxjs';
 import { IbpClient } from '../../ibp/index.js';
 import {
   Coordinator,
@@ -7,7 +7,6 @@ import {
   IbpOpRunner,
   LiveServer,
   ReliabilityStore,
-  covarianceJob,
   depotId,
   publishJob,
   spectrumSeries,
@@ -21,6 +20,7 @@ import {
 import { ObservedRunner } from './observed-runner.js';
 import { ChaosMonkey } from './chaos-monkey.js';
 import { ProgressLine } from './progress-line.js';
+import { RobustPcaState, robustCovarianceJob } from './robust-covariance-job.js';
 
 export interface DemoOptions {
   port: number;
@@ -32,6 +32,8 @@ export interface DemoOptions {
   seed: number;
   /** Rows per second per sensor. */
   rate: number;
+  /** Replicas of every block (1: a disrupted depot's blocks go missing — sampling events). */
+  copies: number;
   /** Where progress goes (default stdout). */
   out?: NodeJS.WritableStream;
   /** Stops the demo. */
@@ -47,6 +49,8 @@ const CHANNELS = 8;
 const FACTORS = 3;
 const BLOCK_ROWS = 512;
 const WINDOW_ROWS = 48 * 1024;
+/** Each refresh answers this long after it starts with what arrived: late blocks are missing samples. */
+const REFRESH_DEADLINE_MS = 400;
 const FAULT_RATES: Partial<Record<SensorFault, number>> = { garbage: 1 / 12, spiking: 1 / 12 };
 
 /**
@@ -56,6 +60,14 @@ const FAULT_RATES: Partial<Record<SensorFault, number>> = { garbage: 1 / 12, spi
  * and then, so failures show up as sampling events instead of errors. Resolves when the duration is over
  * or the signal aborts, after everything it started has stopped.
  */
+/** A streaming job's refreshes count only the bytes of their new blocks: the dashboard shows the running total. */
+function cumulativeBytes<V>(): (source: Observable<Estimate<V>>) => Observable<Estimate<V>> {
+  return (source) => {
+    let total = 0;
+    return source.pipe(map((e) => ({ ...e, bytesMoved: (total += e.bytesMoved) })));
+  };
+}
+
 export async function runDemo(o: DemoOptions): Promise<void> {
   const out = o.out ?? process.stdout;
   const stop = new AbortController();
@@ -81,7 +93,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     const client = new IbpClient({ timeoutMs: 5_000, connectTimeoutMs: 1_000 });
     cleanups.push(() => client.close());
 
-    const store = new ReliabilityStore({ clock: { now: () => Date.now() } });
+    const store = new ReliabilityStore({ clock: { now: () => Date.now() }, halfLifeMs: 60_000, qualityHalfLifeMs: 15_000 });
     const health = new DepotHealthTracker(hub, (d) => store.depot(d).p);
     const runner = new ObservedRunner(
       new IbpOpRunner(client),
@@ -100,7 +112,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       name: 'demo-sensor-field',
       cols: CHANNELS,
       depots: loop.depots,
-      copies: Math.min(2, o.depots),
+      copies: Math.min(o.copies, o.depots),
       blockRows: BLOCK_ROWS,
       allocationBytes: 64 * BLOCK_ROWS * CHANNELS * 8,
       durationSec: 3600,
@@ -148,6 +160,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       await ingest;
     });
 
+    const robust = new RobustPcaState(store, FACTORS);
     const progress = new ProgressLine(out);
     let latest: Estimate<Float64Array> | undefined;
     const job$ = publishJob(
@@ -156,7 +169,14 @@ export async function runDemo(o: DemoOptions): Promise<void> {
         jobId: 'demo-pca',
         name: `streaming PCA of ${SITES * SENSORS_PER_SITE} sensors × ${CHANNELS} channels (last ${WINDOW_ROWS / 1024}k rows)`,
       },
-      jobs.follow(versions, (ds) => covarianceJob(ds), { kind: 'rows', rows: WINDOW_ROWS }, { opTimeoutMs: 2_000, delta: 0.05 }),
+      jobs
+        .follow(
+          versions,
+          (ds) => robustCovarianceJob(ds, robust),
+          { kind: 'rows', rows: WINDOW_ROWS },
+          { deadlineMs: REFRESH_DEADLINE_MS, opTimeoutMs: 2_000, delta: 0.05 },
+        )
+        .pipe(cumulativeBytes()),
       spectrumSeries(CHANNELS, FACTORS),
     );
     const jobSub: Subscription = job$.subscribe({
