@@ -15,6 +15,7 @@ import type { CoordinatorDataset as Dataset, Estimate } from '../framework/index
 import type { LocusContext } from './engine.js';
 import { algorithm$ } from './observable.js';
 import { rsvdCore, type RsvdOptions, type SpectralResult } from './rsvd.js';
+import { frequentDirectionsCore, type FrequentDirectionsOptions, type FrequentDirectionsResult } from './frequent-directions.js';
 import { leastSquaresCore, type LeastSquaresOptions, type LeastSquaresResult } from './least-squares.js';
 
 export { final } from './observable.js';
@@ -34,6 +35,20 @@ export {
 } from './locus.js';
 export { ALGORITHM_STREAMS, type RsvdOptions, type SpectralResult } from './rsvd.js';
 export type { LeastSquaresOptions, LeastSquaresResult } from './least-squares.js';
+export type { FrequentDirectionsOptions, FrequentDirectionsResult } from './frequent-directions.js';
+
+/**
+ * Streaming Frequent Directions in locus: each block's ℓ-row sketch lives in an allocation at its depot and is
+ * updated in place with the rows appended since the previous call (same `ctx`); the sketches merge here.
+ * ε bounds ‖AᵀA − BᵀB‖₂ deterministically (δ = 0).
+ */
+export function frequentDirections(
+  dataset: Dataset,
+  ctx: LocusContext,
+  options: FrequentDirectionsOptions = {},
+): Observable<Estimate<FrequentDirectionsResult>> {
+  return algorithm$((_emit, signal) => frequentDirectionsCore(ctx, dataset, { ...options, signal }), options.signal);
+}
 
 /**
  * Least squares min ‖Ax − b‖ (b a column of the dataset, A the others): sketch-and-solve, or sketch-preconditioned

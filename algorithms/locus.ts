@@ -25,8 +25,13 @@ import { builtins, encodeAttrs, parseAttrs, WASM_BACKEND, type KernelBackend, ty
  * of the same algorithm wrote at that depot) and where the output goes (back to the coordinator, or into a
  * state allocation at the depot: the EBP way, tall factors never travel).
  */
-export type LocusInput =
-  { readonly kind: 'block' } | { readonly kind: 'bytes'; readonly data: Uint8Array } | StateInput | SharedInput;
+export type LocusInput = BlockInput | { readonly kind: 'bytes'; readonly data: Uint8Array } | StateInput | SharedInput;
+/** The block's rows (from row `fromRow`, default 0: all of them — streaming reads only rows appended since). */
+export interface BlockInput {
+  readonly kind: 'block';
+  readonly fromRow?: number;
+}
+
 /** A state allocation of this block, by name. */
 export interface StateInput {
   readonly kind: 'state';
@@ -72,8 +77,15 @@ export interface StateLocation {
 export interface LocusRunner extends OpRunner {
   /** Depot (`host:port`) holding block `block`'s state `name`, if an op wrote it. */
   stateOf(block: number, name: string): StateLocation | undefined;
+  /** The bytes of block `block`'s state `name` (read back from where it lives), or undefined if unreadable. */
+  readState(block: number, name: string, timeoutMs?: number): Promise<Uint8Array | undefined>;
   /** Releases every state allocation (best effort). */
   release(): Promise<void>;
+}
+
+/** Bytes of one row of a block (from its byte length and rows). */
+function rowBytes(block: DatasetBlock): number {
+  return block.rows > 0 ? block.bytes / block.rows : 0;
 }
 
 function asLocus(op: OpSpec): LocusOpSpec {
@@ -161,6 +173,11 @@ export class InProcessLocus implements LocusRunner {
     return s === undefined ? undefined : { depot: s.depot, bytes: s.data.length };
   }
 
+  readState(block: number, name: string): Promise<Uint8Array | undefined> {
+    const s = this.#state.get(`${block}/${name}`);
+    return Promise.resolve(s?.data.slice());
+  }
+
   release(): Promise<void> {
     this.#state.clear();
     this.#shared.drain();
@@ -189,7 +206,7 @@ export class InProcessLocus implements LocusRunner {
           if (i.kind === 'block') {
             const bytes = this.#blocks.get(attempt.replica.read);
             if (bytes === undefined) throw new Error(`no data for replica ${attempt.replica.read}`);
-            return bytes;
+            return bytes.subarray((i.fromRow ?? 0) * rowBytes(attempt.block), attempt.block.bytes);
           }
           const s = this.#state.get(`${attempt.block.index}/${i.name}`);
           if (s === undefined || s.depot !== depot)
@@ -238,6 +255,23 @@ export class IbpLocus implements LocusRunner {
   stateOf(block: number, name: string): StateLocation | undefined {
     const s = this.#state.get(`${block}/${name}`);
     return s === undefined ? undefined : { depot: s.depot, bytes: s.bytes };
+  }
+
+  async readState(block: number, name: string, timeoutMs = 30_000): Promise<Uint8Array | undefined> {
+    const s = this.#state.get(`${block}/${name}`);
+    if (s === undefined) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+    });
+    try {
+      const read = this.#client.load(s.read, 0, s.bytes).then((b) => Uint8Array.from(b));
+      return await Promise.race([read, timeout]);
+    } catch {
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async release(): Promise<void> {
@@ -316,7 +350,8 @@ export class IbpLocus implements LocusRunner {
       }
       if (i.kind === 'block') {
         capBytes = Math.max(capBytes, attempt.replica.read.length);
-        return { cap: attempt.replica.read, offset: attempt.replica.allocOffset, length: attempt.replica.length };
+        const skip = (i.fromRow ?? 0) * rowBytes(attempt.block);
+        return { cap: attempt.replica.read, offset: attempt.replica.allocOffset + skip, length: attempt.block.bytes - skip };
       }
       const s = this.#state.get(`${attempt.block.index}/${i.name}`);
       if (s === undefined || s.depot !== depot)

@@ -3,7 +3,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IbpClient, formatCapability } from '../../ibp/index.js';
 import { startLoopbackDepots, type LoopbackDepots } from '../../framework/index.js';
-import { final, IbpLocus, InProcessLocus, inMemoryDataset, pca, rsvd, runnerContext } from '../../algorithms/index.js';
+import {
+  final,
+  frequentDirections,
+  IbpLocus,
+  InProcessLocus,
+  inMemoryDataset,
+  pca,
+  rsvd,
+  runnerContext,
+} from '../../algorithms/index.js';
 import { normals } from '../../nfu-kernels/index.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -56,5 +65,15 @@ describe('randomized SVD on loopback depots', () => {
     const pg = await final(pca(dataset, runnerContext(new IbpLocus(client)), { rank: 2, seed: 5 }));
     expect(Array.from(pg.value.singularValues)).toEqual(Array.from(pw.value.singularValues));
     expect(Array.from(pg.value.explainedVarianceRatio)).toEqual(Array.from(pw.value.explainedVarianceRatio));
+    // Frequent Directions: the sketches live at the depots, updated in place; the same bits as in process.
+    const fw = await final(frequentDirections(local.dataset, runnerContext(new InProcessLocus(local.blocks)), { sketchRows: 8 }));
+    const fdCtx = runnerContext(new IbpLocus(client));
+    const fg = await final(frequentDirections(dataset, fdCtx, { sketchRows: 8 }));
+    expect(Array.from(fg.value.sketch)).toEqual(Array.from(fw.value.sketch));
+    expect(fg.epsilon).toBe(fw.epsilon);
+    expect(fg.value.rowsSeen).toBe(n);
+    const again = await final(frequentDirections(dataset, fdCtx, { sketchRows: 8 }));
+    expect(Array.from(again.value.sketch)).toEqual(Array.from(fw.value.sketch));
+    await fdCtx.runner.release();
   }, 60_000);
 });
