@@ -581,8 +581,11 @@ export class DepotCore {
     return this.capStrings(a.rid, keys, a.wrmKey);
   }
 
-  /** SPLIT_ALLOCATE (18): a new allocation whose max size is taken from the master's. */
-  split(req: SplitRequest): AllocatedCaps {
+  /**
+   * SPLIT_ALLOCATE (18): a new allocation whose max size is taken from the master's. As on the
+   * ACCRE depot, the master's data past its new max size is cut (as by TRUNCATE).
+   */
+  async split(req: SplitRequest): Promise<AllocatedCaps> {
     const master = this.lookupOwn(req.cap);
     const r = this.resources.get(master.rid)!;
     if (req.type < AllocationType.BYTEARRAY || req.type > AllocationType.CIRQ) {
@@ -602,19 +605,26 @@ export class DepotCore {
         `duration ${durationSec} s exceeds the resource's maxDurationSec (${r.options.maxDurationSec})`,
       );
     }
-    if (master.maxSize - req.size < master.size) {
+    if (req.size >= master.maxSize) {
       throw err(
         DepotErrorCode.WOULD_EXCEED_LIMIT,
-        `splitting ${req.size} bytes off leaves ${master.maxSize - req.size}, less than the ${master.size} bytes held`,
+        `cannot split ${req.size} bytes off an allocation of max size ${master.maxSize}`,
       );
     }
     if (this.byId.size >= this.options.limits.maxAllocations) {
       throw err(DepotErrorCode.ALLOC_FAILED, `the depot holds its maximum of ${this.options.limits.maxAllocations} allocations`);
     }
-    // The child first: a crash in between leaves the master whole (and an orphan child that expires).
-    const caps = this.create(r, req.type, req.reliability, durationSec, req.size, false);
-    this.persist(master, () => (master.maxSize -= req.size));
-    return caps;
+    // The master shrinks first (giving its space back), then the child takes that space: a crash
+    // in between leaves the space free, never counted twice.
+    await this.manage({
+      command: 'manage',
+      version: 1,
+      cap: req.cap,
+      op: 'truncate',
+      size: master.maxSize - req.size,
+      timeoutSec: req.timeoutSec,
+    });
+    return this.create(r, req.type, req.reliability, durationSec, req.size, true);
   }
 
   /** MERGE_ALLOCATE (19): the child's max size joins the master's; the child (refs read 1, write 0) is deleted. */
@@ -859,6 +869,18 @@ export class DepotCore {
   async manage(req: ManageRequest): Promise<ProbeFields | undefined> {
     const given = req.op === 'probe' ? this.byKey.get(digestIndex(digestKey(req.cap.key)))?.type : undefined;
     const a = this.lookup(req.cap, given ?? CapType.MANAGE);
+    if (this.aliasViews.has(a) && req.op === 'probe') {
+      // The allocation as the alias shows it: its window's size and max size.
+      return {
+        readRefs: a.readRefs,
+        writeRefs: a.writeRefs,
+        size: a.size,
+        maxSize: a.maxSize,
+        secondsLeft: Math.ceil((a.expiresAtMs - this.clock.now()) / 1000),
+        reliability: a.reliability,
+        type: a.type,
+      };
+    }
     if (this.aliasViews.has(a)) {
       throw err(DepotErrorCode.CAP_NOT_FOUND, 'the key is an alias capability; manage aliases with ALIAS_MANAGE (15)');
     }

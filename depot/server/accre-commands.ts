@@ -45,7 +45,7 @@ export async function accreCommand(wire: AccreWire, req: AccreRequest | Transfer
       return;
     }
     case 'split': {
-      const caps = core.split(req);
+      const caps = await core.split(req);
       await wire.send(allocateReply(caps.read, caps.write, caps.manage));
       return;
     }

@@ -90,9 +90,11 @@ for (const kind of ['memory', 'disk'] as const) {
       // alias probe: refs, offset, length, seconds left (the master's)
       s.send(`1 15 ${keyOf(am)} 40 3 10 \n`);
       expect((await s.line()).split(' ').slice(0, 5).join(' ')).toBe('1 1 0 4 20');
-      // the alias's caps are not the master's: MANAGE (9) refuses them, ALIAS_MANAGE needs the master key
-      s.send(`1 9 ${keyOf(am)} 40 3 0 0 0 10 \n`);
+      // MANAGE (9) PROBE through an alias shows its window; other MANAGE calls refuse alias caps
+      expect(await probe(s, am)).toBe('1 1 0 16 20 2 1 \n');
+      s.send(`1 9 ${keyOf(am)} 41 1 10\n`);
       expect(await s.line()).toBe('-4 \n');
+      // ALIAS_MANAGE needs the master's manage key
       s.send(`1 15 ${keyOf(am)} 43 0 10 0 ${keyOf(am)} 10\n`);
       expect(await s.line()).toBe('-4 \n');
       s.send(`1 15 ${keyOf(am)} 43 0 10 0 ${keyOf(m)} 10\n`);
@@ -117,12 +119,16 @@ for (const kind of ['memory', 'disk'] as const) {
     });
 
     it('SPLIT and MERGE move space between allocations; refusals change nothing', async () => {
-      const [, w, m] = await rawAllocate(s, 1000);
-      expect(await write(s, w, 0, 'x'.repeat(300))).toBe('1 300 \n');
-      s.send(`1 18 ${keyOf(m)} 2 1 60 701 10\n`); // would leave 299 < 300 held
+      const [r, w, m] = await rawAllocate(s, 1000);
+      expect(await write(s, w, 0, 'x'.repeat(500) + 'y'.repeat(200))).toBe('1 700 \n');
+      s.send(`1 18 ${keyOf(m)} 2 1 60 1000 10\n`); // the whole allocation: refused
       expect(await s.line()).toBe('-19 \n');
+      expect(await probe(s, m)).toBe('1 1 0 700 1000 2 1 \n');
+      // as on the ACCRE depot, the master's data past its new max size is cut
       const [cr, cw, cm] = await caps(s, `1 18 ${keyOf(m)} 2 1 60 400 10\n`);
-      expect(await probe(s, m)).toBe('1 1 0 300 600 2 1 \n');
+      expect(await probe(s, m)).toBe('1 1 0 600 600 2 1 \n');
+      expect(await load(s, r, 495, 10)).toBe('xxxxxyyyyy');
+      expect(await load(s, r, 600, 1)).toBe('-19 \n');
       expect(await probe(s, cm)).toBe('1 1 0 0 400 2 1 \n');
       expect(await write(s, cw, 0, 'child')).toBe('1 5 \n');
       expect(await load(s, cr, 0, 5)).toBe('child');
@@ -136,7 +142,7 @@ for (const kind of ['memory', 'disk'] as const) {
       expect(await s.line()).toBe('1 \n');
       s.send(`1 19 ${keyOf(m)} ${keyOf(cm)} 10\n`);
       expect(await s.line()).toBe('1 \n');
-      expect(await probe(s, m)).toBe('1 1 0 300 1000 2 1 \n');
+      expect(await probe(s, m)).toBe('1 1 0 600 1000 2 1 \n');
       expect(await probe(s, cm)).toBe('-4 \n');
     });
 
