@@ -3,7 +3,8 @@
  * depot and hands the result back. Kernel failures come back as values (their codes survive the
  * thread boundary). Importing this module does nothing: the kernel backend is made on the first op.
  */
-import { workerData, type MessagePort } from 'node:worker_threads';
+import { setPriority } from 'node:os';
+import { isMainThread, workerData, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { KernelError, builtins, type Attrs, type KernelBackend } from '../../nfu-kernels/index.js';
 import { kernelBackendFor } from './native-loader.js';
@@ -28,6 +29,21 @@ export interface NfuTask {
 }
 
 const modules = new Map<string, WebAssembly.Module>();
+
+/**
+ * A pool worker runs at the lowest CPU priority, so the event loop (every client's data path)
+ * wins the cores whenever both want one; NFU work then takes what is left. On Linux this affects
+ * only this thread. Ops run inline (tests) stay on the main thread's priority.
+ */
+function lowerPriority(): void {
+  if (isMainThread) return;
+  try {
+    setPriority(0, 19);
+  } catch {
+    // not permitted here: the op still runs, at normal priority
+  }
+}
+lowerPriority();
 
 /**
  * Runs an uploaded op (ABI 1): the inputs are laid end to end at address 0 of a memory the depot
