@@ -16,6 +16,7 @@ import type { LocusContext } from './engine.js';
 import { algorithm$ } from './observable.js';
 import { rsvdCore, type RsvdOptions, type SpectralResult } from './rsvd.js';
 import { frequentDirectionsCore, type FrequentDirectionsOptions, type FrequentDirectionsResult } from './frequent-directions.js';
+import { traceCore, type TraceOptions, type TraceResult } from './hutchpp.js';
 import { leastSquaresCore, type LeastSquaresOptions, type LeastSquaresResult } from './least-squares.js';
 
 export { final } from './observable.js';
@@ -36,6 +37,19 @@ export {
 export { ALGORITHM_STREAMS, type RsvdOptions, type SpectralResult } from './rsvd.js';
 export type { LeastSquaresOptions, LeastSquaresResult } from './least-squares.js';
 export type { FrequentDirectionsOptions, FrequentDirectionsResult } from './frequent-directions.js';
+export type { TraceOptions, TraceResult } from './hutchpp.js';
+
+/**
+ * tr(Cᵖ) of the covariance C = AᵀA/(n − 1) (centred by default) by Hutch++ in locus, with an a-posteriori
+ * (ε, δ) in the `abs` norm, and the effective rank (tr C)ᵖ/tr(Cᵖ) to the 1/(p − 1).
+ */
+export function traceEstimate(
+  dataset: Dataset,
+  ctx: LocusContext,
+  options: TraceOptions = {},
+): Observable<Estimate<TraceResult>> {
+  return algorithm$(() => traceCore(ctx, dataset, options), options.signal);
+}
 
 /**
  * Streaming Frequent Directions in locus: each block's ℓ-row sketch lives in an allocation at its depot and is
