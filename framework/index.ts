@@ -150,6 +150,16 @@ export {
   type DatasetReplica as CoordinatorDatasetReplica,
 } from './coordinator/index.js';
 export {
+  publishJob,
+  toLiveEstimate,
+  vectorSeries,
+  spectrumSeries,
+  topEigenvalues,
+  DepotHealthTracker,
+  type Summarizer,
+  type PublishedJob,
+} from './live/publish-job.js';
+export {
   summarizeBlock,
   summaryFromJson,
   ReliabilityStore,
