@@ -108,6 +108,7 @@ export {
   type DepotAddress,
   type AllocateOptions,
   type AllocationCaps,
+  type AliasProbe,
   type ProbeResult,
   type ChangeOptions,
   type NfuParamSpec,

@@ -1,6 +1,7 @@
 import { AllocationType, CapType, DEFAULT_STATUS_PASSWORD, Status, type CapTypeNumber } from '../protocol/commands.js';
 import { formatCapability, parseCapability, type Capability } from '../protocol/caps.js';
 import {
+  formatAccre,
   formatAllocate,
   formatLoad,
   formatManage,
@@ -13,7 +14,7 @@ import {
   formatWrite,
   keyRefOf,
 } from '../protocol/format.js';
-import { NfuParamKind, type ManageRequest } from '../protocol/requests.js';
+import { NfuParamKind, type AccreRequest, type IoRange, type ManageRequest } from '../protocol/requests.js';
 import { encodeNfuParam, isNfuRefKind } from '../protocol/nfu-framing.js';
 import type { ProbeFields } from '../protocol/reply.js';
 import { IbpProtocolError } from '../errors.js';
@@ -59,6 +60,20 @@ export interface AllocateOptions {
   readonly reliability?: 'soft' | 'hard';
   /** Use the v0 form (no RID), as old LoRS/libdlt clients do. */
   readonly v0?: boolean;
+  /** Allocation type (LoCI): byte array (default), buffer, FIFO or circular queue. */
+  readonly type?: 'bytearray' | 'buffer' | 'fifo' | 'cirq';
+}
+
+const TYPE_NUMBER = { bytearray: 1, buffer: 2, fifo: 3, cirq: 4 } as const;
+
+/** An alias's own status (ALIAS_MANAGE PROBE). */
+export interface AliasProbe {
+  readonly readRefs: number;
+  readonly writeRefs: number;
+  readonly offset: number;
+  /** 0: to the end of the allocation. */
+  readonly length: number;
+  readonly secondsLeft: number;
 }
 
 export interface AllocationCaps {
@@ -218,7 +233,7 @@ export class IbpClient {
         version: v0 ? 0 : 1,
         rid: v0 ? undefined : rid,
         reliability: rel,
-        type: AllocationType.BYTEARRAY,
+        type: TYPE_NUMBER[options.type ?? 'bytearray'] ?? AllocationType.BYTEARRAY,
         durationSec: options.durationSec,
         size: options.size,
         timeoutSec: WIRE_TIMEOUT_SEC,
@@ -226,14 +241,200 @@ export class IbpClient {
     );
     return this.run(depot, 'ALLOCATE', async (c) => {
       await c.send(line);
-      const t = await this.expectOk(c, 'ALLOCATE');
-      const caps = t.slice(1, 4).map((s) => parseCapability(s));
-      const [read, write, manage] = caps;
-      if (read?.type !== CapType.READ || write?.type !== CapType.WRITE || manage?.type !== CapType.MANAGE) {
-        throw this.protocolError(c, 'ALLOCATE reply does not hold read, write and manage caps');
-      }
-      return { read, write, manage };
+      return this.capsReply(c, 'ALLOCATE');
     });
+  }
+
+  private async capsReply(c: DepotConnection, what: string): Promise<AllocationCaps> {
+    const t = await this.expectOk(c, what);
+    const caps = t.slice(1, 4).map((s) => parseCapability(s));
+    const [read, write, manage] = caps;
+    if (read?.type !== CapType.READ || write?.type !== CapType.WRITE || manage?.type !== CapType.MANAGE) {
+      throw this.protocolError(c, `${what} reply does not hold read, write and manage caps`);
+    }
+    return { read, write, manage };
+  }
+
+  /** Sends one ACCRE-extension line to the depot of `at` and returns its reply tokens. */
+  private accre(at: Capability, what: string, req: AccreRequest): Promise<string[]> {
+    const line = encode(what, () => formatAccre(req));
+    return this.run(at, what, async (c) => {
+      await c.send(line);
+      return this.expectOk(c, what);
+    });
+  }
+
+  /**
+   * RENAME (ACCRE): new read, write and manage caps for the same allocation; the old caps stop working.
+   *
+   * @throws {ClientError} `IBP_E_CAP_NOT_FOUND` (-4), or a code listed on the class.
+   */
+  async rename(cap: Capability | string): Promise<AllocationCaps> {
+    const m = asCap(cap, CapType.MANAGE, 'rename');
+    const line = encode('RENAME', () =>
+      formatAccre({ command: 'rename', version: 1, cap: keyRefOf(m), timeoutSec: WIRE_TIMEOUT_SEC }),
+    );
+    return this.run(m, 'RENAME', async (c) => {
+      await c.send(line);
+      return this.capsReply(c, 'RENAME');
+    });
+  }
+
+  /**
+   * ALIAS_ALLOCATE (ACCRE): caps limited to `[offset, offset + length)` of the allocation (`length` 0:
+   * to its end); `durationSec` 0 keeps the allocation's lease.
+   *
+   * @throws {ClientError} `IBP_E_WOULD_EXCEED_LIMIT` (-19: range past the max size),
+   * `IBP_E_LONG_DURATION` (-28: outlives the allocation), or a code listed on the class.
+   */
+  async aliasAllocate(
+    cap: Capability | string,
+    range: { offset: number; length: number; durationSec?: number },
+  ): Promise<AllocationCaps> {
+    const m = asCap(cap, CapType.MANAGE, 'aliasAllocate');
+    positiveInt(range.offset, 'offset');
+    positiveInt(range.length, 'length');
+    const line = encode('ALIAS_ALLOCATE', () =>
+      formatAccre({
+        command: 'alias_allocate',
+        version: 1,
+        cap: keyRefOf(m),
+        offset: range.offset,
+        length: range.length,
+        durationSec: range.durationSec ?? 0,
+        timeoutSec: WIRE_TIMEOUT_SEC,
+      }),
+    );
+    return this.run(m, 'ALIAS_ALLOCATE', async (c) => {
+      await c.send(line);
+      return this.capsReply(c, 'ALIAS_ALLOCATE');
+    });
+  }
+
+  /** ALIAS_MANAGE PROBE: the alias's reference counts, range and time left. */
+  async aliasProbe(aliasManage: Capability | string): Promise<AliasProbe> {
+    const m = asCap(aliasManage, CapType.MANAGE, 'aliasProbe');
+    const t = await this.accre(m, 'ALIAS_PROBE', {
+      command: 'alias_manage',
+      version: 1,
+      cap: keyRefOf(m),
+      op: 'probe',
+      timeoutSec: WIRE_TIMEOUT_SEC,
+    });
+    const n = t.slice(1, 6).map(Number);
+    if (n.length !== 5 || n.some((x) => !Number.isFinite(x)))
+      throw new ClientError(ClientErrorCode.PROTOCOL, 'malformed ALIAS PROBE reply');
+    const [readRefs, writeRefs, offset, length, secondsLeft] = n as [number, number, number, number, number];
+    return { readRefs, writeRefs, offset, length, secondsLeft };
+  }
+
+  /** ALIAS_MANAGE DECR of the read count (the alias goes at read 0, write 0); needs the allocation's manage cap. */
+  async aliasRemove(aliasManage: Capability | string, master: Capability | string): Promise<void> {
+    const m = asCap(aliasManage, CapType.MANAGE, 'aliasRemove');
+    const mm = asCap(master, CapType.MANAGE, 'aliasRemove');
+    await this.accre(m, 'ALIAS_DECR', {
+      command: 'alias_manage',
+      version: 1,
+      cap: keyRefOf(m),
+      op: 'decr',
+      capType: 1,
+      master: keyRefOf(mm),
+      timeoutSec: WIRE_TIMEOUT_SEC,
+    });
+  }
+
+  /**
+   * SPLIT_ALLOCATE (ACCRE): a new allocation of `size` bytes carved out of this one's max size (its
+   * data past the new max size is cut).
+   */
+  async split(
+    cap: Capability | string,
+    options: { size: number; durationSec: number; reliability?: 'soft' | 'hard'; type?: AllocateOptions['type'] },
+  ): Promise<AllocationCaps> {
+    const m = asCap(cap, CapType.MANAGE, 'split');
+    positiveInt(options.size, 'size', 1);
+    const line = encode('SPLIT', () =>
+      formatAccre({
+        command: 'split',
+        version: 1,
+        cap: keyRefOf(m),
+        reliability: options.reliability === 'soft' ? 1 : 2,
+        type: TYPE_NUMBER[options.type ?? 'bytearray'],
+        durationSec: options.durationSec,
+        size: options.size,
+        timeoutSec: WIRE_TIMEOUT_SEC,
+      }),
+    );
+    return this.run(m, 'SPLIT', async (c) => {
+      await c.send(line);
+      return this.capsReply(c, 'SPLIT');
+    });
+  }
+
+  /** MERGE_ALLOCATE (ACCRE): the child's space joins the master's; the child (refs read 1, write 0) is deleted. */
+  async merge(master: Capability | string, child: Capability | string): Promise<void> {
+    const m = asCap(master, CapType.MANAGE, 'merge');
+    const ch = asCap(child, CapType.MANAGE, 'merge');
+    await this.accre(m, 'MERGE', {
+      command: 'merge',
+      version: 1,
+      cap: keyRefOf(m),
+      child: keyRefOf(ch),
+      timeoutSec: WIRE_TIMEOUT_SEC,
+    });
+  }
+
+  /** VALIDATE_CHKSUM (ACCRE): reads the whole allocation through its block checksums; resolves with the number of bad blocks. */
+  async validate(cap: Capability | string): Promise<number> {
+    const m = asCap(cap, CapType.MANAGE, 'validate');
+    const t = await this.accre(m, 'VALIDATE_CHKSUM', {
+      command: 'validate_chksum',
+      version: 1,
+      cap: keyRefOf(m),
+      flag: 0,
+      timeoutSec: WIRE_TIMEOUT_SEC,
+    });
+    return Number(t[1]);
+  }
+
+  /** VEC_WRITE (ACCRE): writes `data` scattered over `ranges` (their lengths add up to `data.length`). */
+  async vecWrite(cap: Capability | string, ranges: readonly IoRange[], data: Uint8Array): Promise<number> {
+    const w = asCap(cap, CapType.WRITE, 'vecWrite');
+    const total = ranges.reduce((n, r) => n + r.length, 0);
+    if (total !== data.length) {
+      throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `the ranges cover ${total} bytes; data has ${data.length}`);
+    }
+    const line = encode('VEC_WRITE', () =>
+      formatAccre({ command: 'vec_write', version: 1, cap: keyRefOf(w), ranges, timeoutSec: WIRE_TIMEOUT_SEC }),
+    );
+    return this.sendBody(w, 'VEC_WRITE', line, data);
+  }
+
+  /** VEC_READ (ACCRE): the bytes of `ranges`, concatenated. */
+  async vecRead(cap: Capability | string, ranges: readonly IoRange[]): Promise<Buffer> {
+    const r = asCap(cap, CapType.READ, 'vecRead');
+    const total = ranges.reduce((n, x) => n + x.length, 0);
+    const line = encode('VEC_READ', () =>
+      formatAccre({ command: 'vec_read', version: 1, cap: keyRefOf(r), ranges, timeoutSec: WIRE_TIMEOUT_SEC }),
+    );
+    return this.run(r, 'VEC_READ', async (c) => {
+      await c.send(line);
+      const t = await this.expectOk(c, 'VEC_READ');
+      if (Number(t[1]) !== total) throw this.protocolError(c, `VEC_READ announced ${t[1]} bytes, ${total} were asked`);
+      return c.readBytes(total);
+    });
+  }
+
+  /**
+   * LOAD of a consistent CIRQ window: the `length` stream bytes ending at write position `end`
+   * (from {@link IbpClient.probe}'s `written`). Never torn by concurrent STOREs.
+   *
+   * @throws {ClientError} `IBP_E_WOULD_EXCEED_LIMIT` (-19: the window was overwritten),
+   * `IBP_E_SERVER_TIMEOUT` (-46: `end` was not reached within the timeout), or a code listed on the class.
+   */
+  async loadWindow(cap: Capability | string, end: number, length: number): Promise<Buffer> {
+    positiveInt(end, 'end', 1);
+    return this.load(cap, end, length);
   }
 
   /**
@@ -521,6 +722,7 @@ export class IbpClient {
     const n = t.slice(1, 8).map(Number);
     if (n.length !== 7 || n.some((x) => !Number.isFinite(x)))
       throw new ClientError(ClientErrorCode.PROTOCOL, `malformed PROBE reply`);
+    const ring = t.slice(8, 10).map(Number);
     const [readRefs, writeRefs, size, maxSize, secondsLeft, reliability, type] = n as [
       number,
       number,
@@ -530,6 +732,9 @@ export class IbpClient {
       number,
       number,
     ];
+    if (ring.length === 2 && ring.every((x) => Number.isSafeInteger(x))) {
+      return { readRefs, writeRefs, size, maxSize, secondsLeft, reliability, type, written: ring[0]!, consumed: ring[1]! };
+    }
     return { readRefs, writeRefs, size, maxSize, secondsLeft, reliability, type };
   }
 
