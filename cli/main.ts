@@ -4,9 +4,11 @@ import { lorsCommands } from './lors-commands.js';
 import { nfuCommand } from './nfu-command.js';
 import { reliabilityCommand } from './reliability-command.js';
 import { runCommand } from './run-command.js';
+import { addAlgorithmCommands } from './algorithms-command.js';
 import { ingestCommand } from './ingest-command.js';
 import { simulateCommand } from './simulate-command.js';
 import { demoCommand } from './demo-command.js';
+import { serveCommand } from './serve-command.js';
 
 /** Longest error message printed; the rest is cut (a message may quote a whole bad input). */
 const MAX_MESSAGE_CHARS = 2000;
@@ -67,12 +69,14 @@ export function anvilProgram(): CliCommand {
     .description('Anvil: IBP depots and in-locus randomized linear algebra')
     .version('0.1.0')
     .exitOverride()
+    .enablePositionalOptions() // `anvil run pca --json`: the subcommand's --json, not run's
     .showHelpAfterError();
   program.addCommand(demoCommand());
+  program.addCommand(serveCommand());
   program.addCommand(depotCommand());
   for (const c of lorsCommands()) program.addCommand(c);
   program.addCommand(nfuCommand());
-  program.addCommand(runCommand());
+  program.addCommand(addAlgorithmCommands(runCommand()));
   program.addCommand(reliabilityCommand());
   program.addCommand(ingestCommand());
   program.addCommand(simulateCommand());
