@@ -1,0 +1,289 @@
+import { Command as CliCommand } from 'commander';
+import { tap, type Observable } from 'rxjs';
+import {
+  coordinatorContext,
+  final,
+  frequentDirections,
+  IbpLocus,
+  leastSquares,
+  pca,
+  rsvd,
+  spectralNorm,
+  traceEstimate,
+  type LocusContext,
+} from '../algorithms/index.js';
+import {
+  Coordinator,
+  CoordinatorError,
+  CoordinatorErrorCode,
+  openDataset,
+  type CoordinatorDataset,
+  type Estimate,
+} from '../framework/index.js';
+import { IbpClient } from '../ibp/index.js';
+
+function bad(flag: string, rule: string, value: unknown): CoordinatorError {
+  return new CoordinatorError(
+    CoordinatorErrorCode.INVALID_ARGUMENT,
+    `invalid argument: ${flag} must be ${rule} (got ${JSON.stringify(value)})`,
+    { details: { argument: flag, value: String(value) } },
+  );
+}
+
+/** `5s`, `250ms`, `2m` or a number of seconds → milliseconds. */
+export function durationMs(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (m === null) throw bad(flag, 'a duration such as 5s, 250ms or 2m', text);
+  const v = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000);
+  if (!(v > 0)) throw bad(flag, 'positive', text);
+  return v;
+}
+
+function intFlag(text: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < min || v > max) throw bad(flag, `an integer from ${min} to ${max}`, text);
+  return v;
+}
+
+function numFlag(text: string | undefined, flag: string, check: (v: number) => boolean, rule: string): number | undefined {
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (!check(v)) throw bad(flag, rule, text);
+  return v;
+}
+
+interface CommonFlags {
+  dataset: string;
+  deadline?: string;
+  delta?: string;
+  seed?: string;
+  json?: boolean;
+  reliability?: string;
+  timeout?: string;
+}
+
+/** Values as JSON (typed arrays as arrays, maps as objects). */
+function jsonable(v: unknown): unknown {
+  if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>);
+  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), jsonable(x)]));
+  if (Array.isArray(v)) return v.map(jsonable);
+  if (typeof v === 'number' && !Number.isFinite(v)) return v > 0 ? 'Infinity' : v < 0 ? '-Infinity' : 'NaN';
+  if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonable(x)]));
+  return v;
+}
+
+const fmt = (v: number): string => (Number.isFinite(v) ? v.toPrecision(4) : String(v));
+const list = (a: ArrayLike<number>, n = 10): string => Array.from(a).slice(0, n).map(fmt).join(' ') + (a.length > n ? ' …' : '');
+
+function bound(e: Estimate<unknown>): string {
+  return (
+    `bound: ε ${fmt(e.epsilon)} (${e.norm}), δ ${fmt(e.delta)} [sampling ε ${fmt(e.parts.sampling.epsilon)}, sketch ε ${fmt(e.parts.sketch.epsilon)}]\n` +
+    `blocks: ${e.blocksUsed} used, ${e.blocksMissing} missing, coverage ${(100 * e.coverage).toFixed(1)}%, ${e.bytesMoved} bytes moved\n` +
+    `method: ${e.method}\n`
+  );
+}
+
+/** Runs an algorithm over the exNode's dataset with an in-locus coordinator; prints a summary or `--json`. */
+async function runAlgorithm<V>(
+  flags: CommonFlags,
+  start: (
+    dataset: CoordinatorDataset,
+    ctx: LocusContext,
+    common: { deadlineMs?: number; delta?: number; seed?: number },
+  ) => Observable<Estimate<V>>,
+  summary: (value: V, dataset: CoordinatorDataset) => string,
+): Promise<void> {
+  const deadlineMs = flags.deadline === undefined ? undefined : durationMs(flags.deadline, '--deadline');
+  const timeoutMs = flags.timeout === undefined ? 30_000 : durationMs(flags.timeout, '--timeout');
+  const delta = numFlag(flags.delta, '--delta', (v) => v > 0 && v < 1, 'in (0, 1)');
+  const seed = intFlag(flags.seed, '--seed', 0, Number.MAX_SAFE_INTEGER);
+  const dataset = (await openDataset(flags.dataset)) as CoordinatorDataset;
+  const client = new IbpClient({ timeoutMs });
+  const coordinator = await Coordinator.open({
+    client,
+    runner: new IbpLocus(client),
+    ...(flags.reliability === undefined ? {} : { reliabilityPath: flags.reliability }),
+  });
+  try {
+    const ctx = coordinatorContext(coordinator, { opTimeoutMs: timeoutMs });
+    const common = {
+      ...(deadlineMs === undefined ? {} : { deadlineMs }),
+      ...(delta === undefined ? {} : { delta }),
+      ...(seed === undefined ? {} : { seed }),
+    };
+    const live = flags.json !== true && process.stderr.isTTY === true;
+    const e = await final(
+      start(dataset, ctx, common).pipe(
+        tap((x) => {
+          if (live && !x.final) process.stderr.write(`\r\x1b[2Kintermediate: ε ${fmt(x.epsilon)} (${x.norm})`);
+        }),
+      ),
+    );
+    if (live) process.stderr.write('\r\x1b[2K');
+    if (flags.json === true) process.stdout.write(`${JSON.stringify(jsonable(e))}\n`);
+    else
+      process.stdout.write(
+        `${dataset.name}: ${dataset.rows} × ${dataset.cols} ${dataset.dtype}\n${summary(e.value, dataset)}${bound(e)}`,
+      );
+  } finally {
+    await coordinator.close();
+    client.close();
+  }
+}
+
+function common(cmd: CliCommand): CliCommand {
+  return cmd
+    .requiredOption('--dataset <exnode>', 'the dataset (an exNode file written by anvil ingest)')
+    .option('--deadline <duration>', 'answer by then with the blocks that have answered (e.g. 5s)')
+    .option('--delta <p>', 'failure probability of the bound')
+    .option('--seed <n>', 'random seed (the same seed gives the same result)')
+    .option('--timeout <duration>', 'time one NFU op may take (default 30s)')
+    .option('--reliability <file>', 'reliability history file (default: the user state directory)')
+    .option('--json', 'print the final estimate as one JSON object');
+}
+
+interface SpectralFlags extends CommonFlags {
+  rank: string;
+  oversampling?: string;
+  powerIterations?: string;
+  tolerance?: string;
+  maxRank?: string;
+  robust?: string;
+}
+
+function spectral(name: 'pca' | 'rsvd'): CliCommand {
+  return common(
+    new CliCommand(name).description(
+      name === 'pca'
+        ? 'principal components of the dataset, computed where its blocks lie, with a certified residual bound'
+        : 'randomized SVD of the dataset in locus, with a certified residual bound',
+    ),
+  )
+    .requiredOption('--rank <k>', 'components')
+    .option('--oversampling <p>', 'extra sketch columns (default 10)')
+    .option('--power-iterations <q>', 'subspace iterations (default 2)')
+    .option('--tolerance <t>', 'grow the rank until ε ≤ t·σ₁')
+    .option('--max-rank <k>', 'largest rank --tolerance may reach')
+    .option('--robust <n>', 'source-reweighting iterations (robust PCA)')
+    .action(async (flags: SpectralFlags) => {
+      await runAlgorithm(
+        flags,
+        (dataset, ctx, c) => {
+          const rank = intFlag(flags.rank, '--rank', 1, dataset.cols)!;
+          const oversampling = intFlag(flags.oversampling, '--oversampling', 0, 10_000);
+          const powerIterations = intFlag(flags.powerIterations, '--power-iterations', 0, 50);
+          const tolerance = numFlag(flags.tolerance, '--tolerance', (v) => v > 0, 'positive');
+          const maxRank = intFlag(flags.maxRank, '--max-rank', 1, dataset.cols);
+          const robustIterations = intFlag(flags.robust, '--robust', 0, 20);
+          const options = {
+            rank,
+            ...c,
+            ...(oversampling === undefined ? {} : { oversampling }),
+            ...(powerIterations === undefined ? {} : { powerIterations }),
+            ...(tolerance === undefined ? {} : { tolerance }),
+            ...(maxRank === undefined ? {} : { maxRank }),
+            ...(robustIterations === undefined ? {} : { robustIterations }),
+          };
+          return name === 'pca' ? pca(dataset, ctx, options) : rsvd(dataset, ctx, options);
+        },
+        (v) => {
+          let lines = `rank ${v.rank}\nsingular values: ${list(v.singularValues)}\n`;
+          lines += `explained variance ratio: ${list(v.explainedVarianceRatio)} (sum ${fmt(v.explainedVarianceRatio.reduce((s, x) => s + x, 0))})\n`;
+          for (let t = 0; t < Math.min(v.rank, 5); t++) {
+            const col = Array.from({ length: v.cols }, (_, j) => v.components[j * v.rank + t]!);
+            const top = col
+              .map((x, j) => [j, x] as const)
+              .sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]))
+              .slice(0, 4)
+              .map(([j, x]) => `col ${j}: ${x.toFixed(3)}`)
+              .join(', ');
+            lines += `component ${t + 1}: σ ∈ [${fmt(v.singularValueLower[t]!)}, ${fmt(v.singularValueUpper[t]!)}]; largest loadings ${top}\n`;
+          }
+          if (v.sourceWeights.size > 0)
+            lines += `source weights: ${[...v.sourceWeights].map(([id, w]) => `${id} ${w.toFixed(2)}`).join(', ')}\n`;
+          return lines;
+        },
+      );
+    });
+}
+
+/**
+ * `anvil run pca|rsvd|least-squares|fd|spectral-norm|trace --dataset EXNODE …`: the algorithms in locus, added
+ * as subcommands of `anvil run` (which still runs JOB.json files).
+ */
+export function addAlgorithmCommands(run: CliCommand): CliCommand {
+  // `run`'s own options (--json, --reliability) only before a subcommand: after it they are the subcommand's.
+  run.enablePositionalOptions();
+  run.addCommand(spectral('pca'));
+  run.addCommand(spectral('rsvd'));
+  run.addCommand(
+    common(new CliCommand('least-squares').description('min ‖Ax − b‖ in locus (b: a column of the dataset; A: the others)'))
+      .option('--target <col>', 'column holding b (default: the last)')
+      .option('--method <m>', 'preconditioned (default) or sketch-and-solve')
+      .action(async (flags: CommonFlags & { target?: string; method?: string }) => {
+        await runAlgorithm(
+          flags,
+          (dataset, ctx, c) => {
+            const target = intFlag(flags.target, '--target', 0, dataset.cols - 1);
+            if (flags.method !== undefined && flags.method !== 'preconditioned' && flags.method !== 'sketch-and-solve')
+              throw bad('--method', 'preconditioned or sketch-and-solve', flags.method);
+            return leastSquares(dataset, ctx, {
+              ...c,
+              ...(target === undefined ? {} : { target }),
+              ...(flags.method === undefined ? {} : { method: flags.method }),
+            });
+          },
+          (v) =>
+            `coefficients (columns ${v.features.join(' ')}; target ${v.target}): ${list(v.coefficients, 20)}\n` +
+            `residual norm ${fmt(v.residualNorm)}, ${v.iterations} iterations, κ(AR⁻¹) ${fmt(v.preconditionedCondition)}\n`,
+        );
+      }),
+  );
+  run.addCommand(
+    common(
+      new CliCommand('fd').description('Frequent Directions sketch of the dataset in locus (deterministic covariance bound)'),
+    )
+      .option('--sketch-rows <l>', 'rows ℓ of the sketch')
+      .action(async (flags: CommonFlags & { sketchRows?: string }) => {
+        await runAlgorithm(
+          flags,
+          (dataset, ctx, c) => {
+            const sketchRows = intFlag(flags.sketchRows, '--sketch-rows', 2, 4096);
+            return frequentDirections(dataset, ctx, {
+              ...(sketchRows === undefined ? {} : { sketchRows }),
+              ...(c.deadlineMs === undefined ? {} : { deadlineMs: c.deadlineMs }),
+            });
+          },
+          (v) =>
+            `ℓ ${v.sketchRows}, ${v.rowsSeen} rows absorbed, shrinkage Δ ${fmt(v.shrinkage)}\nsingular values: ${list(v.singularValues)}\n`,
+        );
+      }),
+  );
+  run.addCommand(
+    common(new CliCommand('spectral-norm').description('‖A‖₂ with a two-sided interval, and the effective rank')).action(
+      async (flags: CommonFlags) => {
+        await runAlgorithm(
+          flags,
+          (dataset, ctx, c) => spectralNorm(dataset, ctx, c),
+          (v) => `σ₁ ${fmt(v.sigma1)} ∈ [${fmt(v.lower)}, ${fmt(v.upper)}], effective rank ${fmt(v.effectiveRank)}\n`,
+        );
+      },
+    ),
+  );
+  run.addCommand(
+    common(new CliCommand('trace').description('tr(Cᵖ) of the covariance by Hutch++ in locus'))
+      .option('--power <p>', 'p (1 … 4, default 2)')
+      .action(async (flags: CommonFlags & { power?: string }) => {
+        await runAlgorithm(
+          flags,
+          (dataset, ctx, c) => {
+            const power = intFlag(flags.power, '--power', 1, 4);
+            return traceEstimate(dataset, ctx, { ...c, ...(power === undefined ? {} : { power }) });
+          },
+          (v) => `tr(C^${v.power}) ${fmt(v.trace)}, effective rank ${fmt(v.effectiveRank)}\n`,
+        );
+      }),
+  );
+  return run;
+}
