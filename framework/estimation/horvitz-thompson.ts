@@ -1,4 +1,4 @@
-import { bernsteinRadius } from './bernstein.js';
+import { bennettRadius } from './bernstein.js';
 import type { PlannedBlock, Weighting } from './types.js';
 
 /**
@@ -60,8 +60,12 @@ export function htWeights(
  * whatever it is). The group's error (N_g/n_g)(S_n − n·μ_g) equals −(N_g/n_g)(S_m − m·μ_g), a sum of
  * k = min(n_g, m_g) draws without replacement; by Hoeffding (1963, Thm 4) the Bernstein bound for draws with
  * replacement holds for it, with per-draw range (N_g/n_g)·max_b |T_b − μ_g| and variance (N_g/n_g)²·σ_g²,
- * σ_g² = (1/N_g)Σ_b (T_b − μ_g)² ≤ (1/N_g)Σ_b (T_b − c)² for any c (we take c = mean of answered midpoints).
+ * σ_g² = (1/N_g)Σ_b (T_b − μ_g)² ≤ (1/N_g)Σ_b (T_b − c)² for every c (the cross term vanishes about μ_g). The
+ * right side, with |T_b − c| ≤ max(|lo_b − c|, |hi_b − c|), is convex in c, so c is chosen by golden-section
+ * search to make it smallest; being an upper bound for every c, the choice may look at the data.
  * Groups are independent given their counts. A group with no answer adds a deterministic Σ_b max(|lo|, |hi|).
+ *
+ * The tail is Bennett's form (see {@link bennettRadius}), which is never wider than Bernstein's.
  */
 export function htRadius(blocks: readonly BoundBlock[], dim: number, weighting: Weighting, delta: number): Float64Array {
   const variance = new Float64Array(dim);
@@ -89,7 +93,7 @@ export function htRadius(blocks: readonly BoundBlock[], dim: number, weighting: 
   const out = new Float64Array(dim);
   // The deterministic part can be attained exactly: widen it by a few ulps so rounding cannot cross it.
   for (let j = 0; j < dim; j++) {
-    out[j] = bernsteinRadius(variance[j]!, range[j]!, delta / dim) + deterministic[j]! * (1 + 1e-12);
+    out[j] = bennettRadius(variance[j]!, range[j]!, delta / dim) + deterministic[j]! * (1 + 1e-12);
   }
   return out;
 }
@@ -114,25 +118,65 @@ function groupTerms(
   const w = N / n;
   const k = Math.min(n, m);
   for (let j = 0; j < dim; j++) {
-    let c = 0;
     let muLo = 0;
     let muHi = 0;
+    let cLo = Infinity;
+    let cHi = -Infinity;
     for (const b of members) {
-      if (b.answered) c += 0.5 * (b.lo[j]! + b.hi[j]!);
       muLo += b.lo[j]!;
       muHi += b.hi[j]!;
+      cLo = Math.min(cLo, b.lo[j]!);
+      cHi = Math.max(cHi, b.hi[j]!);
     }
-    c /= n;
     muLo /= N;
     muHi /= N;
-    let sumSq = 0;
+    const sumSqAbout = (c: number): number => {
+      let acc = 0;
+      for (const b of members) {
+        const d = Math.max(Math.abs(b.lo[j]! - c), Math.abs(b.hi[j]! - c));
+        acc += d * d;
+      }
+      return acc;
+    };
+    const sumSq = minimizeConvex(sumSqAbout, cLo, cHi);
     let maxDev = 0;
-    for (const b of members) {
-      const d = Math.max(Math.abs(b.lo[j]! - c), Math.abs(b.hi[j]! - c));
-      sumSq += d * d;
-      maxDev = Math.max(maxDev, Math.abs(b.hi[j]! - muLo), Math.abs(b.lo[j]! - muHi));
-    }
+    for (const b of members) maxDev = Math.max(maxDev, Math.abs(b.hi[j]! - muLo), Math.abs(b.lo[j]! - muHi));
     variance[j]! += w * w * k * (sumSq / N);
     range[j] = Math.max(range[j]!, w * maxDev);
   }
+}
+
+const GOLDEN = (Math.sqrt(5) - 1) / 2;
+
+/**
+ * @internal Smallest value found of a convex function on [lo, hi] by golden-section search (the value at
+ * some point of the interval, so whatever the search's accuracy, it is a value the function takes).
+ */
+export function minimizeConvex(f: (x: number) => number, lo: number, hi: number, iterations = 60): number {
+  if (!(hi > lo)) return f(lo);
+  let a = lo;
+  let b = hi;
+  let x1 = b - GOLDEN * (b - a);
+  let x2 = a + GOLDEN * (b - a);
+  let f1 = f(x1);
+  let f2 = f(x2);
+  let best = Math.min(f(lo), f(hi), f1, f2);
+  for (let i = 0; i < iterations && b - a > 1e-12 * (Math.abs(a) + Math.abs(b)); i++) {
+    if (f1 <= f2) {
+      b = x2;
+      x2 = x1;
+      f2 = f1;
+      x1 = b - GOLDEN * (b - a);
+      f1 = f(x1);
+      best = Math.min(best, f1);
+    } else {
+      a = x1;
+      x1 = x2;
+      f1 = f2;
+      x2 = a + GOLDEN * (b - a);
+      f2 = f(x2);
+      best = Math.min(best, f2);
+    }
+  }
+  return best;
 }

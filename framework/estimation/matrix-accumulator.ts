@@ -1,7 +1,7 @@
-import { bernsteinRadius } from './bernstein.js';
+import { bennettRadius } from './bernstein.js';
 import { buildEstimate, MAR, weightingText } from './estimate-builder.js';
 import { invalidArgument } from './errors.js';
-import { groupOf } from './horvitz-thompson.js';
+import { groupOf, minimizeConvex } from './horvitz-thompson.js';
 import { coverageOf, resolvePlan } from './plan.js';
 import { frobeniusNorm, symmetricEigenvalues } from './symmetric-eigen.js';
 import { gramNormBound, scatterBounds } from './block-summary.js';
@@ -179,45 +179,22 @@ export class MatrixAccumulator {
       const w = N / n;
       for (const b of got) addScaled(value, remainder.get(b.id)!, w);
       if (m === 0) continue;
-      // Centre C = mean of the answered R_b; dev_b ≥ ‖R_b − C‖₂ (exact for answered blocks, from the summary
-      // for missing ones).
-      const centre = new Float64Array(rows * cols);
-      for (const b of got) addScaled(centre, remainder.get(b.id)!, 1 / n);
-      const centreInfo = this.#centreInfo(centre);
-      let missingDev = 0;
-      let missingDev2 = 0;
-      let maxDev = 0;
-      // Σ_ans (R_b − C)(R_b − C)ᵀ and Σ_ans (R_b − C)ᵀ(R_b − C): the answered blocks' exact second moments.
-      const left = new Float64Array(rows * rows);
-      const right = new Float64Array(cols * cols);
-      for (const b of members) {
-        const rb = remainder.get(b.id);
-        if (rb) {
-          const x = subtract(rb, centre);
-          accumulateSquares(x, rows, cols, left, right);
-          maxDev = Math.max(maxDev, this.#norm(x));
-        } else {
-          const dev = this.#remainderDeviation(b.summary, centreInfo);
-          missingDev += dev;
-          missingDev2 += dev * dev;
-          maxDev = Math.max(maxDev, dev);
-        }
-      }
-      // μ = (n·C + Σ_miss R_b)/N, so ‖C − μ‖ ≤ (1/N)·Σ_miss dev_b and ‖R_b − μ‖ ≤ max dev + that.
-      // Second moment about μ ⪯ about C: (1/N)·(Σ_ans (R_b − C)² + Σ_miss dev_b²·I) in either product order.
-      // Error = −w·Σ_{k draws}(R − μ), k = min(n, m) (the answered set or its complement).
       const k = Math.min(n, m);
-      const second = Math.max(largestEigenvalue(left, rows), largestEigenvalue(right, cols)) + missingDev2;
+      const { second, maxDraw } = this.#groupMoments(
+        got.map((b) => remainder.get(b.id)!),
+        members.filter((b) => !answered(b.id)).map((b) => b.summary),
+      );
+      // Error = −w·Σ_{k draws}(R − μ), k = min(n, m) (the answered set or its complement).
       variance += w * w * k * (second / N);
-      range = Math.max(range, w * (maxDev + missingDev / N));
+      range = Math.max(range, w * maxDraw);
     }
-    const sampling = bernsteinRadius(variance, range, resolved.delta, rows + cols) + deterministic * (1 + 1e-12);
+    const sampling = bennettRadius(variance, range, resolved.delta, rows + cols) + deterministic * (1 + 1e-12);
     return buildEstimate(value, sampling, resolved, options, {
       coverage: coverageOf(planned, answered),
       blocksUsed: used,
       blocksPlanned: planned.length,
       bytesMoved: this.#bytesMoved,
-      method: `horvitz-thompson difference estimator(${this.statistic.name}: summary part exact, HT on the rest); ${weightingText(resolved)}; matrix bernstein (Tropp 2015 Thm 6.1.1), spectral norm; ${MAR}`,
+      method: `horvitz-thompson difference estimator(${this.statistic.name}: summary part exact, HT on the rest); ${weightingText(resolved)}; matrix bennett (Tropp 2012 Thm 6.1), spectral norm; ${MAR}`,
       norm: 'spectral',
     });
   }
@@ -232,24 +209,125 @@ export class MatrixAccumulator {
     return frobeniusNorm(t);
   }
 
-  #centreInfo(centre: Float64Array): { norm: number; eigMin: number; eigMax: number } {
-    const { rows } = this.statistic;
-    if (this.statistic.psdRemainder && rows <= DEFAULT_EXACT_NORM_MAX_DIM) {
-      const eig = symmetricEigenvalues(centre, rows);
-      const slack = 1e-12 * frobeniusNorm(centre);
-      return { norm: eig[rows - 1]! + slack, eigMin: eig[0]! - slack, eigMax: eig[rows - 1]! + slack };
+  /**
+   * Second moment and per-draw range of one response group with answered remainders `got` (n of them) and
+   * missing blocks known by their summaries (m of them), N = n + m, μ the group's mean remainder:
+   * - `second` ≥ ‖Σ_b (R_b − μ)(R_b − μ)ᵀ‖ and ≥ ‖Σ_b (R_b − μ)ᵀ(R_b − μ)‖ (the caller divides by N);
+   * - `maxDraw` ≥ max_b ‖R_b − μ‖.
+   *
+   * For every matrix C, Σ_b (R_b − μ)(R_b − μ)ᵀ ⪯ Σ_b (R_b − C)(R_b − C)ᵀ (the cross terms vanish about μ), so
+   * any C gives a bound; answered blocks enter exactly and a missing block through a bound dev_b(C) on
+   * ‖R_b − C‖ from its summary ((R_b − C)(R_b − C)ᵀ ⪯ dev_b²·I). C runs over the family β·M + α·I (M = mean of
+   * the answered remainders; α = 0 unless the remainder is PSD): C = M is best when few blocks are missing,
+   * a C with a narrower spectrum when many are, because a missing block's deviation is only known through
+   * Weyl's inequality. The bound is convex in C, so α is found by golden-section search for each β. The
+   * answered blocks' sums expand exactly: Σ_ans (R − C)(R − C)ᵀ = S + n(β² − 2β)·MMᵀ + 2nα(β − 1)·M + nα²·I
+   * with S = Σ_ans R Rᵀ (for square statistics M is symmetric).
+   */
+  #groupMoments(got: readonly Float64Array[], missing: readonly BlockSummary[]): { second: number; maxDraw: number } {
+    const { rows, cols } = this.statistic;
+    const n = got.length;
+    const N = n + missing.length;
+    const M = new Float64Array(rows * cols);
+    for (const r of got) addScaled(M, r, 1 / n);
+    const left = new Float64Array(rows * rows);
+    const right = new Float64Array(cols * cols);
+    for (const r of got) accumulateSquares(r, rows, cols, left, right);
+    const mLeft = new Float64Array(rows * rows);
+    const mRight = new Float64Array(cols * cols);
+    accumulateSquares(M, rows, cols, mLeft, mRight);
+    const psd = this.statistic.psdRemainder && rows <= DEFAULT_EXACT_NORM_MAX_DIM;
+    // Spectrum of M (PSD case): λ(βM + αI) = βλ(M) + α.
+    let mMin = 0;
+    let mMax = 0;
+    let mNorm: number;
+    if (psd) {
+      const eig = symmetricEigenvalues(M, rows);
+      const slack = 1e-12 * frobeniusNorm(M);
+      mMin = eig[0]! - slack;
+      mMax = eig[rows - 1]! + slack;
+      mNorm = Math.max(Math.abs(mMin), Math.abs(mMax));
+    } else {
+      mNorm = this.#norm(M);
     }
-    const norm = this.#norm(centre);
-    return { norm, eigMin: this.statistic.psdRemainder ? 0 : -norm, eigMax: norm };
-  }
-
-  /** Bound on ‖R_b − C‖₂ for a block known only by its summary. */
-  #remainderDeviation(summary: BlockSummary, c: { norm: number; eigMin: number; eigMax: number }): number {
-    const bound = this.statistic.remainderNormBound(summary);
-    if (!this.statistic.psdRemainder) return bound + c.norm;
-    // Both PSD: by Weyl, λ_max(R − C) ≤ λ_max(R) − λ_min(C) and λ_min(R − C) ≥ λ_min(R) − λ_max(C).
-    const eigMin = this.statistic.remainderEigMinBound?.(summary) ?? 0;
-    return Math.max(0, bound - c.eigMin, c.eigMax - eigMin);
+    // Per answered block: ‖R_b − M‖ exactly, and its spectrum (PSD case) for Weyl bounds against other C.
+    const ansDevM: number[] = [];
+    const ansEig: { lo: number; hi: number }[] = [];
+    for (const r of got) {
+      ansDevM.push(this.#norm(subtract(r, M)));
+      if (psd) {
+        const eig = symmetricEigenvalues(r, rows);
+        const slack = 1e-12 * frobeniusNorm(r);
+        ansEig.push({ lo: eig[0]! - slack, hi: eig[rows - 1]! + slack });
+      }
+    }
+    const missBound = missing.map((s) => this.statistic.remainderNormBound(s));
+    const missMin = missing.map((s) => this.statistic.remainderEigMinBound?.(s) ?? 0);
+    const scaleLeft = frobeniusNorm(left) + frobeniusNorm(right) + n * (frobeniusNorm(mLeft) + frobeniusNorm(mRight));
+    const scaleM = frobeniusNorm(M);
+    let bestDraw = Infinity;
+    const evaluate = (beta: number, alpha: number): number => {
+      // ‖M − C‖ = ‖(1 − β)M − αI‖.
+      const shift = psd ? Math.max(Math.abs((1 - beta) * mMin - alpha), Math.abs((1 - beta) * mMax - alpha)) : (1 - beta) * mNorm;
+      const cMin = beta * mMin + alpha;
+      const cMax = beta * mMax + alpha;
+      let missDev2 = 0;
+      let missDev = 0;
+      let maxDev = 0;
+      missing.forEach((_, i) => {
+        // PSD: by Weyl, λ_max(R − C) ≤ λ_max(R) − λ_min(C) and λ_min(R − C) ≥ λ_min(R) − λ_max(C).
+        const dev = psd ? Math.max(0, missBound[i]! - cMin, cMax - missMin[i]!) : missBound[i]! + beta * mNorm;
+        missDev += dev;
+        missDev2 += dev * dev;
+        maxDev = Math.max(maxDev, dev);
+      });
+      got.forEach((_, i) => {
+        let dev = ansDevM[i]! + shift;
+        if (psd) dev = Math.min(dev, Math.max(0, ansEig[i]!.hi - cMin, cMax - ansEig[i]!.lo));
+        maxDev = Math.max(maxDev, dev);
+      });
+      // μ = C + (1/N)Σ_b (R_b − C): ‖C − μ‖ ≤ (n·‖M − C‖ + Σ_miss dev_b)/N.
+      bestDraw = Math.min(bestDraw, maxDev + (n * shift + missDev) / N);
+      const c2 = beta * beta - 2 * beta;
+      const l = new Float64Array(rows * rows);
+      for (let q = 0; q < l.length; q++) l[q] = left[q]! + n * c2 * mLeft[q]!;
+      let sAns: number;
+      if (psd) {
+        for (let i = 0; i < rows; i++) {
+          for (let j = 0; j < rows; j++) l[i * rows + j]! += 2 * n * alpha * (beta - 1) * M[i * rows + j]!;
+          l[i * rows + i]! += n * alpha * alpha;
+        }
+        sAns = largestEigenvalue(l, rows);
+      } else {
+        const r = new Float64Array(cols * cols);
+        for (let q = 0; q < r.length; q++) r[q] = right[q]! + n * c2 * mRight[q]!;
+        sAns = Math.max(largestEigenvalue(l, rows), largestEigenvalue(r, cols));
+      }
+      // The expansion cancels large terms: widen by its rounding scale.
+      const rounding = 1e-12 * (scaleLeft * (1 + beta * beta) + 2 * n * Math.abs(alpha) * scaleM + n * alpha * alpha * rows);
+      return Math.max(0, sAns) + rounding + missDev2;
+    };
+    let second = evaluate(1, 0);
+    if (missing.length > 0) {
+      for (const beta of [0, 0.25, 0.5, 0.75, 1]) {
+        if (!psd) {
+          second = Math.min(second, evaluate(beta, 0));
+          continue;
+        }
+        // α in a range that contains the minimiser: the missing blocks' and M's spectra bound it.
+        let lo = Math.min(0, -beta * mMax);
+        let hi = Math.max(0, -beta * mMin);
+        for (let i = 0; i < missing.length; i++) {
+          lo = Math.min(lo, missMin[i]! - beta * mMax);
+          hi = Math.max(hi, missBound[i]! - beta * mMin);
+        }
+        second = Math.min(
+          second,
+          minimizeConvex((a) => evaluate(beta, a), lo, hi, 30),
+        );
+      }
+    }
+    return { second, maxDraw: bestDraw };
   }
 }
 
