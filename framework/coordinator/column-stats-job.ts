@@ -3,6 +3,7 @@ import type { Estimate, EstimateOptions, PlannedBlock } from '../estimation/inde
 import type { Dataset } from './dataset-shape.js';
 import { float64Values, type Job, type JobCombiner } from './job.js';
 import type { OpSpec } from './op-runner.js';
+import { validateColumnStats } from './validate-output.js';
 
 /** The `column-stats` op: per block a 6 × cols float64 table (count, Σx, Σx², min, max, Σ(x − mean)²). */
 export const columnStatsOp: OpSpec = {
@@ -30,6 +31,7 @@ export function columnStatsJob(dataset: Dataset, statistic: ColumnStatistic): Jo
     name: `column-${statistic}`,
     dataset,
     op: columnStatsOp,
+    validate: (block, output) => validateColumnStats(block, output, d),
     combiner(): JobCombiner<Float64Array> {
       const sums = new VectorAccumulator(d, columnSums);
       const squares = statistic === 'variances' ? new VectorAccumulator(d, columnSumsOfSquares) : undefined;

@@ -3,6 +3,7 @@ import type { Estimate } from '../estimation/index.js';
 import type { Dataset } from './dataset-shape.js';
 import { float64Values, type Job, type JobCombiner } from './job.js';
 import type { OpSpec } from './op-runner.js';
+import { validateGram } from './validate-output.js';
 
 /** The `gram` op: per block A_bᵀA_b, cols × cols float64. */
 export const gramOp: OpSpec = {
@@ -21,6 +22,7 @@ export function gramJob(dataset: Dataset): Job<Float64Array> {
     name: 'gram',
     dataset,
     op: gramOp,
+    validate: (block, output) => validateGram(block, output, dataset.cols, dataset.dtype),
     combiner: () => gramCombiner(dataset.cols),
   };
 }
@@ -34,6 +36,7 @@ export function covarianceJob(dataset: Dataset): Job<Float64Array> {
     name: 'covariance',
     dataset,
     op: gramOp,
+    validate: (block, output) => validateGram(block, output, dataset.cols, dataset.dtype),
     combiner(): JobCombiner<Float64Array> {
       const d = dataset.cols;
       const gram = gramCombiner(d);

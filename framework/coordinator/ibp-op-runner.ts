@@ -13,9 +13,9 @@ import {
   parseCapability,
   type DepotAddress,
   type IbpClient,
+  NfuParamKind,
   type NfuParamSpec,
 } from '../../ibp/index.js';
-import { runKernel } from '../nfu/run-kernel.js';
 import { depotId, type DatasetReplica } from './dataset-shape.js';
 import type { OpAnswer, OpAttempt, OpRunner, OpSpec } from './op-runner.js';
 import { nfuReplyBytes, nfuRequestBytes } from './wire-bytes.js';
@@ -54,6 +54,8 @@ export class IbpOpRunner implements OpRunner {
   readonly #leaseSec: number;
   readonly #ttlMs: number;
   readonly #offers = new Map<string, { at: number; ops: Promise<ReadonlySet<number>> }>();
+  /** The settled inquiries of {@link #offers}. */
+  readonly #known = new Map<string, { at: number; ops: ReadonlySet<number> }>();
   #nextHelper = 0;
 
   constructor(client: IbpClient, options: IbpOpRunnerOptions = {}) {
@@ -70,15 +72,25 @@ export class IbpOpRunner implements OpRunner {
     const now = Date.now();
     const hit = this.#offers.get(key);
     if (hit !== undefined && now - hit.at < this.#ttlMs) return hit.ops;
-    const ops = this.#client.status(depot, { password: this.#password }).then((inq) => new Set(inq.nfuOps));
+    const ops = this.#client.status(depot, { password: this.#password }).then((inq) => {
+      const set: ReadonlySet<number> = new Set(inq.nfuOps);
+      this.#known.set(key, { at: now, ops: set });
+      return set;
+    });
     // A failed inquiry is not cached: the depot may come back.
     ops.catch(() => this.#offers.delete(key));
     this.#offers.set(key, { at: now, ops });
     return ops;
   }
 
+  /** The cached advertised ops of a depot when known and fresh (no await on the per-op path). */
+  #advertisedNow(depot: DepotAddress): ReadonlySet<number> | undefined {
+    const hit = this.#known.get(depotId(depot));
+    return hit !== undefined && Date.now() - hit.at < this.#ttlMs ? hit.ops : undefined;
+  }
+
   async offers(depots: readonly DepotAddress[], op: OpSpec['name']): Promise<ReadonlyMap<string, boolean>> {
-    const opcode = registry.byNameOrThrow(op).opcode;
+    const opcode = opcodeOf(op);
     const out = new Map<string, boolean>();
     await Promise.all(
       depots.map(async (d) => {
@@ -87,6 +99,11 @@ export class IbpOpRunner implements OpRunner {
       }),
     );
     return out;
+  }
+
+  /** Runs one attempt (the engine's promise form); see {@link run}. */
+  execute(attempt: OpAttempt): Promise<OpAnswer> {
+    return this.#execute(attempt);
   }
 
   run(attempt: OpAttempt): Observable<OpAnswer> {
@@ -112,8 +129,8 @@ export class IbpOpRunner implements OpRunner {
 
   async #execute(attempt: OpAttempt): Promise<OpAnswer> {
     const { replica, op } = attempt;
-    const opcode = registry.byNameOrThrow(op.name).opcode;
-    const ops = await this.advertised(replica.depot);
+    const opcode = opcodeOf(op.name);
+    const ops = this.#advertisedNow(replica.depot) ?? (await this.advertised(replica.depot));
     if (ops.has(opcode)) {
       const { output, wireBytes } = await this.#nfu(attempt, replica.depot, {
         cap: replica.read,
@@ -201,24 +218,25 @@ export class IbpOpRunner implements OpRunner {
       ...op.attrs,
     };
     const returnBytes = op.outputBytes(dataset, block);
-    const output = await runKernel(this.#client, depot, op.name, {
-      attrs,
-      inputs: [input],
-      output: { returnBytes },
-      timeoutMs: attempt.timeoutMs,
-    });
-    if (output === undefined) throw new Error(`NFU op ${op.name} on ${depotId(depot)} returned no output`);
-    // The same parameters runKernel sends, to count them.
+    // runKernel's parameters for a one-input op returning its output, built once: sent and counted.
     const params: NfuParamSpec[] = [
-      { kind: 3, data: encodeAttrs(attrs) },
-      { kind: 0, cap: input.cap, offset: input.offset, length: input.length },
-      { kind: 4, length: returnBytes },
+      { kind: NfuParamKind.VAL_IN, data: encodeAttrs(attrs) },
+      { kind: NfuParamKind.REF_RD, cap: input.cap, offset: input.offset, length: input.length },
+      { kind: NfuParamKind.VAL_OUT, length: returnBytes },
     ];
-    const wireBytes = nfuRequestBytes(opcode(op.name), params) + nfuReplyBytes(new Map([[2, output]]));
+    const opcode = opcodeOf(op.name);
+    const values = await this.#client.nfu(depot, opcode, params, attempt.timeoutMs);
+    const output = values.get(2);
+    if (output === undefined) throw new Error(`NFU op ${op.name} on ${depotId(depot)} returned no output`);
+    const wireBytes = nfuRequestBytes(opcode, params) + nfuReplyBytes([[2, output]]);
     return { output, wireBytes };
   }
 }
 
-function opcode(name: string): number {
-  return registry.byNameOrThrow(name).opcode;
+/** Opcodes by kernel name, looked up once each. */
+const opcodes = new Map<string, number>();
+function opcodeOf(name: string): number {
+  let code = opcodes.get(name);
+  if (code === undefined) opcodes.set(name, (code = registry.byNameOrThrow(name).opcode));
+  return code;
 }

@@ -19,6 +19,14 @@ export interface Job<V> {
   readonly op: OpSpec;
   /** Sketching error of the method itself, added to the sampling part. */
   readonly sketch?: { epsilon: number; delta: number };
+  /**
+   * Optional plausibility check of one block's op output against what is known of the block (its ingest
+   * summary): a reason to reject it, or undefined. A rejected output is a failed attempt on that replica
+   * (recorded in the reliability history as a failure, `invalid` in the metrics) and the next replica is
+   * asked. Corrupted replies (flipped bytes on the way) must not pass; honest outputs must, whatever the
+   * rounding of the depot's summation order.
+   */
+  validate?(block: DatasetBlock, output: Uint8Array): string | undefined;
   combiner(): JobCombiner<V>;
 }
 

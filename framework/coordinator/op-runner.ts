@@ -54,6 +54,12 @@ export interface OpAnswer {
 export interface OpRunner {
   run(attempt: OpAttempt): Observable<OpAnswer>;
   /**
+   * Optional promise form of {@link run}, which the engine prefers (no observable per op): resolves with the
+   * answer or rejects with the attempt's failure. An attempt the engine abandons (timeout, hedge won,
+   * cancellation) is simply ignored, so the runner must end its own work within `attempt.timeoutMs`.
+   */
+  execute?(attempt: OpAttempt): Promise<OpAnswer>;
+  /**
    * Optional: whether a depot offers an op (its advertised NFU ops). The engine asks replicas on depots
    * that do first; unknown depots count as offering it.
    */

@@ -3,6 +3,7 @@ import { invalidArgument } from '../estimation/errors.js';
 import type { Dataset } from './dataset-shape.js';
 import { float64Values, type Job } from './job.js';
 import { gramOp } from './gram-job.js';
+import { validateGram } from './validate-output.js';
 
 /**
  * Aᵀ(AX) = Σ_b (A_bᵀA_b)·X for a supplied small X (d × k, row-major): each block's Gram comes back from a
@@ -24,6 +25,7 @@ export function projectionJob(dataset: Dataset, x: Float64Array, k: number): Job
     name: 'gram-times-x',
     dataset,
     op: gramOp,
+    validate: (block, output) => validateGram(block, output, d, dataset.dtype),
     combiner() {
       const acc = new MatrixAccumulator(projectionStatistic(d, k, Math.sqrt(xNorm2)));
       return {

@@ -1,7 +1,11 @@
 import type { Inclusion } from '../estimation/index.js';
 
-/** What became of one op attempt on a depot, or of one block of a source. */
-export type OpOutcome = 'answer' | 'failure' | 'late';
+/**
+ * What became of one op attempt on a depot, or of one block of a source: answered, failed (error,
+ * unreachable), late (timed out or dropped at the deadline), or invalid (answered with an output the job's
+ * plausibility check rejected — a failure, shown apart in the metrics).
+ */
+export type OpOutcome = 'answer' | 'failure' | 'late' | 'invalid';
 
 /**
  * The reliability history the engine reads and feeds: per depot and per source, decayed

@@ -1,4 +1,4 @@
-import { Observable, asyncScheduler, from, mergeMap, of, takeUntil, timer, type SchedulerLike } from 'rxjs';
+import { Observable, asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
 import {
   CoordinatorError,
   CoordinatorErrorCode,
@@ -11,7 +11,8 @@ import {
 } from '../estimation/index.js';
 import { depotId, type DatasetBlock, type DatasetReplica } from './dataset-shape.js';
 import { DepotGate } from './depot-gate.js';
-import { hedgedBlock, type BlockContext, type BlockOutcome } from './hedged-block.js';
+import { startBlock, type BlockContext, type BlockOutcome } from './hedged-block.js';
+import { TimerQueue } from './timer-queue.js';
 import type { Job } from './job.js';
 import type { OpAnswer, OpRunner } from './op-runner.js';
 import type { OpOutcome, ReliabilityView } from './reliability-view.js';
@@ -113,6 +114,8 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
       return undefined;
     }
     let deadlinePassed = false;
+    let closed = false;
+    const timers = new TimerQueue(scheduler);
     const ctx: BlockContext = {
       dataset: job.dataset,
       op: job.op,
@@ -120,11 +123,13 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
       gate: options.gate ?? new DepotGate(options.perDepotConcurrency ?? DEFAULT_PER_DEPOT_CONCURRENCY),
       reliability,
       scheduler,
+      timers,
       opTimeoutMs: options.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS,
       hedgeQuantile: options.hedgeQuantile ?? DEFAULT_HEDGE_QUANTILE,
       defaultHedgeMs: options.defaultHedgeMs ?? DEFAULT_HEDGE_MS,
       minHedgeMs: options.minHedgeMs ?? DEFAULT_MIN_HEDGE_MS,
       deadlinePassed: () => deadlinePassed,
+      ...(job.validate === undefined ? {} : { validate: (b: DatasetBlock, out: Uint8Array) => job.validate!(b, out) }),
       ...(options.onAttempt === undefined ? {} : { onAttempt: options.onAttempt }),
     };
     const combiner = job.combiner();
@@ -133,13 +138,34 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
       weighting: options.weighting ?? 'response-groups',
       ...(job.sketch === undefined ? {} : { sketch: job.sketch }),
     };
+    const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     const partialEvery = options.partialEvery ?? Math.max(1, Math.ceil(blocks.length / 20));
     const planned: PlannedBlock[] = [];
     const depotsUsed = new Set<string>();
     let finished = 0;
     const partialIntervalMs = options.partialIntervalMs ?? DEFAULT_PARTIAL_INTERVAL_MS;
     let lastPartial = Number.NEGATIVE_INFINITY;
+    // Blocks not started yet (in plan order) and the cancel functions of those running.
+    let queue: { b: DatasetBlock; replicas: DatasetReplica[] }[] = [];
+    let nextBlock = 0;
+    const running = new Set<() => void>();
+    let pumping = false;
+    let deadlineAction: Subscription | undefined;
 
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      for (const cancel of running) cancel();
+      running.clear();
+      timers.close();
+      deadlineAction?.unsubscribe();
+      options.signal?.removeEventListener('abort', onAbort);
+    };
+    const fail = (e: unknown): void => {
+      if (closed) return;
+      close();
+      subscriber.error(e);
+    };
     const estimate = (final: boolean): Estimate<V> => {
       const sources: SourceWeight[] = [...depotsUsed].map((id) => ({
         id,
@@ -152,6 +178,19 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
         sources,
         final,
       });
+    };
+    const complete = (): void => {
+      if (closed) return;
+      let e: Estimate<V>;
+      try {
+        e = estimate(true);
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      close();
+      subscriber.next(e);
+      subscriber.complete();
     };
     const onOutcome = (o: BlockOutcome): void => {
       finished++;
@@ -173,64 +212,79 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
         if (e !== undefined) subscriber.next(e);
       }
     };
-
-    const offers$ =
-      options.runner.offers === undefined
-        ? of(new Map<string, boolean>())
-        : from(options.runner.offers(uniqueDepots(blocks), job.op.name));
-    const work$ = offers$.pipe(
-      mergeMap((offers) => {
-        const ordered = blocks.map((b) => {
-          const replicas = orderReplicas(b, offers, depotInclusion);
-          planned.push({
-            id: String(b.index),
-            summary: b.summary!,
-            group: replicas[0] === undefined ? '' : depotId(replicas[0].depot),
-            inclusion: blockInclusion(replicas.map((r) => depotInclusion(depotId(r.depot)))),
+    // Starts blocks while there is room; re-entered from outcomes that arrive synchronously.
+    const pump = (): void => {
+      if (pumping || closed) return;
+      pumping = true;
+      try {
+        while (!closed && running.size < concurrency && nextBlock < queue.length) {
+          const { b, replicas } = queue[nextBlock++]!;
+          const hit = options.cache?.get(blockKey(b));
+          if (hit !== undefined) {
+            onOutcome({ block: b, answer: { ...hit, wireBytes: 0 }, attempts: 0 });
+            continue;
+          }
+          // Filled once startBlock returns (a block may end synchronously inside it).
+          const handle: { cancel?: () => void } = {};
+          let ended = false;
+          const cancel = startBlock(ctx, b, replicas, (o) => {
+            ended = true;
+            if (handle.cancel !== undefined) running.delete(handle.cancel);
+            if (closed) return;
+            try {
+              onOutcome(o);
+            } catch (err) {
+              fail(err);
+              return;
+            }
+            pump();
           });
-          return { b, replicas };
+          if (!ended) {
+            handle.cancel = cancel;
+            running.add(cancel);
+          }
+        }
+      } catch (err) {
+        fail(err);
+      } finally {
+        pumping = false;
+      }
+      if (!closed && finished === queue.length) complete();
+    };
+    const plan = (offers: ReadonlyMap<string, boolean>): void => {
+      queue = blocks.map((b) => {
+        const replicas = orderReplicas(b, offers, depotInclusion);
+        planned.push({
+          id: String(b.index),
+          summary: b.summary!,
+          group: replicas[0] === undefined ? '' : depotId(replicas[0].depot),
+          inclusion: blockInclusion(replicas.map((r) => depotInclusion(depotId(r.depot)))),
         });
-        return from(ordered).pipe(
-          mergeMap(({ b, replicas }) => {
-            const hit = options.cache?.get(blockKey(b));
-            if (hit !== undefined) return of<BlockOutcome>({ block: b, answer: { ...hit, wireBytes: 0 }, attempts: 0 });
-            return hedgedBlock(ctx, b, replicas);
-          }, options.concurrency ?? DEFAULT_CONCURRENCY),
-        );
-      }),
-    );
-    const deadline$ = options.deadlineMs === undefined ? undefined : timer(options.deadlineMs, scheduler);
-    // takeUntil unsubscribes the running blocks before completing: mark the deadline first (timers due at
-    // the same time fire in subscription order).
-    const deadlineMark = deadline$?.subscribe(() => (deadlinePassed = true));
-    const inner = (deadline$ === undefined ? work$ : work$.pipe(takeUntil(deadline$))).subscribe({
-      next: (o) => {
-        try {
-          onOutcome(o);
-        } catch (e) {
-          subscriber.error(e);
-        }
-      },
-      error: (e: unknown) => subscriber.error(e),
-      complete: () => {
-        try {
-          subscriber.next(estimate(true));
-          subscriber.complete();
-        } catch (e) {
-          subscriber.error(e);
-        }
-      },
-    });
-    const onAbort = (): void => {
-      inner.unsubscribe();
-      subscriber.error(options.signal!.reason);
+        return { b, replicas };
+      });
+      pump();
     };
+    const onAbort = (): void => fail(options.signal!.reason);
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    return () => {
-      options.signal?.removeEventListener('abort', onAbort);
-      deadlineMark?.unsubscribe();
-      inner.unsubscribe();
-    };
+    if (options.deadlineMs !== undefined) {
+      // Deadline mode: drop what still runs (recorded late) and answer with what arrived.
+      deadlineAction = scheduler.schedule(() => {
+        deadlinePassed = true;
+        for (const cancel of running) cancel();
+        running.clear();
+        complete();
+      }, options.deadlineMs);
+    }
+    if (options.runner.offers === undefined) plan(new Map());
+    else {
+      options.runner.offers(uniqueDepots(blocks), job.op.name).then(
+        (offers) => {
+          if (!closed) plan(offers);
+        },
+        (e: unknown) => fail(e),
+      );
+    }
+    return close;
   });
 }
 

@@ -17,9 +17,10 @@ export function nfuRequestBytes(opcode: number, params: readonly NfuParamSpec[])
 }
 
 /** Bytes of a depot's NFU reply: `1 \n`, `N \n`, then per output `INDEX LEN \n` + bytes. */
-export function nfuReplyBytes(outputs: ReadonlyMap<number, Uint8Array>): number {
-  let n = '1 \n'.length + `${outputs.size} \n`.length;
-  for (const [index, data] of outputs) n += `${index} ${data.length} \n`.length + data.length;
+export function nfuReplyBytes(outputs: ReadonlyMap<number, Uint8Array> | readonly (readonly [number, Uint8Array])[]): number {
+  const entries = outputs instanceof Map ? [...outputs] : (outputs as readonly (readonly [number, Uint8Array])[]);
+  let n = '1 \n'.length + `${entries.length} \n`.length;
+  for (const [index, data] of entries) n += `${index} ${data.length} \n`.length + data.length;
   return n;
 }
 

@@ -1,6 +1,10 @@
-import { columnStats, gram } from '../../nfu-kernels/index.js';
+import { from, type Observable } from 'rxjs';
+import { builtinRegistry, columnStats, encodeAttrs, gram, parseAttrs } from '../../nfu-kernels/index.js';
+import type { OpAnswer, OpAttempt, OpRunner } from '../../framework/coordinator/op-runner.js';
 import { summarizeBlock } from '../../framework/estimation/index.js';
 import type { Dataset, DatasetBlock } from '../../framework/coordinator/dataset-shape.js';
+
+const kernels = builtinRegistry();
 
 /** Seeded uniform numbers in [0, 1) (mulberry32). */
 export function seeded(seed: number): () => number {
@@ -24,7 +28,7 @@ export function blockData(blocks: number, rows: number, cols: number, seed = 1):
  * A dataset over in-memory blocks; block b's replicas sit on the depots `depotsOf(b)` (fake ports, or real
  * caps when `caps` is given).
  */
-export function fakeDataset(data: Float64Array[], cols: number, depotsOf: (b: number) => number[]): Dataset {
+export function fakeDataset(data: (Float64Array | Float32Array)[], cols: number, depotsOf: (b: number) => number[]): Dataset {
   let rowStart = 0;
   const blocks: DatasetBlock[] = data.map((d, index) => {
     const rows = d.length / cols;
@@ -45,7 +49,7 @@ export function fakeDataset(data: Float64Array[], cols: number, depotsOf: (b: nu
     rowStart += rows;
     return block;
   });
-  return { name: 'fake', dtype: 'float64', rows: rowStart, cols, blocks };
+  return { name: 'fake', dtype: data[0] instanceof Float32Array ? 'float32' : 'float64', rows: rowStart, cols, blocks };
 }
 
 const attrs = (rows: number, cols: number) => ({
@@ -94,4 +98,53 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
+}
+
+/**
+ * An in-process {@link OpRunner}: runs the job's real kernel on the block's bytes (`data[b]`, in the
+ * dataset's dtype) as a depot would, and answers after a microtask. `corrupt(port, block)` (optional)
+ * names the depots whose replies get one byte flipped (at a seeded position, like a fault proxy's), and
+ * `calls` counts attempts per depot port.
+ */
+export class LocalKernelRunner implements OpRunner {
+  readonly calls = new Map<number, number>();
+  readonly corrupted: { port: number; block: number; byte: number }[] = [];
+  readonly #rand: () => number;
+  constructor(
+    private readonly data: (Float64Array | Float32Array)[],
+    private readonly corrupt: (port: number, block: number) => boolean = () => false,
+    seed = 1,
+  ) {
+    this.#rand = seeded(seed);
+  }
+  run(attempt: OpAttempt): Observable<OpAnswer> {
+    return from(this.execute(attempt));
+  }
+  execute(attempt: OpAttempt): Promise<OpAnswer> {
+    const port = attempt.replica.depot.port;
+    const b = attempt.block.index;
+    this.calls.set(port, (this.calls.get(port) ?? 0) + 1);
+    const d = this.data[b]!;
+    const attrs = parseAttrs(
+      encodeAttrs({
+        dtype: attempt.dataset.dtype,
+        rows: attempt.block.rows,
+        cols: attempt.dataset.cols,
+        rowOffset: attempt.block.rowStart,
+        blockId: b,
+        ...attempt.op.attrs,
+      }),
+    );
+    const out = kernels.byNameOrThrow(attempt.op.name).run(attrs, [new Uint8Array(d.buffer, d.byteOffset, d.byteLength)]);
+    const output = new Uint8Array(out.byteLength);
+    output.set(out);
+    if (this.corrupt(port, b)) {
+      // A flipped byte in the upper half of a float64 (sign, exponent, high mantissa): a wrong number.
+      const value = Math.floor(this.#rand() * (output.length / 8));
+      const byte = value * 8 + 4 + Math.floor(this.#rand() * 4);
+      output[byte]! ^= 1 + Math.floor(this.#rand() * 255);
+      this.corrupted.push({ port, block: b, byte });
+    }
+    return Promise.resolve({ output, wireBytes: output.length, ranOn: `127.0.0.1:${port}`, transferred: false });
+  }
 }
