@@ -88,7 +88,7 @@ function defaultBin(): string {
 
 // Runs the launcher with a watchdog: the depot takes SIGTERM when its parent's end of stdin closes.
 const WATCHDOG = (bin: string) =>
-  `process.stdin.on('end', () => process.kill(process.pid, 'SIGTERM')); process.stdin.on('error', () => {}); process.stdin.resume();` +
+  `process.stdin.on('end', () => process.kill(process.pid, 'SIGTERM')); process.stdin.on('error', () => {}); process.stdin.resume(); process.stdin.unref?.();` +
   `process.argv.splice(1, 0, ${JSON.stringify(bin)}); await import(${JSON.stringify(pathToFileURL(bin).href)});`;
 
 interface Slot {
