@@ -60,3 +60,86 @@ export function bennettRadius(variance: number, range: number, delta: number, di
   }
   return Math.min(bernstein, (hi * variance) / range);
 }
+
+/** One group of independent summands for {@link bennettRadiusTerms}: their variance sum and a common range. */
+export interface TailTerm {
+  /** ≥ ‖Σ_k E X_k²‖ over the group's summands (for scalars, Σ_k E X_k²). */
+  variance: number;
+  /** ≥ ‖X_k‖ for each of the group's summands. */
+  range: number;
+}
+
+/** φ(x)/x² with φ(x) = eˣ − x − 1, continuous at 0 (value 1/2). */
+function phiOverSquare(x: number): number {
+  if (x < 1e-4) return 0.5 + x / 6 + (x * x) / 24;
+  return Math.expm1(x) / (x * x) - 1 / x;
+}
+
+/**
+ * Bennett-type radius for independent zero-mean summands whose ranges differ: the deviation t with
+ * `K · exp(−θt + Σ_g V_g·φ(θ·L_g)/L_g²) ≤ δ` for some θ > 0, φ(x) = eˣ − x − 1, i.e.
+ * t = min_θ (ln(K/δ) + Σ_g V_g·φ(θL_g)/L_g²)/θ.
+ *
+ * This is the Chernoff bound behind Bennett's inequality kept one summand (or group) at a time: each summand
+ * with X ≤ L has E e^{θX} ≤ exp(E X²·φ(θL)/L²) (Bennett 1962; for matrices E e^{θX} ⪯ exp(φ(θL)/L²·E X²) when
+ * λ_max(X) ≤ L, the moment-generating-function lemma in the proof of Tropp 2012, FoCM 12:389–434, Thm 6.1,
+ * summed by the subadditivity of matrix cumulant generating functions (Lieb's theorem, ibid. §3), then
+ * λ_max(Σ_g c_g V_g) ≤ Σ_g c_g ‖V_g‖ and the Hermitian dilation for K = d₁ + d₂). With one common range it is exactly {@link bennettRadius}; with a few summands of
+ * large range (a response group with few answers, a block with a low answer probability) and many small
+ * ones it is much tighter, because a common range charges every summand the worst one's.
+ * Any θ gives a valid radius, so the search (golden section on ln θ) can only err on the wide side, and the
+ * result is never wider than {@link bennettRadius} with the summed variance and the largest range.
+ */
+export function bennettRadiusTerms(terms: readonly TailTerm[], delta: number, dimensionFactor = 2): number {
+  checkOpenUnit('delta', delta);
+  let variance = 0;
+  let range = 0;
+  for (const t of terms) {
+    variance += t.variance;
+    range = Math.max(range, t.range);
+  }
+  const common = bennettRadius(variance, range, delta, dimensionFactor);
+  if (common === 0 || variance <= 0 || range <= 0) return common;
+  const ell = Math.log(dimensionFactor / delta);
+  if (!(ell > 0)) return 0;
+  const radiusAt = (theta: number): number => {
+    let psi = 0;
+    for (const t of terms) {
+      if (t.variance <= 0) continue;
+      const x = theta * t.range;
+      psi += t.variance * theta * theta * phiOverSquare(x);
+    }
+    return (ell + psi) / theta;
+  };
+  // Unimodal in θ (the numerator of its derivative, θψ' − ψ − ℓ, increases): golden section on ln θ around
+  // Bernstein's scale √(2ℓ/V), capped where e^{θL} stays finite.
+  const centre = Math.log(Math.sqrt((2 * ell) / variance));
+  let a = centre - 12;
+  let b = Math.min(centre + 12, Math.log(700 / range));
+  if (!(b > a)) return common;
+  const g = (Math.sqrt(5) - 1) / 2;
+  let x1 = b - g * (b - a);
+  let x2 = a + g * (b - a);
+  let f1 = radiusAt(Math.exp(x1));
+  let f2 = radiusAt(Math.exp(x2));
+  let best = Math.min(f1, f2);
+  for (let i = 0; i < 100 && b - a > 1e-10; i++) {
+    if (f1 <= f2) {
+      b = x2;
+      x2 = x1;
+      f2 = f1;
+      x1 = b - g * (b - a);
+      f1 = radiusAt(Math.exp(x1));
+      best = Math.min(best, f1);
+    } else {
+      a = x1;
+      x1 = x2;
+      f1 = f2;
+      x2 = a + g * (b - a);
+      f2 = radiusAt(Math.exp(x2));
+      best = Math.min(best, f2);
+    }
+  }
+  // Rounding in the sum can only be a few ulps: widen by that.
+  return Math.min(common, best * (1 + 1e-12));
+}

@@ -1,4 +1,4 @@
-import { bennettRadius } from './bernstein.js';
+import { bennettRadiusTerms, type TailTerm } from './bernstein.js';
 import type { PlannedBlock, Weighting } from './types.js';
 
 /**
@@ -65,11 +65,11 @@ export function htWeights(
  * search to make it smallest; being an upper bound for every c, the choice may look at the data.
  * Groups are independent given their counts. A group with no answer adds a deterministic Σ_b max(|lo|, |hi|).
  *
- * The tail is Bennett's form (see {@link bennettRadius}), which is never wider than Bernstein's.
+ * The tail is Bennett's, summand by summand (each block for "inclusion", each group's draws for "response-groups",
+ * with its own range: {@link bennettRadiusTerms}), which is never wider than Bernstein's with the largest range.
  */
 export function htRadius(blocks: readonly BoundBlock[], dim: number, weighting: Weighting, delta: number): Float64Array {
-  const variance = new Float64Array(dim);
-  const range = new Float64Array(dim);
+  const terms: TailTerm[][] = Array.from({ length: dim }, () => []);
   const deterministic = new Float64Array(dim);
   if (weighting === 'inclusion') {
     for (const b of blocks) {
@@ -77,8 +77,7 @@ export function htRadius(blocks: readonly BoundBlock[], dim: number, weighting: 
       if (r <= 0) continue; // π = 1: the block always answers, no error term
       for (let j = 0; j < dim; j++) {
         const t = Math.max(Math.abs(b.lo[j]!), Math.abs(b.hi[j]!));
-        variance[j]! += r * t * t;
-        range[j] = Math.max(range[j]!, Math.max(r, 1) * t);
+        terms[j]!.push({ variance: r * t * t, range: Math.max(r, 1) * t });
       }
     }
   } else {
@@ -88,23 +87,17 @@ export function htRadius(blocks: readonly BoundBlock[], dim: number, weighting: 
       if (list) list.push(b);
       else groups.set(b.group, [b]);
     }
-    for (const members of groups.values()) groupTerms(members, dim, variance, range, deterministic);
+    for (const members of groups.values()) groupTerms(members, dim, terms, deterministic);
   }
   const out = new Float64Array(dim);
   // The deterministic part can be attained exactly: widen it by a few ulps so rounding cannot cross it.
   for (let j = 0; j < dim; j++) {
-    out[j] = bennettRadius(variance[j]!, range[j]!, delta / dim) + deterministic[j]! * (1 + 1e-12);
+    out[j] = bennettRadiusTerms(terms[j]!, delta / dim) + deterministic[j]! * (1 + 1e-12);
   }
   return out;
 }
 
-function groupTerms(
-  members: readonly BoundBlock[],
-  dim: number,
-  variance: Float64Array,
-  range: Float64Array,
-  deterministic: Float64Array,
-): void {
+function groupTerms(members: readonly BoundBlock[], dim: number, terms: TailTerm[][], deterministic: Float64Array): void {
   const N = members.length;
   const n = members.filter((b) => b.answered).length;
   const m = N - n;
@@ -141,8 +134,7 @@ function groupTerms(
     const sumSq = minimizeConvex(sumSqAbout, cLo, cHi);
     let maxDev = 0;
     for (const b of members) maxDev = Math.max(maxDev, Math.abs(b.hi[j]! - muLo), Math.abs(b.lo[j]! - muHi));
-    variance[j]! += w * w * k * (sumSq / N);
-    range[j] = Math.max(range[j]!, w * maxDev);
+    terms[j]!.push({ variance: w * w * k * (sumSq / N), range: w * maxDev });
   }
 }
 

@@ -1,4 +1,4 @@
-import { bennettRadius } from './bernstein.js';
+import { bennettRadiusTerms, type TailTerm } from './bernstein.js';
 import { buildEstimate, MAR, weightingText } from './estimate-builder.js';
 import { invalidArgument } from './errors.js';
 import { groupOf, minimizeConvex } from './horvitz-thompson.js';
@@ -149,8 +149,7 @@ export class MatrixAccumulator {
       const v = this.#values.get(b.id);
       if (v) remainder.set(b.id, known ? subtract(v.t, known) : v.t);
     }
-    let variance = 0;
-    let range = 0;
+    const terms: TailTerm[] = [];
     let deterministic = 0;
     let used = 0;
     for (const members of groups.values()) {
@@ -164,8 +163,7 @@ export class MatrixAccumulator {
           if (r <= 0) continue;
           const rb = remainder.get(b.id);
           const norm = rb ? this.#norm(rb) : this.statistic.remainderNormBound(b.summary);
-          variance += r * norm * norm;
-          range = Math.max(range, Math.max(r, 1) * norm);
+          terms.push({ variance: r * norm * norm, range: Math.max(r, 1) * norm });
         }
         continue;
       }
@@ -185,10 +183,9 @@ export class MatrixAccumulator {
         members.filter((b) => !answered(b.id)).map((b) => b.summary),
       );
       // Error = −w·Σ_{k draws}(R − μ), k = min(n, m) (the answered set or its complement).
-      variance += w * w * k * (second / N);
-      range = Math.max(range, w * maxDraw);
+      terms.push({ variance: w * w * k * (second / N), range: w * maxDraw });
     }
-    const sampling = bennettRadius(variance, range, resolved.delta, rows + cols) + deterministic * (1 + 1e-12);
+    const sampling = bennettRadiusTerms(terms, resolved.delta, rows + cols) + deterministic * (1 + 1e-12);
     return buildEstimate(value, sampling, resolved, options, {
       coverage: coverageOf(planned, answered),
       blocksUsed: used,
@@ -307,6 +304,28 @@ export class MatrixAccumulator {
       const rounding = 1e-12 * (scaleLeft * (1 + beta * beta) + 2 * n * Math.abs(alpha) * scaleM + n * alpha * alpha * rows);
       return Math.max(0, sAns) + rounding + missDev2;
     };
+    if (psd && missing.length > 0) {
+      // Direct Weyl bounds against μ = (n·M + Σ_miss R_b)/N: λ_max(μ) ≤ (n·λ_max(M) + Σ_miss λ_max(R_b))/N and
+      // λ_min(μ) ≥ (n·λ_min(M) + Σ_miss λ_min(R_b))/N, so ‖R_b − μ‖ ≤ max(λ_max(R_b) − λ_min(μ), λ_max(μ) − λ_min(R_b)).
+      let muMax = n * mMax;
+      let muMin = n * mMin;
+      for (let i = 0; i < missing.length; i++) {
+        muMax += missBound[i]!;
+        muMin += missMin[i]!;
+      }
+      muMax /= N;
+      muMin /= N;
+      let draw = 0;
+      for (let i = 0; i < missing.length; i++) draw = Math.max(draw, missBound[i]! - muMin, muMax - missMin[i]!);
+      // Answered: the better of Weyl and ‖R_b − M‖ + ‖M − μ‖, ‖M − μ‖ ≤ (1/N)·Σ_miss ‖R_b − M‖.
+      let missDevM = 0;
+      for (let i = 0; i < missing.length; i++) missDevM += Math.max(0, missBound[i]! - mMin, mMax - missMin[i]!);
+      for (let i = 0; i < n; i++) {
+        const weyl = Math.max(ansEig[i]!.hi - muMin, muMax - ansEig[i]!.lo);
+        draw = Math.max(draw, Math.min(weyl, ansDevM[i]! + missDevM / N));
+      }
+      bestDraw = Math.min(bestDraw, draw);
+    }
     let second = evaluate(1, 0);
     if (missing.length > 0) {
       for (const beta of [0, 0.25, 0.5, 0.75, 1]) {
