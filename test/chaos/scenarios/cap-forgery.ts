@@ -47,7 +47,7 @@ function forge(r: Prng, kind: Kind, rid: string, key: string, otherKeys: readonl
 export const capForgery: Scenario = {
   name: 'cap-forgery',
   async run(ctx) {
-    const total = ctx.scale === 'short' ? 10_000 : 100_000;
+    const total = ctx.scale === 'short' ? 3_000 : 100_000;
     const depots = await ChaosDepots.start(1, ctx.dir);
     const addr = depots.depots[0]!;
     const client = new IbpClient({ timeoutMs: 5_000 });

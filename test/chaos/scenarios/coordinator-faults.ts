@@ -12,7 +12,8 @@ import type { Scenario } from '../lib/scenario.js';
 
 const COLS = 4;
 const ROWS = 50;
-const BLOCKS = 24;
+/** Blocks of the dataset (the short run uses fewer: every job is the same, only shorter). */
+const BLOCKS = { short: 12, full: 24 } as const;
 /** A job must have finished (or erred) this long after it started, or it counts as a hang. */
 const JOB_BOUND_MS = 15_000;
 
@@ -53,13 +54,15 @@ export const coordinatorFaults: Scenario = {
   name: 'coordinator-faults',
   async run(ctx) {
     const n = 4;
+    const short = ctx.scale === 'short';
     const depots = await ChaosDepots.start(n, ctx.dir, { capacity: '32MiB' });
     const proxies = await Promise.all(depots.depots.map((d) => FaultProxy.start(d, ctx.rand.fork())));
     const garbage = await garbageDepot(ctx.rand.fork());
-    const client = new IbpClient({ timeoutMs: 3_000, connectTimeoutMs: 1_000 });
+    const client = new IbpClient({ timeoutMs: short ? 1_500 : 3_000, connectTimeoutMs: 1_000 });
     const f = ctx.figures;
     const outcomes: Record<string, JobOutcome> = {};
-    const data = blockData(BLOCKS, ROWS, COLS, ctx.rand.int(1, 1_000_000));
+    const nBlocks = BLOCKS[ctx.scale];
+    const data = blockData(nBlocks, ROWS, COLS, ctx.rand.int(1, 1_000_000));
     const truth = exact(data, COLS);
     try {
       // Two replicas per block on neighbouring depots, reached through the proxies; the caps name the depots.
@@ -82,7 +85,7 @@ export const coordinatorFaults: Scenario = {
           summary: summarizeBlock(d, ROWS, COLS),
         });
       }
-      const ds: Dataset = { name: 'chaos', dtype: 'float64', rows: BLOCKS * ROWS, cols: COLS, blocks };
+      const ds: Dataset = { name: 'chaos', dtype: 'float64', rows: nBlocks * ROWS, cols: COLS, blocks };
       // The garbage source: every block has a third replica there, tried like any other.
       const withGarbage: Dataset = {
         ...ds,
@@ -103,7 +106,8 @@ export const coordinatorFaults: Scenario = {
         });
         const started = Date.now();
         let timer: NodeJS.Timeout | undefined;
-        const opts = { opTimeoutMs: 1_000, concurrency: 4, partialEvery: 1 };
+        // The short run times ops out sooner: the same faults, found in less time.
+        const opts = { opTimeoutMs: short ? 500 : 1_000, concurrency: 4, partialEvery: 1 };
         const run = gram
           ? lastValueFrom(coordinator.run(gramJob(dataset), opts))
           : lastValueFrom(coordinator.run(columnStatsJob(dataset, 'means'), opts));
@@ -161,7 +165,7 @@ export const coordinatorFaults: Scenario = {
         'stall-reset-means',
         ds,
         false,
-        () => proxies[0]!.setPlan({ stall: 0.5, stallMs: 3_000, reset: 0.3, delayMs: 5, jitterMs: 20 }),
+        () => proxies[0]!.setPlan({ stall: 0.5, stallMs: short ? 1_500 : 3_000, reset: 0.3, delayMs: 5, jitterMs: 20 }),
         () => proxies[0]!.setPlan({}),
       );
       await job('garbage-source-means', withGarbage, false, nop, nop);

@@ -76,8 +76,8 @@ function tmpfsUnavailable(dir: string): string | undefined {
 
 const loadOptions = (short: boolean, extra: Partial<MixedLoadOptions> = {}): MixedLoadOptions => ({
   workers: 3,
-  ops: short ? 150 : 2_000,
-  deadlineMs: short ? 5_000 : 45_000,
+  ops: short ? 80 : 2_000,
+  deadlineMs: short ? 2_500 : 45_000,
   hangMs: 8_000,
   maxAllocations: 12,
   allocationBytes: 512 * 1024,

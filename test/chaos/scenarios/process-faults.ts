@@ -26,10 +26,10 @@ export const processFaults: Scenario = {
       { count: n, depot: (i) => depots.depots[i]! },
       {
         workers: 4,
-        ops: short ? 250 : 3_000,
-        deadlineMs: short ? 8_000 : 90_000,
+        ops: short ? 90 : 3_000,
+        deadlineMs: short ? 4_000 : 90_000,
         hangMs: 8_000,
-        maxAllocations: 24,
+        maxAllocations: short ? 10 : 24,
         allocationBytes: 512 * 1024,
         maxBodyBytes: 96 * 1024,
         transfers: true,
@@ -51,9 +51,10 @@ export const processFaults: Scenario = {
         if (op === 0 || op % faultEvery !== 0 || faulting) return;
         faulting = true;
         const i = sched.int(0, n - 1);
-        const kill = sched.chance(0.6);
+        // The short run alternates (a pause first, as ops fail fast while a killed depot restarts), so both faults happen in its few ops.
+        const kill = short ? (kills + pauses) % 2 === 1 : sched.chance(0.6);
         const wait = sched.int(0, 40);
-        const stopMs = sched.int(100, 1_500);
+        const stopMs = short ? sched.int(100, 500) : sched.int(100, 1_500);
         // The fault lands while the other workers' ops are in flight.
         const f = (async () => {
           await sleep(wait);

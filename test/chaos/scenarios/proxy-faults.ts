@@ -30,7 +30,7 @@ export const proxyFaults: Scenario = {
       dropChunk: 0.01,
       chunkFaultDirection: 'down' as const,
       stall: 0.05,
-      stallMs: 2_500,
+      stallMs: short ? 1_200 : 2_500,
       reset: 0.05,
       halfOpen: 0.04,
     };
@@ -40,8 +40,8 @@ export const proxyFaults: Scenario = {
     const ledger = new AckLedger();
     const load = new MixedLoad(client, ledger, ctx.rand.fork(), target, {
       workers: 4,
-      ops: short ? 250 : 4_000,
-      deadlineMs: short ? 6_000 : 60_000,
+      ops: short ? 120 : 4_000,
+      deadlineMs: short ? 3_000 : 60_000,
       hangMs: 6_000,
       maxAllocations: 16,
       allocationBytes: 256 * 1024,
@@ -53,8 +53,8 @@ export const proxyFaults: Scenario = {
     const corruptLedger = new AckLedger();
     const corruptLoad = new MixedLoad(client, corruptLedger, ctx.rand.fork(), target, {
       workers: 2,
-      ops: short ? 100 : 1_500,
-      deadlineMs: short ? 3_000 : 30_000,
+      ops: short ? 60 : 1_500,
+      deadlineMs: short ? 1_500 : 30_000,
       hangMs: 6_000,
       maxAllocations: 8,
       allocationBytes: 128 * 1024,
