@@ -124,3 +124,62 @@ export function valuesOf(bytes: Uint8Array): Float64Array {
   copy.set(bytes);
   return new Float64Array(copy.buffer);
 }
+
+/** ln Γ(x) for x > 0 (Lanczos, g = 7). */
+function lnGammaOf(x: number): number {
+  const c = [
+    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905,
+    -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+  ];
+  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - lnGammaOf(1 - x);
+  const y = x - 1;
+  let a = c[0]!;
+  const t = y + 7.5;
+  for (let i = 1; i < 9; i++) a += c[i]! / (y + i);
+  return 0.5 * Math.log(2 * Math.PI) + (y + 0.5) * Math.log(t) - t + Math.log(a);
+}
+
+/** Regularized lower incomplete gamma P(a, x) (series for x < a + 1, Lentz continued fraction otherwise). */
+export function lowerGammaP(a: number, x: number): number {
+  if (x <= 0) return 0;
+  const lead = -x + a * Math.log(x) - lnGammaOf(a);
+  if (x < a + 1) {
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 1000; n++) {
+      term *= x / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-16) break;
+    }
+    return Math.min(1, sum * Math.exp(lead));
+  }
+  let b = x + 1 - a;
+  let c = 1 / Number.MIN_VALUE;
+  let d = 1 / b;
+  let h = d;
+  for (let i = 1; i < 1000; i++) {
+    const an = -i * (i - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < Number.MIN_VALUE) d = Number.MIN_VALUE;
+    c = b + an / c;
+    if (Math.abs(c) < Number.MIN_VALUE) c = Number.MIN_VALUE;
+    d = 1 / d;
+    const del = d * c;
+    h *= del;
+    if (Math.abs(del - 1) < 1e-16) break;
+  }
+  return Math.max(0, 1 - Math.exp(lead) * h);
+}
+
+/** The p-quantile of χ² with `r` degrees of freedom (bisection on {@link lowerGammaP}; rounded down, so conservative). */
+export function chiSquareQuantile(r: number, p: number): number {
+  let lo = 0;
+  let hi = r + 20 * Math.sqrt(r) + 50;
+  for (let i = 0; i < 200; i++) {
+    const mid = (lo + hi) / 2;
+    if (lowerGammaP(r / 2, mid / 2) < p) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -8,7 +8,19 @@ import {
   type Estimate,
   type SourceWeight,
 } from '../framework/index.js';
-import { cholesky, gaussianMatrix, leadingColumns, mul, orthonormalize, svd, transpose, upperInverse, bytesOf } from './dense.js';
+import { symmetricEigenvalues } from '../framework/estimation/index.js';
+import {
+  chiSquareQuantile,
+  cholesky,
+  gaussianMatrix,
+  leadingColumns,
+  mul,
+  orthonormalize,
+  svd,
+  transpose,
+  upperInverse,
+  bytesOf,
+} from './dense.js';
 import { affineX, centredFrob2, checkAborted, pinnedTo, round, summaryMeans, type LocusContext } from './engine.js';
 
 /** RNG streams of the algorithms' coordinator-side random matrices (distinct from the kernels' streams). */
@@ -33,6 +45,8 @@ export interface RsvdOptions {
    */
   readonly tolerance?: number;
   readonly maxRank?: number;
+  /** Gaussian probes of the residual test (default 20; more probes give a tighter bound). */
+  readonly probes?: number;
   /** Robust PCA: reweighting iterations by source quality (0 = plain). Default 0. */
   readonly robustIterations?: number;
   /** Overall deadline (ms from the start); rounds still running then answer with what arrived. */
@@ -65,8 +79,6 @@ export interface SpectralResult {
   readonly sourceWeights: ReadonlyMap<string, number>;
 }
 
-const HMT = 10 * Math.sqrt(2 / Math.PI);
-
 function invalid(argument: string, rule: string, value: unknown): CoordinatorError {
   return new CoordinatorError(
     CoordinatorErrorCode.INVALID_ARGUMENT,
@@ -88,6 +100,8 @@ function check(dataset: Dataset, o: RsvdOptions): void {
   )
     throw invalid('powerIterations', 'an integer from 0 to 50', o.powerIterations);
   if (o.delta !== undefined && !(o.delta > 0 && o.delta < 1)) throw invalid('delta', 'in (0, 1)', o.delta);
+  if (o.probes !== undefined && (!Number.isInteger(o.probes) || o.probes < 2 || o.probes > 200))
+    throw invalid('probes', 'an integer from 2 to 200', o.probes);
   if (o.tolerance !== undefined && !(o.tolerance > 0)) throw invalid('tolerance', 'positive', o.tolerance);
   if (
     o.robustIterations !== undefined &&
@@ -229,9 +243,11 @@ export async function rsvdCore(
   const started = Date.now();
   const deadlineAt = options.deadlineMs === undefined ? undefined : started + options.deadlineMs;
   const delta = options.delta ?? 0.05;
-  const r = Math.max(1, Math.ceil(-Math.log10(delta / 2)));
-  const deltaProbes = 10 ** -r;
-  const deltaSampling = Math.max(1e-12, delta - deltaProbes);
+  // Residual test: r Gaussian probes; ‖R‖₂ ≤ ‖RΩ‖₂/√q with q the δ/2 quantile of χ²_r (see below).
+  const r = options.probes ?? 20;
+  const deltaProbes = delta / 2;
+  const deltaSampling = delta - deltaProbes;
+  const q2 = chiSquareQuantile(r, deltaProbes);
   const seed = options.seed ?? 0;
   const q = options.powerIterations ?? 2;
   const robust = options.robustIterations ?? 0;
@@ -278,32 +294,29 @@ export async function rsvdCore(
     );
     bytesMoved += test.bytesMoved;
     const muZero = mu ?? new Float64Array(d);
-    // Probe norms: answered blocks exactly, missing ones bounded by w_b·‖A_b − 1μᵀ‖_F²·‖P⊥ω_i‖² (deterministic).
-    const probeUp = new Float64Array(r);
-    const pNorm2 = new Float64Array(r);
-    for (let j = 0; j < d; j++) for (let t = 0; t < r; t++) pNorm2[t]! += Pperp[j * r + t]! ** 2;
+    // The (k + r)² Gram WᵀÃᵀÃW, W = [V, P⊥Ω] (orthogonal blocks: ‖W‖₂² = max(1, ‖P⊥Ω‖₂²)), by Horvitz–Thompson
+    // over the answered blocks with a matrix-Bernstein radius t; a missing block's share is bounded by
+    // w_b·‖A_b − 1μᵀ‖_F²·‖W‖₂² from its summary.
+    const wNorm2 = Math.max(1, svd(Pperp, d, r).s[0]! ** 2);
     const acc = new MatrixAccumulator({
-      name: 'projected-gram',
-      rows: kk,
-      cols: kk,
+      name: 'probe-gram',
+      rows: m,
+      cols: m,
       psdRemainder: true,
       remainderNormBound: (s) => {
         const b = dataset.blocks.find((x) => x.summary === s);
-        return b === undefined ? gramNormBound(s) : weight(b) * centredFrob2(b, muZero) * (1 + 1e-12);
+        return (b === undefined ? gramNormBound(s) : weight(b) * centredFrob2(b, muZero)) * wNorm2 * (1 + 1e-12);
       },
     });
     const residualBySource = new Map<string, { res: number; tot: number }>();
     for (const b of dataset.blocks) {
       const G = test.outputs.get(b.index);
       const w = weight(b);
-      if (G === undefined) {
-        for (let t = 0; t < r; t++) probeUp[t]! += w * centredFrob2(b, muZero) * pNorm2[t]!;
-        continue;
-      }
-      const kkPart = new Float64Array(kk * kk);
-      for (let i = 0; i < kk; i++) for (let j = 0; j < kk; j++) kkPart[i * kk + j] = w * G[i * m + j]!;
-      acc.add(String(b.index), kkPart);
-      for (let t = 0; t < r; t++) probeUp[t]! += w * G[(kk + t) * m + kk + t]!;
+      if (G === undefined) continue;
+      acc.add(
+        String(b.index),
+        G.map((v) => w * v),
+      );
       if (b.source !== undefined) {
         let tr = 0;
         for (let i = 0; i < kk; i++) tr += G[i * m + i]!;
@@ -315,9 +328,20 @@ export async function rsvdCore(
       }
     }
     const planned = test.planned.length > 0 ? test.planned : [];
-    const g = acc.estimate(planned, { delta: deltaSampling, weighting: 'response-groups', final: true });
-    const eG = g.epsilon;
-    const residualBound = HMT * Math.sqrt(Math.max(...probeUp));
+    const full = acc.estimate(planned, { delta: deltaSampling, weighting: 'response-groups', final: true });
+    // t bounds the error of every principal submatrix too.
+    const eG = full.epsilon;
+    const part = (from: number, size: number): Float64Array => {
+      const out = new Float64Array(size * size);
+      for (let i = 0; i < size; i++) for (let j = 0; j < size; j++) out[i * size + j] = full.value[(from + i) * m + from + j]!;
+      return out;
+    };
+    const g = { ...full, value: part(0, kk) };
+    // ‖R‖₂ for R = Ã(I − VVᵀ): with v₁ its top right singular vector, ‖RΩ‖₂ ≥ ‖u₁ᵀRΩ‖ = ‖R‖₂·‖Ωᵀv₁‖ and
+    // ‖Ωᵀv₁‖² ~ χ²_r (Ω Gaussian, drawn after V): ‖R‖₂ ≤ ‖RΩ‖₂/√q with probability ≥ 1 − δ_p, q the δ_p-quantile.
+    // ‖RΩ‖₂² = λ_max(ΩᵀRᵀRΩ) ≤ λ_max(estimate) + t.
+    const probeTop = Math.max(0, ...symmetricEigenvalues(part(kk, r), r));
+    const residualBound = Math.sqrt((probeTop + eG) / q2);
     const ritz = svd(g.value, kk, kk).s; // eigenvalues of the PSD estimate (its singular values)
     const sv = new Float64Array(kk);
     const lower = new Float64Array(kk);
@@ -362,8 +386,8 @@ export async function rsvdCore(
       bytesMoved,
       method:
         `randomized subspace iteration (HMT 2011 Alg. 4.4; l = ${p.l}, q = ${q}, CholeskyQR2 in locus)${mu ? ', centred' : ''}` +
-        `${robust > 0 ? ', source-reweighted' : ''}; ε bounds ‖A − AVVᵀ‖₂ by ${r} probes (HMT §4.3, δ = 10^−${r}), ` +
-        `missing blocks bounded from their summaries; σ intervals: Weyl with ${g.method}`,
+        `${robust > 0 ? ', source-reweighted' : ''}; ε bounds ‖A − AVVᵀ‖₂ by ${r} Gaussian probes: ‖R‖₂ ≤ ‖RΩ‖₂/√q, ` +
+        `q the ${deltaProbes}-quantile of χ²_${r} (${q2.toFixed(2)}), ‖RΩ‖₂² from the probe Gram + t; σ intervals: Weyl; t: ${g.method}`,
       norm: 'spectral',
       parts: { sampling: { epsilon: eG, delta: deltaSampling }, sketch: { epsilon: residualBound, delta: deltaProbes } },
       sources,
