@@ -9,7 +9,7 @@ const ONLY = process.env['ANVIL_CHAOS_ONLY']?.split(',');
 describe('chaos (short)', () => {
   it(`every scenario at the short scale holds the zero-figures (seed ${SEED})`, async () => {
     const figures = await runSuite(SCENARIOS, { seed: SEED, scale: 'short', ...(ONLY === undefined ? {} : { only: ONLY }) });
-    console.log(summaryLine(figures));
+    console.log(summaryLine(figures, ` --short${ONLY === undefined ? '' : ` --only ${ONLY.join(',')}`}`));
     console.log(JSON.stringify(figures));
     expect(figures.violations, `seed ${SEED}`).toEqual([]);
     expect(figures.zero, `seed ${SEED}`).toEqual({

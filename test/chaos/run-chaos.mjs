@@ -1,5 +1,6 @@
-// `npm run test:chaos [-- --seed N] [--json] [--short] [--only a,b]`: runs the full chaos suite in vitest
-// and prints its figures; with --json the last line is one JSON object. A failing run prints its seed.
+// `npm run test:chaos [-- --seed N] [--json] [--short] [--only a,b] [--plant]`: runs the full chaos suite in
+// vitest and prints its figures; with --json the last line is one JSON object. A failing run prints its seed.
+// --plant adds a scenario that returns a wrong byte on purpose (the run must fail, and replay from its seed).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +22,7 @@ const out = join(dir, 'figures.json');
 const env = { ...process.env, ANVIL_CHAOS_SEED: seed, ANVIL_CHAOS_OUT: out };
 if (args.includes('--short')) env.ANVIL_CHAOS_SCALE = 'short';
 if (value('--only') !== undefined) env.ANVIL_CHAOS_ONLY = value('--only');
+if (args.includes('--plant')) env.ANVIL_CHAOS_PLANT = '1';
 const r = spawnSync('npx', ['vitest', 'run', '--config', 'test/chaos/vitest.chaos.config.ts'], {
   env,
   stdio: args.includes('--json') ? ['ignore', 'inherit', 'inherit'] : 'inherit',
@@ -34,7 +36,8 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 if (result === undefined) {
-  console.error(`chaos run did not finish (seed ${seed}); replay: npm run test:chaos -- --seed ${seed}`);
+  const flags = `${args.includes('--short') ? ' --short' : ''}${value('--only') === undefined ? '' : ` --only ${value('--only')}`}${args.includes('--plant') ? ' --plant' : ''}`;
+  console.error(`chaos run did not finish (seed ${seed}); replay: npm run test:chaos -- --seed ${seed}${flags}`);
   process.exit(1);
 }
 console.log(result.line);

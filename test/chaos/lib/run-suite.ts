@@ -40,11 +40,14 @@ export async function runSuite(scenarios: readonly Scenario[], options: SuiteOpt
   return figures;
 }
 
-/** One line for people: the zero-figures, then the seed to replay. */
-export function summaryLine(f: Figures): string {
+/**
+ * One line for people: the zero-figures, then the command that replays the run (`flags`: the other
+ * options of the run, e.g. ` --short --only a,b`).
+ */
+export function summaryLine(f: Figures, flags = ''): string {
   const z = f.zero;
   return (
     `chaos ${f.clean ? 'PASSED' : 'FAILED'}: acked_lost=${z.acked_lost} wrong_bytes=${z.wrong_bytes} depot_crashes=${z.depot_crashes} ` +
-    `forged_caps_accepted=${z.forged_caps_accepted} hangs=${z.hangs} violations=${f.violations.length} — replay: npm run test:chaos -- --seed ${f.seed}`
+    `forged_caps_accepted=${z.forged_caps_accepted} hangs=${z.hangs} violations=${f.violations.length} — replay: npm run test:chaos -- --seed ${f.seed}${flags}`
   );
 }
