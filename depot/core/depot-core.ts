@@ -22,12 +22,16 @@ import { digestIndex, digestKey, newCapabilityKey, sameDigest } from './capabili
 import { ExpiryHeap } from './expiry-heap.js';
 import { MEMORY_RING_STATE, Ring, RingView, isRingType, type RingStateStore } from './ring-allocation.js';
 import { RingStateFile, partDigest } from '../resources/ring-state-file.js';
+import { AliasStore, type StoredAlias } from '../resources/alias-store.js';
+import { join } from 'node:path';
 import type { DiskData } from '../resources/disk/disk-data.js';
 import { storageError } from '../errors.js';
 
 interface ResourceState {
   readonly options: ResourceOptions;
   readonly store: StorageResource;
+  /** Where a disk resource records its aliases; none for memory. */
+  readonly aliases: AliasStore | undefined;
   /** Bytes reserved by allocations, live and in the trash (their max sizes). */
   reservedBytes: number;
 }
@@ -43,7 +47,7 @@ interface KeyEntry {
 /**
  * An alias (ACCRE PROXY) allocation: three caps of its own, reference counts and a lease, limited
  * to `[offset, offset + length)` of its master (`length` 0: to the end of the master's max size).
- * Aliases live in memory: they do not survive a restart of the depot.
+ * Disk resources record aliases (depot/resources/alias-store.ts): they survive a restart.
  */
 export interface AliasRecord {
   readonly id: number;
@@ -143,7 +147,11 @@ export class DepotCore {
     private readonly deps: DepotCoreDeps,
     stores: readonly StorageResource[],
   ) {
-    for (const store of stores) this.resources.set(store.options.rid, { options: store.options, store, reservedBytes: 0 });
+    for (const store of stores) {
+      const o = store.options;
+      const aliases = o.kind === 'disk' && o.path !== undefined ? new AliasStore(join(o.path, 'aliases'), o.fsync) : undefined;
+      this.resources.set(o.rid, { options: o, store, aliases, reservedBytes: 0 });
+    }
     this.capHost = options.publicHost;
     this.capPort = options.port;
   }
@@ -205,8 +213,54 @@ export class DepotCore {
         }
         this.index(a);
       }
+      if (r.aliases !== undefined) await this.restoreAliases(r.aliases);
     }
     this.sweep();
+  }
+
+  /** Re-indexes a disk resource's aliases; those whose allocation is gone or expired are removed. */
+  private async restoreAliases(store: AliasStore): Promise<void> {
+    const now = this.clock.now();
+    for (const s of await store.loadAll()) {
+      this.nextId = Math.max(this.nextId, s.id + 1);
+      const master = this.byId.get(s.masterId);
+      if (master === undefined || master.expiresAtMs <= now || s.expiresAtMs <= now) {
+        await store.remove(s.id);
+        continue;
+      }
+      const d = s.digests.map((h) => Buffer.from(h, 'hex'));
+      this.indexAlias({
+        id: s.id,
+        master,
+        offset: s.offset,
+        length: s.length,
+        expiresAtMs: s.expiresAtMs,
+        readRefs: s.readRefs,
+        writeRefs: s.writeRefs,
+        digests: { 1: d[0]!, 2: d[1]!, 3: d[2]! },
+      });
+    }
+  }
+
+  /** Records an alias (disk resources) before a change to it is acknowledged. */
+  private async saveAlias(al: AliasRecord): Promise<void> {
+    const store = this.resources.get(al.master.rid)!.aliases;
+    if (store === undefined) return;
+    const rec: StoredAlias = {
+      id: al.id,
+      masterId: al.master.id,
+      offset: al.offset,
+      length: al.length,
+      expiresAtMs: al.expiresAtMs,
+      readRefs: al.readRefs,
+      writeRefs: al.writeRefs,
+      digests: [al.digests[1].toString('hex'), al.digests[2].toString('hex'), al.digests[3].toString('hex')],
+    };
+    try {
+      await store.save(rec);
+    } catch (e) {
+      throw storageError(e, `alias ${al.id}: cannot record it`);
+    }
   }
 
   private adopt(r: ResourceState, record: AllocationRecord): Allocation {
@@ -405,7 +459,7 @@ export class DepotCore {
   private lookupAlias(al: AliasRecord, type: CapTypeNumber, ref: KeyRef, need: CapTypeNumber): Allocation {
     const now = this.clock.now();
     if (al.master.freed || al.master.expiresAtMs <= now || al.expiresAtMs <= now) {
-      this.dropAlias(al);
+      void this.dropAlias(al);
       throw err(
         DepotErrorCode.CAP_NOT_FOUND,
         `no ${MANAGE_WORD[need]} capability with that key (alias expired or its allocation gone)`,
@@ -474,9 +528,14 @@ export class DepotCore {
     }
   }
 
-  private dropAlias(al: AliasRecord): void {
-    if (!this.aliases.delete(al.id)) return;
+  private dropAlias(al: AliasRecord): Promise<void> {
+    if (!this.aliases.delete(al.id)) return Promise.resolve();
     for (const type of [CapType.READ, CapType.WRITE, CapType.MANAGE] as const) this.byKey.delete(digestIndex(al.digests[type]));
+    const store = this.resources.get(al.master.rid)!.aliases;
+    if (store === undefined) return Promise.resolve();
+    return store.remove(al.id).catch((e: unknown) => {
+      this.deps.log?.error({ alias: al.id, err: (e as Error).message }, 'cannot remove an alias record');
+    });
   }
 
   /** The allocation a manage cap names, refusing alias caps (they have ALIAS_MANAGE). */
@@ -489,7 +548,7 @@ export class DepotCore {
   }
 
   /** ALIAS_ALLOCATE (14): caps limited to a byte range of the allocation a manage cap names. */
-  aliasAllocate(req: AliasAllocateRequest): AllocatedCaps {
+  async aliasAllocate(req: AliasAllocateRequest): Promise<AllocatedCaps> {
     const master = this.lookupOwn(req.cap);
     if (master.ring !== undefined) {
       throw err(DepotErrorCode.TYPE_NOT_SUPPORTED, 'aliases are served for byte arrays only; this is a queue or buffer');
@@ -506,6 +565,11 @@ export class DepotCore {
       writeRefs: 0,
       digests,
     };
+    await this.saveAlias(al); // durable before its caps leave the depot
+    if (master.freed) {
+      await this.resources.get(master.rid)!.aliases?.remove(al.id);
+      throw err(DepotErrorCode.CAP_NOT_FOUND, 'the allocation was deleted while its alias was recorded');
+    }
     this.indexAlias(al);
     return this.capStrings(master.rid, keys, String(al.id));
   }
@@ -532,7 +596,7 @@ export class DepotCore {
   }
 
   /** ALIAS_MANAGE (15): PROBE, INCR/DECR and CHNG of an alias (the latter with its master's manage key). */
-  aliasManage(req: AliasManageRequest): AliasProbe | undefined {
+  async aliasManage(req: AliasManageRequest): Promise<AliasProbe | undefined> {
     const view = this.lookup(req.cap, CapType.MANAGE);
     const al = this.aliasViews.get(view);
     if (al === undefined) throw err(DepotErrorCode.CAP_NOT_FOUND, 'the key is not an alias manage capability');
@@ -548,17 +612,23 @@ export class DepotCore {
     const master = this.lookupOwn(req.master);
     if (master !== al.master)
       throw err(DepotErrorCode.CAP_NOT_FOUND, "the master key is not the manage capability of the alias's allocation");
+    const next = { ...al };
     if (req.op === 'chng') {
-      const expiresAtMs = this.aliasExpiry(master, req.offset, req.length, req.durationSec);
-      al.offset = req.offset;
-      al.length = req.length;
-      al.expiresAtMs = expiresAtMs;
+      next.expiresAtMs = this.aliasExpiry(master, req.offset, req.length, req.durationSec);
+      next.offset = req.offset;
+      next.length = req.length;
+    } else {
+      const delta = req.op === 'incr' ? 1 : -1;
+      if (req.capType === CapType.READ) next.readRefs = Math.max(0, al.readRefs + delta);
+      else next.writeRefs = Math.max(0, al.writeRefs + delta);
+    }
+    // Recorded (or removed) before the change is applied and acknowledged.
+    if (next.readRefs === 0 && next.writeRefs === 0) {
+      await this.dropAlias(al);
       return undefined;
     }
-    const delta = req.op === 'incr' ? 1 : -1;
-    if (req.capType === CapType.READ) al.readRefs = Math.max(0, al.readRefs + delta);
-    else al.writeRefs = Math.max(0, al.writeRefs + delta);
-    if (al.readRefs === 0 && al.writeRefs === 0) this.dropAlias(al);
+    await this.saveAlias(next);
+    Object.assign(al, next);
     return undefined;
   }
 

@@ -30,12 +30,12 @@ export async function accreCommand(wire: AccreWire, req: AccreRequest | Transfer
     case 'pull':
       throw new DepotError(DepotErrorCode.INTERNAL, `${req.command} is served by the connection`);
     case 'alias_allocate': {
-      const caps = core.aliasAllocate(req);
+      const caps = await core.aliasAllocate(req);
       await wire.send(allocateReply(caps.read, caps.write, caps.manage));
       return;
     }
     case 'alias_manage': {
-      const probe = core.aliasManage(req);
+      const probe = await core.aliasManage(req);
       await wire.send(probe === undefined ? OK_REPLY : aliasProbeReply(probe));
       return;
     }

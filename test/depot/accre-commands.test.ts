@@ -118,6 +118,29 @@ for (const kind of ['memory', 'disk'] as const) {
       expect(await load(s, ar2, 0, 3)).toBe('-4 \n');
     });
 
+    it('an alias survives a restart of a disk depot; a removed one stays removed', async () => {
+      const [r, w, m] = await rawAllocate(s, 100);
+      expect(await write(s, w, 0, 'abcdefghij')).toBe('1 10 \n');
+      const [ar, , am] = await caps(s, `1 14 ${keyOf(m)} 2 5 0 10\n`);
+      const [br, , bm] = await caps(s, `1 14 ${keyOf(m)} 0 0 0 10\n`);
+      s.send(`1 15 ${keyOf(am)} 41 2 ${keyOf(m)} 10\n`); // write count 1
+      expect(await s.line()).toBe('1 \n');
+      s.send(`1 15 ${keyOf(bm)} 42 1 ${keyOf(m)} 10\n`); // removed
+      expect(await s.line()).toBe('1 \n');
+      s.end();
+      await t.close();
+      await start();
+      if (kind === 'memory') {
+        expect(await load(s, ar, 0, 5)).toBe('-4 \n');
+        return;
+      }
+      expect(await load(s, ar, 0, 5)).toBe('cdefg');
+      s.send(`1 15 ${keyOf(am)} 40 3 10 \n`);
+      expect((await s.line()).split(' ').slice(0, 5).join(' ')).toBe('1 1 1 2 5');
+      expect(await load(s, br, 0, 1)).toBe('-4 \n');
+      expect(await load(s, r, 0, 2)).toBe('ab');
+    });
+
     it('SPLIT and MERGE move space between allocations; refusals change nothing', async () => {
       const [r, w, m] = await rawAllocate(s, 1000);
       expect(await write(s, w, 0, 'x'.repeat(500) + 'y'.repeat(200))).toBe('1 700 \n');

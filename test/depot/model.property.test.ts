@@ -205,8 +205,7 @@ describe.each(KINDS)(
                 if (kind === 'disk') {
                   const port = t.port;
                   await t.close();
-                  t = await open(port);
-                  for (const al of aliases) al.removed = true; // aliases live in memory only
+                  t = await open(port); // aliases are recorded: they come back too
                 }
                 continue;
               }
