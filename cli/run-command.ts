@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { Command as CliCommand } from 'commander';
 import { lastValueFrom, tap } from 'rxjs';
 import {
@@ -8,6 +9,7 @@ import {
   columnStatsJob,
   covarianceJob,
   gramJob,
+  openDataset,
   projectionJob,
   sketchJob,
   summaryFromJson,
@@ -81,6 +83,37 @@ export function parseDatasetJson(raw: unknown): CoordinatorDataset {
     return block;
   });
   return { name: typeof d['name'] === 'string' ? d['name'] : 'dataset', dtype: d['dtype'], rows, cols: cols as number, blocks };
+}
+
+/**
+ * The dataset of a job file: inline (see {@link parseDatasetJson}), or an exNode path — `"dataset": "PATH"`
+ * or `"dataset": { "exnode": "PATH" }`, relative to the job file's directory — read with `openDataset`.
+ * @throws DatasetError `DATA_E_NOT_A_DATASET` / FrameworkError `FW_ERR_EXNODE_INVALID` for an exNode that is not a dataset
+ */
+export async function datasetOfJob(raw: unknown, jobFile: string): Promise<CoordinatorDataset> {
+  const path =
+    typeof raw === 'string'
+      ? raw
+      : typeof raw === 'object' && raw !== null && 'exnode' in raw
+        ? (raw as Record<string, unknown>)['exnode']
+        : undefined;
+  if (path === undefined) return parseDatasetJson(raw);
+  if (typeof path !== 'string' || path.length === 0) throw bad('dataset.exnode', 'an exNode file path', path);
+  const full = resolve(dirname(jobFile), path);
+  try {
+    return await openDataset(full);
+  } catch (e) {
+    // Typed errors (not a dataset, a malformed exNode) say what is wrong; a file that cannot be read is the job's argument.
+    if (typeof (e as { code?: unknown }).code === 'string' && /^(DATA_E|FW_ERR)_/.test((e as { code: string }).code)) throw e;
+    throw new CoordinatorError(
+      CoordinatorErrorCode.INVALID_ARGUMENT,
+      `cannot read the dataset exNode ${full}: ${(e as Error).message}`,
+      {
+        cause: e,
+        details: { argument: 'dataset', value: path },
+      },
+    );
+  }
 }
 
 /** The job a job file names. */
@@ -179,9 +212,11 @@ export function runCommand(): CliCommand {
         );
       }
       const o = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
-      const dataset = parseDatasetJson(o['dataset']);
+      const dataset = await datasetOfJob(o['dataset'], file);
       const job = jobFromJson(o['job'], dataset);
       const options = runOptions(o);
+      if (o['helpers'] !== undefined && !Array.isArray(o['helpers']))
+        throw bad('helpers', 'an array of "host:port"', o['helpers']);
       const helpers =
         o['helpers'] === undefined ? undefined : (o['helpers'] as unknown[]).map((h, i) => address(h, `helpers[${i}]`));
       const coordinator = await Coordinator.open({

@@ -1,7 +1,8 @@
 import { Observable } from 'rxjs';
 
 interface Waiter {
-  readonly start: () => void;
+  readonly start: (arg: never) => void;
+  readonly arg: unknown;
   state: 'waiting' | 'running' | 'done';
 }
 
@@ -31,16 +32,16 @@ export class DepotGate {
   }
 
   /**
-   * Calls `start` as soon as `key` has a free slot (at once if it has one). The returned function releases
-   * the slot once started, or leaves the queue if not; calling it again does nothing.
+   * Calls `start(arg)` as soon as `key` has a free slot (at once if it has one). The returned function
+   * releases the slot once started, or leaves the queue if not; calling it again does nothing.
    */
-  acquire(key: string, start: () => void): () => void {
-    const waiter: Waiter = { start, state: 'waiting' };
+  acquire<T>(key: string, start: (arg: T) => void, arg: T): () => void {
+    const waiter: Waiter = { start: start as (arg: never) => void, arg, state: 'waiting' };
     const active = this.#active.get(key) ?? 0;
     if (active < this.#limit) {
       waiter.state = 'running';
       this.#active.set(key, active + 1);
-      start();
+      start(arg);
     } else {
       const q = this.#queues.get(key);
       if (q === undefined) this.#queues.set(key, [waiter]);
@@ -72,19 +73,23 @@ export class DepotGate {
         ended = true;
         slot.release?.();
       };
-      const release = this.acquire(key, () => {
-        inner = source.subscribe({
-          next: (v) => subscriber.next(v),
-          error: (e: unknown) => {
-            end();
-            subscriber.error(e);
-          },
-          complete: () => {
-            end();
-            subscriber.complete();
-          },
-        });
-      });
+      const release = this.acquire(
+        key,
+        () => {
+          inner = source.subscribe({
+            next: (v) => subscriber.next(v),
+            error: (e: unknown) => {
+              end();
+              subscriber.error(e);
+            },
+            complete: () => {
+              end();
+              subscriber.complete();
+            },
+          });
+        },
+        undefined,
+      );
       // A source that ended synchronously inside acquire frees its slot now.
       if (ended) release();
       else slot.release = release;
@@ -102,7 +107,7 @@ export class DepotGate {
       const w = q.shift()!;
       w.state = 'running';
       this.#active.set(key, (this.#active.get(key) ?? 0) + 1);
-      w.start();
+      (w.start as (arg: unknown) => void)(w.arg);
     }
     if (q.length === 0) this.#queues.delete(key);
   }

@@ -61,16 +61,157 @@ export function hedgeDelayMs(ctx: BlockContext, replica: DatasetReplica): number
   return Math.min(ctx.opTimeoutMs, Math.max(ctx.minHedgeMs, base * p));
 }
 
-/** One try of the op on one replica. */
-interface Attempt {
-  readonly depot: string;
+/** One try of the op on one replica (its own timer and gate callbacks, no closures per attempt). */
+class Attempt {
   /** When the gate let it start (undefined while it waits). */
-  t0: number | undefined;
-  settled: boolean;
-  release: (() => void) | undefined;
-  run: Unsubscribable | undefined;
-  timeout: TimerHandle | undefined;
-  hedge: TimerHandle | undefined;
+  t0: number | undefined = undefined;
+  settled = false;
+  release: (() => void) | undefined = undefined;
+  run: Unsubscribable | undefined = undefined;
+  timeout: TimerHandle | undefined = undefined;
+  hedge: TimerHandle | undefined = undefined;
+
+  constructor(
+    readonly owner: BlockRun,
+    readonly replica: DatasetReplica,
+    readonly depot: string,
+  ) {}
+
+  stop(): void {
+    this.settled = true;
+    this.timeout?.cancel();
+    this.hedge?.cancel();
+    this.run?.unsubscribe();
+    this.release?.();
+  }
+}
+
+const onTimeout = (a: Attempt): void => a.owner.timedOut(a);
+const onHedge = (a: Attempt): void => a.owner.launch();
+const onStart = (a: Attempt): void => a.owner.begin(a);
+
+/** @internal One block's attempts: see {@link startBlock}. */
+class BlockRun {
+  readonly attempts: Attempt[] = [];
+  next = 0;
+  pending = 0;
+  lastError: unknown = undefined;
+  finished = false;
+
+  constructor(
+    readonly ctx: BlockContext,
+    readonly block: DatasetBlock,
+    readonly replicas: readonly DatasetReplica[],
+    readonly done: (outcome: BlockOutcome) => void,
+  ) {}
+
+  record(depot: string, outcome: OpOutcome, latencyMs: number | undefined): void {
+    this.ctx.reliability.record('depot', depot, outcome, latencyMs, this.ctx.scheduler.now());
+    this.ctx.onAttempt?.(depot, outcome, latencyMs);
+  }
+
+  finish(answer: OpAnswer | undefined): void {
+    if (this.finished) return;
+    this.finished = true;
+    for (const a of this.attempts) if (!a.settled) a.stop();
+    const { block } = this;
+    const attempts = this.attempts.length;
+    this.done(answer === undefined ? { block, answer, attempts, error: this.lastError } : { block, answer, attempts });
+  }
+
+  failed(a: Attempt, outcome: OpOutcome, error: unknown): void {
+    if (a.settled || this.finished) return;
+    a.stop();
+    this.pending--;
+    this.lastError = error;
+    const now = this.ctx.scheduler.now();
+    this.record(a.depot, outcome, now - (a.t0 ?? now));
+    if (this.next < this.replicas.length) this.launch();
+    else if (this.pending === 0) this.finish(undefined);
+  }
+
+  timedOut(a: Attempt): void {
+    this.failed(
+      a,
+      'late',
+      new OpTimeoutError(`block ${this.block.index}: no answer from ${a.depot} within ${this.ctx.opTimeoutMs} ms`),
+    );
+  }
+
+  answered(a: Attempt, answer: OpAnswer): void {
+    if (a.settled || this.finished) return;
+    let problem: string | undefined;
+    try {
+      problem = this.ctx.validate?.(this.block, answer.output);
+    } catch (e) {
+      problem = `validation threw: ${(e as Error)?.message ?? String(e)}`;
+    }
+    if (problem !== undefined) {
+      const why = `block ${this.block.index}: implausible ${this.ctx.op.name} output from ${a.depot}: ${problem}`;
+      this.failed(a, 'invalid', new InvalidAnswerError(why));
+      return;
+    }
+    a.stop();
+    this.pending--;
+    this.record(a.depot, 'answer', this.ctx.scheduler.now() - a.t0!);
+    this.finish(answer);
+  }
+
+  begin(a: Attempt): void {
+    if (a.settled || this.finished) return;
+    const { ctx } = this;
+    a.t0 = ctx.scheduler.now();
+    a.timeout = ctx.timers.add(ctx.opTimeoutMs, onTimeout, a);
+    const attempt: OpAttempt = {
+      dataset: ctx.dataset,
+      block: this.block,
+      replica: a.replica,
+      op: ctx.op,
+      timeoutMs: ctx.opTimeoutMs,
+    };
+    try {
+      if (ctx.runner.execute !== undefined) {
+        ctx.runner.execute(attempt).then(
+          (answer) => this.answered(a, answer),
+          (e: unknown) => this.failed(a, 'failure', e),
+        );
+      } else {
+        const sub = ctx.runner.run(attempt).subscribe({
+          next: (answer) => this.answered(a, answer),
+          error: (e: unknown) => this.failed(a, 'failure', e),
+          complete: () =>
+            this.failed(a, 'failure', new Error(`block ${this.block.index}: ${a.depot} completed without an answer`)),
+        });
+        if (a.settled) sub.unsubscribe();
+        else a.run = sub;
+      }
+    } catch (e) {
+      this.failed(a, 'failure', e);
+    }
+  }
+
+  launch(): void {
+    if (this.finished || this.next >= this.replicas.length) return;
+    const replica = this.replicas[this.next++]!;
+    const a = new Attempt(this, replica, depotId(replica.depot));
+    this.attempts.push(a);
+    this.pending++;
+    if (this.next < this.replicas.length) a.hedge = this.ctx.timers.add(hedgeDelayMs(this.ctx, replica), onHedge, a);
+    const release = this.ctx.gate.acquire(a.depot, onStart, a);
+    // The attempt may have ended inside acquire (a synchronous runner): free its slot now.
+    if (a.settled) release();
+    else a.release = release;
+  }
+
+  cancel(): void {
+    if (this.finished) return;
+    // Attempts still running when the job's deadline dropped them count as late answers.
+    if (this.ctx.deadlinePassed()) {
+      for (const a of this.attempts) if (!a.settled && a.t0 !== undefined) this.record(a.depot, 'late', undefined);
+    }
+    this.finished = true;
+    for (const a of this.attempts) if (!a.settled) a.stop();
+  }
 }
 
 /**
@@ -88,123 +229,8 @@ export function startBlock(
   replicas: readonly DatasetReplica[],
   done: (outcome: BlockOutcome) => void,
 ): () => void {
-  const attempts: Attempt[] = [];
-  let next = 0;
-  let pending = 0;
-  let lastError: unknown;
-  let finished = false;
-
-  const record = (depot: string, outcome: OpOutcome, latencyMs: number | undefined): void => {
-    ctx.reliability.record('depot', depot, outcome, latencyMs, ctx.scheduler.now());
-    ctx.onAttempt?.(depot, outcome, latencyMs);
-  };
-
-  const stop = (a: Attempt): void => {
-    a.settled = true;
-    a.timeout?.cancel();
-    a.hedge?.cancel();
-    a.run?.unsubscribe();
-    a.release?.();
-  };
-
-  const finish = (answer: OpAnswer | undefined): void => {
-    if (finished) return;
-    finished = true;
-    for (const a of attempts) if (!a.settled) stop(a);
-    done(
-      answer === undefined
-        ? { block, answer, attempts: attempts.length, error: lastError }
-        : { block, answer, attempts: attempts.length },
-    );
-  };
-
-  const failed = (a: Attempt, outcome: OpOutcome, error: unknown): void => {
-    if (a.settled || finished) return;
-    stop(a);
-    pending--;
-    lastError = error;
-    record(a.depot, outcome, ctx.scheduler.now() - (a.t0 ?? ctx.scheduler.now()));
-    if (next < replicas.length) launch();
-    else if (pending === 0) finish(undefined);
-  };
-
-  const answered = (a: Attempt, answer: OpAnswer): void => {
-    if (a.settled || finished) return;
-    let problem: string | undefined;
-    try {
-      problem = ctx.validate?.(block, answer.output);
-    } catch (e) {
-      problem = `validation threw: ${(e as Error)?.message ?? String(e)}`;
-    }
-    if (problem !== undefined) {
-      failed(
-        a,
-        'invalid',
-        new InvalidAnswerError(`block ${block.index}: implausible ${ctx.op.name} output from ${a.depot}: ${problem}`),
-      );
-      return;
-    }
-    stop(a);
-    pending--;
-    record(a.depot, 'answer', ctx.scheduler.now() - a.t0!);
-    finish(answer);
-  };
-
-  const begin = (a: Attempt, replica: DatasetReplica): void => {
-    if (a.settled || finished) return;
-    a.t0 = ctx.scheduler.now();
-    a.timeout = ctx.timers.add(ctx.opTimeoutMs, () =>
-      failed(a, 'late', new OpTimeoutError(`block ${block.index}: no answer from ${a.depot} within ${ctx.opTimeoutMs} ms`)),
-    );
-    const attempt: OpAttempt = { dataset: ctx.dataset, block, replica, op: ctx.op, timeoutMs: ctx.opTimeoutMs };
-    try {
-      if (ctx.runner.execute !== undefined) {
-        ctx.runner.execute(attempt).then(
-          (answer) => answered(a, answer),
-          (e: unknown) => failed(a, 'failure', e),
-        );
-      } else {
-        const sub = ctx.runner.run(attempt).subscribe({
-          next: (answer) => answered(a, answer),
-          error: (e: unknown) => failed(a, 'failure', e),
-          complete: () => failed(a, 'failure', new Error(`block ${block.index}: ${a.depot} completed without an answer`)),
-        });
-        if (a.settled) sub.unsubscribe();
-        else a.run = sub;
-      }
-    } catch (e) {
-      failed(a, 'failure', e);
-    }
-  };
-
-  const launch = (): void => {
-    if (finished || next >= replicas.length) return;
-    const replica = replicas[next++]!;
-    const a: Attempt = {
-      depot: depotId(replica.depot),
-      t0: undefined,
-      settled: false,
-      release: undefined,
-      run: undefined,
-      timeout: undefined,
-      hedge: undefined,
-    };
-    attempts.push(a);
-    pending++;
-    if (next < replicas.length) a.hedge = ctx.timers.add(hedgeDelayMs(ctx, replica), launch);
-    const release = ctx.gate.acquire(a.depot, () => begin(a, replica));
-    // The attempt may have ended inside acquire (a synchronous runner): free its slot now.
-    if (a.settled) release();
-    else a.release = release;
-  };
-
-  if (replicas.length === 0) finish(undefined);
-  else launch();
-  return () => {
-    if (finished) return;
-    // Attempts still running when the job's deadline dropped them count as late answers.
-    if (ctx.deadlinePassed()) for (const a of attempts) if (!a.settled && a.t0 !== undefined) record(a.depot, 'late', undefined);
-    finished = true;
-    for (const a of attempts) if (!a.settled) stop(a);
-  };
+  const run = new BlockRun(ctx, block, replicas, done);
+  if (replicas.length === 0) run.finish(undefined);
+  else run.launch();
+  return () => run.cancel();
 }

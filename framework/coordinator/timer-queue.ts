@@ -5,10 +5,17 @@ export interface TimerHandle {
   cancel(): void;
 }
 
-interface Entry extends TimerHandle {
-  readonly due: number;
-  readonly seq: number;
-  fn: (() => void) | undefined;
+class Entry implements TimerHandle {
+  constructor(
+    readonly due: number,
+    readonly seq: number,
+    public fn: ((arg: never) => void) | undefined,
+    readonly arg: unknown,
+  ) {}
+
+  cancel(): void {
+    this.fn = undefined;
+  }
 }
 
 /**
@@ -27,16 +34,12 @@ export class TimerQueue {
     this.#scheduler = scheduler;
   }
 
-  /** Calls `fn` once, `delayMs` from now (scheduler time), unless cancelled or the queue closed first. */
-  add(delayMs: number, fn: () => void): TimerHandle {
-    const entry: Entry = {
-      due: this.#scheduler.now() + Math.max(0, delayMs),
-      seq: this.#seq++,
-      fn,
-      cancel() {
-        entry.fn = undefined;
-      },
-    };
+  /**
+   * Calls `fn(arg)` once, `delayMs` from now (scheduler time), unless cancelled or the queue closed first
+   * (`arg` lets callers share one `fn` instead of allocating a closure per timer).
+   */
+  add<T>(delayMs: number, fn: (arg: T) => void, arg: T): TimerHandle {
+    const entry = new Entry(this.#scheduler.now() + Math.max(0, delayMs), this.#seq++, fn as (arg: never) => void, arg);
     if (this.#closed) return entry;
     this.#push(entry);
     if (this.#armed === undefined || entry.due < this.#armed.due) this.#arm();
@@ -68,9 +71,9 @@ export class TimerQueue {
     const now = this.#scheduler.now();
     while (!this.#closed && this.#heap.length > 0 && this.#heap[0]!.due <= now) {
       const e = this.#pop();
-      const fn = e.fn;
+      const fn = e.fn as ((arg: unknown) => void) | undefined;
       e.fn = undefined;
-      fn?.();
+      fn?.(e.arg);
     }
     if (!this.#closed && this.#armed === undefined) this.#arm();
   }

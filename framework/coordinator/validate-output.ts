@@ -68,30 +68,23 @@ export function validateColumnStats(block: DatasetBlock, output: Uint8Array, col
     const min = t[3 * cols + j]!;
     const max = t[4 * cols + j]!;
     const m2 = t[5 * cols + j]!;
-    const c = `column ${j}`;
-    if (count !== n) return describe(`${c} count`, count, `${n} rows`);
-    for (const [name, v] of [
-      ['sum', sum],
-      ['sum of squares', sumSq],
-      ['min', min],
-      ['max', max],
-      ['centred sum of squares', m2],
-    ] as const) {
-      if (!Number.isFinite(v)) return `${c} ${name} is not finite (${v})`;
-    }
+    if (count !== n) return describe(`column ${j} count`, count, `${n} rows`);
+    if (!(Number.isFinite(sum) && Number.isFinite(sumSq) && Number.isFinite(min) && Number.isFinite(max) && Number.isFinite(m2)))
+      return `column ${j}: a statistic is not finite (Σx ${sum}, Σx² ${sumSq}, min ${min}, max ${max}, Σ(x − x̄)² ${m2})`;
     const csq = s.colSumSq[j]!;
     // Σ|x| ≤ √(n·Σx²) (Cauchy–Schwarz) bounds the rounding of Σx.
     const absSum = Math.sqrt(n * csq);
-    if (!close(sum, s.colSums[j]!, g * absSum)) return describe(`${c} sum`, sum, `${s.colSums[j]} (summary)`);
-    if (!close(sumSq, csq, g * csq)) return describe(`${c} sum of squares`, sumSq, `${csq} (summary)`);
+    if (!close(sum, s.colSums[j]!, g * absSum)) return describe(`column ${j} sum`, sum, `${s.colSums[j]} (summary)`);
+    if (!close(sumSq, csq, g * csq)) return describe(`column ${j} sum of squares`, sumSq, `${csq} (summary)`);
     if (!(min <= max) || min < -s.maxAbs || max > s.maxAbs)
-      return `${c} min ${min} / max ${max} outside [−maxAbs, maxAbs] = ±${s.maxAbs} or crossed`;
+      return `column ${j} min ${min} / max ${max} outside [−maxAbs, maxAbs] = ±${s.maxAbs} or crossed`;
     const meanTol = (g * absSum) / n;
     const mean = s.colSums[j]! / n;
-    if (mean < min - meanTol || mean > max + meanTol) return `${c} mean ${mean} (summary) outside [min, max] = [${min}, ${max}]`;
+    if (mean < min - meanTol || mean > max + meanTol)
+      return `column ${j} mean ${mean} (summary) outside [min, max] = [${min}, ${max}]`;
     const centred = csq - (s.colSums[j]! * s.colSums[j]!) / n;
     if (m2 < 0 || !close(m2, centred, 2 * g * csq))
-      return describe(`${c} centred sum of squares`, m2, `Σx² − (Σx)²/n = ${centred}`);
+      return describe(`column ${j} centred sum of squares`, m2, `Σx² − (Σx)²/n = ${centred}`);
   }
   return undefined;
 }
