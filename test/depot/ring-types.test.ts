@@ -160,3 +160,29 @@ describe('allocation types', () => {
     expect(await s.line()).toBe('-30 \n');
   });
 });
+
+describe('NFU on a CIRQ', () => {
+  it('a REF_RD parameter sees the queue in its logical order (oldest held byte first)', async () => {
+    const { createHash } = await import('node:crypto');
+    const t = await startDepot({ resource: [{ rid: '1', capacityBytes: '1MiB' }], nfu: { workers: 1 } });
+    const s = await RawSession.open(t.port);
+    try {
+      const [r, w] = await allocate(s, 4, 8);
+      expect(await store(s, w, 'abcde')).toBe('1 5 \n');
+      expect(await store(s, w, 'fghij')).toBe('1 5 \n'); // physical bytes: "ijcdefgh"
+      const out = await t.client.nfu(t, 16, [
+        { kind: 0, cap: r, offset: 0, length: 0 },
+        { kind: 4, length: 32 },
+      ]);
+      expect(out.get(1)!.equals(createHash('sha256').update('cdefghij').digest())).toBe(true);
+      const part = await t.client.nfu(t, 16, [
+        { kind: 0, cap: r, offset: 5, length: 3 },
+        { kind: 4, length: 32 },
+      ]);
+      expect(part.get(1)!.equals(createHash('sha256').update('hij').digest())).toBe(true);
+    } finally {
+      s.end();
+      await t.close();
+    }
+  });
+});
