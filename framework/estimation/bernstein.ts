@@ -67,6 +67,11 @@ export interface TailTerm {
   variance: number;
   /** ≥ ‖X_k‖ for each of the group's summands. */
   range: number;
+  /**
+   * Optional: ≥ ‖Σ_k X_k‖ for the group's sum, always (a deterministic bound). Its log-mgf is then also at most
+   * θ·bound, and the smaller of the two is used.
+   */
+  bound?: number;
 }
 
 /** φ(x)/x² with φ(x) = eˣ − x − 1, continuous at 0 (value 1/2). */
@@ -87,8 +92,12 @@ function phiOverSquare(x: number): number {
  * λ_max(Σ_g c_g V_g) ≤ Σ_g c_g ‖V_g‖ and the Hermitian dilation for K = d₁ + d₂). With one common range it is exactly {@link bennettRadius}; with a few summands of
  * large range (a response group with few answers, a block with a low answer probability) and many small
  * ones it is much tighter, because a common range charges every summand the worst one's.
+ * A group whose sum is also bounded deterministically (`bound`: a response group with few answers, whose
+ * error is at most the sum of its missing blocks' deviations) has log E e^{θX} ⪯ θ·bound·I as well, and the
+ * smaller of the two enters the sum (both are multiples of I, so the smaller is a bound too).
  * Any θ gives a valid radius, so the search (golden section on ln θ) can only err on the wide side, and the
- * result is never wider than {@link bennettRadius} with the summed variance and the largest range.
+ * result is never wider than {@link bennettRadius} with the summed variance and the largest range, nor than
+ * the sum of the bounds when every term has one.
  */
 export function bennettRadiusTerms(terms: readonly TailTerm[], delta: number, dimensionFactor = 2): number {
   checkOpenUnit('delta', delta);
@@ -98,16 +107,20 @@ export function bennettRadiusTerms(terms: readonly TailTerm[], delta: number, di
     variance += t.variance;
     range = Math.max(range, t.range);
   }
-  const common = bennettRadius(variance, range, delta, dimensionFactor);
+  let common = bennettRadius(variance, range, delta, dimensionFactor);
+  if (terms.every((t) => t.bound !== undefined)) {
+    let sum = 0;
+    for (const t of terms) sum += t.bound!;
+    common = Math.min(common, sum * (1 + 1e-12));
+  }
   if (common === 0 || variance <= 0 || range <= 0) return common;
   const ell = Math.log(dimensionFactor / delta);
   if (!(ell > 0)) return 0;
   const radiusAt = (theta: number): number => {
     let psi = 0;
     for (const t of terms) {
-      if (t.variance <= 0) continue;
-      const x = theta * t.range;
-      psi += t.variance * theta * theta * phiOverSquare(x);
+      const bennett = t.variance <= 0 ? 0 : t.variance * theta * theta * phiOverSquare(theta * t.range);
+      psi += t.bound === undefined ? bennett : Math.min(bennett, theta * t.bound);
     }
     return (ell + psi) / theta;
   };

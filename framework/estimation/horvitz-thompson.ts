@@ -77,7 +77,7 @@ export function htRadius(blocks: readonly BoundBlock[], dim: number, weighting: 
       if (r <= 0) continue; // π = 1: the block always answers, no error term
       for (let j = 0; j < dim; j++) {
         const t = Math.max(Math.abs(b.lo[j]!), Math.abs(b.hi[j]!));
-        terms[j]!.push({ variance: r * t * t, range: Math.max(r, 1) * t });
+        terms[j]!.push({ variance: r * t * t, range: Math.max(r, 1) * t, bound: Math.max(r, 1) * t });
       }
     }
   } else {
@@ -133,8 +133,22 @@ function groupTerms(members: readonly BoundBlock[], dim: number, terms: TailTerm
     };
     const sumSq = minimizeConvex(sumSqAbout, cLo, cHi);
     let maxDev = 0;
-    for (const b of members) maxDev = Math.max(maxDev, Math.abs(b.hi[j]! - muLo), Math.abs(b.lo[j]! - muHi));
-    terms[j]!.push({ variance: w * w * k * (sumSq / N), range: w * maxDev });
+    let mLo = 0;
+    let mHi = 0;
+    for (const b of members) {
+      maxDev = Math.max(maxDev, Math.abs(b.hi[j]! - muLo), Math.abs(b.lo[j]! - muHi));
+      if (b.answered) {
+        mLo += b.lo[j]! / n;
+        mHi += b.hi[j]! / n;
+      }
+    }
+    // The group's error is Σ_miss (M − T_b), M the mean of the answered T_b (in [mLo, mHi]; a point when the
+    // answered values are known exactly): at most Σ_miss max(mHi − lo_b, hi_b − mLo), always.
+    let bound = 0;
+    for (const b of members) {
+      if (!b.answered) bound += Math.max(Math.abs(mHi - b.lo[j]!), Math.abs(b.hi[j]! - mLo));
+    }
+    terms[j]!.push({ variance: w * w * k * (sumSq / N), range: w * maxDev, bound: bound * (1 + 1e-12) });
   }
 }
 

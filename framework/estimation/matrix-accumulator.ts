@@ -163,7 +163,7 @@ export class MatrixAccumulator {
           if (r <= 0) continue;
           const rb = remainder.get(b.id);
           const norm = rb ? this.#norm(rb) : this.statistic.remainderNormBound(b.summary);
-          terms.push({ variance: r * norm * norm, range: Math.max(r, 1) * norm });
+          terms.push({ variance: r * norm * norm, range: Math.max(r, 1) * norm, bound: Math.max(r, 1) * norm });
         }
         continue;
       }
@@ -178,12 +178,12 @@ export class MatrixAccumulator {
       for (const b of got) addScaled(value, remainder.get(b.id)!, w);
       if (m === 0) continue;
       const k = Math.min(n, m);
-      const { second, maxDraw } = this.#groupMoments(
+      const { second, maxDraw, bound } = this.#groupMoments(
         got.map((b) => remainder.get(b.id)!),
         members.filter((b) => !answered(b.id)).map((b) => b.summary),
       );
       // Error = −w·Σ_{k draws}(R − μ), k = min(n, m) (the answered set or its complement).
-      terms.push({ variance: w * w * k * (second / N), range: w * maxDraw });
+      terms.push({ variance: w * w * k * (second / N), range: w * maxDraw, bound });
     }
     const sampling = bennettRadiusTerms(terms, resolved.delta, rows + cols) + deterministic * (1 + 1e-12);
     return buildEstimate(value, sampling, resolved, options, {
@@ -210,7 +210,8 @@ export class MatrixAccumulator {
    * Second moment and per-draw range of one response group with answered remainders `got` (n of them) and
    * missing blocks known by their summaries (m of them), N = n + m, μ the group's mean remainder:
    * - `second` ≥ ‖Σ_b (R_b − μ)(R_b − μ)ᵀ‖ and ≥ ‖Σ_b (R_b − μ)ᵀ(R_b − μ)‖ (the caller divides by N);
-   * - `maxDraw` ≥ max_b ‖R_b − μ‖.
+   * - `maxDraw` ≥ max_b ‖R_b − μ‖;
+   * - `bound` ≥ ‖Σ_miss (M − R_b)‖, which is the group's whole error (N/n)·Σ_ans R_b − Σ_b R_b, always.
    *
    * For every matrix C, Σ_b (R_b − μ)(R_b − μ)ᵀ ⪯ Σ_b (R_b − C)(R_b − C)ᵀ (the cross terms vanish about μ), so
    * any C gives a bound; answered blocks enter exactly and a missing block through a bound dev_b(C) on
@@ -221,7 +222,10 @@ export class MatrixAccumulator {
    * answered blocks' sums expand exactly: Σ_ans (R − C)(R − C)ᵀ = S + n(β² − 2β)·MMᵀ + 2nα(β − 1)·M + nα²·I
    * with S = Σ_ans R Rᵀ (for square statistics M is symmetric).
    */
-  #groupMoments(got: readonly Float64Array[], missing: readonly BlockSummary[]): { second: number; maxDraw: number } {
+  #groupMoments(
+    got: readonly Float64Array[],
+    missing: readonly BlockSummary[],
+  ): { second: number; maxDraw: number; bound: number } {
     const { rows, cols } = this.statistic;
     const n = got.length;
     const N = n + missing.length;
@@ -263,6 +267,7 @@ export class MatrixAccumulator {
     const scaleLeft = frobeniusNorm(left) + frobeniusNorm(right) + n * (frobeniusNorm(mLeft) + frobeniusNorm(mRight));
     const scaleM = frobeniusNorm(M);
     let bestDraw = Infinity;
+    let bound = Infinity;
     const evaluate = (beta: number, alpha: number): number => {
       // ‖M − C‖ = ‖(1 − β)M − αI‖.
       const shift = psd ? Math.max(Math.abs((1 - beta) * mMin - alpha), Math.abs((1 - beta) * mMax - alpha)) : (1 - beta) * mNorm;
@@ -283,6 +288,21 @@ export class MatrixAccumulator {
         if (psd) dev = Math.min(dev, Math.max(0, ansEig[i]!.hi - cMin, cMax - ansEig[i]!.lo));
         maxDev = Math.max(maxDev, dev);
       });
+      if (beta === 1 && alpha === 0) {
+        bound = missDev;
+        if (psd) {
+          // Weyl on the sum: λ_max(Σ_miss (M − R_b)) ≤ m·λ_max(M) − Σ_miss λ_min(R_b), and the other side alike.
+          let loSum = 0;
+          let hiSum = 0;
+          missing.forEach((_, i) => {
+            loSum += missMin[i]!;
+            hiSum += missBound[i]!;
+          });
+          const m = missing.length;
+          bound = Math.min(bound, Math.max(0, m * mMax - loSum, hiSum - m * mMin));
+        }
+        bound *= 1 + 1e-12;
+      }
       // μ = C + (1/N)Σ_b (R_b − C): ‖C − μ‖ ≤ (n·‖M − C‖ + Σ_miss dev_b)/N.
       bestDraw = Math.min(bestDraw, maxDev + (n * shift + missDev) / N);
       const c2 = beta * beta - 2 * beta;
@@ -328,7 +348,7 @@ export class MatrixAccumulator {
     }
     let second = evaluate(1, 0);
     if (missing.length > 0) {
-      for (const beta of [0, 0.25, 0.5, 0.75, 1]) {
+      for (const beta of [0, 0.5, 1]) {
         if (!psd) {
           second = Math.min(second, evaluate(beta, 0));
           continue;
@@ -342,11 +362,11 @@ export class MatrixAccumulator {
         }
         second = Math.min(
           second,
-          minimizeConvex((a) => evaluate(beta, a), lo, hi, 30),
+          minimizeConvex((a) => evaluate(beta, a), lo, hi, 16),
         );
       }
     }
-    return { second, maxDraw: bestDraw };
+    return { second, maxDraw: bestDraw, bound };
   }
 }
 
