@@ -201,7 +201,8 @@ describe('MatrixAccumulator', () => {
       D,
     );
     expect(err).toBeLessThanOrEqual(e.epsilon);
-    expect(acc.estimate(planned, { delta: 0.2 }).epsilon).toBeLessThan(e.epsilon);
+    // Non-increasing in δ (equal when the deterministic bound of the groups' missing blocks is the tighter one).
+    expect(acc.estimate(planned, { delta: 0.2 }).epsilon).toBeLessThanOrEqual(e.epsilon);
     const withPi = planned.map((b) => ({ ...b, inclusion: { p: 2 / 3, pLower: 0.6 } }));
     const ei = acc.estimate(withPi, { delta: 0.05, weighting: 'inclusion' });
     expect(ei.epsilon).toBeGreaterThan(0);
