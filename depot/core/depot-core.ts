@@ -24,6 +24,7 @@ import { MEMORY_RING_STATE, Ring, RingView, isRingType, type RingStateStore } fr
 import { RingStateFile, partDigest } from '../resources/ring-state-file.js';
 import { AliasStore, type StoredAlias } from '../resources/alias-store.js';
 import { join } from 'node:path';
+import { readdir, rm } from 'node:fs/promises';
 import type { DiskData } from '../resources/disk/disk-data.js';
 import { storageError } from '../errors.js';
 
@@ -214,8 +215,23 @@ export class DepotCore {
         this.index(a);
       }
       if (r.aliases !== undefined) await this.restoreAliases(r.aliases);
+      if (r.options.kind === 'disk' && r.options.path !== undefined) await this.removeOrphanRingStates(r.options.path);
     }
     this.sweep();
+  }
+
+  /** Removes ring state files no restored allocation owns (a crash between a purge and their removal). */
+  private async removeOrphanRingStates(path: string): Promise<void> {
+    const dir = join(path, 'rings');
+    const owned = new Set<string>();
+    for (const a of [...this.byId.values(), ...this.trash.values()]) {
+      const state = a.ring === undefined ? undefined : (a.data as RingView).state;
+      if (state instanceof RingStateFile) owned.add(state.path);
+    }
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const file = join(dir, name);
+      if (!owned.has(file)) await rm(file, { force: true });
+    }
   }
 
   /** Re-indexes a disk resource's aliases; those whose allocation is gone or expired are removed. */
@@ -1187,6 +1203,7 @@ export class DepotCore {
       this.byKey.delete(digestIndex(a.digests[type]));
     }
     a.freed = true;
+    a.ring?.notify(); // commands waiting on a queue see it gone
     this.deps.onFree?.(a, reason);
     const r = this.resources.get(a.rid)!;
     const grace = r.options.trashGraceSec * 1000;

@@ -112,6 +112,25 @@ for (const kind of ['memory', 'disk'] as const) {
       expect(await load(s, r, 0, 1, 1)).toBe('-46 \n');
     });
 
+    it('FIFO: a STORE waits for room that a LOAD on another connection makes; a wait ends with its deletion', async () => {
+      const [r, w, m] = await allocate(s, 3, 4);
+      expect(await store(s, w, 'abcd')).toBe('1 4 \n');
+      const s2 = await RawSession.open(t.port);
+      try {
+        s2.send(Buffer.concat([Buffer.from(`1 2 ${keyOf(w)} 2 10\n`), Buffer.from('ef')])); // no room yet
+        expect(String(await load(s, r, 0, 3))).toBe('abc');
+        expect(await s2.line()).toBe('1 \n');
+        expect(await s2.line()).toBe('1 2 \n');
+        expect(String(await load(s, r, 0, 3))).toBe('def');
+        s2.send(`1 8 ${keyOf(r)} 0 2 10\n`); // waits for data
+        s.send(`1 9 ${keyOf(m)} 42 1 10\n`); // deletes the FIFO
+        expect(await s.line()).toBe('1 \n');
+        expect(await s2.line()).toBe('-4 \n');
+      } finally {
+        s2.end();
+      }
+    });
+
     it('BUFFER: a store replaces the content, a write patches it, loads do not consume', async () => {
       const [r, w, m] = await allocate(s, 2, 16);
       expect(await store(s, w, 'hello world')).toBe('1 11 \n');
