@@ -148,6 +148,36 @@ describe('LStore ibp_test later blocks, as the ACCRE client sends them', () => {
     for (const c of [c4, c1, c2]) expect(await decr(c[2])).toBe('1 \n');
   });
 
+  it('base_async_test: 10 MiB written as 10000-byte stripes in reverse order, pipelined, then read back in 5000-byte pieces', async () => {
+    const size = 10 * 1024 * 1024;
+    const c = await allocate(size);
+    const expected = Buffer.alloc(size, '_');
+    const stripes = Math.floor(size / 10000);
+    const writes: Buffer[] = [];
+    for (let i = 0; i < stripes; i++) {
+      const offset = (stripes - 1 - i) * 10000; // the test walks the stripes from the end
+      expected.fill(65 + (i % 27), offset, offset + 10000);
+      writes.push(Buffer.from(`1 13 ${keyOf(c[1])} ${offset} 10000 30\n`), expected.subarray(offset, offset + 10000));
+    }
+    expected.fill('@', stripes * 10000);
+    const rest = size - stripes * 10000;
+    writes.push(Buffer.from(`1 13 ${keyOf(c[1])} ${stripes * 10000} ${rest} 30\n`), expected.subarray(stripes * 10000));
+    s.send(Buffer.concat(writes)); // every WRITE pipelined behind the previous one
+    for (let i = 0; i < stripes; i++) expect(`${await s.line()}${await s.line()}`).toBe('1 \n1 10000 \n');
+    expect(`${await s.line()}${await s.line()}`).toBe(`1 \n1 ${rest} \n`);
+    const reads: string[] = [];
+    for (let off = 0; off < size; off += 5000) reads.push(`1 8 ${keyOf(c[0])} ${off} ${Math.min(5000, size - off)} 30\n`);
+    s.send(reads.join(''));
+    const got: Buffer[] = [];
+    for (let off = 0; off < size; off += 5000) {
+      const n = Math.min(5000, size - off);
+      expect(await s.line()).toBe(`1 ${n} \n`);
+      got.push(await s.bytes(n));
+    }
+    expect(Buffer.concat(got).equals(expected)).toBe(true);
+    expect(await decr(c[2])).toBe('1 \n');
+  });
+
   it('base_iovec_test: a 10 MiB VEC_WRITE of 10000-byte stripes, read back by a VEC_READ of 5000-byte pieces', async () => {
     const size = 10 * 1024 * 1024;
     const c = await allocate(size);
