@@ -276,6 +276,30 @@ describe('LStore ibp_test later blocks, as the ACCRE client sends them', () => {
     expect(await decr(m[2])).toBe('1 \n');
   });
 
+  it('perform_manage_truncate_tests: CHNG cannot lose data, may shrink to the data; TRUNCATE cuts', async () => {
+    const bufsize = 1024 * 1024;
+    const pos = Math.floor(bufsize / 3);
+    const c = await allocate(2 * bufsize);
+    const buffer = Buffer.alloc(bufsize, '*');
+    buffer[pos - 1] = 0x41;
+    buffer[pos] = 0x52;
+    buffer[bufsize - 1] = 0x54;
+    expect(await writeAt(c[1], 0, buffer)).toBe(`1 \n1 ${bufsize} \n`);
+    expect((await probe(c[2])).slice(3, 5)).toEqual([String(bufsize), String(2 * bufsize)]);
+    s.send(`1 9 ${keyOf(c[2])} 43 3 ${bufsize / 2} -1 -1 30\n`); // would lose data
+    expect(await s.line()).toBe('-20 \n');
+    const p = await probe(c[2]);
+    expect([p[3], p[4], p[6], p[7]]).toEqual([String(bufsize), String(2 * bufsize), '2', '1']);
+    s.send(`1 9 ${keyOf(c[2])} 43 3 ${bufsize + 1} -1 -1 30\n`); // shrink, nothing lost
+    expect(await s.line()).toBe('1 \n');
+    expect((await probe(c[2])).slice(3, 5)).toEqual([String(bufsize), String(bufsize + 1)]);
+    s.send(`1 9 ${keyOf(c[2])} 45 ${pos} 30\n`);
+    expect(await s.line()).toBe('1 \n');
+    expect((await probe(c[2])).slice(3, 5)).toEqual([String(pos), String(pos)]);
+    expect(await load(c[0], 0, pos)).toBe(buffer.subarray(0, pos).toString('latin1'));
+    expect(await decr(c[2])).toBe('1 \n');
+  });
+
   it('perform_pushpull_tests', async () => {
     const c1 = await allocate(2048);
     const c2 = await allocate(2048);
