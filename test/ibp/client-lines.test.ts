@@ -110,6 +110,28 @@ class RecordingDepot {
         return { now: `1 ${r.length} \n` };
       case 'nfu':
         return { now: '', nfuParams: r.paramCount };
+      case 'phoebus_send':
+        return { now: `1 ${r.length} \n` };
+      case 'alias_allocate':
+      case 'rename':
+      case 'split':
+        return { now: `1 ${this.cap('READ')} ${this.cap('WRITE')} ${this.cap('MANAGE')} \n` };
+      case 'alias_manage':
+        return { now: r.op === 'probe' ? '1 1 0 4 10 60 \n' : '1 \n' };
+      case 'merge':
+        return { now: '1 \n' };
+      case 'get_chksum':
+        return { now: '1 0 \n' };
+      case 'validate_chksum':
+        return { now: '1 0\n' };
+      case 'vec_write': {
+        const total = r.ranges.reduce((n, x) => n + x.length, 0);
+        return { now: '1 \n', body: total, ack: `1 ${total} \n` };
+      }
+      case 'vec_read': {
+        const total = r.ranges.reduce((n, x) => n + x.length, 0);
+        return { now: `1 ${total} \n${'x'.repeat(total)}` };
+      }
     }
   }
 }
@@ -192,6 +214,58 @@ describe('every IbpClient call sends a line the depot parser reads back as that 
     expect(last()).toStrictEqual({ ...base, op: 'chng', capType: 3, maxSize: 128, durationSec: -1, reliability: -1 });
     await client.truncate(m, 0);
     expect(last()).toStrictEqual({ ...base, op: 'truncate', size: 0 });
+  });
+
+  it('the ACCRE extensions: RENAME, aliases, SPLIT, MERGE, VALIDATE_CHKSUM, vector I/O; queue types and windows', async () => {
+    const m = cap('MANAGE');
+    expect((await client.rename(m)).read).toEqual(parseCapability(cap('READ')));
+    expect(last()).toStrictEqual({ command: 'rename', ...common, cap: ref('MANAGE') });
+    await client.aliasAllocate(m, { offset: 4, length: 10 });
+    expect(last()).toStrictEqual({
+      command: 'alias_allocate',
+      ...common,
+      cap: ref('MANAGE'),
+      offset: 4,
+      length: 10,
+      durationSec: 0,
+    });
+    expect(await client.aliasProbe(m)).toEqual({ readRefs: 1, writeRefs: 0, offset: 4, length: 10, secondsLeft: 60 });
+    expect(last()).toStrictEqual({ command: 'alias_manage', ...common, cap: ref('MANAGE'), op: 'probe' });
+    await client.aliasRemove(m, m);
+    expect(last()).toStrictEqual({
+      command: 'alias_manage',
+      ...common,
+      cap: ref('MANAGE'),
+      op: 'decr',
+      capType: 1,
+      master: ref('MANAGE'),
+    });
+    await client.split(m, { size: 100, durationSec: 60 });
+    expect(last()).toStrictEqual({
+      command: 'split',
+      ...common,
+      cap: ref('MANAGE'),
+      reliability: 2,
+      type: 1,
+      durationSec: 60,
+      size: 100,
+    });
+    await client.merge(m, m);
+    expect(last()).toStrictEqual({ command: 'merge', ...common, cap: ref('MANAGE'), child: ref('MANAGE') });
+    expect(await client.validate(m)).toBe(0);
+    expect(last()).toStrictEqual({ command: 'validate_chksum', ...common, cap: ref('MANAGE'), flag: 0 });
+    const ranges = [
+      { offset: 10, length: 2 },
+      { offset: 0, length: 3 },
+    ];
+    expect(await client.vecWrite(cap('WRITE'), ranges, Buffer.from('abcde'))).toBe(5);
+    expect(last()).toStrictEqual({ command: 'vec_write', ...common, cap: ref('WRITE'), ranges });
+    expect((await client.vecRead(cap('READ'), ranges)).toString()).toBe('xxxxx');
+    expect(last()).toStrictEqual({ command: 'vec_read', ...common, cap: ref('READ'), ranges });
+    await client.allocate(at(), { size: 64, durationSec: 600, rid: '1', type: 'cirq' });
+    expect(last()).toMatchObject({ command: 'allocate', type: 4 });
+    await client.loadWindow(cap('READ'), 50, 5);
+    expect(last()).toStrictEqual({ command: 'load', ...common, cap: ref('READ'), offset: 50, length: 5 });
   });
 
   it('STATUS INQ (v1 and v0), RES and VERSION', async () => {
