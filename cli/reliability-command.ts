@@ -1,40 +1,65 @@
 import { Command as CliCommand } from 'commander';
-import { ReliabilityStore, defaultReliabilityPath } from '../framework/index.js';
+import { ReliabilityStore, defaultReliabilityPath, reliabilityReport } from '../framework/index.js';
 
 const fmt = (v: number | undefined, digits = 3): string => (v === undefined ? '-' : Number(v.toFixed(digits)).toString());
 
-/** `anvil reliability`: the persisted per-depot and per-source history as a table, or `--json`. */
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => `${r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')}\n`).join('');
+}
+
+/**
+ * `anvil reliability`: the persisted history as two tables — depots (decayed answers, failures, late
+ * answers, answer probability, latency) and sources (their blocks' answers and failures, answer probability,
+ * data-quality weight) — or `--json` (`{ path, at, depots, sources }`).
+ */
 export function reliabilityCommand(): CliCommand {
   return new CliCommand('reliability')
     .description('show the coordinator reliability history (per depot and per source)')
-    .option('--json', 'print the snapshot as JSON')
+    .option('--json', 'print the history as JSON: { path, at, depots, sources }')
     .option('--file <file>', 'reliability history file (default: the user state directory)')
     .action(async (flags: { json?: boolean; file?: string }) => {
       const path = flags.file ?? defaultReliabilityPath();
       const store = await ReliabilityStore.load(path, { clock: { now: () => Date.now() } });
-      const snap = store.snapshot();
+      const report = reliabilityReport(store);
       if (flags.json === true) {
-        process.stdout.write(`${JSON.stringify({ path, ...snap })}\n`);
+        process.stdout.write(`${JSON.stringify({ path, ...report })}\n`);
         return;
       }
-      const rows = [
-        ['depot', 'answers', 'failures', 'late', 'p', 'p_low', 'p50_ms', 'p95_ms'],
-        ...snap.depots.map((d) => [
-          d.id,
-          fmt(d.answers, 1),
-          fmt(d.failures, 1),
-          fmt(d.late, 1),
-          fmt(d.p),
-          fmt(d.pLower),
-          fmt(d.latencyP50Ms, 1),
-          fmt(d.latencyP95Ms, 1),
-        ]),
-      ];
-      const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
       process.stdout.write(`${path}\n`);
-      for (const r of rows) process.stdout.write(`${r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')}\n`);
-      if (snap.depots.length === 0) process.stdout.write('(no depot history yet)\n');
-      for (const s of snap.sources)
-        process.stdout.write(`source ${s.id}: weight ${fmt(s.weight)} (${s.observations} observations)\n`);
+      if (report.depots.length === 0) process.stdout.write('(no depot history yet)\n');
+      else {
+        process.stdout.write(
+          table([
+            ['depot', 'answers', 'failures', 'late', 'p', 'p_low', 'p50_ms', 'p95_ms'],
+            ...report.depots.map((d) => [
+              d.id,
+              fmt(d.answers, 1),
+              fmt(d.failures, 1),
+              fmt(d.late, 1),
+              fmt(d.p),
+              fmt(d.pLower),
+              fmt(d.latencyP50Ms, 1),
+              fmt(d.latencyP95Ms, 1),
+            ]),
+          ]),
+        );
+      }
+      if (report.sources.length > 0) {
+        process.stdout.write(
+          `\n${table([
+            ['source', 'answers', 'failures', 'p', 'quality_weight', 'z', 'observations'],
+            ...report.sources.map((s) => [
+              s.id,
+              fmt(s.answers, 1),
+              fmt(s.failures, 1),
+              fmt(s.p),
+              fmt(s.weight),
+              fmt(s.z, 2),
+              String(s.observations),
+            ]),
+          ])}`,
+        );
+      }
     });
 }

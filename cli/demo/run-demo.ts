@@ -7,8 +7,10 @@ import {
   IbpOpRunner,
   LiveServer,
   ReliabilityStore,
+  RobustPcaState,
   depotId,
   publishJob,
+  robustCovarianceJob,
   spectrumSeries,
   startLoopbackDepots,
   streamSensorField,
@@ -20,7 +22,6 @@ import {
 import { ObservedRunner } from './observed-runner.js';
 import { ChaosMonkey } from './chaos-monkey.js';
 import { ProgressLine } from './progress-line.js';
-import { RobustPcaState, robustCovarianceJob } from './robust-covariance-job.js';
 
 export interface DemoOptions {
   port: number;

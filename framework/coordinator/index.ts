@@ -26,9 +26,18 @@ export {
   type IbpOpRunnerOptions,
 } from './ibp-op-runner.js';
 export { DepotGate } from './depot-gate.js';
-export { hedgeDelayMs, type BlockOutcome } from './hedged-block.js';
+export { hedgeDelayMs, InvalidAnswerError, type BlockOutcome } from './hedged-block.js';
 export type { ReliabilityView, OpOutcome } from './reliability-view.js';
-export { storeReliability, SOURCE_ID_PREFIX } from './store-reliability.js';
+export {
+  storeReliability,
+  reliabilityReport,
+  isSourceEntry,
+  SOURCE_ID_PREFIX,
+  type ReliabilityReport,
+  type SourceReliability,
+} from './store-reliability.js';
+export { robustCovarianceJob, RobustPcaState, TRUST_WEIGHT } from './robust-covariance-job.js';
+export { validateColumnStats, validateGram, validateSketch } from './validate-output.js';
 export { CoordinatorMetrics } from './coordinator-metrics.js';
 export { columnStatsJob, columnStatsOp, type ColumnStatistic } from './column-stats-job.js';
 export { gramJob, covarianceJob, gramOp } from './gram-job.js';

@@ -1,12 +1,8 @@
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
-import {
-  covarianceJob,
-  type CoordinatorDataset,
-  type Estimate,
-  type Job,
-  type JobCombiner,
-  type ReliabilityStore,
-} from '../../framework/index.js';
+import type { Estimate, ReliabilityStore } from '../estimation/index.js';
+import type { Dataset } from './dataset-shape.js';
+import { covarianceJob } from './gram-job.js';
+import type { Job, JobCombiner } from './job.js';
 
 /** Sources whose quality weight falls below this are left out of the estimate (and named in it). */
 export const TRUST_WEIGHT = 0.5;
@@ -73,15 +69,21 @@ export class RobustPcaState {
  * feed its quality weight, and blocks of sources below {@link TRUST_WEIGHT} are left out of the estimate —
  * which then estimates the covariance of the trusted sources' rows, with the covariance job's matrix-Bernstein
  * bound over those blocks, and names the sources it left out. Sources that recover regain weight as their
- * residuals return among their peers'.
+ * residuals return among their peers'. Run it again and again (a streaming PCA): the first run trusts every
+ * source and sets the subspace; later runs score and weigh.
+ * @example
+ * const state = new RobustPcaState(coordinator.store, 3);
+ * for (let i = 0; i < 5; i++) await lastValueFrom(coordinator.run(robustCovarianceJob(dataset, state)));
  */
-export function robustCovarianceJob(dataset: CoordinatorDataset, state: RobustPcaState): Job<Float64Array> {
+export function robustCovarianceJob(dataset: Dataset, state: RobustPcaState): Job<Float64Array> {
   const inner = covarianceJob(dataset);
   const d = dataset.cols;
   return {
     name: 'robust-covariance',
     dataset,
     op: inner.op,
+    // A corrupted Gram must neither enter the estimate nor a source's quality history.
+    ...(inner.validate === undefined ? {} : { validate: (block, output) => inner.validate!(block, output) }),
     combiner(): JobCombiner<Float64Array> {
       const c = inner.combiner();
       // Trust is decided once per run, so the blocks added and the blocks planned always agree.
