@@ -1,6 +1,6 @@
 import { AllocationType } from '../../ibp/index.js';
 import { DepotError, DepotErrorCode } from '../errors.js';
-import type { AllocationData, RangeWriter } from './allocation.js';
+import type { AllocationData, RangeWriter } from './allocation-data.js';
 
 /**
  * The LoCI allocation types other than the byte array, layered over a plain byte array of
