@@ -27,7 +27,7 @@ export {
   type BlockSummaryJson,
 } from './block-summary.js';
 export { lnGamma, regularizedIncompleteBeta, betaQuantile } from './beta.js';
-export { bernsteinRadius } from './bernstein.js';
+export { bernsteinRadius, bennettRadius, bennettRadiusTerms, type TailTerm } from './bernstein.js';
 export { blockInclusion, DEFAULT_PI_MIN } from './inclusion.js';
 export { coverageOf, combineErrors } from './plan.js';
 export {

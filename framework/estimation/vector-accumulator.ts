@@ -133,7 +133,7 @@ export class VectorAccumulator {
       blocksUsed: weights.size,
       blocksPlanned: planned.length,
       bytesMoved: this.#bytesMoved,
-      method: `horvitz-thompson(${this.statistic.name}); ${weightingText(resolved)}; bernstein per coordinate + union bound; ${MAR}`,
+      method: `horvitz-thompson(${this.statistic.name}); ${weightingText(resolved)}; bennett per coordinate + union bound; ${MAR}`,
       norm: this.dim === 1 ? 'abs' : 'linf',
     });
     if (this.dim > 1) est.epsilonPerCoordinate = eps;
@@ -168,6 +168,14 @@ export class VectorAccumulator {
       );
     }
     const blocks = planned.map((b, i) => this.#boundBlock(b, i));
+    // With response groups that each have an answer and whose blocks all have one row count r_g,
+    // X̂ = Σ_g (N_g/n_g)·n_g·r_g = X exactly and Ẑ = Ŝ − R·X̂ = Ŝ − S: the residuals' error is the sum's error,
+    // bounded from the sums' own intervals (no interval for R is needed, which would widen every answered
+    // block's residual). The bounds hold given the groups' answer counts, so choosing by them is allowed.
+    if (resolved.weighting === 'response-groups' && equalRowsPerGroup(planned, answered)) {
+      const epsS = htRadius(blocks, this.dim, resolved.weighting, resolved.delta);
+      return this.#meanEstimate(sum, rowsHat, epsS, resolved, options, coverage, weights.size, planned.length);
+    }
     let totalRows = 0;
     const sumLo = new Float64Array(this.dim);
     const sumHi = new Float64Array(this.dim);
@@ -189,6 +197,19 @@ export class VectorAccumulator {
       return { ...b, lo, hi };
     });
     const epsZ = htRadius(zBlocks, this.dim, resolved.weighting, resolved.delta);
+    return this.#meanEstimate(sum, rowsHat, epsZ, resolved, options, coverage, weights.size, planned.length);
+  }
+
+  #meanEstimate(
+    sum: Float64Array,
+    rowsHat: number,
+    epsZ: Float64Array,
+    resolved: ReturnType<typeof resolvePlan>,
+    options: EstimateOptions,
+    coverage: number,
+    blocksUsed: number,
+    blocksPlanned: number,
+  ): Estimate<Float64Array> {
     const value = new Float64Array(this.dim);
     const eps = new Float64Array(this.dim);
     for (let j = 0; j < this.dim; j++) {
@@ -197,10 +218,10 @@ export class VectorAccumulator {
     }
     const est = buildEstimate(value, maxOf(eps), resolved, options, {
       coverage,
-      blocksUsed: weights.size,
-      blocksPlanned: planned.length,
+      blocksUsed,
+      blocksPlanned,
       bytesMoved: this.#bytesMoved,
-      method: `hajek-ratio(${this.statistic.name} per row); ${weightingText(resolved)}; bernstein on residuals per coordinate + union bound; ${MAR}`,
+      method: `hajek-ratio(${this.statistic.name} per row); ${weightingText(resolved)}; bennett on residuals per coordinate + union bound; ${MAR}`,
       norm: this.dim === 1 ? 'abs' : 'linf',
     });
     if (this.dim > 1) est.epsilonPerCoordinate = eps;
@@ -217,6 +238,20 @@ export class VectorAccumulator {
     const { lo, hi } = this.statistic.interval(b.summary);
     return { group: groupOf(b), answered: false, pLower, lo, hi };
   }
+}
+
+/** True when every response group has an answered block and all its blocks have one row count. */
+function equalRowsPerGroup(planned: readonly PlannedBlock[], answered: (id: string) => boolean): boolean {
+  const rows = new Map<string, number>();
+  const hasAnswer = new Set<string>();
+  for (const b of planned) {
+    const g = groupOf(b);
+    if (answered(b.id)) hasAnswer.add(g);
+    const r = rows.get(g);
+    if (r === undefined) rows.set(g, b.summary.rows);
+    else if (r !== b.summary.rows) return false;
+  }
+  return hasAnswer.size === rows.size;
 }
 
 /** @internal */

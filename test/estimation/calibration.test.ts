@@ -2,11 +2,14 @@ import { describe, expect, it } from 'vitest';
 import {
   ColumnMomentsAccumulator,
   MatrixAccumulator,
+  VectorAccumulator,
   gramStatistic,
+  magnitudeBounded,
+  summarizeBlock,
   type PlannedBlock,
   type Weighting,
 } from '../../framework/estimation/index.js';
-import { median, mulberry32, plan, spectralNorm, syntheticMatrix, type SyntheticBlock } from './synthetic.js';
+import { gram, median, mulberry32, normal, plan, spectralNorm, syntheticMatrix, type SyntheticBlock } from './synthetic.js';
 
 // Calibration: the bound is a claim, so measure it. Seeded trials with injected block failures;
 // the fraction of trials whose true error exceeds ε must stay within δ plus binomial slack, and ε must not be
@@ -81,10 +84,15 @@ function runVector(
   return out;
 }
 
-function runGram(seed: number, failure: Failure, shape: Parameters<typeof syntheticMatrix>[5] = {}): Outcome {
+function runGram(
+  seed: number,
+  failure: Failure,
+  shape: Parameters<typeof syntheticMatrix>[5] = {},
+  transform: (blocks: SyntheticBlock[]) => SyntheticBlock[] = (b) => b,
+): Outcome {
   const rand = mulberry32(seed);
   const out: Outcome = { violations: 0, ratios: [] };
-  const blocks = syntheticMatrix(seed * 1000, BLOCKS, ROWS, D, DEPOTS, shape);
+  const blocks = transform(syntheticMatrix(seed * 1000, BLOCKS, ROWS, D, DEPOTS, shape));
   const exact = truth(blocks).gram;
   const exactNorm = spectralNorm(exact, D);
   for (let t = 0; t < TRIALS; t++) {
@@ -135,8 +143,35 @@ describe('calibration: column sums and means', () => {
 });
 
 // The spectral-norm Gram bound only knows a missing block's centred scatter by its extreme eigenvalues, so it
-// is looser than the vector bounds: the ratio is reported and held to GRAM_MAX_RATIO (the issue's goal is 10).
-const GRAM_MAX_RATIO = 25;
+// is looser than the vector bounds: the ratio is reported and held to GRAM_MAX_RATIO (the issue's goal is 10;
+// the worst setting measures 10.8, at 50 % independent failures).
+const GRAM_MAX_RATIO = 11;
+
+/**
+ * Every other block's rows turned by one fixed random rotation: its centred scatter points elsewhere while its
+ * summary (eigenvalue range, diagonal) stays self-consistent — the case the envelope of a missing block must
+ * cover, and where a centre fitted to the answered blocks is wrong for the missing ones.
+ */
+function rotateOddBlocks(blocks: SyntheticBlock[]): SyntheticBlock[] {
+  const gauss = normal(mulberry32(99));
+  const q: number[][] = [];
+  for (let i = 0; i < D; i++) {
+    const v = Array.from({ length: D }, () => gauss());
+    for (const u of q) {
+      const dot = u.reduce((s, x, k) => s + x * v[k]!, 0);
+      for (let k = 0; k < D; k++) v[k]! -= dot * u[k]!;
+    }
+    const norm = Math.hypot(...v);
+    q.push(v.map((x) => x / norm));
+  }
+  return blocks.map((b, i) => {
+    if (i % 2 === 0) return b;
+    const data = new Float64Array(b.rows * D);
+    for (let r = 0; r < b.rows; r++)
+      for (let j = 0; j < D; j++) for (let k = 0; k < D; k++) data[r * D + j]! += b.data[r * D + k]! * q[k]![j]!;
+    return { ...b, data, summary: summarizeBlock(data, b.rows, D), gram: gram(data, b.rows, D) };
+  });
+}
 describe('calibration: Gram AᵀA (spectral norm)', () => {
   for (const rate of [0, 0.1, 0.3, 0.5]) {
     it(`independent failures at ${rate * 100}%`, () =>
@@ -146,6 +181,47 @@ describe('calibration: Gram AᵀA (spectral norm)', () => {
   }
   it('heterogeneous blocks (loudness 0.5–2) at 30%', () =>
     check('gram, heterogeneous 0.3', runGram(37, independent(0.3), { loudness: [0.5, 2] }), GRAM_MAX_RATIO));
+  for (const rate of [0.1, 0.5]) {
+    it(`half the blocks rotated (scatter pointing elsewhere), by depot at ${rate * 100}%`, () =>
+      check(`gram, rotated, by depot ${rate}`, runGram(39 + rate * 100, byDepot(rate), {}, rotateOddBlocks), GRAM_MAX_RATIO));
+  }
+});
+
+describe('calibration: a statistic the summaries only bound in magnitude', () => {
+  // T_b = Σ_i a_i0 · s_i for a fixed ±1 pattern s: a summary only says |T_b| ≤ √(rows_b·Σ_i a_i0²) (Cauchy–Schwarz),
+  // so a missing block's interval is wide and the bound leans on the answered blocks.
+  const pattern = (i: number): number => (i % 3 === 0 ? -1 : 1);
+  const stat = magnitudeBounded('signed-first-column', 1, (s) => [Math.sqrt(s.rows * s.colSumSq[0]!)]);
+  function runSigned(seed: number, failure: Failure, kind: 'sum' | 'mean'): Outcome {
+    const rand = mulberry32(seed);
+    const out: Outcome = { violations: 0, ratios: [] };
+    const blocks = syntheticMatrix(seed * 1000, BLOCKS, ROWS, D, DEPOTS);
+    const value = (b: SyntheticBlock): number => {
+      let t = 0;
+      for (let i = 0; i < b.rows; i++) t += pattern(i) * b.data[i * D]!;
+      return t;
+    };
+    const total = blocks.reduce((s, b) => s + value(b), 0);
+    const rows = blocks.reduce((s, b) => s + b.rows, 0);
+    const ref = kind === 'sum' ? total : total / rows;
+    for (let t = 0; t < TRIALS; t++) {
+      const failed = failure(rand, blocks);
+      const acc = new VectorAccumulator(1, stat);
+      for (const b of blocks) if (!failed.has(b.id)) acc.add(b.id, [value(b)]);
+      const est =
+        kind === 'sum' ? acc.estimateSum(plan(blocks), { delta: DELTA }) : acc.estimateMean(plan(blocks), { delta: DELTA });
+      const err = Math.abs(est.value[0]! - ref);
+      if (err > est.epsilon) out.violations++;
+      if (err > 0) out.ratios.push(est.epsilon / err);
+    }
+    return out;
+  }
+  for (const rate of [0.1, 0.3]) {
+    it(`sums and means, by depot at ${rate * 100}% (calibrated; ratio reported)`, () => {
+      check(`signed sums, by depot ${rate}`, runSigned(51 + rate * 100, byDepot(rate), 'sum'), Infinity);
+      check(`signed means, by depot ${rate}`, runSigned(53 + rate * 100, byDepot(rate), 'mean'), Infinity);
+    });
+  }
 });
 
 describe('calibration: a depot whose failure rate jumps mid-job', () => {
@@ -164,6 +240,7 @@ describe('calibration: a depot whose failure rate jumps mid-job', () => {
   it('response groups stay calibrated', () => {
     check('sums, jump, response groups', runVector(41, jump, 'sums'));
     check('means, jump, response groups', runVector(43, jump, 'means'));
+    check('gram, jump, response groups', runGram(45, jump), GRAM_MAX_RATIO);
   });
   it('reports what stale reliability weights would have claimed', () => {
     const stale = runVector(47, jump, 'sums', 'inclusion', () => ({ p: 0.97, pLower: 0.95 }));
