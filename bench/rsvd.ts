@@ -128,13 +128,19 @@ async function main(): Promise<void> {
   const depots: Array<Awaited<ReturnType<typeof startDepotProcess>>> = [];
   const client = new IbpClient({ timeoutMs: 120_000 });
   try {
+    // Depots first, one at a time (a busy small machine misses the start timeout with many at once).
+    const capacity = `${Math.ceil((N * D * 8) / DEPOTS / 2 ** 20) + 256}MiB`;
+    for (let i = 0; i < DEPOTS; i++) {
+      try {
+        depots.push(await startDepotProcess(['--capacity', capacity]));
+      } catch {
+        depots.push(await startDepotProcess(['--capacity', capacity]));
+      }
+    }
     log(`matrix ${N} × ${D} float64 (${((N * D * 8) / 2 ** 20).toFixed(0)} MiB) …`);
     const A = matrix();
     const path = join(dir, 'A.f64');
     writeFileSync(path, new Uint8Array(A.buffer));
-    const capacity = `${Math.ceil((N * D * 8) / DEPOTS / 2 ** 20) + 256}MiB`;
-    for (let i = 0; i < DEPOTS; i += 4)
-      depots.push(...(await Promise.all(Array.from({ length: Math.min(4, DEPOTS - i) }, () => startDepotProcess(['--capacity', capacity])))));
     // Store the blocks (block b on depot b mod 8) with their ingest summaries.
     const blocks: CoordinatorDatasetBlock[] = [];
     for (let start = 0, index = 0; start < N; start += BLOCK_ROWS, index++) {
@@ -162,11 +168,15 @@ async function main(): Promise<void> {
     const anvilPath = join(dir, 'anvil.json');
     writeFileSync(anvilPath, JSON.stringify({ s: Array.from(e.value.singularValues), V: Array.from(e.value.components) }));
     log('scikit-learn, Dask and the exact SVD …');
-    const py$ = spawnSync(py, ['-c', PY, path, anvilPath, String(N), String(D), String(RANK), String(OVERSAMPLING), String(POWER)], {
-      encoding: 'utf8',
-      timeout: 1_800_000,
-      maxBuffer: 1 << 24,
-    });
+    const py$ = spawnSync(
+      py,
+      ['-c', PY, path, anvilPath, String(N), String(D), String(RANK), String(OVERSAMPLING), String(POWER)],
+      {
+        encoding: 'utf8',
+        timeout: 1_800_000,
+        maxBuffer: 1 << 24,
+      },
+    );
     if (py$.status !== 0) throw new Error(`python failed: ${py$.stderr}`);
     const p = JSON.parse(py$.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
     const result = {
