@@ -222,3 +222,36 @@ for (const kind of ['memory', 'disk'] as const) {
     });
   });
 }
+
+describe('malformed ACCRE lines: their status, then the connection is closed', () => {
+  let t: TestDepot;
+  beforeAll(async () => {
+    t = await startDepot({ resource: [{ rid: '1', capacityBytes: '1MiB' }] });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+  it.each([
+    ['VEC_READ with no ranges', '1 35 1#k w 0 10\n', '-21 \n'],
+    ['VEC_READ with a missing length', '1 35 1#k w 2 0 5 10\n', '-21 \n'],
+    ['VEC_WRITE with a zero length', '1 33 1#k w 1 0 0 10\n', '-36 \n'],
+    ['VEC_READ with a negative offset', '1 35 1#k w 1 -1 5 10\n', '-18 \n'],
+    ['ALIAS_ALLOCATE with a negative length', '1 14 1#k w 0 -5 0 10\n', '-30 \n'],
+    ['ALIAS_MANAGE with an unknown sub-command', '1 15 1#k w 44 10\n', '-21 \n'],
+    ['ALIAS_MANAGE DECR of the manage count', '1 15 1#k w 42 3 1#m x 10\n', '-21 \n'],
+    ['SPLIT with reliability 3', '1 18 1#k w 3 1 60 10 10\n', '-21 \n'],
+    ['MERGE without the child key', '1 19 1#k w 10\n', '-21 \n'],
+    ['RENAME with extra tokens', '1 16 1#k w 10 10 10\n', '-21 \n'],
+    ['STORE_CHKSUM with SHA1', '1 28 3 65536 1#k w 5 10\nabcde', '-64 \n'],
+    ['ALLOCATE_CHKSUM with MD5', '1 29 4 65536 1 2 1 60 100 10\n', '-64 \n'],
+  ])('%s', async (_name, line, expected) => {
+    const s = await RawSession.open(t.port);
+    try {
+      s.send(line);
+      expect(await s.line()).toBe(expected);
+      expect(await s.closedWithin()).toBe(true);
+    } finally {
+      s.end();
+    }
+  });
+});
