@@ -11,7 +11,7 @@ import {
   vectorSeries,
   type Summarizer,
 } from '../framework/index.js';
-import { jobFromJson, parseDatasetJson } from './run-command.js';
+import { datasetOfJob, jobFromJson } from './run-command.js';
 
 function integer(name: string, min: number, max: number): (v: string) => number {
   return (v) => {
@@ -86,7 +86,7 @@ export function serveCommand(): CliCommand {
             );
           }
           const o = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
-          const dataset = parseDatasetJson(o['dataset']);
+          const dataset = await datasetOfJob(o['dataset'], file);
           jobs.push({
             file,
             kind: (o['job'] as { kind?: unknown } | undefined)?.kind,
