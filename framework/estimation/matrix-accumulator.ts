@@ -79,6 +79,8 @@ export function sketchStatistic(k: number, d: number, sketchNorm: (summary: Bloc
  */
 export class MatrixAccumulator {
   readonly #values = new Map<string, { t: Float64Array }>();
+  /** Spectrum of an answered block's remainder, kept between estimates (it depends on the block and its summary). */
+  readonly #spectra = new Map<string, { summary: BlockSummary; lo: number; hi: number }>();
   #bytesMoved = 0;
 
   constructor(readonly statistic: MatrixStatistic) {
@@ -179,6 +181,7 @@ export class MatrixAccumulator {
       if (m === 0) continue;
       const k = Math.min(n, m);
       const { second, maxDraw, bound } = this.#groupMoments(
+        got,
         got.map((b) => remainder.get(b.id)!),
         members.filter((b) => !answered(b.id)).map((b) => b.summary),
       );
@@ -223,6 +226,7 @@ export class MatrixAccumulator {
    * with S = Σ_ans R Rᵀ (for square statistics M is symmetric).
    */
   #groupMoments(
+    gotBlocks: readonly PlannedBlock[],
     got: readonly Float64Array[],
     missing: readonly BlockSummary[],
   ): { second: number; maxDraw: number; bound: number } {
@@ -254,14 +258,20 @@ export class MatrixAccumulator {
     // Per answered block: ‖R_b − M‖ exactly, and its spectrum (PSD case) for Weyl bounds against other C.
     const ansDevM: number[] = [];
     const ansEig: { lo: number; hi: number }[] = [];
-    for (const r of got) {
+    got.forEach((r, i) => {
       ansDevM.push(this.#norm(subtract(r, M)));
       if (psd) {
-        const eig = symmetricEigenvalues(r, rows);
-        const slack = 1e-12 * frobeniusNorm(r);
-        ansEig.push({ lo: eig[0]! - slack, hi: eig[rows - 1]! + slack });
+        const b = gotBlocks[i]!;
+        let cached = this.#spectra.get(b.id);
+        if (cached?.summary !== b.summary) {
+          const eig = symmetricEigenvalues(r, rows);
+          const slack = 1e-12 * frobeniusNorm(r);
+          cached = { summary: b.summary, lo: eig[0]! - slack, hi: eig[rows - 1]! + slack };
+          this.#spectra.set(b.id, cached);
+        }
+        ansEig.push({ lo: cached.lo, hi: cached.hi });
       }
-    }
+    });
     const missBound = missing.map((s) => this.statistic.remainderNormBound(s));
     const missMin = missing.map((s) => this.statistic.remainderEigMinBound?.(s) ?? 0);
     const scaleLeft = frobeniusNorm(left) + frobeniusNorm(right) + n * (frobeniusNorm(mLeft) + frobeniusNorm(mRight));
