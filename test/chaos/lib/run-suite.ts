@@ -9,22 +9,29 @@ export interface SuiteOptions {
   readonly scale: Scale;
   /** Only these scenarios (by name); default all. */
   readonly only?: readonly string[];
+  /**
+   * Scenarios run side by side in this many lanes (default 1: one after another). Exclusive scenarios
+   * (timing measurements) still run alone, first. Each scenario's random stream is the same either way.
+   */
+  readonly lanes?: number;
   readonly log?: (line: string) => void;
 }
 
 /**
- * Runs the scenarios one after another, each with its own stream forked from the seed (so one scenario's
- * draws never shift another's) and its own scratch directory. A scenario that throws is recorded as a
- * violation with its message, and the run goes on.
+ * Runs the scenarios, each with its own stream forked from the seed (so one scenario's draws never shift
+ * another's, whatever runs and in which order) and its own scratch directory. A scenario that throws is
+ * recorded as a violation with its message, and the run goes on.
  */
 export async function runSuite(scenarios: readonly Scenario[], options: SuiteOptions): Promise<Figures> {
   const figures = new Figures(options.seed);
   const log = options.log ?? ((line: string) => console.log(line));
   const root = Prng.fromSeed(options.seed);
   const started = Date.now();
-  for (const s of scenarios) {
-    const rand = root.fork(); // forked even when skipped, so --only replays the same draws
-    if (options.only !== undefined && !options.only.includes(s.name)) continue;
+  // Forked in list order, skipped ones included, so --only replays the same draws.
+  const planned = scenarios
+    .map((s) => ({ s, rand: root.fork() }))
+    .filter(({ s }) => options.only === undefined || options.only.includes(s.name));
+  const runOne = async ({ s, rand }: { s: Scenario; rand: Prng }): Promise<void> => {
     const dir = mkdtempSync(join(tmpdir(), `anvil-chaos-${s.name}-`));
     const t0 = Date.now();
     try {
@@ -35,6 +42,17 @@ export async function runSuite(scenarios: readonly Scenario[], options: SuiteOpt
       rmSync(dir, { recursive: true, force: true });
     }
     figures.set(`seconds_${s.name.replace(/-/g, '_')}`, Number(((Date.now() - t0) / 1000).toFixed(1)));
+  };
+  const lanes = Math.max(1, Math.floor(options.lanes ?? 1));
+  if (lanes === 1) for (const p of planned) await runOne(p);
+  else {
+    for (const p of planned.filter(({ s }) => s.exclusive === true)) await runOne(p);
+    const queue = planned.filter(({ s }) => s.exclusive !== true);
+    await Promise.all(
+      Array.from({ length: lanes }, async () => {
+        for (let p = queue.shift(); p !== undefined; p = queue.shift()) await runOne(p);
+      }),
+    );
   }
   figures.set('seconds_total', Number(((Date.now() - started) / 1000).toFixed(1)));
   return figures;

@@ -67,6 +67,8 @@ export interface ScenarioContext {
 
 export interface Scenario {
   readonly name: string;
+  /** It measures latency or timing: when scenarios run side by side (`lanes` > 1), it runs alone. */
+  readonly exclusive?: boolean;
   run(ctx: ScenarioContext): Promise<void>;
 }
 

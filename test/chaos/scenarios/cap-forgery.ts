@@ -46,6 +46,7 @@ function forge(r: Prng, kind: Kind, rid: string, key: string, otherKeys: readonl
  */
 export const capForgery: Scenario = {
   name: 'cap-forgery',
+  exclusive: true,
   async run(ctx) {
     const total = ctx.scale === 'short' ? 3_000 : 100_000;
     const depots = await ChaosDepots.start(1, ctx.dir);

@@ -1,11 +1,10 @@
 import { createServer, type Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { lastValueFrom } from 'rxjs';
 import { IbpClient, formatCapability, type DepotAddress } from '../../../ibp/index.js';
-import { Coordinator, columnStatsJob, gramJob, type Dataset, type DatasetBlock } from '../../../framework/index.js';
-import { ReliabilityStore, summarizeBlock } from '../../../framework/estimation/index.js';
-import { blockData, exact, maxAbsDiff } from '../../coordinator/fixtures.js';
+import type { Dataset, DatasetBlock } from '../../../framework/index.js';
+import { summarizeBlock } from '../../../framework/estimation/index.js';
+import { blockData, exact } from '../../coordinator/fixtures.js';
 import { ChaosDepots } from '../lib/chaos-depots.js';
+import { runBoundedJob, type JobOutcome } from '../lib/coordinator-job.js';
 import { FaultProxy } from '../lib/fault-proxy.js';
 import type { Prng } from '../lib/prng.js';
 import type { Scenario } from '../lib/scenario.js';
@@ -38,11 +37,6 @@ async function garbageDepot(rand: Prng): Promise<{ address: DepotAddress; close(
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-interface JobOutcome {
-  kind: 'bound-held' | 'bound-violated' | 'explicit-error' | 'hang';
-  detail: string;
 }
 
 /**
@@ -93,59 +87,27 @@ export const coordinatorFaults: Scenario = {
         blocks: blocks.map((b) => ({ ...b, replicas: [{ ...b.replicas[0]!, depot: garbage.address }, ...b.replicas] })),
       };
 
+      // The short run times ops out sooner: the same faults, found in less time.
       const job = async (
         name: string,
         dataset: Dataset,
         gram: boolean,
         fault: () => Promise<void> | void,
         heal: () => Promise<void> | void,
-        /** `mid`: the fault lands 5–60 ms into the job; `start`: it is in place before the job starts. */
         at: 'mid' | 'start' = 'mid',
       ) => {
-        if (at === 'start') await fault();
-        const coordinator = await Coordinator.open({
+        const out = await runBoundedJob({
           client,
-          reliabilityPath: null,
-          reliability: new ReliabilityStore({ clock: { now: () => Date.now() } }),
+          dataset,
+          gram,
+          want: gram ? truth.gram : truth.means,
+          opTimeoutMs: short ? 500 : 1_000,
+          hangMs: JOB_BOUND_MS,
+          rand: ctx.rand,
+          fault,
+          heal,
+          at,
         });
-        const started = Date.now();
-        let timer: NodeJS.Timeout | undefined;
-        // The short run times ops out sooner: the same faults, found in less time.
-        const opts = { opTimeoutMs: short ? 500 : 1_000, concurrency: 4, partialEvery: 1 };
-        const run = gram
-          ? lastValueFrom(coordinator.run(gramJob(dataset), opts))
-          : lastValueFrom(coordinator.run(columnStatsJob(dataset, 'means'), opts));
-        const faultP = (async () => {
-          if (at === 'start') return;
-          await sleep(ctx.rand.int(5, 60));
-          await fault();
-        })();
-        const bound = new Promise<'hang'>((resolve) => (timer = setTimeout(() => resolve('hang'), JOB_BOUND_MS)));
-        let out: JobOutcome;
-        try {
-          const r = await Promise.race([run, bound]);
-          if (r === 'hang') out = { kind: 'hang', detail: `no end within ${JOB_BOUND_MS} ms` };
-          else {
-            const want = gram ? truth.gram : truth.means;
-            const err = maxAbsDiff(r.value, want);
-            // ε plus the rounding of a different summation order
-            const slack = 1e-9 * Math.max(...want.map(Math.abs));
-            out = {
-              kind: r.final && err <= r.epsilon + slack ? 'bound-held' : 'bound-violated',
-              detail: `error ${err.toExponential(2)} vs ε ${r.epsilon.toExponential(2)}, coverage ${r.coverage.toFixed(2)}, ${Date.now() - started} ms`,
-            };
-          }
-        } catch (e) {
-          out = {
-            kind: 'explicit-error',
-            detail: `${(e as { code?: string }).code ?? (e as Error).name}: ${(e as Error).message.slice(0, 120)}`,
-          };
-        } finally {
-          clearTimeout(timer);
-          await faultP.catch(() => undefined);
-          await heal();
-          await coordinator.close();
-        }
         outcomes[name] = out;
         ctx.log(`${name}: ${out.kind} (${out.detail})`);
       };

@@ -2,6 +2,7 @@ import type { Scenario } from '../lib/scenario.js';
 import { capForgery } from './cap-forgery.js';
 import { coordinatorFaults } from './coordinator-faults.js';
 import { diskFaults } from './disk-faults.js';
+import { multiHost } from './multi-host.js';
 import { nfuAbuse } from './nfu-abuse.js';
 import { processFaults } from './process-faults.js';
 import { protocolAbuse } from './protocol-abuse.js';
@@ -18,4 +19,5 @@ export const SCENARIOS: readonly Scenario[] = [
   nfuAbuse,
   transferPeers,
   coordinatorFaults,
+  multiHost,
 ];

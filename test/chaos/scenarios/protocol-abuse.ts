@@ -145,6 +145,7 @@ async function fuzz(
  */
 export const protocolAbuse: Scenario = {
   name: 'protocol-abuse',
+  exclusive: true,
   async run(ctx) {
     const short = ctx.scale === 'short';
     // The short run cuts slow command lines and bodies sooner (1 s / 1.5 s instead of 2 s / 3 s).
