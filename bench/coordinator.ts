@@ -8,7 +8,7 @@
  * - `engine_us_per_block`: the coordinator's own cost per block (planning, attempt bookkeeping, timers,
  *   reliability, metrics, estimator) with an in-process runner answering precomputed outputs — no network,
  *   so it does not depend on how busy the depots are.
- * Rounds alternate between the two forms until `--seconds` (default 6) per measure are spent;
+ * Rounds run both forms (alternating which goes first) until `--seconds` (default 6) per measure are spent;
  * `overhead_ratio` is over the totals, `overhead_ratio_median` the median of the per-round ratios.
  * Usage: node dist/bench/coordinator.js [--json] [--seconds N] [--blocks N]
  */
@@ -116,28 +116,35 @@ async function main(): Promise<void> {
     let ingestMs = 0;
     let rawRows = 0;
     let rawMs = 0;
-    for (let round = 0; ingestMs < SECONDS * 500 || round < 2; round++) {
-      const indices = data.map((_, b) => b);
-      let t = performance.now();
-      await pool(indices, CONCURRENCY, async (b) => {
-        const summary = summarizeBlock(data[b]!, ROWS, COLS);
-        const at = b % DEPOTS;
-        const offset = offsets[at]!;
-        offsets[at] = offset + bytes[b]!.length;
-        await client.store(caps[at]!.write, bytes[b]!);
-        if (round === 0) {
+    // Placement (not timed): each depot's blocks appended one after another, so that the offsets recorded
+    // hold them (concurrent STOREs to one allocation land in completion order, not in issue order).
+    await Promise.all(
+      depots.map(async (depot, at) => {
+        for (let b = at; b < BLOCKS; b += DEPOTS) {
+          const offset = offsets[at]!;
+          offsets[at] = offset + bytes[b]!.length;
+          await client.store(caps[at]!.write, bytes[b]!);
           blocks[b] = {
             index: b,
             rowStart: b * ROWS,
             rows: ROWS,
             bytes: bytes[b]!.length,
-            replicas: [
-              { depot: depots[at]!, read: formatCapability(caps[at]!.read), allocOffset: offset, length: bytes[b]!.length },
-            ],
-            summary,
+            replicas: [{ depot, read: formatCapability(caps[at]!.read), allocOffset: offset, length: bytes[b]!.length }],
+            summary: summarizeBlock(data[b]!, ROWS, COLS),
           };
         }
+      }),
+    );
+    // At most 3 rounds: the allocations hold 8 copies of their blocks (placement + 2 per round).
+    for (let round = 0; round < 2 || (ingestMs < SECONDS * 500 && round < 3); round++) {
+      const indices = data.map((_, b) => b);
+      let t = performance.now();
+      let mass = 0;
+      await pool(indices, CONCURRENCY, async (b) => {
+        mass += summarizeBlock(data[b]!, ROWS, COLS).frob2;
+        await client.store(caps[b % DEPOTS]!.write, bytes[b]!);
       });
+      if (!(mass > 0)) throw new Error('ingest summaries are empty');
       ingestMs += performance.now() - t;
       ingestRows += BLOCKS * ROWS;
       t = performance.now();
@@ -174,23 +181,21 @@ async function main(): Promise<void> {
     let rawOpsMs = 0;
     let checksum = 0;
     const ratios: number[] = [];
-    for (let round = 0; coordMs < SECONDS * 500 || round < 2; round++) {
-      let t = performance.now();
+    const coordRound = async (): Promise<number> => {
+      const t = performance.now();
       const est = await lastValueFrom(coordinator.run(job, { concurrency: CONCURRENCY, opTimeoutMs: OP_TIMEOUT_MS }));
-      const roundCoordMs = performance.now() - t;
-      coordMs += roundCoordMs;
-      coordOps += BLOCKS;
+      const ms = performance.now() - t;
       if (!Number.isFinite(est.value[0]!) || est.blocksMissing !== 0) {
         throw new Error(
           `coordinator estimate is not whole: ${est.blocksMissing} blocks missing; failed attempts: ${JSON.stringify(Object.fromEntries(failures))}`,
         );
       }
-      t = performance.now();
-      const perDepot = new Map<string, number>();
+      return ms;
+    };
+    const rawRound = async (): Promise<number> => {
+      const t = performance.now();
       await pool(blocks, CONCURRENCY, async (b) => {
         const r = b.replicas[0]!;
-        const id = depotId(r.depot);
-        perDepot.set(id, (perDepot.get(id) ?? 0) + 1);
         const out = await runKernel(client, r.depot, 'column-stats', {
           attrs: { dtype: 'float64', rows: b.rows, cols: COLS },
           inputs: [{ cap: r.read, offset: r.allocOffset, length: r.length }],
@@ -198,7 +203,21 @@ async function main(): Promise<void> {
         });
         checksum += new Float64Array(out!.buffer, out!.byteOffset, 6 * COLS)[COLS]!;
       });
-      const roundRawMs = performance.now() - t;
+      return performance.now() - t;
+    };
+    // Rounds alternate which form goes first, so neither always follows the other's garbage and caches.
+    for (let round = 0; coordMs < SECONDS * 500 || round < 2; round++) {
+      let roundCoordMs: number;
+      let roundRawMs: number;
+      if (round % 2 === 0) {
+        roundCoordMs = await coordRound();
+        roundRawMs = await rawRound();
+      } else {
+        roundRawMs = await rawRound();
+        roundCoordMs = await coordRound();
+      }
+      coordMs += roundCoordMs;
+      coordOps += BLOCKS;
       rawOpsMs += roundRawMs;
       rawOps += BLOCKS;
       ratios.push(roundCoordMs / roundRawMs);
