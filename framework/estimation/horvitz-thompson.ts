@@ -159,14 +159,30 @@ const GOLDEN = (Math.sqrt(5) - 1) / 2;
  * some point of the interval, so whatever the search's accuracy, it is a value the function takes).
  */
 export function minimizeConvex(f: (x: number) => number, lo: number, hi: number, iterations = 60): number {
-  if (!(hi > lo)) return f(lo);
+  return minimizeConvexAt(f, lo, hi, iterations).value;
+}
+
+/** @internal {@link minimizeConvex} that also returns where the smallest value was found. */
+export function minimizeConvexAt(
+  f: (x: number) => number,
+  lo: number,
+  hi: number,
+  iterations = 60,
+): { x: number; value: number } {
+  let best = { x: lo, value: f(lo) };
+  const consider = (x: number, value: number): void => {
+    if (value < best.value) best = { x, value };
+  };
+  if (!(hi > lo)) return best;
   let a = lo;
   let b = hi;
   let x1 = b - GOLDEN * (b - a);
   let x2 = a + GOLDEN * (b - a);
   let f1 = f(x1);
   let f2 = f(x2);
-  let best = Math.min(f(lo), f(hi), f1, f2);
+  consider(hi, f(hi));
+  consider(x1, f1);
+  consider(x2, f2);
   for (let i = 0; i < iterations && b - a > 1e-12 * (Math.abs(a) + Math.abs(b)); i++) {
     if (f1 <= f2) {
       b = x2;
@@ -174,14 +190,14 @@ export function minimizeConvex(f: (x: number) => number, lo: number, hi: number,
       f2 = f1;
       x1 = b - GOLDEN * (b - a);
       f1 = f(x1);
-      best = Math.min(best, f1);
+      consider(x1, f1);
     } else {
       a = x1;
       x1 = x2;
       f1 = f2;
       x2 = a + GOLDEN * (b - a);
       f2 = f(x2);
-      best = Math.min(best, f2);
+      consider(x2, f2);
     }
   }
   return best;

@@ -1,7 +1,7 @@
 import { bennettRadiusTerms, type TailTerm } from './bernstein.js';
 import { buildEstimate, MAR, weightingText } from './estimate-builder.js';
 import { invalidArgument } from './errors.js';
-import { groupOf, minimizeConvex } from './horvitz-thompson.js';
+import { groupOf, minimizeConvexAt } from './horvitz-thompson.js';
 import { coverageOf, resolvePlan } from './plan.js';
 import { frobeniusNorm, symmetricEigenvalues } from './symmetric-eigen.js';
 import { gramNormBound, scatterBounds } from './block-summary.js';
@@ -9,6 +9,9 @@ import type { BlockSummary, Estimate, EstimateOptions, PlannedBlock } from './ty
 
 /** Largest symmetric matrix whose spectral norms are computed exactly (Jacobi); above it, Frobenius norms. */
 export const DEFAULT_EXACT_NORM_MAX_DIM = 64;
+
+/** Up to this dimension the centre search evaluates every candidate exactly (a Jacobi solve each). */
+const EXACT_SEARCH_MAX_DIM = 16;
 
 /**
  * An additive matrix statistic T = Σ_b T_b (rows × cols, row-major) and what a summary says about T_b:
@@ -278,7 +281,9 @@ export class MatrixAccumulator {
     const scaleM = frobeniusNorm(M);
     let bestDraw = Infinity;
     let bound = Infinity;
-    const evaluate = (beta: number, alpha: number): number => {
+    // `baseMax` (PSD only): λ_max(S + n(β² − 2β)M²) for this β, computed once; then, by Weyl,
+    // λ_max(Σ_ans (R − C)²) ≤ baseMax + λ_max(2nα(β − 1)·M) + nα², a cheaper bound used to search α.
+    const evaluate = (beta: number, alpha: number, baseMax?: number): number => {
       // ‖M − C‖ = ‖(1 − β)M − αI‖.
       const shift = psd ? Math.max(Math.abs((1 - beta) * mMin - alpha), Math.abs((1 - beta) * mMax - alpha)) : (1 - beta) * mNorm;
       const cMin = beta * mMin + alpha;
@@ -316,6 +321,12 @@ export class MatrixAccumulator {
       // μ = C + (1/N)Σ_b (R_b − C): ‖C − μ‖ ≤ (n·‖M − C‖ + Σ_miss dev_b)/N.
       bestDraw = Math.min(bestDraw, maxDev + (n * shift + missDev) / N);
       const c2 = beta * beta - 2 * beta;
+      if (baseMax !== undefined) {
+        const c = 2 * n * alpha * (beta - 1);
+        const sAns = baseMax + (c >= 0 ? c * mMax : c * mMin) + n * alpha * alpha;
+        const rounding = 1e-12 * (scaleLeft * (1 + beta * beta) + 2 * n * Math.abs(alpha) * scaleM + n * alpha * alpha * rows);
+        return Math.max(0, sAns) + rounding + missDev2;
+      }
       const l = new Float64Array(rows * rows);
       for (let q = 0; q < l.length; q++) l[q] = left[q]! + n * c2 * mLeft[q]!;
       let sAns: number;
@@ -370,10 +381,17 @@ export class MatrixAccumulator {
           lo = Math.min(lo, missMin[i]! - beta * mMax);
           hi = Math.max(hi, missBound[i]! - beta * mMin);
         }
-        second = Math.min(
-          second,
-          minimizeConvex((a) => evaluate(beta, a), lo, hi, 16),
-        );
+        if (rows <= EXACT_SEARCH_MAX_DIM) {
+          second = Math.min(second, minimizeConvexAt((a) => evaluate(beta, a), lo, hi, 16).value);
+          continue;
+        }
+        // Wide statistics: search α on the cheaper Weyl bound, then evaluate exactly where it points.
+        const base = new Float64Array(rows * rows);
+        const c2 = beta * beta - 2 * beta;
+        for (let q = 0; q < base.length; q++) base[q] = left[q]! + n * c2 * mLeft[q]!;
+        const baseMax = largestEigenvalue(base, rows);
+        const found = minimizeConvexAt((a) => evaluate(beta, a, baseMax), lo, hi, 40);
+        second = Math.min(second, found.value, evaluate(beta, found.x));
       }
     }
     return { second, maxDraw: bestDraw, bound };
