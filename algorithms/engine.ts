@@ -12,6 +12,9 @@ import {
   type JobRunOptions,
   type PlannedBlock,
   type ReliabilityView,
+  scatterBounds,
+  type BlockSummary,
+  type MatrixStatistic,
 } from '../framework/index.js';
 import { valuesOf } from './dense.js';
 import type { LocusCall, LocusOpSpec, LocusRunner } from './locus.js';
@@ -185,4 +188,25 @@ export function affineX(W: Float64Array, d: number, k: number, mu: Float64Array 
 /** Throws the abort reason when aborted. */
 export function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted === true) throw signal.reason;
+}
+
+/**
+ * The Gram AᵀA (d × d) as a matrix statistic: s_b s_bᵀ/n_b (s_b = column sums) is known from the summary, the
+ * centred scatter K_b is PSD with λ_max, λ_min bounded by the summary.
+ */
+export function gramStatistic(d: number): MatrixStatistic {
+  return {
+    name: 'gram',
+    rows: d,
+    cols: d,
+    known: (s: BlockSummary) => {
+      const out = new Float64Array(d * d);
+      if (s.rows === 0) return out;
+      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) out[i * d + j] = (s.colSums[i]! * s.colSums[j]!) / s.rows;
+      return out;
+    },
+    psdRemainder: true,
+    remainderNormBound: (s: BlockSummary) => scatterBounds(s).eigMax,
+    remainderEigMinBound: (s: BlockSummary) => scatterBounds(s).eigMin,
+  };
 }

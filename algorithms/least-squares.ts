@@ -7,11 +7,10 @@ import {
   type CoordinatorDatasetBlock as DatasetBlock,
   type Estimate,
   type PlannedBlock,
+  type BlockSummary,
 } from '../framework/index.js';
-import type { BlockSummary } from '../framework/estimation/index.js';
-import { gramStatistic } from '../framework/estimation/index.js';
 import { bytesOf, mul, orthonormalize, transpose, upperInverse } from './dense.js';
-import { checkAborted, pinnedTo, round, type LocusContext, type RoundResult } from './engine.js';
+import { checkAborted, gramStatistic, pinnedTo, round, type LocusContext, type RoundResult } from './engine.js';
 import { ALGORITHM_STREAMS } from './rsvd.js';
 
 /** Options of {@link leastSquaresCore}. */

@@ -7,8 +7,8 @@ import {
   type CoordinatorDatasetBlock as DatasetBlock,
   type Estimate,
   type SourceWeight,
+  symmetricEigenvalues,
 } from '../framework/index.js';
-import { symmetricEigenvalues } from '../framework/estimation/index.js';
 import {
   chiSquareQuantile,
   cholesky,

@@ -14,15 +14,14 @@
 import { Matrix, SingularValueDecomposition, QrDecomposition } from 'ml-matrix';
 import { final, InProcessLocus, inMemoryDataset, leastSquares, pca, runnerContext } from '../algorithms/index.js';
 import {
-  MatrixAccumulator,
   ReliabilityStore,
-  VectorAccumulator,
-  columnSums,
-  gramStatistic,
+  columnStatsJob,
+  gramJob,
+  summarizeBlock,
   type BlockSummary,
+  type CoordinatorDataset,
   type PlannedBlock,
-} from '../framework/estimation/index.js';
-import { summarizeBlock } from '../framework/index.js';
+} from '../framework/index.js';
 import { normals } from '../nfu-kernels/index.js';
 
 const args = process.argv.slice(2);
@@ -112,10 +111,20 @@ async function trial(
   try {
     if (method === 'column-means' || method === 'gram') {
       if (failed.size === blocks) return undefined;
+      // The coordinator's own combiners (as `anvil run` uses them), fed the ops' outputs of the answered blocks.
+      const { dataset } = inMemoryDataset(A, N, D, { blockRows: BLOCK_ROWS });
+      const ds: CoordinatorDataset = dataset;
       if (method === 'column-means') {
-        const acc = new VectorAccumulator(D, columnSums);
-        for (let b = 0; b < blocks; b++) if (!failed.has(b)) acc.add(String(b), summaries[b]!.colSums);
-        const e = acc.estimateMean(planned, { delta, weighting: 'response-groups' });
+        const c = columnStatsJob(ds, 'means').combiner();
+        for (let b = 0; b < blocks; b++) {
+          if (failed.has(b)) continue;
+          const t = new Float64Array(6 * D);
+          t.set(summaries[b]!.colSums, D);
+          t.set(summaries[b]!.colSumSq, 2 * D);
+          for (let j = 0; j < D; j++) t[j] = BLOCK_ROWS;
+          c.add(ds.blocks[b]!, new Uint8Array(t.buffer), 0);
+        }
+        const e = c.estimate(planned, { delta, weighting: 'response-groups' });
         let err = 0;
         let scale = 0;
         for (let j = 0; j < D; j++) {
@@ -126,15 +135,15 @@ async function trial(
         }
         return [err, e.epsilon, scale];
       }
-      const acc = new MatrixAccumulator(gramStatistic(D));
+      const c = gramJob(ds).combiner();
       const G = new Matrix(D, D);
       for (let b = 0; b < blocks; b++) {
         const M = Matrix.from1DArray(BLOCK_ROWS, D, Array.from(A.subarray(b * BLOCK_ROWS * D, (b + 1) * BLOCK_ROWS * D)));
         const Gb = M.transpose().mmul(M);
         G.add(Gb);
-        if (!failed.has(b)) acc.add(String(b), Gb.to1DArray());
+        if (!failed.has(b)) c.add(ds.blocks[b]!, new Uint8Array(Float64Array.from(Gb.to1DArray()).buffer), 0);
       }
-      const e = acc.estimate(planned, { delta, weighting: 'response-groups' });
+      const e = c.estimate(planned, { delta, weighting: 'response-groups' });
       return [spectralNorm(Matrix.from1DArray(D, D, Array.from(e.value)).sub(G)), e.epsilon, spectralNorm(G)];
     }
     const { dataset, blocks: bytes } = inMemoryDataset(A, N, D, {

@@ -58,7 +58,7 @@ describe('randomized SVD on loopback depots', () => {
     expect(got.epsilon).toBe(want.epsilon);
     expect(got.blocksMissing).toBe(0);
     // Only small matrices crossed the network, each round's X once per depot.
-    expect(got.bytesMoved).toBeLessThan(0.25 * n * d * 8);
+    expect(got.bytesMoved).toBeLessThan(0.5 * n * d * 8);
     expect(got.bytesMoved).toBeLessThanOrEqual(want.bytesMoved * 1.5);
     // Centred PCA: the same bits as well.
     const pw = await final(pca(local.dataset, runnerContext(new InProcessLocus(local.blocks)), { rank: 2, seed: 5 }));
