@@ -108,6 +108,23 @@ function unuse(h: CachedHandle): void {
 const handles = new HandleCache();
 
 /**
+ * A WRITE in progress that replaces committed bytes (`[from, to)`): how far its body has arrived, and
+ * when it is over (committed or undone).
+ */
+interface Overwrite {
+  readonly from: number;
+  readonly to: number;
+  /** End of the bytes received so far. */
+  received: number;
+  /** Resolves once the write is committed or undone. */
+  readonly over: Promise<void>;
+  /** Marks it over (idempotent): releases the in-place gate if it holds it. */
+  end(): void;
+  /** Release of the in-place gate, held from the copy in place until the commit or the undo. */
+  gate: (() => void) | undefined;
+}
+
+/**
  * The bytes of an allocation on a disk resource: one file, written positionally, with a CRC-32
  * per 64 KiB block kept in the metadata store. Every read verifies the blocks it touches, so
  * bytes that were torn by a crash or corrupted on disk are never served as good data.
@@ -120,6 +137,16 @@ export class DiskData implements AllocationData {
   private journaled: number | undefined;
   /** Highest sequence number handed out. */
   private lastSeq = 0;
+  /** Writes in progress that replace committed bytes. */
+  private readonly overwrites = new Set<Overwrite>();
+  /** The overwrite whose bytes are being copied in place, until it is committed or undone. */
+  private inPlace: Overwrite | undefined;
+  /**
+   * The in-place gate: changes of committed bytes or checksums that are not atomic for a reader (an
+   * overwrite from its copy in place to its commit, a TRUNCATE until the allocation's new size is
+   * set) and the re-reads that decide whether a checksum mismatch is damage exclude each other.
+   */
+  private gateTail: Promise<void> = Promise.resolve();
 
   constructor(
     readonly file: string,
@@ -178,6 +205,8 @@ export class DiskData implements AllocationData {
     // Bytes in [offset, journalEnd) replace committed ones: they are staged in the redo journal and
     // copied in place only once all have arrived (see redo-journal.ts); the rest go to the file.
     const journalEnd = Math.min(end, size);
+    // Readers of the bytes it replaces wait for it once they have arrived (see `read`).
+    const overwrite = offset < journalEnd ? this.beginOverwrite(offset, journalEnd) : undefined;
     const jpath = journalPath(this.file);
     let seq = 0;
     let journal: FileHandle | undefined;
@@ -236,6 +265,7 @@ export class DiskData implements AllocationData {
           at += n;
         }
         cursor += chunk.length;
+        if (overwrite !== undefined) overwrite.received = Math.min(cursor, journalEnd);
         batch.push(chunk);
         batchBytes += chunk.length;
         if (batchBytes >= WRITE_BATCH_BYTES) {
@@ -255,6 +285,9 @@ export class DiskData implements AllocationData {
             // All the bytes are staged: close the journal, make it durable, then change the data.
             await writeAll(journal, [endRecord(seq)], journalAt);
             if (this.fsync === 'safe') await journal.datasync();
+            // From the first byte copied in place until the commit (or the undo), the committed
+            // bytes and their checksums disagree: readers that see it judge under the gate.
+            if (overwrite !== undefined) await this.holdGate(overwrite);
             applying = true;
             await applyJournal(journal, fh, journalEnd, BLOCK_BYTES);
           }
@@ -288,9 +321,13 @@ export class DiskData implements AllocationData {
       },
       abort: async () => {
         failed = true;
-        await close();
-        // Committed bytes changed only if the journal was being applied.
-        await this.discardPast(size, applying ? offset : undefined, applying ? journalEnd : undefined);
+        try {
+          await close();
+          // Committed bytes changed only if the journal was being applied.
+          await this.discardPast(size, applying ? offset : undefined, applying ? journalEnd : undefined);
+        } finally {
+          overwrite?.end();
+        }
       },
     };
   }
@@ -306,8 +343,68 @@ export class DiskData implements AllocationData {
   /** Caches the committed checksums after a write (the core has recorded them). */
   noteCommitted(blocks: BlockChecksums | undefined): void {
     this.journalDone();
-    if (blocks === undefined || this.crcs === undefined) return;
-    for (const [b, c] of blocks) this.crcs.set(b, c);
+    if (blocks !== undefined && this.crcs !== undefined) for (const [b, c] of blocks) this.crcs.set(b, c);
+    // Bytes and checksums agree again: the overwrite copied in place is over.
+    this.inPlace?.end();
+  }
+
+  /** Registers a write in progress that replaces the committed bytes `[from, to)`. */
+  private beginOverwrite(from: number, to: number): Overwrite {
+    let resolve!: () => void;
+    const w: Overwrite = {
+      from,
+      to,
+      received: from,
+      over: new Promise<void>((r) => (resolve = r)),
+      gate: undefined,
+      end: () => {
+        if (!this.overwrites.delete(w)) return;
+        if (this.inPlace === w) this.inPlace = undefined;
+        w.gate?.();
+        w.gate = undefined;
+        resolve();
+      },
+    };
+    this.overwrites.add(w);
+    // Its command runs under the allocation's write lock, commit or undo included: once the lock
+    // is given up the write is over, whatever path it took.
+    void this.owner.settled().then(w.end, w.end);
+    return w;
+  }
+
+  /** Takes the in-place gate for overwrite `w` (its copy in place is about to start). */
+  private async holdGate(w: Overwrite): Promise<void> {
+    const release = await this.lockGate();
+    if (!this.overwrites.has(w)) {
+      release();
+      throw new Error('the write ended before its bytes were copied in place');
+    }
+    w.gate = release;
+    this.inPlace = w;
+  }
+
+  /** Waits for the in-place gate; resolves to its release (idempotent). */
+  private lockGate(): Promise<() => void> {
+    const previous = this.gateTail;
+    let open!: () => void;
+    this.gateTail = new Promise<void>((r) => (open = r));
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      open();
+    };
+    return previous.then(() => release);
+  }
+
+  /**
+   * Waits for the overwrites in progress whose bytes already received overlap `[from, to)`. Those
+   * received later are not waited for: a copy inside one allocation reads what it overwrites.
+   */
+  private async afterOverwrites(from: number, to: number): Promise<void> {
+    const pending: Promise<void>[] = [];
+    for (const w of this.overwrites) if (w.from < to && w.received > from) pending.push(w.over);
+    if (pending.length > 0) await Promise.all(pending);
   }
 
   /** The metadata store has recorded the journaled write (committed or undone): drop its journal. */
@@ -332,6 +429,9 @@ export class DiskData implements AllocationData {
   }
 
   async read(offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void> {
+    // A read never returns bytes older than an overwrite it overlaps has already received: it
+    // waits for that write to be committed (or undone), then reads and verifies.
+    await this.afterOverwrites(offset, offset + length);
     let handle: CachedHandle;
     try {
       handle = await this.acquire(false);
@@ -347,10 +447,15 @@ export class DiskData implements AllocationData {
       while (at < end) {
         let run = await this.readRun(fh, at, end);
         if (run.failure !== undefined) {
-          // A write may be half-way through these blocks (bytes in the file, checksums not yet
-          // recorded): once no write holds the allocation, look again before calling it damaged.
-          await this.owner.settled();
-          run = await this.readRun(fh, at, end);
+          // An overwrite being copied in place, or a TRUNCATE, may have changed these bytes or
+          // their checksums during the read: look again while neither can run, and only a
+          // mismatch then is damage.
+          const release = await this.lockGate();
+          try {
+            run = await this.readRun(fh, at, end);
+          } finally {
+            release();
+          }
           if (run.failure !== undefined) {
             this.owner.markDamaged(run.failure);
             throw new DepotError(
@@ -381,8 +486,12 @@ export class DiskData implements AllocationData {
     const size = this.owner.size;
     if (end > size)
       throw new DepotError(DepotErrorCode.WOULD_EXCEED_LIMIT, `the data no longer reaches ${end} bytes (now ${size})`);
-    const crcs = this.checksums();
     const runEnd = Math.min(at + READ_RUN_BYTES, Math.ceil(end / BLOCK_BYTES) * BLOCK_BYTES, size);
+    // The checksums that go with `size`, taken together: a commit during the read changes both.
+    const crcs = this.checksums();
+    const firstBlock = at / BLOCK_BYTES;
+    const expected: (number | undefined)[] = [];
+    for (let b = firstBlock; b * BLOCK_BYTES < runEnd; b++) expected.push(crcs.get(b));
     const buf = Buffer.allocUnsafe(runEnd - at);
     let got = 0;
     while (got < buf.length) {
@@ -391,11 +500,11 @@ export class DiskData implements AllocationData {
       got += bytesRead;
     }
     if (got < buf.length) return { buf, end: runEnd, failure: 'its file is shorter than its data' };
-    const firstBlock = at / BLOCK_BYTES;
     const actual = new Map<number, number>();
     blockCrcs(buf, firstBlock, size, actual);
-    for (let b = firstBlock; b * BLOCK_BYTES < runEnd; b++) {
-      if (actual.get(b) !== crcs.get(b)) return { buf, end: runEnd, failure: `block ${b} fails its checksum` };
+    for (let i = 0; i < expected.length; i++) {
+      const b = firstBlock + i;
+      if (actual.get(b) !== expected[i]) return { buf, end: runEnd, failure: `block ${b} fails its checksum` };
     }
     return { buf, end: runEnd };
   }
@@ -406,6 +515,10 @@ export class DiskData implements AllocationData {
    * start-up cuts; readers never look past the recorded size.
    */
   async truncate(newSize: number, newMaxSize: number): Promise<void> {
+    // The checksums change here, the size once the core records it (under the same write lock):
+    // readers that see the two disagree judge under the gate, which is held until then.
+    const release = await this.lockGate();
+    void this.owner.settled().then(release, release);
     try {
       const blocks = new Map<number, number>();
       if (newSize % BLOCK_BYTES !== 0) {
