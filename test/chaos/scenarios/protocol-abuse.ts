@@ -278,6 +278,8 @@ export const protocolAbuse: Scenario = {
       for (const w of wires) w.destroy();
       depots.checkAlive();
       const after = await settleNear(pid, baseline, { fdSlack: 8, rssSlackKiB: 96 * 1024, timeoutMs: 10_000 });
+      // Unloaded again once the abusers left: how much the machine alone moves the baseline.
+      const unloadedAfter = await wellBehaved.measure(latencyOps, 60_000);
       depots.checkAlive();
       // Still serving.
       const ok = (await client.load(probe.read, 0, 4096).catch(() => undefined))?.every((b) => b === 9) ?? false;
@@ -309,6 +311,7 @@ export const protocolAbuse: Scenario = {
       f.set('p99_unloaded_ms', round(p99u, 3));
       f.set('p99_under_abuse_ms', round(p99l, 3));
       f.set('p99_ratio', round(p99l / Math.max(p99u, 1e-9), 2));
+      f.set('p99_unloaded_after_ms', round(quantile(unloadedAfter, 0.99), 3));
       f.set('well_behaved_ops_under_abuse', loaded.length);
       ctx.log(
         `fuzz ${JSON.stringify(fuzzed)}; overlong closed ${overlong}/8, huge refused ${huge.answered}/${huge.of}, ` +
@@ -320,7 +323,7 @@ export const protocolAbuse: Scenario = {
       );
       ctx.log(
         `well-behaved p99 (separate process): ${round(p99u, 3)} ms unloaded, ${round(p99l, 3)} ms under abuse ` +
-          `(${round(p99l / Math.max(p99u, 1e-9), 2)}×, ${loaded.length} ops)`,
+          `(${round(p99l / Math.max(p99u, 1e-9), 2)}×, ${loaded.length} ops), ${round(quantile(unloadedAfter, 0.99), 3)} ms unloaded after`,
       );
     } finally {
       for (const w of wires) w.destroy();
