@@ -252,6 +252,14 @@ export async function rsvdCore(
   const q = options.powerIterations ?? 2;
   const robust = options.robustIterations ?? 0;
   const weights = new Map<string, number>();
+  // Robust PCA on a growing dataset: each call starts from the quality weights the history holds (a call per
+  // dataset version keeps refining them).
+  if (robust > 0 && ctx.store !== undefined)
+    for (const b of dataset.blocks)
+      if (b.source !== undefined && !weights.has(b.source)) {
+        const w = ctx.store.sourceWeight(b.source);
+        if (w < 1) weights.set(b.source, w);
+      }
   const weight = (b: DatasetBlock): number => (b.source === undefined ? 1 : (weights.get(b.source) ?? 1));
   let k = options.rank;
   let last: Estimate<SpectralResult> | undefined;
@@ -362,7 +370,13 @@ export async function rsvdCore(
     }
     const ev = sv.map((s) => (s * s) / Math.max(1, n - 1));
     const evr = sv.map((s) => (s * s) / Math.max(total, 1e-300));
-    const sources: SourceWeight[] = [...weights].map(([id, w]) => ({ id, weight: w, reliability: w }));
+    // Every source (sensor) of the dataset: the weight this estimate gave it, and its quality weight in the history.
+    const sourceIds = [...new Set(dataset.blocks.flatMap((b) => (b.source === undefined ? [] : [b.source])))].sort();
+    const sources: SourceWeight[] = sourceIds.map((id) => ({
+      id,
+      weight: weights.get(id) ?? 1,
+      reliability: ctx.store?.sourceWeight(id) ?? weights.get(id) ?? 1,
+    }));
     const estimate: Estimate<SpectralResult> = {
       value: {
         rank: kk,

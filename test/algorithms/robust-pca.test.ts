@@ -1,3 +1,4 @@
+import { lastValueFrom, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { Matrix, SingularValueDecomposition } from 'ml-matrix';
 import { final, InProcessLocus, inMemoryDataset, pca, runnerContext, spectralNorm } from '../../algorithms/index.js';
@@ -55,6 +56,17 @@ describe('robust PCA by source quality weights', () => {
     const robustAngle = sinAngle(robust.value.components, basis, d, k);
     expect(plainAngle).toBeGreaterThan(0.3);
     expect(robustAngle).toBeLessThan(0.05);
+    // Every sensor is named in `sources` with its weight in [0, 1].
+    expect(robust.sources.map((x) => x.id)).toEqual(Array.from({ length: sources }, (_, i) => `sensor-${i}`).sort());
+    for (const x of robust.sources) {
+      expect(x.weight).toBeGreaterThanOrEqual(0);
+      expect(x.weight).toBeLessThanOrEqual(1);
+      expect(x.weight < 0.1).toBe(x.id === 'sensor-3' || x.id === 'sensor-7');
+    }
+    // The next version of the dataset (same context) starts from those weights: its first pass is already clean.
+    const passes = await lastValueFrom(pca(robustSet.dataset, ctx, { rank: k, seed: 3, robustIterations: 1 }).pipe(toArray()));
+    expect(passes.length).toBe(2);
+    expect(sinAngle(passes[0]!.value.components, basis, d, k)).toBeLessThan(0.05);
     for (const [id, w] of robust.value.sourceWeights) {
       if (id === 'sensor-3' || id === 'sensor-7') expect(w).toBeLessThan(0.1);
       else expect(w).toBe(1);
