@@ -89,6 +89,7 @@ function runGram(
   failure: Failure,
   shape: Parameters<typeof syntheticMatrix>[5] = {},
   transform: (blocks: SyntheticBlock[]) => SyntheticBlock[] = (b) => b,
+  inclusion?: (b: SyntheticBlock) => { p: number; pLower: number },
 ): Outcome {
   const rand = mulberry32(seed);
   const out: Outcome = { violations: 0, ratios: [] };
@@ -99,7 +100,7 @@ function runGram(
     const failed = failure(rand, blocks);
     const acc = new MatrixAccumulator(gramStatistic(D));
     for (const b of blocks) if (!failed.has(b.id)) acc.add(b.id, b.gram);
-    const est = acc.estimate(plan(blocks), { delta: DELTA });
+    const est = acc.estimate(plan(blocks, inclusion), { delta: DELTA, weighting: inclusion ? 'inclusion' : 'response-groups' });
     const diff = est.value.map((v, k) => v - exact[k]!);
     const err = spectralNorm(diff, D);
     if (err > est.epsilon + 1e-9 * exactNorm) out.violations++;
@@ -181,6 +182,16 @@ describe('calibration: Gram AᵀA (spectral norm)', () => {
   }
   it('heterogeneous blocks (loudness 0.5–2) at 30%', () =>
     check('gram, heterogeneous 0.3', runGram(37, independent(0.3), { loudness: [0.5, 2] }), GRAM_MAX_RATIO));
+  it('reliability-history weights (independent failures with the rate the history knows)', () => {
+    for (const rate of [0.1, 0.3]) {
+      const inc = () => ({ p: 1 - rate, pLower: 1 - rate - 0.03 });
+      check(
+        `gram, inclusion ${rate}`,
+        runGram(33 + rate * 100, independent(rate), {}, (b) => b, inc),
+        GRAM_MAX_RATIO,
+      );
+    }
+  });
   for (const rate of [0.1, 0.5]) {
     it(`half the blocks rotated (scatter pointing elsewhere), by depot at ${rate * 100}%`, () =>
       check(`gram, rotated, by depot ${rate}`, runGram(39 + rate * 100, byDepot(rate), {}, rotateOddBlocks), GRAM_MAX_RATIO));
