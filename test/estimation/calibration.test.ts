@@ -141,6 +141,19 @@ describe('calibration: column sums and means', () => {
       check(`sums, inclusion ${rate}`, runVector(23 + rate * 100, independent(rate), 'sums', 'inclusion', inc));
     }
   });
+  it('reports what reliability-history weights claim when the history is off by a few points', () => {
+    // The bound assumes the history's π is right (no bias term for weighting by 1/p): measured, not asserted.
+    for (const [rate, actual] of [
+      [0.1, 0.13],
+      [0.3, 0.25],
+      [0.5, 0.4],
+      [0.5, 0.55],
+    ] as const) {
+      const inc = () => ({ p: 1 - rate, pLower: 1 - rate - 0.03 });
+      const o = runVector(27 + rate * 100, independent(actual), 'sums', 'inclusion', inc);
+      console.log(`sums, inclusion ${rate}, actual failure rate ${actual}: violations ${(o.violations / TRIALS).toFixed(3)}`);
+    }
+  });
 });
 
 // The spectral-norm Gram bound only knows a missing block's centred scatter by its extreme eigenvalues, so it
