@@ -78,7 +78,10 @@ export interface SizeView {
 export class MemoryData implements AllocationData {
   /** Small allocations: one buffer. */
   private data: Buffer = EMPTY;
-  /** Large allocations: segment i holds bytes [i·SEGMENT_BYTES, (i+1)·SEGMENT_BYTES). */
+  /**
+   * Large allocations: segment i holds bytes [i·SEGMENT_BYTES, (i+1)·SEGMENT_BYTES). Undefined for
+   * small ones, and once a TRUNCATE takes the max size below a segment.
+   */
   private segments: (Buffer | undefined)[] | undefined;
   /** Segments a read has handed out views of. */
   private readonly lent = new WeakSet<Buffer>();
@@ -189,14 +192,16 @@ export class MemoryData implements AllocationData {
 
   async read(offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void> {
     const end = offset + length;
-    if (this.segments === undefined) {
-      if (end > Math.min(this.owner.size, this.data.length)) throw shrank(end);
-      await sink(this.data.subarray(offset, end));
-      return;
-    }
-    for (let pos = offset; pos < end;) {
+    for (let pos = offset; ;) {
       // Checked before every chunk: a TRUNCATE or delete may run while the sink waits.
-      if (end > this.owner.size || this.segments === undefined) throw shrank(end);
+      if (end > this.owner.size) throw shrank(end);
+      if (this.segments === undefined) {
+        // One buffer (a TRUNCATE below a segment may have moved the bytes into one meanwhile).
+        if (end > this.data.length) throw shrank(end);
+        await sink(this.data.subarray(pos, end));
+        return;
+      }
+      if (pos >= end) return;
       const i = Math.floor(pos / SEGMENT_BYTES);
       const within = pos - i * SEGMENT_BYTES;
       const n = Math.min(end - pos, SEGMENT_BYTES - within);
@@ -211,6 +216,16 @@ export class MemoryData implements AllocationData {
   }
 
   async truncate(newSize: number, newMaxSize: number): Promise<void> {
+    if (this.segments !== undefined && newMaxSize < SEGMENT_BYTES) {
+      // Now a small allocation, held as one from the start would be: its bytes move into a buffer
+      // of their own length and every segment goes (emptied in place, as on release).
+      const kept = Buffer.alloc(newSize);
+      this.segments[0]?.copy(kept, 0, 0, newSize);
+      for (const seg of this.segments.splice(0)) this.giveBack(seg);
+      this.segments = undefined;
+      this.data = kept;
+      return;
+    }
     if (this.segments !== undefined) {
       const keep = Math.ceil(newMaxSize / SEGMENT_BYTES);
       for (const seg of this.segments.splice(keep)) this.giveBack(seg);
