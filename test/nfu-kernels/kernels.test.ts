@@ -210,7 +210,7 @@ describe('registry and attributes', () => {
     expect(() => reg.register(xor)).toThrow(KernelError);
     expect(() => reg.register({ ...xor, opcode: 999 })).toThrow('kernel xor (opcode 999) clashes with xor (opcode 1)');
     expect(() => reg.byOpcodeOrThrow(77)).toThrow('no kernel with opcode 77');
-    expect(reg.list().map((k) => k.opcode)).toEqual([1, 16, 32, 33, 34, 35, 36, 48, 49, 50]);
+    expect(reg.list().map((k) => k.opcode)).toEqual([1, 16, 32, 33, 34, 35, 36, 48, 49, 50, 51, 52, 53, 54]);
   });
   it.each([
     ['{"rows": 1}', 'invalid kernel attributes: `cols` must be an integer from 1 to 2147483647 (got undefined)'],
