@@ -125,4 +125,19 @@ describe('a LOAD that meets an overwrite being copied in place', () => {
     expect((await t.client.load(a.read, 0, 2 * BLOCK)).every((x) => x === 4)).toBe(true);
     expect(hooks.reads.length + hooks.writes.length).toBe(0);
   });
+
+  it('a copy inside one allocation over its own range reads what it overwrites, without waiting on itself', async () => {
+    const d = tempDir();
+    cleanups.push(d.cleanup);
+    const t = await startDepot({ resource: [{ rid: '1', path: d.path, capacityBytes: '64MiB' }] });
+    cleanups.push(() => t.close());
+    const a = await t.client.allocate(t, { size: 4 << 20, durationSec: 60 });
+    const data = Buffer.alloc(3 << 20);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 13 + (i >> 16)) & 0xff;
+    await t.client.store(a.write, data);
+    expect(await t.client.push(a.read, a.write, { offset: 0, length: 2 << 20, remoteOffset: 1 << 20 })).toBe(2 << 20);
+    const got = await t.client.load(a.read, 0, 3 << 20);
+    expect(got.subarray(0, 1 << 20).equals(data.subarray(0, 1 << 20))).toBe(true);
+    expect(got.subarray(1 << 20).equals(data.subarray(0, 2 << 20))).toBe(true);
+  });
 });

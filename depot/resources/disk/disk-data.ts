@@ -403,7 +403,10 @@ export class DiskData implements AllocationData {
    */
   private async afterOverwrites(from: number, to: number): Promise<void> {
     const pending: Promise<void>[] = [];
-    for (const w of this.overwrites) if (w.from < to && w.received > from) pending.push(w.over);
+    for (const w of this.overwrites) {
+      // `[w.from, w.received)` is what it has received (empty until its first chunk).
+      if (w.received > w.from && w.from < to && w.received > from) pending.push(w.over);
+    }
     if (pending.length > 0) await Promise.all(pending);
   }
 
