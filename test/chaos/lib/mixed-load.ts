@@ -71,8 +71,13 @@ async function bounded<T>(
 }
 
 const codeOf = (e: unknown): string => (e instanceof ClientError ? e.code : e instanceof Error ? e.name : 'unknown');
+/**
+ * A status the depot answered that means "nothing was done". Not `-66` (overload, retried) nor `-13`: a
+ * transfer whose remote depot broke off leaves the destination's state unknown, as a timeout would
+ * (docs/reliability.md) — the destination may have taken the bytes before the link failed.
+ */
 const isDepotRefusal = (e: unknown): boolean =>
-  e instanceof ClientError && e.status !== undefined && e.status < 0 && e.status !== -66;
+  e instanceof ClientError && e.status !== undefined && e.status < 0 && e.status !== -66 && e.status !== -13;
 
 /**
  * A seeded mixed load of stores, writes, loads, depot-to-depot copies and NFU digests over several
