@@ -12,7 +12,10 @@
  * accuracy against an exact SVD (largest relative error of the top 20 singular values, largest principal angle
  * between the top-20 right singular subspaces).
  *
- * Usage: node dist/bench/rsvd.js [--json] [--rows N (default 400000)] [--cols D (default 256)]
+ * Usage: node dist/bench/rsvd.js [--json] [--rows N (default 400000)] [--cols D (default 256)] [--anvil-only]
+ * With --anvil-only scikit-learn, Dask and the accuracy checks are skipped (for profiling Anvil alone).
+ * BENCH_DEPOT_ARGS (split on spaces) is appended to every depot's command line, e.g. `--nfu-workers 1`;
+ * BENCH_DEPOT_NODE_ARGS (split on spaces) is given to node for every depot, e.g. `--cpu-prof`.
  * With --json the last line is one object with anvil_seconds, sklearn_seconds, dask_seconds, bytes_moved,
  * matrix_bytes and the accuracies.
  */
@@ -28,6 +31,10 @@ import { startDepotProcess } from './lib/depot-process.js';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
+const anvilOnly = args.includes('--anvil-only');
+const words = (v: string | undefined): string[] => (v ?? '').split(' ').filter((w) => w !== '');
+const DEPOT_ARGS = words(process.env['BENCH_DEPOT_ARGS']);
+const DEPOT_NODE_ARGS = words(process.env['BENCH_DEPOT_NODE_ARGS']);
 const flag = (name: string, fallback: number): number => {
   const i = args.indexOf(name);
   return i >= 0 ? Number(args[i + 1]) : fallback;
@@ -123,7 +130,7 @@ print(json.dumps(out))
 `;
 
 async function main(): Promise<void> {
-  const py = python();
+  const py = anvilOnly ? '' : python();
   const dir = mkdtempSync(join(tmpdir(), 'anvil-bench-rsvd-'));
   const depots: Array<Awaited<ReturnType<typeof startDepotProcess>>> = [];
   const client = new IbpClient({ timeoutMs: 120_000 });
@@ -132,9 +139,9 @@ async function main(): Promise<void> {
     const capacity = `${Math.ceil((N * D * 8) / DEPOTS / 2 ** 20) + 256}MiB`;
     for (let i = 0; i < DEPOTS; i++) {
       try {
-        depots.push(await startDepotProcess(['--capacity', capacity]));
+        depots.push(await startDepotProcess(['--capacity', capacity, ...DEPOT_ARGS], DEPOT_NODE_ARGS));
       } catch {
-        depots.push(await startDepotProcess(['--capacity', capacity]));
+        depots.push(await startDepotProcess(['--capacity', capacity, ...DEPOT_ARGS], DEPOT_NODE_ARGS));
       }
     }
     log(`matrix ${N} × ${D} float64 (${((N * D * 8) / 2 ** 20).toFixed(0)} MiB) …`);
@@ -167,6 +174,11 @@ async function main(): Promise<void> {
     const anvilSeconds = (performance.now() - t0) / 1000;
     const anvilPath = join(dir, 'anvil.json');
     writeFileSync(anvilPath, JSON.stringify({ s: Array.from(e.value.singularValues), V: Array.from(e.value.components) }));
+    if (anvilOnly) {
+      const line = { rows: N, cols: D, anvil_seconds: anvilSeconds, bytes_moved: e.bytesMoved };
+      process.stdout.write(json ? `${JSON.stringify(line)}\n` : `anvil (locus) ${anvilSeconds.toFixed(2)} s\n`);
+      return;
+    }
     log('scikit-learn, Dask and the exact SVD …');
     const py$ = spawnSync(
       py,
