@@ -1,6 +1,6 @@
 import { constants as fsConstants, truncateSync } from 'node:fs';
 import { mkdir, open, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, sep } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { AllocationData, BlockChecksums, RangeWriter } from '../../core/allocation.js';
 import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
@@ -86,6 +86,13 @@ class HandleCache {
     }
   }
 
+  /** Forgets the descriptors of every file under `dir` (a resource that closes). */
+  dropUnder(dir: string): Promise<void> {
+    const closing: Promise<void>[] = [];
+    for (const owner of [...this.open.keys()]) if (owner.startsWith(dir)) closing.push(this.drop(owner));
+    return Promise.all(closing).then(() => undefined);
+  }
+
   /** Forgets `owner`'s descriptor; closed now if unused (resolves once closed), else by its last user. */
   drop(owner: string): Promise<void> {
     const h = this.open.get(owner);
@@ -106,6 +113,15 @@ function unuse(h: CachedHandle): void {
 }
 
 const handles = new HandleCache();
+
+/**
+ * Closes the kept descriptors of the allocation files under `dir` (those in use, once their last
+ * user is done): a resource that closes leaves none behind, and another opened later on the same
+ * directory in this process never reads through a descriptor of a file since replaced.
+ */
+export function closeHandlesUnder(dir: string): Promise<void> {
+  return handles.dropUnder(dir.endsWith(sep) ? dir : dir + sep);
+}
 
 /**
  * A WRITE in progress that replaces committed bytes (`[from, to)`): how far its body has arrived, and

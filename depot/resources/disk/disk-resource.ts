@@ -6,7 +6,7 @@ import type { Allocation, AllocationData, AllocationRecord, BlockChecksums } fro
 import { DepotError, DepotErrorCode } from '../../errors.js';
 import type { ResourceOptions } from '../../options.js';
 import type { StorageResource } from '../resource.js';
-import { BLOCK_BYTES, DiskData, assertRoom, crcOfFileBlock, realDiskIo, type DiskIo } from './disk-data.js';
+import { BLOCK_BYTES, DiskData, assertRoom, closeHandlesUnder, crcOfFileBlock, realDiskIo, type DiskIo } from './disk-data.js';
 import { MetadataDb } from './metadata-db.js';
 import { journalPath, redoJournal } from './redo-journal.js';
 import { SpaceReserve, isOutOfSpace } from './space-reserve.js';
@@ -158,6 +158,7 @@ export class DiskResource implements StorageResource {
   }
 
   close(): void {
+    void closeHandlesUnder(join(this.dir, 'data'));
     this.db.close();
     releaseLock(join(this.dir, LOCK_FILE));
   }
