@@ -187,7 +187,11 @@ async function main(): Promise<void> {
       const ms = performance.now() - t;
       if (!Number.isFinite(est.value[0]!) || est.blocksMissing !== 0) {
         throw new Error(
-          `coordinator estimate is not whole: ${est.blocksMissing} blocks missing; failed attempts: ${JSON.stringify(Object.fromEntries(failures))}`,
+          `coordinator estimate is not whole: ${est.blocksMissing} blocks missing; failed attempts: ${JSON.stringify(Object.fromEntries(failures))}; ` +
+            (await coordinator.metrics.registry.getSingleMetricAsString('anvil_coordinator_ops_total'))
+              .split('\n')
+              .filter((l) => !l.startsWith('#') && !l.includes('outcome="answer"'))
+              .join('; '),
         );
       }
       return ms;
