@@ -2,7 +2,7 @@ import { f64Bytes, f64Out, matrixView, type Attrs } from '../attrs.js';
 import type { RunOptions } from '../backend.js';
 import { KernelError, KernelErrorCode } from '../errors.js';
 import { catalogued, type KernelConfig } from '../kernel.js';
-import { asMatrix, copyRows, type Matrix } from '../matrix.js';
+import { asMatrix, copyRows, rowsFrom, type Matrix } from '../matrix.js';
 import { scratch, type FloatArray } from '../native.js';
 import { requireAttrs } from '../sketch/gaussian-sketch.js';
 import { PANEL_ROWS, workspace } from '../wasm/gemm.js';
@@ -52,13 +52,24 @@ function productPanels(
   const R = PANEL_ROWS;
   const blas = options.backend?.blas;
   if (blas !== undefined) {
-    const aPanel = scratch('affine-a', 'float64', R * cols) as Float64Array;
+    // A float64 block is read in place (BLAS takes its row stride); a float32 one is widened panel by panel.
+    const inPlace = A.data instanceof Float64Array;
+    const aPanel = inPlace ? undefined : (scratch('affine-a', 'float64', R * cols) as Float64Array);
     const yPanel = scratch('affine-y', 'float64', R * k) as Float64Array;
+    const b = X.subarray(cols * k, cols * k + k);
     for (let r0 = 0; r0 < rows; r0 += R) {
       const n = Math.min(R, rows - r0);
-      copyRows(A, r0, n, aPanel, 0);
-      for (let i = 0; i < n; i++) yPanel.set(X.subarray(cols * k, cols * k + k), i * k);
-      blas.gemm(false, false, n, k, cols, aPanel, cols, X, k, 1, yPanel, k);
+      let a: Float64Array;
+      let lda = cols;
+      if (aPanel === undefined) {
+        a = rowsFrom(A as Matrix<Float64Array>, r0, n);
+        lda = A.ld;
+      } else {
+        copyRows(A, r0, n, aPanel, 0);
+        a = aPanel;
+      }
+      fillRows(yPanel, b, n, k);
+      blas.gemm(false, false, n, k, cols, a, lda, X, k, 1, yPanel, k);
       each(yPanel.subarray(0, n * k), r0, n);
     }
     return;
@@ -85,8 +96,26 @@ export function affineProduct(a: Attrs, A: FloatArray | Matrix, X: Float64Array,
   checkX(X, cols, k);
   const M = asMatrix(A, rows, cols);
   const Y = f64Out(options.out, rows * k);
+  const blas = options.backend?.blas;
+  if (blas !== undefined && M.data instanceof Float64Array && rows > 0) {
+    // One product straight into Y: Y = 1·bᵀ, then Y += A·W (each row of Y depends on its row of A only).
+    fillRows(Y, X.subarray(cols * k, cols * k + k), rows, k);
+    blas.gemm(false, false, rows, k, cols, rowsFrom(M as Matrix<Float64Array>, 0, rows), M.ld, X, k, 1, Y, k);
+    return Y;
+  }
   productPanels(a, M, X, options, (panel, r0) => Y.set(panel, r0 * k));
   return Y;
+}
+
+/** Sets each of the first `n` rows of the dense `n × k` array `P` to `b`, doubling the copied span. */
+function fillRows(P: Float64Array, b: Float64Array, n: number, k: number): void {
+  if (n === 0) return;
+  P.set(b, 0);
+  for (let done = 1; done < n;) {
+    const m = Math.min(done, n - done);
+    P.copyWithin(done * k, 0, m * k);
+    done += m;
+  }
 }
 
 /** G = YᵀY for Y = A·W + 1·bᵀ (`k × k` float64, exactly symmetric), Y never stored. */
@@ -136,6 +165,29 @@ export function transposeProduct(
   C.fill(0);
   const R = PANEL_ROWS;
   const blas = options.backend?.blas;
+  if (blas !== undefined && MA.data instanceof Float64Array && rows > 0) {
+    // One product over all rows, both factors read in place: C = AᵀY, then the column sums of Y.
+    const y = MY.data as Float64Array;
+    blas.gemm(
+      true,
+      false,
+      cols,
+      k,
+      rows,
+      rowsFrom(MA as Matrix<Float64Array>, 0, rows),
+      MA.ld,
+      rowsFrom(MY, 0, rows),
+      MY.ld,
+      1,
+      C,
+      k,
+    );
+    for (let i = 0; i < rows; i++) {
+      const from = MY.offset + i * MY.ld;
+      for (let t = 0; t < k; t++) C[cols * k + t]! += y[from + t]!;
+    }
+    return C;
+  }
   if (blas !== undefined) {
     const aPanel = scratch('aty-a', 'float64', R * cols) as Float64Array;
     const yPanel = scratch('aty-y', 'float64', R * k) as Float64Array;

@@ -12,7 +12,9 @@ import {
   parseAttrs,
   transposeProduct,
   KernelError,
+  matrix,
 } from '../../nfu-kernels/index.js';
+import { kernelBackendFor } from '../../depot/nfu/native-loader.js';
 
 const attrs = (rows: number, cols: number, k: number, dtype: 'float64' | 'float32' = 'float64') =>
   parseAttrs(encodeAttrs({ rows, cols, k, dtype }));
@@ -67,6 +69,33 @@ describe('product kernels against the reference products', () => {
     const C = transposeProduct(attrs(rows, cols, 3), A, Y);
     close(C.subarray(0, cols * 3), mul(transpose(A, rows, cols), Y, cols, rows, 3));
     close(C.subarray(cols * 3), mul(ones, Y, 1, rows, 3));
+  });
+
+  // The native backend reads float64 blocks in place (row stride and offset given to BLAS), in one product
+  // over all rows where it can; a strided view must give the same products as a dense copy.
+  const { backend } = kernelBackendFor(true);
+  const strided = (M: Float64Array, m: number, n: number, pad: number, lead: number) => {
+    const data = new Float64Array(lead + m * (n + pad)).fill(Number.NaN);
+    for (let i = 0; i < m; i++) data.set(M.subarray(i * n, (i + 1) * n), lead + i * (n + pad));
+    return matrix(data, m, n, { offset: lead, ld: n + pad });
+  };
+  it.each([
+    ['dense', 0, 0],
+    ['strided, at an offset', 3, 7],
+  ])('on the %s native path the products match the reference', (_name, pad, lead) => {
+    expect(backend.blas, 'native kernels with BLAS (npm run build:native with libopenblas-dev)').toBeDefined();
+    const MA = strided(A, rows, cols, pad, lead);
+    close(affineProduct(attrs(rows, cols, k), MA, X, { backend }), want);
+    const G = affineGram(attrs(rows, cols, k), MA, X, { backend });
+    close(G, mul(transpose(want, rows, k), want, k, rows, k), 1e-9);
+    const Y = gaussian(rows * 3, 3);
+    const C = transposeProduct(attrs(rows, cols, 3), MA, strided(Y, rows, 3, pad, lead), { backend });
+    close(C.subarray(0, cols * 3), mul(transpose(A, rows, cols), Y, cols, rows, 3));
+    close(C.subarray(cols * 3), mul(ones, Y, 1, rows, 3));
+    const A32 = Float32Array.from(A);
+    const want32 = mul(A32, X.subarray(0, cols * k), rows, cols, k);
+    for (let i = 0; i < rows; i++) for (let t = 0; t < k; t++) want32[i * k + t]! += X[cols * k + t]!;
+    close(affineProduct(attrs(rows, cols, k, 'float32'), A32, X, { backend }), want32);
   });
 
   it('the registered kernels refuse an X of the wrong shape with NFU_ERR_SHAPE_MISMATCH', () => {
