@@ -1,4 +1,4 @@
-import { BehaviorSubject, Subject, auditTime, filter, map, type Observable, type Subscription } from 'rxjs';
+import { BehaviorSubject, Subject, auditTime, filter, map, retry, timer, type Observable, type Subscription } from 'rxjs';
 import { IbpClient } from '../../ibp/index.js';
 import {
   Coordinator,
@@ -177,7 +177,23 @@ export async function runDemo(o: DemoOptions): Promise<void> {
           { kind: 'rows', rows: WINDOW_ROWS },
           { deadlineMs: REFRESH_DEADLINE_MS, opTimeoutMs: 2_000, delta: 0.05 },
         )
-        .pipe(cumulativeBytes()),
+        .pipe(
+          // A refresh that fails outright (not a missing block: those are samples) is reported and the
+          // stream resumes with the next dataset version, so the demo keeps running.
+          retry({
+            delay: (e: unknown) => {
+              hub.publish({
+                v: 1,
+                type: 'event',
+                kind: 'failure',
+                at: Date.now(),
+                text: `refresh failed: ${(e as Error).message}`,
+              });
+              return timer(1000);
+            },
+          }),
+          cumulativeBytes(),
+        ),
       spectrumSeries(CHANNELS, FACTORS),
     );
     const jobSub: Subscription = job$.subscribe({

@@ -28,6 +28,8 @@ export class RobustPcaState {
 
   /** Updates the subspace and centre from a covariance estimate (d × d) and the planned blocks' means. */
   update(cov: Float64Array, d: number, mean: Float64Array): void {
+    // An estimate with nothing answered yet carries no direction: keep the subspace we have.
+    if (!cov.every(Number.isFinite) || !mean.every(Number.isFinite)) return;
     const m = new Matrix(d, d);
     for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) m.set(i, j, 0.5 * (cov[i * d + j]! + cov[j * d + i]!));
     const evd = new EigenvalueDecomposition(m, { assumeSymmetric: true });
