@@ -191,6 +191,26 @@ function toJson(e: Estimate<Float64Array>): Record<string, unknown> {
   };
 }
 
+/**
+ * Reads a job file: its JSON object, the dataset it names (inline or an exNode path, relative to the file)
+ * and the job. Throws `COORD_E_INVALID_ARGUMENT` for a file that cannot be read or parsed.
+ */
+export async function readJobFile(
+  file: string,
+): Promise<{ o: Record<string, unknown>; dataset: CoordinatorDataset; job: Job<Float64Array> }> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new CoordinatorError(CoordinatorErrorCode.INVALID_ARGUMENT, `cannot read job file ${file}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  const o = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  const dataset = await datasetOfJob(o['dataset'], file);
+  return { o, dataset, job: jobFromJson(o['job'], dataset) };
+}
+
 /** `anvil run JOB.json`: runs a coordinator job with a live one-line progress view, or `--json`. */
 export function runCommand(): CliCommand {
   return new CliCommand('run')
@@ -199,21 +219,7 @@ export function runCommand(): CliCommand {
     .option('--json', 'print the final estimate as one JSON object, no progress line')
     .option('--reliability <file>', 'reliability history file (default: the user state directory)')
     .action(async (file: string, flags: { json?: boolean; reliability?: string }) => {
-      let raw: unknown;
-      try {
-        raw = JSON.parse(await readFile(file, 'utf8'));
-      } catch (e) {
-        throw new CoordinatorError(
-          CoordinatorErrorCode.INVALID_ARGUMENT,
-          `cannot read job file ${file}: ${(e as Error).message}`,
-          {
-            cause: e,
-          },
-        );
-      }
-      const o = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
-      const dataset = await datasetOfJob(o['dataset'], file);
-      const job = jobFromJson(o['job'], dataset);
+      const { o, job } = await readJobFile(file);
       const options = runOptions(o);
       if (o['helpers'] !== undefined && !Array.isArray(o['helpers']))
         throw bad('helpers', 'an array of "host:port"', o['helpers']);

@@ -1,17 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Command as CliCommand, InvalidArgumentError, Option } from 'commander';
-import {
-  Coordinator,
-  CoordinatorError,
-  CoordinatorErrorCode,
-  LiveServer,
-  publishJob,
-  spectrumSeries,
-  vectorSeries,
-  type Summarizer,
-} from '../framework/index.js';
-import { datasetOfJob, jobFromJson } from './run-command.js';
+import { Coordinator, LiveServer, publishJob, spectrumSeries, vectorSeries, type Summarizer } from '../framework/index.js';
+import { readJobFile } from './run-command.js';
 
 function integer(name: string, min: number, max: number): (v: string) => number {
   return (v) => {
@@ -73,26 +63,8 @@ export function serveCommand(): CliCommand {
         // Jobs are read before anything starts, so a bad file changes nothing.
         const jobs = [];
         for (const file of flags.job) {
-          let raw: unknown;
-          try {
-            raw = JSON.parse(await readFile(file, 'utf8'));
-          } catch (e) {
-            throw new CoordinatorError(
-              CoordinatorErrorCode.INVALID_ARGUMENT,
-              `cannot read job file ${file}: ${(e as Error).message}`,
-              {
-                cause: e,
-              },
-            );
-          }
-          const o = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
-          const dataset = await datasetOfJob(o['dataset'], file);
-          jobs.push({
-            file,
-            kind: (o['job'] as { kind?: unknown } | undefined)?.kind,
-            dataset,
-            job: jobFromJson(o['job'], dataset),
-          });
+          const { o, dataset, job } = await readJobFile(file);
+          jobs.push({ file, kind: (o['job'] as { kind?: unknown } | undefined)?.kind, dataset, job });
         }
         const server = await new LiveServer({
           host: flags.host,

@@ -1,16 +1,6 @@
+import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
+import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { depotId, type DepotHealthTracker, type LiveHub, type LoopbackDepots } from '../../framework/index.js';
-
-/** mulberry32: a small seeded generator, so a demo run's chaos is the same for the same seed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Seconds between disruptions, and how long one lasts. */
 const EVERY_SEC: readonly [number, number] = [10, 18];
@@ -34,7 +24,8 @@ export class ChaosMonkey {
     private readonly health: DepotHealthTracker,
     seed: number,
   ) {
-    this.rand = seeded(seed ^ 0x5eed);
+    const rng = xoroshiro128plus(seed ^ 0x5eed);
+    this.rand = () => uniformFloat64(rng);
   }
 
   start(): void {
