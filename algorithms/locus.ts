@@ -1,4 +1,4 @@
-import { Observable } from 'rxjs';
+import { Observable, defer } from 'rxjs';
 import {
   CoordinatorError,
   CoordinatorErrorCode,
@@ -305,22 +305,8 @@ export class IbpLocus implements LocusRunner {
   }
 
   run(attempt: OpAttempt): Observable<OpAnswer> {
-    return new Observable<OpAnswer>((subscriber) => {
-      let live = true;
-      this.#execute(attempt).then(
-        (a) => {
-          if (!live) return;
-          subscriber.next(a);
-          subscriber.complete();
-        },
-        (e: unknown) => {
-          if (live) subscriber.error(e);
-        },
-      );
-      return () => {
-        live = false;
-      };
-    });
+    // Cold: the attempt starts on subscription; after an unsubscribe its result is dropped.
+    return defer(() => this.#execute(attempt));
   }
 
   async #execute(attempt: OpAttempt): Promise<OpAnswer> {

@@ -23,13 +23,9 @@ import {
   type PlannedBlock,
 } from '../framework/index.js';
 import { normals } from '../nfu-kernels/index.js';
+import { benchArgs } from './lib/args.js';
 
-const args = process.argv.slice(2);
-const json = args.includes('--json');
-const flag = (name: string, fallback: number): number => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
+const { args, json, flag } = benchArgs();
 const TRIALS = flag('--trials', 1000);
 const MAX_SECONDS = flag('--max-seconds', 30);
 const DELTAS = [0.1, 0.05, 0.01];

@@ -32,13 +32,9 @@ import {
 } from '../framework/index.js';
 import { formatCapability } from '../ibp/index.js';
 import { startDepotProcess } from './lib/depot-process.js';
+import { benchArgs } from './lib/args.js';
 
-const args = process.argv.slice(2);
-const json = args.includes('--json');
-const flag = (name: string, fallback: number): number => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
+const { json, flag } = benchArgs();
 const SECONDS = flag('--seconds', 6);
 const BLOCKS = flag('--blocks', 512);
 const DEPOTS = 16;

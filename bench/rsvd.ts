@@ -29,17 +29,13 @@ import { IbpClient, summarizeBlock, type CoordinatorDataset, type CoordinatorDat
 import { formatCapability } from '../ibp/index.js';
 import { normals } from '../nfu-kernels/index.js';
 import { startDepotProcess } from './lib/depot-process.js';
+import { benchArgs } from './lib/args.js';
 
-const args = process.argv.slice(2);
-const json = args.includes('--json');
+const { args, json, flag } = benchArgs();
 const anvilOnly = args.includes('--anvil-only');
 const words = (v: string | undefined): string[] => (v ?? '').split(' ').filter((w) => w !== '');
 const DEPOT_ARGS = words(process.env['BENCH_DEPOT_ARGS']);
 const DEPOT_NODE_ARGS = words(process.env['BENCH_DEPOT_NODE_ARGS']);
-const flag = (name: string, fallback: number): number => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
 const N = flag('--rows', 400_000);
 const D = flag('--cols', 256);
 const RANK = 20;

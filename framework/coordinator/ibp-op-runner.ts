@@ -1,4 +1,4 @@
-import { Observable } from 'rxjs';
+import { defer, type Observable } from 'rxjs';
 import { builtinRegistry, encodeAttrs } from '../../nfu-kernels/index.js';
 import {
   Command,
@@ -107,24 +107,9 @@ export class IbpOpRunner implements OpRunner {
   }
 
   run(attempt: OpAttempt): Observable<OpAnswer> {
-    return new Observable<OpAnswer>((subscriber) => {
-      let live = true;
-      this.#execute(attempt).then(
-        (answer) => {
-          if (!live) return;
-          subscriber.next(answer);
-          subscriber.complete();
-        },
-        (e: unknown) => {
-          if (live) subscriber.error(e);
-        },
-      );
-      // The client has no per-call abort: an abandoned call ends by its own timeout (the attempt's),
-      // which destroys its connection; its result is dropped here.
-      return () => {
-        live = false;
-      };
-    });
+    // Cold: the attempt starts on subscription; after an unsubscribe its result is dropped (the client has
+    // no per-call abort, so an abandoned call ends by its own timeout, which destroys its connection).
+    return defer(() => this.#execute(attempt));
   }
 
   async #execute(attempt: OpAttempt): Promise<OpAnswer> {
