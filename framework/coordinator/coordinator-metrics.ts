@@ -13,7 +13,7 @@ interface Pending {
 
 /**
  * The coordinator's prom-client metrics on a registry the caller reads (`registry.metrics()`):
- * `anvil_coordinator_ops_total{depot,outcome}` (outcome `answer`, `failure`, `late` or `invalid`),
+ * `anvil_coordinator_ops_total{depot,outcome}` (outcome `answer`, `failure`, `late`, `invalid` or `busy`),
  * `anvil_coordinator_op_latency_seconds{depot}` and `anvil_coordinator_depot_reliability{depot}` (posterior
  * answer probability, collected on scrape; depots only, not the per-source entries of the history).
  * Attempts are counted in plain per-depot tallies and folded into the metrics on scrape (or every
@@ -32,7 +32,7 @@ export class CoordinatorMetrics {
     const flush = (): void => this.flush();
     this.ops = new Counter({
       name: 'anvil_coordinator_ops_total',
-      help: 'NFU op attempts by depot and outcome (answer, failure, late, invalid)',
+      help: 'NFU op attempts by depot and outcome (answer, failure, late, invalid, busy)',
       labelNames: ['depot', 'outcome'],
       registers: [registry],
       collect: flush,
@@ -60,7 +60,7 @@ export class CoordinatorMetrics {
   observe(depot: string, outcome: OpOutcome, latencyMs: number | undefined): void {
     let p = this.#pending.get(depot);
     if (p === undefined) {
-      p = { counts: { answer: 0, failure: 0, late: 0, invalid: 0 }, latencies: [] };
+      p = { counts: { answer: 0, failure: 0, late: 0, invalid: 0, busy: 0 }, latencies: [] };
       this.#pending.set(depot, p);
     }
     p.counts[outcome]++;
@@ -71,7 +71,7 @@ export class CoordinatorMetrics {
   /** Folds the tallies into the prom-client metrics (done on every scrape). */
   flush(): void {
     for (const [depot, p] of this.#pending) {
-      for (const outcome of ['answer', 'failure', 'late', 'invalid'] as const) {
+      for (const outcome of ['answer', 'failure', 'late', 'invalid', 'busy'] as const) {
         const n = p.counts[outcome];
         if (n > 0) this.ops.inc({ depot, outcome }, n);
       }

@@ -46,6 +46,28 @@ export interface BlockContext {
   readonly validate?: (block: DatasetBlock, output: Uint8Array) => string | undefined;
   /** Called for every finished attempt (metrics). */
   readonly onAttempt?: (depot: string, outcome: OpOutcome, latencyMs: number | undefined) => void;
+  /** Busy answers (`-66 <retry>`) a replica may give before the next one is asked (default {@link DEFAULT_MAX_BUSY_RETRIES}). */
+  readonly maxBusyRetries?: number;
+}
+
+/** IBP status of a depot whose NFU admission is full (`-66 <retry-seconds>`). */
+const IBP_BUSY = -66;
+/** Busy retries per replica before the next replica is asked. */
+export const DEFAULT_MAX_BUSY_RETRIES = 3;
+/** Delay before retrying a `-66` answer that named no delay (ms). */
+export const DEFAULT_BUSY_RETRY_MS = 1_000;
+
+/**
+ * The delay (ms) a depot asked for with a busy answer (`-66 <retry-seconds>`: its NFU queue or memory
+ * budget is full), or undefined when `error` is not a busy answer. Recognises any error carrying the IBP
+ * `status` -66 (the client's `ClientError`), with its `retryAfterSec` or else {@link DEFAULT_BUSY_RETRY_MS}.
+ */
+export function busyRetryAfterMs(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { status, retryAfterSec } = error as { status?: unknown; retryAfterSec?: unknown };
+  if (status !== IBP_BUSY) return undefined;
+  if (typeof retryAfterSec === 'number' && Number.isFinite(retryAfterSec) && retryAfterSec >= 0) return retryAfterSec * 1000;
+  return DEFAULT_BUSY_RETRY_MS;
 }
 
 /**
@@ -70,6 +92,13 @@ class Attempt {
   run: Unsubscribable | undefined = undefined;
   timeout: TimerHandle | undefined = undefined;
   hedge: TimerHandle | undefined = undefined;
+  /** A busy retry waiting for the depot's advertised delay. */
+  retry: TimerHandle | undefined = undefined;
+  /** When the first try on this replica started: busy retries stay within the op's deadline from here. */
+  firstStart: number | undefined = undefined;
+  busyRetries = 0;
+  /** Bumped on every try, so a callback of an earlier try is ignored. */
+  generation = 0;
 
   constructor(
     readonly owner: BlockRun,
@@ -81,14 +110,29 @@ class Attempt {
     this.settled = true;
     this.timeout?.cancel();
     this.hedge?.cancel();
+    this.retry?.cancel();
     this.run?.unsubscribe();
     this.release?.();
+  }
+
+  /** Ends the current try but keeps the attempt (and its hedge timer) for a retry on the same replica. */
+  pause(): void {
+    this.timeout?.cancel();
+    this.timeout = undefined;
+    this.run?.unsubscribe();
+    this.run = undefined;
+    const release = this.release;
+    this.release = undefined;
+    release?.();
+    this.t0 = undefined;
+    this.generation++;
   }
 }
 
 const onTimeout = (a: Attempt): void => a.owner.timedOut(a);
 const onHedge = (a: Attempt): void => a.owner.launch();
 const onStart = (a: Attempt): void => a.owner.begin(a);
+const onRetry = (a: Attempt): void => a.owner.retry(a);
 
 /** @internal One block's attempts: see {@link startBlock}. */
 class BlockRun {
@@ -121,13 +165,42 @@ class BlockRun {
 
   failed(a: Attempt, outcome: OpOutcome, error: unknown): void {
     if (a.settled || this.finished) return;
+    const now = this.ctx.scheduler.now();
+    const busyMs = outcome === 'failure' ? busyRetryAfterMs(error) : undefined;
+    if (busyMs !== undefined) {
+      // A busy depot is loaded, not unreliable: no failure in its history (the metrics count it apart).
+      this.ctx.onAttempt?.(a.depot, 'busy', undefined);
+      if (this.#retryLater(a, busyMs, now)) return;
+    } else {
+      this.record(a.depot, outcome, now - (a.t0 ?? now));
+    }
     a.stop();
     this.pending--;
     this.lastError = error;
-    const now = this.ctx.scheduler.now();
-    this.record(a.depot, outcome, now - (a.t0 ?? now));
     if (this.next < this.replicas.length) this.launch();
     else if (this.pending === 0) this.finish(undefined);
+  }
+
+  /**
+   * Schedules another try of `a` on the same replica after `delayMs`, unless it already had its busy retries or
+   * the retry would start past the op's deadline (counted from its first try): then false.
+   */
+  #retryLater(a: Attempt, delayMs: number, now: number): boolean {
+    const max = this.ctx.maxBusyRetries ?? DEFAULT_MAX_BUSY_RETRIES;
+    const start = a.firstStart ?? now;
+    if (a.busyRetries >= max || now + delayMs - start >= this.ctx.opTimeoutMs) return false;
+    a.busyRetries++;
+    a.pause();
+    a.retry = this.ctx.timers.add(delayMs, onRetry, a);
+    return true;
+  }
+
+  retry(a: Attempt): void {
+    a.retry = undefined;
+    if (a.settled || this.finished) return;
+    const release = this.ctx.gate.acquire(a.depot, onStart, a);
+    if (a.settled) release();
+    else a.release = release;
   }
 
   timedOut(a: Attempt): void {
@@ -161,7 +234,10 @@ class BlockRun {
     if (a.settled || this.finished) return;
     const { ctx } = this;
     a.t0 = ctx.scheduler.now();
-    a.timeout = ctx.timers.add(ctx.opTimeoutMs, onTimeout, a);
+    a.firstStart ??= a.t0;
+    // A busy retry keeps the deadline of the first try.
+    a.timeout = ctx.timers.add(Math.max(0, a.firstStart + ctx.opTimeoutMs - a.t0), onTimeout, a);
+    const generation = a.generation;
     const attempt: OpAttempt = {
       dataset: ctx.dataset,
       block: this.block,
@@ -172,8 +248,12 @@ class BlockRun {
     try {
       if (ctx.runner.execute !== undefined) {
         ctx.runner.execute(attempt).then(
-          (answer) => this.answered(a, answer),
-          (e: unknown) => this.failed(a, 'failure', e),
+          (answer) => {
+            if (a.generation === generation) this.answered(a, answer);
+          },
+          (e: unknown) => {
+            if (a.generation === generation) this.failed(a, 'failure', e);
+          },
         );
       } else {
         const sub = ctx.runner.run(attempt).subscribe({
@@ -182,11 +262,11 @@ class BlockRun {
           complete: () =>
             this.failed(a, 'failure', new Error(`block ${this.block.index}: ${a.depot} completed without an answer`)),
         });
-        if (a.settled) sub.unsubscribe();
+        if (a.settled || a.generation !== generation) sub.unsubscribe();
         else a.run = sub;
       }
     } catch (e) {
-      this.failed(a, 'failure', e);
+      if (a.generation === generation) this.failed(a, 'failure', e);
     }
   }
 

@@ -2,10 +2,12 @@ import type { Inclusion } from '../estimation/index.js';
 
 /**
  * What became of one op attempt on a depot, or of one block of a source: answered, failed (error,
- * unreachable), late (timed out or dropped at the deadline), or invalid (answered with an output the job's
- * plausibility check rejected — a failure, shown apart in the metrics).
+ * unreachable), late (timed out or dropped at the deadline), invalid (answered with an output the job's
+ * plausibility check rejected — a failure, shown apart in the metrics), or busy (the depot's NFU admission
+ * answered `-66 <retry>`; the engine retries the same replica and never records it in the reliability
+ * history — it only reaches the `onAttempt` metrics hook).
  */
-export type OpOutcome = 'answer' | 'failure' | 'late' | 'invalid';
+export type OpOutcome = 'answer' | 'failure' | 'late' | 'invalid' | 'busy';
 
 /**
  * The reliability history the engine reads and feeds: per depot and per source, decayed

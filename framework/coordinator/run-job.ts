@@ -11,7 +11,7 @@ import {
 } from '../estimation/index.js';
 import { depotId, type DatasetBlock, type DatasetReplica } from './dataset-shape.js';
 import { DepotGate } from './depot-gate.js';
-import { startBlock, type BlockContext, type BlockOutcome } from './hedged-block.js';
+import { DEFAULT_MAX_BUSY_RETRIES, startBlock, type BlockContext, type BlockOutcome } from './hedged-block.js';
 import { TimerQueue } from './timer-queue.js';
 import type { Job } from './job.js';
 import type { OpAnswer, OpRunner } from './op-runner.js';
@@ -42,6 +42,13 @@ export interface RunJobOptions {
   /** A gate shared between jobs (overrides `perDepotConcurrency`). */
   readonly gate?: DepotGate;
   readonly opTimeoutMs?: number;
+  /**
+   * Busy answers (`-66 <retry-seconds>`, the depot's NFU admission is full) one replica may give: the op is
+   * retried on the same replica after the advertised delay while it still fits in `opTimeoutMs` from its first
+   * try, then the next replica is asked (default {@link DEFAULT_MAX_BUSY_RETRIES}). Busy answers are not failures
+   * in the reliability history.
+   */
+  readonly maxBusyRetries?: number;
   /** Deadline mode: answer this long after the start with what arrived; blocks still running are missing. */
   readonly deadlineMs?: number;
   readonly hedgeQuantile?: number;
@@ -128,6 +135,7 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
       hedgeQuantile: options.hedgeQuantile ?? DEFAULT_HEDGE_QUANTILE,
       defaultHedgeMs: options.defaultHedgeMs ?? DEFAULT_HEDGE_MS,
       minHedgeMs: options.minHedgeMs ?? DEFAULT_MIN_HEDGE_MS,
+      maxBusyRetries: options.maxBusyRetries ?? DEFAULT_MAX_BUSY_RETRIES,
       deadlinePassed: () => deadlinePassed,
       ...(job.validate === undefined ? {} : { validate: (b: DatasetBlock, out: Uint8Array) => job.validate!(b, out) }),
       ...(options.onAttempt === undefined ? {} : { onAttempt: options.onAttempt }),

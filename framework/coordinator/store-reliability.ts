@@ -11,7 +11,8 @@ export function isSourceEntry(id: string): boolean {
 
 /**
  * The engine's {@link ReliabilityView} over the estimation {@link ReliabilityStore}: depot outcomes and
- * latencies as the store records them (a timed-out, dropped or invalid op is a failure with its latency),
+ * latencies as the store records them (a timed-out, dropped or invalid op is a failure with its latency; a
+ * busy answer is not recorded),
  * sources' block outcomes as entries `source:<id>` of the same store (so they persist with it; listings
  * separate them with {@link reliabilityReport}). Time is the store's clock.
  */
@@ -19,6 +20,8 @@ export function storeReliability(store: ReliabilityStore): ReliabilityView {
   const key = (kind: 'depot' | 'source', id: string): string => (kind === 'source' ? SOURCE_ID_PREFIX + id : id);
   return {
     record(kind, id, outcome: OpOutcome, latencyMs) {
+      // A busy answer says the depot is loaded, not that it fails: nothing to record.
+      if (outcome === 'busy') return;
       if (kind === 'source') {
         // A block's outcome has no latency of its own: counts only.
         if (outcome === 'answer') store.recordAnswer(key(kind, id), 0);
