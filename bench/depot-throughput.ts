@@ -9,7 +9,14 @@
  * runs ROW_SECONDS.
  *
  * The client is a minimal wire client (no pooling, no copies beyond the socket's), so the figures
- * are the depot's, not the client library's.
+ * are the depot's, not the client library's. Every phase also reports the CPU seconds the depot
+ * process and this client spent on it: on a shared machine MB/s swing with the neighbours' load,
+ * while the depot's CPU time per byte (and `depotCpuMBps`, the rate one whole core would give) is
+ * far steadier, and shows whether the depot or the client is the bound.
+ *
+ * `BENCH_ANVIL_BINS` (comma-separated launchers, e.g. an older build's `bin/anvil.js`) runs every
+ * row against each build in turn, alternating within each round, so two builds are compared in the
+ * same window; rows then carry the launcher's path.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -19,6 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IbpClient, type DepotAddress } from '../framework/index.js';
 import { formatLoad, formatStore, keyRefOf, parseCapability, type Capability } from '../ibp/index.js';
+import { startDepotProcess, type DepotProcessHandle } from './lib/depot-process.js';
 
 const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 4);
 const ALLOCATIONS = Number(process.env['BENCH_ALLOCATIONS'] ?? 8);
@@ -30,12 +38,23 @@ const KINDS = (process.env['BENCH_KINDS'] ?? 'memory,disk-fast,disk-safe').split
 const SMALL = process.env['BENCH_SMALL'] !== '0';
 /** Extra node flags for the depot process (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
 const DEPOT_NODE_ARGS = (process.env['BENCH_DEPOT_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+/** Launchers to compare (default: this build's). */
+const BINS = (process.env['BENCH_ANVIL_BINS'] ?? '').split(',').filter((b) => b !== '');
 
 const BLOCK = BLOCK_KB * 1024;
 const ALLOC_BYTES = ALLOCATION_MB * 1024 * 1024;
 
 function round(x: number): number {
   return Math.round(x * 10) / 10;
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+/** MB/s that `cpuS` CPU seconds per `bytes` come to (one whole core's worth), if known. */
+function perCore(bytes: number, cpuS: number | undefined): number | undefined {
+  return cpuS === undefined || cpuS <= 0 ? undefined : round(bytes / 1e6 / cpuS);
 }
 
 /** One connection speaking just STORE and LOAD, a command at a time. */
@@ -156,8 +175,21 @@ interface BulkFigures {
   readMBps: number;
 }
 
-/** The bulk shape against one depot: allocate, write all, read all; MB/s of each phase. */
-async function bulk(addr: DepotAddress, data: Buffer[]): Promise<BulkFigures> {
+interface PhaseCpu {
+  /** CPU seconds of the depot process (all threads) during the phase. */
+  depotCpuS: number | undefined;
+  /** CPU seconds of this process (the clients) during the phase. */
+  clientCpuS: number;
+}
+
+interface DepotBulkFigures extends BulkFigures {
+  write: PhaseCpu;
+  read: PhaseCpu;
+}
+
+/** The bulk shape against one depot: allocate, write all, read all; MB/s and CPU of each phase. */
+async function bulk(depot: DepotProcessHandle, data: Buffer[]): Promise<DepotBulkFigures> {
+  const addr = depot.addr;
   const admin = new IbpClient({ timeoutMs: 120_000 });
   const caps: { read: Capability; write: Capability; manage: Capability }[] = [];
   try {
@@ -168,23 +200,41 @@ async function bulk(addr: DepotAddress, data: Buffer[]): Promise<BulkFigures> {
     const clients = await Promise.all(Array.from({ length: CLIENTS }, () => WireClient.open(addr)));
     const perAlloc = ALLOC_BYTES / BLOCK;
     // Client i writes (then reads) allocations i, i + CLIENTS, …, block after block.
-    const phase = async (work: (c: WireClient, alloc: number, block: number) => Promise<void>): Promise<number> => {
+    const phase = async (
+      work: (c: WireClient, alloc: number, block: number) => Promise<void>,
+    ): Promise<{ seconds: number; cpu: PhaseCpu }> => {
+      const depot0 = depot.cpuSeconds();
+      const client0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       await Promise.all(
         clients.map(async (c, ci) => {
           for (let a = ci; a < ALLOCATIONS; a += CLIENTS) for (let b = 0; b < perAlloc; b++) await work(c, a, b);
         }),
       );
-      return Number(process.hrtime.bigint() - t0) / 1e9;
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const depot1 = depot.cpuSeconds();
+      const client = process.cpuUsage(client0);
+      return {
+        seconds,
+        cpu: {
+          depotCpuS: depot0 === undefined || depot1 === undefined ? undefined : round2(depot1 - depot0),
+          clientCpuS: round2((client.user + client.system) / 1e6),
+        },
+      };
     };
     const total = ALLOCATIONS * ALLOC_BYTES;
-    const writeS = await phase((c, a, b) => c.store(caps[a]!.write, data[b]!));
-    const readS = await phase(async (c, a, b) => {
+    const write = await phase((c, a, b) => c.store(caps[a]!.write, data[b]!));
+    const read = await phase(async (c, a, b) => {
       const stamp = await c.load(caps[a]!.read, b * BLOCK, BLOCK);
       if (stamp !== b) throw new Error(`allocation ${a} block ${b}: read back stamp ${stamp}`);
     });
     for (const c of clients) c.close();
-    return { writeMBps: round(total / 1e6 / writeS), readMBps: round(total / 1e6 / readS) };
+    return {
+      writeMBps: round(total / 1e6 / write.seconds),
+      readMBps: round(total / 1e6 / read.seconds),
+      write: write.cpu,
+      read: read.cpu,
+    };
   } finally {
     for (const c of caps) await admin.decr(c.manage, 'read').catch(() => undefined);
     admin.close();
@@ -290,32 +340,6 @@ async function smallOps(addr: DepotAddress, concurrency: number, kind: string): 
   return { name: `small-ops:allocate+store4k+load:${kind}:clients=${concurrency}`, opsPerSec: round(iterations / seconds) };
 }
 
-/** `anvil depot` as a child process (2 GiB capacity, port chosen by the OS). */
-async function startDepotProcess(extra: string[]): Promise<{ addr: DepotAddress; stop: () => Promise<void> }> {
-  const bin = new URL('../../bin/anvil.js', import.meta.url).pathname;
-  const child = spawn(
-    process.execPath,
-    [...DEPOT_NODE_ARGS, bin, 'depot', '--port', '0', '--capacity', '2GiB', '--log-level', 'warn', ...extra],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  for (const deadline = Date.now() + 10_000; ;) {
-    const m = /listening on ibp:\/\/([^:]+):(\d+)/.exec(out);
-    if (m) {
-      return {
-        addr: { host: m[1]!, port: Number(m[2]) },
-        stop: async () => {
-          child.kill('SIGTERM');
-          await once(child, 'exit');
-        },
-      };
-    }
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error('depot did not start');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 const DEPOT_ARGS: Record<string, (dir: string) => string[]> = {
   memory: () => [],
   'disk-fast': (dir) => ['--data', join(dir, 'fast'), '--fsync', 'fast'],
@@ -325,34 +349,53 @@ const DEPOT_ARGS: Record<string, (dir: string) => string[]> = {
 const dataDir = mkdtempSync(join(tmpdir(), 'anvil-bench-'));
 const data = blocks(ALLOC_BYTES / BLOCK);
 const rows: Record<string, unknown>[] = [];
+const bins: (string | undefined)[] = BINS.length > 0 ? BINS : [undefined];
+const total = ALLOCATIONS * ALLOC_BYTES;
 try {
   for (const kind of KINDS) {
     const args = DEPOT_ARGS[kind];
     if (args === undefined) throw new Error(`unknown kind ${kind}`);
-    const depot = await startDepotProcess(args(dataDir));
+    const depots: DepotProcessHandle[] = [];
     try {
+      for (const [i, bin] of bins.entries())
+        depots.push(await startDepotProcess(args(join(dataDir, String(i))), DEPOT_NODE_ARGS, bin));
       for (let round = 0; round < ROUNDS; round++) {
-        const raw = await rawSocket(ALLOCATIONS * ALLOC_BYTES, data[0]!);
-        const depotFigures = await bulk(depot.addr, data);
-        rows.push({
-          name: `bulk:${kind}`,
-          round,
-          clients: CLIENTS,
-          allocations: ALLOCATIONS,
-          allocationMiB: ALLOCATION_MB,
-          blockKiB: BLOCK_KB,
-          ...depotFigures,
-          rawSocket1ConnWriteMBps: raw.writeMBps,
-          rawSocket1ConnReadMBps: raw.readMBps,
-        });
-        process.stderr.write(`${JSON.stringify(rows[rows.length - 1])}\n`);
+        const raw = await rawSocket(total, data[0]!);
+        for (const [i, depot] of depots.entries()) {
+          const f = await bulk(depot, data);
+          rows.push({
+            name: `bulk:${kind}`,
+            ...(bins[i] === undefined ? {} : { bin: bins[i] }),
+            round,
+            clients: CLIENTS,
+            allocations: ALLOCATIONS,
+            allocationMiB: ALLOCATION_MB,
+            blockKiB: BLOCK_KB,
+            writeMBps: f.writeMBps,
+            readMBps: f.readMBps,
+            rawSocket1ConnWriteMBps: raw.writeMBps,
+            rawSocket1ConnReadMBps: raw.readMBps,
+            writeDepotCpuS: f.write.depotCpuS,
+            readDepotCpuS: f.read.depotCpuS,
+            writeClientCpuS: f.write.clientCpuS,
+            readClientCpuS: f.read.clientCpuS,
+            writeDepotCpuMBps: perCore(total, f.write.depotCpuS),
+            readDepotCpuMBps: perCore(total, f.read.depotCpuS),
+          });
+          process.stderr.write(`${JSON.stringify(rows[rows.length - 1])}\n`);
+        }
       }
       if (SMALL) {
-        rows.push(await smallOps(depot.addr, 1, kind));
-        rows.push(await smallOps(depot.addr, 8, kind));
+        for (const [i, depot] of depots.entries()) {
+          for (const concurrency of [1, 8]) {
+            const row = await smallOps(depot.addr, concurrency, kind);
+            rows.push(bins[i] === undefined ? row : { ...row, bin: bins[i] });
+            process.stderr.write(`${JSON.stringify(rows[rows.length - 1])}\n`);
+          }
+        }
       }
     } finally {
-      await depot.stop();
+      for (const depot of depots) await depot.stop();
     }
   }
 } finally {

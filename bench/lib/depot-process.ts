@@ -1,28 +1,50 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { appendFileSync, readFileSync } from 'node:fs';
 import type { DepotAddress } from '../../framework/index.js';
 
 const BIN = new URL('../../../bin/anvil.js', import.meta.url).pathname;
 
-/** Starts `anvil depot` as a child process (2 GiB capacity, port chosen by the OS); `nodeArgs` go to node. */
+/** A depot child process: its address, its pid, and how to stop it. */
+export interface DepotProcessHandle {
+  readonly addr: DepotAddress;
+  readonly pid: number;
+  /** CPU seconds (user + system) the process has used so far; undefined where /proc is missing. */
+  cpuSeconds(): number | undefined;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `anvil depot` as a child process (2 GiB capacity, port chosen by the OS); `nodeArgs` go to
+ * node; `bin` is the launcher to run (another build's `bin/anvil.js`, to compare two builds).
+ */
 export async function startDepotProcess(
   extra: readonly string[] = [],
   nodeArgs: readonly string[] = [],
-): Promise<{ addr: DepotAddress; stop: () => Promise<void> }> {
+  bin: string = BIN,
+): Promise<DepotProcessHandle> {
   const child = spawn(
     process.execPath,
-    [...nodeArgs, BIN, 'depot', '--port', '0', '--capacity', '2GiB', '--log-level', 'warn', ...extra],
+    [...nodeArgs, bin, 'depot', '--port', '0', '--capacity', '2GiB', '--log-level', 'warn', ...extra],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );
   let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  // BENCH_DEPOT_STDOUT: a file that also gets the depot's standard output (e.g. with `--trace-gc`).
+  const copy = process.env['BENCH_DEPOT_STDOUT'];
+  child.stdout.on('data', (d: Buffer) => {
+    if (out.length < 4096) out += d.toString();
+    if (copy !== undefined) appendFileSync(copy, d);
+  });
   for (const deadline = Date.now() + 10_000; ;) {
     const m = /listening on ibp:\/\/([^:]+):(\d+)/.exec(out);
     if (m) {
+      const pid = child.pid!;
       return {
         addr: { host: m[1]!, port: Number(m[2]) },
+        pid,
+        cpuSeconds: () => processCpuSeconds(pid),
         stop: async () => {
           child.kill('SIGTERM');
           await once(child, 'exit');
@@ -31,5 +53,18 @@ export async function startDepotProcess(
     }
     if (Date.now() > deadline || child.exitCode !== null) throw new Error('depot did not start');
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** User + system CPU seconds of process `pid` (all its threads), from /proc; undefined elsewhere. */
+export function processCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Fields after the command name (which may hold spaces) start after its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
+    return ticks / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
   }
 }
