@@ -92,7 +92,8 @@ export async function frequentDirectionsCore(
       const from = seenOf(b);
       return {
         kernel: 'fd-update',
-        attrs: { dtype: dataset.dtype, rows: b.rows - from, cols: d, k: ell },
+        // rowOffset: a retried update (its first attempt ran but the reply was lost) skips the rows its state has.
+        attrs: { dtype: dataset.dtype, rows: b.rows - from, cols: d, k: ell, rowOffset: from },
         inputs: [
           from === 0 ? { kind: 'bytes', data: new Uint8Array(0) } : { kind: 'state', name },
           { kind: 'block', fromRow: from },

@@ -52,7 +52,14 @@ export interface SharedInput {
 
 export interface LocusCall {
   readonly kernel: OpName;
-  readonly attrs: { readonly dtype: 'float32' | 'float64'; readonly rows: number; readonly cols: number; readonly k: number };
+  readonly attrs: {
+    readonly dtype: 'float32' | 'float64';
+    readonly rows: number;
+    readonly cols: number;
+    readonly k: number;
+    /** Source index of the first row the call reads (`fd-update`: rows its state has seen already are skipped). */
+    readonly rowOffset?: number;
+  };
   readonly inputs: readonly LocusInput[];
   /** `returnBytes`: the output comes back; `store`: it is written into the block's state allocation `store`. */
   readonly output: { readonly returnBytes: number } | { readonly store: string; readonly bytes: number };
@@ -148,6 +155,12 @@ export interface InProcessLocusOptions {
   readonly backend?: KernelBackend;
   /** Injected failure: return true to fail this attempt (tests, calibration). */
   readonly fail?: (attempt: OpAttempt) => boolean;
+  /**
+   * Injected lost reply: return true to run this attempt (its state output written) and then fail it with a
+   * busy answer (IBP -66, retry at once), so the engine asks the same depot again: the retry of an op that has
+   * already run, as after a lost reply (tests: the retry must not apply the op twice).
+   */
+  readonly loseReply?: (attempt: OpAttempt) => boolean;
 }
 
 /**
@@ -161,11 +174,13 @@ export class InProcessLocus implements LocusRunner {
   readonly #shared = new SharedTable<Uint8Array>();
   readonly #backend: KernelBackend;
   readonly #fail: ((attempt: OpAttempt) => boolean) | undefined;
+  readonly #loseReply: ((attempt: OpAttempt) => boolean) | undefined;
 
   constructor(blocks: ReadonlyMap<string, Uint8Array>, options: InProcessLocusOptions = {}) {
     this.#blocks = blocks;
     this.#backend = options.backend ?? WASM_BACKEND;
     this.#fail = options.fail;
+    this.#loseReply = options.loseReply;
   }
 
   stateOf(block: number, name: string): StateLocation | undefined {
@@ -220,6 +235,11 @@ export class InProcessLocus implements LocusRunner {
           this.#state.set(`${attempt.block.index}/${call.output.store}`, { depot, data: output });
           returned = new Uint8Array(0);
         }
+        if (this.#loseReply?.(attempt) === true)
+          throw Object.assign(new Error(`injected lost reply of block ${attempt.block.index}`), {
+            status: -66,
+            retryAfterSec: 0,
+          });
         subscriber.next({
           output: returned,
           wireBytes: wireBytesOf(call, 100, returned.length, uploaded),

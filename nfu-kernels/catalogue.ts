@@ -56,7 +56,7 @@ export interface OpAttrTypes {
   readonly 'affine-product': MatrixAttrs & Sized;
   readonly 'affine-gram': MatrixAttrs & Sized;
   readonly 'transpose-product': MatrixAttrs & Sized;
-  readonly 'fd-update': MatrixAttrs & Sized;
+  readonly 'fd-update': MatrixAttrs & Sized & RowPlaced;
 }
 
 /** Name of a built-in op. */
@@ -239,13 +239,14 @@ export const CATALOGUE: { readonly [N in OpName]: OpSpec<N> } = {
     opcode: 54,
     name: 'fd-update',
     summary:
-      'Frequent Directions: the ℓ = k row sketch B of the rows seen, updated with the block’s rows; ‖AᵀA − BᵀB‖₂ ≤ Δ ≤ ‖A − A_j‖_F²/(ℓ − j)',
+      'Frequent Directions: the ℓ = k row sketch B of the rows seen, updated with the block’s rows from row `rows seen` on (idempotent: rows already absorbed are skipped); ‖AᵀA − BᵀB‖₂ ≤ Δ ≤ ‖A − A_j‖_F²/(ℓ − j)',
     streams: [],
-    attrs: [...MATRIX, 'k'],
+    attrs: [...MATRIX, 'k', 'rowOffset'],
     inputs: [
       {
         name: 'S',
-        layout: 'the state, `4 + k·cols` float64: ℓ, cols, rows seen, Δ, then B (`k × cols`); empty for a new sketch',
+        layout:
+          'the state, `4 + k·cols` float64: ℓ, cols, rows seen (end of the absorbed row range), Δ, then B (`k × cols`); empty for a new sketch (starting at `rowOffset`)',
       },
       { name: 'A', layout: BLOCK },
     ],
@@ -277,7 +278,7 @@ export const ATTRIBUTE_DOCS: ReadonlyArray<readonly [AttrKey, string, string, st
     'rowOffset',
     '0 … 2⁵³−1, rowOffset + rows ≤ 2⁵³−1',
     '0',
-    'global index of the block’s first row, so blocks at different depots compose',
+    'global index of the block’s first row, so blocks at different depots compose (`fd-update`: the source row of A’s first row; rows before the state’s `rows seen` are skipped, a gap is refused)',
   ],
   ['s', '1 … 64', '8', 'non-zeros per row of A for `sparse-sign-sketch` (capped at k)'],
   ['blockId', '0 … 2³²−1', '0', 'identifies the block for `srht`’s row sample'],

@@ -15,6 +15,12 @@ import { requireAttrs } from '../sketch/gaussian-sketch.js';
  *
  * State layout (float64, `4 + ℓ·cols` values): `[ℓ, cols, rows seen, Δ]`, then the ℓ sketch rows, row-major
  * (unused rows zero). An empty state is a fresh sketch. Pure JS (no BLAS): every backend gives the same bits.
+ *
+ * Idempotent: "rows seen" is the end of the source's row range the sketch has absorbed, and the attribute
+ * `rowOffset` is the source index of the block's first row. Only rows at or beyond "rows seen" are absorbed,
+ * so an update applied again (a retried attempt whose first run already wrote the state back, a hedge that
+ * also completed) returns the state it was given, bit for bit. A block that starts beyond "rows seen" would
+ * leave a gap and is refused. A fresh sketch starts at `rowOffset`.
  */
 
 /** Values in an FD state of `ell` rows and `cols` columns. */
@@ -127,14 +133,18 @@ function compact(buf: Float64Array, m: number, cols: number): number {
 }
 
 /**
- * The FD state after appending the block's rows to `state` (empty: a fresh sketch of ℓ = `k` rows).
- * @throws KernelError NFU_ERR_SHAPE_MISMATCH when the state's header disagrees with `k`, `cols` or its length
+ * The FD state after appending the block's rows to `state` (empty: a fresh sketch of ℓ = `k` rows). The block's
+ * row i is row `rowOffset` + i of the source; rows before the state's "rows seen" are already in the sketch and
+ * are skipped (an update with nothing new returns a copy of `state`).
+ * @throws KernelError NFU_ERR_SHAPE_MISMATCH when the state's header disagrees with `k`, `cols` or its length, or
+ *   when the block starts beyond the rows the state has seen (a gap)
  */
 export function fdUpdate(a: Attrs, state: Float64Array, A: FloatArray | Matrix, options: RunOptions = {}): Float64Array {
   const { rows, cols, k: ell } = a;
+  const offset = a.rowOffset;
   const M = asMatrix(A, rows, cols);
   const n = fdStateLength(ell, cols);
-  let seen = 0;
+  let seen = offset;
   let delta = 0;
   const buf = new Float64Array(2 * ell * cols);
   if (state.length !== 0) {
@@ -145,10 +155,19 @@ export function fdUpdate(a: Attrs, state: Float64Array, A: FloatArray | Matrix, 
     delta = state[3]!;
     if (!(Number.isSafeInteger(seen) && seen >= 0 && Number.isFinite(delta) && delta >= 0))
       throw badState(`rows seen ${seen} and Δ ${delta} must be a count and a finite non-negative number`);
+    if (offset > seen)
+      throw badState(`the block starts at row ${offset} but the sketch has seen rows up to ${seen} only (a gap)`);
+    // Nothing new (the update was applied already): the state as it is.
+    if (offset + rows <= seen) {
+      const out = f64Out(options.out, n);
+      out.set(state);
+      return out;
+    }
     buf.set(state.subarray(4), 0);
   }
   let m = compact(buf, ell, cols);
-  for (let i = 0; i < rows; i++) {
+  // Rows the sketch already holds (a repeated or overlapping update) are skipped.
+  for (let i = seen - offset; i < rows; i++) {
     if (m === 2 * ell) {
       delta += fdShrink(buf, m, cols, ell);
       m = compact(buf, m, cols);
@@ -165,7 +184,7 @@ export function fdUpdate(a: Attrs, state: Float64Array, A: FloatArray | Matrix, 
   out.fill(0);
   out[0] = ell;
   out[1] = cols;
-  out[2] = seen + rows;
+  out[2] = offset + rows;
   out[3] = delta;
   out.set(buf.subarray(0, ell * cols), 4);
   return out;

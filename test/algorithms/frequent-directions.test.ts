@@ -85,6 +85,45 @@ describe('Frequent Directions in locus', () => {
     await runner.release();
   });
 
+  it('an update retried after it ran (its reply lost) absorbs its rows once: the state of a clean run, bit for bit', async () => {
+    const { dataset, blocks } = inMemoryDataset(A, n, d, { blockRows: 1000 });
+    const sketch = async (lose: boolean) => {
+      const lost = new Set<number>();
+      let attempts = 0;
+      const runner = new InProcessLocus(blocks, {
+        loseReply: (a) => {
+          if (a.op.name !== 'fd-update') return false;
+          attempts++;
+          // The first attempt of each block's update runs, writes its state back, and its answer is lost.
+          if (!lose || lost.has(a.block.index)) return false;
+          lost.add(a.block.index);
+          return true;
+        },
+      });
+      const ctx = runnerContext(runner);
+      await final(
+        frequentDirections(
+          version(dataset, A, d, () => 600),
+          ctx,
+          { sketchRows: 10 },
+        ),
+      );
+      lost.clear();
+      const e = await final(frequentDirections(dataset, ctx, { sketchRows: 10 }));
+      const states = await Promise.all([0, 1, 2].map((b) => runner.readState(b, 'fd10')));
+      await runner.release();
+      return { e, states, attempts };
+    };
+    const clean = await sketch(false);
+    const retried = await sketch(true);
+    expect(retried.attempts).toBeGreaterThan(clean.attempts); // the lost replies were retried
+    expect(retried.e.blocksMissing).toBe(0);
+    expect(retried.e.value.rowsSeen).toBe(n);
+    for (let b = 0; b < 3; b++) expect(Buffer.from(retried.states[b]!).equals(Buffer.from(clean.states[b]!))).toBe(true);
+    expect(Buffer.from(retried.e.value.sketch.buffer).equals(Buffer.from(clean.e.value.sketch.buffer))).toBe(true);
+    expect(retried.e.epsilon).toBe(clean.e.epsilon);
+  });
+
   it('a block whose depot fails is charged its Gram norm; the bound holds', async () => {
     const { dataset, blocks } = inMemoryDataset(A, n, d, { blockRows: 500 });
     const ctx = runnerContext(new InProcessLocus(blocks, { fail: (a) => a.block.index === 2 }));

@@ -49,8 +49,15 @@ export function kernelCases(): KernelCase[] {
     cases.push({
       name: `fd update ${dtype}`,
       kernel: 'fd-update',
-      attrs: { ...base, k: 6 },
+      attrs: { ...base, k: 6, rowOffset: 40 },
       inputs: [new Uint8Array(state.buffer), A],
+    });
+    // Applied again over rows the state has seen (a retried update): the state back, unchanged.
+    cases.push({
+      name: `fd update repeated ${dtype}`,
+      kernel: 'fd-update',
+      attrs: { ...base, rows: 40, k: 6, rowOffset: 0 },
+      inputs: [new Uint8Array(state.buffer), first],
     });
   }
   cases.push({ name: 'sha256', kernel: 'sha256', attrs: undefined, inputs: [block(100, 10, 3, 'float64')] });
