@@ -4,6 +4,8 @@
  * several clients keep NFU Gaussian sketches of one large input running (the NFU saturated), and
  * prints p50/p99 of both, the NFU ops completed and refused (-66, the memory budget), and the
  * depot's peak RSS, as JSON. Bounded: each phase runs at most PHASE_SECONDS and MAX_SAMPLES.
+ * BENCH_DEPOT_NODE_ARGS (split on spaces) is given to node for the depot, e.g. `--cpu-prof`
+ * (the profile is written in the working directory when the depot exits).
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -18,6 +20,7 @@ const MAX_SAMPLES = 2000;
 const INPUT_MB = Number(process.env['BENCH_INPUT_MB'] ?? 128);
 const NFU_CLIENTS = Number(process.env['BENCH_NFU_CLIENTS'] ?? 8);
 const COLS = 256;
+const DEPOT_NODE_ARGS = (process.env['BENCH_DEPOT_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
 
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
@@ -55,7 +58,7 @@ async function startDepot(config: string): Promise<{ addr: DepotAddress; pid: nu
   const bin = new URL('../../bin/anvil.js', import.meta.url).pathname;
   const child = spawn(
     process.execPath,
-    [bin, 'depot', '--port', '0', '--capacity', '2GiB', '--log-level', 'warn', '--config', config],
+    [...DEPOT_NODE_ARGS, bin, 'depot', '--port', '0', '--capacity', '2GiB', '--log-level', 'warn', '--config', config],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },

@@ -9,6 +9,7 @@ import { NfuMemoryBudget, defaultNfuMemoryBudgetMb } from './memory-budget.js';
 import { kernelBackendFor } from './native-loader.js';
 import { runNfuTask, type NfuTask, type NfuTaskResult, type NfuWorkerData, type NfuWrote } from './nfu-worker.js';
 import { SharedBufferPool } from './shared-pool.js';
+import { sliceSource } from './input-source.js';
 import { bytesPer, type Attrs, type KernelBackend, type KernelConfig } from '../../nfu-kernels/index.js';
 
 /** Ops on fewer rows run in one piece (splitting costs more than it saves). */
@@ -151,13 +152,15 @@ export class NfuExecutor {
         // The parsed attributes with the part's rows: parsed once, cloned to the worker as they are.
         const partAttrs: Attrs = { ...attrs, rows: n, rowOffset: attrs.rowOffset + r0 };
         // Views, not copies: on shared memory the workers read the same bytes; otherwise each part is copied.
+        const range = (i: number): [number, number] => [r0 * widths[i]! * bytes, (r0 + n) * widths[i]! * bytes];
         const inputs = task.inputs.map((b, i) => {
-          const from = r0 * widths[i]! * bytes;
-          const to = (r0 + n) * widths[i]! * bytes;
+          const [from, to] = range(i);
           return b.buffer instanceof SharedArrayBuffer ? b.subarray(from, to) : b.slice(from, to);
         });
+        // An input read in place: each part gathers its own rows (in parallel, off the event loop).
+        const sources = task.sources?.map((s, i) => (s === undefined ? undefined : sliceSource(s, ...range(i))));
         const out = sum ? base.subarray(p * total, (p + 1) * total) : base.subarray(r0 * perRow, (r0 + n) * perRow);
-        jobs.push(this.runOne({ opcode: task.opcode, attrs: partAttrs, inputs, out }));
+        jobs.push(this.runOne({ opcode: task.opcode, attrs: partAttrs, inputs, sources, out }));
       }
       // Every part settles before the buffer can go back to the pool, even when one fails; a part
       // whose worker may still run wins, so the buffers are kept out of the pool.

@@ -16,6 +16,8 @@ import type { DepotOptions } from '../options.js';
 import { parseCapability } from '../../ibp/index.js';
 import { CapType, Status } from '../../ibp/index.js';
 import { NfuParamKind, type NfuParam, type NfuRequest } from '../../ibp/index.js';
+import { MemoryData, type PinnedRange } from '../resources/memory-data.js';
+import type { InputSource } from './input-source.js';
 import { NfuExecutor, workerMayRun, type PooledOutput } from './nfu-executor.js';
 
 /** A value returned to the client: parameter index and bytes. */
@@ -66,10 +68,27 @@ function refused(status: number, message: string): DepotError {
 export const NFU_REGISTER_OPCODE = 0;
 
 /**
- * Bytes copied from an allocation into an op's shared input between two turns of the event loop,
- * so a large input does not hold up the data path (a 256 MiB copy is ~50 ms in one piece).
+ * Bytes the event loop copies in one piece, at most, for an input not read in place or for an
+ * output written back into an allocation, with a turn of the loop between pieces, so a large
+ * range does not hold up the data path (a 256 MiB copy is ~50 ms in one piece; 1 MiB is ~0.2 ms).
  */
-const COPY_SLICE = 4 * 1024 * 1024;
+const COPY_SLICE = 1024 * 1024;
+
+/** An op's input as the service prepared it: the buffer the op reads, and how it gets filled. */
+interface PreparedInput {
+  readonly buffer: Uint8Array;
+  /** Read in place: the worker fills `buffer` from these pieces of the allocation's memory. */
+  readonly source?: InputSource;
+  readonly pin?: PinnedRange;
+}
+
+/** What the event loop did with NFU bytes (tests and diagnostics). */
+export interface NfuIoStats {
+  /** Input bytes the event loop copied into an op's buffers (values, disk and queue inputs). */
+  copiedOnLoopBytes: number;
+  /** Input bytes of memory allocations handed to the workers in place (no copy on the event loop). */
+  inPlaceBytes: number;
+}
 
 export class NfuService {
   /** Every op of this depot, built-in and uploaded, in one registry. */
@@ -79,6 +98,7 @@ export class NfuService {
   private uploads = 0;
   private readonly executor: NfuExecutor;
   private selfPort = 0;
+  readonly stats: NfuIoStats = { copiedOnLoopBytes: 0, inPlaceBytes: 0 };
 
   constructor(
     private readonly core: DepotCore,
@@ -217,7 +237,7 @@ export class NfuService {
     let bytes: number;
     try {
       want = kernel.outputBytes(attrs, lengths);
-      bytes = this.executor.estimateBytes(kernel, attrs, lengths);
+      bytes = this.executor.estimateBytes(kernel, attrs, lengths) + pinnedBytes(sources);
     } catch (e) {
       throw refused(Status.INVALID_PARAMETER, (e as Error).message);
     }
@@ -232,8 +252,8 @@ export class NfuService {
     // Refused before any input is buffered when NFU is saturated or its memory budget is spent.
     const release = this.executor.admit(bytes, kernel.name);
     try {
-      return await this.withPooledInputs(sources, (inputBytes) =>
-        this.runBuiltin(kernel, attrs, inputBytes, capacity, refs, out),
+      return await this.withPooledInputs(sources, (inputBytes, inputSources) =>
+        this.runBuiltin(kernel, attrs, inputBytes, inputSources, capacity, refs, out),
       );
     } finally {
       release();
@@ -241,23 +261,32 @@ export class NfuService {
   }
 
   /**
-   * Reads the inputs into pooled shared buffers, runs `run` on them, and gives the buffers back —
-   * unless the op was aborted while a worker may still read them (then the GC has them).
+   * Prepares the inputs in pooled shared buffers (memory ranges pinned for the workers to gather,
+   * other inputs copied), runs `run` on them, then gives the buffers back and drops the pins —
+   * unless the op was aborted while a worker may still read them: then the GC has the buffers and
+   * the pinned memory never returns to the pool of warm segments.
    */
   private async withPooledInputs<T>(
     sources: ReadonlyArray<readonly [NfuParam, ResolvedRef | undefined]>,
-    run: (inputs: Uint8Array[]) => Promise<T>,
+    run: (inputs: Uint8Array[], inputSources: Array<InputSource | undefined> | undefined) => Promise<T>,
   ): Promise<T> {
-    const inputs: Uint8Array[] = [];
+    const prepared: PreparedInput[] = [];
     let reusable = true;
     try {
-      for (const [p, ref] of sources) inputs.push(await this.readInput(p, ref));
-      return await run(inputs);
+      for (const [p, ref] of sources) prepared.push(await this.prepareInput(p, ref));
+      const inPlace = prepared.some((i) => i.source !== undefined);
+      return await run(
+        prepared.map((i) => i.buffer),
+        inPlace ? prepared.map((i) => i.source) : undefined,
+      );
     } catch (e) {
       reusable = !workerMayRun(e);
       throw e;
     } finally {
-      if (reusable) for (const b of inputs) this.executor.buffers.give(b);
+      for (const i of prepared) {
+        i.pin?.release(reusable);
+        if (reusable) this.executor.buffers.give(i.buffer);
+      }
     }
   }
 
@@ -265,13 +294,14 @@ export class NfuService {
     kernel: KernelConfig,
     attrs: Attrs | undefined,
     inputBytes: Uint8Array[],
+    sources: Array<InputSource | undefined> | undefined,
     capacity: number,
     refs: Map<number, ResolvedRef>,
     out: number,
   ): Promise<NfuOutput[]> {
     let pooled: PooledOutput;
     try {
-      pooled = await this.executor.runPooled({ opcode: kernel.opcode, attrs, inputs: inputBytes }, kernel, attrs);
+      pooled = await this.executor.runPooled({ opcode: kernel.opcode, attrs, inputs: inputBytes, sources }, kernel, attrs);
     } catch (e) {
       if (KernelError.is(e)) throw refused(Status.INVALID_PARAMETER, e.message);
       throw e;
@@ -302,12 +332,15 @@ export class NfuService {
         throw refused(Status.INVALID_PARAMETER, `${op.name}: parameter ${i} is an input and must be readable`);
     }
     const sources = params.slice(0, out).map((p, i) => [p, refs.get(i)] as const);
-    // Inputs (pooled), the op's WebAssembly memory (inputs + output capacity) and the output copy.
+    // Inputs (pooled), the op's WebAssembly memory (inputs + output capacity) and the output copy,
+    // and the memory inputs pinned in place.
     const inBytes = sources.reduce((s, [p, ref]) => s + (ref?.length ?? p.data.length), 0);
     const outCap = refs.get(out)?.length ?? params[out]!.length;
-    const release = this.executor.admit(2 * inBytes + 2 * outCap, op.name);
+    const release = this.executor.admit(2 * inBytes + 2 * outCap + pinnedBytes(sources), op.name);
     try {
-      return await this.withPooledInputs(sources, (inputs) => this.runUploaded(op, inputs, params, refs, out));
+      return await this.withPooledInputs(sources, (inputs, inputSources) =>
+        this.runUploaded(op, inputs, inputSources, params, refs, out),
+      );
     } finally {
       release();
     }
@@ -316,6 +349,7 @@ export class NfuService {
   private async runUploaded(
     op: UploadedOp,
     inputs: Uint8Array[],
+    sources: Array<InputSource | undefined> | undefined,
     params: readonly NfuParam[],
     refs: Map<number, ResolvedRef>,
     out: number,
@@ -325,6 +359,7 @@ export class NfuService {
       opcode: op.opcode,
       attrs: undefined,
       inputs,
+      sources,
       wasm: { key: op.key, bytes: op.bytes, outCap, maxPages: this.options.nfu.admin!.maxMemoryPages },
     });
     const ref = refs.get(out);
@@ -375,43 +410,79 @@ export class NfuService {
   }
 
   /**
-   * The bytes of an input parameter, copied once into shared memory: the worker threads of the op
-   * (one, or several for a split op) read them without further copies. The copy goes in slices of
-   * {@link COPY_SLICE} with a turn of the event loop between them, so other clients' commands are
-   * served meanwhile.
+   * An input parameter in a pooled shared buffer, which the worker threads of the op (one, or
+   * several for a split op) read without further copies. A range of a memory allocation is not
+   * copied here: it is pinned (see `MemoryData.pin`: the op sees the bytes as they are now, and
+   * later writes do not change them), and the worker gathers it into the buffer. Other inputs (a
+   * value, a disk allocation, a queue) are copied by the event loop in slices of
+   * {@link COPY_SLICE} with a turn of the loop between them, so other clients are served meanwhile.
    */
-  private async readInput(p: NfuParam, ref: ResolvedRef | undefined): Promise<Uint8Array> {
+  private async prepareInput(p: NfuParam, ref: ResolvedRef | undefined): Promise<PreparedInput> {
     if (ref === undefined) {
       const v = this.executor.buffers.take(p.data.length);
       v.set(p.data);
-      return v;
+      this.stats.copiedOnLoopBytes += p.data.length;
+      return { buffer: v };
     }
-    const buf = this.executor.buffers.take(ref.length);
     // A REF_RDWR input covers the data present; bytes past it read as zeros.
     const available = Math.max(0, Math.min(ref.length, ref.allocation.size - ref.offset));
+    const data = ref.allocation.data;
+    if (data instanceof MemoryData) {
+      const pin = data.pin(ref.offset, available);
+      const buffer = this.executor.buffers.take(ref.length);
+      this.stats.inPlaceBytes += available;
+      return { buffer, source: { pieces: pin.pieces }, pin };
+    }
+    const buf = this.executor.buffers.take(ref.length);
     let at = 0;
-    if (available > 0) {
-      await ref.allocation.data.read(ref.offset, available, async (chunk) => {
-        for (let from = 0; from < chunk.length; from += COPY_SLICE) {
-          if (from > 0) await yieldToLoop();
-          const part = chunk.subarray(from, Math.min(chunk.length, from + COPY_SLICE));
-          buf.set(part, at);
-          at += part.length;
-        }
-      });
+    let sinceYield = 0;
+    try {
+      if (available > 0) {
+        await data.read(ref.offset, available, async (chunk) => {
+          for (let from = 0; from < chunk.length; from += COPY_SLICE) {
+            if (sinceYield >= COPY_SLICE) {
+              await yieldToLoop();
+              sinceYield = 0;
+            }
+            const part = chunk.subarray(from, Math.min(chunk.length, from + COPY_SLICE));
+            buf.set(part, at);
+            at += part.length;
+            sinceYield += part.length;
+            this.stats.copiedOnLoopBytes += part.length;
+          }
+        });
+      }
+    } catch (e) {
+      this.executor.buffers.give(buf);
+      throw e;
     }
     buf.fill(0, at); // a pooled buffer holds an earlier op's bytes
-    return buf;
+    return { buffer: buf };
   }
 
+  /**
+   * Writes an op's output into its REF_WR/RDWR range through the core (its write lock, checks
+   * and commit), in slices of {@link COPY_SLICE} with a turn of the event loop between them.
+   */
   private async writeOutput(ref: ResolvedRef, output: Uint8Array): Promise<void> {
     if (output.length === 0) return;
     try {
-      await this.core.writeInto(ref.allocation, ref.offset, output.length, (write) =>
-        write(Buffer.from(output.buffer, output.byteOffset, output.length)),
-      );
+      await this.core.writeInto(ref.allocation, ref.offset, output.length, async (write) => {
+        for (let from = 0; from < output.length; from += COPY_SLICE) {
+          if (from > 0) await yieldToLoop();
+          const n = Math.min(COPY_SLICE, output.length - from);
+          await write(Buffer.from(output.buffer, output.byteOffset + from, n));
+        }
+      });
     } catch (e) {
       throw storageError(e, `allocation ${ref.allocation.id}: writing the NFU output failed`);
     }
   }
+}
+
+/** Bytes of the memory ranges an op pins (see {@link NfuService.prepareInput}), for its admission. */
+function pinnedBytes(sources: ReadonlyArray<readonly [NfuParam, ResolvedRef | undefined]>): number {
+  // While pinned, a racing writer gives the allocation copies of the buffers it changes: up to the
+  // range's size more memory, held until the op lets go.
+  return sources.reduce((s, [, ref]) => s + (ref !== undefined && ref.allocation.data instanceof MemoryData ? ref.length : 0), 0);
 }

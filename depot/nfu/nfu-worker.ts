@@ -7,6 +7,7 @@ import { setPriority } from 'node:os';
 import { isMainThread, workerData, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { KernelError, builtins, type Attrs, type KernelBackend } from '../../nfu-kernels/index.js';
+import { gatherInto, type InputSource } from './input-source.js';
 import { kernelBackendFor } from './native-loader.js';
 
 /** What the executor tells its workers. */
@@ -20,6 +21,11 @@ export interface NfuTask {
   /** The attributes, parsed and checked once by the depot (structured-cloned to the worker). */
   readonly attrs: Attrs | undefined;
   readonly inputs: Uint8Array[];
+  /**
+   * Inputs read in place: where `sources[i]` is set, `inputs[i]` is an empty buffer of the input's
+   * size that the worker fills from the source's shared pieces before the op runs.
+   */
+  readonly sources?: ReadonlyArray<InputSource | undefined> | undefined;
   /** An uploaded op: its module, and the output capacity and memory bound. */
   readonly wasm?: { readonly key: string; readonly bytes: Uint8Array; readonly outCap: number; readonly maxPages: number };
   /** Where a built-in kernel writes its output (exactly its output size; shared memory). */
@@ -92,6 +98,9 @@ export interface NfuWrote {
 
 /** Runs one op on `backend` (the executor's for inline ops, the worker's own in the pool). */
 export function runNfuTask(task: NfuTask, backend: KernelBackend): NfuTaskResult {
+  task.sources?.forEach((source, i) => {
+    if (source !== undefined) gatherInto(task.inputs[i]!, source);
+  });
   if (task.wasm !== undefined) return runUploaded(task);
   try {
     const kernel = builtins().byOpcodeOrThrow(task.opcode);

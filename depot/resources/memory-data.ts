@@ -16,6 +16,40 @@ const POOL_MAX_BYTES = 256 * 1024 * 1024;
 const POOL_IDLE_MS = 30_000;
 
 /**
+ * A zeroed buffer of `n` bytes over shared memory. Every byte an allocation holds lives in such
+ * buffers, so an NFU worker thread can read an input range in place, with no copy on the event
+ * loop (see {@link MemoryData.pin}).
+ */
+function sharedBuffer(n: number): Buffer {
+  return Buffer.from(new SharedArrayBuffer(n));
+}
+
+/** A part of a pinned range: `bytes` hold the range's bytes from `at` on. */
+export interface PinnedPiece {
+  readonly at: number;
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * A range of an allocation pinned for a reader in another thread: the views in `pieces` (over
+ * shared memory) keep the bytes the range held when it was pinned, whatever is written to the
+ * allocation afterwards; what no piece covers reads as zeros. Call `release` once the reader is
+ * done; `release(false)` when it may still be reading (a stopped worker): its buffers then never
+ * return to the pool of warm segments.
+ */
+export interface PinnedRange {
+  readonly length: number;
+  readonly pieces: readonly PinnedPiece[];
+  release(recycle?: boolean): void;
+}
+
+/** Counters of the pinning machinery (tests, diagnostics). */
+export const pinStats = {
+  /** Bytes copied by writers that found the buffer they were to change pinned (copy on write). */
+  copiedOnWriteBytes: 0,
+};
+
+/**
  * Warm segments of deleted or truncated allocations (those no read has lent out), kept for the next writer: memory that was
  * touched before is written at copy speed, while fresh pages fault in one 4 KiB page at a time
  * (about 11 µs each on a VM, which alone caps a cold write near 370 MB/s). A segment comes out of
@@ -24,6 +58,12 @@ const POOL_IDLE_MS = 30_000;
 class SegmentPool {
   private idle: { buf: Buffer; since: number }[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /** Buffers pinned by readers in other threads, with their pin counts. */
+  private readonly pins = new Map<Buffer, number>();
+  /** Pinned buffers given back meanwhile: they join the pool when their last pin goes. */
+  private readonly parked = new Set<Buffer>();
+  /** Buffers a stopped reader may still be reading: pinned for good (never written, never pooled). */
+  private readonly condemned = new WeakSet<Buffer>();
 
   get idleBytes(): number {
     return this.idle.length * SEGMENT_BYTES;
@@ -33,10 +73,18 @@ class SegmentPool {
   take(): { buf: Buffer; fresh: boolean } {
     const reused = this.idle.pop();
     if (reused !== undefined) return { buf: reused.buf, fresh: false };
-    return { buf: Buffer.alloc(SEGMENT_BYTES), fresh: true };
+    return { buf: sharedBuffer(SEGMENT_BYTES), fresh: true };
   }
 
+  /**
+   * A buffer leaves its allocation. A pinned one waits for its last pin before it may join the
+   * pool, so no new allocation is handed a segment another thread still reads.
+   */
   give(buf: Buffer): void {
+    if (this.isPinned(buf)) {
+      if (!this.condemned.has(buf)) this.parked.add(buf);
+      return;
+    }
     if (buf.length !== SEGMENT_BYTES || this.idleBytes >= POOL_MAX_BYTES) return;
     this.idle.push({ buf, since: Date.now() });
     this.timer ??= setInterval(() => this.trim(), POOL_IDLE_MS).unref();
@@ -52,6 +100,34 @@ class SegmentPool {
       clearInterval(this.timer);
       this.timer = undefined;
     }
+  }
+
+  /** True while a reader in another thread may read `buf`: it must not be changed in place. */
+  isPinned(buf: Buffer): boolean {
+    return this.pins.has(buf) || this.condemned.has(buf);
+  }
+
+  pin(buf: Buffer): void {
+    this.pins.set(buf, (this.pins.get(buf) ?? 0) + 1);
+  }
+
+  /** Drops one pin; `recycle` false: the reader may still read it, so it stays pinned for good. */
+  unpin(buf: Buffer, recycle: boolean): void {
+    const n = this.pins.get(buf);
+    if (n === undefined) return;
+    if (n > 1) this.pins.set(buf, n - 1);
+    else this.pins.delete(buf);
+    if (!recycle) {
+      this.condemned.add(buf);
+      this.parked.delete(buf);
+      return;
+    }
+    if (n === 1 && this.parked.delete(buf) && !this.condemned.has(buf)) this.give(buf);
+  }
+
+  /** Buffers pinned now (tests). */
+  get pinnedCount(): number {
+    return this.pins.size;
   }
 
   /** Empties the pool (tests). */
@@ -106,7 +182,7 @@ export class MemoryData implements AllocationData {
       write: (chunk: Buffer) => {
         if (cursor + chunk.length > end) throw new RangeError(`writer overrun: ${cursor + chunk.length} > ${end}`);
         // After a concurrent TRUNCATE the buffer may be shorter: copy() stops at its end.
-        if (cursor < this.data.length) chunk.copy(this.data, cursor);
+        if (cursor < this.data.length) chunk.copy(this.ownData(), cursor);
         cursor += chunk.length;
       },
       finish: async (): Promise<BlockChecksums | undefined> => {
@@ -116,7 +192,7 @@ export class MemoryData implements AllocationData {
       abort: async () => {
         const from = Math.max(this.owner.size, offset);
         const to = Math.min(cursor, this.data.length);
-        if (to > from) this.data.fill(0, from, to);
+        if (to > from) this.ownData().fill(0, from, to);
       },
     };
   }
@@ -135,7 +211,7 @@ export class MemoryData implements AllocationData {
           const within = pos - i * SEGMENT_BYTES;
           const n = Math.min(chunk.length - at, SEGMENT_BYTES - within);
           // After a concurrent TRUNCATE a segment may be gone: those bytes are dropped.
-          const seg = segments[i];
+          const seg = this.ownSegment(segments, i);
           if (seg !== undefined) chunk.copy(seg, within, at, at + n);
           at += n;
         }
@@ -185,7 +261,7 @@ export class MemoryData implements AllocationData {
       const i = Math.floor(pos / SEGMENT_BYTES);
       const within = pos - i * SEGMENT_BYTES;
       const n = Math.min(to - pos, SEGMENT_BYTES - within);
-      segments[i]?.fill(0, within, within + n);
+      this.ownSegment(segments, i)?.fill(0, within, within + n);
       pos += n;
     }
   }
@@ -219,7 +295,7 @@ export class MemoryData implements AllocationData {
     if (this.segments !== undefined && newMaxSize < SEGMENT_BYTES) {
       // Now a small allocation, held as one from the start would be: its bytes move into a buffer
       // of their own length and every segment goes (emptied in place, as on release).
-      const kept = Buffer.alloc(newSize);
+      const kept = sharedBuffer(newSize);
       this.segments[0]?.copy(kept, 0, 0, newSize);
       for (const seg of this.segments.splice(0)) this.giveBack(seg);
       this.segments = undefined;
@@ -234,11 +310,11 @@ export class MemoryData implements AllocationData {
     }
     if (this.data.length > newMaxSize) {
       // Shrink the buffer so the memory is really returned.
-      const kept = Buffer.alloc(newMaxSize);
+      const kept = sharedBuffer(newMaxSize);
       this.data.copy(kept, 0, 0, newSize);
       this.data = kept;
     } else if (this.data.length > newSize) {
-      this.data.fill(0, newSize);
+      this.ownData().fill(0, newSize);
     }
   }
 
@@ -250,6 +326,73 @@ export class MemoryData implements AllocationData {
     if (segments !== undefined) for (const seg of segments.splice(0)) this.giveBack(seg);
   }
 
+  /**
+   * Pins `[offset, offset + length)` (within the data) for a reader in another thread, such as an
+   * NFU worker: it gets views of the shared buffers holding the range, copies nothing, and sees
+   * the bytes as they are now. Until the pin is released, a writer that would change a pinned
+   * buffer in place (WRITE, STORE, TRUNCATE, an aborted write) first gives the allocation a copy
+   * of it and leaves the pinned one to the reader, and a pinned buffer this allocation gives up
+   * joins the pool of warm segments only once its last pin is gone.
+   */
+  pin(offset: number, length: number): PinnedRange {
+    const end = offset + length;
+    if (end > this.owner.size) throw shrank(end);
+    const pieces: PinnedPiece[] = [];
+    const held: Buffer[] = [];
+    const piece = (buf: Buffer, from: number, n: number, at: number): void => {
+      pieces.push({ at, bytes: new Uint8Array(buf.buffer, buf.byteOffset + from, n) });
+      if (!held.includes(buf)) held.push(buf);
+    };
+    if (this.segments === undefined) {
+      if (end > this.data.length) throw shrank(end);
+      if (length > 0) piece(this.data, offset, length, 0);
+    } else {
+      for (let pos = offset; pos < end;) {
+        const i = Math.floor(pos / SEGMENT_BYTES);
+        const within = pos - i * SEGMENT_BYTES;
+        const n = Math.min(end - pos, SEGMENT_BYTES - within);
+        const seg = this.segments[i];
+        // A segment never attached lies inside a hole: no piece, the reader takes zeros.
+        if (seg !== undefined) piece(seg, within, n, pos - offset);
+        pos += n;
+      }
+    }
+    for (const b of held) segmentPool.pin(b);
+    let released = false;
+    return {
+      length,
+      pieces,
+      release: (recycle = true) => {
+        if (released) return;
+        released = true;
+        for (const b of held) segmentPool.unpin(b, recycle);
+      },
+    };
+  }
+
+  /** Segment `i` of `segments`, made safe to change in place: a pinned one is replaced by a copy. */
+  private ownSegment(segments: (Buffer | undefined)[], i: number): Buffer | undefined {
+    const seg = segments[i];
+    if (seg === undefined || !segmentPool.isPinned(seg)) return seg;
+    const { buf } = segmentPool.take();
+    seg.copy(buf);
+    pinStats.copiedOnWriteBytes += SEGMENT_BYTES;
+    segments[i] = buf;
+    this.giveBack(seg);
+    return buf;
+  }
+
+  /** The small allocation's buffer, made safe to change in place (a pinned one is replaced by a copy). */
+  private ownData(): Buffer {
+    const d = this.data;
+    if (d.length === 0 || !segmentPool.isPinned(d)) return d;
+    const copy = sharedBuffer(d.length);
+    d.copy(copy);
+    pinStats.copiedOnWriteBytes += d.length;
+    this.data = copy;
+    return copy;
+  }
+
   /** A segment leaves this allocation: to the pool, unless a reader may still hold a view of it. */
   private giveBack(seg: Buffer | undefined): void {
     if (seg !== undefined && !this.lent.has(seg)) segmentPool.give(seg);
@@ -258,7 +401,7 @@ export class MemoryData implements AllocationData {
   private ensureCapacity(end: number): void {
     if (end <= this.data.length) return;
     const grown = Math.min(this.owner.maxSize, Math.max(end, this.data.length * 2));
-    const next = Buffer.alloc(grown);
+    const next = sharedBuffer(grown);
     this.data.copy(next);
     this.data = next;
   }
