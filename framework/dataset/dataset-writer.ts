@@ -95,6 +95,9 @@ export class DatasetWriter {
   private released: Promise<void> | undefined;
   private state: 'open' | 'finishing' | 'done' | 'failed' = 'open';
   private warmTimer: TimerHandle | undefined;
+  /** The warm pass running now, and the one queued behind it (see {@link warmNow}). */
+  private warmRunning: Promise<WarmReport> | undefined;
+  private warmQueued: Promise<WarmReport> | undefined;
   private readonly onAbort = () => {
     void this.abort(this.options.signal?.reason);
   };
@@ -173,6 +176,8 @@ export class DatasetWriter {
       for (const s of this.sources.values()) if (s.filled > 0) await this.cut(s);
       while (this.inflight.size > 0) await Promise.all([...this.inflight]);
       if (this.failure !== undefined) throw this.failure;
+      // A warm pass still running writes lease ends into the mappings: let it land before the exNode is written.
+      await (this.warmQueued ?? this.warmRunning)?.catch(() => undefined);
       const exnode = this.exnodeOf(this.blocks.length);
       const dataset = datasetFromExnode(exnode);
       await this.publishing;
@@ -193,8 +198,34 @@ export class DatasetWriter {
     await this.release(new DatasetError(DatasetErrorCode.ABORTED, 'the ingest was aborted', { cause: reason }));
   }
 
-  /** One warmer pass over the stored blocks now (it also runs every `warmIntervalMs`). */
-  async warmNow(): Promise<WarmReport> {
+  /**
+   * One warmer pass over the stored blocks now (it also runs every `warmIntervalMs`). Passes never overlap:
+   * they write the lease ends into the writer's own mappings, and a pass that started earlier must not finish
+   * after a later one and put its older lease back. A call while a pass runs waits for it and then runs one
+   * more pass (blocks stored meanwhile get warmed too); calls while that next pass is still waiting share it.
+   */
+  warmNow(): Promise<WarmReport> {
+    if (this.warmQueued !== undefined) return this.warmQueued;
+    const running = this.warmRunning;
+    if (running === undefined) return this.startWarm();
+    const next = running.then(
+      () => this.startWarm(),
+      () => this.startWarm(),
+    );
+    this.warmQueued = next;
+    return next;
+  }
+
+  private startWarm(): Promise<WarmReport> {
+    this.warmQueued = undefined; // the queued pass starts now: later calls queue behind it
+    const pass = this.warmPass().finally(() => {
+      if (this.warmRunning === pass) this.warmRunning = undefined;
+    });
+    this.warmRunning = pass;
+    return pass;
+  }
+
+  private async warmPass(): Promise<WarmReport> {
     const report: WarmReport = {
       exnodes: 1,
       mappings: 0,

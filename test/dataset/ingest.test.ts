@@ -217,6 +217,68 @@ describe('ingest into loopback depots', () => {
     const probe = await client.probe(exnode.mappings[0]!.manage!);
     expect(probe.secondsLeft).toBeGreaterThan(118);
   });
+
+  it('never runs two warm passes at once: warmNow during a timer pass waits for it, then runs its own', async () => {
+    // The first lease renewal is held at the client until released; meanwhile every probe or renewal another
+    // pass issues is counted. Before passes were serialized, a warmNow during a held timer pass ran alongside
+    // it, and the older pass then wrote its older lease end over the newer one.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let holding = false;
+    let heldStarted!: () => void;
+    const started = new Promise<void>((r) => (heldStarted = r));
+    let callsWhileHeld = 0;
+    let callsAfter = 0;
+    let changes = 0;
+    const gated = new Proxy(client, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if ((prop !== 'probe' && prop !== 'change') || typeof v !== 'function') return v;
+        return async (...args: unknown[]) => {
+          if (holding) callsWhileHeld++;
+          else if (changes > 0) callsAfter++;
+          if (prop === 'change' && changes++ === 0) {
+            holding = true;
+            heldStarted();
+            await held;
+            holding = false;
+          }
+          return (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        };
+      },
+    });
+    const clock = new ManualClock(Date.now());
+    const w = new DatasetWriter(gated, {
+      name: 'warm-race',
+      cols: 2,
+      depots: loop.depots.slice(0, 1),
+      blockRows: 1,
+      durationSec: 120,
+      warmIntervalMs: 60_000,
+      clock,
+    });
+    await w.append('s', Float64Array.from([1, 2]), 1);
+    await sleep(1_100); // the depot's own count drops below the full lease
+    clock.advance(70_000); // the timer pass: 50 s left by the record, inside leaseAheadSec (60 s)
+    await started; // …and it is renewing the lease now
+    clock.advance(30_000); // 20 s left by the record as a pass starting now sees it
+    const second = w.warmNow();
+    const third = w.warmNow();
+    // Give a concurrent pass every chance to run (it would need no more than the probe and a renewal).
+    const early = await Promise.race([second.then(() => 'finished' as const), sleep(500).then(() => 'waiting' as const)]);
+    expect(callsWhileHeld).toBe(0);
+    expect(early).toBe('waiting');
+    expect(third).toBe(second); // a call while the next pass waits shares it
+    release();
+    const report = await second;
+    expect(callsAfter).toBeGreaterThan(0); // the second pass did run, after the first
+    expect(report.failures).toBe(0);
+    const { exnode } = await w.finish();
+    // The first pass renewed at 70 s: 190 s; the second, starting at 100 s, found 90 s left and kept it.
+    const t0 = clock.now() - 100_000;
+    for (const m of exnode.mappings) expect(m.leaseEndMs).toBe(t0 + 190_000);
+    expect(report.refreshed).toBe(0);
+  });
 });
 
 describe('sensorFieldBatches', () => {
