@@ -1,7 +1,8 @@
 /**
  * An NFU input that the worker thread gathers itself, from views of the shared memory holding an
  * allocation's bytes (see `MemoryData.pin`): the event loop hands over the views and copies
- * nothing; the worker lays the bytes end to end in the op's input buffer before the kernel runs.
+ * nothing; the worker lays the bytes end to end in a buffer of its own before the kernel runs.
+ * A split op's parts each gather only their own rows.
  */
 
 /** A part of an input: `bytes` are the input's bytes from offset `at` on. */
@@ -10,8 +11,9 @@ export interface SourcePiece {
   readonly bytes: Uint8Array;
 }
 
-/** Where an input's bytes are: pieces in order of `at`; whatever no piece covers is zero. */
+/** Where an input's `length` bytes are: pieces in order of `at`; whatever no piece covers is zero. */
 export interface InputSource {
+  readonly length: number;
   readonly pieces: readonly SourcePiece[];
 }
 
@@ -24,7 +26,7 @@ export function sliceSource(source: InputSource, from: number, to: number): Inpu
     if (end <= start) continue;
     pieces.push({ at: start - from, bytes: p.bytes.subarray(start - p.at, end - p.at) });
   }
-  return { pieces };
+  return { length: to - from, pieces };
 }
 
 /** Fills `dest` (the whole input, or one part of it) from `source`: its pieces, zeros between. */

@@ -71,7 +71,10 @@ export class NfuExecutor {
         maxQueue: options.maxQueue,
         idleTimeout: 30_000,
         resourceLimits: { maxOldGenerationSizeMb: options.memoryMb },
-        workerData: { native: options.native ?? true } satisfies NfuWorkerData,
+        workerData: {
+          native: options.native ?? true,
+          keepInputBytes: Math.floor(((options.bufferPoolMb ?? 512) * 1024 * 1024) / options.workers),
+        } satisfies NfuWorkerData,
       });
     }
   }
@@ -128,7 +131,7 @@ export class NfuExecutor {
     }
     const total = kernel.outputBytes(
       attrs,
-      task.inputs.map((b) => b.length),
+      task.inputs.map((b, i) => task.sources?.[i]?.length ?? b.length),
     );
     const parts = this.options.workers;
     if (attrs === undefined || this.splitParts(kernel, attrs, total) === 1) {
@@ -154,6 +157,7 @@ export class NfuExecutor {
         // Views, not copies: on shared memory the workers read the same bytes; otherwise each part is copied.
         const range = (i: number): [number, number] => [r0 * widths[i]! * bytes, (r0 + n) * widths[i]! * bytes];
         const inputs = task.inputs.map((b, i) => {
+          if (task.sources?.[i] !== undefined) return b; // a placeholder: the part gathers its rows
           const [from, to] = range(i);
           return b.buffer instanceof SharedArrayBuffer ? b.subarray(from, to) : b.slice(from, to);
         });

@@ -74,13 +74,16 @@ export const NFU_REGISTER_OPCODE = 0;
  */
 const COPY_SLICE = 1024 * 1024;
 
-/** An op's input as the service prepared it: the buffer the op reads, and how it gets filled. */
+/** An op's input as the service prepared it: a pooled buffer holding it, or where a worker finds it. */
 interface PreparedInput {
+  /** The input's bytes; for an input read in place, a placeholder (no bytes). */
   readonly buffer: Uint8Array;
-  /** Read in place: the worker fills `buffer` from these pieces of the allocation's memory. */
+  /** Read in place: the worker gathers the input from these pieces of the allocation's memory. */
   readonly source?: InputSource;
   readonly pin?: PinnedRange;
 }
+
+const NO_BYTES = new Uint8Array(0);
 
 /** What the event loop did with NFU bytes (tests and diagnostics). */
 export interface NfuIoStats {
@@ -410,10 +413,11 @@ export class NfuService {
   }
 
   /**
-   * An input parameter in a pooled shared buffer, which the worker threads of the op (one, or
-   * several for a split op) read without further copies. A range of a memory allocation is not
-   * copied here: it is pinned (see `MemoryData.pin`: the op sees the bytes as they are now, and
-   * later writes do not change them), and the worker gathers it into the buffer. Other inputs (a
+   * An input parameter for the worker threads of the op (one, or several for a split op). A range
+   * of a memory allocation is not copied here: it is pinned (see `MemoryData.pin`: the op sees the
+   * bytes as they are now, and later writes do not change them), and each worker gathers what it
+   * reads into a buffer of its own. Other inputs go into a pooled shared buffer that the workers
+   * read without further copies; they (a
    * value, a disk allocation, a queue) are copied by the event loop in slices of
    * {@link COPY_SLICE} with a turn of the loop between them, so other clients are served meanwhile.
    */
@@ -429,9 +433,8 @@ export class NfuService {
     const data = ref.allocation.data;
     if (data instanceof MemoryData) {
       const pin = data.pin(ref.offset, available);
-      const buffer = this.executor.buffers.take(ref.length);
       this.stats.inPlaceBytes += available;
-      return { buffer, source: { pieces: pin.pieces }, pin };
+      return { buffer: NO_BYTES, source: { length: ref.length, pieces: pin.pieces }, pin };
     }
     const buf = this.executor.buffers.take(ref.length);
     let at = 0;

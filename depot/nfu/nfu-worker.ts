@@ -14,6 +14,31 @@ import { kernelBackendFor } from './native-loader.js';
 export interface NfuWorkerData {
   /** Use the native kernels when the addon was built (`nfu.native`). */
   readonly native: boolean;
+  /** Bytes of gathered-input buffers a worker keeps between ops (more are left to the GC). */
+  readonly keepInputBytes?: number;
+}
+
+/** Where a gathered input goes: a buffer of at least `bytes`, for input `index` of the op. */
+export type InputScratch = (index: number, bytes: number) => Uint8Array;
+
+/** A fresh buffer for every input (ops run inline, on the event loop: tests only). */
+const freshScratch: InputScratch = (_, bytes) => new Uint8Array(bytes);
+
+/**
+ * A pool worker's gathered-input buffers, one per input index, reused from op to op while they
+ * fit in `keepBytes` altogether: touched pages, and no allocation nor free of large buffers per op.
+ */
+function workerScratch(keepBytes: number): InputScratch {
+  const kept: (ArrayBuffer | undefined)[] = [];
+  return (index, bytes) => {
+    const have = kept[index];
+    if (have !== undefined && have.byteLength >= bytes) return new Uint8Array(have, 0, bytes);
+    const size = bytes <= 65536 ? 65536 : 2 ** Math.ceil(Math.log2(bytes));
+    const buf = new ArrayBuffer(size);
+    const others = kept.reduce((s, b, i) => s + (i === index || b === undefined ? 0 : b.byteLength), 0);
+    kept[index] = others + size <= keepBytes ? buf : undefined;
+    return new Uint8Array(buf, 0, bytes);
+  };
 }
 
 export interface NfuTask {
@@ -22,8 +47,8 @@ export interface NfuTask {
   readonly attrs: Attrs | undefined;
   readonly inputs: Uint8Array[];
   /**
-   * Inputs read in place: where `sources[i]` is set, `inputs[i]` is an empty buffer of the input's
-   * size that the worker fills from the source's shared pieces before the op runs.
+   * Inputs read in place: where `sources[i]` is set, `inputs[i]` is a placeholder (no bytes) and
+   * the worker gathers the input from the source's shared pieces into a buffer of its own.
    */
   readonly sources?: ReadonlyArray<InputSource | undefined> | undefined;
   /** An uploaded op: its module, and the output capacity and memory bound. */
@@ -96,11 +121,23 @@ export interface NfuWrote {
   readonly wrote: number;
 }
 
-/** Runs one op on `backend` (the executor's for inline ops, the worker's own in the pool). */
-export function runNfuTask(task: NfuTask, backend: KernelBackend): NfuTaskResult {
-  task.sources?.forEach((source, i) => {
-    if (source !== undefined) gatherInto(task.inputs[i]!, source);
-  });
+/**
+ * Runs one op on `backend` (the executor's for inline ops, the worker's own in the pool), after
+ * gathering the inputs read in place into `scratch`.
+ */
+export function runNfuTask(given: NfuTask, backend: KernelBackend, scratch: InputScratch = freshScratch): NfuTaskResult {
+  let task = given;
+  const sources = given.sources;
+  if (sources !== undefined) {
+    const inputs = given.inputs.map((b, i) => {
+      const source = sources[i];
+      if (source === undefined) return b;
+      const dest = scratch(i, source.length);
+      gatherInto(dest, source);
+      return dest;
+    });
+    task = { ...given, inputs, sources: undefined };
+  }
   if (task.wasm !== undefined) return runUploaded(task);
   try {
     const kernel = builtins().byOpcodeOrThrow(task.opcode);
@@ -118,16 +155,19 @@ export function runNfuTask(task: NfuTask, backend: KernelBackend): NfuTaskResult
 }
 
 let workerBackend: KernelBackend | undefined;
+let scratch: InputScratch | undefined;
 
 /** Success: the output bytes, moved (not copied) back; failure: `{ ok: false, code, message }`. */
 export default function (task: NfuTask): unknown {
   // Native kernels (OpenBLAS with one thread per worker: the executor splits large ops by rows;
   // vector loops) when the addon was built and `nfu.native` allows; WebAssembly otherwise. Made
   // before the op counts as started, so loading the addon is not charged to its deadline.
-  workerBackend ??= kernelBackendFor((workerData as NfuWorkerData | undefined)?.native !== false, 1).backend;
+  const data = workerData as NfuWorkerData | undefined;
+  workerBackend ??= kernelBackendFor(data?.native !== false, 1).backend;
+  scratch ??= workerScratch(data?.keepInputBytes ?? 256 * 1024 * 1024);
   task.started?.postMessage(0);
   task.started?.close();
-  const r = runNfuTask(task, workerBackend);
+  const r = runNfuTask(task, workerBackend, scratch);
   if (!r.ok) return r;
   if (task.out !== undefined) return { wrote: r.output.length } satisfies NfuWrote;
   const out = r.output;

@@ -260,13 +260,24 @@ describe('NFU executor: inputs gathered by the workers', () => {
       const pin = d.pin(0, bytes.length);
       try {
         const copied = await ex.run({ opcode: kernel.opcode, attrs, inputs: [whole] }, kernel, attrs);
-        const empty = new Uint8Array(new SharedArrayBuffer(bytes.length)).fill(0xff); // stale bytes of a pooled buffer
+        const placeholder = new Uint8Array(0);
         const gathered = await ex.run(
-          { opcode: kernel.opcode, attrs, inputs: [empty], sources: [{ pieces: pin.pieces }] },
+          { opcode: kernel.opcode, attrs, inputs: [placeholder], sources: [{ length: bytes.length, pieces: pin.pieces }] },
           kernel,
           attrs,
         );
         expect(Buffer.from(gathered).equals(Buffer.from(copied))).toBe(true);
+        // A hole (no piece) reads as zeros, though the workers' buffers hold the bytes of the last op.
+        const [first, , ...rest] = pin.pieces;
+        whole.fill(0, first!.bytes.length, first!.bytes.length + pin.pieces[1]!.bytes.length);
+        const holed = await ex.run({ opcode: kernel.opcode, attrs, inputs: [whole] }, kernel, attrs);
+        const gatheredHoled = await ex.run(
+          { opcode: kernel.opcode, attrs, inputs: [placeholder], sources: [{ length: bytes.length, pieces: [first!, ...rest] }] },
+          kernel,
+          attrs,
+        );
+        expect(Buffer.from(gatheredHoled).equals(Buffer.from(holed))).toBe(true);
+        expect(Buffer.from(holed).equals(Buffer.from(copied))).toBe(false);
       } finally {
         pin.release();
         await ex.close();
