@@ -10,6 +10,7 @@ export type {
   SourceWeight,
   Estimate,
   BlockSummary,
+  ScatterReference,
   Inclusion,
   PlannedBlock,
   Weighting,
@@ -23,8 +24,15 @@ export {
   validateSummary,
   scatterBounds,
   gramNormBound,
+  centredScatter,
+  makeScatterReference,
+  attachScatterRadius,
+  scatterTrace,
+  scatterReferenceToJson,
+  scatterReferenceFromJson,
   DEFAULT_SPECTRUM_MAX_COLS,
   type BlockSummaryJson,
+  type ScatterReferenceJson,
 } from './block-summary.js';
 export { lnGamma, regularizedIncompleteBeta, betaQuantile } from './beta.js';
 export { bernsteinRadius, bennettRadius, bennettRadiusTerms, type TailTerm } from './bernstein.js';
@@ -46,6 +54,7 @@ export {
   sketchStatistic,
   DEFAULT_EXACT_NORM_MAX_DIM,
   type MatrixStatistic,
+  type RemainderBall,
 } from './matrix-accumulator.js';
 export { estimateCovariance } from './covariance.js';
 export { symmetricEigenvalues } from './symmetric-eigen.js';

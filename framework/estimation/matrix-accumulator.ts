@@ -4,7 +4,7 @@ import { invalidArgument } from './errors.js';
 import { groupOf, minimizeConvexAt } from './horvitz-thompson.js';
 import { coverageOf, resolvePlan } from './plan.js';
 import { frobeniusNorm, symmetricEigenvalues } from './symmetric-eigen.js';
-import { gramNormBound, scatterBounds } from './block-summary.js';
+import { gramNormBound, scatterBounds, scatterTrace } from './block-summary.js';
 import type { BlockSummary, Estimate, EstimateOptions, PlannedBlock } from './types.js';
 
 /** Largest symmetric matrix whose spectral norms are computed exactly (Jacobi); above it, Frobenius norms. */
@@ -29,11 +29,25 @@ export interface MatrixStatistic {
   remainderNormBound(summary: BlockSummary): number;
   /** psdRemainder only: lower bound on λ_min(R_b) (0 if unknown). */
   remainderEigMinBound?(summary: BlockSummary): number;
+  /**
+   * Optional: a ball the summary places R_b in — a matrix `centre` (row-major, rows × cols) and a `radius` with
+   * ‖R_b − centre‖₂ ≤ radius — or undefined. Unlike the norm and eigenvalue bounds it carries orientation, so a
+   * missing block's deviation from the estimate's centre is bounded by radius + ‖centre − C‖ (triangle
+   * inequality) instead of by the spread of its spectrum.
+   */
+  remainderBall?(summary: BlockSummary): RemainderBall | undefined;
+}
+
+/** A ball holding a block's remainder: ‖R_b − centre‖₂ ≤ radius (see {@link MatrixStatistic.remainderBall}). */
+export interface RemainderBall {
+  readonly centre: Float64Array;
+  readonly radius: number;
 }
 
 /**
  * Gram A_bᵀA_b (d × d) = s_b s_bᵀ/n_b (known: s_b = column sums) + K_b (centred scatter, PSD), with
- * λ_max(K_b), λ_min(K_b) from the summary (see {@link scatterBounds}).
+ * λ_max(K_b), λ_min(K_b) from the summary (see {@link scatterBounds}) and, when the summary records one, the
+ * ball ‖K_b − tr(K_b)·Ref‖₂ ≤ scatterRadius around the dataset's reference scatter.
  */
 export function gramStatistic(d: number): MatrixStatistic {
   return {
@@ -49,6 +63,12 @@ export function gramStatistic(d: number): MatrixStatistic {
     psdRemainder: true,
     remainderNormBound: (s) => scatterBounds(s).eigMax,
     remainderEigMinBound: (s) => scatterBounds(s).eigMin,
+    remainderBall: (s) => {
+      const ref = s.scatterReference;
+      if (s.scatterRadius === undefined || ref === undefined || ref.cols !== d) return undefined;
+      const t = scatterTrace(s);
+      return { centre: ref.matrix.map((v) => t * v), radius: s.scatterRadius };
+    },
   };
 }
 
@@ -277,6 +297,48 @@ export class MatrixAccumulator {
     });
     const missBound = missing.map((s) => this.statistic.remainderNormBound(s));
     const missMin = missing.map((s) => this.statistic.remainderEigMinBound?.(s) ?? 0);
+    // Balls around missing remainders: ‖R_b − C‖ ≤ radius + ‖P_b − βM − αI‖, with the spectrum of P_b − βM
+    // (square statistics up to EXACT_SEARCH_MAX_DIM) or its Frobenius norm and trace (above; for rectangular
+    // statistics α = 0 and the Frobenius norm) computed once per β.
+    const balls = missing.map((s) => {
+      const ball = this.statistic.remainderBall?.(s);
+      if (ball === undefined) return undefined;
+      if (ball.centre.length !== rows * cols)
+        throw invalidArgument('statistic.remainderBall(summary).centre.length', `${rows * cols}`, ball.centre.length);
+      if (!(ball.radius >= 0) || !Number.isFinite(ball.radius))
+        throw invalidArgument('statistic.remainderBall(summary).radius', 'finite and ≥ 0', ball.radius);
+      return ball;
+    });
+    const square = rows === cols;
+    const spectralBalls = square && rows <= EXACT_SEARCH_MAX_DIM;
+    const ballShapes = new Map<number, ({ lo: number; hi: number; f2: number; tr: number } | undefined)[]>();
+    const ballShape = (beta: number): ({ lo: number; hi: number; f2: number; tr: number } | undefined)[] => {
+      let shapes = ballShapes.get(beta);
+      if (shapes !== undefined) return shapes;
+      shapes = balls.map((ball) => {
+        if (ball === undefined) return undefined;
+        const x = new Float64Array(rows * cols);
+        for (let q = 0; q < x.length; q++) x[q] = ball.centre[q]! - beta * M[q]!;
+        const f = frobeniusNorm(x);
+        let tr = 0;
+        if (square) for (let i = 0; i < rows; i++) tr += x[i * cols + i]!;
+        if (spectralBalls && isSymmetric(x, rows)) {
+          const eig = symmetricEigenvalues(x, rows);
+          return { lo: eig[0]! - 1e-12 * f, hi: eig[rows - 1]! + 1e-12 * f, f2: f * f, tr };
+        }
+        return { lo: Number.NaN, hi: Number.NaN, f2: f * f, tr };
+      });
+      ballShapes.set(beta, shapes);
+      return shapes;
+    };
+    /** ‖P_b − βM − αI‖₂ from the shape of P_b − βM. */
+    const ballDistance = (shape: { lo: number; hi: number; f2: number; tr: number }, alpha: number): number => {
+      if (!Number.isNaN(shape.lo)) return Math.max(Math.abs(shape.hi - alpha), Math.abs(shape.lo - alpha));
+      if (!square) return Math.sqrt(shape.f2) * (1 + 1e-12);
+      // ‖X − αI‖₂ ≤ ‖X − αI‖_F = √(‖X‖_F² − 2α·tr X + d·α²).
+      const f2 = shape.f2 - 2 * alpha * shape.tr + rows * alpha * alpha;
+      return Math.sqrt(Math.max(0, f2)) * (1 + 1e-12) + 1e-12 * Math.sqrt(shape.f2);
+    };
     const scaleLeft = frobeniusNorm(left) + frobeniusNorm(right) + n * (frobeniusNorm(mLeft) + frobeniusNorm(mRight));
     const scaleM = frobeniusNorm(M);
     let bestDraw = Infinity;
@@ -291,9 +353,12 @@ export class MatrixAccumulator {
       let missDev2 = 0;
       let missDev = 0;
       let maxDev = 0;
+      const shapes = ballShape(beta);
       missing.forEach((_, i) => {
         // PSD: by Weyl, λ_max(R − C) ≤ λ_max(R) − λ_min(C) and λ_min(R − C) ≥ λ_min(R) − λ_max(C).
-        const dev = psd ? Math.max(0, missBound[i]! - cMin, cMax - missMin[i]!) : missBound[i]! + beta * mNorm;
+        let dev = psd ? Math.max(0, missBound[i]! - cMin, cMax - missMin[i]!) : missBound[i]! + beta * mNorm;
+        const shape = shapes[i];
+        if (shape !== undefined) dev = Math.min(dev, balls[i]!.radius + ballDistance(shape, psd ? alpha : 0));
         missDev += dev;
         missDev2 += dev * dev;
         maxDev = Math.max(maxDev, dev);
@@ -380,6 +445,11 @@ export class MatrixAccumulator {
         for (let i = 0; i < missing.length; i++) {
           lo = Math.min(lo, missMin[i]! - beta * mMax);
           hi = Math.max(hi, missBound[i]! - beta * mMin);
+          const shape = ballShape(beta)[i];
+          if (shape !== undefined && !Number.isNaN(shape.lo)) {
+            lo = Math.min(lo, shape.lo);
+            hi = Math.max(hi, shape.hi);
+          }
         }
         if (rows <= EXACT_SEARCH_MAX_DIM) {
           second = Math.min(second, minimizeConvexAt((a) => evaluate(beta, a), lo, hi, 16).value);

@@ -84,6 +84,25 @@ export interface BlockSummary {
    */
   scatterEigMax?: number;
   scatterEigMin?: number;
+  /**
+   * Optional orientation of the centred scatter: ‖K_b − tr(K_b)·Ref‖₂ ≤ scatterRadius, Ref =
+   * `scatterReference.matrix` (a symmetric d × d matrix of trace 1 shared by the dataset's blocks, fixed at
+   * ingest) and tr(K_b) = frob2 − ‖s_b‖²/n_b from this summary. Eigenvalue bounds alone cannot say which way
+   * a missing block's scatter points; with this a Gram bound knows it up to the radius. Both or neither.
+   */
+  scatterRadius?: number;
+  scatterReference?: ScatterReference;
+}
+
+/**
+ * A dataset's reference scatter: a symmetric d × d matrix of trace 1 (row-major), e.g. the pooled centred
+ * scatter of the first blocks ingested, normalised; `id` is the SHA-256 of its float64 bytes, which block
+ * summaries and exNodes name it by.
+ */
+export interface ScatterReference {
+  readonly id: string;
+  readonly cols: number;
+  readonly matrix: Float64Array;
 }
 
 /** Answer probability of a block: point value (for weights) and a conservative lower value (for bounds). */

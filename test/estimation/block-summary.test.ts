@@ -1,8 +1,15 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
+  attachScatterRadius,
   blockInclusion,
+  centredScatter,
   CoordinatorErrorCode,
+  gramStatistic,
+  makeScatterReference,
+  scatterReferenceFromJson,
+  scatterReferenceToJson,
+  scatterTrace,
   gramNormBound,
   scatterBounds,
   summarizeBlock,
@@ -10,8 +17,15 @@ import {
   summaryToJson,
   symmetricEigenvalues,
   validateSummary,
+  type BlockSummary,
 } from '../../framework/estimation/index.js';
 import { gram, mulberry32, normal } from './synthetic.js';
+
+function withoutReference(s: BlockSummary): BlockSummary {
+  const copy = { ...s };
+  delete copy.scatterReference;
+  return copy;
+}
 
 describe('summarizeBlock', () => {
   it('records sums, sums of squares, ‖A‖_F², max |a| and the SHA-256 of the bytes', () => {
@@ -62,6 +76,64 @@ describe('summarizeBlock', () => {
     );
     expect(() => summaryFromJson({ ...summaryToJson(s), hash: 'xyz' })).toThrow(/summary\.hash/);
     expect(() => validateSummary({ ...s, colSums: new Float64Array(3) })).toThrow(/summary\.colSums/);
+  });
+
+  it('records a ball around the dataset reference scatter that holds the block scatter, and keeps it through JSON', () => {
+    const gauss = normal(mulberry32(5));
+    const d = 4;
+    const block = (scale: number) =>
+      Float64Array.from({ length: 30 * d }, (_, k) => 3 * (k % d) + scale * gauss() * (1 + (k % d)));
+    const first = block(1);
+    const reference = makeScatterReference(centredScatter(first, 30, d), d);
+    let trace = 0;
+    for (let j = 0; j < d; j++) trace += reference.matrix[j * d + j]!;
+    expect(trace).toBeCloseTo(1, 12);
+    const data = block(2);
+    const s = summarizeBlock(data, 30, d, { reference });
+    const k = centredScatter(data, 30, d);
+    const t = scatterTrace(s);
+    const diff = k.map((v, q) => v - t * reference.matrix[q]!);
+    const eig = symmetricEigenvalues(diff, d);
+    const exact = Math.max(Math.abs(eig[0]!), Math.abs(eig[d - 1]!));
+    expect(s.scatterRadius).toBeGreaterThanOrEqual(exact);
+    expect(s.scatterRadius).toBeLessThan(exact * (1 + 1e-6) + 1e-6 * s.frob2);
+    expect(s.scatterReference).toBe(reference);
+    // The Gram statistic's ball: centre tr(K)·Ref, this radius.
+    const ball = gramStatistic(d).remainderBall!(s)!;
+    expect(ball.radius).toBe(s.scatterRadius);
+    expect(Array.from(ball.centre)).toEqual(Array.from(reference.matrix, (v) => t * v));
+    // Same summary as attaching afterwards.
+    expect(attachScatterRadius(summarizeBlock(data, 30, d), k, reference).scatterRadius).toBe(s.scatterRadius);
+    // JSON: the summary names its reference by id; the reference travels once and is checked.
+    const refJson = JSON.parse(JSON.stringify(scatterReferenceToJson(reference))) as unknown;
+    const back = scatterReferenceFromJson(refJson);
+    expect(back.id).toBe(reference.id);
+    const json = JSON.parse(JSON.stringify(summaryToJson(s))) as unknown;
+    expect((json as { scatterReference: string }).scatterReference).toBe(reference.id);
+    const parsed = summaryFromJson(json, 'summary', [back]);
+    expect(parsed.scatterRadius).toBe(s.scatterRadius);
+    expect(parsed.scatterReference?.id).toBe(reference.id);
+    // Without the reference the radius is dropped (the eigenvalue bounds remain).
+    const alone = summaryFromJson(json);
+    expect(alone.scatterRadius).toBeUndefined();
+    expect(alone.scatterEigMax).toBe(s.scatterEigMax);
+    // A reference altered in transit is refused, and so is a summary with a radius but no reference.
+    const tampered = {
+      ...(refJson as object),
+      matrix: (refJson as { matrix: number[] }).matrix.map((v, q) => (q === 0 ? v + 1e-3 : v)),
+    };
+    expect(() => scatterReferenceFromJson(tampered)).toThrow(
+      expect.objectContaining({ code: CoordinatorErrorCode.INVALID_ARGUMENT }),
+    );
+    expect(() => validateSummary(withoutReference(s))).toThrow(
+      expect.objectContaining({ code: CoordinatorErrorCode.INVALID_ARGUMENT }),
+    );
+    expect(() => summarizeBlock(data, 30, d, { reference: makeScatterReference([1], 1) })).toThrow(
+      expect.objectContaining({ code: CoordinatorErrorCode.INVALID_ARGUMENT }),
+    );
+    expect(() => makeScatterReference(new Float64Array(d * d), d)).toThrow(
+      expect.objectContaining({ code: CoordinatorErrorCode.INVALID_ARGUMENT }),
+    );
   });
 
   it('refuses a shape that does not match the data and non-finite entries', () => {

@@ -3,6 +3,9 @@ import { describe, expect, it } from 'vitest';
 import {
   ColumnMomentsAccumulator,
   MatrixAccumulator,
+  attachScatterRadius,
+  centredScatter,
+  makeScatterReference,
   VectorAccumulator,
   gramStatistic,
   magnitudeBounded,
@@ -60,6 +63,43 @@ describe('honesty: no bound is crossed on adversarial instances at δ = 1e-9', (
           if (b.answered) acc.add(b.id, g);
         }
         const est = acc.estimate(planOf(inst), { delta: DELTA });
+        const err = spectralNorm(
+          est.value.map((v, k) => v - exact[k]!),
+          d,
+        );
+        expect(err).toBeLessThanOrEqual(est.epsilon * (1 + 1e-7) + 1e-9 * spectralNorm(exact, d));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('Gram with summaries that place each scatter in a ball around a reference (pooled or arbitrary)', () => {
+    fc.assert(
+      fc.property(instance, fc.boolean(), fc.integer({ min: 1, max: 1_000_000 }), (inst, pooled, seed) => {
+        const { d } = inst;
+        // The reference: the pooled scatter of the blocks (plus a little of I, so its trace is positive), or a
+        // random PSD matrix unrelated to the data.
+        const ref = new Float64Array(d * d);
+        if (pooled) for (const b of inst.blocks) centredScatter(b.data, b.rows, d).forEach((v, q) => (ref[q]! += v));
+        else {
+          const gauss = normal(mulberry32(seed));
+          const g = Float64Array.from({ length: d * d }, () => gauss());
+          for (let i = 0; i < d; i++)
+            for (let j = 0; j < d; j++) for (let k = 0; k < d; k++) ref[i * d + j]! += g[i * d + k]! * g[j * d + k]!;
+        }
+        for (let i = 0; i < d; i++) ref[i * d + i]! += 1e-3;
+        const reference = makeScatterReference(ref, d);
+        const acc = new MatrixAccumulator(gramStatistic(d));
+        const exact = new Float64Array(d * d);
+        const planned: PlannedBlock[] = [];
+        for (const b of inst.blocks) {
+          const g = gram(b.data, b.rows, d);
+          for (let k = 0; k < d * d; k++) exact[k]! += g[k]!;
+          if (b.answered) acc.add(b.id, g);
+          const summary = attachScatterRadius(summarizeBlock(b.data, b.rows, d), centredScatter(b.data, b.rows, d), reference);
+          planned.push({ id: b.id, group: b.group, summary });
+        }
+        const est = acc.estimate(planned, { delta: DELTA });
         const err = spectralNorm(
           est.value.map((v, k) => v - exact[k]!),
           d,

@@ -1,4 +1,11 @@
-import { summarizeBlock, type BlockSummary, type PlannedBlock } from '../../framework/estimation/index.js';
+import {
+  attachScatterRadius,
+  centredScatter,
+  makeScatterReference,
+  summarizeBlock,
+  type BlockSummary,
+  type PlannedBlock,
+} from '../../framework/estimation/index.js';
 
 /** mulberry32: a small seeded PRNG for tests. */
 export function mulberry32(seed: number): () => number {
@@ -64,6 +71,23 @@ export function syntheticMatrix(
     });
   }
   return out;
+}
+
+/**
+ * The blocks with summaries as an ingest records them: a reference scatter pooled from the first `k` blocks
+ * (normalised to trace 1) and each block's radius around tr(K_b)·Ref.
+ */
+export function withScatterReference(blocks: readonly SyntheticBlock[], d: number, k = 4): SyntheticBlock[] {
+  const pooled = new Float64Array(d * d);
+  for (const b of blocks.slice(0, k)) {
+    const scatter = centredScatter(b.data, b.rows, d);
+    for (let q = 0; q < pooled.length; q++) pooled[q]! += scatter[q]!;
+  }
+  const reference = makeScatterReference(pooled, d);
+  return blocks.map((b) => ({
+    ...b,
+    summary: attachScatterRadius({ ...b.summary }, centredScatter(b.data, b.rows, d), reference),
+  }));
 }
 
 export function gram(data: Float64Array, rows: number, d: number): Float64Array {
