@@ -2,6 +2,7 @@ import {
   CoordinatorError,
   CoordinatorErrorCode,
   MatrixAccumulator,
+  scatterBounds,
   symmetricEigenvalues,
   type CoordinatorDataset as Dataset,
   type CoordinatorDatasetBlock as DatasetBlock,
@@ -9,7 +10,7 @@ import {
   type PlannedBlock,
   type BlockSummary,
 } from '../framework/index.js';
-import { bytesOf, mul, orthonormalize, transpose, upperInverse } from './dense.js';
+import { bytesOf, mul, orthonormalize, svd, transpose, upperInverse } from './dense.js';
 import { checkAborted, gramStatistic, pinnedTo, round, type LocusContext, type RoundResult } from './engine.js';
 import { ALGORITHM_STREAMS } from './rsvd.js';
 
@@ -33,6 +34,13 @@ export interface LeastSquaresOptions {
   readonly seed?: number;
   /** Failure probability of the sampling bound (default 0.05). */
   readonly delta?: number;
+  /** Also compute the bound at these failure probabilities (`value.boundsAt`; the estimate is the same). */
+  readonly boundDeltas?: readonly number[];
+  /**
+   * Minimum coverage (answered mass / total mass from the summaries) below which the call ends with
+   * `COORD_E_COVERAGE` (default: the context's job option, else 0).
+   */
+  readonly minCoverage?: number;
   /** Overall deadline (ms from the start). */
   readonly deadlineMs?: number;
   readonly signal?: AbortSignal;
@@ -51,6 +59,8 @@ export interface LeastSquaresResult {
   readonly iterations: number;
   /** Condition number of the preconditioned operator A·R⁻¹ (≈ 1 for a good sketch). */
   readonly preconditionedCondition: number;
+  /** The bound ε at each of the options' `boundDeltas` (same estimate, other failure probabilities). */
+  readonly boundsAt: readonly { readonly delta: number; readonly epsilon: number }[];
 }
 
 const U = Number.EPSILON / 2;
@@ -76,6 +86,9 @@ function check(dataset: Dataset, o: LeastSquaresOptions): void {
   if (o.maxIterations !== undefined && (!Number.isInteger(o.maxIterations) || o.maxIterations < 0 || o.maxIterations > 1000))
     throw invalid('maxIterations', 'an integer from 0 to 1000', o.maxIterations);
   if (o.delta !== undefined && !(o.delta > 0 && o.delta < 1)) throw invalid('delta', 'in (0, 1)', o.delta);
+  for (const [i, v] of (o.boundDeltas ?? []).entries()) if (!(v > 0 && v < 1)) throw invalid(`boundDeltas[${i}]`, 'in (0, 1)', v);
+  if (o.minCoverage !== undefined && !(o.minCoverage >= 0 && o.minCoverage <= 1))
+    throw invalid('minCoverage', 'in [0, 1]', o.minCoverage);
   if (o.deadlineMs !== undefined && !(o.deadlineMs > 0)) throw invalid('deadlineMs', 'positive', o.deadlineMs);
   for (const b of dataset.blocks)
     if (b.summary === undefined) throw invalid(`blocks[${b.index}].summary`, 'present (ingest summary)', 'none');
@@ -114,9 +127,20 @@ function htWeights(planned: readonly PlannedBlock[], answered: ReadonlySet<strin
  * - *solve*: with Ĝ the Gram estimate and ĝ = Ĝ_AA x − Ĝ_Ab the gradient at x (computed in locus as
  *   Σ_b w_b A_bᵀ(A_b x − b_b) plus the summaries' exact part), ‖x − x̂‖ ≤ ‖ĝ‖/λ_min(Ĝ_AA) (plus rounding),
  *   deterministic — x̂ the exact solution of the estimated problem;
- * - *sampling*: with ‖Ĝ − G‖₂ ≤ t (matrix Bernstein, probability ≥ 1 − δ), Ĝ_AA(x̂ − x*) = −(Ĝ − G)_{A·}[x*; −1]
- *   gives ‖x̂ − x*‖ ≤ t·‖[x̂; −1]‖/(λ_min(Ĝ_AA) − t) (Weyl for λ_min(G_AA) ≥ λ_min(Ĝ_AA) − t);
- *   0 when every block answered.
+ * - *sampling*: with E = Ĝ − G, G_AA(x̂ − x*) = G_AA x̂ − G_Ab = −[E·z]_A for z = [x̂; −1] (because
+ *   Ĝ_AA x̂ = Ĝ_Ab), so ‖x̂ − x*‖ ≤ ‖[E z]_A‖/λ_min(G_AA). The numerator is at most ‖E‖₂‖z‖ ≤ t‖z‖ (matrix
+ *   Bernstein/Bennett radius t, probability ≥ 1 − δ), and also, deterministically, E = Σ_answered (w_b − 1)R_b −
+ *   Σ_missing R_b (R_b = M_bᵀM_b minus its summary-known part), so ‖[E z]_A‖ ≤ ‖[Σ_ans (w_b − 1)R_b z]_A‖ +
+ *   ‖z‖·Σ_missing ‖R_b‖ (the first term computed exactly, the second from the summaries); the smaller is used.
+ *   The denominator: λ_min(G_AA) ≥ λ_min(Ĝ_AA) − t (Weyl) and, deterministically, λ_min(G_AA) ≥ λ_min(Σ_answered
+ *   A_bᵀA_b) (G_AA is that plus PSD terms); the larger is used. So the bound is finite whenever the answered
+ *   rows have full column rank: with blocks missing, x is the solution of the reweighted answered rows and ε
+ *   bounds its distance to the full solution. Everything is on the column-scaled problem (D·G·D). 0 when every
+ *   block answered.
+ * - *objective* (deterministic, for the returned x, used when smaller than the two above together):
+ *   ‖x − x*‖² ≤ (F_ans(x) − min F_ans + Σ_missing ‖M_b[x; −1]‖²)/λ_min(G_ans,AA), F the squared residual over
+ *   all rows (F(x) − F(x*) = (x − x*)ᵀG_AA(x − x*) and F(x*) ≥ min F_ans), the missing blocks' residuals bounded
+ *   from their summaries.
  * Missing blocks are assumed to fail independently of their values (MAR).
  */
 export async function leastSquaresCore(
@@ -131,6 +155,8 @@ export async function leastSquaresCore(
   const target = options.target ?? D - 1;
   const features = Array.from({ length: D }, (_, j) => j).filter((j) => j !== target);
   const delta = options.delta ?? 0.05;
+  const boundDeltas = options.boundDeltas ?? [];
+  const minCoverage = options.minCoverage ?? ctx.jobOptions?.minCoverage ?? 0;
   const tolerance = options.tolerance ?? 1e-10;
   const maxIterations = options.method === 'sketch-and-solve' ? 0 : (options.maxIterations ?? 30);
   const k = options.sketchRows ?? Math.max(4 * d, d + 40);
@@ -296,16 +322,44 @@ export async function leastSquaresCore(
   const scaledPlan = planned.map((p) => ({ ...p, summary: scaledSummary(p.summary, scale) }));
   let lambdaMinScaled = 0;
   let Ghat = new Float64Array(D * D);
+  let accumulator: MatrixAccumulator | undefined;
+  // Deterministic parts of the sampling bound (scaled): E_ans = Σ_answered (w_b − 1)R_b, Σ_missing ‖R_b‖ from the
+  // summaries, and λ_min of the answered rows' own (unweighted) Gram of A.
+  let Eans = new Float64Array(D * D);
+  let EansNorm = 0;
+  let missingNorm = 0;
+  let lambdaAnsScaled = 0;
+  // The answered rows' own Gram (unscaled) and the missing blocks' summaries: the deterministic objective bound.
+  let GansRaw = new Float64Array(D * D);
+  let missingSummaries: BlockSummary[] = [];
   const certify = () => {
-    const a = new MatrixAccumulator(gramStatistic(D));
+    const stat = gramStatistic(D);
+    const a = new MatrixAccumulator(stat);
+    const answered = ids(set);
+    const weights = htWeights(planned, answered, D).w;
+    const Gans = new Float64Array(D * D);
+    GansRaw = new Float64Array(D * D);
+    Eans = new Float64Array(D * D);
+    const scaledOf = new Map(scaledPlan.map((p) => [p.id, p.summary]));
     for (const b of set) {
       const G = gram.outputs.get(b.index)!;
-      a.add(
-        String(b.index),
-        G.map((v, i) => v * scale[Math.floor(i / D)]! * scale[i % D]!),
-      );
+      const Gs = G.map((v, i) => v * scale[Math.floor(i / D)]! * scale[i % D]!);
+      a.add(String(b.index), Gs);
+      const known = stat.known!(scaledOf.get(String(b.index)) ?? scaledSummary(b.summary!, scale));
+      const wb = weights.get(String(b.index)) ?? 1;
+      for (let i = 0; i < D * D; i++) {
+        GansRaw[i]! += G[i]!;
+        Gans[i]! += Gs[i]!;
+        Eans[i]! += (wb - 1) * (Gs[i]! - known[i]!);
+      }
     }
-    acc = a.estimate(scaledPlan, { delta, weighting: 'response-groups', final: true });
+    missingNorm = 0;
+    for (const p of scaledPlan) if (!answered.has(p.id)) missingNorm += stat.remainderNormBound(p.summary) * (1 + 1e-12);
+    missingSummaries = planned.filter((p) => !answered.has(p.id)).map((p) => p.summary);
+    const eE = symmetricEigenvalues(Eans, D);
+    EansNorm = Math.max(Math.abs(eE[0]!), Math.abs(eE[D - 1]!));
+    accumulator = a;
+    acc = a.estimate(scaledPlan, { delta, weighting: 'response-groups', final: true, minCoverage });
     Ghat = acc.value.map((v, i) => v / (scale[Math.floor(i / D)]! * scale[i % D]!));
     const sub = (M: Float64Array) => {
       const out = new Float64Array(d * d);
@@ -316,6 +370,9 @@ export async function leastSquaresCore(
     lambdaMin = Math.min(...eig);
     lambdaMax = Math.max(...eig);
     lambdaMinScaled = Math.min(...symmetricEigenvalues(sub(acc.value), d));
+    // Rounding of the eigen solve: a relative 1e-12 of the largest eigenvalue.
+    const eAns = symmetricEigenvalues(sub(Gans), d);
+    lambdaAnsScaled = Math.max(0, Math.min(...eAns) - 1e-12 * Math.max(...eAns.map(Math.abs)));
     let trace = 0;
     for (let j = 0; j < D; j++) trace += Math.abs(Ghat[j * D + j]!);
     return { trace };
@@ -385,7 +442,74 @@ export async function leastSquaresCore(
       if (j !== target) dMax = Math.max(dMax, scale[j]!);
       scaledX2 += (Math.abs(xt[j]!) + (j === target ? 0 : eSolve)) ** 2 / scale[j]! ** 2;
     }
-    const eSampling = t === 0 ? 0 : lambdaMinScaled - t > 0 ? (dMax * t * Math.sqrt(scaledX2)) / (lambdaMinScaled - t) : Infinity;
+    let invScaleMax = 0;
+    for (const j of features) invScaleMax = Math.max(invScaleMax, 1 / scale[j]!);
+    // Deterministic numerator at u = D⁻¹[x; −1] (x within eSolve of the weighted problem's exact solution).
+    const u = xt.map((v, j) => v / scale[j]!);
+    const Eu = mul(Eans, u, D, D, 1);
+    let EuA = 0;
+    for (const j of features) EuA += Eu[j]! ** 2;
+    const numDet = Math.sqrt(EuA) * (1 + 1e-12) + EansNorm * eSolve * invScaleMax + missingNorm * Math.sqrt(scaledX2);
+    const exact = missingNorm === 0 && EansNorm === 0;
+    const sampling = (tt: number): number => {
+      if (exact || tt === 0) return 0;
+      const den = Math.max(lambdaMinScaled - tt, lambdaAnsScaled);
+      return den > 0 ? (dMax * Math.min(tt * Math.sqrt(scaledX2), numDet)) / den : Infinity;
+    };
+    // Deterministic, for the returned x itself (x̂ below): with F(x) = ‖Ax − b‖² over all rows, F(x̂) − F(x*) =
+    // (x̂ − x*)ᵀG_AA(x̂ − x*) ≥ λ_min(G_ans,AA)‖x̂ − x*‖², and F(x*) ≥ min F_ans, so ‖x̂ − x*‖² ≤
+    // (F_ans(x̂) − min F_ans + F_miss(x̂))/λ_min(G_ans,AA). F_ans(x̂) − min F_ans = (x̂ − x_ans)ᵀG_ans,AA(x̂ − x_ans) is
+    // exact; a missing block's ‖M_b z‖² = (s_bᵀz)²/n_b + zᵀK_bz with zᵀK_bz ≤ min(λ_max(K_b)‖z‖², (Σ_j |z_j|√K_b,jj)²)
+    // from its summary (|K_ij| ≤ √(K_ii K_jj) for a PSD K).
+    const objectiveBound = (): number => {
+      // Only with blocks missing (otherwise the solve certificate, with its rigorous rounding bounds, is the bound).
+      if (missingSummaries.length === 0) return Infinity;
+      const GAA = new Float64Array(d * d);
+      const gAb = new Float64Array(d);
+      features.forEach((i, s2) => {
+        features.forEach((j, u2) => (GAA[s2 * d + u2] = GansRaw[i * D + j]!));
+        gAb[s2] = GansRaw[i * D + target]!;
+      });
+      const e = svd(GAA, d, d);
+      const sMax = e.s[0] ?? 0;
+      const sMin = e.s[d - 1] ?? 0;
+      // Condition above 10⁶: the rounding allowance below would not cover the computed x_ans; not used.
+      if (!(sMin > 1e-6 * sMax)) return Infinity;
+      // x_ans = G⁻¹g by the SVD of the symmetric PSD G (U = V).
+      const Utg = mul(transpose(e.U, d, d), gAb, d, d, 1).map((v, i) => v / e.s[i]!);
+      const xAns = mul(e.V, Utg, d, d, 1);
+      const diff = x.map((v, i) => v - xAns[i]!);
+      const Gd = mul(GAA, diff, d, d, 1);
+      let zz = 0;
+      for (const v of xt) zz += v * v;
+      // Rounding of x_ans (relative error ≤ κ·O(u) ≤ 10⁻⁹ for κ ≤ 10⁶) and of the quadratic form: a relative
+      // allowance and an absolute one of 10⁻⁸·‖G‖·‖z‖².
+      const excess = Math.max(0, dot(diff, Gd)) * (1 + 1e-6) + 1e-8 * sMax * zz;
+      let miss = 0;
+      for (const sm of missingSummaries) {
+        const nb = Math.max(1, sm.rows);
+        let sz = 0;
+        let diag = 0;
+        for (let j = 0; j < D; j++) {
+          sz += sm.colSums[j]! * xt[j]!;
+          diag += Math.abs(xt[j]!) * Math.sqrt(Math.max(0, sm.colSumSq[j]! - (sm.colSums[j]! * sm.colSums[j]!) / nb));
+        }
+        miss += ((sz * sz) / nb + Math.min(scatterBounds(sm).eigMax * zz, diag * diag)) * (1 + 1e-12);
+      }
+      return Math.sqrt((excess + miss) / (sMin * (1 - 1e-12)));
+    };
+    const eObjective = objectiveBound();
+    const eSampling = sampling(t);
+    const boundsAt = boundDeltas.map((dl) => ({
+      delta: dl,
+      epsilon: Math.min(
+        eObjective,
+        eSolve +
+          sampling(
+            accumulator!.estimate(scaledPlan, { delta: dl, weighting: 'response-groups', final: true, minCoverage }).epsilon,
+          ),
+      ),
+    }));
     // Condition of A·R⁻¹ from Ĝ: eigenvalues of R⁻ᵀĜ_AA R⁻¹.
     const GAA = new Float64Array(d * d);
     features.forEach((i, s) => features.forEach((j, u) => (GAA[s * d + u] = Ghat[i * D + j]!)));
@@ -400,8 +524,9 @@ export async function leastSquaresCore(
         residualNorm: Math.sqrt(Math.max(0, cur.xg)), // x̃ᵀĜx̃ = ‖Ax − b‖² of the weighted problem
         iterations,
         preconditionedCondition: cond,
+        boundsAt,
       },
-      epsilon: eSolve + eSampling,
+      epsilon: Math.min(eObjective, eSolve + eSampling),
       delta: t === 0 ? 0 : a.parts.sampling.delta,
       coverage: a.coverage,
       blocksUsed: set.length,
@@ -410,10 +535,12 @@ export async function leastSquaresCore(
       method:
         `${maxIterations === 0 ? 'sketch-and-solve' : `sketch-preconditioned CG on the normal equations in locus (CGLS; ${iterations} iterations)`}` +
         ` with a ${k}-row sparse sign sketch; solve error ‖ĝ‖/λ_min(Ĝ) from the gradient computed in locus; ` +
-        `sampling error t‖[x; −1]‖/(λ_min − t) with t the Gram's ${a.method}`,
+        `sampling error min(t‖z‖, ‖Σ_ans (w − 1)R z‖ + ‖z‖Σ_miss ‖R_b‖)/max(λ_min(Ĝ) − t, λ_min(answered rows' Gram)), ` +
+        `z = D⁻¹[x; −1], on the column-scaled Gram, t its ${a.method}; or, when smaller, the objective bound ` +
+        `√((F_ans(x) − min F_ans + Σ_missing ‖M_b[x; −1]‖² bound)/λ_min(answered rows' Gram))`,
       norm: 'l2',
       parts: {
-        sampling: { epsilon: eSampling, delta: t === 0 ? 0 : a.parts.sampling.delta },
+        sampling: { epsilon: Math.min(eSampling, eObjective), delta: t === 0 ? 0 : a.parts.sampling.delta },
         sketch: { epsilon: eSolve, delta: 0 },
       },
       sources: [],
@@ -424,7 +551,7 @@ export async function leastSquaresCore(
   if (!Number.isFinite(result.epsilon))
     throw new CoordinatorError(
       CoordinatorErrorCode.COVERAGE,
-      `coverage too low for least squares: the answered blocks (${set.length} of ${dataset.blocks.length}) do not determine x (λ_min(Ĝ) ≤ t)`,
+      `coverage too low for least squares: the answered blocks (${set.length} of ${dataset.blocks.length}) do not determine x (their rows are rank-deficient)`,
       { details: { coverage: result.coverage, blocksUsed: set.length, blocksPlanned: dataset.blocks.length } },
     );
   await ctx.runner.release();

@@ -3,6 +3,7 @@ import {
   CoordinatorErrorCode,
   MatrixAccumulator,
   gramNormBound,
+  scatterBounds,
   type CoordinatorDataset as Dataset,
   type CoordinatorDatasetBlock as DatasetBlock,
   type Estimate,
@@ -21,7 +22,16 @@ import {
   upperInverse,
   bytesOf,
 } from './dense.js';
-import { affineX, centredFrob2, checkAborted, pinnedTo, round, summaryMeans, type LocusContext } from './engine.js';
+import {
+  affineX,
+  centredFrob2,
+  checkAborted,
+  gramStatistic,
+  pinnedTo,
+  round,
+  summaryMeans,
+  type LocusContext,
+} from './engine.js';
 
 /** RNG streams of the algorithms' coordinator-side random matrices (distinct from the kernels' streams). */
 export const ALGORITHM_STREAMS = { RANGE: 101, PROBES: 102, HUTCH: 103, LSQ: 104 } as const;
@@ -39,6 +49,8 @@ export interface RsvdOptions {
   readonly centre?: boolean;
   /** Failure probability of the whole estimate (split between the probes and the sampling bound). Default 0.05. */
   readonly delta?: number;
+  /** Also compute the bound at these failure probabilities (`value.boundsAt`; the estimate is the same). */
+  readonly boundDeltas?: readonly number[];
   /**
    * Rank selection: grow k (doubling, up to `maxRank`) until the certified residual ‖A − AVVᵀ‖₂ is at most
    * `tolerance`·σ̂₁. Default: none (k as given).
@@ -77,6 +89,8 @@ export interface SpectralResult {
   readonly residualBound: number;
   /** Source weights used (robust PCA), by source id. */
   readonly sourceWeights: ReadonlyMap<string, number>;
+  /** The bound ε at each of the options' `boundDeltas` (same estimate, other failure probabilities). */
+  readonly boundsAt: readonly { readonly delta: number; readonly epsilon: number }[];
 }
 
 function invalid(argument: string, rule: string, value: unknown): CoordinatorError {
@@ -100,6 +114,7 @@ function check(dataset: Dataset, o: RsvdOptions): void {
   )
     throw invalid('powerIterations', 'an integer from 0 to 50', o.powerIterations);
   if (o.delta !== undefined && !(o.delta > 0 && o.delta < 1)) throw invalid('delta', 'in (0, 1)', o.delta);
+  for (const [i, v] of (o.boundDeltas ?? []).entries()) if (!(v > 0 && v < 1)) throw invalid(`boundDeltas[${i}]`, 'in (0, 1)', v);
   if (o.probes !== undefined && (!Number.isInteger(o.probes) || o.probes < 2 || o.probes > 200))
     throw invalid('probes', 'an integer from 2 to 200', o.probes);
   if (o.tolerance !== undefined && !(o.tolerance > 0)) throw invalid('tolerance', 'positive', o.tolerance);
@@ -349,19 +364,149 @@ export async function rsvdCore(
     // ‖Ωᵀv₁‖² ~ χ²_r (Ω Gaussian, drawn after V): ‖R‖₂ ≤ ‖RΩ‖₂/√q with probability ≥ 1 − δ_p, q the δ_p-quantile.
     // ‖RΩ‖₂² = λ_max(ΩᵀRᵀRΩ) ≤ λ_max(estimate) + t.
     const probeTop = Math.max(0, ...symmetricEigenvalues(part(kk, r), r));
-    const residualBound = Math.sqrt((probeTop + eG) / q2);
-    const ritz = svd(g.value, kk, kk).s; // eigenvalues of the PSD estimate (its singular values)
+    const active = dataset.blocks.filter((b) => weight(b) > 0);
+    const incomplete = active.some((b) => !test.outputs.has(b.index));
+    // Every block answered: the probe Gram is exact (t = 0) and the bound is the probes' alone.
+    let residualBound = Math.sqrt((probeTop + eG) / q2);
+    let boundAt = (dl: number): number => {
+      const dp = dl / 2;
+      const t = acc.estimate(planned, { delta: dl - dp, weighting: 'response-groups', final: true }).epsilon;
+      return Math.sqrt((probeTop + t) / chiSquareQuantile(r, dp));
+    };
+    let kGram = g.value;
+    let sigmaLower = (_t: number, ritzT: number): number => ritzT - eG;
+    let sigmaUpper = (_t: number, ritzT: number): number => ritzT + eG + residualBound ** 2;
+    let parts = { sampling: { epsilon: eG, delta: deltaSampling }, sketch: { epsilon: residualBound, delta: deltaProbes } };
+    let deltaUsed = deltaProbes + deltaSampling;
+    let boundText =
+      `ε bounds ‖A − AVVᵀ‖₂ by ${r} Gaussian probes: ‖R‖₂ ≤ ‖RΩ‖₂/√q, q the ${deltaProbes}-quantile of χ²_${r} ` +
+      `(${q2.toFixed(2)}), ‖RΩ‖₂² from the probe Gram; σ intervals: Weyl`;
+    if (incomplete) {
+      // Blocks missing. V was fitted to the blocks that answered, so a bound on the probe Gram's error for this
+      // V alone would depend on which blocks failed; instead the error of the whole (centred, weighted) Gram
+      // estimate is bounded, which holds for every V at once. One `gram` op per answered block (d × d each, only
+      // when blocks are missing). With Ĝ the HT difference estimate (summary-known parts exact) and ‖Ĝ − G‖₂ ≤ t
+      // (matrix Bennett on the blocks' scatters; centring by the exact μ shifts Ĝ and G alike):
+      //   ‖Ã(I − VVᵀ)‖₂² = λ_max(P⊥GP⊥) ≤ λ_max(P⊥ĜP⊥) + t,                                    (probability ≥ 1 − δ)
+      // and deterministically, G = Σ_answered w_bÃ_bᵀÃ_b + Σ_missing w_bÃ_bᵀÃ_b with Ã_bᵀÃ_b = K_b + c_bc_bᵀ/n_b
+      // (c_b = s_b − n_bμ, K_b the block's scatter, λ_max(K_b) from its summary):
+      //   λ_max(P⊥GP⊥) ≤ λ_max(P⊥G_ansP⊥) + Σ_missing w_b(λ_max(K_b) + ‖P⊥c_b‖²/n_b).
+      // The smaller is ε² (no probes: all of δ goes to the sampling bound). σ_t²: λ_t(VᵀĜV) ∓ t (Weyl, interlacing),
+      // also ≥ λ_t(VᵀG_ansV) (G ⪰ G_ans), and ≤ λ_t(VᵀGV) + ε² (Weyl on ÃÃᵀ = ÃVVᵀÃᵀ + ÃP⊥Ãᵀ).
+      const gr = await round(
+        ctx,
+        dataset,
+        'residual-gram',
+        (b) => ({
+          kernel: 'gram',
+          attrs: { dtype: dataset.dtype, rows: b.rows, cols: d, k: 1 },
+          inputs: [{ kind: 'block' }],
+          output: { returnBytes: d * d * 8 },
+        }),
+        {
+          blocks: active,
+          ...(deadlineAt === undefined ? {} : { deadlineAt: Math.max(deadlineAt, Date.now() + 1) }),
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+        },
+      );
+      bytesMoved += gr.bytesMoved;
+      const wOf = new Map<unknown, number>(dataset.blocks.map((b) => [b.summary, weight(b)]));
+      const base = gramStatistic(d);
+      const wt = (sm: unknown): number => wOf.get(sm) ?? 1;
+      const gacc = new MatrixAccumulator({
+        name: 'weighted gram',
+        rows: d,
+        cols: d,
+        known: (sm) => base.known!(sm).map((v) => v * wt(sm)),
+        psdRemainder: true,
+        remainderNormBound: (sm) => wt(sm) * base.remainderNormBound(sm),
+        remainderEigMinBound: (sm) => wt(sm) * (base.remainderEigMinBound?.(sm) ?? 0),
+      });
+      // Centring: Ã_bᵀÃ_b = A_bᵀA_b − μs_bᵀ − s_bμᵀ + n_bμμᵀ.
+      const centre = (G: Float64Array, sums: ArrayLike<number>, rows: number, w: number): Float64Array => {
+        const out = new Float64Array(d * d);
+        for (let i = 0; i < d; i++)
+          for (let j = 0; j < d; j++)
+            out[i * d + j] = w * (G[i * d + j]! - muZero[i]! * sums[j]! - sums[i]! * muZero[j]! + rows * muZero[i]! * muZero[j]!);
+        return out;
+      };
+      const Gans = new Float64Array(d * d);
+      for (const b of active) {
+        const G = gr.outputs.get(b.index);
+        if (G === undefined) continue;
+        gacc.add(
+          String(b.index),
+          G.map((v) => weight(b) * v),
+        );
+        const c = centre(G, b.summary!.colSums, b.rows, weight(b));
+        for (let i = 0; i < d * d; i++) Gans[i]! += c[i]!;
+      }
+      const gPlanned = gr.planned;
+      const gEst = gacc.estimate(gPlanned, { delta, weighting: 'response-groups', final: true });
+      let sW = new Float64Array(d);
+      let nW = 0;
+      for (const b of active) {
+        nW += weight(b) * b.rows;
+        sW = sW.map((v, j) => v + weight(b) * b.summary!.colSums[j]!);
+      }
+      const Ghat = centre(gEst.value, sW, nW, 1);
+      const P = new Float64Array(d * d);
+      for (let i = 0; i < d; i++) {
+        P[i * d + i] = 1;
+        for (let j = 0; j < d; j++) for (let t = 0; t < kk; t++) P[i * d + j]! -= V[i * kk + t]! * V[j * kk + t]!;
+      }
+      const top = (M: Float64Array): number => {
+        const e = symmetricEigenvalues(M, d);
+        return Math.max(0, e[d - 1]!) + 1e-12 * Math.max(Math.abs(e[0]!), Math.abs(e[d - 1]!));
+      };
+      const sandwich = (X: Float64Array, M: Float64Array, rowsX: number): Float64Array =>
+        mul(mul(X, M, rowsX, d, d), transpose(X, rowsX, d), rowsX, d, rowsX);
+      const perpHat = top(sandwich(P, Ghat, d));
+      const perpAns = top(sandwich(P, Gans, d));
+      let missPerp = 0;
+      let missV = 0;
+      for (const b of active) {
+        if (gr.outputs.has(b.index)) continue;
+        const sm = b.summary!;
+        const c = Float64Array.from({ length: d }, (_, j) => sm.colSums[j]! - sm.rows * muZero[j]!);
+        const pc = mul(P, c, d, d, 1);
+        const vc = mul(transpose(V, d, kk), c, kk, d, 1);
+        const k2 = scatterBounds(sm).eigMax;
+        const nb = Math.max(1, sm.rows);
+        missPerp += weight(b) * (k2 + pc.reduce((a, x) => a + x * x, 0) / nb) * (1 + 1e-12);
+        missV += weight(b) * (k2 + vc.reduce((a, x) => a + x * x, 0) / nb) * (1 + 1e-12);
+      }
+      const detPerp = perpAns + missPerp;
+      const VT = transpose(V, d, kk);
+      kGram = sandwich(VT, Ghat, kk);
+      const ansV = svd(sandwich(VT, Gans, kk), kk, kk).s;
+      const tK = gEst.epsilon;
+      const eps2 = (t: number): number => Math.min(perpHat + t, detPerp);
+      residualBound = Math.sqrt(eps2(tK));
+      boundAt = (dl: number) =>
+        Math.sqrt(eps2(gacc.estimate(gPlanned, { delta: dl, weighting: 'response-groups', final: true }).epsilon));
+      const res2 = residualBound ** 2;
+      sigmaLower = (t, ritzT) => Math.max(ritzT - tK, ansV[t]!);
+      sigmaUpper = (t, ritzT) => Math.min(ritzT + tK, ansV[t]! + missV) + res2;
+      parts = { sampling: { epsilon: tK, delta }, sketch: { epsilon: Math.sqrt(perpHat), delta: 0 } };
+      deltaUsed = delta;
+      boundText =
+        `blocks missing: ε² = min(λ_max(P⊥ĜP⊥) + t, λ_max(P⊥G_answeredP⊥) + Σ_missing λ_max(Ã_bᵀÃ_b) bounds from the ` +
+        `summaries), Ĝ the weighted Gram's ${gEst.method}, t its radius (uniform in V); σ intervals: Weyl`;
+    }
+    const ritz = svd(kGram, kk, kk).s; // eigenvalues of the PSD estimate (its singular values)
     const sv = new Float64Array(kk);
     const lower = new Float64Array(kk);
     const upper = new Float64Array(kk);
     for (let t = 0; t < kk; t++) {
       sv[t] = Math.sqrt(Math.max(0, ritz[t]!));
-      lower[t] = Math.sqrt(Math.max(0, ritz[t]! - eG));
-      upper[t] = Math.sqrt(ritz[t]! + eG + residualBound ** 2);
+      lower[t] = Math.sqrt(Math.max(0, sigmaLower(t, ritz[t]!)));
+      upper[t] = Math.sqrt(Math.max(0, sigmaUpper(t, ritz[t]!)));
     }
     // Components: eigenvectors of the k × k Gram rotate V (Rayleigh–Ritz).
-    const rr = svd(g.value, kk, kk);
+    const rr = svd(kGram, kk, kk);
     const comps = mul(V, rr.U, d, kk, kk);
+    const boundsAt = (options.boundDeltas ?? []).map((dl) => ({ delta: dl, epsilon: boundAt(dl) }));
     let n = 0;
     let total = 0;
     for (const b of dataset.blocks) {
@@ -391,19 +536,19 @@ export async function rsvdCore(
         mean: mu,
         residualBound,
         sourceWeights: new Map(weights),
+        boundsAt,
       },
       epsilon: residualBound,
-      delta: deltaProbes + deltaSampling,
+      delta: deltaUsed,
       coverage: g.coverage,
       blocksUsed: test.outputs.size,
       blocksMissing: dataset.blocks.length - test.outputs.size,
       bytesMoved,
       method:
         `randomized subspace iteration (HMT 2011 Alg. 4.4; l = ${p.l}, q = ${q}, CholeskyQR2 in locus)${mu ? ', centred' : ''}` +
-        `${robust > 0 ? ', source-reweighted' : ''}; ε bounds ‖A − AVVᵀ‖₂ by ${r} Gaussian probes: ‖R‖₂ ≤ ‖RΩ‖₂/√q, ` +
-        `q the ${deltaProbes}-quantile of χ²_${r} (${q2.toFixed(2)}), ‖RΩ‖₂² from the probe Gram + t; σ intervals: Weyl; t: ${g.method}`,
+        `${robust > 0 ? ', source-reweighted' : ''}; ${boundText}`,
       norm: 'spectral',
-      parts: { sampling: { epsilon: eG, delta: deltaSampling }, sketch: { epsilon: residualBound, delta: deltaProbes } },
+      parts,
       sources,
       final: false,
     };

@@ -1,15 +1,25 @@
 /**
  * Calibration of the (ε, δ) bounds: seeded trials on matrices with known truth, depot failures injected at
  * controlled rates, independent per block or correlated per depot (a failed depot loses all its blocks). For
- * each method, nominal δ and failure rate: the observed fraction of trials whose true error exceeds ε (goal ≤ δ,
- * within binomial noise) and the median ε / true error (goal ≤ 3).
+ * each method, nominal δ, failure rate and failure mode: the observed fraction of trials whose true error exceeds
+ * ε (goal ≤ δ, within binomial noise) and the median ε / true error (goal ≤ 3).
  *
- * Methods: column means (Hájek), Gram (HT, matrix Bernstein), PCA (rank 3, in-locus rsvd), least squares
- * (preconditioned, in locus). Every trial draws a new matrix (same spectrum) and a new failure pattern.
+ * Methods and the quantity ε bounds (the true error is computed from the full matrix, the same quantity):
+ * - column means (Hájek): max_j |mean̂_j − mean_j|;
+ * - Gram (HT difference estimator, matrix Bennett): ‖Ĝ − AᵀA‖₂;
+ * - PCA (rank 3, centred, in-locus rsvd): ‖Ã − ÃVVᵀ‖₂, Ã the matrix centred by its exact column means;
+ * - least squares (sketch-preconditioned CG in locus): ‖x − x*‖₂, x* the solution on all rows.
  *
- * Usage: node dist/bench/calibration.js [--json] [--trials N (default 1000)] [--max-seconds S per cell (default 30)]
+ * Every trial draws a new matrix (same spectrum) and, per failure setting, a new failure pattern; one trial's
+ * estimate is evaluated at every δ (the estimate does not depend on δ, its bound is computed per δ). Trials run
+ * in process (the depots' kernels, failures injected), interleaved over the cells so that an overall time limit
+ * leaves every cell with the same number of trials.
+ *
+ * Usage: node dist/bench/calibration.js [--json] [--trials N (default 1000)] [--max-minutes M (default 120)]
  *   [--methods column-means,gram,pca,least-squares]
- * With --json the last line is {"rows":[{method, delta, failure_rate, correlated, trials, violation_rate, bound_over_error}, …]}.
+ * With --json the last line is {"rows":[{method, delta, failure_rate, failure_mode, trials, refused,
+ * violations, violation_rate, violation_limit, bound_over_error}, …]}; violation_limit is the largest violation
+ * rate a correct bound exceeds with probability ≤ 1 % (binomial upper quantile of the δ trials).
  */
 import { Matrix, SingularValueDecomposition, QrDecomposition } from 'ml-matrix';
 import { final, InProcessLocus, inMemoryDataset, leastSquares, pca, runnerContext } from '../algorithms/index.js';
@@ -27,20 +37,26 @@ import { benchArgs } from './lib/args.js';
 
 const { args, json, flag } = benchArgs();
 const TRIALS = flag('--trials', 1000);
-const MAX_SECONDS = flag('--max-seconds', 30);
-const DELTAS = [0.1, 0.05, 0.01];
-const RATES = [0, 0.1, 0.3, 0.5];
+const MAX_MINUTES = flag('--max-minutes', 120);
+const DELTAS = [0.1, 0.05, 0.01] as const;
+const RATES = [0, 0.1, 0.3, 0.5] as const;
 const N = 480;
 const D = 8;
 const BLOCK_ROWS = 20; // 24 blocks
+const BLOCKS = N / BLOCK_ROWS;
 const DEPOTS = 6;
 
 type Method = 'column-means' | 'gram' | 'pca' | 'least-squares';
+type Mode = 'independent' | 'correlated';
 const ALL: Method[] = ['column-means', 'gram', 'pca', 'least-squares'];
 const only = args.indexOf('--methods');
 const METHODS: Method[] = only >= 0 ? (args[only + 1]!.split(',') as Method[]).filter((m) => ALL.includes(m)) : ALL;
+if (!(TRIALS >= 1) || !(MAX_MINUTES > 0) || METHODS.length === 0) {
+  process.stderr.write('usage: calibration [--json] [--trials N ≥ 1] [--max-minutes M > 0] [--methods list]\n');
+  process.exit(2);
+}
 
-/** A seeded matrix: rank-3 signal (σ ≈ 40, 20, 10 per √row) plus noise, a mean offset, and an LS target column. */
+/** A seeded matrix: rank-3 signal (σ ≈ 4, 2, 1 per √row and unit loading) plus noise, a mean offset, and an LS target column. */
 function matrix(seed: number): Float64Array {
   const A = new Float64Array(N * D);
   normals(seed, 1, 0, 0, A);
@@ -74,13 +90,13 @@ function mulberry(seed: number): () => number {
   };
 }
 
-/** Which blocks fail in this trial. */
-function failures(rate: number, correlated: boolean, blocks: number, rand: () => number): Set<number> {
+/** Which blocks fail in this trial (block b lives on depot b mod DEPOTS). */
+function failures(rate: number, mode: Mode, rand: () => number): Set<number> {
   const out = new Set<number>();
-  if (correlated) {
+  if (mode === 'correlated') {
     const down = Array.from({ length: DEPOTS }, () => rand() < rate);
-    for (let b = 0; b < blocks; b++) if (down[b % DEPOTS]) out.add(b);
-  } else for (let b = 0; b < blocks; b++) if (rand() < rate) out.add(b);
+    for (let b = 0; b < BLOCKS; b++) if (down[b % DEPOTS]) out.add(b);
+  } else for (let b = 0; b < BLOCKS; b++) if (rand() < rate) out.add(b);
   return out;
 }
 
@@ -89,30 +105,55 @@ function spectralNorm(M: Matrix): number {
     .diagonal[0]!;
 }
 
-/** One trial: [true error, ε, scale of the truth (for rounding)], or undefined when the method refused (coverage). */
-async function trial(
-  method: Method,
-  delta: number,
-  rate: number,
-  correlated: boolean,
-  seed: number,
-): Promise<[number, number, number] | undefined> {
+/** The truth of one matrix, computed once per trial and shared by every failure setting. */
+interface Truth {
+  readonly A: Float64Array;
+  readonly summaries: BlockSummary[];
+  readonly planned: PlannedBlock[];
+  readonly means: Float64Array;
+  readonly gram: Matrix;
+  readonly blockGrams: Float64Array[];
+  readonly centred: Matrix;
+  readonly lsSolution: number[];
+}
+
+function truthOf(seed: number): Truth {
   const A = matrix(seed);
-  const blocks = N / BLOCK_ROWS;
-  const failed = failures(rate, correlated, blocks, mulberry(seed * 7 + 1));
   const summaries: BlockSummary[] = [];
-  for (let b = 0; b < blocks; b++)
+  for (let b = 0; b < BLOCKS; b++)
     summaries.push(summarizeBlock(A.subarray(b * BLOCK_ROWS * D, (b + 1) * BLOCK_ROWS * D), BLOCK_ROWS, D));
   const planned: PlannedBlock[] = summaries.map((summary, b) => ({ id: String(b), summary, group: `depot${b % DEPOTS}` }));
+  const M = Matrix.from1DArray(N, D, Array.from(A));
+  const means = Float64Array.from(M.mean('column'));
+  const gram = M.transpose().mmul(M);
+  const blockGrams: Float64Array[] = [];
+  for (let b = 0; b < BLOCKS; b++) {
+    const Mb = M.subMatrix(b * BLOCK_ROWS, (b + 1) * BLOCK_ROWS - 1, 0, D - 1);
+    blockGrams.push(Float64Array.from(Mb.transpose().mmul(Mb).to1DArray()));
+  }
+  const centred = M.clone();
+  for (let i = 0; i < N; i++) for (let j = 0; j < D; j++) centred.set(i, j, centred.get(i, j) - means[j]!);
+  const X = M.subMatrix(0, N - 1, 0, D - 2);
+  const y = M.subMatrix(0, N - 1, D - 1, D - 1);
+  const lsSolution = new QrDecomposition(X).solve(y).to1DArray();
+  return { A, summaries, planned, means, gram, blockGrams, centred, lsSolution };
+}
+
+/** One outcome per δ: [true error, ε, scale of the truth (rounding)], or undefined when the method refused (coverage). */
+type Outcome = readonly [number, number, number] | undefined;
+
+async function trial(method: Method, truth: Truth, failed: Set<number>, seed: number): Promise<Outcome[]> {
+  const { A, summaries, planned } = truth;
+  const refused = DELTAS.map(() => undefined);
   try {
     if (method === 'column-means' || method === 'gram') {
-      if (failed.size === blocks) return undefined;
+      if (failed.size === BLOCKS) return refused;
       // The coordinator's own combiners (as `anvil run` uses them), fed the ops' outputs of the answered blocks.
       const { dataset } = inMemoryDataset(A, N, D, { blockRows: BLOCK_ROWS });
       const ds: CoordinatorDataset = dataset;
       if (method === 'column-means') {
         const c = columnStatsJob(ds, 'means').combiner();
-        for (let b = 0; b < blocks; b++) {
+        for (let b = 0; b < BLOCKS; b++) {
           if (failed.has(b)) continue;
           const t = new Float64Array(6 * D);
           t.set(summaries[b]!.colSums, D);
@@ -120,27 +161,25 @@ async function trial(
           for (let j = 0; j < D; j++) t[j] = BLOCK_ROWS;
           c.add(ds.blocks[b]!, new Uint8Array(t.buffer), 0);
         }
-        const e = c.estimate(planned, { delta, weighting: 'response-groups' });
-        let err = 0;
-        let scale = 0;
-        for (let j = 0; j < D; j++) {
-          let s = 0;
-          for (let i = 0; i < N; i++) s += A[i * D + j]!;
-          err = Math.max(err, Math.abs(e.value[j]! - s / N));
-          scale = Math.max(scale, Math.abs(s / N));
-        }
-        return [err, e.epsilon, scale];
+        return DELTAS.map((delta) => {
+          const e = c.estimate(planned, { delta, weighting: 'response-groups' });
+          let err = 0;
+          let scale = 0;
+          for (let j = 0; j < D; j++) {
+            err = Math.max(err, Math.abs(e.value[j]! - truth.means[j]!));
+            scale = Math.max(scale, Math.abs(truth.means[j]!));
+          }
+          return [err, e.epsilon, scale] as const;
+        });
       }
       const c = gramJob(ds).combiner();
-      const G = new Matrix(D, D);
-      for (let b = 0; b < blocks; b++) {
-        const M = Matrix.from1DArray(BLOCK_ROWS, D, Array.from(A.subarray(b * BLOCK_ROWS * D, (b + 1) * BLOCK_ROWS * D)));
-        const Gb = M.transpose().mmul(M);
-        G.add(Gb);
-        if (!failed.has(b)) c.add(ds.blocks[b]!, new Uint8Array(Float64Array.from(Gb.to1DArray()).buffer), 0);
-      }
-      const e = c.estimate(planned, { delta, weighting: 'response-groups' });
-      return [spectralNorm(Matrix.from1DArray(D, D, Array.from(e.value)).sub(G)), e.epsilon, spectralNorm(G)];
+      for (let b = 0; b < BLOCKS; b++)
+        if (!failed.has(b)) c.add(ds.blocks[b]!, new Uint8Array(Float64Array.from(truth.blockGrams[b]!).buffer), 0);
+      const scale = spectralNorm(truth.gram);
+      return DELTAS.map((delta) => {
+        const e = c.estimate(planned, { delta, weighting: 'response-groups' });
+        return [spectralNorm(Matrix.from1DArray(D, D, Array.from(e.value)).sub(truth.gram)), e.epsilon, scale] as const;
+      });
     }
     const { dataset, blocks: bytes } = inMemoryDataset(A, N, D, {
       blockRows: BLOCK_ROWS,
@@ -149,85 +188,131 @@ async function trial(
     const ctx = runnerContext(new InProcessLocus(bytes, { fail: (a) => failed.has(a.block.index) }), {
       store: new ReliabilityStore({ clock: { now: () => 0 } }),
     });
+    const [first, ...rest] = DELTAS;
     if (method === 'pca') {
-      const e = await final(pca(dataset, ctx, { rank: 3, seed, delta }));
-      const M = Matrix.from1DArray(N, D, Array.from(A));
-      const mean = M.mean('column');
-      for (let i = 0; i < N; i++) for (let j = 0; j < D; j++) M.set(i, j, M.get(i, j) - mean[j]!);
+      const e = await final(pca(dataset, ctx, { rank: 3, seed, delta: first, boundDeltas: rest }));
+      const M = truth.centred;
       const V = Matrix.from1DArray(D, 3, Array.from(e.value.components));
-      return [spectralNorm(M.sub(M.mmul(V).mmul(V.transpose()))), e.epsilon, spectralNorm(M)];
+      const err = spectralNorm(M.sub(M.mmul(V).mmul(V.transpose())));
+      const scale = spectralNorm(M);
+      const byDelta = new Map(e.value.boundsAt.map((b) => [b.delta, b.epsilon]));
+      return DELTAS.map((delta) => [err, delta === first ? e.epsilon : byDelta.get(delta)!, scale] as const);
     }
-    const e = await final(leastSquares(dataset, ctx, { seed, delta }));
-    const X = new Matrix(N, D - 1);
-    const y = new Matrix(N, 1);
-    for (let i = 0; i < N; i++) {
-      for (let j = 0; j < D - 1; j++) X.set(i, j, A[i * D + j]!);
-      y.set(i, 0, A[i * D + D - 1]!);
-    }
-    const xs = new QrDecomposition(X).solve(y).to1DArray();
+    const e = await final(leastSquares(dataset, ctx, { seed, delta: first, boundDeltas: rest }));
+    const xs = truth.lsSolution;
     const err = Math.sqrt(xs.reduce((s, v, i) => s + (v - e.value.coefficients[i]!) ** 2, 0));
-    return [err, e.epsilon, Math.hypot(...xs)];
+    const scale = Math.hypot(...xs);
+    const byDelta = new Map(e.value.boundsAt.map((b) => [b.delta, b.epsilon]));
+    return DELTAS.map((delta) => [err, delta === first ? e.epsilon : byDelta.get(delta)!, scale] as const);
   } catch (e) {
-    if ((e as { code?: string }).code === 'COORD_E_COVERAGE') return undefined;
+    if ((e as { code?: string }).code === 'COORD_E_COVERAGE') return refused;
     throw e;
   }
+}
+
+/** The smallest v with P(Binomial(n, p) > v) ≤ 0.01: more violations than v are evidence against the bound. */
+function binomialLimit(n: number, p: number): number {
+  let cdf = 0;
+  let pmf = (1 - p) ** n;
+  for (let v = 0; v <= n; v++) {
+    cdf += pmf;
+    if (1 - cdf <= 0.01) return v;
+    pmf *= ((n - v) / (v + 1)) * (p / (1 - p));
+  }
+  return n;
+}
+
+interface Cell {
+  readonly method: Method;
+  readonly rate: number;
+  readonly mode: Mode;
+  trials: number;
+  refused: number;
+  readonly violations: number[]; // per δ
+  readonly ratios: number[][]; // per δ
 }
 
 interface Row {
   method: Method;
   delta: number;
   failure_rate: number;
-  correlated: boolean;
+  failure_mode: Mode;
   trials: number;
   refused: number;
+  violations: number;
   violation_rate: number;
-  bound_over_error: number;
+  violation_limit: number;
+  bound_over_error: number | null;
 }
 
 async function main(): Promise<void> {
-  const rows: Row[] = [];
-  if (!json) process.stdout.write('method         δ      fail  corr  trials refused  violations  median ε/err\n');
+  const cells: Cell[] = [];
   for (const method of METHODS)
-    for (const delta of DELTAS)
-      for (const rate of RATES)
-        for (const correlated of rate === 0 ? [false] : [false, true]) {
-          const started = Date.now();
-          let n = 0;
-          let refused = 0;
-          let violations = 0;
-          const ratios: number[] = [];
-          for (let t = 0; t < TRIALS && Date.now() - started < MAX_SECONDS * 1000; t++) {
-            const r = await trial(method, delta, rate, correlated, 1 + t);
-            n++;
-            if (r === undefined) {
-              refused++;
-              continue;
-            }
-            const [err, eps, scale] = r;
-            // Errors at the rounding level (every block answered: ε = 0 for exact statistics) are no violation.
-            const rounding = 1e-9 * scale;
-            if (err > eps + rounding) violations++;
-            if (err > rounding) ratios.push(eps / err);
-          }
-          ratios.sort((a, b) => a - b);
-          const median = ratios.length === 0 ? NaN : ratios[Math.floor(ratios.length / 2)]!;
-          const row: Row = {
-            method,
-            delta,
-            failure_rate: rate,
-            correlated,
-            trials: n,
-            refused,
-            violation_rate: n - refused > 0 ? violations / (n - refused) : 0,
-            bound_over_error: median,
-          };
-          rows.push(row);
-          if (!json)
-            process.stdout.write(
-              `${method.padEnd(14)} ${String(delta).padEnd(6)} ${String(rate).padEnd(5)} ${correlated ? 'yes ' : 'no  '}  ${String(n).padStart(6)} ${String(refused).padStart(7)}  ${row.violation_rate.toFixed(4).padStart(10)}  ${median.toPrecision(3).padStart(12)}\n`,
-            );
-        }
-  if (json) process.stdout.write(`${JSON.stringify({ rows })}\n`);
+    for (const rate of RATES)
+      for (const mode of rate === 0 ? (['independent'] as const) : (['independent', 'correlated'] as const))
+        cells.push({ method, rate, mode, trials: 0, refused: 0, violations: DELTAS.map(() => 0), ratios: DELTAS.map(() => []) });
+  const stopAt = Date.now() + MAX_MINUTES * 60_000;
+  const started = Date.now();
+  let done = 0;
+  for (let t = 0; t < TRIALS && Date.now() < stopAt; t++) {
+    const seed = 1 + t;
+    const truth = truthOf(seed);
+    for (const cell of cells) {
+      const failed = failures(cell.rate, cell.mode, mulberry(seed * 7 + 1 + (cell.mode === 'correlated' ? 1_000_003 : 0)));
+      const outcomes = await trial(cell.method, truth, failed, seed);
+      cell.trials++;
+      if (outcomes[0] === undefined) {
+        cell.refused++;
+        continue;
+      }
+      outcomes.forEach((o, i) => {
+        const [err, eps, scale] = o!;
+        // Errors at the rounding level (every block answered: ε = 0 for exact statistics) are no violation.
+        const rounding = 1e-9 * scale;
+        if (err > eps + rounding) cell.violations[i]!++;
+        if (err > rounding) cell.ratios[i]!.push(eps / err);
+      });
+    }
+    done++;
+    if (!json && done % 50 === 0)
+      process.stderr.write(`${done} trials per cell, ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+  }
+  const rows: Row[] = [];
+  for (const cell of cells)
+    DELTAS.forEach((delta, i) => {
+      const ratios = cell.ratios[i]!.slice().sort((a, b) => a - b);
+      const n = cell.trials - cell.refused;
+      rows.push({
+        method: cell.method,
+        delta,
+        failure_rate: cell.rate,
+        failure_mode: cell.mode,
+        trials: cell.trials,
+        refused: cell.refused,
+        violations: cell.violations[i]!,
+        violation_rate: n > 0 ? cell.violations[i]! / n : 0,
+        violation_limit: n > 0 ? binomialLimit(n, delta) / n : 0,
+        bound_over_error: ratios.length === 0 ? null : ratios[Math.floor(ratios.length / 2)]!,
+      });
+    });
+  rows.sort((a, b) => ALL.indexOf(a.method) - ALL.indexOf(b.method) || b.delta - a.delta);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ rows })}\n`);
+    return;
+  }
+  process.stdout.write(
+    `${done} trials per cell in ${((Date.now() - started) / 1000).toFixed(0)} s\n` +
+      'method         δ      fail  mode          trials refused  violations  limit(1%)  median ε/err\n',
+  );
+  for (const r of rows) {
+    const ratio = r.bound_over_error === null ? 'exact' : r.bound_over_error.toPrecision(3);
+    const flagBad = r.violation_rate > r.violation_limit ? '  ← over' : '';
+    process.stdout.write(
+      `${r.method.padEnd(14)} ${String(r.delta).padEnd(6)} ${String(r.failure_rate).padEnd(5)} ${r.failure_mode.padEnd(12)}  ` +
+        `${String(r.trials).padStart(6)} ${String(r.refused).padStart(7)}  ${r.violation_rate.toFixed(4).padStart(10)}  ` +
+        `${r.violation_limit.toFixed(4).padStart(9)}  ${ratio.padStart(12)}${flagBad}\n`,
+    );
+  }
 }
 
 main().catch((e: unknown) => {
