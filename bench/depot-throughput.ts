@@ -57,103 +57,141 @@ function perCore(bytes: number, cpuS: number | undefined): number | undefined {
   return cpuS === undefined || cpuS <= 0 ? undefined : round(bytes / 1e6 / cpuS);
 }
 
-/** One connection speaking just STORE and LOAD, a command at a time. */
+/** Bytes each client socket reads into, reused for every read (no buffer per chunk, no garbage). */
+const READ_BUFFER_BYTES = 1024 * 1024;
+
+/**
+ * What a client waits for: a reply line; `onLine` returns how many body bytes follow it (0: none),
+ * which go to `onBody` as views of the read buffer, valid only during the call.
+ */
+interface Expectation {
+  onLine(line: string): number;
+  onBody(view: Buffer): void;
+  done(error?: Error): void;
+}
+
+/**
+ * One connection speaking just STORE and LOAD, a command at a time. Replies are parsed as they
+ * are read, straight out of one reusable buffer (`onread`): the client spends as little CPU per
+ * byte as it can, so that on a small machine it leaves the cores to the depot.
+ */
 class WireClient {
-  private readonly chunks: Buffer[] = [];
-  private held = 0;
-  private wake: (() => void) | undefined;
-  private ended = false;
+  private readonly expectations: Expectation[] = [];
+  /** Pieces (copies) of a reply line split across reads. */
+  private linePieces: Buffer[] = [];
+  /** Body bytes still to come for the expectation at the front. */
+  private bodyLeft = 0;
+  private failure: Error | undefined;
 
   private constructor(private readonly socket: Socket) {
-    socket.on('data', (c: Buffer) => {
-      this.chunks.push(c);
-      this.held += c.length;
-      this.wake?.();
-    });
-    socket.on('close', () => {
-      this.ended = true;
-      this.wake?.();
-    });
-    socket.on('error', () => undefined);
+    socket.on('close', () => this.fail(new Error('depot closed the connection')));
+    socket.on('error', (e) => this.fail(e));
   }
 
   static async open(addr: DepotAddress): Promise<WireClient> {
-    const socket = connect({ host: addr.host, port: addr.port, noDelay: true });
+    const holder: { client?: WireClient } = {};
+    const socket = connect({
+      host: addr.host,
+      port: addr.port,
+      noDelay: true,
+      onread: {
+        buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
+        callback: (n, buf) => {
+          holder.client?.received(buf, n);
+          return true;
+        },
+      },
+    });
+    const client = new WireClient(socket);
+    holder.client = client;
     await once(socket, 'connect');
-    return new WireClient(socket);
+    return client;
   }
 
-  private async need(n: number): Promise<void> {
-    while (this.held < n) {
-      if (this.ended) throw new Error('depot closed the connection');
-      await new Promise<void>((r) => (this.wake = r));
-      this.wake = undefined;
-    }
+  private fail(e: Error): void {
+    this.failure ??= e;
+    for (const x of this.expectations.splice(0)) x.done(this.failure);
   }
 
-  private async line(): Promise<string> {
-    for (;;) {
-      let seen = 0;
-      for (let i = 0; i < this.chunks.length; i++) {
-        const nl = this.chunks[i]!.indexOf(0x0a);
-        if (nl >= 0) {
-          const all = Buffer.concat(this.chunks.slice(0, i + 1));
-          const text = all.toString('latin1', 0, seen + nl);
-          this.drop(seen + nl + 1);
-          return text;
-        }
-        seen += this.chunks[i]!.length;
+  /** Feeds the bytes of one read to the expectations in order. */
+  private received(buf: Uint8Array, n: number): void {
+    const bytes = Buffer.from(buf.buffer, buf.byteOffset, n);
+    let at = 0;
+    while (at < n) {
+      const x = this.expectations[0];
+      if (x === undefined) return this.fail(new Error('the depot sent bytes nobody asked for'));
+      if (this.bodyLeft > 0) {
+        const k = Math.min(this.bodyLeft, n - at);
+        x.onBody(bytes.subarray(at, at + k));
+        this.bodyLeft -= k;
+        at += k;
+        if (this.bodyLeft === 0) this.expectations.shift()!.done();
+        continue;
       }
-      await this.need(this.held + 1);
-    }
-  }
-
-  /** Drops `n` bytes from the front; with `sink`, hands them over first (as views). */
-  private drop(n: number, sink?: (b: Buffer) => void): void {
-    this.held -= n;
-    while (n > 0) {
-      const c = this.chunks[0]!;
-      if (c.length <= n) {
-        sink?.(c);
-        this.chunks.shift();
-        n -= c.length;
-      } else {
-        sink?.(c.subarray(0, n));
-        this.chunks[0] = c.subarray(n);
-        n = 0;
+      const nl = bytes.indexOf(0x0a, at);
+      if (nl < 0) {
+        this.linePieces.push(Buffer.from(bytes.subarray(at, n)));
+        return;
       }
+      const line = Buffer.concat([...this.linePieces, bytes.subarray(at, nl)]).toString('latin1');
+      this.linePieces = [];
+      at = nl + 1;
+      this.bodyLeft = x.onLine(line);
+      if (this.bodyLeft === 0) this.expectations.shift()!.done();
     }
   }
 
-  private async ok(what: string): Promise<string[]> {
-    const t = (await this.line()).trim().split(/\s+/);
-    if (t[0] !== '1') throw new Error(`${what} refused: ${t.join(' ')}`);
-    return t;
+  /** Waits for one reply line starting with `1`, then for `body(tokens)` body bytes (to `onBody`). */
+  private expect(
+    what: string,
+    body: (tokens: string[]) => number = () => 0,
+    onBody: (view: Buffer) => void = () => undefined,
+  ): Promise<string[]> {
+    return new Promise<string[]>((resolve, reject) => {
+      if (this.failure !== undefined) return reject(this.failure);
+      let tokens: string[] = [];
+      this.expectations.push({
+        onLine: (line) => {
+          tokens = line.trim().split(/\s+/);
+          return tokens[0] === '1' ? body(tokens) : 0;
+        },
+        onBody,
+        done: (error) => {
+          if (error !== undefined) reject(error);
+          else if (tokens[0] !== '1') reject(new Error(`${what} refused: ${tokens.join(' ')}`));
+          else resolve(tokens);
+        },
+      });
+    });
   }
 
   async store(cap: Capability, data: Buffer): Promise<void> {
+    const goAhead = this.expect('STORE go-ahead');
     this.socket.write(formatStore({ version: 1, cap: keyRefOf(cap), length: data.length, timeoutSec: 600 }), 'latin1');
-    await this.ok('STORE go-ahead');
+    await goAhead;
+    const ack = this.expect('STORE');
     this.socket.write(data);
-    const t = await this.ok('STORE');
+    const t = await ack;
     if (Number(t[1]) !== data.length) throw new Error(`STORE acknowledged ${t[1]} bytes`);
   }
 
   /** LOAD, checking the block's stamp (its first 8 bytes) without assembling the block. */
   async load(cap: Capability, offset: number, length: number): Promise<number> {
+    const head = Buffer.alloc(8);
+    let got = 0;
+    const reply = this.expect(
+      'LOAD',
+      (t) => {
+        if (Number(t[1]) !== length) throw new Error(`LOAD announced ${t[1]} bytes`);
+        return length;
+      },
+      (view) => {
+        if (got < 8) got += view.copy(head, got, 0, Math.min(view.length, 8 - got));
+      },
+    );
     this.socket.write(formatLoad({ version: 1, cap: keyRefOf(cap), offset, length, timeoutSec: 600 }), 'latin1');
-    const t = await this.ok('LOAD');
-    if (Number(t[1]) !== length) throw new Error(`LOAD announced ${t[1]} bytes`);
-    let stamp: number | undefined;
-    for (let left = length; left > 0;) {
-      await this.need(1);
-      const n = Math.min(left, this.held);
-      this.drop(n, (b) => {
-        if (stamp === undefined && b.length >= 8) stamp = b.readDoubleLE(0);
-      });
-      left -= n;
-    }
-    return stamp ?? -1;
+    await reply;
+    return got === 8 ? head.readDoubleLE(0) : -1;
   }
 
   close(): void {
@@ -296,20 +334,29 @@ async function rawSocket(bytes: number, block: Buffer): Promise<BulkFigures> {
       });
     });
     const read = await new Promise<number>((resolve, reject) => {
-      const s = connect({ host: '127.0.0.1', port, noDelay: true });
       let t0 = 0n;
       let got = 0;
+      // Read the way the bench's clients read: into one reusable buffer.
+      const s = connect({
+        host: '127.0.0.1',
+        port,
+        noDelay: true,
+        onread: {
+          buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
+          callback: (n) => {
+            got += n;
+            if (got >= bytes) {
+              resolve(Number(process.hrtime.bigint() - t0) / 1e9);
+              s.destroy();
+            }
+            return true;
+          },
+        },
+      });
       s.on('error', reject);
       s.on('connect', () => {
         t0 = process.hrtime.bigint();
         s.write('R');
-      });
-      s.on('data', (c: Buffer) => {
-        got += c.length;
-        if (got >= bytes) {
-          resolve(Number(process.hrtime.bigint() - t0) / 1e9);
-          s.destroy();
-        }
       });
     });
     return { writeMBps: round(bytes / 1e6 / write), readMBps: round(bytes / 1e6 / read) };

@@ -806,7 +806,7 @@ export class DepotCore {
       throw err(DepotErrorCode.WOULD_EXCEED_LIMIT, 'the allocation was truncated during the transfer');
     }
     try {
-      this.resources.get(a.rid)!.store.commitWrite(a, newSize, blocks);
+      await this.resources.get(a.rid)!.store.commitWrite(a, newSize, blocks);
     } catch (e) {
       // Nothing was recorded: put the stored bytes back in line with the metadata.
       await writer.abort().catch(() => undefined);
@@ -894,7 +894,7 @@ export class DepotCore {
         const newPhysical = Math.max(ring.physicalSize, part.at + part.length);
         const blocks = await writer.finish(newPhysical);
         if (a.freed) throw err(DepotErrorCode.CAP_NOT_FOUND, 'the allocation was deleted during the transfer');
-        store.commitWrite(this.stored(a), newPhysical, blocks);
+        await store.commitWrite(this.stored(a), newPhysical, blocks);
         ring.physicalSize = newPhysical;
       } catch (e) {
         await writer?.abort().catch(() => undefined);

@@ -17,8 +17,8 @@ export interface StorageResource {
   insert(a: Allocation): void;
   /** Records changed metadata: refcounts, lease, max size, reliability, state. */
   update(a: Allocation): void;
-  /** Records a write's new size and block checksums in one transaction. */
-  commitWrite(a: Allocation, newSize: number, blocks: BlockChecksums | undefined): void;
+  /** Records a write's new size and block checksums in one transaction (durable once it resolves). */
+  commitWrite(a: Allocation, newSize: number, blocks: BlockChecksums | undefined): void | Promise<void>;
   /** Frees an allocation's bytes and forgets it. */
   purge(a: Allocation): Promise<void>;
   close(): void;

@@ -584,6 +584,11 @@ export class DiskData implements AllocationData {
     }
   }
 
+  /** Loads the committed checksums into the cache, if they are not there yet. */
+  loadChecksums(): void {
+    this.checksums();
+  }
+
   private checksums(): Map<number, number> {
     this.crcs ??= this.db.blocks(this.owner.id);
     return this.crcs;

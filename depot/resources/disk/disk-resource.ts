@@ -7,6 +7,7 @@ import { DepotError, DepotErrorCode } from '../../errors.js';
 import type { ResourceOptions } from '../../options.js';
 import type { StorageResource } from '../resource.js';
 import { BLOCK_BYTES, DiskData, assertRoom, closeHandlesUnder, crcOfFileBlock, realDiskIo, type DiskIo } from './disk-data.js';
+import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { MetadataDb } from './metadata-db.js';
 import { journalPath, redoJournal } from './redo-journal.js';
 import { SpaceReserve, isOutOfSpace } from './space-reserve.js';
@@ -24,6 +25,9 @@ const RESERVE_FILE = 'space-reserve';
  * the committed size (a torn append) are cut; files nobody owns are removed.
  */
 export class DiskResource implements StorageResource {
+  /** Under `safe`: the writes' commits, grouped (see group-commit.ts). */
+  private readonly group: GroupCommit | undefined;
+
   private constructor(
     readonly options: ResourceOptions,
     private readonly dir: string,
@@ -31,7 +35,17 @@ export class DiskResource implements StorageResource {
     private readonly log: Logger,
     private readonly io: DiskIo,
     private readonly reserve: SpaceReserve,
-  ) {}
+  ) {
+    this.group =
+      options.fsync === 'safe'
+        ? new GroupCommit({ transact: (changes) => db.commitWrites(changes), sync: () => db.syncWal() })
+        : undefined;
+  }
+
+  /** Commits and metadata syncs of the grouped writes so far (`safe` only). */
+  get groupCommitStats(): GroupCommitStats | undefined {
+    return this.group?.stats;
+  }
 
   static async open(options: ResourceOptions, log: Logger, io: DiskIo = realDiskIo): Promise<DiskResource> {
     const dir = options.path!;
@@ -144,9 +158,38 @@ export class DiskResource implements StorageResource {
     this.db.update(a);
   }
 
-  commitWrite(a: Allocation, newSize: number, blocks: BlockChecksums | undefined): void {
+  /**
+   * Records a write (its data is durable under the policy already). Under `fast` at once; under
+   * `safe` with the writes that finish meanwhile, resolving once the record is durable. The write's
+   * checksums reach readers only then (the core sets the new size after it).
+   */
+  commitWrite(a: Allocation, newSize: number, blocks: BlockChecksums | undefined): void | Promise<void> {
     const data = a.data as DiskData;
-    this.db.commitWrite(a.id, newSize, blocks, data.journalToCommit());
+    if (this.group === undefined) {
+      this.db.commitWrite(a.id, newSize, blocks, data.journalToCommit());
+      data.noteCommitted(blocks);
+      return;
+    }
+    return this.commitGrouped(a, data, newSize, blocks);
+  }
+
+  private async commitGrouped(a: Allocation, data: DiskData, newSize: number, blocks: BlockChecksums | undefined): Promise<void> {
+    // Readers keep the checksums that go with the committed size until the record is durable: the
+    // cache is filled now, before the new ones are in the store.
+    data.loadChecksums();
+    const oldSize = a.size;
+    const seq = data.journalToCommit();
+    let applied = false;
+    try {
+      await this.group!.submit(() => {
+        this.db.commitWrite(a.id, newSize, blocks, seq);
+        applied = true;
+      });
+    } catch (e) {
+      // Recorded but not durable (the sync failed): put the size back; the caller undoes the bytes.
+      if (applied) this.db.restoreSize(a.id, oldSize);
+      throw e;
+    }
     data.noteCommitted(blocks);
   }
 

@@ -1,3 +1,5 @@
+import { constants as fsConstants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import type { AllocationRecord, AllocationState, BlockChecksums } from '../../core/allocation.js';
 import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
@@ -26,11 +28,17 @@ interface Row {
 /**
  * The metadata of one disk resource in SQLite (WAL): allocations (key digests, sizes, lease,
  * refcounts, state) and per-block checksums. Every change is one transaction; under the `safe`
- * policy SQLite syncs the WAL at each commit (`synchronous = FULL`).
+ * policy SQLite syncs the WAL at each commit (`synchronous = FULL`), except for the writes' commits,
+ * which are grouped ({@link commitWrites}) and made durable by one fsync of the WAL per group
+ * ({@link syncWal}).
  */
 export class MetadataDb {
   private readonly db: Database.Database;
   private readonly stmts;
+  /** The WAL file, opened on the first {@link syncWal}. */
+  private wal: FileHandle | undefined;
+  private walOpening: Promise<FileHandle> | undefined;
+  private readonly file: string;
 
   /**
    * Opens (or creates) the store. With a space `reserve`, a filesystem too full to open it, or to
@@ -43,6 +51,7 @@ export class MetadataDb {
     fsync: FsyncPolicy,
     private readonly reserve?: SpaceReserve,
   ) {
+    this.file = file;
     try {
       this.db = this.retryWhenFull(() => MetadataDb.openDatabase(file, fsync));
     } catch (e) {
@@ -105,6 +114,8 @@ export class MetadataDb {
       putSeq: this.db.prepare('INSERT OR REPLACE INTO write_seq (alloc_id, seq) VALUES (?, ?)'),
       removeSeq: this.db.prepare('DELETE FROM write_seq WHERE alloc_id = ?'),
       maxId: this.db.prepare<[], { id: number | null }>('SELECT MAX(id) AS id FROM allocations'),
+      unsynced: this.db.prepare('PRAGMA synchronous = NORMAL'),
+      synced: this.db.prepare(`PRAGMA synchronous = ${fsync === 'safe' ? 'FULL' : 'NORMAL'}`),
     };
   }
 
@@ -170,6 +181,52 @@ export class MetadataDb {
   }
 
   /**
+   * Several writes' commits ({@link commitWrite}) in one transaction that SQLite does not sync: a
+   * commit that fails is undone alone (a savepoint), the others stand. Under `safe` they are
+   * durable only after {@link syncWal}. Returns each commit's failure (undefined: recorded).
+   */
+  commitWrites(changes: readonly (() => void)[]): (unknown | undefined)[] {
+    const failures: (unknown | undefined)[] = changes.map(() => undefined);
+    this.stmts.unsynced.run();
+    try {
+      this.db.transaction(() => {
+        changes.forEach((change, i) => {
+          try {
+            this.db.transaction(change)(); // nested: its own savepoint
+          } catch (e) {
+            failures[i] = e;
+          }
+        });
+      })();
+    } catch (e) {
+      throw storageError(e, 'metadata store: cannot commit the writes');
+    } finally {
+      this.stmts.synced.run();
+    }
+    return failures;
+  }
+
+  /**
+   * Makes every transaction committed so far durable: one fdatasync of the WAL, on the thread
+   * pool (the frames of a commit are in the WAL once it returns; a checkpoint syncs the WAL before
+   * it copies them, and SQLite syncs the header of a WAL it restarts).
+   */
+  async syncWal(): Promise<void> {
+    try {
+      this.walOpening ??= open(`${this.file}-wal`, fsConstants.O_RDONLY);
+      this.wal ??= await this.walOpening;
+      await this.wal.datasync();
+    } catch (e) {
+      throw storageError(e, 'metadata store: cannot make the writes durable');
+    }
+  }
+
+  /** Puts back an allocation's size (a grouped commit whose sync failed is undone). */
+  restoreSize(id: number, size: number): void {
+    this.run('undo the write', () => this.stmts.setSize.run(size, id));
+  }
+
+  /**
    * Replaces checksums and drops those of blocks at or past `fromBlock` (after a truncation); with
    * `seq`, also records the redo journal of that write as done.
    */
@@ -219,6 +276,10 @@ export class MetadataDb {
 
   close(): void {
     if (this.db.open) this.db.close();
+    // After the database: its last connection may remove the WAL, which a held descriptor does not stop.
+    void this.walOpening?.then((fh) => fh.close()).catch(() => undefined);
+    this.walOpening = undefined;
+    this.wal = undefined;
   }
 
   private params(a: AllocationRecord) {
