@@ -18,8 +18,9 @@
  * Usage: node dist/bench/calibration.js [--json] [--trials N (default 1000)] [--max-minutes M (default 120)]
  *   [--methods column-means,gram,pca,least-squares]
  * With --json the last line is {"rows":[{method, delta, failure_rate, failure_mode, trials, refused,
- * violations, violation_rate, violation_limit, bound_over_error}, …]}; violation_limit is the largest violation
- * rate a correct bound exceeds with probability ≤ 1 % (binomial upper quantile of the δ trials).
+ * violations, violation_rate, violation_limit, bound_over_error}, …]} (and the table goes to stderr);
+ * violation_limit is the largest violation rate a correct bound exceeds with probability ≤ 1 % (binomial upper
+ * quantile); bound_over_error is null where every error is at the rounding level (exact statistics).
  */
 import { Matrix, SingularValueDecomposition, QrDecomposition } from 'ml-matrix';
 import { final, InProcessLocus, inMemoryDataset, leastSquares, pca, runnerContext } from '../algorithms/index.js';
@@ -296,23 +297,22 @@ async function main(): Promise<void> {
       });
     });
   rows.sort((a, b) => ALL.indexOf(a.method) - ALL.indexOf(b.method) || b.delta - a.delta);
-  if (json) {
-    process.stdout.write(`${JSON.stringify({ rows })}\n`);
-    return;
-  }
-  process.stdout.write(
+  // With --json the table goes to stderr and the rows are the last line of stdout.
+  const out = json ? process.stderr : process.stdout;
+  out.write(
     `${done} trials per cell in ${((Date.now() - started) / 1000).toFixed(0)} s\n` +
       'method         δ      fail  mode          trials refused  violations  limit(1%)  median ε/err\n',
   );
   for (const r of rows) {
     const ratio = r.bound_over_error === null ? 'exact' : r.bound_over_error.toPrecision(3);
     const flagBad = r.violation_rate > r.violation_limit ? '  ← over' : '';
-    process.stdout.write(
+    out.write(
       `${r.method.padEnd(14)} ${String(r.delta).padEnd(6)} ${String(r.failure_rate).padEnd(5)} ${r.failure_mode.padEnd(12)}  ` +
         `${String(r.trials).padStart(6)} ${String(r.refused).padStart(7)}  ${r.violation_rate.toFixed(4).padStart(10)}  ` +
         `${r.violation_limit.toFixed(4).padStart(9)}  ${ratio.padStart(12)}${flagBad}\n`,
     );
   }
+  if (json) process.stdout.write(`${JSON.stringify({ rows })}\n`);
 }
 
 main().catch((e: unknown) => {
