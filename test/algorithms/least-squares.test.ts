@@ -70,6 +70,23 @@ describe('least squares in locus', () => {
     expect(dist(e.value.coefficients, xStar)).toBeLessThanOrEqual(e.epsilon);
   });
 
+  it('with half the blocks failing it still answers with a finite bound that holds; below minCoverage it refuses', async () => {
+    const { M, xStar } = problem(2000, 6, 7, 1);
+    const { dataset, blocks } = inMemoryDataset(M, 2000, 7, { blockRows: 50 });
+    const fail = (a: { block: { index: number } }) => a.block.index % 2 === 1;
+    const e = await final(
+      leastSquares(dataset, runnerContext(new InProcessLocus(blocks, { fail })), { seed: 4, boundDeltas: [0.01] }),
+    );
+    expect(e.blocksMissing).toBe(20);
+    expect(Number.isFinite(e.epsilon)).toBe(true);
+    expect(dist(e.value.coefficients, xStar)).toBeLessThanOrEqual(e.epsilon);
+    expect(e.value.boundsAt[0]!.delta).toBe(0.01);
+    expect(e.value.boundsAt[0]!.epsilon).toBeGreaterThanOrEqual(e.epsilon);
+    await expect(
+      final(leastSquares(dataset, runnerContext(new InProcessLocus(blocks, { fail })), { seed: 4, minCoverage: 0.9 })),
+    ).rejects.toMatchObject({ code: 'COORD_E_COVERAGE' });
+  });
+
   it('refuses a target outside the columns', async () => {
     const { dataset, blocks } = inMemoryDataset(M, n, d + 1, { blockRows: 500 });
     await expect(
