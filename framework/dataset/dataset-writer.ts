@@ -1,11 +1,20 @@
 import { rm } from 'node:fs/promises';
 import { formatCapability, type DepotAddress, type IbpClient } from '../../ibp/index.js';
 import type { TimerHandle } from '../clock.js';
-import { summarizeBlock, summaryToJson, type BlockSummary } from '../estimation/index.js';
+import {
+  DEFAULT_SPECTRUM_MAX_COLS,
+  attachScatterRadius,
+  centredScatter,
+  makeScatterReference,
+  summarizeBlock,
+  summaryToJson,
+  type BlockSummary,
+  type ScatterReference,
+} from '../estimation/index.js';
 import type { Exnode, Mapping } from '../exnode/exnode.js';
 import { writeExnode } from '../exnode/exnode-file.js';
 import { Warmer, type WarmReport } from '../warmer/warmer.js';
-import { datasetFromExnode, type Dataset } from './dataset.js';
+import { datasetFromExnode, scatterReferenceMeta, type Dataset } from './dataset.js';
 import { DatasetError, DatasetErrorCode, invalidArgument } from './errors.js';
 import { resolveIngestOptions, type IngestOptions, type ResolvedIngestOptions } from './ingest-options.js';
 import { arrayOf, unstorable } from './row-batch.js';
@@ -42,6 +51,12 @@ interface BlockEntry {
   readonly summary: BlockSummary;
   mappings: Mapping[] | undefined;
 }
+
+/**
+ * Blocks whose centred scatters are pooled into the dataset's reference scatter (the first ones cut). Every
+ * block's summary then records its distance from the reference (up to DEFAULT_SPECTRUM_MAX_COLS columns).
+ */
+export const REFERENCE_SCATTER_BLOCKS = 4;
 
 /** What an ingest did, with its throughput. */
 export interface IngestStats {
@@ -98,6 +113,10 @@ export class DatasetWriter {
   /** The warm pass running now, and the one queued behind it (see {@link warmNow}). */
   private warmRunning: Promise<WarmReport> | undefined;
   private warmQueued: Promise<WarmReport> | undefined;
+  /** The dataset's reference scatter once fixed; until then the first blocks' scatters wait for it. */
+  private reference: ScatterReference | undefined;
+  private referenceFixed: boolean;
+  private readonly awaitingReference: { entry: BlockEntry; scatter: Float64Array }[] = [];
   private readonly onAbort = () => {
     void this.abort(this.options.signal?.reason);
   };
@@ -108,6 +127,7 @@ export class DatasetWriter {
   ) {
     this.options = resolveIngestOptions(options);
     const o = this.options;
+    this.referenceFixed = o.cols > DEFAULT_SPECTRUM_MAX_COLS;
     this.warmer = new Warmer(
       client,
       {
@@ -176,6 +196,7 @@ export class DatasetWriter {
       for (const s of this.sources.values()) if (s.filled > 0) await this.cut(s);
       while (this.inflight.size > 0) await Promise.all([...this.inflight]);
       if (this.failure !== undefined) throw this.failure;
+      if (!this.referenceFixed) this.fixReference();
       // A warm pass still running writes lease ends into the mappings: let it land before the exNode is written.
       await (this.warmQueued ?? this.warmRunning)?.catch(() => undefined);
       const exnode = this.exnodeOf(this.blocks.length);
@@ -312,7 +333,8 @@ export class DatasetWriter {
     const rows = s.filled;
     const data = s.buffer.slice(0, rows * cols);
     s.filled = 0;
-    const summary = summarizeBlock(data, rows, cols); // append checked every value
+    // append checked every value
+    const summary = summarizeBlock(data, rows, cols, this.reference === undefined ? {} : { reference: this.reference });
     const entry: BlockEntry = {
       index: this.blocks.length,
       rowStart: this.rows,
@@ -323,6 +345,10 @@ export class DatasetWriter {
     };
     this.blocks.push(entry);
     this.rows += rows;
+    if (!this.referenceFixed) {
+      this.awaitingReference.push({ entry, scatter: centredScatter(data, rows, cols) });
+      if (this.awaitingReference.length >= REFERENCE_SCATTER_BLOCKS) this.fixReference();
+    }
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const task = s.chain.then(async () => {
       if (this.failure !== undefined) return;
@@ -440,10 +466,39 @@ export class DatasetWriter {
     return k;
   }
 
+  /**
+   * Fixes the dataset's reference scatter — the pooled centred scatter of the blocks cut so far, normalised — and
+   * records every waiting block's distance from it (a dataset whose rows are all constant gets none).
+   */
+  private fixReference(): void {
+    this.referenceFixed = true;
+    const cols = this.options.cols;
+    const pooled = new Float64Array(cols * cols);
+    for (const { scatter } of this.awaitingReference) for (let q = 0; q < pooled.length; q++) pooled[q]! += scatter[q]!;
+    let trace = 0;
+    for (let j = 0; j < cols; j++) trace += pooled[j * cols + j]!;
+    if (trace > 0) {
+      const reference = makeScatterReference(pooled, cols);
+      this.reference = reference;
+      for (const { entry, scatter } of this.awaitingReference) attachScatterRadius(entry.summary, scatter, reference);
+    }
+    this.awaitingReference.length = 0;
+  }
+
   private exnodeOf(blockCount: number): Exnode {
     const o = this.options;
     const blocks = this.blocks.slice(0, blockCount);
     const rows = blocks.reduce((n, b) => n + b.rows, 0);
+    // Blocks stored before the reference was fixed get their radius into the mappings now.
+    for (const b of blocks) {
+      const radius = b.summary.scatterRadius;
+      if (radius === undefined || b.summary.scatterReference === undefined) continue;
+      for (const m of b.mappings!) {
+        if (m.summary === undefined || m.summary.scatterRadius !== undefined) continue;
+        m.summary.scatterRadius = radius;
+        m.summary.scatterReference = b.summary.scatterReference.id;
+      }
+    }
     return {
       name: o.name,
       size: rows * o.rowBytes,
@@ -452,6 +507,7 @@ export class DatasetWriter {
       dtype: o.dtype,
       shape: [rows, o.cols],
       mappings: blocks.flatMap((b) => b.mappings!),
+      ...(this.reference === undefined ? {} : { extra: [scatterReferenceMeta(this.reference)] }),
     };
   }
 

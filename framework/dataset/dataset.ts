@@ -1,6 +1,7 @@
 import { parseCapability, type DepotAddress } from '../../ibp/index.js';
-import { summaryFromJson, type BlockSummary } from '../estimation/index.js';
+import { scatterReferenceFromJson, summaryFromJson, type BlockSummary, type ScatterReference } from '../estimation/index.js';
 import { blocksOf, type Dtype, type Exnode, type Mapping } from '../exnode/exnode.js';
+import { metaToJson, type MetaEntry } from '../exnode/metadata.js';
 import { readExnode } from '../exnode/exnode-file.js';
 import { DatasetError, DatasetErrorCode } from './errors.js';
 
@@ -48,6 +49,32 @@ export function bytesPerElement(dtype: Dtype): 4 | 8 {
   return dtype === 'float32' ? 4 : 8;
 }
 
+/** Name of the exNode file metadata entry that holds the dataset's reference scatter (JSON). */
+export const SCATTER_REFERENCE_META = 'scatterReference';
+
+/** The file metadata entry of a dataset's reference scatter. */
+export function scatterReferenceMeta(r: ScatterReference): MetaEntry {
+  return {
+    name: SCATTER_REFERENCE_META,
+    type: 'json',
+    value: JSON.stringify({ id: r.id, cols: r.cols, matrix: Array.from(r.matrix) }),
+  };
+}
+
+/** The dataset's reference scatter from the exNode's file metadata (JSON, or a `meta` list after UNIS JSON). */
+function scatterReferenceOf(x: Exnode, cols: number): ScatterReference[] {
+  const entry = x.extra?.find((e) => e.name === SCATTER_REFERENCE_META);
+  if (entry === undefined) return [];
+  try {
+    const v = metaToJson(entry);
+    const ref = scatterReferenceFromJson(typeof v === 'string' ? (JSON.parse(v) as unknown) : v, SCATTER_REFERENCE_META);
+    if (ref.cols !== cols) throw new Error(`${SCATTER_REFERENCE_META} has ${ref.cols} columns, not ${cols}`);
+    return [ref];
+  } catch (e) {
+    throw notADataset(x.name, (e as Error).message, {}, e);
+  }
+}
+
 function notADataset(name: string, why: string, details: Record<string, unknown> = {}, cause?: unknown): DatasetError {
   return new DatasetError(DatasetErrorCode.NOT_A_DATASET, `exNode ${JSON.stringify(name)} is not a dataset: ${why}`, {
     details: { exnode: name, ...details },
@@ -91,6 +118,7 @@ export function datasetFromExnode(x: Exnode): Dataset {
     throw notADataset(name, `its size ${x.size} is not rows · cols · ${bytesPerElement(x.dtype)} = ${rows * rowBytes}`);
   }
   const blocks: DatasetBlock[] = [];
+  const references = scatterReferenceOf(x, cols);
   let next = 0;
   for (const group of blocksOf(x)) {
     const at = `the block at byte ${group.offset}`;
@@ -138,7 +166,7 @@ export function datasetFromExnode(x: Exnode): Dataset {
       const s = withSummary.summary!;
       if (s.colSums.length !== cols) throw notADataset(name, `${at} has a summary of ${s.colSums.length} columns, not ${cols}`);
       try {
-        block.summary = summaryFromJson({ ...s, cols }, `block ${block.index} summary`);
+        block.summary = summaryFromJson({ ...s, cols }, `block ${block.index} summary`, references);
       } catch (e) {
         throw notADataset(name, (e as Error).message, {}, e);
       }

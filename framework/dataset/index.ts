@@ -24,6 +24,7 @@ export {
 export {
   datasetFromExnode,
   openDataset,
+  SCATTER_REFERENCE_META,
   bytesPerElement,
   type Dataset,
   type DatasetBlock,
@@ -39,5 +40,5 @@ export {
   DEFAULT_MAX_INFLIGHT_BLOCKS,
   type IngestOptions,
 } from './ingest-options.js';
-export { DatasetWriter, type IngestStats, type IngestResult } from './dataset-writer.js';
+export { DatasetWriter, REFERENCE_SCATTER_BLOCKS, type IngestStats, type IngestResult } from './dataset-writer.js';
 export { ingest, sensorFieldBatches } from './ingest.js';

@@ -51,6 +51,9 @@ export interface ExnodeBlockSummary {
   /** Optional spectral bounds: largest and smallest eigenvalue of the block's centred scatter matrix. */
   scatterEigMax?: number;
   scatterEigMin?: number;
+  /** Optional: ‖K − tr(K)·Ref‖₂ ≤ scatterRadius for the dataset's reference scatter named by its id. */
+  scatterRadius?: number;
+  scatterReference?: string;
 }
 
 /** A file composed of allocations on IBP depots, striped and replicated. */
@@ -176,6 +179,7 @@ function validateDatasetFields(m: Mapping, f: string): void {
     finite(s.maxAbs, `${f}summary.maxAbs`, true);
     if (s.scatterEigMax !== undefined) finite(s.scatterEigMax, `${f}summary.scatterEigMax`, true);
     if (s.scatterEigMin !== undefined) finite(s.scatterEigMin, `${f}summary.scatterEigMin`, true);
+    if (s.scatterRadius !== undefined) finite(s.scatterRadius, `${f}summary.scatterRadius`, true);
     if (typeof s.hash !== 'string' || !/^[0-9a-f]{64}$/.test(s.hash))
       throw invalid(`${f}summary.hash`, 'must be 64 lowercase hex digits', s.hash);
     if (m.rows !== undefined && m.rows.count !== s.rows)
@@ -220,6 +224,8 @@ export function anvilMappingMeta(m: Mapping): MetaEntry[] {
     ];
     if (s.scatterEigMax !== undefined) children.push({ name: 'scatterEigMax', type: 'string', value: String(s.scatterEigMax) });
     if (s.scatterEigMin !== undefined) children.push({ name: 'scatterEigMin', type: 'string', value: String(s.scatterEigMin) });
+    if (s.scatterRadius !== undefined) children.push({ name: 'scatterRadius', type: 'string', value: String(s.scatterRadius) });
+    if (s.scatterReference !== undefined) children.push({ name: 'scatterReference', type: 'string', value: s.scatterReference });
     out.push({ name: 'summary', type: 'meta', children });
   }
   if (m.source !== undefined) out.push({ name: 'source', type: 'string', value: m.source });
@@ -301,6 +307,8 @@ export function readAnvilMappingMeta(
     };
     if (c.has('scatterEigMax')) s.scatterEigMax = metaNumber(c.get('scatterEigMax'), `${f}.scatterEigMax`);
     if (c.has('scatterEigMin')) s.scatterEigMin = metaNumber(c.get('scatterEigMin'), `${f}.scatterEigMin`);
+    if (c.has('scatterRadius')) s.scatterRadius = metaNumber(c.get('scatterRadius'), `${f}.scatterRadius`);
+    if (c.has('scatterReference')) s.scatterReference = scalar(c.get('scatterReference'), `${f}.scatterReference`);
     out.summary = s;
   }
   const source = get('source');

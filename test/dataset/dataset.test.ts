@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { summarizeBlock } from '../../framework/estimation/index.js';
+import { centredScatter, makeScatterReference, summarizeBlock } from '../../framework/estimation/index.js';
 import { fromUnisJson, fromXnd, toUnisJson, toXnd, type Exnode, type Mapping } from '../../framework/index.js';
-import { DatasetError, datasetFromExnode } from '../../framework/dataset/index.js';
+import { DatasetError, SCATTER_REFERENCE_META, datasetFromExnode } from '../../framework/dataset/index.js';
 
 const cap = (port: number, k: string, type: 'READ' | 'WRITE' | 'MANAGE') => `ibp://127.0.0.1:${port}/1#${k}/w${k}/${type}`;
 
@@ -125,6 +125,38 @@ describe('datasetFromExnode', () => {
     expect(err).toBeInstanceOf(DatasetError);
     expect(err).toMatchObject({ code: 'DATA_E_NOT_A_DATASET' });
     expect((err as Error).message).toContain(message);
+  });
+
+  it('reads the reference scatter and the summaries that name it; refuses an altered reference', () => {
+    const a = Float64Array.from({ length: 9 }, (_, i) => Math.sin(i) * 1e3 + 1 / 3);
+    const reference = makeScatterReference(centredScatter(a, 3, 3), 3);
+    const s = summarizeBlock(a, 3, 3, { reference });
+    const summary = {
+      rows: s.rows,
+      colSums: Array.from(s.colSums),
+      colSumSq: Array.from(s.colSumSq),
+      frob2: s.frob2,
+      maxAbs: s.maxAbs,
+      hash: s.hash,
+      scatterRadius: s.scatterRadius!,
+      scatterReference: reference.id,
+    };
+    const meta = (matrix: number[]) => ({
+      name: SCATTER_REFERENCE_META,
+      type: 'json' as const,
+      value: JSON.stringify({ id: reference.id, cols: 3, matrix }),
+    });
+    const x = exnode([mapping(1, 'a', 0, 72, { rows: { start: 0, count: 3 }, summary })], 3, 3, {
+      extra: [meta(Array.from(reference.matrix))],
+    });
+    const ds = datasetFromExnode(x);
+    expect(ds.blocks[0]!.summary!.scatterReference).toEqual(reference);
+    expect(ds.blocks[0]!.summary!.scatterRadius).toBe(s.scatterRadius);
+    for (const back of [fromXnd(toXnd(x)), fromUnisJson(toUnisJson(x))]) expect(datasetFromExnode(back)).toEqual(ds);
+    // Without the reference the radius is not trusted.
+    expect(datasetFromExnode({ ...x, extra: [] }).blocks[0]!.summary!.scatterRadius).toBeUndefined();
+    const altered = exnode(x.mappings, 3, 3, { extra: [meta(Array.from(reference.matrix, (v, q) => (q === 4 ? v * 2 : v)))] });
+    expect(() => datasetFromExnode(altered)).toThrow(expect.objectContaining({ code: 'DATA_E_NOT_A_DATASET' }));
   });
 
   it('refuses a summary of the wrong width or row count', () => {

@@ -2,10 +2,20 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { summarizeBlock } from '../../framework/estimation/index.js';
-import { IbpClient, ManualClock, type DepotAddress } from '../../framework/index.js';
+import {
+  MatrixAccumulator,
+  centredScatter,
+  gramStatistic,
+  makeScatterReference,
+  summarizeBlock,
+  symmetricEigenvalues,
+  type BlockSummary,
+} from '../../framework/estimation/index.js';
+import { IbpClient, ManualClock, fromUnisJson, fromXnd, toUnisJson, toXnd, type DepotAddress } from '../../framework/index.js';
 import {
   DatasetWriter,
+  REFERENCE_SCATTER_BLOCKS,
+  datasetFromExnode,
   ingest,
   openDataset,
   parseCsvRows,
@@ -81,6 +91,14 @@ describe('ingest into loopback depots', () => {
     expect(stats.rowsPerSec).toBeGreaterThan(0);
     // Each source's blocks, in row order, hold exactly its rows in time order.
     const blocks = await readBack(client, dataset);
+    // The reference scatter: the first blocks' centred scatters pooled and normalised, named by every summary.
+    const asData = (bytes: Buffer) => new Float64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    const pooled = new Float64Array(36);
+    for (let i = 0; i < REFERENCE_SCATTER_BLOCKS; i++) {
+      centredScatter(asData(blocks[i]!), dataset.blocks[i]!.rows, 6).forEach((v, q) => (pooled[q]! += v));
+    }
+    const reference = makeScatterReference(pooled, 6);
+    for (const b of dataset.blocks) expect(b.summary!.scatterReference).toEqual(reference);
     for (const r of field.rows) {
       const mine = dataset.blocks.map((b, i) => [b, blocks[i]!] as const).filter(([b]) => b.source === r.source);
       expect(
@@ -88,7 +106,7 @@ describe('ingest into loopback depots', () => {
       ).toBe(true);
       for (const [b, bytes] of mine) {
         const data = new Float64Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-        expect(b.summary).toEqual(summarizeBlock(data, b.rows, 6));
+        expect(b.summary).toEqual(summarizeBlock(data, b.rows, 6, { reference }));
         expect(b.rows === blockRows || b === mine.at(-1)![0]).toBe(true);
       }
     }
@@ -107,8 +125,42 @@ describe('ingest into loopback depots', () => {
     }
     expect(stats.allocations).toBe(perAlloc.size);
     expect(perAlloc.size).toBeGreaterThan(2 * field.sources.length);
-    // The exNode on disk is the same dataset.
+    // The exNode on disk is the same dataset, and so is the exNode through LoRS XML and UNIS JSON.
     expect(await openDataset(path)).toEqual(dataset);
+    expect(datasetFromExnode(fromXnd(toXnd(exnode)))).toEqual(dataset);
+    expect(datasetFromExnode(fromUnisJson(toUnisJson(exnode)))).toEqual(dataset);
+    // The balls make the Gram bound of a job missing half its blocks tighter than eigenvalue bounds alone, and
+    // it still holds.
+    const d = 6;
+    const grams = blocks.map((bytes, i) => {
+      const a = asData(bytes);
+      const g = new Float64Array(d * d);
+      for (let r = 0; r < dataset.blocks[i]!.rows; r++)
+        for (let j = 0; j < d; j++) for (let k = 0; k < d; k++) g[j * d + k]! += a[r * d + j]! * a[r * d + k]!;
+      return g;
+    });
+    const exact = new Float64Array(d * d);
+    for (const g of grams) g.forEach((v, q) => (exact[q]! += v));
+    const estimateWith = (summary: (s: BlockSummary) => BlockSummary) => {
+      const acc = new MatrixAccumulator(gramStatistic(d));
+      grams.forEach((g, i) => {
+        if (i % 2 === 0) acc.add(`b${i}`, g);
+      });
+      const planned = dataset.blocks.map((b, i) => ({ id: `b${i}`, group: b.source!, summary: summary(b.summary!) }));
+      return acc.estimate(planned, { delta: 0.05 });
+    };
+    const withBalls = estimateWith((s) => s);
+    const eigenOnly = estimateWith(({ scatterRadius, scatterReference, ...rest }) => {
+      void scatterRadius;
+      void scatterReference;
+      return rest;
+    });
+    expect(withBalls.epsilon).toBeLessThan(eigenOnly.epsilon);
+    const eig = symmetricEigenvalues(
+      withBalls.value.map((v, q) => v - exact[q]!),
+      d,
+    );
+    expect(Math.max(Math.abs(eig[0]!), Math.abs(eig[d - 1]!))).toBeLessThanOrEqual(withBalls.epsilon);
   });
 
   it('stores float32 datasets as float32 bytes with summaries of the stored values', async () => {
