@@ -83,7 +83,20 @@ async function startDepot(config: string): Promise<{ addr: DepotAddress; pid: nu
   const bin = new URL('../../bin/anvil.js', import.meta.url).pathname;
   const child = spawn(
     process.execPath,
-    [...DEPOT_NODE_ARGS, bin, 'depot', '--port', '0', '--capacity', '2GiB', '--log-level', 'warn', '--config', config],
+    [
+      ...DEPOT_NODE_ARGS,
+      bin,
+      'depot',
+      '--port',
+      '0',
+      '--capacity',
+      '2GiB',
+      '--log-level',
+      'warn',
+      '--config',
+      config,
+      ...RESOURCE_ARGS,
+    ],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },
@@ -108,6 +121,9 @@ async function startDepot(config: string): Promise<{ addr: DepotAddress; pid: nu
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'anvil-bench-'));
+/** BENCH_RESOURCE=disk: a disk resource (fsync fast) in the run's temporary directory; memory otherwise. */
+const RESOURCE = process.env['BENCH_RESOURCE'] === 'disk' ? 'disk' : 'memory';
+const RESOURCE_ARGS = RESOURCE === 'disk' ? ['--data', join(dir, 'data'), '--fsync', 'fast'] : [];
 const budgetMb = process.env['BENCH_BUDGET_MB'];
 const config = join(dir, 'depot.toml');
 const workers = Number(process.env['BENCH_NFU_WORKERS'] ?? 2);
@@ -185,6 +201,7 @@ try {
         node: process.version,
         when: new Date().toISOString(),
         rounds: ROUNDS,
+        resource: RESOURCE,
         nfu: {
           workers,
           clients: NFU_CLIENTS,

@@ -266,10 +266,15 @@ export class NfuExecutor {
         deadline = setTimeout(() => abort.abort(), this.options.timeoutMs);
         startedRx.close();
       });
-      // Shared inputs are seen by the worker as they are; others are moved (their owner gives them up).
-      const transfer: Transferable[] = task.inputs
-        .filter((b) => !(b.buffer instanceof SharedArrayBuffer))
-        .map((b) => b.buffer as ArrayBuffer);
+      // Shared inputs are seen by the worker as they are; others are moved (their owner gives them
+      // up), each buffer once. Placeholders of inputs read in place (no bytes) stay.
+      const transfer: Transferable[] = [
+        ...new Set(
+          task.inputs
+            .filter((b) => b.byteLength > 0 && !(b.buffer instanceof SharedArrayBuffer))
+            .map((b) => b.buffer as ArrayBuffer),
+        ),
+      ];
       transfer.push(started);
       this.running++;
       try {

@@ -102,6 +102,8 @@ export class NfuService {
   private readonly executor: NfuExecutor;
   private selfPort = 0;
   readonly stats: NfuIoStats = { copiedOnLoopBytes: 0, inPlaceBytes: 0 };
+  /** The input copy running now: such copies run one at a time (see {@link prepareInput}). */
+  private copyTail: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly core: DepotCore,
@@ -419,7 +421,10 @@ export class NfuService {
    * reads into a buffer of its own. Other inputs go into a pooled shared buffer that the workers
    * read without further copies; they (a
    * value, a disk allocation, a queue) are copied by the event loop in slices of
-   * {@link COPY_SLICE} with a turn of the loop between them, so other clients are served meanwhile.
+   * {@link COPY_SLICE} with a turn of the loop between them, so other clients are served meanwhile,
+   * and one op at a time: a disk read goes through libuv's small thread pool, which the data path's
+   * own file operations share, so many ops reading their inputs at once would queue the data path
+   * behind them.
    */
   private async prepareInput(p: NfuParam, ref: ResolvedRef | undefined): Promise<PreparedInput> {
     if (ref === undefined) {
@@ -439,7 +444,11 @@ export class NfuService {
     const buf = this.executor.buffers.take(ref.length);
     let at = 0;
     let sinceYield = 0;
+    const previous = this.copyTail;
+    let done!: () => void;
+    this.copyTail = new Promise<void>((resolve) => (done = resolve));
     try {
+      await previous;
       if (available > 0) {
         await data.read(ref.offset, available, async (chunk) => {
           for (let from = 0; from < chunk.length; from += COPY_SLICE) {
@@ -458,6 +467,8 @@ export class NfuService {
     } catch (e) {
       this.executor.buffers.give(buf);
       throw e;
+    } finally {
+      done();
     }
     buf.fill(0, at); // a pooled buffer holds an earlier op's bytes
     return { buffer: buf };

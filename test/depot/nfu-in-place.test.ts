@@ -151,6 +151,22 @@ describe('NFU: memory inputs are read in place by the workers', () => {
     expect(segmentPool.pinnedCount).toBe(0); // every pin is let go once the op is done
   });
 
+  it('an op with two inputs read in place, twice in a row (xor)', async () => {
+    const p0 = randomBytes(3 * MiB);
+    const p1 = randomBytes(1000);
+    const [A, B] = [await stored(p0), await stored(p1)];
+    const want = Buffer.from(p0.map((x, i) => x ^ p1[i % p1.length]!));
+    for (let i = 0; i < 2; i++) {
+      const O = await t.client.allocate(t, { size: p0.length, durationSec: 60 });
+      await t.client.nfu(t, 1, [
+        { kind: 0, cap: A.read },
+        { kind: 0, cap: B.read },
+        { kind: 1, cap: O.write, length: p0.length },
+      ]);
+      expect((await t.client.load(O.read, 0, p0.length)).equals(want)).toBe(true);
+    }
+  });
+
   it('a value input is still copied (and counted): the counter sees copies', async () => {
     const stats = serviceOf(t).stats;
     const before = stats.copiedOnLoopBytes;
