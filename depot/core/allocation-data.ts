@@ -16,6 +16,15 @@ export interface RangeWriter {
   abort(): Promise<void>;
 }
 
+/** How a reader's sink treats the chunks it is given. */
+export interface ReadOptions {
+  /**
+   * The sink's promise resolves only once it holds no reference to the chunk (a socket has taken
+   * the bytes): the store may then reuse the chunk's memory for the next read.
+   */
+  readonly sinkReleases?: boolean;
+}
+
 /** Where an allocation's bytes live: RAM or a file. */
 export interface AllocationData {
   /** Bytes of RAM or disk currently used by the data. */
@@ -25,7 +34,7 @@ export interface AllocationData {
    * Streams `[offset, offset + length)` to `sink` in order, verifying stored checksums where the
    * resource keeps them. The caller has checked the range against the committed size.
    */
-  read(offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void>;
+  read(offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>, options?: ReadOptions): Promise<void>;
   /**
    * Cuts the data to `newSize` bytes under a new max size; what is cut never reappears. A
    * persistent store records the new sizes before it cuts the bytes.

@@ -1,7 +1,7 @@
 import type { CapTypeNumber } from '../../ibp/index.js';
 import type { Ring } from './ring-allocation.js';
 
-export type { AllocationData, BlockChecksums, RangeWriter } from './allocation-data.js';
+export type { AllocationData, BlockChecksums, RangeWriter, ReadOptions } from './allocation-data.js';
 import type { AllocationData } from './allocation-data.js';
 
 export type AllocationState = 'ok' | 'damaged' | 'trash';

@@ -17,7 +17,7 @@ import { MemoryResource, type StorageResource } from '../resources/resource.js';
 import { DiskResource } from '../resources/disk/disk-resource.js';
 import type { DiskIo } from '../resources/disk/disk-data.js';
 import type { Clock } from './clock.js';
-import { Allocation, type AllocationRecord, type RangeWriter } from './allocation.js';
+import { Allocation, type AllocationRecord, type RangeWriter, type ReadOptions } from './allocation.js';
 import { digestIndex, digestKey, newCapabilityKey, sameDigest } from './capability-keys.js';
 import { ExpiryHeap } from './expiry-heap.js';
 import { MEMORY_RING_STATE, Ring, RingView, isRingType, type RingStateStore } from './ring-allocation.js';
@@ -514,8 +514,8 @@ export class DepotCore {
         return 0;
       },
       openWriter: (offset: number, length: number) => master.data.openWriter(al.offset + offset, length),
-      read: (offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>) =>
-        master.data.read(al.offset + offset, length, sink),
+      read: (offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>, options?: ReadOptions) =>
+        master.data.read(al.offset + offset, length, sink, options),
       truncate: async () => {
         throw err(DepotErrorCode.TYPE_NOT_SUPPORTED, 'an alias cannot be truncated');
       },

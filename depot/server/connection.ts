@@ -360,7 +360,8 @@ export class Connection {
     // The reply must be read at the same rate a body must be sent.
     const deadline = this.bodyDeadline(req.length, req.timeoutSec);
     try {
-      await allocation.data.read(req.offset, req.length, (chunk) => this.send('', chunk, deadline));
+      // Each chunk is handed over whole before the next is read, so the store may reuse its memory.
+      await allocation.data.read(req.offset, req.length, (chunk) => this.sendWhole(chunk, deadline), { sinkReleases: true });
     } catch (e) {
       if (e instanceof ReadError) throw e; // the client was too slow, or left
       // The header is out: the only way left to signal the failure is to cut the connection.
@@ -428,6 +429,34 @@ export class Connection {
     let ok = head.length === 0 ? true : this.stream.write(head, 'latin1');
     if (body !== undefined && body.length > 0) ok = this.stream.write(body);
     if (!ok) await this.drain(deadline);
+  }
+
+  /**
+   * Writes `body` and resolves once the socket holds no reference to it (its bytes are in the
+   * kernel), bounded like {@link send}'s wait for the socket to drain; on a destroyed socket it
+   * writes nothing.
+   */
+  private sendWhole(body: Buffer, deadline: number): Promise<void> {
+    if (this.stream.destroyed || this.stream.writableEnded || body.length === 0) return Promise.resolve();
+    const progressMs = this.ctx.options.limits.dataProgressTimeoutMs;
+    const timeoutMs = Math.max(0, Math.min(progressMs, deadline - Date.now()));
+    const reason = timeoutMs < progressMs ? 'body-timeout' : 'data-timeout';
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        this.stream.destroy();
+        reject(new ReadError(reason, `peer did not read the reply within ${timeoutMs} ms (${reason})`));
+      }, timeoutMs);
+      this.stream.write(body, (e) => {
+        clearTimeout(timer);
+        if (settled) return;
+        settled = true;
+        if (e === null || e === undefined) resolve();
+        else reject(new ReadError('closed', `reply failed: ${e.message}`));
+      });
+    });
   }
 
   private drain(deadline: number): Promise<void> {

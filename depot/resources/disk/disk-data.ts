@@ -2,7 +2,7 @@ import { constants as fsConstants, truncateSync } from 'node:fs';
 import { mkdir, open, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { dirname, sep } from 'node:path';
 import { crc32 } from 'node:zlib';
-import type { AllocationData, BlockChecksums, RangeWriter } from '../../core/allocation.js';
+import type { AllocationData, BlockChecksums, RangeWriter, ReadOptions } from '../../core/allocation.js';
 import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
 import { Status } from '../../../ibp/index.js';
 import type { FsyncPolicy } from '../../options.js';
@@ -16,6 +16,27 @@ export const BLOCK_BYTES = 64 * 1024;
 const WRITE_BATCH_BYTES = 1024 * 1024;
 /** Reads go to the file in runs of this many bytes (whole blocks). */
 const READ_RUN_BYTES = 16 * BLOCK_BYTES;
+/** Run buffers kept for reuse by readers whose sink gives them back (see `ReadOptions`). */
+const POOLED_RUN_BUFFERS = 16;
+
+/**
+ * Run buffers of readers whose sink releases its chunks: a LOAD of 512 MiB no longer allocates
+ * (and leaves to the collector) 512 fresh MiB, whose external memory alone set off a full
+ * collection every 64 MiB.
+ */
+const runBuffers: Buffer[] = [];
+
+function takeRunBuffer(length: number, pooled: boolean): Buffer {
+  if (!pooled) return Buffer.allocUnsafe(length);
+  const b = runBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_RUN_BYTES);
+  return b.subarray(0, length);
+}
+
+function giveRunBuffer(b: Buffer): void {
+  if (runBuffers.length < POOLED_RUN_BUFFERS && b.buffer.byteLength === READ_RUN_BYTES && b.byteOffset === 0) {
+    runBuffers.push(Buffer.from(b.buffer, 0, READ_RUN_BYTES));
+  }
+}
 
 const CREATE_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT;
 const JOURNAL_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_TRUNC;
@@ -447,7 +468,13 @@ export class DiskData implements AllocationData {
     return this.lastSeq;
   }
 
-  async read(offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void> {
+  async read(
+    offset: number,
+    length: number,
+    sink: (chunk: Buffer) => void | Promise<void>,
+    options?: ReadOptions,
+  ): Promise<void> {
+    const pooled = options?.sinkReleases === true;
     // A read never returns bytes older than an overwrite it overlaps has already received: it
     // waits for that write to be committed (or undone), then reads and verifies.
     await this.afterOverwrites(offset, offset + length);
@@ -464,14 +491,14 @@ export class DiskData implements AllocationData {
       const end = offset + length;
       let at = Math.floor(offset / BLOCK_BYTES) * BLOCK_BYTES;
       while (at < end) {
-        let run = await this.readRun(fh, at, end);
+        let run = await this.readRun(fh, at, end, pooled);
         if (run.failure !== undefined) {
           // An overwrite being copied in place, or a TRUNCATE, may have changed these bytes or
           // their checksums during the read: look again while neither can run, and only a
           // mismatch then is damage.
           const release = await this.lockGate();
           try {
-            run = await this.readRun(fh, at, end);
+            run = await this.readRun(fh, at, end, false);
           } finally {
             release();
           }
@@ -486,6 +513,8 @@ export class DiskData implements AllocationData {
         const from = Math.max(offset, at) - at;
         const to = Math.min(end, run.end) - at;
         await sink(run.buf.subarray(from, to));
+        // The sink is done with it (it said so): the next run may read into it.
+        if (pooled) giveRunBuffer(run.buf);
         at = run.end;
       }
     } catch (e) {
@@ -501,7 +530,12 @@ export class DiskData implements AllocationData {
    * Reads and verifies the whole blocks from `at` towards `end`, against the size and checksums
    * as they are now. Fails (never loops) when the data no longer reaches `end`.
    */
-  private async readRun(fh: FileHandle, at: number, end: number): Promise<{ buf: Buffer; end: number; failure?: string }> {
+  private async readRun(
+    fh: FileHandle,
+    at: number,
+    end: number,
+    pooled: boolean,
+  ): Promise<{ buf: Buffer; end: number; failure?: string }> {
     const size = this.owner.size;
     if (end > size)
       throw new DepotError(DepotErrorCode.WOULD_EXCEED_LIMIT, `the data no longer reaches ${end} bytes (now ${size})`);
@@ -511,7 +545,7 @@ export class DiskData implements AllocationData {
     const firstBlock = at / BLOCK_BYTES;
     const expected: (number | undefined)[] = [];
     for (let b = firstBlock; b * BLOCK_BYTES < runEnd; b++) expected.push(crcs.get(b));
-    const buf = Buffer.allocUnsafe(runEnd - at);
+    const buf = takeRunBuffer(runEnd - at, pooled);
     let got = 0;
     while (got < buf.length) {
       const { bytesRead } = await fh.read(buf, got, buf.length - got, at + got);
