@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -11,6 +12,9 @@ import { runNfuTask, type NfuTask, type NfuTaskResult, type NfuWorkerData, type 
 import { SharedBufferPool } from './shared-pool.js';
 import { sliceSource } from './input-source.js';
 import { bytesPer, type Attrs, type KernelBackend, type KernelConfig } from '../../nfu-kernels/index.js';
+
+/** Elements of a `sum` split's parts added between two turns of the event loop (1 MiB). */
+const SUM_SLICE = 128 * 1024;
 
 /** Ops on fewer rows run in one piece (splitting costs more than it saves). */
 export const MIN_SPLIT_ROWS = 8192;
@@ -172,10 +176,18 @@ export class NfuExecutor {
       const failures = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason);
       if (failures.length > 0) throw failures.find(workerMayRun) ?? failures[0];
       if (!sum) return base;
+      // Added on the event loop, in slices with a turn of the loop between them (a large output,
+      // e.g. a Gram matrix of 4096 columns, is 128 MiB per part); each element still adds the
+      // parts in part order, so the bits do not depend on the slicing.
       const acc = new Float64Array(base.buffer, base.byteOffset, total / 8);
-      for (let p = 1; p < count; p++) {
-        const v = new Float64Array(base.buffer, base.byteOffset + p * total, total / 8);
-        for (let i = 0; i < acc.length; i++) acc[i]! += v[i]!;
+      const parts = Array.from(
+        { length: count - 1 },
+        (_, p) => new Float64Array(base.buffer, base.byteOffset + (p + 1) * total, total / 8),
+      );
+      for (let from = 0; from < acc.length; from += SUM_SLICE) {
+        if (from > 0) await yieldToLoop();
+        const to = Math.min(acc.length, from + SUM_SLICE);
+        for (const v of parts) for (let i = from; i < to; i++) acc[i]! += v[i]!;
       }
       return base.subarray(0, total);
     });

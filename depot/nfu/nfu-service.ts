@@ -360,7 +360,8 @@ export class NfuService {
     out: number,
   ): Promise<NfuOutput[]> {
     const outCap = refs.get(out)?.length ?? params[out]!.length;
-    const output = await this.executor.run({
+    // Not pooled: the output is the buffer the worker moved back, used as it is (no copy).
+    const { output } = await this.executor.runPooled({
       opcode: op.opcode,
       attrs: undefined,
       inputs,
