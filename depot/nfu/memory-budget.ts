@@ -5,15 +5,16 @@ const MiB = 1024 * 1024;
 
 /**
  * The default of `nfu.memoryBudgetMb`: a sixteenth of the machine's memory, from 128 MiB to 4 GiB
- * (1.5 GiB on a 24 GiB machine: about five concurrent ops on 256 MiB inputs).
+ * (1.5 GiB on a 24 GiB machine: about five concurrent ops on 256 MiB disk inputs; half as many on
+ * memory inputs, whose pinned ranges are charged too).
  */
 export function defaultNfuMemoryBudgetMb(): number {
   return Math.min(4096, Math.max(128, Math.floor(totalmem() / MiB / 16)));
 }
 
 /**
- * The bytes NFU ops may hold at once (`nfu.memoryBudgetMb`): their input copies, outputs and
- * kernel scratch. An op is admitted only if its estimate fits beside the ops already admitted;
+ * The bytes NFU ops may hold at once (`nfu.memoryBudgetMb`): their input buffers, outputs and
+ * kernel scratch, and the memory ranges they pin (a writer racing an op copies what it changes). An op is admitted only if its estimate fits beside the ops already admitted;
  * otherwise it is refused with `-66 <retry>` before anything is read. An op larger than the whole
  * budget can never run and is refused with `-19`, saying so.
  */

@@ -84,8 +84,8 @@ export class NfuExecutor {
   }
 
   /**
-   * The bytes a built-in op holds while it runs, for admission against {@link budget}: its pooled
-   * input copies and output (a `sum` split keeps one output per part), and the scratch of every
+   * The bytes a built-in op holds while it runs, for admission against {@link budget}: its input
+   * buffers (pooled copies, or the buffers its workers gather memory inputs into) and output (a `sum` split keeps one output per part), and the scratch of every
    * part running at once.
    */
   estimateBytes(kernel: KernelConfig, attrs: Attrs | undefined, inputLengths: readonly number[]): number {

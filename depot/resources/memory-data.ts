@@ -1,4 +1,4 @@
-import type { AllocationData, BlockChecksums, RangeWriter } from '../core/allocation.js';
+import type { AllocationData, BlockChecksums, RangeWriter, ReadOptions } from '../core/allocation.js';
 import { DepotError, DepotErrorCode } from '../errors.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -50,7 +50,8 @@ export const pinStats = {
 };
 
 /**
- * Warm segments of deleted or truncated allocations (those no read has lent out), kept for the next writer: memory that was
+ * Warm segments of deleted or truncated allocations (those no read has lent out and no NFU worker
+ * still reads: see {@link MemoryData.pin}), kept for the next writer: memory that was
  * touched before is written at copy speed, while fresh pages fault in one 4 KiB page at a time
  * (about 11 µs each on a VM, which alone caps a cold write near 370 MB/s). A segment comes out of
  * the pool with stale bytes: its taker zeroes what it does not overwrite.
@@ -266,8 +267,14 @@ export class MemoryData implements AllocationData {
     }
   }
 
-  async read(offset: number, length: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void> {
+  async read(
+    offset: number,
+    length: number,
+    sink: (chunk: Buffer) => void | Promise<void>,
+    options?: ReadOptions,
+  ): Promise<void> {
     const end = offset + length;
+    const releases = options?.sinkReleases === true;
     for (let pos = offset; ;) {
       // Checked before every chunk: a TRUNCATE or delete may run while the sink waits.
       if (end > this.owner.size) throw shrank(end);
@@ -284,9 +291,20 @@ export class MemoryData implements AllocationData {
       const seg = this.segments[i];
       // A view, not a copy. The sink (a socket's write queue, a disk writer's batch) may hold it
       // past this call, so a segment once lent never goes back to the pool: the collector frees it.
-      if (seg !== undefined) this.lent.add(seg);
+      // A sink that releases its chunks has the segment pinned only while it holds the view.
+      if (seg !== undefined) {
+        if (releases) segmentPool.pin(seg);
+        else this.lent.add(seg);
+      }
       // A segment never attached lies inside a hole: zeros.
-      await sink(seg === undefined ? Buffer.alloc(n) : seg.subarray(within, within + n));
+      let handed = false;
+      try {
+        await sink(seg === undefined ? Buffer.alloc(n) : seg.subarray(within, within + n));
+        handed = true;
+      } finally {
+        // After a failed send the socket may be left holding the view: never reused then.
+        if (releases && seg !== undefined) segmentPool.unpin(seg, handed);
+      }
       pos += n;
     }
   }
