@@ -323,8 +323,10 @@ export class MatrixAccumulator {
         let tr = 0;
         if (square) for (let i = 0; i < rows; i++) tr += x[i * cols + i]!;
         if (spectralBalls && isSymmetric(x, rows)) {
+          // Jacobi symmetrises: widen by its accuracy and by what the tolerated asymmetry can add (≤ d·1e-12·‖X‖_F).
           const eig = symmetricEigenvalues(x, rows);
-          return { lo: eig[0]! - 1e-12 * f, hi: eig[rows - 1]! + 1e-12 * f, f2: f * f, tr };
+          const slack = (rows + 1) * 1e-12 * f;
+          return { lo: eig[0]! - slack, hi: eig[rows - 1]! + slack, f2: f * f, tr };
         }
         return { lo: Number.NaN, hi: Number.NaN, f2: f * f, tr };
       });
