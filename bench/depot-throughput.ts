@@ -218,6 +218,8 @@ interface PhaseCpu {
   depotCpuS: number | undefined;
   /** CPU seconds of this process (the clients) during the phase. */
   clientCpuS: number;
+  /** Minor page faults of the depot process during the phase (fresh memory touched). */
+  depotMinorFaults: number | undefined;
 }
 
 interface DepotBulkFigures extends BulkFigures {
@@ -242,6 +244,7 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[]): Promise<DepotBul
       work: (c: WireClient, alloc: number, block: number) => Promise<void>,
     ): Promise<{ seconds: number; cpu: PhaseCpu }> => {
       const depot0 = depot.cpuSeconds();
+      const faults0 = depot.minorFaults();
       const client0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       await Promise.all(
@@ -251,12 +254,14 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[]): Promise<DepotBul
       );
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       const depot1 = depot.cpuSeconds();
+      const faults1 = depot.minorFaults();
       const client = process.cpuUsage(client0);
       return {
         seconds,
         cpu: {
           depotCpuS: depot0 === undefined || depot1 === undefined ? undefined : round2(depot1 - depot0),
           clientCpuS: round2((client.user + client.system) / 1e6),
+          depotMinorFaults: faults0 === undefined || faults1 === undefined ? undefined : faults1 - faults0,
         },
       };
     };
@@ -426,6 +431,8 @@ try {
             readDepotCpuS: f.read.depotCpuS,
             writeClientCpuS: f.write.clientCpuS,
             readClientCpuS: f.read.clientCpuS,
+            writeDepotMinorFaults: f.write.depotMinorFaults,
+            readDepotMinorFaults: f.read.depotMinorFaults,
             writeDepotCpuMBps: perCore(total, f.write.depotCpuS),
             readDepotCpuMBps: perCore(total, f.read.depotCpuS),
           });

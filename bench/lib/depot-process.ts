@@ -11,6 +11,8 @@ export interface DepotProcessHandle {
   readonly pid: number;
   /** CPU seconds (user + system) the process has used so far; undefined where /proc is missing. */
   cpuSeconds(): number | undefined;
+  /** Minor page faults of the process so far (first touches of fresh memory); undefined without /proc. */
+  minorFaults(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -45,6 +47,7 @@ export async function startDepotProcess(
         addr: { host: m[1]!, port: Number(m[2]) },
         pid,
         cpuSeconds: () => processCpuSeconds(pid),
+        minorFaults: () => procStat(pid)?.minorFaults,
         stop: async () => {
           child.kill('SIGTERM');
           await once(child, 'exit');
@@ -58,12 +61,16 @@ export async function startDepotProcess(
 
 /** User + system CPU seconds of process `pid` (all its threads), from /proc; undefined elsewhere. */
 export function processCpuSeconds(pid: number): number | undefined {
+  return procStat(pid)?.cpuSeconds;
+}
+
+function procStat(pid: number): { cpuSeconds: number; minorFaults: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     // Fields after the command name (which may hold spaces) start after its closing parenthesis.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
-    return ticks / 100; // USER_HZ is 100 on Linux
+    return { cpuSeconds: ticks / 100, minorFaults: Number(fields[7]) }; // USER_HZ is 100 on Linux
   } catch {
     return undefined;
   }
