@@ -3,6 +3,7 @@ import {
   CoordinatorErrorCode,
   MatrixAccumulator,
   scatterBounds,
+  scatterTrace,
   symmetricEigenvalues,
   type CoordinatorDataset as Dataset,
   type CoordinatorDatasetBlock as DatasetBlock,
@@ -494,7 +495,14 @@ export async function leastSquaresCore(
           sz += sm.colSums[j]! * xt[j]!;
           diag += Math.abs(xt[j]!) * Math.sqrt(Math.max(0, sm.colSumSq[j]! - (sm.colSums[j]! * sm.colSums[j]!) / nb));
         }
-        miss += ((sz * sz) / nb + Math.min(scatterBounds(sm).eigMax * zz, diag * diag)) * (1 + 1e-12);
+        // With a ball ‖K_b − tr(K_b)·Ref‖₂ ≤ r_b around the dataset's reference scatter: zᵀK_bz ≤ tr(K_b)·zᵀRef z + r_b‖z‖².
+        let quad = Math.min(scatterBounds(sm).eigMax * zz, diag * diag);
+        const ref = sm.scatterReference;
+        if (sm.scatterRadius !== undefined && ref !== undefined && ref.cols === D) {
+          const Rz = mul(ref.matrix, xt, D, D, 1);
+          quad = Math.min(quad, scatterTrace(sm) * Math.max(0, dot(xt, Rz)) + sm.scatterRadius * zz);
+        }
+        miss += ((sz * sz) / nb + quad) * (1 + 1e-12);
       }
       return Math.sqrt((excess + miss) / (sMin * (1 - 1e-12)));
     };

@@ -5,6 +5,11 @@ import {
   depotId,
   runKernel,
   summarizeBlock,
+  attachScatterRadius,
+  centredScatter,
+  makeScatterReference,
+  DEFAULT_SPECTRUM_MAX_COLS,
+  REFERENCE_SCATTER_BLOCKS,
   type CoordinatorDataset as Dataset,
   type CoordinatorDatasetBlock as DatasetBlock,
   type DepotAddress,
@@ -458,6 +463,23 @@ export function inMemoryDataset(
       summary: summarizeBlock(data, n, cols),
       ...(source === undefined ? {} : { source }),
     });
+  }
+  // As ingest does: the first blocks' pooled centred scatter is the dataset's reference, and every summary
+  // records its block's distance from it (bounds on missing blocks then know their orientation).
+  if (cols <= DEFAULT_SPECTRUM_MAX_COLS && blocks.length > 0) {
+    const scatterOf = (b: DatasetBlock) =>
+      centredScatter(matrix.subarray(b.rowStart * cols, (b.rowStart + b.rows) * cols), b.rows, cols);
+    const pooled = new Float64Array(cols * cols);
+    for (const b of blocks.slice(0, REFERENCE_SCATTER_BLOCKS)) {
+      const k = scatterOf(b);
+      for (let q = 0; q < pooled.length; q++) pooled[q]! += k[q]!;
+    }
+    let trace = 0;
+    for (let j = 0; j < cols; j++) trace += pooled[j * cols + j]!;
+    if (trace > 0) {
+      const reference = makeScatterReference(pooled, cols);
+      for (const b of blocks) attachScatterRadius(b.summary!, scatterOf(b), reference);
+    }
   }
   return { dataset: { name: options.name ?? 'in-memory', dtype: 'float64', rows, cols, blocks }, blocks: bytes };
 }

@@ -4,6 +4,7 @@ import {
   MatrixAccumulator,
   gramNormBound,
   scatterBounds,
+  scatterTrace,
   type CoordinatorDataset as Dataset,
   type CoordinatorDatasetBlock as DatasetBlock,
   type Estimate,
@@ -463,21 +464,39 @@ export async function rsvdCore(
         mul(mul(X, M, rowsX, d, d), transpose(X, rowsX, d), rowsX, d, rowsX);
       const perpHat = top(sandwich(P, Ghat, d));
       const perpAns = top(sandwich(P, Gans, d));
+      // Missing blocks, two ways (the smaller total is used): block by block, ‖XᵀÃ_bᵀÃ_bX‖ ≤ λ_max(K_b) +
+      // ‖Xᵀc_b‖²/n_b; or, where the summary places K_b in a ball ‖K_b − tr(K_b)·Ref‖₂ ≤ r_b around the dataset's
+      // reference scatter, all together: λ_max(Xᵀ(Σ w_b(tr(K_b)·Ref + c_bc_bᵀ/n_b))X) + Σ w_b r_b (X = P⊥ or V).
+      const VT = transpose(V, d, kk);
       let missPerp = 0;
       let missV = 0;
+      const known = new Float64Array(d * d);
+      let ballScalar = 0;
       for (const b of active) {
         if (gr.outputs.has(b.index)) continue;
         const sm = b.summary!;
+        const w = weight(b);
         const c = Float64Array.from({ length: d }, (_, j) => sm.colSums[j]! - sm.rows * muZero[j]!);
         const pc = mul(P, c, d, d, 1);
-        const vc = mul(transpose(V, d, kk), c, kk, d, 1);
+        const vc = mul(VT, c, kk, d, 1);
         const k2 = scatterBounds(sm).eigMax;
         const nb = Math.max(1, sm.rows);
-        missPerp += weight(b) * (k2 + pc.reduce((a, x) => a + x * x, 0) / nb) * (1 + 1e-12);
-        missV += weight(b) * (k2 + vc.reduce((a, x) => a + x * x, 0) / nb) * (1 + 1e-12);
+        missPerp += w * (k2 + pc.reduce((a, x) => a + x * x, 0) / nb);
+        missV += w * (k2 + vc.reduce((a, x) => a + x * x, 0) / nb);
+        const ref = sm.scatterReference;
+        const ball = sm.scatterRadius !== undefined && ref !== undefined && ref.cols === d;
+        const tr = scatterTrace(sm);
+        for (let i = 0; i < d; i++)
+          for (let j = 0; j < d; j++) known[i * d + j]! += w * ((ball ? tr * ref.matrix[i * d + j]! : 0) + (c[i]! * c[j]!) / nb);
+        ballScalar += w * (ball ? sm.scatterRadius! : k2);
       }
+      const topK = (M: Float64Array, n: number): number => {
+        const e = symmetricEigenvalues(M, n);
+        return Math.max(0, e[n - 1]!) + 1e-12 * Math.max(Math.abs(e[0]!), Math.abs(e[n - 1]!));
+      };
+      missPerp = Math.min(missPerp, top(sandwich(P, known, d)) + ballScalar) * (1 + 1e-12);
+      missV = Math.min(missV, topK(sandwich(VT, known, kk), kk) + ballScalar) * (1 + 1e-12);
       const detPerp = perpAns + missPerp;
-      const VT = transpose(V, d, kk);
       kGram = sandwich(VT, Ghat, kk);
       const ansV = svd(sandwich(VT, Gans, kk), kk, kk).s;
       const tK = gEst.epsilon;

@@ -28,7 +28,6 @@ import {
   ReliabilityStore,
   columnStatsJob,
   gramJob,
-  summarizeBlock,
   type BlockSummary,
   type CoordinatorDataset,
   type PlannedBlock,
@@ -109,6 +108,9 @@ function spectralNorm(M: Matrix): number {
 /** The truth of one matrix, computed once per trial and shared by every failure setting. */
 interface Truth {
   readonly A: Float64Array;
+  /** The dataset as ingest makes it (summaries with the reference scatter and each block's radius). */
+  readonly dataset: CoordinatorDataset;
+  readonly bytes: Map<string, Uint8Array>;
   readonly summaries: BlockSummary[];
   readonly planned: PlannedBlock[];
   readonly means: Float64Array;
@@ -120,9 +122,11 @@ interface Truth {
 
 function truthOf(seed: number): Truth {
   const A = matrix(seed);
-  const summaries: BlockSummary[] = [];
-  for (let b = 0; b < BLOCKS; b++)
-    summaries.push(summarizeBlock(A.subarray(b * BLOCK_ROWS * D, (b + 1) * BLOCK_ROWS * D), BLOCK_ROWS, D));
+  const { dataset, blocks: bytes } = inMemoryDataset(A, N, D, {
+    blockRows: BLOCK_ROWS,
+    depotsOf: (b) => [9000 + (b % DEPOTS)],
+  });
+  const summaries: BlockSummary[] = dataset.blocks.map((b) => b.summary!);
   const planned: PlannedBlock[] = summaries.map((summary, b) => ({ id: String(b), summary, group: `depot${b % DEPOTS}` }));
   const M = Matrix.from1DArray(N, D, Array.from(A));
   const means = Float64Array.from(M.mean('column'));
@@ -137,21 +141,20 @@ function truthOf(seed: number): Truth {
   const X = M.subMatrix(0, N - 1, 0, D - 2);
   const y = M.subMatrix(0, N - 1, D - 1, D - 1);
   const lsSolution = new QrDecomposition(X).solve(y).to1DArray();
-  return { A, summaries, planned, means, gram, blockGrams, centred, lsSolution };
+  return { A, dataset, bytes, summaries, planned, means, gram, blockGrams, centred, lsSolution };
 }
 
 /** One outcome per δ: [true error, ε, scale of the truth (rounding)], or undefined when the method refused (coverage). */
 type Outcome = readonly [number, number, number] | undefined;
 
 async function trial(method: Method, truth: Truth, failed: Set<number>, seed: number): Promise<Outcome[]> {
-  const { A, summaries, planned } = truth;
+  const { summaries, planned } = truth;
   const refused = DELTAS.map(() => undefined);
   try {
     if (method === 'column-means' || method === 'gram') {
       if (failed.size === BLOCKS) return refused;
       // The coordinator's own combiners (as `anvil run` uses them), fed the ops' outputs of the answered blocks.
-      const { dataset } = inMemoryDataset(A, N, D, { blockRows: BLOCK_ROWS });
-      const ds: CoordinatorDataset = dataset;
+      const ds = truth.dataset;
       if (method === 'column-means') {
         const c = columnStatsJob(ds, 'means').combiner();
         for (let b = 0; b < BLOCKS; b++) {
@@ -182,10 +185,7 @@ async function trial(method: Method, truth: Truth, failed: Set<number>, seed: nu
         return [spectralNorm(Matrix.from1DArray(D, D, Array.from(e.value)).sub(truth.gram)), e.epsilon, scale] as const;
       });
     }
-    const { dataset, blocks: bytes } = inMemoryDataset(A, N, D, {
-      blockRows: BLOCK_ROWS,
-      depotsOf: (b) => [9000 + (b % DEPOTS)],
-    });
+    const { dataset, bytes } = truth;
     const ctx = runnerContext(new InProcessLocus(bytes, { fail: (a) => failed.has(a.block.index) }), {
       store: new ReliabilityStore({ clock: { now: () => 0 } }),
     });
