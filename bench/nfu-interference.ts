@@ -212,6 +212,7 @@ try {
         unloaded: u,
         nfuSaturated: l,
         p99Ratio: l['p99Ms']! / u['p99Ms']!,
+        roundP99Ms: loaded.map((p, i) => ({ unloaded: summary([unloaded[i]!])['p99Ms'], nfuSaturated: summary([p])['p99Ms'] })),
         roundP99Ratios: loaded.map((p, i) => summary([p])['p99Ms']! / summary([unloaded[i]!])['p99Ms']!),
         medianRoundP99Ratio: median(loaded.map((p, i) => summary([p])['p99Ms']! / summary([unloaded[i]!])['p99Ms']!)),
         nfuOps: {

@@ -257,8 +257,8 @@ export class NfuService {
     // Refused before any input is buffered when NFU is saturated or its memory budget is spent.
     const release = this.executor.admit(bytes, kernel.name);
     try {
-      return await this.withPooledInputs(sources, (inputBytes, inputSources) =>
-        this.runBuiltin(kernel, attrs, inputBytes, inputSources, capacity, refs, out),
+      return await this.withPooledInputs(sources, (inputBytes, inputSources, inputsDone) =>
+        this.runBuiltin(kernel, attrs, inputBytes, inputSources, inputsDone, capacity, refs, out),
       );
     } finally {
       release();
@@ -267,15 +267,26 @@ export class NfuService {
 
   /**
    * Prepares the inputs in pooled shared buffers (memory ranges pinned for the workers to gather,
-   * other inputs copied), runs `run` on them, then gives the buffers back and drops the pins —
-   * unless the op was aborted while a worker may still read them: then the GC has the buffers and
-   * the pinned memory never returns to the pool of warm segments.
+   * other inputs copied) and runs `run` on them. `run` lets go of them (`done`) once the workers
+   * are through (before the output is written: a REF_RDWR output then finds its memory unpinned
+   * and is written in place); otherwise they are let go at the end — unless the op was aborted
+   * while a worker may still read them: then the GC has the buffers and the pinned memory never
+   * returns to the pool of warm segments.
    */
   private async withPooledInputs<T>(
     sources: ReadonlyArray<readonly [NfuParam, ResolvedRef | undefined]>,
-    run: (inputs: Uint8Array[], inputSources: Array<InputSource | undefined> | undefined) => Promise<T>,
+    run: (inputs: Uint8Array[], inputSources: Array<InputSource | undefined> | undefined, done: () => void) => Promise<T>,
   ): Promise<T> {
     const prepared: PreparedInput[] = [];
+    let released = false;
+    const letGo = (reusable: boolean): void => {
+      if (released) return;
+      released = true;
+      for (const i of prepared) {
+        i.pin?.release(reusable);
+        if (reusable) this.executor.buffers.give(i.buffer);
+      }
+    };
     let reusable = true;
     try {
       for (const [p, ref] of sources) prepared.push(await this.prepareInput(p, ref));
@@ -283,15 +294,13 @@ export class NfuService {
       return await run(
         prepared.map((i) => i.buffer),
         inPlace ? prepared.map((i) => i.source) : undefined,
+        () => letGo(true),
       );
     } catch (e) {
       reusable = !workerMayRun(e);
       throw e;
     } finally {
-      for (const i of prepared) {
-        i.pin?.release(reusable);
-        if (reusable) this.executor.buffers.give(i.buffer);
-      }
+      letGo(reusable);
     }
   }
 
@@ -300,6 +309,7 @@ export class NfuService {
     attrs: Attrs | undefined,
     inputBytes: Uint8Array[],
     sources: Array<InputSource | undefined> | undefined,
+    inputsDone: () => void,
     capacity: number,
     refs: Map<number, ResolvedRef>,
     out: number,
@@ -307,6 +317,7 @@ export class NfuService {
     let pooled: PooledOutput;
     try {
       pooled = await this.executor.runPooled({ opcode: kernel.opcode, attrs, inputs: inputBytes, sources }, kernel, attrs);
+      inputsDone();
     } catch (e) {
       if (KernelError.is(e)) throw refused(Status.INVALID_PARAMETER, e.message);
       throw e;
@@ -343,8 +354,8 @@ export class NfuService {
     const outCap = refs.get(out)?.length ?? params[out]!.length;
     const release = this.executor.admit(2 * inBytes + 2 * outCap + pinnedBytes(sources), op.name);
     try {
-      return await this.withPooledInputs(sources, (inputs, inputSources) =>
-        this.runUploaded(op, inputs, inputSources, params, refs, out),
+      return await this.withPooledInputs(sources, (inputs, inputSources, inputsDone) =>
+        this.runUploaded(op, inputs, inputSources, inputsDone, params, refs, out),
       );
     } finally {
       release();
@@ -355,6 +366,7 @@ export class NfuService {
     op: UploadedOp,
     inputs: Uint8Array[],
     sources: Array<InputSource | undefined> | undefined,
+    inputsDone: () => void,
     params: readonly NfuParam[],
     refs: Map<number, ResolvedRef>,
     out: number,
@@ -368,6 +380,7 @@ export class NfuService {
       sources,
       wasm: { key: op.key, bytes: op.bytes, outCap, maxPages: this.options.nfu.admin!.maxMemoryPages },
     });
+    inputsDone();
     const ref = refs.get(out);
     if (ref !== undefined) {
       await this.writeOutput(ref, output);

@@ -167,6 +167,20 @@ describe('NFU: memory inputs are read in place by the workers', () => {
     }
   });
 
+  it('an output written into the allocation the op read finds it unpinned: written in place, no copy', async () => {
+    const p0 = randomBytes(4 * MiB);
+    const key = Buffer.from([0xff]);
+    const A = await stored(p0);
+    const copied = pinStats.copiedOnWriteBytes;
+    await t.client.nfu(t, 1, [
+      { kind: 0, cap: A.read },
+      { kind: 3, data: key },
+      { kind: 1, cap: A.write, length: p0.length },
+    ]);
+    expect((await t.client.load(A.read, 0, p0.length)).equals(Buffer.from(p0.map((x) => x ^ 0xff)))).toBe(true);
+    expect(pinStats.copiedOnWriteBytes).toBe(copied);
+  });
+
   it('a value input is still copied (and counted): the counter sees copies', async () => {
     const stats = serviceOf(t).stats;
     const before = stats.copiedOnLoopBytes;
