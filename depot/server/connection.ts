@@ -356,13 +356,34 @@ export class Connection {
     const allocation = core.lookup(req.cap, CapType.READ);
     if (allocation.ring !== undefined) return ringLoad(this.wire, req);
     core.checkReadRange(allocation, req.offset, req.length);
-    await this.send(countReply(req.length));
+    // The header waits (corked) for the first chunk of the body: one write to the socket, not two.
+    const stream = this.stream;
+    stream.cork();
+    let corked = true;
+    const uncork = () => {
+      if (corked) stream.uncork();
+      corked = false;
+    };
+    // Not waited for on its own: the first chunk's write completes after it (a drain wait here,
+    // corked, would never end).
+    if (!stream.destroyed && !stream.writableEnded) stream.write(countReply(req.length), 'latin1');
     // The reply must be read at the same rate a body must be sent.
     const deadline = this.bodyDeadline(req.length, req.timeoutSec);
     try {
       // Each chunk is handed over whole before the next is read, so the store may reuse its memory.
-      await allocation.data.read(req.offset, req.length, (chunk) => this.sendWhole(chunk, deadline), { sinkReleases: true });
+      await allocation.data.read(
+        req.offset,
+        req.length,
+        (chunk) => {
+          const sent = this.sendWhole(chunk, deadline);
+          uncork();
+          return sent;
+        },
+        { sinkReleases: true },
+      );
+      uncork();
     } catch (e) {
+      uncork();
       if (e instanceof ReadError) throw e; // the client was too slow, or left
       // The header is out: the only way left to signal the failure is to cut the connection.
       this.log.warn({ alloc: allocation.id, err: (e as Error).message }, 'load failed after its header; closing');
