@@ -464,19 +464,25 @@ export class NfuService {
     try {
       await previous;
       if (available > 0) {
-        await data.read(ref.offset, available, async (chunk) => {
-          for (let from = 0; from < chunk.length; from += COPY_SLICE) {
-            if (sinceYield >= COPY_SLICE) {
-              await yieldToLoop();
-              sinceYield = 0;
+        await data.read(
+          ref.offset,
+          available,
+          async (chunk) => {
+            for (let from = 0; from < chunk.length; from += COPY_SLICE) {
+              if (sinceYield >= COPY_SLICE) {
+                await yieldToLoop();
+                sinceYield = 0;
+              }
+              const part = chunk.subarray(from, Math.min(chunk.length, from + COPY_SLICE));
+              buf.set(part, at);
+              at += part.length;
+              sinceYield += part.length;
+              this.stats.copiedOnLoopBytes += part.length;
             }
-            const part = chunk.subarray(from, Math.min(chunk.length, from + COPY_SLICE));
-            buf.set(part, at);
-            at += part.length;
-            sinceYield += part.length;
-            this.stats.copiedOnLoopBytes += part.length;
-          }
-        });
+          },
+          // The sink copies each chunk before it resolves: a disk read may reuse the chunk's memory.
+          { sinkReleases: true },
+        );
       }
     } catch (e) {
       this.executor.buffers.give(buf);
