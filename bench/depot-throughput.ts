@@ -455,6 +455,42 @@ try {
 } finally {
   rmSync(dataDir, { recursive: true, force: true });
 }
+function median(xs: number[]): number | undefined {
+  if (xs.length === 0) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : round((s[m - 1]! + s[m]!) / 2);
+}
+
+/** Medians over the rounds of each bulk row (per build when several are compared), and safe/fast. */
+function summary(): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const bin of bins) {
+    const of = (kind: string) => rows.filter((r) => r['name'] === `bulk:${kind}` && r['bin'] === bin);
+    const med = (kind: string, key: string) => median(of(kind).map((r) => r[key] as number));
+    for (const kind of KINDS) {
+      if (of(kind).length === 0) continue;
+      out.push({
+        kind,
+        ...(bin === undefined ? {} : { bin }),
+        rounds: of(kind).length,
+        writeMBps: med(kind, 'writeMBps'),
+        readMBps: med(kind, 'readMBps'),
+        rawSocket1ConnWriteMBps: med(kind, 'rawSocket1ConnWriteMBps'),
+        rawSocket1ConnReadMBps: med(kind, 'rawSocket1ConnReadMBps'),
+        writeDepotCpuS: med(kind, 'writeDepotCpuS'),
+        readDepotCpuS: med(kind, 'readDepotCpuS'),
+      });
+    }
+    const fast = med('disk-fast', 'writeMBps');
+    const safe = med('disk-safe', 'writeMBps');
+    if (fast !== undefined && safe !== undefined && safe > 0) {
+      out.push({ kind: 'disk-safe/fast', ...(bin === undefined ? {} : { bin }), writeSlowdown: round2(fast / safe) });
+    }
+  }
+  return out;
+}
+
 process.stdout.write(
   `${JSON.stringify(
     {
@@ -462,6 +498,7 @@ process.stdout.write(
       node: process.version,
       when: new Date().toISOString(),
       shape: { clients: CLIENTS, allocations: ALLOCATIONS, allocationMiB: ALLOCATION_MB, blockKiB: BLOCK_KB },
+      summary: summary(),
       rows,
     },
     null,
