@@ -16,8 +16,9 @@ import type { DepotOptions } from '../options.js';
 import { parseCapability } from '../../ibp/index.js';
 import { CapType, Status } from '../../ibp/index.js';
 import { NfuParamKind, type NfuParam, type NfuRequest } from '../../ibp/index.js';
+import { DiskData } from '../resources/disk/disk-data.js';
 import { MemoryData, type PinnedRange } from '../resources/memory-data.js';
-import type { InputSource } from './input-source.js';
+import { INPUT_CHANGED, type InputSource } from './input-source.js';
 import { NfuExecutor, workerMayRun, type PooledOutput } from './nfu-executor.js';
 
 /** A value returned to the client: parameter index and bytes. */
@@ -91,6 +92,10 @@ export interface NfuIoStats {
   copiedOnLoopBytes: number;
   /** Input bytes of memory allocations handed to the workers in place (no copy on the event loop). */
   inPlaceBytes: number;
+  /** Input bytes of disk allocations the workers read from the files themselves. */
+  workerReadBytes: number;
+  /** Ops whose disk input changed before a worker read it, run again on inputs the event loop read. */
+  rereadOps: number;
 }
 
 export class NfuService {
@@ -101,7 +106,7 @@ export class NfuService {
   private uploads = 0;
   private readonly executor: NfuExecutor;
   private selfPort = 0;
-  readonly stats: NfuIoStats = { copiedOnLoopBytes: 0, inPlaceBytes: 0 };
+  readonly stats: NfuIoStats = { copiedOnLoopBytes: 0, inPlaceBytes: 0, workerReadBytes: 0, rereadOps: 0 };
   /** The input copy running now: such copies run one at a time (see {@link prepareInput}). */
   private copyTail: Promise<void> = Promise.resolve();
 
@@ -275,7 +280,23 @@ export class NfuService {
    */
   private async withPooledInputs<T>(
     sources: ReadonlyArray<readonly [NfuParam, ResolvedRef | undefined]>,
-    run: (inputs: Uint8Array[], inputSources: Array<InputSource | undefined> | undefined, done: () => void) => Promise<T>,
+    run: RunOnInputs<T>,
+  ): Promise<T> {
+    try {
+      return await this.withInputs(sources, true, run);
+    } catch (e) {
+      if (!(DepotError.isDepotError(e) && e.details['kernelCode'] === INPUT_CHANGED)) throw e;
+      // A disk input changed between its plan and the worker's read (a WRITE committed meanwhile,
+      // or damage): once more, on inputs the event loop reads and verifies, judging damage.
+      this.stats.rereadOps++;
+      return this.withInputs(sources, false, run);
+    }
+  }
+
+  private async withInputs<T>(
+    sources: ReadonlyArray<readonly [NfuParam, ResolvedRef | undefined]>,
+    filesInWorker: boolean,
+    run: RunOnInputs<T>,
   ): Promise<T> {
     const prepared: PreparedInput[] = [];
     let released = false;
@@ -289,7 +310,7 @@ export class NfuService {
     };
     let reusable = true;
     try {
-      for (const [p, ref] of sources) prepared.push(await this.prepareInput(p, ref));
+      for (const [p, ref] of sources) prepared.push(await this.prepareInput(p, ref, filesInWorker));
       const inPlace = prepared.some((i) => i.source !== undefined);
       return await run(
         prepared.map((i) => i.buffer),
@@ -432,15 +453,15 @@ export class NfuService {
    * An input parameter for the worker threads of the op (one, or several for a split op). A range
    * of a memory allocation is not copied here: it is pinned (see `MemoryData.pin`: the op sees the
    * bytes as they are now, and later writes do not change them), and each worker gathers what it
-   * reads into a buffer of its own. Other inputs go into a pooled shared buffer that the workers
-   * read without further copies; they (a
-   * value, a disk allocation, a queue) are copied by the event loop in slices of
-   * {@link COPY_SLICE} with a turn of the loop between them, so other clients are served meanwhile,
-   * and one op at a time: a disk read goes through libuv's small thread pool, which the data path's
-   * own file operations share, so many ops reading their inputs at once would queue the data path
-   * behind them.
+   * reads into a buffer of its own. A range of a disk allocation (`filesInWorker`) is planned (see
+   * `DiskData.readPlan`: the file and its blocks' checksums now), and each worker reads its part
+   * from the file and verifies it. Other inputs — values, queues, aliases, and disk ranges read
+   * again after a worker found them changed — go into a pooled shared buffer that the workers read
+   * without further copies, copied by the event loop in slices of {@link COPY_SLICE} with a turn of
+   * the loop between them, so other clients are served meanwhile, and one op at a time: a disk read
+   * goes through libuv's small thread pool, which the data path's own file operations share.
    */
-  private async prepareInput(p: NfuParam, ref: ResolvedRef | undefined): Promise<PreparedInput> {
+  private async prepareInput(p: NfuParam, ref: ResolvedRef | undefined, filesInWorker: boolean): Promise<PreparedInput> {
     if (ref === undefined) {
       const v = this.executor.buffers.take(p.data.length);
       v.set(p.data);
@@ -450,6 +471,12 @@ export class NfuService {
     // A REF_RDWR input covers the data present; bytes past it read as zeros.
     const available = Math.max(0, Math.min(ref.length, ref.allocation.size - ref.offset));
     const data = ref.allocation.data;
+    if (data instanceof DiskData && filesInWorker) {
+      const plan = available > 0 ? await data.readPlan(ref.offset, available) : undefined;
+      this.stats.workerReadBytes += available;
+      const file = plan === undefined ? undefined : { ...plan, offset: ref.offset, available };
+      return { buffer: NO_BYTES, source: { length: ref.length, pieces: [], file } };
+    }
     if (data instanceof MemoryData) {
       const pin = data.pin(ref.offset, available);
       this.stats.inPlaceBytes += available;
@@ -520,3 +547,10 @@ function pinnedBytes(sources: ReadonlyArray<readonly [NfuParam, ResolvedRef | un
   // range's size more memory, held until the op lets go.
   return sources.reduce((s, [, ref]) => s + (ref !== undefined && ref.allocation.data instanceof MemoryData ? ref.length : 0), 0);
 }
+
+/** What runs an op on its prepared inputs; `done` lets go of them once the workers are through. */
+type RunOnInputs<T> = (
+  inputs: Uint8Array[],
+  inputSources: Array<InputSource | undefined> | undefined,
+  done: () => void,
+) => Promise<T>;

@@ -7,7 +7,7 @@ import { setPriority } from 'node:os';
 import { isMainThread, workerData, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { KernelError, builtins, type Attrs, type KernelBackend } from '../../nfu-kernels/index.js';
-import { gatherInto, type InputSource } from './input-source.js';
+import { INPUT_CHANGED, gatherInto, type InputSource } from './input-source.js';
 import { kernelBackendFor } from './native-loader.js';
 
 /** What the executor tells its workers. */
@@ -129,13 +129,15 @@ export function runNfuTask(given: NfuTask, backend: KernelBackend, scratch: Inpu
   let task = given;
   const sources = given.sources;
   if (sources !== undefined) {
+    let changed = false;
     const inputs = given.inputs.map((b, i) => {
       const source = sources[i];
-      if (source === undefined) return b;
+      if (source === undefined || changed) return b;
       const dest = scratch(i, source.length);
-      gatherInto(dest, source);
+      changed = !gatherInto(dest, source);
       return dest;
     });
+    if (changed) return { ok: false, code: INPUT_CHANGED, message: 'an input changed since the op was admitted' };
     task = { ...given, inputs, sources: undefined };
   }
   if (task.wasm !== undefined) return runUploaded(task);

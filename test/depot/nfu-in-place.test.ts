@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MIN_SPLIT_ROWS, NfuExecutor } from '../../depot/index.js';
 import type { NfuService } from '../../depot/nfu/nfu-service.js';
@@ -6,6 +8,7 @@ import { MemoryData, SEGMENT_BYTES, pinStats, segmentPool } from '../../depot/re
 import { builtinRegistry, encodeAttrs, parseAttrs } from '../../nfu-kernels/index.js';
 import type { Capability } from '../../ibp/index.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const MiB = 1024 * 1024;
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest();
@@ -314,4 +317,110 @@ describe('NFU executor: inputs gathered by the workers', () => {
       }
     },
   );
+});
+
+describe('NFU: disk inputs are read by the workers from the files', () => {
+  let t: TestDepot;
+  const dir = tempDir('anvil-nfu-disk-');
+  beforeAll(async () => {
+    t = await startDepot({ nfu: { workers: 2 }, resource: [{ rid: '1', path: dir.path, capacityBytes: '64MiB' }] });
+  });
+  afterAll(async () => {
+    await t.close();
+    dir.cleanup();
+  });
+  const fileOf = (id: number) => join(dir.path, 'data', (id % 256).toString(16).padStart(2, '0'), String(id));
+  const stored = async (bytes: Buffer) => {
+    const caps = await t.client.allocate(t, { size: bytes.length, durationSec: 60 });
+    await t.client.store(caps.write, bytes);
+    return caps;
+  };
+  const digest = (cap: Capability, offset = 0, length = 0) =>
+    t.client.nfu(t, 16, [
+      { kind: 0, cap, offset, length },
+      { kind: 4, length: 32 },
+    ]);
+
+  it('a disk input reaches the worker with no byte copied on the event loop (whole, and a range off block bounds)', async () => {
+    const size = 3 * MiB + 777;
+    const bytes = randomBytes(size);
+    const A = await stored(bytes);
+    const stats = serviceOf(t).stats;
+    const before = { ...stats };
+    expect((await digest(A.read)).get(1)).toEqual(sha256(bytes));
+    expect((await digest(A.read, 70_000, 1_000_000)).get(1)).toEqual(sha256(bytes.subarray(70_000, 1_070_000)));
+    expect(stats.copiedOnLoopBytes - before.copiedOnLoopBytes).toBe(0);
+    expect(stats.workerReadBytes - before.workerReadBytes).toBe(size + 1_000_000);
+    expect(stats.rereadOps).toBe(before.rereadOps);
+  });
+
+  it('a split op reading a disk input gives the bits of the same op on a memory input', async () => {
+    const rows = MIN_SPLIT_ROWS * 2 + 5;
+    const cols = 12;
+    const floats = new Float64Array(rows * cols).map((_, i) => Math.cos(i));
+    const A = await stored(Buffer.from(floats.buffer));
+    const attrs = encodeAttrs({ rows, cols, k: 6, seed: 2 });
+    const out = await t.client.nfu(t, 33, [
+      { kind: 3, data: attrs },
+      { kind: 0, cap: A.read },
+      { kind: 4, length: 6 * cols * 8 },
+    ]);
+    const m = await startDepot({ nfu: { workers: 2 } });
+    try {
+      const B = await m.client.allocate(m, { size: floats.byteLength, durationSec: 60 });
+      await m.client.store(B.write, Buffer.from(floats.buffer));
+      const want = await m.client.nfu(m, 33, [
+        { kind: 3, data: attrs },
+        { kind: 0, cap: B.read },
+        { kind: 4, length: 6 * cols * 8 },
+      ]);
+      expect(out.get(2)!.equals(want.get(2)!)).toBe(true);
+    } finally {
+      await m.close();
+    }
+  });
+
+  /** Runs `meanwhile` after the op's inputs were planned and before any worker reads them. */
+  async function racing<T>(op: () => Promise<T>, meanwhile: () => Promise<void>): Promise<T> {
+    const ex = executorOf(t);
+    const runPooled = ex.runPooled.bind(ex);
+    ex.runPooled = async (...args) => {
+      ex.runPooled = runPooled;
+      await meanwhile();
+      return runPooled(...args);
+    };
+    try {
+      return await op();
+    } finally {
+      ex.runPooled = runPooled;
+    }
+  }
+
+  it('a WRITE committed between the plan and the worker read: the op runs again on verified bytes', async () => {
+    const bytes = randomBytes(2 * MiB);
+    const A = await stored(bytes);
+    const patch = Buffer.alloc(100_000, 0xee);
+    const rereads = serviceOf(t).stats.rereadOps;
+    const out = await racing(
+      () => digest(A.read),
+      async () => {
+        await t.client.write(A.write, 500_000, patch);
+      },
+    );
+    const now = Buffer.from(bytes);
+    patch.copy(now, 500_000);
+    expect(out.get(1)).toEqual(sha256(now));
+    expect(serviceOf(t).stats.rereadOps).toBe(rereads + 1);
+  });
+
+  it('a damaged block: the worker does not serve it, the event loop read judges it damaged (-15)', async () => {
+    const bytes = randomBytes(1 * MiB);
+    const A = await stored(bytes);
+    const file = fileOf(Number(A.read.wrmKey));
+    const onDisk = readFileSync(file);
+    onDisk[700_000]! ^= 0xff;
+    writeFileSync(file, onDisk);
+    await expect(digest(A.read)).rejects.toMatchObject({ status: -15 });
+    await expect(t.client.load(A.read, 0, 10)).rejects.toMatchObject({ status: -15 });
+  });
 });

@@ -52,6 +52,17 @@ export interface DiskOwner {
   settled(): Promise<void>;
 }
 
+/** What a reader in another thread needs to read a range and verify it (see `DiskData.readPlan`). */
+export interface DiskReadPlan {
+  readonly file: string;
+  /** The data's size: the last block's checksum covers the bytes up to it. */
+  readonly size: number;
+  readonly blockBytes: number;
+  /** The checksums of blocks `firstBlock`, `firstBlock + 1`, … covering the range. */
+  readonly firstBlock: number;
+  readonly crcs: readonly (number | undefined)[];
+}
+
 /** The filesystem calls disk data makes; tests inject faults (ENOSPC, EIO) through this. */
 export interface DiskIo {
   open(path: string, flags: number): Promise<FileHandle>;
@@ -524,6 +535,28 @@ export class DiskData implements AllocationData {
       if (failed) void this.forgetHandle();
       unuse(handle);
     }
+  }
+
+  /**
+   * For a reader in another thread (an NFU worker reads its input with its own descriptor, off
+   * the event loop and libuv's thread pool): after the overwrites that {@link read} would wait
+   * for, the file and the checksum each block of `[offset, offset + length)` must have now. The
+   * reader verifies every block it reads; on any mismatch or short read it must fall back to
+   * {@link read}, which tells a change since from damage.
+   */
+  async readPlan(offset: number, length: number): Promise<DiskReadPlan> {
+    await this.afterOverwrites(offset, offset + length);
+    const size = this.owner.size;
+    if (offset + length > size)
+      throw new DepotError(
+        DepotErrorCode.WOULD_EXCEED_LIMIT,
+        `the data no longer reaches ${offset + length} bytes (now ${size})`,
+      );
+    const crcs = this.checksums();
+    const firstBlock = Math.floor(offset / BLOCK_BYTES);
+    const blockCrcs: (number | undefined)[] = [];
+    for (let b = firstBlock; b * BLOCK_BYTES < offset + length; b++) blockCrcs.push(crcs.get(b));
+    return { file: this.file, size, blockBytes: BLOCK_BYTES, firstBlock, crcs: blockCrcs };
   }
 
   /**
