@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatLoad, keyRefOf, parseCapability } from '../../ibp/index.js';
+import type { AllocationCaps } from '../../framework/index.js';
 import { startDepot } from '../helpers/depot-fixture.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -44,7 +45,7 @@ describe('disk LOAD run buffers', () => {
     cleanups.push(() => t.close());
     const addr = { host: t.host, port: t.port };
     const size = 24 * MIB;
-    const caps = [];
+    const caps: AllocationCaps[] = [];
     const data = [pattern(size, 1), pattern(size, 2)];
     for (const d of data) {
       const c = await t.client.allocate(addr, { size, durationSec: 600 });
