@@ -495,12 +495,20 @@ export async function leastSquaresCore(
           sz += sm.colSums[j]! * xt[j]!;
           diag += Math.abs(xt[j]!) * Math.sqrt(Math.max(0, sm.colSumSq[j]! - (sm.colSums[j]! * sm.colSums[j]!) / nb));
         }
-        // With a ball ‖K_b − tr(K_b)·Ref‖₂ ≤ r_b around the dataset's reference scatter: zᵀK_bz ≤ tr(K_b)·zᵀRef z + r_b‖z‖².
+        // With a ball ‖K_b − tr(K_b)·Ref‖₂ ≤ r_b around the dataset's reference scatter: zᵀK_bz ≤ tr(K_b)·zᵀRef z + r_b‖z‖²;
+        // with the relative bound K_b − tr(K_b)·Ref ⪯ ρ_b(Ref + τ_bI): zᵀK_bz ≤ (tr(K_b) + ρ_b)·zᵀRef z + ρ_bτ_b‖z‖².
         let quad = Math.min(scatterBounds(sm).eigMax * zz, diag * diag);
         const ref = sm.scatterReference;
         if (sm.scatterRadius !== undefined && ref !== undefined && ref.cols === D) {
           const Rz = mul(ref.matrix, xt, D, D, 1);
-          quad = Math.min(quad, scatterTrace(sm) * Math.max(0, dot(xt, Rz)) + sm.scatterRadius * zz);
+          const zRz = Math.max(0, dot(xt, Rz));
+          // Rounding of zᵀRef z: ≤ γ_{2D}·‖Ref‖_F·‖z‖² (tr Ref = 1, so ‖Ref‖_F ≤ 1 + rounding).
+          const zRzHi = zRz + 4 * D * 2 ** -53 * zz;
+          const tr = scatterTrace(sm);
+          quad = Math.min(quad, tr * zRzHi + sm.scatterRadius * zz);
+          const rho = sm.scatterRho;
+          const tau = sm.scatterRhoTau;
+          if (rho !== undefined && tau !== undefined) quad = Math.min(quad, (tr + rho) * zRzHi + rho * tau * zz);
         }
         miss += ((sz * sz) / nb + quad) * (1 + 1e-12);
       }

@@ -466,12 +466,18 @@ export async function rsvdCore(
       const perpAns = top(sandwich(P, Gans, d));
       // Missing blocks, two ways (the smaller total is used): block by block, ‖XᵀÃ_bᵀÃ_bX‖ ≤ λ_max(K_b) +
       // ‖Xᵀc_b‖²/n_b; or, where the summary places K_b in a ball ‖K_b − tr(K_b)·Ref‖₂ ≤ r_b around the dataset's
-      // reference scatter, all together: λ_max(Xᵀ(Σ w_b(tr(K_b)·Ref + c_bc_bᵀ/n_b))X) + Σ w_b r_b (X = P⊥ or V).
+      // reference scatter, all together: λ_max(Xᵀ(Σ w_b(tr(K_b)·Ref + c_bc_bᵀ/n_b))X) + Σ w_b r_b (X = P⊥ or V);
+      // or, where it records the relative bound K_b − tr(K_b)·Ref ⪯ ρ_b(Ref + τ_bI), all together in the Loewner
+      // order: Σ w_bÃ_bᵀÃ_b ⪯ Σ w_b((tr(K_b) + ρ_b)·Ref + ρ_bτ_b·I + c_bc_bᵀ/n_b), one λ_max of the combined matrix
+      // (blocks without ρ_b enter it by their ball or by λ_max(K_b)·I). A radius adds up over the missing blocks
+      // whatever the directions; ρ_b·Ref is small where Ref is, which is off the subspace.
       const VT = transpose(V, d, kk);
       let missPerp = 0;
       let missV = 0;
       const known = new Float64Array(d * d);
       let ballScalar = 0;
+      const loewner = new Float64Array(d * d);
+      let loewnerScalar = 0;
       for (const b of active) {
         if (gr.outputs.has(b.index)) continue;
         const sm = b.summary!;
@@ -489,13 +495,41 @@ export async function rsvdCore(
         for (let i = 0; i < d; i++)
           for (let j = 0; j < d; j++) known[i * d + j]! += w * ((ball ? tr * ref.matrix[i * d + j]! : 0) + (c[i]! * c[j]!) / nb);
         ballScalar += w * (ball ? sm.scatterRadius! : k2);
+        const rho = ball ? sm.scatterRho : undefined;
+        const tau = sm.scatterRhoTau;
+        if (rho !== undefined && tau !== undefined) {
+          const scale = tr + rho;
+          for (let i = 0; i < d; i++) {
+            for (let j = 0; j < d; j++) loewner[i * d + j]! += w * (scale * ref!.matrix[i * d + j]! + (c[i]! * c[j]!) / nb);
+            loewner[i * d + i]! += w * rho * tau;
+          }
+        } else {
+          for (let i = 0; i < d; i++)
+            for (let j = 0; j < d; j++)
+              loewner[i * d + j]! += w * ((ball ? tr * ref.matrix[i * d + j]! : 0) + (c[i]! * c[j]!) / nb);
+          loewnerScalar += w * (ball ? sm.scatterRadius! : k2);
+        }
       }
       const topK = (M: Float64Array, n: number): number => {
         const e = symmetricEigenvalues(M, n);
         return Math.max(0, e[n - 1]!) + 1e-12 * Math.max(Math.abs(e[0]!), Math.abs(e[n - 1]!));
       };
-      missPerp = Math.min(missPerp, top(sandwich(P, known, d)) + ballScalar) * (1 + 1e-12);
-      missV = Math.min(missV, topK(sandwich(VT, known, kk), kk) + ballScalar) * (1 + 1e-12);
+      // Rounding of the sandwich of a matrix whose signal part is large: ≤ γ_{2d}‖P‖²‖M‖_F, ‖P‖, ‖V‖ ≤ 1 + 10⁻¹².
+      const roundOf = (M: Float64Array): number => 4 * d * 2 ** -53 * Math.sqrt(M.reduce((a, v) => a + v * v, 0));
+      missPerp =
+        Math.min(
+          missPerp,
+          top(sandwich(P, known, d)) + ballScalar + roundOf(known),
+          top(sandwich(P, loewner, d)) + loewnerScalar + roundOf(loewner),
+        ) *
+        (1 + 1e-12);
+      missV =
+        Math.min(
+          missV,
+          topK(sandwich(VT, known, kk), kk) + ballScalar + roundOf(known),
+          topK(sandwich(VT, loewner, kk), kk) + loewnerScalar + roundOf(loewner),
+        ) *
+        (1 + 1e-12);
       const detPerp = perpAns + missPerp;
       kGram = sandwich(VT, Ghat, kk);
       const ansV = svd(sandwich(VT, Gans, kk), kk, kk).s;

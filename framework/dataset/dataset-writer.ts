@@ -497,6 +497,10 @@ export class DatasetWriter {
         if (m.summary === undefined || m.summary.scatterRadius !== undefined) continue;
         m.summary.scatterRadius = radius;
         m.summary.scatterReference = b.summary.scatterReference.id;
+        if (b.summary.scatterRho !== undefined && b.summary.scatterRhoTau !== undefined) {
+          m.summary.scatterRho = b.summary.scatterRho;
+          m.summary.scatterRhoTau = b.summary.scatterRhoTau;
+        }
       }
     }
     return {

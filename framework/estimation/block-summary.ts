@@ -135,20 +135,30 @@ export function scatterTrace(s: BlockSummary): number {
   return Math.max(0, s.frob2 - (s.rows > 0 ? s2 / s.rows : 0));
 }
 
+/** Default regularisation of the reference in {@link attachScatterRadius}'s relative bound: τ = this · tr(Ref)/d. */
+export const DEFAULT_SCATTER_RHO_TAU = 1e-6;
+
 /**
- * Records on `summary` (and returns it) the radius of the ball around tr(K_b)·Ref that holds the block's centred
- * scatter `scatter` (from {@link centredScatter}): ‖K_b − tr(K_b)·Ref‖₂ by Jacobi, widened by the solver's
- * accuracy and by 10⁻⁹·frob2 for the rounding of K_b and of tr(K_b) in any summation order.
- * @throws CoordinatorError `COORD_E_INVALID_ARGUMENT` for a reference or scatter of another size
+ * Records on `summary` (and returns it) how far the block's centred scatter `scatter` (from
+ * {@link centredScatter}) is from tr(K_b)·Ref, in two ways:
+ * - the radius of the ball around tr(K_b)·Ref: ‖K_b − tr(K_b)·Ref‖₂ by Jacobi, widened by the solver's accuracy
+ *   and by 10⁻⁹·frob2 for the rounding of K_b and of tr(K_b) in any summation order (`scatterRadius`);
+ * - the relative (Loewner) bound K_b − tr(K_b)·Ref ⪯ ρ·(Ref + τI), τ = `options.tau` (default
+ *   {@link DEFAULT_SCATTER_RHO_TAU}·tr(Ref)/d): ρ = λ_max of the deviation whitened by the regularised reference,
+ *   widened so that the inequality holds for the exact K_b (`scatterRho`, `scatterRhoTau`; see {@link scatterRho}).
+ * @throws CoordinatorError `COORD_E_INVALID_ARGUMENT` for a reference or scatter of another size, or τ ≤ 0
  */
 export function attachScatterRadius(
   summary: BlockSummary,
   scatter: ArrayLike<number>,
   reference: ScatterReference,
+  options: { tau?: number } = {},
 ): BlockSummary {
   const d = summary.cols;
   if (reference.cols !== d) throw invalidArgument('reference.cols', `${d}`, reference.cols);
   if (scatter.length !== d * d) throw invalidArgument('scatter.length', `${d * d}`, scatter.length);
+  const tau = options.tau ?? DEFAULT_SCATTER_RHO_TAU / d;
+  if (!(tau > 0) || !Number.isFinite(tau)) throw invalidArgument('options.tau', 'finite and > 0', tau);
   const t = scatterTrace(summary);
   const diff = new Float64Array(d * d);
   for (let k = 0; k < diff.length; k++) diff[k] = scatter[k]! - t * reference.matrix[k]!;
@@ -159,7 +169,102 @@ export function attachScatterRadius(
   for (const v of diff) f2 += v * v;
   summary.scatterRadius = norm + 1e-12 * Math.sqrt(f2) + 1e-9 * summary.frob2;
   summary.scatterReference = reference;
+  let k2 = 0;
+  for (let k = 0; k < diff.length; k++) k2 += scatter[k]! * scatter[k]!;
+  let r2 = 0;
+  for (const v of reference.matrix) r2 += v * v;
+  // Absolute error of the computed deviation against the exact K_b − t·Ref: the rounding of K_b's entries (sums of
+  // n products, and the mean correction: ≤ 4γ_{n+4}·frob2 in Frobenius norm, |s_j| ≤ √(n·colSumSq_j)) and of the
+  // subtraction (≤ 2u(‖K̂‖_F + t‖Ref‖_F)).
+  const u = 2 ** -53;
+  const gamma = ((summary.rows + 4) * u) / (1 - (summary.rows + 4) * u);
+  const absError = (4 * gamma * summary.frob2 + 2 * u * (Math.sqrt(k2) + t * Math.sqrt(r2))) * 1.01;
+  const rho = scatterRho(diff, reference.matrix, d, tau, absError);
+  if (rho === undefined) {
+    delete summary.scatterRho;
+    delete summary.scatterRhoTau;
+  } else {
+    summary.scatterRho = rho;
+    summary.scatterRhoTau = tau;
+  }
   return summary;
+}
+
+/**
+ * The smallest ρ ≥ 0 this computation can certify with D_exact ⪯ ρ·(Ref + τI), for a symmetric d × d deviation
+ * `diff` known to within `absError` in spectral norm. With W = L⁻¹ as computed (L the Cholesky factor of
+ * R = Ref + τI; W is some invertible matrix, exactly), D ⪯ ρR ⟺ WDWᵀ ⪯ ρ·WRWᵀ, so ρ = max(0, λ_max(WDWᵀ)) /
+ * λ_min(WRWᵀ) suffices. Both products and their eigenvalues are computed in floating point, and widened: the
+ * products by γ_{2d+2}‖W‖_F²‖·‖_F (|fl(WXWᵀ) − WXWᵀ| ≤ γ|W||X||W|ᵀ), Jacobi by 10⁻¹²‖·‖_F, and the error of `diff`
+ * by absError·‖W‖₂² ≤ absError·‖W‖_F². Undefined when R is not numerically positive definite.
+ */
+export function scatterRho(
+  diff: ArrayLike<number>,
+  ref: ArrayLike<number>,
+  d: number,
+  tau: number,
+  absError = 0,
+): number | undefined {
+  const R = new Float64Array(d * d);
+  for (let i = 0; i < d; i++)
+    for (let j = 0; j < d; j++) R[i * d + j] = 0.5 * (ref[i * d + j]! + ref[j * d + i]!) + (i === j ? tau : 0);
+  // Cholesky R = LLᵀ.
+  const L = new Float64Array(d * d);
+  for (let j = 0; j < d; j++) {
+    let s = R[j * d + j]!;
+    for (let k = 0; k < j; k++) s -= L[j * d + k]! * L[j * d + k]!;
+    if (!(s > 0)) return undefined;
+    const ljj = Math.sqrt(s);
+    L[j * d + j] = ljj;
+    for (let i = j + 1; i < d; i++) {
+      let v = R[i * d + j]!;
+      for (let k = 0; k < j; k++) v -= L[i * d + k]! * L[j * d + k]!;
+      L[i * d + j] = v / ljj;
+    }
+  }
+  // W = L⁻¹ (lower triangular), column by column.
+  const W = new Float64Array(d * d);
+  for (let c = 0; c < d; c++) {
+    for (let i = c; i < d; i++) {
+      let v = i === c ? 1 : 0;
+      for (let k = c; k < i; k++) v -= L[i * d + k]! * W[k * d + c]!;
+      W[i * d + c] = v / L[i * d + i]!;
+    }
+  }
+  let w2 = 0;
+  for (const v of W) w2 += v * v;
+  if (!Number.isFinite(w2)) return undefined;
+  const congruence = (X: ArrayLike<number>): { M: Float64Array; xF: number } => {
+    const XW = new Float64Array(d * d); // X·Wᵀ
+    for (let i = 0; i < d; i++)
+      for (let j = 0; j < d; j++) {
+        let v = 0;
+        for (let k = 0; k <= j; k++) v += X[i * d + k]! * W[j * d + k]!;
+        XW[i * d + j] = v;
+      }
+    const M = new Float64Array(d * d);
+    for (let i = 0; i < d; i++)
+      for (let j = i; j < d; j++) {
+        let v = 0;
+        for (let k = 0; k <= i; k++) v += W[i * d + k]! * XW[k * d + j]!;
+        M[i * d + j] = v;
+        M[j * d + i] = v;
+      }
+    let xF = 0;
+    for (let k = 0; k < d * d; k++) xF += X[k]! * X[k]!;
+    return { M, xF: Math.sqrt(xF) };
+  };
+  const fro = (M: Float64Array): number => Math.sqrt(M.reduce((a, v) => a + v * v, 0));
+  const u = 2 ** -53;
+  const gamma = ((2 * d + 2) * u) / (1 - (2 * d + 2) * u);
+  const T = congruence(diff);
+  const S = congruence(R);
+  const eT = symmetricEigenvalues(T.M, d);
+  const eS = symmetricEigenvalues(S.M, d);
+  const top = eT[d - 1]! + 1e-12 * fro(T.M) + gamma * w2 * T.xF * 1.01 + absError * w2 * 1.01;
+  const bottom = eS[0]! - 1e-12 * fro(S.M) - gamma * w2 * S.xF * 1.01;
+  if (!(bottom > 0) || !Number.isFinite(top)) return undefined;
+  return (Math.max(0, top) / bottom) * (1 + 4 * u);
 }
 
 /** JSON form of a {@link ScatterReference}. */
@@ -214,6 +319,8 @@ export interface BlockSummaryJson {
   scatterRadius?: number;
   /** The id of the summary's {@link ScatterReference} (the matrix travels once per dataset). */
   scatterReference?: string;
+  scatterRho?: number;
+  scatterRhoTau?: number;
 }
 
 /** Plain-JSON form of a summary. */
@@ -231,13 +338,16 @@ export function summaryToJson(s: BlockSummary): BlockSummaryJson {
     ...(s.scatterRadius === undefined || s.scatterReference === undefined
       ? {}
       : { scatterRadius: s.scatterRadius, scatterReference: s.scatterReference.id }),
+    ...(s.scatterRho === undefined || s.scatterRhoTau === undefined || s.scatterReference === undefined
+      ? {}
+      : { scatterRho: s.scatterRho, scatterRhoTau: s.scatterRhoTau }),
   };
 }
 
 /**
- * Parses and validates a summary from JSON (see {@link validateSummary}). A `scatterRadius` is kept only when
- * its `scatterReference` id is one of `references` (the dataset's); otherwise both are dropped, which only
- * loosens Gram bounds.
+ * Parses and validates a summary from JSON (see {@link validateSummary}). A `scatterRadius` (and a `scatterRho`
+ * with its `scatterRhoTau`) is kept only when its `scatterReference` id is one of `references` (the dataset's);
+ * otherwise they are dropped, which only loosens bounds.
  * @throws CoordinatorError `COORD_E_INVALID_ARGUMENT` naming the field
  */
 export function summaryFromJson(json: unknown, name = 'summary', references: readonly ScatterReference[] = []): BlockSummary {
@@ -265,6 +375,10 @@ export function summaryFromJson(json: unknown, name = 'summary', references: rea
   if (o['scatterRadius'] !== undefined && reference !== undefined) {
     s.scatterRadius = o['scatterRadius'] as number;
     s.scatterReference = reference;
+    if (o['scatterRho'] !== undefined || o['scatterRhoTau'] !== undefined) {
+      s.scatterRho = o['scatterRho'] as number;
+      s.scatterRhoTau = o['scatterRhoTau'] as number;
+    }
   }
   validateSummary(s, name);
   return s;
@@ -320,6 +434,16 @@ export function validateSummary(s: BlockSummary, name = 'summary'): void {
       ref.matrix.length !== s.cols * s.cols
     )
       throw invalidArgument(`${name}.scatterReference`, `a reference of ${s.cols} columns`, ref?.cols);
+  }
+  if (s.scatterRho !== undefined || s.scatterRhoTau !== undefined) {
+    const rho = s.scatterRho;
+    const tau = s.scatterRhoTau;
+    if (typeof rho !== 'number' || !(rho >= 0) || !Number.isFinite(rho))
+      throw invalidArgument(`${name}.scatterRho`, 'finite and ≥ 0, with a scatterRhoTau', rho);
+    if (typeof tau !== 'number' || !(tau > 0) || !Number.isFinite(tau))
+      throw invalidArgument(`${name}.scatterRhoTau`, 'finite and > 0, with a scatterRho', tau);
+    if (s.scatterReference === undefined)
+      throw invalidArgument(`${name}.scatterReference`, 'present with a scatterRho', undefined);
   }
 }
 

@@ -92,6 +92,14 @@ export interface BlockSummary {
    */
   scatterRadius?: number;
   scatterReference?: ScatterReference;
+  /**
+   * Optional relative (Loewner) bound of the same deviation, with the regularised reference R = Ref + τI
+   * (τ = `scatterRhoTau` > 0): K_b − tr(K_b)·Ref ⪯ scatterRho·R, i.e. K_b ⪯ (tr(K_b) + ρ)·Ref + ρτ·I. Unlike the
+   * radius, it scales with Ref in every direction, so a direction where the reference is small (the residual of a
+   * low-rank fit, a regression's residual) gets a small bound. Only with a `scatterReference`; both or neither.
+   */
+  scatterRho?: number;
+  scatterRhoTau?: number;
 }
 
 /**

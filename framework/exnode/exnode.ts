@@ -54,6 +54,9 @@ export interface ExnodeBlockSummary {
   /** Optional: ‖K − tr(K)·Ref‖₂ ≤ scatterRadius for the dataset's reference scatter named by its id. */
   scatterRadius?: number;
   scatterReference?: string;
+  /** Optional: K − tr(K)·Ref ⪯ scatterRho·(Ref + scatterRhoTau·I) for the same reference. */
+  scatterRho?: number;
+  scatterRhoTau?: number;
 }
 
 /** A file composed of allocations on IBP depots, striped and replicated. */
@@ -180,6 +183,8 @@ function validateDatasetFields(m: Mapping, f: string): void {
     if (s.scatterEigMax !== undefined) finite(s.scatterEigMax, `${f}summary.scatterEigMax`, true);
     if (s.scatterEigMin !== undefined) finite(s.scatterEigMin, `${f}summary.scatterEigMin`, true);
     if (s.scatterRadius !== undefined) finite(s.scatterRadius, `${f}summary.scatterRadius`, true);
+    if (s.scatterRho !== undefined) finite(s.scatterRho, `${f}summary.scatterRho`, true);
+    if (s.scatterRhoTau !== undefined) finite(s.scatterRhoTau, `${f}summary.scatterRhoTau`, true);
     if (typeof s.hash !== 'string' || !/^[0-9a-f]{64}$/.test(s.hash))
       throw invalid(`${f}summary.hash`, 'must be 64 lowercase hex digits', s.hash);
     if (m.rows !== undefined && m.rows.count !== s.rows)
@@ -226,6 +231,8 @@ export function anvilMappingMeta(m: Mapping): MetaEntry[] {
     if (s.scatterEigMin !== undefined) children.push({ name: 'scatterEigMin', type: 'string', value: String(s.scatterEigMin) });
     if (s.scatterRadius !== undefined) children.push({ name: 'scatterRadius', type: 'string', value: String(s.scatterRadius) });
     if (s.scatterReference !== undefined) children.push({ name: 'scatterReference', type: 'string', value: s.scatterReference });
+    if (s.scatterRho !== undefined) children.push({ name: 'scatterRho', type: 'string', value: String(s.scatterRho) });
+    if (s.scatterRhoTau !== undefined) children.push({ name: 'scatterRhoTau', type: 'string', value: String(s.scatterRhoTau) });
     out.push({ name: 'summary', type: 'meta', children });
   }
   if (m.source !== undefined) out.push({ name: 'source', type: 'string', value: m.source });
@@ -309,6 +316,8 @@ export function readAnvilMappingMeta(
     if (c.has('scatterEigMin')) s.scatterEigMin = metaNumber(c.get('scatterEigMin'), `${f}.scatterEigMin`);
     if (c.has('scatterRadius')) s.scatterRadius = metaNumber(c.get('scatterRadius'), `${f}.scatterRadius`);
     if (c.has('scatterReference')) s.scatterReference = scalar(c.get('scatterReference'), `${f}.scatterReference`);
+    if (c.has('scatterRho')) s.scatterRho = metaNumber(c.get('scatterRho'), `${f}.scatterRho`);
+    if (c.has('scatterRhoTau')) s.scatterRhoTau = metaNumber(c.get('scatterRhoTau'), `${f}.scatterRhoTau`);
     out.summary = s;
   }
   const source = get('source');
