@@ -141,7 +141,8 @@ function htWeights(planned: readonly PlannedBlock[], answered: ReadonlySet<strin
  * - *objective* (deterministic, for the returned x, used when smaller than the two above together):
  *   ‖x − x*‖² ≤ (F_ans(x) − min F_ans + Σ_missing ‖M_b[x; −1]‖²)/λ_min(G_ans,AA), F the squared residual over
  *   all rows (F(x) − F(x*) = (x − x*)ᵀG_AA(x − x*) and F(x*) ≥ min F_ans), the missing blocks' residuals bounded
- *   from their summaries.
+ *   from their summaries; or, when smaller, by the normal equations, ‖x − x*‖ ≤ ‖ĝ_ans‖/λ_min(G_ans,AA) +
+ *   √(Σ_missing ‖M_b[x; −1]‖²/(4λ_min(G_ans,AA))), ĝ_ans the answered rows' own gradient at x.
  * Missing blocks are assumed to fail independently of their values (MAR).
  */
 export async function leastSquaresCore(
@@ -486,33 +487,63 @@ export async function leastSquaresCore(
       // Rounding of x_ans (relative error ≤ κ·O(u) ≤ 10⁻⁹ for κ ≤ 10⁶) and of the quadratic form: a relative
       // allowance and an absolute one of 10⁻⁸·‖G‖·‖z‖².
       const excess = Math.max(0, dot(diff, Gd)) * (1 + 1e-6) + 1e-8 * sMax * zz;
-      let miss = 0;
-      for (const sm of missingSummaries) {
-        const nb = Math.max(1, sm.rows);
-        let sz = 0;
-        let diag = 0;
-        for (let j = 0; j < D; j++) {
-          sz += sm.colSums[j]! * xt[j]!;
-          diag += Math.abs(xt[j]!) * Math.sqrt(Math.max(0, sm.colSumSq[j]! - (sm.colSums[j]! * sm.colSums[j]!) / nb));
+      // Σ_missing ‖M_bz‖² ≤ this, from the summaries, at z = [y; −1].
+      const missAt = (zt: Float64Array): number => {
+        let z2 = 0;
+        for (const v of zt) z2 += v * v;
+        let miss = 0;
+        for (const sm of missingSummaries) {
+          const nb = Math.max(1, sm.rows);
+          let sz = 0;
+          let diag = 0;
+          for (let j = 0; j < D; j++) {
+            sz += sm.colSums[j]! * zt[j]!;
+            diag += Math.abs(zt[j]!) * Math.sqrt(Math.max(0, sm.colSumSq[j]! - (sm.colSums[j]! * sm.colSums[j]!) / nb));
+          }
+          // With a ball ‖K_b − tr(K_b)·Ref‖₂ ≤ r_b around the dataset's reference scatter: zᵀK_bz ≤ tr(K_b)·zᵀRef z +
+          // r_b‖z‖²; with the relative bound K_b − tr(K_b)·Ref ⪯ ρ_b(Ref + τ_bI): zᵀK_bz ≤ (tr(K_b) + ρ_b)·zᵀRef z + ρ_bτ_b‖z‖².
+          let quad = Math.min(scatterBounds(sm).eigMax * z2, diag * diag);
+          const ref = sm.scatterReference;
+          if (sm.scatterRadius !== undefined && ref !== undefined && ref.cols === D) {
+            const Rz = mul(ref.matrix, zt, D, D, 1);
+            // Rounding of zᵀRef z: ≤ γ_{2D}·‖Ref‖_F·‖z‖² (tr Ref = 1, so ‖Ref‖_F ≤ 1 + rounding).
+            const zRz = Math.max(0, dot(zt, Rz)) + 4 * D * 2 ** -53 * z2;
+            const tr = scatterTrace(sm);
+            quad = Math.min(quad, tr * zRz + sm.scatterRadius * z2);
+            const rho = sm.scatterRho;
+            const tau = sm.scatterRhoTau;
+            if (rho !== undefined && tau !== undefined) quad = Math.min(quad, (tr + rho) * zRz + rho * tau * z2);
+          }
+          miss += ((sz * sz) / nb + quad) * (1 + 1e-12);
         }
-        // With a ball ‖K_b − tr(K_b)·Ref‖₂ ≤ r_b around the dataset's reference scatter: zᵀK_bz ≤ tr(K_b)·zᵀRef z + r_b‖z‖²;
-        // with the relative bound K_b − tr(K_b)·Ref ⪯ ρ_b(Ref + τ_bI): zᵀK_bz ≤ (tr(K_b) + ρ_b)·zᵀRef z + ρ_bτ_b‖z‖².
-        let quad = Math.min(scatterBounds(sm).eigMax * zz, diag * diag);
-        const ref = sm.scatterReference;
-        if (sm.scatterRadius !== undefined && ref !== undefined && ref.cols === D) {
-          const Rz = mul(ref.matrix, xt, D, D, 1);
-          const zRz = Math.max(0, dot(xt, Rz));
-          // Rounding of zᵀRef z: ≤ γ_{2D}·‖Ref‖_F·‖z‖² (tr Ref = 1, so ‖Ref‖_F ≤ 1 + rounding).
-          const zRzHi = zRz + 4 * D * 2 ** -53 * zz;
-          const tr = scatterTrace(sm);
-          quad = Math.min(quad, tr * zRzHi + sm.scatterRadius * zz);
-          const rho = sm.scatterRho;
-          const tau = sm.scatterRhoTau;
-          if (rho !== undefined && tau !== undefined) quad = Math.min(quad, (tr + rho) * zRzHi + rho * tau * zz);
+        return miss;
+      };
+      const miss = missAt(xt);
+      // By the normal equations, at any y: G_AA(x* − y) = −ĝ_ans(y) − Σ_missing A_bᵀr_b (ĝ_ans(y) = G_ans,AA y − g_ans,Ab,
+      // r_b = M_b[y; −1]), and with X = Σ_missing A_bᵀA_b, G_AA = G_ans,AA + X: ‖G_AA⁻¹Σ A_bᵀr_b‖ ≤
+      // √(λ_max(G_AA⁻¹XG_AA⁻¹))·‖r_miss‖ (Cauchy–Schwarz over the rows), and G_AA⁻¹XG_AA⁻¹ ⪯ G_ans,AA⁻¹/4
+      // (Y(I + Y)⁻² ⪯ I/4 for Y ⪰ 0). So ‖y − x*‖ ≤ ‖ĝ_ans(y)‖/λ_min(G_ans,AA) + √(F_miss(y)/(4λ_min(G_ans,AA))), ĝ_ans
+      // widened by its rounding. Used at y = x̂, and at y = x_ans as computed plus ‖x̂ − x_ans‖ (x̂ solves the
+      // reweighted problem, so its own gradient on the answered rows is not small).
+      const u = 2 ** -53;
+      const gamma = ((d + 2) * u) / (1 - (d + 2) * u);
+      const lam = sMin * (1 - 1e-9);
+      const normalEqAt = (y: Float64Array, zt: Float64Array): number => {
+        const Gy = mul(GAA, y, d, d, 1);
+        let g2 = 0;
+        let gRound2 = 0;
+        for (let i = 0; i < d; i++) {
+          g2 += (Gy[i]! - gAb[i]!) ** 2;
+          let ab = Math.abs(gAb[i]!);
+          for (let j = 0; j < d; j++) ab += Math.abs(GAA[i * d + j]! * y[j]!);
+          gRound2 += (gamma * ab) ** 2;
         }
-        miss += ((sz * sz) / nb + quad) * (1 + 1e-12);
-      }
-      return Math.sqrt((excess + miss) / (sMin * (1 - 1e-12)));
+        return ((Math.sqrt(g2) + Math.sqrt(gRound2)) * 1.01) / lam + Math.sqrt(missAt(zt) / (4 * lam));
+      };
+      let diff2 = 0;
+      for (const v of diff) diff2 += v * v;
+      const viaAns = Math.sqrt(diff2) * (1 + 1e-12) + normalEqAt(xAns, embed(xAns, -1));
+      return Math.min(Math.sqrt((excess + miss) / (sMin * (1 - 1e-12))), normalEqAt(x, xt), viaAns);
     };
     const eObjective = objectiveBound();
     const eSampling = sampling(t);

@@ -8,7 +8,10 @@
  * - column means (Hájek): max_j |mean̂_j − mean_j|;
  * - Gram (HT difference estimator, matrix Bennett): ‖Ĝ − AᵀA‖₂;
  * - PCA (rank 3, centred, in-locus rsvd): ‖Ã − ÃVVᵀ‖₂, Ã the matrix centred by its exact column means;
- * - least squares (sketch-preconditioned CG in locus): ‖x − x*‖₂, x* the solution on all rows.
+ * - least squares (sketch-preconditioned CG in locus): ‖x − x*‖₂, x* the solution on all rows. Two targets: the
+ *   matrix's last column, a linear function of the others plus 5 % of its own column (an almost exact fit), and
+ *   (`least-squares-noisy`) the same linear function plus Gaussian noise of 10 % of its standard deviation over
+ *   the rows (an ordinary noisy regression).
  *
  * Every trial draws a new matrix (same spectrum) and, per failure setting, a new failure pattern; one trial's
  * estimate is evaluated at every δ (the estimate does not depend on δ, its bound is computed per δ). Trials run
@@ -16,7 +19,7 @@
  * leaves every cell with the same number of trials.
  *
  * Usage: node dist/bench/calibration.js [--json] [--trials N (default 1000)] [--max-minutes M (default 120)]
- *   [--methods column-means,gram,pca,least-squares]
+ *   [--methods column-means,gram,pca,least-squares,least-squares-noisy]
  * With --json the last line is {"rows":[{method, delta, failure_rate, failure_mode, trials, refused,
  * violations, violation_rate, violation_limit, bound_over_error}, …]} (and the table goes to stderr);
  * violation_limit is the largest violation rate a correct bound exceeds with probability ≤ 1 % (binomial upper
@@ -46,9 +49,9 @@ const BLOCK_ROWS = 20; // 24 blocks
 const BLOCKS = N / BLOCK_ROWS;
 const DEPOTS = 6;
 
-type Method = 'column-means' | 'gram' | 'pca' | 'least-squares';
+type Method = 'column-means' | 'gram' | 'pca' | 'least-squares' | 'least-squares-noisy';
 type Mode = 'independent' | 'correlated';
-const ALL: Method[] = ['column-means', 'gram', 'pca', 'least-squares'];
+const ALL: Method[] = ['column-means', 'gram', 'pca', 'least-squares', 'least-squares-noisy'];
 const only = args.indexOf('--methods');
 const METHODS: Method[] = only >= 0 ? (args[only + 1]!.split(',') as Method[]).filter((m) => ALL.includes(m)) : ALL;
 if (!(TRIALS >= 1) || !(MAX_MINUTES > 0) || METHODS.length === 0) {
@@ -77,6 +80,40 @@ function matrix(seed: number): Float64Array {
     A[i * D + D - 1] = s + A[i * D + D - 1]! * 0.05;
   }
   return A;
+}
+
+/** The same matrix with the last column replaced by the linear function plus noise of 10 % of its spread. */
+function noisyRegression(A: Float64Array, seed: number): Float64Array {
+  const out = A.slice();
+  const signal = new Float64Array(N);
+  for (let i = 0; i < N; i++) {
+    let s = 0;
+    for (let j = 0; j < D - 1; j++) s += (j % 3) * A[i * D + j]! * 0.5;
+    signal[i] = s;
+  }
+  const mean = signal.reduce((a, v) => a + v, 0) / N;
+  const sd = Math.sqrt(signal.reduce((a, v) => a + (v - mean) ** 2, 0) / (N - 1));
+  const noise = new Float64Array(N);
+  normals(seed, 5, 0, 0, noise);
+  for (let i = 0; i < N; i++) out[i * D + D - 1] = signal[i]! + 0.1 * sd * noise[i]!;
+  return out;
+}
+
+/** The least-squares truth of a matrix: its in-memory dataset and the solution on all rows. */
+interface LsTruth {
+  readonly dataset: CoordinatorDataset;
+  readonly bytes: Map<string, Uint8Array>;
+  readonly lsSolution: number[];
+}
+
+function lsTruthOf(A: Float64Array): LsTruth {
+  const { dataset, blocks: bytes } = inMemoryDataset(A, N, D, {
+    blockRows: BLOCK_ROWS,
+    depotsOf: (b) => [9000 + (b % DEPOTS)],
+  });
+  const M = Matrix.from1DArray(N, D, Array.from(A));
+  const lsSolution = new QrDecomposition(M.subMatrix(0, N - 1, 0, D - 2)).solve(M.subMatrix(0, N - 1, D - 1, D - 1)).to1DArray();
+  return { dataset, bytes, lsSolution };
 }
 
 function mulberry(seed: number): () => number {
@@ -118,6 +155,8 @@ interface Truth {
   readonly blockGrams: Float64Array[];
   readonly centred: Matrix;
   readonly lsSolution: number[];
+  /** The noisy-regression variant (only when its method runs). */
+  readonly noisy: LsTruth | undefined;
 }
 
 function truthOf(seed: number): Truth {
@@ -141,7 +180,8 @@ function truthOf(seed: number): Truth {
   const X = M.subMatrix(0, N - 1, 0, D - 2);
   const y = M.subMatrix(0, N - 1, D - 1, D - 1);
   const lsSolution = new QrDecomposition(X).solve(y).to1DArray();
-  return { A, dataset, bytes, summaries, planned, means, gram, blockGrams, centred, lsSolution };
+  const noisy = METHODS.includes('least-squares-noisy') ? lsTruthOf(noisyRegression(A, seed)) : undefined;
+  return { A, dataset, bytes, summaries, planned, means, gram, blockGrams, centred, lsSolution, noisy };
 }
 
 /** One outcome per δ: [true error, ε, scale of the truth (rounding)], or undefined when the method refused (coverage). */
@@ -185,7 +225,8 @@ async function trial(method: Method, truth: Truth, failed: Set<number>, seed: nu
         return [spectralNorm(Matrix.from1DArray(D, D, Array.from(e.value)).sub(truth.gram)), e.epsilon, scale] as const;
       });
     }
-    const { dataset, bytes } = truth;
+    const ls = method === 'least-squares-noisy' ? truth.noisy! : truth;
+    const { dataset, bytes } = ls;
     const ctx = runnerContext(new InProcessLocus(bytes, { fail: (a) => failed.has(a.block.index) }), {
       store: new ReliabilityStore({ clock: { now: () => 0 } }),
     });
@@ -200,7 +241,7 @@ async function trial(method: Method, truth: Truth, failed: Set<number>, seed: nu
       return DELTAS.map((delta) => [err, delta === first ? e.epsilon : byDelta.get(delta)!, scale] as const);
     }
     const e = await final(leastSquares(dataset, ctx, { seed, delta: first, boundDeltas: rest }));
-    const xs = truth.lsSolution;
+    const xs = ls.lsSolution;
     const err = Math.sqrt(xs.reduce((s, v, i) => s + (v - e.value.coefficients[i]!) ** 2, 0));
     const scale = Math.hypot(...xs);
     const byDelta = new Map(e.value.boundsAt.map((b) => [b.delta, b.epsilon]));
@@ -301,13 +342,13 @@ async function main(): Promise<void> {
   const out = json ? process.stderr : process.stdout;
   out.write(
     `${done} trials per cell in ${((Date.now() - started) / 1000).toFixed(0)} s\n` +
-      'method         δ      fail  mode          trials refused  violations  limit(1%)  median ε/err\n',
+      'method              δ      fail  mode          trials refused  violations  limit(1%)  median ε/err\n',
   );
   for (const r of rows) {
     const ratio = r.bound_over_error === null ? 'exact' : r.bound_over_error.toPrecision(3);
     const flagBad = r.violation_rate > r.violation_limit ? '  ← over' : '';
     out.write(
-      `${r.method.padEnd(14)} ${String(r.delta).padEnd(6)} ${String(r.failure_rate).padEnd(5)} ${r.failure_mode.padEnd(12)}  ` +
+      `${r.method.padEnd(19)} ${String(r.delta).padEnd(6)} ${String(r.failure_rate).padEnd(5)} ${r.failure_mode.padEnd(12)}  ` +
         `${String(r.trials).padStart(6)} ${String(r.refused).padStart(7)}  ${r.violation_rate.toFixed(4).padStart(10)}  ` +
         `${r.violation_limit.toFixed(4).padStart(9)}  ${ratio.padStart(12)}${flagBad}\n`,
     );
