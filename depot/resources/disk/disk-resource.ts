@@ -182,6 +182,8 @@ export class DiskResource implements StorageResource {
     let applied = false;
     try {
       await this.group!.submit(() => {
+        // Deleted while it waited for its group: its rows are gone and must not come back.
+        if (a.freed) throw new DepotError(DepotErrorCode.CAP_NOT_FOUND, 'the allocation was deleted during the transfer');
         this.db.commitWrite(a.id, newSize, blocks, seq);
         applied = true;
       });

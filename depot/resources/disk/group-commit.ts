@@ -76,6 +76,7 @@ export class GroupCommit {
           p.reject(failures[i]);
           return false;
         });
+        if (applied.length === 0) continue;
         try {
           await this.store.sync();
         } catch (e) {
