@@ -140,6 +140,8 @@ describe('datasetFromExnode', () => {
       hash: s.hash,
       scatterRadius: s.scatterRadius!,
       scatterReference: reference.id,
+      scatterRho: s.scatterRho!,
+      scatterRhoTau: s.scatterRhoTau!,
     };
     const meta = (matrix: number[]) => ({
       name: SCATTER_REFERENCE_META,
@@ -152,9 +154,12 @@ describe('datasetFromExnode', () => {
     const ds = datasetFromExnode(x);
     expect(ds.blocks[0]!.summary!.scatterReference).toEqual(reference);
     expect(ds.blocks[0]!.summary!.scatterRadius).toBe(s.scatterRadius);
+    expect(ds.blocks[0]!.summary!.scatterRho).toBe(s.scatterRho);
+    expect(ds.blocks[0]!.summary!.scatterRhoTau).toBe(s.scatterRhoTau);
     for (const back of [fromXnd(toXnd(x)), fromUnisJson(toUnisJson(x))]) expect(datasetFromExnode(back)).toEqual(ds);
     // Without the reference the radius is not trusted.
     expect(datasetFromExnode({ ...x, extra: [] }).blocks[0]!.summary!.scatterRadius).toBeUndefined();
+    expect(datasetFromExnode({ ...x, extra: [] }).blocks[0]!.summary!.scatterRho).toBeUndefined();
     const altered = exnode(x.mappings, 3, 3, { extra: [meta(Array.from(reference.matrix, (v, q) => (q === 4 ? v * 2 : v)))] });
     expect(() => datasetFromExnode(altered)).toThrow(expect.objectContaining({ code: 'DATA_E_NOT_A_DATASET' }));
   });

@@ -75,6 +75,8 @@ function mapping(withJson: boolean): fc.Arbitrary<Mapping> {
             hash: hex64,
             scatterEigMax: nonNegative,
             scatterEigMin: nonNegative,
+            scatterRho: nonNegative,
+            scatterRhoTau: nonNegative,
           },
           { requiredKeys: ['cols', 'colSums', 'colSumSq', 'frob2', 'maxAbs', 'hash'] },
         ),
@@ -102,7 +104,7 @@ function mapping(withJson: boolean): fc.Arbitrary<Mapping> {
       };
       if (r.rows !== undefined) m.rows = r.rows;
       if (r.summary !== undefined) {
-        const { cols, scatterEigMax, scatterEigMin, ...s } = r.summary;
+        const { cols, scatterEigMax, scatterEigMin, scatterRho, scatterRhoTau, ...s } = r.summary;
         const n = Math.min(cols, s.colSums.length, s.colSumSq.length);
         m.summary = {
           ...s,
@@ -111,6 +113,8 @@ function mapping(withJson: boolean): fc.Arbitrary<Mapping> {
           colSumSq: s.colSumSq.slice(0, n),
           ...(scatterEigMax === undefined ? {} : { scatterEigMax }),
           ...(scatterEigMin === undefined ? {} : { scatterEigMin }),
+          ...(scatterRho === undefined ? {} : { scatterRho }),
+          ...(scatterRhoTau === undefined ? {} : { scatterRhoTau }),
         };
       }
       if (r.source !== undefined) m.source = r.source;
