@@ -20,6 +20,9 @@
 #include <string>
 #include <vector>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #ifdef ANVIL_HAVE_OPENBLAS
 #include <cblas.h>
@@ -676,6 +679,28 @@ napi_value SparseSign(napi_env env, napi_callback_info info) {
   });
 }
 
+// keepHeap(trimBytes, topPadBytes) → boolean: the C heap keeps up to trimBytes of freed memory at
+// its top instead of giving it back to the system, and grows by topPadBytes more than asked. A
+// depot frees and allocates socket buffers at the rate bytes arrive; returned memory comes back as
+// fresh pages that fault in one 4 KiB page at a time. False where the C library has no such knob
+// (not glibc) or refused it.
+napi_value KeepHeap(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() {
+    Args a(env, info, 2);
+    const uint64_t trim = a.count(0, 2147483647.0), pad = a.count(1, 2147483647.0);
+    bool ok = false;
+#if defined(__GLIBC__)
+    ok = mallopt(M_TRIM_THRESHOLD, static_cast<int>(trim)) == 1 && mallopt(M_TOP_PAD, static_cast<int>(pad)) == 1;
+#else
+    (void)trim;
+    (void)pad;
+#endif
+    napi_value out;
+    check(env, napi_get_boolean(env, ok, &out));
+    return out;
+  });
+}
+
 }  // namespace
 
 NAPI_MODULE_INIT() {
@@ -688,6 +713,7 @@ NAPI_MODULE_INIT() {
       {"normals", nullptr, Normals, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"normalRows", nullptr, NormalRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sparseSign", nullptr, SparseSign, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"keepHeap", nullptr, KeepHeap, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return nullptr;
   return exports;

@@ -10,8 +10,12 @@ const EMPTY = Buffer.alloc(0);
  */
 export const SEGMENT_BYTES = 2 * 1024 * 1024;
 
-/** Idle segments kept for reuse, at most this many bytes. */
-const POOL_MAX_BYTES = 256 * 1024 * 1024;
+/**
+ * Idle segments kept for reuse, at most this many bytes, or the capacity of the memory resources
+ * served when that is more: their capacity is committed to the depot, so keeping what a deleted
+ * allocation freed warm for the next one takes no memory the resources do not own.
+ */
+const POOL_MIN_MAX_BYTES = 256 * 1024 * 1024;
 /** Idle segments unused for this long go back to the system. */
 const POOL_IDLE_MS = 30_000;
 
@@ -65,6 +69,28 @@ class SegmentPool {
   private readonly parked = new Set<Buffer>();
   /** Buffers a stopped reader may still be reading: pinned for good (never written, never pooled). */
   private readonly condemned = new WeakSet<Buffer>();
+  /** Capacity of the memory resources served (see {@link SegmentPool.reserve}). */
+  private reserved = 0;
+
+  /** Idle bytes kept at most. */
+  get maxIdleBytes(): number {
+    return Math.max(POOL_MIN_MAX_BYTES, this.reserved);
+  }
+
+  /**
+   * A memory resource of `capacityBytes` starts serving: up to its capacity of freed segments
+   * stays warm. Returns the call that undoes it (the resource closes).
+   */
+  reserve(capacityBytes: number): () => void {
+    this.reserved += capacityBytes;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.reserved -= capacityBytes;
+      while (this.idleBytes > this.maxIdleBytes) this.idle.shift();
+    };
+  }
 
   get idleBytes(): number {
     return this.idle.length * SEGMENT_BYTES;
@@ -86,7 +112,7 @@ class SegmentPool {
       if (!this.condemned.has(buf)) this.parked.add(buf);
       return;
     }
-    if (buf.length !== SEGMENT_BYTES || this.idleBytes >= POOL_MAX_BYTES) return;
+    if (buf.length !== SEGMENT_BYTES || this.idleBytes >= this.maxIdleBytes) return;
     this.idle.push({ buf, since: Date.now() });
     this.timer ??= setInterval(() => this.trim(), POOL_IDLE_MS).unref();
   }

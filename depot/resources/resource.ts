@@ -1,6 +1,6 @@
 import type { Allocation, AllocationData, AllocationRecord, BlockChecksums } from '../core/allocation.js';
 import type { ResourceOptions } from '../options.js';
-import { MemoryData } from './memory-data.js';
+import { MemoryData, segmentPool } from './memory-data.js';
 
 /**
  * A place allocations live: RAM or a data directory. The depot core owns the semantics and the
@@ -26,7 +26,11 @@ export interface StorageResource {
 
 /** A memory resource: nothing survives the process, so there is nothing to record. */
 export class MemoryResource implements StorageResource {
-  constructor(readonly options: ResourceOptions) {}
+  /** Freed segments stay warm up to this resource's capacity (see `SegmentPool.reserve`). */
+  private readonly unreserve: () => void;
+  constructor(readonly options: ResourceOptions) {
+    this.unreserve = segmentPool.reserve(options.capacityBytes);
+  }
   async restore(): Promise<AllocationRecord[]> {
     return [];
   }
@@ -39,5 +43,7 @@ export class MemoryResource implements StorageResource {
   async purge(a: Allocation): Promise<void> {
     await a.data.release();
   }
-  close(): void {}
+  close(): void {
+    this.unreserve();
+  }
 }

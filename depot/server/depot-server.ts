@@ -11,6 +11,7 @@ import { releaseSocket } from './socket-release.js';
 import { TransferService } from '../transfer/transfer-service.js';
 import { NfuService } from '../nfu/nfu-service.js';
 import { describeKernelBackend } from '../nfu/native-loader.js';
+import { keepHeapWarm } from './heap-tuning.js';
 
 export interface DepotServerDeps {
   /** Time source for leases; defaults to the system clock. */
@@ -60,6 +61,7 @@ export class DepotServer {
   /** Opens the resources, starts listening, and resolves once the depot serves. */
   static async start(options: DepotOptions, deps: DepotServerDeps = {}): Promise<DepotServer> {
     const log = deps.logger ?? pino({ level: options.logLevel, base: { svc: 'depot' } }, pino.destination(2));
+    const heap = keepHeapWarm();
     const core = await DepotCore.open(options, deps.clock ?? systemClock, {
       log,
       onFree: (a, reason) => log.debug({ alloc: a.id, rid: a.rid, reason }, 'allocation freed'),
@@ -98,6 +100,7 @@ export class DepotServer {
         port,
         resources: options.resources.map((r) => ({ rid: r.rid, kind: r.kind, capacityBytes: r.capacityBytes })),
         ...describeKernelBackend(options.nfu.native),
+        ...heap,
       },
       'depot listening',
     );
