@@ -27,6 +27,8 @@ export {
   centredScatter,
   makeScatterReference,
   attachScatterRadius,
+  scatterRho,
+  DEFAULT_SCATTER_RHO_TAU,
   scatterTrace,
   scatterReferenceToJson,
   scatterReferenceFromJson,
