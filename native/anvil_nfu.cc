@@ -13,7 +13,9 @@
 
 #include <node_api.h>
 
+#include <algorithm>
 #include <atomic>
+#include <memory>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -23,6 +25,10 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+
+// Node's own zlib (its headers ship with Node and the node binary exports the symbols): the same
+// CRC-32 as zlib.crc32 in JavaScript, bit for bit.
+#include <zlib.h>
 
 #ifdef ANVIL_HAVE_OPENBLAS
 #include <cblas.h>
@@ -701,6 +707,116 @@ napi_value KeepHeap(napi_env env, napi_callback_info info) {
   });
 }
 
+// crc32Runs(parts, runs, inits) → Promise<Uint32Array>: the bytes of `parts` (Uint8Arrays, in
+// order, as one stream) cut into consecutive runs of `runs[i]` bytes (a Float64Array; their sum
+// must not pass the parts' total); run i's CRC-32 continues from `inits[i]` (a Uint32Array of the
+// same length). Computed in the libuv thread pool, off the event loop; the parts are held until
+// it is done and must not change meanwhile.
+struct CrcWork {
+  napi_async_work work = nullptr;
+  napi_deferred deferred = nullptr;
+  napi_ref parts_ref = nullptr;
+  std::vector<std::pair<const unsigned char*, size_t>> parts;
+  std::vector<uint64_t> runs;
+  std::vector<uint32_t> crcs;
+};
+
+void CrcExecute(napi_env, void* data) {
+  CrcWork* w = static_cast<CrcWork*>(data);
+  size_t p = 0, at = 0;
+  for (size_t r = 0; r < w->runs.size(); r++) {
+    uLong c = w->crcs[r];
+    uint64_t left = w->runs[r];
+    while (left > 0) {
+      while (at == w->parts[p].second) {
+        p++;
+        at = 0;
+      }
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, w->parts[p].second - at));
+      c = crc32_z(c, w->parts[p].first + at, n);
+      at += n;
+      left -= n;
+    }
+    w->crcs[r] = static_cast<uint32_t>(c);
+  }
+}
+
+void CrcComplete(napi_env env, napi_status status, void* data) {
+  CrcWork* w = static_cast<CrcWork*>(data);
+  napi_value out = nullptr, ab;
+  void* bytes = nullptr;
+  if (status == napi_ok && napi_create_arraybuffer(env, w->crcs.size() * 4, &bytes, &ab) == napi_ok &&
+      napi_create_typedarray(env, napi_uint32_array, w->crcs.size(), ab, 0, &out) == napi_ok) {
+    if (!w->crcs.empty()) std::memcpy(bytes, w->crcs.data(), w->crcs.size() * 4);
+    napi_resolve_deferred(env, w->deferred, out);
+  } else {
+    napi_value msg, err;
+    napi_create_string_utf8(env, "crc32Runs failed", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, nullptr, msg, &err);
+    napi_reject_deferred(env, w->deferred, err);
+  }
+  napi_delete_reference(env, w->parts_ref);
+  napi_delete_async_work(env, w->work);
+  delete w;
+}
+
+napi_value Crc32Runs(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, 3);
+    auto w = std::make_unique<CrcWork>();
+    bool is_array = false;
+    check(env, napi_is_array(env, a.argv[0], &is_array));
+    if (!is_array) type_error(env, "argument 0 must be an array of Uint8Arrays");
+    uint32_t nparts = 0;
+    check(env, napi_get_array_length(env, a.argv[0], &nparts));
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < nparts; i++) {
+      napi_value el, ab;
+      check(env, napi_get_element(env, a.argv[0], i, &el));
+      bool is = false;
+      check(env, napi_is_typedarray(env, el, &is));
+      napi_typedarray_type type;
+      size_t len = 0, off = 0;
+      void* d = nullptr;
+      if (is) check(env, napi_get_typedarray_info(env, el, &type, &len, &d, &ab, &off));
+      if (!is || type != napi_uint8_array) type_error(env, "argument 0 must be an array of Uint8Arrays");
+      w->parts.emplace_back(static_cast<const unsigned char*>(d), len);
+      total += len;
+    }
+    auto typed = [&](size_t i, napi_typedarray_type want, const char* what) {
+      bool is = false;
+      check(env, napi_is_typedarray(env, a.argv[i], &is));
+      napi_typedarray_type type;
+      size_t len = 0, off = 0;
+      void* d = nullptr;
+      napi_value ab;
+      if (is) check(env, napi_get_typedarray_info(env, a.argv[i], &type, &len, &d, &ab, &off));
+      if (!is || type != want) type_error(env, std::string("argument ") + std::to_string(i) + " must be a " + what);
+      return std::make_pair(d, len);
+    };
+    const auto runs = typed(1, napi_float64_array, "Float64Array");
+    const auto inits = typed(2, napi_uint32_array, "Uint32Array");
+    if (runs.second != inits.second) range_error(env, "runs and inits differ in length");
+    uint64_t sum = 0;
+    for (size_t i = 0; i < runs.second; i++) {
+      const double v = static_cast<const double*>(runs.first)[i];
+      if (!(v >= 0 && v <= 9007199254740991.0 && std::floor(v) == v)) range_error(env, "a run length is not a count");
+      sum += static_cast<uint64_t>(v);
+      if (sum > total) range_error(env, "the runs pass the end of the parts");
+      w->runs.push_back(static_cast<uint64_t>(v));
+      w->crcs.push_back(static_cast<const uint32_t*>(inits.first)[i]);
+    }
+    napi_value promise, name;
+    check(env, napi_create_reference(env, a.argv[0], 1, &w->parts_ref));
+    check(env, napi_create_promise(env, &w->deferred, &promise));
+    check(env, napi_create_string_utf8(env, "anvil:crc32Runs", NAPI_AUTO_LENGTH, &name));
+    check(env, napi_create_async_work(env, nullptr, name, CrcExecute, CrcComplete, w.get(), &w->work));
+    check(env, napi_queue_async_work(env, w->work));
+    w.release();
+    return promise;
+  });
+}
+
 }  // namespace
 
 NAPI_MODULE_INIT() {
@@ -713,6 +829,7 @@ NAPI_MODULE_INIT() {
       {"normals", nullptr, Normals, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"normalRows", nullptr, NormalRows, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sparseSign", nullptr, SparseSign, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"crc32Runs", nullptr, Crc32Runs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"keepHeap", nullptr, KeepHeap, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return nullptr;

@@ -2,6 +2,7 @@ import { constants as fsConstants, truncateSync } from 'node:fs';
 import { mkdir, open, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { dirname, sep } from 'node:path';
 import { crc32 } from 'node:zlib';
+import { streamBlockCrcs, threadPoolCrc } from './block-crc.js';
 import type { AllocationData, BlockChecksums, RangeWriter, ReadOptions } from '../../core/allocation.js';
 import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
 import { Status } from '../../../ibp/index.js';
@@ -281,6 +282,8 @@ export class DiskData implements AllocationData {
       await writeAll(journal, record, journalAt);
       journalAt += record.reduce((n, p) => n + p.length, 0);
     };
+    // With the native addon the CRCs of each batch run in the thread pool beside its write.
+    const crcRuns = threadPoolCrc();
     const flush = async () => {
       if (batchBytes === 0) return;
       const parts = batch.splice(0);
@@ -288,8 +291,15 @@ export class DiskData implements AllocationData {
       const staged = Math.max(0, Math.min(batchBytes, journalEnd - at));
       batchAt += batchBytes;
       batchBytes = 0;
-      if (staged > 0) await toJournal(at, takeBytes(parts, staged));
-      if (parts.length > 0) await writeAll(fh, parts, at + staged);
+      const crcs =
+        crcRuns === undefined ? undefined : streamBlockCrcs(crcRuns, parts.slice(), at, BLOCK_BYTES, offset, streaming);
+      try {
+        if (staged > 0) await toJournal(at, takeBytes(parts, staged));
+        if (parts.length > 0) await writeAll(fh, parts, at + staged);
+      } finally {
+        // Never left running after a failure: its parts stay held until it is done.
+        await crcs;
+      }
     };
     let closed = false;
     let failed = false;
@@ -305,7 +315,7 @@ export class DiskData implements AllocationData {
     return {
       write: async (chunk: Buffer) => {
         if (cursor + chunk.length > end) throw new RangeError(`writer overrun: ${cursor + chunk.length} > ${end}`);
-        for (let at = 0; at < chunk.length;) {
+        for (let at = 0; crcRuns === undefined && at < chunk.length;) {
           const block = Math.floor((cursor + at) / BLOCK_BYTES);
           const blockEnd = (block + 1) * BLOCK_BYTES;
           const n = Math.min(chunk.length - at, blockEnd - (cursor + at));

@@ -1,0 +1,56 @@
+/**
+ * Block checksums of a write computed off the event loop. A bulk write spends a fifth of the
+ * event loop's time on the CRC-32 of its bytes; with the native addon each batch's CRCs run in the
+ * libuv thread pool, next to the batch's own write, through Node's zlib (the same CRC-32 as
+ * `zlib.crc32`, bit for bit). Without the addon (or with ANVIL_NATIVE=0) writers compute them on
+ * the event loop as the bytes arrive.
+ */
+import { loadNativeKernels } from '../../nfu/native-loader.js';
+
+/** The addon's `crc32Runs` (see native/anvil_nfu.cc). */
+export type Crc32Runs = (parts: Uint8Array[], runs: Float64Array, inits: Uint32Array) => Promise<Uint32Array>;
+
+let chosen: Crc32Runs | null | undefined;
+
+/** The thread-pool CRC, or undefined: writers then compute CRCs on the event loop. */
+export function threadPoolCrc(): Crc32Runs | undefined {
+  if (chosen === undefined) {
+    const addon = loadNativeKernels().native as { crc32Runs?: Crc32Runs } | undefined;
+    chosen = typeof addon?.crc32Runs === 'function' ? addon.crc32Runs.bind(addon) : null;
+  }
+  return chosen ?? undefined;
+}
+
+/** Turns the thread-pool CRC off (false) or back to what the addon offers (true): for tests. */
+export function useThreadPoolCrc(on: boolean): void {
+  chosen = on ? undefined : null;
+}
+
+/**
+ * Continues the CRCs in `streaming` (block → CRC so far) over `parts`, the bytes at `at`, `at + 1`,
+ * … of the allocation, cut in blocks of `blockBytes`; blocks that start before `from` are not
+ * tracked. Resolves once `streaming` holds the new CRCs. The parts must not change meanwhile.
+ */
+export async function streamBlockCrcs(
+  crcRuns: Crc32Runs,
+  parts: readonly Buffer[],
+  at: number,
+  blockBytes: number,
+  from: number,
+  streaming: Map<number, number>,
+): Promise<void> {
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  const runs: number[] = [];
+  const inits: number[] = [];
+  const blocks: number[] = [];
+  for (let pos = at; pos < at + total;) {
+    const block = Math.floor(pos / blockBytes);
+    const n = Math.min(at + total, (block + 1) * blockBytes) - pos;
+    runs.push(n);
+    inits.push(streaming.get(block) ?? 0);
+    blocks.push(block * blockBytes >= from ? block : -1);
+    pos += n;
+  }
+  const crcs = await crcRuns(parts as Buffer[], Float64Array.from(runs), Uint32Array.from(inits));
+  for (let i = 0; i < blocks.length; i++) if (blocks[i]! >= 0) streaming.set(blocks[i]!, crcs[i]!);
+}

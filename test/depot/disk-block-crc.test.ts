@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import { afterEach, describe, expect, it } from 'vitest';
+import { VirtualClock } from '../../depot/index.js';
+import { streamBlockCrcs, threadPoolCrc, useThreadPoolCrc } from '../../depot/resources/disk/block-crc.js';
+import { startDepot } from '../helpers/depot-fixture.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const BLOCK = 64 * 1024;
+
+/** The reference: CRC of each block of `bytes` (which sit at `at`) that starts at or after `from`. */
+function reference(bytes: Buffer, at: number, from: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (let pos = at; pos < at + bytes.length;) {
+    const block = Math.floor(pos / BLOCK);
+    const end = Math.min(at + bytes.length, (block + 1) * BLOCK);
+    if (block * BLOCK >= from) out.set(block, crc32(bytes.subarray(pos - at, end - at), out.get(block) ?? 0));
+    pos = end;
+  }
+  return out;
+}
+
+/** Cuts `bytes` into pieces of uneven sizes, as a socket delivers them. */
+function pieces(bytes: Buffer, seed: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0, i = seed; at < bytes.length; i++) {
+    const n = Math.min(bytes.length - at, 1 + ((i * 7919) % 90_001));
+    out.push(bytes.subarray(at, at + n));
+    at += n;
+  }
+  return out;
+}
+
+describe('block CRCs in the thread pool', () => {
+  afterEach(() => useThreadPoolCrc(true));
+  const crcRuns = threadPoolCrc();
+
+  it.runIf(crcRuns !== undefined)('match zlib.crc32 block by block, batch after batch', async () => {
+    const bytes = randomBytes(3 * 1024 * 1024 + 777);
+    for (const [at, from] of [
+      [0, 0],
+      [12_345, 12_345],
+      [12_345, BLOCK], // the first, partial block is not tracked
+    ] as const) {
+      const streaming = new Map<number, number>();
+      // Batches of about 1 MiB of uneven pieces, each continuing the CRCs the last one left.
+      const all = pieces(bytes, at);
+      for (let i = 0, pos = at; i < all.length;) {
+        const batch: Buffer[] = [];
+        let n = 0;
+        while (i < all.length && n < 1024 * 1024) {
+          batch.push(all[i]!);
+          n += all[i++]!.length;
+        }
+        await streamBlockCrcs(crcRuns!, batch, pos, BLOCK, from, streaming);
+        pos += n;
+      }
+      expect(streaming).toEqual(reference(bytes, at, from));
+    }
+  });
+
+  it.runIf(crcRuns !== undefined)('the addon refuses bad arguments before touching anything', () => {
+    const parts = [Buffer.alloc(10)];
+    expect(() => crcRuns!(parts, new Float64Array([11]), new Uint32Array([0]))).toThrow(/pass the end/);
+    expect(() => crcRuns!(parts, new Float64Array([1, 2]), new Uint32Array([0]))).toThrow(/differ in length/);
+    expect(() => crcRuns!(parts, new Float64Array([-1]), new Uint32Array([0]))).toThrow(RangeError);
+    expect(() => crcRuns!([new Float64Array(2) as unknown as Buffer], new Float64Array([0]), new Uint32Array([0]))).toThrow(
+      TypeError,
+    );
+    expect(() => crcRuns!(parts, [1] as unknown as Float64Array, new Uint32Array([0]))).toThrow(TypeError);
+  });
+
+  for (const native of [true, false]) {
+    it(`a depot records checksums a full start-up check accepts (thread-pool CRC ${native ? 'on' : 'off'})`, async () => {
+      useThreadPoolCrc(native);
+      const dir = tempDir();
+      const clock = new VirtualClock();
+      try {
+        const options = { port: 0, resource: [{ rid: '1', path: dir.path, capacityBytes: '64MiB', startupCheck: 'full' }] };
+        let t = await startDepot(options, clock);
+        const a = await t.client.allocate(t, { size: 4 * 1024 * 1024, durationSec: 100 });
+        const data = randomBytes(3 * 1024 * 1024 + 99);
+        await t.client.store(a.write, data.subarray(0, 100_000));
+        await t.client.write(a.write, 100_000, data.subarray(100_000));
+        // Overwrites committed bytes (through the redo journal) across block edges.
+        const patch = randomBytes(200_000);
+        patch.copy(data, 50_001);
+        await t.client.write(a.write, 50_001, patch);
+        const port = t.port;
+        await t.close();
+        t = await startDepot({ ...options, port }, clock);
+        try {
+          expect((await t.client.load(a.read, 0, data.length)).equals(data)).toBe(true);
+          expect(await t.client.probe(a.manage)).toMatchObject({ size: data.length });
+        } finally {
+          await t.close();
+        }
+      } finally {
+        dir.cleanup();
+      }
+    });
+  }
+});
