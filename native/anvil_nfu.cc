@@ -8,6 +8,9 @@
 // the vector clones give the same bits as the scalar reference. The sparse sign scatter adds
 // `scale·a` to Z row by row in the reference's order, so it matches the WebAssembly kernel too.
 //
+// The depot's bulk I/O also uses two helpers at the end of this file: crc32Runs (block CRC-32s in
+// the libuv thread pool) and keepHeap (a C heap that keeps the memory it frees).
+//
 // Inputs are typed arrays owned by JavaScript; every length and stride is checked before any
 // memory is touched, and a bad call throws a RangeError/TypeError without writing anything.
 
