@@ -69,7 +69,9 @@ function describe(r: IngestResult, output: string): string {
 /**
  * `anvil ingest`: appends rows (stdin or a file as CSV or raw floats, or the simulator) to depots as a
  * dataset, with per-block summaries; writes the exNode atomically and reports the throughput. A failed
- * or interrupted ingest releases what it stored and writes no exNode.
+ * ingest releases what it stored and writes no exNode; an interrupted one (Ctrl-C) does the same, except that
+ * with --checkpoint the last checkpoint exNode and its allocations stay (the error names them). The command
+ * returns only once the releases are done.
  */
 export function ingestCommand(): CliCommand {
   const cmd = new CliCommand('ingest')
@@ -92,7 +94,10 @@ export function ingestCommand(): CliCommand {
     .option('--block-rows <n>', 'rows per block (default 4096)')
     .option('--allocation-size <bytes>', 'bytes per allocation before rolling to a new one, e.g. 4MiB')
     .option('--duration <sec>', 'lease of each allocation in seconds (default 86400)')
-    .option('--checkpoint <blocks>', 'rewrite the exNode every N stored blocks so jobs can follow the growing dataset')
+    .option(
+      '--checkpoint <blocks>',
+      'rewrite the exNode every N stored blocks so jobs can follow the growing dataset; Ctrl-C keeps the last one and its allocations',
+    )
     .addOption(
       new Option('--format <format>', 'input format: csv, raw little-endian f32 or f64')
         .choices(['csv', 'f32', 'f64'])

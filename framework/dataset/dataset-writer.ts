@@ -83,8 +83,10 @@ export interface IngestResult {
  * blocks of `blockRows`, each block is summarized ({@link summarizeBlock}) and appended to `copies`
  * allocations on distinct depots of the source's site, rolling to new allocations when one is full.
  * While it runs, a {@link Warmer} keeps the leases alive. {@link finish} stores the partial blocks and
- * writes the exNode atomically; a failure or {@link abort} releases everything stored and leaves no
- * exNode behind.
+ * writes the exNode atomically; a failure releases everything stored and leaves no exNode behind. An
+ * {@link abort} does the same, except that with `checkpointBlocks` the last checkpoint exNode written stays
+ * and so do the allocations it names (they are the user's now; the error names them): every allocation not
+ * in that exNode is released.
  *
  * @example
  * const w = new DatasetWriter(client, { name: 'field', cols: 8, depots, path: 'field.xnd' });
@@ -106,6 +108,8 @@ export class DatasetWriter {
   private published = 0;
   private publishing: Promise<void> = Promise.resolve();
   private wroteFile = false;
+  /** The last checkpoint written to `path`: its block count and the allocations its mappings name. */
+  private checkpoint: { blocks: number; rows: number; manage: Set<string> } | undefined;
   private failure: Error | undefined;
   private released: Promise<void> | undefined;
   private state: 'open' | 'finishing' | 'done' | 'failed' = 'open';
@@ -213,10 +217,24 @@ export class DatasetWriter {
     }
   }
 
-  /** Aborts: releases everything stored and removes a published exNode. */
-  async abort(reason?: unknown): Promise<void> {
-    if (this.state === 'done' || this.state === 'failed') return;
-    await this.release(new DatasetError(DatasetErrorCode.ABORTED, 'the ingest was aborted', { cause: reason }));
+  /**
+   * Aborts, and resolves once the allocations are released (an abort already under way is waited for, so a
+   * caller may close the client afterwards). The last checkpoint exNode written (with `checkpointBlocks`) is
+   * kept with the allocations it names, unless `keepCheckpoint` is false; every other allocation is released.
+   * The ingest's error ({@link error}) then names the kept exNode and its allocations.
+   */
+  async abort(reason?: unknown, options: { keepCheckpoint?: boolean } = {}): Promise<void> {
+    if (this.state === 'done') return;
+    if (this.released !== undefined) return this.released;
+    await this.release(
+      new DatasetError(DatasetErrorCode.ABORTED, 'the ingest was aborted', { cause: reason }),
+      options.keepCheckpoint ?? true,
+    );
+  }
+
+  /** The error the ingest ended with (after a failure or {@link abort}), or undefined. */
+  get error(): Error | undefined {
+    return this.failure;
   }
 
   /**
@@ -528,6 +546,11 @@ export class DatasetWriter {
       try {
         await writeExnode(o.path!, x);
         this.wroteFile = true;
+        this.checkpoint = {
+          blocks: k,
+          rows: x.shape![0]!,
+          manage: new Set(x.mappings.flatMap((m) => (m.manage === undefined ? [] : [m.manage]))),
+        };
       } catch (e) {
         this.fail(e as Error);
       }
@@ -555,20 +578,49 @@ export class DatasetWriter {
     if (this.failure === undefined) this.failure = e;
   }
 
-  /** Releases every allocation this ingest made and removes an exNode it published. */
-  private release(e: Error): Promise<void> {
+  /**
+   * Releases every allocation this ingest made and removes an exNode it published — or, with `keepCheckpoint`,
+   * keeps the last checkpoint exNode and the allocations it names. The first call decides; later calls share it.
+   */
+  private release(e: Error, keepCheckpoint = false): Promise<void> {
     this.fail(e);
-    this.released ??= this.releaseAll();
+    this.released ??= this.releaseAll(keepCheckpoint);
     return this.released;
   }
 
-  private async releaseAll(): Promise<void> {
+  private async releaseAll(keepCheckpoint: boolean): Promise<void> {
     this.state = 'failed';
     this.stopTimers();
+    // Stores under way may still allocate: wait for them (and for a checkpoint being written) first.
     await Promise.allSettled([...this.inflight]);
     await this.publishing;
-    await Promise.all(this.allocations.map((a) => this.client.decr(a.manage, 'read').catch(() => undefined)));
-    if (this.wroteFile && this.options.path !== undefined) await rm(this.options.path, { force: true });
+    const kept = keepCheckpoint && this.wroteFile ? this.checkpoint : undefined;
+    const keep = kept?.manage ?? new Set<string>();
+    const release = this.allocations.filter((a) => !keep.has(a.manage));
+    await Promise.all(release.map((a) => this.client.decr(a.manage, 'read').catch(() => undefined)));
+    if (kept === undefined && this.wroteFile && this.options.path !== undefined) await rm(this.options.path, { force: true });
+    if (kept !== undefined) this.failure = this.keptError(this.failure!, kept, release.length);
+  }
+
+  /** The ingest's error, told that the checkpoint exNode and its allocations were kept. */
+  private keptError(e: Error, kept: { blocks: number; rows: number; manage: Set<string> }, released: number): Error {
+    const perDepot = new Map<string, number>();
+    for (const a of this.allocations) {
+      if (kept.manage.has(a.manage)) perDepot.set(key(a.depot), (perDepot.get(key(a.depot)) ?? 0) + 1);
+    }
+    const where = [...perDepot].map(([d, n]) => `${n} on ${d}`).join(', ');
+    const note =
+      `; kept the checkpoint exNode ${this.options.path} (${kept.blocks} blocks, ${kept.rows} rows) and its ` +
+      `${kept.manage.size} allocations (${where}), which are yours to keep warm or release; released the other ${released}`;
+    const details = {
+      checkpoint: this.options.path,
+      blocks: kept.blocks,
+      rows: kept.rows,
+      keptAllocations: kept.manage.size,
+      releasedAllocations: released,
+    };
+    if (e instanceof DatasetError) return new DatasetError(e.code, `${e.message}${note}`, { cause: e.cause, details });
+    return new DatasetError(DatasetErrorCode.ABORTED, `${e.message}${note}`, { cause: e, details });
   }
 }
 

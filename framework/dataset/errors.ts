@@ -10,7 +10,10 @@ export const DatasetErrorCode = {
   NOT_A_DATASET: 'DATA_E_NOT_A_DATASET',
   /** An ingest could not store a block on enough depots; everything it had stored was released. */
   INGEST_FAILED: 'DATA_E_INGEST_FAILED',
-  /** An ingest was aborted by its signal; everything it had stored was released. */
+  /**
+   * An ingest was aborted by its signal; everything it had stored was released, except the last checkpoint
+   * exNode written (`checkpointBlocks`) and the allocations it names, which the message then names.
+   */
   ABORTED: 'DATA_E_ABORTED',
   /** Loopback depot processes did not start (or a restart failed); the message carries their stderr. */
   DEPOT_START: 'DATA_E_DEPOT_START',

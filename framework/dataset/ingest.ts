@@ -1,6 +1,6 @@
 import type { IbpClient } from '../../ibp/index.js';
 import { DatasetWriter, type IngestResult } from './dataset-writer.js';
-import { checkInteger } from './errors.js';
+import { DatasetError, DatasetErrorCode, checkInteger } from './errors.js';
 import type { IngestOptions } from './ingest-options.js';
 import type { RowBatch } from './row-batch.js';
 import type { SensorField } from './simulate-sensor-field.js';
@@ -8,7 +8,10 @@ import type { SensorField } from './simulate-sensor-field.js';
 /**
  * Ingests row batches (from a parser, the simulator or any source) into a dataset: see
  * {@link DatasetWriter} for placement, blocks, summaries and leases. If the input throws (a parse error)
- * or the ingest fails, everything stored is released and no exNode is left; the error is rethrown.
+ * or the ingest fails, everything stored is released and no exNode is left; the error is rethrown. If it is
+ * aborted (`options.signal`, or an input that throws `DATA_E_ABORTED`), the last checkpoint exNode written
+ * (with `checkpointBlocks`) stays with its allocations, the rest is released, and the `DATA_E_ABORTED` error
+ * names what was kept.
  *
  * @returns the exNode, the dataset and the throughput (`rowsPerSec`, `mbPerSec`)
  * @throws DatasetError `DATA_E_INVALID_ARGUMENT`, `DATA_E_INGEST_FAILED`, `DATA_E_ABORTED`, or the input's own error
@@ -24,8 +27,11 @@ export async function ingest(
   try {
     for await (const b of input) await w.append(b.source, b.data, b.rows);
   } catch (e) {
-    await w.abort(e);
-    throw e;
+    // An aborted input (Ctrl-C) keeps the last checkpoint exNode and its allocations; any other input error
+    // releases everything. Either way the release is over before this returns (the caller may close the client).
+    const aborted = e instanceof DatasetError && e.code === DatasetErrorCode.ABORTED;
+    await w.abort(e, { keepCheckpoint: aborted });
+    throw aborted ? (w.error ?? e) : e;
   }
   return w.finish();
 }
