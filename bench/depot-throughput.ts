@@ -392,10 +392,15 @@ async function smallOps(addr: DepotAddress, concurrency: number, kind: string): 
   return { name: `small-ops:allocate+store4k+load:${kind}:clients=${concurrency}`, opsPerSec: round(iterations / seconds) };
 }
 
+/**
+ * Capacity of a disk resource: deleted allocations stay in its trash (still counted) for the grace
+ * period, so it must hold every round's allocations and the small-op rows' (the last flag wins).
+ */
+const DISK_CAPACITY = ['--capacity', `${Math.ceil(((ROUNDS + 1) * ALLOCATIONS * ALLOCATION_MB) / 1024) + 1}GiB`];
 const DEPOT_ARGS: Record<string, (dir: string) => string[]> = {
   memory: () => [],
-  'disk-fast': (dir) => ['--data', join(dir, 'fast'), '--fsync', 'fast'],
-  'disk-safe': (dir) => ['--data', join(dir, 'safe'), '--fsync', 'safe'],
+  'disk-fast': (dir) => ['--data', join(dir, 'fast'), '--fsync', 'fast', ...DISK_CAPACITY],
+  'disk-safe': (dir) => ['--data', join(dir, 'safe'), '--fsync', 'safe', ...DISK_CAPACITY],
 };
 
 const dataDir = mkdtempSync(join(tmpdir(), 'anvil-bench-'));
