@@ -1,4 +1,4 @@
-import { lastValueFrom } from 'rxjs';
+import { lastValueFrom, Observable } from 'rxjs';
 import {
   CoordinatorError,
   CoordinatorErrorCode,
@@ -10,11 +10,14 @@ import {
   type CoordinatorDatasetBlock as DatasetBlock,
   type Estimate,
   type JobRunOptions,
+  type OpAnswer,
   type PlannedBlock,
   type ReliabilityView,
   scatterBounds,
   type BlockSummary,
   type MatrixStatistic,
+  type OpAttempt,
+  type OpRunner,
 } from '../framework/index.js';
 import { valuesOf } from './dense.js';
 import type { LocusCall, LocusOpSpec, LocusRunner } from './locus.js';
@@ -27,6 +30,97 @@ export interface LocusContext {
   readonly store?: ReliabilityStore;
   /** Options of every op round (deadline handled by the algorithm). */
   readonly jobOptions?: JobRunOptions;
+  /** Collects why blocks went missing (each failed attempt of a block no replica answered), if given. */
+  readonly missing?: MissingBlocks;
+}
+
+/** One line of {@link MissingBlocks.summary}: blocks `blocks` of round `round` got no answer from `depot` because of `reason`. */
+export interface MissingReason {
+  readonly round: string;
+  readonly depot: string;
+  readonly reason: string;
+  /** Indices of the blocks (a round run several times, e.g. per power iteration, counts each block once). */
+  readonly blocks: readonly number[];
+}
+
+/** A short reason for a failed attempt: the IBP error code and status if any, else the message's first line. */
+export function attemptReason(error: unknown): string {
+  if (typeof error === 'object' && error !== null) {
+    const { code, status, message } = error as { code?: unknown; status?: unknown; message?: unknown };
+    if (typeof code === 'string' && typeof status === 'number') return `${code} (${status})`;
+    if (typeof message === 'string') {
+      const line = message.split('\n')[0]!;
+      return line.length > 120 ? `${line.slice(0, 117)}…` : line;
+    }
+  }
+  return String(error);
+}
+
+/**
+ * Why blocks went missing, per round and depot: every attempt of a block that no replica answered, with its
+ * reason (the depot's refusal, an error, or no answer before the op timeout or the deadline).
+ */
+export class MissingBlocks {
+  readonly #lines = new Map<string, { round: string; depot: string; reason: string; blocks: Set<number> }>();
+
+  /** Records the failed attempts (`depot` → reason) of block `block` of `round`, which went missing. */
+  add(round: string, block: number, attempts: ReadonlyMap<string, string>): void {
+    for (const [depot, reason] of attempts) {
+      const key = `${round}\u0000${depot}\u0000${reason}`;
+      let e = this.#lines.get(key);
+      if (e === undefined) this.#lines.set(key, (e = { round, depot, reason, blocks: new Set() }));
+      e.blocks.add(block);
+    }
+  }
+
+  get size(): number {
+    return this.#lines.size;
+  }
+
+  summary(): MissingReason[] {
+    return [...this.#lines.values()].map((e) => ({ ...e, blocks: [...e.blocks].sort((a, b) => a - b) }));
+  }
+
+  /** One line per (round, depot, reason), e.g. `range: blocks 2, 5 not answered by 127.0.0.1:6714: IBP_E_CAP_NOT_FOUND (-4)`. */
+  text(): string {
+    return this.summary()
+      .map((r) => {
+        const ids = r.blocks.length > 8 ? `${r.blocks.slice(0, 8).join(', ')} … (${r.blocks.length})` : r.blocks.join(', ');
+        return `${r.round}: block${r.blocks.length === 1 ? '' : 's'} ${ids} not answered by ${r.depot}: ${r.reason}`;
+      })
+      .join('\n');
+  }
+}
+
+/** `runner` with each attempt's failure noted per block (`depot` → reason); dropped attempts count as late. */
+function noting(runner: LocusRunner, notes: Map<number, Map<string, string>>): OpRunner {
+  const note = (a: OpAttempt, reason: string): void => {
+    let m = notes.get(a.block.index);
+    if (m === undefined) notes.set(a.block.index, (m = new Map()));
+    m.set(`${a.replica.depot.host}:${a.replica.depot.port}`, reason);
+  };
+  return {
+    run: (a) =>
+      new Observable<OpAnswer>((subscriber) => {
+        let ended = false;
+        const sub = runner.run(a).subscribe({
+          next: (v) => {
+            ended = true;
+            subscriber.next(v);
+          },
+          error: (e: unknown) => {
+            ended = true;
+            note(a, attemptReason(e));
+            subscriber.error(e);
+          },
+          complete: () => subscriber.complete(),
+        });
+        return () => {
+          if (!ended) note(a, `no answer within the op timeout (${a.timeoutMs} ms) or before the deadline`);
+          sub.unsubscribe();
+        };
+      }),
+  };
 }
 
 /** A context over a coordinator whose runner is a {@link LocusRunner} (e.g. `Coordinator.open({ runner: new IbpLocus(client) })`). */
@@ -97,6 +191,7 @@ export async function round(
   const first = dataset.blocks[0];
   const opNamed: LocusOpSpec = first === undefined ? op : { ...op, name: call(first).kernel as LocusOpSpec['name'] };
   const deadlineMs = options.deadlineAt === undefined ? undefined : Math.max(1, options.deadlineAt - Date.now());
+  const notes = new Map<number, Map<string, string>>();
   const e$ = runJob<number>(
     {
       name,
@@ -128,7 +223,7 @@ export async function round(
     },
     {
       ...ctx.jobOptions,
-      runner: ctx.runner,
+      runner: ctx.missing === undefined ? ctx.runner : noting(ctx.runner, notes),
       reliability: ctx.reliability,
       partialEvery: Number.MAX_SAFE_INTEGER,
       ...(options.blocks === undefined ? {} : { blocks: options.blocks }),
@@ -137,6 +232,17 @@ export async function round(
     },
   );
   await lastValueFrom(e$);
+  if (ctx.missing !== undefined)
+    for (const b of planned) {
+      const index = Number(b.id);
+      if (outputs.has(index)) continue;
+      const block = (options.blocks ?? dataset.blocks).find((x) => x.index === index);
+      const why =
+        block !== undefined && block.replicas.length === 0
+          ? 'not asked: the state an earlier round left for it is missing'
+          : 'not asked before the deadline';
+      ctx.missing.add(name, index, notes.get(index) ?? new Map([['-', why]]));
+    }
   return { outputs, bytesMoved, planned, missing: planned.length - outputs.size };
 }
 

@@ -20,7 +20,14 @@ import { traceCore, type TraceOptions, type TraceResult } from './hutchpp.js';
 import { leastSquaresCore, type LeastSquaresOptions, type LeastSquaresResult } from './least-squares.js';
 
 export { final } from './observable.js';
-export { coordinatorContext, runnerContext, type LocusContext } from './engine.js';
+export {
+  coordinatorContext,
+  runnerContext,
+  attemptReason,
+  MissingBlocks,
+  type LocusContext,
+  type MissingReason,
+} from './engine.js';
 export {
   InProcessLocus,
   IbpLocus,

@@ -1,4 +1,4 @@
-import { Observable, defer } from 'rxjs';
+import { Observable } from 'rxjs';
 import {
   CoordinatorError,
   CoordinatorErrorCode,
@@ -330,11 +330,47 @@ export class IbpLocus implements LocusRunner {
   }
 
   run(attempt: OpAttempt): Observable<OpAnswer> {
-    // Cold: the attempt starts on subscription; after an unsubscribe its result is dropped.
-    return defer(() => this.#execute(attempt));
+    // Cold: the attempt starts on subscription. An attempt the engine dropped (a hedge that lost to another
+    // replica, a timed-out try) may still complete later: its state output is then discarded, never recorded —
+    // the block's state stays where the accepted answer put it, and later ops sent there find it.
+    return new Observable<OpAnswer>((subscriber) => {
+      let live = true;
+      this.#execute(attempt).then(
+        ({ answer, stored }) => {
+          if (!live) {
+            if (stored !== undefined) this.#discard(stored);
+            return;
+          }
+          // Recorded and emitted in one step: the engine accepts this answer (and drops the other attempts)
+          // synchronously, so no other attempt of the block can record its state after this one.
+          if (stored !== undefined) this.#commit(stored);
+          subscriber.next(answer);
+          subscriber.complete();
+        },
+        (e: unknown) => {
+          if (live) subscriber.error(e);
+        },
+      );
+      return () => {
+        live = false;
+      };
+    });
   }
 
-  async #execute(attempt: OpAttempt): Promise<OpAnswer> {
+  /** Records an accepted attempt's state output (and frees the allocation it replaces). */
+  #commit(stored: StoredOutput): void {
+    const old = this.#state.get(stored.key);
+    if (old !== undefined && old !== stored.entry) void this.#client.decr(old.manage, 'read').catch(() => undefined);
+    this.#state.set(stored.key, stored.entry);
+  }
+
+  /** Frees a dropped attempt's state allocation if it made one (one it reused stays with its owner). */
+  #discard(stored: StoredOutput): void {
+    if (stored.fresh && this.#state.get(stored.key) !== stored.entry)
+      void this.#client.decr(stored.entry.manage, 'read').catch(() => undefined);
+  }
+
+  async #execute(attempt: OpAttempt): Promise<{ answer: OpAnswer; stored: StoredOutput | undefined }> {
     const call = asLocus(attempt.op).call(attempt.block);
     const address = attempt.replica.depot;
     const depot = depotId(address);
@@ -371,11 +407,13 @@ export class IbpLocus implements LocusRunner {
     });
     let extra = 0;
     let output: { returnBytes: number } | { cap: string; offset: number };
-    let stored: { key: string; entry: StateEntry } | undefined;
+    let stored: StoredOutput | undefined;
     if ('store' in call.output) {
       const key = `${attempt.block.index}/${call.output.store}`;
       let entry = this.#state.get(key);
+      let fresh = false;
       if (entry === undefined || entry.depot !== depot || entry.bytes !== call.output.bytes) {
+        fresh = true;
         const caps = await this.#client.allocate(address, { size: call.output.bytes, durationSec: this.#leaseSec });
         entry = {
           depot,
@@ -387,28 +425,38 @@ export class IbpLocus implements LocusRunner {
         };
         extra += 200;
       }
-      stored = { key, entry };
+      stored = { key, entry, fresh };
       output = { cap: entry.write, offset: 0 };
     } else output = { returnBytes: call.output.returnBytes };
-    const result = await runKernel(this.#client, address, call.kernel, {
-      attrs: call.attrs,
-      inputs,
-      output,
-      timeoutMs: attempt.timeoutMs,
-    } as unknown as KernelCall);
-    if (stored !== undefined) {
-      const old = this.#state.get(stored.key);
-      if (old !== undefined && old !== stored.entry) void this.#client.decr(old.manage, 'read').catch(() => undefined);
-      this.#state.set(stored.key, stored.entry);
+    let result: Uint8Array | undefined;
+    try {
+      result = await runKernel(this.#client, address, call.kernel, {
+        attrs: call.attrs,
+        inputs,
+        output,
+        timeoutMs: attempt.timeoutMs,
+      } as unknown as KernelCall);
+    } catch (e) {
+      if (stored !== undefined) this.#discard(stored);
+      throw e;
     }
     const returned = result ?? new Uint8Array(0);
-    return {
+    const answer = {
       output: returned,
       wireBytes: extra + wireBytesOf(call, capBytes || 100, returned.length, uploaded),
       ranOn: depot,
       transferred: false,
     };
+    return { answer, stored };
   }
+}
+
+/** A state output an attempt wrote, recorded only if the engine accepts the attempt's answer. */
+interface StoredOutput {
+  readonly key: string;
+  readonly entry: StateEntry;
+  /** Allocated by this attempt (else the block's recorded allocation, written in place). */
+  readonly fresh: boolean;
 }
 
 interface StateEntry {

@@ -6,6 +6,7 @@ import {
   frequentDirections,
   IbpLocus,
   leastSquares,
+  MissingBlocks,
   pca,
   rsvd,
   spectralNorm,
@@ -106,7 +107,8 @@ async function runAlgorithm<V>(
     ...(flags.reliability === undefined ? {} : { reliabilityPath: flags.reliability }),
   });
   try {
-    const ctx = coordinatorContext(coordinator, { opTimeoutMs: timeoutMs });
+    const missing = new MissingBlocks();
+    const ctx = { ...coordinatorContext(coordinator, { opTimeoutMs: timeoutMs }), missing };
     const common = {
       ...(deadlineMs === undefined ? {} : { deadlineMs }),
       ...(delta === undefined ? {} : { delta }),
@@ -121,7 +123,9 @@ async function runAlgorithm<V>(
       ),
     );
     if (live) process.stderr.write('\r\x1b[2K');
-    if (flags.json === true) process.stdout.write(`${JSON.stringify(jsonable(e))}\n`);
+    // Why blocks went missing: each depot's refusal or silence, per round.
+    if (missing.size > 0) process.stderr.write(`missing blocks:\n${missing.text().replace(/^/gm, '  ')}\n`);
+    if (flags.json === true) process.stdout.write(`${JSON.stringify(jsonable({ ...e, missingReasons: missing.summary() }))}\n`);
     else
       process.stdout.write(
         `${dataset.name}: ${dataset.rows} × ${dataset.cols} ${dataset.dtype}\n${summary(e.value, dataset)}${bound(e)}`,

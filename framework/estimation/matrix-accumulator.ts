@@ -177,11 +177,14 @@ export class MatrixAccumulator {
     const terms: TailTerm[] = [];
     let deterministic = 0;
     let used = 0;
+    // HT weights per answered block; the weighted remainders are summed in plan order below (not group by
+    // group), so the same blocks give the same bits whatever the grouping (which depends on the history).
+    const weightOf = new Map<string, number>();
     for (const members of groups.values()) {
       const got = members.filter((b) => answered(b.id));
       used += got.length;
       if (resolved.weighting === 'inclusion') {
-        for (const b of got) addScaled(value, remainder.get(b.id)!, 1 / b.inclusion!.p);
+        for (const b of got) weightOf.set(b.id, 1 / b.inclusion!.p);
         // Independent terms (I_b/π_b − 1)·R_b: range max(1/π − 1, 1)·‖R_b‖, variance (1/π − 1)·‖R_b‖².
         for (const b of members) {
           const r = 1 / b.inclusion!.pLower - 1;
@@ -200,7 +203,7 @@ export class MatrixAccumulator {
         continue;
       }
       const w = N / n;
-      for (const b of got) addScaled(value, remainder.get(b.id)!, w);
+      for (const b of got) weightOf.set(b.id, w);
       if (m === 0) continue;
       const k = Math.min(n, m);
       const { second, maxDraw, bound } = this.#groupMoments(
@@ -210,6 +213,10 @@ export class MatrixAccumulator {
       );
       // Error = −w·Σ_{k draws}(R − μ), k = min(n, m) (the answered set or its complement).
       terms.push({ variance: w * w * k * (second / N), range: w * maxDraw, bound });
+    }
+    for (const b of planned) {
+      const w = weightOf.get(b.id);
+      if (w !== undefined) addScaled(value, remainder.get(b.id)!, w);
     }
     const sampling = bennettRadiusTerms(terms, resolved.delta, rows + cols) + deterministic * (1 + 1e-12);
     return buildEstimate(value, sampling, resolved, options, {
