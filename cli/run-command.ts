@@ -167,6 +167,7 @@ function runOptions(o: Record<string, unknown>): JobRunOptions {
     ['opTimeoutMs', pos, 'a positive number'],
     ['delta', (n: number) => n > 0 && n < 1, 'a number in (0, 1)'],
     ['minCoverage', (n: number) => n >= 0 && n <= 1, 'a number in [0, 1]'],
+    ['minAnsweredBlocks', (n: number) => Number.isInteger(n) && n >= 0, 'a non-negative integer'],
     ['concurrency', int, 'a positive integer'],
   ] as const) {
     const v = num(o, key, check, rule);

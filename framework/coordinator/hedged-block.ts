@@ -14,6 +14,25 @@ export interface BlockOutcome {
   readonly attempts: number;
   /** The last error when every replica failed. */
   readonly error?: unknown;
+  /**
+   * Set when the runner refused the op itself ({@link isOpInvalid}: a programming error, not a depot failure):
+   * the block was not tried further and nothing was recorded in the reliability history. The job fails with it.
+   */
+  readonly opInvalid?: unknown;
+}
+
+/**
+ * Whether a runner's error says the op itself is invalid for that runner (a `CoordinatorError` with code
+ * `COORD_E_INVALID_ARGUMENT`, e.g. an op the runner cannot run) — a programming error, not a failure of the
+ * depot: the engine records nothing against the depot and fails the job with this error at once.
+ */
+export function isOpInvalid(error: unknown): boolean {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    (error as { code?: unknown }).code === 'COORD_E_INVALID_ARGUMENT' &&
+    (error as { name?: unknown }).name === 'CoordinatorError'
+  );
 }
 
 /** An attempt that answered in time with an output the job's `validate` rejected (a failed attempt). */
@@ -46,6 +65,8 @@ export interface BlockContext {
   readonly validate?: (block: DatasetBlock, output: Uint8Array) => string | undefined;
   /** Called for every finished attempt (metrics). */
   readonly onAttempt?: (depot: string, outcome: OpOutcome, latencyMs: number | undefined) => void;
+  /** Called for every attempt that ended without an answer (failed, late, invalid, or busy too often), with why. */
+  readonly onFailure?: (depot: string, outcome: OpOutcome, error: unknown) => void;
   /** Busy answers (`-66 <retry>`) a replica may give before the next one is asked (default {@link DEFAULT_MAX_BUSY_RETRIES}). */
   readonly maxBusyRetries?: number;
 }
@@ -140,6 +161,7 @@ class BlockRun {
   next = 0;
   pending = 0;
   lastError: unknown = undefined;
+  opInvalid: unknown = undefined;
   finished = false;
 
   constructor(
@@ -160,19 +182,33 @@ class BlockRun {
     for (const a of this.attempts) if (!a.settled) a.stop();
     const { block } = this;
     const attempts = this.attempts.length;
-    this.done(answer === undefined ? { block, answer, attempts, error: this.lastError } : { block, answer, attempts });
+    this.done(
+      answer !== undefined
+        ? { block, answer, attempts }
+        : this.opInvalid !== undefined
+          ? { block, answer, attempts, error: this.opInvalid, opInvalid: this.opInvalid }
+          : { block, answer, attempts, error: this.lastError },
+    );
   }
 
   failed(a: Attempt, outcome: OpOutcome, error: unknown): void {
     if (a.settled || this.finished) return;
+    if (outcome === 'failure' && isOpInvalid(error)) {
+      // The runner cannot run this op at all: the depot did nothing wrong, and no other replica will do better.
+      this.opInvalid = error;
+      this.finish(undefined);
+      return;
+    }
     const now = this.ctx.scheduler.now();
     const busyMs = outcome === 'failure' ? busyRetryAfterMs(error) : undefined;
     if (busyMs !== undefined) {
       // A busy depot is loaded, not unreliable: no failure in its history (the metrics count it apart).
       this.ctx.onAttempt?.(a.depot, 'busy', undefined);
       if (this.#retryLater(a, busyMs, now)) return;
+      this.ctx.onFailure?.(a.depot, 'busy', error);
     } else {
       this.record(a.depot, outcome, now - (a.t0 ?? now));
+      this.ctx.onFailure?.(a.depot, outcome, error);
     }
     a.stop();
     this.pending--;
@@ -287,7 +323,11 @@ class BlockRun {
     if (this.finished) return;
     // Attempts still running when the job's deadline dropped them count as late answers.
     if (this.ctx.deadlinePassed()) {
-      for (const a of this.attempts) if (!a.settled && a.t0 !== undefined) this.record(a.depot, 'late', undefined);
+      for (const a of this.attempts) {
+        if (a.settled || a.t0 === undefined) continue;
+        this.record(a.depot, 'late', undefined);
+        this.ctx.onFailure?.(a.depot, 'late', new OpTimeoutError(`no answer before the job's deadline`));
+      }
     }
     this.finished = true;
     for (const a of this.attempts) if (!a.settled) a.stop();

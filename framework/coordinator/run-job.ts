@@ -31,6 +31,11 @@ export const DEFAULT_HEDGE_QUANTILE = 0.95;
 export const DEFAULT_DELTA = 0.05;
 /** Least time between two partial estimates (ms): each costs a pass over every planned block. */
 export const DEFAULT_PARTIAL_INTERVAL_MS = 100;
+/**
+ * Blocks that must answer for a final estimate (default of `minAnsweredBlocks`): an estimate from no answered
+ * block at all is no estimate, whatever `minCoverage` allows.
+ */
+export const DEFAULT_MIN_ANSWERED_BLOCKS = 1;
 
 export interface RunJobOptions {
   readonly runner: OpRunner;
@@ -56,8 +61,17 @@ export interface RunJobOptions {
   readonly minHedgeMs?: number;
   /** Failure probability of the sampling bound (default 0.05). */
   readonly delta?: number;
-  /** Minimum coverage of the final estimate (default 0); below it the job errs with `COORD_E_COVERAGE`. */
+  /**
+   * Minimum coverage (share of the planned rows answered) of the final estimate (default 0); below it the job
+   * errs with `COORD_E_COVERAGE`, naming the depots that failed and why.
+   */
   readonly minCoverage?: number;
+  /**
+   * Minimum number of answered blocks for the final estimate (default {@link DEFAULT_MIN_ANSWERED_BLOCKS} = 1, at
+   * most the blocks planned); fewer is `COORD_E_COVERAGE` too. With the defaults a job fails only when no block
+   * answered.
+   */
+  readonly minAnsweredBlocks?: number;
   readonly weighting?: Weighting;
   readonly signal?: AbortSignal;
   /** Emit a partial estimate every this many finished blocks (default: about 20 per job)… */
@@ -84,7 +98,10 @@ export const blockKey = (b: DatasetBlock): string => `${b.index}:${b.rowStart}:$
  *
  * @returns a cold observable; unsubscribing or aborting `signal` cancels outstanding ops and timers
  * @throws (as an observable error) CoordinatorError `COORD_E_COVERAGE` when the final coverage is below
- *   `minCoverage`, `COORD_E_INVALID_ARGUMENT` for a block without a summary; `signal.reason` on abort
+ *   `minCoverage` or fewer than `minAnsweredBlocks` (default 1) blocks answered — its message and
+ *   `details.depots` give each failing depot's count and last failure; `COORD_E_INVALID_ARGUMENT` for a block
+ *   without a summary, or the runner's own `COORD_E_INVALID_ARGUMENT` for an op it cannot run (never recorded
+ *   against a depot); `signal.reason` on abort
  * @example
  * runJob(columnMeansJob(dataset), { runner, reliability }).subscribe((e) => console.log(e.value, e.epsilon));
  */
@@ -123,6 +140,7 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
     let deadlinePassed = false;
     let closed = false;
     const timers = new TimerQueue(scheduler);
+    const failures = new DepotFailures();
     const ctx: BlockContext = {
       dataset: job.dataset,
       op: job.op,
@@ -139,6 +157,7 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
       deadlinePassed: () => deadlinePassed,
       ...(job.validate === undefined ? {} : { validate: (b: DatasetBlock, out: Uint8Array) => job.validate!(b, out) }),
       ...(options.onAttempt === undefined ? {} : { onAttempt: options.onAttempt }),
+      onFailure: (depot, outcome, error) => failures.add(depot, outcome, error),
     };
     const combiner = job.combiner();
     const estimateOptions = {
@@ -151,6 +170,9 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
     const planned: PlannedBlock[] = [];
     const depotsUsed = new Set<string>();
     let finished = 0;
+    let answered = 0;
+    let answeredRows = 0;
+    let unasked = 0;
     const partialIntervalMs = options.partialIntervalMs ?? DEFAULT_PARTIAL_INTERVAL_MS;
     let lastPartial = Number.NEGATIVE_INFINITY;
     // Blocks not started yet (in plan order) and the cancel functions of those running.
@@ -187,13 +209,54 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
         final,
       });
     };
+    const coverageError = (why: string, cause?: CoordinatorError): CoordinatorError => {
+      const notes = failures.text();
+      if (unasked > 0) notes.push(`${unasked} block${unasked === 1 ? '' : 's'} had no replica to ask`);
+      const late = deadlinePassed ? blocks.length - finished : 0;
+      if (late > 0) notes.push(`${late} block${late === 1 ? '' : 's'} still running at the deadline`);
+      return new CoordinatorError(
+        CoordinatorErrorCode.COVERAGE,
+        `${job.name}: ${why}${notes.length === 0 ? '' : `; ${notes.join('; ')}`}`,
+        {
+          ...(cause === undefined ? {} : { cause }),
+          details: {
+            ...(cause?.details ?? {}),
+            blocksUsed: answered,
+            blocksPlanned: blocks.length,
+            minAnsweredBlocks: needed,
+            minCoverage,
+            depots: failures.summary(),
+          },
+        },
+      );
+    };
+    const minCoverage = options.minCoverage ?? 0;
+    const needed = Math.min(Math.max(0, options.minAnsweredBlocks ?? DEFAULT_MIN_ANSWERED_BLOCKS), blocks.length);
     const complete = (): void => {
       if (closed) return;
       let e: Estimate<V>;
       try {
+        if (answered < needed) {
+          const total = blocks.reduce((n, b) => n + b.rows, 0);
+          const coverage = total > 0 ? answeredRows / total : 0;
+          throw coverageError(
+            `${answered} of ${blocks.length} blocks answered (coverage ${coverage.toFixed(4)}), at least ${needed} needed`,
+          );
+        }
         e = estimate(true);
+        // Combiners check the coverage themselves; this catches one that does not.
+        if (e.coverage < minCoverage) {
+          throw coverageError(
+            `coverage ${e.coverage.toFixed(4)} is below the minimum ${minCoverage} (${answered} of ${blocks.length} blocks answered)`,
+          );
+        }
       } catch (err) {
-        fail(err);
+        const c = err as CoordinatorError;
+        const wrapped =
+          c instanceof CoordinatorError && c.code === CoordinatorErrorCode.COVERAGE && c.details['depots'] === undefined
+            ? coverageError(c.message, c)
+            : err;
+        fail(wrapped);
         return;
       }
       close();
@@ -201,8 +264,13 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
       subscriber.complete();
     };
     const onOutcome = (o: BlockOutcome): void => {
+      // The runner cannot run the op (a programming error): the job fails with the runner's typed error.
+      if (o.opInvalid !== undefined) throw o.opInvalid;
       finished++;
+      if (o.answer === undefined && o.attempts === 0) unasked++;
       if (o.answer !== undefined) {
+        answered++;
+        answeredRows += o.block.rows;
         combiner.add(o.block, o.answer.output, o.answer.wireBytes);
         depotsUsed.add(o.answer.ranOn);
         options.cache?.set(blockKey(o.block), o.answer);
@@ -324,4 +392,39 @@ function orderReplicas(
   });
   keyed.sort((a, b) => b.offers - a.offers || b.p - a.p || a.turn - b.turn);
   return keyed.map((k) => k.r);
+}
+
+/** Per depot: failed attempts of a job by outcome, and the last failure's reason. */
+class DepotFailures {
+  readonly #byDepot = new Map<string, { counts: Map<string, number>; last: string }>();
+
+  add(depot: string, outcome: OpOutcome, error: unknown): void {
+    let e = this.#byDepot.get(depot);
+    if (e === undefined) this.#byDepot.set(depot, (e = { counts: new Map(), last: '' }));
+    e.counts.set(outcome, (e.counts.get(outcome) ?? 0) + 1);
+    e.last = failureReason(error);
+  }
+
+  summary(): { depot: string; failures: Record<string, number>; last: string }[] {
+    return [...this.#byDepot].map(([depot, e]) => ({ depot, failures: Object.fromEntries(e.counts), last: e.last }));
+  }
+
+  /** One line per depot: `127.0.0.1:6714: 12 failure (last: connect ECONNREFUSED 127.0.0.1:6714)`. */
+  text(): string[] {
+    return this.summary().map(
+      (d) =>
+        `${d.depot}: ${Object.entries(d.failures)
+          .map(([k, n]) => `${n} ${k}`)
+          .join(', ')} (last: ${d.last})`,
+    );
+  }
+}
+
+/** A failure's reason in one line: its message's first line (with the error code when the message lacks it). */
+function failureReason(error: unknown): string {
+  if (typeof error !== 'object' || error === null) return String(error);
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  let line = typeof message === 'string' && message !== '' ? message.split('\n')[0]! : String(error);
+  if (typeof code === 'string' && !line.includes(code)) line = `${code}: ${line}`;
+  return line.length > 160 ? `${line.slice(0, 157)}…` : line;
 }
