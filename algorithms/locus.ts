@@ -3,6 +3,7 @@ import {
   CoordinatorError,
   CoordinatorErrorCode,
   depotId,
+  IbpOpRunner,
   runKernel,
   summarizeBlock,
   attachScatterRadius,
@@ -264,10 +265,13 @@ export const DEFAULT_STATE_LEASE_SEC = 600;
 
 /**
  * The runner over IBP depots: each call is one NFU op at the replica's depot (`runKernel`); state outputs go
- * into allocations made at that depot on first use (and reused, written in place, afterwards).
+ * into allocations made at that depot on first use (and reused, written in place, afterwards). Plain catalogue
+ * ops (the coordinator's column-stats, gram, sketch, projection jobs: no per-block call) run as an
+ * {@link IbpOpRunner} over the same client would run them, so one coordinator serves both.
  */
 export class IbpLocus implements LocusRunner {
   readonly #client: IbpClient;
+  readonly #plain: IbpOpRunner;
   readonly #leaseSec: number;
   readonly #state = new Map<string, StateEntry>();
   readonly #shared = new SharedTable<{ read: string; manage: string }>();
@@ -275,6 +279,7 @@ export class IbpLocus implements LocusRunner {
   constructor(client: IbpClient, options: { readonly leaseSec?: number } = {}) {
     this.#client = client;
     this.#leaseSec = options.leaseSec ?? DEFAULT_STATE_LEASE_SEC;
+    this.#plain = new IbpOpRunner(client);
   }
 
   stateOf(block: number, name: string): StateLocation | undefined {
@@ -330,6 +335,7 @@ export class IbpLocus implements LocusRunner {
   }
 
   run(attempt: OpAttempt): Observable<OpAnswer> {
+    if (typeof (attempt.op as Partial<LocusOpSpec>).call !== 'function') return this.#plain.run(attempt);
     // Cold: the attempt starts on subscription. An attempt the engine dropped (a hedge that lost to another
     // replica, a timed-out try) may still complete later: its state output is then discarded, never recorded —
     // the block's state stays where the accepted answer put it, and later ops sent there find it.
