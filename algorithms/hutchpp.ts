@@ -8,8 +8,11 @@ export interface TraceOptions {
   /** p in tr(Cᵖ), C = AᵀA/(n − 1) (centred when `centre`); 1 … 4. Default 2 (= ‖C‖_F²). */
   readonly power?: number;
   /**
-   * Products with Cᵖ spent (a multiple of 3): a third sketch the range, a third are probes, a third apply Cᵖ to
-   * the range. The probes must exceed 4·ln(2/δ); default 3·max(10, ⌈8·ln(2/δ)⌉), at most 3·cols.
+   * Products with Cᵖ spent. From `cols` up, the trace is exact: Cᵖ applied to the identity (`cols` products,
+   * cheaper than any Hutch++ run with as many). Below, Hutch++ with m a multiple of 3: a third sketch the range,
+   * a third are probes, a third apply Cᵖ to the range; the probes must exceed 4·ln(2/δ) (see
+   * {@link minHutchMatvecs}). Default: exact when `cols` ≤ 3·max(10, ⌈8·ln(2/δ)⌉) (90 for δ = 0.05), else
+   * Hutch++ with that many.
    */
   readonly matvecs?: number;
   /** Subtract the column means (from the summaries) first. Default true. */
@@ -40,6 +43,16 @@ function invalid(argument: string, rule: string, value: unknown): CoordinatorErr
   );
 }
 
+/** Hutch++'s default products for δ: 3·max(10, ⌈8·ln(2/δ)⌉). */
+export function defaultHutchMatvecs(delta: number): number {
+  return 3 * Math.max(10, Math.ceil(8 * Math.log(2 / delta)));
+}
+
+/** The fewest products Hutch++ accepts for δ: a multiple of 3 whose third exceeds 4·ln(2/δ) (and ≥ 6). */
+export function minHutchMatvecs(delta: number): number {
+  return 3 * Math.max(2, Math.floor(4 * Math.log(2 / delta)) + 1);
+}
+
 /**
  * tr(Cᵖ) by Hutch++ (Meyer, Musco, Musco, Woodruff 2021): Q = orth(Cᵖ S) for a Gaussian S (m/3 columns), the
  * top part tr(QᵀCᵖQ) exactly, the rest by Gaussian Hutchinson on (I − QQᵀ)Cᵖ(I − QQᵀ) with ℓ = m/3 probes. Every
@@ -55,17 +68,26 @@ export async function traceCore(ctx: LocusContext, dataset: Dataset, options: Tr
   const d = dataset.cols;
   const p = options.power ?? 2;
   const delta = options.delta ?? 0.05;
-  const m = options.matvecs ?? 3 * Math.min(d, Math.max(10, Math.ceil(8 * Math.log(2 / delta))));
   if (!Number.isInteger(p) || p < 1 || p > 4) throw invalid('power', 'an integer from 1 to 4', p);
-  if (!Number.isInteger(m) || m < 6 || m % 3 !== 0 || m / 3 > d)
-    throw invalid('matvecs', `a multiple of 3 from 6 to ${3 * d}`, m);
   if (!(delta > 0 && delta < 1)) throw invalid('delta', 'in (0, 1)', delta);
+  const fallback = defaultHutchMatvecs(delta);
+  const m = options.matvecs ?? (d <= fallback ? d : fallback);
+  if (!Number.isInteger(m) || m < 1) throw invalid('matvecs', 'a positive integer', m);
+  // From d products on, Cᵖ applied to the identity gives the trace exactly, for fewer products than Hutch++.
+  const exact = m >= d;
+  const least = minHutchMatvecs(delta);
+  if (!exact && (m % 3 !== 0 || m < least))
+    throw invalid(
+      'matvecs',
+      `a multiple of 3 of at least ${least} for δ = ${delta} (its m/3 Gaussian probes must exceed 4·ln(2/δ) = ` +
+        `${(4 * Math.log(2 / delta)).toFixed(1)}), or at least ${d} (the number of columns) for the exact trace; ` +
+        `choose such a matvecs, leave it unset for the default, or allow a larger δ`,
+      m,
+    );
   for (const b of dataset.blocks)
     if (b.summary === undefined) throw invalid(`blocks[${b.index}].summary`, 'present (ingest summary)', 'none');
-  const third = m / 3;
+  const third = exact ? 0 : m / 3;
   const x = Math.log(2 / delta);
-  if (4 * x >= third)
-    throw invalid('matvecs', `large enough for δ = ${delta}: m/3 probes must exceed 4·ln(2/δ) = ${(4 * x).toFixed(1)}`, m);
   const seed = options.seed ?? 0;
   const mu = options.centre === false ? undefined : summaryMeans(dataset);
   const n = dataset.rows;
@@ -127,6 +149,57 @@ export async function traceCore(ctx: LocusContext, dataset: Dataset, options: Tr
     for (let i = 0; i < p; i++) Y = await apply(Y, k);
     return Y;
   };
+  let trC = 0;
+  for (const b of dataset.blocks) {
+    const s = b.summary!;
+    for (let j = 0; j < d; j++) {
+      const mj = mu?.[j] ?? 0;
+      trC += s.colSumSq[j]! - 2 * mj * s.colSums[j]! + s.rows * mj * mj;
+    }
+  }
+  trC /= Math.max(1, n - 1);
+  if (exact) {
+    // Cᵖ = Cᵖ·I, column by column in locus: its diagonal sums to the trace (d products per power).
+    const I = new Float64Array(d * d);
+    for (let j = 0; j < d; j++) I[j * d + j] = 1;
+    const Cp = await power(I, d);
+    let trace = 0;
+    for (let j = 0; j < d; j++) trace += Cp[j * d + j]!;
+    // Rounding only. Each product Y ↦ CY is computed with an error ≤ γ·|Ã|ᵀ|Ã||Y| (γ = (n + d + 2)u/(1 − (n + d + 2)u),
+    // Ã the centred blocks, its entries formed as a − μ), so ‖Ŷ_k − CY_{k−1}‖_F ≤ γ·S·‖Y_{k−1}‖_F with
+    // S = Σ_ij (|a_ij| + |μ_j|)²/(n − 1) ≤ 2·Σ_j (Σ_i a_ij² + nμ_j²)/(n − 1) ≥ ‖C‖₂ (from the summaries); over p
+    // products ‖Ĉᵖ − Cᵖ‖_F ≤ ((1 + γ)ᵖ − 1)·Sᵖ·√d, and the trace moves by at most √d times that, plus its own sum.
+    let S = 0;
+    for (const b of dataset.blocks) {
+      const s = b.summary!;
+      for (let j = 0; j < d; j++) S += s.colSumSq[j]! + s.rows * (mu?.[j] ?? 0) ** 2;
+    }
+    S = (2 * S) / Math.max(1, n - 1);
+    const nu = (n + d + 2) * Number.EPSILON;
+    const gamma = nu / (1 - nu);
+    const rounding = (d * ((1 + gamma) ** p - 1) * S ** p + d * Number.EPSILON * Math.abs(trace)) * (1 + 1e-6);
+    await ctx.runner.release();
+    return {
+      value: {
+        power: p,
+        trace,
+        deflated: trace,
+        residual: 0,
+        effectiveRank: p === 1 ? d : (trC ** p / Math.max(trace, 1e-300)) ** (1 / (p - 1)),
+      },
+      epsilon: rounding,
+      delta: 0,
+      coverage: 1,
+      blocksUsed: dataset.blocks.length,
+      blocksMissing: 0,
+      bytesMoved,
+      method: `exact: C${p === 1 ? '' : `^${p}`} applied to the identity (${d} products per power) in locus; no sampling error, ε bounds the rounding`,
+      norm: 'abs',
+      parts: { sampling: { epsilon: 0, delta: 0 }, sketch: { epsilon: rounding, delta: 0 } },
+      sources: [],
+      final: true,
+    };
+  }
   // Range: Q = orth(Cᵖ S).
   const S = gaussianMatrix(seed, ALGORITHM_STREAMS.HUTCH, d, third);
   const Q = orthonormalize(await power(S, third), d, third);
@@ -154,15 +227,6 @@ export async function traceCore(ctx: LocusContext, dataset: Dataset, options: Tr
   const r = Math.sqrt(x / third);
   // T = tr(M') = tr(Cᵖ) − tr(QᵀCᵖQ): for p = 1 exactly (tr C from the summaries), else from the lower tail.
   let T = H / (1 - 2 * r);
-  let trC = 0;
-  for (const b of dataset.blocks) {
-    const s = b.summary!;
-    for (let j = 0; j < d; j++) {
-      const mj = mu?.[j] ?? 0;
-      trC += s.colSumSq[j]! - 2 * mj * s.colSums[j]! + s.rows * mj * mj;
-    }
-  }
-  trC /= Math.max(1, n - 1);
   if (p === 1) T = Math.min(T, Math.max(0, trC - top) * (1 + 1e-12));
   const eps = T * (2 * r + (2 * x) / third);
   const trace = top + H;
