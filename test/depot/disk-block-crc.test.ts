@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../depot/index.js';
-import { streamBlockCrcs, threadPoolCrc, useThreadPoolCrc } from '../../depot/resources/disk/block-crc.js';
+import { bufferBlockCrcs, streamBlockCrcs, threadPoolCrc, useThreadPoolCrc } from '../../depot/resources/disk/block-crc.js';
+import { blockCrcs } from '../../depot/resources/disk/disk-data.js';
 import { startDepot } from '../helpers/depot-fixture.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -56,6 +57,18 @@ describe('block CRCs in the thread pool', () => {
         pos += n;
       }
       expect(streaming).toEqual(reference(bytes, at, from));
+    }
+  });
+
+  it.runIf(crcRuns !== undefined)('verify a read run as the event loop would, cut at the size', async () => {
+    const buf = randomBytes(16 * BLOCK);
+    for (const size of [40 * BLOCK, 37 * BLOCK + 5, 32 * BLOCK + 1, 33 * BLOCK]) {
+      const want = new Map<number, number>();
+      const got = new Map<number, number>();
+      blockCrcs(buf.subarray(0, Math.min(buf.length, size - 32 * BLOCK)), 32, size, want);
+      await bufferBlockCrcs(crcRuns!, buf.subarray(0, Math.min(buf.length, size - 32 * BLOCK)), 32, BLOCK, size, got);
+      expect(got).toEqual(want);
+      expect(got.size).toBe(Math.min(16, Math.ceil((size - 32 * BLOCK) / BLOCK)));
     }
   });
 

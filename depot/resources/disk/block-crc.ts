@@ -54,3 +54,25 @@ export async function streamBlockCrcs(
   const crcs = await crcRuns(parts as Buffer[], Float64Array.from(runs), Uint32Array.from(inits));
   for (let i = 0; i < blocks.length; i++) if (blocks[i]! >= 0) streaming.set(blocks[i]!, crcs[i]!);
 }
+
+/**
+ * The CRC-32 of each block of `buf` (which starts at block `firstBlock`, cut at `size`), into
+ * `into`, computed in the thread pool: what `blockCrcs` in disk-data.ts computes on the event loop.
+ */
+export async function bufferBlockCrcs(
+  crcRuns: Crc32Runs,
+  buf: Buffer,
+  firstBlock: number,
+  blockBytes: number,
+  size: number,
+  into: Map<number, number>,
+): Promise<void> {
+  const runs: number[] = [];
+  for (let at = 0; at < buf.length; at += blockBytes) {
+    const end = Math.min(at + blockBytes, size - firstBlock * blockBytes, buf.length);
+    if (end <= at) break;
+    runs.push(end - at);
+  }
+  const crcs = await crcRuns([buf], Float64Array.from(runs), new Uint32Array(runs.length));
+  for (let i = 0; i < runs.length; i++) into.set(firstBlock + i, crcs[i]!);
+}

@@ -2,7 +2,7 @@ import { constants as fsConstants, truncateSync } from 'node:fs';
 import { mkdir, open, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { dirname, sep } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { streamBlockCrcs, threadPoolCrc } from './block-crc.js';
+import { bufferBlockCrcs, streamBlockCrcs, threadPoolCrc } from './block-crc.js';
 import type { AllocationData, BlockChecksums, RangeWriter, ReadOptions } from '../../core/allocation.js';
 import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
 import { Status } from '../../../ibp/index.js';
@@ -597,7 +597,10 @@ export class DiskData implements AllocationData {
     }
     if (got < buf.length) return { buf, end: runEnd, failure: 'its file is shorter than its data' };
     const actual = new Map<number, number>();
-    blockCrcs(buf, firstBlock, size, actual);
+    // Verified in the thread pool when the native addon is there, else on the event loop.
+    const crcRuns = threadPoolCrc();
+    if (crcRuns === undefined) blockCrcs(buf, firstBlock, size, actual);
+    else await bufferBlockCrcs(crcRuns, buf, firstBlock, BLOCK_BYTES, size, actual);
     for (let i = 0; i < expected.length; i++) {
       const b = firstBlock + i;
       if (actual.get(b) !== expected[i]) return { buf, end: runEnd, failure: `block ${b} fails its checksum` };
