@@ -91,7 +91,7 @@ async function runAlgorithm<V>(
   start: (
     dataset: CoordinatorDataset,
     ctx: LocusContext,
-    common: { deadlineMs?: number; delta?: number; seed?: number },
+    common: { deadlineMs?: number; delta?: number; seed?: number; signal: AbortSignal },
   ) => Observable<Estimate<V>>,
   summary: (value: V, dataset: CoordinatorDataset) => string,
 ): Promise<void> {
@@ -101,15 +101,26 @@ async function runAlgorithm<V>(
   const seed = intFlag(flags.seed, '--seed', 0, Number.MAX_SAFE_INTEGER);
   const dataset = (await openDataset(flags.dataset)) as CoordinatorDataset;
   const client = new IbpClient({ timeoutMs });
+  const runner = new IbpLocus(client);
   const coordinator = await Coordinator.open({
     client,
-    runner: new IbpLocus(client),
+    runner,
     ...(flags.reliability === undefined ? {} : { reliabilityPath: flags.reliability }),
+  }).catch((e: unknown) => {
+    client.close();
+    throw e;
   });
+  // Ctrl-C stops the algorithm; its per-block state at the depots is released below either way.
+  const stop = new AbortController();
+  const onSignal = (): void =>
+    stop.abort(new Error('interrupted; the per-block state the algorithm kept at the depots was released'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     const missing = new MissingBlocks();
     const ctx = { ...coordinatorContext(coordinator, { opTimeoutMs: timeoutMs }), missing };
     const common = {
+      signal: stop.signal,
       ...(deadlineMs === undefined ? {} : { deadlineMs }),
       ...(delta === undefined ? {} : { delta }),
       ...(seed === undefined ? {} : { seed }),
@@ -131,6 +142,10 @@ async function runAlgorithm<V>(
         `${dataset.name}: ${dataset.rows} × ${dataset.cols} ${dataset.dtype}\n${summary(e.value, dataset)}${bound(e)}`,
       );
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    // Per-block state allocations (Y, Q, sketches…) would otherwise hold depot space until their lease ends.
+    await runner.release();
     await coordinator.close();
     client.close();
   }
@@ -255,6 +270,7 @@ export function addAlgorithmCommands(run: CliCommand): CliCommand {
           (dataset, ctx, c) => {
             const sketchRows = intFlag(flags.sketchRows, '--sketch-rows', 2, 4096);
             return frequentDirections(dataset, ctx, {
+              signal: c.signal,
               ...(sketchRows === undefined ? {} : { sketchRows }),
               ...(c.deadlineMs === undefined ? {} : { deadlineMs: c.deadlineMs }),
             });
@@ -278,12 +294,21 @@ export function addAlgorithmCommands(run: CliCommand): CliCommand {
   run.addCommand(
     common(new CliCommand('trace').description('tr(Cᵖ) of the covariance by Hutch++ in locus'))
       .option('--power <p>', 'p (1 … 4, default 2)')
-      .action(async (flags: CommonFlags & { power?: string }) => {
+      .option(
+        '--matvecs <m>',
+        'products with Cᵖ: at least the number of columns gives the exact trace; fewer, Hutch++ (a multiple of 3 whose third exceeds 4·ln(2/δ)); default: exact up to 90 columns (δ = 0.05), else Hutch++ with 90',
+      )
+      .action(async (flags: CommonFlags & { power?: string; matvecs?: string }) => {
         await runAlgorithm(
           flags,
           (dataset, ctx, c) => {
             const power = intFlag(flags.power, '--power', 1, 4);
-            return traceEstimate(dataset, ctx, { ...c, ...(power === undefined ? {} : { power }) });
+            const matvecs = intFlag(flags.matvecs, '--matvecs', 1, 1_000_000);
+            return traceEstimate(dataset, ctx, {
+              ...c,
+              ...(power === undefined ? {} : { power }),
+              ...(matvecs === undefined ? {} : { matvecs }),
+            });
           },
           (v) => `tr(C^${v.power}) ${fmt(v.trace)}, effective rank ${fmt(v.effectiveRank)}\n`,
         );
