@@ -156,7 +156,7 @@ function common(cmd: CliCommand): CliCommand {
     .requiredOption('--dataset <exnode>', 'the dataset (an exNode file written by anvil ingest)')
     .option('--deadline <duration>', 'answer by then with the blocks that have answered (e.g. 5s)')
     .option('--delta <p>', 'failure probability of the bound')
-    .option('--seed <n>', 'random seed (the same seed gives the same result)')
+    .option('--seed <n>', 'random seed (default 0): the same seed and the same answering blocks give the same bits')
     .option('--timeout <duration>', 'time one NFU op may take (default 30s)')
     .option('--reliability <file>', 'reliability history file (default: the user state directory)')
     .option('--json', 'print the final estimate as one JSON object');
