@@ -1,7 +1,10 @@
 /**
- * A pipeline over four loopback depots started here: store a matrix as row blocks (two replicas each), then
- * run column means and the covariance through the coordinator, print each estimate as it refines, and
- * compare with the exact answer. One depot is stopped (SIGSTOP) halfway to show failures as sampling.
+ * A pipeline over four loopback depots started here: store a matrix as row blocks, then run column means and
+ * the covariance through the coordinator, print each estimate as it refines, and compare with the exact answer.
+ * Blocks 2, 6, 10, … have a single replica on depot 2; the others two replicas on the other depots. The first
+ * run has every depot answering: the sampling error is 0 and ε is only the floating-point rounding allowance.
+ * Then depot 2 is stopped (SIGSTOP): its blocks go missing, and the estimates treat them as missing samples
+ * (coverage < 1, ε grows) — failures as sampling.
  *
  * Run: npm run build && node dist/examples/coordinator-pipeline.js
  */
@@ -16,17 +19,35 @@ import {
   summarizeBlock,
   type CoordinatorDataset,
   type CoordinatorDatasetBlock,
+  type Estimate,
 } from '../framework/index.js';
 import { formatCapability } from '../ibp/index.js';
 
 const BLOCKS = 32;
 const ROWS = 200;
 const COLS = 6;
+const PAUSED = 2;
+
+/** Σ xs with Neumaier's compensated summation: the exact reference to compare with (error ≈ u·|Σ|). */
+function accurateSum(xs: Iterable<number>): number {
+  let s = 0;
+  let c = 0;
+  for (const x of xs) {
+    const t = s + x;
+    c += Math.abs(s) >= Math.abs(x) ? s - t + x : x - t + s;
+    s = t;
+  }
+  return s + c;
+}
+
+const line = (e: Estimate<Float64Array>): string =>
+  `${e.final ? 'final  ' : 'partial'} blocks ${e.blocksUsed}/${BLOCKS} answered (${e.blocksMissing} ${e.final ? 'missing' : 'pending or missing'}) ` +
+  `coverage=${e.coverage.toFixed(3)} ε=${e.epsilon.toExponential(2)} (sampling ${e.parts.sampling.epsilon.toExponential(2)}, rounding ${(e.parts.rounding?.epsilon ?? 0).toExponential(2)})`;
 
 const depots = await startLoopbackDepots(4, { capacity: '64MiB' });
 const client = new IbpClient({ timeoutMs: 10_000 });
 try {
-  // 1. Data in place: each row block stored on two depots, with its ingest summary.
+  // 1. Data in place: each row block stored with its ingest summary; blocks b ≡ 2 (mod 4) only on depot 2.
   const blocks: CoordinatorDatasetBlock[] = [];
   const all: number[][] = [];
   for (let b = 0; b < BLOCKS; b++) {
@@ -38,8 +59,12 @@ try {
       all.push(row);
     }
     const bytes = new Uint8Array(data.buffer);
+    const placement =
+      b % 4 === PAUSED
+        ? [depots.depots[PAUSED]!]
+        : [depots.depots[b % 4]!, depots.depots[(b + 1) % 4 === PAUSED ? 3 : (b + 1) % 4]!];
     const replicas = await Promise.all(
-      [depots.depots[b % 4]!, depots.depots[(b + 1) % 4]!].map(async (depot) => {
+      placement.map(async (depot) => {
         const caps = await client.allocate(depot, { size: bytes.length, durationSec: 600 });
         await client.store(caps.write, bytes);
         return { depot, read: formatCapability(caps.read), allocOffset: 0, length: bytes.length };
@@ -55,6 +80,13 @@ try {
     });
   }
   const dataset: CoordinatorDataset = { name: 'waves', dtype: 'float64', rows: BLOCKS * ROWS, cols: COLS, blocks };
+  const n = all.length;
+  const exactMeans = Array.from({ length: COLS }, (_, j) => accurateSum(all.map((r) => r[j]!)) / n);
+  const exactCov = Array.from({ length: COLS * COLS }, (_, k) => {
+    const [p, q] = [Math.floor(k / COLS), k % COLS];
+    return accurateSum(all.map((r) => (r[p]! - exactMeans[p]!) * (r[q]! - exactMeans[q]!))) / (n - 1);
+  });
+  const maxError = (v: Float64Array, exact: number[]) => Math.max(...exact.map((x, k) => Math.abs(x - v[k]!)));
 
   // 2. A coordinator with an in-memory reliability history.
   const coordinator = await Coordinator.open({
@@ -62,33 +94,35 @@ try {
     reliabilityPath: null,
     reliability: new ReliabilityStore({ clock: Date }),
   });
+  const options = { opTimeoutMs: 500, concurrency: 4, partialIntervalMs: 0 };
 
-  // 3. Column means, refined as blocks answer; a depot stops answering after the first partial estimate.
-  let stopped = false;
+  // 3. Column means with every depot answering: exact up to floating-point rounding, which ε allows for.
+  const all4 = await lastValueFrom(coordinator.run(columnStatsJob(dataset, 'means'), options));
+  console.log(line(all4));
+  const e0 = maxError(all4.value, exactMeans);
+  console.log(`means, all depots: max error ${e0.toExponential(2)} ≤ ε ${all4.epsilon.toExponential(2)}: ${e0 <= all4.epsilon}`);
+
+  // 4. Depot 2 stops answering: its single-replica blocks go missing (the others are asked on their second
+  //    replica); the estimate reweights what arrived and widens ε.
+  depots.pause(PAUSED);
   const means = await lastValueFrom(
-    coordinator.run(columnStatsJob(dataset, 'means'), { opTimeoutMs: 500, concurrency: 4, partialIntervalMs: 0 }).pipe(
-      tap((e) => {
-        console.log(
-          `${e.final ? 'final  ' : 'partial'} blocks ${e.blocksUsed}/${BLOCKS} ε=${e.epsilon.toExponential(2)} coverage=${e.coverage.toFixed(3)}`,
-        );
-        if (!stopped) {
-          stopped = true;
-          depots.pause(2);
-        }
-      }),
-    ),
+    coordinator.run(columnStatsJob(dataset, 'means'), options).pipe(tap((e) => console.log(line(e)))),
   );
-  const exact = Array.from({ length: COLS }, (_, j) => all.reduce((s, r) => s + r[j]!, 0) / all.length);
-  const err = Math.max(...exact.map((m, j) => Math.abs(m - means.value[j]!)));
-  console.log(`means: max error ${err.toExponential(2)} ≤ ε ${means.epsilon.toExponential(2)}: ${err <= means.epsilon}`);
-
-  // 4. Covariance from in-locus Gram matrices; hedging now asks the stopped depot's replicas elsewhere.
-  const cov = await lastValueFrom(coordinator.run(covarianceJob(dataset), { opTimeoutMs: 500 }));
+  const e1 = maxError(means.value, exactMeans);
   console.log(
-    `covariance: ε=${cov.epsilon.toExponential(2)} (${cov.norm}), coverage ${cov.coverage.toFixed(3)}, ${cov.bytesMoved} bytes moved`,
+    `means, depot ${PAUSED} stopped: ${means.blocksMissing} of ${BLOCKS} blocks missing, coverage ${means.coverage.toFixed(3)}; ` +
+      `max error ${e1.toExponential(2)} ≤ ε ${means.epsilon.toExponential(2)}: ${e1 <= means.epsilon}`,
+  );
+
+  // 5. Covariance from in-locus Gram matrices, depot 2 still stopped.
+  const cov = await lastValueFrom(coordinator.run(covarianceJob(dataset), { opTimeoutMs: 500 }));
+  const e2 = maxError(cov.value, exactCov);
+  console.log(
+    `covariance, depot ${PAUSED} stopped: ${cov.blocksMissing} of ${BLOCKS} blocks missing, coverage ${cov.coverage.toFixed(3)}, ` +
+      `max entry error ${e2.toExponential(2)} ≤ ε ${cov.epsilon.toExponential(2)} (${cov.norm}): ${e2 <= cov.epsilon}; ${cov.bytesMoved} bytes moved`,
   );
   console.log(`the data itself: ${BLOCKS * ROWS * COLS * 8} bytes, never moved`);
-  depots.resume(2);
+  depots.resume(PAUSED);
   await coordinator.close();
 } finally {
   client.close();

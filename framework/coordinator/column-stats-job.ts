@@ -1,4 +1,5 @@
-import { columnSums, columnSumsOfSquares, VectorAccumulator } from '../estimation/index.js';
+import { columnSums, columnSumsOfSquares, gamma, VectorAccumulator } from '../estimation/index.js';
+import { unitRoundoff } from './gram-job.js';
 import type { Estimate, EstimateOptions, PlannedBlock } from '../estimation/index.js';
 import type { Dataset } from './dataset-shape.js';
 import { float64Values, type Job, type JobCombiner } from './job.js';
@@ -20,7 +21,8 @@ export type ColumnStatistic = 'sums' | 'means' | 'variances';
  * `epsilonPerCoordinate`, all holding together with probability ≥ 1 − δ).
  *
  * Variances: v = E[x²] − E[x]²; with |m̂₂ − m₂| ≤ ε₂ and |m̂₁ − m₁| ≤ ε₁ (δ/2 each, union bound),
- * |v̂ − v| ≤ ε₂ + ε₁·(2|m̂₁| + ε₁).
+ * |v̂ − v| ≤ ε₂ + ε₁·(2|m̂₁| + ε₁), plus γ₃·(m̂₂ + m̂₁²) for computing m̂₂ − m̂₁² in floating point (ε₁ and ε₂
+ * already hold the means' rounding allowances).
  *
  * @example
  * runJob(columnStatsJob(dataset, 'means'), { runner, reliability }).subscribe((e) => console.log(e.value));
@@ -42,7 +44,8 @@ export function columnStatsJob(dataset: Dataset, statistic: ColumnStatistic): Jo
           sums.add(id, t.subarray(d, 2 * d), wireBytes);
           squares?.add(id, t.subarray(2 * d, 3 * d));
         },
-        estimate(planned: readonly PlannedBlock[], options: EstimateOptions): Estimate<Float64Array> {
+        estimate(planned: readonly PlannedBlock[], given: EstimateOptions): Estimate<Float64Array> {
+          const options = { unitRoundoff: unitRoundoff(dataset), ...given };
           if (statistic === 'sums') return sums.estimateSum(planned, options);
           if (statistic === 'means') return sums.estimateMean(planned, options);
           const half = { ...options, delta: options.delta / 2 };
@@ -51,21 +54,33 @@ export function columnStatsJob(dataset: Dataset, statistic: ColumnStatistic): Jo
           const value = new Float64Array(d);
           const eps = new Float64Array(d);
           let worst = 0;
+          let worstSampling = 0;
+          const g3 = gamma(3, options.unitRoundoff);
+          const r1 = m1.parts.rounding?.epsilon ?? 0;
+          const r2 = m2.parts.rounding?.epsilon ?? 0;
           for (let j = 0; j < d; j++) {
             const mean = m1.value[j]!;
-            const e1 = m1.epsilonPerCoordinate?.[j] ?? m1.parts.sampling.epsilon;
-            const e2 = m2.epsilonPerCoordinate?.[j] ?? m2.parts.sampling.epsilon;
+            // Per coordinate with the rounding allowances (d = 1: the estimate's ε holds both parts).
+            const e1 = m1.epsilonPerCoordinate?.[j] ?? m1.parts.sampling.epsilon + r1;
+            const e2 = m2.epsilonPerCoordinate?.[j] ?? m2.parts.sampling.epsilon + r2;
             value[j] = Math.max(0, m2.value[j]! - mean * mean);
-            eps[j] = e2 + e1 * (2 * Math.abs(mean) + e1);
+            eps[j] = (e2 + e1 * (2 * Math.abs(mean) + e1) + g3 * (Math.abs(m2.value[j]!) + mean * mean)) * (1 + 1e-6);
             worst = Math.max(worst, eps[j]!);
+            const s1 = Math.max(0, e1 - r1);
+            worstSampling = Math.max(worstSampling, Math.max(0, e2 - r2) + s1 * (2 * Math.abs(mean) + s1));
           }
+          worstSampling = Math.min(worstSampling, worst);
           const sketch = options.sketch ?? { epsilon: 0, delta: 0 };
           return {
             ...m1,
             value,
             epsilon: worst + sketch.epsilon,
             delta: options.delta + sketch.delta,
-            parts: { sampling: { epsilon: worst, delta: options.delta }, sketch },
+            parts: {
+              sampling: { epsilon: worstSampling, delta: options.delta },
+              sketch,
+              rounding: { epsilon: worst - worstSampling, delta: 0 },
+            },
             method: `population variance = hajek(Σx²)/n − hajek(Σx)²/n², δ/2 each (union bound); ${m1.method}`,
             ...(d > 1 ? { epsilonPerCoordinate: eps } : {}),
           };

@@ -1,5 +1,6 @@
 import { invalidArgument } from './errors.js';
 import { columnSums, columnSumsOfSquares, squaredFrobenius, VectorAccumulator, maxOf } from './vector-accumulator.js';
+import { gamma } from './rounding.js';
 import type { Estimate, EstimateOptions, PlannedBlock } from './types.js';
 
 /** Per-block column moments as an NFU op returns them. */
@@ -84,22 +85,30 @@ export class ColumnMomentsAccumulator {
     const m = this.#sums.estimateMean(planned, { ...half, sketch: { epsilon: 0, delta: 0 } });
     const value = new Float64Array(this.dim);
     const eps = new Float64Array(this.dim);
-    const epsQ = q.epsilonPerCoordinate ?? [q.parts.sampling.epsilon];
-    const epsM = m.epsilonPerCoordinate ?? [m.parts.sampling.epsilon];
+    // Per coordinate with the means' rounding allowances, plus γ₃·(q̂ + m̂²) for computing q̂ − m̂².
+    const rq = q.parts.rounding?.epsilon ?? 0;
+    const rm = m.parts.rounding?.epsilon ?? 0;
+    const epsQ = q.epsilonPerCoordinate ?? [q.parts.sampling.epsilon + rq];
+    const epsM = m.epsilonPerCoordinate ?? [m.parts.sampling.epsilon + rm];
+    const g3 = gamma(3, options.unitRoundoff);
+    let worstSampling = 0;
     for (let j = 0; j < this.dim; j++) {
       const mean = m.value[j]!;
       value[j] = Math.max(0, q.value[j]! - mean * mean);
-      eps[j] = epsQ[j]! + epsM[j]! * (2 * Math.abs(mean) + epsM[j]!);
+      eps[j] = (epsQ[j]! + epsM[j]! * (2 * Math.abs(mean) + epsM[j]!) + g3 * (Math.abs(q.value[j]!) + mean * mean)) * (1 + 1e-6);
+      const sm = Math.max(0, epsM[j]! - rm);
+      worstSampling = Math.max(worstSampling, Math.max(0, epsQ[j]! - rq) + sm * (2 * Math.abs(mean) + sm));
     }
-    const sampling = { epsilon: maxOf(eps), delta: options.delta };
+    const total = maxOf(eps);
+    const sampling = { epsilon: Math.min(worstSampling, total), delta: options.delta };
     const sketch = q.parts.sketch;
     const out: Estimate<Float64Array> = {
       ...q,
       value,
-      epsilon: sampling.epsilon + sketch.epsilon,
+      epsilon: total + sketch.epsilon,
       delta: sampling.delta + sketch.delta,
       method: `column variances from ${q.method} and ${m.method}`,
-      parts: { sampling, sketch },
+      parts: { sampling, sketch, rounding: { epsilon: total - sampling.epsilon, delta: 0 } },
     };
     if (this.dim > 1) out.epsilonPerCoordinate = eps;
     return out;

@@ -7,14 +7,24 @@ export function buildEstimate<V>(
   samplingEpsilon: number,
   resolved: ResolvedOptions,
   options: EstimateOptions,
-  facts: { coverage: number; blocksUsed: number; blocksPlanned: number; bytesMoved: number; method: string; norm: Norm },
+  facts: {
+    coverage: number;
+    blocksUsed: number;
+    blocksPlanned: number;
+    bytesMoved: number;
+    method: string;
+    norm: Norm;
+    /** The floating-point rounding allowance (see rounding.ts); 0 when the statistic gives none. */
+    rounding?: number;
+  },
 ): Estimate<V> {
   checkCoverage(facts.coverage, resolved.minCoverage, facts.blocksUsed, facts.blocksPlanned);
   const sampling = { epsilon: samplingEpsilon, delta: resolved.delta };
   const total = combineErrors(sampling, resolved.sketch);
+  const rounding = facts.rounding ?? 0;
   return {
     value,
-    epsilon: total.epsilon,
+    epsilon: total.epsilon + rounding,
     delta: total.delta,
     coverage: facts.coverage,
     blocksUsed: facts.blocksUsed,
@@ -22,7 +32,7 @@ export function buildEstimate<V>(
     bytesMoved: facts.bytesMoved,
     method: facts.method,
     norm: facts.norm,
-    parts: { sampling, sketch: { ...resolved.sketch } },
+    parts: { sampling, sketch: { ...resolved.sketch }, ...(rounding > 0 ? { rounding: { epsilon: rounding, delta: 0 } } : {}) },
     sources: (options.sources ?? []).map((s) => ({ ...s })),
     final: options.final ?? false,
   };

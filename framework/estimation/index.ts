@@ -40,6 +40,7 @@ export { lnGamma, regularizedIncompleteBeta, betaQuantile } from './beta.js';
 export { bernsteinRadius, bennettRadius, bennettRadiusTerms, type TailTerm } from './bernstein.js';
 export { blockInclusion, DEFAULT_PI_MIN } from './inclusion.js';
 export { coverageOf, combineErrors } from './plan.js';
+export { FLOAT32_UNIT_ROUNDOFF, FLOAT64_UNIT_ROUNDOFF, gamma } from './rounding.js';
 export {
   VectorAccumulator,
   columnSums,

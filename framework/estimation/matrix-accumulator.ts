@@ -3,6 +3,7 @@ import { buildEstimate, MAR, weightingText } from './estimate-builder.js';
 import { invalidArgument } from './errors.js';
 import { groupOf, minimizeConvexAt } from './horvitz-thompson.js';
 import { coverageOf, resolvePlan } from './plan.js';
+import { FLOAT64_UNIT_ROUNDOFF, roundingAllowance } from './rounding.js';
 import { frobeniusNorm, symmetricEigenvalues } from './symmetric-eigen.js';
 import { gramNormBound, scatterBounds, scatterTrace } from './block-summary.js';
 import type { BlockSummary, Estimate, EstimateOptions, PlannedBlock } from './types.js';
@@ -36,6 +37,13 @@ export interface MatrixStatistic {
    * inequality) instead of by the spread of its spectrum.
    */
   remainderBall?(summary: BlockSummary): RemainderBall | undefined;
+  /**
+   * Optional, for the floating-point rounding allowance (`parts.rounding`): a bound `magnitude` on the Frobenius
+   * norm of the matrix of Σ|terms| of T_b's entries and of known_b's (for the Gram: ‖A_b‖_F², since
+   * Σ_i|a_ip·a_iq| ≤ √(Σa_ip²·Σa_iq²)), and the most roundings one term passes through in the block's op or in
+   * `known` (`depth`). Without it the estimate has no rounding part.
+   */
+  rounding?(summary: BlockSummary): { magnitude: number; depth: number };
 }
 
 /** A ball holding a block's remainder: ‖R_b − centre‖₂ ≤ radius (see {@link MatrixStatistic.remainderBall}). */
@@ -63,6 +71,8 @@ export function gramStatistic(d: number): MatrixStatistic {
     psdRemainder: true,
     remainderNormBound: (s) => scatterBounds(s).eigMax,
     remainderEigMinBound: (s) => scatterBounds(s).eigMin,
+    // A_bᵀA_b entries: a product and `rows` additions per term; known: column sums (rows) then ·, /.
+    rounding: (s) => ({ magnitude: s.frob2, depth: s.rows + 2 }),
     remainderBall: (s) => {
       const ref = s.scatterReference;
       if (s.scatterRadius === undefined || ref === undefined || ref.cols !== d) return undefined;
@@ -219,7 +229,9 @@ export class MatrixAccumulator {
       if (w !== undefined) addScaled(value, remainder.get(b.id)!, w);
     }
     const sampling = bennettRadiusTerms(terms, resolved.delta, rows + cols) + deterministic * (1 + 1e-12);
+    const rounding = this.#rounding(planned, weightOf, options);
     return buildEstimate(value, sampling, resolved, options, {
+      rounding,
       coverage: coverageOf(planned, answered),
       blocksUsed: used,
       blocksPlanned: planned.length,
@@ -227,6 +239,25 @@ export class MatrixAccumulator {
       method: `horvitz-thompson difference estimator(${this.statistic.name}: summary part exact, HT on the rest); ${weightingText(resolved)}; matrix bennett (Tropp 2012 Thm 6.1), spectral norm; ${MAR}`,
       norm: 'spectral',
     });
+  }
+
+  /**
+   * Rounding allowance (spectral norm ≤ Frobenius norm of the entrywise bound) of the computed
+   * Σ_planned known_b + Σ_ans w_b·(T_b − known_b) against its real value: every term's path has the block's
+   * `depth` roundings, one for the difference, two for the weight and 2B for the two sums over the blocks;
+   * the terms are known_b (all planned blocks) and w_b·T_b, w_b·known_b (answered ones).
+   */
+  #rounding(planned: readonly PlannedBlock[], weightOf: ReadonlyMap<string, number>, options: EstimateOptions): number {
+    const r = this.statistic.rounding;
+    if (r === undefined) return 0;
+    let magnitude = 0;
+    let depth = 0;
+    for (const b of planned) {
+      const { magnitude: m, depth: k } = r(b.summary);
+      depth = Math.max(depth, k);
+      magnitude += Math.abs(m) * (1 + 2 * Math.abs(weightOf.get(b.id) ?? 0));
+    }
+    return roundingAllowance(depth + 2 * planned.length + 4, magnitude, options.unitRoundoff ?? FLOAT64_UNIT_ROUNDOFF);
   }
 
   /** ‖T‖₂ exactly for symmetric T up to DEFAULT_EXACT_NORM_MAX_DIM, else ‖T‖_F (an upper bound). */

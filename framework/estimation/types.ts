@@ -36,8 +36,10 @@ export interface SourceWeight {
 
 /**
  * An estimate with its guarantee: `P(‖value − truth‖ > epsilon) ≤ delta` in the norm `norm`, under the
- * assumptions named by `method`. `epsilon = parts.sampling.epsilon + parts.sketch.epsilon` and
- * `delta = parts.sampling.delta + parts.sketch.delta` (triangle inequality and union bound).
+ * assumptions named by `method`. `epsilon = parts.sampling.epsilon + parts.sketch.epsilon +
+ * (parts.rounding?.epsilon ?? 0)` and `delta = parts.sampling.delta + parts.sketch.delta` (triangle inequality
+ * and union bound). `parts.rounding` is the floating-point rounding allowance (delta 0: it always holds), so
+ * `truth` is the real-number answer even when every block answered and the sampling part is 0.
  */
 export interface Estimate<V> {
   value: V;
@@ -52,7 +54,7 @@ export interface Estimate<V> {
   /** Estimator, bound and assumptions, e.g. `horvitz-thompson/response-groups; bernstein(union); MAR`. */
   method: string;
   norm: Norm;
-  parts: { sampling: ErrorPart; sketch: ErrorPart };
+  parts: { sampling: ErrorPart; sketch: ErrorPart; rounding?: ErrorPart };
   sources: SourceWeight[];
   /** True for the last estimate of a job. */
   final: boolean;
@@ -154,4 +156,9 @@ export interface EstimateOptions {
   sketch?: ErrorPart;
   sources?: SourceWeight[];
   final?: boolean;
+  /**
+   * Unit roundoff of the arithmetic that produced the block values (default 2⁻⁵³, float64; jobs over float32
+   * datasets pass 2⁻²⁴): the rounding allowance (`parts.rounding`) is computed with it.
+   */
+  unitRoundoff?: number;
 }

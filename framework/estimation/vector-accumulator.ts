@@ -2,6 +2,7 @@ import { buildEstimate, MAR, weightingText } from './estimate-builder.js';
 import { CoordinatorError, CoordinatorErrorCode, invalidArgument } from './errors.js';
 import { groupOf, htRadius, htWeights, type BoundBlock } from './horvitz-thompson.js';
 import { coverageOf, resolvePlan } from './plan.js';
+import { FLOAT64_UNIT_ROUNDOFF, gamma, roundingAllowance } from './rounding.js';
 import type { BlockSummary, Estimate, EstimateOptions, PlannedBlock } from './types.js';
 
 /**
@@ -13,6 +14,17 @@ export interface VectorStatistic {
   dim(cols: number): number;
   /** An interval [lo, hi] (per coordinate) that contains T_b, from the summary alone. */
   interval(summary: BlockSummary): { lo: ArrayLike<number>; hi: ArrayLike<number> };
+  /**
+   * Optional, for the floating-point rounding allowance (`parts.rounding`): per coordinate a bound on Σ|terms|
+   * of the sum T_b is (`magnitude`), and the most roundings one term passes through in the block's op
+   * (`depth`, e.g. `rows` for a sum of `rows` values in any order). Without it the estimate has no rounding part.
+   */
+  rounding?(summary: BlockSummary): { magnitude: ArrayLike<number>; depth: number };
+}
+
+/** Σ_i |a_ij| ≤ min(rows·max|a|, √(rows·Σ_i a_ij²)) per column. */
+function absColumnSums(s: BlockSummary): Float64Array {
+  return Float64Array.from(s.colSumSq, (q) => Math.min(s.rows * s.maxAbs, Math.sqrt(s.rows * q)));
 }
 
 /** Column sums Σ_i a_ij (the summary holds them exactly). */
@@ -20,6 +32,7 @@ export const columnSums: VectorStatistic = {
   name: 'column-sums',
   dim: (cols) => cols,
   interval: (s) => ({ lo: s.colSums, hi: s.colSums }),
+  rounding: (s) => ({ magnitude: absColumnSums(s), depth: s.rows }),
 };
 
 /** Column sums of squares Σ_i a_ij² (exact in the summary). */
@@ -27,6 +40,7 @@ export const columnSumsOfSquares: VectorStatistic = {
   name: 'column-sums-of-squares',
   dim: (cols) => cols,
   interval: (s) => ({ lo: s.colSumSq, hi: s.colSumSq }),
+  rounding: (s) => ({ magnitude: s.colSumSq, depth: s.rows + 1 }),
 };
 
 /** ‖A‖_F² as a 1-vector (exact in the summary). */
@@ -34,6 +48,7 @@ export const squaredFrobenius: VectorStatistic = {
   name: 'squared-frobenius',
   dim: () => 1,
   interval: (s) => ({ lo: [s.frob2], hi: [s.frob2] }),
+  rounding: (s) => ({ magnitude: [s.frob2], depth: s.rows * s.cols + 1 }),
 };
 
 /**
@@ -128,15 +143,17 @@ export class VectorAccumulator {
     }
     const blocks = planned.map((b, i) => this.#boundBlock(b, i));
     const eps = htRadius(blocks, this.dim, resolved.weighting, resolved.delta);
+    const rounding = this.#sumRounding(planned, weights, options);
     const est = buildEstimate(value, maxOf(eps), resolved, options, {
       coverage: coverageOf(planned, answered),
       blocksUsed: weights.size,
       blocksPlanned: planned.length,
       bytesMoved: this.#bytesMoved,
-      method: `horvitz-thompson(${this.statistic.name}); ${weightingText(resolved)}; bennett per coordinate + union bound; ${MAR}`,
+      method: `horvitz-thompson(${this.statistic.name}); ${weightingText(resolved)}; bennett per coordinate + union bound${rounding === undefined ? '' : ' + float rounding γ_k·Σ|terms|'}; ${MAR}`,
       norm: this.dim === 1 ? 'abs' : 'linf',
+      rounding: rounding === undefined ? 0 : maxOf(rounding),
     });
-    if (this.dim > 1) est.epsilonPerCoordinate = eps;
+    if (this.dim > 1) est.epsilonPerCoordinate = rounding === undefined ? eps : eps.map((e, j) => e + rounding[j]!);
     return est;
   }
 
@@ -174,7 +191,7 @@ export class VectorAccumulator {
     // block's residual). The bounds hold given the groups' answer counts, so choosing by them is allowed.
     if (resolved.weighting === 'response-groups' && equalRowsPerGroup(planned, answered)) {
       const epsS = htRadius(blocks, this.dim, resolved.weighting, resolved.delta);
-      return this.#meanEstimate(sum, rowsHat, epsS, resolved, options, coverage, weights.size, planned.length);
+      return this.#meanEstimate(sum, rowsHat, epsS, resolved, options, coverage, planned, weights);
     }
     let totalRows = 0;
     const sumLo = new Float64Array(this.dim);
@@ -197,7 +214,7 @@ export class VectorAccumulator {
       return { ...b, lo, hi };
     });
     const epsZ = htRadius(zBlocks, this.dim, resolved.weighting, resolved.delta);
-    return this.#meanEstimate(sum, rowsHat, epsZ, resolved, options, coverage, weights.size, planned.length);
+    return this.#meanEstimate(sum, rowsHat, epsZ, resolved, options, coverage, planned, weights);
   }
 
   #meanEstimate(
@@ -207,25 +224,62 @@ export class VectorAccumulator {
     resolved: ReturnType<typeof resolvePlan>,
     options: EstimateOptions,
     coverage: number,
-    blocksUsed: number,
-    blocksPlanned: number,
+    planned: readonly PlannedBlock[],
+    weights: ReadonlyMap<string, number>,
   ): Estimate<Float64Array> {
+    const blocksUsed = weights.size;
+    const blocksPlanned = planned.length;
     const value = new Float64Array(this.dim);
     const eps = new Float64Array(this.dim);
     for (let j = 0; j < this.dim; j++) {
       value[j] = sum[j]! / rowsHat;
       eps[j] = epsZ[j]! / rowsHat;
     }
+    // Rounding: the weighted sum's allowance over the computed row count, plus the row count's own rounding
+    // (a sum of B positive terms w_b·rows_b, relative γ_{B+2}) and the division's (relative u).
+    const sumRounding = this.#sumRounding(planned, weights, options);
+    let rounding: Float64Array | undefined;
+    if (sumRounding !== undefined) {
+      const g = gamma(planned.length + 4, options.unitRoundoff ?? FLOAT64_UNIT_ROUNDOFF);
+      rounding = sumRounding.map((r, j) => (r / rowsHat + Math.abs(value[j]!) * g) * (1 + g) * (1 + 1e-6));
+    }
     const est = buildEstimate(value, maxOf(eps), resolved, options, {
       coverage,
       blocksUsed,
       blocksPlanned,
       bytesMoved: this.#bytesMoved,
-      method: `hajek-ratio(${this.statistic.name} per row); ${weightingText(resolved)}; bennett on residuals per coordinate + union bound; ${MAR}`,
+      method: `hajek-ratio(${this.statistic.name} per row); ${weightingText(resolved)}; bennett on residuals per coordinate + union bound${rounding === undefined ? '' : ' + float rounding γ_k·Σ|terms|'}; ${MAR}`,
       norm: this.dim === 1 ? 'abs' : 'linf',
+      rounding: rounding === undefined ? 0 : maxOf(rounding),
     });
-    if (this.dim > 1) est.epsilonPerCoordinate = eps;
+    if (this.dim > 1) est.epsilonPerCoordinate = rounding === undefined ? eps : eps.map((e, j) => e + rounding[j]!);
     return est;
+  }
+
+  /**
+   * Per coordinate, the rounding allowance of the computed Σ_ans w_b·T_b against its real value: each T_b
+   * (computed by the block's op) errs by γ_depth·Σ|terms|, then the weight (rounded N/n: two roundings) and
+   * the sum over at most B blocks add B + 2 roundings to every term's path. Undefined without
+   * {@link VectorStatistic.rounding}.
+   */
+  #sumRounding(
+    planned: readonly PlannedBlock[],
+    weights: ReadonlyMap<string, number>,
+    options: EstimateOptions,
+  ): Float64Array | undefined {
+    const r = this.statistic.rounding;
+    if (r === undefined) return undefined;
+    const magnitude = new Float64Array(this.dim);
+    let depth = 0;
+    for (const b of planned) {
+      const w = weights.get(b.id);
+      if (w === undefined) continue;
+      const { magnitude: m, depth: k } = r(b.summary);
+      depth = Math.max(depth, k);
+      for (let j = 0; j < this.dim; j++) magnitude[j]! += Math.abs(w) * Math.abs(m[j]!);
+    }
+    const u = options.unitRoundoff ?? FLOAT64_UNIT_ROUNDOFF;
+    return magnitude.map((m) => roundingAllowance(depth + planned.length + 2, m, u));
   }
 
   #boundBlock(b: PlannedBlock, i: number): BoundBlock {

@@ -43,7 +43,8 @@ describe('VectorAccumulator / ColumnMomentsAccumulator', () => {
     expect(sums).toMatchObject({ coverage: 1, blocksUsed: 12, blocksMissing: 0, bytesMoved: 1200, norm: 'linf', final: true });
     const means = acc.means(planned, { delta: 0.05 });
     Array.from(means.value).forEach((v, j) => expect(v).toBeCloseTo(exactSums[j]! / totalRows, 12));
-    expect(means.epsilon).toBe(0);
+    expect(means.parts.sampling.epsilon).toBe(0); // every block answered: only the rounding allowance is left
+    expect(means.epsilon).toBe(means.parts.rounding?.epsilon ?? 0);
     const f = acc.squaredFrobenius(planned, { delta: 0.05 });
     expect(f.value).toBeCloseTo(
       blocks.reduce((s, b) => s + b.summary.frob2, 0),
@@ -83,7 +84,8 @@ describe('VectorAccumulator / ColumnMomentsAccumulator', () => {
         const e = acc.sums(planned, { delta: 0.1 });
         expect(e.coverage).toBeGreaterThan(lastCoverage);
         lastCoverage = e.coverage;
-        seen.push(e.epsilon);
+        seen.push(e.parts.sampling.epsilon);
+        expect(e.epsilon).toBe(e.parts.sampling.epsilon + (e.parts.rounding?.epsilon ?? 0));
       }
     });
     expect(seen[seen.length - 1]).toBe(0);
