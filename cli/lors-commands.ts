@@ -125,6 +125,12 @@ export function lorsCommands(): CliCommand[] {
     .requiredOption('-o, --output <exnode>', 'exNode to write (.xnd = LoRS XML, .json = UNIS JSON); checked before storing')
     .option('--json', JSON_HELP)
     .action(async (file: string, f: Record<string, string | boolean | undefined>) => {
+      const out = String(f['output']);
+      if (!out.endsWith('.xnd') && !out.endsWith('.json'))
+        throw new FrameworkError(
+          FrameworkErrorCode.INVALID_ARGUMENT,
+          `-o ${out}: an exNode file name must end in .xnd (LoRS XML) or .json (UNIS JSON); nothing was uploaded`,
+        );
       const depots = await depotsFrom(f as { depots?: string; depotFile?: string });
       const blockSize = byteSize(f['blockSize'], '--block-size');
       const copies = positive(String(f['copies']), '--copies');

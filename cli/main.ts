@@ -81,6 +81,13 @@ export function anvilProgram(): CliCommand {
   program.addCommand(ingestCommand());
   program.addCommand(simulateCommand());
   requiredAfterUnknown(program);
+  // A usage error prints the failing command's own usage after the `error: …` line (commander copies the
+  // setting only to subcommands made with .command(), not to those added with .addCommand()).
+  const helpAfterError = (cmd: CliCommand): void => {
+    cmd.showHelpAfterError();
+    cmd.commands.forEach(helpAfterError);
+  };
+  helpAfterError(program);
   return program;
 }
 

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Command as CliCommand } from 'commander';
+import { formatValue } from './format-value.js';
 import { lastValueFrom, tap } from 'rxjs';
 import {
   Coordinator,
@@ -44,7 +45,8 @@ function num(o: Record<string, unknown>, key: string, check: (n: number) => bool
 
 /** Parses the dataset part of a job file (see docs/coordinator.md). */
 export function parseDatasetJson(raw: unknown): CoordinatorDataset {
-  if (typeof raw !== 'object' || raw === null) throw bad('dataset', 'an object', raw);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw bad('dataset', 'an exNode path string ("data.xnd"), { "exnode": "data.xnd" } or an inline dataset object', raw);
   const d = raw as Record<string, unknown>;
   if (d['dtype'] !== 'float32' && d['dtype'] !== 'float64') throw bad('dataset.dtype', '"float32" or "float64"', d['dtype']);
   const cols = d['cols'];
@@ -207,7 +209,15 @@ export async function readJobFile(
       cause: e,
     });
   }
-  const o = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    const got = Array.isArray(raw) ? 'an array' : raw === null ? 'null' : `a ${typeof raw}`;
+    throw new CoordinatorError(
+      CoordinatorErrorCode.INVALID_ARGUMENT,
+      `invalid job file ${file}: it must hold a JSON object ({ "dataset": …, "job": { "kind": … } }, see docs/coordinator.md), not ${got}`,
+      { details: { argument: 'job file', value: got } },
+    );
+  }
+  const o = raw as Record<string, unknown>;
   const dataset = await datasetOfJob(o['dataset'], file);
   return { o, dataset, job: jobFromJson(o['job'], dataset) };
 }
@@ -220,7 +230,7 @@ export function runCommand(): CliCommand {
     .option('--json', 'print the final estimate as one JSON object, no progress line')
     .option('--reliability <file>', 'reliability history file (default: the user state directory)')
     .action(async (file: string, flags: { json?: boolean; reliability?: string }) => {
-      const { o, job } = await readJobFile(file);
+      const { o, dataset, job } = await readJobFile(file);
       const options = runOptions(o);
       if (o['helpers'] !== undefined && !Array.isArray(o['helpers']))
         throw bad('helpers', 'an array of "host:port"', o['helpers']);
@@ -244,9 +254,7 @@ export function runCommand(): CliCommand {
         if (flags.json === true) process.stdout.write(`${JSON.stringify(toJson(final))}\n`);
         else {
           process.stderr.write('\n');
-          process.stdout.write(
-            `${job.name} (${final.method})\nvalue: ${Array.from(final.value, (v) => v.toPrecision(6)).join(' ')}\n`,
-          );
+          process.stdout.write(`${job.name} (${final.method})\n${formatValue(final.value, dataset.cols)}`);
         }
       } finally {
         await coordinator.close();

@@ -64,8 +64,54 @@ export function addSimulatorFlags(cmd: CliCommand): CliCommand {
     .option('--batch <steps>', 'time steps per batch of the stream (default 100)');
 }
 
-/** The simulator options the flags describe. */
+/** The flag setting each simulator option (`faultRates.stuck` → `--faults stuck`). */
+const FLAG_OF: Readonly<Record<string, string>> = {
+  seed: '--seed',
+  sites: '--sites',
+  sensorsPerSite: '--sensors',
+  channels: '--channels',
+  factors: '--factors',
+  'sites · sensorsPerSite · channels': '--sites · --sensors · --channels',
+  rowsPerSensor: '--rows',
+  noiseStd: '--noise',
+  driftStd: '--drift',
+  faultOnsetRow: '--fault-onset',
+  faultRates: '--faults',
+  batchRows: '--batch',
+  rowsPerSecond: '--rate',
+};
+
+/**
+ * A simulator's argument error re-worded with the flag that set the option (`--rows` for `rowsPerSensor`);
+ * other errors as they are.
+ */
+export function withFlagNames(e: unknown): unknown {
+  if (!(e instanceof DatasetError) || e.code !== DatasetErrorCode.INVALID_ARGUMENT) return e;
+  const argument = e.details['argument'];
+  if (typeof argument !== 'string') return e;
+  const flag = FLAG_OF[argument] ?? (argument.startsWith('faultRates.') ? `--faults ${argument.slice(11)}` : undefined);
+  if (flag === undefined) return e;
+  return new DatasetError(DatasetErrorCode.INVALID_ARGUMENT, e.message.replace(`\`${argument}\``, flag), {
+    cause: e,
+    details: { ...e.details, argument: flag },
+  });
+}
+
+/**
+ * The simulator options the flags describe, checked (an invalid one is reported by its flag).
+ * @throws DatasetError `DATA_E_INVALID_ARGUMENT` naming the flag, the rule and the value
+ */
 export function sensorOptionsFrom(f: SimulatorFlags): SensorFieldOptions {
+  const o = sensorOptionsOf(f);
+  try {
+    describeSensorField(o);
+  } catch (e) {
+    throw withFlagNames(e);
+  }
+  return o;
+}
+
+function sensorOptionsOf(f: SimulatorFlags): SensorFieldOptions {
   const o: Record<string, unknown> = {};
   const int = (v: string | undefined, flag: string, key: string) => {
     if (v !== undefined) o[key] = numberFlag(v, flag, true);
@@ -132,6 +178,15 @@ export function simulateCommand(): CliCommand {
       async (f: SimulatorFlags & { format: 'csv' | 'f32' | 'f64'; withSource?: boolean; output?: string; truth?: string }) => {
         const options = sensorOptionsFrom(f);
         const stream = streamOptionsFrom(f);
+        // The stream checks its flags on its first step: take it (and drop it) before any file is written.
+        const probe = streamSensorField(options, stream);
+        try {
+          await probe.next();
+        } catch (e) {
+          throw withFlagNames(e);
+        } finally {
+          await probe.return(undefined);
+        }
         if (f.truth !== undefined) await writeFile(f.truth, truthJson(options));
         const out: Writable = f.output === undefined ? process.stdout : createWriteStream(f.output);
         const ac = new AbortController();

@@ -451,6 +451,7 @@ export class DatasetWriter {
   private async allocate(s: SourceState, busy: Set<string>, tried: Set<string>): Promise<OpenAllocation> {
     const n = s.depots.length;
     const start = s.spread + s.rolls++;
+    const causes: string[] = [];
     for (let i = 0; i < n; i++) {
       const depot = s.depots[(start + i) % n]!;
       if (busy.has(key(depot))) continue;
@@ -469,12 +470,14 @@ export class DatasetWriter {
         };
         this.allocations.push(a);
         return a;
-      } catch {
+      } catch (e) {
+        causes.push(`${key(depot)}: ${(e as Error).message}`);
         tried.add(key(depot));
         busy.add(key(depot));
       }
     }
-    throw new Error(`no depot of ${s.depots.length} could allocate ${this.options.allocationBytes} bytes`);
+    const why = causes.length > 0 ? `: ${causes.join('; ')}` : ' (every one is in use or failed before)';
+    throw new Error(`no depot of ${s.depots.length} could allocate ${this.options.allocationBytes} bytes${why}`);
   }
 
   /** Blocks 0 … k−1 that are all stored. */

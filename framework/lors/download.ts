@@ -163,6 +163,13 @@ export async function download(
     );
     await saving;
     await fh.sync();
+  } catch (e) {
+    // Say what stays on disk, and what it is for.
+    if (e instanceof Error)
+      e.message +=
+        `; the ${done.size} of ${ranges.length} blocks fetched so far are kept in ${partial} (with its progress in ` +
+        `${stateFile}): the same download again resumes there, --no-resume starts over; delete both to discard them`;
+    throw e;
   } finally {
     await saving.catch(() => undefined);
     await fh.close();

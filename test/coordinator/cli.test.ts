@@ -93,7 +93,13 @@ describe('anvil run and anvil reliability', () => {
     const r = await anvil(['run', job, '--reliability', history()]);
     expect(r.code, r.err).toBe(0);
     expect(r.err).toMatch(/final: blocks 6\/6 answered, 0 missing \| ε [0-9.e+-]+ \(spectral\)/);
-    const values = /value: (.*)/.exec(r.out)![1]!.split(' ').map(Number);
+    // The d × d Gram prints as its shape and one line per row.
+    expect(r.out).toContain(`value (${Math.sqrt(truth.gram.length)} × ${Math.sqrt(truth.gram.length)}):`);
+    const values = r.out
+      .split('\n')
+      .filter((l) => /^ +[-0-9]/.test(l))
+      .flatMap((l) => l.trim().split(/ +/))
+      .map(Number);
     expect(maxAbsDiff(values, truth.gram)).toBeLessThan(1e-5 * Math.max(...truth.gram));
     const json = join(dir.path, 'exnode-object.json');
     writeFileSync(json, JSON.stringify({ job: { kind: 'column-sums' }, dataset: { exnode: 'field.xnd' } }));
