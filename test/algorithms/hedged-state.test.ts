@@ -3,7 +3,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IbpClient, formatCapability, type NfuParamSpec } from '../../ibp/index.js';
 import { depotId, startLoopbackDepots, type DepotAddress, type LoopbackDepots } from '../../framework/index.js';
-import { final, IbpLocus, inMemoryDataset, leastSquares, pca, rsvd, runnerContext } from '../../algorithms/index.js';
+import {
+  final,
+  IbpLocus,
+  inMemoryDataset,
+  leastSquares,
+  pca,
+  rsvd,
+  runnerContext,
+  traceEstimate,
+} from '../../algorithms/index.js';
 import { CATALOGUE, normals } from '../../nfu-kernels/index.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -120,6 +129,22 @@ describe('hedged attempts and per-block state on loopback depots', () => {
       await runner2.release();
     } finally {
       slow.close();
+    }
+  }, 60_000);
+
+  it('trace: a losing hedge never moves or frees the winner’s state', async () => {
+    const dataset = await storedDataset();
+    for (const opts of [{ power: 1 }, { power: 2 }]) {
+      const want = await final(traceEstimate(dataset, runnerContext(new IbpLocus(client)), opts));
+      const slow = new SlowReplicaClient(depots.depots[0]!, CATALOGUE['affine-product'].opcode);
+      try {
+        const got = await final(traceEstimate(dataset, runnerContext(new IbpLocus(slow), hedgeSoon), opts));
+        expect(slow.heldCalls).toBeGreaterThan(0);
+        expect(got.value.trace).toBe(want.value.trace);
+        expect(got.epsilon).toBe(want.epsilon);
+      } finally {
+        slow.close();
+      }
     }
   }, 60_000);
 
