@@ -45,20 +45,24 @@ export class OpTimeoutError extends Error {
   override readonly name = 'TimeoutError';
 }
 
-/** @internal What {@link startBlock} needs from the job. */
-export interface BlockContext {
-  readonly dataset: Dataset;
-  readonly op: OpSpec;
-  readonly runner: OpRunner;
-  readonly gate: DepotGate;
+/** What {@link hedgeDelayMs} reads: the reliability history, the clock and the job's hedging options. */
+export interface HedgeContext {
   readonly reliability: ReliabilityView;
   readonly scheduler: SchedulerLike;
-  /** The job's timers (per-op timeouts, hedge delays) on one scheduled action. */
-  readonly timers: TimerQueue;
   readonly opTimeoutMs: number;
   readonly hedgeQuantile: number;
   readonly defaultHedgeMs: number;
   readonly minHedgeMs: number;
+}
+
+/** @internal What {@link startBlock} needs from the job (the engine builds it from the job and its run options). */
+export interface BlockContext extends HedgeContext {
+  readonly dataset: Dataset;
+  readonly op: OpSpec;
+  readonly runner: OpRunner;
+  readonly gate: DepotGate;
+  /** The job's timers (per-op timeouts, hedge delays) on one scheduled action. */
+  readonly timers: TimerQueue;
   /** True once the job's deadline dropped what still runs (recorded as late, not as cancelled). */
   readonly deadlinePassed: () => boolean;
   /** The job's plausibility check of an output: a reason to reject it, or undefined. */
@@ -96,7 +100,7 @@ export function busyRetryAfterMs(error: unknown): number | undefined {
  * (or `defaultHedgeMs`), scaled by its answer probability — a depot that often fails is hedged sooner —
  * clamped to [minHedgeMs, opTimeoutMs].
  */
-export function hedgeDelayMs(ctx: BlockContext, replica: DatasetReplica): number {
+export function hedgeDelayMs(ctx: HedgeContext, replica: DatasetReplica): number {
   const id = depotId(replica.depot);
   const now = ctx.scheduler.now();
   const base = ctx.reliability.latencyQuantile(id, ctx.hedgeQuantile, now) ?? ctx.defaultHedgeMs;
@@ -335,7 +339,7 @@ class BlockRun {
 }
 
 /**
- * Runs the job's op on one block over its replicas in the given order: the first attempt at once, the next
+ * @internal Runs the job's op on one block over its replicas in the given order: the first attempt at once, the next
  * one when the previous fails (errs, times out, or answers something `validate` rejects) or after its hedge
  * delay, each under the per-op timeout and the per-depot gate. Calls `done` once with the block's
  * {@link BlockOutcome} (possibly synchronously). The returned function cancels every attempt and timer

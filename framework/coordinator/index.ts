@@ -26,7 +26,7 @@ export {
   type IbpOpRunnerOptions,
 } from './ibp-op-runner.js';
 export { DepotGate } from './depot-gate.js';
-export { hedgeDelayMs, InvalidAnswerError, type BlockOutcome } from './hedged-block.js';
+export { hedgeDelayMs, InvalidAnswerError, isOpInvalid, type BlockOutcome, type HedgeContext } from './hedged-block.js';
 export type { ReliabilityView, OpOutcome } from './reliability-view.js';
 export {
   storeReliability,

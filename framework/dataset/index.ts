@@ -3,7 +3,13 @@
  * summaries; ingest; the seeded sensor-field simulator; loopback depots for examples, tests and benchmarks.
  */
 export { DatasetError, DatasetErrorCode, type DatasetErrorCodeValue } from './errors.js';
-export { SENSOR_FAULTS, MAX_SENSOR_FIELD_WIDTH, type SensorFault, type SensorFieldOptions } from './sensor-field-options.js';
+export {
+  SENSOR_FAULTS,
+  MAX_SENSOR_FIELD_WIDTH,
+  type ResolvedSensorFieldOptions,
+  type SensorFault,
+  type SensorFieldOptions,
+} from './sensor-field-options.js';
 export type { SensorSource, FaultySource, SensorFieldModel } from './sensor-field-generator.js';
 export {
   simulateSensorField,
@@ -39,6 +45,7 @@ export {
   DEFAULT_INGEST_DURATION_SEC,
   DEFAULT_MAX_INFLIGHT_BLOCKS,
   type IngestOptions,
+  type ResolvedIngestOptions,
 } from './ingest-options.js';
 export { DatasetWriter, REFERENCE_SCATTER_BLOCKS, type IngestStats, type IngestResult } from './dataset-writer.js';
 export { ingest, sensorFieldBatches } from './ingest.js';

@@ -51,7 +51,7 @@ export const DEFAULT_ALLOCATION_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_INGEST_DURATION_SEC = 86_400;
 export const DEFAULT_MAX_INFLIGHT_BLOCKS = 8;
 
-/** @internal Validated ingest options. */
+/** Validated ingest options, every default applied (what `DatasetWriter.options` holds). */
 export interface ResolvedIngestOptions {
   readonly name: string;
   readonly cols: number;

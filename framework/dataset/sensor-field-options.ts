@@ -44,7 +44,7 @@ export interface SensorFieldOptions {
   readonly dropoutRows?: number;
 }
 
-/** @internal Options with every default applied, validated and frozen. */
+/** Simulator options with every default applied, validated and frozen (what `SensorField.options` holds). */
 export interface ResolvedSensorFieldOptions {
   readonly seed: number;
   readonly sites: number;
