@@ -1,6 +1,7 @@
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { depotId, type DepotHealthTracker, type LiveHub, type LoopbackDepots } from '../../framework/index.js';
+import type { DepotStatusBoard } from './depot-status.js';
 
 /** Seconds between disruptions, and how long one lasts. */
 const EVERY_SEC: readonly [number, number] = [10, 18];
@@ -23,6 +24,8 @@ export class ChaosMonkey {
     private readonly hub: LiveHub,
     private readonly health: DepotHealthTracker,
     seed: number,
+    /** The status line's view of the depots: told what the monkey did to a process. */
+    private readonly board?: DepotStatusBoard,
   ) {
     const rng = xoroshiro128plus(seed ^ 0x5eed);
     this.rand = () => uniformFloat64(rng);
@@ -74,17 +77,22 @@ export class ChaosMonkey {
       this.event('failure', `chaos: killed ${name} (SIGKILL)`, name);
       // Its process is gone: show it, even before an op of the job runs into it.
       this.health.set(name, 'failed', 'killed (SIGKILL)');
+      this.board?.disrupted(name, 'killed');
       await wait(down);
       if (this.stopped) return;
       await this.loop.restart(i);
       this.event('recovery', `chaos: restarted ${name} (empty: the replicas it held are gone)`, name);
       this.health.set(name, 'up');
+      this.board?.disrupted(name, undefined);
     } else {
       this.loop.pause(i);
       this.event('failure', `chaos: paused ${name} (SIGSTOP)`, name);
+      this.health.set(name, 'slow', 'paused (SIGSTOP)');
+      this.board?.disrupted(name, 'paused');
       await wait(down);
       this.loop.resume(i);
       this.event('recovery', `chaos: resumed ${name} (SIGCONT)`, name);
+      this.board?.disrupted(name, undefined);
     }
   }
 }

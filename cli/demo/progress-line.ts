@@ -1,10 +1,10 @@
 import type { Estimate } from '../../framework/index.js';
+import { formatDepotCounts, type DepotCounts } from './depot-status.js';
 
 export interface DemoProgress {
   rows: number;
-  depotsUp: number;
-  depotsSlow: number;
-  depots: number;
+  /** Depots by state: `up` counts only those that answered recently and are not paused, slow or down. */
+  depots: DepotCounts;
   estimate: Estimate<Float64Array> | undefined;
   chaos: string | undefined;
 }
@@ -25,7 +25,7 @@ export class ProgressLine {
     const e = p.estimate;
     const parts = [
       `${p.rows.toLocaleString('en-US')} rows`,
-      `depots up ${p.depotsUp}/${p.depots}${p.depotsSlow > 0 ? ` (${p.depotsSlow} slow)` : ''}`,
+      formatDepotCounts(p.depots),
       e === undefined
         ? 'waiting for the first estimate'
         : `ε ${fmt(e.epsilon)} (δ ${e.delta}) · coverage ${(e.coverage * 100).toFixed(1)}% · blocks ${e.blocksUsed} used / ${e.blocksMissing} missing`,

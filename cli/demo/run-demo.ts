@@ -22,6 +22,7 @@ import {
 import { ObservedRunner } from './observed-runner.js';
 import { ChaosMonkey } from './chaos-monkey.js';
 import { ProgressLine } from './progress-line.js';
+import { DepotProbe, DepotStatusBoard } from './depot-status.js';
 
 export interface DemoOptions {
   port: number;
@@ -52,6 +53,13 @@ const BLOCK_ROWS = 512;
 const WINDOW_ROWS = 48 * 1024;
 /** Each refresh answers this long after it starts with what arrived: late blocks are missing samples. */
 const REFRESH_DEADLINE_MS = 400;
+/** An attempt (or probe) without an answer after this long shows its depot as slow (ms). */
+const SLOW_MS = 750;
+/** Liveness probes: one status request per depot this often, given this long to answer (ms). */
+const PROBE_EVERY_MS = 1_000;
+const PROBE_TIMEOUT_MS = 1_500;
+/** A depot counts as up only if it answered within this long (ms). */
+const PROBE_FRESH_MS = 4_000;
 const FAULT_RATES: Partial<Record<SensorFault, number>> = { garbage: 1 / 12, spiking: 1 / 12 };
 
 /**
@@ -96,15 +104,30 @@ export async function runDemo(o: DemoOptions): Promise<void> {
 
     const store = new ReliabilityStore({ clock: { now: () => Date.now() }, halfLifeMs: 60_000, qualityHalfLifeMs: 15_000 });
     const health = new DepotHealthTracker(hub, (d) => store.depot(d).p);
+    // The status line's view: a depot is up only while it answers (ops, or the probe below when the job sends
+    // it none), at a normal speed, and is not paused or killed by the chaos.
+    const board = new DepotStatusBoard(names, { freshMs: PROBE_FRESH_MS, slowMs: SLOW_MS });
     const runner = new ObservedRunner(
       new IbpOpRunner(client),
       {
-        answered: (d) => health.observe(d, 'answer'),
-        failed: (d, reason) => health.observe(d, 'failure', reason.slice(0, 120)),
-        slow: (d) => health.observe(d, 'late'),
+        answered: (d, ms) => {
+          health.observe(d, 'answer');
+          board.answered(d, ms);
+        },
+        failed: (d, reason) => {
+          health.observe(d, 'failure', reason.slice(0, 120));
+          board.failed(d);
+        },
+        slow: (d) => {
+          health.observe(d, 'late');
+          board.late(d);
+        },
       },
-      750,
+      SLOW_MS,
     );
+    const probe = new DepotProbe(loop.depots, board, PROBE_TIMEOUT_MS);
+    probe.start(PROBE_EVERY_MS);
+    cleanups.push(() => probe.stop());
     const jobs = await Coordinator.open({ reliabilityPath: null, runner, reliability: store });
     cleanups.push(() => jobs.close());
     for (const d of names) health.set(d, 'up');
@@ -208,7 +231,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
 
     let chaos: ChaosMonkey | undefined;
     if (o.chaos && o.depots > 1) {
-      chaos = new ChaosMonkey(loop, hub, health, o.seed);
+      chaos = new ChaosMonkey(loop, hub, health, o.seed, board);
       chaos.start();
       cleanups.push(() => chaos!.stop());
     }
@@ -221,9 +244,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     const ticker = setInterval(() => {
       progress.update({
         rows: writer.stats().rows,
-        depotsUp: names.filter((d) => health.state(d) === 'up').length,
-        depotsSlow: names.filter((d) => health.state(d) === 'slow').length,
-        depots: names.length,
+        depots: board.counts(),
         estimate: latest,
         chaos: chaos?.lastAction,
       });
