@@ -175,9 +175,11 @@ export async function traceCore(ctx: LocusContext, dataset: Dataset, options: Tr
       for (let j = 0; j < d; j++) S += s.colSumSq[j]! + s.rows * (mu?.[j] ?? 0) ** 2;
     }
     S = (2 * S) / Math.max(1, n - 1);
-    const nu = (n + d + 2) * Number.EPSILON;
-    const gamma = nu / (1 - nu);
-    const rounding = (d * ((1 + gamma) ** p - 1) * S ** p + d * Number.EPSILON * Math.abs(trace)) * (1 + 1e-6);
+    // Unit roundoff: depots may accumulate float32 blocks in float32. γ_k = ku/(1 − ku).
+    const u = dataset.dtype === 'float32' ? 2 ** -24 : 2 ** -53;
+    const gamma = (k: number): number => (k * u < 1 ? (k * u) / (1 - k * u) : Infinity);
+    const g = gamma(n + d + 2);
+    const rounding = (d * ((1 + g) ** p - 1) * S ** p + gamma(d) * Math.abs(trace)) * (1 + 1e-6);
     await ctx.runner.release();
     return {
       value: {
@@ -187,7 +189,7 @@ export async function traceCore(ctx: LocusContext, dataset: Dataset, options: Tr
         residual: 0,
         effectiveRank: p === 1 ? d : (trC ** p / Math.max(trace, 1e-300)) ** (1 / (p - 1)),
       },
-      epsilon: rounding,
+      epsilon: Number.isFinite(rounding) ? rounding : Infinity,
       delta: 0,
       coverage: 1,
       blocksUsed: dataset.blocks.length,
@@ -195,7 +197,7 @@ export async function traceCore(ctx: LocusContext, dataset: Dataset, options: Tr
       bytesMoved,
       method: `exact: C${p === 1 ? '' : `^${p}`} applied to the identity (${d} products per power) in locus; no sampling error, ε bounds the rounding`,
       norm: 'abs',
-      parts: { sampling: { epsilon: 0, delta: 0 }, sketch: { epsilon: rounding, delta: 0 } },
+      parts: { sampling: { epsilon: 0, delta: 0 }, sketch: { epsilon: 0, delta: 0 }, rounding: { epsilon: rounding, delta: 0 } },
       sources: [],
       final: true,
     };
