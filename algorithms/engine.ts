@@ -100,6 +100,7 @@ function noting(runner: LocusRunner, notes: Map<number, Map<string, string>>): O
     m.set(`${a.replica.depot.host}:${a.replica.depot.port}`, reason);
   };
   return {
+    ...(runner.offers === undefined ? {} : { offers: runner.offers.bind(runner) }),
     run: (a) =>
       new Observable<OpAnswer>((subscriber) => {
         let ended = false;
