@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,6 +75,28 @@ describe('anvil run and anvil reliability', () => {
     client?.close();
     await depots?.stop();
     dir.cleanup();
+  });
+
+  it('a job none of whose blocks answer exits non-zero with COORD_E_COVERAGE naming the depot and why', async () => {
+    // A port nothing listens on: every replica is refused.
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const inline = inlineDataset(dataset) as { blocks: { replicas: { read: string }[] }[] };
+    for (const b of inline.blocks)
+      for (const r of b.replicas) r.read = r.read.replace(/^ibp:\/\/[^/]+\//, `ibp://127.0.0.1:${port}/`);
+    for (const kind of ['covariance', 'column-means']) {
+      const job = join(dir.path, `dead-${kind}.json`);
+      writeFileSync(job, JSON.stringify({ job: { kind }, opTimeoutMs: 5_000, dataset: inline }));
+      const r = await anvil(['run', job, '--reliability', join(dir.path, 'dead-history.json')]);
+      expect(r.code, r.out).toBe(2);
+      expect(r.out).not.toContain('value');
+      expect(r.err).toContain(`COORD_E_COVERAGE: ${kind}: 0 of 6 blocks answered`);
+      expect(r.err).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}: 6 failure \\(last: .*ECONNREFUSED`));
+    }
   });
 
   it('runs an inline job with --json: the column means equal the exact ones', async () => {
