@@ -19,6 +19,7 @@ import { addSimulatorFlags, numberFlag, sensorOptionsFrom, streamOptionsFrom, ty
 
 interface IngestFlags extends SimulatorFlags {
   output: string;
+  force?: boolean;
   name?: string;
   cols?: string;
   dtype: 'float32' | 'float64';
@@ -68,7 +69,8 @@ function describe(r: IngestResult, output: string): string {
 
 /**
  * `anvil ingest`: appends rows (stdin or a file as CSV or raw floats, or the simulator) to depots as a
- * dataset, with per-block summaries; writes the exNode atomically and reports the throughput. A failed
+ * dataset, with per-block summaries; writes the exNode atomically and reports the throughput. An existing
+ * output file is refused (it may name live allocations) unless --force. A failed
  * ingest releases what it stored and writes no exNode; an interrupted one (Ctrl-C) does the same, except that
  * with --checkpoint the last checkpoint exNode and its allocations stay (the error names them). The command
  * returns only once the releases are done.
@@ -78,7 +80,14 @@ export function ingestCommand(): CliCommand {
     .description(
       'store rows (stdin/file as CSV or raw floats, or the simulator) in depots as a dataset with block summaries; writes its exNode',
     )
-    .requiredOption('-o, --output <exnode>', 'exNode to write (.xnd = LoRS XML, .json = UNIS JSON)')
+    .requiredOption(
+      '-o, --output <exnode>',
+      'exNode to write (.xnd = LoRS XML, .json = UNIS JSON); an existing file is refused before any depot is contacted',
+    )
+    .option(
+      '--force',
+      'overwrite an existing output exNode; the allocations the old one names are then no longer referenced by it (they stay until their leases end)',
+    )
     .option('--name <name>', 'dataset name recorded in the exNode (default: the output file name)')
     .option('--cols <n>', 'values per row (default: from the first CSV row, or the simulator channels)')
     .addOption(new Option('--dtype <dtype>', 'element type stored').choices(['float32', 'float64']).default('float64'))
@@ -195,6 +204,7 @@ export function ingestCommand(): CliCommand {
         ...(f.duration === undefined ? {} : { durationSec: numberFlag(f.duration, '--duration', true) }),
         ...(f.checkpoint === undefined ? {} : { checkpointBlocks: numberFlag(f.checkpoint, '--checkpoint', true) }),
         path: f.output,
+        overwrite: f.force === true,
         signal: ac.signal,
       });
       const s = result.stats;

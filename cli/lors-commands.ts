@@ -122,7 +122,14 @@ export function lorsCommands(): CliCommand[] {
     .option('--copies <n>', 'replicas per block, on distinct depots', '1')
     .option('--threads <n>', 'blocks in flight', '4')
     .option('--duration <sec>', 'lease of each allocation in seconds', String(DEFAULT_DURATION_SEC))
-    .requiredOption('-o, --output <exnode>', 'exNode to write (.xnd = LoRS XML, .json = UNIS JSON); checked before storing')
+    .requiredOption(
+      '-o, --output <exnode>',
+      'exNode to write (.xnd = LoRS XML, .json = UNIS JSON); checked before storing, an existing file is refused',
+    )
+    .option(
+      '--force',
+      'overwrite an existing output exNode; the allocations the old one names are then no longer referenced by it (they stay until their leases end)',
+    )
     .option('--json', JSON_HELP)
     .action(async (file: string, f: Record<string, string | boolean | undefined>) => {
       const out = String(f['output']);
@@ -154,6 +161,7 @@ export function lorsCommands(): CliCommand[] {
           threads,
           durationSec,
           output,
+          overwrite: f['force'] === true,
           signal: stop.signal,
           onBlockStored: bar.tick,
         }),

@@ -1,7 +1,8 @@
+import { lstatSync } from 'node:fs';
 import type { DepotAddress } from '../../ibp/index.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { Dtype } from '../exnode/exnode.js';
-import { checkInteger, invalidArgument } from './errors.js';
+import { DatasetError, DatasetErrorCode, checkInteger, invalidArgument } from './errors.js';
 import { bytesPerElement } from './dataset.js';
 
 /** Options of an ingest ({@link DatasetWriter}, {@link ingest}). */
@@ -34,6 +35,12 @@ export interface IngestOptions {
   readonly maxInflightBlocks?: number;
   /** Where to write the exNode (atomically) when the ingest finishes; `.json` for UNIS JSON, else LoRS XML. */
   readonly path?: string;
+  /**
+   * With `path`: replace a file already there (default false). An existing file is refused before any depot
+   * is contacted, as the exNode there may name live allocations (e.g. those an interrupted ingest with
+   * `checkpointBlocks` kept) that nothing would reference once it is overwritten.
+   */
+  readonly overwrite?: boolean;
   /** With `path`: also publish the stored prefix every N blocks, so jobs can follow the growing dataset (default 0 = only at the end). */
   readonly checkpointBlocks?: number;
   /** Aborts the ingest: what it stored is released and `DATA_E_ABORTED` is thrown. */
@@ -68,6 +75,7 @@ export interface ResolvedIngestOptions {
   readonly warmIntervalMs: number;
   readonly maxInflightBlocks: number;
   readonly path: string | undefined;
+  readonly overwrite: boolean;
   readonly checkpointBlocks: number;
   readonly clock: Clock;
   readonly signal: AbortSignal | undefined;
@@ -87,6 +95,18 @@ function checkDepots(name: string, list: unknown, copies: number): readonly Depo
     );
   if (list.length < copies) throw invalidArgument(name, `a list of at least copies = ${copies} depots`, list.length);
   return Object.freeze([...(list as DepotAddress[])]);
+}
+
+/** Refuses a file (or anything else) already at `path`: overwriting an exNode would orphan the allocations it names. */
+function refuseExisting(path: string): void {
+  if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return;
+  throw new DatasetError(
+    DatasetErrorCode.INVALID_ARGUMENT,
+    `invalid argument: \`path\` ${path} already exists; the exNode there may reference live allocations (an interrupted ` +
+      `ingest with checkpoints keeps them), which nothing would reference once it is overwritten: give another path, or ` +
+      `overwrite: true (anvil ingest --force) to replace it; nothing was stored`,
+    { details: { argument: 'path', value: path } },
+  );
 }
 
 /** @internal Validates ingest options once. */
@@ -113,6 +133,9 @@ export function resolveIngestOptions(o: IngestOptions): ResolvedIngestOptions {
   if (typeof defaultSource !== 'string' || defaultSource === '')
     throw invalidArgument('defaultSource', 'a non-empty string', defaultSource);
   if (o.path !== undefined && (typeof o.path !== 'string' || o.path === '')) throw invalidArgument('path', 'a file path', o.path);
+  const overwrite = o.overwrite ?? false;
+  if (typeof overwrite !== 'boolean') throw invalidArgument('overwrite', 'a boolean', overwrite);
+  if (o.path !== undefined && !overwrite) refuseExisting(o.path);
   return Object.freeze({
     name: o.name,
     cols,
@@ -133,6 +156,7 @@ export function resolveIngestOptions(o: IngestOptions): ResolvedIngestOptions {
     ),
     maxInflightBlocks: checkInteger('maxInflightBlocks', o.maxInflightBlocks ?? DEFAULT_MAX_INFLIGHT_BLOCKS, 1, 1024),
     path: o.path,
+    overwrite,
     checkpointBlocks: checkInteger('checkpointBlocks', o.checkpointBlocks ?? 0, 0),
     clock: o.clock ?? systemClock,
     signal: o.signal,

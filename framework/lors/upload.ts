@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { lstat, open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { formatCapability, type DepotAddress, type IbpClient } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
@@ -33,6 +33,12 @@ export interface UploadOptions {
    * stored; if writing it fails, every allocation made is released, as on any other failure.
    */
   readonly output?: string;
+  /**
+   * With `output`: replace a file already there (default false). An existing file is refused before any
+   * depot is contacted, as the exNode there may name live allocations that nothing would reference once it is
+   * overwritten.
+   */
+  readonly overwrite?: boolean;
   /** Stops the upload (blocks in flight finish); what was stored is released. */
   readonly signal?: AbortSignal;
   /** Called when a depot fails for a block (the block is retried on another depot). */
@@ -64,7 +70,15 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
   if (!Number.isSafeInteger(copies) || copies < 1) throw argError(`\`copies\` must be a positive integer (got ${copies})`);
   if (copies > depots.length) throw argError(`\`copies\` (${copies}) exceeds the number of depots (${depots.length})`);
   if (!Number.isSafeInteger(threads) || threads < 1) throw argError(`\`threads\` must be a positive integer (got ${threads})`);
-  if (options.output !== undefined) await checkOutputPath(options.output);
+  if (options.output !== undefined) {
+    await checkOutputPath(options.output);
+    if (options.overwrite !== true && (await lstat(options.output).catch(() => undefined)) !== undefined)
+      throw argError(
+        `output ${options.output} already exists; the exNode there may reference live allocations, which nothing would ` +
+          `reference once it is overwritten: give another output, or overwrite: true (anvil upload --force) to replace it; ` +
+          `nothing was uploaded`,
+      );
+  }
 
   const fh = await open(path, 'r');
   try {

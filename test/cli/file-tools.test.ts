@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,6 +71,33 @@ describe('anvil file tools as a new user meets them', () => {
       `anvil: FW_ERR_INVALID_ARGUMENT: output ${out}: directory ${join(dir.path, 'missing')} does not exist\n`,
     );
     expect(await used()).toBe(before);
+  });
+
+  it('upload -o EXISTING is refused before any depot is contacted unless --force', async () => {
+    const sub = join(dir.path, 'existing');
+    mkdirSync(sub);
+    const xnd = join(sub, 'live.xnd');
+    writeFileSync(xnd, 'an exNode naming live allocations');
+    const before = await used();
+    const r = await anvil(['upload', file, '--depots', list(), '-o', xnd]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `anvil: FW_ERR_INVALID_ARGUMENT: output ${xnd} already exists; the exNode there may reference live allocations, ` +
+        'which nothing would reference once it is overwritten: give another output, or overwrite: true (anvil upload --force) ' +
+        'to replace it; nothing was uploaded\n',
+    );
+    expect(await used()).toBe(before);
+    expect(readFileSync(xnd, 'utf8')).toBe('an exNode naming live allocations');
+    expect(readdirSync(sub)).toEqual(['live.xnd']);
+    // The library refuses it too, before contacting the (dead) depot.
+    await expect(
+      upload(depots[0]!.client, file, { depots: [{ host: '127.0.0.1', port: deadPort }], output: xnd }),
+    ).rejects.toMatchObject({ code: 'FW_ERR_INVALID_ARGUMENT' });
+    const forced = await anvil(['upload', file, '--depots', list(), '--block-size', '100000', '-o', xnd, '--force', '--json']);
+    expect(forced.stderr).toBe('');
+    expect(forced.code).toBe(0);
+    expect((await readExnode(xnd)).size).toBe(SIZE);
+    expect(readdirSync(sub)).toEqual(['live.xnd']);
   });
 
   it('upload releases every stored block when the exNode cannot be written after storing', async () => {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../cli/main.js';
@@ -148,6 +148,27 @@ describe('anvil simulate and anvil ingest', () => {
     const ds = await openDataset(at('sim.xnd'));
     expect(ds.rows).toBe(240);
     expect(new Set(ds.blocks.map((b) => b.source))).toEqual(new Set(field.sources.map((s) => s.id)));
+  });
+
+  it('ingest -o EXISTING is refused before any depot is contacted unless --force', async () => {
+    mkdirSync(at('existing'));
+    const xnd = at('existing/live.xnd');
+    writeFileSync(xnd, 'a checkpoint exNode naming live allocations');
+    const args = ['ingest', '--simulate', ...sim, '--block-rows', '25', '-o', xnd];
+    // The depot given does not answer: a refusal that came after contacting it would be another error.
+    const r = await run(...args, '--depots', '127.0.0.1:1');
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(
+      `anvil: DATA_E_INVALID_ARGUMENT: invalid argument: \`path\` ${xnd} already exists; the exNode there may reference ` +
+        'live allocations (an interrupted ingest with checkpoints keeps them), which nothing would reference once it is ' +
+        'overwritten: give another path, or overwrite: true (anvil ingest --force) to replace it; nothing was stored\n',
+    );
+    expect(readFileSync(xnd, 'utf8')).toBe('a checkpoint exNode naming live allocations');
+    expect(readdirSync(at('existing'))).toEqual(['live.xnd']);
+    const forced = await run(...args, '--depots', addr(1), '--force');
+    expect(forced.code, forced.err).toBe(0);
+    expect((await openDataset(xnd)).rows).toBe(240);
+    expect(readdirSync(at('existing'))).toEqual(['live.xnd']);
   });
 
   it('bad input fails with a precise DATA_E_PARSE line and leaves no exNode', async () => {

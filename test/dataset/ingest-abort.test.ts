@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IbpClient, readExnode, type DepotAddress } from '../../framework/index.js';
@@ -126,8 +126,33 @@ describe('an aborted ingest', () => {
       (d, i) => before[i]! + [...kept.values()].filter((k) => k.depot === key(d)).length * ALLOCATION,
     );
     expect(after).toEqual(expected);
+    // A second ingest to the same path is refused before any depot is contacted (the depot given does not
+    // answer), so the kept allocations stay referenced by the checkpoint exNode, which is left as it was.
+    const text = readFileSync(path, 'utf8');
+    const again = ingest(client, [{ source: 's0', rows: 1, data: new Float64Array(COLS) }], {
+      name: 'again',
+      cols: COLS,
+      depots: [{ host: '127.0.0.1', port: 1 }],
+      path,
+    });
+    await expect(again).rejects.toMatchObject({ code: 'DATA_E_INVALID_ARGUMENT', details: { argument: 'path', value: path } });
+    await expect(again).rejects.toThrow(`\`path\` ${path} already exists; the exNode there may reference live allocations`);
+    expect(readFileSync(path, 'utf8')).toBe(text);
+    expect(readdirSync(tmp.path).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(await usedBytes(client, loop.depots)).toEqual(after);
+    // overwrite: true replaces it (atomically); the old exNode's allocations are then the caller's to release.
+    const replaced = await ingest(client, [{ source: 's0', rows: BLOCK_ROWS, data: new Float64Array(BLOCK_ROWS * COLS) }], {
+      name: 'replaced',
+      cols: COLS,
+      depots: loop.depots,
+      blockRows: BLOCK_ROWS,
+      path,
+      overwrite: true,
+    });
+    expect((await readExnode(path)).name).toBe('replaced');
+    expect(readdirSync(tmp.path).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     // They are the user's: releasing them empties the depots again.
-    await Promise.all([...kept.keys()].map((m) => client.decr(m, 'read')));
+    await Promise.all([...kept.keys(), ...replaced.exnode.mappings.map((m) => m.manage!)].map((m) => client.decr(m, 'read')));
     expect(await usedBytes(client, loop.depots)).toEqual(before);
   });
 });
