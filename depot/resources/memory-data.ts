@@ -58,7 +58,8 @@ export const pinStats = {
  * still reads: see {@link MemoryData.pin}), kept for the next writer: memory that was
  * touched before is written at copy speed, while fresh pages fault in one 4 KiB page at a time
  * (about 11 µs each on a VM, which alone caps a cold write near 370 MB/s). A segment comes out of
- * the pool with stale bytes: its taker zeroes what it does not overwrite.
+ * the pool with stale bytes: its taker zeroes it whole before any reader can see it, unless it
+ * overwrites all of it at once (a copy on write).
  */
 class SegmentPool {
   private idle: { buf: Buffer; since: number }[] = [];
@@ -249,17 +250,19 @@ export class MemoryData implements AllocationData {
         return undefined;
       },
       abort: async () => {
-        // Pooled segments were not zeroed where this write was to land: clear all of that range
-        // past the committed size, written or not.
+        // Every byte past the committed size is zero: clear what this write put there. Below the
+        // size, what it did not write is as it was (zeros where it attached a segment: see attach).
         this.zero(Math.max(this.owner.size, offset), end);
       },
     };
   }
 
   /**
-   * Attaches the segments that `[offset, end)` touches. A pooled one holds stale bytes: every
-   * part of it outside the range is zeroed now; the range itself is the writer's to fill (or
-   * to zero on abort).
+   * Attaches the segments that `[offset, end)` touches. A pooled one holds a deleted
+   * allocation's bytes: it is zeroed whole before it joins this allocation, the range too. The
+   * range may lie inside the size (a hole left by a WRITE further on) or come inside it while
+   * this write runs (another one further on completes), so a LOAD, an NFU pin or an abort before
+   * the writer gets there must find zeros, never the old bytes.
    */
   private attach(offset: number, end: number): void {
     const segments = this.segments!;
@@ -269,13 +272,7 @@ export class MemoryData implements AllocationData {
     for (let i = first; i <= last; i++) {
       if (segments[i] !== undefined) continue;
       const { buf, fresh } = segmentPool.take();
-      if (!fresh) {
-        const base = i * SEGMENT_BYTES;
-        const from = Math.max(offset - base, 0);
-        const to = Math.min(end - base, SEGMENT_BYTES);
-        if (from > 0) buf.fill(0, 0, from);
-        if (to < SEGMENT_BYTES) buf.fill(0, to);
-      }
+      if (!fresh) buf.fill(0);
       while (segments.length < i) segments.push(undefined);
       segments[i] = buf;
     }
