@@ -15,7 +15,10 @@ export interface StorageResource {
   createData(a: Allocation): AllocationData;
   /** Records a new allocation durably (before its caps are returned). */
   insert(a: Allocation): void;
-  /** Records changed metadata: refcounts, lease, max size, reliability, state. */
+  /**
+   * Records changed metadata: keys, refcounts, lease, max size, reliability, state; never the size,
+   * which only a write's commit (or the data layer's truncate) records with the bytes it covers.
+   */
   update(a: Allocation): void;
   /** Records a write's new size and block checksums in one transaction (durable once it resolves). */
   commitWrite(a: Allocation, newSize: number, blocks: BlockChecksums | undefined): void | Promise<void>;

@@ -98,7 +98,7 @@ export class MetadataDb {
            @expires_at_ms, @read_refs, @write_refs, @state, @trashed_at_ms, @trash_reason)`,
       ),
       update: this.db.prepare(
-        `UPDATE allocations SET max_size = @max_size, size = @size, reliability = @reliability, expires_at_ms = @expires_at_ms,
+        `UPDATE allocations SET max_size = @max_size, reliability = @reliability, expires_at_ms = @expires_at_ms,
            read_refs = @read_refs, write_refs = @write_refs, state = @state, trashed_at_ms = @trashed_at_ms,
            trash_reason = @trash_reason, read_digest = @read_digest, write_digest = @write_digest,
            manage_digest = @manage_digest WHERE id = @id`,
@@ -152,10 +152,18 @@ export class MetadataDb {
     );
   }
 
+  /**
+   * Records an allocation's metadata: keys, max size, lease, reliability, refcounts, state; never
+   * its size. The size is recorded only with the bytes it covers ({@link commitWrite},
+   * {@link truncate}, {@link restoreSize}): a write's grouped commit records its new size before it
+   * is durable and before the allocation in memory has it, so an update meanwhile must not put the
+   * old one back (the write would be acknowledged, then cut at the next start-up).
+   */
   update(a: AllocationRecord): void {
+    const { size: _size, ...params } = this.params(a);
     this.run('record the allocation change', () =>
       this.stmts.update.run({
-        ...this.params(a),
+        ...params,
         read_digest: a.digests[1],
         write_digest: a.digests[2],
         manage_digest: a.digests[3],
@@ -213,8 +221,16 @@ export class MetadataDb {
    */
   async syncWal(): Promise<void> {
     try {
-      this.walOpening ??= open(`${this.file}-wal`, fsConstants.O_RDONLY);
-      this.wal ??= await this.walOpening;
+      if (this.wal === undefined) {
+        const opening = (this.walOpening ??= open(`${this.file}-wal`, fsConstants.O_RDONLY));
+        try {
+          this.wal = await opening;
+        } catch (e) {
+          // A failed open is not kept: the next sync tries again.
+          if (this.walOpening === opening) this.walOpening = undefined;
+          throw e;
+        }
+      }
       await this.wal.datasync();
     } catch (e) {
       throw storageError(e, 'metadata store: cannot make the writes durable');
