@@ -543,9 +543,12 @@ export class NfuService {
 
 /** Bytes of the memory ranges an op pins (see {@link NfuService.prepareInput}), for its admission. */
 function pinnedBytes(sources: ReadonlyArray<readonly [NfuParam, ResolvedRef | undefined]>): number {
-  // While pinned, a racing writer gives the allocation copies of the buffers it changes: up to the
-  // range's size more memory, held until the op lets go.
-  return sources.reduce((s, [, ref]) => s + (ref !== undefined && ref.allocation.data instanceof MemoryData ? ref.length : 0), 0);
+  // While pinned, a racing writer gives the allocation copies of the buffers it changes (whole 2 MiB
+  // segments, or the small allocation's one buffer), held until the op lets go.
+  return sources.reduce((s, [, ref]) => {
+    const data = ref?.allocation.data;
+    return data instanceof MemoryData ? s + data.pinCharge(ref!.offset, ref!.length) : s;
+  }, 0);
 }
 
 /** What runs an op on its prepared inputs; `done` lets go of them once the workers are through. */

@@ -194,6 +194,18 @@ export class MemoryData implements AllocationData {
     if (owner.maxSize >= SEGMENT_BYTES) this.segments = [];
   }
 
+  /**
+   * The most memory a racing writer may copy while [offset, offset + length) is pinned: copy on write
+   * copies whole buffers, so every segment the range touches (or the one small buffer) counts whole.
+   */
+  pinCharge(offset: number, length: number): number {
+    if (length <= 0) return 0;
+    if (this.segments === undefined) return Math.max(length, this.data.length);
+    const first = Math.floor(offset / SEGMENT_BYTES);
+    const last = Math.floor((offset + length - 1) / SEGMENT_BYTES);
+    return (last - first + 1) * SEGMENT_BYTES;
+  }
+
   get residentBytes(): number {
     if (this.segments === undefined) return this.data.length;
     let n = 0;
