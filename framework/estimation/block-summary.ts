@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { invalidArgument } from './errors.js';
-import { symmetricEigenvalues } from './symmetric-eigen.js';
+import { CholeskyDecomposition, Matrix, inverse } from 'ml-matrix';
+import { frobeniusNorm, symmetricEigenvalues } from './symmetric-eigen.js';
 import type { BlockSummary, ScatterReference } from './types.js';
 
 /** Widest block whose Gram spectrum `summarizeBlock` records by default. */
@@ -208,29 +209,15 @@ export function scatterRho(
   const R = new Float64Array(d * d);
   for (let i = 0; i < d; i++)
     for (let j = 0; j < d; j++) R[i * d + j] = 0.5 * (ref[i * d + j]! + ref[j * d + i]!) + (i === j ? tau : 0);
-  // Cholesky R = LLᵀ.
-  const L = new Float64Array(d * d);
-  for (let j = 0; j < d; j++) {
-    let s = R[j * d + j]!;
-    for (let k = 0; k < j; k++) s -= L[j * d + k]! * L[j * d + k]!;
-    if (!(s > 0)) return undefined;
-    const ljj = Math.sqrt(s);
-    L[j * d + j] = ljj;
-    for (let i = j + 1; i < d; i++) {
-      let v = R[i * d + j]!;
-      for (let k = 0; k < j; k++) v -= L[i * d + k]! * L[j * d + k]!;
-      L[i * d + j] = v / ljj;
-    }
-  }
-  // W = L⁻¹ (lower triangular), column by column.
-  const W = new Float64Array(d * d);
-  for (let c = 0; c < d; c++) {
-    for (let i = c; i < d; i++) {
-      let v = i === c ? 1 : 0;
-      for (let k = c; k < i; k++) v -= L[i * d + k]! * W[k * d + c]!;
-      W[i * d + c] = v / L[i * d + i]!;
-    }
-  }
+  // W = L⁻¹, L the Cholesky factor of R = LLᵀ.
+  const chol = new CholeskyDecomposition(
+    new Matrix(Array.from({ length: d }, (_, i) => Array.from(R.subarray(i * d, i * d + d)))),
+  );
+  if (!chol.isPositiveDefinite()) return undefined;
+  const W = Float64Array.from(inverse(chol.lowerTriangularMatrix).to1DArray());
+  // L⁻¹ is lower triangular; the products below read only that part, so the computed W is exactly this
+  // lower triangle (any invertible W certifies ρ; this one makes it tight).
+  for (let i = 0; i < d; i++) W.fill(0, i * d + i + 1, i * d + d);
   let w2 = 0;
   for (const v of W) w2 += v * v;
   if (!Number.isFinite(w2)) return undefined;
@@ -250,19 +237,16 @@ export function scatterRho(
         M[i * d + j] = v;
         M[j * d + i] = v;
       }
-    let xF = 0;
-    for (let k = 0; k < d * d; k++) xF += X[k]! * X[k]!;
-    return { M, xF: Math.sqrt(xF) };
+    return { M, xF: frobeniusNorm(X) };
   };
-  const fro = (M: Float64Array): number => Math.sqrt(M.reduce((a, v) => a + v * v, 0));
   const u = 2 ** -53;
   const gamma = ((2 * d + 2) * u) / (1 - (2 * d + 2) * u);
   const T = congruence(diff);
   const S = congruence(R);
   const eT = symmetricEigenvalues(T.M, d);
   const eS = symmetricEigenvalues(S.M, d);
-  const top = eT[d - 1]! + 1e-12 * fro(T.M) + gamma * w2 * T.xF * 1.01 + absError * w2 * 1.01;
-  const bottom = eS[0]! - 1e-12 * fro(S.M) - gamma * w2 * S.xF * 1.01;
+  const top = eT[d - 1]! + 1e-12 * frobeniusNorm(T.M) + gamma * w2 * T.xF * 1.01 + absError * w2 * 1.01;
+  const bottom = eS[0]! - 1e-12 * frobeniusNorm(S.M) - gamma * w2 * S.xF * 1.01;
   if (!(bottom > 0) || !Number.isFinite(top)) return undefined;
   return (Math.max(0, top) / bottom) * (1 + 4 * u);
 }
