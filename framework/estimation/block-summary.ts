@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { invalidArgument } from './errors.js';
 import { CholeskyDecomposition, Matrix, inverse } from 'ml-matrix';
+import { FLOAT64_UNIT_ROUNDOFF, gamma } from './rounding.js';
 import { frobeniusNorm, symmetricEigenvalues } from './symmetric-eigen.js';
 import type { BlockSummary, ScatterReference } from './types.js';
 
@@ -177,9 +178,8 @@ export function attachScatterRadius(
   // Absolute error of the computed deviation against the exact K_b − t·Ref: the rounding of K_b's entries (sums of
   // n products, and the mean correction: ≤ 4γ_{n+4}·frob2 in Frobenius norm, |s_j| ≤ √(n·colSumSq_j)) and of the
   // subtraction (≤ 2u(‖K̂‖_F + t‖Ref‖_F)).
-  const u = 2 ** -53;
-  const gamma = ((summary.rows + 4) * u) / (1 - (summary.rows + 4) * u);
-  const absError = (4 * gamma * summary.frob2 + 2 * u * (Math.sqrt(k2) + t * Math.sqrt(r2))) * 1.01;
+  const u = FLOAT64_UNIT_ROUNDOFF;
+  const absError = (4 * gamma(summary.rows + 4) * summary.frob2 + 2 * u * (Math.sqrt(k2) + t * Math.sqrt(r2))) * 1.01;
   const rho = scatterRho(diff, reference.matrix, d, tau, absError);
   if (rho === undefined) {
     delete summary.scatterRho;
@@ -239,14 +239,14 @@ export function scatterRho(
       }
     return { M, xF: frobeniusNorm(X) };
   };
-  const u = 2 ** -53;
-  const gamma = ((2 * d + 2) * u) / (1 - (2 * d + 2) * u);
+  const u = FLOAT64_UNIT_ROUNDOFF;
+  const g = gamma(2 * d + 2);
   const T = congruence(diff);
   const S = congruence(R);
   const eT = symmetricEigenvalues(T.M, d);
   const eS = symmetricEigenvalues(S.M, d);
-  const top = eT[d - 1]! + 1e-12 * frobeniusNorm(T.M) + gamma * w2 * T.xF * 1.01 + absError * w2 * 1.01;
-  const bottom = eS[0]! - 1e-12 * frobeniusNorm(S.M) - gamma * w2 * S.xF * 1.01;
+  const top = eT[d - 1]! + 1e-12 * frobeniusNorm(T.M) + g * w2 * T.xF * 1.01 + absError * w2 * 1.01;
+  const bottom = eS[0]! - 1e-12 * frobeniusNorm(S.M) - g * w2 * S.xF * 1.01;
   if (!(bottom > 0) || !Number.isFinite(top)) return undefined;
   return (Math.max(0, top) / bottom) * (1 + 4 * u);
 }
