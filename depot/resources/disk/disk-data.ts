@@ -381,8 +381,7 @@ export class DiskData implements AllocationData {
         failed = true;
         try {
           await close();
-          // Committed bytes changed only if the journal was being applied: then the bytes it
-          // replaced are gone, and those now in place belong to a write that was refused.
+          // Committed bytes changed only if the journal was being applied.
           await this.discardPast(size, applying ? offset : undefined, applying ? journalEnd : undefined);
         } finally {
           overwrite?.end();
@@ -676,17 +675,11 @@ export class DiskData implements AllocationData {
   }
 
   /**
-   * Cuts the file to `size` bytes and re-records the checksum of the block holding the new end.
-   * With `dirtyFrom`, the refused WRITE had begun to copy `[dirtyFrom, dirtyTo)` in place (its
-   * metadata commit or the sync before it failed): the bytes it replaced are lost (the redo journal
-   * holds only the new ones), and the new ones must not be served as if the write had been taken.
-   * The blocks of that range keep the checksums of the bytes they held (so they fail verification
-   * wherever they changed, after a restart too), the journal is recorded as done (start-up does not
-   * redo it) and the allocation is marked damaged: its bytes are no longer served, it takes no more
-   * writes, and it can still be probed and deleted.
+   * Cuts the file to `size` bytes and re-records the checksum of the block holding the new end;
+   * with `dirtyFrom`, also re-records the blocks of `[dirtyFrom, dirtyTo)` (an interrupted WRITE
+   * changed them in place).
    */
   private async discardPast(size: number, dirtyFrom: number | undefined, dirtyTo: number | undefined): Promise<void> {
-    const dirty = dirtyFrom !== undefined && dirtyTo !== undefined && dirtyFrom < dirtyTo;
     try {
       const st = await stat(this.file).catch(() => undefined);
       if (st === undefined) return;
@@ -698,16 +691,13 @@ export class DiskData implements AllocationData {
           const b = Math.floor(size / BLOCK_BYTES);
           blocks.set(b, await crcOfFileBlock(fh, b, size));
         }
+        if (dirtyFrom !== undefined && dirtyTo !== undefined) {
+          for (let b = Math.floor(dirtyFrom / BLOCK_BYTES); b * BLOCK_BYTES < dirtyTo; b++) {
+            blocks.set(b, await crcOfFileBlock(fh, b, size));
+          }
+        }
       } finally {
         await fh.close();
-      }
-      if (dirty) {
-        // The checksums that go with the committed bytes (loaded before the commit was tried).
-        const committed = this.checksums();
-        for (let b = Math.floor(dirtyFrom / BLOCK_BYTES); b * BLOCK_BYTES < dirtyTo; b++) {
-          const c = committed.get(b);
-          if (c !== undefined) blocks.set(b, c);
-        }
       }
       const fromBlock = Math.ceil(size / BLOCK_BYTES);
       this.db.setBlocks(this.owner.id, blocks, fromBlock, this.journaled);
@@ -717,12 +707,6 @@ export class DiskData implements AllocationData {
       for (const [b, c] of blocks) crcs.set(b, c);
     } catch (e) {
       throw storageError(e, `allocation ${this.owner.id}: cannot cut its file`);
-    } finally {
-      if (dirty) {
-        this.owner.markDamaged(
-          `a refused WRITE had begun to replace bytes ${dirtyFrom} to ${dirtyTo} in place (its commit failed)`,
-        );
-      }
     }
   }
 }
