@@ -8,7 +8,15 @@ import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
 import { Status } from '../../../ibp/index.js';
 import type { FsyncPolicy } from '../../options.js';
 import type { MetadataDb } from './metadata-db.js';
-import { applyJournal, endRecord, journalPath, recordHeader } from './redo-journal.js';
+import {
+  RECORD_HEADER_BYTES,
+  applyJournal,
+  endRecord,
+  journalPath,
+  recordHeader,
+  restoreUndo,
+  saveUndo,
+} from './redo-journal.js';
 import type { SpaceReserve } from './space-reserve.js';
 
 /** Bytes covered by one stored checksum. */
@@ -38,6 +46,12 @@ function giveRunBuffer(b: Buffer): void {
     runBuffers.push(Buffer.from(b.buffer, 0, READ_RUN_BYTES));
   }
 }
+
+/**
+ * Attempts at writing an undo image back (each on fresh descriptors, rewritten and fdatasynced
+ * again): a failed fdatasync may have dropped the dirty pages, so the bytes are written anew.
+ */
+const UNDO_ATTEMPTS = 3;
 
 const CREATE_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT;
 const JOURNAL_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_TRUNC;
@@ -260,6 +274,8 @@ export class DiskData implements AllocationData {
     let seq = 0;
     let journal: FileHandle | undefined;
     let journalAt = 0;
+    /** Where the undo image starts in the journal, and the committed checksums of its blocks. */
+    let undo: { at: number; crcs: Map<number, number> } | undefined;
     let applying = false;
     let cursor = offset;
     const batch: Buffer[] = [];
@@ -342,7 +358,18 @@ export class DiskData implements AllocationData {
           if (journal !== undefined) {
             // All the bytes are staged: close the journal, make it durable, then change the data.
             await writeAll(journal, [endRecord(seq)], journalAt);
+            journalAt += RECORD_HEADER_BYTES;
             if (this.fsync === 'safe') await journal.datasync();
+            // The committed bytes about to be replaced, and their checksums: a refusal from the copy
+            // in place on puts both back (see redo-journal.ts; recovery never reads the image).
+            const committed = this.checksums();
+            const crcs = new Map<number, number>();
+            for (let b = Math.floor(offset / BLOCK_BYTES); b * BLOCK_BYTES < journalEnd; b++) {
+              const c = committed.get(b);
+              if (c !== undefined) crcs.set(b, c);
+            }
+            await saveUndo(journal, journalAt, fh, offset, journalEnd, seq, WRITE_BATCH_BYTES);
+            undo = { at: journalAt, crcs };
             // From the first byte copied in place until the commit (or the undo), the committed
             // bytes and their checksums disagree: readers that see it judge under the gate.
             if (overwrite !== undefined) await this.holdGate(overwrite);
@@ -381,8 +408,16 @@ export class DiskData implements AllocationData {
         failed = true;
         try {
           await close();
-          // Committed bytes changed only if the journal was being applied.
-          await this.discardPast(size, applying ? offset : undefined, applying ? journalEnd : undefined);
+          // Committed bytes changed only if the journal was being applied: the old ones go back,
+          // and so do their checksums (the refused bytes are never checksummed as committed).
+          const putBack = applying && undo !== undefined ? undo : undefined;
+          if (putBack !== undefined) {
+            const failure = await this.writeBackUndo(jpath, putBack.at, seq, offset, journalEnd);
+            // The disk is failing: the range may hold old and refused bytes, never served.
+            if (failure !== undefined)
+              this.owner.markDamaged(`a refused WRITE could not put back bytes ${offset} to ${journalEnd} (${failure})`);
+          }
+          await this.discardPast(size, putBack?.crcs);
         } finally {
           overwrite?.end();
         }
@@ -466,6 +501,32 @@ export class DiskData implements AllocationData {
       if (w.received > w.from && w.from < to && w.received > from) pending.push(w.over);
     }
     if (pending.length > 0) await Promise.all(pending);
+  }
+
+  /**
+   * Writes the undo image of write `seq` (at `undoAt` of journal `jpath`) back over `[from, to)`,
+   * made durable under `safe`, on fresh descriptors (those of the refused write are not trusted),
+   * in up to {@link UNDO_ATTEMPTS} attempts. Resolves to the last failure, or undefined once done.
+   */
+  private async writeBackUndo(jpath: string, undoAt: number, seq: number, from: number, to: number): Promise<string | undefined> {
+    let failure = 'not attempted';
+    for (let attempt = 0; attempt < UNDO_ATTEMPTS; attempt++) {
+      let journal: FileHandle | undefined;
+      let data: FileHandle | undefined;
+      try {
+        journal = await this.io.open(jpath, fsConstants.O_RDONLY);
+        data = await this.io.open(this.file, fsConstants.O_WRONLY);
+        await restoreUndo(journal, undoAt, data, seq, from, to);
+        if (this.fsync === 'safe') await data.datasync();
+        return undefined;
+      } catch (e) {
+        failure = (e as Error).message;
+      } finally {
+        await journal?.close().catch(() => undefined);
+        await data?.close().catch(() => undefined);
+      }
+    }
+    return failure;
   }
 
   /** The metadata store has recorded the journaled write (committed or undone): drop its journal. */
@@ -676,10 +737,11 @@ export class DiskData implements AllocationData {
 
   /**
    * Cuts the file to `size` bytes and re-records the checksum of the block holding the new end;
-   * with `dirtyFrom`, also re-records the blocks of `[dirtyFrom, dirtyTo)` (an interrupted WRITE
-   * changed them in place).
+   * with `putBack`, also records again the committed checksums of the blocks a refused WRITE
+   * changed in place (its undo image put their bytes back), whatever the store holds for them now.
+   * The write's journal is recorded as done.
    */
-  private async discardPast(size: number, dirtyFrom: number | undefined, dirtyTo: number | undefined): Promise<void> {
+  private async discardPast(size: number, putBack: ReadonlyMap<number, number> | undefined): Promise<void> {
     try {
       const st = await stat(this.file).catch(() => undefined);
       if (st === undefined) return;
@@ -691,14 +753,12 @@ export class DiskData implements AllocationData {
           const b = Math.floor(size / BLOCK_BYTES);
           blocks.set(b, await crcOfFileBlock(fh, b, size));
         }
-        if (dirtyFrom !== undefined && dirtyTo !== undefined) {
-          for (let b = Math.floor(dirtyFrom / BLOCK_BYTES); b * BLOCK_BYTES < dirtyTo; b++) {
-            blocks.set(b, await crcOfFileBlock(fh, b, size));
-          }
-        }
       } finally {
         await fh.close();
       }
+      // Taken as they were before the copy in place, never from the file: if the undo image did not
+      // go back whole, the blocks fail verification rather than pass off the refused bytes.
+      if (putBack !== undefined) for (const [b, c] of putBack) blocks.set(b, c);
       const fromBlock = Math.ceil(size / BLOCK_BYTES);
       this.db.setBlocks(this.owner.id, blocks, fromBlock, this.journaled);
       this.journalDone();

@@ -14,12 +14,21 @@ import { crc32 } from 'node:zlib';
  * crash interrupts is either not applied at all (no end record: its bytes never reached the data
  * file) or applied in full; every other byte keeps its committed value.
  *
+ * The undo image. Once the journal is complete (and durable), the committed bytes the write is about
+ * to replace are appended after the end record as undo records, before the copy in place. If the
+ * write is refused after its copy in place began (the copy, the data file's fdatasync or the
+ * metadata commit failed), the undo records are written back over the range: the refused bytes are
+ * never served and the acknowledged ones stay. Recovery never reads them (a journal ends at its end
+ * record), so they need not be durable: a crash before the refusal is sent leaves the write
+ * interrupted, and start-up finishes it from its redo records as above.
+ *
  * A record: magic u32 | sequence u64 | offset u64 | length u32 | payload CRC-32 u32 | header
  * CRC-32 u32 (32 bytes, little-endian), then the payload; the end record has its own magic and no
- * payload. A torn or foreign record ends the journal.
+ * payload, undo records their own. A torn or foreign record ends the journal.
  */
 const MAGIC = 0x52564e41; // "ANVR"
 const END_MAGIC = 0x45564e41; // "ANVE"
+const UNDO_MAGIC = 0x55564e41; // "ANVU"
 export const RECORD_HEADER_BYTES = 32;
 /** Records longer than this are not ours (batches are about 1 MiB). */
 const MAX_RECORD_BYTES = 1 << 30;
@@ -143,8 +152,82 @@ export async function redoJournal(
   }
 }
 
-async function readFully(fh: FileHandle, length: number, position: number): Promise<Buffer | undefined> {
-  const buf = Buffer.allocUnsafe(length);
+/**
+ * Appends the bytes `[from, to)` of `data` to the journal of write `seq` at `at` (just past its end
+ * record) as undo records of at most `runBytes` each; resolves to the journal's new end. Throws if
+ * the data file is shorter than `to` (nothing is copied in place then).
+ */
+export async function saveUndo(
+  journal: FileHandle,
+  at: number,
+  data: FileHandle,
+  from: number,
+  to: number,
+  seq: number,
+  runBytes: number,
+): Promise<number> {
+  const run = Buffer.allocUnsafe(Math.min(runBytes, to - from));
+  for (let pos = from; pos < to;) {
+    const n = Math.min(run.length, to - pos);
+    const payload = await readFully(data, n, pos, run);
+    if (payload === undefined) throw new Error(`the data file ends before byte ${pos + n}: no undo image`);
+    const header = recordHeader(seq, pos, [payload], UNDO_MAGIC);
+    await writevFully(journal, [header, payload], at);
+    at += RECORD_HEADER_BYTES + n;
+    pos += n;
+  }
+  return at;
+}
+
+/**
+ * Writes the undo image of write `seq` (saved by {@link saveUndo} at `at` of its journal) back over
+ * `[from, to)` of `data`. Every record is verified before its bytes are written; throws if the image
+ * reads back torn, foreign or short of `to` (then part of the range may be written back).
+ */
+export async function restoreUndo(
+  journal: FileHandle,
+  at: number,
+  data: FileHandle,
+  seq: number,
+  from: number,
+  to: number,
+): Promise<void> {
+  for (let pos = from; pos < to;) {
+    const h = await readFully(journal, RECORD_HEADER_BYTES, at);
+    if (
+      h === undefined ||
+      h.readUInt32LE(28) !== crc32(h.subarray(0, 28)) ||
+      h.readUInt32LE(0) !== UNDO_MAGIC ||
+      Number(h.readBigUInt64LE(4)) !== seq ||
+      Number(h.readBigUInt64LE(12)) !== pos
+    ) {
+      throw new Error(`the undo image reads back torn at byte ${pos}`);
+    }
+    const length = h.readUInt32LE(20);
+    const payload = length > 0 && length <= to - pos ? await readFully(journal, length, at + RECORD_HEADER_BYTES) : undefined;
+    if (payload === undefined || crc32(payload) !== h.readUInt32LE(24)) {
+      throw new Error(`the undo image reads back torn at byte ${pos}`);
+    }
+    await writevFully(data, [payload], pos);
+    at += RECORD_HEADER_BYTES + length;
+    pos += length;
+  }
+}
+
+/** Writes all of `parts` at `position`, however many calls it takes. */
+async function writevFully(fh: FileHandle, parts: Buffer[], position: number): Promise<void> {
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  let rest = parts;
+  for (let written = 0; written < total;) {
+    const { bytesWritten } = await fh.writev(rest, position + written);
+    written += bytesWritten;
+    // A short write (rare): the rest goes as one buffer.
+    if (written < total) rest = [Buffer.concat(parts).subarray(written)];
+  }
+}
+
+async function readFully(fh: FileHandle, length: number, position: number, into?: Buffer): Promise<Buffer | undefined> {
+  const buf = into === undefined ? Buffer.allocUnsafe(length) : into.subarray(0, length);
   let got = 0;
   while (got < length) {
     const { bytesRead } = await fh.read(buf, got, length - got, position + got);

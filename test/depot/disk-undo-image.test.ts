@@ -1,0 +1,125 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  RECORD_HEADER_BYTES,
+  endRecord,
+  journalPath,
+  recordHeader,
+  redoJournal,
+  restoreUndo,
+  saveUndo,
+} from '../../depot/resources/disk/redo-journal.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const BLOCK = 64 * 1024;
+
+/** 300 000 bytes, no two neighbours alike, so a misplaced byte shows. */
+function committed(): Buffer {
+  const b = Buffer.alloc(300_000);
+  for (let i = 0; i < b.length; i++) b[i] = (i * 7 + (i >> 8)) & 0xff;
+  return b;
+}
+
+describe('undo image of an overwrite (after its journal end record)', () => {
+  const cleanups: Array<() => unknown> = [];
+  afterEach(() => {
+    for (const c of cleanups.splice(0).reverse()) c();
+  });
+
+  /**
+   * A data file of committed bytes and the complete journal of write 5 (2s over [70 000, 170 000),
+   * two records), with the undo image of that range saved in runs of 30 000 bytes after the end
+   * record. Resolves to the file, the journal's bytes and where the image starts.
+   */
+  async function setUp(): Promise<{ file: string; undoAt: number; journal: Buffer }> {
+    const d = tempDir();
+    cleanups.push(d.cleanup);
+    const file = join(d.path, '7');
+    writeFileSync(file, committed());
+    const a = Buffer.alloc(60_000, 2);
+    const b = Buffer.alloc(40_000, 2);
+    const redo = Buffer.concat([recordHeader(5, 70_000, [a]), a, recordHeader(5, 130_000, [b]), b, endRecord(5)]);
+    writeFileSync(journalPath(file), redo);
+    const jfh = await open(journalPath(file), 'r+');
+    const dfh = await open(file, 'r');
+    try {
+      const end = await saveUndo(jfh, redo.length, dfh, 70_000, 170_000, 5, 30_000);
+      // four runs: 30 000 × 3 + 10 000
+      expect(end).toBe(redo.length + 4 * RECORD_HEADER_BYTES + 100_000);
+    } finally {
+      await jfh.close();
+      await dfh.close();
+    }
+    return { file, undoAt: redo.length, journal: readFileSync(journalPath(file)) };
+  }
+
+  /** Copies the redo records in place (what a WRITE does before its commit). */
+  function copyInPlace(file: string): void {
+    const data = readFileSync(file);
+    data.fill(2, 70_000, 170_000);
+    writeFileSync(file, data);
+  }
+
+  async function restore(file: string, undoAt: number, seq = 5, to = 170_000): Promise<void> {
+    const jfh = await open(journalPath(file), 'r');
+    const dfh = await open(file, 'r+');
+    try {
+      await restoreUndo(jfh, undoAt, dfh, seq, 70_000, to);
+    } finally {
+      await jfh.close();
+      await dfh.close();
+    }
+  }
+
+  it('writes the committed bytes back over a copy in place, and only over its range', async () => {
+    const { file, undoAt } = await setUp();
+    copyInPlace(file);
+    await restore(file, undoAt);
+    expect(readFileSync(file).equals(committed())).toBe(true);
+  });
+
+  it('is invisible to recovery: a complete journal with an image is still finished from its redo records', async () => {
+    const { file } = await setUp();
+    const done = await redoJournal(file, 4, 300_000, BLOCK);
+    expect(done?.seq).toBe(5);
+    expect([...done!.blocks].sort()).toEqual([1, 2]);
+    const data = readFileSync(file);
+    const want = committed().fill(2, 70_000, 170_000);
+    expect(data.equals(want)).toBe(true);
+  });
+
+  it('refuses a torn, corrupted, foreign or short image', async () => {
+    const { file, undoAt, journal } = await setUp();
+    const cases: Array<[string, Buffer, number?, number?]> = [
+      ['torn in its last record', journal.subarray(0, journal.length - 5_000)],
+      [
+        'flipped payload byte',
+        Buffer.from(journal).fill(9, undoAt + RECORD_HEADER_BYTES + 10, undoAt + RECORD_HEADER_BYTES + 11),
+      ],
+      ['flipped header byte', Buffer.from(journal).fill(9, undoAt + 13, undoAt + 14)],
+      ['no image', journal.subarray(0, undoAt)],
+      ['another write', journal, 6],
+      ['a range it does not cover', journal, 5, 180_000],
+    ];
+    for (const [name, bytes, seq, to] of cases) {
+      writeFileSync(file, committed());
+      copyInPlace(file);
+      writeFileSync(journalPath(file), bytes);
+      await expect(restore(file, undoAt, seq, to), name).rejects.toThrow(/undo image reads back torn/);
+    }
+  });
+
+  it('refuses to save an image of bytes the data file does not hold', async () => {
+    const { file, undoAt } = await setUp();
+    const jfh = await open(journalPath(file), 'r+');
+    const dfh = await open(file, 'r');
+    try {
+      await expect(saveUndo(jfh, undoAt, dfh, 250_000, 310_000, 5, 30_000)).rejects.toThrow(/ends before byte 310000/);
+    } finally {
+      await jfh.close();
+      await dfh.close();
+    }
+  });
+});
