@@ -48,8 +48,9 @@ export function htWeights(
 }
 
 /**
- * @internal Per-coordinate error radius of the HT total Σ_{b answered} w_b T_b, all `dim` coordinates holding
- * together with probability ≥ 1 − δ (δ/dim each, union bound).
+ * @internal Per-coordinate error radius of the HT total Σ_{b answered} w_b T_b (plus, for "response-groups", the
+ * unanswered groups' summary part, {@link unansweredGroupsPart}), all `dim` coordinates holding together with
+ * probability ≥ 1 − δ (δ/dim each, union bound).
  *
  * "inclusion": the error Σ_b (I_b/π_b − 1)·T_b is a sum of independent zero-mean terms with range
  * max(1/π_b − 1, 1)·|T_b| and variance (1/π_b − 1)·T_b²; π_b is replaced by its lower
@@ -63,7 +64,11 @@ export function htWeights(
  * σ_g² = (1/N_g)Σ_b (T_b − μ_g)² ≤ (1/N_g)Σ_b (T_b − c)² for every c (the cross term vanishes about μ_g). The
  * right side, with |T_b − c| ≤ max(|lo_b − c|, |hi_b − c|), is convex in c, so c is chosen by golden-section
  * search to make it smallest; being an upper bound for every c, the choice may look at the data.
- * Groups are independent given their counts. A group with no answer adds a deterministic Σ_b max(|lo|, |hi|).
+ * Groups are independent given their counts. A group with no answer has no answer to weight: the estimate adds
+ * each of its blocks' summary value instead, the midpoint c_b of [lo_b, hi_b] ({@link unansweredGroupsPart}), so the
+ * group's error Σ_b (c_b − T_b) is at most Σ_b max(hi_b − c_b, c_b − lo_b), half the intervals' widths, always —
+ * 0 for a statistic the summary holds (column sums: lo = hi), Σ_b max(|lo_b|, |hi_b|) for one it only bounds in
+ * magnitude (c_b = 0), and never wider than the latter.
  *
  * The tail is Bennett's, summand by summand (each block for "inclusion", each group's draws for "response-groups",
  * with its own range: {@link bennettRadiusTerms}), which is never wider than Bernstein's with the largest range.
@@ -103,8 +108,12 @@ function groupTerms(members: readonly BoundBlock[], dim: number, terms: TailTerm
   const m = N - n;
   if (m === 0) return; // every block answered: this group's part is exact
   if (n === 0) {
+    // The estimate holds c_b (the same double as here) for each block: the error c_b − T_b lies in [c_b − hi_b, c_b − lo_b].
     for (const b of members) {
-      for (let j = 0; j < dim; j++) deterministic[j]! += Math.max(Math.abs(b.lo[j]!), Math.abs(b.hi[j]!));
+      for (let j = 0; j < dim; j++) {
+        const c = intervalMidpoint(b.lo[j]!, b.hi[j]!);
+        deterministic[j]! += Math.max(b.hi[j]! - c, c - b.lo[j]!);
+      }
     }
     return;
   }
@@ -150,6 +159,50 @@ function groupTerms(members: readonly BoundBlock[], dim: number, terms: TailTerm
     }
     terms[j]!.push({ variance: w * w * k * (sumSq / N), range: w * maxDev, bound: bound * (1 + 1e-12) });
   }
+}
+
+/**
+ * @internal The value an estimate gives a block whose whole response group did not answer: the midpoint of the
+ * interval its summary places T_b in (lo = hi: that value, exactly; a symmetric [−U, U]: 0), halved before adding
+ * so that it cannot overflow.
+ */
+export function intervalMidpoint(lo: number, hi: number): number {
+  return 0.5 * lo + 0.5 * hi;
+}
+
+/**
+ * @internal What the estimates add for the response groups in which no planned block answered ("response-groups"
+ * weighting; nothing for "inclusion", whose HT weights need no group): per coordinate the sum of their blocks'
+ * {@link intervalMidpoint}s, their rows, and their block ids. `blocks` are the planned blocks' bound blocks, in
+ * plan order. The HT weights N_g/n_g leave such a group out (it has no answer to weight), so without this the
+ * estimate would count it as 0; its error is bounded by {@link htRadius}.
+ */
+export function unansweredGroupsPart(
+  planned: readonly PlannedBlock[],
+  blocks: readonly BoundBlock[],
+  weighting: Weighting,
+  dim: number,
+): { value: Float64Array; rows: number; ids: Set<string> } {
+  const value = new Float64Array(dim);
+  const ids = new Set<string>();
+  let rows = 0;
+  if (weighting === 'inclusion') return { value, rows, ids };
+  const answeredGroups = new Set<string>();
+  for (const b of blocks) if (b.answered) answeredGroups.add(b.group);
+  blocks.forEach((b, i) => {
+    if (answeredGroups.has(b.group)) return;
+    for (let j = 0; j < dim; j++) value[j]! += intervalMidpoint(b.lo[j]!, b.hi[j]!);
+    rows += planned[i]!.summary.rows;
+    ids.add(planned[i]!.id);
+  });
+  return { value, rows, ids };
+}
+
+/** @internal The `method` text for {@link unansweredGroupsPart} (empty when every group answered). */
+export function unansweredText(blocks: number): string {
+  return blocks === 0
+    ? ''
+    : `; ${blocks} block(s) of response groups with no answer from their summaries (interval midpoint, error ≤ half its width)`;
 }
 
 const GOLDEN = (Math.sqrt(5) - 1) / 2;

@@ -1,6 +1,6 @@
 import { buildEstimate, MAR, weightingText } from './estimate-builder.js';
 import { CoordinatorError, CoordinatorErrorCode, invalidArgument } from './errors.js';
-import { groupOf, htRadius, htWeights, type BoundBlock } from './horvitz-thompson.js';
+import { groupOf, htRadius, htWeights, unansweredGroupsPart, unansweredText, type BoundBlock } from './horvitz-thompson.js';
 import { coverageOf, resolvePlan } from './plan.js';
 import { FLOAT64_UNIT_ROUNDOFF, gamma, roundingAllowance } from './rounding.js';
 import type { BlockSummary, Estimate, EstimateOptions, PlannedBlock } from './types.js';
@@ -142,14 +142,17 @@ export class VectorAccumulator {
       for (let j = 0; j < this.dim; j++) value[j]! += w * t[j]!;
     }
     const blocks = planned.map((b, i) => this.#boundBlock(b, i));
+    // A response group with no answer adds its blocks' summary values (htRadius bounds their error).
+    const unanswered = unansweredGroupsPart(planned, blocks, resolved.weighting, this.dim);
+    for (let j = 0; j < this.dim; j++) value[j]! += unanswered.value[j]!;
     const eps = htRadius(blocks, this.dim, resolved.weighting, resolved.delta);
-    const rounding = this.#sumRounding(planned, weights, options);
+    const rounding = this.#sumRounding(planned, weights, options, unanswered.ids);
     const est = buildEstimate(value, maxOf(eps), resolved, options, {
       coverage: coverageOf(planned, answered),
       blocksUsed: weights.size,
       blocksPlanned: planned.length,
       bytesMoved: this.#bytesMoved,
-      method: `horvitz-thompson(${this.statistic.name}); ${weightingText(resolved)}; bennett per coordinate + union bound${rounding === undefined ? '' : ' + float rounding γ_k·Σ|terms|'}; ${MAR}`,
+      method: `horvitz-thompson(${this.statistic.name}); ${weightingText(resolved)}${unansweredText(unanswered.ids.size)}; bennett per coordinate + union bound${rounding === undefined ? '' : ' + float rounding γ_k·Σ|terms|'}; ${MAR}`,
       norm: this.dim === 1 ? 'abs' : 'linf',
       rounding: rounding === undefined ? 0 : maxOf(rounding),
     });
@@ -185,13 +188,18 @@ export class VectorAccumulator {
       );
     }
     const blocks = planned.map((b, i) => this.#boundBlock(b, i));
-    // With response groups that each have an answer and whose blocks all have one row count r_g,
-    // X̂ = Σ_g (N_g/n_g)·n_g·r_g = X exactly and Ẑ = Ŝ − R·X̂ = Ŝ − S: the residuals' error is the sum's error,
-    // bounded from the sums' own intervals (no interval for R is needed, which would widen every answered
-    // block's residual). The bounds hold given the groups' answer counts, so choosing by them is allowed.
+    // A response group with no answer adds its blocks' summary values and their rows (exact, from the summaries).
+    const unanswered = unansweredGroupsPart(planned, blocks, resolved.weighting, this.dim);
+    for (let j = 0; j < this.dim; j++) sum[j]! += unanswered.value[j]!;
+    rowsHat += unanswered.rows;
+    // With response groups whose blocks all have one row count r_g where the group has an answer,
+    // X̂ = Σ_g (N_g/n_g)·n_g·r_g + (rows of the groups without an answer) = X exactly and Ẑ = Ŝ − R·X̂ = Ŝ − S: the
+    // residuals' error is the sum's error, bounded from the sums' own intervals (no interval for R is needed, which
+    // would widen every answered block's residual). The bounds hold given the groups' answer counts, so choosing by
+    // them is allowed.
     if (resolved.weighting === 'response-groups' && equalRowsPerGroup(planned, answered)) {
       const epsS = htRadius(blocks, this.dim, resolved.weighting, resolved.delta);
-      return this.#meanEstimate(sum, rowsHat, epsS, resolved, options, coverage, planned, weights);
+      return this.#meanEstimate(sum, rowsHat, epsS, resolved, options, coverage, planned, weights, unanswered.ids);
     }
     let totalRows = 0;
     const sumLo = new Float64Array(this.dim);
@@ -213,8 +221,9 @@ export class VectorAccumulator {
       }
       return { ...b, lo, hi };
     });
+    // A group without an answer: its error c_b − T_b does not involve R, and the z interval is wider than T's.
     const epsZ = htRadius(zBlocks, this.dim, resolved.weighting, resolved.delta);
-    return this.#meanEstimate(sum, rowsHat, epsZ, resolved, options, coverage, planned, weights);
+    return this.#meanEstimate(sum, rowsHat, epsZ, resolved, options, coverage, planned, weights, unanswered.ids);
   }
 
   #meanEstimate(
@@ -226,6 +235,7 @@ export class VectorAccumulator {
     coverage: number,
     planned: readonly PlannedBlock[],
     weights: ReadonlyMap<string, number>,
+    unanswered: ReadonlySet<string>,
   ): Estimate<Float64Array> {
     const blocksUsed = weights.size;
     const blocksPlanned = planned.length;
@@ -237,7 +247,7 @@ export class VectorAccumulator {
     }
     // Rounding: the weighted sum's allowance over the computed row count, plus the row count's own rounding
     // (a sum of B positive terms w_b·rows_b, relative γ_{B+2}) and the division's (relative u).
-    const sumRounding = this.#sumRounding(planned, weights, options);
+    const sumRounding = this.#sumRounding(planned, weights, options, unanswered);
     let rounding: Float64Array | undefined;
     if (sumRounding !== undefined) {
       const g = gamma(planned.length + 4, options.unitRoundoff ?? FLOAT64_UNIT_ROUNDOFF);
@@ -248,7 +258,7 @@ export class VectorAccumulator {
       blocksUsed,
       blocksPlanned,
       bytesMoved: this.#bytesMoved,
-      method: `hajek-ratio(${this.statistic.name} per row); ${weightingText(resolved)}; bennett on residuals per coordinate + union bound${rounding === undefined ? '' : ' + float rounding γ_k·Σ|terms|'}; ${MAR}`,
+      method: `hajek-ratio(${this.statistic.name} per row); ${weightingText(resolved)}${unansweredText(unanswered.size)}; bennett on residuals per coordinate + union bound${rounding === undefined ? '' : ' + float rounding γ_k·Σ|terms|'}; ${MAR}`,
       norm: this.dim === 1 ? 'abs' : 'linf',
       rounding: rounding === undefined ? 0 : maxOf(rounding),
     });
@@ -259,20 +269,22 @@ export class VectorAccumulator {
   /**
    * Per coordinate, the rounding allowance of the computed Σ_ans w_b·T_b against its real value: each T_b
    * (computed by the block's op) errs by γ_depth·Σ|terms|, then the weight (rounded N/n: two roundings) and
-   * the sum over at most B blocks add B + 2 roundings to every term's path. Undefined without
+   * the sum over at most B blocks add B + 2 roundings to every term's path. A block of a group without an answer
+   * (`unanswered`) enters with weight 1: its summary value was computed at ingest like the op's. Undefined without
    * {@link VectorStatistic.rounding}.
    */
   #sumRounding(
     planned: readonly PlannedBlock[],
     weights: ReadonlyMap<string, number>,
     options: EstimateOptions,
+    unanswered: ReadonlySet<string> = new Set(),
   ): Float64Array | undefined {
     const r = this.statistic.rounding;
     if (r === undefined) return undefined;
     const magnitude = new Float64Array(this.dim);
     let depth = 0;
     for (const b of planned) {
-      const w = weights.get(b.id);
+      const w = weights.get(b.id) ?? (unanswered.has(b.id) ? 1 : undefined);
       if (w === undefined) continue;
       const { magnitude: m, depth: k } = r(b.summary);
       depth = Math.max(depth, k);
@@ -294,18 +306,19 @@ export class VectorAccumulator {
   }
 }
 
-/** True when every response group has an answered block and all its blocks have one row count. */
+/** True when, in every response group with an answered block, all the group's blocks have one row count. */
 function equalRowsPerGroup(planned: readonly PlannedBlock[], answered: (id: string) => boolean): boolean {
-  const rows = new Map<string, number>();
+  const rows = new Map<string, Set<number>>();
   const hasAnswer = new Set<string>();
   for (const b of planned) {
     const g = groupOf(b);
     if (answered(b.id)) hasAnswer.add(g);
     const r = rows.get(g);
-    if (r === undefined) rows.set(g, b.summary.rows);
-    else if (r !== b.summary.rows) return false;
+    if (r === undefined) rows.set(g, new Set([b.summary.rows]));
+    else r.add(b.summary.rows);
   }
-  return hasAnswer.size === rows.size;
+  for (const g of hasAnswer) if (rows.get(g)!.size > 1) return false;
+  return true;
 }
 
 /** @internal */

@@ -11,6 +11,7 @@ import {
   magnitudeBounded,
   summarizeBlock,
   type PlannedBlock,
+  type VectorStatistic,
 } from '../../framework/estimation/index.js';
 import { gram, mulberry32, normal, spectralNorm } from './synthetic.js';
 
@@ -129,6 +130,40 @@ describe('honesty: no bound is crossed on adversarial instances at δ = 1e-9', (
         if (acc.size > 0) {
           const m = acc.means(planned, { delta: DELTA });
           sums.forEach((v, j) => expect(Math.abs(m.value[j]! - v / rows)).toBeLessThanOrEqual(m.epsilon + scale / rows));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a statistic whose summary interval is neither a point nor centred at 0 (Σ|a|; whole groups missing, unequal rows)', () => {
+    // Σ_i |a_i0| ∈ [|Σ_i a_i0|, √(rows·Σ_i a_i0²)]: a group with no answer is taken at the interval's midpoint.
+    const stat: VectorStatistic = {
+      name: 'first-column-abs',
+      dim: () => 1,
+      interval: (s) => ({ lo: [Math.abs(s.colSums[0]!) * (1 - 1e-12)], hi: [Math.sqrt(s.rows * s.colSumSq[0]!) * (1 + 1e-12)] }),
+    };
+    fc.assert(
+      fc.property(instance, (inst) => {
+        const value = (data: Float64Array, rows: number): number => {
+          let t = 0;
+          for (let i = 0; i < rows; i++) t += Math.abs(data[i * inst.d]!);
+          return t;
+        };
+        const acc = new VectorAccumulator(1, stat);
+        let total = 0;
+        let rows = 0;
+        for (const b of inst.blocks) {
+          total += value(b.data, b.rows);
+          rows += b.rows;
+          if (b.answered) acc.add(b.id, [value(b.data, b.rows)]);
+        }
+        const planned = planOf(inst);
+        const s = acc.estimateSum(planned, { delta: DELTA });
+        expect(Math.abs(s.value[0]! - total)).toBeLessThanOrEqual(s.epsilon * (1 + 1e-9) + 1e-9 * (1 + Math.abs(total)));
+        if (acc.size > 0) {
+          const m = acc.estimateMean(planned, { delta: DELTA });
+          expect(Math.abs(m.value[0]! - total / rows)).toBeLessThanOrEqual(m.epsilon * (1 + 1e-9) + 1e-9 * (1 + Math.abs(total)));
         }
       }),
       { numRuns: 300 },
