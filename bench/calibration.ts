@@ -5,7 +5,8 @@
  * ε (goal ≤ δ, within binomial noise) and the median ε / true error (goal ≤ 3).
  *
  * Methods and the quantity ε bounds (the true error is computed from the full matrix, the same quantity):
- * - column means (Hájek): max_j |mean̂_j − mean_j|;
+ * - column means (Hájek): max_j |mean̂_j − mean_j|. A depot with no answer is taken from its blocks' summaries, which
+ *   hold their column sums, so with correlated failures (a depot answers all its blocks or none) they are exact;
  * - Gram (HT difference estimator, matrix Bennett): ‖Ĝ − AᵀA‖₂;
  * - PCA (rank 3, centred, in-locus rsvd): ‖Ã − ÃVVᵀ‖₂, Ã the matrix centred by its exact column means;
  * - least squares (sketch-preconditioned CG in locus): ‖x − x*‖₂, x* the solution on all rows. Two targets: the
