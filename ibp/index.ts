@@ -95,7 +95,16 @@ export {
   type ResourceStatus,
 } from './protocol/reply.js';
 export { ByteQueue, LINE_TOO_LONG } from './protocol/byte-queue.js';
-export { StreamReader, ReadError, type ReadFailure, type StreamReaderOptions } from './protocol/stream-reader.js';
+export {
+  StreamReader,
+  ReadError,
+  isDirectTarget,
+  type DirectReadConsumer,
+  type DirectReadSource,
+  type DirectTarget,
+  type ReadFailure,
+  type StreamReaderOptions,
+} from './protocol/stream-reader.js';
 export { IbpProtocolError, IbpProtocolErrorCode, type IbpProtocolErrorCodeValue } from './errors.js';
 export {
   IbpClient,

@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { CapType, Status } from '../../ibp/index.js';
@@ -14,7 +15,7 @@ import {
   versionReply,
 } from '../../ibp/index.js';
 import type { IbpRequest, LoadRequest, NfuRequest, StatusRequest, StoreRequest, WriteRequest } from '../../ibp/index.js';
-import { ReadError, StreamReader } from '../../ibp/index.js';
+import { ReadError, StreamReader, isDirectTarget } from '../../ibp/index.js';
 import { DepotError, DepotErrorCode, storageError } from '../errors.js';
 import type { Allocation, RangeWriter } from '../core/allocation.js';
 import type { TransferService } from '../transfer/transfer-service.js';
@@ -22,6 +23,7 @@ import type { NfuService } from '../nfu/nfu-service.js';
 import type { DepotCore } from '../core/depot-core.js';
 import type { DepotOptions } from '../options.js';
 import { releaseSocket } from './socket-release.js';
+import { DirectSocket } from './direct-socket.js';
 import { ringLoad, ringReceive } from './ring-commands.js';
 import { accreCommand, type AccreWire } from './accre-commands.js';
 
@@ -75,6 +77,8 @@ function fatalOnRefusal<T>(fn: () => T): T {
  */
 export class Connection {
   private readonly reader: StreamReader;
+  /** The connection's socket (the one accepted, or the one that took over its reads). */
+  private readonly stream: Duplex;
   /** True from the moment a command line is complete until its reply is written. */
   private busy = false;
   private closing = false;
@@ -83,11 +87,18 @@ export class Connection {
   commands = 0;
 
   constructor(
-    private readonly stream: Duplex,
+    stream: Duplex,
     private readonly ctx: ConnectionContext,
     private readonly log: Logger,
   ) {
-    this.reader = new StreamReader(stream, { highWaterBytes: ctx.options.limits.readHighWaterBytes });
+    // A socket just accepted reads into memory the reader picks: bodies land in place.
+    const direct = stream instanceof Socket ? DirectSocket.adopt(stream) : undefined;
+    if (direct !== undefined) stream = direct.socket;
+    this.stream = stream;
+    this.reader = new StreamReader(stream, {
+      highWaterBytes: ctx.options.limits.readHighWaterBytes,
+      ...(direct === undefined ? {} : { source: direct }),
+    });
     stream.on('error', (e: Error) => this.log.debug({ err: e.message }, 'connection error'));
     this.done = this.run()
       .catch((e: unknown) => this.log.debug({ err: e instanceof Error ? e.message : String(e) }, 'connection failed'))
@@ -306,6 +317,8 @@ export class Connection {
             }
           },
           deadline,
+          // Bytes not received yet land straight in the allocation's memory where it offers it.
+          failure === undefined && isDirectTarget(writer) ? writer : undefined,
         );
       } catch (e) {
         await writer?.abort().catch(() => undefined);
