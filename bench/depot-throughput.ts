@@ -20,7 +20,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -216,6 +216,8 @@ interface BulkFigures {
 interface PhaseCpu {
   /** CPU seconds of the depot process (all threads) during the phase. */
   depotCpuS: number | undefined;
+  /** Of which in the kernel (system time: socket copies, page faults). */
+  depotSysS: number | undefined;
   /** CPU seconds of this process (the clients) during the phase. */
   clientCpuS: number;
   /** Minor page faults of the depot process during the phase (fresh memory touched). */
@@ -245,6 +247,7 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[]): Promise<DepotBul
     ): Promise<{ seconds: number; cpu: PhaseCpu }> => {
       const depot0 = depot.cpuSeconds();
       const faults0 = depot.minorFaults();
+      const sys0 = systemSeconds(depot.pid);
       const client0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       await Promise.all(
@@ -255,11 +258,13 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[]): Promise<DepotBul
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       const depot1 = depot.cpuSeconds();
       const faults1 = depot.minorFaults();
+      const sys1 = systemSeconds(depot.pid);
       const client = process.cpuUsage(client0);
       return {
         seconds,
         cpu: {
           depotCpuS: depot0 === undefined || depot1 === undefined ? undefined : round2(depot1 - depot0),
+          depotSysS: sys0 === undefined || sys1 === undefined ? undefined : round2(sys1 - sys0),
           clientCpuS: round2((client.user + client.system) / 1e6),
           depotMinorFaults: faults0 === undefined || faults1 === undefined ? undefined : faults1 - faults0,
         },
@@ -281,6 +286,17 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[]): Promise<DepotBul
   } finally {
     for (const c of caps) await admin.decr(c.manage, 'read').catch(() => undefined);
     admin.close();
+  }
+}
+
+/** System (kernel) CPU seconds of process `pid` so far, from /proc; undefined elsewhere. */
+function systemSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Fields after the command name (which may hold spaces) start after its closing parenthesis.
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) / 100; // stime, USER_HZ 100
+  } catch {
+    return undefined;
   }
 }
 
@@ -434,6 +450,8 @@ try {
             rawSocket1ConnReadMBps: raw.readMBps,
             writeDepotCpuS: f.write.depotCpuS,
             readDepotCpuS: f.read.depotCpuS,
+            writeDepotSysS: f.write.depotSysS,
+            readDepotSysS: f.read.depotSysS,
             writeClientCpuS: f.write.clientCpuS,
             readClientCpuS: f.read.clientCpuS,
             writeDepotMinorFaults: f.write.depotMinorFaults,
