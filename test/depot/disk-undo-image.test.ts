@@ -9,6 +9,7 @@ import {
   recordHeader,
   redoJournal,
   restoreUndo,
+  rollbackRecord,
   saveUndo,
 } from '../../depot/resources/disk/redo-journal.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -80,14 +81,47 @@ describe('undo image of an overwrite (after its journal end record)', () => {
     expect(readFileSync(file).equals(committed())).toBe(true);
   });
 
-  it('is invisible to recovery: a complete journal with an image is still finished from its redo records', async () => {
-    const { file } = await setUp();
-    const done = await redoJournal(file, 4, 300_000, BLOCK);
-    expect(done?.seq).toBe(5);
-    expect([...done!.blocks].sort()).toEqual([1, 2]);
+  it('without a whole rollback record, recovery finishes the write from its redo records', async () => {
+    const { file, journal } = await setUp();
+    const cases: Array<[string, Buffer]> = [
+      ['image alone', journal],
+      ['torn rollback record', Buffer.concat([journal, rollbackRecord(5, 6).subarray(0, 20)])],
+      ['rollback record of another write', Buffer.concat([journal, rollbackRecord(4, 6)])],
+    ];
+    for (const [name, bytes] of cases) {
+      writeFileSync(file, committed());
+      writeFileSync(journalPath(file), bytes);
+      const done = await redoJournal(file, 4, 300_000, BLOCK);
+      expect(done, name).toEqual({ seq: 5, blocks: new Set([1, 2]), rolledBack: false });
+      expect(readFileSync(file).equals(committed().fill(2, 70_000, 170_000)), name).toBe(true);
+    }
+  });
+
+  it('with its rollback record, recovery writes the image back over a copy in place, once the rollback is newer than the record', async () => {
+    const { file, journal } = await setUp();
+    writeFileSync(journalPath(file), Buffer.concat([journal, rollbackRecord(5, 6)]));
+    // Whatever the metadata recorded of the write itself (5, or less), the rollback is not recorded.
+    for (const committedSeq of [4, 5]) {
+      copyInPlace(file);
+      const done = await redoJournal(file, committedSeq, 300_000, BLOCK);
+      expect(done).toEqual({ seq: 6, blocks: new Set([1, 2]), rolledBack: true });
+      expect(readFileSync(file).equals(committed())).toBe(true);
+    }
+    // Recorded: the journal is stale, the data is left alone.
+    copyInPlace(file);
+    expect(await redoJournal(file, 6, 300_000, BLOCK)).toBeUndefined();
+    expect(readFileSync(file).equals(committed().fill(2, 70_000, 170_000))).toBe(true);
+  });
+
+  it('a rollback at recovery writes nothing past the committed size', async () => {
+    const { file, journal } = await setUp();
+    writeFileSync(journalPath(file), Buffer.concat([journal, rollbackRecord(5, 6)]));
+    writeFileSync(file, Buffer.alloc(100_000, 2));
+    const done = await redoJournal(file, 5, 100_000, BLOCK);
+    expect(done).toEqual({ seq: 6, blocks: new Set([1]), rolledBack: true });
     const data = readFileSync(file);
-    const want = committed().fill(2, 70_000, 170_000);
-    expect(data.equals(want)).toBe(true);
+    expect(data.length).toBe(100_000);
+    expect(data.subarray(70_000).equals(committed().subarray(70_000, 100_000))).toBe(true);
   });
 
   it('refuses a torn, corrupted, foreign or short image', async () => {

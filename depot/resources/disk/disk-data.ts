@@ -15,7 +15,9 @@ import {
   journalPath,
   recordHeader,
   restoreUndo,
+  rollbackRecord,
   saveUndo,
+  writevFully,
 } from './redo-journal.js';
 import type { SpaceReserve } from './space-reserve.js';
 
@@ -274,8 +276,8 @@ export class DiskData implements AllocationData {
     let seq = 0;
     let journal: FileHandle | undefined;
     let journalAt = 0;
-    /** Where the undo image starts in the journal, and the committed checksums of its blocks. */
-    let undo: { at: number; crcs: Map<number, number> } | undefined;
+    /** Where the undo image lies in the journal, and the committed checksums of its blocks. */
+    let undo: { at: number; end: number; crcs: Map<number, number> } | undefined;
     let applying = false;
     let cursor = offset;
     const batch: Buffer[] = [];
@@ -368,8 +370,8 @@ export class DiskData implements AllocationData {
               const c = committed.get(b);
               if (c !== undefined) crcs.set(b, c);
             }
-            await saveUndo(journal, journalAt, fh, offset, journalEnd, seq, WRITE_BATCH_BYTES);
-            undo = { at: journalAt, crcs };
+            const undoEnd = await saveUndo(journal, journalAt, fh, offset, journalEnd, seq, WRITE_BATCH_BYTES);
+            undo = { at: journalAt, end: undoEnd, crcs };
             // From the first byte copied in place until the commit (or the undo), the committed
             // bytes and their checksums disagree: readers that see it judge under the gate.
             if (overwrite !== undefined) await this.holdGate(overwrite);
@@ -412,7 +414,10 @@ export class DiskData implements AllocationData {
           // and so do their checksums (the refused bytes are never checksummed as committed).
           const putBack = applying && undo !== undefined ? undo : undefined;
           if (putBack !== undefined) {
-            const failure = await this.writeBackUndo(jpath, putBack.at, seq, offset, journalEnd);
+            // A change of its own, recorded once done (see redo-journal.ts).
+            const rollbackSeq = this.nextSeq();
+            this.journaled = rollbackSeq;
+            const failure = await this.rollBack(jpath, putBack, seq, rollbackSeq, offset, journalEnd);
             // The disk is failing: the range may hold old and refused bytes, never served.
             if (failure !== undefined)
               this.owner.markDamaged(`a refused WRITE could not put back bytes ${offset} to ${journalEnd} (${failure})`);
@@ -504,19 +509,30 @@ export class DiskData implements AllocationData {
   }
 
   /**
-   * Writes the undo image of write `seq` (at `undoAt` of journal `jpath`) back over `[from, to)`,
-   * made durable under `safe`, on fresh descriptors (those of the refused write are not trusted),
-   * in up to {@link UNDO_ATTEMPTS} attempts. Resolves to the last failure, or undefined once done.
+   * Rolls refused write `seq` back as change `rollbackSeq`: its rollback record goes after its undo
+   * image (`image`, in journal `jpath`) and the journal is made durable, then the image is written
+   * back over `[from, to)` and made durable (both under `safe`), on fresh descriptors (those of the
+   * refused write are not trusted), in up to {@link UNDO_ATTEMPTS} attempts. Resolves to the last
+   * failure, or undefined once done; the caller records `rollbackSeq`.
    */
-  private async writeBackUndo(jpath: string, undoAt: number, seq: number, from: number, to: number): Promise<string | undefined> {
+  private async rollBack(
+    jpath: string,
+    image: { at: number; end: number },
+    seq: number,
+    rollbackSeq: number,
+    from: number,
+    to: number,
+  ): Promise<string | undefined> {
     let failure = 'not attempted';
     for (let attempt = 0; attempt < UNDO_ATTEMPTS; attempt++) {
       let journal: FileHandle | undefined;
       let data: FileHandle | undefined;
       try {
-        journal = await this.io.open(jpath, fsConstants.O_RDONLY);
+        journal = await this.io.open(jpath, fsConstants.O_RDWR);
+        await writevFully(journal, [rollbackRecord(seq, rollbackSeq)], image.end);
+        if (this.fsync === 'safe') await journal.datasync();
         data = await this.io.open(this.file, fsConstants.O_WRONLY);
-        await restoreUndo(journal, undoAt, data, seq, from, to);
+        await restoreUndo(journal, image.at, data, seq, from, to);
         if (this.fsync === 'safe') await data.datasync();
         return undefined;
       } catch (e) {

@@ -240,8 +240,10 @@ export class DiskResource implements StorageResource {
 
   /**
    * Finishes an overwrite a crash interrupted: re-applies its redo journal (when its write did not
-   * commit) and records the checksums of the blocks it touched, so each of them holds its old or its
-   * new bytes and every other block keeps its committed ones. The journal is then removed.
+   * commit), or writes its undo image back (when it was refused and its rollback not recorded), and
+   * records the checksums of the blocks it touched, so each of them holds its old or its new bytes
+   * (only old ones after a refusal) and every other block keeps its committed ones. The journal is
+   * then removed.
    */
   private async redo(r: AllocationRecord, file: string): Promise<void> {
     const done = await redoJournal(file, this.db.journalSeq(r.id), r.size, BLOCK_BYTES);
@@ -256,7 +258,9 @@ export class DiskResource implements StorageResource {
       this.db.setBlocks(r.id, blocks, undefined, done.seq);
       this.log.warn(
         { alloc: r.id, blocks: done.blocks.size },
-        'an overwrite interrupted by a crash was completed from its redo journal (it was never acknowledged)',
+        done.rolledBack
+          ? 'a refused overwrite interrupted by a crash was rolled back from its undo image'
+          : 'an overwrite interrupted by a crash was completed from its redo journal (it was never acknowledged)',
       );
     }
     await rm(journalPath(file), { force: true });

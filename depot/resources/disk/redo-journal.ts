@@ -15,20 +15,26 @@ import { crc32 } from 'node:zlib';
  * file) or applied in full; every other byte keeps its committed value.
  *
  * The undo image. Once the journal is complete (and durable), the committed bytes the write is about
- * to replace are appended after the end record as undo records, before the copy in place. If the
- * write is refused after its copy in place began (the copy, the data file's fdatasync or the
- * metadata commit failed), the undo records are written back over the range: the refused bytes are
- * never served and the acknowledged ones stay. Recovery never reads them (a journal ends at its end
- * record), so they need not be durable: a crash before the refusal is sent leaves the write
- * interrupted, and start-up finishes it from its redo records as above.
+ * to replace are appended after the end record as undo records, before the copy in place; they are
+ * not synced then. If the write is refused after its copy in place began (the copy, the data file's
+ * fdatasync or the metadata commit failed), a rollback record follows them, carrying a sequence
+ * number of its own (above the write's), and the journal is made durable (under `safe`); then the
+ * undo records are written back over the range and the metadata store records the rollback's
+ * sequence number with the range's old checksums. So the refused bytes are never served and the
+ * acknowledged ones stay. After a crash, start-up finishes a rollback newer than the recorded
+ * sequence number (writes the image back again and records the checksums of its blocks) instead of
+ * the redo; a journal without a whole rollback record is redone as above (a crash before the
+ * refusal was sent leaves the write interrupted: it may take effect).
  *
  * A record: magic u32 | sequence u64 | offset u64 | length u32 | payload CRC-32 u32 | header
  * CRC-32 u32 (32 bytes, little-endian), then the payload; the end record has its own magic and no
- * payload, undo records their own. A torn or foreign record ends the journal.
+ * payload, undo records their own, and the rollback record has no payload and the rollback's
+ * sequence number in place of the offset. A torn or foreign record ends the journal.
  */
 const MAGIC = 0x52564e41; // "ANVR"
 const END_MAGIC = 0x45564e41; // "ANVE"
 const UNDO_MAGIC = 0x55564e41; // "ANVU"
+const ROLLBACK_MAGIC = 0x42564e41; // "ANVB"
 export const RECORD_HEADER_BYTES = 32;
 /** Records longer than this are not ours (batches are about 1 MiB). */
 const MAX_RECORD_BYTES = 1 << 30;
@@ -60,6 +66,11 @@ export function endRecord(seq: number): Buffer {
   return recordHeader(seq, 0, [], END_MAGIC);
 }
 
+/** The record, after its undo image, that rolls write `seq` back as change `rollbackSeq`. */
+export function rollbackRecord(seq: number, rollbackSeq: number): Buffer {
+  return recordHeader(seq, rollbackSeq, [], ROLLBACK_MAGIC);
+}
+
 export interface RedoRecord {
   readonly seq: number;
   readonly offset: number;
@@ -68,9 +79,10 @@ export interface RedoRecord {
 
 /**
  * The records at the head of a journal that share the first record's sequence number, up to its
- * end record; `complete` tells whether the end record was found (the caller checks after the loop).
+ * end record; `complete` tells whether the end record was found, and `end` where the bytes after
+ * it start (the caller checks after the loop).
  */
-export async function* readRecords(fh: FileHandle, state: { complete: boolean }): AsyncGenerator<RedoRecord> {
+export async function* readRecords(fh: FileHandle, state: { complete: boolean; end?: number }): AsyncGenerator<RedoRecord> {
   state.complete = false;
   let pos = 0;
   let seq: number | undefined;
@@ -82,6 +94,7 @@ export async function* readRecords(fh: FileHandle, state: { complete: boolean })
     if ((magic !== MAGIC && magic !== END_MAGIC) || (seq !== undefined && recSeq !== seq)) return;
     if (magic === END_MAGIC) {
       state.complete = seq !== undefined;
+      state.end = pos + RECORD_HEADER_BYTES;
       return;
     }
     const offset = Number(h.readBigUInt64LE(12));
@@ -121,34 +134,83 @@ export async function applyJournal(
 }
 
 /**
- * Re-applies the journal of `dataFile` when it is complete and belongs to a write newer than
- * `committedSeq`, within the first `size` bytes. Returns that write's sequence number and the
- * blocks it touched (with the data file made durable), or undefined when there is nothing to redo.
+ * Finishes what the journal of `dataFile` holds, within the first `size` bytes: the rollback of a
+ * refused write when its rollback record is whole and newer than `committedSeq` (the undo image is
+ * written back), else the write itself when the journal is complete and the write newer than
+ * `committedSeq` (its records are re-applied). Returns the sequence number to record, the blocks
+ * touched (with the data file made durable) and which it was; undefined when there is nothing to do.
  */
 export async function redoJournal(
   dataFile: string,
   committedSeq: number,
   size: number,
   blockBytes: number,
-): Promise<{ seq: number; blocks: Set<number> } | undefined> {
+): Promise<{ seq: number; blocks: Set<number>; rolledBack: boolean } | undefined> {
   const jfh = await open(journalPath(dataFile), fsConstants.O_RDONLY).catch(() => undefined);
   if (jfh === undefined) return undefined;
   try {
     // First pass: is it complete, and whose is it?
-    const state = { complete: false };
+    const state: { complete: boolean; end?: number } = { complete: false };
     let seq: number | undefined;
     for await (const r of readRecords(jfh, state)) seq = r.seq;
-    if (!state.complete || seq === undefined || seq <= committedSeq) return undefined;
+    if (!state.complete || seq === undefined || state.end === undefined) return undefined;
+    const rollback = await findRollback(jfh, state.end, seq);
+    if (rollback !== undefined) {
+      if (rollback.rollbackSeq <= committedSeq) return undefined;
+      const to = Math.min(rollback.to, size);
+      const dfh = await open(dataFile, fsConstants.O_WRONLY);
+      try {
+        await restoreUndo(jfh, state.end, dfh, seq, rollback.from, rollback.to, size);
+        await dfh.datasync();
+      } finally {
+        await dfh.close();
+      }
+      const blocks = new Set<number>();
+      for (let b = Math.floor(rollback.from / blockBytes); b * blockBytes < to; b++) blocks.add(b);
+      return { seq: rollback.rollbackSeq, blocks, rolledBack: true };
+    }
+    if (seq <= committedSeq) return undefined;
     const dfh = await open(dataFile, fsConstants.O_WRONLY);
     try {
       const blocks = await applyJournal(jfh, dfh, size, blockBytes);
       await dfh.datasync();
-      return { seq, blocks };
+      return { seq, blocks, rolledBack: false };
     } finally {
       await dfh.close();
     }
   } finally {
     await jfh.close();
+  }
+}
+
+/**
+ * The range of the undo image of write `seq` that starts at `at`, and its rollback's sequence
+ * number, when every undo record verifies and a whole rollback record follows them; else undefined.
+ */
+export async function findRollback(
+  journal: FileHandle,
+  at: number,
+  seq: number,
+): Promise<{ from: number; to: number; rollbackSeq: number } | undefined> {
+  let from: number | undefined;
+  let to = 0;
+  for (;;) {
+    const h = await readFully(journal, RECORD_HEADER_BYTES, at);
+    if (h === undefined || h.readUInt32LE(28) !== crc32(h.subarray(0, 28)) || Number(h.readBigUInt64LE(4)) !== seq) {
+      return undefined;
+    }
+    const magic = h.readUInt32LE(0);
+    const offset = Number(h.readBigUInt64LE(12));
+    if (magic === ROLLBACK_MAGIC) return from === undefined ? undefined : { from, to, rollbackSeq: offset };
+    const length = h.readUInt32LE(20);
+    if (magic !== UNDO_MAGIC || length === 0 || length > MAX_RECORD_BYTES || (from !== undefined && offset !== to)) {
+      return undefined;
+    }
+    const payload = await readFully(journal, length, at + RECORD_HEADER_BYTES);
+    if (payload === undefined || crc32(payload) !== h.readUInt32LE(24)) return undefined;
+    from ??= offset;
+    to = offset + length;
+    at += RECORD_HEADER_BYTES + length;
   }
 }
 
@@ -181,8 +243,9 @@ export async function saveUndo(
 
 /**
  * Writes the undo image of write `seq` (saved by {@link saveUndo} at `at` of its journal) back over
- * `[from, to)` of `data`. Every record is verified before its bytes are written; throws if the image
- * reads back torn, foreign or short of `to` (then part of the range may be written back).
+ * `[from, to)` of `data`, within its first `size` bytes. Every record is verified before its bytes
+ * are written; throws if the image reads back torn, foreign or short of `to` (then part of the range
+ * may be written back).
  */
 export async function restoreUndo(
   journal: FileHandle,
@@ -191,6 +254,7 @@ export async function restoreUndo(
   seq: number,
   from: number,
   to: number,
+  size = Infinity,
 ): Promise<void> {
   for (let pos = from; pos < to;) {
     const h = await readFully(journal, RECORD_HEADER_BYTES, at);
@@ -208,14 +272,15 @@ export async function restoreUndo(
     if (payload === undefined || crc32(payload) !== h.readUInt32LE(24)) {
       throw new Error(`the undo image reads back torn at byte ${pos}`);
     }
-    await writevFully(data, [payload], pos);
+    const n = Math.min(length, size - pos);
+    if (n > 0) await writevFully(data, [payload.subarray(0, n)], pos);
     at += RECORD_HEADER_BYTES + length;
     pos += length;
   }
 }
 
 /** Writes all of `parts` at `position`, however many calls it takes. */
-async function writevFully(fh: FileHandle, parts: Buffer[], position: number): Promise<void> {
+export async function writevFully(fh: FileHandle, parts: Buffer[], position: number): Promise<void> {
   const total = parts.reduce((n, p) => n + p.length, 0);
   let rest = parts;
   for (let written = 0; written < total;) {
