@@ -142,7 +142,10 @@ function htWeights(planned: readonly PlannedBlock[], answered: ReadonlySet<strin
  *   ‖x − x*‖² ≤ (F_ans(x) − min F_ans + Σ_missing ‖M_b[x; −1]‖²)/λ_min(G_ans,AA), F the squared residual over
  *   all rows (F(x) − F(x*) = (x − x*)ᵀG_AA(x − x*) and F(x*) ≥ min F_ans), the missing blocks' residuals bounded
  *   from their summaries; or, when smaller, by the normal equations, ‖x − x*‖ ≤ ‖ĝ_ans‖/λ_min(G_ans,AA) +
- *   √(Σ_missing ‖M_b[x; −1]‖²/(4λ_min(G_ans,AA))), ĝ_ans the answered rows' own gradient at x.
+ *   √(Σ_missing ‖M_b[x; −1]‖²/(4λ_min(G_ans,AA))), ĝ_ans the answered rows' own gradient at x; or, when smaller,
+ *   by the missing blocks' gradient taken through the dataset's reference scatter (their Grams are s_bs_bᵀ/n_b +
+ *   tr(K_b)·Ref plus a deviation bounded by the summaries' ρ_b or r_b), which keeps the cancellation of residuals
+ *   that do not line up with the features. See {@link missingBlockBounds}.
  * Missing blocks are assumed to fail independently of their values (MAR).
  */
 export async function leastSquaresCore(
@@ -458,94 +461,18 @@ export async function leastSquaresCore(
       const den = Math.max(lambdaMinScaled - tt, lambdaAnsScaled);
       return den > 0 ? (dMax * Math.min(tt * Math.sqrt(scaledX2), numDet)) / den : Infinity;
     };
-    // Deterministic, for the returned x itself (x̂ below): with F(x) = ‖Ax − b‖² over all rows, F(x̂) − F(x*) =
-    // (x̂ − x*)ᵀG_AA(x̂ − x*) ≥ λ_min(G_ans,AA)‖x̂ − x*‖², and F(x*) ≥ min F_ans, so ‖x̂ − x*‖² ≤
-    // (F_ans(x̂) − min F_ans + F_miss(x̂))/λ_min(G_ans,AA). F_ans(x̂) − min F_ans = (x̂ − x_ans)ᵀG_ans,AA(x̂ − x_ans) is
-    // exact; a missing block's ‖M_b z‖² = (s_bᵀz)²/n_b + zᵀK_bz with zᵀK_bz ≤ min(λ_max(K_b)‖z‖², (Σ_j |z_j|√K_b,jj)²)
-    // from its summary (|K_ij| ≤ √(K_ii K_jj) for a PSD K).
-    const objectiveBound = (): number => {
-      // Only with blocks missing (otherwise the solve certificate, with its rigorous rounding bounds, is the bound).
-      if (missingSummaries.length === 0) return Infinity;
-      const GAA = new Float64Array(d * d);
-      const gAb = new Float64Array(d);
-      features.forEach((i, s2) => {
-        features.forEach((j, u2) => (GAA[s2 * d + u2] = GansRaw[i * D + j]!));
-        gAb[s2] = GansRaw[i * D + target]!;
-      });
-      const e = svd(GAA, d, d);
-      const sMax = e.s[0] ?? 0;
-      const sMin = e.s[d - 1] ?? 0;
-      // Condition above 10⁶: the rounding allowance below would not cover the computed x_ans; not used.
-      if (!(sMin > 1e-6 * sMax)) return Infinity;
-      // x_ans = G⁻¹g by the SVD of the symmetric PSD G (U = V).
-      const Utg = mul(transpose(e.U, d, d), gAb, d, d, 1).map((v, i) => v / e.s[i]!);
-      const xAns = mul(e.V, Utg, d, d, 1);
-      const diff = x.map((v, i) => v - xAns[i]!);
-      const Gd = mul(GAA, diff, d, d, 1);
-      let zz = 0;
-      for (const v of xt) zz += v * v;
-      // Rounding of x_ans (relative error ≤ κ·O(u) ≤ 10⁻⁹ for κ ≤ 10⁶) and of the quadratic form: a relative
-      // allowance and an absolute one of 10⁻⁸·‖G‖·‖z‖².
-      const excess = Math.max(0, dot(diff, Gd)) * (1 + 1e-6) + 1e-8 * sMax * zz;
-      // Σ_missing ‖M_bz‖² ≤ this, from the summaries, at z = [y; −1].
-      const missAt = (zt: Float64Array): number => {
-        let z2 = 0;
-        for (const v of zt) z2 += v * v;
-        let miss = 0;
-        for (const sm of missingSummaries) {
-          const nb = Math.max(1, sm.rows);
-          let sz = 0;
-          let diag = 0;
-          for (let j = 0; j < D; j++) {
-            sz += sm.colSums[j]! * zt[j]!;
-            diag += Math.abs(zt[j]!) * Math.sqrt(Math.max(0, sm.colSumSq[j]! - (sm.colSums[j]! * sm.colSums[j]!) / nb));
-          }
-          // With a ball ‖K_b − tr(K_b)·Ref‖₂ ≤ r_b around the dataset's reference scatter: zᵀK_bz ≤ tr(K_b)·zᵀRef z +
-          // r_b‖z‖²; with the relative bound K_b − tr(K_b)·Ref ⪯ ρ_b(Ref + τ_bI): zᵀK_bz ≤ (tr(K_b) + ρ_b)·zᵀRef z + ρ_bτ_b‖z‖².
-          let quad = Math.min(scatterBounds(sm).eigMax * z2, diag * diag);
-          const ref = sm.scatterReference;
-          if (sm.scatterRadius !== undefined && ref !== undefined && ref.cols === D) {
-            const Rz = mul(ref.matrix, zt, D, D, 1);
-            // Rounding of zᵀRef z: ≤ γ_{2D}·‖Ref‖_F·‖z‖² (tr Ref = 1, so ‖Ref‖_F ≤ 1 + rounding).
-            const zRz = Math.max(0, dot(zt, Rz)) + 4 * D * 2 ** -53 * z2;
-            const tr = scatterTrace(sm);
-            quad = Math.min(quad, tr * zRz + sm.scatterRadius * z2);
-            const rho = sm.scatterRho;
-            const tau = sm.scatterRhoTau;
-            if (rho !== undefined && tau !== undefined) quad = Math.min(quad, (tr + rho) * zRz + rho * tau * z2);
-          }
-          miss += ((sz * sz) / nb + quad) * (1 + 1e-12);
-        }
-        return miss;
-      };
-      const miss = missAt(xt);
-      // By the normal equations, at any y: G_AA(x* − y) = −ĝ_ans(y) − Σ_missing A_bᵀr_b (ĝ_ans(y) = G_ans,AA y − g_ans,Ab,
-      // r_b = M_b[y; −1]), and with X = Σ_missing A_bᵀA_b, G_AA = G_ans,AA + X: ‖G_AA⁻¹Σ A_bᵀr_b‖ ≤
-      // √(λ_max(G_AA⁻¹XG_AA⁻¹))·‖r_miss‖ (Cauchy–Schwarz over the rows), and G_AA⁻¹XG_AA⁻¹ ⪯ G_ans,AA⁻¹/4
-      // (Y(I + Y)⁻² ⪯ I/4 for Y ⪰ 0). So ‖y − x*‖ ≤ ‖ĝ_ans(y)‖/λ_min(G_ans,AA) + √(F_miss(y)/(4λ_min(G_ans,AA))), ĝ_ans
-      // widened by its rounding. Used at y = x̂, and at y = x_ans as computed plus ‖x̂ − x_ans‖ (x̂ solves the
-      // reweighted problem, so its own gradient on the answered rows is not small).
-      const u = 2 ** -53;
-      const gamma = ((d + 2) * u) / (1 - (d + 2) * u);
-      const lam = sMin * (1 - 1e-9);
-      const normalEqAt = (y: Float64Array, zt: Float64Array): number => {
-        const Gy = mul(GAA, y, d, d, 1);
-        let g2 = 0;
-        let gRound2 = 0;
-        for (let i = 0; i < d; i++) {
-          g2 += (Gy[i]! - gAb[i]!) ** 2;
-          let ab = Math.abs(gAb[i]!);
-          for (let j = 0; j < d; j++) ab += Math.abs(GAA[i * d + j]! * y[j]!);
-          gRound2 += (gamma * ab) ** 2;
-        }
-        return ((Math.sqrt(g2) + Math.sqrt(gRound2)) * 1.01) / lam + Math.sqrt(missAt(zt) / (4 * lam));
-      };
-      let diff2 = 0;
-      for (const v of diff) diff2 += v * v;
-      const viaAns = Math.sqrt(diff2) * (1 + 1e-12) + normalEqAt(xAns, embed(xAns, -1));
-      return Math.min(Math.sqrt((excess + miss) / (sMin * (1 - 1e-12))), normalEqAt(x, xt), viaAns);
-    };
-    const eObjective = objectiveBound();
+    const eObjective = Math.min(
+      ...Object.values(
+        missingBlockBounds({
+          gram: GansRaw,
+          cols: D,
+          target,
+          missing: missingSummaries,
+          answered: set.map((b) => b.summary!),
+          x,
+        }),
+      ),
+    );
     const eSampling = sampling(t);
     const boundsAt = boundDeltas.map((dl) => ({
       delta: dl,
@@ -584,7 +511,8 @@ export async function leastSquaresCore(
         ` with a ${k}-row sparse sign sketch; solve error ‖ĝ‖/λ_min(Ĝ) from the gradient computed in locus; ` +
         `sampling error min(t‖z‖, ‖Σ_ans (w − 1)R z‖ + ‖z‖Σ_miss ‖R_b‖)/max(λ_min(Ĝ) − t, λ_min(answered rows' Gram)), ` +
         `z = D⁻¹[x; −1], on the column-scaled Gram, t its ${a.method}; or, when smaller, the objective bound ` +
-        `√((F_ans(x) − min F_ans + Σ_missing ‖M_b[x; −1]‖² bound)/λ_min(answered rows' Gram))`,
+        `√((F_ans(x) − min F_ans + Σ_missing ‖M_b[x; −1]‖² bound)/λ_min(answered rows' Gram)), its normal-equations ` +
+        `form, or the missing gradient through the reference scatter (s_bs_bᵀ/n_b + tr(K_b)·Ref ± ρ_b(Ref + τI))`,
       norm: 'l2',
       parts: {
         sampling: { epsilon: Math.min(eSampling, eObjective), delta: t === 0 ? 0 : a.parts.sampling.delta },
@@ -603,6 +531,349 @@ export async function leastSquaresCore(
     );
   await ctx.runner.release();
   return { ...result, final: true };
+}
+
+/** γ_k = k·u/(1 − k·u) (Higham 2002, §3.1), u the float64 unit roundoff: the relative error of k roundings. */
+function gammaOf(k: number): number {
+  return (k * U) / (1 - k * U);
+}
+
+/** Inputs of {@link missingBlockBounds}. */
+export interface MissingBlockBoundsInput {
+  /** Σ_answered M_bᵀM_b (cols × cols, row-major, dataset column order), as the depots computed it. */
+  readonly gram: Float64Array;
+  readonly cols: number;
+  /** Column of b; the others are A, in order. */
+  readonly target: number;
+  /** The missing blocks' summaries. */
+  readonly missing: readonly BlockSummary[];
+  /** The answered blocks' summaries (for the rounding allowance of their Grams). */
+  readonly answered: readonly BlockSummary[];
+  /** The point y bounded (one coefficient per column of A). */
+  readonly x: Float64Array;
+}
+
+/** The deterministic bounds of {@link missingBlockBounds} on ‖y − x*‖ (each sound alone; Infinity where not available). */
+export interface MissingBlockBounds {
+  /** √((F_ans(y) − min F_ans + F_miss(y))/λ_min(G_ans,AA)). */
+  readonly objective: number;
+  /** ‖ĝ_ans(y)‖/λ_min(G_ans,AA) + √(F_miss(y)/(4λ_min(G_ans,AA))), at y and at the answered rows' solution. */
+  readonly normalEquations: number;
+  /** The missing gradient through the reference scatter, at y and at the reference-imputed solution. */
+  readonly referenceGradient: number;
+}
+
+/**
+ * @internal Deterministic bounds on ‖y − x*‖ for any y, x* the least-squares solution on all rows, from the
+ * answered rows' Gram and the missing blocks' summaries only (the missing blocks may hold any rows consistent
+ * with their summaries). Infinity for each when no block is missing (the solve certificate is then the bound).
+ *
+ * *Objective*: with F(x) = ‖Ax − b‖² over all rows, F(y) − F(x*) = (y − x*)ᵀG_AA(y − x*) ≥ λ_min(G_ans,AA)‖y − x*‖²,
+ * and F(x*) ≥ min F_ans, so ‖y − x*‖² ≤ (F_ans(y) − min F_ans + F_miss(y))/λ_min(G_ans,AA). F_ans(y) − min F_ans =
+ * (y − x_ans)ᵀG_ans,AA(y − x_ans) is exact; a missing block's ‖M_b z‖² = (s_bᵀz)²/n_b + zᵀK_bz (z = [y; −1], K_b its
+ * centred scatter) with zᵀK_bz ≤ min(λ_max(K_b)‖z‖², (Σ_j |z_j|√K_b,jj)²) from its summary (|K_ij| ≤ √(K_ii K_jj)
+ * for a PSD K), and with a ball ‖K_b − tr(K_b)·Ref‖₂ ≤ r_b around the dataset's reference scatter, zᵀK_bz ≤
+ * tr(K_b)·zᵀRef z + r_b‖z‖², and with the relative bound K_b − tr(K_b)·Ref ⪯ ρ_b(Ref + τ_bI), zᵀK_bz ≤
+ * (tr(K_b) + ρ_b)·zᵀRef z + ρ_bτ_b‖z‖².
+ *
+ * *Normal equations*: G_AA(x* − y) = −ĝ_ans(y) − Σ_missing A_bᵀr_b (ĝ_ans(y) = G_ans,AA y − g_ans,Ab, r_b = M_bz), and
+ * with X = Σ_missing A_bᵀA_b, G_AA = G_ans,AA + X: ‖G_AA⁻¹Σ A_bᵀr_b‖ ≤ √(λ_max(G_AA⁻¹XG_AA⁻¹))·‖r_miss‖
+ * (Cauchy–Schwarz over the rows), and G_AA⁻¹XG_AA⁻¹ ⪯ G_ans,AA⁻¹/4 (Y(I + Y)⁻² ⪯ I/4 for Y ⪰ 0). So ‖y − x*‖ ≤
+ * ‖ĝ_ans(y)‖/λ_min(G_ans,AA) + √(F_miss(y)/(4λ_min(G_ans,AA))), ĝ_ans widened by its rounding; at y, and at x_ans as
+ * computed plus ‖y − x_ans‖.
+ *
+ * *Reference gradient* (needs every missing block's summary to carry the dataset's reference scatter Ref and a
+ * ball r_b or relative bound ρ_b, τ_b): the Cauchy–Schwarz step above assumes a missing block's residuals line up
+ * with its features, which the summaries allow but a block like the others does not do. Write every missing
+ * block's Gram as G_b = s_bs_bᵀ/n_b + tr(K_b)·Ref + E_b, E_b = K_b − tr(K_b)·Ref unknown but bounded, and
+ * G = G₀ + Σ_missing E_b + F with the known G₀ = G_ans + Σ_missing (s_bs_bᵀ/n_b + tr(K_b)·Ref) (as computed) and F its
+ * rounding, ‖F‖₂ ≤ φ. Then, exactly, G_AA(y − x*) = [Gz]_A = v + Σ_missing [E_bz]_A + [Fz]_A with v = [G₀z]_A
+ * computed. Let L ⪯ G_AA be a known positive definite lower bound (below); G_AA⁻² ⪯ λ_min(L)⁻¹·L⁻¹, so
+ * ‖G_AA⁻¹u‖ ≤ √(uᵀL⁻¹u/λ_min(L)) for every u, and:
+ * - ‖G_AA⁻¹v‖ ≤ √(vᵀL⁻¹v/λ_min(L)) (v widened by the rounding of G₀z);
+ * - with −ρ_bP_b ⪯ E_b ⪯ ρ_bP_b, P_b = Ref + τ_bI ≻ 0: E_b = ρ_bP_b^½CP_b^½ with ‖C‖₂ ≤ 1, so
+ *   ‖G_AA⁻¹[E_bz]_A‖ ≤ ρ_b·‖G_AA⁻¹Π_AP_b^½‖·‖P_b^½z‖ ≤ ρ_b·√(λ_max(L^-½(Ref_AA + τ_bI)L^-½)/λ_min(L))·√(zᵀRef z + τ_b‖z‖²)
+ *   (Π_A the rows of A), and with the ball, ≤ r_b‖z‖/λ_min(L) (the smaller is used per block);
+ * - ‖G_AA⁻¹[Fz]_A‖ ≤ φ‖z‖/λ_min(L).
+ * The lower bound: G_b ⪰ s_bs_bᵀ/n_b (K_b ⪰ 0), also ⪰ s_bs_bᵀ/n_b + (tr(K_b) − ρ_b)·Ref − ρ_bτ_bI and
+ * ⪰ s_bs_bᵀ/n_b + tr(K_b)·Ref − r_bI; L is G_ans,AA plus one of these per missing block, minus φ and the rounding of
+ * L itself, and the bound is the smallest over three choices (the first for every block, the relative bound where
+ * tr(K_b) > ρ_b, the ball where tr(K_b) > r_b). Since Ref is the dataset's normalized scatter, zᵀRef z is about
+ * the residual's share of the variance at a good y: the bound follows the missing blocks' typical residual
+ * instead of its worst alignment, with the weak directions of G_AA weighed by L⁻¹ rather than by λ_min alone.
+ * Evaluated at y, and at the reference-imputed solution x₀ = (G₀,AA)⁻¹G₀,Ab as computed plus ‖y − x₀‖ (v ≈ 0 there).
+ *
+ * Rounding: a symmetric eigen or singular value solve of an n × n matrix of condition κ ≤ 10⁶ is accurate to
+ * κ·O(u) ≤ 10⁻⁹ relatively; every quantity derived from one is widened by a relative 10⁻⁶, and κ above 10⁶ makes
+ * the bound Infinity. Sums and products of the summaries' and Grams' entries are widened by γ_k (Higham 2002,
+ * Lemma 3.1) of the magnitudes involved.
+ */
+export function missingBlockBounds(input: MissingBlockBoundsInput): MissingBlockBounds {
+  const { gram: GansRaw, cols: D, target, missing: missingSummaries, x } = input;
+  const none = { objective: Infinity, normalEquations: Infinity, referenceGradient: Infinity };
+  if (missingSummaries.length === 0) return none;
+  const d = D - 1;
+  const features = Array.from({ length: D }, (_, j) => j).filter((j) => j !== target);
+  const embed = (v: Float64Array, t: number): Float64Array => {
+    const out = new Float64Array(D);
+    features.forEach((j, i) => (out[j] = v[i]!));
+    out[target] = t;
+    return out;
+  };
+  const xt = embed(x, -1);
+  const GAA = new Float64Array(d * d);
+  const gAb = new Float64Array(d);
+  features.forEach((i, s2) => {
+    features.forEach((j, u2) => (GAA[s2 * d + u2] = GansRaw[i * D + j]!));
+    gAb[s2] = GansRaw[i * D + target]!;
+  });
+  const e = svd(GAA, d, d);
+  const sMax = e.s[0] ?? 0;
+  const sMin = e.s[d - 1] ?? 0;
+  const reference = referenceGradientBound(input, features, embed);
+  // Condition above 10⁶: the rounding allowance below would not cover the computed x_ans; not used.
+  if (!(sMin > 1e-6 * sMax)) return { ...none, referenceGradient: reference };
+  // x_ans = G⁻¹g by the SVD of the symmetric PSD G (U = V).
+  const Utg = mul(transpose(e.U, d, d), gAb, d, d, 1).map((v, i) => v / e.s[i]!);
+  const xAns = mul(e.V, Utg, d, d, 1);
+  const diff = x.map((v, i) => v - xAns[i]!);
+  const Gd = mul(GAA, diff, d, d, 1);
+  let zz = 0;
+  for (const v of xt) zz += v * v;
+  // Rounding of x_ans (relative error ≤ κ·O(u) ≤ 10⁻⁹ for κ ≤ 10⁶) and of the quadratic form: a relative
+  // allowance and an absolute one of 10⁻⁸·‖G‖·‖z‖².
+  const excess = Math.max(0, dot(diff, Gd)) * (1 + 1e-6) + 1e-8 * sMax * zz;
+  // Σ_missing ‖M_bz‖² ≤ this, from the summaries, at z = [y; −1].
+  const missAt = (zt: Float64Array): number => {
+    let z2 = 0;
+    for (const v of zt) z2 += v * v;
+    let miss = 0;
+    for (const sm of missingSummaries) {
+      const nb = Math.max(1, sm.rows);
+      let sz = 0;
+      let diag = 0;
+      for (let j = 0; j < D; j++) {
+        sz += sm.colSums[j]! * zt[j]!;
+        diag += Math.abs(zt[j]!) * Math.sqrt(Math.max(0, sm.colSumSq[j]! - (sm.colSums[j]! * sm.colSums[j]!) / nb));
+      }
+      let quad = Math.min(scatterBounds(sm).eigMax * z2, diag * diag);
+      const ref = sm.scatterReference;
+      if (sm.scatterRadius !== undefined && ref !== undefined && ref.cols === D) {
+        const Rz = mul(ref.matrix, zt, D, D, 1);
+        // Rounding of zᵀRef z: ≤ γ_{2D}·‖Ref‖_F·‖z‖² (tr Ref = 1, so ‖Ref‖_F ≤ 1 + rounding).
+        const zRz = Math.max(0, dot(zt, Rz)) + 4 * D * 2 ** -53 * z2;
+        const tr = scatterTrace(sm);
+        quad = Math.min(quad, tr * zRz + sm.scatterRadius * z2);
+        const rho = sm.scatterRho;
+        const tau = sm.scatterRhoTau;
+        if (rho !== undefined && tau !== undefined) quad = Math.min(quad, (tr + rho) * zRz + rho * tau * z2);
+      }
+      miss += ((sz * sz) / nb + quad) * (1 + 1e-12);
+    }
+    return miss;
+  };
+  const miss = missAt(xt);
+  const gamma = gammaOf(d + 2);
+  const lam = sMin * (1 - 1e-9);
+  const normalEqAt = (y: Float64Array, zt: Float64Array): number => {
+    const Gy = mul(GAA, y, d, d, 1);
+    let g2 = 0;
+    let gRound2 = 0;
+    for (let i = 0; i < d; i++) {
+      g2 += (Gy[i]! - gAb[i]!) ** 2;
+      let ab = Math.abs(gAb[i]!);
+      for (let j = 0; j < d; j++) ab += Math.abs(GAA[i * d + j]! * y[j]!);
+      gRound2 += (gamma * ab) ** 2;
+    }
+    return ((Math.sqrt(g2) + Math.sqrt(gRound2)) * 1.01) / lam + Math.sqrt(missAt(zt) / (4 * lam));
+  };
+  let diff2 = 0;
+  for (const v of diff) diff2 += v * v;
+  // At x_ans as computed plus ‖y − x_ans‖ (a y that solves a reweighted problem has a large gradient on the answered rows).
+  const viaAns = Math.sqrt(diff2) * (1 + 1e-12) + normalEqAt(xAns, embed(xAns, -1));
+  return {
+    objective: Math.sqrt((excess + miss) / (sMin * (1 - 1e-12))),
+    normalEquations: Math.min(normalEqAt(x, xt), viaAns),
+    referenceGradient: reference,
+  };
+}
+
+/** The reference-gradient bound of {@link missingBlockBounds} (Infinity when a missing block lacks what it needs). */
+function referenceGradientBound(
+  input: MissingBlockBoundsInput,
+  features: readonly number[],
+  embed: (v: Float64Array, t: number) => Float64Array,
+): number {
+  const { gram, cols: D, target, missing, x } = input;
+  const d = D - 1;
+  const ref = missing[0]?.scatterReference;
+  if (ref === undefined || ref.cols !== D) return Infinity;
+  for (const sm of missing)
+    if (sm.scatterReference?.id !== ref.id || (sm.scatterRadius === undefined && sm.scatterRho === undefined)) return Infinity;
+  const Ref = ref.matrix;
+  const sub = (M: ArrayLike<number>): Float64Array => {
+    const out = new Float64Array(d * d);
+    features.forEach((i, s) => features.forEach((j, t) => (out[s * d + t] = M[i * D + j]!)));
+    return out;
+  };
+  const frob = (M: ArrayLike<number>): number => {
+    let f = 0;
+    for (let i = 0; i < M.length; i++) f += M[i]! * M[i]!;
+    return Math.sqrt(f);
+  };
+  // G₀ = G_ans + Σ_missing (s_bs_bᵀ/n_b + tr(K_b)·Ref), and the lower bounds' parts per missing block.
+  const G0 = Float64Array.from(gram);
+  const means = new Float64Array(D * D); // Σ_missing s_bs_bᵀ/n_b
+  let traceSum = 0;
+  let maxRows = 1;
+  let missingFrob = 0;
+  for (const sm of missing) {
+    const nb = Math.max(1, sm.rows);
+    maxRows = Math.max(maxRows, sm.rows);
+    const t = scatterTrace(sm);
+    traceSum += t;
+    for (let i = 0; i < D; i++)
+      for (let j = 0; j < D; j++) {
+        const m = (sm.colSums[i]! * sm.colSums[j]!) / nb;
+        means[i * D + j]! += m;
+        G0[i * D + j]! += m + t * Ref[i * D + j]!;
+      }
+    missingFrob += sm.frob2;
+  }
+  // φ ≥ ‖G₀ as computed − the exact one‖₂ (Frobenius norms of entrywise bounds): the depots' Grams (n_b roundings
+  // per entry, ‖A_bᵀA_b‖_F ≤ frob2_b) and their sum, the summaries' column sums in s_bs_bᵀ/n_b (‖·‖_F ≤ frob2_b, the
+  // sums' own rounding at most as much again) and the sums above.
+  let answeredFrob = 0;
+  for (const sm of input.answered) {
+    answeredFrob += sm.frob2;
+    maxRows = Math.max(maxRows, sm.rows);
+  }
+  const refF = frob(Ref);
+  const phi =
+    gammaOf(maxRows + input.answered.length + missing.length + 2 * D + 8) *
+    (2 * answeredFrob + 4 * missingFrob + traceSum * refF) *
+    1.01;
+  const z = embed(x, -1);
+  // Lower bounds L ⪯ G_AA: three choices of the missing blocks' part.
+  const choices: Float64Array[] = [];
+  for (const kind of ['psd', 'rho', 'ball'] as const) {
+    const part = Float64Array.from(means);
+    let used = false;
+    let mag = frob(gram) + frob(means);
+    for (const sm of missing) {
+      const t = scatterTrace(sm);
+      const rho = sm.scatterRho;
+      const tau = sm.scatterRhoTau;
+      if (kind === 'rho' && rho !== undefined && tau !== undefined && t > rho) {
+        used = true;
+        for (let i = 0; i < D; i++)
+          for (let j = 0; j < D; j++) part[i * D + j]! += (t - rho) * Ref[i * D + j]! - (i === j ? rho * tau : 0);
+        mag += (t - rho) * refF + rho * tau * Math.sqrt(D);
+      } else if (kind === 'ball' && sm.scatterRadius !== undefined && t > sm.scatterRadius) {
+        used = true;
+        for (let i = 0; i < D; i++)
+          for (let j = 0; j < D; j++) part[i * D + j]! += t * Ref[i * D + j]! - (i === j ? sm.scatterRadius : 0);
+        mag += t * refF + sm.scatterRadius * Math.sqrt(D);
+      }
+    }
+    if (kind !== 'psd' && !used) continue;
+    const L = new Float64Array(D * D);
+    for (let k = 0; k < L.length; k++) L[k] = gram[k]! + part[k]!;
+    // Minus φ and the rounding of forming L (entries are sums of ≤ |missing| + 3 terms, magnitude ≤ mag in Frobenius).
+    const LAA = sub(L);
+    const shift = phi + gammaOf(missing.length + 4) * mag * 1.01;
+    for (let i = 0; i < d; i++) LAA[i * d + i]! -= shift;
+    choices.push(LAA);
+  }
+  // Exact products at z: v = [G₀z]_A with its rounding (γ_{D+1}·|G₀||z|, and the rounding of G₀'s entries is in φ),
+  // zᵀRef z with ≤ γ_{2D}‖Ref‖_F‖z‖², ‖z‖.
+  const at = (zt: Float64Array) => {
+    let z2 = 0;
+    for (const v of zt) z2 += v * v;
+    const v = new Float64Array(d);
+    let vRound2 = 0;
+    features.forEach((i, s) => {
+      let a = 0;
+      let ab = 0;
+      for (let j = 0; j < D; j++) {
+        a += G0[i * D + j]! * zt[j]!;
+        ab += Math.abs(G0[i * D + j]! * zt[j]!);
+      }
+      v[s] = a;
+      vRound2 += (gammaOf(D + 1) * ab) ** 2;
+    });
+    const Rz = mul(Ref, zt, D, D, 1);
+    const zRz = Math.max(0, dot(zt, Rz)) + gammaOf(2 * D) * refF * z2 * 1.01;
+    return { v, vRound: Math.sqrt(vRound2) * 1.01, zRz, zNorm: Math.sqrt(z2) * (1 + 1e-15) };
+  };
+  const atY = at(z);
+  // x₀ = (G₀,AA)⁻¹G₀,Ab, computed (any point works: its distance to y is measured).
+  const G0AA = sub(G0);
+  const g0 = Float64Array.from(features, (i) => G0[i * D + target]!);
+  const e0 = svd(G0AA, d, d);
+  const atX0 =
+    (e0.s[d - 1] ?? 0) > 1e-6 * (e0.s[0] ?? 0)
+      ? (() => {
+          const x0 = mul(
+            e0.V,
+            mul(transpose(e0.U, d, d), g0, d, d, 1).map((v, i) => v / e0.s[i]!),
+            d,
+            d,
+            1,
+          );
+          let dist2 = 0;
+          for (let i = 0; i < d; i++) dist2 += (x[i]! - x0[i]!) ** 2;
+          return { shift: Math.sqrt(dist2) * (1 + 1e-12), ...at(embed(x0, -1)) };
+        })()
+      : undefined;
+  let best = Infinity;
+  const RefAA = sub(Ref);
+  for (const L of choices) {
+    const eig = svd(L, d, d);
+    const lMax = eig.s[0] ?? 0;
+    const lMin = eig.s[d - 1] ?? 0;
+    // L must be positive definite (its SVD then is its eigen decomposition) and conditioned ≤ 10⁶.
+    const ev = symmetricEigenvalues(L, d);
+    if (!(ev[0]! > 0) || !(lMin > 1e-6 * lMax)) continue;
+    const lam = Math.min(lMin, ev[0]!) * (1 - 1e-9);
+    // L^-½ = U Λ^-½ Uᵀ; μ = λ_max(L^-½ Ref_AA L^-½).
+    const half = new Float64Array(d * d);
+    for (let i = 0; i < d; i++)
+      for (let j = 0; j < d; j++) {
+        let s = 0;
+        for (let k = 0; k < d; k++) s += (eig.U[i * d + k]! * eig.U[j * d + k]!) / Math.sqrt(eig.s[k]!);
+        half[i * d + j] = s;
+      }
+    const W = mul(half, mul(RefAA, half, d, d, d), d, d, d);
+    for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) W[i * d + j] = W[j * d + i] = 0.5 * (W[i * d + j]! + W[j * d + i]!);
+    const we = symmetricEigenvalues(W, d);
+    // Rounding of Ref_AA's congruence: γ_{2d+2}‖L^-½‖_F²‖Ref‖_F, and the eigen solves' relative 10⁻⁶.
+    let h2 = 0;
+    for (const v of half) h2 += v * v;
+    const mu = (Math.max(0, we[d - 1]!) + gammaOf(2 * d + 2) * h2 * refF * 1.01) * (1 + 1e-6);
+    const quadInv = (v: Float64Array): number => {
+      const c = mul(transpose(eig.U, d, d), v, d, d, 1);
+      let q = 0;
+      for (let k = 0; k < d; k++) q += (c[k]! * c[k]!) / eig.s[k]!;
+      return q * (1 + 1e-6);
+    };
+    const bound = (p: ReturnType<typeof at>): number => {
+      let total = Math.sqrt(quadInv(p.v) / lam) + p.vRound / lam + (phi * p.zNorm) / lam;
+      for (const sm of missing) {
+        let term = Infinity;
+        const rho = sm.scatterRho;
+        const tau = sm.scatterRhoTau;
+        if (rho !== undefined && tau !== undefined)
+          term = rho * Math.sqrt((mu + tau / lam) / lam) * Math.sqrt(p.zRz + tau * p.zNorm * p.zNorm);
+        if (sm.scatterRadius !== undefined) term = Math.min(term, (sm.scatterRadius * p.zNorm) / lam);
+        total += term;
+      }
+      return total * (1 + 1e-9);
+    };
+    best = Math.min(best, bound(atY));
+    if (atX0 !== undefined) best = Math.min(best, atX0.shift + bound(atX0));
+  }
+  return best;
 }
 
 /** The summary of the block with column j scaled by c_j (the scatter eigenvalue hints do not survive scaling). */
