@@ -1,10 +1,13 @@
+import { existsSync, readdirSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { DiskIo } from '../../depot/resources/disk/disk-data.js';
 import { MetadataDb } from '../../depot/resources/disk/metadata-db.js';
 import type { AllocationCaps } from '../../framework/index.js';
-import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { capTokens } from '../../ibp/index.js';
+import { RawSession, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const OLD = 1;
@@ -209,5 +212,35 @@ describe('disk: an overwrite refused after its bytes were copied in place', () =
     expect(faults).toEqual({ datasync: 0, passWrites: 0, failWrites: 0 });
     expect(allOf(await loadAll(t, caps, 200_000), OLD, 200_000)).toBe(true);
     expect(await tryWrite(t, caps, 0, Buffer.alloc(10, NEW))).toBe('ok');
+  });
+  it('an overwrite whose allocation is deleted during its transfer is refused, leaves no file and marks nothing damaged', async () => {
+    const dir = tempDir();
+    cleanups.push(dir.cleanup);
+    const warnings: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(line) });
+    const t = await startDepot(
+      { resource: [{ rid: '1', path: dir.path, capacityBytes: '64MiB', fsync: 'safe', trashGraceSec: 0 }] },
+      undefined,
+      { logger },
+    );
+    cleanups.push(() => t.close());
+    const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });
+    await t.client.store(caps.write, Buffer.alloc(200_000, OLD));
+    const s = await RawSession.open(t.port);
+    cleanups.push(() => s.end());
+    const body = Buffer.alloc(150_000, NEW);
+    s.send(`1 13 ${capTokens(caps.write).join(' ')} 100 ${body.length} 10\n`);
+    expect(await s.line()).toBe('1 \n');
+    s.send(body.subarray(0, 100_000));
+    // Deleted (its only read reference dropped) while the body is on its way: purged at once.
+    await t.client.decr(caps.manage, 'read');
+    s.send(body.subarray(100_000));
+    expect(await s.line(10_000)).toMatch(/^-4 /);
+    const left = readdirSync(join(dir.path, 'data'), { recursive: true, encoding: 'utf8' }).filter((f) =>
+      /\/\d+(\.redo)?$/.test(f),
+    );
+    expect(left).toEqual([]);
+    expect(warnings.filter((w) => w.includes('damaged'))).toEqual([]);
+    expect(existsSync(join(dir.path, 'data'))).toBe(true);
   });
 });

@@ -513,7 +513,8 @@ export class DiskData implements AllocationData {
    * image (`image`, in journal `jpath`) and the journal is made durable, then the image is written
    * back over `[from, to)` and made durable (both under `safe`), on fresh descriptors (those of the
    * refused write are not trusted), in up to {@link UNDO_ATTEMPTS} attempts. Resolves to the last
-   * failure, or undefined once done; the caller records `rollbackSeq`.
+   * failure, or undefined once done (or once the files are gone: the allocation was deleted during
+   * the write); the caller records `rollbackSeq`.
    */
   private async rollBack(
     jpath: string,
@@ -537,6 +538,9 @@ export class DiskData implements AllocationData {
         return undefined;
       } catch (e) {
         failure = (e as Error).message;
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT' && (await stat(this.file).catch(() => undefined)) === undefined) {
+          return undefined;
+        }
       } finally {
         await journal?.close().catch(() => undefined);
         await data?.close().catch(() => undefined);
