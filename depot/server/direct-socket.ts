@@ -20,6 +20,14 @@ const STAGING_BYTES = 64 * 1024;
 /** Reads at least this large hand over the staging buffer itself; smaller ones are copied out. */
 const HANDOVER_BYTES = 16 * 1024;
 
+/** Counters of direct reads (tests, diagnostics). */
+export const directReadStats = {
+  /** Sockets taken over. */
+  adopted: 0,
+  /** Bytes read straight into memory a reader aimed at. */
+  landedBytes: 0,
+};
+
 /** What this module relies on in a stream handle (Node's TCPWrap). */
 interface UserBufferHandle {
   useUserBuffer(buf: Uint8Array): void;
@@ -85,6 +93,7 @@ export class DirectSocket implements DirectReadSource {
       (accepted as unknown as { _handle: unknown })._handle = handle;
       return undefined;
     }
+    directReadStats.adopted++;
     return direct;
   }
 
@@ -106,6 +115,7 @@ export class DirectSocket implements DirectReadSource {
     if (target !== undefined) {
       // Back to the staging buffer unless the consumer aims again now.
       this.target = undefined;
+      directReadStats.landedBytes += n;
       if (this.consumer !== undefined) this.consumer.landed(n);
       return true;
     }
