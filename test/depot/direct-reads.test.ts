@@ -3,7 +3,12 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DirectSocket, directReadStats } from '../../depot/server/direct-socket.js';
 import { MemoryData, SEGMENT_BYTES, segmentPool, zeroFill } from '../../depot/resources/memory-data.js';
+import type { DirectTarget } from '../../ibp/index.js';
+import type { RangeWriter } from '../../depot/core/allocation.js';
 import { RawSession, keyOf, rawAllocate, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+
+/** A memory writer into segments: it also offers spans. */
+type SpanWriter = RangeWriter & DirectTarget;
 
 function pattern(n: number, seed: number): Buffer {
   const b = Buffer.alloc(n);
@@ -31,7 +36,7 @@ function connectionsOf(server: Server): Promise<number> {
 
 /** Waits (bounded) until `cond` holds. */
 async function until(cond: () => boolean, what: string, ms = 5_000): Promise<void> {
-  for (const deadline = Date.now() + ms; !cond(); ) {
+  for (const deadline = Date.now() + ms; !cond();) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -163,8 +168,7 @@ describe('memory segments offer their memory to a body read in place', () => {
   it('past the size a span is offered, bytes landed there read back; below the size none is', async () => {
     const owner = { size: 0, maxSize: 4 * SEGMENT_BYTES };
     const d = new MemoryData(owner);
-    const w = (await d.openWriter(0, SEGMENT_BYTES + 100)) as unknown as import('../../ibp/index.js').DirectTarget &
-      Awaited<ReturnType<MemoryData['openWriter']>>;
+    const w = (await d.openWriter(0, SEGMENT_BYTES + 100)) as SpanWriter;
     const first = w.span(1 << 30)!;
     // A span never crosses a segment.
     expect(first.length).toBe(SEGMENT_BYTES);
@@ -182,14 +186,14 @@ describe('memory segments offer their memory to a body read in place', () => {
     await d.read(0, owner.size, (c) => void parts.push(Buffer.from(c)));
     expect(Buffer.concat(parts).equals(body)).toBe(true);
     // An overwrite below the size goes through write() (copy on write for pinned readers).
-    const over = (await d.openWriter(10, 10)) as unknown as import('../../ibp/index.js').DirectTarget;
+    const over = (await d.openWriter(10, 10)) as SpanWriter;
     expect(over.span(10)).toBeUndefined();
   });
 
   it('a segment freed while a span is out is not given to another allocation before its bytes land', async () => {
     const owner = { size: 0, maxSize: 2 * SEGMENT_BYTES };
     const d = new MemoryData(owner);
-    const w = (await d.openWriter(0, SEGMENT_BYTES)) as unknown as import('../../ibp/index.js').DirectTarget;
+    const w = (await d.openWriter(0, SEGMENT_BYTES)) as SpanWriter;
     const span = w.span(SEGMENT_BYTES)!;
     await d.release(); // DELETE while the body is on its way
     // Another allocation attaches a segment now: it must not be the one the read will land in.
@@ -211,8 +215,7 @@ describe('memory segments offer their memory to a body read in place', () => {
   it('a TRUNCATE while a span is out: the landed bytes go where a write would have put them', async () => {
     const owner = { size: 0, maxSize: 2 * SEGMENT_BYTES };
     const d = new MemoryData(owner);
-    const w = (await d.openWriter(0, 1000)) as unknown as import('../../ibp/index.js').DirectTarget &
-      Awaited<ReturnType<MemoryData['openWriter']>>;
+    const w = (await d.openWriter(0, 1000)) as SpanWriter;
     const span = w.span(1000)!;
     await d.truncate(0, 2 * SEGMENT_BYTES); // zeroes past the size: the held segment is replaced by a copy
     span.set(pattern(1000, 3));
@@ -227,8 +230,7 @@ describe('memory segments offer their memory to a body read in place', () => {
   it('an aborted write gives its span back and leaves zeros past the size', async () => {
     const owner = { size: 0, maxSize: 2 * SEGMENT_BYTES };
     const d = new MemoryData(owner);
-    const w = (await d.openWriter(0, 1000)) as unknown as import('../../ibp/index.js').DirectTarget &
-      Awaited<ReturnType<MemoryData['openWriter']>>;
+    const w = (await d.openWriter(0, 1000)) as SpanWriter;
     const span = w.span(1000)!;
     span.fill(9);
     w.landed(500);
@@ -267,10 +269,14 @@ describe('a depot reads STORE bodies in place', () => {
     s.send(`1 2 ${keyOf(write)} ${body.length} 30\n`);
     expect(await s.line()).toBe('1 \n');
     for (let at = 0, k = 1; at < body.length; k++) {
-      const n = Math.min(body.length - at, (k * 7919) % 700_000 + 1);
+      const n = Math.min(body.length - at, ((k * 7919) % 700_000) + 1);
       const last = at + n >= body.length;
       // The last piece carries the next command with it.
-      s.send(last ? Buffer.concat([body.subarray(at, at + n), Buffer.from(`1 8 ${keyOf(read)} 0 ${body.length} 30\n`)]) : body.subarray(at, at + n));
+      s.send(
+        last
+          ? Buffer.concat([body.subarray(at, at + n), Buffer.from(`1 8 ${keyOf(read)} 0 ${body.length} 30\n`)])
+          : body.subarray(at, at + n),
+      );
       at += n;
       if (k % 3 === 0) await new Promise((r) => setImmediate(r));
     }

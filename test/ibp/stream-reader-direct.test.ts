@@ -127,7 +127,12 @@ describe('StreamReader reading a byte run in place', () => {
       const source = new FakeSource();
       const { r } = reader(source);
       const dest = new Destination(body.length, 4096);
-      const pieces = [wire.subarray(0, cuts[0]), wire.subarray(cuts[0], cuts[1]), wire.subarray(cuts[1], cuts[2]), wire.subarray(cuts[2])];
+      const pieces = [
+        wire.subarray(0, cuts[0]),
+        wire.subarray(cuts[0], cuts[1]),
+        wire.subarray(cuts[1], cuts[2]),
+        wire.subarray(cuts[2]),
+      ];
       const feeding = (async () => {
         for (const p of pieces) {
           await tick();
