@@ -363,7 +363,8 @@ export class DiskData implements AllocationData {
             journalAt += RECORD_HEADER_BYTES;
             if (this.fsync === 'safe') await journal.datasync();
             // The committed bytes about to be replaced, and their checksums: a refusal from the copy
-            // in place on puts both back (see redo-journal.ts; recovery never reads the image).
+            // in place on puts both back (see redo-journal.ts). Not synced: until a rollback record
+            // follows it, recovery finishes the write from its redo records and never reads it.
             const committed = this.checksums();
             const crcs = new Map<number, number>();
             for (let b = Math.floor(offset / BLOCK_BYTES); b * BLOCK_BYTES < journalEnd; b++) {
