@@ -512,7 +512,7 @@ export async function leastSquaresCore(
         `sampling error min(t‖z‖, ‖Σ_ans (w − 1)R z‖ + ‖z‖Σ_miss ‖R_b‖)/max(λ_min(Ĝ) − t, λ_min(answered rows' Gram)), ` +
         `z = D⁻¹[x; −1], on the column-scaled Gram, t its ${a.method}; or, when smaller, the objective bound ` +
         `√((F_ans(x) − min F_ans + Σ_missing ‖M_b[x; −1]‖² bound)/λ_min(answered rows' Gram)), its normal-equations ` +
-        `form, or the missing gradient through the reference scatter (s_bs_bᵀ/n_b + tr(K_b)·Ref ± ρ_b(Ref + τI))`,
+        `form, or the missing gradient through the reference scatter (s_bs_bᵀ/n_b + tr(K_b)·Ref, the deviation within the summaries' ρ_b and K_b ⪰ 0, or r_b)`,
       norm: 'l2',
       parts: {
         sampling: { epsilon: Math.min(eSampling, eObjective), delta: t === 0 ? 0 : a.parts.sampling.delta },
@@ -585,23 +585,27 @@ export interface MissingBlockBounds {
  * *Reference gradient* (needs every missing block's summary to carry the dataset's reference scatter Ref and a
  * ball r_b or relative bound ρ_b, τ_b): the Cauchy–Schwarz step above assumes a missing block's residuals line up
  * with its features, which the summaries allow but a block like the others does not do. Write every missing
- * block's Gram as G_b = s_bs_bᵀ/n_b + tr(K_b)·Ref + E_b, E_b = K_b − tr(K_b)·Ref unknown but bounded, and
- * G = G₀ + Σ_missing E_b + F with the known G₀ = G_ans + Σ_missing (s_bs_bᵀ/n_b + tr(K_b)·Ref) (as computed) and F its
- * rounding, ‖F‖₂ ≤ φ. Then, exactly, G_AA(y − x*) = [Gz]_A = v + Σ_missing [E_bz]_A + [Fz]_A with v = [G₀z]_A
- * computed. Let L ⪯ G_AA be a known positive definite lower bound (below); G_AA⁻² ⪯ λ_min(L)⁻¹·L⁻¹, so
- * ‖G_AA⁻¹u‖ ≤ √(uᵀL⁻¹u/λ_min(L)) for every u, and:
+ * block's Gram as G_b = s_bs_bᵀ/n_b + tr(K_b)·Ref + C_b + (E_b − C_b), E_b = K_b − tr(K_b)·Ref unknown but bounded
+ * around a known centre C_b, and G = G₀ + Σ_missing (E_b − C_b) + F with the known G₀ = G_ans + Σ_missing
+ * (s_bs_bᵀ/n_b + tr(K_b)·Ref + C_b) (as computed) and F its rounding, ‖F‖₂ ≤ φ. Then, exactly, G_AA(y − x*) =
+ * [Gz]_A = v + Σ_missing [(E_b − C_b)z]_A + [Fz]_A with v = [G₀z]_A computed. Let L ⪯ G_AA be a known positive
+ * definite lower bound (below); G_AA⁻² ⪯ λ_min(L)⁻¹·L⁻¹, so ‖G_AA⁻¹u‖ ≤ √(uᵀL⁻¹u/λ_min(L)) for every u, and:
  * - ‖G_AA⁻¹v‖ ≤ √(vᵀL⁻¹v/λ_min(L)) (v widened by the rounding of G₀z);
- * - with −ρ_bP_b ⪯ E_b ⪯ ρ_bP_b, P_b = Ref + τ_bI ≻ 0: E_b = ρ_bP_b^½CP_b^½ with ‖C‖₂ ≤ 1, so
- *   ‖G_AA⁻¹[E_bz]_A‖ ≤ ρ_b·‖G_AA⁻¹Π_AP_b^½‖·‖P_b^½z‖ ≤ ρ_b·√(λ_max(L^-½(Ref_AA + τ_bI)L^-½)/λ_min(L))·√(zᵀRef z + τ_b‖z‖²)
- *   (Π_A the rows of A), and with the ball, ≤ r_b‖z‖/λ_min(L) (the smaller is used per block);
+ * - the relative bound is one-sided, E_b ⪯ ρ_bP_b (P_b = Ref + τ_bI ≻ 0), and K_b ⪰ 0 gives E_b ⪰ −tr(K_b)·Ref, so
+ *   with C_b = ((ρ_b − t_b)/2)·Ref + (ρ_bτ_b/2)·I and H_b = ((ρ_b + t_b)/2)·Ref + (ρ_bτ_b/2)·I (t_b = tr(K_b)),
+ *   −H_b ⪯ E_b − C_b ⪯ H_b: E_b − C_b = H_b^½CH_b^½ with ‖C‖₂ ≤ 1, and ‖G_AA⁻¹[(E_b − C_b)z]_A‖ ≤
+ *   ‖G_AA⁻¹Π_AH_b^½‖·‖H_b^½z‖ ≤ √((h_bμ + η_b/λ_min(L))/λ_min(L))·√(h_b·zᵀRef z + η_b‖z‖²), H_b = h_b·Ref + η_bI,
+ *   μ = λ_max(L^-½Ref_AA L^-½), Π_A the rows of A (this is the worst case over the interval); with the ball
+ *   ‖E_b‖₂ ≤ r_b, ≤ (r_b‖z‖ + ‖C_bz‖)/λ_min(L) (the smaller is used per block; C_b = 0 without ρ_b);
  * - ‖G_AA⁻¹[Fz]_A‖ ≤ φ‖z‖/λ_min(L).
- * The lower bound: G_b ⪰ s_bs_bᵀ/n_b (K_b ⪰ 0), also ⪰ s_bs_bᵀ/n_b + (tr(K_b) − ρ_b)·Ref − ρ_bτ_bI and
- * ⪰ s_bs_bᵀ/n_b + tr(K_b)·Ref − r_bI; L is G_ans,AA plus one of these per missing block, minus φ and the rounding of
- * L itself, and the bound is the smallest over three choices (the first for every block, the relative bound where
- * tr(K_b) > ρ_b, the ball where tr(K_b) > r_b). Since Ref is the dataset's normalized scatter, zᵀRef z is about
- * the residual's share of the variance at a good y: the bound follows the missing blocks' typical residual
- * instead of its worst alignment, with the weak directions of G_AA weighed by L⁻¹ rather than by λ_min alone.
- * Evaluated at y, and at the reference-imputed solution x₀ = (G₀,AA)⁻¹G₀,Ab as computed plus ‖y − x₀‖ (v ≈ 0 there).
+ * The lower bound: G_b ⪰ s_bs_bᵀ/n_b (K_b ⪰ 0), and ⪰ s_bs_bᵀ/n_b + tr(K_b)·Ref − r_bI (the ball); L is G_ans,AA
+ * plus one of these per missing block, minus φ and the rounding of L itself, and the bound is the smallest over
+ * two choices (the first for every block; the ball where tr(K_b) > r_b). Since Ref is the dataset's normalized
+ * scatter, zᵀRef z is about the residual's share of the variance at a good y: the bound follows the missing
+ * blocks' typical residual instead of its worst alignment, with the weak directions of G_AA weighed by L⁻¹ rather
+ * than by λ_min alone. Evaluated at y, and at the reference-imputed solution x₀ = (G₀,AA)⁻¹G₀,Ab as computed plus
+ * ‖y − x₀‖ (v ≈ 0 there). With a lower relative bound as well (−ρ⁻_bP_b ⪯ E_b, not recorded by ingest today) the
+ * interval would shrink from about tr(K_b)/2 to about ρ_b.
  *
  * Rounding: a symmetric eigen or singular value solve of an n × n matrix of condition κ ≤ 10⁶ is accurate to
  * κ·O(u) ≤ 10⁻⁹ relatively; every quantity derived from one is widened by a relative 10⁻⁶, and κ above 10⁶ makes
@@ -698,6 +702,25 @@ export function missingBlockBounds(input: MissingBlockBoundsInput): MissingBlock
   };
 }
 
+/**
+ * The centre C_b = centre·Ref + diagonal·I and half-width H_b = half·Ref + halfDiagonal·I of a missing block's
+ * scatter deviation E_b = K_b − tr(K_b)·Ref: with its relative bound E_b ⪯ ρ_b(Ref + τ_bI) and K_b ⪰ 0, −H_b ⪯
+ * E_b − C_b ⪯ H_b. Zero (no centre, no width from it) without ρ_b: the ball ‖E_b‖₂ ≤ r_b is centred at 0.
+ */
+function centreOf(sm: BlockSummary): { centre: number; diagonal: number; half: number; halfDiagonal: number } {
+  const rho = sm.scatterRho;
+  const tau = sm.scatterRhoTau;
+  if (rho === undefined || tau === undefined) return { centre: 0, diagonal: 0, half: 0, halfDiagonal: 0 };
+  const t = scatterTrace(sm);
+  // Rounded up (half) and as computed (centre, diagonal: any centre works, the one used in G₀ is this one).
+  return {
+    centre: (rho - t) / 2,
+    diagonal: (rho * tau) / 2,
+    half: ((rho + t) / 2) * (1 + 4 * U),
+    halfDiagonal: ((rho * tau) / 2) * (1 + 4 * U),
+  };
+}
+
 /** The reference-gradient bound of {@link missingBlockBounds} (Infinity when a missing block lacks what it needs). */
 function referenceGradientBound(
   input: MissingBlockBoundsInput,
@@ -721,22 +744,27 @@ function referenceGradientBound(
     for (let i = 0; i < M.length; i++) f += M[i]! * M[i]!;
     return Math.sqrt(f);
   };
-  // G₀ = G_ans + Σ_missing (s_bs_bᵀ/n_b + tr(K_b)·Ref), and the lower bounds' parts per missing block.
+  // G₀ = G_ans + Σ_missing (s_bs_bᵀ/n_b + tr(K_b)·Ref + C_b), and the lower bounds' parts per missing block. With ρ_b:
+  // −tr(K_b)·Ref ⪯ E_b ⪯ ρ_bP_b (K_b ⪰ 0, and the certificate), so E_b − C_b lies between ∓H_b with the centre
+  // C_b = ((ρ_b − t_b)/2)·Ref + (ρ_bτ_b/2)·I and H_b = ((ρ_b + t_b)/2)·Ref + (ρ_bτ_b/2)·I, t_b = tr(K_b); without, C_b = 0.
   const G0 = Float64Array.from(gram);
   const means = new Float64Array(D * D); // Σ_missing s_bs_bᵀ/n_b
   let traceSum = 0;
+  let diagonalSum = 0;
   let maxRows = 1;
   let missingFrob = 0;
   for (const sm of missing) {
     const nb = Math.max(1, sm.rows);
     maxRows = Math.max(maxRows, sm.rows);
     const t = scatterTrace(sm);
-    traceSum += t;
+    const { centre, diagonal } = centreOf(sm);
+    traceSum += t + Math.abs(centre);
+    diagonalSum += diagonal;
     for (let i = 0; i < D; i++)
       for (let j = 0; j < D; j++) {
         const m = (sm.colSums[i]! * sm.colSums[j]!) / nb;
         means[i * D + j]! += m;
-        G0[i * D + j]! += m + t * Ref[i * D + j]!;
+        G0[i * D + j]! += m + (t + centre) * Ref[i * D + j]! + (i === j ? diagonal : 0);
       }
     missingFrob += sm.frob2;
   }
@@ -751,25 +779,18 @@ function referenceGradientBound(
   const refF = frob(Ref);
   const phi =
     gammaOf(maxRows + input.answered.length + missing.length + 2 * D + 8) *
-    (2 * answeredFrob + 4 * missingFrob + traceSum * refF) *
+    (2 * answeredFrob + 4 * missingFrob + traceSum * refF + diagonalSum * Math.sqrt(D)) *
     1.01;
   const z = embed(x, -1);
-  // Lower bounds L ⪯ G_AA: three choices of the missing blocks' part.
+  // Lower bounds L ⪯ G_AA: the missing blocks' part s_bs_bᵀ/n_b (K_b ⪰ 0), or s_bs_bᵀ/n_b + t_b·Ref − r_bI (the ball).
   const choices: Float64Array[] = [];
-  for (const kind of ['psd', 'rho', 'ball'] as const) {
+  for (const kind of ['psd', 'ball'] as const) {
     const part = Float64Array.from(means);
     let used = false;
     let mag = frob(gram) + frob(means);
     for (const sm of missing) {
       const t = scatterTrace(sm);
-      const rho = sm.scatterRho;
-      const tau = sm.scatterRhoTau;
-      if (kind === 'rho' && rho !== undefined && tau !== undefined && t > rho) {
-        used = true;
-        for (let i = 0; i < D; i++)
-          for (let j = 0; j < D; j++) part[i * D + j]! += (t - rho) * Ref[i * D + j]! - (i === j ? rho * tau : 0);
-        mag += (t - rho) * refF + rho * tau * Math.sqrt(D);
-      } else if (kind === 'ball' && sm.scatterRadius !== undefined && t > sm.scatterRadius) {
+      if (kind === 'ball' && sm.scatterRadius !== undefined && t > sm.scatterRadius) {
         used = true;
         for (let i = 0; i < D; i++)
           for (let j = 0; j < D; j++) part[i * D + j]! += t * Ref[i * D + j]! - (i === j ? sm.scatterRadius : 0);
@@ -804,7 +825,9 @@ function referenceGradientBound(
     });
     const Rz = mul(Ref, zt, D, D, 1);
     const zRz = Math.max(0, dot(zt, Rz)) + gammaOf(2 * D) * refF * z2 * 1.01;
-    return { v, vRound: Math.sqrt(vRound2) * 1.01, zRz, zNorm: Math.sqrt(z2) * (1 + 1e-15) };
+    const zNorm = Math.sqrt(z2) * (1 + 1e-15);
+    // ‖Ref z‖ with its rounding (≤ γ_D‖Ref‖_F‖z‖).
+    return { v, vRound: Math.sqrt(vRound2) * 1.01, zRz, zNorm, refZ: norm(Rz) * (1 + 1e-15) + gammaOf(D + 1) * refF * zNorm };
   };
   const atY = at(z);
   // x₀ = (G₀,AA)⁻¹G₀,Ab, computed (any point works: its distance to y is measured).
@@ -861,11 +884,12 @@ function referenceGradientBound(
       let total = Math.sqrt(quadInv(p.v) / lam) + p.vRound / lam + (phi * p.zNorm) / lam;
       for (const sm of missing) {
         let term = Infinity;
-        const rho = sm.scatterRho;
-        const tau = sm.scatterRhoTau;
-        if (rho !== undefined && tau !== undefined)
-          term = rho * Math.sqrt((mu + tau / lam) / lam) * Math.sqrt(p.zRz + tau * p.zNorm * p.zNorm);
-        if (sm.scatterRadius !== undefined) term = Math.min(term, (sm.scatterRadius * p.zNorm) / lam);
+        const { centre, diagonal, half: h, halfDiagonal: eta } = centreOf(sm);
+        // ‖G_AA⁻¹Π_A H_b^½‖·‖H_b^½z‖ (−H_b ⪯ E_b − C_b ⪯ H_b).
+        if (h > 0) term = Math.sqrt((h * mu + eta / lam) / lam) * Math.sqrt(h * p.zRz + eta * p.zNorm * p.zNorm);
+        // The ball: ‖(E_b − C_b)z‖ ≤ r_b‖z‖ + ‖C_bz‖.
+        if (sm.scatterRadius !== undefined)
+          term = Math.min(term, (sm.scatterRadius * p.zNorm + Math.abs(centre) * p.refZ + diagonal * p.zNorm) / lam);
         total += term;
       }
       return total * (1 + 1e-9);
