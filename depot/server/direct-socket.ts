@@ -111,13 +111,24 @@ export class DirectSocket implements DirectReadSource {
   }
 
   private onRead(n: number): boolean {
+    try {
+      this.deliver(n);
+      return true;
+    } catch (e) {
+      // Never thrown into the stream machinery: the connection ends with the error instead.
+      this.socket.destroy(e instanceof Error ? e : new Error(String(e)));
+      return false;
+    }
+  }
+
+  private deliver(n: number): void {
     const target = this.target;
     if (target !== undefined) {
       // Back to the staging buffer unless the consumer aims again now.
       this.target = undefined;
       directReadStats.landedBytes += n;
       if (this.consumer !== undefined) this.consumer.landed(n);
-      return true;
+      return;
     }
     let bytes: Buffer;
     if (n >= HANDOVER_BYTES) {
@@ -129,6 +140,5 @@ export class DirectSocket implements DirectReadSource {
     if (this.consumer !== undefined) this.consumer.received(bytes);
     else if (this.early !== undefined) this.early.push(bytes);
     else this.socket.emit('data', bytes);
-    return true;
   }
 }
