@@ -129,6 +129,29 @@ describe('DirectSocket: an accepted socket read into memory its reader picks', (
     await until(() => Buffer.concat(got).toString() === 'early', 'the early bytes');
   });
 
+  it('a consumer that fails while a read is delivered ends that connection, nothing else', async () => {
+    let direct: DirectSocket | undefined;
+    const { server, port } = await listen((s) => (direct = DirectSocket.adopt(s)));
+    cleanup.push(() => server.close());
+    const client = await connected(port);
+    client.on('error', () => undefined);
+    client.resume();
+    const clientClosed = once(client, 'close');
+    await until(() => direct !== undefined, 'the accepted socket');
+    let failure: Error | undefined;
+    direct!.socket.on('error', (e: Error) => (failure = e));
+    direct!.attach({
+      received: () => {
+        throw new Error('consumer broke');
+      },
+      landed: () => undefined,
+    });
+    client.write('boom');
+    await clientClosed;
+    expect(failure?.message).toBe('consumer broke');
+    expect(direct!.socket.destroyed).toBe(true);
+  });
+
   it('ANVIL_DIRECT_READS=0 leaves the socket as it is', async () => {
     process.env['ANVIL_DIRECT_READS'] = '0';
     let result: DirectSocket | undefined | 'none' = 'none';
