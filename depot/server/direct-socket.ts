@@ -64,7 +64,9 @@ export class DirectSocket implements DirectReadSource {
       onread: { buffer: () => this.target ?? this.staging, callback: (n: number) => this.onRead(n) },
     } as ConstructorParameters<typeof Socket>[0]);
     // The accepted socket gives up the handle; it closes (and counts as closed for its server)
-    // when this one does, and closing it closes this one.
+    // when this one does, and closing it closes this one. Its addresses, read now, stay known.
+    void accepted.remoteAddress;
+    void accepted.localAddress;
     (accepted as unknown as { _handle: unknown })._handle = null;
     this.socket.once('close', () => accepted.destroy());
     accepted.once('close', () => this.socket.destroy());

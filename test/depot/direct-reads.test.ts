@@ -51,8 +51,10 @@ describe('DirectSocket: an accepted socket read into memory its reader picks', (
 
   it('takes over the socket: bytes go to the consumer or land where it aims; closing frees it for its server', async () => {
     let direct: DirectSocket | undefined;
+    let accepted: Socket | undefined;
     let acceptedClosed = false;
     const { server, port } = await listen((s) => {
+      accepted = s;
       s.once('close', () => (acceptedClosed = true));
       direct = DirectSocket.adopt(s);
     });
@@ -71,6 +73,9 @@ describe('DirectSocket: an accepted socket read into memory its reader picks', (
     client.write(body);
     await until(() => landed === 1000, 'the body in place');
     expect(target.equals(body)).toBe(true);
+    // Both sockets still tell the peer's address.
+    expect(direct!.socket.remotePort).toBe(client.localPort);
+    expect(accepted!.remotePort).toBe(client.localPort);
     // Writes go through the socket that took over.
     direct!.socket.write('reply');
     const [echo] = (await once(client, 'data')) as [Buffer];
