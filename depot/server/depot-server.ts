@@ -1,4 +1,6 @@
+import { mkdir, stat } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Status } from '../../ibp/index.js';
 import { errorReply } from '../../ibp/index.js';
@@ -12,6 +14,7 @@ import { TransferService } from '../transfer/transfer-service.js';
 import { NfuService } from '../nfu/nfu-service.js';
 import { describeKernelBackend } from '../nfu/native-loader.js';
 import { keepHeapWarm } from './heap-tuning.js';
+import { DepotError, DepotErrorCode } from '../errors.js';
 
 export interface DepotServerDeps {
   /** Time source for leases; defaults to the system clock. */
@@ -22,6 +25,27 @@ export interface DepotServerDeps {
   readonly newKey?: () => string;
   /** Filesystem calls of disk resources (tests inject faults). */
   readonly diskIo?: DiskIo;
+}
+
+/**
+ * Creates a disk resource's directory (and its `data` folder) one level at a time. Node's recursive
+ * mkdir never returns where a level cannot be made although its parent exists (under /proc it loops
+ * on ENOENT in the thread pool), so a bad `--data` would hang the start-up instead of failing.
+ */
+async function makeDataDirectory(path: string): Promise<void> {
+  const missing: string[] = [];
+  for (let d = join(resolve(path), 'data'); ; d = dirname(d)) {
+    if ((await stat(d).catch(() => undefined)) !== undefined || dirname(d) === d) break;
+    missing.unshift(d);
+  }
+  for (const d of missing) {
+    await mkdir(d).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'EEXIST') return;
+      throw new DepotError(DepotErrorCode.RESOURCE_UNAVAILABLE, `cannot create data directory ${path}: ${e.message}`, {
+        cause: e,
+      });
+    });
+  }
 }
 
 /**
@@ -61,6 +85,7 @@ export class DepotServer {
   /** Opens the resources, starts listening, and resolves once the depot serves. */
   static async start(options: DepotOptions, deps: DepotServerDeps = {}): Promise<DepotServer> {
     const log = deps.logger ?? pino({ level: options.logLevel, base: { svc: 'depot' } }, pino.destination(2));
+    for (const r of options.resources) if (r.path !== undefined) await makeDataDirectory(r.path);
     const heap = keepHeapWarm();
     const core = await DepotCore.open(options, deps.clock ?? systemClock, {
       log,

@@ -63,6 +63,27 @@ describe('anvil depot: what the flags say is what the depot does', () => {
   });
 });
 
+describe('anvil depot: a data directory that cannot be created', () => {
+  // Under /proc a level can never be made (ENOENT although the parent exists): the start-up must fail
+  // with the error other bad data directories give, not spin.
+  for (const data of ['/proc/anvil-no-such-dir', '/proc/self/anvil-no-such-dir/deeper']) {
+    it(`--data ${data} is refused with DEPOT_ERR_RESOURCE_UNAVAILABLE and exit code 2`, async () => {
+      const r = await run(process.execPath, [BIN, 'depot', '--port', '0', '--data', data], {
+        timeout: 15_000,
+        killSignal: 'SIGKILL',
+      }).then(
+        () => ({ code: 0 as number | null, stderr: '', signal: null as string | null }),
+        (e: { code: number | null; stderr: string; signal: string | null }) => e,
+      );
+      expect(r.signal).toBeNull();
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(
+        new RegExp(`^anvil: DEPOT_ERR_RESOURCE_UNAVAILABLE: cannot create data directory ${data}: ENOENT`),
+      );
+    });
+  }
+});
+
 describe("the README's hand-typed depot session", () => {
   let depot: Awaited<ReturnType<typeof DepotProcess.start>>;
   beforeAll(async () => {
