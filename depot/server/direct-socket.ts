@@ -63,6 +63,8 @@ export class DirectSocket implements DirectReadSource {
       allowHalfOpen: accepted.allowHalfOpen,
       onread: { buffer: () => this.target ?? this.staging, callback: (n: number) => this.onRead(n) },
     } as ConstructorParameters<typeof Socket>[0]);
+    // A runtime whose sockets ignore `handle` leaves the accepted socket as it was.
+    if (handleOf(this.socket) !== handle) throw new Error('the socket did not take the handle');
     // The accepted socket gives up the handle; it closes (and counts as closed for its server)
     // when this one does, and closing it closes this one. Its addresses, read now, stay known.
     void accepted.remoteAddress;
@@ -88,11 +90,6 @@ export class DirectSocket implements DirectReadSource {
     try {
       direct = new DirectSocket(accepted, handle);
     } catch {
-      return undefined;
-    }
-    if (handleOf(direct.socket) !== handle) {
-      // Not built on the handle after all: give it back untouched.
-      (accepted as unknown as { _handle: unknown })._handle = handle;
       return undefined;
     }
     directReadStats.adopted++;
