@@ -8,6 +8,7 @@ import {
   type CoordinatorDataset as Dataset,
   type CoordinatorDatasetBlock as DatasetBlock,
   type Estimate,
+  type PlannedBlock,
   type SourceWeight,
   symmetricEigenvalues,
 } from '../framework/index.js';
@@ -127,6 +128,63 @@ function check(dataset: Dataset, o: RsvdOptions): void {
   if (o.deadlineMs !== undefined && !(o.deadlineMs > 0)) throw invalid('deadlineMs', 'positive', o.deadlineMs);
   for (const b of dataset.blocks)
     if (b.summary === undefined) throw invalid(`blocks[${b.index}].summary`, 'present (ingest summary)', 'none');
+}
+
+/**
+ * The weighted scatter Σ w_b·K_b (K_b = A_bᵀA_b − s_bs_bᵀ/n_b, the block's centred scatter) of the blocks whose
+ * whole response group (depot) gave no answer, estimated by the ratio estimator on their traces (exact from the
+ * summaries): Σ_missing w_b·tr(K_b) / Σ_answered w_a·tr(K_a) · Σ_answered w_a·K_a. The Horvitz–Thompson
+ * difference estimator leaves those scatters out of its point estimate (it has no answer in their group to
+ * weight) and charges them Σ w_b·λ_max(K_b) in its radius instead; so the estimate would stand for the answered
+ * rows only. K̂ and K are both PSD, so ‖K̂ − K‖₂ ≤ max(‖K̂‖₂, ‖K‖₂): with ‖K̂‖₂ scaled down to at most
+ * Σ w_b·λ_max(K_b) (the summaries' bound, already in the radius), the radius still holds for the filled estimate.
+ * `rounding` bounds the arithmetic of K̂ (add it to the radius).
+ */
+export function unansweredGroupsScatter(
+  dataset: Dataset,
+  planned: readonly PlannedBlock[],
+  outputs: ReadonlyMap<number, Float64Array>,
+  weight: (b: DatasetBlock) => number,
+): { value: Float64Array; rounding: number; blocks: number } {
+  const d = dataset.cols;
+  const value = new Float64Array(d * d);
+  const byIndex = new Map(dataset.blocks.map((b) => [String(b.index), b]));
+  const answeredGroups = new Set<string>();
+  for (const p of planned) if (outputs.has(Number(p.id))) answeredGroups.add(p.group ?? '');
+  let missingTrace = 0;
+  let missingNorm = 0;
+  let blocks = 0;
+  for (const p of planned) {
+    const b = byIndex.get(p.id);
+    if (b === undefined || answeredGroups.has(p.group ?? '') || b.summary === undefined) continue;
+    missingTrace += weight(b) * scatterTrace(b.summary);
+    missingNorm += weight(b) * scatterBounds(b.summary).eigMax;
+    blocks++;
+  }
+  if (blocks === 0 || !(missingTrace > 0)) return { value, rounding: 0, blocks };
+  const answered = new Float64Array(d * d);
+  let magnitude = 0;
+  for (const p of planned) {
+    const b = byIndex.get(p.id);
+    const G = outputs.get(Number(p.id));
+    if (b === undefined || G === undefined || b.summary === undefined) continue;
+    const w = weight(b);
+    const s = b.summary.colSums;
+    const n = Math.max(1, b.rows);
+    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) answered[i * d + j]! += w * (G[i * d + j]! - (s[i]! * s[j]!) / n);
+    magnitude += w * b.summary.frob2;
+  }
+  let answeredTrace = 0;
+  for (let j = 0; j < d; j++) answeredTrace += answered[j * d + j]!;
+  if (!(answeredTrace > 0)) return { value, rounding: 0, blocks };
+  let scale = missingTrace / answeredTrace;
+  const top = Math.max(0, symmetricEigenvalues(answered, d)[d - 1]!) * scale;
+  if (top > missingNorm) scale *= missingNorm / top;
+  for (let i = 0; i < d * d; i++) value[i] = scale * answered[i]!;
+  // The answered scatters' entries (each ≤ the blocks' ‖A_b‖_F² in size) formed with a few roundings per block,
+  // then scaled; the eigenvalue used for the clipping is accurate to a few ulps of ‖·‖_F.
+  const rounding = scale * magnitude * d * (planned.length + 8) * 2 ** -52;
+  return { value, rounding, blocks };
 }
 
 interface Pass {
@@ -444,13 +502,19 @@ export async function rsvdCore(
       }
       const gPlanned = gr.planned;
       const gEst = gacc.estimate(gPlanned, { delta, weighting: 'response-groups', final: true });
+      const filled = unansweredGroupsScatter(dataset, gPlanned, gr.outputs, weight);
       let sW = new Float64Array(d);
       let nW = 0;
       for (const b of active) {
         nW += weight(b) * b.rows;
         sW = sW.map((v, j) => v + weight(b) * b.summary!.colSums[j]!);
       }
-      const Ghat = centre(gEst.value, sW, nW, 1);
+      const Ghat = centre(
+        gEst.value.map((v, i) => v + filled.value[i]!),
+        sW,
+        nW,
+        1,
+      );
       const P = new Float64Array(d * d);
       for (let i = 0; i < d; i++) {
         P[i * d + i] = 1;
@@ -533,11 +597,13 @@ export async function rsvdCore(
       const detPerp = perpAns + missPerp;
       kGram = sandwich(VT, Ghat, kk);
       const ansV = svd(sandwich(VT, Gans, kk), kk, kk).s;
-      const tK = gEst.epsilon;
+      const tK = gEst.epsilon + filled.rounding;
       const eps2 = (t: number): number => Math.min(perpHat + t, detPerp);
       residualBound = Math.sqrt(eps2(tK));
       boundAt = (dl: number) =>
-        Math.sqrt(eps2(gacc.estimate(gPlanned, { delta: dl, weighting: 'response-groups', final: true }).epsilon));
+        Math.sqrt(
+          eps2(gacc.estimate(gPlanned, { delta: dl, weighting: 'response-groups', final: true }).epsilon + filled.rounding),
+        );
       const res2 = residualBound ** 2;
       sigmaLower = (t, ritzT) => Math.max(ritzT - tK, ansV[t]!);
       sigmaUpper = (t, ritzT) => Math.min(ritzT + tK, ansV[t]! + missV) + res2;

@@ -63,6 +63,39 @@ describe('randomized SVD in locus', () => {
     }
   });
 
+  it('with a whole depot not answering, σ̂ and explained variance estimate the full dataset (reweighted), bounds still hold', async () => {
+    // Every block of depot 9001 (block b lives on depot 9000 + b mod 4) fails: a response group with no answer.
+    const shifted = truth.A.map((v, i) => v + 3 - (i % 5));
+    const M = Matrix.from1DArray(n, d, Array.from(shifted));
+    const C = M.clone().subRowVector(M.mean('column'));
+    const s = new SingularValueDecomposition(C, { autoTranspose: true }).diagonal;
+    const total = s.reduce((a, v) => a + v * v, 0);
+    for (const seed of [1, 2, 3]) {
+      const { dataset, blocks } = inMemoryDataset(shifted, n, d, { blockRows: 100 });
+      const ctx = runnerContext(new InProcessLocus(blocks, { fail: (a) => a.block.index % 4 === 1 }));
+      const e = await final(pca(dataset, ctx, { rank: 4, seed }));
+      expect(e.blocksMissing).toBe(5);
+      let ratio = 0;
+      let trueRatio = 0;
+      for (let t = 0; t < 4; t++) {
+        // The answered rows alone would give σ̂ ≈ √(3/4)·σ (13 % low).
+        expect(Math.abs(e.value.singularValues[t]! - s[t]!)).toBeLessThan(0.05 * s[t]!);
+        expect(e.value.singularValueLower[t]!).toBeLessThanOrEqual(s[t]! * (1 + 1e-9));
+        expect(e.value.singularValueUpper[t]!).toBeGreaterThanOrEqual(s[t]! * (1 - 1e-9));
+        expect(e.value.singularValues[t]!).toBeGreaterThanOrEqual(e.value.singularValueLower[t]!);
+        expect(e.value.singularValues[t]!).toBeLessThanOrEqual(e.value.singularValueUpper[t]!);
+        const ev = e.value.explainedVariance[t]!;
+        expect(Math.abs(ev - s[t]! ** 2 / (n - 1))).toBeLessThan(0.1 * (s[t]! ** 2 / (n - 1)));
+        ratio += e.value.explainedVarianceRatio[t]!;
+        trueRatio += s[t]! ** 2 / total;
+      }
+      expect(Math.abs(ratio - trueRatio)).toBeLessThan(0.05);
+      const V = Matrix.from1DArray(d, 4, Array.from(e.value.components));
+      const resid = new SingularValueDecomposition(C.sub(C.mmul(V).mmul(V.transpose())), { autoTranspose: true }).diagonal[0]!;
+      expect(resid).toBeLessThanOrEqual(e.epsilon);
+    }
+  });
+
   it('PCA centres by the summary means; rank selection grows k to meet a tolerance', async () => {
     const shifted = truth.A.map((v, i) => v + 5 + (i % d));
     const { dataset, blocks } = inMemoryDataset(shifted, n, d, { blockRows: 500 });
