@@ -87,8 +87,13 @@ export interface SpectralResult {
   readonly explainedVarianceRatio: Float64Array;
   /** Column means subtracted (PCA), else undefined. */
   readonly mean: Float64Array | undefined;
-  /** Certified bound on ‖A − AVVᵀ‖₂ (the estimate's ε). */
+  /**
+   * Certified bound on ‖A − AVVᵀ‖₂ (the estimate's ε). With blocks missing it is the smaller of the sampled
+   * bound (the estimate's `parts`: sketch + sampling) and {@link residualFromSummaries}.
+   */
   readonly residualBound: number;
+  /** With blocks missing: the deterministic bound on ‖A − AVVᵀ‖₂ from the answered Gram and the summaries. */
+  readonly residualFromSummaries?: number;
   /** Source weights used (robust PCA), by source id. */
   readonly sourceWeights: ReadonlyMap<string, number>;
   /** The bound ε at each of the options' `boundDeltas` (same estimate, other failure probabilities). */
@@ -347,16 +352,33 @@ export async function rsvdCore(
     const kk = Math.min(k, p.l);
     const V = leadingColumns(p.V, d, p.l, kk);
     // Probes projected off span(V): P⊥Ω = Ω − V(VᵀΩ).
-    const Om = gaussianMatrix(seed + pass, ALGORITHM_STREAMS.PROBES, d, r);
-    const Pperp = Om.slice();
-    const VtO = mul(transpose(V, d, kk), Om, kk, d, r);
-    const VVtO = mul(V, VtO, d, kk, r);
-    for (let i = 0; i < d * r; i++) Pperp[i]! -= VVtO[i]!;
-    const m = kk + r;
+    // With no more columns than probes, P⊥ = I − VVᵀ itself goes in place of the probes (d ≤ r columns, no
+    // more work): the test then returns the whole Gram (G = [V, I]·WᵀGW·[V, I]ᵀ as VVᵀ + P⊥ = I), and σ and
+    // ‖ÃP⊥‖₂ follow exactly, up to rounding, without probability.
+    const exactBasis = d <= r;
+    const rp = exactBasis ? d : r;
+    let Pperp: Float64Array;
+    if (exactBasis) {
+      Pperp = new Float64Array(d * d);
+      for (let i = 0; i < d; i++)
+        for (let j = 0; j <= i; j++) {
+          let v = i === j ? 1 : 0;
+          for (let t = 0; t < kk; t++) v -= V[i * kk + t]! * V[j * kk + t]!;
+          Pperp[i * d + j] = v;
+          Pperp[j * d + i] = v;
+        }
+    } else {
+      const Om = gaussianMatrix(seed + pass, ALGORITHM_STREAMS.PROBES, d, r);
+      Pperp = Om.slice();
+      const VtO = mul(transpose(V, d, kk), Om, kk, d, r);
+      const VVtO = mul(V, VtO, d, kk, r);
+      for (let i = 0; i < d * r; i++) Pperp[i]! -= VVtO[i]!;
+    }
+    const m = kk + rp;
     const W = new Float64Array(d * m);
     for (let j = 0; j < d; j++) {
       for (let t = 0; t < kk; t++) W[j * m + t] = V[j * kk + t]!;
-      for (let t = 0; t < r; t++) W[j * m + kk + t] = Pperp[j * r + t]!;
+      for (let t = 0; t < rp; t++) W[j * m + kk + t] = Pperp[j * rp + t]!;
     }
     const XT = bytesOf(affineX(W, d, m, mu));
     const test = await round(
@@ -379,7 +401,7 @@ export async function rsvdCore(
     // The (k + r)² Gram WᵀÃᵀÃW, W = [V, P⊥Ω] (orthogonal blocks: ‖W‖₂² = max(1, ‖P⊥Ω‖₂²)), by Horvitz–Thompson
     // over the answered blocks with a matrix-Bernstein radius t; a missing block's share is bounded by
     // w_b·‖A_b − 1μᵀ‖_F²·‖W‖₂² from its summary.
-    const wNorm2 = Math.max(1, svd(Pperp, d, r).s[0]! ** 2);
+    const wNorm2 = Math.max(1, svd(Pperp, d, rp).s[0]! ** 2);
     const acc = new MatrixAccumulator({
       name: 'probe-gram',
       rows: m,
@@ -422,7 +444,7 @@ export async function rsvdCore(
     // ‖R‖₂ for R = Ã(I − VVᵀ): with v₁ its top right singular vector, ‖RΩ‖₂ ≥ ‖u₁ᵀRΩ‖ = ‖R‖₂·‖Ωᵀv₁‖ and
     // ‖Ωᵀv₁‖² ~ χ²_r (Ω Gaussian, drawn after V): ‖R‖₂ ≤ ‖RΩ‖₂/√q with probability ≥ 1 − δ_p, q the δ_p-quantile.
     // ‖RΩ‖₂² = λ_max(ΩᵀRᵀRΩ) ≤ λ_max(estimate) + t.
-    const probeTop = Math.max(0, ...symmetricEigenvalues(part(kk, r), r));
+    const probeTop = Math.max(0, ...symmetricEigenvalues(part(kk, rp), rp));
     const active = dataset.blocks.filter((b) => weight(b) > 0);
     const incomplete = active.some((b) => !test.outputs.has(b.index));
     // Every block answered: the probe Gram is exact (t = 0) and the bound is the probes' alone.
@@ -440,6 +462,47 @@ export async function rsvdCore(
     let boundText =
       `ε bounds ‖A − AVVᵀ‖₂ by ${r} Gaussian probes: ‖R‖₂ ≤ ‖RΩ‖₂/√q, q the ${deltaProbes}-quantile of χ²_${r} ` +
       `(${q2.toFixed(2)}), ‖RΩ‖₂² from the probe Gram; σ intervals: Weyl`;
+    let residualFromSummaries: number | undefined;
+    // σ̂² when known better than by the Ritz values of V (the whole Gram at hand), in descending order.
+    let sigma2: Float64Array | undefined;
+    if (exactBasis && dataset.blocks.every((b) => test.outputs.has(b.index))) {
+      // Every block answered and W = [V, P⊥]: M = WᵀGW exactly but for rounding, and G = XMXᵀ with X = [V, I].
+      // Rounding: the depots form M's entries as sums over a block's rows of products of (a − μ)·W terms, the
+      // coordinator adds the blocks; every entry is off by at most γ_(n_b + B + 4d + 16)·S·‖W‖_F² with
+      // S = 2Σ w_b(‖A_b‖_F² + n_b‖μ‖²) ≥ Σ w_b Σ (|a| + |μ|)²; ‖X‖₂² ≤ 2 + 10⁻¹², VVᵀ + P⊥ = I to k·d ulps
+      // (its error moves XMXᵀ by 3‖E‖‖G‖ ≤ S·kd·u), and the eigenvalues are accurate to a few ulps of ‖·‖_F.
+      const u = dataset.dtype === 'float32' ? 2 ** -24 : 2 ** -53;
+      let S = 0;
+      let rowsMax = 0;
+      let mu2 = 0;
+      for (let j = 0; j < d; j++) mu2 += (mu?.[j] ?? 0) ** 2;
+      for (const b of dataset.blocks) {
+        S += 2 * weight(b) * (b.summary!.frob2 + b.rows * mu2);
+        rowsMax = Math.max(rowsMax, b.rows);
+      }
+      const X = new Float64Array(d * m);
+      for (let i = 0; i < d; i++) {
+        for (let t = 0; t < kk; t++) X[i * m + t] = V[i * kk + t]!;
+        X[i * m + kk + i] = 1;
+      }
+      const Grec = mul(mul(X, full.value, d, m, m), transpose(X, d, m), d, m, d);
+      const k = rowsMax + dataset.blocks.length + 4 * d + 16;
+      const gamma = k * u < 0.5 ? (k * u) / (1 - k * u) : Infinity;
+      const frobG = Math.sqrt(Grec.reduce((a, v) => a + v * v, 0));
+      const tol = (8 * gamma * S * (m + 2) + 4 * kk * d * u * S + 64 * d * u * frobG) * (1 + 1e-6);
+      const eig = symmetricEigenvalues(Grec, d);
+      sigma2 = Float64Array.from({ length: kk }, (_, t) => Math.max(0, eig[d - 1 - t]!));
+      residualBound = Math.sqrt(probeTop + tol);
+      const fixed = residualBound;
+      boundAt = () => fixed;
+      sigmaLower = (t) => sigma2![t]! - tol;
+      sigmaUpper = (t) => sigma2![t]! + tol;
+      parts = { sampling: { epsilon: 0, delta: 0 }, sketch: { epsilon: residualBound, delta: 0 } };
+      deltaUsed = 0;
+      boundText =
+        `every block answered and d ≤ ${r}: P⊥ = I − VVᵀ in place of probes, so the test gives the whole Gram; ` +
+        `ε = ‖A − AVVᵀ‖₂ and the σ intervals are exact up to rounding (δ = 0)`;
+    }
     if (incomplete) {
       // Blocks missing. V was fitted to the blocks that answered, so a bound on the probe Gram's error for this
       // V alone would depend on which blocks failed; instead the error of the whole (centred, weighted) Gram
@@ -607,13 +670,20 @@ export async function rsvdCore(
       const res2 = residualBound ** 2;
       sigmaLower = (t, ritzT) => Math.max(ritzT - tK, ansV[t]!);
       sigmaUpper = (t, ritzT) => Math.min(ritzT + tK, ansV[t]! + missV) + res2;
-      parts = { sampling: { epsilon: tK, delta }, sketch: { epsilon: Math.sqrt(perpHat), delta: 0 } };
+      // ε = min(sketch + sampling, from the summaries): √(λ_max(P⊥ĜP⊥)) (the sketch's residual as Ĝ sees it)
+      // plus what t adds to it, which together make √(λ_max(P⊥ĜP⊥) + t); or the deterministic √detPerp.
+      const sketchPart = Math.sqrt(perpHat);
+      parts = {
+        sampling: { epsilon: Math.sqrt(perpHat + tK) - sketchPart, delta },
+        sketch: { epsilon: sketchPart, delta: 0 },
+      };
+      residualFromSummaries = Math.sqrt(detPerp);
       deltaUsed = delta;
       boundText =
         `blocks missing: ε² = min(λ_max(P⊥ĜP⊥) + t, λ_max(P⊥G_answeredP⊥) + Σ_missing λ_max(Ã_bᵀÃ_b) bounds from the ` +
         `summaries), Ĝ the weighted Gram's ${gEst.method}, t its radius (uniform in V); σ intervals: Weyl`;
     }
-    const ritz = svd(kGram, kk, kk).s; // eigenvalues of the PSD estimate (its singular values)
+    const ritz = sigma2 ?? svd(kGram, kk, kk).s; // eigenvalues of the PSD estimate (its singular values)
     const sv = new Float64Array(kk);
     const lower = new Float64Array(kk);
     const upper = new Float64Array(kk);
@@ -654,6 +724,7 @@ export async function rsvdCore(
         explainedVarianceRatio: evr,
         mean: mu,
         residualBound,
+        ...(residualFromSummaries === undefined ? {} : { residualFromSummaries }),
         sourceWeights: new Map(weights),
         boundsAt,
       },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { final, InProcessLocus, inMemoryDataset, pca, rsvd, runnerContext } from '../../algorithms/index.js';
+import { final, InProcessLocus, inMemoryDataset, pca, rsvd, runnerContext, spectralNorm } from '../../algorithms/index.js';
 import { normals } from '../../nfu-kernels/index.js';
 import { Matrix, SingularValueDecomposition } from 'ml-matrix';
 
@@ -93,6 +93,28 @@ describe('randomized SVD in locus', () => {
       const V = Matrix.from1DArray(d, 4, Array.from(e.value.components));
       const resid = new SingularValueDecomposition(C.sub(C.mmul(V).mmul(V.transpose())), { autoTranspose: true }).diagonal[0]!;
       expect(resid).toBeLessThanOrEqual(e.epsilon);
+    }
+  });
+
+  it('with no more columns than probes and every block answering, σ and the residual are exact up to rounding', async () => {
+    // 8 columns, rank 1: the sketch (l = 8) spans every column, and the test's P⊥ = I − VVᵀ gives the whole Gram.
+    const narrow = knownSpectrum(1200, 8, [50, 40, 30, 5], 0.5, 11);
+    const { dataset, blocks } = inMemoryDataset(narrow.A, 1200, 8, { blockRows: 100 });
+    const e = await final(spectralNorm(dataset, runnerContext(new InProcessLocus(blocks)), { seed: 2 }));
+    expect(e.value.lower).toBeLessThanOrEqual(narrow.s[0]!);
+    expect(e.value.upper).toBeGreaterThanOrEqual(narrow.s[0]!);
+    expect(e.value.upper - e.value.lower).toBeLessThan(1e-8 * narrow.s[0]!);
+    expect(e.delta).toBe(0);
+    const p = await final(rsvd(dataset, runnerContext(new InProcessLocus(blocks)), { rank: 2, seed: 2 }));
+    const A = Matrix.from1DArray(1200, 8, Array.from(narrow.A));
+    const V = Matrix.from1DArray(8, 2, Array.from(p.value.components));
+    const resid = new SingularValueDecomposition(A.sub(A.mmul(V).mmul(V.transpose())), { autoTranspose: true }).diagonal[0]!;
+    expect(resid).toBeLessThanOrEqual(p.epsilon);
+    expect(p.epsilon).toBeLessThan(resid * (1 + 1e-8));
+    for (let t = 0; t < 2; t++) {
+      expect(p.value.singularValueLower[t]!).toBeLessThanOrEqual(narrow.s[t]!);
+      expect(p.value.singularValueUpper[t]!).toBeGreaterThanOrEqual(narrow.s[t]!);
+      expect(Math.abs(p.value.singularValues[t]! - narrow.s[t]!)).toBeLessThan(1e-9 * narrow.s[t]!);
     }
   });
 
