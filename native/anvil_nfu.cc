@@ -9,7 +9,8 @@
 // `scale·a` to Z row by row in the reference's order, so it matches the WebAssembly kernel too.
 //
 // The depot's bulk I/O also uses two helpers at the end of this file: crc32Runs (block CRC-32s in
-// the libuv thread pool) and keepHeap (a C heap that keeps the memory it frees).
+// the libuv thread pool), keepHeap (a C heap that keeps the memory it frees) and populate (fresh
+// memory faulted in by one call instead of one fault per page).
 //
 // Inputs are typed arrays owned by JavaScript; every length and stride is checked before any
 // memory is touched, and a bad call throws a RangeError/TypeError without writing anything.
@@ -27,6 +28,11 @@
 
 #if defined(__GLIBC__)
 #include <malloc.h>
+#endif
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
 #endif
 
 // Node's own zlib (its headers ship with Node and the node binary exports the symbols): the same
@@ -710,6 +716,46 @@ napi_value KeepHeap(napi_env env, napi_callback_info info) {
   });
 }
 
+// populate(bytes) → boolean: faults in the pages that lie wholly inside `bytes` (a Uint8Array,
+// shared memory or not) in one call, writable, without touching their contents (Linux ≥ 5.14:
+// madvise MADV_POPULATE_WRITE). On a VM each first touch of a page otherwise costs a fault of its
+// own; populating the same pages takes about a third less time. False where the system has no
+// such call (the pages then fault in on first touch, as before).
+napi_value Populate(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() {
+    Args a(env, info, 1);
+    bool is = false;
+    check(env, napi_is_typedarray(env, a.argv[0], &is));
+    if (!is) type_error(env, "argument 0 must be a Uint8Array");
+    napi_typedarray_type type;
+    size_t length = 0, off = 0;
+    void* data = nullptr;
+    napi_value ab;
+    check(env, napi_get_typedarray_info(env, a.argv[0], &type, &length, &data, &ab, &off));
+    if (type != napi_uint8_array) type_error(env, "argument 0 must be a Uint8Array");
+    bool ok = false;
+#if defined(__linux__)
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+    const long page = sysconf(_SC_PAGESIZE);
+    if (page > 0 && data != nullptr) {
+      const uintptr_t p = static_cast<uintptr_t>(page);
+      const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
+      const uintptr_t first = (begin + p - 1) & ~(p - 1);
+      const uintptr_t last = (begin + length) & ~(p - 1);
+      ok = last > first && madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE) == 0;
+    }
+#else
+    (void)length;
+    (void)data;
+#endif
+    napi_value out;
+    check(env, napi_get_boolean(env, ok, &out));
+    return out;
+  });
+}
+
 // crc32Runs(parts, runs, inits) → Promise<Uint32Array>: the bytes of `parts` (Uint8Arrays, in
 // order, as one stream) cut into consecutive runs of `runs[i]` bytes (a Float64Array; their sum
 // must not pass the parts' total); run i's CRC-32 continues from `inits[i]` (a Uint32Array of the
@@ -834,6 +880,7 @@ NAPI_MODULE_INIT() {
       {"sparseSign", nullptr, SparseSign, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"crc32Runs", nullptr, Crc32Runs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"keepHeap", nullptr, KeepHeap, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"populate", nullptr, Populate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return nullptr;
   return exports;

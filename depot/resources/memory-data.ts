@@ -1,4 +1,5 @@
 import type { DirectTarget } from '../../ibp/index.js';
+import { loadNativeKernels } from '../nfu/native-loader.js';
 import type { AllocationData, BlockChecksums, RangeWriter, ReadOptions } from '../core/allocation.js';
 import { DepotError, DepotErrorCode } from '../errors.js';
 
@@ -39,6 +40,22 @@ const ZEROS = Buffer.alloc(SEGMENT_BYTES);
  */
 export function zeroFill(buf: Buffer, from: number, to: number): void {
   for (let at = from; at < to; at += SEGMENT_BYTES) ZEROS.copy(buf, at, 0, Math.min(SEGMENT_BYTES, to - at));
+}
+
+let populator: ((bytes: Uint8Array) => boolean) | null | undefined;
+
+/**
+ * Faults in the pages of a new segment in one call (the native addon's `populate`) rather than
+ * one fault per 4 KiB page as the writer first touches them, which takes a quarter to a third
+ * less CPU on a VM. Contents are not touched. Without the addon, or where the system has no such
+ * call, the pages fault in as they are written.
+ */
+function populate(buf: Buffer): void {
+  if (populator === undefined) {
+    const native = loadNativeKernels().native as { populate?: (bytes: Uint8Array) => boolean } | undefined;
+    populator = typeof native?.populate === 'function' ? native.populate.bind(native) : null;
+  }
+  if (populator !== null && !populator(buf)) populator = null; // unsupported here: stop asking
 }
 
 /** A part of a pinned range: `bytes` hold the range's bytes from `at` on. */
@@ -114,7 +131,9 @@ class SegmentPool {
   take(): { buf: Buffer; fresh: boolean } {
     const reused = this.idle.pop();
     if (reused !== undefined) return { buf: reused.buf, fresh: false };
-    return { buf: sharedBuffer(SEGMENT_BYTES), fresh: true };
+    const buf = sharedBuffer(SEGMENT_BYTES);
+    populate(buf);
+    return { buf, fresh: true };
   }
 
   /**
