@@ -26,7 +26,7 @@ import {
   type RefreshMode,
   type WarmReport,
 } from '../framework/index.js';
-import { sizeFlag } from './flags.js';
+import { durationFlag, sizeFlag } from './flags.js';
 
 /** A byte size flag (`4MiB`); a bad one is the tool's argument error, not a depot configuration error. */
 function byteSize(value: unknown, flag: string): number {
@@ -88,8 +88,18 @@ function print(json: boolean | undefined, value: unknown, text: () => string): v
   process.stdout.write(json === true ? `${JSON.stringify(value)}\n` : `${text()}\n`);
 }
 
-function withClient<T>(fn: (client: IbpClient) => Promise<T>): Promise<T> {
-  const client = new IbpClient({ timeoutMs: 120_000 });
+/** How long download, stat and trim wait for one request (a block, a probe) before trying elsewhere. */
+const DEFAULT_REQUEST_TIMEOUT = '30s';
+const TIMEOUT_HELP = `how long one request (a block fetch, a probe) may take before the next copy is tried, e.g. 10s, 500ms, 2m`;
+
+/** `--timeout 30s` in milliseconds; a bad one is the tool's argument error. */
+function timeoutFlag(value: unknown): number {
+  return durationFlag(value, '--timeout', (message) => new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, message));
+}
+
+/** Runs `fn` with a client whose requests time out after `timeoutMs` (connecting: at most 5 s of it). */
+function withClient<T>(fn: (client: IbpClient) => Promise<T>, timeoutMs = 120_000): Promise<T> {
+  const client = new IbpClient({ timeoutMs, connectTimeoutMs: Math.min(5_000, timeoutMs) });
   return fn(client).finally(() => client.close());
 }
 
@@ -182,17 +192,30 @@ export function lorsCommands(): CliCommand[] {
   const down = new CliCommand('download')
     .description('fetch the file an exNode describes (parallel, replica fail-over, resumable, checksummed)')
     .argument('<exnode>', 'the exNode (.xnd or .json)')
-    .requiredOption('-o, --output <file>', 'the file to write (not a directory); OUTPUT.partial holds an unfinished download')
+    .requiredOption(
+      '-o, --output <file>',
+      'the file to write (not a directory); an existing file is refused; OUTPUT.partial holds an unfinished download',
+    )
+    .option('--force', 'overwrite an existing output file (it is replaced only once the download is complete)')
     .option('--threads <n>', 'blocks in flight', '4')
+    .option('--timeout <duration>', TIMEOUT_HELP, DEFAULT_REQUEST_TIMEOUT)
     .option('--no-resume', 'start over instead of resuming a partial download')
     .option('--json', JSON_HELP)
     .action(async (exnode: string, f: Record<string, string | boolean | undefined>) => {
       const threads = positive(String(f['threads']), '--threads');
+      const timeoutMs = timeoutFlag(f['timeout']);
       const x = await readExnode(exnode);
       const bar = progress(x.size, 'download', 'bytes', f['json'] as boolean);
       const started = Date.now();
-      const r = await withClient((client) =>
-        download(client, x, String(f['output']), { threads, resume: f['resume'] !== false, onProgress: bar.tick }),
+      const r = await withClient(
+        (client) =>
+          download(client, x, String(f['output']), {
+            threads,
+            resume: f['resume'] !== false,
+            overwrite: f['force'] === true,
+            onProgress: bar.tick,
+          }),
+        timeoutMs,
       ).finally(bar.stop);
       const seconds = (Date.now() - started) / 1000;
       print(
@@ -226,24 +249,31 @@ export function lorsCommands(): CliCommand[] {
     });
 
   const statCmd = new CliCommand('stat')
-    .description('probe every mapping: alive, size, time left; exits 1 when a mapping is dead')
+    .description(
+      'probe every mapping: alive (size, time left), DEAD (the depot says the bytes are gone: what trim --dead drops) or ' +
+        'UNREACHABLE (no answer or another error: trim --dead keeps it, --unreachable drops it); exits 1 unless all are alive',
+    )
     .argument('<exnode>', 'the exNode (.xnd or .json)')
+    .option('--timeout <duration>', TIMEOUT_HELP, DEFAULT_REQUEST_TIMEOUT)
     .option('--json', JSON_HELP)
-    .action(async (exnode: string, f: { json?: boolean }) => {
+    .action(async (exnode: string, f: { json?: boolean; timeout: string }) => {
+      const timeoutMs = timeoutFlag(f.timeout);
       const x = await readExnode(exnode);
       const bar = progress(x.mappings.length, 'stat', 'mappings', f.json);
-      const s = await withClient((client) => statMappings(client, x, 8, { onProgress: bar.tick })).finally(bar.stop);
-      const dead = s.filter((m) => !m.alive).length;
+      const s = await withClient((client) => statMappings(client, x, 8, { onProgress: bar.tick }), timeoutMs).finally(bar.stop);
+      const dead = s.filter((m) => m.gone).length;
+      const unreachable = s.filter((m) => !m.alive && !m.gone).length;
+      const state = (m: (typeof s)[number]) =>
+        m.alive
+          ? `alive ${m.size ?? ''}/${m.maxSize ?? ''} ${m.secondsLeft ?? ''}s`
+          : `${m.gone ? 'DEAD' : 'UNREACHABLE'} ${m.error ?? ''}`;
       print(f.json, s, () =>
         [
-          ...s.map(
-            (m) =>
-              `#${m.index} ${m.depot} @${m.exnodeOffset} ${m.alive ? `alive ${m.size ?? ''}/${m.maxSize ?? ''} ${m.secondsLeft ?? ''}s` : `DEAD ${m.error ?? ''}`}`,
-          ),
-          `${s.length - dead} alive, ${dead} dead`,
+          ...s.map((m) => `#${m.index} ${m.depot} @${m.exnodeOffset} ${state(m)}`),
+          `${s.length - dead - unreachable} alive, ${dead} dead, ${unreachable} unreachable`,
         ].join('\n'),
       );
-      if (dead > 0) process.exitCode = 1;
+      if (dead + unreachable > 0) process.exitCode = 1;
     });
 
   const aug = new CliCommand('augment')
@@ -273,7 +303,7 @@ export function lorsCommands(): CliCommand[] {
     .argument('<exnode>', 'the exNode (.xnd or .json); rewritten when mappings are removed')
     .option(
       '--dead',
-      'drop mappings whose depot answers that the bytes are gone (no such allocation, -4, or too short, -19); a depot that does not answer keeps its mappings',
+      'drop mappings whose depot answers that the bytes are gone (no such allocation, -4, or too short, -19: DEAD in anvil stat); a depot that does not answer keeps its mappings (UNREACHABLE)',
     )
     .option(
       '--unreachable',
@@ -281,12 +311,14 @@ export function lorsCommands(): CliCommand[] {
     )
     .option('--mapping <list>', 'drop these mappings: comma-separated indexes as `anvil stat` shows them, e.g. 0,3')
     .option('--decrement', 'with --mapping: also release the allocations (DECR of the read count)')
+    .option('--timeout <duration>', 'with --dead: how long one probe may take, e.g. 10s, 500ms, 2m', DEFAULT_REQUEST_TIMEOUT)
     .option('--json', JSON_HELP)
     .action(
       async (
         exnode: string,
-        f: { dead?: boolean; unreachable?: boolean; mapping?: string; decrement?: boolean; json?: boolean },
+        f: { dead?: boolean; unreachable?: boolean; mapping?: string; decrement?: boolean; json?: boolean; timeout: string },
       ) => {
+        const timeoutMs = timeoutFlag(f.timeout);
         if ((f.dead === true) === (f.mapping !== undefined))
           throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, 'give exactly one of --dead and --mapping');
         if (f.unreachable === true && f.dead !== true)
@@ -296,10 +328,12 @@ export function lorsCommands(): CliCommand[] {
         const indexes = f.mapping === undefined ? [] : mappingList(f.mapping);
         const x = await readExnode(exnode);
         const bar = f.dead === true ? progress(x.mappings.length, 'trim', 'mappings', f.json) : undefined;
-        const removed = await withClient((client) =>
-          f.dead === true
-            ? trimDead(client, x, f.unreachable === true, undefined, { onProgress: bar!.tick })
-            : trimMappings(client, x, indexes, f.decrement === true),
+        const removed = await withClient(
+          (client) =>
+            f.dead === true
+              ? trimDead(client, x, f.unreachable === true, undefined, { onProgress: bar!.tick })
+              : trimMappings(client, x, indexes, f.decrement === true),
+          timeoutMs,
         ).finally(() => bar?.stop());
         if (removed > 0) await writeExnode(exnode, x);
         print(f.json, { removed }, () => `removed ${removed} mappings`);

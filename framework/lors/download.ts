@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import type { IbpClient } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import { depotKey, type Exnode, type Mapping } from '../exnode/exnode.js';
@@ -10,6 +10,8 @@ export interface DownloadOptions {
   readonly threads?: number;
   /** Resume from a previous partial download of the same exNode (default true). */
   readonly resume?: boolean;
+  /** Replace a file already at `out` (default false: an existing `out` is refused before anything is fetched). */
+  readonly overwrite?: boolean;
   readonly signal?: AbortSignal;
   readonly onProgress?: (bytes: number) => void;
   /** Called before each replica fetch (tests count fetches). */
@@ -76,8 +78,11 @@ function rangesOf(x: Exnode): Range[] {
  * replica that answers with intact bytes (SHA-256 checked when a replica is read whole), falling
  * over to the next replica on any failure. Progress is kept in `out.partial` and
  * `out.partial.json`; an interrupted download of the same exNode resumes there and fetches only the
- * ranges it lacks. `out` appears only when complete; an `out` that is a directory or whose
- * directory is missing is refused first (`FW_ERR_INVALID_ARGUMENT`).
+ * ranges it lacks. `out` appears only when complete (renamed from the partial file, so it is never
+ * seen half written); an `out` that is a directory, whose directory is missing, or that already exists
+ * (unless `overwrite`) is refused first (`FW_ERR_INVALID_ARGUMENT`). A depot that failed a fetch is
+ * tried last for the other ranges, so a stalled depot costs one request timeout (the client's), not one
+ * per range.
  */
 export async function download(
   client: IbpClient,
@@ -88,6 +93,11 @@ export async function download(
   const threads = options.threads ?? 4;
   const ranges = rangesOf(x);
   await checkOutputPath(out); // a directory or a missing parent fails here, before any partial file
+  if (options.overwrite !== true && (await lstat(out).catch(() => undefined)) !== undefined)
+    throw new FrameworkError(
+      FrameworkErrorCode.INVALID_ARGUMENT,
+      `output ${out} already exists: give another output, or overwrite: true (anvil download --force) to replace it; nothing was downloaded`,
+    );
   const partial = `${out}.partial`;
   const stateFile = `${partial}.json`;
   const print = fingerprint(x);
@@ -124,12 +134,14 @@ export async function download(
     await fh.truncate(x.size);
     const todo = ranges.filter((r) => !done.has(r.start));
     const preferred = new Map<string, number>(); // depots that answered, tried first
+    const failing = new Set<string>(); // depots that failed a fetch, tried last
+    const rank = (m: Mapping) => (failing.has(depotKey(m)) ? -Infinity : (preferred.get(depotKey(m)) ?? 0));
     await forEachBounded(
       todo.length,
       threads,
       async (i) => {
         const r = todo[i]!;
-        const replicas = [...r.replicas].sort((p, q) => (preferred.get(depotKey(q)) ?? 0) - (preferred.get(depotKey(p)) ?? 0));
+        const replicas = [...r.replicas].sort((p, q) => (rank(q) === rank(p) ? 0 : rank(q) > rank(p) ? 1 : -1));
         const errors: string[] = [];
         for (const m of replicas) {
           let data: Buffer;
@@ -142,12 +154,14 @@ export async function download(
             }
           } catch (e) {
             failovers++;
+            failing.add(depotKey(m));
             errors.push(`${depotKey(m)}: ${(e as Error).message}`);
             continue;
           }
           // A local write failure is not a replica's fault: it ends the download.
           await fh.write(data, 0, data.length, r.start);
           preferred.set(depotKey(m), (preferred.get(depotKey(m)) ?? 0) + 1);
+          failing.delete(depotKey(m));
           fetched++;
           done.add(r.start);
           options.onProgress?.(data.length);

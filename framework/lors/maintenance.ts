@@ -1,4 +1,4 @@
-import { formatCapability, parseCapability, type DepotAddress, type IbpClient } from '../../ibp/index.js';
+import { ClientErrorCode, formatCapability, parseCapability, type DepotAddress, type IbpClient } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import { blocksOf, depotKey, depotOf, type Exnode, type Mapping } from '../exnode/exnode.js';
 import { systemClock, type Clock } from '../clock.js';
@@ -29,7 +29,10 @@ export interface MappingProgress {
 
 /**
  * Probes every mapping (`anvil stat`): with a manage cap, MANAGE PROBE; with only a read cap, a
- * one-byte LOAD. A mapping is alive when its depot answers and the allocation holds its bytes.
+ * one-byte LOAD. A mapping is alive when its depot answers and the allocation holds its bytes; it is
+ * `gone` when the depot answers that they are not there. Once a request to a depot has had no reply
+ * within the client's timeout, that depot's remaining mappings are not asked again (a stalled depot
+ * costs one timeout, not one per mapping): they are neither alive nor gone.
  */
 export async function statMappings(
   client: IbpClient,
@@ -38,6 +41,7 @@ export async function statMappings(
   options: MappingProgress = {},
 ): Promise<MappingStatus[]> {
   const out: MappingStatus[] = new Array(x.mappings.length);
+  const stalled = new Map<string, string>(); // depot → the timeout it gave
   await forEachBounded(x.mappings.length, threads, async (i) => {
     await probeOne(i);
     options.onProgress?.(1);
@@ -47,6 +51,11 @@ export async function statMappings(
   async function probeOne(i: number): Promise<void> {
     const m = x.mappings[i]!;
     const base = { index: i, depot: depotKey(m), exnodeOffset: m.exnodeOffset };
+    const timedOut = stalled.get(base.depot);
+    if (timedOut !== undefined) {
+      out[i] = { ...base, alive: false, gone: false, error: `not asked: an earlier request ${timedOut}` };
+      return;
+    }
     try {
       if (m.manage !== undefined) {
         const p = await client.probe(m.manage);
@@ -66,6 +75,7 @@ export async function statMappings(
       }
     } catch (e) {
       const status = (e as { status?: number }).status;
+      if ((e as { code?: unknown }).code === ClientErrorCode.TIMEOUT) stalled.set(base.depot, `got ${(e as Error).message}`);
       // -4: no such allocation; -19: it holds less than the mapping. Anything else may pass.
       out[i] = { ...base, alive: false, gone: status === -4 || status === -19, error: (e as Error).message };
     }

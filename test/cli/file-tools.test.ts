@@ -167,6 +167,26 @@ describe('anvil file tools as a new user meets them', () => {
     expect(readdirSync(target)).toEqual([]);
   });
 
+  it('download -o EXISTING is refused before anything is fetched unless --force', async () => {
+    const xnd = await uploadCli('dl-existing.json');
+    const out = join(dir.path, 'precious.csv');
+    writeFileSync(out, 'precious');
+    const r = await anvil(['download', xnd, '-o', out]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `anvil: FW_ERR_INVALID_ARGUMENT: output ${out} already exists: give another output, or overwrite: true ` +
+        '(anvil download --force) to replace it; nothing was downloaded\n',
+    );
+    expect(readFileSync(out, 'utf8')).toBe('precious');
+    expect(existsSync(`${out}.partial`)).toBe(false);
+    const forced = await anvil(['download', xnd, '-o', out, '--force', '--json']);
+    expect(forced.stderr).toBe('');
+    expect(forced.code).toBe(0);
+    expect(readFileSync(out).equals(readFileSync(file))).toBe(true);
+    expect(existsSync(`${out}.partial`)).toBe(false);
+    expect(existsSync(`${out}.partial.json`)).toBe(false);
+  });
+
   it('refresh --extend-to never shortens a lease unless --allow-shorten', async () => {
     const xnd = await uploadCli('refresh.json', ['--duration', '7000']);
     const soon = new Date(Date.now() + 3_600_000).toISOString();
@@ -200,10 +220,18 @@ describe('anvil file tools as a new user meets them', () => {
     const xnd = await withUnreachable('trim.json', 2);
     const stat = await anvil(['stat', xnd]);
     expect(stat.code).toBe(1);
-    expect(stat.stdout).toMatch(/3 alive, 2 dead\n$/);
+    expect(stat.stdout).toMatch(/\n#3 127\.0\.0\.1:\d+ @0 UNREACHABLE [^\n]*\n/);
+    expect(stat.stdout).toMatch(/3 alive, 0 dead, 2 unreachable\n$/);
     expect(JSON.parse((await anvil(['trim', xnd, '--dead', '--json'])).stdout)).toEqual({ removed: 0 });
     expect(JSON.parse((await anvil(['trim', xnd, '--dead', '--unreachable', '--json'])).stdout)).toEqual({ removed: 2 });
     expect((await anvil(['stat', xnd])).code).toBe(0);
+    // A released allocation: its depot says the bytes are gone; stat calls it DEAD and trim --dead drops it.
+    await depots[0]!.client.decr((await readExnode(xnd)).mappings[1]!.manage!, 'read');
+    const gone = await anvil(['stat', xnd]);
+    expect(gone.code).toBe(1);
+    expect(gone.stdout).toMatch(/\n#1 127\.0\.0\.1:\d+ @100000 DEAD [^\n]*\n/);
+    expect(gone.stdout).toMatch(/2 alive, 1 dead, 0 unreachable\n$/);
+    expect(JSON.parse((await anvil(['trim', xnd, '--dead', '--json'])).stdout)).toEqual({ removed: 1 });
     const help = (await anvil(['trim', '--help'])).stdout.replace(/\s+/g, ' ');
     expect(help).toContain('a depot that does not answer keeps its mappings');
     expect(help).toContain('--unreachable with --dead: also drop mappings whose depot does not answer');

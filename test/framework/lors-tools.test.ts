@@ -114,12 +114,16 @@ describe('LoRS-style tools against in-process depots', () => {
     await expect(
       download(client(), a, out, {
         threads: 1,
+        overwrite: true,
         signal: abort2.signal,
         onFetch: () => void (++n === 2 && abort2.abort(new Error('stop'))),
       }),
     ).rejects.toThrow('stop');
     rmSync(`${out}.partial`);
-    const ra = await download(client(), a, out); // the state file alone proves nothing
+    // `out` holds b's download now: refused unless overwrite, and left as it was.
+    await expect(download(client(), a, out)).rejects.toMatchObject({ code: 'FW_ERR_INVALID_ARGUMENT' });
+    expect(readFileSync(out).equals(otherData)).toBe(true);
+    const ra = await download(client(), a, out, { overwrite: true }); // the state file alone proves nothing
     expect(ra.blocksResumed).toBe(0);
     expect(readFileSync(out).equals(data)).toBe(true);
   });
