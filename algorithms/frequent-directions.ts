@@ -10,6 +10,7 @@ import { builtins, encodeAttrs, fdStateLength, parseAttrs, WASM_BACKEND } from '
 import { svd } from './dense.js';
 import { checkAborted, pinnedTo, round, type LocusContext } from './engine.js';
 import type { LocusRunner } from './locus.js';
+import { requireRows } from './rsvd.js';
 
 /** Options of {@link frequentDirectionsCore}. */
 export interface FrequentDirectionsOptions {
@@ -62,6 +63,7 @@ export async function frequentDirectionsCore(
   dataset: Dataset,
   options: FrequentDirectionsOptions,
 ): Promise<Estimate<FrequentDirectionsResult>> {
+  requireRows(dataset);
   const d = dataset.cols;
   const ell = options.sketchRows ?? 2 * Math.min(d, 16);
   if (!Number.isInteger(ell) || ell < 2 || ell > 4096) throw invalid('sketchRows', 'an integer from 2 to 4096', ell);
@@ -163,6 +165,14 @@ export async function frequentDirectionsCore(
     deltaMerge = merged[3]!;
     B = merged.slice(4);
   }
+  // Nothing absorbed (every block missing, or none reached before the deadline): no estimate of AᵀA at all.
+  if (rowsSeen === 0)
+    throw new CoordinatorError(
+      CoordinatorErrorCode.COVERAGE,
+      `coverage too low for Frequent Directions: no rows absorbed (${used} of ${dataset.blocks.length} block sketches ` +
+        `answered${deadlineAt !== undefined && Date.now() >= deadlineAt ? ', deadline reached' : ''})`,
+      { details: { coverage: 0, blocksUsed: used, blocksPlanned: dataset.blocks.length } },
+    );
   const r = Math.min(ell, d);
   const { s: sv, V } = svd(B, ell, d);
   const epsilon = deltaBlocks + deltaMerge + missingBound;

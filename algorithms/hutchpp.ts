@@ -1,7 +1,7 @@
 import { CoordinatorError, CoordinatorErrorCode, type CoordinatorDataset as Dataset, type Estimate } from '../framework/index.js';
 import { bytesOf, gaussianMatrix, mul, orthonormalize, transpose } from './dense.js';
 import { affineX, checkAborted, pinnedTo, round, summaryMeans, type LocusContext } from './engine.js';
-import { ALGORITHM_STREAMS } from './rsvd.js';
+import { ALGORITHM_STREAMS, requireRows } from './rsvd.js';
 
 /** Options of {@link traceCore}. */
 export interface TraceOptions {
@@ -31,8 +31,12 @@ export interface TraceResult {
   /** tr(QᵀCᵖQ), exact for the range found, and the probes' estimate of the rest. */
   readonly deflated: number;
   readonly residual: number;
-  /** (tr C)ᵖ / tr(Cᵖ) raised to 1/(p − 1): an effective rank (participation ratio for p = 2); tr C exact from the summaries. */
-  readonly effectiveRank: number;
+  /**
+   * An effective rank: ((tr C)ᵖ / tr(Cᵖ))^(1/(p − 1)) for p ≥ 2 (the participation ratio (tr C)²/tr(C²) for p = 2),
+   * tr C exact from the summaries. For p = 1 the participation ratio (tr C)²/‖C‖_F² when the trace was exact (C
+   * itself was formed, so tr(C²) = ‖C‖_F² too); undefined with Hutch++ (nothing estimates tr(C²) then).
+   */
+  readonly effectiveRank: number | undefined;
 }
 
 function invalid(argument: string, rule: string, value: unknown): CoordinatorError {
@@ -65,6 +69,7 @@ export function minHutchMatvecs(delta: number): number {
  * Every block must answer every round (COORD_E_COVERAGE otherwise).
  */
 export async function traceCore(ctx: LocusContext, dataset: Dataset, options: TraceOptions): Promise<Estimate<TraceResult>> {
+  requireRows(dataset);
   const d = dataset.cols;
   const p = options.power ?? 2;
   const delta = options.delta ?? 0.05;
@@ -187,7 +192,14 @@ export async function traceCore(ctx: LocusContext, dataset: Dataset, options: Tr
         trace,
         deflated: trace,
         residual: 0,
-        effectiveRank: p === 1 ? d : (trC ** p / Math.max(trace, 1e-300)) ** (1 / (p - 1)),
+        effectiveRank:
+          p === 1
+            ? trC ** 2 /
+              Math.max(
+                Cp.reduce((a, v) => a + v * v, 0),
+                1e-300,
+              )
+            : (trC ** p / Math.max(trace, 1e-300)) ** (1 / (p - 1)),
       },
       epsilon: Number.isFinite(rounding) ? rounding : Infinity,
       delta: 0,
@@ -239,7 +251,7 @@ export async function traceCore(ctx: LocusContext, dataset: Dataset, options: Tr
       trace,
       deflated: top,
       residual: H,
-      effectiveRank: p === 1 ? d : (trC ** p / Math.max(trace, 1e-300)) ** (1 / (p - 1)),
+      effectiveRank: p === 1 ? undefined : (trC ** p / Math.max(trace, 1e-300)) ** (1 / (p - 1)),
     },
     epsilon: eps,
     delta,

@@ -88,12 +88,15 @@ export interface SpectralResult {
   /** Column means subtracted (PCA), else undefined. */
   readonly mean: Float64Array | undefined;
   /**
-   * Certified bound on ‖A − AVVᵀ‖₂ (the estimate's ε). With blocks missing it is the smaller of the sampled
-   * bound (the estimate's `parts`: sketch + sampling) and {@link residualFromSummaries}.
+   * Certified bound on ‖A − AVVᵀ‖₂ (the estimate's ε; its `parts`, sketch + sampling, add up to it). With blocks
+   * missing it is the smaller of {@link residuals}' two.
    */
   readonly residualBound: number;
-  /** With blocks missing: the deterministic bound on ‖A − AVVᵀ‖₂ from the answered Gram and the summaries. */
-  readonly residualFromSummaries?: number;
+  /**
+   * With blocks missing: the two bounds on ‖A − AVVᵀ‖₂, `sampled` √(λ_max(P⊥ĜP⊥) + t) (holding with probability
+   * ≥ 1 − δ) and `fromSummaries` (deterministic: the answered rows' residual and the missing blocks' summaries).
+   */
+  readonly residuals?: { readonly sampled: number; readonly fromSummaries: number };
   /** Source weights used (robust PCA), by source id. */
   readonly sourceWeights: ReadonlyMap<string, number>;
   /** The bound ε at each of the options' `boundDeltas` (same estimate, other failure probabilities). */
@@ -110,7 +113,22 @@ function invalid(argument: string, rule: string, value: unknown): CoordinatorErr
   );
 }
 
+/**
+ * Refuses a dataset without rows (an empty input ingested): `COORD_E_INVALID_ARGUMENT` naming the dataset, before
+ * any op is planned.
+ */
+export function requireRows(dataset: Dataset): void {
+  if (dataset.rows > 0 && dataset.blocks.length > 0) return;
+  throw new CoordinatorError(
+    CoordinatorErrorCode.INVALID_ARGUMENT,
+    `invalid argument: the dataset "${dataset.name}" is empty (${dataset.rows} rows × ${dataset.cols} columns, ` +
+      `${dataset.blocks.length} blocks); there is nothing to estimate: ingest rows first`,
+    { details: { argument: 'dataset', value: `${dataset.rows} × ${dataset.cols}` } },
+  );
+}
+
 function check(dataset: Dataset, o: RsvdOptions): void {
+  requireRows(dataset);
   const d = dataset.cols;
   if (!Number.isInteger(o.rank) || o.rank < 1 || o.rank > d) throw invalid('rank', `an integer from 1 to ${d}`, o.rank);
   if (o.oversampling !== undefined && (!Number.isInteger(o.oversampling) || o.oversampling < 0))
@@ -462,7 +480,7 @@ export async function rsvdCore(
     let boundText =
       `ε bounds ‖A − AVVᵀ‖₂ by ${r} Gaussian probes: ‖R‖₂ ≤ ‖RΩ‖₂/√q, q the ${deltaProbes}-quantile of χ²_${r} ` +
       `(${q2.toFixed(2)}), ‖RΩ‖₂² from the probe Gram; σ intervals: Weyl`;
-    let residualFromSummaries: number | undefined;
+    let residuals: { sampled: number; fromSummaries: number } | undefined;
     // σ̂² when known better than by the Ritz values of V (the whole Gram at hand), in descending order.
     let sigma2: Float64Array | undefined;
     if (exactBasis && dataset.blocks.every((b) => test.outputs.has(b.index))) {
@@ -670,14 +688,17 @@ export async function rsvdCore(
       const res2 = residualBound ** 2;
       sigmaLower = (t, ritzT) => Math.max(ritzT - tK, ansV[t]!);
       sigmaUpper = (t, ritzT) => Math.min(ritzT + tK, ansV[t]! + missV) + res2;
-      // ε = min(sketch + sampling, from the summaries): √(λ_max(P⊥ĜP⊥)) (the sketch's residual as Ĝ sees it)
-      // plus what t adds to it, which together make √(λ_max(P⊥ĜP⊥) + t); or the deterministic √detPerp.
-      const sketchPart = Math.sqrt(perpHat);
+      // Parts that add up to ε, by the route that gave it: sampled, √(λ_max(P⊥ĜP⊥)) (the sketch's residual as Ĝ
+      // sees it) plus what t adds; from the summaries, √(λ_max(P⊥G_ansP⊥)) (the residual of the answered rows)
+      // plus what the missing blocks' bounds add.
+      const sampled = Math.sqrt(perpHat + tK);
+      const fromSummaries = Math.sqrt(detPerp);
+      const sketchPart = Math.sqrt(sampled <= fromSummaries ? perpHat : perpAns);
       parts = {
-        sampling: { epsilon: Math.sqrt(perpHat + tK) - sketchPart, delta },
+        sampling: { epsilon: Math.max(0, residualBound - sketchPart), delta: sampled <= fromSummaries ? delta : 0 },
         sketch: { epsilon: sketchPart, delta: 0 },
       };
-      residualFromSummaries = Math.sqrt(detPerp);
+      residuals = { sampled, fromSummaries };
       deltaUsed = delta;
       boundText =
         `blocks missing: ε² = min(λ_max(P⊥ĜP⊥) + t, λ_max(P⊥G_answeredP⊥) + Σ_missing λ_max(Ã_bᵀÃ_b) bounds from the ` +
@@ -724,7 +745,7 @@ export async function rsvdCore(
         explainedVarianceRatio: evr,
         mean: mu,
         residualBound,
-        ...(residualFromSummaries === undefined ? {} : { residualFromSummaries }),
+        ...(residuals === undefined ? {} : { residuals }),
         sourceWeights: new Map(weights),
         boundsAt,
       },

@@ -133,6 +133,28 @@ describe('Frequent Directions in locus', () => {
     expect(covError(A, n, d, e.value.sketch, 12)).toBeLessThanOrEqual(e.epsilon);
   });
 
+  it('ends with COORD_E_COVERAGE when nothing was absorbed (no sketch read back by the deadline), not with a zero sketch', async () => {
+    // The updates run, but no sketch comes back (as when the deadline passes before the read-back).
+    class NoReadBack extends InProcessLocus {
+      override readState(): Promise<Uint8Array | undefined> {
+        return Promise.resolve(undefined);
+      }
+    }
+    const { dataset, blocks } = inMemoryDataset(A, n, d, { blockRows: 500 });
+    const ctx = runnerContext(new NoReadBack(blocks));
+    const err = (await final(frequentDirections(dataset, ctx, { sketchRows: 12 })).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as Error & { code: string };
+    expect(err).toMatchObject({ code: 'COORD_E_COVERAGE' });
+    expect(err.message).toMatch(/no rows absorbed \(0 of \d+ block sketches answered\)/);
+    // No block answering at all is COORD_E_COVERAGE as well.
+    const none = runnerContext(new InProcessLocus(blocks, { fail: () => true }));
+    await expect(final(frequentDirections(dataset, none, { sketchRows: 12 }))).rejects.toMatchObject({
+      code: 'COORD_E_COVERAGE',
+    });
+  });
+
   it('refuses a sketch of one row', async () => {
     const { dataset, blocks } = inMemoryDataset(A, n, d, { blockRows: 500 });
     await expect(

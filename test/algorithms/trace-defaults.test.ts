@@ -39,6 +39,25 @@ describe('trace defaults on narrow datasets', () => {
     }
   });
 
+  it('power 1: the effective rank is (tr C)²/tr(C²) when exact (never the column count), absent with Hutch++', async () => {
+    const d = 8;
+    const A = data(n, d, 5);
+    const { dataset, blocks } = inMemoryDataset(A, n, d, { blockRows: 400 });
+    const pr = exactTrace(A, n, d, 1) ** 2 / exactTrace(A, n, d, 2);
+    const one = await final(traceEstimate(dataset, runnerContext(new InProcessLocus(blocks)), { power: 1 }));
+    expect(one.value.effectiveRank).toBeCloseTo(pr, 9);
+    expect(one.value.effectiveRank).toBeLessThan(d - 1);
+    const two = await final(traceEstimate(dataset, runnerContext(new InProcessLocus(blocks)), { power: 2 }));
+    expect(two.value.effectiveRank).toBeCloseTo(pr, 9);
+    const wide = data(n, 40, 6);
+    const w = inMemoryDataset(wide, n, 40, { blockRows: 500 });
+    const hutch = await final(
+      traceEstimate(w.dataset, runnerContext(new InProcessLocus(w.blocks)), { power: 1, matvecs: 39, delta: 0.5, seed: 2 }),
+    );
+    expect(hutch.method).toMatch(/^Hutch\+\+/);
+    expect(hutch.value.effectiveRank).toBeUndefined();
+  });
+
   it('uses the exact trace whenever matvecs ≥ d, Hutch++ below', async () => {
     const d = 40;
     const A = data(n, d, 6);
