@@ -5,6 +5,7 @@ import type { DepotGate } from './depot-gate.js';
 import type { OpAnswer, OpAttempt, OpRunner, OpSpec } from './op-runner.js';
 import type { OpOutcome, ReliabilityView } from './reliability-view.js';
 import type { TimerHandle, TimerQueue } from './timer-queue.js';
+import type { SuspectDepots } from './suspect-depots.js';
 
 /** What became of one block: answered (by which attempt) or missing. */
 export interface BlockOutcome {
@@ -40,9 +41,22 @@ export class InvalidAnswerError extends Error {
   override readonly name = 'InvalidAnswerError';
 }
 
-/** An attempt that did not answer within the per-op timeout. */
+/**
+ * Why an attempt ended without an answer in time: the per-op timeout, the shortened wait of a depot that was
+ * late earlier in the job ({@link SuspectDepots}), or the job's deadline (the attempt was still running).
+ */
+export type LateKind = 'op-timeout' | 'suspect-wait' | 'deadline';
+
+/** An attempt that did not answer in time ({@link OpTimeoutError.kind} says which limit it hit, `waitMs` how long it had). */
 export class OpTimeoutError extends Error {
   override readonly name = 'TimeoutError';
+  constructor(
+    message: string,
+    readonly kind: LateKind = 'op-timeout',
+    readonly waitMs?: number,
+  ) {
+    super(message);
+  }
 }
 
 /** What {@link hedgeDelayMs} reads: the reliability history, the clock and the job's hedging options. */
@@ -69,8 +83,15 @@ export interface BlockContext extends HedgeContext {
   readonly validate?: (block: DatasetBlock, output: Uint8Array) => string | undefined;
   /** Called for every finished attempt (metrics). */
   readonly onAttempt?: (depot: string, outcome: OpOutcome, latencyMs: number | undefined) => void;
-  /** Called for every attempt that ended without an answer (failed, late, invalid, or busy too often), with why. */
-  readonly onFailure?: (depot: string, outcome: OpOutcome, error: unknown) => void;
+  /**
+   * Called for every attempt that ended without an answer (failed, late, invalid, busy too often, or still
+   * running at the deadline), with why ({@link OpTimeoutError} for the late ones) and the block.
+   */
+  readonly onFailure?: (depot: string, outcome: OpOutcome, error: unknown, block: DatasetBlock) => void;
+  /** Depots late earlier in the job: tried last, hedged at once, waited on for {@link suspectWaitMs} only. */
+  readonly suspects?: SuspectDepots;
+  /** Least wait for an attempt on a suspect depot (default 1000 ms; see {@link SuspectDepots.waitMs}). */
+  readonly suspectWaitMs?: number;
   /** Busy answers (`-66 <retry>`) a replica may give before the next one is asked (default {@link DEFAULT_MAX_BUSY_RETRIES}). */
   readonly maxBusyRetries?: number;
 }
@@ -122,6 +143,10 @@ class Attempt {
   /** When the first try on this replica started: busy retries stay within the op's deadline from here. */
   firstStart: number | undefined = undefined;
   busyRetries = 0;
+  /** How long this attempt may run (the op timeout, or the shortened wait when its depot is suspect). */
+  waitMs = 0;
+  /** Its depot was suspect when the first try started. */
+  suspect = false;
   /** Bumped on every try, so a callback of an earlier try is ignored. */
   generation = 0;
 
@@ -209,10 +234,11 @@ class BlockRun {
       // A busy depot is loaded, not unreliable: no failure in its history (the metrics count it apart).
       this.ctx.onAttempt?.(a.depot, 'busy', undefined);
       if (this.#retryLater(a, busyMs, now)) return;
-      this.ctx.onFailure?.(a.depot, 'busy', error);
+      this.ctx.onFailure?.(a.depot, 'busy', error, this.block);
     } else {
       this.record(a.depot, outcome, now - (a.t0 ?? now));
-      this.ctx.onFailure?.(a.depot, outcome, error);
+      if (outcome === 'late') this.ctx.suspects?.mark(a.depot, now);
+      this.ctx.onFailure?.(a.depot, outcome, error, this.block);
     }
     a.stop();
     this.pending--;
@@ -228,7 +254,7 @@ class BlockRun {
   #retryLater(a: Attempt, delayMs: number, now: number): boolean {
     const max = this.ctx.maxBusyRetries ?? DEFAULT_MAX_BUSY_RETRIES;
     const start = a.firstStart ?? now;
-    if (a.busyRetries >= max || now + delayMs - start >= this.ctx.opTimeoutMs) return false;
+    if (a.busyRetries >= max || now + delayMs - start >= (a.waitMs || this.ctx.opTimeoutMs)) return false;
     a.busyRetries++;
     a.pause();
     a.retry = this.ctx.timers.add(delayMs, onRetry, a);
@@ -244,10 +270,21 @@ class BlockRun {
   }
 
   timedOut(a: Attempt): void {
+    const { index } = this.block;
     this.failed(
       a,
       'late',
-      new OpTimeoutError(`block ${this.block.index}: no answer from ${a.depot} within ${this.ctx.opTimeoutMs} ms`),
+      a.suspect
+        ? new OpTimeoutError(
+            `block ${index}: no answer from ${a.depot} within ${a.waitMs} ms (the shortened wait for a depot that timed out earlier in this job)`,
+            'suspect-wait',
+            a.waitMs,
+          )
+        : new OpTimeoutError(
+            `block ${index}: no answer from ${a.depot} within the op timeout (${a.waitMs} ms)`,
+            'op-timeout',
+            a.waitMs,
+          ),
     );
   }
 
@@ -266,7 +303,9 @@ class BlockRun {
     }
     a.stop();
     this.pending--;
-    this.record(a.depot, 'answer', this.ctx.scheduler.now() - a.t0!);
+    const latency = this.ctx.scheduler.now() - a.t0!;
+    this.record(a.depot, 'answer', latency);
+    this.ctx.suspects?.answered(a.depot, latency);
     this.finish(answer);
   }
 
@@ -274,16 +313,20 @@ class BlockRun {
     if (a.settled || this.finished) return;
     const { ctx } = this;
     a.t0 = ctx.scheduler.now();
-    a.firstStart ??= a.t0;
+    if (a.firstStart === undefined) {
+      a.firstStart = a.t0;
+      a.suspect = ctx.suspects?.has(a.depot) === true;
+      a.waitMs = a.suspect ? ctx.suspects!.waitMs(ctx.opTimeoutMs, ctx.suspectWaitMs) : ctx.opTimeoutMs;
+    }
     // A busy retry keeps the deadline of the first try.
-    a.timeout = ctx.timers.add(Math.max(0, a.firstStart + ctx.opTimeoutMs - a.t0), onTimeout, a);
+    a.timeout = ctx.timers.add(Math.max(0, a.firstStart + a.waitMs - a.t0), onTimeout, a);
     const generation = a.generation;
     const attempt: OpAttempt = {
       dataset: ctx.dataset,
       block: this.block,
       replica: a.replica,
       op: ctx.op,
-      timeoutMs: ctx.opTimeoutMs,
+      timeoutMs: a.waitMs,
     };
     try {
       if (ctx.runner.execute !== undefined) {
@@ -316,7 +359,13 @@ class BlockRun {
     const a = new Attempt(this, replica, depotId(replica.depot));
     this.attempts.push(a);
     this.pending++;
-    if (this.next < this.replicas.length) a.hedge = this.ctx.timers.add(hedgeDelayMs(this.ctx, replica), onHedge, a);
+    // A suspect depot is hedged at once: the next replica runs alongside it.
+    if (this.next < this.replicas.length)
+      a.hedge = this.ctx.timers.add(
+        this.ctx.suspects?.has(a.depot) === true ? this.ctx.minHedgeMs : hedgeDelayMs(this.ctx, replica),
+        onHedge,
+        a,
+      );
     const release = this.ctx.gate.acquire(a.depot, onStart, a);
     // The attempt may have ended inside acquire (a synchronous runner): free its slot now.
     if (a.settled) release();
@@ -327,10 +376,22 @@ class BlockRun {
     if (this.finished) return;
     // Attempts still running when the job's deadline dropped them count as late answers.
     if (this.ctx.deadlinePassed()) {
+      const now = this.ctx.scheduler.now();
       for (const a of this.attempts) {
         if (a.settled || a.t0 === undefined) continue;
         this.record(a.depot, 'late', undefined);
-        this.ctx.onFailure?.(a.depot, 'late', new OpTimeoutError(`no answer before the job's deadline`));
+        this.ctx.suspects?.mark(a.depot, now);
+        const ran = now - (a.firstStart ?? a.t0);
+        this.ctx.onFailure?.(
+          a.depot,
+          'late',
+          new OpTimeoutError(
+            `block ${this.block.index}: no answer from ${a.depot} before the job's deadline (it ran ${ran} ms)`,
+            'deadline',
+            ran,
+          ),
+          this.block,
+        );
       }
     }
     this.finished = true;

@@ -26,7 +26,16 @@ export {
   type IbpOpRunnerOptions,
 } from './ibp-op-runner.js';
 export { DepotGate } from './depot-gate.js';
-export { hedgeDelayMs, InvalidAnswerError, isOpInvalid, type BlockOutcome, type HedgeContext } from './hedged-block.js';
+export {
+  hedgeDelayMs,
+  InvalidAnswerError,
+  isOpInvalid,
+  OpTimeoutError,
+  type BlockOutcome,
+  type HedgeContext,
+  type LateKind,
+} from './hedged-block.js';
+export { SuspectDepots, DEFAULT_SUSPECT_WAIT_MS, SUSPECT_WAIT_LATENCY_FACTOR } from './suspect-depots.js';
 export type { ReliabilityView, OpOutcome } from './reliability-view.js';
 export {
   storeReliability,

@@ -13,6 +13,7 @@ import { depotId, type DatasetBlock, type DatasetReplica } from './dataset-shape
 import { DepotGate } from './depot-gate.js';
 import { DEFAULT_MAX_BUSY_RETRIES, startBlock, type BlockContext, type BlockOutcome } from './hedged-block.js';
 import { TimerQueue } from './timer-queue.js';
+import { SuspectDepots } from './suspect-depots.js';
 import type { Job } from './job.js';
 import type { OpAnswer, OpRunner } from './op-runner.js';
 import type { OpOutcome, ReliabilityView } from './reliability-view.js';
@@ -54,8 +55,27 @@ export interface RunJobOptions {
    * in the reliability history.
    */
   readonly maxBusyRetries?: number;
-  /** Deadline mode: answer this long after the start with what arrived; blocks still running are missing. */
+  /**
+   * Deadline mode: answer this long after the start with what arrived; blocks still running then are missing
+   * (their attempts are dropped at once, whatever their sockets do, and count as late).
+   */
   readonly deadlineMs?: number;
+  /**
+   * Depots late earlier (an op timeout, or still running at a deadline), shared between jobs that should
+   * remember them — the rounds of one multi-round algorithm (default: one set for this job). Replicas on a
+   * suspect depot are tried last and hedged at once, and an attempt there waits only `suspectWaitMs` (or 4× the
+   * slowest answer so far if longer, at most `opTimeoutMs`: {@link SuspectDepots.waitMs}) before it counts as late; a depot that answers
+   * is no longer suspect. The job adds the depots that are late in it.
+   */
+  readonly suspects?: SuspectDepots;
+  /** Least wait for an attempt on a suspect depot (ms, default 1000). */
+  readonly suspectWaitMs?: number;
+  /**
+   * Called for every attempt that ended without an answer, with the block, the depot, the outcome and why: the
+   * runner's error, an `InvalidAnswerError`, or for a late attempt an `OpTimeoutError` whose `kind` says
+   * whether the op timeout, a suspect depot's shortened wait or the deadline ended it.
+   */
+  readonly onAttemptFailure?: (block: DatasetBlock, depot: string, outcome: OpOutcome, error: unknown) => void;
   readonly hedgeQuantile?: number;
   readonly defaultHedgeMs?: number;
   readonly minHedgeMs?: number;
@@ -141,6 +161,8 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
     let closed = false;
     const timers = new TimerQueue(scheduler);
     const failures = new DepotFailures();
+    const suspects = options.suspects ?? new SuspectDepots();
+    const onAttemptFailure = options.onAttemptFailure;
     const ctx: BlockContext = {
       dataset: job.dataset,
       op: job.op,
@@ -157,7 +179,12 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
       deadlinePassed: () => deadlinePassed,
       ...(job.validate === undefined ? {} : { validate: (b: DatasetBlock, out: Uint8Array) => job.validate!(b, out) }),
       ...(options.onAttempt === undefined ? {} : { onAttempt: options.onAttempt }),
-      onFailure: (depot, outcome, error) => failures.add(depot, outcome, error),
+      suspects,
+      ...(options.suspectWaitMs === undefined ? {} : { suspectWaitMs: options.suspectWaitMs }),
+      onFailure: (depot, outcome, error, block) => {
+        failures.add(depot, outcome, error);
+        onAttemptFailure?.(block, depot, outcome, error);
+      },
     };
     const combiner = job.combiner();
     const estimateOptions = {
@@ -329,7 +356,7 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
     };
     const plan = (offers: ReadonlyMap<string, boolean>): void => {
       queue = blocks.map((b) => {
-        const replicas = orderReplicas(b, offers, depotInclusion);
+        const replicas = orderReplicas(b, offers, depotInclusion, suspects);
         planned.push({
           id: String(b.index),
           summary: b.summary!,
@@ -371,14 +398,15 @@ function uniqueDepots(blocks: readonly DatasetBlock[]): DatasetReplica['depot'][
 }
 
 /**
- * Replicas on depots offering the op first, then by answer probability (in steps of 0.05, so that noise
- * does not pin every block to one depot); equal ones rotate with the block
- * index so blocks spread over their replicas' depots.
+ * Replicas on depots offering the op first, then those on depots not suspect (late earlier in the job), then
+ * by answer probability (in steps of 0.05, so that noise does not pin every block to one depot); equal ones
+ * rotate with the block index so blocks spread over their replicas' depots.
  */
 function orderReplicas(
   block: DatasetBlock,
   offers: ReadonlyMap<string, boolean>,
   inclusion: (depot: string) => Inclusion,
+  suspects: SuspectDepots,
 ): DatasetReplica[] {
   const n = block.replicas.length;
   const keyed = block.replicas.map((r, i) => {
@@ -387,10 +415,11 @@ function orderReplicas(
       r,
       turn: (i + n - (block.index % Math.max(1, n))) % Math.max(1, n),
       offers: offers.get(id) !== false ? 1 : 0,
+      prompt: suspects.has(id) ? 0 : 1,
       p: Math.round(inclusion(id).p * 20) / 20,
     };
   });
-  keyed.sort((a, b) => b.offers - a.offers || b.p - a.p || a.turn - b.turn);
+  keyed.sort((a, b) => b.offers - a.offers || b.prompt - a.prompt || b.p - a.p || a.turn - b.turn);
   return keyed.map((k) => k.r);
 }
 
