@@ -1,4 +1,4 @@
-import { lastValueFrom, Observable } from 'rxjs';
+import { lastValueFrom } from 'rxjs';
 import {
   CoordinatorError,
   CoordinatorErrorCode,
@@ -10,15 +10,13 @@ import {
   type CoordinatorDatasetBlock as DatasetBlock,
   type Estimate,
   type JobRunOptions,
-  type OpAnswer,
   type PlannedBlock,
   type ReliabilityView,
   scatterBounds,
   type BlockSummary,
   type MatrixStatistic,
-  type OpAttempt,
-  type OpRunner,
 } from '../framework/index.js';
+import { OpTimeoutError, SuspectDepots, type OpOutcome } from '../framework/coordinator/index.js';
 import { valuesOf } from './dense.js';
 import type { LocusCall, LocusOpSpec, LocusRunner } from './locus.js';
 
@@ -32,6 +30,36 @@ export interface LocusContext {
   readonly jobOptions?: JobRunOptions;
   /** Collects why blocks went missing (each failed attempt of a block no replica answered), if given. */
   readonly missing?: MissingBlocks;
+  /**
+   * Depots late earlier in this job, shared by its rounds (default: one set per context object): later rounds
+   * try them last, hedge them at once and wait on them only briefly (see `RunJobOptions.suspects`).
+   */
+  readonly suspects?: SuspectDepots;
+}
+
+/** Share of the time left to the deadline a round may use when the algorithm does not say how many rounds are left. */
+export const DEFAULT_ROUND_SHARE = 0.5;
+
+/**
+ * The time (ms) round may run when the job must answer by `deadlineAt` and it is now `now`: an equal share
+ * `1/roundsLeft` of the time left when the algorithm says how many rounds (this one included) it still runs,
+ * else {@link DEFAULT_ROUND_SHARE} of it — so however many rounds follow, each gets a share and together they
+ * end by the deadline. At least 1 ms.
+ */
+export function roundBudgetMs(deadlineAt: number, now: number, roundsLeft?: number): number {
+  const left = deadlineAt - now;
+  const share = roundsLeft !== undefined && roundsLeft >= 1 ? 1 / Math.floor(roundsLeft) : DEFAULT_ROUND_SHARE;
+  return Math.max(1, Math.floor(left * share));
+}
+
+/** The suspect depots of contexts that carry none: one set per context object (the rounds of one job share it). */
+const contextSuspects = new WeakMap<LocusContext, SuspectDepots>();
+
+function suspectsOf(ctx: LocusContext): SuspectDepots {
+  if (ctx.suspects !== undefined) return ctx.suspects;
+  let s = contextSuspects.get(ctx);
+  if (s === undefined) contextSuspects.set(ctx, (s = new SuspectDepots()));
+  return s;
 }
 
 /** One line of {@link MissingBlocks.summary}: blocks `blocks` of round `round` got no answer from `depot` because of `reason`. */
@@ -92,36 +120,21 @@ export class MissingBlocks {
   }
 }
 
-/** `runner` with each attempt's failure noted per block (`depot` → reason); dropped attempts count as late. */
-function noting(runner: LocusRunner, notes: Map<number, Map<string, string>>): OpRunner {
-  const note = (a: OpAttempt, reason: string): void => {
-    let m = notes.get(a.block.index);
-    if (m === undefined) notes.set(a.block.index, (m = new Map()));
-    m.set(`${a.replica.depot.host}:${a.replica.depot.port}`, reason);
-  };
-  return {
-    ...(runner.offers === undefined ? {} : { offers: runner.offers.bind(runner) }),
-    run: (a) =>
-      new Observable<OpAnswer>((subscriber) => {
-        let ended = false;
-        const sub = runner.run(a).subscribe({
-          next: (v) => {
-            ended = true;
-            subscriber.next(v);
-          },
-          error: (e: unknown) => {
-            ended = true;
-            note(a, attemptReason(e));
-            subscriber.error(e);
-          },
-          complete: () => subscriber.complete(),
-        });
-        return () => {
-          if (!ended) note(a, `no answer within the op timeout (${a.timeoutMs} ms) or before the deadline`);
-          sub.unsubscribe();
-        };
-      }),
-  };
+/**
+ * Why an attempt of a round ended without an answer, in words: the depot's refusal or error, or which limit a
+ * late attempt hit (the op timeout, the shortened wait of a depot already late in this job, or the round's
+ * deadline).
+ */
+export function failureNote(outcome: OpOutcome, error: unknown, roundBudget?: number): string {
+  if (outcome === 'late' && error instanceof OpTimeoutError) {
+    if (error.kind === 'op-timeout') return `no answer within the op timeout (${error.waitMs} ms)`;
+    if (error.kind === 'suspect-wait')
+      return `no answer within the shortened wait (${error.waitMs} ms) for a depot that timed out earlier in this job`;
+    return roundBudget === undefined
+      ? `no answer before the deadline`
+      : `no answer before the deadline (the round's ${roundBudget} ms share of it)`;
+  }
+  return attemptReason(error);
 }
 
 /** A context over a coordinator whose runner is a {@link LocusRunner} (e.g. `Coordinator.open({ runner: new IbpLocus(client) })`). */
@@ -161,8 +174,13 @@ export interface RoundResult {
 /** Options of a round. */
 export interface RoundOptions {
   readonly blocks?: readonly DatasetBlock[];
-  /** Absolute time (ms since epoch) by which the round must answer; blocks still running are missing. */
+  /**
+   * Absolute time (ms since epoch) by which the job must answer. The round itself ends earlier, at its share of
+   * the time left ({@link roundBudgetMs}); blocks still running then are missing.
+   */
   readonly deadlineAt?: number;
+  /** Rounds the algorithm still runs before the deadline, this one included (default: unknown, see {@link roundBudgetMs}). */
+  readonly roundsLeft?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -191,8 +209,18 @@ export async function round(
   // The op's name is the kernel of its calls (the same for every block).
   const first = dataset.blocks[0];
   const opNamed: LocusOpSpec = first === undefined ? op : { ...op, name: call(first).kernel as LocusOpSpec['name'] };
-  const deadlineMs = options.deadlineAt === undefined ? undefined : Math.max(1, options.deadlineAt - Date.now());
+  const deadlineMs =
+    options.deadlineAt === undefined ? undefined : roundBudgetMs(options.deadlineAt, Date.now(), options.roundsLeft);
+  // Each failed attempt of a block, by depot: why it gave no answer.
   const notes = new Map<number, Map<string, string>>();
+  const userOnFailure = ctx.jobOptions?.onAttemptFailure;
+  const onAttemptFailure = (block: DatasetBlock, depot: string, outcome: OpOutcome, error: unknown): void => {
+    userOnFailure?.(block, depot, outcome, error);
+    if (ctx.missing === undefined) return;
+    let m = notes.get(block.index);
+    if (m === undefined) notes.set(block.index, (m = new Map()));
+    m.set(depot, failureNote(outcome, error, deadlineMs));
+  };
   const e$ = runJob<number>(
     {
       name,
@@ -224,8 +252,10 @@ export async function round(
     },
     {
       ...ctx.jobOptions,
-      runner: ctx.missing === undefined ? ctx.runner : noting(ctx.runner, notes),
+      runner: ctx.runner,
       reliability: ctx.reliability,
+      suspects: ctx.jobOptions?.suspects ?? suspectsOf(ctx),
+      onAttemptFailure,
       partialEvery: Number.MAX_SAFE_INTEGER,
       ...(options.blocks === undefined ? {} : { blocks: options.blocks }),
       ...(deadlineMs === undefined ? {} : { deadlineMs }),

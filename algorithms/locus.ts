@@ -262,6 +262,11 @@ export class InProcessLocus implements LocusRunner {
 
 /** Lease of a state allocation (seconds). */
 export const DEFAULT_STATE_LEASE_SEC = 600;
+/**
+ * Longest wait of {@link IbpLocus.release} for the depots to confirm the frees (ms): a stalled depot never
+ * replies, and its frees (and those of shared inputs still being stored) go on in the background.
+ */
+export const DEFAULT_RELEASE_WAIT_MS = 2_000;
 
 /**
  * The runner over IBP depots: each call is one NFU op at the replica's depot (`runKernel`); state outputs go
@@ -276,9 +281,12 @@ export class IbpLocus implements LocusRunner {
   readonly #state = new Map<string, StateEntry>();
   readonly #shared = new SharedTable<{ read: string; manage: string }>();
 
-  constructor(client: IbpClient, options: { readonly leaseSec?: number } = {}) {
+  readonly #releaseWaitMs: number;
+
+  constructor(client: IbpClient, options: { readonly leaseSec?: number; readonly releaseWaitMs?: number } = {}) {
     this.#client = client;
     this.#leaseSec = options.leaseSec ?? DEFAULT_STATE_LEASE_SEC;
+    this.#releaseWaitMs = options.releaseWaitMs ?? DEFAULT_RELEASE_WAIT_MS;
     this.#plain = new IbpOpRunner(client);
   }
 
@@ -304,14 +312,29 @@ export class IbpLocus implements LocusRunner {
     }
   }
 
+  /**
+   * Frees every state allocation and shared input (best effort), waiting at most `releaseWaitMs` (default
+   * {@link DEFAULT_RELEASE_WAIT_MS}) for the depots' replies: a free at a stalled depot, or of a shared input whose
+   * store has not finished, goes on in the background (until the client's timeout or `close`).
+   */
   async release(): Promise<void> {
     const all = [...this.#state.values()];
     this.#state.clear();
     const shared = this.#shared.drain();
-    await Promise.all([
+    const freed = Promise.all([
       ...all.map((s) => this.#client.decr(s.manage, 'read').catch(() => undefined)),
       ...shared.map((p) => this.#drop(p)),
     ]);
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#releaseWaitMs);
+      timer.unref();
+    });
+    try {
+      await Promise.race([freed, waited]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #drop(entry: Promise<{ manage: string }>): Promise<void> {
