@@ -180,7 +180,7 @@ describe('disk: an overwrite refused after its bytes were copied in place', () =
     expect(allOf(await loadAll(t2, caps, 1_500_000), OLD, 1_500_000)).toBe(true);
   });
 
-  it('a refused overwrite whose old bytes cannot be put back marks the allocation damaged; the refused bytes are never served', async () => {
+  it('a refused overwrite whose old bytes cannot be put back marks the allocation damaged, never serves the refused bytes, and a restart on a healthy disk puts the old ones back', async () => {
     const faults = { datasync: 0, passWrites: 0, failWrites: 0 };
     const { t, restart } = await depot('safe', faultyDataIo(faults));
     const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });
@@ -195,8 +195,11 @@ describe('disk: an overwrite refused after its bytes were copied in place', () =
     expect(typeof seen === 'string' ? seen : 'served').toMatch(/-15\b/);
     faults.datasync = 0;
     faults.failWrites = 0;
+    // The rollback record and the undo image are durable in the journal (only the data file failed).
     const t2 = await restart();
-    expect(await loadAll(t2, caps, 200_000)).toMatch(/-15\b/);
+    expect((await t2.client.probe(caps.manage)).size).toBe(200_000);
+    expect(allOf(await loadAll(t2, caps, 200_000), OLD, 200_000)).toBe(true);
+    expect(await tryWrite(t2, caps, 0, Buffer.alloc(10, NEW))).toBe('ok');
   });
 
   it('an undo image whose first write-back fails is written back again: the old bytes are served, not damaged', async () => {

@@ -17,7 +17,9 @@ const BLOCK = 64 * 1024;
  * known durable, and putting its size back makes it durable), `datasync` fails the data file's
  * second fdatasync (the STORE's is the first; the write's, after its copy in place). `kill` picks
  * the point of the rollback it SIGKILLs itself at: `record` before its rollback record reaches the
- * journal, `write-back` half-way through writing the old bytes back (the record is durable by then).
+ * journal, `write-back` half-way through writing the old bytes back (the record is durable by then),
+ * `undo-metadata` just before the metadata store records the undo (the size and checksums the write
+ * had replaced), `after-undo-metadata` just after (before the file is cut back to its old size).
  */
 const CHILD = `
 import { constants } from 'node:fs';
@@ -27,12 +29,21 @@ const { DepotServer, parseDepotOptions } = await import(process.env.ANVIL_DIST);
 const { MetadataDb } = await import(process.env.ANVIL_METADATA_DIST);
 const [dir, port, fault, kill] = process.argv.slice(2);
 const die = () => { process.kill(process.pid, 'SIGKILL'); return new Promise(() => undefined); };
-const eio = () => Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+const dieNow = () => { process.kill(process.pid, 'SIGKILL'); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10_000); };
+let faulted = false;
+const eio = () => { faulted = true; return Object.assign(new Error('EIO: injected'), { code: 'EIO' }); };
 let walSyncs = 0;
 const realSyncWal = MetadataDb.prototype.syncWal;
 MetadataDb.prototype.syncWal = async function () {
   if (fault === 'wal' && ++walSyncs === 2) throw eio();
   return realSyncWal.call(this);
+};
+const realSetBlocks = MetadataDb.prototype.setBlocks;
+MetadataDb.prototype.setBlocks = function (...args) {
+  if (faulted && kill === 'undo-metadata') dieNow();
+  const result = realSetBlocks.apply(this, args);
+  if (faulted && kill === 'after-undo-metadata') dieNow();
+  return result;
 };
 let dataSyncs = 0;
 const diskIo = {
@@ -94,9 +105,11 @@ async function startChild(script: string, dir: string, fault: string, kill: stri
   throw new Error(`depot child did not start: ${err}`);
 }
 
+type Kill = 'record' | 'write-back' | 'undo-metadata' | 'after-undo-metadata';
+
 interface Case {
   fault: 'wal' | 'datasync';
-  kill: 'record' | 'write-back';
+  kill: Kill;
   /**
    * What the write's range holds after the restart: `old` once the rollback record is durable (the
    * restart finishes the rollback), `new` when the depot died before it (the write was never
@@ -110,6 +123,26 @@ const CASES: Case[] = [
   { fault: 'datasync', kill: 'write-back', outcome: 'old' },
   { fault: 'wal', kill: 'record', outcome: 'new' },
   { fault: 'datasync', kill: 'record', outcome: 'new' },
+  { fault: 'wal', kill: 'undo-metadata', outcome: 'old' },
+  { fault: 'datasync', kill: 'after-undo-metadata', outcome: 'old' },
+];
+
+interface GrowCase {
+  /** An overwrite of the last 60 000 bytes that grows the allocation by 140 000, or an append of 200 000. */
+  write: 'overwrite' | 'append';
+  fault: 'wal' | 'datasync';
+  kill: Kill;
+  /** `old`: the allocation is as acknowledged; `new`: the write took effect whole (size and bytes). */
+  outcome: 'old' | 'new';
+}
+
+const GROW_CASES: GrowCase[] = [
+  { write: 'overwrite', fault: 'wal', kill: 'record', outcome: 'new' },
+  { write: 'overwrite', fault: 'wal', kill: 'undo-metadata', outcome: 'old' },
+  { write: 'overwrite', fault: 'wal', kill: 'after-undo-metadata', outcome: 'old' },
+  { write: 'overwrite', fault: 'datasync', kill: 'undo-metadata', outcome: 'old' },
+  { write: 'append', fault: 'wal', kill: 'undo-metadata', outcome: 'new' },
+  { write: 'append', fault: 'wal', kill: 'after-undo-metadata', outcome: 'old' },
 ];
 
 describe('crash while a refused overwrite is rolled back', () => {
@@ -160,6 +193,57 @@ describe('crash while a refused overwrite is rolled back', () => {
       // the allocation takes writes again and keeps them
       await client2.write(caps.write, 0, Buffer.from('after'));
       expect((await client2.load(caps.read, 0, 5)).toString()).toBe('after');
+      expect(await again.proc.kill('SIGTERM')).toBe(0);
+    }, 60_000);
+  }
+});
+
+describe('crash while a refused write that grows an allocation of unaligned size is undone', () => {
+  const cleanups: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  for (const c of GROW_CASES) {
+    it(`${c.write} refused by a failed ${c.fault}, killed at its ${c.kill}: the allocation is ${c.outcome === 'old' ? 'as acknowledged' : 'the write whole'}, every acknowledged byte loads`, async () => {
+      if (!existsSync(new URL(DIST))) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json`');
+      const dir = tempDir('anvil-rollback-');
+      cleanups.push(dir.cleanup);
+      const script = join(dir.path, 'child.mjs');
+      writeFileSync(script, CHILD);
+      const data = join(dir.path, 'depot');
+      const client = new IbpClient({ timeoutMs: 10_000, connectTimeoutMs: 2_000 });
+      cleanups.push(() => client.close());
+
+      const first = await startChild(script, data, c.fault, c.kill);
+      cleanups.push(() => first.child.kill('SIGKILL'));
+      const caps: AllocationCaps = await client.allocate(
+        { host: '127.0.0.1', port: first.port },
+        { size: 4 << 20, durationSec: 3600 },
+      );
+      // The block holding the end is partly filled: the write changes its checksum's extent.
+      const stored = (3 << 20) + 5000;
+      const old = pattern(stored, 7);
+      expect(await client.store(caps.write, old)).toBe(stored);
+      const offset = c.write === 'append' ? stored : stored - 60_000;
+      const body = pattern(200_000, 101);
+      if (c.write === 'append') await expect(client.store(caps.write, body)).rejects.toThrow();
+      else await expect(client.write(caps.write, offset, body)).rejects.toThrow();
+      expect(await first.exit).toBe('SIGKILL');
+      client.close();
+
+      const again = await DepotProcess.start(['--data', data, '--port', String(first.port), '--log-level', 'warn']);
+      cleanups.push(() => again.proc.kill('SIGKILL'));
+      const client2 = new IbpClient({ timeoutMs: 10_000, connectTimeoutMs: 2_000 });
+      cleanups.push(() => client2.close());
+      const want = c.outcome === 'old' ? old : Buffer.concat([old.subarray(0, offset), body]);
+      expect((await client2.probe(caps.manage)).size).toBe(want.length);
+      const got = await client2.load(caps.read, 0, want.length);
+      for (let at = 0; at < want.length; at += BLOCK) {
+        expect(got.subarray(at, at + BLOCK).equals(want.subarray(at, at + BLOCK)), `block ${at / BLOCK}`).toBe(true);
+      }
+      await client2.store(caps.write, Buffer.from('after'));
+      expect((await client2.load(caps.read, want.length, 5)).toString()).toBe('after');
       expect(await again.proc.kill('SIGTERM')).toBe(0);
     }, 60_000);
   }

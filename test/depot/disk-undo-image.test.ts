@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   RECORD_HEADER_BYTES,
@@ -21,6 +22,17 @@ function committed(): Buffer {
   const b = Buffer.alloc(300_000);
   for (let i = 0; i < b.length; i++) b[i] = (i * 7 + (i >> 8)) & 0xff;
   return b;
+}
+
+/** The committed checksums of blocks `blocks` of {@link committed} (cut at `size`). */
+function committedCrcs(blocks: number[], size = 300_000): Map<number, number> {
+  const bytes = committed().subarray(0, size);
+  return new Map(blocks.map((b) => [b, crc32(bytes.subarray(b * BLOCK, (b + 1) * BLOCK))]));
+}
+
+/** The rollback record of write `seq` as change 6, to the committed size `size` and checksums of `blocks`. */
+function rollback(seq = 5, size = 300_000, blocks = [1, 2, 4]): Buffer {
+  return rollbackRecord(seq, 6, size, committedCrcs(blocks, size));
 }
 
 describe('undo image of an overwrite (after its journal end record)', () => {
@@ -85,8 +97,8 @@ describe('undo image of an overwrite (after its journal end record)', () => {
     const { file, journal } = await setUp();
     const cases: Array<[string, Buffer]> = [
       ['image alone', journal],
-      ['torn rollback record', Buffer.concat([journal, rollbackRecord(5, 6).subarray(0, 20)])],
-      ['rollback record of another write', Buffer.concat([journal, rollbackRecord(4, 6)])],
+      ['torn rollback record', Buffer.concat([journal, rollback().subarray(0, 40)])],
+      ['rollback record of another write', Buffer.concat([journal, rollback(4)])],
     ];
     for (const [name, bytes] of cases) {
       writeFileSync(file, committed());
@@ -99,12 +111,21 @@ describe('undo image of an overwrite (after its journal end record)', () => {
 
   it('with its rollback record, recovery writes the image back over a copy in place, once the rollback is newer than the record', async () => {
     const { file, journal } = await setUp();
-    writeFileSync(journalPath(file), Buffer.concat([journal, rollbackRecord(5, 6)]));
+    writeFileSync(journalPath(file), Buffer.concat([journal, rollback()]));
     // Whatever the metadata recorded of the write itself (5, or less), the rollback is not recorded.
     for (const committedSeq of [4, 5]) {
       copyInPlace(file);
       const done = await redoJournal(file, committedSeq, 300_000, BLOCK);
-      expect(done).toEqual({ seq: 6, blocks: new Set([1, 2]), rolledBack: true });
+      // The size and checksums to record are those of the record, whatever the file holds.
+      expect(done).toEqual({
+        seq: 6,
+        rolledBack: true,
+        from: 70_000,
+        to: 170_000,
+        rollbackSeq: 6,
+        size: 300_000,
+        crcs: committedCrcs([1, 2, 4]),
+      });
       expect(readFileSync(file).equals(committed())).toBe(true);
     }
     // Recorded: the journal is stale, the data is left alone.
@@ -115,10 +136,11 @@ describe('undo image of an overwrite (after its journal end record)', () => {
 
   it('a rollback at recovery writes nothing past the committed size', async () => {
     const { file, journal } = await setUp();
-    writeFileSync(journalPath(file), Buffer.concat([journal, rollbackRecord(5, 6)]));
+    writeFileSync(journalPath(file), Buffer.concat([journal, rollback(5, 100_000, [1])]));
     writeFileSync(file, Buffer.alloc(100_000, 2));
-    const done = await redoJournal(file, 5, 100_000, BLOCK);
-    expect(done).toEqual({ seq: 6, blocks: new Set([1]), rolledBack: true });
+    // The committed size is the record's, whatever the caller passes.
+    const done = await redoJournal(file, 5, 300_000, BLOCK);
+    expect(done).toMatchObject({ seq: 6, rolledBack: true, size: 100_000, crcs: committedCrcs([1], 100_000) });
     const data = readFileSync(file);
     expect(data.length).toBe(100_000);
     expect(data.subarray(70_000).equals(committed().subarray(70_000, 100_000))).toBe(true);

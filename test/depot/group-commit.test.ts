@@ -149,7 +149,7 @@ describe('metadata store: grouped write commits', () => {
     ]);
     expect(failures.map((f) => f === undefined)).toEqual([true, false, true]);
     await db.syncWal();
-    db.restoreSize(3, 0);
+    db.setBlocks(3, new Map(), undefined, undefined, 0);
     db.close();
 
     const raw = new Database(file, { readonly: true });

@@ -190,6 +190,24 @@ interface Overwrite {
 }
 
 /**
+ * What undoing a refused write records, in one metadata transaction, once its committed bytes are
+ * back in place: the committed size, the committed checksums of the blocks it may have changed (in
+ * place, and the one holding the committed end), blocks past the size dropped, and the sequence
+ * number that marks its journal done (its rollback's, or its own if it was never copied in place).
+ */
+interface PendingUndo {
+  readonly size: number;
+  readonly blocks: ReadonlyMap<number, number>;
+  readonly seq: number | undefined;
+  /**
+   * False while its undo image could not be written back (the disk failed): the allocation is
+   * marked damaged, nothing is recorded and the journal is kept (it holds the rollback record and the
+   * image, durable under `safe`), so the next start-up writes the image back and records the undo.
+   */
+  readonly writtenBack: boolean;
+}
+
+/**
  * The bytes of an allocation on a disk resource: one file, written positionally, with a CRC-32
  * per 64 KiB block kept in the metadata store. Every read verifies the blocks it touches, so
  * bytes that were torn by a crash or corrupted on disk are never served as good data.
@@ -200,6 +218,8 @@ export class DiskData implements AllocationData {
   private seq: number | undefined;
   /** Sequence number of the journal of the write in progress, once it has written one. */
   private journaled: number | undefined;
+  /** The undo of a refused write, until the metadata store has recorded it (see {@link recordUndo}). */
+  private undoPending: PendingUndo | undefined;
   /** Highest sequence number handed out. */
   private lastSeq = 0;
   /** Writes in progress that replace committed bytes. */
@@ -248,6 +268,10 @@ export class DiskData implements AllocationData {
   }
 
   async openWriter(offset: number, length: number): Promise<RangeWriter> {
+    // The undo of a refused write is recorded before any other change (its journal would go, and a
+    // commit would record past it): a write is refused while it cannot be.
+    if (this.undoPending !== undefined) await this.recordUndo();
+    this.journaled = undefined;
     assertRoom(this.reserve, `allocation ${this.owner.id}`);
     // An open descriptor means the file exists (a released file's descriptor is dropped first).
     const existed =
@@ -276,8 +300,10 @@ export class DiskData implements AllocationData {
     let seq = 0;
     let journal: FileHandle | undefined;
     let journalAt = 0;
-    /** Where the undo image lies in the journal, and the committed checksums of its blocks. */
-    let undo: { at: number; end: number; crcs: Map<number, number> } | undefined;
+    /** Where the undo image lies in the journal. */
+    let undo: { at: number; end: number } | undefined;
+    /** The committed checksums of the blocks the write may change in place, taken before it does. */
+    let committedCrcs: Map<number, number> | undefined;
     let applying = false;
     let cursor = offset;
     const batch: Buffer[] = [];
@@ -366,13 +392,13 @@ export class DiskData implements AllocationData {
             // in place on puts both back (see redo-journal.ts). Not synced: until a rollback record
             // follows it, recovery finishes the write from its redo records and never reads it.
             const committed = this.checksums();
-            const crcs = new Map<number, number>();
+            committedCrcs = new Map<number, number>();
             for (let b = Math.floor(offset / BLOCK_BYTES); b * BLOCK_BYTES < journalEnd; b++) {
               const c = committed.get(b);
-              if (c !== undefined) crcs.set(b, c);
+              if (c !== undefined) committedCrcs.set(b, c);
             }
             const undoEnd = await saveUndo(journal, journalAt, fh, offset, journalEnd, seq, WRITE_BATCH_BYTES);
-            undo = { at: journalAt, end: undoEnd, crcs };
+            undo = { at: journalAt, end: undoEnd };
             // From the first byte copied in place until the commit (or the undo), the committed
             // bytes and their checksums disagree: readers that see it judge under the gate.
             if (overwrite !== undefined) await this.holdGate(overwrite);
@@ -411,19 +437,33 @@ export class DiskData implements AllocationData {
         failed = true;
         try {
           await close();
-          // Committed bytes changed only if the journal was being applied: the old ones go back,
-          // and so do their checksums (the refused bytes are never checksummed as committed).
-          const putBack = applying && undo !== undefined ? undo : undefined;
-          if (putBack !== undefined) {
+          // Its journal (if any) is no longer one a commit records: the undo records it instead.
+          const journaledSeq = this.journaled;
+          this.journaled = undefined;
+          // The committed checksums go back (the refused bytes are never checksummed as committed),
+          // with the committed size, whatever the store holds now (a grouped commit whose sync
+          // failed has recorded the refused ones).
+          const blocks = await this.committedBlocks(size, committedCrcs);
+          // Committed bytes changed only if the journal was being applied: the old ones go back.
+          if (applying && undo !== undefined && journaledSeq !== undefined) {
             // A change of its own, recorded once done (see redo-journal.ts).
             const rollbackSeq = this.nextSeq();
-            this.journaled = rollbackSeq;
-            const failure = await this.rollBack(jpath, putBack, seq, rollbackSeq, offset, journalEnd);
-            // The disk is failing: the range may hold old and refused bytes, never served.
-            if (failure !== undefined)
-              this.owner.markDamaged(`a refused WRITE could not put back bytes ${offset} to ${journalEnd} (${failure})`);
+            const image = { ...undo, size, blocks };
+            const done = await this.rollBack(jpath, image, journaledSeq, rollbackSeq, offset, journalEnd);
+            if (done === 'gone') return;
+            if (done !== 'done') {
+              // The disk is failing: the range may hold old and refused bytes, never served. The
+              // journal keeps the rollback for the next start-up.
+              this.undoPending = { size, blocks, seq: rollbackSeq, writtenBack: false };
+              this.owner.markDamaged(`a refused WRITE could not put back bytes ${offset} to ${journalEnd} (${done.failure})`);
+              return;
+            }
+            this.undoPending = { size, blocks, seq: rollbackSeq, writtenBack: true };
+          } else {
+            this.undoPending = { size, blocks, seq: journaledSeq, writtenBack: true };
           }
-          await this.discardPast(size, putBack?.crcs);
+          // If this fails too the undo stays pending: the next write or TRUNCATE records it first.
+          await this.recordUndo();
         } finally {
           overwrite?.end();
         }
@@ -510,51 +550,57 @@ export class DiskData implements AllocationData {
   }
 
   /**
-   * Rolls refused write `seq` back as change `rollbackSeq`: its rollback record goes after its undo
-   * image (`image`, in journal `jpath`) and the journal is made durable, then the image is written
-   * back over `[from, to)` and made durable (both under `safe`), on fresh descriptors (those of the
-   * refused write are not trusted), in up to {@link UNDO_ATTEMPTS} attempts. Resolves to the last
-   * failure, or undefined once done (or once the files are gone: the allocation was deleted during
-   * the write); the caller records `rollbackSeq`.
+   * Rolls refused write `seq` back as change `rollbackSeq`: its rollback record (with the committed
+   * `size` and checksums `blocks` to record) goes after its undo image (`image`, in journal `jpath`)
+   * and the journal is made durable, then the image is written back over `[from, to)` and made
+   * durable (both under `safe`), on fresh descriptors (those of the refused write are not trusted),
+   * in up to {@link UNDO_ATTEMPTS} attempts. Resolves to `done`, to `gone` (the files are gone: the
+   * allocation was deleted during the write), or to the last failure; the caller records the undo.
    */
   private async rollBack(
     jpath: string,
-    image: { at: number; end: number },
+    image: { at: number; end: number; size: number; blocks: ReadonlyMap<number, number> },
     seq: number,
     rollbackSeq: number,
     from: number,
     to: number,
-  ): Promise<string | undefined> {
+  ): Promise<'done' | 'gone' | { failure: string }> {
     let failure = 'not attempted';
+    const record = rollbackRecord(seq, rollbackSeq, image.size, image.blocks);
     for (let attempt = 0; attempt < UNDO_ATTEMPTS; attempt++) {
       let journal: FileHandle | undefined;
       let data: FileHandle | undefined;
       try {
         journal = await this.io.open(jpath, fsConstants.O_RDWR);
-        await writevFully(journal, [rollbackRecord(seq, rollbackSeq)], image.end);
+        await writevFully(journal, [record], image.end);
         if (this.fsync === 'safe') await journal.datasync();
         data = await this.io.open(this.file, fsConstants.O_WRONLY);
         await restoreUndo(journal, image.at, data, seq, from, to);
         if (this.fsync === 'safe') await data.datasync();
-        return undefined;
+        return 'done';
       } catch (e) {
         failure = (e as Error).message;
         if ((e as NodeJS.ErrnoException).code === 'ENOENT' && (await stat(this.file).catch(() => undefined)) === undefined) {
-          return undefined;
+          return 'gone';
         }
       } finally {
         await journal?.close().catch(() => undefined);
         await data?.close().catch(() => undefined);
       }
     }
-    return failure;
+    return { failure };
   }
 
-  /** The metadata store has recorded the journaled write (committed or undone): drop its journal. */
+  /** The metadata store has recorded the journaled write as committed: drop its journal. */
   private journalDone(): void {
     if (this.journaled === undefined) return;
-    this.seq = this.journaled;
+    this.dropJournal(this.journaled);
     this.journaled = undefined;
+  }
+
+  /** The metadata store has recorded `seq` for this allocation: its journal is stale, emptied. */
+  private dropJournal(seq: number): void {
+    this.seq = seq;
     // Emptied, not removed (its directory entry need not be synced again). Not synced: a journal
     // that survives a crash is stale (its sequence number is recorded) and is ignored.
     try {
@@ -696,6 +742,8 @@ export class DiskData implements AllocationData {
    * start-up cuts; readers never look past the recorded size.
    */
   async truncate(newSize: number, newMaxSize: number): Promise<void> {
+    // A refused write's undo is recorded first: recorded later, it would put its size back.
+    if (this.undoPending !== undefined) await this.recordUndo();
     // The checksums change here, the size once the core records it (under the same write lock):
     // readers that see the two disagree judge under the gate, which is held until then.
     const release = await this.lockGate();
@@ -757,38 +805,67 @@ export class DiskData implements AllocationData {
   }
 
   /**
-   * Cuts the file to `size` bytes and re-records the checksum of the block holding the new end;
-   * with `putBack`, also records again the committed checksums of the blocks a refused WRITE
-   * changed in place (its undo image put their bytes back), whatever the store holds for them now.
-   * The write's journal is recorded as done.
+   * The committed checksums to record again when a write to an allocation of `size` committed bytes
+   * is refused: `touched` (those of the blocks it was to change in place, taken before it did) and
+   * that of the block holding the committed end (from the cache, which holds only committed ones;
+   * from the file if it is not there, whose bytes up to `size` an append does not change).
    */
-  private async discardPast(size: number, putBack: ReadonlyMap<number, number> | undefined): Promise<void> {
-    try {
-      const st = await stat(this.file).catch(() => undefined);
-      if (st === undefined) return;
-      if (st.size > size) await truncate(this.file, size);
-      const blocks = new Map<number, number>();
-      const fh = await open(this.file, fsConstants.O_RDONLY);
+  private async committedBlocks(size: number, touched: ReadonlyMap<number, number> | undefined): Promise<Map<number, number>> {
+    const blocks = new Map<number, number>(touched ?? []);
+    if (size % BLOCK_BYTES === 0) return blocks;
+    const b = Math.floor(size / BLOCK_BYTES);
+    const c = blocks.get(b) ?? this.checksums().get(b);
+    if (c !== undefined) {
+      blocks.set(b, c);
+      return blocks;
+    }
+    const fh = await open(this.file, fsConstants.O_RDONLY).catch(() => undefined);
+    if (fh !== undefined) {
       try {
-        if (size % BLOCK_BYTES !== 0) {
-          const b = Math.floor(size / BLOCK_BYTES);
-          blocks.set(b, await crcOfFileBlock(fh, b, size));
-        }
+        blocks.set(b, await crcOfFileBlock(fh, b, size));
+      } catch {
+        // left out: if the store kept a refused checksum, the block fails verification
       } finally {
         await fh.close();
       }
-      // Taken as they were before the copy in place, never from the file: if the undo image did not
-      // go back whole, the blocks fail verification rather than pass off the refused bytes.
-      if (putBack !== undefined) for (const [b, c] of putBack) blocks.set(b, c);
-      const fromBlock = Math.ceil(size / BLOCK_BYTES);
-      this.db.setBlocks(this.owner.id, blocks, fromBlock, this.journaled);
-      this.journalDone();
-      const crcs = this.checksums();
-      for (const b of [...crcs.keys()]) if (b >= fromBlock) crcs.delete(b);
-      for (const [b, c] of blocks) crcs.set(b, c);
-    } catch (e) {
-      throw storageError(e, `allocation ${this.owner.id}: cannot cut its file`);
     }
+    return blocks;
+  }
+
+  /**
+   * Records the undo of a refused write (see {@link PendingUndo}) in one metadata transaction, then
+   * cuts the file back to the committed size and drops the journal. Throws if the store fails (the
+   * undo stays pending), or if the undo image could not be written back (only a restart does).
+   */
+  private async recordUndo(): Promise<void> {
+    const u = this.undoPending;
+    if (u === undefined) return;
+    if (!u.writtenBack) {
+      throw new DepotError(
+        DepotErrorCode.DAMAGED,
+        `allocation ${this.owner.id}: a refused WRITE's old bytes could not be put back; a restart puts them back`,
+        { status: Status.FILE_WRITE },
+      );
+    }
+    // Deleted meanwhile: its rows are gone and must not come back.
+    if ((await stat(this.file).catch(() => undefined)) === undefined) {
+      this.undoPending = undefined;
+      return;
+    }
+    const fromBlock = Math.ceil(u.size / BLOCK_BYTES);
+    try {
+      this.db.setBlocks(this.owner.id, u.blocks, fromBlock, u.seq, u.size);
+    } catch (e) {
+      throw storageError(e, `allocation ${this.owner.id}: cannot record a refused write's undo`);
+    }
+    this.undoPending = undefined;
+    if (u.seq !== undefined) this.dropJournal(u.seq);
+    const crcs = this.checksums();
+    for (const b of [...crcs.keys()]) if (b >= fromBlock) crcs.delete(b);
+    for (const [b, c] of u.blocks) crcs.set(b, c);
+    // Bytes past the recorded size are never read, and start-up cuts them if this fails.
+    const st = await stat(this.file).catch(() => undefined);
+    if (st !== undefined && st.size > u.size) await truncate(this.file, u.size).catch(() => undefined);
   }
 }
 

@@ -9,7 +9,7 @@ import type { StorageResource } from '../resource.js';
 import { BLOCK_BYTES, DiskData, assertRoom, closeHandlesUnder, crcOfFileBlock, realDiskIo, type DiskIo } from './disk-data.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { MetadataDb } from './metadata-db.js';
-import { journalPath, redoJournal } from './redo-journal.js';
+import { journalPath, pendingRollback, redoJournal } from './redo-journal.js';
 import { SpaceReserve, isOutOfSpace } from './space-reserve.js';
 
 /** Metadata store file inside a disk resource's data directory. */
@@ -86,7 +86,12 @@ export class DiskResource implements StorageResource {
     const known = new Set(rows.map((r) => r.id));
     let damaged = 0;
     let cut = 0;
+    let recovered = 0;
     for (const r of rows) {
+      if (r.state === 'damaged') {
+        if (await this.recoverDamaged(r)) recovered++;
+        continue;
+      }
       if (r.state !== 'ok') continue;
       const reason = await this.check(r);
       if (reason === 'cut') cut++;
@@ -108,6 +113,7 @@ export class DiskResource implements StorageResource {
       {
         allocations: rows.length,
         damaged,
+        recovered,
         tornAppendsCut: cut,
         orphanFilesRemoved: orphans,
         check: this.options.startupCheck,
@@ -177,21 +183,15 @@ export class DiskResource implements StorageResource {
     // Readers keep the checksums that go with the committed size until the record is durable: the
     // cache is filled now, before the new ones are in the store.
     data.loadChecksums();
-    const oldSize = a.size;
     const seq = data.journalToCommit();
-    let applied = false;
-    try {
-      await this.group!.submit(() => {
-        // Deleted while it waited for its group: its rows are gone and must not come back.
-        if (a.freed) throw new DepotError(DepotErrorCode.CAP_NOT_FOUND, 'the allocation was deleted during the transfer');
-        this.db.commitWrite(a.id, newSize, blocks, seq);
-        applied = true;
-      });
-    } catch (e) {
-      // Recorded but not durable (the sync failed): put the size back; the caller undoes the bytes.
-      if (applied) this.db.restoreSize(a.id, oldSize);
-      throw e;
-    }
+    // A failure leaves the write refused. If its sync failed, the transaction stands (it may even be
+    // durable): the writer's undo records the committed size and checksums again in one transaction
+    // of its own, after putting any bytes changed in place back (see `DiskData`).
+    await this.group!.submit(() => {
+      // Deleted while it waited for its group: its rows are gone and must not come back.
+      if (a.freed) throw new DepotError(DepotErrorCode.CAP_NOT_FOUND, 'the allocation was deleted during the transfer');
+      this.db.commitWrite(a.id, newSize, blocks, seq);
+    });
     data.noteCommitted(blocks);
   }
 
@@ -212,24 +212,56 @@ export class DiskResource implements StorageResource {
     return join(this.dir, 'data', (id % 256).toString(16).padStart(2, '0'));
   }
 
-  /** Start-up check of one allocation's file: a damage reason, `'cut'`, or undefined when fine. */
-  private async check(r: AllocationRecord): Promise<string | undefined> {
+  /**
+   * A damaged allocation whose damage may be only a refused overwrite's rollback the disk failed to
+   * finish (its journal keeps it): start-up finishes it, and the allocation is served again if then
+   * every block verifies. Resolves to whether it is no longer damaged.
+   */
+  private async recoverDamaged(r: AllocationRecord): Promise<boolean> {
     const file = join(this.shardDir(r.id), String(r.id));
-    const st = await stat(file).catch(() => undefined);
-    if (st === undefined) return r.size > 0 ? 'its file is missing' : undefined;
-    if (st.size < r.size) return `half-written: its file has ${st.size} bytes, ${r.size} were acknowledged`;
-    let result: string | undefined;
-    if (st.size > r.size) {
-      await truncate(file, r.size);
-      result = 'cut';
+    const pending = await pendingRollback(file, this.db.journalSeq(r.id)).catch(() => undefined);
+    if (pending === undefined) return false;
+    const reason = await this.check(r, true);
+    if (reason !== undefined && reason !== 'cut') {
+      this.log.warn({ alloc: r.id, reason }, 'a damaged allocation stays damaged after its rollback was retried');
+      return false;
     }
+    r.state = 'ok';
+    this.db.update(r);
+    this.log.warn({ alloc: r.id }, 'a refused overwrite was rolled back at start-up: the allocation is no longer damaged');
+    return true;
+  }
+
+  /**
+   * Start-up check of one allocation's file (every block verified if `full`): a damage reason,
+   * `'cut'`, or undefined when fine.
+   */
+  private async check(r: AllocationRecord, full = this.options.startupCheck === 'full'): Promise<string | undefined> {
+    const file = join(this.shardDir(r.id), String(r.id));
+    let st = await stat(file).catch(() => undefined);
+    if (st === undefined) return r.size > 0 ? 'its file is missing' : undefined;
+    // A refused overwrite's rollback a crash interrupted puts the committed size back (the store may
+    // hold the refused one): the file is judged against that.
+    let size = r.size;
+    try {
+      size = (await pendingRollback(file, this.db.journalSeq(r.id)))?.size ?? r.size;
+    } catch (e) {
+      return `an overwrite interrupted by a crash could not be finished (${(e as Error).message})`;
+    }
+    if (st.size < size) return `half-written: its file has ${st.size} bytes, ${size} were acknowledged`;
     try {
       await this.redo(r, file);
     } catch (e) {
       // Its blocks may be half old, half new: never served as good data.
       return `an overwrite interrupted by a crash could not be finished (${(e as Error).message})`;
     }
-    if (this.options.startupCheck === 'full' && r.size > 0) {
+    let result: string | undefined;
+    st = await stat(file).catch(() => undefined);
+    if (st !== undefined && st.size > r.size) {
+      await truncate(file, r.size);
+      result = 'cut';
+    }
+    if (full && r.size > 0) {
       const owner = { id: r.id, size: r.size, maxSize: r.maxSize, markDamaged: () => undefined, settled: async () => undefined };
       const data = new DiskData(file, owner, this.db, 'fast', this.io, this.reserve);
       const failure = await data.verifyAll();
@@ -247,7 +279,16 @@ export class DiskResource implements StorageResource {
    */
   private async redo(r: AllocationRecord, file: string): Promise<void> {
     const done = await redoJournal(file, this.db.journalSeq(r.id), r.size, BLOCK_BYTES);
-    if (done !== undefined) {
+    if (done?.rolledBack === true) {
+      // The committed size and checksums the rollback record carries, never ones computed from the
+      // file (which would pass off bytes that went bad before the write as good).
+      this.db.setBlocks(r.id, done.crcs, Math.ceil(done.size / BLOCK_BYTES), done.seq, done.size);
+      r.size = done.size;
+      this.log.warn(
+        { alloc: r.id, from: done.from, to: done.to },
+        'a refused overwrite interrupted by a crash was rolled back from its undo image',
+      );
+    } else if (done !== undefined) {
       const blocks = new Map<number, number>();
       const fh = await open(file, fsConstants.O_RDONLY);
       try {
@@ -258,9 +299,7 @@ export class DiskResource implements StorageResource {
       this.db.setBlocks(r.id, blocks, undefined, done.seq);
       this.log.warn(
         { alloc: r.id, blocks: done.blocks.size },
-        done.rolledBack
-          ? 'a refused overwrite interrupted by a crash was rolled back from its undo image'
-          : 'an overwrite interrupted by a crash was completed from its redo journal (it was never acknowledged)',
+        'an overwrite interrupted by a crash was completed from its redo journal (it was never acknowledged)',
       );
     }
     await rm(journalPath(file), { force: true });

@@ -155,9 +155,10 @@ export class MetadataDb {
   /**
    * Records an allocation's metadata: keys, max size, lease, reliability, refcounts, state; never
    * its size. The size is recorded only with the bytes it covers ({@link commitWrite},
-   * {@link truncate}, {@link restoreSize}): a write's grouped commit records its new size before it
-   * is durable and before the allocation in memory has it, so an update meanwhile must not put the
-   * old one back (the write would be acknowledged, then cut at the next start-up).
+   * {@link truncate}, {@link setBlocks} undoing a refused write): a write's grouped commit records
+   * its new size before it is durable and before the allocation in memory has it, so an update
+   * meanwhile must not put the old one back (the write would be acknowledged, then cut at the next
+   * start-up).
    */
   update(a: AllocationRecord): void {
     const { size: _size, ...params } = this.params(a);
@@ -237,21 +238,18 @@ export class MetadataDb {
     }
   }
 
-  /** Puts back an allocation's size (a grouped commit whose sync failed is undone). */
-  restoreSize(id: number, size: number): void {
-    this.run('undo the write', () => this.stmts.setSize.run(size, id));
-  }
-
   /**
    * Replaces checksums and drops those of blocks at or past `fromBlock` (after a truncation); with
-   * `seq`, also records the redo journal of that write as done.
+   * `seq`, also records the redo journal of that write as done; with `size`, records that size (a
+   * refused write is undone: its size, checksums and rollback in one transaction).
    */
-  setBlocks(id: number, blocks: BlockChecksums, fromBlock?: number, seq?: number): void {
+  setBlocks(id: number, blocks: BlockChecksums, fromBlock?: number, seq?: number, size?: number): void {
     this.run('record block checksums', () =>
       this.db.transaction(() => {
         if (fromBlock !== undefined) this.stmts.removeBlocksFrom.run(id, fromBlock);
         for (const [idx, crc] of blocks) this.stmts.putBlock.run(id, idx, crc);
         if (seq !== undefined) this.stmts.putSeq.run(id, seq);
+        if (size !== undefined) this.stmts.setSize.run(size, id);
       })(),
     );
   }

@@ -18,18 +18,22 @@ import { crc32 } from 'node:zlib';
  * to replace are appended after the end record as undo records, before the copy in place; they are
  * not synced then. If the write is refused after its copy in place began (the copy, the data file's
  * fdatasync or the metadata commit failed), a rollback record follows them, carrying a sequence
- * number of its own (above the write's), and the journal is made durable (under `safe`); then the
- * undo records are written back over the range and the metadata store records the rollback's
- * sequence number with the range's old checksums. So the refused bytes are never served and the
- * acknowledged ones stay. After a crash, start-up finishes a rollback newer than the recorded
- * sequence number (writes the image back again and records the checksums of its blocks) instead of
+ * number of its own (above the write's), the committed size and the committed checksums of the
+ * blocks the write touched (and of the block holding the committed end), and the journal is made
+ * durable (under `safe`); then the undo records are written back over the range and made durable,
+ * and one metadata transaction records the rollback's sequence number with that size and those
+ * checksums (dropping those of blocks past the size); only then is the file cut back to the size.
+ * So the refused bytes are never served and the acknowledged ones stay. After a crash, start-up
+ * finishes a rollback newer than the recorded sequence number (writes the image back again and
+ * records the size and checksums its record carries, never ones computed from the file) instead of
  * the redo; a journal without a whole rollback record is redone as above (a crash before the
  * refusal was sent leaves the write interrupted: it may take effect).
  *
  * A record: magic u32 | sequence u64 | offset u64 | length u32 | payload CRC-32 u32 | header
  * CRC-32 u32 (32 bytes, little-endian), then the payload; the end record has its own magic and no
- * payload, undo records their own, and the rollback record has no payload and the rollback's
- * sequence number in place of the offset. A torn or foreign record ends the journal.
+ * payload, undo records their own, and the rollback record the rollback's sequence number in place
+ * of the offset and as payload the committed size (u64) then a block index (u32) and its checksum
+ * (u32) per block. A torn or foreign record ends the journal.
  */
 const MAGIC = 0x52564e41; // "ANVR"
 const END_MAGIC = 0x45564e41; // "ANVE"
@@ -66,9 +70,31 @@ export function endRecord(seq: number): Buffer {
   return recordHeader(seq, 0, [], END_MAGIC);
 }
 
-/** The record, after its undo image, that rolls write `seq` back as change `rollbackSeq`. */
-export function rollbackRecord(seq: number, rollbackSeq: number): Buffer {
-  return recordHeader(seq, rollbackSeq, [], ROLLBACK_MAGIC);
+/**
+ * The record, after its undo image, that rolls write `seq` back as change `rollbackSeq`, to the
+ * committed `size` and the committed checksums `blocks` (header and payload).
+ */
+export function rollbackRecord(seq: number, rollbackSeq: number, size: number, blocks: ReadonlyMap<number, number>): Buffer {
+  const payload = Buffer.alloc(8 + 8 * blocks.size);
+  payload.writeBigUInt64LE(BigInt(size), 0);
+  let at = 8;
+  for (const [b, crc] of blocks) {
+    payload.writeUInt32LE(b, at);
+    payload.writeUInt32LE(crc, at + 4);
+    at += 8;
+  }
+  return Buffer.concat([recordHeader(seq, rollbackSeq, [payload], ROLLBACK_MAGIC), payload]);
+}
+
+/** A rollback as its record tells it: the range of its undo image, and what to record once it is back. */
+export interface Rollback {
+  /** The range the undo image covers. */
+  readonly from: number;
+  readonly to: number;
+  readonly rollbackSeq: number;
+  /** The committed size, and the committed checksums to record again. */
+  readonly size: number;
+  readonly crcs: ReadonlyMap<number, number>;
 }
 
 export interface RedoRecord {
@@ -133,19 +159,43 @@ export async function applyJournal(
   return blocks;
 }
 
+/** What {@link redoJournal} finished: a write redone, or a refused write rolled back. */
+export type Redone =
+  | { readonly rolledBack: false; readonly seq: number; readonly blocks: Set<number> }
+  | ({ readonly rolledBack: true; readonly seq: number } & Rollback);
+
 /**
- * Finishes what the journal of `dataFile` holds, within the first `size` bytes: the rollback of a
- * refused write when its rollback record is whole and newer than `committedSeq` (the undo image is
- * written back), else the write itself when the journal is complete and the write newer than
- * `committedSeq` (its records are re-applied). Returns the sequence number to record, the blocks
- * touched (with the data file made durable) and which it was; undefined when there is nothing to do.
+ * The rollback the journal of `dataFile` holds that is newer than `committedSeq` (a crash
+ * interrupted it before the metadata store recorded it); undefined when there is none.
+ */
+export async function pendingRollback(dataFile: string, committedSeq: number): Promise<Rollback | undefined> {
+  const jfh = await open(journalPath(dataFile), fsConstants.O_RDONLY).catch(() => undefined);
+  if (jfh === undefined) return undefined;
+  try {
+    const state: { complete: boolean; end?: number } = { complete: false };
+    let seq: number | undefined;
+    for await (const r of readRecords(jfh, state)) seq = r.seq;
+    if (!state.complete || seq === undefined || state.end === undefined) return undefined;
+    const rollback = await findRollback(jfh, state.end, seq);
+    return rollback !== undefined && rollback.rollbackSeq > committedSeq ? rollback : undefined;
+  } finally {
+    await jfh.close();
+  }
+}
+
+/**
+ * Finishes what the journal of `dataFile` holds: the rollback of a refused write when its rollback
+ * record is whole and newer than `committedSeq` (the undo image is written back, within the
+ * committed size the record carries), else the write itself, within the first `size` bytes, when
+ * the journal is complete and the write newer than `committedSeq` (its records are re-applied).
+ * Returns what to record (the data file is durable by then); undefined when there is nothing to do.
  */
 export async function redoJournal(
   dataFile: string,
   committedSeq: number,
   size: number,
   blockBytes: number,
-): Promise<{ seq: number; blocks: Set<number>; rolledBack: boolean } | undefined> {
+): Promise<Redone | undefined> {
   const jfh = await open(journalPath(dataFile), fsConstants.O_RDONLY).catch(() => undefined);
   if (jfh === undefined) return undefined;
   try {
@@ -157,17 +207,14 @@ export async function redoJournal(
     const rollback = await findRollback(jfh, state.end, seq);
     if (rollback !== undefined) {
       if (rollback.rollbackSeq <= committedSeq) return undefined;
-      const to = Math.min(rollback.to, size);
       const dfh = await open(dataFile, fsConstants.O_WRONLY);
       try {
-        await restoreUndo(jfh, state.end, dfh, seq, rollback.from, rollback.to, size);
+        await restoreUndo(jfh, state.end, dfh, seq, rollback.from, rollback.to, rollback.size);
         await dfh.datasync();
       } finally {
         await dfh.close();
       }
-      const blocks = new Set<number>();
-      for (let b = Math.floor(rollback.from / blockBytes); b * blockBytes < to; b++) blocks.add(b);
-      return { seq: rollback.rollbackSeq, blocks, rolledBack: true };
+      return { ...rollback, seq: rollback.rollbackSeq, rolledBack: true };
     }
     if (seq <= committedSeq) return undefined;
     const dfh = await open(dataFile, fsConstants.O_WRONLY);
@@ -184,14 +231,10 @@ export async function redoJournal(
 }
 
 /**
- * The range of the undo image of write `seq` that starts at `at`, and its rollback's sequence
- * number, when every undo record verifies and a whole rollback record follows them; else undefined.
+ * The rollback of write `seq` whose undo image starts at `at` of its journal, when every undo record
+ * verifies and a whole rollback record follows them; else undefined.
  */
-export async function findRollback(
-  journal: FileHandle,
-  at: number,
-  seq: number,
-): Promise<{ from: number; to: number; rollbackSeq: number } | undefined> {
+export async function findRollback(journal: FileHandle, at: number, seq: number): Promise<Rollback | undefined> {
   let from: number | undefined;
   let to = 0;
   for (;;) {
@@ -201,8 +244,16 @@ export async function findRollback(
     }
     const magic = h.readUInt32LE(0);
     const offset = Number(h.readBigUInt64LE(12));
-    if (magic === ROLLBACK_MAGIC) return from === undefined ? undefined : { from, to, rollbackSeq: offset };
     const length = h.readUInt32LE(20);
+    if (magic === ROLLBACK_MAGIC) {
+      if (from === undefined || length < 8 || length % 8 !== 0 || length > MAX_RECORD_BYTES) return undefined;
+      const payload = await readFully(journal, length, at + RECORD_HEADER_BYTES);
+      if (payload === undefined || crc32(payload) !== h.readUInt32LE(24)) return undefined;
+      const size = Number(payload.readBigUInt64LE(0));
+      const crcs = new Map<number, number>();
+      for (let p = 8; p < length; p += 8) crcs.set(payload.readUInt32LE(p), payload.readUInt32LE(p + 4));
+      return { from, to, rollbackSeq: offset, size, crcs };
+    }
     if (magic !== UNDO_MAGIC || length === 0 || length > MAX_RECORD_BYTES || (from !== undefined && offset !== to)) {
       return undefined;
     }

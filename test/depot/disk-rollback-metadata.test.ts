@@ -1,0 +1,163 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MetadataDb } from '../../depot/resources/disk/metadata-db.js';
+import type { AllocationCaps } from '../../framework/index.js';
+import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const OLD = 1;
+const NEW = 2;
+
+/** The bytes a LOAD of `[0, length)` gives, or its error's message. */
+function loadAll(t: TestDepot, caps: AllocationCaps, length: number): Promise<Buffer | string> {
+  return t.client.load(caps.read, 0, length).catch((e: Error) => e.message);
+}
+
+/** Whether `bytes` are `length` bytes all equal to `value` (a message otherwise, for the report). */
+function allOf(bytes: Buffer | string, value: number, length: number): true | string {
+  if (typeof bytes === 'string') return bytes;
+  if (bytes.length !== length) return `${bytes.length} bytes, not ${length}`;
+  const i = bytes.findIndex((b) => b !== value);
+  return i < 0 ? true : `byte ${i} is ${bytes[i]}, not ${value}`;
+}
+
+/** The reply of a WRITE: 'ok' or the error's message. */
+function tryWrite(t: TestDepot, caps: AllocationCaps, offset: number, body: Buffer): Promise<string> {
+  return t.client.write(caps.write, offset, body).then(
+    () => 'ok',
+    (e: Error) => e.message,
+  );
+}
+
+/** Fails the next `n` WAL syncs of the metadata store (the group commit's, under `safe`). */
+function failWalSyncs(n: number): void {
+  const real = MetadataDb.prototype.syncWal;
+  vi.spyOn(MetadataDb.prototype, 'syncWal').mockImplementation(async function (this: MetadataDb) {
+    if (n > 0) {
+      n--;
+      throw new Error('EIO (injected WAL sync fault)');
+    }
+    return real.call(this);
+  });
+}
+
+/** Fails the next `n` checksum updates of the metadata store (where a refused write's undo is recorded). */
+function failSetBlocks(n: number): void {
+  const real = MetadataDb.prototype.setBlocks;
+  vi.spyOn(MetadataDb.prototype, 'setBlocks').mockImplementation(function (
+    this: MetadataDb,
+    ...args: Parameters<MetadataDb['setBlocks']>
+  ) {
+    if (n > 0) {
+      n--;
+      throw new Error('EIO (injected metadata fault)');
+    }
+    return real.apply(this, args);
+  });
+}
+
+describe('disk: a refused overwrite whose undo the metadata store fails to record', () => {
+  const cleanups: Array<() => unknown> = [];
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  /** A `safe` depot on a fresh directory; `restart` reopens the same directory (full start-up check). */
+  async function depot() {
+    const dir = tempDir();
+    cleanups.push(dir.cleanup);
+    const resource = [{ rid: '1', path: dir.path, capacityBytes: '64MiB', fsync: 'safe' as const }];
+    const t = await startDepot({ resource });
+    let isOpen = true;
+    cleanups.push(() => (isOpen ? t.close() : undefined));
+    return {
+      t,
+      async restart(): Promise<TestDepot> {
+        isOpen = false;
+        await t.close();
+        const t2 = await startDepot({ port: t.port, resource: [{ ...resource[0]!, startupCheck: 'full' as const }] });
+        cleanups.push(() => t2.close());
+        return t2;
+      },
+    };
+  }
+
+  it('a later acknowledged append records the undo first: every acknowledged byte loads after a restart', async () => {
+    const { t, restart } = await depot();
+    const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });
+    await t.client.store(caps.write, Buffer.alloc(200_000, OLD));
+    failWalSyncs(1);
+    failSetBlocks(1);
+    expect(await tryWrite(t, caps, 100, Buffer.alloc(150_000, NEW))).not.toBe('ok');
+    expect(allOf(await loadAll(t, caps, 200_000), OLD, 200_000)).toBe(true);
+    vi.restoreAllMocks();
+    await t.client.store(caps.write, Buffer.alloc(10, OLD));
+    expect(allOf(await loadAll(t, caps, 200_010), OLD, 200_010)).toBe(true);
+    const t2 = await restart();
+    expect((await t2.client.probe(caps.manage)).size).toBe(200_010);
+    expect(allOf(await loadAll(t2, caps, 200_010), OLD, 200_010)).toBe(true);
+  });
+
+  it('a later acknowledged overwrite elsewhere records the undo first: every acknowledged byte loads after a restart', async () => {
+    const { t, restart } = await depot();
+    const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });
+    await t.client.store(caps.write, Buffer.alloc(200_000, OLD));
+    failWalSyncs(1);
+    failSetBlocks(1);
+    expect(await tryWrite(t, caps, 100, Buffer.alloc(50_000, NEW))).not.toBe('ok');
+    vi.restoreAllMocks();
+    // Its own journal would replace the one that holds the refused write's rollback.
+    expect(await tryWrite(t, caps, 150_000, Buffer.alloc(10, OLD))).toBe('ok');
+    expect(allOf(await loadAll(t, caps, 200_000), OLD, 200_000)).toBe(true);
+    const t2 = await restart();
+    expect(allOf(await loadAll(t2, caps, 200_000), OLD, 200_000)).toBe(true);
+  });
+
+  it('a later write is refused while the undo still cannot be recorded, and taken once it can', async () => {
+    const { t, restart } = await depot();
+    const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });
+    await t.client.store(caps.write, Buffer.alloc(200_000, OLD));
+    failWalSyncs(1);
+    failSetBlocks(2);
+    expect(await tryWrite(t, caps, 100, Buffer.alloc(50_000, NEW))).not.toBe('ok');
+    // The undo is tried again first, and fails again: this write changes nothing.
+    expect(await tryWrite(t, caps, 150_000, Buffer.alloc(10, NEW))).not.toBe('ok');
+    expect(allOf(await loadAll(t, caps, 200_000), OLD, 200_000)).toBe(true);
+    expect(await tryWrite(t, caps, 150_000, Buffer.alloc(10, OLD))).toBe('ok');
+    expect((await t.client.probe(caps.manage)).size).toBe(200_000);
+    const t2 = await restart();
+    expect(allOf(await loadAll(t2, caps, 200_000), OLD, 200_000)).toBe(true);
+  });
+
+  it('an overwrite that grows the allocation: the acknowledged size and bytes stay, before and after a restart', async () => {
+    const { t, restart } = await depot();
+    const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });
+    await t.client.store(caps.write, Buffer.alloc(200_000, OLD));
+    failWalSyncs(1);
+    failSetBlocks(1);
+    expect(await tryWrite(t, caps, 150_000, Buffer.alloc(100_000, NEW))).not.toBe('ok');
+    expect((await t.client.probe(caps.manage)).size).toBe(200_000);
+    expect(allOf(await loadAll(t, caps, 200_000), OLD, 200_000)).toBe(true);
+    vi.restoreAllMocks();
+    const t2 = await restart();
+    expect((await t2.client.probe(caps.manage)).size).toBe(200_000);
+    expect(allOf(await loadAll(t2, caps, 200_000), OLD, 200_000)).toBe(true);
+  });
+
+  it('a refused append of an allocation of unaligned size: the acknowledged size and bytes stay after a restart', async () => {
+    const { t, restart } = await depot();
+    const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });
+    await t.client.store(caps.write, Buffer.alloc(200_000, OLD));
+    failWalSyncs(1);
+    const refused = await t.client.store(caps.write, Buffer.alloc(100_000, NEW)).then(
+      () => 'ok',
+      (e: Error) => e.message,
+    );
+    expect(refused).not.toBe('ok');
+    expect((await t.client.probe(caps.manage)).size).toBe(200_000);
+    vi.restoreAllMocks();
+    const t2 = await restart();
+    expect((await t2.client.probe(caps.manage)).size).toBe(200_000);
+    expect(allOf(await loadAll(t2, caps, 200_000), OLD, 200_000)).toBe(true);
+  });
+});
