@@ -1,4 +1,5 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Command as CliCommand, Option } from 'commander';
 import { sizeFlag } from './flags.js';
 import {
@@ -62,9 +63,22 @@ function describe(r: IngestResult, output: string): string {
   const s = r.stats;
   return (
     `ingested ${r.dataset.rows} rows × ${r.dataset.cols} ${r.dataset.dtype} in ${s.blocks} blocks, ` +
-    `${s.allocations} allocations, ${(s.bytes / 1e6).toFixed(2)} MB stored in ${s.seconds.toFixed(2)} s: ` +
+    `${s.allocations} allocations on ${s.depots} ${s.depots === 1 ? 'depot' : 'depots'}, ${(s.bytes / 1e6).toFixed(2)} MB stored in ${s.seconds.toFixed(2)} s: ` +
     `${Math.round(s.rowsPerSec)} rows/s, ${s.mbPerSec.toFixed(2)} MB/s → ${output}`
   );
+}
+
+/** Refuses an `-o` that is not an exNode file name or whose directory is missing, before anything is read or stored. */
+function checkOutput(out: string): void {
+  const refuse = (why: string) => argError(`-o ${out}: ${why}; nothing was stored`);
+  if (!out.endsWith('.xnd') && !out.endsWith('.json'))
+    throw refuse('an exNode file name must end in .xnd (LoRS XML) or .json (UNIS JSON)');
+  const dir = dirname(resolve(out));
+  const parent = statSync(dir, { throwIfNoEntry: false });
+  if (parent === undefined) throw refuse(`directory ${dir} does not exist`);
+  if (!parent.isDirectory()) throw refuse(`${dir} is not a directory`);
+  if (statSync(out, { throwIfNoEntry: false })?.isDirectory() === true)
+    throw refuse('is a directory; give a file name (e.g. a name inside it)');
 }
 
 /**
@@ -91,7 +105,7 @@ export function ingestCommand(): CliCommand {
     .option('--name <name>', 'dataset name recorded in the exNode (default: the output file name)')
     .option('--cols <n>', 'values per row (default: from the first CSV row, or the simulator channels)')
     .addOption(new Option('--dtype <dtype>', 'element type stored').choices(['float32', 'float64']).default('float64'))
-    .option('--depots <list>', 'comma-separated host:port, for sources without a --site')
+    .option('--depots <list>', "comma-separated host:port, for sources without a --site; each source's blocks rotate over them")
     .option('--depot-file <file>', 'file with one host:port per line')
     .option(
       '--site <name=depots>',
@@ -101,7 +115,10 @@ export function ingestCommand(): CliCommand {
     )
     .option('--copies <n>', 'replicas per block on distinct depots of its site', '1')
     .option('--block-rows <n>', 'rows per block (default 4096)')
-    .option('--allocation-size <bytes>', 'bytes per allocation before rolling to a new one, e.g. 4MiB')
+    .option(
+      '--allocation-size <bytes>',
+      'bytes per allocation before rolling to a new one, e.g. 4MiB (default: 4MiB per source, split over the depots its blocks rotate on)',
+    )
     .option('--duration <sec>', 'lease of each allocation in seconds (default 86400)')
     .option(
       '--checkpoint <blocks>',
@@ -120,6 +137,7 @@ export function ingestCommand(): CliCommand {
     .option('--simulate', 'ingest the sensor-field simulator (its flags below) instead of stdin or a file')
     .option('--json', 'print the result as one JSON object');
   addSimulatorFlags(cmd).action(async (f: IngestFlags) => {
+    checkOutput(f.output);
     const sites = sitesFrom(f.site);
     const depots =
       f.depots !== undefined

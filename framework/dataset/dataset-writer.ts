@@ -16,7 +16,7 @@ import { writeExnode } from '../exnode/exnode-file.js';
 import { Warmer, type WarmReport } from '../warmer/warmer.js';
 import { datasetFromExnode, scatterReferenceMeta, type Dataset } from './dataset.js';
 import { DatasetError, DatasetErrorCode, invalidArgument } from './errors.js';
-import { resolveIngestOptions, type IngestOptions, type ResolvedIngestOptions } from './ingest-options.js';
+import { laneAllocationBytes, resolveIngestOptions, type IngestOptions, type ResolvedIngestOptions } from './ingest-options.js';
 import { arrayOf, unstorable } from './row-batch.js';
 
 /** An allocation blocks are being appended to. */
@@ -29,18 +29,30 @@ interface OpenAllocation {
   used: number;
 }
 
+/**
+ * One of a source's round-robin lanes: block k of the source goes to lane k mod (its site's depot
+ * count), so consecutive blocks land on different depots. A lane appends to its own allocations.
+ */
+interface Lane {
+  readonly index: number;
+  /** One open allocation per copy. */
+  readonly slots: Array<OpenAllocation | undefined>;
+  /** The lane's block stores run one after the other (STORE appends); lanes run side by side. */
+  chain: Promise<void>;
+}
+
 interface SourceState {
   readonly id: string;
   readonly depots: readonly DepotAddress[];
-  /** Rotates where this source's next allocation goes. */
+  /** Shifts where this source's lanes start, so sources do not all begin on the same depot. */
   readonly spread: number;
-  rolls: number;
+  /** Bytes of each of its allocations. */
+  readonly allocationBytes: number;
   buffer: Float64Array | Float32Array;
   filled: number;
-  /** One open allocation per copy. */
-  readonly slots: Array<OpenAllocation | undefined>;
-  /** This source's block stores run one after the other (STORE appends). */
-  chain: Promise<void>;
+  /** Blocks cut so far (picks the next block's lane). */
+  cuts: number;
+  readonly lanes: Lane[];
 }
 
 interface BlockEntry {
@@ -65,6 +77,8 @@ export interface IngestStats {
   /** Bytes stored, every replica counted. */
   bytes: number;
   allocations: number;
+  /** Distinct depots holding the allocations. */
+  depots: number;
   seconds: number;
   rowsPerSec: number;
   /** Stored bytes (all replicas) per second, in MB (10⁶ bytes). */
@@ -82,6 +96,8 @@ export interface IngestResult {
  * Appends rows from sources to depots as a dataset: each source's rows are cut into
  * blocks of `blockRows`, each block is summarized ({@link summarizeBlock}) and appended to `copies`
  * allocations on distinct depots of the source's site, rolling to new allocations when one is full.
+ * A source's blocks go round robin over its site's depots (block k to lane k mod n, each lane
+ * appending to its own allocations), so a site of n depots holds about 1/n of them on each.
  * While it runs, a {@link Warmer} keeps the leases alive. {@link finish} stores the partial blocks and
  * writes the exNode atomically; a failure releases everything stored and leaves no exNode behind. An
  * {@link abort} does the same, except that with `checkpointBlocks` the last checkpoint exNode written stays
@@ -304,6 +320,7 @@ export class DatasetWriter {
       blocks: this.committed,
       bytes: this.storedBytes,
       allocations: this.allocations.length,
+      depots: new Set(this.allocations.map((a) => key(a.depot))).size,
       seconds,
       rowsPerSec: seconds > 0 ? rows / seconds : 0,
       mbPerSec: seconds > 0 ? this.storedBytes / 1e6 / seconds : 0,
@@ -335,11 +352,15 @@ export class DatasetWriter {
       id,
       depots,
       spread: this.sources.size,
-      rolls: 0,
+      allocationBytes: laneAllocationBytes(this.options, depots.length),
       buffer: arrayOf(this.options.dtype, this.options.blockRows * this.options.cols),
       filled: 0,
-      slots: new Array<OpenAllocation | undefined>(this.options.copies).fill(undefined),
-      chain: Promise.resolve(),
+      cuts: 0,
+      lanes: depots.map((_, index) => ({
+        index,
+        slots: new Array<OpenAllocation | undefined>(this.options.copies).fill(undefined),
+        chain: Promise.resolve(),
+      })),
     };
     this.sources.set(id, s);
     return s;
@@ -368,10 +389,11 @@ export class DatasetWriter {
       if (this.awaitingReference.length >= REFERENCE_SCATTER_BLOCKS) this.fixReference();
     }
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    const task = s.chain.then(async () => {
+    const lane = s.lanes[s.cuts++ % s.lanes.length]!;
+    const task = lane.chain.then(async () => {
       if (this.failure !== undefined) return;
       try {
-        entry.mappings = await this.storeBlock(s, entry, bytes);
+        entry.mappings = await this.storeBlock(s, lane, entry, bytes);
         this.committed++;
         this.options.onBlock?.({ index: entry.index, rowStart: entry.rowStart, rows, bytes: bytes.length, source: s.id });
         this.maybePublish();
@@ -379,15 +401,15 @@ export class DatasetWriter {
         this.fail(e as Error);
       }
     });
-    s.chain = task;
+    lane.chain = task;
     this.inflight.add(task);
     void task.finally(() => this.inflight.delete(task));
     while (this.inflight.size >= this.options.maxInflightBlocks) await Promise.race(this.inflight);
     if (this.failure !== undefined) throw this.failure;
   }
 
-  /** Appends a block to `copies` allocations on distinct depots, rolling or moving to another depot as needed. */
-  private async storeBlock(s: SourceState, b: BlockEntry, bytes: Uint8Array): Promise<Mapping[]> {
+  /** Appends a block to the lane's `copies` allocations on distinct depots, rolling or moving to another depot as needed. */
+  private async storeBlock(s: SourceState, lane: Lane, b: BlockEntry, bytes: Uint8Array): Promise<Mapping[]> {
     const o = this.options;
     const mappings: Mapping[] = [];
     const holding = new Set<string>();
@@ -396,17 +418,17 @@ export class DatasetWriter {
       let placed = false;
       const tried = new Set<string>();
       for (let attempt = 0; attempt <= s.depots.length && !placed; attempt++) {
-        let a = s.slots[r];
-        if (a !== undefined && (a.used + bytes.length > o.allocationBytes || holding.has(key(a.depot)))) a = undefined; // full: roll
+        let a = lane.slots[r];
+        if (a !== undefined && (a.used + bytes.length > s.allocationBytes || holding.has(key(a.depot)))) a = undefined; // full: roll
         try {
           if (a === undefined) {
             const busy = new Set([
               ...holding,
               ...tried,
-              ...s.slots.filter((x, i) => x !== undefined && i !== r).map((x) => key(x!.depot)),
+              ...lane.slots.filter((x, i) => x !== undefined && i !== r).map((x) => key(x!.depot)),
             ]);
-            a = await this.allocate(s, busy, tried);
-            s.slots[r] = a;
+            a = await this.allocate(s, s.spread + lane.index + r, busy, tried);
+            lane.slots[r] = a;
           }
           const at = a.used;
           await this.client.store(a.write, bytes);
@@ -417,7 +439,7 @@ export class DatasetWriter {
             exnodeOffset: b.rowStart * o.rowBytes,
             logicalLength: bytes.length,
             allocOffset: at,
-            allocLength: o.allocationBytes,
+            allocLength: s.allocationBytes,
             read: a.read,
             write: a.write,
             manage: a.manage,
@@ -433,7 +455,7 @@ export class DatasetWriter {
           if (e instanceof DatasetError) throw e;
           // This allocation (or depot) failed: never append to it again; its earlier blocks stay mapped.
           if (a !== undefined) tried.add(key(a.depot));
-          s.slots[r] = undefined;
+          lane.slots[r] = undefined;
           errors.push(`${a === undefined ? 'allocate' : key(a.depot)}: ${(e as Error).message}`);
         }
       }
@@ -448,16 +470,16 @@ export class DatasetWriter {
     return mappings;
   }
 
-  private async allocate(s: SourceState, busy: Set<string>, tried: Set<string>): Promise<OpenAllocation> {
+  /** A new allocation on the first depot from `start` (mod n) that is not busy and answers. */
+  private async allocate(s: SourceState, start: number, busy: Set<string>, tried: Set<string>): Promise<OpenAllocation> {
     const n = s.depots.length;
-    const start = s.spread + s.rolls++;
     const causes: string[] = [];
     for (let i = 0; i < n; i++) {
       const depot = s.depots[(start + i) % n]!;
       if (busy.has(key(depot))) continue;
       try {
         const caps = await this.client.allocate(depot, {
-          size: this.options.allocationBytes,
+          size: s.allocationBytes,
           durationSec: this.options.durationSec,
         });
         const a: OpenAllocation = {
@@ -477,7 +499,7 @@ export class DatasetWriter {
       }
     }
     const why = causes.length > 0 ? `: ${causes.join('; ')}` : ' (every one is in use or failed before)';
-    throw new Error(`no depot of ${s.depots.length} could allocate ${this.options.allocationBytes} bytes${why}`);
+    throw new Error(`no depot of ${s.depots.length} could allocate ${s.allocationBytes} bytes${why}`);
   }
 
   /** Blocks 0 … k−1 that are all stored. */

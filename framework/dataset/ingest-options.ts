@@ -1,4 +1,5 @@
-import { lstatSync } from 'node:fs';
+import { lstatSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { DepotAddress } from '../../ibp/index.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { Dtype } from '../exnode/exnode.js';
@@ -25,7 +26,11 @@ export interface IngestOptions {
   readonly copies?: number;
   /** Rows per block, the unit of summaries and of NFU ops later (default {@link DEFAULT_BLOCK_ROWS}). */
   readonly blockRows?: number;
-  /** Bytes per allocation; blocks are appended until the next does not fit, then a new one is made (default 4 MiB, at least one block). */
+  /**
+   * Bytes per allocation; blocks are appended until the next does not fit, then a new one is made. Default:
+   * 4 MiB per source split evenly over the depots its blocks rotate on (so spreading reserves no more than one
+   * 4 MiB allocation per copy would), at least one block.
+   */
   readonly allocationBytes?: number;
   /** Lease of each allocation in seconds (default 86 400); kept alive by the warmer while the ingest runs. */
   readonly durationSec?: number;
@@ -70,7 +75,9 @@ export interface ResolvedIngestOptions {
   readonly defaultSource: string;
   readonly copies: number;
   readonly blockRows: number;
-  readonly allocationBytes: number;
+  /** Bytes per allocation as given; undefined: the default, split over a source's depots ({@link laneAllocationBytes}). */
+  readonly allocationBytes: number | undefined;
+  readonly blockBytes: number;
   readonly durationSec: number;
   readonly warmIntervalMs: number;
   readonly maxInflightBlocks: number;
@@ -109,6 +116,17 @@ function refuseExisting(path: string): void {
   );
 }
 
+/** Refuses a `path` whose directory is missing: found out only after storing, it would cost the whole ingest. */
+function refuseMissingDirectory(path: string): void {
+  const dir = dirname(resolve(path));
+  if (statSync(dir, { throwIfNoEntry: false })?.isDirectory() === true) return;
+  throw new DatasetError(
+    DatasetErrorCode.INVALID_ARGUMENT,
+    `invalid argument: \`path\` ${path}: directory ${dir} does not exist; nothing was stored`,
+    { details: { argument: 'path', value: path } },
+  );
+}
+
 /** @internal Validates ingest options once. */
 export function resolveIngestOptions(o: IngestOptions): ResolvedIngestOptions {
   if (typeof o.name !== 'string' || o.name === '') throw invalidArgument('name', 'a non-empty string', o.name);
@@ -123,11 +141,8 @@ export function resolveIngestOptions(o: IngestOptions): ResolvedIngestOptions {
   if (sites.size === 0 && depots.length === 0) throw invalidArgument('sites / depots', 'at least one depot', 0);
   const blockRows = checkInteger('blockRows', o.blockRows ?? DEFAULT_BLOCK_ROWS, 1);
   const blockBytes = blockRows * rowBytes;
-  const allocationBytes = checkInteger(
-    'allocationBytes',
-    o.allocationBytes ?? Math.max(DEFAULT_ALLOCATION_BYTES, blockBytes),
-    blockBytes,
-  );
+  const allocationBytes =
+    o.allocationBytes === undefined ? undefined : checkInteger('allocationBytes', o.allocationBytes, blockBytes);
   const durationSec = checkInteger('durationSec', o.durationSec ?? DEFAULT_INGEST_DURATION_SEC, 1);
   const defaultSource = o.defaultSource ?? 'default';
   if (typeof defaultSource !== 'string' || defaultSource === '')
@@ -136,6 +151,7 @@ export function resolveIngestOptions(o: IngestOptions): ResolvedIngestOptions {
   const overwrite = o.overwrite ?? false;
   if (typeof overwrite !== 'boolean') throw invalidArgument('overwrite', 'a boolean', overwrite);
   if (o.path !== undefined && !overwrite) refuseExisting(o.path);
+  if (o.path !== undefined) refuseMissingDirectory(o.path);
   return Object.freeze({
     name: o.name,
     cols,
@@ -148,6 +164,7 @@ export function resolveIngestOptions(o: IngestOptions): ResolvedIngestOptions {
     copies,
     blockRows,
     allocationBytes,
+    blockBytes,
     durationSec,
     warmIntervalMs: checkInteger(
       'warmIntervalMs',
@@ -162,4 +179,9 @@ export function resolveIngestOptions(o: IngestOptions): ResolvedIngestOptions {
     signal: o.signal,
     onBlock: o.onBlock,
   });
+}
+
+/** @internal Bytes per allocation of a source whose blocks rotate over `lanes` depots. */
+export function laneAllocationBytes(o: ResolvedIngestOptions, lanes: number): number {
+  return o.allocationBytes ?? Math.max(o.blockBytes, Math.ceil(DEFAULT_ALLOCATION_BYTES / Math.max(1, lanes)));
 }

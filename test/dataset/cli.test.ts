@@ -122,7 +122,7 @@ describe('anvil simulate and anvil ingest', () => {
     );
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(
-      /^ingested 240 rows × 4 float32 in 1 blocks, 1 allocations, 0\.00 MB stored in [\d.]+ s: \d+ rows\/s, [\d.]+ MB\/s → .*f32\.json\n$/,
+      /^ingested 240 rows × 4 float32 in 1 blocks, 1 allocations on 1 depot, 0\.00 MB stored in [\d.]+ s: \d+ rows\/s, [\d.]+ MB\/s → .*f32\.json\n$/,
     );
     const ds = await openDataset(at('f32.json'));
     const b = ds.blocks[0]!;
