@@ -1,5 +1,12 @@
+import { existsSync } from 'node:fs';
 import { Command as CliCommand } from 'commander';
-import { ReliabilityStore, defaultReliabilityPath, reliabilityReport } from '../framework/index.js';
+import {
+  FrameworkError,
+  FrameworkErrorCode,
+  ReliabilityStore,
+  defaultReliabilityPath,
+  reliabilityReport,
+} from '../framework/index.js';
 
 const fmt = (v: number | undefined, digits = 3): string => (v === undefined ? '-' : Number(v.toFixed(digits)).toString());
 
@@ -11,14 +18,20 @@ function table(rows: string[][]): string {
 /**
  * `anvil reliability`: the persisted history as two tables — depots (decayed answers, failures, late
  * answers, answer probability, latency) and sources (their blocks' answers and failures, answer probability,
- * data-quality weight) — or `--json` (`{ path, at, depots, sources }`).
+ * data-quality weight) — or `--json` (`{ path, at, depots, sources }`). A `--file` that does not exist is an
+ * error (a mistyped name would otherwise look like an empty history); the default file may not exist yet.
  */
 export function reliabilityCommand(): CliCommand {
   return new CliCommand('reliability')
     .description('show the coordinator reliability history (per depot and per source)')
     .option('--json', 'print the history as JSON: { path, at, depots, sources }')
-    .option('--file <file>', 'reliability history file (default: the user state directory)')
+    .option('--file <file>', 'reliability history file, which must exist (default: the user state directory)')
     .action(async (flags: { json?: boolean; file?: string }) => {
+      if (flags.file !== undefined && !existsSync(flags.file))
+        throw new FrameworkError(
+          FrameworkErrorCode.INVALID_ARGUMENT,
+          `--file ${flags.file}: no such file (leave out --file for the default history, which starts empty)`,
+        );
       const path = flags.file ?? defaultReliabilityPath();
       const store = await ReliabilityStore.load(path, { clock: { now: () => Date.now() } });
       const report = reliabilityReport(store);
