@@ -113,6 +113,8 @@ function invalid(argument: string, rule: string, value: unknown): CoordinatorErr
   );
 }
 
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 /**
  * Refuses a dataset without rows (an empty input ingested): `COORD_E_INVALID_ARGUMENT` naming the dataset, before
  * any op is planned.
@@ -121,8 +123,8 @@ export function requireRows(dataset: Dataset): void {
   if (dataset.rows > 0 && dataset.blocks.length > 0) return;
   throw new CoordinatorError(
     CoordinatorErrorCode.INVALID_ARGUMENT,
-    `invalid argument: the dataset "${dataset.name}" is empty (${dataset.rows} rows × ${dataset.cols} columns, ` +
-      `${dataset.blocks.length} blocks); there is nothing to estimate: ingest rows first`,
+    `invalid argument: the dataset "${dataset.name}" is empty (${dataset.rows} rows × ${plural(dataset.cols, 'column')}, ` +
+      `${plural(dataset.blocks.length, 'block')}); there is nothing to estimate: ingest rows first`,
     { details: { argument: 'dataset', value: `${dataset.rows} × ${dataset.cols}` } },
   );
 }

@@ -22,6 +22,8 @@ import {
   type Estimate,
 } from '../framework/index.js';
 import { IbpClient } from '../ibp/index.js';
+import { requireRows } from '../algorithms/rsvd.js';
+import { formatProbability } from './format-value.js';
 
 function bad(flag: string, rule: string, value: unknown): CoordinatorError {
   return new CoordinatorError(
@@ -77,9 +79,28 @@ function jsonable(v: unknown): unknown {
 const fmt = (v: number): string => (Number.isFinite(v) ? v.toPrecision(4) : String(v));
 const list = (a: ArrayLike<number>, n = 10): string => Array.from(a).slice(0, n).map(fmt).join(' ') + (a.length > n ? ' …' : '');
 
-function bound(e: Estimate<unknown>): string {
+/**
+ * What ε is made of, as each algorithm forms it (the parts named add up to, or are compared into, ε; the parts of
+ * one algorithm are not those of another).
+ */
+type EpsilonText<V> = (e: Estimate<V>) => string;
+
+/** PCA/rSVD: the probe bound (all answered), exact (narrow, all answered), or the smaller of two (blocks missing). */
+function spectralEpsilon(e: Estimate<{ residuals?: { sampled: number; fromSummaries: number } }>): string {
+  const r = e.value.residuals;
+  if (r !== undefined)
+    return (
+      `ε = sketch + sampling = ${fmt(e.parts.sketch.epsilon)} + ${fmt(e.parts.sampling.epsilon)}, the smaller of the ` +
+      `sampled bound ${fmt(r.sampled)} and the summaries' bound ${fmt(r.fromSummaries)} on ‖A − AVVᵀ‖₂`
+    );
+  return e.delta === 0
+    ? 'ε = ‖A − AVVᵀ‖₂ from the whole Gram (exact up to rounding)'
+    : 'ε = the Gaussian probes’ bound on ‖A − AVVᵀ‖₂ (every block answered: no sampling error)';
+}
+
+function bound<V>(e: Estimate<V>, epsilonText: EpsilonText<V>): string {
   return (
-    `bound: ε ${fmt(e.epsilon)} (${e.norm}), δ ${fmt(e.delta)} [sampling ε ${fmt(e.parts.sampling.epsilon)}, sketch ε ${fmt(e.parts.sketch.epsilon)}]\n` +
+    `bound: ε ${fmt(e.epsilon)} (${e.norm}), δ ${formatProbability(e.delta)}; ${epsilonText(e)}\n` +
     `blocks: ${e.blocksUsed} used, ${e.blocksMissing} missing, coverage ${(100 * e.coverage).toFixed(1)}%, ${e.bytesMoved} bytes moved\n` +
     `method: ${e.method}\n`
   );
@@ -94,12 +115,15 @@ async function runAlgorithm<V>(
     common: { deadlineMs?: number; delta?: number; seed?: number; signal: AbortSignal },
   ) => Observable<Estimate<V>>,
   summary: (value: V, dataset: CoordinatorDataset) => string,
+  epsilonText: EpsilonText<V>,
 ): Promise<void> {
   const deadlineMs = flags.deadline === undefined ? undefined : durationMs(flags.deadline, '--deadline');
   const timeoutMs = flags.timeout === undefined ? 30_000 : durationMs(flags.timeout, '--timeout');
   const delta = numFlag(flags.delta, '--delta', (v) => v > 0 && v < 1, 'in (0, 1)');
   const seed = intFlag(flags.seed, '--seed', 0, Number.MAX_SAFE_INTEGER);
   const dataset = (await openDataset(flags.dataset)) as CoordinatorDataset;
+  // An empty dataset (an empty input ingested) has nothing to estimate: say so before contacting any depot.
+  requireRows(dataset);
   const client = new IbpClient({ timeoutMs });
   const runner = new IbpLocus(client);
   const coordinator = await Coordinator.open({
@@ -139,7 +163,7 @@ async function runAlgorithm<V>(
     if (flags.json === true) process.stdout.write(`${JSON.stringify(jsonable({ ...e, missingReasons: missing.summary() }))}\n`);
     else
       process.stdout.write(
-        `${dataset.name}: ${dataset.rows} × ${dataset.cols} ${dataset.dtype}\n${summary(e.value, dataset)}${bound(e)}`,
+        `${dataset.name}: ${dataset.rows} × ${dataset.cols} ${dataset.dtype}\n${summary(e.value, dataset)}${bound(e, epsilonText)}`,
       );
   } finally {
     process.off('SIGINT', onSignal);
@@ -223,6 +247,7 @@ function spectral(name: 'pca' | 'rsvd'): CliCommand {
             lines += `source weights: ${[...v.sourceWeights].map(([id, w]) => `${id} ${w.toFixed(2)}`).join(', ')}\n`;
           return lines;
         },
+        spectralEpsilon,
       );
     });
 }
@@ -256,6 +281,14 @@ export function addAlgorithmCommands(run: CliCommand): CliCommand {
           (v) =>
             `coefficients (columns ${v.features.join(' ')}; target ${v.target}): ${list(v.coefficients, 20)}\n` +
             `residual norm ${fmt(v.residualNorm)}, ${v.iterations} iterations, κ(AR⁻¹) ${fmt(v.preconditionedCondition)}\n`,
+          (e) => {
+            // ε = min(objective bound, solve + sampling); the sampling part is itself capped by the objective bound.
+            const solve = e.parts.sketch.epsilon;
+            const sampling = e.parts.sampling.epsilon;
+            return e.epsilon < (solve + sampling) * (1 - 1e-12)
+              ? `ε = min(objective bound, solve + sampling) = the objective bound (the solve part alone is ${fmt(solve)}); bounds ‖x − x*‖₂`
+              : `ε = min(objective bound, solve + sampling) = solve + sampling = ${fmt(solve)} + ${fmt(sampling)}; bounds ‖x − x*‖₂`;
+          },
         );
       }),
   );
@@ -277,6 +310,9 @@ export function addAlgorithmCommands(run: CliCommand): CliCommand {
           },
           (v) =>
             `ℓ ${v.sketchRows}, ${v.rowsSeen} rows absorbed, shrinkage Δ ${fmt(v.shrinkage)}\nsingular values: ${list(v.singularValues)}\n`,
+          (e) =>
+            `ε = shrinkage Δ + missing blocks' Gram norms = ${fmt(e.parts.sketch.epsilon)} + ${fmt(e.parts.sampling.epsilon)} ` +
+            `(bounds ‖AᵀA − BᵀB‖₂)`,
         );
       }),
   );
@@ -287,6 +323,7 @@ export function addAlgorithmCommands(run: CliCommand): CliCommand {
           flags,
           (dataset, ctx, c) => spectralNorm(dataset, ctx, c),
           (v) => `σ₁ ${fmt(v.sigma1)} ∈ [${fmt(v.lower)}, ${fmt(v.upper)}], effective rank ${fmt(v.effectiveRank)}\n`,
+          () => 'ε = max(σ̂₁ − lower, upper − σ̂₁), the interval’s larger side',
         );
       },
     ),
@@ -310,7 +347,16 @@ export function addAlgorithmCommands(run: CliCommand): CliCommand {
               ...(matvecs === undefined ? {} : { matvecs }),
             });
           },
-          (v) => `tr(C^${v.power}) ${fmt(v.trace)}, effective rank ${fmt(v.effectiveRank)}\n`,
+          (v) =>
+            `tr(C^${v.power}) ${fmt(v.trace)}` +
+            (v.effectiveRank === undefined
+              ? ''
+              : `, effective rank ${v.power <= 2 ? '(tr C)²/tr(C²)' : `((tr C)^${v.power}/tr(C^${v.power}))^(1/${v.power - 1})`} ${fmt(v.effectiveRank)}`) +
+            '\n',
+          (e) =>
+            e.parts.rounding !== undefined
+              ? 'ε = rounding only (the trace is exact)'
+              : 'ε = the Gaussian probes’ bound on the deflated part (Laurent–Massart)',
         );
       }),
   );

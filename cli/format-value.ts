@@ -15,3 +15,11 @@ export function formatValue(value: ArrayLike<number>, cols: number, digits = 6):
       .join(' ')}\n`;
   return out;
 }
+
+/**
+ * A probability (δ) as text: four significant digits, trailing zeros dropped, so that a sum of parts such as
+ * 0.05 + 0.01 prints as 0.06 (not 0.060000000000000005) and 0.025 stays 0.025.
+ */
+export function formatProbability(p: number): string {
+  return Number.isFinite(p) ? String(Number(p.toPrecision(4))) : String(p);
+}

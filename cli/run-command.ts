@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Command as CliCommand } from 'commander';
-import { formatValue } from './format-value.js';
+import { requireRows } from '../algorithms/rsvd.js';
+import { formatProbability, formatValue } from './format-value.js';
 import { lastValueFrom, tap } from 'rxjs';
 import {
   Coordinator,
@@ -182,7 +183,7 @@ function formatProgress(e: Estimate<unknown>): string {
   const total = e.blocksUsed + e.blocksMissing;
   return (
     `${e.final ? 'final' : 'running'}: blocks ${e.blocksUsed}/${total} answered, ${e.final ? `${e.blocksMissing} missing` : `${e.blocksMissing} pending or missing`}` +
-    ` | ε ${e.epsilon.toPrecision(3)} (${e.norm}) δ ${e.delta} | coverage ${(100 * e.coverage).toFixed(1)}% | ${e.bytesMoved} B moved`
+    ` | ε ${e.epsilon.toPrecision(3)} (${e.norm}) δ ${formatProbability(e.delta)} | coverage ${(100 * e.coverage).toFixed(1)}% | ${e.bytesMoved} B moved`
   );
 }
 
@@ -219,6 +220,8 @@ export async function readJobFile(
   }
   const o = raw as Record<string, unknown>;
   const dataset = await datasetOfJob(o['dataset'], file);
+  // An exNode of an empty input (0 rows): nothing to plan; say so rather than let the job find no blocks.
+  requireRows(dataset);
   return { o, dataset, job: jobFromJson(o['job'], dataset) };
 }
 

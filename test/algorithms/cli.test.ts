@@ -1,10 +1,12 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IbpClient, ingest, startLoopbackDepots, type LoopbackDepots } from '../../framework/index.js';
 import { normals } from '../../nfu-kernels/index.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { formatProbability } from '../../cli/format-value.js';
 
 const run = promisify(execFile);
 const BIN = new URL('../../bin/anvil.js', import.meta.url).pathname;
@@ -96,4 +98,60 @@ describe('anvil run pca|least-squares|fd … --dataset EXNODE', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/COORD_E_INVALID_ARGUMENT/);
   }, 120_000);
+
+  it('says what ε is for each algorithm; narrow spectral norm is tight; trace --power 1 never reports the column count', async () => {
+    const r = ['--reliability', reliability, '--seed', '1'];
+    const pcaText = await anvil(['run', 'pca', '--dataset', path, '--rank', '3', ...r]);
+    expect(pcaText.stdout).toMatch(/bound: ε [\d.e+-]+ \(spectral\), δ 0; ε = ‖A − AVVᵀ‖₂ from the whole Gram/);
+    expect(pcaText.stdout).not.toMatch(/\[sampling ε/);
+    const sn = await anvil(['run', 'spectral-norm', '--dataset', path, ...r]);
+    expect(sn.code).toBe(0);
+    const m = /σ₁ ([\d.e+-]+) ∈ \[([\d.e+-]+), ([\d.e+-]+)\]/.exec(sn.stdout)!;
+    // 4 significant digits printed: the interval (exact up to rounding) prints as one value.
+    expect(m[2]).toBe(m[1]);
+    expect(m[3]).toBe(m[1]);
+    expect(sn.stdout).toMatch(/ε = max\(σ̂₁ − lower, upper − σ̂₁\)/);
+    const t1 = await anvil(['run', 'trace', '--dataset', path, '--power', '1', ...r]);
+    expect(t1.code).toBe(0);
+    const t2 = await anvil(['run', 'trace', '--dataset', path, '--power', '2', ...r]);
+    const er1 = /effective rank \(tr C\)²\/tr\(C²\) ([\d.e+-]+)/.exec(t1.stdout)![1];
+    const er2 = /effective rank \(tr C\)²\/tr\(C²\) ([\d.e+-]+)/.exec(t2.stdout)![1];
+    expect(er1).toBe(er2);
+    expect(Number(er1)).toBeLessThan(d);
+    expect(t1.stdout).toMatch(/ε = rounding only/);
+    const fd = await anvil(['run', 'fd', '--dataset', path, '--sketch-rows', '6', ...r]);
+    expect(fd.stdout).toMatch(/ε = shrinkage Δ \+ missing blocks' Gram norms = [\d.e+-]+ \+ 0\.000/);
+    const ls = await anvil(['run', 'least-squares', '--dataset', path, ...r]);
+    expect(ls.stdout).toMatch(/ε = min\(objective bound, solve \+ sampling\) = /);
+  }, 240_000);
+
+  it('an empty input: the run ends with exit 2 and a stable code naming the empty dataset', async () => {
+    const csv = join(tmp.path, 'empty.csv');
+    writeFileSync(csv, '');
+    const empty = join(tmp.path, 'empty.xnd');
+    const dep = depots.depots.map((x) => `${x.host}:${x.port}`).join(',');
+    await anvil(['ingest', '--input', csv, '--cols', '1', '--depots', dep, '-o', empty]);
+    for (const args of [['pca', '--rank', '1'], ['fd'], ['trace', '--power', '1'], ['least-squares'], ['spectral-norm']]) {
+      const out = await anvil(['run', ...args, '--dataset', empty, '--reliability', reliability]);
+      // An ingest that refuses the empty input is as good: then there is no exNode to run on.
+      expect(out.code).toBe(2);
+      if (out.stderr.includes('COORD_E'))
+        expect(out.stderr).toMatch(/COORD_E_INVALID_ARGUMENT: invalid argument: the dataset "[^"]*" is empty \(0 rows/);
+      expect(out.stderr).not.toMatch(/planned/);
+      expect(out.stdout).toBe('');
+    }
+    // A job file naming the empty exNode.
+    const job = join(tmp.path, 'empty-job.json');
+    writeFileSync(job, JSON.stringify({ dataset: 'empty.xnd', job: { kind: 'column-means' } }));
+    const out = await anvil(['run', job, '--reliability', reliability]);
+    expect(out.code).toBe(2);
+    expect(out.stderr).toMatch(/COORD_E_INVALID_ARGUMENT: invalid argument: the dataset "[^"]*" is empty \(0 rows/);
+  }, 240_000);
+
+  it('prints δ rounded', () => {
+    expect(formatProbability(0.05 + 0.01)).toBe('0.06');
+    expect(formatProbability(0.025)).toBe('0.025');
+    expect(formatProbability(0)).toBe('0');
+    expect(formatProbability(1e-7)).toBe('1e-7');
+  });
 });
