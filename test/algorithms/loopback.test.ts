@@ -14,6 +14,7 @@ import {
   runnerContext,
 } from '../../algorithms/index.js';
 import { normals } from '../../nfu-kernels/index.js';
+import { Matrix, SingularValueDecomposition } from 'ml-matrix';
 import { tempDir } from '../helpers/temp-dir.js';
 
 describe('randomized SVD on loopback depots', () => {
@@ -76,4 +77,67 @@ describe('randomized SVD on loopback depots', () => {
     expect(Array.from(again.value.sketch)).toEqual(Array.from(fw.value.sketch));
     await fdCtx.runner.release();
   }, 60_000);
+});
+
+describe('PCA on loopback depots with one depot down', () => {
+  const dir = tempDir('anvil-alg-down-');
+  let depots: LoopbackDepots;
+  let client: IbpClient;
+  beforeAll(async () => {
+    const config = join(dir.path, 'wasm.toml');
+    writeFileSync(config, '[nfu]\nnative = false\n');
+    depots = await startLoopbackDepots(3, { capacity: '32MiB', extraArgs: ['--config', config] });
+    client = new IbpClient({ timeoutMs: 10_000 });
+  }, 30_000);
+  afterAll(async () => {
+    client?.close();
+    await depots?.stop();
+    dir.cleanup();
+  });
+
+  it('σ̂ and the explained variance stand for every row (not the answered ones), and the intervals hold', async () => {
+    const n = 4800;
+    const d = 12;
+    const A = new Float64Array(n * d);
+    normals(21, 1, 0, 0, A);
+    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) A[i * d + j] = A[i * d + j]! * (j < 3 ? 12 - 3 * j : 0.5) + 2 + j;
+    const M = Matrix.from1DArray(n, d, Array.from(A));
+    const C = M.clone().subRowVector(M.mean('column'));
+    const s = new SingularValueDecomposition(C, { autoTranspose: true }).diagonal;
+    const total = s.reduce((a, v) => a + v * v, 0);
+    const local = inMemoryDataset(A, n, d, { blockRows: 200, depotsOf: (b) => [9000 + (b % 3)] });
+    const dataset = structuredClone(local.dataset);
+    for (const b of dataset.blocks) {
+      const depot = depots.depots[b.index % 3]!;
+      const bytes = local.blocks.get(b.replicas[0]!.read)!;
+      const caps = await client.allocate(depot, { size: bytes.length, durationSec: 600 });
+      await client.store(caps.write, bytes);
+      b.replicas = [{ depot, read: formatCapability(caps.read), allocOffset: 0, length: bytes.length }];
+    }
+    await depots.kill(2);
+    for (const seed of [1, 2]) {
+      const e = await final(pca(dataset, runnerContext(new IbpLocus(client)), { rank: 3, seed }));
+      expect(e.blocksMissing).toBe(8);
+      let ratio = 0;
+      for (let t = 0; t < 3; t++) {
+        expect(Math.abs(e.value.singularValues[t]! - s[t]!)).toBeLessThan(0.05 * s[t]!);
+        expect(e.value.singularValueLower[t]!).toBeLessThanOrEqual(s[t]!);
+        expect(e.value.singularValueUpper[t]!).toBeGreaterThanOrEqual(s[t]!);
+        ratio += e.value.explainedVarianceRatio[t]!;
+      }
+      const trueRatio = (s[0]! ** 2 + s[1]! ** 2 + s[2]! ** 2) / total;
+      expect(Math.abs(ratio - trueRatio)).toBeLessThan(0.03);
+      const V = Matrix.from1DArray(d, 3, Array.from(e.value.components));
+      const resid = new SingularValueDecomposition(C.sub(C.mmul(V).mmul(V.transpose())), { autoTranspose: true }).diagonal[0]!;
+      expect(resid).toBeLessThanOrEqual(e.epsilon);
+      // The same failure in process gives the same bits.
+      const want = await final(
+        pca(local.dataset, runnerContext(new InProcessLocus(local.blocks, { fail: (a) => a.block.index % 3 === 2 })), {
+          rank: 3,
+          seed,
+        }),
+      );
+      expect(Array.from(e.value.singularValues)).toEqual(Array.from(want.value.singularValues));
+    }
+  }, 120_000);
 });
