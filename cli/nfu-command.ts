@@ -81,6 +81,83 @@ export function outputShape(name: string, a: Record<string, number | string>): [
   }
 }
 
+/**
+ * Bytes input `slot` of `op` must hold under the attributes (the layouts of docs/nfu-ops.md), with the
+ * attributes that say so (`rows=4 × cols=2 float64`); undefined when the op takes any size there.
+ */
+export function inputNeed(
+  op: OpSpec,
+  slot: number,
+  a: Record<string, number | string>,
+): { bytes: number; shape: string } | undefined {
+  const rows = Number(a['rows'] ?? 0);
+  const cols = Number(a['cols'] ?? 0);
+  const k = Number(a['k'] ?? 1);
+  const dtype = a['dtype'] === 'float32' ? 'float32' : 'float64';
+  const elt = dtype === 'float32' ? 4 : 8;
+  const name = op.inputs[slot]?.name;
+  if (name === 'A') return { bytes: rows * cols * elt, shape: `rows=${rows} × cols=${cols} ${dtype}` };
+  if (op.name === 'atb' && name === 'B') return { bytes: rows * k * elt, shape: `rows=${rows} × k=${k} ${dtype}` };
+  if (name === 'X') return { bytes: (cols + 1) * k * 8, shape: `(cols=${cols} + 1) × k=${k} float64` };
+  if (op.name === 'transpose-product' && name === 'Y') return { bytes: rows * k * 8, shape: `rows=${rows} × k=${k} float64` };
+  return undefined;
+}
+
+/**
+ * Bytes a read cap's allocation holds, found with one-byte LOADs (a few dozen, on loopback a few ms);
+ * undefined when the depot does not answer them.
+ */
+async function heldBytes(client: IbpClient, cap: string): Promise<number | undefined> {
+  const holds = (n: number): Promise<boolean> =>
+    n === 0
+      ? Promise.resolve(true)
+      : client.load(cap, n - 1, 1).then(
+          () => true,
+          (e: unknown) => {
+            if (e instanceof ClientError && e.status !== undefined) return false; // the depot answered: not that far
+            throw e;
+          },
+        );
+  try {
+    let lo = 0;
+    let hi = 1;
+    for (let i = 0; i < 48 && (await holds(hi)); i++) [lo, hi] = [hi, hi * 2];
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (await holds(mid)) lo = mid;
+      else hi = mid;
+    }
+    return lo;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `input A holds H bytes; SHAPE needs N: …` for the first input whose size is not the one needed, or undefined. */
+async function sizeMismatch(
+  client: IbpClient | undefined,
+  op: OpSpec,
+  attrs: Record<string, number | string>,
+  inputs: readonly KernelInput[],
+): Promise<string | undefined> {
+  for (const [slot, input] of inputs.entries()) {
+    const need = inputNeed(op, slot, attrs);
+    if (need === undefined) continue;
+    const held =
+      typeof input !== 'string'
+        ? (input as Uint8Array).length
+        : client === undefined
+          ? undefined
+          : await heldBytes(client, input);
+    if (held === undefined || held === need.bytes) continue;
+    return (
+      `input ${op.inputs[slot]!.name} holds ${held} bytes; ${need.shape} needs ${need.bytes}: an input is its whole ` +
+      'allocation, so give the attributes of all of it (docs/nfu-ops.md)'
+    );
+  }
+  return undefined;
+}
+
 /** An `--input`: a read cap, or `@FILE` for bytes sent inline. */
 async function inputFrom(value: string): Promise<KernelInput> {
   if (value.startsWith('@')) {
@@ -138,6 +215,9 @@ export function nfuCommand(): CliCommand {
           `${op.name} takes ${op.inputs.length} --input (${op.inputs.map((i) => `${i.name}: ${i.layout}`).join('; ')}); got ${inputs.length}`,
         );
       }
+      // Inline inputs are checked here; a cap's size is only known to its depot (asked below if it refuses).
+      const inlineMismatch = await sizeMismatch(undefined, op, attrs, inputs);
+      if (inlineMismatch !== undefined) throw argError(inlineMismatch);
       const shape = outputShape(op.name, attrs);
       const timeoutMs = Number(f.timeout);
       if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1)
@@ -175,10 +255,12 @@ export function nfuCommand(): CliCommand {
         } as never);
       } catch (e) {
         if (e instanceof ClientError && e.status === -30) {
+          const mismatch = await sizeMismatch(client, op, attrs, inputs);
           throw new ClientError(
             e.code,
-            `${e.message} — the depot refused ${op.name}'s attributes or inputs: each input must hold its layout ` +
-              `(${op.inputs.map((i) => `${i.name}: ${i.layout}`).join('; ')}); see docs/nfu-ops.md`,
+            `${e.message} — the depot refused ${op.name}'s attributes or inputs: ` +
+              (mismatch ??
+                `each input must hold its layout (${op.inputs.map((i) => `${i.name}: ${i.layout}`).join('; ')}); see docs/nfu-ops.md`),
             { depot: `${depot.host}:${depot.port}`, status: e.status },
           );
         }

@@ -1,5 +1,8 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatCapability } from '../../ibp/index.js';
@@ -71,13 +74,82 @@ describe('anvil nfu OP: one NFU op from the shell', () => {
     expect(n.stderr).toMatch(/^anvil: FW_ERR_INVALID_ARGUMENT: gram takes 1 --input \(A: `rows × cols` row-major/);
   });
 
-  it('a shape the input does not hold comes back as the depot refusal with what the op expects', async () => {
-    const r = await anvil(['nfu', 'gram', '--depot', at, '--input', read, '--attr', 'rows=30', '--attr', 'cols=2']);
+  it('a refusal that is not about an input size comes back as the depot refusal with what the op expects', async () => {
+    const r = await anvil([
+      'nfu',
+      'gaussian-sketch-right',
+      '--depot',
+      at,
+      '--input',
+      read,
+      '--attr',
+      'rows=3',
+      '--attr',
+      'cols=2',
+      '--attr',
+      'k=0',
+      '--return-bytes',
+      '8',
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/-30/);
     expect(r.stderr).toContain(
-      "the depot refused gram's attributes or inputs: each input must hold its layout (A: `rows × cols`",
+      "the depot refused gaussian-sketch-right's attributes or inputs: each input must hold its layout (A: `rows × cols`",
     );
     expect(r.stderr.split('\n').filter((l) => l !== '')).toHaveLength(1);
+  });
+
+  it('an input that is not the size the attributes need: the refusal says the bytes held and needed', async () => {
+    // The allocation holds 3 × 2 float64 = 48 bytes; rows=2 cols=2 needs 32, rows=4 needs 64.
+    for (const [rows, needed] of [
+      [2, 32],
+      [4, 64],
+    ] as const) {
+      const r = await anvil([
+        'nfu',
+        'column-stats',
+        '--depot',
+        at,
+        '--input',
+        read,
+        '--attr',
+        `rows=${rows}`,
+        '--attr',
+        'cols=2',
+      ]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        `input A holds 48 bytes; rows=${rows} × cols=2 float64 needs ${needed}: an input is its whole allocation, so give the ` +
+          'attributes of all of it',
+      );
+      expect(r.stderr.split('\n').filter((l) => l !== '')).toHaveLength(1);
+    }
+  });
+
+  it('an inline input of the wrong size is refused before the depot is asked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'anvil-nfu-'));
+    try {
+      const file = join(dir, 'a.bin');
+      writeFileSync(file, bytes);
+      const r = await anvil([
+        'nfu',
+        'gram',
+        '--depot',
+        '127.0.0.1:1',
+        '--input',
+        `@${file}`,
+        '--attr',
+        'rows=2',
+        '--attr',
+        'cols=2',
+      ]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(
+        'anvil: FW_ERR_INVALID_ARGUMENT: input A holds 48 bytes; rows=2 × cols=2 float64 needs 32: an input is its whole ' +
+          'allocation, so give the attributes of all of it (docs/nfu-ops.md)\n',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
