@@ -3,6 +3,7 @@ import {
   CoordinatorErrorCode,
   MatrixAccumulator,
   gramNormBound,
+  robustQualityWeights,
   scatterBounds,
   scatterTrace,
   type CoordinatorDataset as Dataset,
@@ -212,6 +213,30 @@ export function unansweredGroupsScatter(
   return { value, rounding, blocks };
 }
 
+/**
+ * Robust PCA's first screen, from the summaries alone: each source's centred energy per row
+ * Σ_b ‖A_b − 1μᵀ‖_F² / Σ_b n_b against its peers', robust z = (e − median)/max(1.4826·MAD, median), weight
+ * (3/z)² above z = 3 (so only a source with more than 4× the median energy loses weight). A source that
+ * dominates the data (garbage of a large amplitude) dominates the first fit too, which then follows it and
+ * leaves it a smaller relative residual than its peers: the residual scores alone cannot name it, at any rank.
+ * Sources with weight 1 are left out of the map.
+ */
+export function sourceEnergyWeights(dataset: Dataset): Map<string, number> {
+  const mu = summaryMeans(dataset);
+  const per = new Map<string, { energy: number; rows: number }>();
+  for (const b of dataset.blocks) {
+    if (b.source === undefined || b.summary === undefined) continue;
+    const e = per.get(b.source) ?? { energy: 0, rows: 0 };
+    e.energy += centredFrob2(b, mu);
+    e.rows += b.rows;
+    per.set(b.source, e);
+  }
+  const energies = new Map([...per].filter(([, v]) => v.rows > 0).map(([id, v]) => [id, v.energy / v.rows]));
+  const out = new Map<string, number>();
+  for (const sc of robustQualityWeights(energies, { minRelativeScale: 1 })) if (sc.weight < 1) out.set(sc.id, sc.weight);
+  return out;
+}
+
 interface Pass {
   readonly V: Float64Array; // d × l right singular vectors
   readonly s: Float64Array;
@@ -353,10 +378,12 @@ export async function rsvdCore(
   const weights = new Map<string, number>();
   // Robust PCA on a growing dataset: each call starts from the quality weights the history holds (a call per
   // dataset version keeps refining them).
+  const energyWeights = robust > 0 ? sourceEnergyWeights(dataset) : new Map<string, number>();
+  for (const [id, w] of energyWeights) weights.set(id, w);
   if (robust > 0 && ctx.store !== undefined)
     for (const b of dataset.blocks)
-      if (b.source !== undefined && !weights.has(b.source)) {
-        const w = ctx.store.sourceWeight(b.source);
+      if (b.source !== undefined) {
+        const w = Math.min(ctx.store.sourceWeight(b.source), energyWeights.get(b.source) ?? 1);
         if (w < 1) weights.set(b.source, w);
       }
   const weight = (b: DatasetBlock): number => (b.source === undefined ? 1 : (weights.get(b.source) ?? 1));
@@ -769,7 +796,8 @@ export async function rsvdCore(
     // Robust PCA: record each source's relative residual, reweigh from the history (robust z-scores).
     if (pass < robust && residualBySource.size > 0 && ctx.store !== undefined) {
       for (const [id, e] of residualBySource) ctx.store.recordResidual(id, e.tot > 0 ? e.res / e.tot : 0);
-      for (const sc of ctx.store.sourceScores()) if (residualBySource.has(sc.id)) weights.set(sc.id, sc.weight);
+      for (const sc of ctx.store.sourceScores())
+        if (residualBySource.has(sc.id)) weights.set(sc.id, Math.min(sc.weight, energyWeights.get(sc.id) ?? 1));
       emit(estimate);
       continue;
     }
