@@ -240,15 +240,13 @@ export class DiskResource implements StorageResource {
     const file = join(this.shardDir(r.id), String(r.id));
     let st = await stat(file).catch(() => undefined);
     if (st === undefined) return r.size > 0 ? 'its file is missing' : undefined;
-    // A refused overwrite's rollback a crash interrupted puts the committed size back (the store may
-    // hold the refused one): the file is judged against that.
-    let size = r.size;
-    try {
-      size = (await pendingRollback(file, this.db.journalSeq(r.id)))?.size ?? r.size;
-    } catch (e) {
-      return `an overwrite interrupted by a crash could not be finished (${(e as Error).message})`;
+    if (st.size < r.size) {
+      // Unless a refused write's rollback a crash interrupted puts a smaller committed size back (the
+      // store may hold the refused one).
+      const rollback = await pendingRollback(file, this.db.journalSeq(r.id)).catch(() => undefined);
+      const size = Math.min(r.size, rollback?.size ?? r.size);
+      if (st.size < size) return `half-written: its file has ${st.size} bytes, ${size} were acknowledged`;
     }
-    if (st.size < size) return `half-written: its file has ${st.size} bytes, ${size} were acknowledged`;
     try {
       await this.redo(r, file);
     } catch (e) {
