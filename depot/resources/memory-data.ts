@@ -43,6 +43,9 @@ export function zeroFill(buf: Buffer, from: number, to: number): void {
 }
 
 let populator: ((bytes: Uint8Array) => boolean) | null | undefined;
+/** Populate is given up for the process after this many failures in a row (one may be passing). */
+const POPULATE_TRIES = 4;
+let populateFailures = 0;
 
 /**
  * Faults in the pages of a new segment in one call (the native addon's `populate`) rather than
@@ -55,7 +58,9 @@ function populate(buf: Buffer): void {
     const native = loadNativeKernels().native as { populate?: (bytes: Uint8Array) => boolean } | undefined;
     populator = typeof native?.populate === 'function' ? native.populate.bind(native) : null;
   }
-  if (populator !== null && !populator(buf)) populator = null; // unsupported here: stop asking
+  if (populator === null) return;
+  if (populator(buf)) populateFailures = 0;
+  else if (++populateFailures >= POPULATE_TRIES) populator = null; // unsupported here: stop asking
 }
 
 /** A part of a pinned range: `bytes` hold the range's bytes from `at` on. */
@@ -127,12 +132,15 @@ class SegmentPool {
     return this.idle.length * SEGMENT_BYTES;
   }
 
-  /** A segment: a pooled one (stale bytes; `fresh` false) or a new one (zeros). */
-  take(): { buf: Buffer; fresh: boolean } {
+  /**
+   * A segment: a pooled one (stale bytes; `fresh` false) or a new one (zeros), its pages faulted
+   * in when `populated` (a copy on write, which overwrites it whole, leaves them to the copy).
+   */
+  take(populated = true): { buf: Buffer; fresh: boolean } {
     const reused = this.idle.pop();
     if (reused !== undefined) return { buf: reused.buf, fresh: false };
     const buf = sharedBuffer(SEGMENT_BYTES);
-    populate(buf);
+    if (populated) populate(buf);
     return { buf, fresh: true };
   }
 
@@ -221,6 +229,8 @@ export class MemoryData implements AllocationData {
   private segments: (Buffer | undefined)[] | undefined;
   /** Segments a read has handed out views of. */
   private readonly lent = new WeakSet<Buffer>();
+  /** Set by release: a writer still running attaches nothing more. */
+  private released = false;
 
   constructor(private readonly owner: SizeView) {
     if (owner.maxSize >= SEGMENT_BYTES) this.segments = [];
@@ -274,11 +284,18 @@ export class MemoryData implements AllocationData {
    * read into in place (see {@link DirectTarget}): a span of one segment, held (pinned) until its
    * bytes land so that a TRUNCATE or delete meanwhile cannot hand the segment to another
    * allocation. Below the size, where a reader in another thread may hold a pin, the bytes go
-   * through `write` and its copy on write.
+   * through `write` and its copy on write. Each segment is attached when the writer first reaches
+   * it, so memory is committed (and faulted in) as the bytes arrive, not for the whole range when
+   * the writer opens.
    */
   private segmentWriter(offset: number, end: number): RangeWriter & DirectTarget {
     const segments = this.segments!;
-    this.attach(offset, end);
+    if (end > this.owner.maxSize) {
+      throw new DepotError(
+        DepotErrorCode.WOULD_EXCEED_LIMIT,
+        `a write up to ${end} bytes passes the max size ${this.owner.maxSize}`,
+      );
+    }
     let cursor = offset;
     /** The span given out: its segment, index and offset within. */
     let lent: { seg: Buffer; i: number; within: number; n: number } | undefined;
@@ -293,7 +310,7 @@ export class MemoryData implements AllocationData {
         if (lent !== undefined) throw new Error('a span is already out');
         if (cursor < this.owner.size || cursor >= end) return undefined;
         const i = Math.floor(cursor / SEGMENT_BYTES);
-        const seg = segments[i];
+        const seg = this.attach(segments, i);
         if (seg === undefined) return undefined;
         const within = cursor - i * SEGMENT_BYTES;
         const n = Math.min(max, end - cursor, SEGMENT_BYTES - within);
@@ -323,8 +340,8 @@ export class MemoryData implements AllocationData {
           const i = Math.floor(pos / SEGMENT_BYTES);
           const within = pos - i * SEGMENT_BYTES;
           const n = Math.min(chunk.length - at, SEGMENT_BYTES - within);
-          // After a concurrent TRUNCATE a segment may be gone: those bytes are dropped.
-          const seg = this.ownSegment(segments, i);
+          // After a concurrent TRUNCATE or delete a segment may be gone: those bytes are dropped.
+          const seg = this.attach(segments, i) === undefined ? undefined : this.ownSegment(segments, i);
           if (seg !== undefined) chunk.copy(seg, within, at, at + n);
           at += n;
         }
@@ -344,24 +361,21 @@ export class MemoryData implements AllocationData {
   }
 
   /**
-   * Attaches the segments that `[offset, end)` touches. A pooled one holds a deleted
-   * allocation's bytes: it is zeroed whole before it joins this allocation, the range too. The
-   * range may lie inside the size (a hole left by a WRITE further on) or come inside it while
-   * this write runs (another one further on completes), so a LOAD, an NFU pin or an abort before
-   * the writer gets there must find zeros, never the old bytes.
+   * Segment `i` of a writer's `segments`, attached now if it is not yet. A pooled one holds a
+   * deleted allocation's bytes: it is zeroed whole before it joins this allocation, so a LOAD or an
+   * NFU pin never finds the old bytes (segments not attached read as zeros). Undefined where no
+   * segment may be attached any more: the allocation was deleted, a TRUNCATE took its max size
+   * below the segment, or the segments were given up for one small buffer.
    */
-  private attach(offset: number, end: number): void {
-    const segments = this.segments!;
-    if (end <= offset) return;
-    const first = Math.floor(offset / SEGMENT_BYTES);
-    const last = Math.floor((end - 1) / SEGMENT_BYTES);
-    for (let i = first; i <= last; i++) {
-      if (segments[i] !== undefined) continue;
-      const { buf, fresh } = segmentPool.take();
-      if (!fresh) zeroFill(buf, 0, buf.length);
-      while (segments.length < i) segments.push(undefined);
-      segments[i] = buf;
-    }
+  private attach(segments: (Buffer | undefined)[], i: number): Buffer | undefined {
+    const seg = segments[i];
+    if (seg !== undefined) return seg;
+    if (this.released || this.segments !== segments || i * SEGMENT_BYTES >= this.owner.maxSize) return undefined;
+    const { buf, fresh } = segmentPool.take();
+    if (!fresh) zeroFill(buf, 0, buf.length);
+    while (segments.length < i) segments.push(undefined);
+    segments[i] = buf;
+    return buf;
   }
 
   /** Zeroes `[from, to)` where segments are attached (missing ones read as zeros). */
@@ -448,6 +462,7 @@ export class MemoryData implements AllocationData {
   }
 
   async release(): Promise<void> {
+    this.released = true;
     this.data = EMPTY;
     // Emptied in place: a writer still running (a delete during a transfer) holds this array
     // and must find no segment to write into once they are back in the pool.
@@ -503,7 +518,7 @@ export class MemoryData implements AllocationData {
   private ownSegment(segments: (Buffer | undefined)[], i: number): Buffer | undefined {
     const seg = segments[i];
     if (seg === undefined || !segmentPool.isPinned(seg)) return seg;
-    const { buf } = segmentPool.take();
+    const { buf } = segmentPool.take(false);
     seg.copy(buf);
     pinStats.copiedOnWriteBytes += SEGMENT_BYTES;
     segments[i] = buf;
