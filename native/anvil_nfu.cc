@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <memory>
 #include <cmath>
 #include <cstdint>
@@ -744,7 +745,13 @@ napi_value Populate(napi_env env, napi_callback_info info) {
       const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
       const uintptr_t first = (begin + p - 1) & ~(p - 1);
       const uintptr_t last = (begin + length) & ~(p - 1);
-      ok = last > first && madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE) == 0;
+      // Interrupted by a signal or short of memory for a moment: tried again (populating pages
+      // already in is cheap), a few times at most, so a passing failure does not read as "no such
+      // call here".
+      for (int attempt = 0; last > first && attempt < 8 && !ok; attempt++) {
+        ok = madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE) == 0;
+        if (!ok && errno != EINTR && errno != EAGAIN) break;
+      }
     }
 #else
     (void)length;
