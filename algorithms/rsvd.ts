@@ -741,6 +741,9 @@ export async function rsvdCore(
       sv[t] = Math.sqrt(Math.max(0, ritz[t]!));
       lower[t] = Math.sqrt(Math.max(0, sigmaLower(t, ritz[t]!)));
       upper[t] = Math.sqrt(Math.max(0, sigmaUpper(t, ritz[t]!)));
+      // The point estimate inside its own interval (with blocks missing the deterministic side can be the tighter
+      // one): wherever σ_t lies in the interval, as it does with probability ≥ 1 − δ, this only moves σ̂ towards it.
+      sv[t] = Math.min(Math.max(sv[t]!, lower[t]!), upper[t]!);
     }
     // Components: eigenvectors of the k × k Gram rotate V (Rayleigh–Ritz).
     const rr = svd(kGram, kk, kk);
