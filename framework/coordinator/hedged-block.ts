@@ -92,6 +92,11 @@ export interface BlockContext extends HedgeContext {
   readonly suspects?: SuspectDepots;
   /** Least wait for an attempt on a suspect depot (default 1000 ms; see {@link SuspectDepots.waitMs}). */
   readonly suspectWaitMs?: number;
+  /**
+   * Depots that let a shortened wait pass without an answer in this job: its later attempts there are not made
+   * (they fail at once as late), so a stalled depot costs one shortened wait per job, not one per gate slot.
+   */
+  readonly silent?: Set<string>;
   /** Busy answers (`-66 <retry>`) a replica may give before the next one is asked (default {@link DEFAULT_MAX_BUSY_RETRIES}). */
   readonly maxBusyRetries?: number;
 }
@@ -238,6 +243,7 @@ class BlockRun {
     } else {
       this.record(a.depot, outcome, now - (a.t0 ?? now));
       if (outcome === 'late') this.ctx.suspects?.mark(a.depot, now);
+      if (outcome === 'late' && a.suspect) this.ctx.silent?.add(a.depot);
       this.ctx.onFailure?.(a.depot, outcome, error, this.block);
     }
     a.stop();
@@ -310,7 +316,12 @@ class BlockRun {
   }
 
   begin(a: Attempt): void {
-    if (a.settled || this.finished) return;
+    // A gate slot freed while the deadline drops the job's attempts starts nothing.
+    if (a.settled || this.finished || this.ctx.deadlinePassed()) return;
+    if (this.ctx.silent?.has(a.depot) === true) {
+      this.skip(a);
+      return;
+    }
     const { ctx } = this;
     a.t0 = ctx.scheduler.now();
     if (a.firstStart === undefined) {
@@ -353,12 +364,31 @@ class BlockRun {
     }
   }
 
+  /** Gives up `a` without asking: its depot let a shortened wait pass in this job (see {@link BlockContext.silent}). */
+  skip(a: Attempt): void {
+    const error = new OpTimeoutError(
+      `block ${this.block.index}: not asked: ${a.depot} gave no answer within the shortened wait earlier in this job`,
+      'suspect-wait',
+      0,
+    );
+    this.ctx.onFailure?.(a.depot, 'late', error, this.block);
+    a.stop();
+    this.pending--;
+    this.lastError = error;
+    if (this.next < this.replicas.length) this.launch();
+    else if (this.pending === 0) this.finish(undefined);
+  }
+
   launch(): void {
     if (this.finished || this.next >= this.replicas.length) return;
     const replica = this.replicas[this.next++]!;
     const a = new Attempt(this, replica, depotId(replica.depot));
     this.attempts.push(a);
     this.pending++;
+    if (this.ctx.silent?.has(a.depot) === true) {
+      this.skip(a);
+      return;
+    }
     // A suspect depot is hedged at once: the next replica runs alongside it.
     if (this.next < this.replicas.length)
       a.hedge = this.ctx.timers.add(

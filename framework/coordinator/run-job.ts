@@ -61,10 +61,17 @@ export interface RunJobOptions {
    */
   readonly deadlineMs?: number;
   /**
+   * A softer, earlier deadline (ms after the start, at most `deadlineMs`): then the job answers with what arrived
+   * if at least `minAnsweredBlocks` blocks have answered, else as soon as that many have (or at `deadlineMs`).
+   * A multi-round algorithm gives each round a share of its time this way without a round ending empty-handed
+   * just because its depots are slower than the share.
+   */
+  readonly softDeadlineMs?: number;
+  /**
    * Depots late earlier (an op timeout, or still running at a deadline), shared between jobs that should
    * remember them — the rounds of one multi-round algorithm (default: one set for this job). Replicas on a
    * suspect depot are tried last and hedged at once, and an attempt there waits only `suspectWaitMs` (or 4× the
-   * slowest answer so far if longer, at most `opTimeoutMs`: {@link SuspectDepots.waitMs}) before it counts as late; a depot that answers
+   * median answer time if longer, at most `opTimeoutMs`: {@link SuspectDepots.waitMs}) before it counts as late; a depot that answers
    * is no longer suspect. The job adds the depots that are late in it.
    */
   readonly suspects?: SuspectDepots;
@@ -180,6 +187,7 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
       ...(job.validate === undefined ? {} : { validate: (b: DatasetBlock, out: Uint8Array) => job.validate!(b, out) }),
       ...(options.onAttempt === undefined ? {} : { onAttempt: options.onAttempt }),
       suspects,
+      silent: new Set<string>(),
       ...(options.suspectWaitMs === undefined ? {} : { suspectWaitMs: options.suspectWaitMs }),
       onFailure: (depot, outcome, error, block) => {
         failures.add(depot, outcome, error);
@@ -208,6 +216,8 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
     const running = new Set<() => void>();
     let pumping = false;
     let deadlineAction: Subscription | undefined;
+    let softAction: Subscription | undefined;
+    let softPassed = false;
 
     const close = (): void => {
       if (closed) return;
@@ -216,6 +226,7 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
       running.clear();
       timers.close();
       deadlineAction?.unsubscribe();
+      softAction?.unsubscribe();
       options.signal?.removeEventListener('abort', onAbort);
     };
     const fail = (e: unknown): void => {
@@ -304,6 +315,11 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
       }
       if (o.block.source !== undefined)
         reliability.record('source', o.block.source, o.answer === undefined ? 'failure' : 'answer', undefined, now());
+      // Past the soft deadline, the first time enough blocks have answered ends the job.
+      if (softPassed && answered >= needed && finished < blocks.length) {
+        endAtDeadline();
+        return;
+      }
       if (finished % partialEvery === 0 && finished < blocks.length && now() - lastPartial >= partialIntervalMs) {
         lastPartial = now();
         let e: Estimate<V> | undefined;
@@ -369,15 +385,20 @@ export function runJob<V>(job: Job<V>, options: RunJobOptions): Observable<Estim
     };
     const onAbort = (): void => fail(options.signal!.reason);
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    if (options.deadlineMs !== undefined) {
-      // Deadline mode: drop what still runs (recorded late) and answer with what arrived.
-      deadlineAction = scheduler.schedule(() => {
-        deadlinePassed = true;
-        for (const cancel of running) cancel();
-        running.clear();
-        complete();
-      }, options.deadlineMs);
-    }
+    // Deadline mode: drop what still runs (recorded late) and answer with what arrived.
+    const endAtDeadline = (): void => {
+      if (closed) return;
+      deadlinePassed = true;
+      for (const cancel of running) cancel();
+      running.clear();
+      complete();
+    };
+    if (options.deadlineMs !== undefined) deadlineAction = scheduler.schedule(endAtDeadline, options.deadlineMs);
+    if (options.softDeadlineMs !== undefined && (options.deadlineMs === undefined || options.softDeadlineMs < options.deadlineMs))
+      softAction = scheduler.schedule(() => {
+        softPassed = true;
+        if (answered >= needed) endAtDeadline();
+      }, options.softDeadlineMs);
     if (options.runner.offers === undefined) plan(new Map());
     else {
       options.runner.offers(uniqueDepots(blocks), job.op.name).then(

@@ -1,6 +1,8 @@
+/** Answer times {@link SuspectDepots} keeps for its median. */
+const LATENCY_SAMPLES = 64;
 /** Least time an attempt on a suspect depot waits before it counts as late (ms). */
 export const DEFAULT_SUSPECT_WAIT_MS = 1_000;
-/** A suspect depot's wait is at least this many times the slowest answer of the job. */
+/** A suspect depot's wait is at least this many times the median answer time of the job's recent attempts. */
 export const SUSPECT_WAIT_LATENCY_FACTOR = 4;
 
 /**
@@ -12,7 +14,9 @@ export const SUSPECT_WAIT_LATENCY_FACTOR = 4;
  */
 export class SuspectDepots {
   readonly #since = new Map<string, number>();
-  #slowestAnswerMs = 0;
+  /** Answer times of the latest attempts (a ring of {@link LATENCY_SAMPLES}). */
+  readonly #latencies: number[] = [];
+  #next = 0;
 
   /** Marks `depot` (`host:port`) suspect at time `now` (ms); a depot marked already keeps its first time. */
   mark(depot: string, now: number): void {
@@ -22,21 +26,26 @@ export class SuspectDepots {
   /** `depot` answered after `latencyMs`: it is no longer suspect. */
   answered(depot: string, latencyMs: number): void {
     this.#since.delete(depot);
-    if (Number.isFinite(latencyMs) && latencyMs > this.#slowestAnswerMs) this.#slowestAnswerMs = latencyMs;
+    if (!Number.isFinite(latencyMs) || latencyMs < 0) return;
+    if (this.#latencies.length < LATENCY_SAMPLES) this.#latencies.push(latencyMs);
+    else this.#latencies[this.#next] = latencyMs;
+    this.#next = (this.#next + 1) % LATENCY_SAMPLES;
   }
 
-  /** The longest time an attempt took to answer so far (ms; 0 before any answer). */
-  get slowestAnswerMs(): number {
-    return this.#slowestAnswerMs;
+  /** The median answer time of the latest attempts that answered (ms; 0 before any answer). */
+  medianAnswerMs(): number {
+    if (this.#latencies.length === 0) return 0;
+    const sorted = [...this.#latencies].sort((a, b) => a - b);
+    return sorted[Math.floor((sorted.length - 1) / 2)]!;
   }
 
   /**
    * How long an attempt on a suspect depot waits before it counts as late: `leastMs` (default
-   * {@link DEFAULT_SUSPECT_WAIT_MS}) or {@link SUSPECT_WAIT_LATENCY_FACTOR} × the slowest answer so far if longer (a
-   * job whose ops are all slow does not cut a depot off for being as slow as the others), at most `opTimeoutMs`.
+   * {@link DEFAULT_SUSPECT_WAIT_MS}) or {@link SUSPECT_WAIT_LATENCY_FACTOR} × the median answer time if longer (a job
+   * whose ops are all slow does not cut a depot off for being as slow as the others), at most `opTimeoutMs`.
    */
   waitMs(opTimeoutMs: number, leastMs = DEFAULT_SUSPECT_WAIT_MS): number {
-    return Math.min(opTimeoutMs, Math.max(leastMs, SUSPECT_WAIT_LATENCY_FACTOR * this.#slowestAnswerMs));
+    return Math.min(opTimeoutMs, Math.max(leastMs, SUSPECT_WAIT_LATENCY_FACTOR * this.medianAnswerMs()));
   }
 
   has(depot: string): boolean {

@@ -96,7 +96,7 @@ describe('depots late earlier in a job (suspects)', () => {
       expect(suspects.has('127.0.0.1:300')).toBe(false);
       const t0 = scheduler.now();
       const second = run(h, scheduler, ds, runner, { store, suspects, opTimeoutMs: 1000, suspectWaitMs: 50 });
-      // max(50 ms, 4 × the slowest answer, 2 ms) = 50 ms, not the 1000 ms op timeout.
+      // max(50 ms, 4 × the median answer time, 2 ms) = 50 ms, not the 1000 ms op timeout.
       expect(second.end - t0).toBe(50);
       expect(second.late.map((l) => [l.block, l.kind, l.waitMs])).toEqual([
         [1, 'suspect-wait', 50],
@@ -137,6 +137,72 @@ describe('depots late earlier in a job (suspects)', () => {
         [3, '127.0.0.1:501', 'deadline', 40],
       ]);
       expect(suspects.has('127.0.0.1:501')).toBe(true);
+    });
+  });
+
+  it('a suspect depot that lets its shortened wait pass is not asked again in the job: the queued blocks fail at once', () => {
+    const scheduler = new TestScheduler((a, b) => expect(a).toEqual(b));
+    const store = new ReliabilityStore({ clock: { now: () => scheduler.now() } });
+    const ds = fakeDataset(data, COLS, (b) => [700 + (b % 2)]);
+    const suspects = new SuspectDepots();
+    suspects.mark('127.0.0.1:701', 0);
+    scheduler.run((h) => {
+      const runner = new MarbleRunner(h, data, { 700: '2ms (a|)', 701: '-' });
+      // One attempt per depot at a time: block 3 waits at the gate behind block 1.
+      const ran = run(h, scheduler, ds, runner, { store, suspects, suspectWaitMs: 50, perDepotConcurrency: 1 });
+      expect(ran).toMatchObject({ end: 50, used: 2, missing: 2 });
+      expect(ran.late.map((l) => [l.block, l.kind, l.waitMs])).toEqual([
+        [1, 'suspect-wait', 50],
+        [3, 'suspect-wait', 0],
+      ]);
+      expect(runner.asked.filter((a) => a.startsWith('701/'))).toEqual(['701/1']);
+    });
+  });
+});
+
+describe('soft deadline', () => {
+  const data = blockData(4, 5, COLS, 5);
+  const answersAt = { 600: '30ms (a|)', 601: '50ms (a|)', 602: '70ms (a|)', 603: '90ms (a|)' };
+
+  it('answers at the soft deadline when enough blocks have answered', () => {
+    const scheduler = new TestScheduler((a, b) => expect(a).toEqual(b));
+    const store = new ReliabilityStore({ clock: { now: () => scheduler.now() } });
+    const ds = fakeDataset(data, COLS, (b) => [600 + b]);
+    scheduler.run((h) => {
+      const ran = run(h, scheduler, ds, new MarbleRunner(h, data, answersAt), { store, softDeadlineMs: 60, deadlineMs: 1000 });
+      expect(ran).toMatchObject({ end: 60, used: 2, missing: 2 });
+      expect(ran.late.map((l) => [l.block, l.kind])).toEqual([
+        [2, 'deadline'],
+        [3, 'deadline'],
+      ]);
+    });
+  });
+
+  it('past the soft deadline with no answer yet, answers at the first one', () => {
+    const scheduler = new TestScheduler((a, b) => expect(a).toEqual(b));
+    const store = new ReliabilityStore({ clock: { now: () => scheduler.now() } });
+    const ds = fakeDataset(data, COLS, (b) => [600 + b]);
+    scheduler.run((h) => {
+      const ran = run(h, scheduler, ds, new MarbleRunner(h, data, answersAt), { store, softDeadlineMs: 10, deadlineMs: 1000 });
+      expect(ran).toMatchObject({ end: 30, used: 1, missing: 3 });
+    });
+  });
+
+  it('with no answer by the hard deadline, the job fails with COORD_E_COVERAGE as before', () => {
+    const scheduler = new TestScheduler((a, b) => expect(a).toEqual(b));
+    const store = new ReliabilityStore({ clock: { now: () => scheduler.now() } });
+    const ds = fakeDataset(data, COLS, (b) => [600 + b]);
+    scheduler.run((h) => {
+      let code: unknown;
+      runJob(columnStatsJob(ds, 'sums'), {
+        runner: new MarbleRunner(h, data, answersAt),
+        reliability: storeReliability(store),
+        scheduler,
+        softDeadlineMs: 5,
+        deadlineMs: 20,
+      }).subscribe({ error: (e: { code?: unknown }) => (code = e.code) });
+      h.flush();
+      expect(code).toBe('COORD_E_COVERAGE');
     });
   });
 });
