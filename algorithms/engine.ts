@@ -40,25 +40,51 @@ export interface LocusContext {
 /** Share of the time left to the deadline a round may use when the algorithm does not say how many rounds are left. */
 export const DEFAULT_ROUND_SHARE = 0.5;
 
+/** A round's budget is at least this many times the median time earlier rounds of the job took to their last answer. */
+export const ROUND_FLOOR_FACTOR = 2;
+
 /**
- * The time (ms) round may run when the job must answer by `deadlineAt` and it is now `now`: an equal share
+ * The time (ms) a round may run when the job must answer by `deadlineAt` and it is now `now`: an equal share
  * `1/roundsLeft` of the time left when the algorithm says how many rounds (this one included) it still runs,
  * else {@link DEFAULT_ROUND_SHARE} of it — so however many rounds follow, each gets a share and together they
- * end by the deadline. At least 1 ms.
+ * end by the deadline — but at least `floorMs` (what a round of this job needs when its depots answer, see
+ * {@link RoundClock}: rounds that cannot fit still run, and the job ends a little after the deadline rather
+ * than with rounds nobody could answer in time). At least 1 ms.
  */
-export function roundBudgetMs(deadlineAt: number, now: number, roundsLeft?: number): number {
+export function roundBudgetMs(deadlineAt: number, now: number, roundsLeft?: number, floorMs = 0): number {
   const left = deadlineAt - now;
   const share = roundsLeft !== undefined && roundsLeft >= 1 ? 1 / Math.floor(roundsLeft) : DEFAULT_ROUND_SHARE;
-  return Math.max(1, Math.floor(left * share));
+  return Math.max(1, Math.floor(floorMs), Math.floor(left * share));
 }
 
-/** The suspect depots of contexts that carry none: one set per context object (the rounds of one job share it). */
-const contextSuspects = new WeakMap<LocusContext, SuspectDepots>();
+/** Per job: how long its rounds took to their last answer (the time a round needs when its depots answer). */
+export class RoundClock {
+  readonly #durations: number[] = [];
 
-function suspectsOf(ctx: LocusContext): SuspectDepots {
-  if (ctx.suspects !== undefined) return ctx.suspects;
-  let s = contextSuspects.get(ctx);
-  if (s === undefined) contextSuspects.set(ctx, (s = new SuspectDepots()));
+  /** A round started at `start` got its last answer at `lastAnswer` (ms since epoch). */
+  add(start: number, lastAnswer: number): void {
+    this.#durations.push(Math.max(0, lastAnswer - start));
+  }
+
+  /** {@link ROUND_FLOOR_FACTOR} × the median duration so far (0 before any round answered). */
+  floorMs(): number {
+    if (this.#durations.length === 0) return 0;
+    const sorted = [...this.#durations].sort((a, b) => a - b);
+    return ROUND_FLOOR_FACTOR * sorted[Math.floor((sorted.length - 1) / 2)]!;
+  }
+
+  /** {@link ROUND_FLOOR_FACTOR} × the longest duration so far (0 before any round answered). */
+  longestMs(): number {
+    return ROUND_FLOOR_FACTOR * this.#durations.reduce((m, d) => Math.max(m, d), 0);
+  }
+}
+
+/** Suspect depots and round durations of contexts that carry none: one per context object (the rounds of one job share it). */
+const contextState = new WeakMap<LocusContext, { suspects: SuspectDepots; clock: RoundClock }>();
+
+function stateOf(ctx: LocusContext): { suspects: SuspectDepots; clock: RoundClock } {
+  let s = contextState.get(ctx);
+  if (s === undefined) contextState.set(ctx, (s = { suspects: ctx.suspects ?? new SuspectDepots(), clock: new RoundClock() }));
   return s;
 }
 
@@ -129,7 +155,9 @@ export function failureNote(outcome: OpOutcome, error: unknown, roundBudget?: nu
   if (outcome === 'late' && error instanceof OpTimeoutError) {
     if (error.kind === 'op-timeout') return `no answer within the op timeout (${error.waitMs} ms)`;
     if (error.kind === 'suspect-wait')
-      return `no answer within the shortened wait (${error.waitMs} ms) for a depot that timed out earlier in this job`;
+      return error.waitMs === 0
+        ? 'not asked: the depot timed out earlier in this job and again in this round'
+        : `no answer within the shortened wait (${error.waitMs} ms) for a depot that timed out earlier in this job`;
     return roundBudget === undefined
       ? `no answer before the deadline`
       : `no answer before the deadline (the round's ${roundBudget} ms share of it)`;
@@ -209,8 +237,19 @@ export async function round(
   // The op's name is the kernel of its calls (the same for every block).
   const first = dataset.blocks[0];
   const opNamed: LocusOpSpec = first === undefined ? op : { ...op, name: call(first).kernel as LocusOpSpec['name'] };
+  const state = stateOf(ctx);
+  const started = Date.now();
+  let lastAnswer = started;
+  // The round's share of the time left is a soft deadline: a round with no answer yet by then waits for its first
+  // one, up to the job's deadline — or, past it, up to twice the longest round of the job so far.
+  const shareMs =
+    options.deadlineAt === undefined
+      ? undefined
+      : roundBudgetMs(options.deadlineAt, started, options.roundsLeft, state.clock.floorMs());
   const deadlineMs =
-    options.deadlineAt === undefined ? undefined : roundBudgetMs(options.deadlineAt, Date.now(), options.roundsLeft);
+    options.deadlineAt === undefined || shareMs === undefined
+      ? undefined
+      : Math.max(shareMs, options.deadlineAt - started, state.clock.longestMs());
   // Each failed attempt of a block, by depot: why it gave no answer.
   const notes = new Map<number, Map<string, string>>();
   const userOnFailure = ctx.jobOptions?.onAttemptFailure;
@@ -219,7 +258,7 @@ export async function round(
     if (ctx.missing === undefined) return;
     let m = notes.get(block.index);
     if (m === undefined) notes.set(block.index, (m = new Map()));
-    m.set(depot, failureNote(outcome, error, deadlineMs));
+    m.set(depot, failureNote(outcome, error, shareMs));
   };
   const e$ = runJob<number>(
     {
@@ -229,6 +268,7 @@ export async function round(
       combiner: () => ({
         add(block, output, wireBytes) {
           outputs.set(block.index, valuesOf(output));
+          lastAnswer = Date.now();
           bytesMoved += wireBytes;
         },
         estimate(p): Estimate<number> {
@@ -254,15 +294,16 @@ export async function round(
       ...ctx.jobOptions,
       runner: ctx.runner,
       reliability: ctx.reliability,
-      suspects: ctx.jobOptions?.suspects ?? suspectsOf(ctx),
+      suspects: ctx.jobOptions?.suspects ?? state.suspects,
       onAttemptFailure,
       partialEvery: Number.MAX_SAFE_INTEGER,
       ...(options.blocks === undefined ? {} : { blocks: options.blocks }),
-      ...(deadlineMs === undefined ? {} : { deadlineMs }),
+      ...(deadlineMs === undefined ? {} : { deadlineMs, softDeadlineMs: shareMs! }),
       ...(options.signal === undefined ? {} : { signal: options.signal }),
     },
   );
   await lastValueFrom(e$);
+  if (outputs.size > 0) state.clock.add(started, lastAnswer);
   if (ctx.missing !== undefined)
     for (const b of planned) {
       const index = Number(b.id);

@@ -111,7 +111,7 @@ describe('a stalled depot under multi-round algorithms', () => {
       }
     });
     expect(result.e.blocksMissing).toBe(3);
-    // One op timeout, then shortened waits (4× the slowest answer, at least 1 s) and the release.
+    // One op timeout, then shortened waits (4× the median answer time, at least 1 s) and the release.
     expect(result.ms).toBeLessThan(2.5 * opTimeoutMs);
     const reasons = result.missing.summary().filter((l) => l.depot === stalled);
     expect(reasons.some((l) => l.reason.includes(`op timeout (${opTimeoutMs} ms)`))).toBe(true);
