@@ -10,15 +10,26 @@
  * its socket). The first socket keeps no handle and closes together with the second, so the
  * server's connection count and its `'close'` listeners work as before. Where the handle does not
  * look as expected (another runtime, a future Node), or with `ANVIL_DIRECT_READS=0`, the socket is
- * left as it is and the depot reads through `'data'` events.
+ * left as it is and the depot reads through `'data'` events. A takeover that fails once it has begun
+ * cannot give the socket back (the handle may already deliver to the new socket): that connection
+ * is closed, and direct reads are off for the rest of the process.
+ *
+ * Each `useUserBuffer` call on a handle adds a native listener that lives as long as the
+ * connection, so the buffer a read goes to is changed by what the `buffer` callback returns after
+ * each read (Node applies it to the listener in place), never by a call per read or per body: a
+ * target aimed at between reads gets the next read by a copy out of the staging buffer, and only a
+ * target given back between reads (a body that fails) swaps the handle back to staging by a call.
  */
 import { Socket } from 'node:net';
 import type { DirectReadConsumer, DirectReadSource } from '../../ibp/index.js';
 
 /** Size of the socket's own read buffer (what Node itself reads at a time). */
 const STAGING_BYTES = 64 * 1024;
-/** Reads at least this large hand over the staging buffer itself; smaller ones are copied out. */
-const HANDOVER_BYTES = 16 * 1024;
+/**
+ * Reads at least this large hand over the staging buffer itself; smaller ones are copied out, so
+ * bytes waiting in a queue never hold more than a third again of their size in memory.
+ */
+const HANDOVER_BYTES = 48 * 1024;
 
 /** Counters of direct reads (tests, diagnostics). */
 export const directReadStats = {
@@ -26,6 +37,10 @@ export const directReadStats = {
   adopted: 0,
   /** Bytes read straight into memory a reader aimed at. */
   landedBytes: 0,
+  /** Bytes read into the staging buffer and copied to a target aimed at between reads. */
+  copiedBytes: 0,
+  /** Why direct reads are off for this process (a takeover failed half-way), if they are. */
+  offReason: undefined as string | undefined,
 };
 
 /** What this module relies on in a stream handle (Node's TCPWrap). */
@@ -38,10 +53,18 @@ function handleOf(socket: Socket): UserBufferHandle | undefined {
   return h !== null && h !== undefined && typeof h.useUserBuffer === 'function' ? (h as UserBufferHandle) : undefined;
 }
 
-/** Whether direct reads are enabled for this process (`ANVIL_DIRECT_READS=0` turns them off). */
+/**
+ * Whether direct reads are enabled for this process: `ANVIL_DIRECT_READS=0` turns them off, and so
+ * does a takeover that failed half-way.
+ */
 export function directReadsEnabled(): boolean {
   const v = process.env['ANVIL_DIRECT_READS'];
-  return v !== '0' && v !== 'off';
+  return v !== '0' && v !== 'off' && directReadStats.offReason === undefined;
+}
+
+/** Turns direct reads off for the rest of the process. */
+export function turnDirectReadsOff(reason: string): void {
+  directReadStats.offReason ??= reason;
 }
 
 /** An accepted connection whose reads go where its consumer aims them. */
@@ -49,7 +72,12 @@ export class DirectSocket implements DirectReadSource {
   /** The socket to use from now on (reads, writes, end, destroy). */
   readonly socket: Socket;
   private staging: Buffer = Buffer.allocUnsafeSlow(STAGING_BYTES);
+  /** What the consumer aims at. */
   private target: Uint8Array | undefined;
+  /** What the handle reads into now: the staging buffer or the target. */
+  private held: Uint8Array = this.staging;
+  /** True while a read is delivered: the handle then takes its next buffer from `next()`. */
+  private delivering = false;
   private consumer: DirectReadConsumer | undefined;
   /** Reads that arrived before the first consumer attached. */
   private early: Buffer[] | undefined = [];
@@ -58,13 +86,26 @@ export class DirectSocket implements DirectReadSource {
     accepted: Socket,
     private readonly handle: UserBufferHandle,
   ) {
-    this.socket = new Socket({
-      handle,
-      allowHalfOpen: accepted.allowHalfOpen,
-      onread: { buffer: () => this.target ?? this.staging, callback: (n: number) => this.onRead(n) },
-    } as ConstructorParameters<typeof Socket>[0]);
-    // A runtime whose sockets ignore `handle` leaves the accepted socket as it was.
-    if (handleOf(this.socket) !== handle) throw new Error('the socket did not take the handle');
+    let socket: Socket | undefined;
+    try {
+      socket = new Socket({
+        handle,
+        allowHalfOpen: accepted.allowHalfOpen,
+        onread: { buffer: () => this.next(), callback: (n: number) => this.onRead(n) },
+      } as ConstructorParameters<typeof Socket>[0]);
+      // A runtime whose sockets ignore `handle` is caught here.
+      if (handleOf(socket) !== handle) throw new Error('the socket did not take the handle');
+    } catch (e) {
+      // The handle may deliver to the new socket already: the accepted one cannot read through
+      // 'data' events any more. The connection is closed rather than left swallowing its input.
+      if (socket !== undefined && handleOf(socket) === handle) {
+        (accepted as unknown as { _handle: unknown })._handle = null;
+        socket.destroy();
+      }
+      accepted.destroy();
+      throw e;
+    }
+    this.socket = socket;
     // The accepted socket gives up the handle; it closes (and counts as closed for its server)
     // when this one does, and closing it closes this one. Its addresses, read now, stay known.
     void accepted.remoteAddress;
@@ -77,8 +118,9 @@ export class DirectSocket implements DirectReadSource {
   }
 
   /**
-   * Takes over a socket just accepted (nothing read from it yet). Returns undefined, leaving the
-   * socket untouched, where that cannot be done.
+   * Takes over a socket just accepted (nothing read from it yet). Returns undefined where that is
+   * not done: the socket is then untouched, unless the takeover failed once begun, in which case it
+   * is destroyed (and direct reads are off from then on).
    */
   static adopt(accepted: Socket): DirectSocket | undefined {
     if (!directReadsEnabled() || !(accepted instanceof Socket)) return undefined;
@@ -89,7 +131,8 @@ export class DirectSocket implements DirectReadSource {
     let direct: DirectSocket;
     try {
       direct = new DirectSocket(accepted, handle);
-    } catch {
+    } catch (e) {
+      turnDirectReadsOff(`a socket takeover failed: ${e instanceof Error ? e.message : String(e)}`);
       return undefined;
     }
     directReadStats.adopted++;
@@ -104,12 +147,26 @@ export class DirectSocket implements DirectReadSource {
   }
 
   aim(target: Uint8Array | undefined): void {
-    if (target === this.target) return;
     this.target = target;
-    if (!this.socket.destroyed) this.handle.useUserBuffer(target ?? this.staging);
+    // While a read is delivered, next() gives the handle its buffer right after.
+    if (this.delivering || this.socket.destroyed) return;
+    // Between reads the handle keeps what it holds. The staging buffer is always safe: a read
+    // there is copied to the target when delivered. A target given back must not be read into
+    // any more: only then does the handle get the staging buffer by a call.
+    if (this.held !== this.staging && this.held !== target) {
+      this.handle.useUserBuffer(this.staging);
+      this.held = this.staging;
+    }
+  }
+
+  /** The buffer the next read goes to (the handle asks after each read it delivers). */
+  private next(): Uint8Array {
+    this.held = this.target ?? this.staging;
+    return this.held;
   }
 
   private onRead(n: number): boolean {
+    this.delivering = true;
     try {
       this.deliver(n);
       return true;
@@ -117,24 +174,36 @@ export class DirectSocket implements DirectReadSource {
       // Never thrown into the stream machinery: the connection ends with the error instead.
       this.socket.destroy(e instanceof Error ? e : new Error(String(e)));
       return false;
+    } finally {
+      this.delivering = false;
     }
   }
 
   private deliver(n: number): void {
-    const target = this.target;
-    if (target !== undefined) {
-      // Back to the staging buffer unless the consumer aims again now.
+    if (this.held !== this.staging) {
+      // Read into the target (the handle holds no other buffer than it or the staging one).
       this.target = undefined;
       directReadStats.landedBytes += n;
       if (this.consumer !== undefined) this.consumer.landed(n);
       return;
     }
+    let at = 0;
+    // A target aimed at between reads: the bytes are its, copied (the consumer may aim again).
+    for (let t = this.target; t !== undefined && t.length > 0 && at < n && this.consumer !== undefined; t = this.target) {
+      const k = Math.min(n - at, t.length);
+      t.set(this.staging.subarray(at, at + k));
+      this.target = undefined;
+      at += k;
+      directReadStats.copiedBytes += k;
+      this.consumer.landed(k);
+    }
+    if (at === n) return;
     let bytes: Buffer;
-    if (n >= HANDOVER_BYTES) {
-      bytes = this.staging.subarray(0, n);
+    if (n - at >= HANDOVER_BYTES) {
+      bytes = this.staging.subarray(at, n);
       this.staging = Buffer.allocUnsafeSlow(STAGING_BYTES);
     } else {
-      bytes = Buffer.from(this.staging.subarray(0, n));
+      bytes = Buffer.from(this.staging.subarray(at, n));
     }
     if (this.consumer !== undefined) this.consumer.received(bytes);
     else if (this.early !== undefined) this.early.push(bytes);
