@@ -41,7 +41,7 @@ export {
   type SharedInput,
   type InProcessLocusOptions,
 } from './locus.js';
-export { ALGORITHM_STREAMS, type RsvdOptions, type SpectralResult } from './rsvd.js';
+export { ALGORITHM_STREAMS, requireRows, type RsvdOptions, type SpectralResult } from './rsvd.js';
 export type { LeastSquaresOptions, LeastSquaresResult } from './least-squares.js';
 export type { FrequentDirectionsOptions, FrequentDirectionsResult } from './frequent-directions.js';
 export type { TraceOptions, TraceResult } from './hutchpp.js';

@@ -8,6 +8,7 @@ import {
   leastSquares,
   MissingBlocks,
   pca,
+  requireRows,
   rsvd,
   spectralNorm,
   traceEstimate,
@@ -22,7 +23,6 @@ import {
   type Estimate,
 } from '../framework/index.js';
 import { IbpClient } from '../ibp/index.js';
-import { requireRows } from '../algorithms/rsvd.js';
 import { formatProbability } from './format-value.js';
 
 function bad(flag: string, rule: string, value: unknown): CoordinatorError {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Command as CliCommand } from 'commander';
-import { requireRows } from '../algorithms/rsvd.js';
+import { requireRows } from '../algorithms/index.js';
 import { formatProbability, formatValue } from './format-value.js';
 import { lastValueFrom, tap } from 'rxjs';
 import {
