@@ -144,6 +144,28 @@ describe('disk: a refused overwrite whose undo the metadata store fails to recor
     expect(allOf(await loadAll(t2, caps, 200_000), OLD, 200_000)).toBe(true);
   });
 
+  it('a refused append whose undo cannot be recorded either: the acknowledged size and bytes stay after a restart', async () => {
+    const { t, restart } = await depot();
+    const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });
+    await t.client.store(caps.write, Buffer.alloc(200_000, OLD));
+    failWalSyncs(1);
+    failSetBlocks(1);
+    const refused = await t.client.store(caps.write, Buffer.alloc(100_000, NEW)).then(
+      () => 'ok',
+      (e: Error) => e.message,
+    );
+    expect(refused).not.toBe('ok');
+    expect((await t.client.probe(caps.manage)).size).toBe(200_000);
+    expect(allOf(await loadAll(t, caps, 200_000), OLD, 200_000)).toBe(true);
+    vi.restoreAllMocks();
+    // No later write records the undo: the store still holds the refused append when the depot stops.
+    const t2 = await restart();
+    expect((await t2.client.probe(caps.manage)).size).toBe(200_000);
+    expect(allOf(await loadAll(t2, caps, 200_000), OLD, 200_000)).toBe(true);
+    await t2.client.store(caps.write, Buffer.alloc(10, OLD));
+    expect(allOf(await loadAll(t2, caps, 200_010), OLD, 200_010)).toBe(true);
+  });
+
   it('a refused append of an allocation of unaligned size: the acknowledged size and bytes stay after a restart', async () => {
     const { t, restart } = await depot();
     const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });

@@ -12,6 +12,7 @@ import {
   restoreUndo,
   rollbackRecord,
   saveUndo,
+  undoMarker,
 } from '../../depot/resources/disk/redo-journal.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -144,6 +145,26 @@ describe('undo image of an overwrite (after its journal end record)', () => {
     const data = readFileSync(file);
     expect(data.length).toBe(100_000);
     expect(data.subarray(70_000).equals(committed().subarray(70_000, 100_000))).toBe(true);
+  });
+
+  it('an undo marker (a rollback record alone) has recovery record the committed size and checksums, and writes nothing', async () => {
+    const { file } = await setUp();
+    writeFileSync(file, Buffer.alloc(350_000, 2));
+    writeFileSync(journalPath(file), undoMarker(9, 300_000, committedCrcs([4])));
+    expect(await redoJournal(file, 8, 350_000, BLOCK)).toEqual({
+      seq: 9,
+      rolledBack: true,
+      from: 0,
+      to: 0,
+      rollbackSeq: 9,
+      size: 300_000,
+      crcs: committedCrcs([4]),
+    });
+    expect(readFileSync(file).equals(Buffer.alloc(350_000, 2))).toBe(true);
+    // Recorded, or torn: nothing to do.
+    expect(await redoJournal(file, 9, 350_000, BLOCK)).toBeUndefined();
+    writeFileSync(journalPath(file), undoMarker(9, 300_000, committedCrcs([4])).subarray(0, 40));
+    expect(await redoJournal(file, 8, 350_000, BLOCK)).toBeUndefined();
   });
 
   it('refuses a torn, corrupted, foreign or short image', async () => {

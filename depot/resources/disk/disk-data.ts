@@ -17,6 +17,7 @@ import {
   restoreUndo,
   rollbackRecord,
   saveUndo,
+  undoMarker,
   writevFully,
 } from './redo-journal.js';
 import type { SpaceReserve } from './space-reserve.js';
@@ -459,11 +460,20 @@ export class DiskData implements AllocationData {
               return;
             }
             this.undoPending = { size, blocks, seq: rollbackSeq, writtenBack: true };
-          } else {
-            this.undoPending = { size, blocks, seq: journaledSeq, writtenBack: true };
+            // If this fails the undo stays pending: the next write or TRUNCATE records it first, and
+            // start-up from the rollback record.
+            await this.recordUndo();
+            return;
           }
-          // If this fails too the undo stays pending: the next write or TRUNCATE records it first.
-          await this.recordUndo();
+          this.undoPending = { size, blocks, seq: journaledSeq, writtenBack: true };
+          try {
+            await this.recordUndo();
+          } catch (e) {
+            // The store may keep the refused write (a grouped commit whose sync failed), or its
+            // journal be complete: an undo marker in place of the journal has start-up record the undo.
+            await this.markUndo(jpath);
+            throw e;
+          }
         } finally {
           overwrite?.end();
         }
@@ -830,6 +840,35 @@ export class DiskData implements AllocationData {
       }
     }
     return blocks;
+  }
+
+  /**
+   * Replaces the journal with an undo marker of the pending undo (see `undoMarker`), made durable
+   * under `safe`, as a change of its own that recording the undo marks done. Best effort: the disk
+   * may be failing.
+   */
+  private async markUndo(jpath: string): Promise<void> {
+    const u = this.undoPending;
+    if (u === undefined) return;
+    const seq = this.nextSeq();
+    let fh: FileHandle | undefined;
+    try {
+      const had = await stat(jpath).then(
+        () => true,
+        () => false,
+      );
+      fh = await this.io.open(jpath, JOURNAL_FLAGS);
+      await writevFully(fh, [undoMarker(seq, u.size, u.blocks)], 0);
+      if (this.fsync === 'safe') {
+        await fh.datasync();
+        if (!had) await syncDirectory(dirname(this.file));
+      }
+      this.undoPending = { ...u, seq };
+    } catch {
+      // Left pending in memory only: the next write or TRUNCATE records it first.
+    } finally {
+      await fh?.close().catch(() => undefined);
+    }
   }
 
   /**

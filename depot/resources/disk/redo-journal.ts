@@ -27,7 +27,10 @@ import { crc32 } from 'node:zlib';
  * finishes a rollback newer than the recorded sequence number (writes the image back again and
  * records the size and checksums its record carries, never ones computed from the file) instead of
  * the redo; a journal without a whole rollback record is redone as above (a crash before the
- * refusal was sent leaves the write interrupted: it may take effect).
+ * refusal was sent leaves the write interrupted: it may take effect). A refused write that changed
+ * no committed byte (an append, or an overwrite refused before its copy in place) needs no image; if
+ * the metadata store fails to record its undo, its journal is replaced by an undo marker: a rollback
+ * record alone, which start-up finishes the same way.
  *
  * A record: magic u32 | sequence u64 | offset u64 | length u32 | payload CRC-32 u32 | header
  * CRC-32 u32 (32 bytes, little-endian), then the payload; the end record has its own magic and no
@@ -172,15 +175,40 @@ export async function pendingRollback(dataFile: string, committedSeq: number): P
   const jfh = await open(journalPath(dataFile), fsConstants.O_RDONLY).catch(() => undefined);
   if (jfh === undefined) return undefined;
   try {
-    const state: { complete: boolean; end?: number } = { complete: false };
-    let seq: number | undefined;
-    for await (const r of readRecords(jfh, state)) seq = r.seq;
-    if (!state.complete || seq === undefined || state.end === undefined) return undefined;
-    const rollback = await findRollback(jfh, state.end, seq);
+    const rollback = (await inspect(jfh))?.rollback;
     return rollback !== undefined && rollback.rollbackSeq > committedSeq ? rollback : undefined;
   } finally {
     await jfh.close();
   }
+}
+
+/**
+ * The journal of a refused write that changed no committed byte (an append, or an overwrite refused
+ * before its copy in place) whose undo the metadata store failed to record: its rollback record
+ * alone, with an empty undo image, so that start-up records the committed size and checksums.
+ */
+export function undoMarker(rollbackSeq: number, size: number, blocks: ReadonlyMap<number, number>): Buffer {
+  return rollbackRecord(rollbackSeq, rollbackSeq, size, blocks);
+}
+
+/**
+ * Whose a journal is: a complete one (its write's sequence number, where its end record ends, and its
+ * rollback if a whole rollback record follows its undo image), or an undo marker ({@link undoMarker});
+ * undefined for anything else (incomplete, torn, foreign).
+ */
+async function inspect(jfh: FileHandle): Promise<{ seq: number; end: number; rollback: Rollback | undefined } | undefined> {
+  const state: { complete: boolean; end?: number } = { complete: false };
+  let seq: number | undefined;
+  for await (const r of readRecords(jfh, state)) seq = r.seq;
+  if (state.complete && seq !== undefined && state.end !== undefined) {
+    return { seq, end: state.end, rollback: await findRollback(jfh, state.end, seq) };
+  }
+  const h = await readFully(jfh, RECORD_HEADER_BYTES, 0);
+  if (h === undefined || h.readUInt32LE(28) !== crc32(h.subarray(0, 28)) || h.readUInt32LE(0) !== ROLLBACK_MAGIC)
+    return undefined;
+  const markerSeq = Number(h.readBigUInt64LE(4));
+  const rollback = await findRollback(jfh, 0, markerSeq, true);
+  return rollback === undefined ? undefined : { seq: markerSeq, end: 0, rollback };
 }
 
 /**
@@ -200,19 +228,20 @@ export async function redoJournal(
   if (jfh === undefined) return undefined;
   try {
     // First pass: is it complete, and whose is it?
-    const state: { complete: boolean; end?: number } = { complete: false };
-    let seq: number | undefined;
-    for await (const r of readRecords(jfh, state)) seq = r.seq;
-    if (!state.complete || seq === undefined || state.end === undefined) return undefined;
-    const rollback = await findRollback(jfh, state.end, seq);
+    const journal = await inspect(jfh);
+    if (journal === undefined) return undefined;
+    const { seq, rollback } = journal;
     if (rollback !== undefined) {
       if (rollback.rollbackSeq <= committedSeq) return undefined;
-      const dfh = await open(dataFile, fsConstants.O_WRONLY);
-      try {
-        await restoreUndo(jfh, state.end, dfh, seq, rollback.from, rollback.to, rollback.size);
-        await dfh.datasync();
-      } finally {
-        await dfh.close();
+      // An undo marker's image is empty: no byte goes back.
+      if (rollback.to > rollback.from) {
+        const dfh = await open(dataFile, fsConstants.O_WRONLY);
+        try {
+          await restoreUndo(jfh, journal.end, dfh, seq, rollback.from, rollback.to, rollback.size);
+          await dfh.datasync();
+        } finally {
+          await dfh.close();
+        }
       }
       return { ...rollback, seq: rollback.rollbackSeq, rolledBack: true };
     }
@@ -232,9 +261,15 @@ export async function redoJournal(
 
 /**
  * The rollback of write `seq` whose undo image starts at `at` of its journal, when every undo record
- * verifies and a whole rollback record follows them; else undefined.
+ * verifies and a whole rollback record follows them (an empty image only if `emptyImage`, for an
+ * undo marker); else undefined.
  */
-export async function findRollback(journal: FileHandle, at: number, seq: number): Promise<Rollback | undefined> {
+export async function findRollback(
+  journal: FileHandle,
+  at: number,
+  seq: number,
+  emptyImage = false,
+): Promise<Rollback | undefined> {
   let from: number | undefined;
   let to = 0;
   for (;;) {
@@ -246,6 +281,7 @@ export async function findRollback(journal: FileHandle, at: number, seq: number)
     const offset = Number(h.readBigUInt64LE(12));
     const length = h.readUInt32LE(20);
     if (magic === ROLLBACK_MAGIC) {
+      if (from === undefined && emptyImage) from = to = 0;
       if (from === undefined || length < 8 || length % 8 !== 0 || length > MAX_RECORD_BYTES) return undefined;
       const payload = await readFully(journal, length, at + RECORD_HEADER_BYTES);
       if (payload === undefined || crc32(payload) !== h.readUInt32LE(24)) return undefined;
