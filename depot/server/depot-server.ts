@@ -9,6 +9,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { DepotOptions } from '../options.js';
 import type { DiskIo } from '../resources/disk/disk-data.js';
 import { Connection } from './connection.js';
+import { checkDirectReads } from './direct-socket.js';
 import { releaseSocket } from './socket-release.js';
 import { TransferService } from '../transfer/transfer-service.js';
 import { NfuService } from '../nfu/nfu-service.js';
@@ -87,6 +88,8 @@ export class DepotServer {
     const log = deps.logger ?? pino({ level: options.logLevel, base: { svc: 'depot' } }, pino.destination(2));
     for (const r of options.resources) if (r.path !== undefined) await makeDataDirectory(r.path);
     const heap = keepHeapWarm();
+    // Once per process: STORE/WRITE bodies are read in place only where Node does as they rely on.
+    await checkDirectReads();
     const core = await DepotCore.open(options, deps.clock ?? systemClock, {
       log,
       onFree: (a, reason) => log.debug({ alloc: a.id, rid: a.rid, reason }, 'allocation freed'),

@@ -20,7 +20,7 @@
  * target aimed at between reads gets the next read by a copy out of the staging buffer, and only a
  * target given back between reads (a body that fails) swaps the handle back to staging by a call.
  */
-import { Socket } from 'node:net';
+import { Socket, connect, createServer } from 'node:net';
 import type { DirectReadConsumer, DirectReadSource } from '../../ibp/index.js';
 
 /** Size of the socket's own read buffer (what Node itself reads at a time). */
@@ -208,5 +208,88 @@ export class DirectSocket implements DirectReadSource {
     if (this.consumer !== undefined) this.consumer.received(bytes);
     else if (this.early !== undefined) this.early.push(bytes);
     else this.socket.emit('data', bytes);
+  }
+}
+
+const PROBE_LINE = Buffer.from('anvil direct read check: staged\n');
+const PROBE_BODY = Buffer.from('anvil direct read check: landed in place\n');
+let selfTest: Promise<boolean> | undefined;
+
+/**
+ * Checks once per process, over loopback, what direct reads rely on in Node: a taken-over socket
+ * delivers its reads to the callback, from the buffer it reads into, and a read lands in a buffer
+ * aimed at while the read before it is delivered. Where not, direct reads are turned off (the
+ * depot reads through 'data' events). Resolves to whether they are on; `again` runs it anew.
+ */
+export function checkDirectReads(timeoutMs = 2_000, again = false): Promise<boolean> {
+  if (again) selfTest = undefined;
+  if (!directReadsEnabled()) return Promise.resolve(false);
+  selfTest ??= probeDirectReads(timeoutMs).then((problem) => {
+    if (problem !== undefined) turnDirectReadsOff(`the direct read check failed: ${problem}`);
+    return directReadsEnabled();
+  });
+  return selfTest;
+}
+
+/** What went wrong in a loopback run of direct reads, or undefined. */
+async function probeDirectReads(timeoutMs: number): Promise<string | undefined> {
+  const server = createServer({ noDelay: true });
+  const sockets: Socket[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<string | undefined>((resolve) => {
+      timer = setTimeout(() => resolve(`no answer in ${timeoutMs} ms`), timeoutMs);
+      server.on('error', (e) => resolve(e.message));
+      server.on('connection', (accepted) => {
+        sockets.push(accepted);
+        const direct = DirectSocket.adopt(accepted);
+        if (direct === undefined) {
+          resolve(directReadStats.offReason ?? 'the socket was not taken over');
+          return;
+        }
+        sockets.push(direct.socket);
+        direct.socket.on('error', (e) => resolve(e.message));
+        const staged: Buffer[] = [];
+        let stagedBytes = 0;
+        const target = Buffer.alloc(PROBE_BODY.length);
+        let landed = 0;
+        direct.attach({
+          received: (bytes) => {
+            staged.push(Buffer.from(bytes));
+            stagedBytes += bytes.length;
+            if (stagedBytes < PROBE_LINE.length) return;
+            if (!Buffer.concat(staged).equals(PROBE_LINE)) {
+              resolve('a read was not delivered from the buffer it was read into');
+              return;
+            }
+            direct.aim(target); // while this read is delivered
+            direct.socket.write('go\n');
+          },
+          landed: (n) => {
+            landed += n;
+            if (landed > target.length || !target.subarray(0, landed).equals(PROBE_BODY.subarray(0, landed))) {
+              resolve('a read did not land in the buffer aimed at');
+            } else if (landed === target.length) {
+              resolve(undefined);
+            } else {
+              direct.aim(target.subarray(landed));
+            }
+          },
+        });
+      });
+      server.listen(0, '127.0.0.1', () => {
+        const c = connect({ host: '127.0.0.1', port: (server.address() as { port: number }).port, noDelay: true });
+        sockets.push(c);
+        c.on('error', (e) => resolve(e.message));
+        c.once('data', () => c.write(PROBE_BODY));
+        c.write(PROBE_LINE);
+      });
+    });
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  } finally {
+    clearTimeout(timer);
+    for (const s of sockets) s.destroy();
+    server.close();
   }
 }
