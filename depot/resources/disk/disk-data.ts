@@ -64,6 +64,8 @@ export interface DiskOwner {
   readonly id: number;
   readonly size: number;
   readonly maxSize: number;
+  /** Deleted (or in the trash): its metadata rows are gone or going, and nothing is recorded for it. */
+  readonly freed: boolean;
   /** Called when stored bytes fail verification. */
   markDamaged(reason: string): void;
   /** Resolves when no write holds the allocation. */
@@ -886,8 +888,10 @@ export class DiskData implements AllocationData {
         { status: Status.FILE_WRITE },
       );
     }
-    // Deleted meanwhile: its rows are gone and must not come back.
-    if ((await stat(this.file).catch(() => undefined)) === undefined) {
+    // Deleted meanwhile: its rows are gone and must not come back (checked last, with nothing
+    // awaited before the transaction, as a delete forgets the rows before it removes the file).
+    const exists = (await stat(this.file).catch(() => undefined)) !== undefined;
+    if (!exists || this.owner.freed) {
       this.undoPending = undefined;
       return;
     }

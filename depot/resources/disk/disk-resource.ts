@@ -136,6 +136,9 @@ export class DiskResource implements StorageResource {
         get maxSize() {
           return a.maxSize;
         },
+        get freed() {
+          return a.freed;
+        },
         settled: () => a.settled(),
         markDamaged: (reason: string) => {
           if (a.state === 'damaged') return;
@@ -260,7 +263,14 @@ export class DiskResource implements StorageResource {
       result = 'cut';
     }
     if (full && r.size > 0) {
-      const owner = { id: r.id, size: r.size, maxSize: r.maxSize, markDamaged: () => undefined, settled: async () => undefined };
+      const owner = {
+        id: r.id,
+        size: r.size,
+        maxSize: r.maxSize,
+        freed: false,
+        markDamaged: () => undefined,
+        settled: async () => undefined,
+      };
       const data = new DiskData(file, owner, this.db, 'fast', this.io, this.reserve);
       const failure = await data.verifyAll();
       if (failure !== undefined) return failure.replace(/^allocation \d+: /, '');
