@@ -497,9 +497,10 @@ export class DepotCore {
     return this.aliasView(al);
   }
 
-  /** Effective length of an alias's window now. */
+  /** Effective length of an alias's window now: never past its master's max size (a TRUNCATE may have cut it). */
   private aliasLength(al: AliasRecord): number {
-    return al.length === 0 ? Math.max(0, al.master.maxSize - al.offset) : al.length;
+    const toEnd = Math.max(0, al.master.maxSize - al.offset);
+    return al.length === 0 ? toEnd : Math.min(al.length, toEnd);
   }
 
   /**
