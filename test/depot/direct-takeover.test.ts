@@ -46,7 +46,7 @@ describe('taking over an accepted socket where the handle is not as expected', (
 
   /** Accepts one connection, adopting it, and sends a line over it. */
   async function exercise(): Promise<{ adopted: DirectSocket | undefined; got: string; clientClosed: boolean }> {
-    let adopted: DirectSocket | undefined | 'none' = 'none';
+    let adopted = 'none' as DirectSocket | undefined | 'none';
     const got: Buffer[] = [];
     const server = createServer((s: Socket) => {
       adopted = DirectSocket.adopt(s);
