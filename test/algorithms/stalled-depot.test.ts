@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IbpClient, formatCapability } from '../../ibp/index.js';
 import { startLoopbackDepots, type LoopbackDepots } from '../../framework/index.js';
-import { final, IbpLocus, inMemoryDataset, MissingBlocks, pca, runnerContext } from '../../algorithms/index.js';
+import { final, IbpLocus, inMemoryDataset, leastSquares, MissingBlocks, pca, runnerContext } from '../../algorithms/index.js';
 import { normals } from '../../nfu-kernels/index.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -89,6 +89,36 @@ describe('a stalled depot under multi-round algorithms', () => {
     expect(lines.every((l) => l.blocks.every((b) => b % 2 === 1))).toBe(true);
     expect(lines.some((l) => /deadline/.test(l.reason))).toBe(true);
     expect(lines.every((l) => !/or before the deadline/.test(l.reason))).toBe(true);
+  }, 60_000);
+
+  it('--deadline: least squares answers by about the deadline from the blocks that answered', async () => {
+    const dataset = await storedDataset((b) => [b % 2]);
+    const result = await paused(1, async () => {
+      const local = new IbpClient({ timeoutMs: OP_TIMEOUT_MS });
+      const runner = new IbpLocus(local);
+      const ctx = runnerContext(runner, { jobOptions: { opTimeoutMs: OP_TIMEOUT_MS } });
+      const t0 = Date.now();
+      try {
+        const e = await final(leastSquares(dataset, ctx, { seed: 2, deadlineMs: 1500 }));
+        await runner.release();
+        return { e, ms: Date.now() - t0 };
+      } finally {
+        local.close();
+      }
+    });
+    expect(result.ms).toBeLessThan(10_000);
+    expect(result.e.blocksUsed).toBe(3);
+    expect(result.e.value.coefficients.every((c) => Number.isFinite(c))).toBe(true);
+  }, 60_000);
+
+  it('--deadline with every depot healthy: every round gets a share, the result uses every block', async () => {
+    const dataset = await storedDataset((b) => [b % 3]);
+    const runner = new IbpLocus(client);
+    const e = await final(
+      pca(dataset, runnerContext(runner, { jobOptions: { opTimeoutMs: OP_TIMEOUT_MS } }), { rank: 2, seed: 1, deadlineMs: 1500 }),
+    );
+    await runner.release();
+    expect(e.blocksMissing).toBe(0);
   }, 60_000);
 
   it('no deadline: a depot that timed out once is not waited on for the full op timeout again', async () => {
