@@ -9,7 +9,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { DepotOptions } from '../options.js';
 import type { DiskIo } from '../resources/disk/disk-data.js';
 import { Connection } from './connection.js';
-import { checkDirectReads } from './direct-socket.js';
+import { checkDirectReads, directReadStats } from './direct-socket.js';
 import { releaseSocket } from './socket-release.js';
 import { TransferService } from '../transfer/transfer-service.js';
 import { NfuService } from '../nfu/nfu-service.js';
@@ -89,7 +89,7 @@ export class DepotServer {
     for (const r of options.resources) if (r.path !== undefined) await makeDataDirectory(r.path);
     const heap = keepHeapWarm();
     // Once per process: STORE/WRITE bodies are read in place only where Node does as they rely on.
-    await checkDirectReads();
+    const directReads = (await checkDirectReads()) ? 'on' : (directReadStats.offReason ?? 'off');
     const core = await DepotCore.open(options, deps.clock ?? systemClock, {
       log,
       onFree: (a, reason) => log.debug({ alloc: a.id, rid: a.rid, reason }, 'allocation freed'),
@@ -129,6 +129,7 @@ export class DepotServer {
         resources: options.resources.map((r) => ({ rid: r.rid, kind: r.kind, capacityBytes: r.capacityBytes })),
         ...describeKernelBackend(options.nfu.native),
         ...heap,
+        directReads,
       },
       'depot listening',
     );

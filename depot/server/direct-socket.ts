@@ -213,7 +213,7 @@ export class DirectSocket implements DirectReadSource {
 
 const PROBE_LINE = Buffer.from('anvil direct read check: staged\n');
 const PROBE_BODY = Buffer.from('anvil direct read check: landed in place\n');
-let selfTest: Promise<boolean> | undefined;
+let selfTest: Promise<void> | undefined;
 
 /**
  * Checks once per process, over loopback, what direct reads rely on in Node: a taken-over socket
@@ -226,9 +226,8 @@ export function checkDirectReads(timeoutMs = 2_000, again = false): Promise<bool
   if (!directReadsEnabled()) return Promise.resolve(false);
   selfTest ??= probeDirectReads(timeoutMs).then((problem) => {
     if (problem !== undefined) turnDirectReadsOff(`the direct read check failed: ${problem}`);
-    return directReadsEnabled();
   });
-  return selfTest;
+  return selfTest.then(directReadsEnabled);
 }
 
 /** What went wrong in a loopback run of direct reads, or undefined. */

@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DirectSocket, checkDirectReads, directReadStats, directReadsEnabled } from '../../depot/server/direct-socket.js';
 import { RawSession, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
@@ -114,5 +115,21 @@ describe('taking over an accepted socket where the handle is not as expected', (
     expect(await checkDirectReads(3_000, true)).toBe(false);
     expect(directReadStats.offReason).toMatch(/direct read check failed/);
     expect(directReadsEnabled()).toBe(false);
+  });
+
+  it('a depot says in its listening line whether bodies are read in place, and why not', async () => {
+    const lines: string[] = [];
+    t = await startDepot({}, undefined, { logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }) });
+    const listening = () =>
+      lines.map((l) => JSON.parse(l) as { msg: string; directReads?: string }).find((l) => l.msg === 'depot listening');
+    expect(listening()?.directReads).toBe('on');
+    await t.close();
+    lines.length = 0;
+    await replaceUserBuffer(function () {
+      return undefined;
+    });
+    await checkDirectReads(3_000, true);
+    t = await startDepot({}, undefined, { logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }) });
+    expect(listening()?.directReads).toMatch(/direct read check failed/);
   });
 });
