@@ -378,9 +378,17 @@ export class MemoryData implements AllocationData {
     return buf;
   }
 
-  /** Zeroes `[from, to)` where segments are attached (missing ones read as zeros). */
+  /**
+   * Zeroes `[from, to)` where segments are attached (missing ones read as zeros). After a TRUNCATE
+   * below one segment the bytes live in one small buffer: its part of the range is zeroed there.
+   */
   private zero(from: number, to: number): void {
-    const segments = this.segments!;
+    const segments = this.segments;
+    if (segments === undefined) {
+      const hi = Math.min(to, this.data.length);
+      if (from < hi) zeroFill(this.ownData(), from, hi);
+      return;
+    }
     for (let pos = from; pos < to;) {
       const i = Math.floor(pos / SEGMENT_BYTES);
       const within = pos - i * SEGMENT_BYTES;

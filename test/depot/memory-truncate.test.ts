@@ -64,3 +64,19 @@ describe('TRUNCATE of segmented memory data below one segment', () => {
     expect((await readAll(d2, 0, 2 * SEGMENT_BYTES)).every((x) => x === 2)).toBe(true);
   });
 });
+
+describe('a segment writer aborted after a TRUNCATE below one segment', () => {
+  beforeEach(() => segmentPool.clear());
+
+  it('aborts cleanly and leaves the small allocation as the TRUNCATE left it', async () => {
+    const o = { size: 0, maxSize: 3 * SEGMENT_BYTES };
+    const d = new MemoryData(o);
+    await store(d, o, 0, Buffer.alloc(1000, 0x11));
+    const w = await d.openWriter(1000, SEGMENT_BYTES);
+    await w.write(Buffer.alloc(4096, 0x22));
+    await d.truncate(1000, 5000);
+    o.maxSize = 5000;
+    await expect(w.abort()).resolves.toBeUndefined();
+    expect((await readAll(d, 0, 1000)).equals(Buffer.alloc(1000, 0x11))).toBe(true);
+  });
+});
