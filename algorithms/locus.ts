@@ -123,7 +123,7 @@ function wireBytesOf(call: LocusCall, capBytes: number, returned: number, upload
 
 /** Per depot: the shared inputs stored there, by name, with the array they hold. */
 class SharedTable<T> {
-  readonly #entries = new Map<string, { data: Uint8Array; value: Promise<T>; settled: boolean }>();
+  readonly #entries = new Map<string, { data: Uint8Array; value: Promise<T> }>();
 
   /**
    * The entry of (`depot`, `input.name`) holding `input.data`: made by `make` on first use (concurrent calls
@@ -140,29 +140,18 @@ class SharedTable<T> {
     if (e !== undefined && e.data === input.data) return { value: e.value, made: false };
     if (e !== undefined) drop(e.value);
     const value = make();
-    const entry = { data: input.data, value, settled: false };
-    this.#entries.set(key, entry);
+    this.#entries.set(key, { data: input.data, value });
     // A failed upload is retried by the next call.
-    value.then(
-      () => {
-        entry.settled = true;
-      },
-      () => {
-        entry.settled = true;
-        if (this.#entries.get(key)?.value === value) this.#entries.delete(key);
-      },
-    );
+    value.catch(() => {
+      if (this.#entries.get(key)?.value === value) this.#entries.delete(key);
+    });
     return { value, made: true };
   }
 
-  /** Every entry, emptied: those stored already, and those whose store is still under way (e.g. at a stalled depot). */
-  drain(): { stored: Array<Promise<T>>; pending: Array<Promise<T>> } {
-    const all = [...this.#entries.values()];
+  drain(): Array<Promise<T>> {
+    const all = [...this.#entries.values()].map((e) => e.value);
     this.#entries.clear();
-    return {
-      stored: all.filter((e) => e.settled).map((e) => e.value),
-      pending: all.filter((e) => !e.settled).map((e) => e.value),
-    };
+    return all;
   }
 }
 
@@ -325,17 +314,17 @@ export class IbpLocus implements LocusRunner {
 
   /**
    * Frees every state allocation and shared input (best effort), waiting at most `releaseWaitMs` (default
-   * {@link DEFAULT_RELEASE_WAIT_MS}) for the depots' replies: a free at a stalled depot goes on in the background
-   * (until the client's timeout or `close`), and so does that of a shared input whose store has not finished.
+   * {@link DEFAULT_RELEASE_WAIT_MS}) for the depots' replies — a shared input still being stored is freed once
+   * stored. What a stalled depot has not confirmed by then goes on in the background (until the client's timeout
+   * or `close`).
    */
   async release(): Promise<void> {
     const all = [...this.#state.values()];
     this.#state.clear();
     const shared = this.#shared.drain();
-    for (const p of shared.pending) void this.#drop(p);
     const freed = Promise.all([
       ...all.map((s) => this.#client.decr(s.manage, 'read').catch(() => undefined)),
-      ...shared.stored.map((p) => this.#drop(p)),
+      ...shared.map((p) => this.#drop(p)),
     ]);
     let timer: NodeJS.Timeout | undefined;
     const waited = new Promise<void>((resolve) => {
