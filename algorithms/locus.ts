@@ -148,8 +148,9 @@ class SharedTable<T> {
     return { value, made: true };
   }
 
-  drain(): Array<Promise<T>> {
-    const all = [...this.#entries.values()].map((e) => e.value);
+  /** Every entry with its depot, emptied. */
+  drain(): Array<{ depot: string; value: Promise<T> }> {
+    const all = [...this.#entries].map(([key, e]) => ({ depot: key.slice(0, key.indexOf('/')), value: e.value }));
     this.#entries.clear();
     return all;
   }
@@ -282,6 +283,8 @@ export class IbpLocus implements LocusRunner {
   readonly #shared = new SharedTable<{ read: string; manage: string }>();
 
   readonly #releaseWaitMs: number;
+  /** Per depot: ops the engine dropped (late, or a losing hedge) that have not ended yet. */
+  readonly #stuck = new Map<string, number>();
 
   constructor(client: IbpClient, options: { readonly leaseSec?: number; readonly releaseWaitMs?: number } = {}) {
     this.#client = client;
@@ -315,17 +318,21 @@ export class IbpLocus implements LocusRunner {
   /**
    * Frees every state allocation and shared input (best effort), waiting at most `releaseWaitMs` (default
    * {@link DEFAULT_RELEASE_WAIT_MS}) for the depots' replies — a shared input still being stored is freed once
-   * stored. What a stalled depot has not confirmed by then goes on in the background (until the client's timeout
-   * or `close`).
+   * stored. Frees at a depot where an op the engine gave up on is still unanswered (a stalled depot) are not
+   * waited for, nor what any depot has not confirmed by the end of the wait: they go on in the background (until
+   * the client's timeout or `close`).
    */
   async release(): Promise<void> {
     const all = [...this.#state.values()];
     this.#state.clear();
     const shared = this.#shared.drain();
-    const freed = Promise.all([
-      ...all.map((s) => this.#client.decr(s.manage, 'read').catch(() => undefined)),
-      ...shared.map((p) => this.#drop(p)),
-    ]);
+    // Depots with an op the engine dropped still unanswered (stalled): their frees are not waited for.
+    const waitFor = (depot: string) => (this.#stuck.get(depot) ?? 0) === 0;
+    const frees = [
+      ...all.map((s) => ({ depot: s.depot, free: this.#client.decr(s.manage, 'read').catch(() => undefined) })),
+      ...shared.map((e) => ({ depot: e.depot, free: this.#drop(e.value) })),
+    ];
+    const freed = Promise.all(frees.filter((f) => waitFor(f.depot)).map((f) => f.free));
     let timer: NodeJS.Timeout | undefined;
     const waited = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.#releaseWaitMs);
@@ -365,8 +372,18 @@ export class IbpLocus implements LocusRunner {
     // the block's state stays where the accepted answer put it, and later ops sent there find it.
     return new Observable<OpAnswer>((subscriber) => {
       let live = true;
+      const depot = depotId(attempt.replica.depot);
+      let ended = false;
+      const end = (): void => {
+        ended = true;
+        if (live) return;
+        const n = (this.#stuck.get(depot) ?? 1) - 1;
+        if (n > 0) this.#stuck.set(depot, n);
+        else this.#stuck.delete(depot);
+      };
       this.#execute(attempt).then(
         ({ answer, stored }) => {
+          end();
           if (!live) {
             if (stored !== undefined) this.#discard(stored);
             return;
@@ -378,10 +395,12 @@ export class IbpLocus implements LocusRunner {
           subscriber.complete();
         },
         (e: unknown) => {
+          end();
           if (live) subscriber.error(e);
         },
       );
       return () => {
+        if (live && !ended) this.#stuck.set(depot, (this.#stuck.get(depot) ?? 0) + 1);
         live = false;
       };
     });

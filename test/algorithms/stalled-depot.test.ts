@@ -68,7 +68,8 @@ describe('a stalled depot under multi-round algorithms', () => {
     const stalled = `127.0.0.1:${depots.depots[1]!.port}`;
     const result = await paused(1, async () => {
       const local = new IbpClient({ timeoutMs: OP_TIMEOUT_MS });
-      const runner = new IbpLocus(local);
+      // release() does not wait for frees at a depot with ops still unanswered, however long it may wait.
+      const runner = new IbpLocus(local, { releaseWaitMs: 20_000 });
       const missing = new MissingBlocks();
       const ctx = { ...runnerContext(runner, { jobOptions: { opTimeoutMs: OP_TIMEOUT_MS } }), missing };
       const t0 = Date.now();
