@@ -160,6 +160,23 @@ describe('depots late earlier in a job (suspects)', () => {
   });
 });
 
+describe('the deadline', () => {
+  const data = blockData(4, 5, COLS, 9);
+
+  it('starts nothing while it drops the running attempts: a block queued at the gate is not counted late', () => {
+    const scheduler = new TestScheduler((a, b) => expect(a).toEqual(b));
+    const store = new ReliabilityStore({ clock: { now: () => scheduler.now() } });
+    const ds = fakeDataset(data, COLS, (b) => [800 + (b % 2)]);
+    scheduler.run((h) => {
+      const runner = new MarbleRunner(h, data, { 800: '2ms (a|)', 801: '-' });
+      const ran = run(h, scheduler, ds, runner, { store, deadlineMs: 40, perDepotConcurrency: 1 });
+      expect(ran).toMatchObject({ end: 40, used: 2, missing: 2 });
+      expect(ran.late.map((l) => [l.block, l.kind])).toEqual([[1, 'deadline']]);
+      expect(runner.asked.filter((a) => a.startsWith('801/'))).toEqual(['801/1']);
+    });
+  });
+});
+
 describe('soft deadline', () => {
   const data = blockData(4, 5, COLS, 5);
   const answersAt = { 600: '30ms (a|)', 601: '50ms (a|)', 602: '70ms (a|)', 603: '90ms (a|)' };
