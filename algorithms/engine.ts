@@ -15,8 +15,10 @@ import {
   scatterBounds,
   type BlockSummary,
   type MatrixStatistic,
+  OpTimeoutError,
+  SuspectDepots,
+  type OpOutcome,
 } from '../framework/index.js';
-import { OpTimeoutError, SuspectDepots, type OpOutcome } from '../framework/coordinator/index.js';
 import { valuesOf } from './dense.js';
 import type { LocusCall, LocusOpSpec, LocusRunner } from './locus.js';
 
