@@ -93,6 +93,7 @@ function stateOf(ctx: LocusContext): { suspects: SuspectDepots; clock: RoundCloc
 /** One line of {@link MissingBlocks.summary}: blocks `blocks` of round `round` got no answer from `depot` because of `reason`. */
 export interface MissingReason {
   readonly round: string;
+  /** The depot that did not answer, or {@link MissingBlocks.NOT_ASKED} (empty) when no replica was asked. */
   readonly depot: string;
   readonly reason: string;
   /** Indices of the blocks (a round run several times, e.g. per power iteration, counts each block once). */
@@ -117,6 +118,9 @@ export function attemptReason(error: unknown): string {
  * reason (the depot's refusal, an error, or no answer before the op timeout or the deadline).
  */
 export class MissingBlocks {
+  /** The `depot` of a block no replica was asked for (e.g. the deadline came first): its line names no depot. */
+  static readonly NOT_ASKED = '';
+
   readonly #lines = new Map<string, { round: string; depot: string; reason: string; blocks: Set<number> }>();
 
   /** Records the failed attempts (`depot` → reason) of block `block` of `round`, which went missing. */
@@ -137,12 +141,16 @@ export class MissingBlocks {
     return [...this.#lines.values()].map((e) => ({ ...e, blocks: [...e.blocks].sort((a, b) => a - b) }));
   }
 
-  /** One line per (round, depot, reason), e.g. `range: blocks 2, 5 not answered by 127.0.0.1:6714: IBP_E_CAP_NOT_FOUND (-4)`. */
+  /**
+   * One line per (round, depot, reason), e.g. `range: blocks 2, 5 not answered by 127.0.0.1:6714: IBP_E_CAP_NOT_FOUND (-4)`,
+   * or for blocks never asked `range: block 3 not asked before the deadline`.
+   */
   text(): string {
     return this.summary()
       .map((r) => {
         const ids = r.blocks.length > 8 ? `${r.blocks.slice(0, 8).join(', ')} … (${r.blocks.length})` : r.blocks.join(', ');
-        return `${r.round}: block${r.blocks.length === 1 ? '' : 's'} ${ids} not answered by ${r.depot}: ${r.reason}`;
+        const head = `${r.round}: block${r.blocks.length === 1 ? '' : 's'} ${ids}`;
+        return r.depot === MissingBlocks.NOT_ASKED ? `${head} ${r.reason}` : `${head} not answered by ${r.depot}: ${r.reason}`;
       })
       .join('\n');
   }
@@ -315,7 +323,7 @@ export async function round(
         block !== undefined && block.replicas.length === 0
           ? 'not asked: the state an earlier round left for it is missing'
           : 'not asked before the deadline';
-      ctx.missing.add(name, index, notes.get(index) ?? new Map([['-', why]]));
+      ctx.missing.add(name, index, notes.get(index) ?? new Map([[MissingBlocks.NOT_ASKED, why]]));
     }
   return { outputs, bytesMoved, planned, missing: planned.length - outputs.size };
 }

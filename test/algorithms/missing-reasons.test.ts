@@ -26,4 +26,15 @@ describe('why blocks went missing', () => {
     expect(lines.every((l) => l.reason === 'injected failure of block 2')).toBe(true);
     expect(missing.text()).toContain('range: block 2 not answered by 127.0.0.1:9002: injected failure of block 2');
   });
+
+  it('says a block never asked was not asked, naming no depot', () => {
+    const missing = new MissingBlocks();
+    missing.add('range', 3, new Map([[MissingBlocks.NOT_ASKED, 'not asked before the deadline']]));
+    missing.add('range', 1, new Map([['127.0.0.1:9001', 'IBP_E_CAP_NOT_FOUND (-4)']]));
+    const text = missing.text();
+    expect(text).toContain('range: block 3 not asked before the deadline');
+    expect(text).toContain('range: block 1 not answered by 127.0.0.1:9001: IBP_E_CAP_NOT_FOUND (-4)');
+    expect(text).not.toMatch(/by -:/);
+    expect(missing.summary().find((l) => l.blocks[0] === 3)?.depot).toBe('');
+  });
 });
