@@ -224,6 +224,11 @@ export function ingestCommand(): CliCommand {
         path: f.output,
         overwrite: f.force === true,
         signal: ac.signal,
+      }).catch((e: unknown) => {
+        // The library's message does not know where the rows came from: name the input.
+        if (e instanceof DatasetError && e.code === DatasetErrorCode.EMPTY_INPUT && simOptions === undefined)
+          throw new DatasetError(e.code, `${inputName}: ${e.message}`, { details: { input: inputName } });
+        throw e;
       });
       const s = result.stats;
       process.stdout.write(

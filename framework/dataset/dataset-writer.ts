@@ -208,7 +208,10 @@ export class DatasetWriter {
     }
   }
 
-  /** Stores the partial blocks, waits for every store, writes the exNode; releases everything on failure. */
+  /**
+   * Stores the partial blocks, waits for every store, writes the exNode; releases everything on failure.
+   * @throws DatasetError `DATA_E_EMPTY_INPUT` when no row was appended (nothing is stored, no exNode written)
+   */
   async finish(): Promise<IngestResult> {
     await this.check();
     this.state = 'finishing';
@@ -216,6 +219,12 @@ export class DatasetWriter {
       for (const s of this.sources.values()) if (s.filled > 0) await this.cut(s);
       while (this.inflight.size > 0) await Promise.all([...this.inflight]);
       if (this.failure !== undefined) throw this.failure;
+      if (this.rows === 0) {
+        throw new DatasetError(
+          DatasetErrorCode.EMPTY_INPUT,
+          'the input has no rows; nothing was stored and no exNode was written',
+        );
+      }
       if (!this.referenceFixed) this.fixReference();
       // A warm pass still running writes lease ends into the mappings: let it land before the exNode is written.
       await (this.warmQueued ?? this.warmRunning)?.catch(() => undefined);

@@ -8,6 +8,8 @@ export const DatasetErrorCode = {
   PARSE: 'DATA_E_PARSE',
   /** An exNode does not describe a dataset (no dtype/shape, rows that do not tile the matrix, …); the message says why. */
   NOT_A_DATASET: 'DATA_E_NOT_A_DATASET',
+  /** An ingest's input had no rows (an empty file or stdin, a header-only CSV); nothing was stored and no exNode was written. */
+  EMPTY_INPUT: 'DATA_E_EMPTY_INPUT',
   /** An ingest could not store a block on enough depots; everything it had stored was released. */
   INGEST_FAILED: 'DATA_E_INGEST_FAILED',
   /**

@@ -14,7 +14,7 @@ import type { SensorField } from './simulate-sensor-field.js';
  * names what was kept.
  *
  * @returns the exNode, the dataset and the throughput (`rowsPerSec`, `mbPerSec`)
- * @throws DatasetError `DATA_E_INVALID_ARGUMENT`, `DATA_E_INGEST_FAILED`, `DATA_E_ABORTED`, or the input's own error
+ * @throws DatasetError `DATA_E_INVALID_ARGUMENT`, `DATA_E_EMPTY_INPUT` (no rows), `DATA_E_INGEST_FAILED`, `DATA_E_ABORTED`, or the input's own error
  * @example
  * const { stats } = await ingest(client, parseCsvRows(process.stdin), { name: 'x', cols: 4, depots, path: 'x.xnd' });
  */

@@ -197,6 +197,40 @@ describe('anvil simulate and anvil ingest', () => {
     expect(flags.err).toBe('anvil: DATA_E_INVALID_ARGUMENT: invalid argument: `--depots` has 1 depots, fewer than --copies 2\n');
   });
 
+  it('an empty input (empty file, header-only CSV, empty raw file) fails with DATA_E_EMPTY_INPUT and leaves nothing', async () => {
+    writeFileSync(at('empty.csv'), '');
+    writeFileSync(at('header-only.csv'), 'a,b,c\n');
+    const cases: [string, string[]][] = [
+      [at('empty.csv'), []],
+      [at('header-only.csv'), ['--header']],
+      [at('empty.csv'), ['--cols', '3']],
+      [at('empty.csv'), ['--format', 'f64', '--cols', '3']],
+    ];
+    for (const [input, extra] of cases) {
+      const r = await run('ingest', '--input', input, ...extra, '--depots', addr(0), '-o', at('empty.xnd'));
+      expect(r.code, r.err).toBe(2);
+      expect(r.out).toBe('');
+      expect(r.err).toBe(
+        `anvil: DATA_E_EMPTY_INPUT: ${input}: the input has no rows; nothing was stored and no exNode was written\n`,
+      );
+      expect(existsSync(at('empty.xnd'))).toBe(false);
+    }
+  });
+
+  it('an empty stdin fails with DATA_E_EMPTY_INPUT, exit 2, and no exNode', async () => {
+    const bin = new URL('../../bin/anvil.js', import.meta.url).pathname;
+    const child = spawn(process.execPath, [bin, 'ingest', '--depots', addr(0), '-o', at('stdin-empty.xnd')], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdin.end('');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, err).toBe(2);
+    expect(err).toBe('anvil: DATA_E_EMPTY_INPUT: stdin: the input has no rows; nothing was stored and no exNode was written\n');
+    expect(existsSync(at('stdin-empty.xnd'))).toBe(false);
+  });
+
   // Spawns the built CLI (dist/, as npm test builds first) to read rows from a real stdin pipe.
   it('ingest reads CSV from stdin', async () => {
     const bin = new URL('../../bin/anvil.js', import.meta.url).pathname;

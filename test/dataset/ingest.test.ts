@@ -202,6 +202,19 @@ describe('ingest into loopback depots', () => {
     expect(await usedBytes(client, loop.depots)).toEqual(before);
   });
 
+  it('an input with no rows fails with DATA_E_EMPTY_INPUT: no exNode, no allocation', async () => {
+    const before = await usedBytes(client, loop.depots);
+    const path = join(dir, 'empty.xnd');
+    for (const input of [[], parseCsvRows([''], { name: 'stdin' }), [{ rows: 0, data: new Float64Array(0) }]]) {
+      await expect(ingest(client, input, { name: 'empty', cols: 3, depots: loop.depots, path })).rejects.toMatchObject({
+        code: 'DATA_E_EMPTY_INPUT',
+        message: 'the input has no rows; nothing was stored and no exNode was written',
+      });
+      expect(existsSync(path)).toBe(false);
+    }
+    expect(await usedBytes(client, loop.depots)).toEqual(before);
+  });
+
   it('a block that runs out of depots fails the ingest with DATA_E_INGEST_FAILED and releases the rest', async () => {
     const extra = await startLoopbackDepots(2);
     try {
