@@ -32,7 +32,8 @@ export interface TraceResult {
   readonly deflated: number;
   readonly residual: number;
   /**
-   * An effective rank: ((tr C)ᵖ / tr(Cᵖ))^(1/(p − 1)) for p ≥ 2 (the participation ratio (tr C)²/tr(C²) for p = 2),
+   * An effective rank of the centred covariance C (not the stable rank ‖A‖_F²/σ₁² of the uncentred A that
+   * `spectralNorm` reports): ((tr C)ᵖ / tr(Cᵖ))^(1/(p − 1)) for p ≥ 2 (the participation ratio (tr C)²/tr(C²) for p = 2),
    * tr C exact from the summaries. For p = 1 the participation ratio (tr C)²/‖C‖_F² when the trace was exact (C
    * itself was formed, so tr(C²) = ‖C‖_F² too); undefined with Hutch++ (nothing estimates tr(C²) then).
    */

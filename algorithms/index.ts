@@ -99,11 +99,15 @@ export function pca(dataset: Dataset, ctx: LocusContext, options: RsvdOptions): 
   return rsvd(dataset, ctx, { ...options, centre: options.centre ?? true });
 }
 
-/** The spectral norm ‖A‖₂ = σ₁ with a two-sided interval, and the effective rank ‖A‖_F²/‖A‖₂² (exact Frobenius from the summaries). */
+/** The spectral norm ‖A‖₂ = σ₁ with a two-sided interval, and the stable rank of A. */
 export interface SpectralNormResult {
   readonly sigma1: number;
   readonly lower: number;
   readonly upper: number;
+  /**
+   * The stable rank ‖A‖_F²/σ₁² of the uncentred A (exact Frobenius norm from the summaries, σ₁ estimated) — not
+   * the effective rank (tr C)²/tr(C²) of the centred covariance that {@link traceEstimate} reports.
+   */
   readonly effectiveRank: number;
 }
 

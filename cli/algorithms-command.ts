@@ -317,16 +317,17 @@ export function addAlgorithmCommands(run: CliCommand): CliCommand {
       }),
   );
   run.addCommand(
-    common(new CliCommand('spectral-norm').description('‖A‖₂ with a two-sided interval, and the effective rank')).action(
-      async (flags: CommonFlags) => {
-        await runAlgorithm(
-          flags,
-          (dataset, ctx, c) => spectralNorm(dataset, ctx, c),
-          (v) => `σ₁ ${fmt(v.sigma1)} ∈ [${fmt(v.lower)}, ${fmt(v.upper)}], effective rank ${fmt(v.effectiveRank)}\n`,
-          () => 'ε = max(σ̂₁ − lower, upper − σ̂₁), the interval’s larger side',
-        );
-      },
-    ),
+    common(
+      new CliCommand('spectral-norm').description('‖A‖₂ with a two-sided interval, and the stable rank ‖A‖_F²/σ₁² (uncentred A)'),
+    ).action(async (flags: CommonFlags) => {
+      await runAlgorithm(
+        flags,
+        (dataset, ctx, c) => spectralNorm(dataset, ctx, c),
+        (v) =>
+          `σ₁ ${fmt(v.sigma1)} ∈ [${fmt(v.lower)}, ${fmt(v.upper)}], stable rank ‖A‖_F²/σ₁² ${fmt(v.effectiveRank)} (uncentred A)\n`,
+        () => 'ε = max(σ̂₁ − lower, upper − σ̂₁), the interval’s larger side',
+      );
+    }),
   );
   run.addCommand(
     common(new CliCommand('trace').description('tr(Cᵖ) of the covariance by Hutch++ in locus'))
@@ -351,7 +352,7 @@ export function addAlgorithmCommands(run: CliCommand): CliCommand {
             `tr(C^${v.power}) ${fmt(v.trace)}` +
             (v.effectiveRank === undefined
               ? ''
-              : `, effective rank ${v.power <= 2 ? '(tr C)²/tr(C²)' : `((tr C)^${v.power}/tr(C^${v.power}))^(1/${v.power - 1})`} ${fmt(v.effectiveRank)}`) +
+              : `, effective rank ${v.power <= 2 ? '(tr C)²/tr(C²)' : `((tr C)^${v.power}/tr(C^${v.power}))^(1/${v.power - 1})`} ${fmt(v.effectiveRank)} (C the centred covariance)`) +
             '\n',
           (e) =>
             e.parts.rounding !== undefined

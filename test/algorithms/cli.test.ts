@@ -111,12 +111,16 @@ describe('anvil run pca|least-squares|fd … --dataset EXNODE', () => {
     expect(m[2]).toBe(m[1]);
     expect(m[3]).toBe(m[1]);
     expect(sn.stdout).toMatch(/ε = max\(σ̂₁ − lower, upper − σ̂₁\)/);
+    // Two different "ranks": each output names its definition.
+    expect(sn.stdout).toMatch(/stable rank ‖A‖_F²\/σ₁² [\d.e+-]+ \(uncentred A\)/);
+    expect(sn.stdout).not.toMatch(/effective rank/);
     const t1 = await anvil(['run', 'trace', '--dataset', path, '--power', '1', ...r]);
     expect(t1.code).toBe(0);
     const t2 = await anvil(['run', 'trace', '--dataset', path, '--power', '2', ...r]);
     const er1 = /effective rank \(tr C\)²\/tr\(C²\) ([\d.e+-]+)/.exec(t1.stdout)![1];
     const er2 = /effective rank \(tr C\)²\/tr\(C²\) ([\d.e+-]+)/.exec(t2.stdout)![1];
     expect(er1).toBe(er2);
+    expect(t2.stdout).toMatch(/effective rank \(tr C\)²\/tr\(C²\) [\d.e+-]+ \(C the centred covariance\)/);
     expect(Number(er1)).toBeLessThan(d);
     expect(t1.stdout).toMatch(/ε = rounding only/);
     const fd = await anvil(['run', 'fd', '--dataset', path, '--sketch-rows', '6', ...r]);
