@@ -3,9 +3,27 @@ import { Command as CliCommand } from 'commander';
 import { ClientError, IbpClient, parseCapability, type DepotAddress } from '../ibp/index.js';
 import { OPS, opSpec, type OpSpec } from '../nfu-kernels/index.js';
 import { FrameworkError, FrameworkErrorCode, parseDepotList, runKernel, type KernelInput } from '../framework/index.js';
+import { durationFlag } from './flags.js';
 
 function argError(message: string): FrameworkError {
   return new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, message);
+}
+
+/**
+ * `--timeout`: a duration like every other command's (`30s`, `500ms`, `2m`, a number of seconds). A bare
+ * integer of 1000 or more is the command's former milliseconds form (`120000`): read as milliseconds, with a
+ * note on stderr saying how to write it now.
+ */
+export function nfuTimeoutMs(value: string, note: (line: string) => void): number {
+  const v = value.trim();
+  if (/^\d+$/.test(v) && Number(v) >= 1000) {
+    const ms = Number(v);
+    if (Number.isSafeInteger(ms) && ms <= 2 ** 31 - 1) {
+      note(`anvil: note: --timeout ${v} is read as milliseconds (the old form); write ${v}ms or ${ms / 1000}s\n`);
+      return ms;
+    }
+  }
+  return durationFlag(value, '--timeout', argError);
 }
 
 /** The catalogue entry for `name`; an unknown name lists the valid ones. */
@@ -203,7 +221,11 @@ export function nfuCommand(): CliCommand {
     .option('--out-offset <bytes>', 'with --out-cap: the offset to write at', '0')
     .option('--return-bytes <n>', 'bytes to return (default: the op’s output size; required for xor)')
     .option('-o, --output <file>', 'write the returned bytes raw to FILE instead of printing them')
-    .option('--timeout <ms>', 'how long to wait for the op, in ms', '120000')
+    .option(
+      '--timeout <duration>',
+      'how long to wait for the op: 500ms, 30s, 2m or seconds (a bare number ≥ 1000 is the old milliseconds form)',
+      '2m',
+    )
     .option('--json', 'print {op, depot, bytes, shape, values | hex} as JSON')
     .action(async (name: string, f: NfuFlags) => {
       const op = opNamed(name);
@@ -219,9 +241,7 @@ export function nfuCommand(): CliCommand {
       const inlineMismatch = await sizeMismatch(undefined, op, attrs, inputs);
       if (inlineMismatch !== undefined) throw argError(inlineMismatch);
       const shape = outputShape(op.name, attrs);
-      const timeoutMs = Number(f.timeout);
-      if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1)
-        throw argError(`--timeout must be a positive integer (got ${f.timeout})`);
+      const timeoutMs = nfuTimeoutMs(f.timeout ?? '2m', (line) => process.stderr.write(line));
       let output: { cap: string; offset: number } | { returnBytes: number };
       if (f.outCap !== undefined) {
         if (f.returnBytes !== undefined || f.output !== undefined) throw argError('--out-cap goes without --return-bytes and -o');

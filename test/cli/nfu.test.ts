@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,6 +56,36 @@ describe('anvil nfu OP: one NFU op from the shell', () => {
       [5, 6],
       [8, 8],
     ]);
+  });
+
+  it('--timeout takes a duration like the other commands (an old bare millisecond count still works, with a note)', async () => {
+    // A depot that accepts connections and never replies.
+    const sockets: Socket[] = [];
+    const silent = createServer((s) => void sockets.push(s));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    const dir = mkdtempSync(join(tmpdir(), 'anvil-nfu-timeout-'));
+    try {
+      writeFileSync(join(dir, 'in.bin'), bytes);
+      const base = ['nfu', 'sha256', '--depot', `127.0.0.1:${port}`, '--input', `@${join(dir, 'in.bin')}`];
+      const short = await anvil([...base, '--timeout', '300ms']);
+      expect(short.code).toBe(2);
+      expect(short.stderr).toMatch(/^anvil: CLIENT_ERR_TIMEOUT: /);
+      const old = await anvil([...base, '--timeout', '1500']);
+      expect(old.code).toBe(2);
+      expect(old.stderr).toMatch(
+        /^anvil: note: --timeout 1500 is read as milliseconds \(the old form\); write 1500ms or 1\.5s\nanvil: CLIENT_ERR_TIMEOUT: /,
+      );
+      const bad = await anvil([...base, '--timeout', 'soon']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toBe(
+        'anvil: FW_ERR_INVALID_ARGUMENT: --timeout must be a duration such as 30s, 500ms or 2m (got "soon")\n',
+      );
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('sha256 prints the digest in hex', async () => {
