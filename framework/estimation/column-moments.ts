@@ -100,7 +100,9 @@ export class ColumnMomentsAccumulator {
       worstSampling = Math.max(worstSampling, Math.max(0, epsQ[j]! - rq) + sm * (2 * Math.abs(mean) + sm));
     }
     const total = maxOf(eps);
-    const sampling = { epsilon: Math.min(worstSampling, total), delta: options.delta };
+    const samplingEpsilon = Math.min(worstSampling, total);
+    // Both parts exact (ε 0 surely): no δ, as for the means themselves.
+    const sampling = { epsilon: samplingEpsilon, delta: samplingEpsilon > 0 ? options.delta : 0 };
     const sketch = q.parts.sketch;
     const out: Estimate<Float64Array> = {
       ...q,

@@ -1,7 +1,10 @@
 import { checkCoverage, combineErrors, type ResolvedOptions } from './plan.js';
 import type { Estimate, EstimateOptions, Norm } from './types.js';
 
-/** @internal Assembles an {@link Estimate} from its parts (sampling + sketch, coverage check). */
+/**
+ * @internal Assembles an {@link Estimate} from its parts (sampling + sketch, coverage check). The sampling part
+ * carries δ only when its ε is positive: at ε 0 it holds surely.
+ */
 export function buildEstimate<V>(
   value: V,
   samplingEpsilon: number,
@@ -19,7 +22,9 @@ export function buildEstimate<V>(
   },
 ): Estimate<V> {
   checkCoverage(facts.coverage, resolved.minCoverage, facts.blocksUsed, facts.blocksPlanned);
-  const sampling = { epsilon: samplingEpsilon, delta: resolved.delta };
+  // A zero sampling error is certain (every block answered, or the missing ones bounded to nothing): no δ for it,
+  // so an estimate exact up to rounding (and with no sketch part) reports δ 0.
+  const sampling = { epsilon: samplingEpsilon, delta: samplingEpsilon > 0 ? resolved.delta : 0 };
   const total = combineErrors(sampling, resolved.sketch);
   const rounding = facts.rounding ?? 0;
   return {
