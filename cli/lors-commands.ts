@@ -23,6 +23,7 @@ import {
   upload,
   Warmer,
   writeExnode,
+  type Mapping,
   type RefreshMode,
   type WarmReport,
 } from '../framework/index.js';
@@ -121,6 +122,29 @@ function failureSummary(failures: readonly RefreshFailure[]): string[] {
 }
 
 const JSON_HELP = 'print a JSON summary on stdout instead of text (no progress bar)';
+
+/**
+ * The ranges that `removed` covered and `kept` no longer does, as "rows A to B" (dataset blocks) or
+ * "bytes A to B", in exNode order.
+ */
+function leftUncovered(removed: readonly Mapping[], kept: readonly Mapping[]): string[] {
+  const out: string[] = [];
+  for (const m of [...removed].sort((a, b) => a.exnodeOffset - b.exnodeOffset)) {
+    const end = m.exnodeOffset + m.logicalLength;
+    // Walk the kept mappings that overlap m, in offset order, and find the first byte none of them covers.
+    let at = m.exnodeOffset;
+    for (const k of [...kept].sort((a, b) => a.exnodeOffset - b.exnodeOffset)) {
+      if (k.exnodeOffset <= at && k.exnodeOffset + k.logicalLength > at) at = k.exnodeOffset + k.logicalLength;
+    }
+    if (at >= end) continue;
+    const what =
+      m.rows !== undefined
+        ? `rows ${m.rows.start} to ${m.rows.start + m.rows.count - 1}`
+        : `bytes ${m.exnodeOffset} to ${end - 1}`;
+    if (!out.includes(what)) out.push(what);
+  }
+  return out;
+}
 
 export function lorsCommands(): CliCommand[] {
   const up = new CliCommand('upload')
@@ -307,8 +331,9 @@ export function lorsCommands(): CliCommand[] {
     )
     .option(
       '--unreachable',
-      'with --dead: also drop mappings whose depot does not answer or fails otherwise (even a last replica)',
+      'with --dead: also drop mappings whose depot does not answer or fails otherwise; refused if that would leave a range with no replica (it may come back) unless --force',
     )
+    .option('--force', 'with --unreachable: drop them even when a range is left with no replica')
     .option('--mapping <list>', 'drop these mappings: comma-separated indexes as `anvil stat` shows them, e.g. 0,3')
     .option('--decrement', 'with --mapping: also release the allocations (DECR of the read count)')
     .option('--timeout <duration>', 'with --dead: how long one probe may take, e.g. 10s, 500ms, 2m', DEFAULT_REQUEST_TIMEOUT)
@@ -316,7 +341,15 @@ export function lorsCommands(): CliCommand[] {
     .action(
       async (
         exnode: string,
-        f: { dead?: boolean; unreachable?: boolean; mapping?: string; decrement?: boolean; json?: boolean; timeout: string },
+        f: {
+          dead?: boolean;
+          unreachable?: boolean;
+          force?: boolean;
+          mapping?: string;
+          decrement?: boolean;
+          json?: boolean;
+          timeout: string;
+        },
       ) => {
         const timeoutMs = timeoutFlag(f.timeout);
         if ((f.dead === true) === (f.mapping !== undefined))
@@ -325,8 +358,11 @@ export function lorsCommands(): CliCommand[] {
           throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, '--unreachable goes with --dead');
         if (f.decrement === true && f.mapping === undefined)
           throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, '--decrement goes with --mapping');
+        if (f.force === true && f.unreachable !== true)
+          throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, '--force goes with --unreachable');
         const indexes = f.mapping === undefined ? [] : mappingList(f.mapping);
         const x = await readExnode(exnode);
+        const original = x.mappings;
         const bar = f.dead === true ? progress(x.mappings.length, 'trim', 'mappings', f.json) : undefined;
         const removed = await withClient(
           (client) =>
@@ -335,7 +371,24 @@ export function lorsCommands(): CliCommand[] {
               : trimMappings(client, x, indexes, f.decrement === true),
           timeoutMs,
         ).finally(() => bar?.stop());
+        // Ranges left with no replica: a dataset then no longer opens (`anvil run` refuses it), a file no
+        // longer downloads. Dead bytes are gone anyway; an unreachable depot may come back, so that is refused.
+        const uncovered =
+          removed > 0
+            ? leftUncovered(
+                original.filter((m) => !x.mappings.includes(m)),
+                x.mappings,
+              )
+            : [];
+        if (uncovered.length > 0 && f.unreachable === true && f.force !== true) {
+          throw new FrameworkError(
+            FrameworkErrorCode.INVALID_ARGUMENT,
+            `trim would leave ${uncovered.join(', ')} with no mapping (their only replicas are unreachable or dead; ` +
+              'an unreachable depot may come back); nothing was changed; give --force to drop them anyway',
+          );
+        }
         if (removed > 0) await writeExnode(exnode, x);
+        if (uncovered.length > 0) process.stderr.write(`anvil: warning: ${uncovered.join(', ')} now have no mapping\n`);
         print(f.json, { removed }, () => `removed ${removed} mappings`);
       },
     );

@@ -237,6 +237,37 @@ describe('anvil file tools as a new user meets them', () => {
     expect(help).toContain('--unreachable with --dead: also drop mappings whose depot does not answer');
   });
 
+  it('trim --unreachable refuses to drop the only replica of a range unless --force; --dead warns when it does', async () => {
+    const xnd = await uploadCli('last.json');
+    const x = await readExnode(xnd);
+    const moved = (cap: string | undefined) => cap?.replace(/:\d+\//, `:${deadPort}/`);
+    const m = x.mappings[1]!;
+    x.mappings[1] = { ...m, read: moved(m.read)!, write: moved(m.write), manage: moved(m.manage) };
+    await writeExnode(xnd, x);
+    const before = readFileSync(xnd, 'utf8');
+    const refused = await anvil(['trim', xnd, '--dead', '--unreachable']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toBe(
+      `anvil: FW_ERR_INVALID_ARGUMENT: trim would leave bytes ${m.exnodeOffset} to ${m.exnodeOffset + m.logicalLength - 1} ` +
+        'with no mapping (their only replicas are unreachable or dead; an unreachable depot may come back); nothing was changed; ' +
+        'give --force to drop them anyway\n',
+    );
+    expect(readFileSync(xnd, 'utf8')).toBe(before);
+    const forced = await anvil(['trim', xnd, '--dead', '--unreachable', '--force', '--json']);
+    expect(forced.code).toBe(0);
+    expect(JSON.parse(forced.stdout)).toEqual({ removed: 1 });
+    expect(forced.stderr).toBe(
+      `anvil: warning: bytes ${m.exnodeOffset} to ${m.exnodeOffset + m.logicalLength - 1} now have no mapping\n`,
+    );
+    // --dead alone drops a released last replica (its bytes are gone) and says what that leaves.
+    const y = await readExnode(await uploadCli('last-dead.json'));
+    await depots[0]!.client.decr(y.mappings[0]!.manage!, 'read');
+    const dead = await anvil(['trim', join(dir.path, 'last-dead.json'), '--dead']);
+    expect(dead.code).toBe(0);
+    expect(dead.stdout).toBe('removed 1 mappings\n');
+    expect(dead.stderr).toBe(`anvil: warning: bytes 0 to ${y.mappings[0]!.logicalLength - 1} now have no mapping\n`);
+  });
+
   it('refresh with 30 failing mappings prints one summary line, not 30', async () => {
     const xnd = await withUnreachable('many.json', 30);
     const r = await anvil(['refresh', xnd, '--extend-by', '60']);
