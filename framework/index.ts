@@ -78,6 +78,8 @@ export {
 } from './live/live-server.js';
 export { LiveHub } from './live/live-hub.js';
 export { liveStream, type LiveStreamOptions } from './live/live-client.js';
+// Jobs and live streams are rxjs Observables: these turn one into a promise without the caller depending on rxjs itself.
+export { firstValueFrom, lastValueFrom, type Observable } from 'rxjs';
 export {
   LIVE_PROTOCOL_VERSION,
   LiveErrorCode,
