@@ -54,8 +54,17 @@ export interface LeastSquaresResult {
   /** Dataset columns of A, in coefficient order. */
   readonly features: readonly number[];
   readonly target: number;
-  /** ‖Ax − b‖ of the (Horvitz–Thompson weighted) problem solved. */
+  /**
+   * ‖Ax − b‖ over every row of the dataset at the returned x. Exact (up to rounding) when every block answered;
+   * with blocks missing, an estimate: the answered rows' residual exactly plus each missing block's from its
+   * summary (its mean part exactly, its scatter part like the answered rows', missing at random); see
+   * `residualNormLower`/`residualNormUpper` for what the summaries guarantee.
+   */
   readonly residualNorm: number;
+  /** A sure lower bound on the whole dataset's ‖Ax − b‖ (the missing blocks' mean parts only). */
+  readonly residualNormLower: number;
+  /** A sure upper bound on the whole dataset's ‖Ax − b‖ (the missing blocks' scatter parts at their summary bounds). */
+  readonly residualNormUpper: number;
   /** Preconditioned iterations run (0 for sketch-and-solve). */
   readonly iterations: number;
   /** Condition number of the preconditioned operator A·R⁻¹ (≈ 1 for a good sketch). */
@@ -484,6 +493,15 @@ export async function leastSquaresCore(
           ),
       ),
     }));
+    // The whole dataset's residual at x (not the reweighted problem's x̃ᵀĜx̃, which leaves out what the weights miss).
+    const residual = fullResidual({
+      gram: GansRaw,
+      cols: D,
+      target,
+      missing: missingSummaries,
+      answered: set.map((b) => b.summary!),
+      x,
+    });
     // Condition of A·R⁻¹ from Ĝ: eigenvalues of R⁻ᵀĜ_AA R⁻¹.
     const GAA = new Float64Array(d * d);
     features.forEach((i, s) => features.forEach((j, u) => (GAA[s * d + u] = Ghat[i * D + j]!)));
@@ -495,7 +513,9 @@ export async function leastSquaresCore(
         coefficients: x.slice(),
         features,
         target,
-        residualNorm: Math.sqrt(Math.max(0, cur.xg)), // x̃ᵀĜx̃ = ‖Ax − b‖² of the weighted problem
+        residualNorm: residual.estimate,
+        residualNormLower: residual.lower,
+        residualNormUpper: residual.upper,
         iterations,
         preconditionedCondition: cond,
         boundsAt,
@@ -561,6 +581,99 @@ export interface MissingBlockBounds {
   readonly normalEquations: number;
   /** The missing gradient through the reference scatter, at y and at the reference-imputed solution. */
   readonly referenceGradient: number;
+}
+
+/**
+ * @internal What a missing block's summary says of its squared residual ‖M_bz‖² at z = [y; −1] (dataset column
+ * order): ‖M_bz‖² = (s_bᵀz)²/n_b + zᵀK_bz with K_b ⪰ 0 its centred scatter, so `lower` = (s_bᵀz)²/n_b and `upper`
+ * adds the bound on zᵀK_bz of {@link missingBlockBounds} (λ_max, the diagonal, the reference ball or relative bound).
+ */
+export function missingResidualRange(sm: BlockSummary, zt: Float64Array): { lower: number; upper: number; meanPart: number } {
+  const D = zt.length;
+  let z2 = 0;
+  for (const v of zt) z2 += v * v;
+  const nb = Math.max(1, sm.rows);
+  let sz = 0;
+  let diag = 0;
+  for (let j = 0; j < D; j++) {
+    sz += sm.colSums[j]! * zt[j]!;
+    diag += Math.abs(zt[j]!) * Math.sqrt(Math.max(0, sm.colSumSq[j]! - (sm.colSums[j]! * sm.colSums[j]!) / nb));
+  }
+  let quad = Math.min(scatterBounds(sm).eigMax * z2, diag * diag);
+  const ref = sm.scatterReference;
+  if (sm.scatterRadius !== undefined && ref !== undefined && ref.cols === D) {
+    const Rz = mul(ref.matrix, zt, D, D, 1);
+    // Rounding of zᵀRef z: ≤ γ_{2D}·‖Ref‖_F·‖z‖² (tr Ref = 1, so ‖Ref‖_F ≤ 1 + rounding).
+    const zRz = Math.max(0, dot(zt, Rz)) + 4 * D * 2 ** -53 * z2;
+    const tr = scatterTrace(sm);
+    quad = Math.min(quad, tr * zRz + sm.scatterRadius * z2);
+    const rho = sm.scatterRho;
+    const tau = sm.scatterRhoTau;
+    if (rho !== undefined && tau !== undefined) quad = Math.min(quad, (tr + rho) * zRz + rho * tau * z2);
+  }
+  const meanPart = (sz * sz) / nb;
+  // The mean part rounded: relative γ_{D+2} of Σ|s_j z_j| squared.
+  let abs = 0;
+  for (let j = 0; j < D; j++) abs += Math.abs(sm.colSums[j]! * zt[j]!);
+  const roundMean = (gammaOf(D + 2) * abs * (2 * Math.abs(sz) + gammaOf(D + 2) * abs)) / nb;
+  return { lower: Math.max(0, meanPart - roundMean), upper: (meanPart + quad) * (1 + 1e-12) + roundMean, meanPart };
+}
+
+/** The whole dataset's residual norm at a point: {@link fullResidual}. */
+export interface FullResidual {
+  /** The estimate of ‖Ax − b‖ over every row. */
+  readonly estimate: number;
+  /** Sure bounds from the answered rows' Grams and the missing blocks' summaries (equal to it when none is missing). */
+  readonly lower: number;
+  readonly upper: number;
+}
+
+/**
+ * @internal ‖Ay − b‖ over every row of the dataset, F(y) = F_ans(y) + Σ_missing ‖M_bz‖² (z = [y; −1]): F_ans(y) =
+ * zᵀG_ans z exact from the answered rows' Gram, and each missing block's (s_bᵀz)²/n_b + zᵀK_bz with its scatter
+ * part estimated like the answered rows', zᵀK_bz ≈ tr(K_b)·zᵀK_ans z/tr(K_ans) (K_ans = Σ_ans K_a; missing at
+ * random: a missing block's residual spreads like the answered ones' per unit of scatter), kept within what its
+ * summary allows ({@link missingResidualRange}). `lower`/`upper` hold surely (widened by the rounding of zᵀG z).
+ */
+export function fullResidual(input: MissingBlockBoundsInput): FullResidual {
+  const { gram, cols: D, target, missing, answered, x } = input;
+  const zt = new Float64Array(D);
+  let i = 0;
+  for (let j = 0; j < D; j++) zt[j] = j === target ? -1 : x[i++]!;
+  const Gz = mul(gram, zt, D, D, 1);
+  let fAns = 0;
+  let fAbs = 0;
+  for (let j = 0; j < D; j++) {
+    fAns += zt[j]! * Gz[j]!;
+    for (let k = 0; k < D; k++) fAbs += Math.abs(zt[j]! * gram[j * D + k]! * zt[k]!);
+  }
+  // Rounding of zᵀGz (2D products and sums) and of the Grams themselves (each entry a sum over the block's rows).
+  let rows = 1;
+  for (const sm of answered) rows = Math.max(rows, sm.rows);
+  const roundAns = gammaOf(2 * D + rows) * fAbs;
+  fAns = Math.max(0, fAns);
+  if (missing.length === 0) {
+    const r = Math.sqrt(fAns);
+    return { estimate: r, lower: Math.sqrt(Math.max(0, fAns - roundAns)), upper: Math.sqrt(fAns + roundAns) };
+  }
+  // Answered rows' centred part per unit of scatter trace: zᵀK_ans z / tr(K_ans).
+  let centred = fAns;
+  let traceAns = 0;
+  for (const sm of answered) {
+    centred -= missingResidualRange(sm, zt).meanPart;
+    traceAns += scatterTrace(sm);
+  }
+  const perTrace = traceAns > 0 ? Math.max(0, centred) / traceAns : 0;
+  let est = fAns;
+  let lower = Math.max(0, fAns - roundAns);
+  let upper = fAns + roundAns;
+  for (const sm of missing) {
+    const r = missingResidualRange(sm, zt);
+    est += Math.min(r.upper, Math.max(r.lower, r.meanPart + scatterTrace(sm) * perTrace));
+    lower += r.lower;
+    upper += r.upper;
+  }
+  return { estimate: Math.sqrt(est), lower: Math.sqrt(lower), upper: Math.sqrt(upper) };
 }
 
 /**
@@ -649,31 +762,8 @@ export function missingBlockBounds(input: MissingBlockBoundsInput): MissingBlock
   const excess = Math.max(0, dot(diff, Gd)) * (1 + 1e-6) + 1e-8 * sMax * zz;
   // Σ_missing ‖M_bz‖² ≤ this, from the summaries, at z = [y; −1].
   const missAt = (zt: Float64Array): number => {
-    let z2 = 0;
-    for (const v of zt) z2 += v * v;
     let miss = 0;
-    for (const sm of missingSummaries) {
-      const nb = Math.max(1, sm.rows);
-      let sz = 0;
-      let diag = 0;
-      for (let j = 0; j < D; j++) {
-        sz += sm.colSums[j]! * zt[j]!;
-        diag += Math.abs(zt[j]!) * Math.sqrt(Math.max(0, sm.colSumSq[j]! - (sm.colSums[j]! * sm.colSums[j]!) / nb));
-      }
-      let quad = Math.min(scatterBounds(sm).eigMax * z2, diag * diag);
-      const ref = sm.scatterReference;
-      if (sm.scatterRadius !== undefined && ref !== undefined && ref.cols === D) {
-        const Rz = mul(ref.matrix, zt, D, D, 1);
-        // Rounding of zᵀRef z: ≤ γ_{2D}·‖Ref‖_F·‖z‖² (tr Ref = 1, so ‖Ref‖_F ≤ 1 + rounding).
-        const zRz = Math.max(0, dot(zt, Rz)) + 4 * D * 2 ** -53 * z2;
-        const tr = scatterTrace(sm);
-        quad = Math.min(quad, tr * zRz + sm.scatterRadius * z2);
-        const rho = sm.scatterRho;
-        const tau = sm.scatterRhoTau;
-        if (rho !== undefined && tau !== undefined) quad = Math.min(quad, (tr + rho) * zRz + rho * tau * z2);
-      }
-      miss += ((sz * sz) / nb + quad) * (1 + 1e-12);
-    }
+    for (const sm of missingSummaries) miss += missingResidualRange(sm, zt).upper;
     return miss;
   };
   const miss = missAt(xt);

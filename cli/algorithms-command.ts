@@ -77,6 +77,17 @@ function jsonable(v: unknown): unknown {
 }
 
 const fmt = (v: number): string => (Number.isFinite(v) ? v.toPrecision(4) : String(v));
+
+/**
+ * Least squares' residual norm as text: over every row of the dataset — exact when every block answered, else
+ * an estimate (the missing blocks' part from their summaries) with the interval the summaries guarantee.
+ */
+export function residualText(v: { residualNorm: number; residualNormLower: number; residualNormUpper: number }): string {
+  // The interval closed at the printed precision (every block answered, or the missing ones pinned by their summaries).
+  return fmt(v.residualNormLower) === fmt(v.residualNormUpper)
+    ? `residual norm ${fmt(v.residualNorm)} (all rows)`
+    : `residual norm ≈ ${fmt(v.residualNorm)} (all rows, estimated: the answered rows' exactly, the missing blocks' from their summaries; surely in [${fmt(v.residualNormLower)}, ${fmt(v.residualNormUpper)}])`;
+}
 const list = (a: ArrayLike<number>, n = 10): string => Array.from(a).slice(0, n).map(fmt).join(' ') + (a.length > n ? ' …' : '');
 
 /**
@@ -280,7 +291,7 @@ export function addAlgorithmCommands(run: CliCommand): CliCommand {
           },
           (v) =>
             `coefficients (columns ${v.features.join(' ')}; target ${v.target}): ${list(v.coefficients, 20)}\n` +
-            `residual norm ${fmt(v.residualNorm)}, ${v.iterations} iterations, κ(AR⁻¹) ${fmt(v.preconditionedCondition)}\n`,
+            `${residualText(v)}, ${v.iterations} iterations, κ(AR⁻¹) ${fmt(v.preconditionedCondition)}\n`,
           (e) => {
             // ε = min(objective bound, solve + sampling); the sampling part is itself capped by the objective bound.
             const solve = e.parts.sketch.epsilon;
