@@ -75,9 +75,10 @@ export function columnStatsJob(dataset: Dataset, statistic: ColumnStatistic): Jo
             ...m1,
             value,
             epsilon: worst + sketch.epsilon,
-            delta: options.delta + sketch.delta,
+            // A sampling part with ε 0 (every block answered) holds surely: no δ for it.
+            delta: (worstSampling > 0 ? options.delta : 0) + sketch.delta,
             parts: {
-              sampling: { epsilon: worstSampling, delta: options.delta },
+              sampling: { epsilon: worstSampling, delta: worstSampling > 0 ? options.delta : 0 },
               sketch,
               rounding: { epsilon: worst - worstSampling, delta: 0 },
             },

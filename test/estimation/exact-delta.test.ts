@@ -6,6 +6,15 @@ import {
   MatrixAccumulator,
 } from '../../framework/estimation/index.js';
 import { plan, syntheticMatrix } from './synthetic.js';
+import { lastValueFrom, of } from 'rxjs';
+import { ReliabilityStore } from '../../framework/estimation/index.js';
+import { runJob } from '../../framework/coordinator/run-job.js';
+import { columnStatsJob } from '../../framework/coordinator/column-stats-job.js';
+import { covarianceJob, gramJob } from '../../framework/coordinator/gram-job.js';
+import { storeReliability } from '../../framework/coordinator/store-reliability.js';
+import type { Job } from '../../framework/coordinator/job.js';
+import type { OpAnswer, OpRunner } from '../../framework/coordinator/op-runner.js';
+import { blockData, columnStatsBytes, fakeDataset, gramBytes } from '../coordinator/fixtures.js';
 
 const D = 4;
 const blocks = syntheticMatrix(11, 10, 25, D, 3);
@@ -58,4 +67,38 @@ describe('δ of an estimate exact up to rounding', () => {
     expect(e.parts.sampling.delta).toBe(0);
     expect(e.delta).toBeCloseTo(0.01, 12);
   });
+});
+
+describe('δ of the coordinator jobs at full coverage', () => {
+  const COLS = 3;
+  const data = blockData(12, 5, COLS, 7);
+  const runner: OpRunner = {
+    run: (attempt) =>
+      of<OpAnswer>({
+        output:
+          attempt.op.name === 'gram'
+            ? gramBytes(data[attempt.block.index]!, COLS)
+            : columnStatsBytes(data[attempt.block.index]!, COLS),
+        wireBytes: 10,
+        ranOn: `127.0.0.1:${attempt.replica.depot.port}`,
+        transferred: false,
+      }),
+  };
+  const dataset = fakeDataset(data, COLS, (b) => [7001 + (b % 2)]);
+  const jobs: [string, Job<Float64Array>][] = [
+    ['covariance', covarianceJob(dataset)],
+    ['gram', gramJob(dataset)],
+    ['column sums', columnStatsJob(dataset, 'sums')],
+    ['column means', columnStatsJob(dataset, 'means')],
+    ['column variances', columnStatsJob(dataset, 'variances')],
+  ];
+  for (const [name, job] of jobs) {
+    it(`${name}: every block answered, δ 0`, async () => {
+      const store = new ReliabilityStore({ clock: { now: () => Date.now() } });
+      const e = await lastValueFrom(runJob(job, { runner, reliability: storeReliability(store), defaultHedgeMs: 1 }));
+      expect(e.coverage).toBe(1);
+      expect(e.parts.sampling.delta).toBe(0);
+      expect(e.delta).toBe(0);
+    });
+  }
 });
