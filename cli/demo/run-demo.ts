@@ -1,4 +1,4 @@
-import { BehaviorSubject, Subject, auditTime, filter, map, retry, timer, type Observable, type Subscription } from 'rxjs';
+import { BehaviorSubject, Observable, Subject, auditTime, filter, map, retry, takeUntil, timer, type Subscription } from 'rxjs';
 import { IbpClient } from '../../ibp/index.js';
 import {
   Coordinator,
@@ -11,10 +11,12 @@ import {
   depotId,
   publishJob,
   robustCovarianceJob,
+  runKernel,
   spectrumSeries,
   startLoopbackDepots,
   streamSensorField,
   type CoordinatorDataset,
+  type DepotAddress,
   type Estimate,
   type LoopbackDepots,
   type SensorFault,
@@ -77,6 +79,36 @@ function cumulativeBytes<V>(): (source: Observable<Estimate<V>>) => Observable<E
   };
 }
 
+/** Emits once when the signal aborts (at once if it already has). */
+function aborted(signal: AbortSignal): Observable<void> {
+  return new Observable<void>((subscriber) => {
+    const fire = () => subscriber.next();
+    if (signal.aborted) fire();
+    else signal.addEventListener('abort', fire, { once: true });
+    return () => signal.removeEventListener('abort', fire);
+  });
+}
+
+/** Concurrent warm-up ops per depot: as many as a refresh sends it at first (its share of the blocks), and some. */
+const WARM_OPS_PER_DEPOT = 4;
+
+/**
+ * Runs the job's op (`gram`, on one inline row) `WARM_OPS_PER_DEPOT` times at once on every depot, twice, so
+ * that each depot's kernel workers are loaded. A depot that fails it is left to the job to find out.
+ */
+async function warmKernels(client: IbpClient, depots: readonly DepotAddress[]): Promise<void> {
+  const row = new Uint8Array(CHANNELS * 8);
+  const once = (d: DepotAddress) =>
+    runKernel(client, d, 'gram', {
+      attrs: { rows: 1, cols: CHANNELS },
+      inputs: [row],
+      output: { returnBytes: CHANNELS * CHANNELS * 8 },
+    }).catch(() => undefined);
+  for (let round = 0; round < 2; round++) {
+    await Promise.all(depots.flatMap((d) => Array.from({ length: WARM_OPS_PER_DEPOT }, () => once(d))));
+  }
+}
+
 export async function runDemo(o: DemoOptions): Promise<void> {
   const out = o.out ?? process.stdout;
   const stop = new AbortController();
@@ -101,6 +133,10 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     const hub = server.hub;
     const client = new IbpClient({ timeoutMs: 5_000, connectTimeoutMs: 1_000 });
     cleanups.push(() => client.close());
+    // A depot's first NFU ops load its kernels (worker threads, native or WebAssembly code), which takes longer
+    // than a refresh's deadline: done here, before the job starts, so the first refresh measures the depots
+    // and not their start-up (otherwise it finds every block late and shows healthy depots as slow).
+    await warmKernels(client, loop.depots);
 
     const store = new ReliabilityStore({ clock: { now: () => Date.now() }, halfLifeMs: 60_000, qualityHalfLifeMs: 15_000 });
     const health = new DepotHealthTracker(hub, (d) => store.depot(d).p);
@@ -216,6 +252,9 @@ export async function runDemo(o: DemoOptions): Promise<void> {
             },
           }),
           cumulativeBytes(),
+          // The end of the demo (its --duration, Ctrl-C) completes the job, so its dashboard gets job-done:
+          // unsubscribing instead would report the job as failed (CANCELLED).
+          takeUntil(aborted(stop.signal)),
         ),
       spectrumSeries(CHANNELS, FACTORS),
     );
