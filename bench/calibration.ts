@@ -36,68 +36,33 @@ import {
   type CoordinatorDataset,
   type PlannedBlock,
 } from '../framework/index.js';
-import { normals } from '../nfu-kernels/index.js';
 import { benchArgs } from './lib/args.js';
+import {
+  BLOCK_ROWS,
+  BLOCKS,
+  D,
+  DEPOTS,
+  N,
+  failures,
+  matrix,
+  mulberry,
+  noisyRegression,
+  type Mode,
+} from './lib/calibration-data.js';
 
 const { args, json, flag } = benchArgs();
 const TRIALS = flag('--trials', 1000);
 const MAX_MINUTES = flag('--max-minutes', 120);
 const DELTAS = [0.1, 0.05, 0.01] as const;
 const RATES = [0, 0.1, 0.3, 0.5] as const;
-const N = 480;
-const D = 8;
-const BLOCK_ROWS = 20; // 24 blocks
-const BLOCKS = N / BLOCK_ROWS;
-const DEPOTS = 6;
 
 type Method = 'column-means' | 'gram' | 'pca' | 'least-squares' | 'least-squares-noisy';
-type Mode = 'independent' | 'correlated';
 const ALL: Method[] = ['column-means', 'gram', 'pca', 'least-squares', 'least-squares-noisy'];
 const only = args.indexOf('--methods');
 const METHODS: Method[] = only >= 0 ? (args[only + 1]!.split(',') as Method[]).filter((m) => ALL.includes(m)) : ALL;
 if (!(TRIALS >= 1) || !(MAX_MINUTES > 0) || METHODS.length === 0) {
   process.stderr.write('usage: calibration [--json] [--trials N ≥ 1] [--max-minutes M > 0] [--methods list]\n');
   process.exit(2);
-}
-
-/** A seeded matrix: rank-3 signal (σ ≈ 4, 2, 1 per √row and unit loading) plus noise, a mean offset, and an LS target column. */
-function matrix(seed: number): Float64Array {
-  const A = new Float64Array(N * D);
-  normals(seed, 1, 0, 0, A);
-  const W = new Float64Array(3 * D);
-  normals(seed, 2, 0, 0, W);
-  const Z = new Float64Array(N * 3);
-  normals(seed, 3, 0, 0, Z);
-  for (let i = 0; i < N; i++)
-    for (let j = 0; j < D; j++) {
-      let s = 0.3 * A[i * D + j]! + 1 + j;
-      for (let t = 0; t < 3; t++) s += Z[i * 3 + t]! * W[t * D + j]! * [4, 2, 1][t]!;
-      A[i * D + j] = s;
-    }
-  // The last column: a linear function of the others plus noise (least squares).
-  for (let i = 0; i < N; i++) {
-    let s = 0;
-    for (let j = 0; j < D - 1; j++) s += (j % 3) * A[i * D + j]! * 0.5;
-    A[i * D + D - 1] = s + A[i * D + D - 1]! * 0.05;
-  }
-  return A;
-}
-
-/** The same matrix with the last column replaced by the linear function plus noise of 10 % of its spread. */
-function noisyRegression(A: Float64Array, seed: number): Float64Array {
-  const out = A.slice();
-  const signal = new Float64Array(N);
-  for (let i = 0; i < N; i++) {
-    let s = 0;
-    for (let j = 0; j < D - 1; j++) s += (j % 3) * A[i * D + j]! * 0.5;
-    signal[i] = s;
-  }
-  const mean = signal.reduce((a, v) => a + v, 0) / N;
-  const sd = Math.sqrt(signal.reduce((a, v) => a + (v - mean) ** 2, 0) / (N - 1));
-  const noise = new Float64Array(N);
-  normals(seed, 5, 0, 0, noise);
-  for (let i = 0; i < N; i++) out[i * D + D - 1] = signal[i]! + 0.1 * sd * noise[i]!;
-  return out;
 }
 
 /** The least-squares truth of a matrix: its in-memory dataset and the solution on all rows. */
@@ -115,27 +80,6 @@ function lsTruthOf(A: Float64Array): LsTruth {
   const M = Matrix.from1DArray(N, D, Array.from(A));
   const lsSolution = new QrDecomposition(M.subMatrix(0, N - 1, 0, D - 2)).solve(M.subMatrix(0, N - 1, D - 1, D - 1)).to1DArray();
   return { dataset, bytes, lsSolution };
-}
-
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Which blocks fail in this trial (block b lives on depot b mod DEPOTS). */
-function failures(rate: number, mode: Mode, rand: () => number): Set<number> {
-  const out = new Set<number>();
-  if (mode === 'correlated') {
-    const down = Array.from({ length: DEPOTS }, () => rand() < rate);
-    for (let b = 0; b < BLOCKS; b++) if (down[b % DEPOTS]) out.add(b);
-  } else for (let b = 0; b < BLOCKS; b++) if (rand() < rate) out.add(b);
-  return out;
 }
 
 function spectralNorm(M: Matrix): number {

@@ -17,8 +17,8 @@
 import { Matrix, inverse } from 'ml-matrix';
 import { final, InProcessLocus, inMemoryDataset, leastSquares, runnerContext } from '../algorithms/index.js';
 import { ReliabilityStore, summarizeBlock, type BlockSummary } from '../framework/index.js';
-import { normals } from '../nfu-kernels/index.js';
 import { benchArgs } from './lib/args.js';
+import { BLOCK_ROWS, BLOCKS, D, DEPOTS, N, failures, matrix, mulberry, noisyRegression } from './lib/calibration-data.js';
 
 const { args, flag } = benchArgs();
 const TRIALS = flag('--trials', 20);
@@ -28,71 +28,8 @@ if (!(TRIALS >= 1) || !(ITERATIONS >= 1)) {
   process.stderr.write('usage: ls-witness [--trials N ≥ 1] [--iterations K ≥ 1] [--noisy]\n');
   process.exit(2);
 }
-// bench:calibration's shape and generator.
-const N = 480;
-const D = 8;
 const d = D - 1;
-const BLOCK_ROWS = 20;
-const BLOCKS = N / BLOCK_ROWS;
-const DEPOTS = 6;
 const REFERENCE_BLOCKS = 4;
-
-function matrix(seed: number): Float64Array {
-  const A = new Float64Array(N * D);
-  normals(seed, 1, 0, 0, A);
-  const W = new Float64Array(3 * D);
-  normals(seed, 2, 0, 0, W);
-  const Z = new Float64Array(N * 3);
-  normals(seed, 3, 0, 0, Z);
-  for (let i = 0; i < N; i++)
-    for (let j = 0; j < D; j++) {
-      let s = 0.3 * A[i * D + j]! + 1 + j;
-      for (let t = 0; t < 3; t++) s += Z[i * 3 + t]! * W[t * D + j]! * [4, 2, 1][t]!;
-      A[i * D + j] = s;
-    }
-  for (let i = 0; i < N; i++) {
-    let s = 0;
-    for (let j = 0; j < d; j++) s += (j % 3) * A[i * D + j]! * 0.5;
-    A[i * D + d] = s + A[i * D + d]! * 0.05;
-  }
-  return A;
-}
-
-function noisyRegression(A: Float64Array, seed: number): Float64Array {
-  const out = A.slice();
-  const signal = new Float64Array(N);
-  for (let i = 0; i < N; i++) {
-    let s = 0;
-    for (let j = 0; j < d; j++) s += (j % 3) * A[i * D + j]! * 0.5;
-    signal[i] = s;
-  }
-  const mean = signal.reduce((a, v) => a + v, 0) / N;
-  const sd = Math.sqrt(signal.reduce((a, v) => a + (v - mean) ** 2, 0) / (N - 1));
-  const noise = new Float64Array(N);
-  normals(seed, 5, 0, 0, noise);
-  for (let i = 0; i < N; i++) out[i * D + d] = signal[i]! + 0.1 * sd * noise[i]!;
-  return out;
-}
-
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function failures(rate: number, correlated: boolean, rand: () => number): Set<number> {
-  const out = new Set<number>();
-  if (correlated) {
-    const down = Array.from({ length: DEPOTS }, () => rand() < rate);
-    for (let b = 0; b < BLOCKS; b++) if (down[b % DEPOTS]) out.add(b);
-  } else for (let b = 0; b < BLOCKS; b++) if (rand() < rate) out.add(b);
-  return out;
-}
 
 const dot = (a: readonly number[], b: readonly number[]): number => a.reduce((s, v, i) => s + v * b[i]!, 0);
 const norm = (a: readonly number[]): number => Math.sqrt(dot(a, a));
@@ -244,7 +181,11 @@ async function main(): Promise<void> {
     const Ginv = inverse(G.subMatrix(0, d - 1, 0, d - 1));
     const xStar = Ginv.mmul(G.subMatrix(0, d - 1, d, d)).to1DArray();
     for (const [k, { rate, correlated }] of settings.entries()) {
-      const failed = failures(rate, correlated, mulberry(seed * 7 + 1 + (correlated ? 1_000_003 : 0)));
+      const failed = failures(
+        rate,
+        correlated ? 'correlated' : 'independent',
+        mulberry(seed * 7 + 1 + (correlated ? 1_000_003 : 0)),
+      );
       if (failed.size === 0 || failed.size === BLOCKS) continue;
       const ctx = runnerContext(new InProcessLocus(blocks, { fail: (a) => failed.has(a.block.index) }), {
         store: new ReliabilityStore({ clock: { now: () => 0 } }),
