@@ -89,18 +89,24 @@ function print(json: boolean | undefined, value: unknown, text: () => string): v
   process.stdout.write(json === true ? `${JSON.stringify(value)}\n` : `${text()}\n`);
 }
 
-/** How long download, stat and trim wait for one request (a block, a probe) before trying elsewhere. */
+/** How long the file tools wait for one request (a block, a probe, an allocation) before trying elsewhere. */
 const DEFAULT_REQUEST_TIMEOUT = '30s';
 const TIMEOUT_HELP = `how long one request (a block fetch, a probe) may take before the next copy is tried, e.g. 10s, 500ms, 2m`;
+const PLACE_TIMEOUT_HELP = `how long one request (an allocation, a block store or copy, a probe) may take before that depot is given up on, e.g. 10s, 500ms, 2m`;
 
 /** `--timeout 30s` in milliseconds; a bad one is the tool's argument error. */
 function timeoutFlag(value: unknown): number {
   return durationFlag(value, '--timeout', (message) => new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, message));
 }
 
-/** Runs `fn` with a client whose requests time out after `timeoutMs` (connecting: at most 5 s of it). */
-function withClient<T>(fn: (client: IbpClient) => Promise<T>, timeoutMs = 120_000): Promise<T> {
-  const client = new IbpClient({ timeoutMs, connectTimeoutMs: Math.min(5_000, timeoutMs) });
+/** A client whose requests time out after `timeoutMs` (connecting: at most 5 s of it). */
+function clientFor(timeoutMs: number): IbpClient {
+  return new IbpClient({ timeoutMs, connectTimeoutMs: Math.min(5_000, timeoutMs) });
+}
+
+/** Runs `fn` with a client whose requests time out after `timeoutMs`, closed afterwards. */
+function withClient<T>(fn: (client: IbpClient) => Promise<T>, timeoutMs: number): Promise<T> {
+  const client = clientFor(timeoutMs);
   return fn(client).finally(() => client.close());
 }
 
@@ -156,6 +162,7 @@ export function lorsCommands(): CliCommand[] {
     .option('--copies <n>', 'replicas per block, on distinct depots', '1')
     .option('--threads <n>', 'blocks in flight', '4')
     .option('--duration <sec>', 'lease of each allocation in seconds', String(DEFAULT_DURATION_SEC))
+    .option('--timeout <duration>', PLACE_TIMEOUT_HELP, DEFAULT_REQUEST_TIMEOUT)
     .requiredOption(
       '-o, --output <exnode>',
       'exNode to write (.xnd = LoRS XML, .json = UNIS JSON); checked before storing, an existing file is refused',
@@ -172,6 +179,7 @@ export function lorsCommands(): CliCommand[] {
           FrameworkErrorCode.INVALID_ARGUMENT,
           `-o ${out}: an exNode file name must end in .xnd (LoRS XML) or .json (UNIS JSON); nothing was uploaded`,
         );
+      const timeoutMs = timeoutFlag(f['timeout']);
       const depots = await depotsFrom(f as { depots?: string; depotFile?: string });
       const blockSize = byteSize(f['blockSize'], '--block-size');
       const copies = positive(String(f['copies']), '--copies');
@@ -187,18 +195,20 @@ export function lorsCommands(): CliCommand[] {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       const output = String(f['output']);
-      const x = await withClient((client) =>
-        upload(client, file, {
-          depots,
-          blockSize,
-          copies,
-          threads,
-          durationSec,
-          output,
-          overwrite: f['force'] === true,
-          signal: stop.signal,
-          onBlockStored: bar.tick,
-        }),
+      const x = await withClient(
+        (client) =>
+          upload(client, file, {
+            depots,
+            blockSize,
+            copies,
+            threads,
+            durationSec,
+            output,
+            overwrite: f['force'] === true,
+            signal: stop.signal,
+            onBlockStored: bar.tick,
+          }),
+        timeoutMs,
       ).finally(() => {
         bar.stop();
         process.off('SIGINT', onSignal);
@@ -307,16 +317,19 @@ export function lorsCommands(): CliCommand[] {
     .option('--depots <list>', 'comma-separated host:port of depots that may receive new replicas')
     .option('--depot-file <file>', 'file with one host:port per line (# comments)')
     .option('--duration <sec>', 'lease of new allocations in seconds', String(DEFAULT_DURATION_SEC))
+    .option('--timeout <duration>', PLACE_TIMEOUT_HELP, DEFAULT_REQUEST_TIMEOUT)
     .option('--json', JSON_HELP)
     .action(async (exnode: string, f: Record<string, string | boolean | undefined>) => {
       const copies = positive(String(f['copies']), '--copies');
       const durationSec = positive(String(f['duration']), '--duration');
+      const timeoutMs = timeoutFlag(f['timeout']);
       const depots = await depotsFrom(f as { depots?: string; depotFile?: string });
       const x = await readExnode(exnode);
       const bar = progress(x.mappings.length + blocksOf(x).length, 'augment', 'mappings probed + blocks', f['json'] as boolean);
-      const r = await withClient((client) => augment(client, x, { copies, depots, durationSec, onProgress: bar.tick })).finally(
-        bar.stop,
-      );
+      const r = await withClient(
+        (client) => augment(client, x, { copies, depots, durationSec, onProgress: bar.tick }),
+        timeoutMs,
+      ).finally(bar.stop);
       if (r.added > 0) await writeExnode(exnode, x);
       print(f['json'] as boolean, r, () => `added ${r.added} replicas; ${r.short} blocks still short`);
       if (r.short > 0) process.exitCode = 1;
@@ -400,12 +413,18 @@ export function lorsCommands(): CliCommand[] {
     .option('--extend-to <iso-time>', 'make each lease end at this time, e.g. 2030-01-01T00:00:00Z')
     .option('--max', "make each lease the depot's maximum lease, from now")
     .option('--allow-shorten', 'with --extend-to or --max: also shorten leases that end later')
+    .option(
+      '--timeout <duration>',
+      'how long one request (a probe, a lease change) may take, e.g. 10s, 500ms, 2m',
+      DEFAULT_REQUEST_TIMEOUT,
+    )
     .option('--json', JSON_HELP)
     .action(
       async (
         exnode: string,
-        f: { extendBy?: string; extendTo?: string; max?: boolean; allowShorten?: boolean; json?: boolean },
+        f: { extendBy?: string; extendTo?: string; max?: boolean; allowShorten?: boolean; json?: boolean; timeout: string },
       ) => {
+        const timeoutMs = timeoutFlag(f.timeout);
         const modes = [f.extendBy, f.extendTo, f.max].filter((v) => v !== undefined).length;
         if (modes !== 1)
           throw new FrameworkError(FrameworkErrorCode.INVALID_ARGUMENT, 'give exactly one of --extend-by, --extend-to and --max');
@@ -427,9 +446,10 @@ export function lorsCommands(): CliCommand[] {
         } else mode = { max: true, allowShorten };
         const x = await readExnode(exnode);
         const bar = progress(x.mappings.length, 'refresh', 'mappings', f.json);
-        const r = await withClient((client) => refreshLeases(client, x, mode, undefined, { onProgress: bar.tick })).finally(
-          bar.stop,
-        );
+        const r = await withClient(
+          (client) => refreshLeases(client, x, mode, undefined, { onProgress: bar.tick }),
+          timeoutMs,
+        ).finally(bar.stop);
         if (r.refreshed > 0) await writeExnode(exnode, x);
         print(f.json, r, () =>
           [
@@ -450,62 +470,70 @@ export function lorsCommands(): CliCommand[] {
     .requiredOption('--exnodes <dir>', 'directory of exNodes (.xnd, .json) to keep alive; each is rewritten when changed')
     .option('--once', 'one pass, then exit (1 if anything failed or stayed short)')
     .option('--metrics-port <port>', 'serve Prometheus metrics on 127.0.0.1:PORT/metrics (0: any free port, printed on stderr)')
+    .option(
+      '--timeout <duration>',
+      'how long one request to a depot (a probe, a lease change, a copy) may take, e.g. 10s, 500ms, 2m',
+      DEFAULT_REQUEST_TIMEOUT,
+    )
     .option('--json', 'print each pass report as JSON on stdout instead of text')
-    .action(async (f: { policy: string; exnodes: string; once?: boolean; metricsPort?: string; json?: boolean }) => {
-      const policy = parsePolicy(
-        await readFile(f.policy, 'utf8').catch((e: Error) => {
-          throw new FrameworkError(FrameworkErrorCode.POLICY_INVALID, `cannot read policy ${f.policy}: ${e.message}`);
-        }),
-      );
-      const client = new IbpClient({ timeoutMs: 120_000 });
-      const warmer = new Warmer(client, policy);
-      const server =
-        f.metricsPort === undefined
-          ? undefined
-          : createServer((req, res) => {
-              if (req.url !== '/metrics') {
-                res.writeHead(404).end();
-                return;
-              }
-              void warmer.metrics.registry
-                .metrics()
-                .then((text) => res.writeHead(200, { 'content-type': warmer.metrics.registry.contentType }).end(text));
-            });
-      if (server !== undefined) {
-        const port = f.metricsPort === '0' ? 0 : positive(String(f.metricsPort), '--metrics-port');
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen(port, '127.0.0.1', () => resolve());
-        });
-        const bound = (server.address() as { port: number }).port;
-        process.stderr.write(`metrics on http://127.0.0.1:${bound}/metrics\n`);
-      }
-      const stop = new AbortController();
-      const onSignal = () => stop.abort();
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      const report = (r: WarmReport) =>
-        print(
-          f.json,
-          r,
-          () =>
-            `warmed ${r.exnodes} exNodes: ${r.refreshed} refreshed, ${r.replicated} replicated, ${r.trimmed} trimmed, ${r.failures} failures, ${r.underReplicated} blocks short`,
+    .action(
+      async (f: { policy: string; exnodes: string; once?: boolean; metricsPort?: string; json?: boolean; timeout: string }) => {
+        const timeoutMs = timeoutFlag(f.timeout);
+        const policy = parsePolicy(
+          await readFile(f.policy, 'utf8').catch((e: Error) => {
+            throw new FrameworkError(FrameworkErrorCode.POLICY_INVALID, `cannot read policy ${f.policy}: ${e.message}`);
+          }),
         );
-      try {
-        if (f.once === true) {
-          const r = await warmer.pass(f.exnodes);
-          if (r.failures > 0 || r.underReplicated > 0) process.exitCode = 1;
-          report(r);
-        } else {
-          await warmer.run(f.exnodes, { signal: stop.signal, onPass: report });
+        const client = clientFor(timeoutMs);
+        const warmer = new Warmer(client, policy);
+        const server =
+          f.metricsPort === undefined
+            ? undefined
+            : createServer((req, res) => {
+                if (req.url !== '/metrics') {
+                  res.writeHead(404).end();
+                  return;
+                }
+                void warmer.metrics.registry
+                  .metrics()
+                  .then((text) => res.writeHead(200, { 'content-type': warmer.metrics.registry.contentType }).end(text));
+              });
+        if (server !== undefined) {
+          const port = f.metricsPort === '0' ? 0 : positive(String(f.metricsPort), '--metrics-port');
+          await new Promise<void>((resolve, reject) => {
+            server.once('error', reject);
+            server.listen(port, '127.0.0.1', () => resolve());
+          });
+          const bound = (server.address() as { port: number }).port;
+          process.stderr.write(`metrics on http://127.0.0.1:${bound}/metrics\n`);
         }
-      } finally {
-        client.close();
-        server?.close();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
-    });
+        const stop = new AbortController();
+        const onSignal = () => stop.abort();
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        const report = (r: WarmReport) =>
+          print(
+            f.json,
+            r,
+            () =>
+              `warmed ${r.exnodes} exNodes: ${r.refreshed} refreshed, ${r.replicated} replicated, ${r.trimmed} trimmed, ${r.failures} failures, ${r.underReplicated} blocks short`,
+          );
+        try {
+          if (f.once === true) {
+            const r = await warmer.pass(f.exnodes);
+            if (r.failures > 0 || r.underReplicated > 0) process.exitCode = 1;
+            report(r);
+          } else {
+            await warmer.run(f.exnodes, { signal: stop.signal, onPass: report });
+          }
+        } finally {
+          client.close();
+          server?.close();
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+      },
+    );
 
   return [up, down, ls, statCmd, aug, trim, refresh, warm];
 }

@@ -27,6 +27,11 @@ export interface MappingProgress {
   readonly onProgress?: (mappings: number) => void;
 }
 
+/** Whether `e` is a request that had no reply within the client's timeout. */
+function isTimeout(e: unknown): boolean {
+  return (e as { code?: unknown } | undefined)?.code === ClientErrorCode.TIMEOUT;
+}
+
 /**
  * Probes every mapping (`anvil stat`): with a manage cap, MANAGE PROBE; with only a read cap, a
  * one-byte LOAD. A mapping is alive when its depot answers and the allocation holds its bytes; it is
@@ -75,7 +80,7 @@ export async function statMappings(
       }
     } catch (e) {
       const status = (e as { status?: number }).status;
-      if ((e as { code?: unknown }).code === ClientErrorCode.TIMEOUT) stalled.set(base.depot, `got ${(e as Error).message}`);
+      if (isTimeout(e)) stalled.set(base.depot, `got ${(e as Error).message}`);
       // -4: no such allocation; -19: it holds less than the mapping. Anything else may pass.
       out[i] = { ...base, alive: false, gone: status === -4 || status === -19, error: (e as Error).message };
     }
@@ -156,7 +161,9 @@ export interface RefreshResult {
 /**
  * `anvil refresh`: extends every mapping's lease (MANAGE CHNG, size unchanged). `max` asks each
  * depot for its maximum lease (from ST_INQ). Mappings without a manage cap are skipped. A lease
- * is never shortened unless the mode says `allowShorten`.
+ * is never shortened unless the mode says `allowShorten`. Once a request to a depot has had no reply
+ * within the client's timeout, that depot's remaining mappings fail without being asked (a stalled
+ * depot costs one timeout, not one per mapping).
  */
 export async function refreshLeases(
   client: IbpClient,
@@ -171,6 +178,7 @@ export async function refreshLeases(
   let failed = 0;
   const failures: RefreshFailure[] = [];
   const maxByDepot = new Map<string, number>();
+  const stalled = new Map<string, string>(); // depot → the timeout it gave
   const allowShorten = 'extendBySec' in mode ? false : mode.allowShorten === true;
   await forEachBounded(x.mappings.length, 8, async (i) => {
     await refreshOne(i);
@@ -183,6 +191,12 @@ export async function refreshLeases(
   async function refreshOne(i: number): Promise<void> {
     const m = x.mappings[i]!;
     if (m.manage === undefined) return;
+    const earlier = stalled.get(depotKey(m));
+    if (earlier !== undefined) {
+      failed++;
+      failures.push({ index: i, depot: depotKey(m), message: `not asked: an earlier request ${earlier}` });
+      return;
+    }
     try {
       const p = await client.probe(m.manage);
       let durationSec: number;
@@ -210,6 +224,7 @@ export async function refreshLeases(
       m.leaseEndMs = now + durationSec * 1000;
       refreshed++;
     } catch (e) {
+      if (isTimeout(e)) stalled.set(depotKey(m), `got ${(e as Error).message}`);
       failed++;
       failures.push({ index: i, depot: depotKey(m), message: (e as Error).message });
     }
@@ -218,7 +233,9 @@ export async function refreshLeases(
 
 /**
  * Adds a replica of `m` on `depot` with a depot-to-depot SEND from `m`'s depot (the bytes do not
- * pass through this process). Returns the new mapping.
+ * pass through this process). Returns the new mapping. With `stalled`, a depot whose request had no
+ * reply within the client's timeout is added to it (`host:port`): `depot` when allocating there timed
+ * out, `m`'s depot when the copy did.
  */
 export async function replicate(
   client: IbpClient,
@@ -226,12 +243,17 @@ export async function replicate(
   depot: DepotAddress,
   durationSec: number,
   clock: Clock = systemClock,
+  stalled?: Set<string>,
 ): Promise<Mapping> {
-  const caps = await client.allocate(depot, { size: m.logicalLength, durationSec });
+  const caps = await client.allocate(depot, { size: m.logicalLength, durationSec }).catch((e: unknown) => {
+    if (isTimeout(e)) stalled?.add(`${depot.host}:${depot.port}`);
+    throw e;
+  });
   const leaseStartMs = clock.now();
   try {
     await client.copy(m.read, caps.write, { offset: m.allocOffset, length: m.logicalLength });
   } catch (e) {
+    if (isTimeout(e)) stalled?.add(depotKey(m));
     await client.decr(caps.manage, 'read').catch(() => undefined);
     throw e;
   }
@@ -258,8 +280,10 @@ export async function replicate(
  * new ones made from a live replica by depot-to-depot copy onto depots from `depots` that do not
  * hold the block. Refused before any copy (`FW_ERR_INVALID_ARGUMENT`) when a block with a live
  * replica could not reach `copies` distinct depots even if every copy worked. `onProgress` is
- * called with 1 per mapping probed, then 1 per block handled (mappings + blocks in all). Returns
- * how many replicas were added and how many blocks are still short.
+ * called with 1 per mapping probed, then 1 per block handled (mappings + blocks in all). A depot
+ * whose request has had no reply within the client's timeout is not asked again (its allocation
+ * or copy failed, as on a failing depot). Returns how many replicas were added and how many blocks
+ * are still short.
  */
 export async function augment(
   client: IbpClient,
@@ -294,6 +318,8 @@ export async function augment(
   }
   let added = 0;
   let short = 0;
+  // Depots that had no reply within the client's timeout: not asked again (one timeout each, not one per block).
+  const stalled = new Set<string>();
   for (const { live, holders } of plan) {
     await augmentBlock(live, holders);
     options.onProgress?.(1);
@@ -311,7 +337,7 @@ export async function augment(
     for (const { d, id } of targets) {
       if (need <= 0) break;
       if (holders.has(id)) continue;
-      const made = await replicateFromAny(client, live, d, options.durationSec, clock);
+      const made = await replicateFromAny(client, live, d, options.durationSec, clock, stalled);
       if (made === undefined) continue;
       x.mappings.push(made);
       holders.add(id);
@@ -322,17 +348,23 @@ export async function augment(
   }
 }
 
-/** A new replica on `depot` copied from the first of `sources` that works; undefined if none does. */
+/**
+ * A new replica on `depot` copied from the first of `sources` that works; undefined if none does.
+ * With `stalled` (see `replicate`), depots in it are not asked, and depots that time out are added.
+ */
 export async function replicateFromAny(
   client: IbpClient,
   sources: readonly Mapping[],
   depot: DepotAddress,
   durationSec: number,
   clock: Clock = systemClock,
+  stalled?: Set<string>,
 ): Promise<Mapping | undefined> {
   for (const source of sources) {
+    if (stalled?.has(`${depot.host}:${depot.port}`) === true) return undefined;
+    if (stalled?.has(depotKey(source)) === true) continue;
     try {
-      return await replicate(client, source, depot, durationSec, clock);
+      return await replicate(client, source, depot, durationSec, clock, stalled);
     } catch {
       // the next source (or the caller's next depot)
     }

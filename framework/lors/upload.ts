@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { lstat, open } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { formatCapability, type DepotAddress, type IbpClient } from '../../ibp/index.js';
+import { ClientErrorCode, formatCapability, type DepotAddress, type IbpClient } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import type { Exnode, Mapping } from '../exnode/exnode.js';
 import { writeExnode } from '../exnode/exnode-file.js';
@@ -54,7 +54,9 @@ function argError(message: string): FrameworkError {
 /**
  * Uploads a file as blocks striped over depots with `copies` replicas of each block on distinct
  * depots (LoRS `lors_upload`). A failed allocation or store is retried on the next depot that does
- * not hold the block yet; the upload fails only when a block runs out of depots. Each mapping
+ * not hold the block yet; the upload fails only when a block runs out of depots. A depot whose request
+ * has had no reply within the client's timeout is not asked again for later blocks (a stalled depot
+ * costs one timeout, not one per block). Each mapping
  * records the SHA-256 of its bytes. A failed upload (including writing `output`, or an abort)
  * releases every allocation it made: nothing is left on the depots without an exNode.
  */
@@ -86,6 +88,7 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
     const started = clock.now();
     const blocks = Math.ceil(size / blockSize);
     const perBlock: Mapping[][] = Array.from({ length: blocks }, () => []);
+    const stalled = new Map<number, string>(); // depot index → the timeout it gave
     const release = async () => {
       // A failed upload writes no exNode: release every replica already stored.
       for (const m of perBlock.flat()) if (m.manage !== undefined) await client.decr(m.manage, 'read').catch(() => undefined);
@@ -112,6 +115,11 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
           if (used.has(d)) continue;
           used.add(d);
           const depot = depots[d]!;
+          const earlier = stalled.get(d);
+          if (earlier !== undefined) {
+            failures.push(`${depot.host}:${depot.port}: not asked: an earlier request ${earlier}`);
+            continue;
+          }
           let caps: Awaited<ReturnType<IbpClient['allocate']>> | undefined;
           try {
             caps = await client.allocate(depot, { size: length, durationSec });
@@ -133,6 +141,7 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
             placed = true;
             if (c === copies - 1) options.onBlockStored?.(length);
           } catch (e) {
+            if ((e as { code?: unknown }).code === ClientErrorCode.TIMEOUT) stalled.set(d, `got ${(e as Error).message}`);
             if (caps !== undefined) await client.decr(caps.manage, 'read').catch(() => undefined); // do not leak it
             failures.push(`${depot.host}:${depot.port}: ${(e as Error).message}`);
             options.onRetry?.(depot, e as Error);

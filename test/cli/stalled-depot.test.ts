@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IbpClient } from '../../ibp/index.js';
 import { DepotProcess } from '../helpers/depot-process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -28,7 +29,7 @@ function anvil(args: readonly string[]): Promise<Ran> {
 }
 
 // A stalled depot accepts connections and never replies: a depot process stopped with SIGSTOP.
-describe('download and stat with a stalled depot', () => {
+describe('the file tools with a stalled depot', () => {
   const dir = tempDir('anvil-cli-stalled-');
   let healthy: Awaited<ReturnType<typeof DepotProcess.start>>;
   let stalled: Awaited<ReturnType<typeof DepotProcess.start>>;
@@ -77,8 +78,152 @@ describe('download and stat with a stalled depot', () => {
     expect(JSON.parse((await anvil(['trim', xnd, '--dead', '--timeout', '1s', '--json'])).stdout)).toEqual({ removed: 0 });
   });
 
-  it('--timeout is checked before anything is read', async () => {
-    const r = await anvil(['download', xnd, '-o', join(dir.path, 'x.bin'), '--timeout', 'soon']);
+  /** Bytes the healthy depot holds (ST_INQ), asked with a short timeout. */
+  async function healthyUsed(): Promise<number> {
+    const client = new IbpClient({ timeoutMs: 5_000, connectTimeoutMs: 5_000 });
+    try {
+      const inq = await client.status({ host: healthy.host, port: healthy.port });
+      return inq.resources.reduce((sum, r) => sum + r.usedBytes, 0);
+    } finally {
+      client.close();
+    }
+  }
+
+  /** The depots (`host:port`) an exNode's mappings name, as `anvil ls --json` lists them. */
+  async function depotsOf(exnode: string): Promise<string[]> {
+    const ls = await anvil(['ls', exnode, '--json']);
+    expect(ls.stderr).toBe('');
+    const blocks = (JSON.parse(ls.stdout) as { blocks: Array<{ depots: string[] }> }).blocks;
+    return [...new Set(blocks.flatMap((b) => b.depots))];
+  }
+
+  it('upload --timeout 1s places the blocks the stalled depot does not answer for on the other depot', async () => {
+    const out = join(dir.path, 'up1.xnd');
+    const depots = `${stalled.host}:${stalled.port},${healthy.host}:${healthy.port}`;
+    const r = await anvil([
+      'upload',
+      join(dir.path, 'in.bin'),
+      '--depots',
+      depots,
+      '--block-size',
+      '20000',
+      '--timeout',
+      '1s',
+      '-o',
+      out,
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(await depotsOf(out)).toEqual([`${healthy.host}:${healthy.port}`]);
+    const back = join(dir.path, 'up1.bin');
+    expect((await anvil(['download', out, '-o', back, '--timeout', '1s'])).code).toBe(0);
+    expect(readFileSync(back).equals(data)).toBe(true);
+  });
+
+  it('upload --timeout 1s --copies 2 fails when a copy has only the stalled depot left, and leaves nothing behind', async () => {
+    const out = join(dir.path, 'up2.xnd');
+    const before = await healthyUsed();
+    const depots = `${stalled.host}:${stalled.port},${healthy.host}:${healthy.port}`;
+    const r = await anvil([
+      'upload',
+      join(dir.path, 'in.bin'),
+      '--depots',
+      depots,
+      '--copies',
+      '2',
+      '--block-size',
+      '20000',
+      '--timeout',
+      '1s',
+      '-o',
+      out,
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/^anvil: FW_ERR_UPLOAD_FAILED: block at offset \d+: no depot left for copy \d of 2/);
+    expect(existsSync(out)).toBe(false);
+    expect(await healthyUsed()).toBe(before);
+  });
+
+  it('augment --timeout 1s onto the stalled depot adds nothing, leaves the exNode as it was and exits 1', async () => {
+    const one = join(dir.path, 'one.xnd');
+    const depots = `${stalled.host}:${stalled.port},${healthy.host}:${healthy.port}`;
+    expect(
+      (
+        await anvil([
+          'upload',
+          join(dir.path, 'in.bin'),
+          '--depots',
+          depots,
+          '--block-size',
+          '20000',
+          '--timeout',
+          '1s',
+          '-o',
+          one,
+        ])
+      ).code,
+    ).toBe(0);
+    const text = readFileSync(one, 'utf8');
+    const before = await healthyUsed();
+    const r = await anvil([
+      'augment',
+      one,
+      '--copies',
+      '2',
+      '--depots',
+      `${stalled.host}:${stalled.port}`,
+      '--timeout',
+      '1s',
+      '--json',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toEqual({ added: 0, short: 10 });
+    expect(readFileSync(one, 'utf8')).toBe(text);
+    expect(await healthyUsed()).toBe(before);
+  });
+
+  it('refresh --timeout 1s renews the healthy copies, reports the stalled ones failed and exits 1', async () => {
+    const r = await anvil(['refresh', xnd, '--extend-by', '600', '--timeout', '1s', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout) as { refreshed: number; failed: number; failures: Array<{ depot: string }> };
+    expect(report).toMatchObject({ refreshed: 10, kept: 0, failed: 10 });
+    expect(new Set(report.failures.map((f) => f.depot))).toEqual(new Set([`${stalled.host}:${stalled.port}`]));
+  });
+
+  it('warm --once --timeout 1s finishes its pass, renewing the live copies', async () => {
+    const exnodes = join(dir.path, 'warm');
+    mkdirSync(exnodes);
+    writeFileSync(join(exnodes, 'in.xnd'), readFileSync(xnd));
+    const policy = join(dir.path, 'policy.json');
+    writeFileSync(
+      policy,
+      JSON.stringify({
+        sites: { here: [`${stalled.host}:${stalled.port}`, `${healthy.host}:${healthy.port}`] },
+        copiesPerSite: 1,
+        leaseAheadSec: 100_000, // more than the leases have left: every one is renewed
+        leaseDurationSec: 172_800,
+        trimDead: false,
+        intervalSec: 60,
+      }),
+    );
+    const r = await anvil(['warm', '--policy', policy, '--exnodes', exnodes, '--once', '--timeout', '1s', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    // The stalled copies are not live: the warmer renews the 10 live ones and leaves those alone.
+    expect(JSON.parse(r.stdout)).toMatchObject({ exnodes: 1, mappings: 20, refreshed: 10, failures: 0, underReplicated: 0 });
+  });
+
+  it.each([
+    ['download', ['download', 'x.xnd', '-o', 'x.bin']],
+    ['upload', ['upload', 'in.bin', '--depots', '127.0.0.1:1', '-o', 'x.xnd']],
+    ['augment', ['augment', 'x.xnd', '--copies', '2', '--depots', '127.0.0.1:1']],
+    ['refresh', ['refresh', 'x.xnd', '--extend-by', '60']],
+    ['warm', ['warm', '--policy', 'p.json', '--exnodes', '.', '--once']],
+  ])('%s --timeout is checked before anything is read', async (_name, args) => {
+    // Relative names of files that do not exist: the flag is refused before any of them is looked at.
+    const r = await anvil([...args, '--timeout', 'soon']);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe('anvil: FW_ERR_INVALID_ARGUMENT: --timeout must be a duration such as 30s, 500ms or 2m (got "soon")\n');
   });
