@@ -4,7 +4,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IbpClient } from '../../ibp/index.js';
+import { upload } from '../../framework/index.js';
+import { IbpClient, type DepotAddress } from '../../ibp/index.js';
 import { DepotProcess } from '../helpers/depot-process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -118,6 +119,27 @@ describe('the file tools with a stalled depot', () => {
     const back = join(dir.path, 'up1.bin');
     expect((await anvil(['download', out, '-o', back, '--timeout', '1s'])).code).toBe(0);
     expect(readFileSync(back).equals(data)).toBe(true);
+  });
+
+  it('upload asks a depot that timed out nothing more: one timeout in all, not one per block', async () => {
+    const client = new IbpClient({ timeoutMs: 1_000, connectTimeoutMs: 1_000 });
+    const retried: DepotAddress[] = [];
+    try {
+      const x = await upload(client, join(dir.path, 'in.bin'), {
+        depots: [
+          { host: stalled.host, port: stalled.port },
+          { host: healthy.host, port: healthy.port },
+        ],
+        blockSize: 20_000,
+        threads: 1,
+        onRetry: (d) => retried.push(d),
+      });
+      expect(x.mappings).toHaveLength(10);
+    } finally {
+      client.close();
+    }
+    // Blocks 0, 2, 4, 6 and 8 try the stalled depot first: only block 0 waits for it.
+    expect(retried).toEqual([{ host: stalled.host, port: stalled.port }]);
   });
 
   it('upload --timeout 1s --copies 2 fails when a copy has only the stalled depot left, and leaves nothing behind', async () => {
