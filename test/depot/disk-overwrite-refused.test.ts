@@ -5,34 +5,13 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { DiskIo } from '../../depot/resources/disk/disk-data.js';
 import { MetadataDb } from '../../depot/resources/disk/metadata-db.js';
-import type { AllocationCaps } from '../../framework/index.js';
 import { capTokens } from '../../ibp/index.js';
 import { RawSession, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { loadAll, allOf, tryWrite } from '../helpers/load-checks.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const OLD = 1;
 const NEW = 2;
-
-/** The bytes a LOAD of `[0, length)` gives, or its error's message. */
-function loadAll(t: TestDepot, caps: AllocationCaps, length: number): Promise<Buffer | string> {
-  return t.client.load(caps.read, 0, length).catch((e: Error) => e.message);
-}
-
-/** Whether `bytes` are `length` bytes all equal to `value` (a message otherwise, for the report). */
-function allOf(bytes: Buffer | string, value: number, length: number): true | string {
-  if (typeof bytes === 'string') return bytes;
-  if (bytes.length !== length) return `${bytes.length} bytes, not ${length}`;
-  const i = bytes.findIndex((b) => b !== value);
-  return i < 0 ? true : `byte ${i} is ${bytes[i]}, not ${value}`;
-}
-
-/** The reply of a WRITE: 'ok' or the error's message. */
-function tryWrite(t: TestDepot, caps: AllocationCaps, offset: number, body: Buffer): Promise<string> {
-  return t.client.write(caps.write, offset, body).then(
-    () => 'ok',
-    (e: Error) => e.message,
-  );
-}
 
 interface DataFaults {
   /** The next this many `datasync`s fail. */
