@@ -277,7 +277,7 @@ export class VectorAccumulator {
     planned: readonly PlannedBlock[],
     weights: ReadonlyMap<string, number>,
     options: EstimateOptions,
-    unanswered: ReadonlySet<string> = new Set(),
+    unanswered: ReadonlySet<string>,
   ): Float64Array | undefined {
     const r = this.statistic.rounding;
     if (r === undefined) return undefined;
