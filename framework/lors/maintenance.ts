@@ -28,7 +28,7 @@ export interface MappingProgress {
 }
 
 /** Whether `e` is a request that had no reply within the client's timeout. */
-function isTimeout(e: unknown): boolean {
+export function isTimeout(e: unknown): boolean {
   return (e as { code?: unknown } | undefined)?.code === ClientErrorCode.TIMEOUT;
 }
 

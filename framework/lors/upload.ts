@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { lstat, open } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { ClientErrorCode, formatCapability, type DepotAddress, type IbpClient } from '../../ibp/index.js';
+import { formatCapability, type DepotAddress, type IbpClient } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import type { Exnode, Mapping } from '../exnode/exnode.js';
 import { writeExnode } from '../exnode/exnode-file.js';
 import { formatDouble } from '../exnode/metadata.js';
 import { systemClock, type Clock } from '../clock.js';
 import { forEachBounded } from '../work-queue.js';
+import { isTimeout } from './maintenance.js';
 import { checkOutputPath } from './output-path.js';
 
 export const DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024;
@@ -141,7 +142,7 @@ export async function upload(client: IbpClient, path: string, options: UploadOpt
             placed = true;
             if (c === copies - 1) options.onBlockStored?.(length);
           } catch (e) {
-            if ((e as { code?: unknown }).code === ClientErrorCode.TIMEOUT) stalled.set(d, `got ${(e as Error).message}`);
+            if (isTimeout(e)) stalled.set(d, `got ${(e as Error).message}`);
             if (caps !== undefined) await client.decr(caps.manage, 'read').catch(() => undefined); // do not leak it
             failures.push(`${depot.host}:${depot.port}: ${(e as Error).message}`);
             options.onRetry?.(depot, e as Error);
