@@ -63,7 +63,7 @@ export function directReadsEnabled(): boolean {
 }
 
 /** Turns direct reads off for the rest of the process. */
-export function turnDirectReadsOff(reason: string): void {
+function turnDirectReadsOff(reason: string): void {
   directReadStats.offReason ??= reason;
 }
 
