@@ -1,25 +1,11 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../cli/main.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IbpClient } from '../../framework/index.js';
 import { openDataset, simulateSensorField, startLoopbackDepots, type LoopbackDepots } from '../../framework/dataset/index.js';
+import { runCli as run } from '../helpers/run-cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
-
-async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += c.toString()), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += c.toString()), true));
-  try {
-    const code = await main(['node', 'anvil', ...args]);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 describe('anvil simulate and anvil ingest', () => {
   let loop: LoopbackDepots;
