@@ -49,12 +49,12 @@ function invalid(argument: string, rule: string, value: unknown): CoordinatorErr
 }
 
 /** Hutch++'s default products for δ: 3·max(10, ⌈8·ln(2/δ)⌉). */
-export function defaultHutchMatvecs(delta: number): number {
+function defaultHutchMatvecs(delta: number): number {
   return 3 * Math.max(10, Math.ceil(8 * Math.log(2 / delta)));
 }
 
 /** The fewest products Hutch++ accepts for δ: a multiple of 3 whose third exceeds 4·ln(2/δ) (and ≥ 6). */
-export function minHutchMatvecs(delta: number): number {
+function minHutchMatvecs(delta: number): number {
   return 3 * Math.max(2, Math.floor(4 * Math.log(2 / delta)) + 1);
 }
 

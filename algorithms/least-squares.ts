@@ -588,7 +588,7 @@ export interface MissingBlockBounds {
  * order): ‖M_bz‖² = (s_bᵀz)²/n_b + zᵀK_bz with K_b ⪰ 0 its centred scatter, so `lower` = (s_bᵀz)²/n_b and `upper`
  * adds the bound on zᵀK_bz of {@link missingBlockBounds} (λ_max, the diagonal, the reference ball or relative bound).
  */
-export function missingResidualRange(sm: BlockSummary, zt: Float64Array): { lower: number; upper: number; meanPart: number } {
+function missingResidualRange(sm: BlockSummary, zt: Float64Array): { lower: number; upper: number; meanPart: number } {
   const D = zt.length;
   let z2 = 0;
   for (const v of zt) z2 += v * v;
@@ -620,7 +620,7 @@ export function missingResidualRange(sm: BlockSummary, zt: Float64Array): { lowe
 }
 
 /** The whole dataset's residual norm at a point: {@link fullResidual}. */
-export interface FullResidual {
+interface FullResidual {
   /** The estimate of ‖Ax − b‖ over every row. */
   readonly estimate: number;
   /** Sure bounds from the answered rows' Grams and the missing blocks' summaries (equal to it when none is missing). */
@@ -635,7 +635,7 @@ export interface FullResidual {
  * random: a missing block's residual spreads like the answered ones' per unit of scatter), kept within what its
  * summary allows ({@link missingResidualRange}). `lower`/`upper` hold surely (widened by the rounding of zᵀG z).
  */
-export function fullResidual(input: MissingBlockBoundsInput): FullResidual {
+function fullResidual(input: MissingBlockBoundsInput): FullResidual {
   const { gram, cols: D, target, missing, answered, x } = input;
   const zt = new Float64Array(D);
   let i = 0;

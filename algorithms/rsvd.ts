@@ -166,7 +166,7 @@ function check(dataset: Dataset, o: RsvdOptions): void {
  * Σ w_b·λ_max(K_b) (the summaries' bound, already in the radius), the radius still holds for the filled estimate.
  * `rounding` bounds the arithmetic of K̂ (add it to the radius).
  */
-export function unansweredGroupsScatter(
+function unansweredGroupsScatter(
   dataset: Dataset,
   planned: readonly PlannedBlock[],
   outputs: ReadonlyMap<number, Float64Array>,
@@ -221,7 +221,7 @@ export function unansweredGroupsScatter(
  * leaves it a smaller relative residual than its peers: the residual scores alone cannot name it, at any rank.
  * Sources with weight 1 are left out of the map.
  */
-export function sourceEnergyWeights(dataset: Dataset): Map<string, number> {
+function sourceEnergyWeights(dataset: Dataset): Map<string, number> {
   const mu = summaryMeans(dataset);
   const per = new Map<string, { energy: number; rows: number }>();
   for (const b of dataset.blocks) {

@@ -166,7 +166,7 @@ function groupTerms(members: readonly BoundBlock[], dim: number, terms: TailTerm
  * interval its summary places T_b in (lo = hi: that value, exactly; a symmetric [−U, U]: 0), halved before adding
  * so that it cannot overflow.
  */
-export function intervalMidpoint(lo: number, hi: number): number {
+function intervalMidpoint(lo: number, hi: number): number {
   return 0.5 * lo + 0.5 * hi;
 }
 
