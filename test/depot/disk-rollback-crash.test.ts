@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IbpClient, type AllocationCaps } from '../../ibp/index.js';
+import { pattern, startDepotChild, type DepotChild } from '../helpers/depot-child.js';
 import { DepotProcess } from '../helpers/depot-process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -78,31 +78,8 @@ const depot = await DepotServer.start(options, { diskIo });
 process.stdout.write('listening on ' + depot.url + '\\n');
 `;
 
-function pattern(len: number, salt: number): Buffer {
-  const b = Buffer.alloc(len);
-  for (let i = 0; i < len; i++) b[i] = (salt + i * 31 + (i >> 9)) & 0xff;
-  return b;
-}
-
-async function startChild(script: string, dir: string, fault: string, kill: string) {
-  const child = spawn(process.execPath, [script, dir, '0', fault, kill], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ANVIL_DIST: DIST.href, ANVIL_METADATA_DIST: METADATA_DIST.href },
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exit = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, sig) => resolve(sig ?? code)));
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    const m = /listening on ibp:\/\/[^:]+:(\d+)/.exec(out);
-    if (m) return { child, exit, port: Number(m[1]) };
-    if (child.exitCode !== null) break;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`depot child did not start: ${err}`);
+function startChild(script: string, dir: string, fault: string, kill: string): Promise<DepotChild> {
+  return startDepotChild(script, [dir, '0', fault, kill], { ANVIL_DIST: DIST.href, ANVIL_METADATA_DIST: METADATA_DIST.href });
 }
 
 type Kill = 'record' | 'write-back' | 'undo-metadata' | 'after-undo-metadata';
