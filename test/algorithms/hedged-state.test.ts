@@ -1,8 +1,6 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { IbpClient, formatCapability, type NfuParamSpec } from '../../ibp/index.js';
-import { depotId, startLoopbackDepots, type DepotAddress, type LoopbackDepots } from '../../framework/index.js';
+import { depotId, type DepotAddress } from '../../framework/index.js';
 import {
   final,
   IbpLocus,
@@ -14,7 +12,7 @@ import {
   traceEstimate,
 } from '../../algorithms/index.js';
 import { CATALOGUE, normals } from '../../nfu-kernels/index.js';
-import { tempDir } from '../helpers/temp-dir.js';
+import { wasmLoopbackDepots } from './wasm-depots.js';
 
 /**
  * A client whose NFU calls of one opcode at one depot are held back until a call of another opcode is issued:
@@ -64,20 +62,7 @@ class SlowReplicaClient extends IbpClient {
 }
 
 describe('hedged attempts and per-block state on loopback depots', () => {
-  const dir = tempDir('anvil-hedge-');
-  let depots: LoopbackDepots;
-  let client: IbpClient;
-  beforeAll(async () => {
-    const config = join(dir.path, 'wasm.toml');
-    writeFileSync(config, '[nfu]\nnative = false\n');
-    depots = await startLoopbackDepots(3, { capacity: '32MiB', extraArgs: ['--config', config] });
-    client = new IbpClient({ timeoutMs: 10_000 });
-  }, 30_000);
-  afterAll(async () => {
-    client?.close();
-    await depots?.stop();
-    dir.cleanup();
-  });
+  const env = wasmLoopbackDepots('anvil-hedge-');
 
   /** 6 blocks, 2 replicas each (block b on depots b mod 3 and b + 1 mod 3), stored on the depots. */
   async function storedDataset() {
@@ -95,9 +80,9 @@ describe('hedged attempts and per-block state on loopback depots', () => {
       const bytes = local.blocks.get(b.replicas[0]!.read)!;
       b.replicas = await Promise.all(
         [b.index % 3, (b.index + 1) % 3].map(async (k) => {
-          const depot = depots.depots[k]!;
-          const caps = await client.allocate(depot, { size: bytes.length, durationSec: 600 });
-          await client.store(caps.write, bytes);
+          const depot = env.depots.depots[k]!;
+          const caps = await env.client.allocate(depot, { size: bytes.length, durationSec: 600 });
+          await env.client.store(caps.write, bytes);
           return { depot, read: formatCapability(caps.read), allocOffset: 0, length: bytes.length };
         }),
       );
@@ -110,7 +95,7 @@ describe('hedged attempts and per-block state on loopback depots', () => {
   it('rsvd and pca: a losing hedge never moves or frees the winner’s state (all blocks, same bits as unhedged)', async () => {
     const dataset = await storedDataset();
     const opts = { rank: 2, seed: 4, powerIterations: 1 };
-    const want = await final(rsvd(dataset, runnerContext(new IbpLocus(client)), opts));
+    const want = await final(rsvd(dataset, runnerContext(new IbpLocus(env.client)), opts));
     expect(want.blocksMissing).toBe(0);
     const slow = new SlowReplicaClient(CATALOGUE['affine-product'].opcode);
     try {
@@ -122,7 +107,7 @@ describe('hedged attempts and per-block state on loopback depots', () => {
       expect(Array.from(got.value.components)).toEqual(Array.from(want.value.components));
       expect(got.epsilon).toBe(want.epsilon);
       await runner.release();
-      const pw = await final(pca(dataset, runnerContext(new IbpLocus(client)), opts));
+      const pw = await final(pca(dataset, runnerContext(new IbpLocus(env.client)), opts));
       const runner2 = new IbpLocus(slow);
       const pg = await final(pca(dataset, runnerContext(runner2, hedgeSoon), opts));
       expect(pg.blocksMissing).toBe(0);
@@ -137,7 +122,7 @@ describe('hedged attempts and per-block state on loopback depots', () => {
   it('trace: a losing hedge never moves or frees the winner’s state', async () => {
     const dataset = await storedDataset();
     for (const opts of [{ power: 1 }, { power: 2 }]) {
-      const want = await final(traceEstimate(dataset, runnerContext(new IbpLocus(client)), opts));
+      const want = await final(traceEstimate(dataset, runnerContext(new IbpLocus(env.client)), opts));
       const slow = new SlowReplicaClient(CATALOGUE['affine-product'].opcode);
       try {
         const got = await final(traceEstimate(dataset, runnerContext(new IbpLocus(slow), hedgeSoon), opts));
@@ -152,7 +137,7 @@ describe('hedged attempts and per-block state on loopback depots', () => {
 
   it('least squares: a losing hedge never moves or frees the winner’s state', async () => {
     const dataset = await storedDataset();
-    const want = await final(leastSquares(dataset, runnerContext(new IbpLocus(client)), { seed: 3 }));
+    const want = await final(leastSquares(dataset, runnerContext(new IbpLocus(env.client)), { seed: 3 }));
     expect(want.blocksMissing).toBe(0);
     const slow = new SlowReplicaClient(CATALOGUE['affine-product'].opcode);
     try {

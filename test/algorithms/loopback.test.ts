@@ -1,8 +1,5 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IbpClient, formatCapability } from '../../ibp/index.js';
-import { startLoopbackDepots, type LoopbackDepots } from '../../framework/index.js';
+import { describe, expect, it } from 'vitest';
+import { formatCapability } from '../../ibp/index.js';
 import {
   final,
   frequentDirections,
@@ -15,24 +12,10 @@ import {
 } from '../../algorithms/index.js';
 import { normals } from '../../nfu-kernels/index.js';
 import { Matrix, SingularValueDecomposition } from 'ml-matrix';
-import { tempDir } from '../helpers/temp-dir.js';
+import { wasmLoopbackDepots } from './wasm-depots.js';
 
 describe('randomized SVD on loopback depots', () => {
-  const dir = tempDir('anvil-alg-');
-  let depots: LoopbackDepots;
-  let client: IbpClient;
-  beforeAll(async () => {
-    const config = join(dir.path, 'wasm.toml');
-    // The in-process runner uses the WebAssembly kernels; so do these depots (BLAS would sum in another order).
-    writeFileSync(config, '[nfu]\nnative = false\n');
-    depots = await startLoopbackDepots(3, { capacity: '32MiB', extraArgs: ['--config', config] });
-    client = new IbpClient({ timeoutMs: 10_000 });
-  }, 30_000);
-  afterAll(async () => {
-    client?.close();
-    await depots?.stop();
-    dir.cleanup();
-  });
+  const env = wasmLoopbackDepots('anvil-alg-');
 
   it('gives bit-identical results in process and on depots (same seed), tall factors kept at the depots', async () => {
     const n = 6000;
@@ -46,13 +29,13 @@ describe('randomized SVD on loopback depots', () => {
     // The same blocks stored on the depots (block b on depot b mod 3).
     const dataset = structuredClone(local.dataset);
     for (const b of dataset.blocks) {
-      const depot = depots.depots[b.index % 3]!;
+      const depot = env.depots.depots[b.index % 3]!;
       const bytes = local.blocks.get(b.replicas[0]!.read)!;
-      const caps = await client.allocate(depot, { size: bytes.length, durationSec: 600 });
-      await client.store(caps.write, bytes);
+      const caps = await env.client.allocate(depot, { size: bytes.length, durationSec: 600 });
+      await env.client.store(caps.write, bytes);
       b.replicas = [{ depot, read: formatCapability(caps.read), allocOffset: 0, length: bytes.length }];
     }
-    const runner = new IbpLocus(client);
+    const runner = new IbpLocus(env.client);
     const got = await final(rsvd(dataset, runnerContext(runner), { rank: 3, seed: 4 }));
     expect(Array.from(got.value.singularValues)).toEqual(Array.from(want.value.singularValues));
     expect(Array.from(got.value.components)).toEqual(Array.from(want.value.components));
@@ -63,12 +46,12 @@ describe('randomized SVD on loopback depots', () => {
     expect(got.bytesMoved).toBeLessThanOrEqual(want.bytesMoved * 1.5);
     // Centred PCA: the same bits as well.
     const pw = await final(pca(local.dataset, runnerContext(new InProcessLocus(local.blocks)), { rank: 2, seed: 5 }));
-    const pg = await final(pca(dataset, runnerContext(new IbpLocus(client)), { rank: 2, seed: 5 }));
+    const pg = await final(pca(dataset, runnerContext(new IbpLocus(env.client)), { rank: 2, seed: 5 }));
     expect(Array.from(pg.value.singularValues)).toEqual(Array.from(pw.value.singularValues));
     expect(Array.from(pg.value.explainedVarianceRatio)).toEqual(Array.from(pw.value.explainedVarianceRatio));
     // Frequent Directions: the sketches live at the depots, updated in place; the same bits as in process.
     const fw = await final(frequentDirections(local.dataset, runnerContext(new InProcessLocus(local.blocks)), { sketchRows: 8 }));
-    const fdCtx = runnerContext(new IbpLocus(client));
+    const fdCtx = runnerContext(new IbpLocus(env.client));
     const fg = await final(frequentDirections(dataset, fdCtx, { sketchRows: 8 }));
     expect(Array.from(fg.value.sketch)).toEqual(Array.from(fw.value.sketch));
     expect(fg.epsilon).toBe(fw.epsilon);
@@ -80,20 +63,7 @@ describe('randomized SVD on loopback depots', () => {
 });
 
 describe('PCA on loopback depots with one depot down', () => {
-  const dir = tempDir('anvil-alg-down-');
-  let depots: LoopbackDepots;
-  let client: IbpClient;
-  beforeAll(async () => {
-    const config = join(dir.path, 'wasm.toml');
-    writeFileSync(config, '[nfu]\nnative = false\n');
-    depots = await startLoopbackDepots(3, { capacity: '32MiB', extraArgs: ['--config', config] });
-    client = new IbpClient({ timeoutMs: 10_000 });
-  }, 30_000);
-  afterAll(async () => {
-    client?.close();
-    await depots?.stop();
-    dir.cleanup();
-  });
+  const env = wasmLoopbackDepots('anvil-alg-down-');
 
   it('σ̂ and the explained variance stand for every row (not the answered ones), and the intervals hold', async () => {
     const n = 4800;
@@ -108,15 +78,15 @@ describe('PCA on loopback depots with one depot down', () => {
     const local = inMemoryDataset(A, n, d, { blockRows: 200, depotsOf: (b) => [9000 + (b % 3)] });
     const dataset = structuredClone(local.dataset);
     for (const b of dataset.blocks) {
-      const depot = depots.depots[b.index % 3]!;
+      const depot = env.depots.depots[b.index % 3]!;
       const bytes = local.blocks.get(b.replicas[0]!.read)!;
-      const caps = await client.allocate(depot, { size: bytes.length, durationSec: 600 });
-      await client.store(caps.write, bytes);
+      const caps = await env.client.allocate(depot, { size: bytes.length, durationSec: 600 });
+      await env.client.store(caps.write, bytes);
       b.replicas = [{ depot, read: formatCapability(caps.read), allocOffset: 0, length: bytes.length }];
     }
-    await depots.kill(2);
+    await env.depots.kill(2);
     for (const seed of [1, 2]) {
-      const e = await final(pca(dataset, runnerContext(new IbpLocus(client)), { rank: 3, seed }));
+      const e = await final(pca(dataset, runnerContext(new IbpLocus(env.client)), { rank: 3, seed }));
       expect(e.blocksMissing).toBe(8);
       let ratio = 0;
       for (let t = 0; t < 3; t++) {
