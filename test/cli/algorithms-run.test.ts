@@ -1,25 +1,13 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IbpClient, ingest, startLoopbackDepots, type DepotAddress, type LoopbackDepots } from '../../framework/index.js';
 import { normals } from '../../nfu-kernels/index.js';
+import { ANVIL_BIN as BIN, spawnAnvil, type Ran } from '../helpers/spawn-cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
-const run = promisify(execFile);
-const BIN = new URL('../../bin/anvil.js', import.meta.url).pathname;
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function anvil(args: readonly string[]): Promise<Ran> {
-  return run(process.execPath, [BIN, ...args], { timeout: 120_000 }).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: Ran) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
+  return spawnAnvil(args, { timeoutMs: 120_000 });
 }
 
 /** The sensor-field shape of the docs: 8 channels, 3 sources. */

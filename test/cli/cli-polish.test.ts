@@ -1,27 +1,14 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatValue } from '../../cli/format-value.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { spawnAnvil, type Ran } from '../helpers/spawn-cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
-const run = promisify(execFile);
-const BIN = new URL('../../bin/anvil.js', import.meta.url).pathname;
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function anvil(args: readonly string[]): Promise<Ran> {
-  return run(process.execPath, [BIN, ...args], { timeout: 60_000 }).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: Ran) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
+  return spawnAnvil(args, { timeoutMs: 60_000 });
 }
 
 describe('CLI messages a new user meets', () => {

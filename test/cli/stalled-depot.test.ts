@@ -1,32 +1,19 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { upload } from '../../framework/index.js';
 import { IbpClient, type DepotAddress } from '../../ibp/index.js';
 import { DepotProcess } from '../helpers/depot-process.js';
+import { spawnAnvil, type Ran } from '../helpers/spawn-cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
-
-const run = promisify(execFile);
-const BIN = new URL('../../bin/anvil.js', import.meta.url).pathname;
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /**
  * `anvil ARGS`, killed after 60 s: half the client's former fixed 120 s wait, so a command that still
  * waited that long on a stalled copy fails here. Never rejects.
  */
 function anvil(args: readonly string[]): Promise<Ran> {
-  return run(process.execPath, [BIN, ...args], { timeout: 60_000, killSignal: 'SIGKILL' }).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: Ran) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
+  return spawnAnvil(args, { timeoutMs: 60_000, killSignal: 'SIGKILL' });
 }
 
 // A stalled depot accepts connections and never replies: a depot process stopped with SIGSTOP.
