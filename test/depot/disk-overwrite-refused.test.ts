@@ -8,6 +8,7 @@ import { MetadataDb } from '../../depot/resources/disk/metadata-db.js';
 import { capTokens } from '../../ibp/index.js';
 import { RawSession, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 import { loadAll, allOf, tryWrite } from '../helpers/load-checks.js';
+import { failWalSyncs } from '../helpers/metadata-faults.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const OLD = 1;
@@ -83,18 +84,6 @@ describe('disk: an overwrite refused after its bytes were copied in place', () =
         return t2;
       },
     };
-  }
-
-  /** Fails the next `n` WAL syncs of the metadata store (the group commit's, under `safe`). */
-  function failWalSyncs(n: number): void {
-    const real = MetadataDb.prototype.syncWal;
-    vi.spyOn(MetadataDb.prototype, 'syncWal').mockImplementation(async function (this: MetadataDb) {
-      if (n > 0) {
-        n--;
-        throw new Error('EIO (injected)');
-      }
-      return real.call(this);
-    });
   }
 
   /** Fails the next `n` write commits of the metadata store (under `fast`, commits are not grouped). */

@@ -1,38 +1,11 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MetadataDb } from '../../depot/resources/disk/metadata-db.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 import { loadAll, allOf, tryWrite } from '../helpers/load-checks.js';
+import { failSetBlocks, failWalSyncs } from '../helpers/metadata-faults.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const OLD = 1;
 const NEW = 2;
-
-/** Fails the next `n` WAL syncs of the metadata store (the group commit's, under `safe`). */
-function failWalSyncs(n: number): void {
-  const real = MetadataDb.prototype.syncWal;
-  vi.spyOn(MetadataDb.prototype, 'syncWal').mockImplementation(async function (this: MetadataDb) {
-    if (n > 0) {
-      n--;
-      throw new Error('EIO (injected WAL sync fault)');
-    }
-    return real.call(this);
-  });
-}
-
-/** Fails the next `n` checksum updates of the metadata store (where a refused write's undo is recorded). */
-function failSetBlocks(n: number): void {
-  const real = MetadataDb.prototype.setBlocks;
-  vi.spyOn(MetadataDb.prototype, 'setBlocks').mockImplementation(function (
-    this: MetadataDb,
-    ...args: Parameters<MetadataDb['setBlocks']>
-  ) {
-    if (n > 0) {
-      n--;
-      throw new Error('EIO (injected metadata fault)');
-    }
-    return real.apply(this, args);
-  });
-}
 
 describe('disk: a refused overwrite whose undo the metadata store fails to record', () => {
   const cleanups: Array<() => unknown> = [];
