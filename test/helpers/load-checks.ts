@@ -21,3 +21,11 @@ export function tryWrite(t: TestDepot, caps: AllocationCaps, offset: number, bod
     (e: Error) => e.message,
   );
 }
+
+/** The reply of a STORE (an append): 'ok' or the error's message. */
+export function tryStore(t: TestDepot, caps: AllocationCaps, body: Buffer): Promise<string> {
+  return t.client.store(caps.write, body).then(
+    () => 'ok',
+    (e: Error) => e.message,
+  );
+}
