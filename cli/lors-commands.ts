@@ -135,11 +135,13 @@ const JSON_HELP = 'print a JSON summary on stdout instead of text (no progress b
  */
 function leftUncovered(removed: readonly Mapping[], kept: readonly Mapping[]): string[] {
   const out: string[] = [];
-  for (const m of [...removed].sort((a, b) => a.exnodeOffset - b.exnodeOffset)) {
+  const byOffset = (a: Mapping, b: Mapping) => a.exnodeOffset - b.exnodeOffset;
+  const keptInOrder = [...kept].sort(byOffset);
+  for (const m of [...removed].sort(byOffset)) {
     const end = m.exnodeOffset + m.logicalLength;
     // Walk the kept mappings that overlap m, in offset order, and find the first byte none of them covers.
     let at = m.exnodeOffset;
-    for (const k of [...kept].sort((a, b) => a.exnodeOffset - b.exnodeOffset)) {
+    for (const k of keptInOrder) {
       if (k.exnodeOffset <= at && k.exnodeOffset + k.logicalLength > at) at = k.exnodeOffset + k.logicalLength;
     }
     if (at >= end) continue;
