@@ -326,7 +326,7 @@ export class DiskData implements AllocationData {
         if (!had && this.fsync === 'safe') await syncDirectory(dirname(this.file));
       }
       const record = [recordHeader(seq, at, parts), ...parts];
-      await writeAll(journal, record, journalAt);
+      await writevFully(journal, record, journalAt);
       journalAt += record.reduce((n, p) => n + p.length, 0);
     };
     // With the native addon the CRCs of each batch run in the thread pool beside its write.
@@ -342,7 +342,7 @@ export class DiskData implements AllocationData {
         crcRuns === undefined ? undefined : streamBlockCrcs(crcRuns, parts.slice(), at, BLOCK_BYTES, offset, streaming);
       try {
         if (staged > 0) await toJournal(at, takeBytes(parts, staged));
-        if (parts.length > 0) await writeAll(fh, parts, at + staged);
+        if (parts.length > 0) await writevFully(fh, parts, at + staged);
       } finally {
         // Never left running after a failure: its parts stay held until it is done.
         await crcs;
@@ -388,7 +388,7 @@ export class DiskData implements AllocationData {
           await flush();
           if (journal !== undefined) {
             // All the bytes are staged: close the journal, make it durable, then change the data.
-            await writeAll(journal, [endRecord(seq)], journalAt);
+            await writevFully(journal, [endRecord(seq)], journalAt);
             journalAt += RECORD_HEADER_BYTES;
             if (this.fsync === 'safe') await journal.datasync();
             // The committed bytes about to be replaced, and their checksums: a refusal from the copy
@@ -936,16 +936,6 @@ export async function crcOfFileBlock(fh: FileHandle, block: number, size: number
   return crc32(buf);
 }
 
-/** Writes all of `parts` at `position`, however many calls it takes. */
-async function writeAll(fh: FileHandle, parts: Buffer[], position: number): Promise<void> {
-  const total = parts.reduce((s, p) => s + p.length, 0);
-  let written = 0;
-  while (written < total) {
-    const { bytesWritten } = await fh.writev(skipBytes(parts, written), position + written);
-    written += bytesWritten;
-  }
-}
-
 /** Removes and returns the first `n` bytes of `parts` (splitting a buffer if need be). */
 function takeBytes(parts: Buffer[], n: number): Buffer[] {
   const out: Buffer[] = [];
@@ -983,19 +973,4 @@ function zeroCrc(n: number): number {
     zeroCrcCache.set(n, c);
   }
   return c;
-}
-
-/** The buffers of `parts` after skipping their first `n` bytes. */
-function skipBytes(parts: Buffer[], n: number): Buffer[] {
-  if (n === 0) return parts;
-  const out: Buffer[] = [];
-  for (const p of parts) {
-    if (n >= p.length) {
-      n -= p.length;
-      continue;
-    }
-    out.push(n > 0 ? p.subarray(n) : p);
-    n = 0;
-  }
-  return out;
 }

@@ -369,13 +369,25 @@ export async function restoreUndo(
 /** Writes all of `parts` at `position`, however many calls it takes. */
 export async function writevFully(fh: FileHandle, parts: Buffer[], position: number): Promise<void> {
   const total = parts.reduce((n, p) => n + p.length, 0);
-  let rest = parts;
   for (let written = 0; written < total;) {
-    const { bytesWritten } = await fh.writev(rest, position + written);
+    const { bytesWritten } = await fh.writev(skipBytes(parts, written), position + written);
     written += bytesWritten;
-    // A short write (rare): the rest goes as one buffer.
-    if (written < total) rest = [Buffer.concat(parts).subarray(written)];
   }
+}
+
+/** The buffers of `parts` after skipping their first `n` bytes. */
+function skipBytes(parts: Buffer[], n: number): Buffer[] {
+  if (n === 0) return parts;
+  const out: Buffer[] = [];
+  for (const p of parts) {
+    if (n >= p.length) {
+      n -= p.length;
+      continue;
+    }
+    out.push(n > 0 ? p.subarray(n) : p);
+    n = 0;
+  }
+  return out;
 }
 
 async function readFully(fh: FileHandle, length: number, position: number, into?: Buffer): Promise<Buffer | undefined> {
