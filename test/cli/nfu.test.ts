@@ -1,23 +1,16 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatCapability } from '../../ibp/index.js';
 import { OPS } from '../../nfu-kernels/index.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { spawnAnvil, type Ran } from '../helpers/spawn-cli.js';
 
-const run = promisify(execFile);
-const BIN = new URL('../../bin/anvil.js', import.meta.url).pathname;
-
-function anvil(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return run(process.execPath, [BIN, ...args], { timeout: 60_000 }).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code: number | null; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
+function anvil(args: readonly string[]): Promise<Ran> {
+  return spawnAnvil(args, { timeoutMs: 60_000 });
 }
 
 describe('anvil nfu OP: one NFU op from the shell', () => {
