@@ -166,7 +166,9 @@ export class StreamReader {
   private aimNext(run: DirectRun): void {
     if (run.aimed !== undefined || run.left <= 0 || this.queue.length > 0 || this.closed) return;
     const span = run.target.span(run.left);
-    if (span === undefined || span.length === 0) return;
+    if (span === undefined) return;
+    // Every span offered is followed by `landed` or `cancel`: an empty one is returned at once.
+    if (span.length === 0) return run.target.cancel();
     if (span.length > run.left) {
       run.target.cancel();
       throw new RangeError(`span of ${span.length} bytes for a run of ${run.left}`);

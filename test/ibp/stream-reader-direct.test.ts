@@ -285,4 +285,26 @@ describe('StreamReader reading a byte run in place', () => {
     expect(isDirectTarget({ write: () => undefined })).toBe(false);
     expect(isDirectTarget(undefined)).toBe(false);
   });
+  it('an empty span offered by the target is given back at once and the body arrives through the queue', async () => {
+    const source = new FakeSource();
+    const { r } = reader(source);
+    let cancels = 0;
+    const got: Buffer[] = [];
+    const target = {
+      span: (): Uint8Array => new Uint8Array(0),
+      landed: (): void => {
+        throw new Error('nothing was offered to land in');
+      },
+      cancel: (): void => {
+        cancels++;
+      },
+    };
+    const run = r.readBytes(10, 1000, (c) => void got.push(Buffer.from(c)), Number.POSITIVE_INFINITY, target);
+    await tick();
+    expect(source.target).toBeUndefined();
+    source.feed(pattern(10, 7));
+    await run;
+    expect(Buffer.concat(got).equals(pattern(10, 7))).toBe(true);
+    expect(cancels).toBeGreaterThanOrEqual(1);
+  });
 });
