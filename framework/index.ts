@@ -248,6 +248,8 @@ export {
   scatterBounds,
   scatterTrace,
   DEFAULT_SPECTRUM_MAX_COLS,
+  EXACT_SCATTER_MAX_COLS,
+  exactGramOf,
   centredScatter,
   makeScatterReference,
   attachScatterRadius,

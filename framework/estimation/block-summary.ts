@@ -9,6 +9,12 @@ import type { BlockSummary, ScatterReference } from './types.js';
 export const DEFAULT_SPECTRUM_MAX_COLS = 64;
 
 /**
+ * Widest block whose exact centred scatter `summarizeBlock` records by default ({@link BlockSummary.exactScatter}):
+ * cols·(cols + 1)/2 numbers per block, 528 at this width.
+ */
+export const EXACT_SCATTER_MAX_COLS = 32;
+
+/**
  * The ingest summary of a row block `A_b` (rows × cols, row-major): column sums, column sums of squares,
  * ‖A_b‖_F², max |entry| and the SHA-256 of its bytes.
  *
@@ -17,6 +23,9 @@ export const DEFAULT_SPECTRUM_MAX_COLS = 64;
  *
  * With `reference` (a dataset's {@link ScatterReference} of `cols` columns) it also records how far the centred
  * scatter is from tr(K_b)·Ref (see {@link attachScatterRadius}).
+ *
+ * With `exactScatter` (default: when cols ≤ {@link EXACT_SCATTER_MAX_COLS}) it records the centred scatter K_b
+ * itself, packed ({@link BlockSummary.exactScatter}).
  *
  * @param data - the block, row-major, `rows · cols` elements (float64 or float32 as stored)
  * @throws CoordinatorError `COORD_E_INVALID_ARGUMENT` if the shape does not match the data or an entry is not
@@ -28,7 +37,7 @@ export function summarizeBlock(
   data: Float64Array | Float32Array,
   rows: number,
   cols: number,
-  options: { spectrum?: boolean; reference?: ScatterReference } = {},
+  options: { spectrum?: boolean; reference?: ScatterReference; exactScatter?: boolean } = {},
 ): BlockSummary {
   if (options.reference !== undefined && options.reference.cols !== cols)
     throw invalidArgument('options.reference.cols', `${cols}`, options.reference.cols);
@@ -56,8 +65,10 @@ export function summarizeBlock(
     .digest('hex');
   const summary: BlockSummary = { rows, cols, colSums, colSumSq, frob2, maxAbs, hash };
   const spectrum = options.spectrum ?? cols <= DEFAULT_SPECTRUM_MAX_COLS;
-  if (spectrum || options.reference !== undefined) {
+  const exact = options.exactScatter ?? cols <= EXACT_SCATTER_MAX_COLS;
+  if (spectrum || exact || options.reference !== undefined) {
     const gram = scatterOf(data, rows, cols, colSums);
+    if (exact) summary.exactScatter = packScatter(gram, cols);
     if (options.reference !== undefined) attachScatterRadius(summary, gram, options.reference);
     if (!spectrum) return summary;
     const eig = symmetricEigenvalues(gram, cols);
@@ -88,6 +99,50 @@ function scatterOf(data: ArrayLike<number>, rows: number, cols: number, colSums:
     }
   }
   return gram;
+}
+
+/** Length of a packed upper triangle of a cols × cols symmetric matrix: cols·(cols + 1)/2. */
+export function packedLength(cols: number): number {
+  return (cols * (cols + 1)) / 2;
+}
+
+/** The upper triangle of a symmetric cols × cols row-major matrix, packed row by row. */
+export function packScatter(full: ArrayLike<number>, cols: number): Float64Array {
+  const out = new Float64Array(packedLength(cols));
+  let q = 0;
+  for (let j = 0; j < cols; j++) for (let k = j; k < cols; k++) out[q++] = full[j * cols + k]!;
+  return out;
+}
+
+/** The full symmetric cols × cols row-major matrix of a packed upper triangle ({@link packScatter}). */
+export function unpackScatter(packed: ArrayLike<number>, cols: number): Float64Array {
+  const out = new Float64Array(cols * cols);
+  let q = 0;
+  for (let j = 0; j < cols; j++)
+    for (let k = j; k < cols; k++) {
+      const v = packed[q++]!;
+      out[j * cols + k] = v;
+      out[k * cols + j] = v;
+    }
+  return out;
+}
+
+/**
+ * A block's Gram A_bᵀA_b from its summary's exact scatter: K_b + s_b s_bᵀ/n_b (cols × cols, row-major), with
+ * `error` ≥ its distance to the exact Gram of the stored values in the spectral (indeed Frobenius) norm: K_b's
+ * entries are sums of n_b products less s_js_k/n_b (Higham 2002, Lemma 3.1: |ΔK| ≤ γ_{n_b+3}(|A_b|ᵀ|A_b| +
+ * |s||s|ᵀ/n_b) entrywise, Frobenius ≤ 2γ_{n_b+3}·frob2 as ‖s‖²/n_b ≤ frob2), adding s_js_k/n_b back rounds by
+ * ≤ γ_3(|K_jk| + |s_js_k|/n_b) (Frobenius ≤ γ_3·(‖K‖_F + frob2) ≤ 2γ_3·frob2 to first order). Undefined without
+ * an exact scatter.
+ */
+export function exactGramOf(s: BlockSummary): { gram: Float64Array; error: number } | undefined {
+  if (s.exactScatter === undefined) return undefined;
+  const d = s.cols;
+  const gram = unpackScatter(s.exactScatter, d);
+  if (s.rows > 0)
+    for (let j = 0; j < d; j++) for (let k = 0; k < d; k++) gram[j * d + k]! += (s.colSums[j]! * s.colSums[k]!) / s.rows;
+  const error = (2 * gamma(s.rows + 3) + 3 * gamma(3)) * s.frob2 * 1.01;
+  return { gram, error };
 }
 
 /**
@@ -305,6 +360,8 @@ export interface BlockSummaryJson {
   scatterReference?: string;
   scatterRho?: number;
   scatterRhoTau?: number;
+  /** The exact centred scatter, packed upper triangle (see {@link BlockSummary.exactScatter}). */
+  exactScatter?: number[];
 }
 
 /** Plain-JSON form of a summary. */
@@ -325,6 +382,7 @@ export function summaryToJson(s: BlockSummary): BlockSummaryJson {
     ...(s.scatterRho === undefined || s.scatterRhoTau === undefined || s.scatterReference === undefined
       ? {}
       : { scatterRho: s.scatterRho, scatterRhoTau: s.scatterRhoTau }),
+    ...(s.exactScatter === undefined ? {} : { exactScatter: Array.from(s.exactScatter) }),
   };
 }
 
@@ -353,6 +411,7 @@ export function summaryFromJson(json: unknown, name = 'summary', references: rea
     maxAbs: o['maxAbs'] as number,
     hash: o['hash'] as string,
   };
+  if (o['exactScatter'] !== undefined) s.exactScatter = numbers('exactScatter');
   if (o['scatterEigMax'] !== undefined) s.scatterEigMax = o['scatterEigMax'] as number;
   if (o['scatterEigMin'] !== undefined) s.scatterEigMin = o['scatterEigMin'] as number;
   const reference = references.find((r) => r.id === o['scatterReference']);
@@ -419,6 +478,7 @@ export function validateSummary(s: BlockSummary, name = 'summary'): void {
     )
       throw invalidArgument(`${name}.scatterReference`, `a reference of ${s.cols} columns`, ref?.cols);
   }
+  if (s.exactScatter !== undefined) validateExactScatter(s, name);
   if (s.scatterRho !== undefined || s.scatterRhoTau !== undefined) {
     const rho = s.scatterRho;
     const tau = s.scatterRhoTau;
@@ -429,6 +489,47 @@ export function validateSummary(s: BlockSummary, name = 'summary'): void {
     if (s.scatterReference === undefined)
       throw invalidArgument(`${name}.scatterReference`, 'present with a scatterRho', undefined);
   }
+}
+
+/**
+ * An exact scatter must be cols·(cols + 1)/2 finite numbers (a packed upper triangle: symmetric by construction),
+ * its diagonal the one the column sums and sums of squares give (K_jj = colSumSq_j − s_j²/n_b, to rounding) and
+ * every entry within the PSD limit |K_jk| ≤ √(K_jj·K_kk) (to rounding): a scatter that does not belong to this
+ * summary's block is refused rather than trusted.
+ */
+function validateExactScatter(s: BlockSummary, name: string): void {
+  const v = s.exactScatter;
+  const d = s.cols;
+  const field = `${name}.exactScatter`;
+  if (!(v instanceof Float64Array) || v.length !== packedLength(d))
+    throw invalidArgument(field, `a Float64Array of length cols·(cols + 1)/2 = ${packedLength(d)}`, v?.length);
+  for (let q = 0; q < v.length; q++) if (!Number.isFinite(v[q]!)) throw invalidArgument(`${field}[${q}]`, 'finite', v[q]);
+  // Rounding of K_jj and of colSumSq_j − s_j²/n_b (each ≤ γ_{n+3}·colSumSq_j, loosely).
+  const tol = (j: number): number => 1e-9 * s.colSumSq[j]! + 1e-300;
+  const diag = new Float64Array(d);
+  let q = 0;
+  for (let j = 0; j < d; j++) {
+    diag[j] = v[q]!;
+    const expected = s.colSumSq[j]! - (s.rows > 0 ? (s.colSums[j]! * s.colSums[j]!) / s.rows : 0);
+    if (!(Math.abs(v[q]! - expected) <= tol(j)))
+      throw invalidArgument(
+        `${field}[${q}]`,
+        `colSumSq[${j}] − colSums[${j}]²/rows = ${expected} (the diagonal of the scatter)`,
+        v[q],
+      );
+    q += d - j;
+  }
+  q = 0;
+  for (let j = 0; j < d; j++)
+    for (let k = j; k < d; k++, q++) {
+      const limit = Math.sqrt(Math.max(0, diag[j]!) * Math.max(0, diag[k]!)) + tol(j) + tol(k);
+      if (k > j && !(Math.abs(v[q]!) <= limit))
+        throw invalidArgument(
+          `${field}[${q}]`,
+          `at most √(K_${j}${j}·K_${k}${k}) = ${limit} in magnitude (positive semidefinite)`,
+          v[q],
+        );
+    }
 }
 
 /**

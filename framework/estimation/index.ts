@@ -33,6 +33,10 @@ export {
   scatterReferenceToJson,
   scatterReferenceFromJson,
   DEFAULT_SPECTRUM_MAX_COLS,
+  EXACT_SCATTER_MAX_COLS,
+  exactGramOf,
+  packScatter,
+  unpackScatter,
   type BlockSummaryJson,
   type ScatterReferenceJson,
 } from './block-summary.js';

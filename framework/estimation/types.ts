@@ -102,6 +102,13 @@ export interface BlockSummary {
    */
   scatterRho?: number;
   scatterRhoTau?: number;
+  /**
+   * Optional: the block's exact centred scatter K_b = A_bᵀA_b − s_b s_bᵀ/n_b itself (as computed in float64 at
+   * ingest), its upper triangle packed row by row (K_00, K_01, …, K_0,d−1, K_11, …): cols·(cols + 1)/2 numbers.
+   * Recorded when cols ≤ `EXACT_SCATTER_MAX_COLS`. With it a missing block's Gram A_bᵀA_b = K_b + s_b s_bᵀ/n_b is
+   * known (to rounding), so estimators need not bound what it could have contributed.
+   */
+  exactScatter?: Float64Array;
 }
 
 /**

@@ -57,6 +57,8 @@ export interface ExnodeBlockSummary {
   /** Optional: K − tr(K)·Ref ⪯ scatterRho·(Ref + scatterRhoTau·I) for the same reference. */
   scatterRho?: number;
   scatterRhoTau?: number;
+  /** Optional: the exact centred scatter, its upper triangle packed row by row (cols·(cols + 1)/2 numbers). */
+  exactScatter?: number[];
 }
 
 /** A file composed of allocations on IBP depots, striped and replicated. */
@@ -185,6 +187,12 @@ function validateDatasetFields(m: Mapping, f: string): void {
     if (s.scatterRadius !== undefined) finite(s.scatterRadius, `${f}summary.scatterRadius`, true);
     if (s.scatterRho !== undefined) finite(s.scatterRho, `${f}summary.scatterRho`, true);
     if (s.scatterRhoTau !== undefined) finite(s.scatterRhoTau, `${f}summary.scatterRhoTau`, true);
+    if (s.exactScatter !== undefined) {
+      const n = (s.colSums.length * (s.colSums.length + 1)) / 2;
+      if (!Array.isArray(s.exactScatter) || s.exactScatter.length !== n)
+        throw invalid(`${f}summary.exactScatter`, `must be a list of ${n} numbers (a packed upper triangle)`, s.exactScatter);
+      s.exactScatter.forEach((v, j) => finite(v, `${f}summary.exactScatter[${j}]`, false));
+    }
     if (typeof s.hash !== 'string' || !/^[0-9a-f]{64}$/.test(s.hash))
       throw invalid(`${f}summary.hash`, 'must be 64 lowercase hex digits', s.hash);
     if (m.rows !== undefined && m.rows.count !== s.rows)
@@ -233,6 +241,7 @@ export function anvilMappingMeta(m: Mapping): MetaEntry[] {
     if (s.scatterReference !== undefined) children.push({ name: 'scatterReference', type: 'string', value: s.scatterReference });
     if (s.scatterRho !== undefined) children.push({ name: 'scatterRho', type: 'string', value: String(s.scatterRho) });
     if (s.scatterRhoTau !== undefined) children.push({ name: 'scatterRhoTau', type: 'string', value: String(s.scatterRhoTau) });
+    if (s.exactScatter !== undefined) children.push({ name: 'exactScatter', type: 'string', value: numbers(s.exactScatter) });
     out.push({ name: 'summary', type: 'meta', children });
   }
   if (m.source !== undefined) out.push({ name: 'source', type: 'string', value: m.source });
@@ -318,6 +327,7 @@ export function readAnvilMappingMeta(
     if (c.has('scatterReference')) s.scatterReference = scalar(c.get('scatterReference'), `${f}.scatterReference`);
     if (c.has('scatterRho')) s.scatterRho = metaNumber(c.get('scatterRho'), `${f}.scatterRho`);
     if (c.has('scatterRhoTau')) s.scatterRhoTau = metaNumber(c.get('scatterRhoTau'), `${f}.scatterRhoTau`);
+    if (c.has('exactScatter')) s.exactScatter = metaNumbers(c.get('exactScatter'), `${f}.exactScatter`);
     out.summary = s;
   }
   const source = get('source');

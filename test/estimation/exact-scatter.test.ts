@@ -1,0 +1,126 @@
+import { Matrix } from 'ml-matrix';
+import { describe, expect, it } from 'vitest';
+import {
+  CoordinatorErrorCode,
+  EXACT_SCATTER_MAX_COLS,
+  exactGramOf,
+  summarizeBlock,
+  summaryFromJson,
+  summaryToJson,
+  unpackScatter,
+} from '../../framework/estimation/index.js';
+import { anvilMappingMeta, readAnvilMappingMeta, type Mapping } from '../../framework/exnode/exnode.js';
+import { mulberry32, normal } from './synthetic.js';
+
+/** A rows × cols block with column offsets and scales (seeded). */
+function block(rows: number, cols: number, seed: number): Float64Array {
+  const z = normal(mulberry32(seed));
+  const out = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++)
+    for (let j = 0; j < cols; j++) out[i * cols + j] = (1 + j) * z() + 3 * j - 5 + (j % 3 === 0 ? 100 : 0);
+  return out;
+}
+
+/** K = AᵀA − s sᵀ/n computed densely with ml-matrix. */
+function denseScatter(data: Float64Array, rows: number, cols: number): Matrix {
+  const A = Matrix.from1DArray(rows, cols, Array.from(data));
+  const s = Matrix.rowVector(A.sum('column'));
+  return A.transpose().mmul(A).sub(s.transpose().mmul(s).div(rows));
+}
+
+describe('exact centred scatter in the block summary', () => {
+  it('equals the dense K_b = AᵀA − s sᵀ/n on random blocks, packed upper triangle row by row', () => {
+    for (const [rows, cols, seed] of [
+      [50, 3, 1],
+      [20, 8, 2],
+      [200, 13, 3],
+      [7, EXACT_SCATTER_MAX_COLS, 4],
+      [1, 5, 5],
+    ] as const) {
+      const data = block(rows, cols, seed);
+      const s = summarizeBlock(data, rows, cols);
+      expect(s.exactScatter).toBeInstanceOf(Float64Array);
+      expect(s.exactScatter!.length).toBe((cols * (cols + 1)) / 2);
+      const K = denseScatter(data, rows, cols);
+      const full = unpackScatter(s.exactScatter!, cols);
+      let scale = 0;
+      for (let j = 0; j < cols; j++) scale = Math.max(scale, s.colSumSq[j]!);
+      for (let j = 0; j < cols; j++)
+        for (let k = 0; k < cols; k++) expect(Math.abs(full[j * cols + k]! - K.get(j, k))).toBeLessThanOrEqual(1e-12 * scale);
+      // Packing order: K_00, K_01, …, K_0,d−1, K_11, …
+      expect(s.exactScatter![1]).toBe(full[1]);
+      expect(s.exactScatter![cols]).toBe(full[cols + 1]);
+      // The Gram it gives, with its rounding allowance, covers the dense AᵀA.
+      const G = Matrix.from1DArray(rows, cols, Array.from(data));
+      const AtA = G.transpose().mmul(G);
+      const { gram, error } = exactGramOf(s)!;
+      let f2 = 0;
+      for (let j = 0; j < cols; j++) for (let k = 0; k < cols; k++) f2 += (gram[j * cols + k]! - AtA.get(j, k)) ** 2;
+      expect(Math.sqrt(f2)).toBeLessThanOrEqual(error + 1e-13 * s.frob2);
+      expect(error).toBeLessThan(1e-10 * s.frob2);
+    }
+  });
+
+  it('is absent above EXACT_SCATTER_MAX_COLS columns, or when not asked for', () => {
+    const cols = EXACT_SCATTER_MAX_COLS + 1;
+    expect(summarizeBlock(block(10, cols, 6), 10, cols).exactScatter).toBeUndefined();
+    expect(summarizeBlock(block(10, 4, 7), 10, 4, { exactScatter: false }).exactScatter).toBeUndefined();
+    expect(exactGramOf(summarizeBlock(block(10, 4, 7), 10, 4, { exactScatter: false }))).toBeUndefined();
+    // Asked for explicitly it is recorded at any width.
+    expect(summarizeBlock(block(10, cols, 6), 10, cols, { exactScatter: true }).exactScatter!.length).toBe(
+      (cols * (cols + 1)) / 2,
+    );
+  });
+
+  it('survives the JSON round trip bit for bit, and the exNode metadata round trip', () => {
+    const s = summarizeBlock(block(30, 6, 8), 30, 6);
+    const json = JSON.parse(JSON.stringify(summaryToJson(s))) as Record<string, unknown>;
+    expect((json['exactScatter'] as number[]).length).toBe(21);
+    const back = summaryFromJson(json);
+    expect(Array.from(back.exactScatter!)).toEqual(Array.from(s.exactScatter!));
+    // An old summary without it reads as before.
+    const { exactScatter, ...old } = json;
+    void exactScatter;
+    expect(summaryFromJson(old).exactScatter).toBeUndefined();
+    // exNode metadata (numbers as shortest round-trip strings).
+    const { cols, ...exnodeSummary } = summaryToJson(s);
+    void cols;
+    const m = { summary: exnodeSummary } as unknown as Mapping;
+    const meta = anvilMappingMeta(m);
+    const read = readAnvilMappingMeta(
+      (name) => meta.find((e) => e.name === name),
+      (name) => name,
+    );
+    expect(read.summary!.exactScatter).toEqual(Array.from(s.exactScatter!));
+  });
+
+  it('refuses a malformed exact scatter with COORD_E_INVALID_ARGUMENT naming the field', () => {
+    const s = summarizeBlock(block(30, 4, 9), 30, 4);
+    const good = summaryToJson(s);
+    const bad = (exactScatter: unknown) => () => summaryFromJson({ ...good, exactScatter });
+    const check = (f: () => unknown, pattern: RegExp) => {
+      let caught: unknown;
+      try {
+        f();
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught).toMatchObject({ code: CoordinatorErrorCode.INVALID_ARGUMENT });
+      expect((caught as Error).message).toMatch(pattern);
+    };
+    check(bad(good.exactScatter!.slice(0, 9)), /summary\.exactScatter.*length cols·\(cols \+ 1\)\/2 = 10/);
+    check(bad([...good.exactScatter!, 0]), /summary\.exactScatter/);
+    check(bad('1 2 3'), /summary\.exactScatter/);
+    const nan = good.exactScatter!.slice();
+    nan[3] = Number.NaN;
+    check(bad(nan), /summary\.exactScatter\[3\].*finite/);
+    // A diagonal that does not match colSumSq − s²/n: another block's scatter.
+    const diag = good.exactScatter!.slice();
+    diag[4] = diag[4]! * 1.01 + 1;
+    check(bad(diag), /summary\.exactScatter\[4\].*diagonal/);
+    // An off-diagonal entry beyond √(K_jj K_kk): not a scatter at all.
+    const off = good.exactScatter!.slice();
+    off[1] = 2 * Math.sqrt(off[0]! * off[4]!) + 1;
+    check(bad(off), /summary\.exactScatter\[1\].*positive semidefinite/);
+  });
+});
