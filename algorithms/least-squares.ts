@@ -1,6 +1,7 @@
 import {
   CoordinatorError,
   CoordinatorErrorCode,
+  exactGramOf,
   MatrixAccumulator,
   scatterBounds,
   scatterTrace,
@@ -55,8 +56,9 @@ export interface LeastSquaresResult {
   readonly features: readonly number[];
   readonly target: number;
   /**
-   * ‖Ax − b‖ over every row of the dataset at the returned x. Exact (up to rounding) when every block answered;
-   * with blocks missing, an estimate: the answered rows' residual exactly plus each missing block's from its
+   * ‖Ax − b‖ over every row of the dataset at the returned x. Exact (up to rounding) when every block answered, or
+   * when every missing block's summary holds its exact scatter (its ‖A_bx − b_b‖² is then a quadratic form in the
+   * Gram K_b + s_bs_bᵀ/n_b); with other blocks missing, an estimate: the answered rows' residual exactly plus each missing block's from its
    * summary (its mean part exactly, its scatter part like the answered rows', missing at random); see
    * `residualNormLower`/`residualNormUpper` for what the summaries guarantee.
    */
@@ -105,11 +107,49 @@ function check(dataset: Dataset, o: LeastSquaresOptions): void {
 }
 
 /**
+ * The missing blocks' exact Gram G_miss = Σ_missing (K_b + s_bs_bᵀ/n_b) from their summaries' exact scatters, with
+ * `error` ≥ ‖G_miss as computed − the exact one‖₂ (each block's allowance from {@link exactGramOf} and the sum's
+ * rounding); undefined when no block is missing or a missing block's summary has no exact scatter.
+ */
+export function missingExactGram(
+  planned: readonly PlannedBlock[],
+  answered: ReadonlySet<string>,
+  D: number,
+): { gram: Float64Array; error: number; frob2: number } | undefined {
+  const missing = planned.filter((p) => !answered.has(p.id));
+  if (missing.length === 0) return undefined;
+  const gram = new Float64Array(D * D);
+  let error = 0;
+  let frob2 = 0;
+  for (const p of missing) {
+    if (p.summary.cols !== D) return undefined;
+    const g = exactGramOf(p.summary);
+    if (g === undefined) return undefined;
+    for (let i = 0; i < D * D; i++) gram[i]! += g.gram[i]!;
+    error += g.error;
+    frob2 += p.summary.frob2;
+  }
+  // The sum over the missing blocks: ≤ γ_m·Σ_b ‖G_b‖_F ≤ γ_m·Σ frob2 (‖G_b‖_F ≤ ‖A_b‖_F²).
+  error = (error + gammaOf(missing.length + 1) * frob2) * 1.01;
+  return { gram, error, frob2 };
+}
+
+/**
  * The Horvitz–Thompson weights of the answered blocks (response groups: N_g/n_g) and K = Σ_planned known_b −
  * Σ_answered w_b·known_b (known_b = s_b s_bᵀ/n_b from the summaries), so that Σ_answered w_b M_bᵀM_b + K is
  * exactly the difference estimator {@link MatrixAccumulator} gives for the Gram.
+ *
+ * When blocks are missing and every missing block's summary holds its exact scatter, nothing is estimated: the
+ * answered blocks keep weight 1 and K = G_miss, the missing blocks' exact Gram ({@link missingExactGram}), so
+ * Σ_answered M_bᵀM_b + K is the whole dataset's Gram (to rounding); `exact` then carries G_miss.
  */
 function htWeights(planned: readonly PlannedBlock[], answered: ReadonlySet<string>, D: number) {
+  const exact = missingExactGram(planned, answered, D);
+  if (exact !== undefined) {
+    const w = new Map<string, number>();
+    for (const p of planned) if (answered.has(p.id)) w.set(p.id, 1);
+    return { w, K: Float64Array.from(exact.gram), exact };
+  }
   const groups = new Map<string, { N: number; n: number }>();
   for (const p of planned) {
     const g = groups.get(p.group ?? '') ?? { N: 0, n: 0 };
@@ -127,7 +167,7 @@ function htWeights(planned: readonly PlannedBlock[], answered: ReadonlySet<strin
     const kb = known(p.summary);
     for (let i = 0; i < D * D; i++) K[i]! += (1 - wb) * kb[i]!;
   }
-  return { w, K };
+  return { w, K, exact };
 }
 
 /**
@@ -156,6 +196,14 @@ function htWeights(planned: readonly PlannedBlock[], answered: ReadonlySet<strin
  *   tr(K_b)·Ref plus a deviation bounded by the summaries' ρ_b or r_b), which keeps the cancellation of residuals
  *   that do not line up with the features. See {@link missingBlockBounds}.
  * Missing blocks are assumed to fail independently of their values (MAR).
+ *
+ * *Exact fill*: when every missing block's summary holds its exact centred scatter K_b (ingest records it for
+ * cols ≤ `EXACT_SCATTER_MAX_COLS`), none of the above is needed: a missing block's Gram G_b = K_b + s_bs_bᵀ/n_b is
+ * known, so the answered blocks keep weight 1, the missing ones enter the normal equations through Σ G_b (and the
+ * sketch as D virtual rows F, FᵀF = Σ G_b), and CG solves the whole dataset's problem. ε is then the solve
+ * certificate alone, (‖ĝ‖ + rounding)/(λ_min(Ĝ_AA) − ‖Ĝ − G‖₂), with the rounding of the summaries' scatters, the
+ * depots' Grams and the products bounded by γ_k terms (it grows like κ(G) = κ(A)²: the Gram route), δ = 0, and the
+ * residual norm is exact. MAR is not needed. If any missing block lacks the scatter, the bounds above are used.
  */
 export async function leastSquaresCore(
   ctx: LocusContext,
@@ -227,26 +275,32 @@ export async function leastSquaresCore(
   );
   set = set.filter((b) => sketch.outputs.has(b.index));
   const ids = (blocks: readonly DatasetBlock[]) => new Set(blocks.map((b) => String(b.index)));
-  let { w, K } = htWeights(planned, ids(set), D);
-  const SM = new Float64Array(k * D);
+  let { w, K, exact: fill } = htWeights(planned, ids(set), D);
+  // With the missing blocks' Gram known exactly (fill), they enter the sketch as D virtual rows F with FᵀF = G_miss
+  // (F = Λ^½Vᵀ from G_miss = VΛVᵀ): ‖M_b z‖² summed over them is ‖Fz‖², so [S·M_answered; F] sketches the whole
+  // problem and R preconditions it.
+  const virtual = fill === undefined ? 0 : D;
+  const kk = k + virtual;
+  const SM = new Float64Array(kk * D);
   for (const b of set) {
     const v = sketch.outputs.get(b.index)!;
     const s = Math.sqrt(w.get(String(b.index))!);
     for (let i = 0; i < k * D; i++) SM[i]! += s * v[i]!;
   }
+  if (fill !== undefined) SM.set(gramFactor(fill.gram, D), k * D);
   // SA = QR; sketch-and-solve x₀ = R⁻¹Qᵀ(Sb); R preconditions the iteration.
-  const SA = new Float64Array(k * d);
-  const Sb = new Float64Array(k);
-  for (let i = 0; i < k; i++) {
+  const SA = new Float64Array(kk * d);
+  const Sb = new Float64Array(kk);
+  for (let i = 0; i < kk; i++) {
     features.forEach((j, t) => (SA[i * d + t] = SM[i * D + j]!));
     Sb[i] = SM[i * D + target]!;
   }
-  const Q = orthonormalize(SA, k, d);
-  const R = mul(transpose(Q, k, d), SA, d, k, d);
+  const Q = orthonormalize(SA, kk, d);
+  const R = mul(transpose(Q, kk, d), SA, d, kk, d);
   for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) R[i * d + j] = 0;
   for (let i = 0; i < d; i++) if (!(Math.abs(R[i * d + i]!) > 0)) R[i * d + i] = Number.MIN_VALUE * 1e10;
   const Rinv = upperInverse(R, d);
-  const x = mul(Rinv, mul(transpose(Q, k, d), Sb, d, k, 1), d, d, 1);
+  const x = mul(Rinv, mul(transpose(Q, kk, d), Sb, d, kk, 1), d, d, 1);
 
   // One in-locus pass: H = Ĝ·[x̃ p̃] with x̃ = [x; −1], p̃ = [p; 0] in dataset column order, Ĝ = Σ w_b M_bᵀM_b + K.
   const embed = (v: Float64Array, t: number): Float64Array => {
@@ -299,7 +353,7 @@ export async function leastSquaresCore(
     );
     const before = set.length;
     set = set.filter((b) => atr.outputs.has(b.index));
-    if (set.length !== before) ({ w, K } = htWeights(planned, ids(set), D));
+    if (set.length !== before) ({ w, K, exact: fill } = htWeights(planned, ids(set), D));
     const H = new Float64Array(D * cols);
     for (const b of set) {
       const C = atr.outputs.get(b.index)!;
@@ -346,6 +400,9 @@ export async function leastSquaresCore(
   // The answered rows' own Gram (unscaled) and the missing blocks' summaries: the deterministic objective bound.
   let GansRaw = new Float64Array(D * D);
   let missingSummaries: BlockSummary[] = [];
+  // With every missing block's exact scatter: G_miss, and gramError ≥ ‖Ĝ − G‖₂ for Ĝ = G_ans + G_miss as computed.
+  let exactFill: ReturnType<typeof missingExactGram>;
+  let gramError = 0;
   const certify = () => {
     const stat = gramStatistic(D);
     const a = new MatrixAccumulator(stat);
@@ -375,6 +432,24 @@ export async function leastSquaresCore(
     accumulator = a;
     acc = a.estimate(scaledPlan, { delta, weighting: 'response-groups', final: true, minCoverage });
     Ghat = acc.value.map((v, i) => v / (scale[Math.floor(i / D)]! * scale[i % D]!));
+    exactFill = missingExactGram(planned, answered, D);
+    gramError = 0;
+    if (exactFill !== undefined) {
+      // Nothing estimated: Ĝ = G_ans + G_miss. Its error: the depots' Grams (n_b products per entry, ≤ γ_{n_b}·frob2_b
+      // in Frobenius norm, in the dataset's arithmetic), their sum over the answered blocks and the addition of G_miss
+      // (γ_{|answered|+1}·Σ frob2), and G_miss's own allowance.
+      const uData = dataset.dtype === 'float32' ? 2 ** -24 : U;
+      let ansFrob = 0;
+      let maxRows = 1;
+      for (const b of set) {
+        ansFrob += b.summary!.frob2;
+        maxRows = Math.max(maxRows, b.rows);
+      }
+      const g = (m: number, u: number) => (m * u) / (1 - m * u);
+      gramError =
+        (g(maxRows + 1, uData) * ansFrob + gammaOf(set.length + 2) * (ansFrob + exactFill.frob2) + exactFill.error) * 1.01;
+      Ghat = GansRaw.map((v, i) => v + exactFill!.gram[i]!);
+    }
     const sub = (M: Float64Array) => {
       const out = new Float64Array(d * d);
       features.forEach((i, s) => features.forEach((j, t) => (out[s * d + t] = M[i * D + j]!)));
@@ -402,9 +477,24 @@ export async function leastSquaresCore(
       2 * gamma(Math.max(1, dataset.rows)) * F * Math.sqrt(Math.max(0, cur.xg))
     );
   };
-  const solveError = (g: Float64Array): number => (lambdaMin > 0 ? (norm(g) + roundingOf()) / lambdaMin : Infinity);
-  // Done when the certificate meets the tolerance, or when the gradient is down to the rounding level.
-  const done = (g: Float64Array): boolean => solveError(g) <= tolerance * norm(x) || norm(g) <= roundingOf();
+  // With the missing blocks filled exactly, the gradient's H also holds G_miss·x̃: its rounding (G_miss's allowance,
+  // the product's γ_{D+1}, and the sum with the answered blocks' outputs, each ≤ frob2_b·‖x̃‖: γ_{B+D+3}·2·tr G),
+  // and λ_min(G_AA) ≥ λ_min(Ĝ_AA) − ‖Ĝ − G‖₂ − the eigen solve's 10⁻¹²·λ_max (Weyl).
+  const fillRounding = (): number =>
+    exactFill === undefined
+      ? 0
+      : (exactFill.error + gammaOf(dataset.blocks.length + D + 3) * 2 * trace) * 1.01 * norm(embed(x, -1));
+  const solveError = (g: Float64Array): number => {
+    if (exactFill === undefined) return lambdaMin > 0 ? (norm(g) + roundingOf()) / lambdaMin : Infinity;
+    const lam = lambdaMin - gramError - 1e-12 * Math.abs(lambdaMax);
+    return lam > 0 ? ((norm(g) + roundingOf() + fillRounding()) / lam) * (1 + 1e-12) : Infinity;
+  };
+  // Done when the certificate meets the tolerance, or when the gradient is down to the rounding level (the in-locus
+  // products' allowance: G_miss's own rounding is a fixed offset of the problem that further steps cannot reduce).
+  const done = (g: Float64Array): boolean => {
+    const inLocus = lambdaMin > 0 ? (norm(g) + roundingOf()) / lambdaMin : Infinity;
+    return inLocus <= tolerance * norm(x) || norm(g) <= roundingOf();
+  };
   const late = (): boolean => deadlineAt !== undefined && Date.now() >= deadlineAt;
   let fresh = true; // cur.g is the gradient at the current x
   while (!done(cur.g) && iterations < maxIterations && !late()) {
@@ -444,6 +534,19 @@ export async function leastSquaresCore(
     if (cur.restart === true) ({ trace } = certify());
   }
 
+  // With the missing blocks filled exactly: F(x) = zᵀĜz over every row, widened by ‖Ĝ − G‖₂·‖z‖² and its own rounding.
+  function exactResidual(zt: Float64Array): FullResidual {
+    const base = fullResidual({ gram: Ghat, cols: D, target, missing: [], answered: set.map((b) => b.summary!), x });
+    let z2 = 0;
+    for (const v of zt) z2 += v * v;
+    const extra = gramError * z2 * 1.01;
+    return {
+      estimate: base.estimate,
+      lower: Math.sqrt(Math.max(0, base.lower ** 2 - extra)) * (1 - 1e-15),
+      upper: Math.sqrt(base.upper ** 2 + extra) * (1 + 1e-15),
+    };
+  }
+
   function build(): Estimate<LeastSquaresResult> {
     const a = acc!;
     const t = a.epsilon;
@@ -464,44 +567,55 @@ export async function leastSquaresCore(
     let EuA = 0;
     for (const j of features) EuA += Eu[j]! ** 2;
     const numDet = Math.sqrt(EuA) * (1 + 1e-12) + EansNorm * eSolve * invScaleMax + missingNorm * Math.sqrt(scaledX2);
-    const exact = missingNorm === 0 && EansNorm === 0;
+    // Every block answered, or every missing block filled exactly from its summary: nothing is estimated.
+    const exact = exactFill !== undefined || (missingNorm === 0 && EansNorm === 0);
     const sampling = (tt: number): number => {
       if (exact || tt === 0) return 0;
       const den = Math.max(lambdaMinScaled - tt, lambdaAnsScaled);
       return den > 0 ? (dMax * Math.min(tt * Math.sqrt(scaledX2), numDet)) / den : Infinity;
     };
-    const eObjective = Math.min(
-      ...Object.values(
-        missingBlockBounds({
-          gram: GansRaw,
-          cols: D,
-          target,
-          missing: missingSummaries,
-          answered: set.map((b) => b.summary!),
-          x,
-        }),
-      ),
-    );
+    const eObjective =
+      exactFill !== undefined
+        ? Infinity
+        : Math.min(
+            ...Object.values(
+              missingBlockBounds({
+                gram: GansRaw,
+                cols: D,
+                target,
+                missing: missingSummaries,
+                answered: set.map((b) => b.summary!),
+                x,
+              }),
+            ),
+          );
     const eSampling = sampling(t);
     const boundsAt = boundDeltas.map((dl) => ({
       delta: dl,
-      epsilon: Math.min(
-        eObjective,
-        eSolve +
-          sampling(
-            accumulator!.estimate(scaledPlan, { delta: dl, weighting: 'response-groups', final: true, minCoverage }).epsilon,
-          ),
-      ),
+      epsilon:
+        exactFill !== undefined
+          ? eSolve
+          : Math.min(
+              eObjective,
+              eSolve +
+                sampling(
+                  accumulator!.estimate(scaledPlan, { delta: dl, weighting: 'response-groups', final: true, minCoverage })
+                    .epsilon,
+                ),
+            ),
     }));
     // The whole dataset's residual at x (not the reweighted problem's x̃ᵀĜx̃, which leaves out what the weights miss).
-    const residual = fullResidual({
-      gram: GansRaw,
-      cols: D,
-      target,
-      missing: missingSummaries,
-      answered: set.map((b) => b.summary!),
-      x,
-    });
+    const residual =
+      exactFill !== undefined
+        ? exactResidual(xt)
+        : fullResidual({
+            gram: GansRaw,
+            cols: D,
+            target,
+            missing: missingSummaries,
+            answered: set.map((b) => b.summary!),
+            x,
+          });
     // Condition of A·R⁻¹ from Ĝ: eigenvalues of R⁻ᵀĜ_AA R⁻¹.
     const GAA = new Float64Array(d * d);
     features.forEach((i, s) => features.forEach((j, u) => (GAA[s * d + u] = Ghat[i * D + j]!)));
@@ -521,12 +635,17 @@ export async function leastSquaresCore(
         boundsAt,
       },
       epsilon: Math.min(eObjective, eSolve + eSampling),
-      delta: t === 0 ? 0 : a.parts.sampling.delta,
+      delta: t === 0 || exactFill !== undefined ? 0 : a.parts.sampling.delta,
       coverage: a.coverage,
       blocksUsed: set.length,
       blocksMissing: dataset.blocks.length - set.length,
       bytesMoved,
       method:
+        (exactFill === undefined
+          ? ''
+          : `every missing block (${missingSummaries.length}) filled exactly from its summary's centred scatter ` +
+            `(G_b = K_b + s_bs_bᵀ/n_b, in the sketch as virtual rows and in the normal equations), so x solves the ` +
+            `whole dataset's problem and ε is the solve certificate (‖ĝ‖ + rounding)/(λ_min(Ĝ) − ‖Ĝ − G‖) alone, δ = 0; `) +
         `${maxIterations === 0 ? 'sketch-and-solve' : `sketch-preconditioned CG on the normal equations in locus (CGLS; ${iterations} iterations)`}` +
         ` with a ${k}-row sparse sign sketch; solve error ‖ĝ‖/λ_min(Ĝ) from the gradient computed in locus; ` +
         `sampling error min(t‖z‖, ‖Σ_ans (w − 1)R z‖ + ‖z‖Σ_miss ‖R_b‖)/max(λ_min(Ĝ) − t, λ_min(answered rows' Gram)), ` +
@@ -535,7 +654,10 @@ export async function leastSquaresCore(
         `form, or the missing gradient through the reference scatter (s_bs_bᵀ/n_b + tr(K_b)·Ref, the deviation within the summaries' ρ_b and K_b ⪰ 0, or r_b)`,
       norm: 'l2',
       parts: {
-        sampling: { epsilon: Math.min(eSampling, eObjective), delta: t === 0 ? 0 : a.parts.sampling.delta },
+        sampling: {
+          epsilon: Math.min(eSampling, eObjective),
+          delta: t === 0 || exactFill !== undefined ? 0 : a.parts.sampling.delta,
+        },
         sketch: { epsilon: eSolve, delta: 0 },
       },
       sources: [],
@@ -551,6 +673,23 @@ export async function leastSquaresCore(
     );
   await ctx.runner.release();
   return { ...result, final: true };
+}
+
+/**
+ * F (D × D, row-major) with FᵀF = G for a symmetric positive semidefinite G: F = Λ^½Vᵀ from G = VΛVᵀ (negative
+ * eigenvalues from rounding are taken as 0). Its rows stand for the rows G came from in a sketch.
+ */
+function gramFactor(G: Float64Array, D: number): Float64Array {
+  const e = svd(G, D, D);
+  const F = new Float64Array(D * D);
+  for (let i = 0; i < D; i++) {
+    // G symmetric PSD: U = V up to the sign of null directions; λ_i = s_i·(u_i·v_i).
+    let c = 0;
+    for (let j = 0; j < D; j++) c += e.U[j * D + i]! * e.V[j * D + i]!;
+    const r = Math.sqrt(Math.max(0, e.s[i]! * Math.sign(c)));
+    for (let j = 0; j < D; j++) F[i * D + j] = r * e.V[j * D + i]!;
+  }
+  return F;
 }
 
 /** γ_k = k·u/(1 − k·u) (Higham 2002, §3.1), u the float64 unit roundoff: the relative error of k roundings. */

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { final, InProcessLocus, inMemoryDataset, leastSquares, pca, runnerContext } from '../../algorithms/index.js';
 import { ReliabilityStore } from '../../framework/index.js';
 import { normals } from '../../nfu-kernels/index.js';
+import { withoutExactScatter } from './without-exact-scatter.js';
 
 /**
  * A quick seeded calibration of PCA's and least squares' (ε, δ) with failed blocks (bench/calibration.ts runs
@@ -81,6 +82,7 @@ async function run(
   rate: number,
   correlated: boolean,
   trials: number,
+  exactScatter = false,
 ): Promise<{ violations: number[]; ratios: number[][]; refused: number }> {
   const violations = DELTAS.map(() => 0);
   const ratios: number[][] = DELTAS.map(() => []);
@@ -89,13 +91,17 @@ async function run(
     const seed = 500 + t;
     const A = matrix(seed, method === 'least-squares-noisy');
     const fails = failed(rate, correlated, seed * 3 + 1);
-    const { dataset, blocks } = inMemoryDataset(A, N, D, { blockRows: BLOCK_ROWS, depotsOf: (b) => [9000 + (b % DEPOTS)] });
+    const { dataset: full, blocks } = inMemoryDataset(A, N, D, { blockRows: BLOCK_ROWS, depotsOf: (b) => [9000 + (b % DEPOTS)] });
+    // Least squares reads the missing blocks' exact scatters when their summaries hold them; without (`exactScatter`
+    // false: an older exNode) it bounds them.
+    const dataset = exactScatter ? full : withoutExactScatter(full);
     const ctx = runnerContext(new InProcessLocus(blocks, { fail: (a) => fails.has(a.block.index) }), {
       store: new ReliabilityStore({ clock: { now: () => 0 } }),
     });
     const M = Matrix.from1DArray(N, D, Array.from(A));
     let err: number;
     let eps: number[];
+    let scale = 0;
     try {
       if (method === 'pca') {
         const e = await final(pca(dataset, ctx, { rank: 3, seed, delta: DELTAS[0], boundDeltas: DELTAS.slice(1) }));
@@ -109,6 +115,7 @@ async function run(
         const e = await final(leastSquares(dataset, ctx, { seed, delta: DELTAS[0], boundDeltas: DELTAS.slice(1) }));
         const xs = new QrDecomposition(M.subMatrix(0, N - 1, 0, D - 2)).solve(M.subMatrix(0, N - 1, D - 1, D - 1)).to1DArray();
         err = Math.sqrt(xs.reduce((s, v, i) => s + (v - e.value.coefficients[i]!) ** 2, 0));
+        scale = Math.hypot(...xs);
         eps = [e.epsilon, ...e.value.boundsAt.map((b) => b.epsilon)];
       }
     } catch (e) {
@@ -118,7 +125,8 @@ async function run(
     }
     eps.forEach((x, i) => {
       if (err > x) violations[i]!++;
-      if (err > 0) ratios[i]!.push(x / err);
+      // As the bench: an error at the rounding level (an exact answer) calibrates no bound and gives no ratio.
+      if (err > 1e-9 * scale) ratios[i]!.push(x / err);
     });
   }
   return { violations, ratios, refused };
@@ -146,6 +154,24 @@ describe('calibration with failed blocks (quick; bench:calibration runs 1000 tri
     { method: 'least-squares-noisy', rate: 0.3, correlated: false, trials: 30, ratio: 9.7 },
     { method: 'least-squares-noisy', rate: 0.3, correlated: true, trials: 30, ratio: 11.7 },
   ] as const;
+  it.each([
+    { method: 'least-squares', rate: 0.3, correlated: false },
+    { method: 'least-squares', rate: 0.5, correlated: true },
+    { method: 'least-squares-noisy', rate: 0.3, correlated: true },
+  ] as const)(
+    '$method, $rate failed ($correlated correlated), with the exact scatters: every error at the rounding level and covered',
+    async (c) => {
+      const r = await run(c.method, c.rate, c.correlated, 20, true);
+      // Refused only when no block at all answered (every depot down).
+      expect(r.refused).toBeLessThanOrEqual(4);
+      DELTAS.forEach((_, i) => {
+        expect(r.violations[i]).toBe(0);
+        expect(r.ratios[i]).toEqual([]);
+      });
+    },
+    60_000,
+  );
+
   it.each(cases)(
     '$method, $rate failed ($correlated correlated): violations ≤ δ within binomial noise, median ε/err ≤ $ratio',
     async (c) => {

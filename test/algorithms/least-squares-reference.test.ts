@@ -5,6 +5,7 @@ import { final, InProcessLocus, inMemoryDataset, leastSquares, runnerContext } f
 import { missingBlockBounds } from '../../algorithms/least-squares.js';
 import { ReliabilityStore, type CoordinatorDataset } from '../../framework/index.js';
 import { normals } from '../../nfu-kernels/index.js';
+import { withoutExactScatter } from './without-exact-scatter.js';
 
 /**
  * The deterministic bounds on ‖y − x*‖ with blocks missing (x* the least-squares solution on all rows), checked
@@ -129,7 +130,9 @@ describe('least squares: the missing blocks bounded through the reference scatte
       [4, 0.5, 1],
     ] as const) {
       const A = regression(seed, blockRows, 0.2);
-      const { dataset, blocks } = inMemoryDataset(A, n, D, { blockRows, depotsOf: (b) => [9000 + (b % 6)] });
+      // Without the exact scatters: the estimate bounds the missing blocks (with them it would solve exactly).
+      const { dataset: full, blocks } = inMemoryDataset(A, n, D, { blockRows, depotsOf: (b) => [9000 + (b % 6)] });
+      const dataset = withoutExactScatter(full);
       const xStar = solution(A, n);
       const failed = failing(seed, rate);
       const e = await final(leastSquares(dataset, ctxFor(blocks, failed), { seed, delta: 0.05 }));
@@ -156,7 +159,9 @@ describe('least squares: the missing blocks bounded through the reference scatte
         fc.uniqueArray(fc.integer({ min: 0, max: BLOCKS - 1 }), { maxLength: 8 }),
         async (seed, odd, boost, others) => {
           const A = regression(seed, blockRows, 0.05, odd, boost);
-          const { dataset, blocks } = inMemoryDataset(A, n, D, { blockRows, depotsOf: (b) => [9000 + (b % 6)] });
+          // Without the exact scatters: the estimate bounds the missing blocks (with them it would solve exactly).
+          const { dataset: full, blocks } = inMemoryDataset(A, n, D, { blockRows, depotsOf: (b) => [9000 + (b % 6)] });
+          const dataset = withoutExactScatter(full);
           const failed = new Set([odd, ...others]);
           if (failed.size === BLOCKS) return;
           const xStar = solution(A, n);
@@ -186,7 +191,9 @@ describe('least squares: the missing blocks bounded through the reference scatte
         for (let j = 0; j < d; j++) other += (((j * 3 + seed) % 4) - 1.5) * 0.3 * A[i * D + j]!;
         A[i * D + d] = A[i * D + d]! + other + 2 * e[i]!;
       }
-      const { dataset, blocks } = inMemoryDataset(A, n, D, { blockRows, depotsOf: (b) => [9000 + (b % 6)] });
+      // Without the exact scatters: the estimate bounds the missing blocks (with them it would solve exactly).
+      const { dataset: full, blocks } = inMemoryDataset(A, n, D, { blockRows, depotsOf: (b) => [9000 + (b % 6)] });
+      const dataset = withoutExactScatter(full);
       const xStar = solution(A, n);
       const failed = new Set(Array.from({ length: BLOCKS - 4 }, (_, k) => k + 4).filter((b) => (b + seed) % 3 !== 0));
       const s = sides(A, dataset, failed);

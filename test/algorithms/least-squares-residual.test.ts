@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { final, InProcessLocus, inMemoryDataset, leastSquares, runnerContext } from '../../algorithms/index.js';
 import { normals } from '../../nfu-kernels/index.js';
 import { residualText } from '../../cli/algorithms-command.js';
+import { withoutExactScatter } from './without-exact-scatter.js';
 
 /** [A b] with b = A·x₀ + 0.5·noise (seeded). */
 function problem(n: number, d: number, seed: number): Float64Array {
@@ -53,7 +54,9 @@ describe('least squares: the residual norm is the whole dataset’s', () => {
   });
 
   it('with a depot’s 16 of 48 blocks missing: estimates the full residual (not the answered rows’) within its interval', async () => {
-    const { dataset, blocks } = inMemoryDataset(M, n, d + 1, layout);
+    // Summaries without the exact scatters (an older exNode): the missing blocks' residuals are estimated.
+    const { dataset: full, blocks } = inMemoryDataset(M, n, d + 1, layout);
+    const dataset = withoutExactScatter(full);
     const runner = new InProcessLocus(blocks, { fail: (a) => a.replica.depot.port === 9000 });
     const e = await final(leastSquares(dataset, runnerContext(runner), { seed: 1 }));
     expect(e.blocksMissing).toBe(16);

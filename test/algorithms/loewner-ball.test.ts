@@ -15,6 +15,7 @@ import {
 import type { BlockSummary, CoordinatorDataset } from '../../framework/index.js';
 import { ReliabilityStore } from '../../framework/index.js';
 import { normals } from '../../nfu-kernels/index.js';
+import { withoutExactScatter } from './without-exact-scatter.js';
 
 /**
  * The relative (Loewner) scatter bound of block summaries, K_b − tr(K_b)·Ref ⪯ ρ_b(Ref + τI), and its use for
@@ -241,7 +242,12 @@ describe('missing blocks bounded with ρ_b', () => {
             const inOdd = Math.floor(i / BLOCK_ROWS) === odd;
             A[i * D + D - 1] = s + (inOdd && aligned ? 0.05 * boost * other : 0.05 * (inOdd ? boost : 1) * A[i * D + D - 1]!);
           }
-          const { dataset, blocks } = inMemoryDataset(A, N, D, { blockRows: BLOCK_ROWS, depotsOf: (b) => [9000 + (b % 4)] });
+          // Without the exact scatters: the missing blocks are bounded through ρ (with them they are filled exactly).
+          const { dataset: full, blocks } = inMemoryDataset(A, N, D, {
+            blockRows: BLOCK_ROWS,
+            depotsOf: (b) => [9000 + (b % 4)],
+          });
+          const dataset = withoutExactScatter(full);
           const fails = new Set([odd, ...others]);
           const run = async (ds: CoordinatorDataset) => {
             const ctx = runnerContext(new InProcessLocus(blocks, { fail: (a) => fails.has(a.block.index) }), {
