@@ -12,7 +12,11 @@
  * - least squares (sketch-preconditioned CG in locus): ‖x − x*‖₂, x* the solution on all rows. Two targets: the
  *   matrix's last column, a linear function of the others plus 5 % of its own column (an almost exact fit), and
  *   (`least-squares-noisy`) the same linear function plus Gaussian noise of 10 % of its standard deviation over
- *   the rows (an ordinary noisy regression).
+ *   the rows (an ordinary noisy regression). Ingest records each block's exact centred scatter (8 columns ≤ 32), so
+ *   a missing block's Gram is known and x is the full-data solution to rounding (ε its rounding allowance, δ 0;
+ *   the table prints `exact`). `least-squares-bounded` and `least-squares-noisy-bounded` run the same problems with
+ *   the scatters removed from the summaries (as an exNode written before ingest recorded them): the missing blocks
+ *   are then bounded from the other summary fields.
  *
  * Every trial draws a new matrix (same spectrum) and, per failure setting, a new failure pattern; one trial's
  * estimate is evaluated at every δ (the estimate does not depend on δ, its bound is computed per δ). Trials run
@@ -20,7 +24,7 @@
  * leaves every cell with the same number of trials.
  *
  * Usage: node dist/bench/calibration.js [--json] [--trials N (default 1000)] [--max-minutes M (default 120)]
- *   [--methods column-means,gram,pca,least-squares,least-squares-noisy]
+ *   [--methods column-means,gram,pca,least-squares,least-squares-noisy,least-squares-bounded,least-squares-noisy-bounded]
  * With --json the last line is {"rows":[{method, delta, failure_rate, failure_mode, trials, refused,
  * violations, violation_rate, violation_limit, bound_over_error}, …]} (and the table goes to stderr);
  * violation_limit is the largest violation rate a correct bound exceeds with probability ≤ 1 % (binomial upper
@@ -56,8 +60,38 @@ const MAX_MINUTES = flag('--max-minutes', 120);
 const DELTAS = [0.1, 0.05, 0.01] as const;
 const RATES = [0, 0.1, 0.3, 0.5] as const;
 
-type Method = 'column-means' | 'gram' | 'pca' | 'least-squares' | 'least-squares-noisy';
-const ALL: Method[] = ['column-means', 'gram', 'pca', 'least-squares', 'least-squares-noisy'];
+type Method =
+  | 'column-means'
+  | 'gram'
+  | 'pca'
+  | 'least-squares'
+  | 'least-squares-noisy'
+  | 'least-squares-bounded'
+  | 'least-squares-noisy-bounded';
+const ALL: Method[] = [
+  'column-means',
+  'gram',
+  'pca',
+  'least-squares',
+  'least-squares-noisy',
+  'least-squares-bounded',
+  'least-squares-noisy-bounded',
+];
+const NOISY: readonly Method[] = ['least-squares-noisy', 'least-squares-noisy-bounded'];
+const BOUNDED: readonly Method[] = ['least-squares-bounded', 'least-squares-noisy-bounded'];
+
+/** The dataset with the exact scatters removed from its summaries (an exNode written before ingest recorded them). */
+function withoutExactScatter(ds: CoordinatorDataset): CoordinatorDataset {
+  return {
+    ...ds,
+    blocks: ds.blocks.map((b) => {
+      if (b.summary === undefined) return b;
+      const summary = { ...b.summary };
+      delete summary.exactScatter;
+      return { ...b, summary };
+    }),
+  };
+}
 const only = args.indexOf('--methods');
 const METHODS: Method[] = only >= 0 ? (args[only + 1]!.split(',') as Method[]).filter((m) => ALL.includes(m)) : ALL;
 if (!(TRIALS >= 1) || !(MAX_MINUTES > 0) || METHODS.length === 0) {
@@ -90,7 +124,7 @@ function spectralNorm(M: Matrix): number {
 /** The truth of one matrix, computed once per trial and shared by every failure setting. */
 interface Truth {
   readonly A: Float64Array;
-  /** The dataset as ingest makes it (summaries with the reference scatter and each block's radius). */
+  /** The dataset as ingest makes it (summaries with each block's exact scatter, the reference scatter and its radius). */
   readonly dataset: CoordinatorDataset;
   readonly bytes: Map<string, Uint8Array>;
   readonly summaries: BlockSummary[];
@@ -125,7 +159,7 @@ function truthOf(seed: number): Truth {
   const X = M.subMatrix(0, N - 1, 0, D - 2);
   const y = M.subMatrix(0, N - 1, D - 1, D - 1);
   const lsSolution = new QrDecomposition(X).solve(y).to1DArray();
-  const noisy = METHODS.includes('least-squares-noisy') ? lsTruthOf(noisyRegression(A, seed)) : undefined;
+  const noisy = METHODS.some((m) => NOISY.includes(m)) ? lsTruthOf(noisyRegression(A, seed)) : undefined;
   return { A, dataset, bytes, summaries, planned, means, gram, blockGrams, centred, lsSolution, noisy };
 }
 
@@ -170,8 +204,9 @@ async function trial(method: Method, truth: Truth, failed: Set<number>, seed: nu
         return [spectralNorm(Matrix.from1DArray(D, D, Array.from(e.value)).sub(truth.gram)), e.epsilon, scale] as const;
       });
     }
-    const ls = method === 'least-squares-noisy' ? truth.noisy! : truth;
-    const { dataset, bytes } = ls;
+    const ls = NOISY.includes(method) ? truth.noisy! : truth;
+    const { bytes } = ls;
+    const dataset = BOUNDED.includes(method) ? withoutExactScatter(ls.dataset) : ls.dataset;
     const ctx = runnerContext(new InProcessLocus(bytes, { fail: (a) => failed.has(a.block.index) }), {
       store: new ReliabilityStore({ clock: { now: () => 0 } }),
     });
@@ -289,13 +324,13 @@ async function main(): Promise<void> {
   const out = json ? process.stderr : process.stdout;
   out.write(
     `${done} trials per cell in ${((Date.now() - started) / 1000).toFixed(0)} s\n` +
-      'method              δ      fail  mode          trials refused  violations  limit(1%)  median ε/err\n',
+      'method                      δ      fail  mode          trials refused  violations  limit(1%)  median ε/err\n',
   );
   for (const r of rows) {
     const ratio = r.bound_over_error === null ? 'exact' : r.bound_over_error.toPrecision(3);
     const flagBad = r.violation_rate > r.violation_limit ? '  ← over' : '';
     out.write(
-      `${r.method.padEnd(19)} ${String(r.delta).padEnd(6)} ${String(r.failure_rate).padEnd(5)} ${r.failure_mode.padEnd(12)}  ` +
+      `${r.method.padEnd(27)} ${String(r.delta).padEnd(6)} ${String(r.failure_rate).padEnd(5)} ${r.failure_mode.padEnd(12)}  ` +
         `${String(r.trials).padStart(6)} ${String(r.refused).padStart(7)}  ${r.violation_rate.toFixed(4).padStart(10)}  ` +
         `${r.violation_limit.toFixed(4).padStart(9)}  ${ratio.padStart(12)}${flagBad}\n`,
     );
