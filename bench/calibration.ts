@@ -51,6 +51,7 @@ import {
   matrix,
   mulberry,
   noisyRegression,
+  withoutExactScatter,
   type Mode,
 } from './lib/calibration-data.js';
 
@@ -80,18 +81,6 @@ const ALL: Method[] = [
 const NOISY: readonly Method[] = ['least-squares-noisy', 'least-squares-noisy-bounded'];
 const BOUNDED: readonly Method[] = ['least-squares-bounded', 'least-squares-noisy-bounded'];
 
-/** The dataset with the exact scatters removed from its summaries (an exNode written before ingest recorded them). */
-function withoutExactScatter(ds: CoordinatorDataset): CoordinatorDataset {
-  return {
-    ...ds,
-    blocks: ds.blocks.map((b) => {
-      if (b.summary === undefined) return b;
-      const summary = { ...b.summary };
-      delete summary.exactScatter;
-      return { ...b, summary };
-    }),
-  };
-}
 const only = args.indexOf('--methods');
 const METHODS: Method[] = only >= 0 ? (args[only + 1]!.split(',') as Method[]).filter((m) => ALL.includes(m)) : ALL;
 if (!(TRIALS >= 1) || !(MAX_MINUTES > 0) || METHODS.length === 0) {

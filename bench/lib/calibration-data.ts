@@ -1,3 +1,4 @@
+import type { CoordinatorDataset } from '../../framework/index.js';
 import { normals } from '../../nfu-kernels/index.js';
 
 /**
@@ -72,4 +73,20 @@ export function failures(rate: number, mode: Mode, rand: () => number): Set<numb
     for (let b = 0; b < BLOCKS; b++) if (down[b % DEPOTS]) out.add(b);
   } else for (let b = 0; b < BLOCKS; b++) if (rand() < rate) out.add(b);
   return out;
+}
+
+/**
+ * The dataset with the exact scatters removed from its summaries (as an exNode written before ingest recorded them):
+ * least squares then bounds the missing blocks from the other summary fields instead of filling them exactly.
+ */
+export function withoutExactScatter(ds: CoordinatorDataset): CoordinatorDataset {
+  return {
+    ...ds,
+    blocks: ds.blocks.map((b) => {
+      if (b.summary === undefined) return b;
+      const summary = { ...b.summary };
+      delete summary.exactScatter;
+      return { ...b, summary };
+    }),
+  };
 }

@@ -427,18 +427,26 @@ export class DiskData implements AllocationData {
           if (newSize > this.owner.size && this.owner.size % BLOCK_BYTES !== 0 && !crcs.has(oldEndBlock)) {
             crcs.set(oldEndBlock, await crcOfFileBlock(fh, oldEndBlock, newSize));
           }
-          for (let b = oldEndBlock + 1; b < first; b++) crcs.set(b, zeroCrc(Math.min(BLOCK_BYTES, newSize - b * BLOCK_BYTES)));
+          // Blocks wholly in the hole are zeros; with the old end on a block boundary (an empty
+          // allocation included) that starts at the old end's own block.
+          const firstHole = this.owner.size % BLOCK_BYTES === 0 ? oldEndBlock : oldEndBlock + 1;
+          for (let b = firstHole; b < first; b++) crcs.set(b, zeroCrc(Math.min(BLOCK_BYTES, newSize - b * BLOCK_BYTES)));
           return crcs;
         } catch (e) {
           failed = true;
           throw storageError(e, `allocation ${this.owner.id}: cannot make the write durable`);
         } finally {
           await close();
+          giveBackStages();
         }
       },
       abort: async () => {
         failed = true;
         try {
+          lent = 0;
+          // Nothing is put after this; what was put is over before the undo starts.
+          await chain;
+          giveBackStages();
           await close();
           // Its journal (if any) is no longer one a commit records: the undo records it instead.
           const journaledSeq = this.journaled;
