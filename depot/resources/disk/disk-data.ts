@@ -437,16 +437,11 @@ export class DiskData implements AllocationData {
           throw storageError(e, `allocation ${this.owner.id}: cannot make the write durable`);
         } finally {
           await close();
-          giveBackStages();
         }
       },
       abort: async () => {
         failed = true;
         try {
-          lent = 0;
-          // Nothing is put after this; what was put is over before the undo starts.
-          await chain;
-          giveBackStages();
           await close();
           // Its journal (if any) is no longer one a commit records: the undo records it instead.
           const journaledSeq = this.journaled;
