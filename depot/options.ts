@@ -88,6 +88,12 @@ export interface ResourceOptions {
   readonly path: string | undefined;
   readonly fsync: FsyncPolicy;
   readonly startupCheck: StartupCheck;
+  /**
+   * Disk: most bytes of warm files (sparse, their pages read into the page cache ahead) that new
+   * allocations' files start from, so their first writes do not wait for fresh pages; kept only as
+   * far as new allocations asked for them lately. 0 turns it off; undefined: 1 GiB, at most 1/16 of memory.
+   */
+  readonly warmBytes?: number | undefined;
 }
 
 export interface DepotLimits {
@@ -251,6 +257,7 @@ const RESOURCE_KEYS = new Set([
   'path',
   'fsync',
   'startupCheck',
+  'warmBytes',
 ]);
 const TRANSFER_KEYS = new Set(['allow', 'connectTimeoutMs', 'timeoutMs']);
 const LIMIT_KEYS = new Set(Object.keys(defaultLimits()));
@@ -418,6 +425,24 @@ function parseResource(value: unknown, index: number): ResourceOptions {
       maxAllocationBytes,
     );
   }
+  let warmBytes: number | undefined;
+  if (obj['warmBytes'] !== undefined) {
+    if (kind === 'memory') {
+      throw configError(
+        `\`${where}warmBytes\` applies to disk resources only (give a path / --data); this one is "memory"`,
+        `${where}warmBytes`,
+        obj['warmBytes'],
+      );
+    }
+    warmBytes = parseByteSize(obj['warmBytes'], `${where}warmBytes`);
+    if (warmBytes > 64 * 1024 ** 3) {
+      throw configError(
+        `\`${where}warmBytes\` must be from 0 to 64 GiB (got ${warmBytes})`,
+        `${where}warmBytes`,
+        obj['warmBytes'],
+      );
+    }
+  }
   const maxDurationSec =
     obj['maxDurationSec'] === undefined
       ? base.maxDurationSec
@@ -432,6 +457,7 @@ function parseResource(value: unknown, index: number): ResourceOptions {
     path,
     fsync,
     startupCheck,
+    ...(warmBytes === undefined ? {} : { warmBytes }),
   });
 }
 

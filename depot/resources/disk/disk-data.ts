@@ -4,6 +4,7 @@ import { dirname, sep } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { bufferBlockCrcs, streamBlockCrcs, threadPoolCrc } from './block-crc.js';
 import type { AllocationData, BlockChecksums, RangeWriter, ReadOptions } from '../../core/allocation.js';
+import type { DirectTarget } from '../../../ibp/index.js';
 import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
 import { Status } from '../../../ibp/index.js';
 import type { FsyncPolicy } from '../../options.js';
@@ -21,6 +22,7 @@ import {
   writevFully,
 } from './redo-journal.js';
 import type { SpaceReserve } from './space-reserve.js';
+import type { WarmPool } from './warm-pool.js';
 
 /** Bytes covered by one stored checksum. */
 export const BLOCK_BYTES = 64 * 1024;
@@ -28,6 +30,20 @@ export const BLOCK_BYTES = 64 * 1024;
 const WRITE_BATCH_BYTES = 1024 * 1024;
 /** Reads go to the file in runs of this many bytes (whole blocks). */
 const READ_RUN_BYTES = 16 * BLOCK_BYTES;
+/** Stage buffers a body is read into (see `openWriter`), at most this many out per writer. */
+const STAGES_OUT = 4;
+/** Stage buffers kept for reuse. */
+const POOLED_STAGES = 16;
+const stages: Buffer[] = [];
+
+function takeStage(): Buffer {
+  return stages.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH_BYTES);
+}
+
+function giveStage(b: Buffer): void {
+  if (stages.length < POOLED_STAGES) stages.push(b);
+}
+
 /** Run buffers kept for reuse by readers whose sink gives them back (see `ReadOptions`). */
 const POOLED_RUN_BUFFERS = 16;
 
@@ -243,6 +259,8 @@ export class DiskData implements AllocationData {
     private readonly fsync: FsyncPolicy,
     private readonly io: DiskIo,
     private readonly reserve: SpaceReserve,
+    /** Where a new file starts warm (see warm-pool.ts), if the resource keeps one. */
+    private readonly warm?: Pick<WarmPool, 'take'>,
   ) {}
 
   get residentBytes(): number {
@@ -270,7 +288,7 @@ export class DiskData implements AllocationData {
     return handles.drop(this.file);
   }
 
-  async openWriter(offset: number, length: number): Promise<RangeWriter> {
+  async openWriter(offset: number, length: number): Promise<RangeWriter & DirectTarget> {
     // The undo of a refused write is recorded before any other change (its journal would go, and a
     // commit would record past it): a write is refused while it cannot be.
     if (this.undoPending !== undefined) await this.recordUndo();
@@ -286,7 +304,11 @@ export class DiskData implements AllocationData {
     let handle: CachedHandle;
     let newShard = false;
     try {
-      if (!existed) newShard = (await mkdir(dirname(this.file), { recursive: true })) !== undefined;
+      if (!existed) {
+        newShard = (await mkdir(dirname(this.file), { recursive: true })) !== undefined;
+        // A warm file (zeros, its pages already in the cache) in place of a new one, when there is one.
+        await this.warm?.take(this.file, this.owner.maxSize);
+      }
       handle = await this.acquire(true);
     } catch (e) {
       throw storageError(e, `allocation ${this.owner.id}: cannot open its file`);
@@ -359,30 +381,118 @@ export class DiskData implements AllocationData {
         await journal?.close().catch(() => undefined);
       }
     };
+    const put = async (chunk: Buffer) => {
+      if (cursor + chunk.length > end) throw new RangeError(`writer overrun: ${cursor + chunk.length} > ${end}`);
+      for (let at = 0; crcRuns === undefined && at < chunk.length;) {
+        const block = Math.floor((cursor + at) / BLOCK_BYTES);
+        const blockEnd = (block + 1) * BLOCK_BYTES;
+        const n = Math.min(chunk.length - at, blockEnd - (cursor + at));
+        if (block * BLOCK_BYTES >= offset) streaming.set(block, crc32(chunk.subarray(at, at + n), streaming.get(block) ?? 0));
+        at += n;
+      }
+      cursor += chunk.length;
+      if (overwrite !== undefined) overwrite.received = Math.min(cursor, journalEnd);
+      batch.push(chunk);
+      batchBytes += chunk.length;
+      if (batchBytes >= WRITE_BATCH_BYTES) {
+        try {
+          await flush();
+        } catch (e) {
+          failed = true;
+          throw storageError(e, `allocation ${this.owner.id}: write failed`);
+        }
+      }
+    };
+    // A body past the committed size may be read from the socket straight into stage buffers
+    // (no 64 KiB chunk per read, no copy into a batch): each full stage (and the last one) is put in
+    // order behind what was put before it. Bytes that replace committed ones always go through
+    // `write` (the redo journal and the readers that wait for an overwrite see them arrive).
+    /** Offset after the last byte given to the writer (by `write` or landed in a stage). */
+    let received = offset;
+    let stage: Buffer | undefined;
+    let filled = 0;
+    let lent = 0;
+    let stagesOut = 0;
+    /** Stages put and not yet taken back (the last, partial one stays in the batch until finish). */
+    const held: Buffer[] = [];
+    let chain: Promise<void> = Promise.resolve();
+    let chainFailure: unknown;
+    const enqueue = (chunk: Buffer, onDone?: () => void): Promise<void> => {
+      const next = chain.then(async () => {
+        if (chainFailure !== undefined) throw chainFailure;
+        await put(chunk);
+      });
+      chain = next.then(
+        () => onDone?.(),
+        (e: unknown) => {
+          chainFailure ??= e;
+          onDone?.();
+        },
+      );
+      return next;
+    };
+    const submitStage = () => {
+      const buf = stage!;
+      const n = filled;
+      stage = undefined;
+      filled = 0;
+      stagesOut++;
+      // A full stage is flushed by its put (it fills a batch); a partial one stays in the batch.
+      const reusable = n === WRITE_BATCH_BYTES;
+      if (!reusable) held.push(buf);
+      void enqueue(buf.subarray(0, n), () => {
+        stagesOut--;
+        if (reusable) giveStage(buf);
+      }).catch(() => undefined);
+    };
+    /** Waits for every stage put so far; throws the first failure. */
+    const drain = async () => {
+      await chain;
+      if (chainFailure !== undefined) throw chainFailure;
+    };
+    const giveBackStages = () => {
+      if (stage !== undefined) giveStage(stage);
+      stage = undefined;
+      for (const b of held.splice(0)) giveStage(b);
+    };
     return {
-      write: async (chunk: Buffer) => {
-        if (cursor + chunk.length > end) throw new RangeError(`writer overrun: ${cursor + chunk.length} > ${end}`);
-        for (let at = 0; crcRuns === undefined && at < chunk.length;) {
-          const block = Math.floor((cursor + at) / BLOCK_BYTES);
-          const blockEnd = (block + 1) * BLOCK_BYTES;
-          const n = Math.min(chunk.length - at, blockEnd - (cursor + at));
-          if (block * BLOCK_BYTES >= offset) streaming.set(block, crc32(chunk.subarray(at, at + n), streaming.get(block) ?? 0));
-          at += n;
+      span: (max: number): Uint8Array | undefined => {
+        if (lent > 0) throw new Error('a span is already out');
+        if (failed || closed || chainFailure !== undefined || received < journalEnd || received >= end) return undefined;
+        if (stage === undefined) {
+          if (stagesOut >= STAGES_OUT) return undefined;
+          stage = takeStage();
         }
-        cursor += chunk.length;
-        if (overwrite !== undefined) overwrite.received = Math.min(cursor, journalEnd);
-        batch.push(chunk);
-        batchBytes += chunk.length;
-        if (batchBytes >= WRITE_BATCH_BYTES) {
-          try {
-            await flush();
-          } catch (e) {
-            failed = true;
-            throw storageError(e, `allocation ${this.owner.id}: write failed`);
-          }
-        }
+        const n = Math.min(max, WRITE_BATCH_BYTES - filled, end - received);
+        if (n <= 0) return undefined;
+        lent = n;
+        return stage.subarray(filled, filled + n);
+      },
+      landed: (n: number): void => {
+        if (lent === 0) throw new Error('no span is out');
+        if (n > lent) throw new RangeError(`span overrun: ${n} > ${lent}`);
+        lent = 0;
+        filled += n;
+        received += n;
+        if (filled === WRITE_BATCH_BYTES || received === end) submitStage();
+      },
+      cancel: () => {
+        lent = 0;
+      },
+      write: (chunk: Buffer) => {
+        if (lent > 0) throw new Error('a write while a span is out');
+        // A partly filled stage goes first (a span was cancelled): order is kept.
+        if (stage !== undefined && filled > 0) submitStage();
+        received += chunk.length;
+        return enqueue(chunk);
       },
       finish: async (newSize: number): Promise<BlockChecksums> => {
+        if (stage !== undefined && filled > 0) submitStage();
+        await drain().catch((e: unknown) => {
+          failed = true;
+          void close();
+          throw e;
+        });
         if (cursor !== end) throw new RangeError(`finish of a partial range: ${cursor} of ${end}`);
         try {
           await flush();
@@ -437,11 +547,16 @@ export class DiskData implements AllocationData {
           throw storageError(e, `allocation ${this.owner.id}: cannot make the write durable`);
         } finally {
           await close();
+          giveBackStages();
         }
       },
       abort: async () => {
         failed = true;
         try {
+          lent = 0;
+          // Nothing is put after this; what was put is over before the undo starts.
+          await chain;
+          giveBackStages();
           await close();
           // Its journal (if any) is no longer one a commit records: the undo records it instead.
           const journaledSeq = this.journaled;

@@ -1,5 +1,6 @@
 import { constants as fsConstants, rmSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Allocation, AllocationData, AllocationRecord, BlockChecksums } from '../../core/allocation.js';
@@ -11,6 +12,7 @@ import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { MetadataDb } from './metadata-db.js';
 import { journalPath, pendingRollback, redoJournal } from './redo-journal.js';
 import { SpaceReserve, isOutOfSpace } from './space-reserve.js';
+import { WarmPool, type WarmPoolStats } from './warm-pool.js';
 
 /** Metadata store file inside a disk resource's data directory. */
 export const METADATA_FILE = 'anvil.sqlite';
@@ -35,11 +37,22 @@ export class DiskResource implements StorageResource {
     private readonly log: Logger,
     private readonly io: DiskIo,
     private readonly reserve: SpaceReserve,
+    private readonly warm: WarmPool,
   ) {
     this.group =
       options.fsync === 'safe'
         ? new GroupCommit({ transact: (changes) => db.commitWrites(changes), sync: () => db.syncWal() })
         : undefined;
+  }
+
+  /** What the warm-file pool has done (see warm-pool.ts). */
+  get warmStats(): WarmPoolStats {
+    return this.warm.stats;
+  }
+
+  /** Resolves once the warm-file pool holds what it aims to (tests, benchmarks). */
+  warmed(): Promise<void> {
+    return this.warm.settled();
   }
 
   /** Commits and metadata syncs of the grouped writes so far (`safe` only). */
@@ -66,13 +79,16 @@ export class DiskResource implements StorageResource {
       await takeLock(lock);
     }
     let db: MetadataDb;
+    let warm: WarmPool;
+    const child = log.child({ rid: options.rid });
     try {
+      warm = await WarmPool.open(dir, options.warmBytes ?? defaultWarmBytes(), child);
       db = new MetadataDb(join(dir, METADATA_FILE), options.rid, options.fsync, reserve);
     } catch (e) {
       releaseLock(lock);
       throw e;
     }
-    return new DiskResource(options, dir, db, log.child({ rid: options.rid }), io, reserve);
+    return new DiskResource(options, dir, db, child, io, reserve, warm);
   }
 
   /** Highest allocation id ever recorded here (ids must stay unique across restarts). */
@@ -155,6 +171,7 @@ export class DiskResource implements StorageResource {
       this.options.fsync,
       this.io,
       this.reserve,
+      this.warm,
     );
   }
 
@@ -206,6 +223,7 @@ export class DiskResource implements StorageResource {
   }
 
   close(): void {
+    void this.warm.close();
     void closeHandlesUnder(join(this.dir, 'data'));
     this.db.close();
     releaseLock(join(this.dir, LOCK_FILE));
@@ -326,6 +344,14 @@ export class DiskResource implements StorageResource {
     }
     return removed;
   }
+}
+
+/**
+ * Default page-cache budget of a disk resource's warm files: 1 GiB, at most 1/16 of the machine's
+ * memory (it is only used as new allocations ask for it).
+ */
+export function defaultWarmBytes(): number {
+  return Math.min(1024 ** 3, Math.floor(totalmem() / 16 / (1024 * 1024)) * 1024 * 1024);
 }
 
 /** Lock files held by this process (a second depot in the same process must be refused too). */

@@ -1,0 +1,253 @@
+import { mkdir, readdir, rename, rm, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+
+/** Allocations smaller than this create their file as before (a few fresh pages cost nothing). */
+export const WARM_MIN_BYTES = 1024 * 1024;
+/** Size of a warm file before any allocation has asked for one. */
+const DEFAULT_WARM_FILE_BYTES = 64 * 1024 * 1024;
+/** Warm files are sized like recent allocations, within these limits. */
+const MIN_WARM_FILE_BYTES = 4 * 1024 * 1024;
+const MAX_WARM_FILE_BYTES = 256 * 1024 * 1024;
+/** The warmer reads its files in chunks of this size. */
+const WARM_READ_BYTES = 1024 * 1024;
+/** The pool holds what new allocations asked for in this window (at most the budget). */
+const DEMAND_WINDOW_MS = 10 * 60 * 1000;
+
+/** What a pool has done so far (status and benchmarks). */
+export interface WarmPoolStats {
+  /** Bytes of warm files ready now. */
+  readonly readyBytes: number;
+  /** Bytes warmed since start. */
+  readonly warmedBytes: number;
+  /** Allocation files that started from a warm file / that found none. */
+  readonly taken: number;
+  readonly missed: number;
+}
+
+/**
+ * Warm files for a disk resource's new allocations. Writing a new file costs the kernel a fresh
+ * page-cache page per 4 KiB, and on a virtual machine whose free memory goes back to the host
+ * (free page reporting) each of those is a fault in the hypervisor too: a new file is written at a
+ * few hundred MB/s while overwriting pages already in the cache runs at several GB/s.
+ *
+ * The pool keeps **sparse** files (no disk blocks, only zeros) whose pages
+ * it has read into the page cache beforehand, in the background: as many bytes as new allocations
+ * asked for in the last ten minutes, at most `budgetBytes` (an idle depot warms nothing). A new allocation's file starts as
+ * one of them (renamed into place and cut to the allocation's maximum size): its first writes land
+ * on pages already there. A warm file never holds anything but zeros, so it can never show one
+ * lease's bytes to another, and a hole in it reads as zeros as in any new file. The files take
+ * memory the kernel may reclaim under pressure (then the allocation only writes as fast as a new
+ * file); they are removed at start-up and on close.
+ */
+export class WarmPool {
+  private readonly ready: { path: string; bytes: number }[] = [];
+  private readyBytes = 0;
+  private warmedBytes = 0;
+  private taken = 0;
+  private missed = 0;
+  private nextName = 0;
+  private fileBytes = DEFAULT_WARM_FILE_BYTES;
+  private warming: Promise<void> | undefined;
+  private closed = false;
+  /** Set while a warm file is being made: removed by close. */
+  private making: string | undefined;
+  private worker: Worker | undefined;
+  private pending: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  /** Recent asks of new allocations (time, bytes), oldest first. */
+  private readonly asks: { at: number; bytes: number }[] = [];
+  private askedBytes = 0;
+
+  private constructor(
+    private readonly dir: string,
+    readonly budgetBytes: number,
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {}
+
+  /**
+   * The pool of the resource whose directory is `resourceDir` (its files in `pool/`, emptied now),
+   * holding at most `budgetBytes` (0: no pool).
+   */
+  static async open(resourceDir: string, budgetBytes: number, log: Logger, now: () => number = Date.now): Promise<WarmPool> {
+    const dir = join(resourceDir, 'pool');
+    await rm(dir, { recursive: true, force: true });
+    if (budgetBytes > 0) await mkdir(dir, { recursive: true });
+    return new WarmPool(dir, budgetBytes, log, now);
+  }
+
+  get stats(): WarmPoolStats {
+    return { readyBytes: this.readyBytes, warmedBytes: this.warmedBytes, taken: this.taken, missed: this.missed };
+  }
+
+  /** Resolves once the pool is as full as its budget allows (or it is closed). */
+  async settled(): Promise<void> {
+    while (this.warming !== undefined) await this.warming;
+  }
+
+  /**
+   * Puts a warm file at `target` (which must not exist) for an allocation of at most `maxSize`
+   * bytes; false when there is none (or the allocation is small), and the caller creates the file.
+   */
+  async take(target: string, maxSize: number): Promise<boolean> {
+    if (this.budgetBytes === 0 || maxSize < WARM_MIN_BYTES) return false;
+    this.noteAsk(maxSize);
+    // Later files are sized like this one (the next allocations are likely alike).
+    this.fileBytes = Math.min(MAX_WARM_FILE_BYTES, Math.max(MIN_WARM_FILE_BYTES, roundUp(maxSize, 4096)));
+    // The smallest that holds it, else the largest: taken off the list before any await.
+    let pick = -1;
+    for (let i = 0; i < this.ready.length; i++) {
+      const f = this.ready[i]!;
+      const best = pick < 0 ? undefined : this.ready[pick]!;
+      const fits = f.bytes >= maxSize;
+      if (best === undefined) pick = i;
+      else if (fits && (best.bytes < maxSize || f.bytes < best.bytes)) pick = i;
+      else if (!fits && best.bytes < maxSize && f.bytes > best.bytes) pick = i;
+    }
+    if (pick < 0) {
+      this.missed++;
+      this.refill();
+      return false;
+    }
+    const [file] = this.ready.splice(pick, 1);
+    this.readyBytes -= file!.bytes;
+    try {
+      await rename(file!.path, target);
+      // Never longer than the allocation may grow: its space on disk stays what it was granted.
+      if (file!.bytes > maxSize) await truncate(target, maxSize);
+    } catch (e) {
+      await rm(file!.path, { force: true }).catch(() => undefined);
+      this.log.warn({ err: (e as Error).message }, 'a warm file could not be used; the allocation creates its own');
+      this.missed++;
+      this.refill();
+      return false;
+    }
+    this.taken++;
+    this.refill();
+    return true;
+  }
+
+  /** Stops warming and removes the pool's files. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const worker = this.worker;
+    this.worker = undefined;
+    await worker?.terminate();
+    await this.warming?.catch(() => undefined);
+    this.ready.length = 0;
+    this.readyBytes = 0;
+    await rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  /** How many bytes the pool aims to hold now: the recent asks, at most the budget. */
+  private target(): number {
+    const since = this.now() - DEMAND_WINDOW_MS;
+    while (this.asks.length > 0 && this.asks[0]!.at < since) this.askedBytes -= this.asks.shift()!.bytes;
+    return Math.min(this.budgetBytes, this.askedBytes);
+  }
+
+  private noteAsk(bytes: number): void {
+    this.asks.push({ at: this.now(), bytes: Math.min(bytes, MAX_WARM_FILE_BYTES) });
+    this.askedBytes += Math.min(bytes, MAX_WARM_FILE_BYTES);
+  }
+
+  /** Starts warming files until the pool holds its target, unless already at it. */
+  private refill(): void {
+    if (this.warming !== undefined || this.closed || this.budgetBytes === 0) return;
+    this.warming = this.warm()
+      .catch((e: unknown) => {
+        this.log.warn({ err: (e as Error).message }, 'warming files for new allocations failed; new files are written cold');
+      })
+      .finally(() => {
+        this.warming = undefined;
+        if (this.making !== undefined) void rm(this.making, { force: true }).catch(() => undefined);
+        this.making = undefined;
+      });
+  }
+
+  private async warm(): Promise<void> {
+    while (!this.closed) {
+      const bytes = Math.min(this.fileBytes, this.budgetBytes);
+      if (this.readyBytes + bytes > this.target()) return;
+      const path = join(this.dir, String(this.nextName++));
+      this.making = path;
+      await this.prepare(path, bytes);
+      if (this.closed) return;
+      this.making = undefined;
+      this.ready.push({ path, bytes });
+      this.readyBytes += bytes;
+      this.warmedBytes += bytes;
+    }
+  }
+
+  /** Has the warming thread make warm file `path` of `bytes` bytes. */
+  private prepare(path: string, bytes: number): Promise<void> {
+    if (this.worker === undefined) {
+      const worker = new Worker(WARM_THREAD, { eval: true });
+      worker.unref();
+      const fail = (e: Error) => {
+        this.worker = undefined;
+        const p = this.pending;
+        this.pending = undefined;
+        p?.reject(e);
+      };
+      worker.on('message', (m: { ok: boolean; error?: string }) => {
+        const p = this.pending;
+        this.pending = undefined;
+        if (m.ok) p?.resolve();
+        else p?.reject(new Error(m.error ?? 'warming failed'));
+      });
+      worker.on('error', fail);
+      worker.on('exit', () => fail(new Error('the warming thread stopped')));
+      this.worker = worker;
+    }
+    const worker = this.worker;
+    return new Promise<void>((resolve, reject) => {
+      this.pending = { resolve, reject };
+      worker.postMessage({ path, bytes, chunk: WARM_READ_BYTES });
+    });
+  }
+}
+
+/**
+ * The warming thread: at the lowest scheduling priority (on Linux a thread's own), so it uses only
+ * CPU time nothing else wants; it makes a sparse file and reads it whole, which puts its pages (of
+ * zeros) in the page cache.
+ */
+const WARM_THREAD = `
+const { parentPort } = require('node:worker_threads');
+const fs = require('node:fs');
+try { require('node:os').setPriority(0, 19); } catch {}
+let scratch;
+parentPort.on('message', ({ path, bytes, chunk }) => {
+  try {
+    scratch ??= Buffer.allocUnsafeSlow(chunk);
+    const c = fs.constants;
+    fs.mkdirSync(require('node:path').dirname(path), { recursive: true });
+    const fd = fs.openSync(path, c.O_RDWR | c.O_CREAT | c.O_EXCL, 0o600);
+    try {
+      fs.ftruncateSync(fd, bytes);
+      for (let at = 0; at < bytes; ) {
+        const n = fs.readSync(fd, scratch, 0, Math.min(chunk, bytes - at), at);
+        if (n === 0) break;
+        at += n;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    parentPort.postMessage({ ok: true });
+  } catch (e) {
+    parentPort.postMessage({ ok: false, error: String(e && e.message) });
+  }
+});
+`;
+
+function roundUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+/** Names of the files in a pool directory (tests). */
+export async function poolFiles(resourceDir: string): Promise<string[]> {
+  return readdir(join(resourceDir, 'pool')).catch(() => []);
+}
