@@ -26,9 +26,10 @@
  * Usage: node dist/bench/calibration.js [--json] [--trials N (default 1000)] [--max-minutes M (default 120)]
  *   [--methods column-means,gram,pca,least-squares,least-squares-noisy,least-squares-bounded,least-squares-noisy-bounded]
  * With --json the last line is {"rows":[{method, delta, failure_rate, failure_mode, trials, refused,
- * violations, violation_rate, violation_limit, bound_over_error}, …]} (and the table goes to stderr);
+ * violations, violation_rate, violation_limit, bound_over_error, epsilon_over_truth}, …]} (and the table goes to stderr);
  * violation_limit is the largest violation rate a correct bound exceeds with probability ≤ 1 % (binomial upper
- * quantile); bound_over_error is null where every error is at the rounding level (exact statistics).
+ * quantile); bound_over_error is null where every error is at the rounding level (exact statistics);
+ * epsilon_over_truth is the median ε / ‖truth‖ (so an `exact` cell shows how small its ε is, not only its error).
  */
 import { Matrix, SingularValueDecomposition, QrDecomposition } from 'ml-matrix';
 import { final, InProcessLocus, inMemoryDataset, leastSquares, pca, runnerContext } from '../algorithms/index.js';
@@ -241,6 +242,7 @@ interface Cell {
   refused: number;
   readonly violations: number[]; // per δ
   readonly ratios: number[][]; // per δ
+  readonly relative: number[][]; // per δ: ε / scale of the truth
 }
 
 interface Row {
@@ -254,6 +256,7 @@ interface Row {
   violation_rate: number;
   violation_limit: number;
   bound_over_error: number | null;
+  epsilon_over_truth: number | null;
 }
 
 async function main(): Promise<void> {
@@ -261,7 +264,16 @@ async function main(): Promise<void> {
   for (const method of METHODS)
     for (const rate of RATES)
       for (const mode of rate === 0 ? (['independent'] as const) : (['independent', 'correlated'] as const))
-        cells.push({ method, rate, mode, trials: 0, refused: 0, violations: DELTAS.map(() => 0), ratios: DELTAS.map(() => []) });
+        cells.push({
+          method,
+          rate,
+          mode,
+          trials: 0,
+          refused: 0,
+          violations: DELTAS.map(() => 0),
+          ratios: DELTAS.map(() => []),
+          relative: DELTAS.map(() => []),
+        });
   const stopAt = Date.now() + MAX_MINUTES * 60_000;
   const started = Date.now();
   let done = 0;
@@ -284,6 +296,7 @@ async function main(): Promise<void> {
         const rounding = 1e-9 * scale;
         if (err > eps + rounding) cell.violations[i]!++;
         if (err > rounding) cell.ratios[i]!.push(eps / err);
+        if (scale > 0) cell.relative[i]!.push(eps / scale);
       });
     }
     done++;
@@ -294,6 +307,7 @@ async function main(): Promise<void> {
   for (const cell of cells)
     DELTAS.forEach((delta, i) => {
       const ratios = cell.ratios[i]!.slice().sort((a, b) => a - b);
+      const relative = cell.relative[i]!.slice().sort((a, b) => a - b);
       const n = cell.trials - cell.refused;
       rows.push({
         method: cell.method,
@@ -306,6 +320,7 @@ async function main(): Promise<void> {
         violation_rate: n > 0 ? cell.violations[i]! / n : 0,
         violation_limit: n > 0 ? binomialLimit(n, delta) / n : 0,
         bound_over_error: ratios.length === 0 ? null : ratios[Math.floor(ratios.length / 2)]!,
+        epsilon_over_truth: relative.length === 0 ? null : relative[Math.floor(relative.length / 2)]!,
       });
     });
   rows.sort((a, b) => ALL.indexOf(a.method) - ALL.indexOf(b.method) || b.delta - a.delta);
@@ -313,7 +328,7 @@ async function main(): Promise<void> {
   const out = json ? process.stderr : process.stdout;
   out.write(
     `${done} trials per cell in ${((Date.now() - started) / 1000).toFixed(0)} s\n` +
-      'method                      δ      fail  mode          trials refused  violations  limit(1%)  median ε/err\n',
+      'method                      δ      fail  mode          trials refused  violations  limit(1%)  median ε/err  median ε/‖truth‖\n',
   );
   for (const r of rows) {
     const ratio = r.bound_over_error === null ? 'exact' : r.bound_over_error.toPrecision(3);
@@ -321,7 +336,8 @@ async function main(): Promise<void> {
     out.write(
       `${r.method.padEnd(27)} ${String(r.delta).padEnd(6)} ${String(r.failure_rate).padEnd(5)} ${r.failure_mode.padEnd(12)}  ` +
         `${String(r.trials).padStart(6)} ${String(r.refused).padStart(7)}  ${r.violation_rate.toFixed(4).padStart(10)}  ` +
-        `${r.violation_limit.toFixed(4).padStart(9)}  ${ratio.padStart(12)}${flagBad}\n`,
+        `${r.violation_limit.toFixed(4).padStart(9)}  ${ratio.padStart(12)}  ` +
+        `${(r.epsilon_over_truth === null ? '-' : r.epsilon_over_truth.toExponential(2)).padStart(16)}${flagBad}\n`,
     );
   }
   if (json) process.stdout.write(`${JSON.stringify({ rows })}\n`);
