@@ -260,7 +260,7 @@ export class DiskData implements AllocationData {
     private readonly io: DiskIo,
     private readonly reserve: SpaceReserve,
     /** Where a new file starts warm (see warm-pool.ts), if the resource keeps one. */
-    private readonly warm?: Pick<WarmPool, 'take'>,
+    private readonly warm?: Pick<WarmPool, 'take' | 'busy'>,
   ) {}
 
   get residentBytes(): number {
@@ -294,6 +294,9 @@ export class DiskData implements AllocationData {
     if (this.undoPending !== undefined) await this.recordUndo();
     this.journaled = undefined;
     assertRoom(this.reserve, `allocation ${this.owner.id}`);
+    // The warmer keeps off while data moves (its command ends under the write lock).
+    const idle = this.warm?.busy();
+    if (idle !== undefined) void this.owner.settled().then(idle, idle);
     // An open descriptor means the file exists (a released file's descriptor is dropped first).
     const existed =
       handles.get(this.file) !== undefined ||
@@ -754,6 +757,20 @@ export class DiskData implements AllocationData {
     options?: ReadOptions,
   ): Promise<void> {
     const pooled = options?.sinkReleases === true;
+    const idle = this.warm?.busy();
+    try {
+      await this.readVerified(offset, length, sink, pooled);
+    } finally {
+      idle?.();
+    }
+  }
+
+  private async readVerified(
+    offset: number,
+    length: number,
+    sink: (chunk: Buffer) => void | Promise<void>,
+    pooled: boolean,
+  ): Promise<void> {
     // A read never returns bytes older than an overwrite it overlaps has already received: it
     // waits for that write to be committed (or undone), then reads and verifies.
     await this.afterOverwrites(offset, offset + length);
@@ -813,6 +830,8 @@ export class DiskData implements AllocationData {
    * {@link read}, which tells a change since from damage.
    */
   async readPlan(offset: number, length: number): Promise<DiskReadPlan> {
+    // The reader is in another thread: the warmer keeps off for a moment from now.
+    this.warm?.busy()();
     await this.afterOverwrites(offset, offset + length);
     const size = this.owner.size;
     if (offset + length > size)

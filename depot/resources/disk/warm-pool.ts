@@ -12,6 +12,10 @@ const MIN_WARM_FILE_BYTES = 4 * 1024 * 1024;
 const MAX_WARM_FILE_BYTES = 256 * 1024 * 1024;
 /** The warmer reads its files in chunks of this size. */
 const WARM_READ_BYTES = 1024 * 1024;
+/** The warmer reads this much between checks that the resource is idle. */
+const WARM_STEP_BYTES = 4 * 1024 * 1024;
+/** The warmer waits for this long without a read or write of the resource's data. */
+const QUIET_MS = 100;
 /** The pool holds what new allocations asked for in this window (at most the budget). */
 const DEMAND_WINDOW_MS = 10 * 60 * 1000;
 
@@ -58,6 +62,9 @@ export class WarmPool {
   /** Recent asks of new allocations (time, bytes), oldest first. */
   private readonly asks: { at: number; bytes: number }[] = [];
   private askedBytes = 0;
+  /** Reads and writes in progress, and when the last one ended. */
+  private active = 0;
+  private lastActive = 0;
 
   private constructor(
     private readonly dir: string,
@@ -166,13 +173,33 @@ export class WarmPool {
       });
   }
 
+  /**
+   * Marks a read or write of the resource's data in progress until the returned function is
+   * called: the warmer works only while none is and none was for {@link QUIET_MS}, so it takes
+   * time from idle moments, not from the transfers it is meant to speed up.
+   */
+  busy(): () => void {
+    this.active++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.active--;
+      this.lastActive = this.now();
+    };
+  }
+
   private async warm(): Promise<void> {
     while (!this.closed) {
       const bytes = Math.min(this.fileBytes, this.budgetBytes);
       if (this.readyBytes + bytes > this.target()) return;
       const path = join(this.dir, String(this.nextName++));
       this.making = path;
-      await this.prepare(path, bytes);
+      for (let at = 0; at < bytes && !this.closed; at += WARM_STEP_BYTES) {
+        await this.quiet();
+        if (this.closed) return;
+        await this.prepare(path, at, Math.min(bytes, at + WARM_STEP_BYTES), bytes);
+      }
       if (this.closed) return;
       this.making = undefined;
       this.ready.push({ path, bytes });
@@ -181,8 +208,18 @@ export class WarmPool {
     }
   }
 
-  /** Has the warming thread make warm file `path` of `bytes` bytes. */
-  private prepare(path: string, bytes: number): Promise<void> {
+  /** Resolves once no read or write has been in progress for {@link QUIET_MS}. */
+  private async quiet(): Promise<void> {
+    for (;;) {
+      if (this.closed) return;
+      const wait = this.active > 0 ? QUIET_MS : this.lastActive + QUIET_MS - this.now();
+      if (wait <= 0) return;
+      await new Promise<void>((resolve) => setTimeout(resolve, wait).unref());
+    }
+  }
+
+  /** Has the warming thread read `[from, to)` of warm file `path` (of `bytes` bytes; made when `from` is 0). */
+  private prepare(path: string, from: number, to: number, bytes: number): Promise<void> {
     if (this.worker === undefined) {
       const worker = new Worker(WARM_THREAD, { eval: true });
       worker.unref();
@@ -205,31 +242,36 @@ export class WarmPool {
     const worker = this.worker;
     return new Promise<void>((resolve, reject) => {
       this.pending = { resolve, reject };
-      worker.postMessage({ path, bytes, chunk: WARM_READ_BYTES });
+      worker.postMessage({ path, from, to, bytes, chunk: WARM_READ_BYTES });
     });
   }
 }
 
 /**
  * The warming thread: at the lowest scheduling priority (on Linux a thread's own), so it uses only
- * CPU time nothing else wants; it makes a sparse file and reads it whole, which puts its pages (of
- * zeros) in the page cache.
+ * CPU time nothing else wants; it makes a sparse file and reads it, a range per message, which puts
+ * its pages (of zeros) in the page cache.
  */
 const WARM_THREAD = `
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 try { require('node:os').setPriority(0, 19); } catch {}
 let scratch;
-parentPort.on('message', ({ path, bytes, chunk }) => {
+parentPort.on('message', ({ path, from, to, bytes, chunk }) => {
   try {
     scratch ??= Buffer.allocUnsafeSlow(chunk);
     const c = fs.constants;
-    fs.mkdirSync(require('node:path').dirname(path), { recursive: true });
-    const fd = fs.openSync(path, c.O_RDWR | c.O_CREAT | c.O_EXCL, 0o600);
-    try {
+    let fd;
+    if (from === 0) {
+      fs.mkdirSync(require('node:path').dirname(path), { recursive: true });
+      fd = fs.openSync(path, c.O_RDWR | c.O_CREAT | c.O_EXCL, 0o600);
       fs.ftruncateSync(fd, bytes);
-      for (let at = 0; at < bytes; ) {
-        const n = fs.readSync(fd, scratch, 0, Math.min(chunk, bytes - at), at);
+    } else {
+      fd = fs.openSync(path, c.O_RDONLY);
+    }
+    try {
+      for (let at = from; at < to; ) {
+        const n = fs.readSync(fd, scratch, 0, Math.min(chunk, to - at), at);
         if (n === 0) break;
         at += n;
       }
