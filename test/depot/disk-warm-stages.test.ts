@@ -6,6 +6,8 @@ import { formatStore, formatWrite, type Capability } from '../../ibp/index.js';
 import { parseDepotOptions } from '../../depot/index.js';
 import { directReadStats } from '../../depot/server/direct-socket.js';
 import type { DiskResource } from '../../depot/resources/disk/disk-resource.js';
+import { WarmPool } from '../../depot/resources/disk/warm-pool.js';
+import { pino } from 'pino';
 import { RawSession, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -216,5 +218,25 @@ describe('disk resource: new files start warm, and bodies land in stage buffers'
     await sendInPieces(s, formatStore({ version: 1, cap: a.write as Capability, length: more.length, timeoutSec: 30 }), more, 10);
     expect(await s.line(10_000)).toBe(`1 ${more.length} \n`);
     expect(Buffer.from(await t.client.load(a.read, kept.length, more.length)).equals(more)).toBe(true);
+  });
+
+  it('the warmer keeps off while a read or write is in progress, and closing removes its files', async () => {
+    const d = tempDir();
+    cleanups.push(d.cleanup);
+    const pool = await WarmPool.open(d.path, 64 * MiB, pino({ level: 'silent' }));
+    cleanups.push(() => pool.close());
+    const done = pool.busy();
+    // A miss: the pool aims to hold what was asked for, but waits for the transfer to end.
+    expect(await pool.take(join(d.path, 'x'), 8 * MiB)).toBe(false);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(pool.stats.readyBytes).toBe(0);
+    done();
+    await pool.settled();
+    expect(pool.stats.readyBytes).toBe(8 * MiB);
+    expect(await pool.take(join(d.path, 'y'), 5 * MiB)).toBe(true);
+    const y = await stat(join(d.path, 'y'));
+    expect([y.size, y.blocks]).toEqual([5 * MiB, 0]);
+    await pool.close();
+    await expect(readdir(join(d.path, 'pool'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
