@@ -5,7 +5,7 @@ import { groupOf, minimizeConvexAt } from './horvitz-thompson.js';
 import { coverageOf, resolvePlan } from './plan.js';
 import { FLOAT64_UNIT_ROUNDOFF, roundingAllowance } from './rounding.js';
 import { frobeniusNorm, symmetricEigenvalues } from './symmetric-eigen.js';
-import { gramNormBound, scatterBounds, scatterTrace } from './block-summary.js';
+import { exactGramOf, gramNormBound, scatterBounds, scatterTrace } from './block-summary.js';
 import type { BlockSummary, Estimate, EstimateOptions, PlannedBlock } from './types.js';
 
 /** Largest symmetric matrix whose spectral norms are computed exactly (Jacobi); above it, Frobenius norms. */
@@ -44,6 +44,13 @@ export interface MatrixStatistic {
    * `known` (`depth`). Without it the estimate has no rounding part.
    */
   rounding?(summary: BlockSummary): { magnitude: number; depth: number };
+  /**
+   * Optional: T_b itself when the summary determines it (e.g. the Gram from an exact scatter), with `error` ≥ the
+   * spectral norm of its distance to the real T_b (its rounding); undefined when it does not. When every missing
+   * block's T_b is so determined, the estimate adds them as they are: nothing is weighted or bounded, and the
+   * sampling error is 0 (δ 0).
+   */
+  exact?(summary: BlockSummary): { value: Float64Array; error: number } | undefined;
 }
 
 /** A ball holding a block's remainder: ‖R_b − centre‖₂ ≤ radius (see {@link MatrixStatistic.remainderBall}). */
@@ -78,6 +85,10 @@ export function gramStatistic(d: number): MatrixStatistic {
       if (s.scatterRadius === undefined || ref === undefined || ref.cols !== d) return undefined;
       const t = scatterTrace(s);
       return { centre: ref.matrix.map((v) => t * v), radius: s.scatterRadius };
+    },
+    exact: (s) => {
+      const g = s.cols === d ? exactGramOf(s) : undefined;
+      return g === undefined ? undefined : { value: g.gram, error: g.error };
     },
   };
 }
@@ -164,6 +175,19 @@ export class MatrixAccumulator {
     const resolved = resolvePlan(planned, options);
     const { rows, cols } = this.statistic;
     const answered = (id: string): boolean => this.#values.has(id);
+    const filled = this.#exactFill(planned, answered);
+    if (filled !== undefined) {
+      const weights = new Map(planned.filter((b) => answered(b.id)).map((b) => [b.id, 1]));
+      return buildEstimate(filled.value, 0, resolved, options, {
+        rounding: this.#rounding(planned, weights, options) + filled.error,
+        coverage: coverageOf(planned, answered),
+        blocksUsed: weights.size,
+        blocksPlanned: planned.length,
+        bytesMoved: this.#bytesMoved,
+        method: `exact ${this.statistic.name}: the answered blocks' values plus every missing block's own from its summary (exact scatter); no sampling error`,
+        norm: 'spectral',
+      });
+    }
     const groups = new Map<string, PlannedBlock[]>();
     for (const b of planned) {
       const list = groups.get(groupOf(b));
@@ -239,6 +263,36 @@ export class MatrixAccumulator {
       method: `horvitz-thompson difference estimator(${this.statistic.name}: summary part exact, HT on the rest); ${weightingText(resolved)}; matrix bennett (Tropp 2012 Thm 6.1), spectral norm; ${MAR}`,
       norm: 'spectral',
     });
+  }
+
+  /**
+   * Σ_answered T_b + Σ_missing T_b(summary), in plan order, when blocks are missing and the statistic determines
+   * every missing block's value from its summary ({@link MatrixStatistic.exact}); else undefined. `error` is the
+   * sum of the summaries' allowances (the sum's own rounding is in {@link #rounding}).
+   */
+  #exactFill(
+    planned: readonly PlannedBlock[],
+    answered: (id: string) => boolean,
+  ): { value: Float64Array; error: number } | undefined {
+    const exact = this.statistic.exact;
+    if (exact === undefined || planned.every((b) => answered(b.id))) return undefined;
+    const { rows, cols } = this.statistic;
+    const value = new Float64Array(rows * cols);
+    let error = 0;
+    for (const b of planned) {
+      const v = this.#values.get(b.id);
+      if (v !== undefined) {
+        addScaled(value, v.t, 1);
+        continue;
+      }
+      const e = exact(b.summary);
+      if (e === undefined) return undefined;
+      if (e.value.length !== rows * cols)
+        throw invalidArgument('statistic.exact(summary).value.length', `${rows * cols}`, e.value.length);
+      addScaled(value, e.value, 1);
+      error += e.error;
+    }
+    return { value, error: error * 1.01 };
   }
 
   /**

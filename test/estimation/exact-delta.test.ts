@@ -19,9 +19,15 @@ import { blockData, columnStatsBytes, fakeDataset, gramBytes } from '../coordina
 const D = 4;
 const blocks = syntheticMatrix(11, 10, 25, D, 3);
 const planned = plan(blocks);
+// The same plan as summaries without the exact scatter (older exNodes): a missing block's Gram is then bounded.
+const plannedBounded = planned.map((p) => {
+  const summary = { ...p.summary };
+  delete summary.exactScatter;
+  return { ...p, summary };
+});
 const totalRows = blocks.reduce((n, b) => n + b.rows, 0);
 
-function estimates(answered: (i: number) => boolean) {
+function estimates(answered: (i: number) => boolean, planned = plannedBounded) {
   const moments = new ColumnMomentsAccumulator(D);
   const gram = new MatrixAccumulator(gramStatistic(D));
   blocks.forEach((b, i) => {
@@ -58,6 +64,16 @@ describe('δ of an estimate exact up to rounding', () => {
       expect(e.delta, name).toBeGreaterThan(0);
       expect(e.delta, name).toBeLessThanOrEqual(0.1 + 1e-12);
     }
+  });
+
+  it('is 0 for the Gram when blocks are missing but every missing summary holds its exact scatter', () => {
+    const e = estimates((i) => i % 4 !== 1, planned);
+    expect(e.gram.blocksMissing).toBeGreaterThan(0);
+    expect(e.gram.parts.sampling).toEqual({ epsilon: 0, delta: 0 });
+    expect(e.gram.delta).toBe(0);
+    expect(e.gram.parts.rounding!.epsilon).toBeGreaterThan(0);
+    // The means of the missing blocks are still weighted here: the covariance keeps their δ only.
+    expect(e.covariance.delta).toBe(e.means.delta);
   });
 
   it('keeps a sketch part’s own δ at full coverage', () => {

@@ -1,9 +1,11 @@
-import { Matrix } from 'ml-matrix';
+import { Matrix, SingularValueDecomposition } from 'ml-matrix';
 import { describe, expect, it } from 'vitest';
 import {
   CoordinatorErrorCode,
   EXACT_SCATTER_MAX_COLS,
   exactGramOf,
+  gramStatistic,
+  MatrixAccumulator,
   summarizeBlock,
   summaryFromJson,
   summaryToJson,
@@ -122,5 +124,46 @@ describe('exact centred scatter in the block summary', () => {
     const off = good.exactScatter!.slice();
     off[1] = 2 * Math.sqrt(off[0]! * off[4]!) + 1;
     check(bad(off), /summary\.exactScatter\[1\].*positive semidefinite/);
+  });
+
+  it('fills the Gram estimate exactly when every missing block has one: error within the rounding allowance, δ 0', () => {
+    const cols = 6;
+    for (const seed of [21, 22, 23]) {
+      const blocks = Array.from({ length: 16 }, (_, b) => block(30 + b, cols, seed * 100 + b));
+      const summaries = blocks.map((data, b) => summarizeBlock(data, 30 + b, cols));
+      const planned = summaries.map((summary, b) => ({ id: String(b), summary, group: `g${b % 4}` }));
+      let full = new Matrix(cols, cols);
+      const acc = new MatrixAccumulator(gramStatistic(cols));
+      const bounded = new MatrixAccumulator(gramStatistic(cols));
+      blocks.forEach((data, b) => {
+        const A = Matrix.from1DArray(30 + b, cols, Array.from(data));
+        const G = A.transpose().mmul(A);
+        full = full.add(G);
+        // Group g1 is missing whole, and every fifth block elsewhere.
+        if (b % 4 === 1 || b % 5 === 0) return;
+        acc.add(String(b), G.to1DArray());
+        bounded.add(String(b), G.to1DArray());
+      });
+      const e = acc.estimate(planned, { delta: 0.05 });
+      expect(e.blocksMissing).toBeGreaterThan(4);
+      expect(e.delta).toBe(0);
+      expect(e.parts.sampling).toEqual({ epsilon: 0, delta: 0 });
+      expect(e.method).toMatch(/^exact gram/);
+      const err = Matrix.from1DArray(cols, cols, Array.from(e.value)).sub(full);
+      const spectral = new SingularValueDecomposition(err).diagonal[0]!;
+      expect(spectral).toBeLessThanOrEqual(e.epsilon);
+      expect(e.epsilon).toBeLessThan(1e-11 * full.norm('frobenius'));
+      // Without the scatters (older exNodes) the same answers give a bounded estimate with δ.
+      const old = bounded.estimate(
+        planned.map((p) => {
+          const summary = { ...p.summary };
+          delete summary.exactScatter;
+          return { ...p, summary };
+        }),
+        { delta: 0.05 },
+      );
+      expect(old.delta).toBeGreaterThan(0);
+      expect(old.epsilon).toBeGreaterThan(1e6 * e.epsilon);
+    }
   });
 });
