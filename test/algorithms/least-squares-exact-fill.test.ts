@@ -124,6 +124,21 @@ describe('least squares with the missing blocks filled exactly from their summar
     }
   }, 60_000);
 
+  it('sketch-and-solve with the missing blocks filled: its certificate covers the error, δ = 0', async () => {
+    for (const seed of [6, 7]) {
+      const A = noisyRegression(matrix(seed), seed);
+      const { dataset, blocks } = inMemoryDataset(A, N, D, { blockRows: BLOCK_ROWS, depotsOf: (b) => [9000 + (b % DEPOTS)] });
+      const failed = new Set(dataset.blocks.filter((b) => b.index % DEPOTS === seed % DEPOTS).map((b) => b.index));
+      const ctx = runnerContext(new InProcessLocus(blocks, { fail: (a) => failed.has(a.block.index) }));
+      const e = await final(leastSquares(dataset, ctx, { seed, method: 'sketch-and-solve' }));
+      const err = dist(e.value.coefficients, solution(A, N, D));
+      expect(e.value.iterations).toBe(0);
+      expect(e.delta).toBe(0);
+      expect(err).toBeGreaterThan(0);
+      expect(e.epsilon).toBeGreaterThanOrEqual(err);
+    }
+  });
+
   it('without the exact scatters (old exNodes) gives exactly what it gave before they were recorded', async () => {
     const golden = JSON.parse(readFileSync(new URL('fixtures/ls-bounded-golden.json', import.meta.url), 'utf8')) as {
       seed: number;
