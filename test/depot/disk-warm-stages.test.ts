@@ -239,4 +239,30 @@ describe('disk resource: new files start warm, and bodies land in stage buffers'
     await pool.close();
     await expect(readdir(join(d.path, 'pool'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
+
+  it('under fsync = "safe" warm files are written with zeros and synced (allocated blocks), and shed when room is short', async () => {
+    const d = tempDir();
+    cleanups.push(d.cleanup);
+    const t = await depotOn(d.path, { fsync: 'safe', warmBytes: '32MiB' });
+    const disk = diskOf(t);
+    const a = await t.client.allocate(t, { size: 4 * MiB, durationSec: 60 });
+    await t.client.store(a.write, pattern(100_000, 12));
+    await disk.warmed();
+    const pool = await readdir(join(d.path, 'pool'));
+    expect(pool).toHaveLength(1);
+    const warm = await stat(join(d.path, 'pool', pool[0]!));
+    expect(warm.size).toBe(4 * MiB);
+    expect(warm.blocks * 512).toBeGreaterThanOrEqual(4 * MiB);
+    const b = await t.client.allocate(t, { size: 4 * MiB, durationSec: 60 });
+    const body = pattern(3 * MiB, 13);
+    await t.client.store(b.write, body);
+    expect(disk.warmStats.taken).toBe(1);
+    expect(Buffer.from(await t.client.load(b.read, 0, body.length)).equals(body)).toBe(true);
+    // Whatever the next warm files are, shedding removes them at once.
+    await disk.warmed();
+    const warmPool = (disk as unknown as { warm: WarmPool }).warm;
+    warmPool.shed();
+    expect(warmPool.stats.readyBytes).toBe(0);
+    expect(await readdir(join(d.path, 'pool'))).toHaveLength(0);
+  });
 });

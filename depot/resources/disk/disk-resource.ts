@@ -82,7 +82,9 @@ export class DiskResource implements StorageResource {
     let warm: WarmPool;
     const child = log.child({ rid: options.rid });
     try {
-      warm = await WarmPool.open(dir, options.warmBytes ?? defaultWarmBytes(), child);
+      warm = await WarmPool.open(dir, options.warmBytes ?? defaultWarmBytes(), child, { written: options.fsync === 'safe' });
+      // Short of room: written warm files go before anything else.
+      reserve.onShort = () => warm.shed();
       db = new MetadataDb(join(dir, METADATA_FILE), options.rid, options.fsync, reserve);
     } catch (e) {
       releaseLock(lock);

@@ -13,6 +13,8 @@ const ZEROS = Buffer.alloc(64 * 1024);
  */
 export class SpaceReserve {
   private held: number;
+  /** Frees room elsewhere (synchronously) when the reserve cannot be made whole; true if it did. */
+  onShort: (() => boolean) | undefined;
 
   private constructor(
     readonly file: string,
@@ -44,6 +46,11 @@ export class SpaceReserve {
    */
   ensure(): boolean {
     if (this.whole) return true;
+    if (this.fill()) return true;
+    return this.onShort?.() === true && this.fill();
+  }
+
+  private fill(): boolean {
     let fd: number | undefined;
     try {
       fd = openSync(this.file, 'a', 0o600);

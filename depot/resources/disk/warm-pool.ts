@@ -1,3 +1,4 @@
+import { statfsSync, unlinkSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -36,12 +37,14 @@ export interface WarmPoolStats {
  * (free page reporting) each of those is a fault in the hypervisor too: a new file is written at a
  * few hundred MB/s while overwriting pages already in the cache runs at several GB/s.
  *
- * The pool keeps **sparse** files (no disk blocks, only zeros) whose pages
+ * The pool keeps files of zeros (sparse, or written and synced for resources that sync every
+ * write: see {@link WarmPool.open}) whose pages
  * it has read into the page cache beforehand, in the background: as many bytes as new allocations
  * asked for in the last ten minutes, at most `budgetBytes` (an idle depot warms nothing). A new allocation's file starts as
  * one of them (renamed into place and cut to the allocation's maximum size): its first writes land
  * on pages already there. A warm file never holds anything but zeros, so it can never show one
- * lease's bytes to another, and a hole in it reads as zeros as in any new file. The files take
+ * lease's bytes to another, and a hole left by a write past the end reads as zeros as in any new
+ * file. The files take
  * memory the kernel may reclaim under pressure (then the allocation only writes as fast as a new
  * file); they are removed at start-up and on close.
  */
@@ -69,19 +72,45 @@ export class WarmPool {
   private constructor(
     private readonly dir: string,
     readonly budgetBytes: number,
+    private readonly written: boolean,
     private readonly log: Logger,
     private readonly now: () => number,
   ) {}
 
   /**
    * The pool of the resource whose directory is `resourceDir` (its files in `pool/`, emptied now),
-   * holding at most `budgetBytes` (0: no pool).
+   * holding at most `budgetBytes` (0: no pool). With `written` (resources that sync every write)
+   * warm files are written with zeros and synced, so a write into one replaces allocated blocks and
+   * its sync commits no block allocation; only while the filesystem has room to spare, else sparse.
    */
-  static async open(resourceDir: string, budgetBytes: number, log: Logger, now: () => number = Date.now): Promise<WarmPool> {
+  static async open(
+    resourceDir: string,
+    budgetBytes: number,
+    log: Logger,
+    options: { written?: boolean; now?: () => number } = {},
+  ): Promise<WarmPool> {
     const dir = join(resourceDir, 'pool');
     await rm(dir, { recursive: true, force: true });
     if (budgetBytes > 0) await mkdir(dir, { recursive: true });
-    return new WarmPool(dir, budgetBytes, log, now);
+    return new WarmPool(dir, budgetBytes, options.written === true, log, options.now ?? Date.now);
+  }
+
+  /**
+   * Removes every warm file now (synchronously): the filesystem is short of room, and written warm
+   * files hold blocks that data may need.
+   */
+  shed(): boolean {
+    let freed = false;
+    for (const f of this.ready.splice(0)) {
+      try {
+        unlinkSync(f.path);
+        freed = true;
+      } catch {
+        // gone already
+      }
+    }
+    this.readyBytes = 0;
+    return freed;
   }
 
   get stats(): WarmPoolStats {
@@ -195,10 +224,11 @@ export class WarmPool {
       if (this.readyBytes + bytes > this.target()) return;
       const path = join(this.dir, String(this.nextName++));
       this.making = path;
+      const write = this.written && this.roomFor(bytes);
       for (let at = 0; at < bytes && !this.closed; at += WARM_STEP_BYTES) {
         await this.quiet();
         if (this.closed) return;
-        await this.prepare(path, at, Math.min(bytes, at + WARM_STEP_BYTES), bytes);
+        await this.prepare(path, at, Math.min(bytes, at + WARM_STEP_BYTES), bytes, write);
       }
       if (this.closed) return;
       this.making = undefined;
@@ -218,8 +248,25 @@ export class WarmPool {
     }
   }
 
-  /** Has the warming thread read `[from, to)` of warm file `path` (of `bytes` bytes; made when `from` is 0). */
-  private prepare(path: string, from: number, to: number, bytes: number): Promise<void> {
+  /**
+   * Whether the filesystem has room for a written warm file of `bytes` and then still at least
+   * twice the budget and a tenth of its size free.
+   */
+  private roomFor(bytes: number): boolean {
+    try {
+      const fs = statfsSync(this.dir);
+      const free = fs.bavail * fs.bsize;
+      return free - bytes >= Math.max(2 * this.budgetBytes, (fs.blocks * fs.bsize) / 10);
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Has the warming thread fill `[from, to)` of warm file `path` (of `bytes` bytes; made when `from`
+   * is 0): reading it, or with `write` writing zeros (synced once the last range is written).
+   */
+  private prepare(path: string, from: number, to: number, bytes: number, write: boolean): Promise<void> {
     if (this.worker === undefined) {
       const worker = new Worker(WARM_THREAD, { eval: true });
       worker.unref();
@@ -242,7 +289,7 @@ export class WarmPool {
     const worker = this.worker;
     return new Promise<void>((resolve, reject) => {
       this.pending = { resolve, reject };
-      worker.postMessage({ path, from, to, bytes, chunk: WARM_READ_BYTES });
+      worker.postMessage({ path, from, to, bytes, write, chunk: WARM_READ_BYTES });
     });
   }
 }
@@ -257,9 +304,11 @@ const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 try { require('node:os').setPriority(0, 19); } catch {}
 let scratch;
-parentPort.on('message', ({ path, from, to, bytes, chunk }) => {
+let zeros;
+parentPort.on('message', ({ path, from, to, bytes, write, chunk }) => {
   try {
     scratch ??= Buffer.allocUnsafeSlow(chunk);
+    zeros ??= Buffer.alloc(chunk);
     const c = fs.constants;
     let fd;
     if (from === 0) {
@@ -267,14 +316,16 @@ parentPort.on('message', ({ path, from, to, bytes, chunk }) => {
       fd = fs.openSync(path, c.O_RDWR | c.O_CREAT | c.O_EXCL, 0o600);
       fs.ftruncateSync(fd, bytes);
     } else {
-      fd = fs.openSync(path, c.O_RDONLY);
+      fd = fs.openSync(path, write ? c.O_RDWR : c.O_RDONLY);
     }
     try {
       for (let at = from; at < to; ) {
-        const n = fs.readSync(fd, scratch, 0, Math.min(chunk, to - at), at);
+        const want = Math.min(chunk, to - at);
+        const n = write ? fs.writeSync(fd, zeros, 0, want, at) : fs.readSync(fd, scratch, 0, want, at);
         if (n === 0) break;
         at += n;
       }
+      if (write && to >= bytes) fs.fdatasyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
