@@ -24,7 +24,7 @@ const RESERVE_FILE = 'space-reserve';
  * A disk resource: allocation bytes in files under `path/data/`, metadata in SQLite. At start-up it
  * takes the directory's lock, restores every allocation, and checks each file (`startupCheck`):
  * a file shorter than its data or failing its checksums marks the allocation damaged; bytes past
- * the committed size (a torn append) are cut; files nobody owns are removed.
+ * the committed size (a torn append, or a warm file's unused tail) are cut; files nobody owns are removed.
  */
 export class DiskResource implements StorageResource {
   /** Under `safe`: the writes' commits, grouped (see group-commit.ts). */
@@ -132,7 +132,8 @@ export class DiskResource implements StorageResource {
         allocations: rows.length,
         damaged,
         recovered,
-        tornAppendsCut: cut,
+        // A torn append, or the unused tail of a file that started warm.
+        tailsCut: cut,
         orphanFilesRemoved: orphans,
         check: this.options.startupCheck,
         ms: Date.now() - started,
