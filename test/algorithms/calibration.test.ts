@@ -138,10 +138,11 @@ describe('calibration with failed blocks (quick; bench:calibration runs 1000 tri
   // Median ε / true error allowed per case: the measured medians (30 trials) with a margin of about 25 %, so that a
   // looser bound fails the test. Without failures only the probes' χ² test is random (about 1.6). With blocks
   // missing, each summary's relative scatter bound K_b ⪯ (tr K_b + ρ_b)·Ref + ρ_bτ·I confines a missing block's
-  // mass off the subspace to about its typical share (medians 1.1–1.35 measured). Least squares must allow a
-  // missing block's residual to line up with its features (Cauchy–Schwarz over its rows), which the summaries
-  // cannot exclude: medians of 10–12 measured for an almost exact fit and 8–9 for a noisy regression
-  // (docs/algorithms.md).
+  // mass off the subspace to about its typical share (medians 1.1–1.35 measured). Least squares with summaries
+  // that hold the exact scatters fills the missing blocks exactly (every error at the rounding level: the first
+  // cases). Without them (older exNodes, the cases after) it must allow a missing block's residual to line up with
+  // its features, which the other summary fields cannot exclude: medians of 10–12 measured for an almost exact fit
+  // and 8–9 for a noisy regression (docs/algorithms.md).
   const cases = [
     { method: 'pca', rate: 0, correlated: false, trials: 20, ratio: 2.1 },
     { method: 'pca', rate: 0.1, correlated: false, trials: 30, ratio: 1.45 },
