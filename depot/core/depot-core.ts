@@ -174,22 +174,22 @@ export class DepotCore {
         }
       }
     } catch (e) {
-      for (const s of stores) s.close();
+      await Promise.all(stores.map((s) => s.close()));
       throw e;
     }
     const core = new DepotCore(options, clock, deps, stores);
     try {
       await core.restore();
     } catch (e) {
-      core.close();
+      await core.close();
       throw e;
     }
     return core;
   }
 
   /** Closes the resources (metadata stores, locks). */
-  close(): void {
-    for (const r of this.resources.values()) r.store.close();
+  async close(): Promise<void> {
+    await Promise.all([...this.resources.values()].map((r) => r.store.close()));
   }
 
   private async restore(): Promise<void> {

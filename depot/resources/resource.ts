@@ -24,7 +24,8 @@ export interface StorageResource {
   commitWrite(a: Allocation, newSize: number, blocks: BlockChecksums | undefined): void | Promise<void>;
   /** Frees an allocation's bytes and forgets it. */
   purge(a: Allocation): Promise<void>;
-  close(): void;
+  /** Closes the resource; resolves once nothing of it runs any more. */
+  close(): void | Promise<void>;
 }
 
 /** A memory resource: nothing survives the process, so there is nothing to record. */

@@ -100,13 +100,12 @@ export class DepotServer {
     try {
       depot = new DepotServer(options, core, log);
     } catch (e) {
-      core.close();
+      await core.close();
       throw e;
     }
     await new Promise<void>((resolve, reject) => {
       const onStartError = (e: Error) => {
-        core.close();
-        reject(e);
+        void core.close().finally(() => reject(e));
       };
       depot.server.once('error', onStartError);
       depot.server.listen({ host: options.host, port: options.port, exclusive: true }, () => {
@@ -187,7 +186,7 @@ export class DepotServer {
     await closed;
     this.transfers.close();
     await this.nfu.close();
-    this.core.close();
+    await this.core.close();
     this.log.info({ rejectedConnections: this.rejected }, 'depot closed');
   }
 

@@ -1,4 +1,4 @@
-import { constants as fsConstants, truncateSync } from 'node:fs';
+import { constants as fsConstants, statSync, truncateSync } from 'node:fs';
 import { mkdir, open, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { dirname, sep } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -22,7 +22,19 @@ import {
   writevFully,
 } from './redo-journal.js';
 import type { SpaceReserve } from './space-reserve.js';
-import type { WarmPool } from './warm-pool.js';
+
+/** How a disk allocation's file uses its resource's warm files (see warm-pool.ts and `DiskResource`). */
+export interface WarmHooks {
+  /** Puts a warm file at `file` for an allocation of at most `maxSize` bytes; false if none. */
+  take(file: string, maxSize: number): Promise<boolean>;
+  /** Marks data moving until the returned function is called (the warmer keeps off meanwhile). */
+  busy(): () => void;
+  /** `data`'s file started warm: its unused tail is to be cut once it is idle. */
+  tookWarm(data: DiskData): void;
+  /** Frees room now (warm files, idle files' unused tails); true if it freed any. */
+  reclaim(): boolean;
+}
+import { isOutOfSpace } from './space-reserve.js';
 
 /** Bytes covered by one stored checksum. */
 export const BLOCK_BYTES = 64 * 1024;
@@ -32,15 +44,20 @@ const WRITE_BATCH_BYTES = 1024 * 1024;
 const READ_RUN_BYTES = 16 * BLOCK_BYTES;
 /** Stage buffers a body is read into (see `openWriter`), at most this many out per writer. */
 const STAGES_OUT = 4;
+/** Stage buffers out over all writers of the process (beyond it, bodies take the chunked path). */
+const STAGES_OUT_ALL = 64;
+let stagesOutAll = 0;
 /** Stage buffers kept for reuse. */
 const POOLED_STAGES = 16;
 const stages: Buffer[] = [];
 
 function takeStage(): Buffer {
+  stagesOutAll++;
   return stages.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH_BYTES);
 }
 
 function giveStage(b: Buffer): void {
+  stagesOutAll--;
   if (stages.length < POOLED_STAGES) stages.push(b);
 }
 
@@ -251,6 +268,11 @@ export class DiskData implements AllocationData {
    * set) and the re-reads that decide whether a checksum mismatch is damage exclude each other.
    */
   private gateTail: Promise<void> = Promise.resolve();
+  /** Writes in progress (from their opening to the end of their command), and when the last ended. */
+  private writers = 0;
+  private lastWriteEnd = 0;
+  /** The file started warm and may still hold its unused tail (see {@link trimWarmTail}). */
+  private warmTail = false;
 
   constructor(
     readonly file: string,
@@ -260,7 +282,7 @@ export class DiskData implements AllocationData {
     private readonly io: DiskIo,
     private readonly reserve: SpaceReserve,
     /** Where a new file starts warm (see warm-pool.ts), if the resource keeps one. */
-    private readonly warm?: Pick<WarmPool, 'take' | 'busy'>,
+    private readonly warm?: WarmHooks,
   ) {}
 
   get residentBytes(): number {
@@ -283,6 +305,25 @@ export class DiskData implements AllocationData {
     return h;
   }
 
+  /**
+   * Cuts the unused tail of a file that started warm (zeros past the committed size, up to the max
+   * size) once no write has run for `idleMs`: `trimmed`, `kept` (not idle yet, or the cut failed:
+   * asked again later) or `gone` (nothing to cut any more). Synchronous, so no write starts
+   * between the check and the cut; bytes past the committed size are never read.
+   */
+  trimWarmTail(now: number, idleMs: number): 'trimmed' | 'kept' | 'gone' {
+    if (!this.warmTail || this.owner.freed) return 'gone';
+    if (this.writers > 0 || now - this.lastWriteEnd < idleMs) return 'kept';
+    try {
+      const st = statSync(this.file, { throwIfNoEntry: false });
+      if (st !== undefined && st.size > this.owner.size) truncateSync(this.file, this.owner.size);
+    } catch {
+      return 'kept';
+    }
+    this.warmTail = false;
+    return 'trimmed';
+  }
+
   /** Closes the cached descriptor (after a failure on it, or before the file goes away). */
   private forgetHandle(): Promise<void> {
     return handles.drop(this.file);
@@ -294,9 +335,16 @@ export class DiskData implements AllocationData {
     if (this.undoPending !== undefined) await this.recordUndo();
     this.journaled = undefined;
     assertRoom(this.reserve, `allocation ${this.owner.id}`);
-    // The warmer keeps off while data moves (its command ends under the write lock).
+    // The warmer keeps off while data moves, and an unused tail stays until the command is over
+    // (it ends under the write lock).
     const idle = this.warm?.busy();
-    if (idle !== undefined) void this.owner.settled().then(idle, idle);
+    this.writers++;
+    const over = () => {
+      idle?.();
+      this.writers--;
+      this.lastWriteEnd = Date.now();
+    };
+    void this.owner.settled().then(over, over);
     // An open descriptor means the file exists (a released file's descriptor is dropped first).
     const existed =
       handles.get(this.file) !== undefined ||
@@ -310,7 +358,10 @@ export class DiskData implements AllocationData {
       if (!existed) {
         newShard = (await mkdir(dirname(this.file), { recursive: true })) !== undefined;
         // A warm file (zeros, its pages already in the cache) in place of a new one, when there is one.
-        await this.warm?.take(this.file, this.owner.maxSize);
+        if (length > 0 && (await this.warm?.take(this.file, this.owner.maxSize)) === true) {
+          this.warmTail = true;
+          this.warm!.tookWarm(this);
+        }
       }
       handle = await this.acquire(true);
     } catch (e) {
@@ -367,7 +418,15 @@ export class DiskData implements AllocationData {
         crcRuns === undefined ? undefined : streamBlockCrcs(crcRuns, parts.slice(), at, BLOCK_BYTES, offset, streaming);
       try {
         if (staged > 0) await toJournal(at, takeBytes(parts, staged));
-        if (parts.length > 0) await writevFully(fh, parts, at + staged);
+        if (parts.length > 0) {
+          try {
+            await writevFully(fh, parts, at + staged);
+          } catch (e) {
+            // Out of room while warm files or idle tails hold some: once more after freeing them.
+            if (!isOutOfSpace(e) || this.warm?.reclaim() !== true) throw e;
+            await writevFully(fh, parts, at + staged);
+          }
+        }
       } finally {
         // Never left running after a failure: its parts stay held until it is done.
         await crcs;
@@ -463,7 +522,7 @@ export class DiskData implements AllocationData {
         if (lent > 0) throw new Error('a span is already out');
         if (failed || closed || chainFailure !== undefined || received < journalEnd || received >= end) return undefined;
         if (stage === undefined) {
-          if (stagesOut >= STAGES_OUT) return undefined;
+          if (stagesOut >= STAGES_OUT || stagesOutAll >= STAGES_OUT_ALL) return undefined;
           stage = takeStage();
         }
         const n = Math.min(max, WRITE_BATCH_BYTES - filled, end - received);

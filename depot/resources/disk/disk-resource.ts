@@ -7,7 +7,16 @@ import type { Allocation, AllocationData, AllocationRecord, BlockChecksums } fro
 import { DepotError, DepotErrorCode } from '../../errors.js';
 import type { ResourceOptions } from '../../options.js';
 import type { StorageResource } from '../resource.js';
-import { BLOCK_BYTES, DiskData, assertRoom, closeHandlesUnder, crcOfFileBlock, realDiskIo, type DiskIo } from './disk-data.js';
+import {
+  BLOCK_BYTES,
+  DiskData,
+  assertRoom,
+  closeHandlesUnder,
+  crcOfFileBlock,
+  realDiskIo,
+  type DiskIo,
+  type WarmHooks,
+} from './disk-data.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { MetadataDb } from './metadata-db.js';
 import { journalPath, pendingRollback, redoJournal } from './redo-journal.js';
@@ -17,6 +26,9 @@ import { WarmPool, type WarmPoolStats } from './warm-pool.js';
 /** Metadata store file inside a disk resource's data directory. */
 export const METADATA_FILE = 'anvil.sqlite';
 const LOCK_FILE = 'lock';
+/** A file that started warm keeps its unused tail for this long after its last write (the next appends find warm pages). */
+const TAIL_IDLE_MS = 10_000;
+const TAIL_SWEEP_MS = 5_000;
 /** Room kept back for the metadata store (see {@link SpaceReserve}). */
 const RESERVE_FILE = 'space-reserve';
 
@@ -27,6 +39,10 @@ const RESERVE_FILE = 'space-reserve';
  * the committed size (a torn append, or a warm file's unused tail) are cut; files nobody owns are removed.
  */
 export class DiskResource implements StorageResource {
+  /** Files that started warm and may still hold an unused tail. */
+  private readonly tails = new Set<DiskData>();
+  private readonly tailSweep: NodeJS.Timeout;
+  private readonly hooks: WarmHooks;
   /** Under `safe`: the writes' commits, grouped (see group-commit.ts). */
   private readonly group: GroupCommit | undefined;
 
@@ -39,6 +55,14 @@ export class DiskResource implements StorageResource {
     private readonly reserve: SpaceReserve,
     private readonly warm: WarmPool,
   ) {
+    this.tailSweep = setInterval(() => this.trimTails(TAIL_IDLE_MS), TAIL_SWEEP_MS);
+    this.tailSweep.unref();
+    this.hooks = {
+      take: (file, maxSize) => warm.take(file, maxSize),
+      busy: () => warm.busy(),
+      tookWarm: (data) => void this.tails.add(data),
+      reclaim: () => this.reclaim(),
+    };
     this.group =
       options.fsync === 'safe'
         ? new GroupCommit({ transact: (changes) => db.commitWrites(changes), sync: () => db.syncWal() })
@@ -83,14 +107,16 @@ export class DiskResource implements StorageResource {
     const child = log.child({ rid: options.rid });
     try {
       warm = await WarmPool.open(dir, options.warmBytes ?? defaultWarmBytes(), child, { written: options.fsync === 'safe' });
-      // Short of room: written warm files go before anything else.
-      reserve.onShort = () => warm.shed();
+
       db = new MetadataDb(join(dir, METADATA_FILE), options.rid, options.fsync, reserve);
     } catch (e) {
       releaseLock(lock);
       throw e;
     }
-    return new DiskResource(options, dir, db, child, io, reserve, warm);
+    const resource = new DiskResource(options, dir, db, child, io, reserve, warm);
+    // Short of room: warm files and idle tails go before anything else.
+    reserve.onShort = () => resource.reclaim();
+    return resource;
   }
 
   /** Highest allocation id ever recorded here (ids must stay unique across restarts). */
@@ -174,8 +200,26 @@ export class DiskResource implements StorageResource {
       this.options.fsync,
       this.io,
       this.reserve,
-      this.warm,
+      this.hooks,
     );
+  }
+
+  /** Frees what warm files hold: the pool's files and every idle file's unused tail; true if any. */
+  reclaim(): boolean {
+    const shed = this.warm.shed();
+    return this.trimTails(0) > 0 || shed;
+  }
+
+  /** Cuts the unused tails of files that started warm and have had no write for `idleMs`; how many. */
+  private trimTails(idleMs: number): number {
+    const now = Date.now();
+    let trimmed = 0;
+    for (const d of this.tails) {
+      const r = d.trimWarmTail(now, idleMs);
+      if (r !== 'kept') this.tails.delete(d);
+      if (r === 'trimmed') trimmed++;
+    }
+    return trimmed;
   }
 
   insert(a: Allocation): void {
@@ -225,8 +269,10 @@ export class DiskResource implements StorageResource {
     if (!this.reserve.whole && this.reserve.ensure()) this.log.info('filesystem has room again: taking new data');
   }
 
-  close(): void {
-    void this.warm.close();
+  async close(): Promise<void> {
+    clearInterval(this.tailSweep);
+    // The pool goes first: its files are gone before the directory's lock is.
+    await this.warm.close();
     void closeHandlesUnder(join(this.dir, 'data'));
     this.db.close();
     releaseLock(join(this.dir, LOCK_FILE));

@@ -58,10 +58,14 @@ export class WarmPool {
   private fileBytes = DEFAULT_WARM_FILE_BYTES;
   private warming: Promise<void> | undefined;
   private closed = false;
+  /** Warm files cannot be used here (see `take`). */
+  private off = false;
+  /** Number of the last step asked of the warming thread (its answer names it). */
+  private step = 0;
   /** Set while a warm file is being made: removed by close. */
   private making: string | undefined;
   private worker: Worker | undefined;
-  private pending: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  private pending: { step: number; resolve: () => void; reject: (e: Error) => void } | undefined;
   /** Recent asks of new allocations (time, bytes), oldest first. */
   private readonly asks: { at: number; bytes: number }[] = [];
   private askedBytes = 0;
@@ -90,8 +94,11 @@ export class WarmPool {
     options: { written?: boolean; now?: () => number } = {},
   ): Promise<WarmPool> {
     const dir = join(resourceDir, 'pool');
-    await rm(dir, { recursive: true, force: true });
-    if (budgetBytes > 0) await mkdir(dir, { recursive: true });
+    // Never in the way of start-up (a full filesystem, say): the warmer makes the directory again.
+    await rm(dir, { recursive: true, force: true }).catch((e: unknown) =>
+      log.warn({ err: (e as Error).message }, 'cannot empty the warm-file pool'),
+    );
+    if (budgetBytes > 0) await mkdir(dir, { recursive: true }).catch(() => undefined);
     return new WarmPool(dir, budgetBytes, options.written === true, log, options.now ?? Date.now);
   }
 
@@ -127,7 +134,7 @@ export class WarmPool {
    * bytes; false when there is none (or the allocation is small), and the caller creates the file.
    */
   async take(target: string, maxSize: number): Promise<boolean> {
-    if (this.budgetBytes === 0 || maxSize < WARM_MIN_BYTES) return false;
+    if (this.budgetBytes === 0 || this.off || maxSize < WARM_MIN_BYTES) return false;
     this.noteAsk(maxSize);
     // Later files are sized like this one (the next allocations are likely alike).
     this.fileBytes = Math.min(MAX_WARM_FILE_BYTES, Math.max(MIN_WARM_FILE_BYTES, roundUp(maxSize, 4096)));
@@ -154,7 +161,14 @@ export class WarmPool {
       if (file!.bytes > maxSize) await truncate(target, maxSize);
     } catch (e) {
       await rm(file!.path, { force: true }).catch(() => undefined);
-      this.log.warn({ err: (e as Error).message }, 'a warm file could not be used; the allocation creates its own');
+      if ((e as NodeJS.ErrnoException).code === 'EXDEV') {
+        // The data directory is another filesystem: a warm file can never be moved there.
+        this.off = true;
+        this.shed();
+        this.log.warn("the data directory is not on the pool's filesystem: warm files are off");
+      } else {
+        this.log.warn({ err: (e as Error).message }, 'a warm file could not be used; the allocation creates its own');
+      }
       this.missed++;
       this.refill();
       return false;
@@ -169,6 +183,8 @@ export class WarmPool {
     this.closed = true;
     const worker = this.worker;
     this.worker = undefined;
+    this.pending?.reject(new Error('closed'));
+    this.pending = undefined;
     await worker?.terminate();
     await this.warming?.catch(() => undefined);
     this.ready.length = 0;
@@ -190,9 +206,11 @@ export class WarmPool {
 
   /** Starts warming files until the pool holds its target, unless already at it. */
   private refill(): void {
-    if (this.warming !== undefined || this.closed || this.budgetBytes === 0) return;
+    if (this.warming !== undefined || this.closed || this.off || this.budgetBytes === 0) return;
     this.warming = this.warm()
       .catch((e: unknown) => {
+        // Stopping the thread at close is no failure.
+        if (this.closed) return;
         this.log.warn({ err: (e as Error).message }, 'warming files for new allocations failed; new files are written cold');
       })
       .finally(() => {
@@ -270,26 +288,30 @@ export class WarmPool {
     if (this.worker === undefined) {
       const worker = new Worker(WARM_THREAD, { eval: true });
       worker.unref();
+      // Each handler acts for its own thread only, and an answer only for the step it names.
       const fail = (e: Error) => {
+        if (this.worker !== worker) return;
         this.worker = undefined;
         const p = this.pending;
         this.pending = undefined;
         p?.reject(e);
       };
-      worker.on('message', (m: { ok: boolean; error?: string }) => {
+      worker.on('message', (m: { step: number; ok: boolean; error?: string }) => {
+        if (this.worker !== worker || this.pending?.step !== m.step) return;
         const p = this.pending;
         this.pending = undefined;
-        if (m.ok) p?.resolve();
-        else p?.reject(new Error(m.error ?? 'warming failed'));
+        if (m.ok) p.resolve();
+        else p.reject(new Error(m.error ?? 'warming failed'));
       });
       worker.on('error', fail);
       worker.on('exit', () => fail(new Error('the warming thread stopped')));
       this.worker = worker;
     }
     const worker = this.worker;
+    const step = ++this.step;
     return new Promise<void>((resolve, reject) => {
-      this.pending = { resolve, reject };
-      worker.postMessage({ path, from, to, bytes, write, chunk: WARM_READ_BYTES });
+      this.pending = { step, resolve, reject };
+      worker.postMessage({ step, path, from, to, bytes, write, chunk: WARM_READ_BYTES });
     });
   }
 }
@@ -305,7 +327,7 @@ const fs = require('node:fs');
 try { require('node:os').setPriority(0, 19); } catch {}
 let scratch;
 let zeros;
-parentPort.on('message', ({ path, from, to, bytes, write, chunk }) => {
+parentPort.on('message', ({ step, path, from, to, bytes, write, chunk }) => {
   try {
     scratch ??= Buffer.allocUnsafeSlow(chunk);
     zeros ??= Buffer.alloc(chunk);
@@ -329,9 +351,9 @@ parentPort.on('message', ({ path, from, to, bytes, write, chunk }) => {
     } finally {
       fs.closeSync(fd);
     }
-    parentPort.postMessage({ ok: true });
+    parentPort.postMessage({ step, ok: true });
   } catch (e) {
-    parentPort.postMessage({ ok: false, error: String(e && e.message) });
+    parentPort.postMessage({ step, ok: false, error: String(e && e.message) });
   }
 });
 `;
