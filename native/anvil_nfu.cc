@@ -775,17 +775,18 @@ napi_value Populate(napi_env env, napi_callback_info info) {
 
 // CRC-32 (zlib's, bit for bit) by carry-less multiplication where the CPU has it: Node's zlib
 // computes it from tables at about 4 GB/s, which made the checksums a fifth of a disk depot's CPU
-// under bulk reads. Four 128-bit lanes of the message are folded forward 512 bits at a time, then
-// into one lane, 128 bits at a time; the last lane is reduced by zlib (it is a 16-byte message
-// whose CRC, from a zero register, is the CRC of everything folded into it), and so are lengths
-// below 64 bytes and the tail past the last whole 16 bytes.
+// under bulk reads. Four 128-bit lanes of the message are folded forward 512 bits at a time (or,
+// with VPCLMULQDQ, sixteen lanes 2048 bits at a time), then into one lane, 128 bits at a time; the
+// last lane is reduced by zlib (it is a 16-byte message whose CRC, from a zero register, is the
+// CRC of everything folded into it), and so are lengths below 64 bytes and the tail past the last
+// whole 16 bytes.
 //
 // Bits are taken as zlib takes them (reflected: bit 0 of the first byte is the highest power). A
 // 64-bit half h of a lane times the constant fold_const(e) gives, as a 128-bit lane, h·x^(e+1)
 // mod P's residue class; so a lane's high-power half moves n bits on with fold_const(n + 63) and
 // its low-power half with fold_const(n − 1). The constants are computed here, not tabled, and the
-// whole path is checked against zlib once before it is used (crc32_fast falls back to zlib if
-// the check fails or the CPU lacks PCLMULQDQ).
+// whole path is checked against zlib once before it is used (crc32_fast falls back to the narrower
+// path, then to zlib, if a check fails or the CPU lacks the instructions).
 
 // x^e mod P, P = x^32 + 0x04C11DB7's terms (bit d = the coefficient of x^d).
 uint32_t xpow_mod_p(unsigned e) {
@@ -808,24 +809,36 @@ uint32_t reflect32(uint32_t v) {
 uint64_t fold_const(unsigned e) { return static_cast<uint64_t>(reflect32(xpow_mod_p(e))) << 32; }
 
 #ifdef ANVIL_CRC_CLMUL
+// The two multipliers that move a 128-bit lane n bits on: its high-power half's, its low-power half's.
+struct Fold {
+  uint64_t hi, lo;
+};
+
+Fold fold_by(unsigned n) { return Fold{fold_const(n + 63), fold_const(n - 1)}; }
+
 struct FoldConsts {
-  uint64_t by512_hi, by512_lo, by128_hi, by128_lo;
+  Fold by2048, by512, by384, by256, by128;
 };
 
 const FoldConsts& fold_consts() {
-  static const FoldConsts k{fold_const(512 + 63), fold_const(512 - 1), fold_const(128 + 63), fold_const(128 - 1)};
+  static const FoldConsts k{fold_by(2048), fold_by(512), fold_by(384), fold_by(256), fold_by(128)};
   return k;
 }
 
-// One lane moved on by the constants in k (low half: the high-power half's), plus the next lane d.
+// The 128-bit multiplier of f (low half: the high-power half's multiplier).
+__attribute__((target("sse2"))) inline __m128i lane_const(const Fold& f) {
+  return _mm_set_epi64x(static_cast<long long>(f.lo), static_cast<long long>(f.hi));
+}
+
+// Lane x moved on by the multiplier k (see lane_const), plus the next lane d.
 #define ANVIL_FOLD(x, k, d) \
   _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128((x), (k), 0x00), _mm_clmulepi64_si128((x), (k), 0x11)), (d))
 
 // Requires n >= 64.
 __attribute__((target("pclmul,sse2"))) uint32_t crc32_clmul(uint32_t crc, const unsigned char* p, size_t n) {
   const FoldConsts& c = fold_consts();
-  const __m128i k4 = _mm_set_epi64x(static_cast<long long>(c.by512_lo), static_cast<long long>(c.by512_hi));
-  const __m128i k1 = _mm_set_epi64x(static_cast<long long>(c.by128_lo), static_cast<long long>(c.by128_hi));
+  const __m128i k4 = lane_const(c.by512);
+  const __m128i k1 = lane_const(c.by128);
   auto load = [](const unsigned char* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
   // zlib's register is the complement of its CRC; it is added to the message's first 4 bytes.
   __m128i x0 = _mm_xor_si128(load(p), _mm_cvtsi32_si128(static_cast<int>(~crc)));
@@ -847,30 +860,89 @@ __attribute__((target("pclmul,sse2"))) uint32_t crc32_clmul(uint32_t crc, const 
   const uLong folded = crc32_z(0xFFFFFFFFul, lane, 16);  // from a zero register
   return static_cast<uint32_t>(crc32_z(folded, p, n));
 }
+
+// The same with 512-bit registers (VPCLMULQDQ): sixteen lanes folded forward 2048 bits at a time,
+// then into four (512 bits at a time), then into one (each moved on to the last), then as above.
+#define ANVIL_WIDE __attribute__((target("avx512f,vpclmulqdq,pclmul,sse2")))
+
+ANVIL_WIDE inline __m512i wide_const(const Fold& f) {
+  const long long hi = static_cast<long long>(f.hi), lo = static_cast<long long>(f.lo);
+  return _mm512_set_epi64(lo, hi, lo, hi, lo, hi, lo, hi);
+}
+
+ANVIL_WIDE inline __m512i wide_fold(__m512i x, __m512i k, __m512i d) {
+  return _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(x, k, 0x00), _mm512_clmulepi64_epi128(x, k, 0x11), d, 0x96);
+}
+
+ANVIL_WIDE inline __m512i wide_load(const unsigned char* q) { return _mm512_loadu_si512(reinterpret_cast<const void*>(q)); }
+
+ANVIL_WIDE inline __m128i lane_fold(__m128i x, const Fold& f, __m128i d) { return ANVIL_FOLD(x, lane_const(f), d); }
+
+// Requires n >= 256.
+ANVIL_WIDE uint32_t crc32_vclmul(uint32_t crc, const unsigned char* p, size_t n) {
+  const FoldConsts& c = fold_consts();
+  const __m512i k2048 = wide_const(c.by2048);
+  const __m512i k512 = wide_const(c.by512);
+  __m512i z0 = _mm512_xor_si512(wide_load(p), _mm512_zextsi128_si512(_mm_cvtsi32_si128(static_cast<int>(~crc))));
+  __m512i z1 = wide_load(p + 64), z2 = wide_load(p + 128), z3 = wide_load(p + 192);
+  p += 256;
+  n -= 256;
+  for (; n >= 256; p += 256, n -= 256) {
+    z0 = wide_fold(z0, k2048, wide_load(p));
+    z1 = wide_fold(z1, k2048, wide_load(p + 64));
+    z2 = wide_fold(z2, k2048, wide_load(p + 128));
+    z3 = wide_fold(z3, k2048, wide_load(p + 192));
+  }
+  __m512i z = wide_fold(z0, k512, z1);
+  z = wide_fold(z, k512, z2);
+  z = wide_fold(z, k512, z3);
+  alignas(64) __m128i lanes[4];
+  _mm512_store_si512(reinterpret_cast<void*>(lanes), z);
+  __m128i x = lane_fold(lanes[0], c.by384, lanes[3]);
+  x = lane_fold(lanes[1], c.by256, x);
+  x = lane_fold(lanes[2], c.by128, x);
+  for (; n >= 16; p += 16, n -= 16) x = lane_fold(x, c.by128, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  alignas(16) unsigned char lane[16];
+  _mm_store_si128(reinterpret_cast<__m128i*>(lane), x);
+  const uLong folded = crc32_z(0xFFFFFFFFul, lane, 16);  // from a zero register
+  return static_cast<uint32_t>(crc32_z(folded, p, n));
+}
+#undef ANVIL_WIDE
 #undef ANVIL_FOLD
 
-// Whether crc32_clmul may be used: the CPU has it, and it agrees with zlib on lengths that take
-// every path (the 4-lane loop, the 1-lane loop, the tail) from several starting CRCs.
+// Agrees with zlib on lengths that take every path of f (its wide loop, its narrow loop, the tail)
+// from several starting CRCs and alignments.
+template <typename F>
+bool agrees_with_zlib(F f, size_t min) {
+  std::vector<unsigned char> buf(70000);
+  uint32_t s = 0x9E3779B9u;
+  for (auto& b : buf) {
+    s = s * 1664525u + 1013904223u;
+    b = static_cast<unsigned char>(s >> 24);
+  }
+  const size_t lengths[] = {64, 65, 79, 80, 127, 128, 129, 191, 255, 256, 257, 271, 511, 512, 767, 1000, 4096, 65536, 65536 + 63, 69990};
+  const uint32_t inits[] = {0u, 0xFFFFFFFFu, 0x12345678u};
+  for (size_t n : lengths)
+    for (size_t off : {size_t{0}, size_t{3}})
+      for (uint32_t init : inits) {
+        if (n < min || off + n > buf.size()) continue;
+        const uint32_t want = static_cast<uint32_t>(crc32_z(init, buf.data() + off, n));
+        if (f(init, buf.data() + off, n) != want) return false;
+      }
+  return true;
+}
+
+// Whether crc32_vclmul may be used: the CPU has it, and it agrees with zlib.
+bool vclmul_usable() {
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("vpclmulqdq") &&
+                         __builtin_cpu_supports("pclmul") && agrees_with_zlib(crc32_vclmul, 256);
+  return ok;
+}
+
+// Whether crc32_clmul may be used: the CPU has it, and it agrees with zlib.
 bool clmul_usable() {
-  static const bool ok = [] {
-    if (!__builtin_cpu_supports("pclmul") || !__builtin_cpu_supports("sse2")) return false;
-    std::vector<unsigned char> buf(70000);
-    uint32_t s = 0x9E3779B9u;
-    for (auto& b : buf) {
-      s = s * 1664525u + 1013904223u;
-      b = static_cast<unsigned char>(s >> 24);
-    }
-    const size_t lengths[] = {64, 65, 79, 80, 127, 128, 129, 191, 1000, 4096, 65536, 65536 + 63, 70000};
-    const uint32_t inits[] = {0u, 0xFFFFFFFFu, 0x12345678u};
-    for (size_t n : lengths)
-      for (size_t off : {size_t{0}, size_t{3}})
-        for (uint32_t init : inits) {
-          if (off + n > buf.size()) continue;
-          const uint32_t want = static_cast<uint32_t>(crc32_z(init, buf.data() + off, n));
-          if (crc32_clmul(init, buf.data() + off, n) != want) return false;
-        }
-    return true;
-  }();
+  static const bool ok =
+      __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse2") && agrees_with_zlib(crc32_clmul, 64);
   return ok;
 }
 #endif
@@ -878,6 +950,7 @@ bool clmul_usable() {
 // zlib's CRC-32 of p[0, n) continuing from crc, the fastest way this CPU allows.
 uint32_t crc32_fast(uint32_t crc, const unsigned char* p, size_t n) {
 #ifdef ANVIL_CRC_CLMUL
+  if (n >= 256 && vclmul_usable()) return crc32_vclmul(crc, p, n);
   if (n >= 64 && clmul_usable()) return crc32_clmul(crc, p, n);
 #endif
   return static_cast<uint32_t>(crc32_z(crc, p, n));

@@ -96,7 +96,10 @@ describe('block CRCs in the thread pool', () => {
   it.runIf(crcRuns !== undefined)('match zlib.crc32 at every length and alignment the folding takes', async () => {
     const bytes = randomBytes(70_000);
     // Lengths around the 64-byte minimum and the 16- and 64-byte strides, then long ones.
-    const lengths = [0, 1, 15, 16, 17, 63, 64, 65, 79, 80, 81, 127, 128, 129, 191, 192, 193, 255, 256, 257, 1000, 65_536, 69_993];
+    const lengths = [
+      0, 1, 15, 16, 17, 63, 64, 65, 79, 80, 81, 127, 128, 129, 191, 192, 193, 255, 256, 257, 271, 511, 512, 513, 1000, 1071,
+      65_536, 69_993,
+    ];
     for (const n of lengths) {
       for (const off of [0, 1, 7]) {
         for (const init of [0, 0xffffffff, 0x1234abcd]) {

@@ -3,7 +3,7 @@
  * time on the CRC-32 of its bytes; with the native addon each batch's CRCs run in the libuv thread
  * pool, next to the batch's own write, and a read run is read and checksummed by one thread-pool
  * job. The addon computes the same CRC-32 as `zlib.crc32`, bit for bit (by carry-less
- * multiplication where the CPU has it, about four times zlib's speed; else through Node's zlib).
+ * multiplication where the CPU has it, several times zlib's speed; else through Node's zlib).
  * Without the addon (or with ANVIL_NATIVE=0) writers compute them on the event loop as the bytes
  * arrive, and readers once a run is read.
  */
