@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { truncateSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -177,6 +177,33 @@ describe('block CRCs in the thread pool', () => {
   });
 
   for (const native of [true, false]) {
+    it(`a LOAD serves verified bytes and finds a file cut under it (thread-pool read ${native ? 'on' : 'off'})`, async () => {
+      useThreadPoolCrc(native);
+      const dir = tempDir();
+      const clock = new VirtualClock();
+      const options = { port: 0, resource: [{ rid: '1', path: dir.path, capacityBytes: '64MiB', startupCheck: 'size' }] };
+      const t = await startDepot(options, clock);
+      try {
+        const a = await t.client.allocate(t, { size: 4 * 1024 * 1024, durationSec: 100 });
+        const data = randomBytes(3 * 1024 * 1024 + 99);
+        await t.client.store(a.write, data);
+        // Whole runs, a run cut at the size, and ranges that start and end inside blocks.
+        expect((await t.client.load(a.read, 0, data.length)).equals(data)).toBe(true);
+        expect((await t.client.load(a.read, 70_001, 1_500_000)).equals(data.subarray(70_001, 1_570_001))).toBe(true);
+        expect((await t.client.load(a.read, data.length - 5, 5)).equals(data.subarray(data.length - 5))).toBe(true);
+        // Cut behind the depot's back: bytes before the cut still read, a LOAD across it fails and
+        // the allocation is damaged from then on.
+        const id = Number(a.read.wrmKey);
+        truncateSync(join(dir.path, 'data', (id % 256).toString(16).padStart(2, '0'), String(id)), 1024 * 1024 + 7);
+        expect((await t.client.load(a.read, 0, 1024 * 1024)).equals(data.subarray(0, 1024 * 1024))).toBe(true);
+        await expect(t.client.load(a.read, 0, data.length)).rejects.toMatchObject({ code: 'CLIENT_ERR_CONNECTION' });
+        await expect(t.client.load(a.read, 0, 10)).rejects.toMatchObject({ status: -15 });
+      } finally {
+        await t.close();
+        dir.cleanup();
+      }
+    });
+
     it(`a depot records checksums a full start-up check accepts (thread-pool CRC ${native ? 'on' : 'off'})`, async () => {
       useThreadPoolCrc(native);
       const dir = tempDir();
