@@ -1,8 +1,18 @@
 import { randomBytes } from 'node:crypto';
+import { truncateSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../depot/index.js';
-import { bufferBlockCrcs, streamBlockCrcs, threadPoolCrc, useThreadPoolCrc } from '../../depot/resources/disk/block-crc.js';
+import {
+  bufferBlockCrcs,
+  readBlockCrcs,
+  streamBlockCrcs,
+  threadPoolCrc,
+  threadPoolRead,
+  useThreadPoolCrc,
+} from '../../depot/resources/disk/block-crc.js';
 import { blockCrcs } from '../../depot/resources/disk/disk-data.js';
 import { startDepot } from '../helpers/depot-fixture.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -83,7 +93,117 @@ describe('block CRCs in the thread pool', () => {
     expect(() => crcRuns!(parts, [1] as unknown as Float64Array, new Uint32Array([0]))).toThrow(TypeError);
   });
 
+  it.runIf(crcRuns !== undefined)('match zlib.crc32 at every length and alignment the folding takes', async () => {
+    const bytes = randomBytes(70_000);
+    // Lengths around the 64-byte minimum and the 16- and 64-byte strides, then long ones.
+    const lengths = [
+      0, 1, 15, 16, 17, 63, 64, 65, 79, 80, 81, 127, 128, 129, 191, 192, 193, 255, 256, 257, 271, 511, 512, 513, 1000, 1071,
+      65_536, 69_993,
+    ];
+    for (const n of lengths) {
+      for (const off of [0, 1, 7]) {
+        for (const init of [0, 0xffffffff, 0x1234abcd]) {
+          const part = bytes.subarray(off, off + n);
+          const [got] = await crcRuns!([part], new Float64Array([n]), new Uint32Array([init]));
+          expect(got, `length ${n} at ${off} from ${init}`).toBe(crc32(part, init));
+        }
+      }
+    }
+  });
+
+  const preadCrcs = threadPoolRead();
+
+  it.runIf(preadCrcs !== undefined)('read a run and checksum its blocks as a read then blockCrcs would', async () => {
+    const dir = tempDir();
+    try {
+      const file = join(dir.path, 'data');
+      const bytes = randomBytes(40 * BLOCK + 5);
+      writeFileSync(file, bytes);
+      const fh = await open(file, 'r');
+      try {
+        for (const [firstBlock, runBlocks, size] of [
+          [0, 16, 40 * BLOCK + 5],
+          [32, 16, 40 * BLOCK + 5], // the last block is cut at the size
+          [24, 16, 37 * BLOCK + 3], // the size ends inside the run
+          [3, 1, 40 * BLOCK + 5],
+        ] as const) {
+          const length = Math.min(runBlocks * BLOCK, size - firstBlock * BLOCK);
+          const buf = Buffer.alloc(length);
+          const { bytesRead, crcs } = await readBlockCrcs(preadCrcs!, fh.fd, buf, firstBlock * BLOCK, firstBlock, BLOCK, size);
+          expect(bytesRead).toBe(length);
+          expect(buf.equals(bytes.subarray(firstBlock * BLOCK, firstBlock * BLOCK + length))).toBe(true);
+          const want = new Map<number, number>();
+          blockCrcs(buf, firstBlock, size, want);
+          expect([...crcs]).toEqual([...want.values()]);
+        }
+        // Past the end of the file: a short read, and no CRC for the blocks it did not reach.
+        const buf = Buffer.alloc(4 * BLOCK);
+        const { bytesRead, crcs } = await readBlockCrcs(preadCrcs!, fh.fd, buf, 38 * BLOCK, 38, BLOCK, 42 * BLOCK);
+        expect(bytesRead).toBe(2 * BLOCK + 5);
+        expect(crcs[0]).toBe(crc32(bytes.subarray(38 * BLOCK, 39 * BLOCK)));
+        expect(crcs[1]).toBe(crc32(bytes.subarray(39 * BLOCK, 40 * BLOCK)));
+        expect([crcs[2], crcs[3]]).toEqual([0, 0]);
+      } finally {
+        await fh.close();
+      }
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it.runIf(preadCrcs !== undefined)('a failed read rejects with its error code; bad arguments are refused', async () => {
+    const dir = tempDir();
+    try {
+      // A directory's descriptor: pread fails with EISDIR.
+      const fh = await open(dir.path, 'r');
+      const buf = Buffer.alloc(BLOCK);
+      try {
+        await expect(preadCrcs!(fh.fd, buf, 0, new Float64Array([BLOCK]), new Uint32Array(1))).rejects.toMatchObject({
+          code: 'EISDIR',
+        });
+      } finally {
+        await fh.close();
+      }
+      expect(() => preadCrcs!(3, buf, 0, new Float64Array([BLOCK + 1]), new Uint32Array(1))).toThrow(/pass the end/);
+      expect(() => preadCrcs!(3, buf, 0, new Float64Array([1, 2]), new Uint32Array(1))).toThrow(/differ in length/);
+      expect(() => preadCrcs!(-1, buf, 0, new Float64Array(0), new Uint32Array(0))).toThrow(RangeError);
+      expect(() => preadCrcs!(3, buf, -5, new Float64Array(0), new Uint32Array(0))).toThrow(RangeError);
+      expect(() => preadCrcs!(3, new Float64Array(2) as unknown as Buffer, 0, new Float64Array(0), new Uint32Array(0))).toThrow(
+        TypeError,
+      );
+    } finally {
+      dir.cleanup();
+    }
+  });
+
   for (const native of [true, false]) {
+    it(`a LOAD serves verified bytes and finds a file cut under it (thread-pool read ${native ? 'on' : 'off'})`, async () => {
+      useThreadPoolCrc(native);
+      const dir = tempDir();
+      const clock = new VirtualClock();
+      const options = { port: 0, resource: [{ rid: '1', path: dir.path, capacityBytes: '64MiB', startupCheck: 'size' }] };
+      const t = await startDepot(options, clock);
+      try {
+        const a = await t.client.allocate(t, { size: 4 * 1024 * 1024, durationSec: 100 });
+        const data = randomBytes(3 * 1024 * 1024 + 99);
+        await t.client.store(a.write, data);
+        // Whole runs, a run cut at the size, and ranges that start and end inside blocks.
+        expect((await t.client.load(a.read, 0, data.length)).equals(data)).toBe(true);
+        expect((await t.client.load(a.read, 70_001, 1_500_000)).equals(data.subarray(70_001, 1_570_001))).toBe(true);
+        expect((await t.client.load(a.read, data.length - 5, 5)).equals(data.subarray(data.length - 5))).toBe(true);
+        // Cut behind the depot's back: bytes before the cut still read, a LOAD across it fails and
+        // the allocation is damaged from then on.
+        const id = Number(a.read.wrmKey);
+        truncateSync(join(dir.path, 'data', (id % 256).toString(16).padStart(2, '0'), String(id)), 1024 * 1024 + 7);
+        expect((await t.client.load(a.read, 0, 1024 * 1024)).equals(data.subarray(0, 1024 * 1024))).toBe(true);
+        await expect(t.client.load(a.read, 0, data.length)).rejects.toMatchObject({ code: 'CLIENT_ERR_CONNECTION' });
+        await expect(t.client.load(a.read, 0, 10)).rejects.toMatchObject({ status: -15 });
+      } finally {
+        await t.close();
+        dir.cleanup();
+      }
+    });
+
     it(`a depot records checksums a full start-up check accepts (thread-pool CRC ${native ? 'on' : 'off'})`, async () => {
       useThreadPoolCrc(native);
       const dir = tempDir();

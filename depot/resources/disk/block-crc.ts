@@ -1,9 +1,11 @@
 /**
- * Block checksums of a write computed off the event loop. A bulk write spends a fifth of the
- * event loop's time on the CRC-32 of its bytes; with the native addon each batch's CRCs run in the
- * libuv thread pool, next to the batch's own write, through Node's zlib (the same CRC-32 as
- * `zlib.crc32`, bit for bit). Without the addon (or with ANVIL_NATIVE=0) writers compute them on
- * the event loop as the bytes arrive.
+ * Block checksums computed off the event loop. A bulk write spends a fifth of the event loop's
+ * time on the CRC-32 of its bytes; with the native addon each batch's CRCs run in the libuv thread
+ * pool, next to the batch's own write, and a read run is read and checksummed by one thread-pool
+ * job. The addon computes the same CRC-32 as `zlib.crc32`, bit for bit (by carry-less
+ * multiplication where the CPU has it, several times zlib's speed; else through Node's zlib).
+ * Without the addon (or with ANVIL_NATIVE=0) writers compute them on the event loop as the bytes
+ * arrive, and readers once a run is read.
  */
 import { loadNativeKernels } from '../../nfu/native-loader.js';
 
@@ -75,4 +77,54 @@ export async function bufferBlockCrcs(
   }
   const crcs = await crcRuns([buf], Float64Array.from(runs), new Uint32Array(runs.length));
   for (let i = 0; i < runs.length; i++) into.set(firstBlock + i, crcs[i]!);
+}
+
+/** The addon's `preadCrc32s` (see native/anvil_nfu.cc): a read and its block CRCs in one job. */
+export type PreadCrc32s = (
+  fd: number,
+  buf: Uint8Array,
+  position: number,
+  runs: Float64Array,
+  crcs: Uint32Array,
+) => Promise<number>;
+
+let chosenRead: PreadCrc32s | null | undefined;
+
+/**
+ * The thread-pool read that checksums what it read, or undefined (no addon, or thread-pool CRCs
+ * turned off by {@link useThreadPoolCrc}): readers then read, and checksum apart.
+ */
+export function threadPoolRead(): PreadCrc32s | undefined {
+  if (threadPoolCrc() === undefined) return undefined;
+  if (chosenRead === undefined) {
+    const addon = loadNativeKernels().native as { preadCrc32s?: PreadCrc32s } | undefined;
+    chosenRead = typeof addon?.preadCrc32s === 'function' ? addon.preadCrc32s.bind(addon) : null;
+  }
+  return chosenRead ?? undefined;
+}
+
+/**
+ * Reads `buf.length` bytes of the file `fd` at `position` (block `firstBlock`'s start) into `buf`
+ * and computes the CRC-32 of each block of them, cut at `size`, in one thread-pool job: what a
+ * read followed by `blockCrcs` in disk-data.ts gives. `crcs[i]` is block `firstBlock + i`'s; the
+ * CRCs of blocks past `bytesRead` are not computed (0). `fd` must stay open until it resolves.
+ */
+export async function readBlockCrcs(
+  read: PreadCrc32s,
+  fd: number,
+  buf: Buffer,
+  position: number,
+  firstBlock: number,
+  blockBytes: number,
+  size: number,
+): Promise<{ bytesRead: number; crcs: Uint32Array }> {
+  const runs: number[] = [];
+  for (let at = 0; at < buf.length; at += blockBytes) {
+    const end = Math.min(at + blockBytes, size - firstBlock * blockBytes, buf.length);
+    if (end <= at) break;
+    runs.push(end - at);
+  }
+  const crcs = new Uint32Array(runs.length);
+  const bytesRead = await read(fd, buf, position, Float64Array.from(runs), crcs);
+  return { bytesRead, crcs };
 }

@@ -2,7 +2,7 @@ import { constants as fsConstants, statSync, truncateSync } from 'node:fs';
 import { mkdir, open, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { dirname, sep } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { bufferBlockCrcs, streamBlockCrcs, threadPoolCrc } from './block-crc.js';
+import { bufferBlockCrcs, readBlockCrcs, streamBlockCrcs, threadPoolCrc, threadPoolRead } from './block-crc.js';
 import type { AllocationData, BlockChecksums, RangeWriter, ReadOptions } from '../../core/allocation.js';
 import type { DirectTarget } from '../../../ibp/index.js';
 import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
@@ -925,21 +925,30 @@ export class DiskData implements AllocationData {
     const expected: (number | undefined)[] = [];
     for (let b = firstBlock; b * BLOCK_BYTES < runEnd; b++) expected.push(crcs.get(b));
     const buf = takeRunBuffer(runEnd - at, pooled);
+    // With the native addon one thread-pool job reads the run and checksums its blocks (through
+    // the real filesystem calls only: injected ones are honoured by the path below).
+    const preadCrcs = this.io === realDiskIo ? threadPoolRead() : undefined;
     let got = 0;
-    while (got < buf.length) {
-      const { bytesRead } = await fh.read(buf, got, buf.length - got, at + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
+    /** CRC of block `firstBlock + i`, for the blocks read. */
+    let actual: ArrayLike<number | undefined>;
+    if (preadCrcs !== undefined) {
+      ({ bytesRead: got, crcs: actual } = await readBlockCrcs(preadCrcs, fh.fd, buf, at, firstBlock, BLOCK_BYTES, size));
+    } else {
+      while (got < buf.length) {
+        const { bytesRead } = await fh.read(buf, got, buf.length - got, at + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      const crcs = new Map<number, number>();
+      // Verified in the thread pool when the native addon is there, else on the event loop.
+      const crcRuns = threadPoolCrc();
+      if (crcRuns === undefined) blockCrcs(buf, firstBlock, size, crcs);
+      else await bufferBlockCrcs(crcRuns, buf, firstBlock, BLOCK_BYTES, size, crcs);
+      actual = Array.from({ length: expected.length }, (_, i) => crcs.get(firstBlock + i));
     }
     if (got < buf.length) return { buf, end: runEnd, failure: 'its file is shorter than its data' };
-    const actual = new Map<number, number>();
-    // Verified in the thread pool when the native addon is there, else on the event loop.
-    const crcRuns = threadPoolCrc();
-    if (crcRuns === undefined) blockCrcs(buf, firstBlock, size, actual);
-    else await bufferBlockCrcs(crcRuns, buf, firstBlock, BLOCK_BYTES, size, actual);
     for (let i = 0; i < expected.length; i++) {
-      const b = firstBlock + i;
-      if (actual.get(b) !== expected[i]) return { buf, end: runEnd, failure: `block ${b} fails its checksum` };
+      if (actual[i] !== expected[i]) return { buf, end: runEnd, failure: `block ${firstBlock + i} fails its checksum` };
     }
     return { buf, end: runEnd };
   }
