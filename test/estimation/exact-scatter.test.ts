@@ -11,7 +11,15 @@ import {
   summaryToJson,
   unpackScatter,
 } from '../../framework/estimation/index.js';
-import { anvilMappingMeta, readAnvilMappingMeta, type Mapping } from '../../framework/exnode/exnode.js';
+import {
+  anvilMappingMeta,
+  readAnvilMappingMeta,
+  validateExnode,
+  type Exnode,
+  type Mapping,
+} from '../../framework/exnode/exnode.js';
+import { fromUnisJson, fromXnd, toUnisJson, toXnd } from '../../framework/index.js';
+import { datasetFromExnode } from '../../framework/dataset/index.js';
 import { mulberry32, normal } from './synthetic.js';
 
 /** A rows × cols block with column offsets and scales (seeded). */
@@ -165,5 +173,56 @@ describe('exact centred scatter in the block summary', () => {
       expect(old.delta).toBeGreaterThan(0);
       expect(old.epsilon).toBeGreaterThan(1e6 * e.epsilon);
     }
+  });
+
+  it('travels in an exNode (LoRS XML, UNIS JSON) into the dataset; a malformed one is refused by the exNode or the dataset', () => {
+    const rows = 6;
+    const cols = 3;
+    const data = block(rows, cols, 31);
+    const sm = summarizeBlock(data, rows, cols, { spectrum: false });
+    const { cols: c, ...summary } = summaryToJson(sm);
+    void c;
+    const exnodeWith = (exactScatter: unknown): Exnode => ({
+      name: 'm',
+      size: rows * cols * 8,
+      createdMs: 1,
+      modifiedMs: 2,
+      dtype: 'float64',
+      shape: [rows, cols],
+      mappings: [
+        {
+          exnodeOffset: 0,
+          logicalLength: rows * cols * 8,
+          allocOffset: 0,
+          allocLength: 4096,
+          read: 'ibp://127.0.0.1:7001/1#a/wa/READ',
+          write: 'ibp://127.0.0.1:7001/1#a/wa/WRITE',
+          manage: 'ibp://127.0.0.1:7001/1#a/wa/MANAGE',
+          leaseStartMs: 1_700_000_000_000,
+          leaseEndMs: 1_700_086_400_000,
+          sha256: sm.hash,
+          rows: { start: 0, count: rows },
+          summary: { ...summary, exactScatter } as NonNullable<Mapping['summary']>,
+        },
+      ],
+    });
+    const good = exnodeWith(summary.exactScatter);
+    for (const x of [good, fromXnd(toXnd(good)), fromUnisJson(toUnisJson(good))]) {
+      const ds = datasetFromExnode(x);
+      expect(Array.from(ds.blocks[0]!.summary!.exactScatter!)).toEqual(Array.from(sm.exactScatter!));
+    }
+    // The exNode itself refuses a wrong length or a non-number.
+    expect(() => validateExnode(exnodeWith(summary.exactScatter!.slice(1)))).toThrow(
+      expect.objectContaining({ code: 'FW_ERR_EXNODE_INVALID', message: expect.stringMatching(/exactScatter/) }),
+    );
+    expect(() => validateExnode(exnodeWith([1, 2, 3, 4, 5, 'x']))).toThrow(
+      expect.objectContaining({ code: 'FW_ERR_EXNODE_INVALID' }),
+    );
+    // The dataset refuses one whose diagonal is not the block's.
+    const altered = summary.exactScatter!.slice();
+    altered[0] = altered[0]! * 2 + 1;
+    expect(() => datasetFromExnode(exnodeWith(altered))).toThrow(
+      expect.objectContaining({ code: 'DATA_E_NOT_A_DATASET', message: expect.stringMatching(/exactScatter\[0\]/) }),
+    );
   });
 });
