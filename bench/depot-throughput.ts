@@ -36,6 +36,12 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
 const ROW_SECONDS = Number(process.env['BENCH_ROW_SECONDS'] ?? 3);
 const KINDS = (process.env['BENCH_KINDS'] ?? 'memory,disk-fast,disk-safe').split(',');
 const SMALL = process.env['BENCH_SMALL'] !== '0';
+/**
+ * Idle milliseconds before each round (default 0: back to back). A depot uses idle time to warm the
+ * files of new disk allocations (see depot/resources/disk/warm-pool.ts); with a pause the rows show
+ * a depot whose bursts of writes are apart, without one a depot written without a break.
+ */
+const PAUSE_MS = Number(process.env['BENCH_PAUSE_MS'] ?? 0);
 /** Extra node flags for the depot process (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
 const DEPOT_NODE_ARGS = (process.env['BENCH_DEPOT_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
 /** Launchers to compare (default: this build's). */
@@ -433,6 +439,7 @@ try {
       for (const [i, bin] of bins.entries())
         depots.push(await startDepotProcess(args(join(dataDir, String(i))), DEPOT_NODE_ARGS, bin));
       for (let round = 0; round < ROUNDS; round++) {
+        if (PAUSE_MS > 0) await new Promise((r) => setTimeout(r, PAUSE_MS));
         const raw = await rawSocket(total, data[0]!);
         for (const [i, depot] of depots.entries()) {
           const f = await bulk(depot, data);
@@ -440,6 +447,7 @@ try {
             name: `bulk:${kind}`,
             ...(bins[i] === undefined ? {} : { bin: bins[i] }),
             round,
+            pauseMs: PAUSE_MS,
             clients: CLIENTS,
             allocations: ALLOCATIONS,
             allocationMiB: ALLOCATION_MB,
