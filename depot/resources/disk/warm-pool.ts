@@ -60,6 +60,8 @@ export class WarmPool {
   private closed = false;
   /** Warm files cannot be used here (see `take`). */
   private off = false;
+  /** Ends the warmer's wait for an idle moment (see `quiet`). */
+  private wake: (() => void) | undefined;
   /** Number of the last step asked of the warming thread (its answer names it). */
   private step = 0;
   /** Set while a warm file is being made: removed by close. */
@@ -185,6 +187,7 @@ export class WarmPool {
     this.worker = undefined;
     this.pending?.reject(new Error('closed'));
     this.pending = undefined;
+    this.wake?.();
     await worker?.terminate();
     await this.warming?.catch(() => undefined);
     this.ready.length = 0;
@@ -262,7 +265,16 @@ export class WarmPool {
       if (this.closed) return;
       const wait = this.active > 0 ? QUIET_MS : this.lastActive + QUIET_MS - this.now();
       if (wait <= 0) return;
-      await new Promise<void>((resolve) => setTimeout(resolve, wait).unref());
+      // Unref'd (an idle depot may exit), and woken by close: nothing waits on a timer that never fires.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => this.wake?.(), wait);
+        timer.unref();
+        this.wake = () => {
+          clearTimeout(timer);
+          this.wake = undefined;
+          resolve();
+        };
+      });
     }
   }
 
