@@ -19,7 +19,7 @@ describe('closing a depot leaves no warm files and no warming thread behind', ()
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  it('once depot.close() resolves, pool/ is gone and the warming thread is stopped (fsync = safe: written files)', async () => {
+  it('once depot.close() resolves, pool/ is gone and the warming thread is stopped (fsync = safe)', async () => {
     const d = tempDir();
     cleanups.push(d.cleanup);
     const t = await startDepot({

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, readdirSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, openSync, statfsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DiskResource } from '../../depot/resources/disk/disk-resource.js';
@@ -43,85 +43,49 @@ function fillUntil(file: string, dir: string, leave: number): void {
   }
 }
 
-describe('written warm files (fsync = safe) and a filesystem that runs short', () => {
+describe('warm files and a filesystem that runs short', () => {
   const cleanups: (() => unknown)[] = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  it.runIf(canMountTmpfs())(
-    'a STORE refused for lack of room while the pool holds written zeros: the pool is shed and the retry fits',
-    async () => {
-      const d = tempDir();
-      cleanups.push(d.cleanup);
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=96m', 'tmpfs', d.path]);
-      cleanups.push(() => execFileSync('umount', ['-l', d.path]));
-      const t = await startDepot({
-        resource: [{ rid: '1', path: d.path, capacityBytes: '64MiB', fsync: 'safe', warmBytes: '16MiB', trashGraceSec: 0 }],
-      });
-      cleanups.push(() => t.close());
-      const disk = diskOf(t);
-      const a = await t.client.allocate(t, { size: 16 * MiB, durationSec: 60 });
-      await t.client.store(a.write, Buffer.alloc(1000, 3));
-      await disk.warmed();
-      // One written warm file of 16 MiB now holds 16 MiB of the filesystem.
-      expect(readdirSync(join(d.path, 'pool'))).toHaveLength(1);
-      expect(disk.warmStats.readyBytes).toBe(16 * MiB);
-      // Something else (other allocations, another tenant of the disk) fills it to 6 MiB free.
-      fillUntil(join(d.path, 'blocker'), d.path, 6 * MiB);
-      const body = Buffer.alloc(10 * MiB, 5);
-      // The data of a lease within its granted size needs 10 MiB; 16 MiB of them hold zeros
-      // nobody owns. Whether the first attempt is refused or not, the depot must not keep
-      // refusing data while it holds warm files it could shed.
-      const first = await t.client.store(a.write, body).then(
-        () => 'ok',
-        (e: unknown) => String((e as { status?: number }).status),
-      );
-      const second =
-        first === 'ok'
-          ? 'ok'
-          : await t.client.store(a.write, body).then(
-              () => 'ok',
-              (e: unknown) => String((e as { status?: number }).status),
-            );
-      expect({ first, second, poolReadyBytes: disk.warmStats.readyBytes }).toMatchObject({ second: 'ok', poolReadyBytes: 0 });
-    },
-    30_000,
-  );
-  it.runIf(canMountTmpfs())(
-    'the unused tails of files that started warm (written zeros) are never given back: a filesystem of zeros refuses data',
-    async () => {
-      const d = tempDir();
-      cleanups.push(d.cleanup);
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256m', 'tmpfs', d.path]);
-      cleanups.push(() => execFileSync('umount', ['-l', d.path]));
-      // Capacity counts granted max sizes; like many depots it is larger than the filesystem,
-      // since leases seldom fill what they ask for.
-      const t = await startDepot({
-        resource: [{ rid: '1', path: d.path, capacityBytes: '2GiB', fsync: 'safe', warmBytes: '32MiB', trashGraceSec: 0 }],
-      });
-      cleanups.push(() => t.close());
-      const disk = diskOf(t);
-      const before = freeBytes(d.path);
-      // Twelve leases of 32 MiB each store 1000 bytes: 12 000 bytes of data.
-      for (let i = 0; i < 12; i++) {
-        const a = await t.client.allocate(t, { size: 32 * MiB, durationSec: 60 });
-        await t.client.store(a.write, Buffer.alloc(1000, i + 1));
-        await disk.warmed();
-      }
-      // A lease that then stores 100 MiB of real data (the filesystem had room for it before): the
-      // write that runs out of room frees the idle tails and the pool, and goes on.
-      const big = await t.client.allocate(t, { size: 100 * MiB, durationSec: 60 });
-      const result = await t.client.store(big.write, Buffer.alloc(100 * MiB, 9)).then(
-        () => 'ok',
-        (e: unknown) => String((e as { status?: number }).status),
-      );
-      expect(result).toBe('ok');
-      // What is left of the warm files' zeros once the resource reclaims them: nothing but data.
-      disk.reclaim();
-      const used = before - freeBytes(d.path);
-      expect(used).toBeLessThan(100 * MiB + 8 * MiB);
-    },
-    60_000,
-  );
+  for (const fsync of ['fast', 'safe'] as const) {
+    it.runIf(canMountTmpfs())(
+      `warm files and the unused tails of files that started warm take no room; a STORE that does not fit is refused and the next that fits is taken (${fsync})`,
+      async () => {
+        const d = tempDir();
+        cleanups.push(d.cleanup);
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=96m', 'tmpfs', d.path]);
+        cleanups.push(() => execFileSync('umount', ['-l', d.path]));
+        const t = await startDepot({
+          resource: [{ rid: '1', path: d.path, capacityBytes: '1GiB', fsync, warmBytes: '32MiB', trashGraceSec: 0 }],
+        });
+        cleanups.push(() => t.close());
+        const disk = diskOf(t);
+        const before = freeBytes(d.path);
+        // Twelve leases of 16 MiB each store 1000 bytes; the pool warms meanwhile.
+        const leases = [];
+        for (let i = 0; i < 12; i++) {
+          const a = await t.client.allocate(t, { size: 16 * MiB, durationSec: 60 });
+          await t.client.store(a.write, Buffer.alloc(1000, i + 1));
+          await disk.warmed();
+          leases.push(a);
+        }
+        expect(disk.warmStats.taken).toBeGreaterThan(0);
+        expect(before - freeBytes(d.path)).toBeLessThan(4 * MiB);
+        // Something else fills the filesystem to 6 MiB free.
+        fillUntil(join(d.path, 'blocker'), d.path, 6 * MiB);
+        const big = await t.client.allocate(t, { size: 16 * MiB, durationSec: 60 });
+        await expect(t.client.store(big.write, Buffer.alloc(10 * MiB, 9))).rejects.toMatchObject({ status: -23 });
+        expect((await t.client.probe(big.manage)).size).toBe(0);
+        const fits = Buffer.alloc(3 * MiB, 8);
+        expect(await t.client.store(big.write, fits)).toBe(fits.length);
+        expect(Buffer.from(await t.client.load(big.read, 0, fits.length)).equals(fits)).toBe(true);
+        for (const [i, a] of leases.entries()) {
+          expect(Buffer.from(await t.client.load(a.read, 0, 1000)).equals(Buffer.alloc(1000, i + 1))).toBe(true);
+        }
+      },
+      60_000,
+    );
+  }
 });

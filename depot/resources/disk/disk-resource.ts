@@ -106,7 +106,7 @@ export class DiskResource implements StorageResource {
     let warm: WarmPool;
     const child = log.child({ rid: options.rid });
     try {
-      warm = await WarmPool.open(dir, options.warmBytes ?? defaultWarmBytes(), child, { written: options.fsync === 'safe' });
+      warm = await WarmPool.open(dir, options.warmBytes ?? defaultWarmBytes(), child);
 
       db = new MetadataDb(join(dir, METADATA_FILE), options.rid, options.fsync, reserve);
     } catch (e) {
