@@ -41,7 +41,7 @@ export const BLOCK_BYTES = 64 * 1024;
 /** Writes are gathered up to this many bytes before one positional writev (or journal record). */
 const WRITE_BATCH_BYTES = 1024 * 1024;
 /** Reads go to the file in runs of this many bytes (whole blocks). */
-const READ_RUN_BYTES = 16 * BLOCK_BYTES;
+const READ_RUN_BYTES = 8 * BLOCK_BYTES;
 /** Stage buffers a body is read into (see `openWriter`), at most this many out per writer. */
 const STAGES_OUT = 4;
 /** Stage buffers out over all writers of the process (beyond it, bodies take the chunked path). */
@@ -842,11 +842,22 @@ export class DiskData implements AllocationData {
     }
     const fh = handle.fh;
     let failed = false;
+    const end = offset + length;
+    // The next run is read (and checksummed) while the current one goes to the sink; it is judged
+    // when its turn comes, as if read then.
+    let ahead: ReturnType<typeof this.readRun> | undefined;
+    const readAhead = (from: number) => {
+      const p = this.readRun(fh, from, end, pooled);
+      p.catch(() => undefined); // judged (and its failure thrown) when awaited
+      return p;
+    };
     try {
-      const end = offset + length;
       let at = Math.floor(offset / BLOCK_BYTES) * BLOCK_BYTES;
+      ahead = at < end ? readAhead(at) : undefined;
       while (at < end) {
-        let run = await this.readRun(fh, at, end, pooled);
+        let run = await ahead!;
+        ahead = undefined;
+        if (run.failure === undefined && run.end < end) ahead = readAhead(run.end);
         if (run.failure !== undefined) {
           // An overwrite being copied in place, or a TRUNCATE, may have changed these bytes or
           // their checksums during the read: look again while neither can run, and only a
@@ -864,6 +875,7 @@ export class DiskData implements AllocationData {
               `allocation ${this.owner.id}: stored bytes fail verification (${run.failure})`,
             );
           }
+          if (run.end < end) ahead = readAhead(run.end);
         }
         const from = Math.max(offset, at) - at;
         const to = Math.min(end, run.end) - at;
@@ -876,6 +888,9 @@ export class DiskData implements AllocationData {
       failed = true;
       throw DepotError.isDepotError(e) ? e : storageError(e, `allocation ${this.owner.id}: read failed`, Status.FILE_READ);
     } finally {
+      // A run read ahead and not sent: done before the descriptor may close, its buffer back.
+      const left = await ahead?.catch(() => undefined);
+      if (left !== undefined && pooled) giveRunBuffer(left.buf);
       if (failed) void this.forgetHandle();
       unuse(handle);
     }
