@@ -1,45 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { open, type FileHandle } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RawSession, keyOf, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { canMountTmpfs, faultyWritevIo } from '../helpers/filesystems.js';
 import { tempDir } from '../helpers/temp-dir.js';
-
-/** Disk I/O whose writes fail with `code` once `budget` bytes have been written. */
-function faultyIo(state: { budget: number; code: string }) {
-  return {
-    open: async (path: string, flags: number): Promise<FileHandle> => {
-      const fh = await open(path, flags, 0o600);
-      return new Proxy(fh, {
-        get(target, prop, receiver) {
-          if (prop === 'writev') {
-            return async (buffers: Buffer[], position: number) => {
-              const n = buffers.reduce((s, b) => s + b.length, 0);
-              if (n > state.budget) throw Object.assign(new Error(`${state.code}: injected fault`), { code: state.code });
-              state.budget -= n;
-              return target.writev(buffers, position);
-            };
-          }
-          const v = Reflect.get(target, prop, receiver) as unknown;
-          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-        },
-      });
-    },
-  };
-}
-
-function canMountTmpfs(): boolean {
-  if (process.getuid?.() !== 0) return false;
-  const d = tempDir();
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', d.path], { stdio: 'ignore' });
-    execFileSync('umount', [d.path], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    d.cleanup();
-  }
-}
 
 describe('disk full and I/O errors', () => {
   const cleanups: Array<() => unknown> = [];
@@ -70,7 +33,7 @@ describe('disk full and I/O errors', () => {
     cleanups.push(d.cleanup);
     const state = { budget: 1 << 20, code: 'ENOSPC' };
     const t = await startDepot({ resource: [{ rid: '1', path: d.path, capacityBytes: '64MiB' }] }, undefined, {
-      diskIo: faultyIo(state),
+      diskIo: faultyWritevIo(state),
     });
     cleanups.push(() => t.close());
     await expectRefusedWrite(t, -23);
@@ -83,7 +46,7 @@ describe('disk full and I/O errors', () => {
     const d = tempDir();
     cleanups.push(d.cleanup);
     const t = await startDepot({ resource: [{ rid: '1', path: d.path }] }, undefined, {
-      diskIo: faultyIo({ budget: 1 << 20, code: 'EIO' }),
+      diskIo: faultyWritevIo({ budget: 1 << 20, code: 'EIO' }),
     });
     cleanups.push(() => t.close());
     await expectRefusedWrite(t, -16);

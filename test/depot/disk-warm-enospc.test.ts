@@ -4,23 +4,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DiskResource } from '../../depot/resources/disk/disk-resource.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { canMountTmpfs } from '../helpers/filesystems.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const MiB = 1024 * 1024;
-
-function canMountTmpfs(): boolean {
-  if (process.getuid?.() !== 0) return false;
-  const d = tempDir();
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', d.path], { stdio: 'ignore' });
-    execFileSync('umount', [d.path], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    d.cleanup();
-  }
-}
 
 function diskOf(t: TestDepot): DiskResource {
   const core = t.depot.core as unknown as { resources: Map<string, { store: DiskResource }> };

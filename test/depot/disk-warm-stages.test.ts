@@ -1,5 +1,4 @@
 import { readdir, stat } from 'node:fs/promises';
-import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatStore, formatWrite, type Capability } from '../../ibp/index.js';
@@ -9,6 +8,7 @@ import type { DiskResource } from '../../depot/resources/disk/disk-resource.js';
 import { WarmPool } from '../../depot/resources/disk/warm-pool.js';
 import { pino } from 'pino';
 import { RawSession, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { faultyWritevIo } from '../helpers/filesystems.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const MiB = 1024 * 1024;
@@ -180,26 +180,8 @@ describe('disk resource: new files start warm, and bodies land in stage buffers'
   it('a disk failure while stages are put refuses the write; the committed bytes stay and the connection stays in step', async () => {
     const d = tempDir();
     cleanups.push(d.cleanup);
-    const state = { budget: Number.POSITIVE_INFINITY };
-    const io = {
-      open: async (path: string, flags: number): Promise<FileHandle> => {
-        const fh = await open(path, flags, 0o600);
-        return new Proxy(fh, {
-          get(target, prop, receiver) {
-            if (prop === 'writev') {
-              return async (buffers: Buffer[], position: number) => {
-                const n = buffers.reduce((sum, b) => sum + b.length, 0);
-                if (n > state.budget) throw Object.assign(new Error('EIO: injected fault'), { code: 'EIO' });
-                state.budget -= n;
-                return target.writev(buffers, position);
-              };
-            }
-            const v = Reflect.get(target, prop, receiver) as unknown;
-            return typeof v === 'function' ? (v as (...args: unknown[]) => unknown).bind(target) : v;
-          },
-        });
-      },
-    };
+    const state = { budget: Number.POSITIVE_INFINITY, code: 'EIO' };
+    const io = faultyWritevIo(state);
     const t = await depotOn(d.path, { fsync: 'fast' }, io);
     const a = await t.client.allocate(t, { size: 16 * MiB, durationSec: 60 });
     const kept = pattern(100_000, 7);

@@ -3,21 +3,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SpaceReserve } from '../../depot/resources/disk/space-reserve.js';
+import { canMountTmpfs } from '../helpers/filesystems.js';
 import { tempDir } from '../helpers/temp-dir.js';
-
-function canMountTmpfs(): boolean {
-  if (process.getuid?.() !== 0) return false;
-  const d = tempDir();
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', d.path], { stdio: 'ignore' });
-    execFileSync('umount', [d.path], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    d.cleanup();
-  }
-}
 
 describe('SpaceReserve on a full filesystem', () => {
   const cleanups: (() => void)[] = [];
