@@ -1,6 +1,7 @@
 import {
   CoordinatorError,
   CoordinatorErrorCode,
+  EXACT_SCATTER_MAX_COLS,
   exactGramOf,
   MatrixAccumulator,
   scatterBounds,
@@ -46,6 +47,12 @@ export interface LeastSquaresOptions {
   /** Overall deadline (ms from the start). */
   readonly deadlineMs?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Fill missing blocks exactly from their summaries' exact scatters when every one has it (default true). When
+   * the fill's rounding allowance leaves the answered rows' λ_min nothing to certify with (float32 data, columns
+   * of very different scales), the call falls back to the bounded path by itself.
+   */
+  readonly exactFill?: boolean;
 }
 
 /** What {@link leastSquaresCore} estimates. */
@@ -143,8 +150,8 @@ export function missingExactGram(
  * answered blocks keep weight 1 and K = G_miss, the missing blocks' exact Gram ({@link missingExactGram}), so
  * Σ_answered M_bᵀM_b + K is the whole dataset's Gram (to rounding); `exact` then carries G_miss.
  */
-function htWeights(planned: readonly PlannedBlock[], answered: ReadonlySet<string>, D: number) {
-  const exact = missingExactGram(planned, answered, D);
+function htWeights(planned: readonly PlannedBlock[], answered: ReadonlySet<string>, D: number, useFill = true) {
+  const exact = useFill ? missingExactGram(planned, answered, D) : undefined;
   if (exact !== undefined) {
     const w = new Map<string, number>();
     for (const p of planned) if (answered.has(p.id)) w.set(p.id, 1);
@@ -210,6 +217,8 @@ export async function leastSquaresCore(
   dataset: Dataset,
   options: LeastSquaresOptions,
   emit: (e: Estimate<LeastSquaresResult>) => void = () => {},
+  /** Set on the call that replaces one whose exact fill could not certify (see the end). */
+  fellBack = false,
 ): Promise<Estimate<LeastSquaresResult>> {
   check(dataset, options);
   const D = dataset.cols;
@@ -275,7 +284,8 @@ export async function leastSquaresCore(
   );
   set = set.filter((b) => sketch.outputs.has(b.index));
   const ids = (blocks: readonly DatasetBlock[]) => new Set(blocks.map((b) => String(b.index)));
-  let { w, K, exact: fill } = htWeights(planned, ids(set), D);
+  const useFill = options.exactFill !== false;
+  let { w, K, exact: fill } = htWeights(planned, ids(set), D, useFill);
   // With the missing blocks' Gram known exactly (fill), they enter the sketch as D virtual rows F with FᵀF = G_miss
   // (F = Λ^½Vᵀ from G_miss = VΛVᵀ): ‖M_b z‖² summed over them is ‖Fz‖², so [S·M_answered; F] sketches the whole
   // problem and R preconditions it.
@@ -353,7 +363,7 @@ export async function leastSquaresCore(
     );
     const before = set.length;
     set = set.filter((b) => atr.outputs.has(b.index));
-    if (set.length !== before) ({ w, K, exact: fill } = htWeights(planned, ids(set), D));
+    if (set.length !== before) ({ w, K, exact: fill } = htWeights(planned, ids(set), D, useFill));
     const H = new Float64Array(D * cols);
     for (const b of set) {
       const C = atr.outputs.get(b.index)!;
@@ -407,7 +417,7 @@ export async function leastSquaresCore(
     const stat = gramStatistic(D);
     const a = new MatrixAccumulator(stat);
     const answered = ids(set);
-    const weights = htWeights(planned, answered, D).w;
+    const weights = htWeights(planned, answered, D, useFill).w;
     const Gans = new Float64Array(D * D);
     GansRaw = new Float64Array(D * D);
     Eans = new Float64Array(D * D);
@@ -432,7 +442,7 @@ export async function leastSquaresCore(
     accumulator = a;
     acc = a.estimate(scaledPlan, { delta, weighting: 'response-groups', final: true, minCoverage });
     Ghat = acc.value.map((v, i) => v / (scale[Math.floor(i / D)]! * scale[i % D]!));
-    exactFill = missingExactGram(planned, answered, D);
+    exactFill = useFill ? missingExactGram(planned, answered, D) : undefined;
     gramError = 0;
     if (exactFill !== undefined) {
       // Nothing estimated: Ĝ = G_ans + G_miss. Its error: the depots' Grams (n_b products per entry, ≤ γ_{n_b}·frob2_b
@@ -641,17 +651,28 @@ export async function leastSquaresCore(
       blocksMissing: dataset.blocks.length - set.length,
       bytesMoved,
       method:
-        (exactFill === undefined
-          ? ''
-          : `every missing block (${missingSummaries.length}) filled exactly from its summary's centred scatter ` +
-            `(G_b = K_b + s_bs_bᵀ/n_b, in the sketch as virtual rows and in the normal equations), so x solves the ` +
-            `whole dataset's problem and ε is the solve certificate (‖ĝ‖ + rounding)/(λ_min(Ĝ) − ‖Ĝ − G‖) alone, δ = 0; `) +
-        `${maxIterations === 0 ? 'sketch-and-solve' : `sketch-preconditioned CG on the normal equations in locus (CGLS; ${iterations} iterations)`}` +
-        ` with a ${k}-row sparse sign sketch; solve error ‖ĝ‖/λ_min(Ĝ) from the gradient computed in locus; ` +
-        `sampling error min(t‖z‖, ‖Σ_ans (w − 1)R z‖ + ‖z‖Σ_miss ‖R_b‖)/max(λ_min(Ĝ) − t, λ_min(answered rows' Gram)), ` +
-        `z = D⁻¹[x; −1], on the column-scaled Gram, t its ${a.method}; or, when smaller, the objective bound ` +
-        `√((F_ans(x) − min F_ans + Σ_missing ‖M_b[x; −1]‖² bound)/λ_min(answered rows' Gram)), its normal-equations ` +
-        `form, or the missing gradient through the reference scatter (s_bs_bᵀ/n_b + tr(K_b)·Ref, the deviation within the summaries' ρ_b and K_b ⪰ 0, or r_b)`,
+        exactFill !== undefined
+          ? `every missing block (${missingSummaries.length}) filled exactly from its summary's centred scatter ` +
+            `(G_b = K_b + s_bs_bᵀ/n_b, in the sketch as virtual rows and in the normal equations): nothing is estimated; ` +
+            `${maxIterations === 0 ? 'sketch-and-solve' : `sketch-preconditioned CG on the whole dataset's normal equations (CGLS; ${iterations} iterations)`}` +
+            ` with a ${k}-row sparse sign sketch; ε = (‖ĝ‖ + rounding)/(λ_min(Ĝ) − ‖Ĝ − G‖), the certificate of x against ` +
+            `the whole dataset's solution from the gradient computed in locus, with the rounding of the depots' Grams and ` +
+            `the summaries' scatters; δ = 0`
+          : (missingSummaries.length === 0
+              ? ''
+              : fellBack
+                ? `missing blocks bounded, not filled: their summaries' exact scatters could not certify x (the fill's ` +
+                  `rounding allowance exceeds λ_min of the answered rows' Gram: float32 data or columns far from zero); `
+                : missingSummaries.some((m) => m.exactScatter === undefined)
+                  ? `missing blocks bounded, not filled: their summaries hold no exact scatter (more than ` +
+                    `${EXACT_SCATTER_MAX_COLS} columns, or an exNode from before it was recorded); `
+                  : '') +
+            `${maxIterations === 0 ? 'sketch-and-solve' : `sketch-preconditioned CG on the normal equations in locus (CGLS; ${iterations} iterations)`}` +
+            ` with a ${k}-row sparse sign sketch; solve error ‖ĝ‖/λ_min(Ĝ) from the gradient computed in locus; ` +
+            `sampling error min(t‖z‖, ‖Σ_ans (w − 1)R z‖ + ‖z‖Σ_miss ‖R_b‖)/max(λ_min(Ĝ) − t, λ_min(answered rows' Gram)), ` +
+            `z = D⁻¹[x; −1], on the column-scaled Gram, t its ${a.method}; or, when smaller, the objective bound ` +
+            `√((F_ans(x) − min F_ans + Σ_missing ‖M_b[x; −1]‖² bound)/λ_min(answered rows' Gram)), its normal-equations ` +
+            `form, or the missing gradient through the reference scatter (s_bs_bᵀ/n_b + tr(K_b)·Ref, the deviation within the summaries' ρ_b and K_b ⪰ 0, or r_b)`,
       norm: 'l2',
       parts: {
         sampling: {
@@ -665,6 +686,12 @@ export async function leastSquaresCore(
     };
   }
   const result = build();
+  if (!Number.isFinite(result.epsilon) && exactFill !== undefined) {
+    // The exact fill's rounding allowance is larger than what the answered rows can certify with: the bounded path
+    // (which needs only the answered rows' own λ_min) answers instead.
+    await ctx.runner.release();
+    return leastSquaresCore(ctx, dataset, { ...options, exactFill: false }, emit, true);
+  }
   if (!Number.isFinite(result.epsilon))
     throw new CoordinatorError(
       CoordinatorErrorCode.COVERAGE,

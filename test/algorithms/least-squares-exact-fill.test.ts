@@ -201,3 +201,50 @@ describe('least squares with the missing blocks filled exactly from their summar
     expect(answeredOld.epsilon).toBe(full.epsilon);
   }, 60_000);
 });
+
+describe('least squares when the exact fill cannot certify (a column far from zero)', () => {
+  it('falls back to the bounded path: an answer whose ε holds, never a false "rank-deficient" refusal', async () => {
+    const n = 30_000;
+    const d = 5;
+    const M = new Float64Array(n * (d + 1));
+    const g = new Float64Array(n * (d + 1));
+    normals(7, 1, 0, 0, g);
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let j = 0; j < d; j++) {
+        // Column 0 is like a raw timestamp: mean 10⁶, spread 1.
+        const a = j === 0 ? 1e6 + g[i * (d + 1) + j]! : g[i * (d + 1) + j]!;
+        M[i * (d + 1) + j] = a;
+        s += a * (j + 1) * 0.1;
+      }
+      M[i * (d + 1) + d] = s + 0.3 * g[i * (d + 1) + d]!;
+    }
+    const { dataset, blocks } = inMemoryDataset(M, n, d + 1, { blockRows: 1000, depotsOf: (b) => [9000 + (b % 3)] });
+    // One depot of three down: 10 of 30 blocks missing, every summary with its exact scatter.
+    const failed = new Set(Array.from({ length: 30 }, (_, b) => b).filter((b) => b % 3 === 1));
+    expect(dataset.blocks.every((b) => b.summary?.exactScatter !== undefined)).toBe(true);
+    const e = await solve(dataset, blocks, failed, 3);
+    const xStar = solution(M, n, d + 1);
+    const err = dist(e.value.coefficients, xStar);
+    expect(Number.isFinite(e.epsilon)).toBe(true);
+    expect(err).toBeLessThanOrEqual(e.epsilon);
+    expect(e.method).toMatch(/not filled: their summaries' exact scatters could not certify x/);
+  });
+
+  it('says why missing blocks are bounded when the summaries hold no exact scatter (more than 32 columns)', async () => {
+    const n = 2000;
+    const cols = 35;
+    const M = new Float64Array(n * cols);
+    normals(8, 1, 0, 0, M);
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let j = 0; j < cols - 1; j++) s += M[i * cols + j]! * 0.01 * (j + 1);
+      M[i * cols + cols - 1] = s + 0.1 * M[i * cols + cols - 1]!;
+    }
+    const { dataset, blocks } = inMemoryDataset(M, n, cols, { blockRows: 200, depotsOf: (b) => [9000 + (b % 5)] });
+    expect(dataset.blocks.some((b) => b.summary?.exactScatter !== undefined)).toBe(false);
+    const e = await solve(dataset, blocks, new Set([3, 8]), 4);
+    expect(e.method).toMatch(/not filled: their summaries hold no exact scatter \(more than 32 columns/);
+    expect(dist(e.value.coefficients, solution(M, n, cols))).toBeLessThanOrEqual(e.epsilon);
+  });
+});
