@@ -247,4 +247,22 @@ describe('disk resource: new files start warm, and bodies land in stage buffers'
     expect(warmPool.stats.readyBytes).toBe(0);
     expect(await readdir(join(d.path, 'pool'))).toHaveLength(0);
   });
+
+  it('an idle pool gives its files back once the asks that made them leave the ten-minute window', async () => {
+    const d = tempDir();
+    cleanups.push(d.cleanup);
+    let now = 1_000_000;
+    const pool = await WarmPool.open(d.path, 64 * MiB, pino({ level: 'silent' }), { now: () => now });
+    cleanups.push(() => pool.close());
+    expect(await pool.take(join(d.path, 'x'), 8 * MiB)).toBe(false);
+    await pool.settled();
+    expect(pool.stats.readyBytes).toBe(8 * MiB);
+    now += 5 * 60_000;
+    pool.trim();
+    expect(pool.stats.readyBytes).toBe(8 * MiB);
+    now += 6 * 60_000;
+    pool.trim();
+    expect(pool.stats.readyBytes).toBe(0);
+    expect(await readdir(join(d.path, 'pool'))).toHaveLength(0);
+  });
 });

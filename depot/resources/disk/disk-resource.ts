@@ -55,7 +55,10 @@ export class DiskResource implements StorageResource {
     private readonly reserve: SpaceReserve,
     private readonly warm: WarmPool,
   ) {
-    this.tailSweep = setInterval(() => this.trimTails(TAIL_IDLE_MS), TAIL_SWEEP_MS);
+    this.tailSweep = setInterval(() => {
+      this.trimTails(TAIL_IDLE_MS);
+      warm.trim();
+    }, TAIL_SWEEP_MS);
     this.tailSweep.unref();
     this.hooks = {
       take: (file, maxSize) => warm.take(file, maxSize),

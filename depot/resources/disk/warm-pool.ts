@@ -104,6 +104,23 @@ export class WarmPool {
   }
 
   /**
+   * Removes warm files beyond what new allocations asked for lately (oldest first): a depot whose
+   * writes have stopped gives their page cache back once the asks leave the window.
+   */
+  trim(): void {
+    const target = this.target();
+    while (this.readyBytes > target && this.ready.length > 0) {
+      const f = this.ready.shift()!;
+      this.readyBytes -= f.bytes;
+      try {
+        unlinkSync(f.path);
+      } catch {
+        // gone already
+      }
+    }
+  }
+
+  /**
    * Removes every warm file now (synchronously): the filesystem is short of room (a sparse file
    * holds no blocks, but its directory entry and inode do), or warm files are turned off.
    */
