@@ -645,7 +645,8 @@ export async function leastSquaresCore(
         boundsAt,
       },
       epsilon: Math.min(eObjective, eSolve + eSampling),
-      delta: t === 0 || exactFill !== undefined ? 0 : a.parts.sampling.delta,
+      // The objective bound is sure: when it is the smaller, nothing is left to chance.
+      delta: t === 0 || exactFill !== undefined || eObjective <= eSolve + eSampling ? 0 : a.parts.sampling.delta,
       coverage: a.coverage,
       blocksUsed: set.length,
       blocksMissing: dataset.blocks.length - set.length,
@@ -677,7 +678,7 @@ export async function leastSquaresCore(
       parts: {
         sampling: {
           epsilon: Math.min(eSampling, eObjective),
-          delta: t === 0 || exactFill !== undefined ? 0 : a.parts.sampling.delta,
+          delta: t === 0 || exactFill !== undefined || eObjective <= eSolve + eSampling ? 0 : a.parts.sampling.delta,
         },
         sketch: { epsilon: eSolve, delta: 0 },
       },
