@@ -1,4 +1,4 @@
-import { constants as fsConstants, rmSync } from 'node:fs';
+import { constants as fsConstants, readFileSync, rmSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -165,6 +165,7 @@ export class DiskResource implements StorageResource {
         tailsCut: cut,
         orphanFilesRemoved: orphans,
         check: this.options.startupCheck,
+        warmBytes: this.warm.budgetBytes,
         ms: Date.now() - started,
       },
       'disk resource restored',
@@ -432,8 +433,14 @@ function releaseLock(file: string): void {
 function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A depot killed but not yet reaped by its parent (a zombie) holds nothing any more.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc: as kill said
   }
 }
