@@ -286,7 +286,7 @@ export function lorsCommands(): CliCommand[] {
 
   const statCmd = new CliCommand('stat')
     .description(
-      'probe every mapping: alive (size, time left), DEAD (the depot says the bytes are gone: what trim --dead drops) or ' +
+      'probe every mapping: alive (size, time left), DEAD (the depot says the bytes are gone or damaged: what trim --dead drops) or ' +
         'UNREACHABLE (no answer or another error: trim --dead keeps it, --unreachable drops it); exits 1 unless all are alive',
     )
     .argument('<exnode>', 'the exNode (.xnd or .json)')

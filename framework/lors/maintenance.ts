@@ -12,8 +12,9 @@ export interface MappingStatus {
   readonly exnodeOffset: number;
   readonly alive: boolean;
   /**
-   * The depot answered and the bytes are gone (the allocation does not exist, or holds less than
-   * the mapping): a definitive loss, unlike a depot that did not answer.
+   * The depot answered and the bytes are gone (the allocation does not exist, holds less than the
+   * mapping, or was found damaged and is no longer served): a definitive loss, unlike a depot that did
+   * not answer.
    */
   readonly gone: boolean;
   readonly size?: number;
@@ -33,9 +34,10 @@ export function isTimeout(e: unknown): boolean {
 }
 
 /**
- * Probes every mapping (`anvil stat`): with a manage cap, MANAGE PROBE; with only a read cap, a
- * one-byte LOAD. A mapping is alive when its depot answers and the allocation holds its bytes; it is
- * `gone` when the depot answers that they are not there. Once a request to a depot has had no reply
+ * Probes every mapping (`anvil stat`): with a manage cap, MANAGE PROBE, then (with a read cap) a
+ * one-byte LOAD of its last byte; with only a read cap, that LOAD. A mapping is alive when its depot
+ * answers and serves its bytes; it is `gone` when the depot answers that they are not there, or that
+ * it will not serve them (`-15`: an allocation found damaged is never read again). Once a request to a depot has had no reply
  * within the client's timeout, that depot's remaining mappings are not asked again (a stalled depot
  * costs one timeout, not one per mapping): they are neither alive nor gone.
  */
@@ -65,6 +67,8 @@ export async function statMappings(
       if (m.manage !== undefined) {
         const p = await client.probe(m.manage);
         const alive = p.size >= m.allocOffset + m.logicalLength;
+        // PROBE answers for a damaged allocation too: only a LOAD says its bytes are not served.
+        if (alive && m.logicalLength > 0) await client.load(m.read, m.allocOffset + m.logicalLength - 1, 1);
         out[i] = {
           ...base,
           alive,
@@ -81,15 +85,21 @@ export async function statMappings(
     } catch (e) {
       const status = (e as { status?: number }).status;
       if (isTimeout(e)) stalled.set(base.depot, `got ${(e as Error).message}`);
-      // -4: no such allocation; -19: it holds less than the mapping. Anything else may pass.
-      out[i] = { ...base, alive: false, gone: status === -4 || status === -19, error: (e as Error).message };
+      // -4: no such allocation; -19: it holds less than the mapping; -15: its bytes are not served (damaged).
+      // Anything else may pass.
+      out[i] = {
+        ...base,
+        alive: false,
+        gone: status === -4 || status === -19 || status === -15,
+        error: (e as Error).message,
+      };
     }
   }
 }
 
 /**
  * `anvil trim --dead`: drops mappings whose depot says their bytes are gone (the allocation does
- * not exist, `-4`, or holds less than the mapping, `-19`); with `unreachable`, also those whose
+ * not exist, `-4`, holds less than the mapping, `-19`, or is damaged, `-15`); with `unreachable`, also those whose
  * depot did not answer or answered another error. Returns how many were dropped.
  */
 export async function trimDead(
