@@ -349,6 +349,10 @@ async function main(): Promise<void> {
         `${String(r.strict_violations).padStart(6)}${flagBad}\n`,
     );
   }
+  out.write(
+    'median ε/err: over the trials whose error is above the rounding level, 10⁻⁹ of the truth ("exact": none is); ' +
+      'median ε/‖truth‖: over every trial, exact ones included; strict: violations with no rounding slack\n',
+  );
   if (json) process.stdout.write(`${JSON.stringify({ rows })}\n`);
 }
 
