@@ -55,8 +55,19 @@ export class Allocation implements AllocationRecord {
     return this.withWriteLock(async () => undefined);
   }
 
+  /**
+   * Resolves when the write that holds the lock now gives it up (at once if none does). Unlike
+   * {@link settled} it does not queue behind the writes waiting for the lock: a command that holds
+   * the lock can wait on its own end without waiting for the next command, which may wait on it.
+   */
+  holderDone(): Promise<void> {
+    return this.holding ?? Promise.resolve();
+  }
+
   /** Serializes writes: each STORE appends at the size left by the previous one. */
   private writeTail: Promise<void> = Promise.resolve();
+  /** Resolves when the current holder of the write lock gives it up. */
+  private holding: Promise<void> | undefined;
 
   constructor(r: AllocationRecord) {
     this.id = r.id;
@@ -83,11 +94,14 @@ export class Allocation implements AllocationRecord {
   async withWriteLock<T>(task: () => Promise<T>): Promise<T> {
     const previous = this.writeTail;
     let release!: () => void;
-    this.writeTail = new Promise<void>((resolve) => (release = resolve));
+    const done = new Promise<void>((resolve) => (release = resolve));
+    this.writeTail = done;
     await previous;
+    this.holding = done;
     try {
       return await task();
     } finally {
+      if (this.holding === done) this.holding = undefined;
       release();
     }
   }

@@ -101,7 +101,10 @@ export interface DiskOwner {
   readonly freed: boolean;
   /** Called when stored bytes fail verification. */
   markDamaged(reason: string): void;
-  /** Resolves when no write holds the allocation. */
+  /**
+   * Resolves when the command that holds the allocation's write lock now gives it up (the commands
+   * queued behind it are not waited for: one of them may wait on this one).
+   */
   settled(): Promise<void>;
 }
 

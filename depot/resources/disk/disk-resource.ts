@@ -188,7 +188,7 @@ export class DiskResource implements StorageResource {
         get freed() {
           return a.freed;
         },
-        settled: () => a.settled(),
+        settled: () => a.holderDone(),
         markDamaged: (reason: string) => {
           if (a.state === 'damaged') return;
           a.state = 'damaged';
