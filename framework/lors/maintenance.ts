@@ -55,6 +55,16 @@ export async function statMappings(
   });
   return out;
 
+  /** A one-byte LOAD of the mapping's last byte; a `-15` (not served) is asked once more before it counts. */
+  async function loadLastByte(m: Exnode['mappings'][number]): Promise<void> {
+    try {
+      await client.load(m.read, m.allocOffset + m.logicalLength - 1, 1);
+    } catch (e) {
+      if ((e as { status?: number }).status !== -15) throw e;
+      await client.load(m.read, m.allocOffset + m.logicalLength - 1, 1);
+    }
+  }
+
   async function probeOne(i: number): Promise<void> {
     const m = x.mappings[i]!;
     const base = { index: i, depot: depotKey(m), exnodeOffset: m.exnodeOffset };
@@ -68,7 +78,7 @@ export async function statMappings(
         const p = await client.probe(m.manage);
         const alive = p.size >= m.allocOffset + m.logicalLength;
         // PROBE answers for a damaged allocation too: only a LOAD says its bytes are not served.
-        if (alive && m.logicalLength > 0) await client.load(m.read, m.allocOffset + m.logicalLength - 1, 1);
+        if (alive && m.logicalLength > 0) await loadLastByte(m);
         out[i] = {
           ...base,
           alive,
@@ -79,14 +89,14 @@ export async function statMappings(
           ...(alive ? {} : { error: 'short data' }),
         };
       } else {
-        await client.load(m.read, m.allocOffset + m.logicalLength - 1, 1);
+        await loadLastByte(m);
         out[i] = { ...base, alive: true, gone: false };
       }
     } catch (e) {
       const status = (e as { status?: number }).status;
       if (isTimeout(e)) stalled.set(base.depot, `got ${(e as Error).message}`);
-      // -4: no such allocation; -19: it holds less than the mapping; -15: its bytes are not served (damaged).
-      // Anything else may pass.
+      // -4: no such allocation; -19: it holds less than the mapping; -15 twice: its bytes are not served
+      // (a damaged allocation answers it for good). Anything else may pass.
       out[i] = {
         ...base,
         alive: false,

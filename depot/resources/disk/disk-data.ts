@@ -840,7 +840,12 @@ export class DiskData implements AllocationData {
     try {
       handle = await this.acquire(false);
     } catch (e) {
-      this.owner.markDamaged(`its file cannot be opened (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      const code = (e as NodeJS.ErrnoException).code;
+      // A missing file is lost data; anything else (too many open files, an I/O error) may pass, and
+      // the LOAD is refused without condemning the allocation.
+      if (code !== 'ENOENT')
+        throw storageError(e, `allocation ${this.owner.id}: its file cannot be opened now`, Status.FILE_READ);
+      this.owner.markDamaged('its file is missing');
       throw new DepotError(DepotErrorCode.DAMAGED, `allocation ${this.owner.id}: its file cannot be read`, { cause: e });
     }
     const fh = handle.fh;
