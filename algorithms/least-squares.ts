@@ -217,8 +217,8 @@ export async function leastSquaresCore(
   dataset: Dataset,
   options: LeastSquaresOptions,
   emit: (e: Estimate<LeastSquaresResult>) => void = () => {},
-  /** Set on the call that replaces one whose exact fill could not certify (see the end). */
-  fellBack = false,
+  /** On the call that replaces one whose exact fill could not certify (see the end): what that one moved. */
+  fellBack?: { readonly bytesMoved: number },
 ): Promise<Estimate<LeastSquaresResult>> {
   check(dataset, options);
   const D = dataset.cols;
@@ -237,7 +237,7 @@ export async function leastSquaresCore(
     ...(deadlineAt === undefined ? {} : { deadlineAt }),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   };
-  let bytesMoved = 0;
+  let bytesMoved = fellBack?.bytesMoved ?? 0;
   const count = (r: RoundResult): RoundResult => {
     bytesMoved += r.bytesMoved;
     return r;
@@ -661,7 +661,7 @@ export async function leastSquaresCore(
             `the summaries' scatters; δ = 0`
           : (missingSummaries.length === 0
               ? ''
-              : fellBack
+              : fellBack !== undefined
                 ? `missing blocks bounded, not filled: their summaries' exact scatters could not certify x (the fill's ` +
                   `rounding allowance exceeds λ_min of the answered rows' Gram: float32 data or columns far from zero); `
                 : missingSummaries.some((m) => m.exactScatter === undefined)
@@ -691,7 +691,9 @@ export async function leastSquaresCore(
     // The exact fill's rounding allowance is larger than what the answered rows can certify with: the bounded path
     // (which needs only the answered rows' own λ_min) answers instead.
     await ctx.runner.release();
-    return leastSquaresCore(ctx, dataset, { ...options, exactFill: false }, emit, true);
+    // Within the same deadline, counting the first attempt's traffic.
+    const rest = deadlineAt === undefined ? {} : { deadlineMs: Math.max(0, deadlineAt - Date.now()) };
+    return leastSquaresCore(ctx, dataset, { ...options, ...rest, exactFill: false }, emit, { bytesMoved });
   }
   if (!Number.isFinite(result.epsilon))
     throw new CoordinatorError(
