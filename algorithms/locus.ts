@@ -92,8 +92,11 @@ export interface LocusRunner extends OpRunner {
   stateOf(block: number, name: string): StateLocation | undefined;
   /** The bytes of block `block`'s state `name` (read back from where it lives), or undefined if unreadable. */
   readState(block: number, name: string, timeoutMs?: number): Promise<Uint8Array | undefined>;
-  /** Releases every state allocation (best effort). */
-  release(): Promise<void>;
+  /**
+   * Releases every state allocation (best effort). With `drain` (a job that was interrupted) the ops still
+   * running are waited for as well, within the same bound, and the state they made is freed.
+   */
+  release(options?: { readonly drain?: boolean }): Promise<void>;
 }
 
 /** Bytes of one row of a block (from its byte length and rows). */
@@ -285,6 +288,9 @@ export class IbpLocus implements LocusRunner {
   readonly #releaseWaitMs: number;
   /** Per depot: ops the engine dropped (late, or a losing hedge) that have not ended yet. */
   readonly #stuck = new Map<string, number>();
+  /** Ops in progress, and frees of the state that dropped ones made, until the depots answer. */
+  readonly #inflight = new Set<Promise<void>>();
+  readonly #freeing = new Set<Promise<unknown>>();
 
   constructor(client: IbpClient, options: { readonly leaseSec?: number; readonly releaseWaitMs?: number } = {}) {
     this.#client = client;
@@ -322,7 +328,7 @@ export class IbpLocus implements LocusRunner {
    * waited for, nor what any depot has not confirmed by the end of the wait: they go on in the background (until
    * the client's timeout or `close`).
    */
-  async release(): Promise<void> {
+  async release(options: { readonly drain?: boolean } = {}): Promise<void> {
     const all = [...this.#state.values()];
     this.#state.clear();
     const shared = this.#shared.drain();
@@ -332,7 +338,11 @@ export class IbpLocus implements LocusRunner {
       ...all.map((s) => ({ depot: s.depot, free: this.#client.decr(s.manage, 'read').catch(() => undefined) })),
       ...shared.map((e) => ({ depot: e.depot, free: this.#drop(e.value) })),
     ];
-    const freed = Promise.all(frees.filter((f) => waitFor(f.depot)).map((f) => f.free));
+    const freed = Promise.all([
+      ...frees.filter((f) => waitFor(f.depot)).map((f) => f.free),
+      // An interrupted job's ops end after this: what they made is freed as dropped (see `run`), then waited for.
+      ...(options.drain === true ? [Promise.all([...this.#inflight]).then(() => Promise.all([...this.#freeing]))] : []),
+    ]);
     let timer: NodeJS.Timeout | undefined;
     const waited = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, this.#releaseWaitMs);
@@ -381,7 +391,7 @@ export class IbpLocus implements LocusRunner {
         if (n > 0) this.#stuck.set(depot, n);
         else this.#stuck.delete(depot);
       };
-      this.#execute(attempt).then(
+      const running = this.#execute(attempt).then(
         ({ answer, stored }) => {
           end();
           if (!live) {
@@ -399,6 +409,8 @@ export class IbpLocus implements LocusRunner {
           if (live) subscriber.error(e);
         },
       );
+      this.#inflight.add(running);
+      void running.finally(() => this.#inflight.delete(running));
       return () => {
         if (live && !ended) this.#stuck.set(depot, (this.#stuck.get(depot) ?? 0) + 1);
         live = false;
@@ -409,14 +421,20 @@ export class IbpLocus implements LocusRunner {
   /** Records an accepted attempt's state output (and frees the allocation it replaces). */
   #commit(stored: StoredOutput): void {
     const old = this.#state.get(stored.key);
-    if (old !== undefined && old !== stored.entry) void this.#client.decr(old.manage, 'read').catch(() => undefined);
+    if (old !== undefined && old !== stored.entry) this.#free(old.manage);
     this.#state.set(stored.key, stored.entry);
   }
 
   /** Frees a dropped attempt's state allocation if it made one (one it reused stays with its owner). */
   #discard(stored: StoredOutput): void {
-    if (stored.fresh && this.#state.get(stored.key) !== stored.entry)
-      void this.#client.decr(stored.entry.manage, 'read').catch(() => undefined);
+    if (stored.fresh && this.#state.get(stored.key) !== stored.entry) this.#free(stored.entry.manage);
+  }
+
+  /** Frees a state allocation, tracked until the depot answers (a draining `release` waits for it). */
+  #free(manage: string): void {
+    const p = this.#client.decr(manage, 'read').catch(() => undefined);
+    this.#freeing.add(p);
+    void p.finally(() => this.#freeing.delete(p));
   }
 
   async #execute(attempt: OpAttempt): Promise<{ answer: OpAnswer; stored: StoredOutput | undefined }> {

@@ -179,8 +179,9 @@ async function runAlgorithm<V>(
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    // Per-block state allocations (Y, Q, sketches…) would otherwise hold depot space until their lease ends.
-    await runner.release();
+    // Per-block state allocations (Y, Q, sketches…) would otherwise hold depot space until their lease ends;
+    // after Ctrl-C, also those the ops still running make.
+    await runner.release({ drain: stop.signal.aborted });
     await coordinator.close();
     client.close();
   }
