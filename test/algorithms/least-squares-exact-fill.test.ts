@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { final, InProcessLocus, inMemoryDataset, leastSquares, runnerContext } from '../../algorithms/index.js';
 import { ReliabilityStore, type CoordinatorDataset } from '../../framework/index.js';
 import { normals } from '../../nfu-kernels/index.js';
+import { farColumnProblem } from './far-column-problem.js';
 import { withoutExactScatter } from './without-exact-scatter.js';
 import {
   BLOCK_ROWS,
@@ -209,22 +210,7 @@ describe('least squares with the missing blocks filled exactly from their summar
 
 describe('least squares when the exact fill cannot certify (a column far from zero)', () => {
   it('falls back to the bounded path: an answer whose ε holds, never a false "rank-deficient" refusal', async () => {
-    const n = 30_000;
-    const d = 5;
-    const M = new Float64Array(n * (d + 1));
-    const g = new Float64Array(n * (d + 1));
-    normals(7, 1, 0, 0, g);
-    for (let i = 0; i < n; i++) {
-      let s = 0;
-      for (let j = 0; j < d; j++) {
-        // Column 0 is like a raw timestamp: mean 10⁶, spread 1.
-        const a = j === 0 ? 1e6 + g[i * (d + 1) + j]! : g[i * (d + 1) + j]!;
-        M[i * (d + 1) + j] = a;
-        s += a * (j + 1) * 0.1;
-      }
-      M[i * (d + 1) + d] = s + 0.3 * g[i * (d + 1) + d]!;
-    }
-    const { dataset, blocks } = inMemoryDataset(M, n, d + 1, { blockRows: 1000, depotsOf: (b) => [9000 + (b % 3)] });
+    const { M, n, d, dataset, blocks } = farColumnProblem();
     // One depot of three down: 10 of 30 blocks missing, every summary with its exact scatter.
     const failed = new Set(Array.from({ length: 30 }, (_, b) => b).filter((b) => b % 3 === 1));
     expect(dataset.blocks.every((b) => b.summary?.exactScatter !== undefined)).toBe(true);

@@ -1,29 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { InProcessLocus, inMemoryDataset, leastSquares, runnerContext, type LeastSquaresResult } from '../../algorithms/index.js';
+import { InProcessLocus, leastSquares, runnerContext, type LeastSquaresResult } from '../../algorithms/index.js';
 import { ReliabilityStore, type Estimate } from '../../framework/index.js';
-import { normals } from '../../nfu-kernels/index.js';
-
-/** The fallback case of test/algorithms/least-squares-exact-fill.test.ts: column 0 ~ 10⁶ + N(0, 1). */
-function problem() {
-  const n = 30_000;
-  const d = 5;
-  const M = new Float64Array(n * (d + 1));
-  const g = new Float64Array(n * (d + 1));
-  normals(7, 1, 0, 0, g);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let j = 0; j < d; j++) {
-      const a = j === 0 ? 1e6 + g[i * (d + 1) + j]! : g[i * (d + 1) + j]!;
-      M[i * (d + 1) + j] = a;
-      s += a * (j + 1) * 0.1;
-    }
-    M[i * (d + 1) + d] = s + 0.3 * g[i * (d + 1) + d]!;
-  }
-  return inMemoryDataset(M, n, d + 1, { blockRows: 1000, depotsOf: (b) => [9000 + (b % 3)] });
-}
+import { farColumnProblem } from './far-column-problem.js';
 
 async function run(exactFill: boolean | undefined) {
-  const { dataset, blocks } = problem();
+  const { dataset, blocks } = farColumnProblem();
   const failed = new Set(Array.from({ length: 30 }, (_, b) => b).filter((b) => b % 3 === 1));
   let ops = 0;
   const locus = new InProcessLocus(blocks, {

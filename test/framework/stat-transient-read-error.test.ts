@@ -40,10 +40,10 @@ describe('stat and a transient depot read error', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  it('a healthy mapping whose one-byte LOAD hits a transient I/O error is not DEAD, and trim --dead keeps it', async () => {
+  /** A disk depot whose reads fail as `state` says, and `bytes` bytes uploaded to it in 100 000-byte blocks. */
+  async function uploaded(state: { failReads: number; failOpens?: number }, bytes: number) {
     const d = tempDir();
     cleanups.push(d.cleanup);
-    const state = { failReads: 0 };
     const t = await startDepot({ resource: [{ rid: '1', path: d.path, fsync: 'fast' }] }, undefined, {
       diskIo: flakyReadIo(state),
     });
@@ -51,9 +51,15 @@ describe('stat and a transient depot read error', () => {
     const client = new IbpClient({ timeoutMs: 10_000 });
     cleanups.push(() => client.close());
     const file = join(d.path, 'in.bin');
-    const data = Buffer.alloc(200_000, 9);
+    const data = Buffer.alloc(bytes, 9);
     writeFileSync(file, data);
     const x = await upload(client, file, { depots: [{ host: t.host, port: t.port }], blockSize: 100_000 });
+    return { client, data, x };
+  }
+
+  it('a healthy mapping whose one-byte LOAD hits a transient I/O error is not DEAD, and trim --dead keeps it', async () => {
+    const state = { failReads: 0 };
+    const { client, data, x } = await uploaded(state, 200_000);
     state.failReads = 1;
     const status = await statMappings(client, x, 1);
     // The depot answered -15 for an EIO; the allocation is not damaged: the very next LOAD serves it.
@@ -72,19 +78,8 @@ describe('stat and a transient depot read error', () => {
   });
 
   it('a transient EMFILE when a LOAD reopens the file does not make the allocation damaged, nor its mapping DEAD', async () => {
-    const d = tempDir();
-    cleanups.push(d.cleanup);
     const state: { failReads: number; failOpens?: number } = { failReads: 0 };
-    const t = await startDepot({ resource: [{ rid: '1', path: d.path, fsync: 'fast' }] }, undefined, {
-      diskIo: flakyReadIo(state),
-    });
-    cleanups.push(() => t.close());
-    const client = new IbpClient({ timeoutMs: 10_000 });
-    cleanups.push(() => client.close());
-    const file = join(d.path, 'in.bin');
-    const data = Buffer.alloc(100_000, 9);
-    writeFileSync(file, data);
-    const x = await upload(client, file, { depots: [{ host: t.host, port: t.port }], blockSize: 100_000 });
+    const { client, x } = await uploaded(state, 100_000);
     const m = x.mappings[0]!;
     // A read error drops the cached descriptor (the LOAD is cut off mid-reply) ...
     state.failReads = 1;
