@@ -1,24 +1,31 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startDepot } from '../helpers/depot-fixture.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
-/** Starts a process that leaves a child unreaped (a zombie) for a few seconds; resolves to the zombie's pid. */
+/**
+ * Starts a process that leaves a child unreaped (a zombie) for a few seconds; resolves to the zombie's pid.
+ * The parent is python3 because it installs no SIGCHLD handler and never waits: a shell reaps its background
+ * jobs asynchronously, so with `sh` the child was sometimes gone before the test looked at it.
+ */
 async function zombie(): Promise<{ pid: number; stop: () => void }> {
-  const sh = spawn('sh', ['-c', 'true & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const code = 'import os,sys,time\npid=os.fork()\nif pid==0:\n  os._exit(0)\nprint(pid,flush=True)\ntime.sleep(5)\n';
+  const parent = spawn('python3', ['-c', code], { stdio: ['ignore', 'pipe', 'ignore'] });
   const pid = await new Promise<number>((resolve, reject) => {
-    sh.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
-    sh.once('error', reject);
+    parent.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    parent.once('error', reject);
   });
-  // Bounded wait until the child has exited (state Z).
-  for (let i = 0; i < 100; i++) {
+  // Bounded wait until the child has exited (state Z); its parent never reaps it, so the entry stays.
+  let state = '';
+  for (let i = 0; i < 200 && state !== 'Z'; i++) {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) break;
-    await new Promise((r) => setTimeout(r, 10));
+    state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    if (state !== 'Z') await new Promise((r) => setTimeout(r, 10));
   }
-  return { pid, stop: () => sh.kill('SIGKILL') };
+  expect(state).toBe('Z');
+  return { pid, stop: () => parent.kill('SIGKILL') };
 }
 
 describe('a disk resource whose lock names a process killed but not yet reaped', () => {
