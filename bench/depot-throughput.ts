@@ -18,9 +18,9 @@
  * row against each build in turn, alternating within each round, so two builds are compared in the
  * same window; rows then carry the launcher's path.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -425,12 +425,23 @@ const DEPOT_ARGS: Record<string, (dir: string) => string[]> = {
   'disk-safe': (dir) => ['--data', join(dir, 'safe'), '--fsync', 'safe', ...DISK_CAPACITY],
 };
 
+/**
+ * Between kinds: the data of the kind just measured is removed and the filesystem synced, so that
+ * the next kind does not share the disk with the write-back of the last one's unsynced bytes (the
+ * `fast` rows leave gigabytes dirty; `safe` rows after them measured half their speed).
+ */
+function settle(): void {
+  for (const entry of readdirSync(dataDir)) rmSync(join(dataDir, entry), { recursive: true, force: true });
+  spawnSync('sync', { stdio: 'ignore', timeout: 120_000 });
+}
+
 const dataDir = mkdtempSync(join(tmpdir(), 'anvil-bench-'));
 const data = blocks(ALLOC_BYTES / BLOCK);
 const rows: Record<string, unknown>[] = [];
 const bins: (string | undefined)[] = BINS.length > 0 ? BINS : [undefined];
 const total = ALLOCATIONS * ALLOC_BYTES;
 try {
+  settle();
   for (const kind of KINDS) {
     const args = DEPOT_ARGS[kind];
     if (args === undefined) throw new Error(`unknown kind ${kind}`);
@@ -485,6 +496,7 @@ try {
       }
     } finally {
       for (const depot of depots) await depot.stop();
+      settle();
     }
   }
 } finally {
