@@ -36,6 +36,9 @@
 #endif
 
 #if defined(__unix__) || defined(__APPLE__)
+#include <climits>
+#include <fcntl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
 #define ANVIL_HAVE_PREAD 1
@@ -1178,6 +1181,179 @@ napi_value PreadCrc32s(napi_env env, napi_callback_info info) {
     return promise;
   });
 }
+
+// pwriteCrc32s(fd, parts, position, runs, inits, writeBack) → Promise<Uint32Array>: the CRC-32s of
+// `parts` (Uint8Arrays, one stream) cut into runs, exactly as crc32Runs, and the parts written to
+// the file at `position` (pwritev, again after a short write or an interrupt) in the same
+// thread-pool job: a batch of a bulk write costs one trip there, not two, and is checksummed while
+// it is still in the cache. With `writeBack` (Linux) the write-out of the range is started at once
+// (sync_file_range, SYNC_FILE_RANGE_WRITE: not a sync, the caller still syncs), so the disk works
+// while the rest of the body arrives. Rejects with the error's code (ENOSPC, EIO, …); the parts
+// are held until it is done and must not change meanwhile; `fd` must stay open.
+struct PwriteWork {
+  napi_async_work work = nullptr;
+  napi_deferred deferred = nullptr;
+  napi_ref parts_ref = nullptr;
+  int fd = -1;
+  int64_t position = 0;
+  bool write_back = false;
+  std::vector<std::pair<const unsigned char*, size_t>> parts;
+  std::vector<uint64_t> runs;
+  std::vector<uint32_t> crcs;
+  int error = 0;
+  const char* call = "pwritev";
+};
+
+void PwriteExecute(napi_env, void* data) {
+  PwriteWork* w = static_cast<PwriteWork*>(data);
+  size_t p = 0, at = 0;
+  for (size_t r = 0; r < w->runs.size(); r++) {
+    uint32_t c = w->crcs[r];
+    uint64_t left = w->runs[r];
+    while (left > 0) {
+      while (at == w->parts[p].second) {
+        p++;
+        at = 0;
+      }
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, w->parts[p].second - at));
+      c = crc32_fast(c, w->parts[p].first + at, n);
+      at += n;
+      left -= n;
+    }
+    w->crcs[r] = c;
+  }
+  uint64_t total = 0;
+  std::vector<struct iovec> iov;
+  iov.reserve(w->parts.size());
+  for (const auto& part : w->parts) {
+    if (part.second == 0) continue;
+    iov.push_back({const_cast<unsigned char*>(part.first), part.second});
+    total += part.second;
+  }
+  size_t first = 0;
+  uint64_t done = 0;
+  while (first < iov.size()) {
+    const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+    const ssize_t r = pwritev(w->fd, iov.data() + first, count, static_cast<off_t>(w->position + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      w->error = errno;
+      return;
+    }
+    if (r == 0) {
+      w->error = EIO;
+      return;
+    }
+    done += static_cast<uint64_t>(r);
+    size_t k = static_cast<size_t>(r);
+    while (first < iov.size() && k >= iov[first].iov_len) {
+      k -= iov[first].iov_len;
+      first++;
+    }
+    if (k > 0) {
+      iov[first].iov_base = static_cast<unsigned char*>(iov[first].iov_base) + k;
+      iov[first].iov_len -= k;
+    }
+  }
+#if defined(__linux__)
+  if (w->write_back && total > 0 &&
+      sync_file_range(w->fd, static_cast<off_t>(w->position), static_cast<off_t>(total), SYNC_FILE_RANGE_WRITE) != 0) {
+    // Only a head start for the sync that follows; an error here is the sync's to report too.
+    if (errno == EIO || errno == ENOSPC) {
+      w->error = errno;
+      w->call = "sync_file_range";
+    }
+  }
+#endif
+}
+
+void PwriteComplete(napi_env env, napi_status status, void* data) {
+  PwriteWork* w = static_cast<PwriteWork*>(data);
+  napi_value out = nullptr, ab;
+  void* bytes = nullptr;
+  if (status == napi_ok && w->error == 0 && napi_create_arraybuffer(env, w->crcs.size() * 4, &bytes, &ab) == napi_ok &&
+      napi_create_typedarray(env, napi_uint32_array, w->crcs.size(), ab, 0, &out) == napi_ok) {
+    if (!w->crcs.empty()) std::memcpy(bytes, w->crcs.data(), w->crcs.size() * 4);
+    napi_resolve_deferred(env, w->deferred, out);
+  } else {
+    const int e = w->error != 0 ? w->error : EIO;
+    const char* name = uv_err_name(uv_translate_sys_error(e));
+    napi_value code, msg, err;
+    napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+    const std::string text = std::string(name) + ": " + std::strerror(e) + ", " + w->call;
+    napi_create_string_utf8(env, text.c_str(), NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, code, msg, &err);
+    napi_value no;
+    napi_create_int32(env, -e, &no);
+    napi_set_named_property(env, err, "errno", no);
+    napi_reject_deferred(env, w->deferred, err);
+  }
+  napi_delete_reference(env, w->parts_ref);
+  napi_delete_async_work(env, w->work);
+  delete w;
+}
+
+napi_value PwriteCrc32s(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, 6);
+    auto w = std::make_unique<PwriteWork>();
+    w->fd = static_cast<int>(a.count(0, 2147483647.0));
+    bool is_array = false;
+    check(env, napi_is_array(env, a.argv[1], &is_array));
+    if (!is_array) type_error(env, "argument 1 must be an array of Uint8Arrays");
+    uint32_t nparts = 0;
+    check(env, napi_get_array_length(env, a.argv[1], &nparts));
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < nparts; i++) {
+      napi_value el, ab;
+      check(env, napi_get_element(env, a.argv[1], i, &el));
+      bool is = false;
+      check(env, napi_is_typedarray(env, el, &is));
+      napi_typedarray_type type;
+      size_t len = 0, off = 0;
+      void* d = nullptr;
+      if (is) check(env, napi_get_typedarray_info(env, el, &type, &len, &d, &ab, &off));
+      if (!is || type != napi_uint8_array) type_error(env, "argument 1 must be an array of Uint8Arrays");
+      w->parts.emplace_back(static_cast<const unsigned char*>(d), len);
+      total += len;
+    }
+    w->position = static_cast<int64_t>(a.count(2));
+    auto typed = [&](size_t i, napi_typedarray_type want, const char* what) {
+      bool is = false;
+      check(env, napi_is_typedarray(env, a.argv[i], &is));
+      napi_typedarray_type type;
+      size_t len = 0, off = 0;
+      void* d = nullptr;
+      napi_value ab;
+      if (is) check(env, napi_get_typedarray_info(env, a.argv[i], &type, &len, &d, &ab, &off));
+      if (!is || type != want) type_error(env, std::string("argument ") + std::to_string(i) + " must be a " + what);
+      return std::make_pair(d, len);
+    };
+    const auto runs = typed(3, napi_float64_array, "Float64Array");
+    const auto inits = typed(4, napi_uint32_array, "Uint32Array");
+    if (runs.second != inits.second) range_error(env, "runs and inits differ in length");
+    uint64_t sum = 0;
+    for (size_t i = 0; i < runs.second; i++) {
+      const double v = static_cast<const double*>(runs.first)[i];
+      if (!(v >= 0 && v <= 9007199254740991.0 && std::floor(v) == v)) range_error(env, "a run length is not a count");
+      sum += static_cast<uint64_t>(v);
+      if (sum > total) range_error(env, "the runs pass the end of the parts");
+      w->runs.push_back(static_cast<uint64_t>(v));
+      w->crcs.push_back(static_cast<const uint32_t*>(inits.first)[i]);
+    }
+    bool wb = false;
+    check(env, napi_get_value_bool(env, a.argv[5], &wb));
+    w->write_back = wb;
+    napi_value promise, name;
+    check(env, napi_create_reference(env, a.argv[1], 1, &w->parts_ref));
+    check(env, napi_create_promise(env, &w->deferred, &promise));
+    check(env, napi_create_string_utf8(env, "anvil:pwriteCrc32s", NAPI_AUTO_LENGTH, &name));
+    check(env, napi_create_async_work(env, nullptr, name, PwriteExecute, PwriteComplete, w.get(), &w->work));
+    check(env, napi_queue_async_work(env, w->work));
+    w.release();
+    return promise;
+  });
+}
 #endif
 
 }  // namespace
@@ -1195,6 +1371,7 @@ NAPI_MODULE_INIT() {
       {"crc32Runs", nullptr, Crc32Runs, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
 #ifdef ANVIL_HAVE_PREAD
       {"preadCrc32s", nullptr, PreadCrc32s, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"pwriteCrc32s", nullptr, PwriteCrc32s, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
 #endif
       {"keepHeap", nullptr, KeepHeap, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"populate", nullptr, Populate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

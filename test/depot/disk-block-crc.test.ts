@@ -11,7 +11,9 @@ import {
   streamBlockCrcs,
   threadPoolCrc,
   threadPoolRead,
+  threadPoolWrite,
   useThreadPoolCrc,
+  writeStreamBlockCrcs,
 } from '../../depot/resources/disk/block-crc.js';
 import { blockCrcs } from '../../depot/resources/disk/disk-data.js';
 import { startDepot } from '../helpers/depot-fixture.js';
@@ -175,6 +177,73 @@ describe('block CRCs in the thread pool', () => {
       dir.cleanup();
     }
   });
+
+  const pwriteCrcs = threadPoolWrite();
+
+  for (const writeBack of [false, true]) {
+    it.runIf(pwriteCrcs !== undefined)(
+      `write parts and continue their CRCs in one job as a write then streamBlockCrcs would (write-back ${writeBack ? 'on' : 'off'})`,
+      async () => {
+        const dir = tempDir();
+        try {
+          const file = join(dir.path, 'data');
+          const fh = await open(file, 'w+');
+          try {
+            const streaming = new Map<number, number>();
+            const whole = randomBytes(3 * BLOCK + 777);
+            // Uneven parts, some empty, one crossing block boundaries: written at 100 (a hole before), in two calls.
+            const cuts = [0, 10, 10, BLOCK - 50, BLOCK + 9, 2 * BLOCK, 3 * BLOCK + 777];
+            const parts = cuts.slice(1).map((c, i) => whole.subarray(cuts[i]!, c));
+            await writeStreamBlockCrcs(pwriteCrcs!, fh.fd, parts.slice(0, 3), 100, BLOCK, 0, streaming, writeBack);
+            const firstLen = cuts[3]!;
+            await writeStreamBlockCrcs(pwriteCrcs!, fh.fd, parts.slice(3), 100 + firstLen, BLOCK, 0, streaming, writeBack);
+            await fh.sync();
+            const onDisk = Buffer.alloc(100 + whole.length);
+            const { bytesRead } = await fh.read(onDisk, 0, onDisk.length, 0);
+            expect(bytesRead).toBe(onDisk.length);
+            expect(onDisk.subarray(100).equals(whole)).toBe(true);
+            // The CRCs continue over the written bytes only (block 0 from byte 100: tracked from 0 here).
+            expect([...streaming]).toEqual([...reference(whole, 100, 0)]);
+          } finally {
+            await fh.close();
+          }
+        } finally {
+          dir.cleanup();
+        }
+      },
+    );
+  }
+
+  it.runIf(pwriteCrcs !== undefined)(
+    'a failed write rejects with its error code and leaves the CRCs alone; bad arguments are refused',
+    async () => {
+      const dir = tempDir();
+      try {
+        const file = join(dir.path, 'ro');
+        writeFileSync(file, 'x');
+        const fh = await open(file, 'r'); // read-only: pwritev fails with EBADF
+        const streaming = new Map<number, number>([[0, 1234]]);
+        try {
+          await expect(
+            writeStreamBlockCrcs(pwriteCrcs!, fh.fd, [Buffer.alloc(10)], 0, BLOCK, 0, streaming, false),
+          ).rejects.toMatchObject({ code: 'EBADF' });
+          expect([...streaming]).toEqual([[0, 1234]]);
+        } finally {
+          await fh.close();
+        }
+        const part = Buffer.alloc(BLOCK);
+        expect(() => pwriteCrcs!(3, [part], 0, new Float64Array([BLOCK + 1]), new Uint32Array(1), false)).toThrow(/pass the end/);
+        expect(() => pwriteCrcs!(3, [part], 0, new Float64Array([1, 2]), new Uint32Array(1), false)).toThrow(/differ in length/);
+        expect(() => pwriteCrcs!(-1, [part], 0, new Float64Array(0), new Uint32Array(0), false)).toThrow(RangeError);
+        expect(() => pwriteCrcs!(3, [part], -5, new Float64Array(0), new Uint32Array(0), false)).toThrow(RangeError);
+        expect(() =>
+          pwriteCrcs!(3, [new Float64Array(2) as unknown as Buffer], 0, new Float64Array(0), new Uint32Array(0), false),
+        ).toThrow(TypeError);
+      } finally {
+        dir.cleanup();
+      }
+    },
+  );
 
   for (const native of [true, false]) {
     it(`a LOAD serves verified bytes and finds a file cut under it (thread-pool read ${native ? 'on' : 'off'})`, async () => {

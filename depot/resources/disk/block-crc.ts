@@ -26,6 +26,7 @@ export function threadPoolCrc(): Crc32Runs | undefined {
 /** Turns the thread-pool CRC off (false) or back to what the addon offers (true): for tests. */
 export function useThreadPoolCrc(on: boolean): void {
   chosen = on ? undefined : null;
+  chosenWrite = undefined;
 }
 
 /**
@@ -41,6 +42,19 @@ export async function streamBlockCrcs(
   from: number,
   streaming: Map<number, number>,
 ): Promise<void> {
+  const { runs, inits, blocks } = streamRuns(parts, at, blockBytes, from, streaming);
+  const crcs = await crcRuns(parts as Buffer[], runs, inits);
+  for (let i = 0; i < blocks.length; i++) if (blocks[i]! >= 0) streaming.set(blocks[i]!, crcs[i]!);
+}
+
+/** The runs (one per block touched), their starting CRCs and their blocks (-1: not tracked). */
+function streamRuns(
+  parts: readonly Buffer[],
+  at: number,
+  blockBytes: number,
+  from: number,
+  streaming: Map<number, number>,
+): { runs: Float64Array; inits: Uint32Array; blocks: number[] } {
   const total = parts.reduce((n, p) => n + p.length, 0);
   const runs: number[] = [];
   const inits: number[] = [];
@@ -53,7 +67,52 @@ export async function streamBlockCrcs(
     blocks.push(block * blockBytes >= from ? block : -1);
     pos += n;
   }
-  const crcs = await crcRuns(parts as Buffer[], Float64Array.from(runs), Uint32Array.from(inits));
+  return { runs: Float64Array.from(runs), inits: Uint32Array.from(inits), blocks };
+}
+
+/** The addon's `pwriteCrc32s` (see native/anvil_nfu.cc): a batch's write and its CRCs in one job. */
+export type PwriteCrc32s = (
+  fd: number,
+  parts: Uint8Array[],
+  position: number,
+  runs: Float64Array,
+  inits: Uint32Array,
+  writeBack: boolean,
+) => Promise<Uint32Array>;
+
+let chosenWrite: PwriteCrc32s | null | undefined;
+
+/**
+ * The thread-pool write that checksums what it writes, or undefined (no addon, or thread-pool CRCs
+ * turned off by {@link useThreadPoolCrc}): writers then write and checksum in two jobs.
+ */
+export function threadPoolWrite(): PwriteCrc32s | undefined {
+  if (threadPoolCrc() === undefined) return undefined;
+  if (chosenWrite === undefined) {
+    const addon = loadNativeKernels().native as { pwriteCrc32s?: PwriteCrc32s } | undefined;
+    chosenWrite = typeof addon?.pwriteCrc32s === 'function' ? addon.pwriteCrc32s.bind(addon) : null;
+  }
+  return chosenWrite ?? undefined;
+}
+
+/**
+ * Writes `parts` to the file `fd` at `at` and continues the CRCs in `streaming` over them (as
+ * {@link streamBlockCrcs}) in one thread-pool job; with `writeBack` the disk starts writing the
+ * range out at once (the caller still syncs). `streaming` changes only once the write succeeded.
+ * `fd` must stay open and the parts unchanged until it settles.
+ */
+export async function writeStreamBlockCrcs(
+  write: PwriteCrc32s,
+  fd: number,
+  parts: readonly Buffer[],
+  at: number,
+  blockBytes: number,
+  from: number,
+  streaming: Map<number, number>,
+  writeBack: boolean,
+): Promise<void> {
+  const { runs, inits, blocks } = streamRuns(parts, at, blockBytes, from, streaming);
+  const crcs = await write(fd, parts as Buffer[], at, runs, inits, writeBack);
   for (let i = 0; i < blocks.length; i++) if (blocks[i]! >= 0) streaming.set(blocks[i]!, crcs[i]!);
 }
 

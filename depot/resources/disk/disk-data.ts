@@ -2,7 +2,15 @@ import { constants as fsConstants, statSync, truncateSync } from 'node:fs';
 import { mkdir, open, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { dirname, sep } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { bufferBlockCrcs, readBlockCrcs, streamBlockCrcs, threadPoolCrc, threadPoolRead } from './block-crc.js';
+import {
+  bufferBlockCrcs,
+  readBlockCrcs,
+  streamBlockCrcs,
+  threadPoolCrc,
+  threadPoolRead,
+  threadPoolWrite,
+  writeStreamBlockCrcs,
+} from './block-crc.js';
 import type { AllocationData, BlockChecksums, RangeWriter, ReadOptions } from '../../core/allocation.js';
 import type { DirectTarget } from '../../../ibp/index.js';
 import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
@@ -408,8 +416,12 @@ export class DiskData implements AllocationData {
       await writevFully(journal, record, journalAt);
       journalAt += record.reduce((n, p) => n + p.length, 0);
     };
-    // With the native addon the CRCs of each batch run in the thread pool beside its write.
+    // With the native addon the CRCs of each batch run in the thread pool beside its write; a batch
+    // that goes straight to the file is written and checksummed by one job, and under `safe` its
+    // write-out starts at once, while the rest of the body is still arriving.
     const crcRuns = threadPoolCrc();
+    const nativeWrite = this.io === realDiskIo ? threadPoolWrite() : undefined;
+    const writeBack = this.fsync === 'safe';
     const flush = async () => {
       if (batchBytes === 0) return;
       const parts = batch.splice(0);
@@ -417,6 +429,17 @@ export class DiskData implements AllocationData {
       const staged = Math.max(0, Math.min(batchBytes, journalEnd - at));
       batchAt += batchBytes;
       batchBytes = 0;
+      if (staged === 0 && nativeWrite !== undefined) {
+        const once = () => writeStreamBlockCrcs(nativeWrite, fh.fd, parts, at, BLOCK_BYTES, offset, streaming, writeBack);
+        try {
+          await once();
+        } catch (e) {
+          // Out of room while warm files or idle tails hold some: once more after freeing them.
+          if (!isOutOfSpace(e) || this.warm?.reclaim() !== true) throw e;
+          await once();
+        }
+        return;
+      }
       const crcs =
         crcRuns === undefined ? undefined : streamBlockCrcs(crcRuns, parts.slice(), at, BLOCK_BYTES, offset, streaming);
       try {
