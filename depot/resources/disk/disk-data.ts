@@ -71,6 +71,37 @@ function giveStage(b: Buffer): void {
 
 /** Run buffers kept for reuse by readers whose sink gives them back (see `ReadOptions`). */
 const POOLED_RUN_BUFFERS = 16;
+/**
+ * A reader that carries on where its last LOAD ended has the next run read ahead (see
+ * `startPrefetch`); kept this long for the next LOAD, at most this many over the process.
+ */
+const PREFETCH_KEEP_MS = 100;
+const MAX_PREFETCHES = 32;
+/** LOADs shorter than this are taken for random access: nothing is read ahead for them. */
+const PREFETCH_MIN_LOAD_BYTES = 128 * 1024;
+let prefetchesOut = 0;
+const prefetchCounts = { started: 0, served: 0, dropped: 0 };
+
+/** Runs read ahead for sequential LOADs over the process: started, served, dropped (stale or unused). */
+export function prefetchStats(): Readonly<typeof prefetchCounts> {
+  return { ...prefetchCounts };
+}
+
+/** A run read and checked against the checksums of its time (see `readRun`). */
+interface ReadRun {
+  buf: Buffer;
+  end: number;
+  failure?: string;
+}
+
+/** The run after a sequential LOAD, read ahead for the next one. */
+interface Prefetch {
+  readonly at: number;
+  /** The data's generation when it was started: any change since makes it stale. */
+  readonly generation: number;
+  readonly run: Promise<ReadRun | undefined>;
+  readonly timer: NodeJS.Timeout;
+}
 
 /**
  * Run buffers of readers whose sink releases its chunks: a LOAD of 512 MiB no longer allocates
@@ -284,6 +315,17 @@ export class DiskData implements AllocationData {
   private lastWriteEnd = 0;
   /** The file started warm and may still hold its unused tail (see {@link trimWarmTail}). */
   private warmTail = false;
+  /**
+   * Moves on with every change that may touch committed bytes, their checksums or the size (a
+   * writer that opens or ends, a commit, a TRUNCATE, a release): a run read ahead under an older
+   * one is never served.
+   */
+  private generation = 0;
+  /** Changes under way (writers, TRUNCATEs): nothing is read ahead meanwhile. */
+  private changing = 0;
+  /** Where the last LOAD ended (a LOAD starting there reads on sequentially). */
+  private lastReadEnd = -1;
+  private prefetch: Prefetch | undefined;
 
   constructor(
     readonly file: string,
@@ -350,9 +392,13 @@ export class DiskData implements AllocationData {
     // (it ends under the write lock).
     const idle = this.warm?.busy();
     this.writers++;
+    this.changing++;
+    this.generation++;
     const over = () => {
       idle?.();
       this.writers--;
+      this.changing--;
+      this.generation++;
       this.lastWriteEnd = Date.now();
     };
     void this.owner.settled().then(over, over);
@@ -699,6 +745,7 @@ export class DiskData implements AllocationData {
 
   /** Caches the committed checksums after a write (the core has recorded them). */
   noteCommitted(blocks: BlockChecksums | undefined): void {
+    this.generation++;
     this.journalDone();
     if (blocks !== undefined && this.crcs !== undefined) for (const [b, c] of blocks) this.crcs.set(b, c);
     // Bytes and checksums agree again: the overwrite copied in place is over.
@@ -876,15 +923,31 @@ export class DiskData implements AllocationData {
     const end = offset + length;
     // The next run is read (and checksummed) while the current one goes to the sink; it is judged
     // when its turn comes, as if read then.
-    let ahead: ReturnType<typeof this.readRun> | undefined;
+    let ahead: Promise<ReadRun> | undefined;
     const readAhead = (from: number) => {
       const p = this.readRun(fh, from, end, pooled);
       p.catch(() => undefined); // judged (and its failure thrown) when awaited
       return p;
     };
+    const sequential = pooled && offset === this.lastReadEnd;
     try {
       let at = Math.floor(offset / BLOCK_BYTES) * BLOCK_BYTES;
-      ahead = at < end ? readAhead(at) : undefined;
+      const pre = pooled ? this.takePrefetch(at) : undefined;
+      if (at < end) {
+        // The run read ahead after the last LOAD, if nothing changed since; else read now (a run
+        // that failed its checks is read again here, where a failure is judged).
+        ahead =
+          pre === undefined
+            ? readAhead(at)
+            : pre.then((r) => {
+                if (r !== undefined && r.failure === undefined) return r;
+                if (r !== undefined) giveRunBuffer(r.buf);
+                return readAhead(at);
+              });
+        ahead.catch(() => undefined);
+      } else if (pre !== undefined) {
+        void pre.then((r) => r !== undefined && giveRunBuffer(r.buf));
+      }
       while (at < end) {
         let run = await ahead!;
         ahead = undefined;
@@ -914,6 +977,10 @@ export class DiskData implements AllocationData {
         // The sink is done with it (it said so): the next run may read into it.
         if (pooled) giveRunBuffer(run.buf);
         at = run.end;
+      }
+      if (pooled) {
+        this.lastReadEnd = end;
+        if (sequential && length >= PREFETCH_MIN_LOAD_BYTES) this.startPrefetch(Math.floor(end / BLOCK_BYTES) * BLOCK_BYTES);
       }
     } catch (e) {
       failed = true;
@@ -952,15 +1019,63 @@ export class DiskData implements AllocationData {
   }
 
   /**
+   * After a LOAD that carried on where the last one ended, the run from `at` is read (and checked)
+   * ahead for the next LOAD, which then starts sending at once. It is served only if nothing that
+   * may change the data has happened since it was started (see {@link generation}), and dropped
+   * unused after {@link PREFETCH_KEEP_MS}. Not while a change is under way, nor past the size.
+   */
+  private startPrefetch(at: number): void {
+    if (this.prefetch !== undefined || prefetchesOut >= MAX_PREFETCHES || this.changing > 0 || this.owner.freed) return;
+    const size = this.owner.size;
+    if (at >= size) return;
+    prefetchesOut++;
+    prefetchCounts.started++;
+    const idle = this.warm?.busy();
+    const run = (async (): Promise<ReadRun | undefined> => {
+      const h = await this.acquire(false);
+      try {
+        return await this.readRun(h.fh, at, Math.min(at + READ_RUN_BYTES, size), true);
+      } finally {
+        unuse(h);
+      }
+    })()
+      .catch(() => undefined)
+      .finally(() => idle?.());
+    const p: Prefetch = { at, generation: this.generation, run, timer: setTimeout(() => this.dropPrefetch(p), PREFETCH_KEEP_MS) };
+    p.timer.unref();
+    this.prefetch = p;
+  }
+
+  /** The run read ahead from `at`, if there is one still good; any other is dropped. */
+  private takePrefetch(at: number): Promise<ReadRun | undefined> | undefined {
+    const p = this.prefetch;
+    if (p === undefined) return undefined;
+    if (p.at !== at || p.generation !== this.generation) {
+      this.dropPrefetch(p);
+      return undefined;
+    }
+    this.prefetch = undefined;
+    clearTimeout(p.timer);
+    prefetchesOut--;
+    prefetchCounts.served++;
+    return p.run;
+  }
+
+  /** Drops the run read ahead (`p`, or whichever there is): its buffer goes back once it is read. */
+  private dropPrefetch(p: Prefetch | undefined = this.prefetch): void {
+    if (p === undefined || this.prefetch !== p) return;
+    this.prefetch = undefined;
+    clearTimeout(p.timer);
+    prefetchesOut--;
+    prefetchCounts.dropped++;
+    void p.run.then((r) => r !== undefined && giveRunBuffer(r.buf));
+  }
+
+  /**
    * Reads and verifies the whole blocks from `at` towards `end`, against the size and checksums
    * as they are now. Fails (never loops) when the data no longer reaches `end`.
    */
-  private async readRun(
-    fh: FileHandle,
-    at: number,
-    end: number,
-    pooled: boolean,
-  ): Promise<{ buf: Buffer; end: number; failure?: string }> {
+  private async readRun(fh: FileHandle, at: number, end: number, pooled: boolean): Promise<ReadRun> {
     const size = this.owner.size;
     if (end > size)
       throw new DepotError(DepotErrorCode.WOULD_EXCEED_LIMIT, `the data no longer reaches ${end} bytes (now ${size})`);
@@ -1010,7 +1125,14 @@ export class DiskData implements AllocationData {
     // The checksums change here, the size once the core records it (under the same write lock):
     // readers that see the two disagree judge under the gate, which is held until then.
     const release = await this.lockGate();
-    void this.owner.settled().then(release, release);
+    this.changing++;
+    this.generation++;
+    const over = () => {
+      release();
+      this.changing--;
+      this.generation++;
+    };
+    void this.owner.settled().then(over, over);
     try {
       const blocks = new Map<number, number>();
       if (newSize % BLOCK_BYTES !== 0) {
@@ -1039,6 +1161,8 @@ export class DiskData implements AllocationData {
   }
 
   async release(): Promise<void> {
+    this.generation++;
+    this.dropPrefetch();
     // Closed before the file goes: an open descriptor would keep its space taken.
     await this.forgetHandle();
     await rm(this.file, { force: true });
