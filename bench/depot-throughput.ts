@@ -32,7 +32,7 @@ const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 4);
 const ALLOCATIONS = Number(process.env['BENCH_ALLOCATIONS'] ?? 8);
 const ALLOCATION_MB = Number(process.env['BENCH_ALLOCATION_MB'] ?? 64);
 const BLOCK_KB = Number(process.env['BENCH_BLOCK_KB'] ?? 1024);
-const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 2);
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const ROW_SECONDS = Number(process.env['BENCH_ROW_SECONDS'] ?? 3);
 const KINDS = (process.env['BENCH_KINDS'] ?? 'memory,disk-fast,disk-safe').split(',');
 const SMALL = process.env['BENCH_SMALL'] !== '0';
