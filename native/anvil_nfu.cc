@@ -1341,9 +1341,7 @@ napi_value PwriteCrc32s(napi_env env, napi_callback_info info) {
       w->runs.push_back(static_cast<uint64_t>(v));
       w->crcs.push_back(static_cast<const uint32_t*>(inits.first)[i]);
     }
-    bool wb = false;
-    check(env, napi_get_value_bool(env, a.argv[5], &wb));
-    w->write_back = wb;
+    w->write_back = a.flag(5);
     napi_value promise, name;
     check(env, napi_create_reference(env, a.argv[1], 1, &w->parts_ref));
     check(env, napi_create_promise(env, &w->deferred, &promise));

@@ -112,7 +112,8 @@ export async function writeStreamBlockCrcs(
   writeBack: boolean,
 ): Promise<void> {
   const { runs, inits, blocks } = streamRuns(parts, at, blockBytes, from, streaming);
-  const crcs = await write(fd, parts as Buffer[], at, runs, inits, writeBack);
+  // A fresh array: the job holds it (and so the parts) until it is done, and nobody else changes it.
+  const crcs = await write(fd, [...parts], at, runs, inits, writeBack);
   for (let i = 0; i < blocks.length; i++) if (blocks[i]! >= 0) streaming.set(blocks[i]!, crcs[i]!);
 }
 

@@ -980,7 +980,7 @@ export class DiskData implements AllocationData {
       }
       if (pooled) {
         this.lastReadEnd = end;
-        if (sequential && length >= PREFETCH_MIN_LOAD_BYTES) this.startPrefetch(Math.floor(end / BLOCK_BYTES) * BLOCK_BYTES);
+        if (sequential && length >= PREFETCH_MIN_LOAD_BYTES) this.startPrefetch(end);
       }
     } catch (e) {
       failed = true;
@@ -1019,15 +1019,21 @@ export class DiskData implements AllocationData {
   }
 
   /**
-   * After a LOAD that carried on where the last one ended, the run from `at` is read (and checked)
-   * ahead for the next LOAD, which then starts sending at once. It is served only if nothing that
+   * After a LOAD that carried on where the last one ended (at `end`), the run holding `end` is read
+   * (and checked) ahead for the next LOAD, which then starts sending at once. It is served only if nothing that
    * may change the data has happened since it was started (see {@link generation}), and dropped
    * unused after {@link PREFETCH_KEEP_MS}. Not while a change is under way, nor past the size.
    */
-  private startPrefetch(at: number): void {
-    if (this.prefetch !== undefined || prefetchesOut >= MAX_PREFETCHES || this.changing > 0 || this.owner.freed) return;
+  private startPrefetch(end: number): void {
+    if (this.changing > 0 || this.owner.freed) return;
     const size = this.owner.size;
-    if (at >= size) return;
+    // A LOAD that reached the size has nothing after it (no LOAD can start there).
+    if (end >= size) return;
+    const at = Math.floor(end / BLOCK_BYTES) * BLOCK_BYTES;
+    // One per allocation: the latest sequential reader's (one from elsewhere goes).
+    if (this.prefetch?.at === at) return;
+    this.dropPrefetch();
+    if (prefetchesOut >= MAX_PREFETCHES) return;
     prefetchesOut++;
     prefetchCounts.started++;
     const idle = this.warm?.busy();
@@ -1046,14 +1052,18 @@ export class DiskData implements AllocationData {
     this.prefetch = p;
   }
 
-  /** The run read ahead from `at`, if there is one still good; any other is dropped. */
+  /**
+   * The run read ahead from `at`, if there is one still good. A stale one is dropped; one from
+   * elsewhere stays for its reader (another client may read the same data sequentially too).
+   */
   private takePrefetch(at: number): Promise<ReadRun | undefined> | undefined {
     const p = this.prefetch;
     if (p === undefined) return undefined;
-    if (p.at !== at || p.generation !== this.generation) {
+    if (p.generation !== this.generation) {
       this.dropPrefetch(p);
       return undefined;
     }
+    if (p.at !== at) return undefined;
     this.prefetch = undefined;
     clearTimeout(p.timer);
     prefetchesOut--;
@@ -1061,14 +1071,19 @@ export class DiskData implements AllocationData {
     return p.run;
   }
 
-  /** Drops the run read ahead (`p`, or whichever there is): its buffer goes back once it is read. */
+  /**
+   * Drops the run read ahead (`p`, or whichever there is): its buffer goes back once it is read, and
+   * only then does it stop counting against {@link MAX_PREFETCHES}.
+   */
   private dropPrefetch(p: Prefetch | undefined = this.prefetch): void {
     if (p === undefined || this.prefetch !== p) return;
     this.prefetch = undefined;
     clearTimeout(p.timer);
-    prefetchesOut--;
     prefetchCounts.dropped++;
-    void p.run.then((r) => r !== undefined && giveRunBuffer(r.buf));
+    void p.run.then((r) => {
+      prefetchesOut--;
+      if (r !== undefined) giveRunBuffer(r.buf);
+    });
   }
 
   /**
