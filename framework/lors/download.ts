@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { lstat, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import type { IbpClient } from '../../ibp/index.js';
+import { ClientErrorCode, type IbpClient } from '../../ibp/index.js';
 import { FrameworkError, FrameworkErrorCode } from '../errors.js';
 import { depotKey, type Exnode, type Mapping } from '../exnode/exnode.js';
 import { forEachBounded } from '../work-queue.js';
@@ -143,7 +143,14 @@ export async function download(
         const r = todo[i]!;
         const replicas = [...r.replicas].sort((p, q) => (rank(q) === rank(p) ? 0 : rank(q) > rank(p) ? 1 : -1));
         const errors: string[] = [];
-        for (const m of replicas) {
+        // Replicas whose reply was cut mid-way get one more try once every replica has failed: a depot
+        // that finds a bad block after its reply began can only cut it, and answers the next LOAD with
+        // its status (-15: damaged); a passing network fault may be over.
+        const cut: Mapping[] = [];
+        const tries = [...replicas];
+        for (let t = 0; t < tries.length; t++) {
+          const m = tries[t]!;
+          const again = t >= replicas.length;
           let data: Buffer;
           try {
             options.onFetch?.(m);
@@ -155,7 +162,9 @@ export async function download(
           } catch (e) {
             failovers++;
             failing.add(depotKey(m));
-            errors.push(`${depotKey(m)}: ${(e as Error).message}`);
+            if (!again && (e as { code?: unknown }).code === ClientErrorCode.CONNECTION) cut.push(m);
+            else errors.push(`${depotKey(m)}: ${(e as Error).message}`);
+            if (t === replicas.length - 1) tries.push(...cut);
             continue;
           }
           // A local write failure is not a replica's fault: it ends the download.
