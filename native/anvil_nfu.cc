@@ -964,42 +964,103 @@ uint32_t crc32_fast(uint32_t crc, const unsigned char* p, size_t n) {
 // must not pass the parts' total); run i's CRC-32 continues from `inits[i]` (a Uint32Array of the
 // same length). Computed in the libuv thread pool, off the event loop; the parts are held until
 // it is done and must not change meanwhile.
+// A typed array of type `want` (else a TypeError saying `what`): its data and its length in elements.
+std::pair<void*, size_t> typed_array(napi_env env, napi_value v, napi_typedarray_type want, const std::string& what) {
+  bool is = false;
+  check(env, napi_is_typedarray(env, v, &is));
+  napi_typedarray_type type;
+  size_t len = 0, off = 0;
+  void* d = nullptr;
+  napi_value ab;
+  if (is) check(env, napi_get_typedarray_info(env, v, &type, &len, &d, &ab, &off));
+  if (!is || type != want) type_error(env, what);
+  return {d, len};
+}
+
+// The parts of a byte stream and its runs, with each run's CRC-32 (its start value until computed):
+// what crc32Runs and pwriteCrc32s take.
+struct StreamRuns {
+  std::vector<std::pair<const unsigned char*, size_t>> parts;
+  std::vector<uint64_t> runs;
+  std::vector<uint32_t> crcs;
+
+  // Reads argument `pi` (an array of Uint8Arrays), then `ri` (run lengths, a Float64Array) and `ri + 1`
+  // (start values, a Uint32Array of the same length); the runs must not pass the parts' total.
+  void parse(napi_env env, Args& a, size_t pi, size_t ri) {
+    bool is_array = false;
+    const std::string parts_error = "argument " + std::to_string(pi) + " must be an array of Uint8Arrays";
+    check(env, napi_is_array(env, a.argv[pi], &is_array));
+    if (!is_array) type_error(env, parts_error);
+    uint32_t nparts = 0;
+    check(env, napi_get_array_length(env, a.argv[pi], &nparts));
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < nparts; i++) {
+      napi_value el;
+      check(env, napi_get_element(env, a.argv[pi], i, &el));
+      const auto d = typed_array(env, el, napi_uint8_array, parts_error);
+      parts.emplace_back(static_cast<const unsigned char*>(d.first), d.second);
+      total += d.second;
+    }
+    const auto lengths = typed_array(env, a.argv[ri], napi_float64_array, "argument " + std::to_string(ri) + " must be a Float64Array");
+    const auto inits =
+        typed_array(env, a.argv[ri + 1], napi_uint32_array, "argument " + std::to_string(ri + 1) + " must be a Uint32Array");
+    if (lengths.second != inits.second) range_error(env, "runs and inits differ in length");
+    uint64_t sum = 0;
+    for (size_t i = 0; i < lengths.second; i++) {
+      const double v = static_cast<const double*>(lengths.first)[i];
+      if (!(v >= 0 && v <= 9007199254740991.0 && std::floor(v) == v)) range_error(env, "a run length is not a count");
+      sum += static_cast<uint64_t>(v);
+      if (sum > total) range_error(env, "the runs pass the end of the parts");
+      runs.push_back(static_cast<uint64_t>(v));
+      crcs.push_back(static_cast<const uint32_t*>(inits.first)[i]);
+    }
+  }
+
+  // Continues each run's CRC-32 over its bytes (off the event loop).
+  void compute() {
+    size_t p = 0, at = 0;
+    for (size_t r = 0; r < runs.size(); r++) {
+      uint32_t c = crcs[r];
+      uint64_t left = runs[r];
+      while (left > 0) {
+        while (at == parts[p].second) {
+          p++;
+          at = 0;
+        }
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(left, parts[p].second - at));
+        c = crc32_fast(c, parts[p].first + at, n);
+        at += n;
+        left -= n;
+      }
+      crcs[r] = c;
+    }
+  }
+
+  // The CRCs as a new Uint32Array, or nullptr if it cannot be made.
+  napi_value result(napi_env env) const {
+    napi_value out = nullptr, ab;
+    void* bytes = nullptr;
+    if (napi_create_arraybuffer(env, crcs.size() * 4, &bytes, &ab) != napi_ok ||
+        napi_create_typedarray(env, napi_uint32_array, crcs.size(), ab, 0, &out) != napi_ok)
+      return nullptr;
+    if (!crcs.empty()) std::memcpy(bytes, crcs.data(), crcs.size() * 4);
+    return out;
+  }
+};
+
 struct CrcWork {
   napi_async_work work = nullptr;
   napi_deferred deferred = nullptr;
   napi_ref parts_ref = nullptr;
-  std::vector<std::pair<const unsigned char*, size_t>> parts;
-  std::vector<uint64_t> runs;
-  std::vector<uint32_t> crcs;
+  StreamRuns stream;
 };
 
-void CrcExecute(napi_env, void* data) {
-  CrcWork* w = static_cast<CrcWork*>(data);
-  size_t p = 0, at = 0;
-  for (size_t r = 0; r < w->runs.size(); r++) {
-    uLong c = w->crcs[r];
-    uint64_t left = w->runs[r];
-    while (left > 0) {
-      while (at == w->parts[p].second) {
-        p++;
-        at = 0;
-      }
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, w->parts[p].second - at));
-      c = crc32_fast(static_cast<uint32_t>(c), w->parts[p].first + at, n);
-      at += n;
-      left -= n;
-    }
-    w->crcs[r] = static_cast<uint32_t>(c);
-  }
-}
+void CrcExecute(napi_env, void* data) { static_cast<CrcWork*>(data)->stream.compute(); }
 
 void CrcComplete(napi_env env, napi_status status, void* data) {
   CrcWork* w = static_cast<CrcWork*>(data);
-  napi_value out = nullptr, ab;
-  void* bytes = nullptr;
-  if (status == napi_ok && napi_create_arraybuffer(env, w->crcs.size() * 4, &bytes, &ab) == napi_ok &&
-      napi_create_typedarray(env, napi_uint32_array, w->crcs.size(), ab, 0, &out) == napi_ok) {
-    if (!w->crcs.empty()) std::memcpy(bytes, w->crcs.data(), w->crcs.size() * 4);
+  napi_value out = status == napi_ok ? w->stream.result(env) : nullptr;
+  if (out != nullptr) {
     napi_resolve_deferred(env, w->deferred, out);
   } else {
     napi_value msg, err;
@@ -1016,48 +1077,7 @@ napi_value Crc32Runs(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     Args a(env, info, 3);
     auto w = std::make_unique<CrcWork>();
-    bool is_array = false;
-    check(env, napi_is_array(env, a.argv[0], &is_array));
-    if (!is_array) type_error(env, "argument 0 must be an array of Uint8Arrays");
-    uint32_t nparts = 0;
-    check(env, napi_get_array_length(env, a.argv[0], &nparts));
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < nparts; i++) {
-      napi_value el, ab;
-      check(env, napi_get_element(env, a.argv[0], i, &el));
-      bool is = false;
-      check(env, napi_is_typedarray(env, el, &is));
-      napi_typedarray_type type;
-      size_t len = 0, off = 0;
-      void* d = nullptr;
-      if (is) check(env, napi_get_typedarray_info(env, el, &type, &len, &d, &ab, &off));
-      if (!is || type != napi_uint8_array) type_error(env, "argument 0 must be an array of Uint8Arrays");
-      w->parts.emplace_back(static_cast<const unsigned char*>(d), len);
-      total += len;
-    }
-    auto typed = [&](size_t i, napi_typedarray_type want, const char* what) {
-      bool is = false;
-      check(env, napi_is_typedarray(env, a.argv[i], &is));
-      napi_typedarray_type type;
-      size_t len = 0, off = 0;
-      void* d = nullptr;
-      napi_value ab;
-      if (is) check(env, napi_get_typedarray_info(env, a.argv[i], &type, &len, &d, &ab, &off));
-      if (!is || type != want) type_error(env, std::string("argument ") + std::to_string(i) + " must be a " + what);
-      return std::make_pair(d, len);
-    };
-    const auto runs = typed(1, napi_float64_array, "Float64Array");
-    const auto inits = typed(2, napi_uint32_array, "Uint32Array");
-    if (runs.second != inits.second) range_error(env, "runs and inits differ in length");
-    uint64_t sum = 0;
-    for (size_t i = 0; i < runs.second; i++) {
-      const double v = static_cast<const double*>(runs.first)[i];
-      if (!(v >= 0 && v <= 9007199254740991.0 && std::floor(v) == v)) range_error(env, "a run length is not a count");
-      sum += static_cast<uint64_t>(v);
-      if (sum > total) range_error(env, "the runs pass the end of the parts");
-      w->runs.push_back(static_cast<uint64_t>(v));
-      w->crcs.push_back(static_cast<const uint32_t*>(inits.first)[i]);
-    }
+    w->stream.parse(env, a, 0, 1);
     napi_value promise, name;
     check(env, napi_create_reference(env, a.argv[0], 1, &w->parts_ref));
     check(env, napi_create_promise(env, &w->deferred, &promise));
@@ -1078,6 +1098,20 @@ napi_value Crc32Runs(napi_env env, napi_callback_info info) {
 // One job in the libuv thread pool, so a read run costs one trip there, not two, and its bytes
 // are checksummed while they are still in the cache. `buf` and `crcs` are held until it is done;
 // `fd` must stay open meanwhile and `buf` must not be touched.
+// Rejects `deferred` with an Error for errno `e` from `call`, as Node's fs would: code (EIO, ENOSPC, …),
+// errno (negative) and message.
+void reject_errno(napi_env env, napi_deferred deferred, int e, const char* call) {
+  const char* name = uv_err_name(uv_translate_sys_error(e));
+  napi_value code, msg, err, no;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  const std::string text = std::string(name) + ": " + std::strerror(e) + ", " + call;
+  napi_create_string_utf8(env, text.c_str(), NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, code, msg, &err);
+  napi_create_int32(env, -e, &no);
+  napi_set_named_property(env, err, "errno", no);
+  napi_reject_deferred(env, deferred, err);
+}
+
 struct PreadWork {
   napi_async_work work = nullptr;
   napi_deferred deferred = nullptr;
@@ -1119,17 +1153,7 @@ void PreadComplete(napi_env env, napi_status status, void* data) {
     napi_create_double(env, static_cast<double>(w->got), &out);
     napi_resolve_deferred(env, w->deferred, out);
   } else {
-    const int e = w->error != 0 ? w->error : EIO;
-    const char* name = uv_err_name(uv_translate_sys_error(e));
-    napi_value code, msg, err;
-    napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-    const std::string text = std::string(name) + ": " + std::strerror(e) + ", pread";
-    napi_create_string_utf8(env, text.c_str(), NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, code, msg, &err);
-    napi_value no;
-    napi_create_int32(env, -e, &no);
-    napi_set_named_property(env, err, "errno", no);
-    napi_reject_deferred(env, w->deferred, err);
+    reject_errno(env, w->deferred, w->error != 0 ? w->error : EIO, "pread");
   }
   napi_delete_reference(env, w->buf_ref);
   napi_delete_reference(env, w->crcs_ref);
@@ -1143,15 +1167,7 @@ napi_value PreadCrc32s(napi_env env, napi_callback_info info) {
     auto w = std::make_unique<PreadWork>();
     w->fd = static_cast<int>(a.count(0, 2147483647.0));
     auto bytes = [&](size_t i, napi_typedarray_type want, const char* what) {
-      bool is = false;
-      check(env, napi_is_typedarray(env, a.argv[i], &is));
-      napi_typedarray_type type;
-      size_t len = 0, off = 0;
-      void* d = nullptr;
-      napi_value ab;
-      if (is) check(env, napi_get_typedarray_info(env, a.argv[i], &type, &len, &d, &ab, &off));
-      if (!is || type != want) type_error(env, std::string("argument ") + std::to_string(i) + " must be a " + what);
-      return std::make_pair(d, len);
+      return typed_array(env, a.argv[i], want, std::string("argument ") + std::to_string(i) + " must be a " + what);
     };
     const auto buf = bytes(1, napi_uint8_array, "Uint8Array");
     w->buf = static_cast<unsigned char*>(buf.first);
@@ -1197,35 +1213,18 @@ struct PwriteWork {
   int fd = -1;
   int64_t position = 0;
   bool write_back = false;
-  std::vector<std::pair<const unsigned char*, size_t>> parts;
-  std::vector<uint64_t> runs;
-  std::vector<uint32_t> crcs;
+  StreamRuns stream;
   int error = 0;
   const char* call = "pwritev";
 };
 
 void PwriteExecute(napi_env, void* data) {
   PwriteWork* w = static_cast<PwriteWork*>(data);
-  size_t p = 0, at = 0;
-  for (size_t r = 0; r < w->runs.size(); r++) {
-    uint32_t c = w->crcs[r];
-    uint64_t left = w->runs[r];
-    while (left > 0) {
-      while (at == w->parts[p].second) {
-        p++;
-        at = 0;
-      }
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, w->parts[p].second - at));
-      c = crc32_fast(c, w->parts[p].first + at, n);
-      at += n;
-      left -= n;
-    }
-    w->crcs[r] = c;
-  }
+  w->stream.compute();
   uint64_t total = 0;
   std::vector<struct iovec> iov;
-  iov.reserve(w->parts.size());
-  for (const auto& part : w->parts) {
+  iov.reserve(w->stream.parts.size());
+  for (const auto& part : w->stream.parts) {
     if (part.second == 0) continue;
     iov.push_back({const_cast<unsigned char*>(part.first), part.second});
     total += part.second;
@@ -1269,24 +1268,11 @@ void PwriteExecute(napi_env, void* data) {
 
 void PwriteComplete(napi_env env, napi_status status, void* data) {
   PwriteWork* w = static_cast<PwriteWork*>(data);
-  napi_value out = nullptr, ab;
-  void* bytes = nullptr;
-  if (status == napi_ok && w->error == 0 && napi_create_arraybuffer(env, w->crcs.size() * 4, &bytes, &ab) == napi_ok &&
-      napi_create_typedarray(env, napi_uint32_array, w->crcs.size(), ab, 0, &out) == napi_ok) {
-    if (!w->crcs.empty()) std::memcpy(bytes, w->crcs.data(), w->crcs.size() * 4);
+  napi_value out = status == napi_ok && w->error == 0 ? w->stream.result(env) : nullptr;
+  if (out != nullptr) {
     napi_resolve_deferred(env, w->deferred, out);
   } else {
-    const int e = w->error != 0 ? w->error : EIO;
-    const char* name = uv_err_name(uv_translate_sys_error(e));
-    napi_value code, msg, err;
-    napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-    const std::string text = std::string(name) + ": " + std::strerror(e) + ", " + w->call;
-    napi_create_string_utf8(env, text.c_str(), NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, code, msg, &err);
-    napi_value no;
-    napi_create_int32(env, -e, &no);
-    napi_set_named_property(env, err, "errno", no);
-    napi_reject_deferred(env, w->deferred, err);
+    reject_errno(env, w->deferred, w->error != 0 ? w->error : EIO, w->call);
   }
   napi_delete_reference(env, w->parts_ref);
   napi_delete_async_work(env, w->work);
@@ -1298,49 +1284,8 @@ napi_value PwriteCrc32s(napi_env env, napi_callback_info info) {
     Args a(env, info, 6);
     auto w = std::make_unique<PwriteWork>();
     w->fd = static_cast<int>(a.count(0, 2147483647.0));
-    bool is_array = false;
-    check(env, napi_is_array(env, a.argv[1], &is_array));
-    if (!is_array) type_error(env, "argument 1 must be an array of Uint8Arrays");
-    uint32_t nparts = 0;
-    check(env, napi_get_array_length(env, a.argv[1], &nparts));
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < nparts; i++) {
-      napi_value el, ab;
-      check(env, napi_get_element(env, a.argv[1], i, &el));
-      bool is = false;
-      check(env, napi_is_typedarray(env, el, &is));
-      napi_typedarray_type type;
-      size_t len = 0, off = 0;
-      void* d = nullptr;
-      if (is) check(env, napi_get_typedarray_info(env, el, &type, &len, &d, &ab, &off));
-      if (!is || type != napi_uint8_array) type_error(env, "argument 1 must be an array of Uint8Arrays");
-      w->parts.emplace_back(static_cast<const unsigned char*>(d), len);
-      total += len;
-    }
+    w->stream.parse(env, a, 1, 3);
     w->position = static_cast<int64_t>(a.count(2));
-    auto typed = [&](size_t i, napi_typedarray_type want, const char* what) {
-      bool is = false;
-      check(env, napi_is_typedarray(env, a.argv[i], &is));
-      napi_typedarray_type type;
-      size_t len = 0, off = 0;
-      void* d = nullptr;
-      napi_value ab;
-      if (is) check(env, napi_get_typedarray_info(env, a.argv[i], &type, &len, &d, &ab, &off));
-      if (!is || type != want) type_error(env, std::string("argument ") + std::to_string(i) + " must be a " + what);
-      return std::make_pair(d, len);
-    };
-    const auto runs = typed(3, napi_float64_array, "Float64Array");
-    const auto inits = typed(4, napi_uint32_array, "Uint32Array");
-    if (runs.second != inits.second) range_error(env, "runs and inits differ in length");
-    uint64_t sum = 0;
-    for (size_t i = 0; i < runs.second; i++) {
-      const double v = static_cast<const double*>(runs.first)[i];
-      if (!(v >= 0 && v <= 9007199254740991.0 && std::floor(v) == v)) range_error(env, "a run length is not a count");
-      sum += static_cast<uint64_t>(v);
-      if (sum > total) range_error(env, "the runs pass the end of the parts");
-      w->runs.push_back(static_cast<uint64_t>(v));
-      w->crcs.push_back(static_cast<const uint32_t*>(inits.first)[i]);
-    }
     w->write_back = a.flag(5);
     napi_value promise, name;
     check(env, napi_create_reference(env, a.argv[1], 1, &w->parts_ref));

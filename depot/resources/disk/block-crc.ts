@@ -14,12 +14,16 @@ export type Crc32Runs = (parts: Uint8Array[], runs: Float64Array, inits: Uint32A
 
 let chosen: Crc32Runs | null | undefined;
 
+/** The addon's function `name`, bound to it, or null when the addon (or that function) is not there. */
+function addonFunction<F>(name: string): F | null {
+  const addon = loadNativeKernels().native as Record<string, unknown> | undefined;
+  const f = addon?.[name];
+  return typeof f === 'function' ? (f.bind(addon) as F) : null;
+}
+
 /** The thread-pool CRC, or undefined: writers then compute CRCs on the event loop. */
 export function threadPoolCrc(): Crc32Runs | undefined {
-  if (chosen === undefined) {
-    const addon = loadNativeKernels().native as { crc32Runs?: Crc32Runs } | undefined;
-    chosen = typeof addon?.crc32Runs === 'function' ? addon.crc32Runs.bind(addon) : null;
-  }
+  if (chosen === undefined) chosen = addonFunction<Crc32Runs>('crc32Runs');
   return chosen ?? undefined;
 }
 
@@ -88,10 +92,7 @@ let chosenWrite: PwriteCrc32s | null | undefined;
  */
 export function threadPoolWrite(): PwriteCrc32s | undefined {
   if (threadPoolCrc() === undefined) return undefined;
-  if (chosenWrite === undefined) {
-    const addon = loadNativeKernels().native as { pwriteCrc32s?: PwriteCrc32s } | undefined;
-    chosenWrite = typeof addon?.pwriteCrc32s === 'function' ? addon.pwriteCrc32s.bind(addon) : null;
-  }
+  if (chosenWrite === undefined) chosenWrite = addonFunction<PwriteCrc32s>('pwriteCrc32s');
   return chosenWrite ?? undefined;
 }
 
@@ -156,10 +157,7 @@ let chosenRead: PreadCrc32s | null | undefined;
  */
 export function threadPoolRead(): PreadCrc32s | undefined {
   if (threadPoolCrc() === undefined) return undefined;
-  if (chosenRead === undefined) {
-    const addon = loadNativeKernels().native as { preadCrc32s?: PreadCrc32s } | undefined;
-    chosenRead = typeof addon?.preadCrc32s === 'function' ? addon.preadCrc32s.bind(addon) : null;
-  }
+  if (chosenRead === undefined) chosenRead = addonFunction<PreadCrc32s>('preadCrc32s');
   return chosenRead ?? undefined;
 }
 
