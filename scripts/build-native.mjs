@@ -3,8 +3,12 @@
 // Run by `npm ci` (prepare) and `npm run build:native`. A failed build is not an error: the depot
 // then runs the WebAssembly/JS kernels and says so at start-up. ANVIL_NATIVE=0 skips the build;
 // ANVIL_NATIVE=require makes a failed build fail the install (CI uses it to catch a broken addon).
+// An addon already built from the same sources, for the same Node ABI and BLAS, is kept (a stamp
+// beside it says what it was built from): `npx anvil` in a fresh clone installs the clone into npm's
+// cache, which runs `prepare` again, and a rebuild there only made the first command wait.
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -48,6 +52,19 @@ function fail(why) {
   process.exit(0);
 }
 
+const addon = join(dir, 'build', 'Release', 'anvil_nfu.node');
+const stampFile = join(dir, 'build', 'anvil-stamp');
+const blasProbe = spawnSync('sh', [join(dir, 'detect-openblas.sh')], { encoding: 'utf8' }).stdout.trim();
+const blasInclude = spawnSync('sh', [join(dir, 'detect-openblas.sh'), '--include'], { encoding: 'utf8' }).stdout.trim();
+const stamp = createHash('sha256');
+for (const f of ['anvil_nfu.cc', 'binding.gyp', 'detect-openblas.sh']) stamp.update(readFileSync(join(dir, f)));
+stamp.update(JSON.stringify([process.versions.modules, process.versions.node, process.arch, process.platform, blasProbe, blasInclude]));
+const wanted = stamp.digest('hex');
+if (existsSync(addon) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === wanted) {
+  console.log(`anvil: native kernels up to date (${blasProbe === '1' ? 'with OpenBLAS' : 'without BLAS'})`);
+  process.exit(0);
+}
+
 const gyp = nodeGyp();
 if (gyp === undefined) fail('node-gyp not found');
 const args = [gyp, 'rebuild', '--directory', dir];
@@ -60,5 +77,6 @@ if (r.status !== 0) {
   process.stderr.write(`${lines.slice(-20).join('\n')}\n`);
   fail(`node-gyp exited with ${r.status ?? r.signal}`);
 }
-const blas = spawnSync('sh', [join(dir, 'detect-openblas.sh')], { encoding: 'utf8' }).stdout.trim() === '1';
+writeFileSync(stampFile, wanted);
+const blas = blasProbe === '1';
 console.log(`anvil: native kernels built (${blas ? 'with OpenBLAS' : 'without BLAS: install libopenblas-dev for native GEMM'})`);
