@@ -58,7 +58,9 @@ const blasProbe = spawnSync('sh', [join(dir, 'detect-openblas.sh')], { encoding:
 const blasInclude = spawnSync('sh', [join(dir, 'detect-openblas.sh'), '--include'], { encoding: 'utf8' }).stdout.trim();
 const stamp = createHash('sha256');
 for (const f of ['anvil_nfu.cc', 'binding.gyp', 'detect-openblas.sh']) stamp.update(readFileSync(join(dir, f)));
-stamp.update(JSON.stringify([process.versions.modules, process.versions.node, process.arch, process.platform, blasProbe, blasInclude]));
+stamp.update(
+  JSON.stringify([process.versions.modules, process.versions.node, process.arch, process.platform, blasProbe, blasInclude]),
+);
 const wanted = stamp.digest('hex');
 if (existsSync(addon) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === wanted) {
   console.log(`anvil: native kernels up to date (${blasProbe === '1' ? 'with OpenBLAS' : 'without BLAS'})`);
