@@ -191,7 +191,8 @@ export async function download(
     if (e instanceof Error)
       e.message +=
         `; the ${done.size} of ${ranges.length} blocks fetched so far are kept in ${partial} (with its progress in ` +
-        `${stateFile}): the same download again resumes there, --no-resume starts over; delete both to discard them`;
+        `${stateFile}): the same download again resumes there once the replicas that failed can be read (or the ` +
+        `exNode names others), --no-resume starts over; delete both to discard them`;
     throw e;
   } finally {
     await saving.catch(() => undefined);

@@ -132,11 +132,13 @@ export class DiskResource implements StorageResource {
     const rows = this.db.all().map((r) => ({ ...r, rid: this.options.rid }));
     const known = new Set(rows.map((r) => r.id));
     let damaged = 0;
+    let stillDamaged = 0;
     let cut = 0;
     let recovered = 0;
     for (const r of rows) {
       if (r.state === 'damaged') {
         if (await this.recoverDamaged(r)) recovered++;
+        else stillDamaged++;
         continue;
       }
       if (r.state !== 'ok') continue;
@@ -159,7 +161,9 @@ export class DiskResource implements StorageResource {
     this.log.info(
       {
         allocations: rows.length,
+        // Found damaged by this start-up's check, and marked damaged before it (still not served).
         damaged,
+        damagedBefore: stillDamaged,
         recovered,
         // A torn append, or the unused tail of a file that started warm.
         tailsCut: cut,
