@@ -20,9 +20,11 @@ import {
   statMappings,
   trimDead,
   trimMappings,
+  uncoveredRanges,
   upload,
   Warmer,
   writeExnode,
+  type Exnode,
   type Mapping,
   type RefreshMode,
   type WarmReport,
@@ -133,6 +135,18 @@ const JSON_HELP = 'print a JSON summary on stdout instead of text (no progress b
  * The ranges that `removed` covered and `kept` no longer does, as "rows A to B" (dataset blocks) or
  * "bytes A to B", in exNode order.
  */
+/**
+ * Warns (stderr) about the bytes of `x` no mapping covers and returns whether there are any: `stat` and
+ * `augment` then exit 1, since the file cannot be read whole and no copy can restore them.
+ */
+function warnUncovered(x: Exnode, what: string): boolean {
+  const holes = uncoveredRanges(x);
+  if (holes.length === 0) return false;
+  const list = holes.map((h) => `bytes ${h.start} to ${h.end - 1}`).join(', ');
+  process.stderr.write(`anvil: warning: ${list} have no mapping: ${what}\n`);
+  return true;
+}
+
 function leftUncovered(removed: readonly Mapping[], kept: readonly Mapping[]): string[] {
   const out: string[] = [];
   const byOffset = (a: Mapping, b: Mapping) => a.exnodeOffset - b.exnodeOffset;
@@ -309,7 +323,8 @@ export function lorsCommands(): CliCommand[] {
           `${s.length - dead - unreachable} alive, ${dead} dead, ${unreachable} unreachable`,
         ].join('\n'),
       );
-      if (dead + unreachable > 0) process.exitCode = 1;
+      const holes = warnUncovered(x, 'the file cannot be read whole (upload it again to restore them)');
+      if (dead + unreachable > 0 || holes) process.exitCode = 1;
     });
 
   const aug = new CliCommand('augment')
@@ -334,7 +349,8 @@ export function lorsCommands(): CliCommand[] {
       ).finally(bar.stop);
       if (r.added > 0) await writeExnode(exnode, x);
       print(f['json'] as boolean, r, () => `added ${r.added} replicas; ${r.short} blocks still short`);
-      if (r.short > 0) process.exitCode = 1;
+      const holes = warnUncovered(x, 'augment copies existing replicas and cannot restore them (upload the file again)');
+      if (r.short > 0 || holes) process.exitCode = 1;
     });
 
   const trim = new CliCommand('trim')

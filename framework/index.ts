@@ -27,6 +27,7 @@ export { FrameworkError, FrameworkErrorCode, type FrameworkErrorCodeValue } from
 export {
   validateExnode,
   blocksOf,
+  uncoveredRanges,
   depotOf,
   depotKey,
   type Exnode,

@@ -87,6 +87,22 @@ export function depotKey(m: Mapping): string {
 }
 
 /** The distinct `[offset, length]` ranges of an exNode, in order. */
+/**
+ * The byte ranges `[start, end)` of the file that no mapping covers (after a trim dropped their last
+ * replicas): the file can no longer be read whole, and no augment can bring them back.
+ */
+export function uncoveredRanges(x: Exnode): Array<{ start: number; end: number }> {
+  const spans = x.mappings.map((m) => [m.exnodeOffset, m.exnodeOffset + m.logicalLength] as const).sort((a, b) => a[0] - b[0]);
+  const out: Array<{ start: number; end: number }> = [];
+  let at = 0;
+  for (const [start, end] of spans) {
+    if (start > at) out.push({ start: at, end: start });
+    at = Math.max(at, end);
+  }
+  if (at < x.size) out.push({ start: at, end: x.size });
+  return out;
+}
+
 export function blocksOf(x: Exnode): Array<{ offset: number; length: number; replicas: Mapping[] }> {
   const byOffset = new Map<number, Mapping[]>();
   for (const m of x.mappings) {

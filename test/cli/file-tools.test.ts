@@ -266,6 +266,16 @@ describe('anvil file tools as a new user meets them', () => {
     expect(dead.code).toBe(0);
     expect(dead.stdout).toBe('removed 1 mappings\n');
     expect(dead.stderr).toBe(`anvil: warning: bytes 0 to ${y.mappings[0]!.logicalLength - 1} now have no mapping\n`);
+    // The hole stays visible: stat and augment say so and exit 1, though every mapping left is alive.
+    const hole = `bytes 0 to ${y.mappings[0]!.logicalLength - 1} have no mapping`;
+    const st = await anvil(['stat', join(dir.path, 'last-dead.json')]);
+    expect(st.code).toBe(1);
+    expect(st.stdout).toMatch(/ 0 dead, 0 unreachable\n$/);
+    expect(st.stderr).toBe(`anvil: warning: ${hole}: the file cannot be read whole (upload it again to restore them)\n`);
+    const all = depots.map((d) => `${d.host}:${d.port}`).join(',');
+    const aug = await anvil(['augment', join(dir.path, 'last-dead.json'), '--copies', '1', '--depots', all]);
+    expect(aug.code).toBe(1);
+    expect(aug.stderr).toContain(`anvil: warning: ${hole}: augment copies existing replicas and cannot restore them`);
   });
 
   it('refresh with 30 failing mappings prints one summary line, not 30', async () => {

@@ -8,6 +8,7 @@ import {
   toUnisJson,
   toXnd,
   blocksOf,
+  uncoveredRanges,
   type Exnode,
 } from '../../framework/index.js';
 
@@ -40,6 +41,15 @@ describe('exNode serializations', () => {
       [0, 200, 2],
       [200, 100, 1],
     ]);
+    expect(uncoveredRanges(x)).toEqual([]);
+    // Holes at the start, between overlapping mappings, and at the end.
+    const [a, b, c] = x.mappings;
+    expect(uncoveredRanges({ ...x, mappings: [c!] })).toEqual([{ start: 0, end: 200 }]);
+    expect(uncoveredRanges({ ...x, mappings: [a!, b!] })).toEqual([{ start: 200, end: 300 }]);
+    expect(uncoveredRanges({ ...x, mappings: [] })).toEqual([{ start: 0, end: 300 }]);
+    expect(
+      uncoveredRanges({ ...x, mappings: [{ ...a!, logicalLength: 50 }, { ...b!, exnodeOffset: 40, logicalLength: 60 }, c!] }),
+    ).toEqual([{ start: 100, end: 200 }]);
   });
 
   it('reads a UNIS JSON exNode with both lease forms, dtype and shape', () => {
