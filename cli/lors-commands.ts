@@ -272,7 +272,8 @@ export function lorsCommands(): CliCommand[] {
         f['json'] as boolean,
         { ...r, seconds },
         () =>
-          `downloaded ${r.bytes} bytes (${r.blocksFetched} blocks fetched, ${r.blocksResumed} resumed) in ${seconds.toFixed(2)} s`,
+          `downloaded ${r.bytes} bytes (${r.blocksFetched} blocks fetched, ${r.blocksResumed} resumed` +
+          `${r.failovers > 0 ? `, ${r.failovers} replica ${r.failovers === 1 ? 'read' : 'reads'} failed over to another` : ''}) in ${seconds.toFixed(2)} s`,
       );
     });
 

@@ -66,7 +66,7 @@ function rangesOf(x: Exnode): Range[] {
     const end = points[i + 1]!;
     const replicas = x.mappings.filter((m) => m.exnodeOffset <= start && m.exnodeOffset + m.logicalLength >= end);
     if (replicas.length === 0) {
-      throw new FrameworkError(FrameworkErrorCode.DOWNLOAD_FAILED, `the exNode has no mapping for bytes ${start}..${end}`);
+      throw new FrameworkError(FrameworkErrorCode.DOWNLOAD_FAILED, `the exNode has no mapping for bytes ${start} to ${end - 1}`);
     }
     ranges.push({ start, end, replicas });
   }
@@ -179,7 +179,7 @@ export async function download(
         }
         throw new FrameworkError(
           FrameworkErrorCode.DOWNLOAD_FAILED,
-          `no replica of bytes ${r.start}..${r.end} could be read (${errors.join('; ')})`,
+          `no replica of bytes ${r.start} to ${r.end - 1} could be read (${errors.join('; ')})`,
         );
       },
       options.signal,

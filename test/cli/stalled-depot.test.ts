@@ -52,6 +52,12 @@ describe('the file tools with a stalled depot', () => {
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ bytes: data.length, blocksFetched: 10 });
     expect(readFileSync(out).equals(data)).toBe(true);
+    // The text summary says so too.
+    const text = await anvil(['download', xnd, '-o', out, '--force', '--timeout', '1s']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(
+      /^downloaded \d+ bytes \(10 blocks fetched, 0 resumed, \d+ replica reads? failed over to another\) in /,
+    );
   });
 
   it('stat --timeout 1s reports the stalled copies UNREACHABLE (not dead) and exits 1', async () => {
