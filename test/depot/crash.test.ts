@@ -6,6 +6,8 @@ import { tempDir } from '../helpers/temp-dir.js';
 /** Kills per run: at least 50 in CI; `npm run test:crash` raises it. */
 const KILLS = Number(process.env['ANVIL_CRASH_KILLS'] ?? 50);
 const SEED = Number(process.env['ANVIL_CRASH_SEED'] ?? 20261125);
+/** Its verification passes grow with the allocations: the run takes longer than linearly in KILLS. */
+const LIMIT_MS = Math.max(600_000, KILLS * 2_500);
 
 /** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
 function prng(seed: number): () => number {
@@ -61,157 +63,152 @@ function oldOrNew(got: Buffer, old: Buffer, offset: number, update: Buffer): { o
 }
 
 describe('crash safety: SIGKILL at random moments during a stream of stores and overwrites', () => {
-  it(
-    `${KILLS} kills: every acknowledged byte reads back identical; an interrupted overwrite is all old or all new`,
-    async () => {
-      const rand = prng(SEED);
-      const dir = tempDir('anvil-crash-');
-      const tracked: Tracked[] = [];
-      let port = 0;
-      let kills = 0;
-      let ackedStores = 0;
-      let ackedWrites = 0;
-      let interruptedWrites = 0;
-      let interruptedBlocksNew = 0;
-      let lost = 0;
-      let unackedLanded = 0;
-      const args = () => ['--data', dir.path, '--port', String(port), '--log-level', 'warn', '--capacity', '1GiB'];
-      try {
-        for (let round = 0; round <= KILLS; round++) {
-          const started = await DepotProcess.start(args());
-          port = started.port;
-          const addr = { host: started.host, port };
-          const client = new IbpClient({ timeoutMs: 5_000, connectTimeoutMs: 2_000 });
+  it(`${KILLS} kills: every acknowledged byte reads back identical; an interrupted overwrite is all old or all new`, async () => {
+    const rand = prng(SEED);
+    const dir = tempDir('anvil-crash-');
+    const tracked: Tracked[] = [];
+    let port = 0;
+    let kills = 0;
+    let ackedStores = 0;
+    let ackedWrites = 0;
+    let interruptedWrites = 0;
+    let interruptedBlocksNew = 0;
+    let lost = 0;
+    let unackedLanded = 0;
+    const args = () => ['--data', dir.path, '--port', String(port), '--log-level', 'warn', '--capacity', '1GiB'];
+    try {
+      for (let round = 0; round <= KILLS; round++) {
+        const started = await DepotProcess.start(args());
+        port = started.port;
+        const addr = { host: started.host, port };
+        const client = new IbpClient({ timeoutMs: 5_000, connectTimeoutMs: 2_000 });
 
-          // 1. Verify what survived the previous kill.
-          const everything = round % 10 === 0 || round === KILLS;
-          for (const t of tracked) {
-            if (!everything && !t.touched) continue;
-            t.touched = false;
-            const p = await client.probe(t.caps.manage);
-            const pend = t.pending;
-            if (pend !== undefined && !pend.append) {
-              // an interrupted overwrite: the size stays, the rest is as acknowledged
-              const got = p.size === 0 ? Buffer.alloc(0) : await client.load(t.caps.read, 0, p.size).catch(() => undefined);
-              const check = got === undefined ? { ok: false, newBlocks: 0 } : oldOrNew(got, t.data, pend.offset, pend.body);
-              if (!check.ok) lost++;
-              else {
-                interruptedWrites++;
-                interruptedBlocksNew += check.newBlocks;
-                t.data = got!; // what the depot now holds is what later rounds must find
-              }
-              t.pending = undefined;
-              continue;
-            }
-            const landed = pend !== undefined && p.size === t.data.length + pend.body.length;
-            if (p.size !== t.data.length && !landed) {
-              lost++;
-              continue;
-            }
-            const want = landed ? Buffer.concat([t.data, pend.body]) : t.data;
+        // 1. Verify what survived the previous kill.
+        const everything = round % 10 === 0 || round === KILLS;
+        for (const t of tracked) {
+          if (!everything && !t.touched) continue;
+          t.touched = false;
+          const p = await client.probe(t.caps.manage);
+          const pend = t.pending;
+          if (pend !== undefined && !pend.append) {
+            // an interrupted overwrite: the size stays, the rest is as acknowledged
             const got = p.size === 0 ? Buffer.alloc(0) : await client.load(t.caps.read, 0, p.size).catch(() => undefined);
-            if (got === undefined || !got.equals(want)) lost++;
-            if (landed) {
-              unackedLanded++;
-              t.data = want;
+            const check = got === undefined ? { ok: false, newBlocks: 0 } : oldOrNew(got, t.data, pend.offset, pend.body);
+            if (!check.ok) lost++;
+            else {
+              interruptedWrites++;
+              interruptedBlocksNew += check.newBlocks;
+              t.data = got!; // what the depot now holds is what later rounds must find
+            }
+            t.pending = undefined;
+            continue;
+          }
+          const landed = pend !== undefined && p.size === t.data.length + pend.body.length;
+          if (p.size !== t.data.length && !landed) {
+            lost++;
+            continue;
+          }
+          const want = landed ? Buffer.concat([t.data, pend.body]) : t.data;
+          const got = p.size === 0 ? Buffer.alloc(0) : await client.load(t.caps.read, 0, p.size).catch(() => undefined);
+          if (got === undefined || !got.equals(want)) lost++;
+          if (landed) {
+            unackedLanded++;
+            t.data = want;
+          }
+          t.pending = undefined;
+        }
+        if (round === KILLS) {
+          client.close();
+          expect(await started.proc.kill('SIGTERM')).toBe(0);
+          break;
+        }
+
+        // 2. A stream of allocations and stores from three workers, killed at a random moment.
+        let dead = false;
+        // Every other round the kill is aimed: 0-15 ms after an overwrite inside the data is sent,
+        // when its bytes are reaching the file and its checksums are not yet committed.
+        const aimed = round % 2 === 1 && round >= 2;
+        let aim: (() => void) | undefined;
+        const killer = new Promise<void>((resolve) => {
+          const kill = () => {
+            if (dead) return;
+            dead = true;
+            started.proc.child.kill('SIGKILL');
+            resolve();
+          };
+          const timer = setTimeout(kill, aimed ? 400 : 15 + Math.floor(rand() * 120));
+          if (aimed) {
+            aim = () => {
+              aim = undefined;
+              clearTimeout(timer);
+              setTimeout(kill, Math.floor(rand() * 16));
+            };
+          }
+        });
+        const worker = async (w: number) => {
+          while (!dead) {
+            const mine = tracked.filter((_, i) => i % 3 === w);
+            if (mine.length === 0 || rand() < 0.15) {
+              const maxSize = 200_000 + Math.floor(rand() * 300_000);
+              try {
+                const caps = await client.allocate(addr, { size: maxSize, durationSec: 3600 });
+                tracked.push({ caps, maxSize, data: Buffer.alloc(0), pending: undefined, touched: true });
+              } catch {
+                return;
+              }
+              continue;
+            }
+            const t = mine[Math.floor(rand() * mine.length)]!;
+            const size = t.data.length;
+            const overwrite = size > 0 && (size > t.maxSize - 70_000 || rand() < 0.4);
+            const len = 1 + Math.floor(rand() * (overwrite ? Math.min(size, 150_000) : 65_536));
+            const offset = overwrite ? Math.floor(rand() * (size - len + 1)) : size;
+            const bytes = body(len, Math.floor(rand() * 256));
+            t.pending = { offset, body: bytes, append: !overwrite };
+            t.touched = true;
+            if (overwrite && len > 4096) aim?.();
+            try {
+              if (overwrite) await client.write(t.caps.write, offset, bytes);
+              else await client.store(t.caps.write, bytes);
+            } catch {
+              return; // died mid-command: stays pending
+            }
+            if (overwrite) {
+              bytes.copy(t.data, offset);
+              ackedWrites++;
+            } else {
+              t.data = Buffer.concat([t.data, bytes]);
+              ackedStores++;
             }
             t.pending = undefined;
           }
-          if (round === KILLS) {
-            client.close();
-            expect(await started.proc.kill('SIGTERM')).toBe(0);
-            break;
-          }
-
-          // 2. A stream of allocations and stores from three workers, killed at a random moment.
-          let dead = false;
-          // Every other round the kill is aimed: 0-15 ms after an overwrite inside the data is sent,
-          // when its bytes are reaching the file and its checksums are not yet committed.
-          const aimed = round % 2 === 1 && round >= 2;
-          let aim: (() => void) | undefined;
-          const killer = new Promise<void>((resolve) => {
-            const kill = () => {
-              if (dead) return;
-              dead = true;
-              started.proc.child.kill('SIGKILL');
-              resolve();
-            };
-            const timer = setTimeout(kill, aimed ? 400 : 15 + Math.floor(rand() * 120));
-            if (aimed) {
-              aim = () => {
-                aim = undefined;
-                clearTimeout(timer);
-                setTimeout(kill, Math.floor(rand() * 16));
-              };
-            }
-          });
-          const worker = async (w: number) => {
-            while (!dead) {
-              const mine = tracked.filter((_, i) => i % 3 === w);
-              if (mine.length === 0 || rand() < 0.15) {
-                const maxSize = 200_000 + Math.floor(rand() * 300_000);
-                try {
-                  const caps = await client.allocate(addr, { size: maxSize, durationSec: 3600 });
-                  tracked.push({ caps, maxSize, data: Buffer.alloc(0), pending: undefined, touched: true });
-                } catch {
-                  return;
-                }
-                continue;
-              }
-              const t = mine[Math.floor(rand() * mine.length)]!;
-              const size = t.data.length;
-              const overwrite = size > 0 && (size > t.maxSize - 70_000 || rand() < 0.4);
-              const len = 1 + Math.floor(rand() * (overwrite ? Math.min(size, 150_000) : 65_536));
-              const offset = overwrite ? Math.floor(rand() * (size - len + 1)) : size;
-              const bytes = body(len, Math.floor(rand() * 256));
-              t.pending = { offset, body: bytes, append: !overwrite };
-              t.touched = true;
-              if (overwrite && len > 4096) aim?.();
-              try {
-                if (overwrite) await client.write(t.caps.write, offset, bytes);
-                else await client.store(t.caps.write, bytes);
-              } catch {
-                return; // died mid-command: stays pending
-              }
-              if (overwrite) {
-                bytes.copy(t.data, offset);
-                ackedWrites++;
-              } else {
-                t.data = Buffer.concat([t.data, bytes]);
-                ackedStores++;
-              }
-              t.pending = undefined;
-            }
-          };
-          await Promise.all([worker(0), worker(1), worker(2), killer]);
-          await started.proc.exit;
-          kills++;
-          client.close();
-        }
-      } finally {
-        dir.cleanup();
+        };
+        await Promise.all([worker(0), worker(1), worker(2), killer]);
+        await started.proc.exit;
+        kills++;
+        client.close();
       }
-      console.log(
-        JSON.stringify({
-          crash: {
-            seed: SEED,
-            kills,
-            ackedStores,
-            ackedWrites,
-            allocations: tracked.length,
-            unackedLanded,
-            interruptedWrites,
-            interruptedBlocksNew,
-            lost,
-          },
-        }),
-      );
-      expect(kills).toBe(KILLS);
-      expect(ackedStores).toBeGreaterThan(KILLS);
-      expect(ackedWrites).toBeGreaterThan(KILLS / 2);
-      expect(lost).toBe(0);
-    },
-    // Its verification passes grow with the allocations: the run takes longer than linearly in KILLS.
-    Math.max(600_000, KILLS * 2_500),
-  );
+    } finally {
+      dir.cleanup();
+    }
+    console.log(
+      JSON.stringify({
+        crash: {
+          seed: SEED,
+          kills,
+          ackedStores,
+          ackedWrites,
+          allocations: tracked.length,
+          unackedLanded,
+          interruptedWrites,
+          interruptedBlocksNew,
+          lost,
+        },
+      }),
+    );
+    expect(kills).toBe(KILLS);
+    expect(ackedStores).toBeGreaterThan(KILLS);
+    expect(ackedWrites).toBeGreaterThan(KILLS / 2);
+    expect(lost).toBe(0);
+  }, LIMIT_MS);
 });
