@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { IbpClient, type AllocationCaps } from '../../ibp/index.js';
 import { DepotProcess } from '../helpers/depot-process.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -6,8 +6,8 @@ import { tempDir } from '../helpers/temp-dir.js';
 /** Kills per run: at least 50 in CI; `npm run test:crash` raises it. */
 const KILLS = Number(process.env['ANVIL_CRASH_KILLS'] ?? 50);
 const SEED = Number(process.env['ANVIL_CRASH_SEED'] ?? 20261125);
-/** Its verification passes grow with the allocations: the run takes longer than linearly in KILLS. */
-const LIMIT_MS = Math.max(600_000, KILLS * 2_500);
+// Its verification passes grow with the allocations: the run takes longer than linearly in KILLS.
+vi.setConfig({ testTimeout: Math.max(600_000, KILLS * 2_500) });
 
 /** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
 function prng(seed: number): () => number {
@@ -210,5 +210,5 @@ describe('crash safety: SIGKILL at random moments during a stream of stores and 
     expect(ackedStores).toBeGreaterThan(KILLS);
     expect(ackedWrites).toBeGreaterThan(KILLS / 2);
     expect(lost).toBe(0);
-  }, LIMIT_MS);
+  });
 });
