@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { prefetchStats } from '../../depot/resources/disk/disk-data.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { prefetchStats, setPrefetchKeepMs } from '../../depot/resources/disk/disk-data.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -25,6 +25,10 @@ describe('a disk LOAD that carries on where the last ended has its first run rea
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
+  // Kept long enough that a loaded machine's pause between two LOADs never drops a run these tests
+  // expect to be served (the test of dropping sets its own).
+  beforeAll(() => setPrefetchKeepMs(30_000));
+  afterAll(() => setPrefetchKeepMs());
 
   async function depot(fsync: 'fast' | 'safe' = 'fast'): Promise<{ t: TestDepot; dir: string }> {
     const d = tempDir();
@@ -143,11 +147,12 @@ describe('a disk LOAD that carries on where the last ended has its first run rea
     const a = await t.client.allocate(t, { size: 4 * MiB, durationSec: 60 });
     const data = randomBytes(3 * MiB);
     await t.client.store(a.write, data);
+    setPrefetchKeepMs(100);
     const c = await counting(async () => {
       await t.client.load(a.read, 0, MiB);
       await t.client.load(a.read, MiB, MiB);
       await new Promise((r) => setTimeout(r, 250));
-    });
+    }).finally(() => setPrefetchKeepMs(30_000));
     expect(c.started).toBe(1);
     // (A run left by an earlier test's depot may be dropped in the same moment: the counts are the process's.)
     expect(c.dropped).toBeGreaterThanOrEqual(1);

@@ -80,6 +80,12 @@ const MAX_PREFETCHES = 32;
 /** LOADs shorter than this are taken for random access: nothing is read ahead for them. */
 const PREFETCH_MIN_LOAD_BYTES = 128 * 1024;
 let prefetchesOut = 0;
+let prefetchKeepMs = PREFETCH_KEEP_MS;
+
+/** How long a run read ahead is kept for the next LOAD (default {@link PREFETCH_KEEP_MS}): for tests. */
+export function setPrefetchKeepMs(ms: number = PREFETCH_KEEP_MS): void {
+  prefetchKeepMs = ms;
+}
 const prefetchCounts = { started: 0, served: 0, dropped: 0 };
 
 /** Runs read ahead for sequential LOADs over the process: started, served, dropped (stale or unused). */
@@ -1022,7 +1028,7 @@ export class DiskData implements AllocationData {
    * After a LOAD that carried on where the last one ended (at `end`), the run holding `end` is read
    * (and checked) ahead for the next LOAD, which then starts sending at once. It is served only if nothing that
    * may change the data has happened since it was started (see {@link generation}), and dropped
-   * unused after {@link PREFETCH_KEEP_MS}. Not while a change is under way, nor past the size.
+   * unused after {@link PREFETCH_KEEP_MS} (see {@link setPrefetchKeepMs}). Not while a change is under way, nor past the size.
    */
   private startPrefetch(end: number): void {
     if (this.changing > 0 || this.owner.freed) return;
@@ -1047,7 +1053,7 @@ export class DiskData implements AllocationData {
     })()
       .catch(() => undefined)
       .finally(() => idle?.());
-    const p: Prefetch = { at, generation: this.generation, run, timer: setTimeout(() => this.dropPrefetch(p), PREFETCH_KEEP_MS) };
+    const p: Prefetch = { at, generation: this.generation, run, timer: setTimeout(() => this.dropPrefetch(p), prefetchKeepMs) };
     p.timer.unref();
     this.prefetch = p;
   }
