@@ -147,10 +147,11 @@ export async function download(
         // that finds a bad block after its reply began can only cut it, and answers the next LOAD with
         // its status (-15: damaged); a passing network fault may be over.
         const cut: Mapping[] = [];
-        const tries = [...replicas];
-        for (let t = 0; t < tries.length; t++) {
-          const m = tries[t]!;
-          const again = t >= replicas.length;
+        function* attempts(): Generator<[Mapping, boolean]> {
+          for (const m of replicas) yield [m, false];
+          for (const m of cut) yield [m, true];
+        }
+        for (const [m, again] of attempts()) {
           let data: Buffer;
           try {
             options.onFetch?.(m);
@@ -164,7 +165,6 @@ export async function download(
             failing.add(depotKey(m));
             if (!again && (e as { code?: unknown }).code === ClientErrorCode.CONNECTION) cut.push(m);
             else errors.push(`${depotKey(m)}: ${(e as Error).message}`);
-            if (t === replicas.length - 1) tries.push(...cut);
             continue;
           }
           // A local write failure is not a replica's fault: it ends the download.

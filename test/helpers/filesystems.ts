@@ -17,25 +17,35 @@ export function canMountTmpfs(): boolean {
   }
 }
 
-/** Disk I/O (a depot's `diskIo`) whose writes fail with `code` once `budget` bytes have been written. */
-export function faultyWritevIo(state: { budget: number; code: string }) {
+/**
+ * Disk I/O (a depot's `diskIo`) whose file handles take their methods from `calls(handle)` where it
+ * names them (the real handle passed in), the rest from the real handle: writes, syncs or reads that
+ * fail as a test draws them.
+ */
+export function interceptedIo(calls: (target: FileHandle) => Partial<Record<string | symbol, unknown>>) {
   return {
     open: async (path: string, flags: number): Promise<FileHandle> => {
       const fh = await open(path, flags, 0o600);
+      const own = calls(fh);
       return new Proxy(fh, {
         get(target, prop, receiver) {
-          if (prop === 'writev') {
-            return async (buffers: Buffer[], position: number) => {
-              const n = buffers.reduce((s, b) => s + b.length, 0);
-              if (n > state.budget) throw Object.assign(new Error(`${state.code}: injected fault`), { code: state.code });
-              state.budget -= n;
-              return target.writev(buffers, position);
-            };
-          }
+          if (Object.prototype.hasOwnProperty.call(own, prop)) return own[prop];
           const v = Reflect.get(target, prop, receiver) as unknown;
           return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
         },
       });
     },
   };
+}
+
+/** Disk I/O (a depot's `diskIo`) whose writes fail with `code` once `budget` bytes have been written. */
+export function faultyWritevIo(state: { budget: number; code: string }) {
+  return interceptedIo((target) => ({
+    writev: async (buffers: Buffer[], position: number) => {
+      const n = buffers.reduce((s, b) => s + b.length, 0);
+      if (n > state.budget) throw Object.assign(new Error(`${state.code}: injected fault`), { code: state.code });
+      state.budget -= n;
+      return target.writev(buffers, position);
+    },
+  }));
 }

@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IbpClient } from '../../../ibp/index.js';
 import { startDepot } from '../../helpers/depot-fixture.js';
+import { interceptedIo } from '../../helpers/filesystems.js';
 import { AckLedger } from '../lib/ack-ledger.js';
 import { ChaosDepots } from '../lib/chaos-depots.js';
 import { MixedLoad, type MixedLoadOptions } from '../lib/mixed-load.js';
@@ -16,50 +17,37 @@ function faultyIo(
   state: { on: boolean; eio: number; torn: number; syncEio: number; readEio: number; injected: number },
 ) {
   const err = (what: string) => Object.assign(new Error(`EIO: injected ${what} fault`), { code: 'EIO' });
-  return {
-    open: async (path: string, flags: number): Promise<FileHandle> => {
-      const fh = await open(path, flags, 0o600);
-      return new Proxy(fh, {
-        get(target, prop, receiver) {
-          if (prop === 'writev') {
-            return async (buffers: Buffer[], position: number) => {
-              if (state.on && rand.chance(state.eio)) {
-                state.injected++;
-                throw err('write');
-              }
-              if (state.on && rand.chance(state.torn)) {
-                state.injected++;
-                const all = Buffer.concat(buffers);
-                await target.write(all, 0, rand.int(0, all.length - 1), position);
-                throw err('torn write');
-              }
-              return target.writev(buffers, position);
-            };
-          }
-          if (prop === 'datasync' || prop === 'sync') {
-            return async () => {
-              if (state.on && rand.chance(state.syncEio)) {
-                state.injected++;
-                throw err('sync');
-              }
-              return target[prop]();
-            };
-          }
-          if (prop === 'read') {
-            return async (...args: unknown[]) => {
-              if (state.on && rand.chance(state.readEio)) {
-                state.injected++;
-                throw err('read');
-              }
-              return (target.read as (...a: unknown[]) => unknown)(...args);
-            };
-          }
-          const v = Reflect.get(target, prop, receiver) as unknown;
-          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-        },
-      });
-    },
+  const syncing = (target: FileHandle, prop: 'datasync' | 'sync') => async () => {
+    if (state.on && rand.chance(state.syncEio)) {
+      state.injected++;
+      throw err('sync');
+    }
+    return target[prop]();
   };
+  return interceptedIo((target) => ({
+    writev: async (buffers: Buffer[], position: number) => {
+      if (state.on && rand.chance(state.eio)) {
+        state.injected++;
+        throw err('write');
+      }
+      if (state.on && rand.chance(state.torn)) {
+        state.injected++;
+        const all = Buffer.concat(buffers);
+        await target.write(all, 0, rand.int(0, all.length - 1), position);
+        throw err('torn write');
+      }
+      return target.writev(buffers, position);
+    },
+    datasync: syncing(target, 'datasync'),
+    sync: syncing(target, 'sync'),
+    read: async (...args: unknown[]) => {
+      if (state.on && rand.chance(state.readEio)) {
+        state.injected++;
+        throw err('read');
+      }
+      return (target.read as (...a: unknown[]) => unknown)(...args);
+    },
+  }));
 }
 
 /** Why a tmpfs cannot be mounted here, or undefined when it can. */
