@@ -37,6 +37,12 @@ const ROW_SECONDS = Number(process.env['BENCH_ROW_SECONDS'] ?? 3);
 const KINDS = (process.env['BENCH_KINDS'] ?? 'memory,disk-fast,disk-safe').split(',');
 const SMALL = process.env['BENCH_SMALL'] !== '0';
 /**
+ * Read passes over the same data in each round (default 1). The first pass is `readMBps`; later ones
+ * go to `rereads`, and show how the depot's cost per byte falls as its process warms up (its code is
+ * compiled while it runs: a fresh depot spends about twice the CPU per byte on its first passes).
+ */
+const READ_PASSES = Math.max(1, Number(process.env['BENCH_READ_PASSES'] ?? 1));
+/**
  * Idle milliseconds before each round (default 0: back to back). A depot uses idle time to warm the
  * files of new disk allocations (see depot/resources/disk/warm-pool.ts); with a pause the rows show
  * a depot whose bursts of writes are apart, without one a depot written without a break.
@@ -233,6 +239,8 @@ interface PhaseCpu {
 interface DepotBulkFigures extends BulkFigures {
   write: PhaseCpu;
   read: PhaseCpu;
+  /** Read passes after the first (see READ_PASSES): MB/s and the depot's CPU seconds. */
+  rereads: { MBps: number; depotCpuS: number | undefined }[];
 }
 
 /** The bulk shape against one depot: allocate, write all, read all; MB/s and CPU of each phase. */
@@ -278,16 +286,24 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[]): Promise<DepotBul
     };
     const total = ALLOCATIONS * ALLOC_BYTES;
     const write = await phase((c, a, b) => c.store(caps[a]!.write, data[b]!));
-    const read = await phase(async (c, a, b) => {
-      const stamp = await c.load(caps[a]!.read, b * BLOCK, BLOCK);
-      if (stamp !== b) throw new Error(`allocation ${a} block ${b}: read back stamp ${stamp}`);
-    });
+    const readAll = () =>
+      phase(async (c, a, b) => {
+        const stamp = await c.load(caps[a]!.read, b * BLOCK, BLOCK);
+        if (stamp !== b) throw new Error(`allocation ${a} block ${b}: read back stamp ${stamp}`);
+      });
+    const read = await readAll();
+    const rereads: DepotBulkFigures['rereads'] = [];
+    for (let pass = 1; pass < READ_PASSES; pass++) {
+      const again = await readAll();
+      rereads.push({ MBps: round(total / 1e6 / again.seconds), depotCpuS: again.cpu.depotCpuS });
+    }
     for (const c of clients) c.close();
     return {
       writeMBps: round(total / 1e6 / write.seconds),
       readMBps: round(total / 1e6 / read.seconds),
       write: write.cpu,
       read: read.cpu,
+      rereads,
     };
   } finally {
     for (const c of caps) await admin.decr(c.manage, 'read').catch(() => undefined);
@@ -469,6 +485,7 @@ try {
             blockKiB: BLOCK_KB,
             writeMBps: f.writeMBps,
             readMBps: f.readMBps,
+            ...(f.rereads.length === 0 ? {} : { rereads: f.rereads }),
             rawSocket1ConnWriteMBps: raw.writeMBps,
             rawSocket1ConnReadMBps: raw.readMBps,
             writeDepotCpuS: f.write.depotCpuS,
@@ -509,6 +526,12 @@ function median(xs: number[]): number | undefined {
   return s.length % 2 === 1 ? s[m] : round((s[m - 1]! + s[m]!) / 2);
 }
 
+/** MB/s of a row's last read pass (see READ_PASSES). */
+function lastReread(row: Record<string, unknown>): number {
+  const rereads = row['rereads'] as { MBps: number }[];
+  return rereads[rereads.length - 1]!.MBps;
+}
+
 /** Medians over the rounds of each bulk row (per build when several are compared), and safe/fast. */
 function summary(): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
@@ -527,6 +550,7 @@ function summary(): Record<string, unknown>[] {
         rawSocket1ConnReadMBps: med(kind, 'rawSocket1ConnReadMBps'),
         writeDepotCpuS: med(kind, 'writeDepotCpuS'),
         readDepotCpuS: med(kind, 'readDepotCpuS'),
+        ...(READ_PASSES > 1 ? { lastRereadMBps: median(of(kind).map((r) => lastReread(r))) } : {}),
       });
     }
     const fast = med('disk-fast', 'writeMBps');
@@ -544,7 +568,13 @@ process.stdout.write(
       bench: 'depot',
       node: process.version,
       when: new Date().toISOString(),
-      shape: { clients: CLIENTS, allocations: ALLOCATIONS, allocationMiB: ALLOCATION_MB, blockKiB: BLOCK_KB },
+      shape: {
+        clients: CLIENTS,
+        allocations: ALLOCATIONS,
+        allocationMiB: ALLOCATION_MB,
+        blockKiB: BLOCK_KB,
+        readPasses: READ_PASSES,
+      },
       summary: summary(),
       rows,
     },
