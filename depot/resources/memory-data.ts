@@ -413,7 +413,18 @@ export class MemoryData implements AllocationData {
       if (this.segments === undefined) {
         // One buffer (a TRUNCATE below a segment may have moved the bytes into one meanwhile).
         if (end > this.data.length) throw shrank(end);
-        await sink(this.data.subarray(pos, end));
+        const d = this.data;
+        // Pinned while a releasing sink holds its view, as a segment is: a write meanwhile goes to a
+        // copy (see ownData), so a reply queued behind a slow reader keeps the bytes of its time.
+        const pin = releases && d.length > 0;
+        if (pin) segmentPool.pin(d);
+        let handed = false;
+        try {
+          await sink(d.subarray(pos, end));
+          handed = true;
+        } finally {
+          if (pin) segmentPool.unpin(d, handed);
+        }
         return;
       }
       if (pos >= end) return;

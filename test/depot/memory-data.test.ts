@@ -133,3 +133,44 @@ describe('memory data in pooled segments', () => {
     ).rejects.toMatchObject({ code: 'DEPOT_ERR_WOULD_EXCEED_LIMIT' });
   });
 });
+
+describe('a chunk a LOAD holds does not change under an overwrite', () => {
+  beforeEach(() => segmentPool.clear());
+
+  // A socket that cannot take a reply at once keeps the chunk queued; a WRITE acknowledged
+  // meanwhile must not reach into it (the reply would mix old and new bytes).
+  for (const [what, maxSize] of [
+    ['a small allocation (one buffer)', 256 * 1024],
+    ['an allocation in segments', 2 * SEGMENT_BYTES],
+  ] as const) {
+    it(`${what}: the chunk keeps the bytes of its time, later reads see the write`, async () => {
+      const o = owner(maxSize);
+      const d = new MemoryData(o);
+      await store(d, o, 0, Buffer.alloc(maxSize, 0x11));
+      let held: Buffer | undefined;
+      let letGo!: () => void;
+      const sinkDone = new Promise<void>((r) => (letGo = r));
+      let firstChunk = true;
+      const reading = d.read(
+        0,
+        maxSize,
+        (chunk) => {
+          if (!firstChunk) return;
+          firstChunk = false;
+          held = chunk;
+          return sinkDone;
+        },
+        { sinkReleases: true },
+      );
+      await new Promise((r) => setImmediate(r));
+      expect(held).toBeDefined();
+      // The overwrite lands while the sink still holds its view.
+      await store(d, o, 0, Buffer.alloc(4096, 0x22));
+      expect(held!.subarray(0, 4096).every((b) => b === 0x11)).toBe(true);
+      letGo();
+      await reading;
+      const { all } = await readAll(d, 0, 4096);
+      expect(all.every((b) => b === 0x22)).toBe(true);
+    });
+  }
+});
