@@ -145,8 +145,10 @@ async function vecRead(wire: AccreWire, req: VecRequest): Promise<void> {
   await wire.send(countReply(length));
   const deadline = wire.bodyDeadline(length, req.timeoutSec);
   try {
+    // Each chunk is sent whole before the next is read, as for LOAD: the store may then lend its
+    // own memory (pinned while the socket holds it, so a WRITE meanwhile cannot reach into the reply).
     for (const r of req.ranges) {
-      await a.data.read(r.offset, r.length, (chunk) => wire.send('', chunk, deadline));
+      await a.data.read(r.offset, r.length, (chunk) => wire.sendWhole(chunk, deadline), { sinkReleases: true });
     }
   } catch (e) {
     await wire.abortReply(e); // the header is out: the connection is cut

@@ -267,6 +267,7 @@ export class Connection {
         throw new ReadError('closed', 'reply failed mid-way');
       },
       send: (head, body, deadline) => this.send(head, body, deadline),
+      sendWhole: (body, deadline) => this.sendWhole(body, deadline),
       readBody: (length, timeoutSec, sink) =>
         this.reader.readBytes(length, limits.dataProgressTimeoutMs, sink, this.bodyDeadline(length, timeoutSec)),
       tokenMs: (timeoutSec) => this.tokenMs(timeoutSec),

@@ -10,6 +10,11 @@ export interface CommandWire {
   readonly core: DepotCore;
   /** Writes a reply (head, then optional bytes), bounded by the reply deadline. */
   send(head: string, body?: Buffer, deadline?: number): Promise<void>;
+  /**
+   * Writes `body` and resolves once the socket holds no reference to it (its bytes are in the
+   * kernel), bounded like {@link send}: a sink that says it releases its chunks (`sinkReleases`) uses it.
+   */
+  sendWhole(body: Buffer, deadline: number): Promise<void>;
   /** Reads a body of `length` bytes within its deadline, handing each chunk to `sink`. */
   readBody(length: number, timeoutSec: number, sink: (chunk: Buffer) => void | Promise<void>): Promise<void>;
   /** The command's timeout token in ms, capped by the depot's limit. */

@@ -62,7 +62,9 @@ export class TransferService {
       await this.client.storeFrom(
         target,
         req.length,
-        (write) => src.data.read(req.localOffset, req.length, (chunk) => write(chunk)),
+        // `write` resolves once the socket holds no reference to the chunk: the store may lend its
+        // own memory (pinned meanwhile, so a WRITE to the source cannot reach into the bytes sent).
+        (write) => src.data.read(req.localOffset, req.length, (chunk) => write(chunk), { sinkReleases: true }),
         req.remoteOffset,
       );
     } catch (e) {

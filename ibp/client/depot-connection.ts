@@ -100,6 +100,22 @@ export class DepotConnection {
     });
   }
 
+  /**
+   * Sends `chunk` and resolves once the socket holds no reference to it (its bytes are in the
+   * kernel): the caller may then change or reuse its memory. Rejects if the connection closes first.
+   */
+  sendWhole(chunk: Uint8Array): Promise<void> {
+    if (this.closed || this.socket.destroyed)
+      return Promise.reject(new ReadError('truncated', 'connection closed before sending'));
+    return new Promise<void>((resolve, reject) => {
+      // A destroyed socket calls back every pending write with an error.
+      this.socket.write(chunk, (e) => {
+        if (e === null || e === undefined) resolve();
+        else reject(new ReadError('truncated', 'connection closed while sending'));
+      });
+    });
+  }
+
   /** Reads one reply line and splits it into tokens. */
   async readTokens(): Promise<string[]> {
     const line = await this.reader.readLine(MAX_REPLY_LINE_BYTES, NO_TIMEOUT, NO_TIMEOUT);

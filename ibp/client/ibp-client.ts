@@ -105,7 +105,10 @@ type ManageOperation = ManageRequest extends infer R
     : never
   : never;
 
-/** Produces a body: calls `write` with consecutive chunks totalling the announced length. */
+/**
+ * Produces a body: calls `write` with consecutive chunks totalling the announced length. `write`
+ * resolves once the chunk's bytes are in the kernel: the source may then change or reuse its memory.
+ */
 export type BodySource = (write: (chunk: Uint8Array) => Promise<void>) => Promise<void>;
 
 export interface TransferOptions {
@@ -517,7 +520,7 @@ export class IbpClient {
           if (sent + chunk.length > length)
             throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `${what} body exceeds ${length} bytes`);
           sent += chunk.length;
-          await c.send(chunk);
+          await c.sendWhole(chunk);
         });
         if (sent !== length)
           throw new ClientError(ClientErrorCode.INVALID_ARGUMENT, `${what} body has ${sent} of ${length} bytes`);
