@@ -110,7 +110,12 @@ export class TransferService {
     length: number,
   ): Promise<number> {
     try {
-      await this.core.writeInto(dest, destOffset, length, (write) => src.data.read(srcOffset, length, write));
+      // The destination's writer may hold a chunk until its batch is written (and take its checksum
+      // before): it gets a copy, so a WRITE to the source meanwhile cannot reach into the batch, and
+      // the source's memory is lent only for the copy.
+      await this.core.writeInto(dest, destOffset, length, (write) =>
+        src.data.read(srcOffset, length, (chunk) => write(Buffer.from(chunk)), { sinkReleases: true }),
+      );
     } catch (e) {
       throw storageError(e, `allocation ${dest.id}: local copy failed`);
     }
