@@ -41,7 +41,7 @@ const SMALL = process.env['BENCH_SMALL'] !== '0';
  * go to `rereads`, and show how the depot's cost per byte falls as its process warms up (its code is
  * compiled while it runs: a fresh depot spends about twice the CPU per byte on its first passes).
  */
-const READ_PASSES = Math.max(1, Number(process.env['BENCH_READ_PASSES'] ?? 1));
+const READ_PASSES = Math.max(1, Math.floor(Number(process.env['BENCH_READ_PASSES'] ?? 1)) || 1);
 /**
  * Idle milliseconds before each round (default 0: back to back). A depot uses idle time to warm the
  * files of new disk allocations (see depot/resources/disk/warm-pool.ts); with a pause the rows show

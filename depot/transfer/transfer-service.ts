@@ -111,8 +111,9 @@ export class TransferService {
   ): Promise<number> {
     try {
       // The destination's writer may hold a chunk until its batch is written (and take its checksum
-      // before): it gets a copy, so a WRITE to the source meanwhile cannot reach into the batch, and
-      // the source's memory is lent only for the copy.
+      // before): it gets a copy, so a WRITE to the source meanwhile cannot reach into the batch. The
+      // source stays pinned until the writer has taken the chunk (a disk source's run buffer goes
+      // back to its pool only then).
       await this.core.writeInto(dest, destOffset, length, (write) =>
         src.data.read(srcOffset, length, (chunk) => write(Buffer.from(chunk)), { sinkReleases: true }),
       );

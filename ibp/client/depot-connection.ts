@@ -108,7 +108,8 @@ export class DepotConnection {
     if (this.closed || this.socket.destroyed)
       return Promise.reject(new ReadError('truncated', 'connection closed before sending'));
     return new Promise<void>((resolve, reject) => {
-      // A destroyed socket calls back every pending write with an error.
+      // A socket destroyed meanwhile calls every pending write back: the one under way with success
+      // (its bytes are no longer referenced, though not necessarily delivered), the others with an error.
       this.socket.write(chunk, (e) => {
         if (e === null || e === undefined) resolve();
         else reject(new ReadError('truncated', 'connection closed while sending'));

@@ -54,7 +54,12 @@ describe('a local copy keeps the bytes of its time when its source is overwritte
     const dest = await t.client.allocate(at, { size, durationSec: 600, rid: '2' });
     armed = true;
     const copying = t.client.copy(src.read, dest.write, { length: size });
-    await writeWaits;
+    await Promise.race([
+      writeWaits,
+      copying.then(() => {
+        throw new Error('the copy ended before its first batch was written');
+      }),
+    ]);
     // Acknowledged while the copy's first batch waits.
     await t.client.write(src.write, 0, Buffer.alloc(size, 0x22));
     release();
