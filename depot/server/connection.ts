@@ -468,11 +468,14 @@ export class Connection {
 
   /**
    * Writes `body` and resolves once the socket holds no reference to it (its bytes are in the
-   * kernel), bounded like {@link send}'s wait for the socket to drain; on a destroyed socket it
-   * writes nothing.
+   * kernel), bounded like {@link send}'s wait for the socket to drain. On a socket already closed
+   * (the peer left, or the depot cut it) it writes nothing and rejects, so that a reply stops reading
+   * the allocation for nobody.
    */
   private sendWhole(body: Buffer, deadline: number): Promise<void> {
-    if (this.stream.destroyed || this.stream.writableEnded || body.length === 0) return Promise.resolve();
+    if (this.stream.destroyed || this.stream.writableEnded)
+      return Promise.reject(new ReadError('closed', 'the connection closed during the reply'));
+    if (body.length === 0) return Promise.resolve();
     const progressMs = this.ctx.options.limits.dataProgressTimeoutMs;
     const timeoutMs = Math.max(0, Math.min(progressMs, deadline - Date.now()));
     const reason = timeoutMs < progressMs ? 'body-timeout' : 'data-timeout';

@@ -936,6 +936,7 @@ export class DiskData implements AllocationData {
       return p;
     };
     const sequential = pooled && offset === this.lastReadEnd;
+    let sinkFailure: { e: unknown } | undefined;
     try {
       let at = Math.floor(offset / BLOCK_BYTES) * BLOCK_BYTES;
       const pre = pooled ? this.takePrefetch(at) : undefined;
@@ -979,7 +980,12 @@ export class DiskData implements AllocationData {
         }
         const from = Math.max(offset, at) - at;
         const to = Math.min(end, run.end) - at;
-        await sink(run.buf.subarray(from, to));
+        try {
+          await sink(run.buf.subarray(from, to));
+        } catch (e) {
+          sinkFailure = { e };
+          throw e;
+        }
         // The sink is done with it (it said so): the next run may read into it.
         if (pooled) giveRunBuffer(run.buf);
         at = run.end;
@@ -989,6 +995,8 @@ export class DiskData implements AllocationData {
         if (sequential && length >= PREFETCH_MIN_LOAD_BYTES) this.startPrefetch(end);
       }
     } catch (e) {
+      // The sink's own failure (the reader left, or was too slow) is no fault of the file.
+      if (sinkFailure !== undefined && sinkFailure.e === e) throw e;
       failed = true;
       throw DepotError.isDepotError(e) ? e : storageError(e, `allocation ${this.owner.id}: read failed`, Status.FILE_READ);
     } finally {
