@@ -28,26 +28,52 @@ import { IbpClient, type DepotAddress } from '../framework/index.js';
 import { formatLoad, formatStore, keyRefOf, parseCapability, type Capability } from '../ibp/index.js';
 import { startDepotProcess, type DepotProcessHandle } from './lib/depot-process.js';
 
-const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 4);
-const ALLOCATIONS = Number(process.env['BENCH_ALLOCATIONS'] ?? 8);
-const ALLOCATION_MB = Number(process.env['BENCH_ALLOCATION_MB'] ?? 64);
-const BLOCK_KB = Number(process.env['BENCH_BLOCK_KB'] ?? 1024);
-const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
-const ROW_SECONDS = Number(process.env['BENCH_ROW_SECONDS'] ?? 3);
-const KINDS = (process.env['BENCH_KINDS'] ?? 'memory,disk-fast,disk-safe').split(',');
+/** Stops the bench before anything runs: a bad setting named, no stack trace. */
+function refuse(message: string): never {
+  process.stderr.write(`bench:depot: ${message}\n`);
+  process.exit(2);
+}
+
+/** A whole number from `BENCH_<name>` (or `fallback`), at least `min`; anything else stops the bench. */
+function whole(name: string, fallback: number, min: number): number {
+  const text = process.env[`BENCH_${name}`];
+  if (text === undefined || text.trim() === '') return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) refuse(`BENCH_${name} must be a whole number of at least ${min} (got "${text}")`);
+  return n;
+}
+
+const CLIENTS = whole('CLIENTS', 4, 1);
+const ALLOCATIONS = whole('ALLOCATIONS', 8, 1);
+const ALLOCATION_MB = whole('ALLOCATION_MB', 64, 1);
+const BLOCK_KB = whole('BLOCK_KB', 1024, 1);
+const ROUNDS = whole('ROUNDS', 3, 1);
+const ROW_SECONDS = whole('ROW_SECONDS', 3, 1);
+const KNOWN_KINDS = ['memory', 'disk-fast', 'disk-safe'];
+const KINDS = (process.env['BENCH_KINDS'] ?? KNOWN_KINDS.join(','))
+  .split(',')
+  .map((k) => k.trim())
+  .filter((k) => k !== '');
+for (const kind of KINDS)
+  if (!KNOWN_KINDS.includes(kind)) refuse(`BENCH_KINDS: unknown kind "${kind}" (use ${KNOWN_KINDS.join(', ')})`);
+if (KINDS.length === 0) refuse(`BENCH_KINDS names no kind (use ${KNOWN_KINDS.join(', ')})`);
+if ((ALLOCATION_MB * 1024) % BLOCK_KB !== 0)
+  refuse(
+    `BENCH_BLOCK_KB (${BLOCK_KB}) must divide the allocation (BENCH_ALLOCATION_MB ${ALLOCATION_MB} = ${ALLOCATION_MB * 1024} KiB)`,
+  );
 const SMALL = process.env['BENCH_SMALL'] !== '0';
 /**
  * Read passes over the same data in each round (default 1). The first pass is `readMBps`; later ones
  * go to `rereads`, and show how the depot's cost per byte falls as its process warms up (its code is
  * compiled while it runs: a fresh depot spends about twice the CPU per byte on its first passes).
  */
-const READ_PASSES = Math.max(1, Math.floor(Number(process.env['BENCH_READ_PASSES'] ?? 1)) || 1);
+const READ_PASSES = whole('READ_PASSES', 1, 1);
 /**
  * Idle milliseconds before each round (default 0: back to back). A depot uses idle time to warm the
  * files of new disk allocations (see depot/resources/disk/warm-pool.ts); with a pause the rows show
  * a depot whose bursts of writes are apart, without one a depot written without a break.
  */
-const PAUSE_MS = Number(process.env['BENCH_PAUSE_MS'] ?? 0);
+const PAUSE_MS = whole('PAUSE_MS', 0, 0);
 /** Extra node flags for the depot process (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
 const DEPOT_NODE_ARGS = (process.env['BENCH_DEPOT_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
 /** Launchers to compare (default: this build's). */
