@@ -80,7 +80,10 @@ export class DepotServer {
     this.core = core;
     this.transfers = new TransferService(core, options, log);
     this.nfu = new NfuService(core, options);
-    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    // Half-open: a client may shut its side down once it has sent its commands (as `nc -N` or a
+    // script's `shutdown(SHUT_WR)` do) and still read every reply; the connection ends the socket
+    // itself once it has answered what arrived (see socket-release.ts).
+    this.server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
   /** Opens the resources, starts listening, and resolves once the depot serves. */
