@@ -977,6 +977,22 @@ std::pair<void*, size_t> typed_array(napi_env env, napi_value v, napi_typedarray
   return {d, len};
 }
 
+// The run lengths in `lengths` (a Float64Array's data and length): whole counts whose sum stays
+// within `limit`, else a RangeError (`past_end` when the sum passes it).
+std::vector<uint64_t> run_lengths(napi_env env, const std::pair<void*, size_t>& lengths, uint64_t limit, const char* past_end) {
+  std::vector<uint64_t> out;
+  out.reserve(lengths.second);
+  uint64_t sum = 0;
+  for (size_t i = 0; i < lengths.second; i++) {
+    const double v = static_cast<const double*>(lengths.first)[i];
+    if (!(v >= 0 && v <= 9007199254740991.0 && std::floor(v) == v)) range_error(env, "a run length is not a count");
+    sum += static_cast<uint64_t>(v);
+    if (sum > limit) range_error(env, past_end);
+    out.push_back(static_cast<uint64_t>(v));
+  }
+  return out;
+}
+
 // The parts of a byte stream and its runs, with each run's CRC-32 (its start value until computed):
 // what crc32Runs and pwriteCrc32s take.
 struct StreamRuns {
@@ -1005,15 +1021,8 @@ struct StreamRuns {
     const auto inits =
         typed_array(env, a.argv[ri + 1], napi_uint32_array, "argument " + std::to_string(ri + 1) + " must be a Uint32Array");
     if (lengths.second != inits.second) range_error(env, "runs and inits differ in length");
-    uint64_t sum = 0;
-    for (size_t i = 0; i < lengths.second; i++) {
-      const double v = static_cast<const double*>(lengths.first)[i];
-      if (!(v >= 0 && v <= 9007199254740991.0 && std::floor(v) == v)) range_error(env, "a run length is not a count");
-      sum += static_cast<uint64_t>(v);
-      if (sum > total) range_error(env, "the runs pass the end of the parts");
-      runs.push_back(static_cast<uint64_t>(v));
-      crcs.push_back(static_cast<const uint32_t*>(inits.first)[i]);
-    }
+    runs = run_lengths(env, lengths, total, "the runs pass the end of the parts");
+    crcs.assign(static_cast<const uint32_t*>(inits.first), static_cast<const uint32_t*>(inits.first) + inits.second);
   }
 
   // Continues each run's CRC-32 over its bytes (off the event loop).
@@ -1176,14 +1185,7 @@ napi_value PreadCrc32s(napi_env env, napi_callback_info info) {
     const auto runs = bytes(3, napi_float64_array, "Float64Array");
     const auto crcs = bytes(4, napi_uint32_array, "Uint32Array");
     if (runs.second != crcs.second) range_error(env, "runs and crcs differ in length");
-    uint64_t sum = 0;
-    for (size_t i = 0; i < runs.second; i++) {
-      const double v = static_cast<const double*>(runs.first)[i];
-      if (!(v >= 0 && v <= 9007199254740991.0 && std::floor(v) == v)) range_error(env, "a run length is not a count");
-      sum += static_cast<uint64_t>(v);
-      if (sum > w->length) range_error(env, "the runs pass the end of the buffer");
-      w->runs.push_back(static_cast<uint64_t>(v));
-    }
+    w->runs = run_lengths(env, runs, w->length, "the runs pass the end of the buffer");
     w->crcs.assign(runs.second, 0);
     w->crcs_out = static_cast<uint32_t*>(crcs.second == 0 ? nullptr : crcs.first);
     napi_value promise, name;

@@ -936,7 +936,8 @@ export class DiskData implements AllocationData {
       return p;
     };
     const sequential = pooled && offset === this.lastReadEnd;
-    let sinkFailure: { e: unknown } | undefined;
+    /** The sink threw: its failure goes on as it is. */
+    let sinkFailed = false;
     try {
       let at = Math.floor(offset / BLOCK_BYTES) * BLOCK_BYTES;
       const pre = pooled ? this.takePrefetch(at) : undefined;
@@ -983,7 +984,7 @@ export class DiskData implements AllocationData {
         try {
           await sink(run.buf.subarray(from, to));
         } catch (e) {
-          sinkFailure = { e };
+          sinkFailed = true;
           throw e;
         }
         // The sink is done with it (it said so): the next run may read into it.
@@ -996,7 +997,7 @@ export class DiskData implements AllocationData {
       }
     } catch (e) {
       // The sink's own failure (the reader left, or was too slow) is no fault of the file.
-      if (sinkFailure !== undefined && sinkFailure.e === e) throw e;
+      if (sinkFailed) throw e;
       failed = true;
       throw DepotError.isDepotError(e) ? e : storageError(e, `allocation ${this.owner.id}: read failed`, Status.FILE_READ);
     } finally {
