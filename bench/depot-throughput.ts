@@ -25,7 +25,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IbpClient, type DepotAddress } from '../framework/index.js';
-import { formatLoad, formatStore, keyRefOf, parseCapability, type Capability } from '../ibp/index.js';
+import { formatLoad, formatStore, formatWrite, keyRefOf, parseCapability, type Capability } from '../ibp/index.js';
 import { startDepotProcess, type DepotProcessHandle } from './lib/depot-process.js';
 
 /** Stops the bench before anything runs: a bad setting named, no stack trace. */
@@ -62,6 +62,15 @@ if ((ALLOCATION_MB * 1024) % BLOCK_KB !== 0)
     `BENCH_BLOCK_KB (${BLOCK_KB}) must divide the allocation (BENCH_ALLOCATION_MB ${ALLOCATION_MB} = ${ALLOCATION_MB * 1024} KiB)`,
   );
 const SMALL = process.env['BENCH_SMALL'] !== '0';
+/**
+ * How the bulk phase writes: `append` (default) STOREs each allocation's blocks in order; `reverse`
+ * WRITEs them at their offsets, last block first, as the peer's own perf client (ibp_perf) does: its
+ * first write leaves a hole that every later one fills.
+ */
+const WRITE_ORDERS = ['append', 'reverse'];
+const WRITE_ORDER = (process.env['BENCH_WRITE_ORDER'] ?? 'append').trim() || 'append';
+if (!WRITE_ORDERS.includes(WRITE_ORDER))
+  refuse(`BENCH_WRITE_ORDER must be one of ${WRITE_ORDERS.join(', ')} (got "${WRITE_ORDER}")`);
 /**
  * Read passes over the same data in each round (default 1). The first pass is `readMBps`; later ones
  * go to `rereads`, and show how the depot's cost per byte falls as its process warms up (its code is
@@ -213,6 +222,17 @@ class WireClient {
     if (Number(t[1]) !== data.length) throw new Error(`STORE acknowledged ${t[1]} bytes`);
   }
 
+  /** WRITE of `data` at `offset` (the IBP command that writes at a place, not at the end). */
+  async write(cap: Capability, offset: number, data: Buffer): Promise<void> {
+    const goAhead = this.expect('WRITE go-ahead');
+    this.socket.write(formatWrite({ version: 1, cap: keyRefOf(cap), offset, length: data.length, timeoutSec: 600 }), 'latin1');
+    await goAhead;
+    const ack = this.expect('WRITE');
+    this.socket.write(data);
+    const t = await ack;
+    if (Number(t[1]) !== data.length) throw new Error(`WRITE acknowledged ${t[1]} bytes`);
+  }
+
   /** LOAD, checking the block's stamp (its first 8 bytes) without assembling the block. */
   async load(cap: Capability, offset: number, length: number): Promise<number> {
     const head = Buffer.alloc(8);
@@ -311,7 +331,11 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[]): Promise<DepotBul
       };
     };
     const total = ALLOCATIONS * ALLOC_BYTES;
-    const write = await phase((c, a, b) => c.store(caps[a]!.write, data[b]!));
+    const write = await phase((c, a, b) =>
+      WRITE_ORDER === 'append'
+        ? c.store(caps[a]!.write, data[b]!)
+        : c.write(caps[a]!.write, (perAlloc - 1 - b) * BLOCK, data[perAlloc - 1 - b]!),
+    );
     const readAll = () =>
       phase(async (c, a, b) => {
         const stamp = await c.load(caps[a]!.read, b * BLOCK, BLOCK);

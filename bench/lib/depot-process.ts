@@ -36,7 +36,8 @@ export async function startDepotProcess(
   // BENCH_DEPOT_STDOUT: a file that also gets the depot's standard output (e.g. with `--trace-gc`).
   const copy = process.env['BENCH_DEPOT_STDOUT'];
   child.stdout.on('data', (d: Buffer) => {
-    if (out.length < 4096) out += d.toString();
+    // Only the tail is kept: with verbose node flags (`--trace-opt`) the listening line may come late.
+    out = (out + d.toString()).slice(-4096);
     if (copy !== undefined) appendFileSync(copy, d);
   });
   for (const deadline = Date.now() + 10_000; ;) {

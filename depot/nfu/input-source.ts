@@ -101,6 +101,11 @@ function readFileInto(dest: Uint8Array, f: FileRange): boolean {
         const n = blockEnd - at;
         // A block inside the range is read in place; an edge block goes through a scratch block.
         const inside = at >= start && blockEnd <= end;
+        // A hole (no checksum) is zeros, whatever the file holds there.
+        if (f.crcs[at / f.blockBytes - f.firstBlock] === undefined) {
+          dest.fill(0, Math.max(at, start) - start, Math.min(blockEnd, end) - start);
+          continue;
+        }
         let block: Uint8Array;
         if (inside) block = dest.subarray(at - start, blockEnd - start);
         else {

@@ -20,6 +20,7 @@ describe('bench:depot refuses a bad setting before it starts anything', () => {
     [{ BENCH_ROUNDS: 'abc' }, 'BENCH_ROUNDS must be a whole number of at least 1 (got "abc")'],
     [{ BENCH_READ_PASSES: '2.5' }, 'BENCH_READ_PASSES must be a whole number of at least 1 (got "2.5")'],
     [{ BENCH_BLOCK_KB: '1000' }, 'BENCH_BLOCK_KB (1000) must divide the allocation'],
+    [{ BENCH_WRITE_ORDER: 'backwards' }, 'BENCH_WRITE_ORDER must be one of append, reverse (got "backwards")'],
   ] as const) {
     it(
       Object.entries(env)

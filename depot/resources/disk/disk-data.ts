@@ -159,7 +159,10 @@ export interface DiskReadPlan {
   /** The data's size: the last block's checksum covers the bytes up to it. */
   readonly size: number;
   readonly blockBytes: number;
-  /** The checksums of blocks `firstBlock`, `firstBlock + 1`, … covering the range. */
+  /**
+   * The checksums of blocks `firstBlock`, `firstBlock + 1`, … covering the range; undefined for a
+   * hole (a block never written below the size), which reads as zeros whatever the file holds.
+   */
   readonly firstBlock: number;
   readonly crcs: readonly (number | undefined)[];
 }
@@ -433,9 +436,31 @@ export class DiskData implements AllocationData {
     const fh = handle.fh;
     const end = offset + length;
     const size = this.owner.size;
+    // A write that only fills holes (whole blocks never written, which read as zeros whatever the
+    // file holds there) replaces nothing: its bytes go straight to the file, as an append's do, and
+    // the blocks read as written once the commit records their checksums.
+    const fillsHoles = offset < Math.min(end, size) && this.onlyHoles(offset, end, size);
     // Bytes in [offset, journalEnd) replace committed ones: they are staged in the redo journal and
     // copied in place only once all have arrived (see redo-journal.ts); the rest go to the file.
-    const journalEnd = Math.min(end, size);
+    const journalEnd = fillsHoles ? offset : Math.min(end, size);
+    // Holes a journaled write covers become blocks of zeros first, so that every block it may
+    // change in place has a committed checksum (what its undo and the journal's recovery restore);
+    // so does a hole holding the old end that an append extends (its checksum covers the new bytes).
+    const toFill = this.holesIn(offset, journalEnd);
+    const endBlock = Math.floor(size / BLOCK_BYTES);
+    if (end > size && size % BLOCK_BYTES !== 0 && !toFill.includes(endBlock) && !this.checksums().has(endBlock))
+      toFill.push(endBlock);
+    if (toFill.length > 0) {
+      try {
+        await this.fillWithZeros(fh, toFill);
+      } catch (e) {
+        unuse(handle);
+        void this.forgetHandle();
+        throw storageError(e, `allocation ${this.owner.id}: write failed`);
+      }
+    }
+    /** `finish` is over: an abort now is a refused commit. */
+    let finished = false;
     // Readers of the bytes it replaces wait for it once they have arrived (see `read`).
     const overwrite = offset < journalEnd ? this.beginOverwrite(offset, journalEnd) : undefined;
     const jpath = journalPath(this.file);
@@ -677,10 +702,9 @@ export class DiskData implements AllocationData {
           if (newSize > this.owner.size && this.owner.size % BLOCK_BYTES !== 0 && !crcs.has(oldEndBlock)) {
             crcs.set(oldEndBlock, await crcOfFileBlock(fh, oldEndBlock, newSize));
           }
-          // Blocks wholly in the hole are zeros; with the old end on a block boundary (an empty
-          // allocation included) that starts at the old end's own block.
-          const firstHole = this.owner.size % BLOCK_BYTES === 0 ? oldEndBlock : oldEndBlock + 1;
-          for (let b = firstHole; b < first; b++) crcs.set(b, zeroCrc(Math.min(BLOCK_BYTES, newSize - b * BLOCK_BYTES)));
+          // Blocks wholly in the hole get no checksum: a block below the size without one is a hole,
+          // which reads as zeros whatever its file holds (see `readRun`) until a write fills it.
+          finished = true;
           return crcs;
         } catch (e) {
           failed = true;
@@ -698,6 +722,22 @@ export class DiskData implements AllocationData {
           await chain;
           giveBackStages();
           await close();
+          // A refused commit of holes filled (a grouped commit whose sync failed may have recorded
+          // the refused bytes' checksums): the holes become blocks of zeros, written over the refused
+          // bytes and then recorded. A write that never reached its commit left the holes as they
+          // were: whatever it wrote there reads as zeros.
+          if (fillsHoles && finished) {
+            const holes: number[] = [];
+            for (let b = offset / BLOCK_BYTES; b < end / BLOCK_BYTES; b++) holes.push(b);
+            try {
+              await this.fillWithZeros(undefined, holes);
+            } catch (e) {
+              this.owner.markDamaged(
+                `a refused WRITE could not put back the zeros of bytes ${offset} to ${end} (${(e as Error).message})`,
+              );
+              return;
+            }
+          }
           // Its journal (if any) is no longer one a commit records: the undo records it instead.
           const journaledSeq = this.journaled;
           this.journaled = undefined;
@@ -739,6 +779,53 @@ export class DiskData implements AllocationData {
         }
       },
     };
+  }
+
+  /**
+   * Whether `[offset, end)` (within `size`) is whole blocks, all of them holes: blocks below the
+   * size with no checksum, which a WRITE past the end left behind and none has filled since.
+   */
+  private onlyHoles(offset: number, end: number, size: number): boolean {
+    if (offset % BLOCK_BYTES !== 0 || end % BLOCK_BYTES !== 0 || end > size) return false;
+    const crcs = this.checksums();
+    for (let b = offset / BLOCK_BYTES; b < end / BLOCK_BYTES; b++) if (crcs.has(b)) return false;
+    return true;
+  }
+
+  /** The holes among the blocks that `[from, to)` touches (empty when `from >= to`). */
+  private holesIn(from: number, to: number): number[] {
+    const holes: number[] = [];
+    if (from >= to) return holes;
+    const crcs = this.checksums();
+    for (let b = Math.floor(from / BLOCK_BYTES); b * BLOCK_BYTES < to; b++) if (!crcs.has(b)) holes.push(b);
+    return holes;
+  }
+
+  /**
+   * Makes the holes `blocks` blocks of zeros: zeros written over whatever their file holds (a
+   * write that never reached its commit may have left bytes there), made durable under `safe`,
+   * and only then their checksums recorded. Through `fh`, or a descriptor of its own.
+   */
+  private async fillWithZeros(fh: FileHandle | undefined, blocks: readonly number[]): Promise<void> {
+    if (blocks.length === 0) return;
+    const size = this.owner.size;
+    const own = fh === undefined ? await this.io.open(this.file, fsConstants.O_WRONLY) : undefined;
+    const target = fh ?? own!;
+    try {
+      const rows = new Map<number, number>();
+      for (const b of blocks) {
+        const n = Math.min(BLOCK_BYTES, size - b * BLOCK_BYTES);
+        await writevFully(target, [zeroBlock().subarray(0, n)], b * BLOCK_BYTES);
+        rows.set(b, zeroCrc(n));
+      }
+      if (this.fsync === 'safe') await target.datasync();
+      this.db.setBlocks(this.owner.id, rows);
+      const crcs = this.checksums();
+      for (const [b, c] of rows) crcs.set(b, c);
+      this.generation++;
+    } finally {
+      await own?.close().catch(() => undefined);
+    }
   }
 
   /**
@@ -1139,7 +1226,9 @@ export class DiskData implements AllocationData {
     }
     if (got < buf.length) return { buf, end: runEnd, failure: 'its file is shorter than its data' };
     for (let i = 0; i < expected.length; i++) {
-      if (actual[i] !== expected[i]) return { buf, end: runEnd, failure: `block ${firstBlock + i} fails its checksum` };
+      // A hole (no checksum) is zeros, whatever the file holds there.
+      if (expected[i] === undefined) buf.fill(0, i * BLOCK_BYTES, Math.min((i + 1) * BLOCK_BYTES, buf.length));
+      else if (actual[i] !== expected[i]) return { buf, end: runEnd, failure: `block ${firstBlock + i} fails its checksum` };
     }
     return { buf, end: runEnd };
   }
@@ -1165,7 +1254,8 @@ export class DiskData implements AllocationData {
     void this.owner.settled().then(over, over);
     try {
       const blocks = new Map<number, number>();
-      if (newSize % BLOCK_BYTES !== 0) {
+      // The block holding the new end gets the checksum of its bytes up to it, unless it is a hole.
+      if (newSize % BLOCK_BYTES !== 0 && this.checksums().has(Math.floor(newSize / BLOCK_BYTES))) {
         const b = Math.floor(newSize / BLOCK_BYTES);
         const fh = await open(this.file, fsConstants.O_RDONLY).catch(() => undefined);
         if (fh !== undefined) {
@@ -1224,28 +1314,16 @@ export class DiskData implements AllocationData {
   /**
    * The committed checksums to record again when a write to an allocation of `size` committed bytes
    * is refused: `touched` (those of the blocks it was to change in place, taken before it did) and
-   * that of the block holding the committed end (from the cache, which holds only committed ones;
-   * from the file if it is not there, whose bytes up to `size` an append does not change).
+   * that of the block holding the committed end, from the cache, which holds every committed one and
+   * only those (a refused grouped commit may have recorded others in the store).
    */
   private async committedBlocks(size: number, touched: ReadonlyMap<number, number> | undefined): Promise<Map<number, number>> {
     const blocks = new Map<number, number>(touched ?? []);
     if (size % BLOCK_BYTES === 0) return blocks;
     const b = Math.floor(size / BLOCK_BYTES);
     const c = blocks.get(b) ?? this.checksums().get(b);
-    if (c !== undefined) {
-      blocks.set(b, c);
-      return blocks;
-    }
-    const fh = await open(this.file, fsConstants.O_RDONLY).catch(() => undefined);
-    if (fh !== undefined) {
-      try {
-        blocks.set(b, await crcOfFileBlock(fh, b, size));
-      } catch {
-        // left out: if the store kept a refused checksum, the block fails verification
-      } finally {
-        await fh.close();
-      }
-    }
+    // Without one the block is a hole (the cache holds every committed checksum): it stays one.
+    if (c !== undefined) blocks.set(b, c);
     return blocks;
   }
 
@@ -1367,6 +1445,12 @@ async function syncDirectory(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+let zeros: Buffer | undefined;
+/** A block of zeros, shared (never written to). */
+function zeroBlock(): Buffer {
+  return (zeros ??= Buffer.alloc(BLOCK_BYTES));
 }
 
 const zeroCrcCache = new Map<number, number>();
