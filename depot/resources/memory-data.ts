@@ -297,36 +297,62 @@ export class MemoryData implements AllocationData {
       );
     }
     let cursor = offset;
-    /** The span given out: its segment, index and offset within. */
-    let lent: { seg: Buffer; i: number; within: number; n: number } | undefined;
+    /**
+     * Segments this write fills that were holes below the size (never attached: they read as zeros).
+     * Nobody else sees them until `finish` attaches them, so the body is read straight into them
+     * and readers meanwhile see the zeros of before, never part of the write.
+     */
+    const filling = new Map<number, Buffer>();
+    /** The hole segments `finish` attached. */
+    const published: number[] = [];
+    /** Segment `i` below the size, if this write fills it as a hole: its own buffer for it. */
+    const holeSegment = (i: number): Buffer | undefined => {
+      const own = filling.get(i);
+      if (own !== undefined) return own;
+      if (segments[i] !== undefined || this.released || this.segments !== segments || i * SEGMENT_BYTES >= this.owner.maxSize)
+        return undefined;
+      const { buf, fresh } = segmentPool.take();
+      if (!fresh) zeroFill(buf, 0, buf.length);
+      filling.set(i, buf);
+      return buf;
+    };
+    /** The span given out: its segment, index and offset within (`own`: a hole segment of this write). */
+    let lent: { seg: Buffer; i: number; within: number; n: number; own: boolean } | undefined;
     const unlend = (): void => {
       if (lent === undefined) return;
-      const seg = lent.seg;
+      const { seg, own } = lent;
       lent = undefined;
-      segmentPool.unpin(seg, true);
+      if (!own) segmentPool.unpin(seg, true);
     };
     return {
       span: (max: number): Uint8Array | undefined => {
         if (lent !== undefined) throw new Error('a span is already out');
-        if (cursor < this.owner.size || cursor >= end) return undefined;
+        if (cursor >= end) return undefined;
         const i = Math.floor(cursor / SEGMENT_BYTES);
-        const seg = this.attach(segments, i);
-        if (seg === undefined) return undefined;
         const within = cursor - i * SEGMENT_BYTES;
         const n = Math.min(max, end - cursor, SEGMENT_BYTES - within);
         if (n <= 0) return undefined;
+        // A segment it started filling as a hole stays its own to the end, past the size too.
+        if (cursor < this.owner.size || filling.has(i)) {
+          const own = holeSegment(i);
+          if (own === undefined) return undefined;
+          lent = { seg: own, i, within, n, own: true };
+          return own.subarray(within, within + n);
+        }
+        const seg = this.attach(segments, i);
+        if (seg === undefined) return undefined;
         segmentPool.pin(seg);
-        lent = { seg, i, within, n };
+        lent = { seg, i, within, n, own: false };
         return seg.subarray(within, within + n);
       },
       landed: (n: number): void => {
         if (lent === undefined) throw new Error('no span is out');
         if (n > lent.n) throw new RangeError(`span overrun: ${n} > ${lent.n}`);
-        const { seg, i, within } = lent;
+        const { seg, i, within, own } = lent;
         // A TRUNCATE meanwhile may have replaced the segment (copy on write) or dropped it: the
         // bytes go where a write would have put them.
         const now = segments[i];
-        if (now !== seg && now !== undefined) seg.copy(now, within, within, within + n);
+        if (!own && now !== seg && now !== undefined) seg.copy(now, within, within, within + n);
         cursor += n;
         unlend();
       },
@@ -341,7 +367,9 @@ export class MemoryData implements AllocationData {
           const within = pos - i * SEGMENT_BYTES;
           const n = Math.min(chunk.length - at, SEGMENT_BYTES - within);
           // After a concurrent TRUNCATE or delete a segment may be gone: those bytes are dropped.
-          const seg = this.attach(segments, i) === undefined ? undefined : this.ownSegment(segments, i);
+          const seg =
+            (pos < this.owner.size || filling.has(i) ? holeSegment(i) : undefined) ??
+            (this.attach(segments, i) === undefined ? undefined : this.ownSegment(segments, i));
           if (seg !== undefined) chunk.copy(seg, within, at, at + n);
           at += n;
         }
@@ -349,10 +377,29 @@ export class MemoryData implements AllocationData {
       },
       finish: async (): Promise<BlockChecksums | undefined> => {
         if (cursor !== end) throw new RangeError(`finish of a partial range: ${cursor} of ${end}`);
+        // The holes it filled join the allocation (unless a TRUNCATE or delete took them meanwhile).
+        for (const [i, buf] of filling) {
+          if (
+            segments[i] === undefined &&
+            !this.released &&
+            this.segments === segments &&
+            i * SEGMENT_BYTES < this.owner.maxSize
+          ) {
+            while (segments.length < i) segments.push(undefined);
+            segments[i] = buf;
+            published.push(i);
+          } else segmentPool.give(buf);
+        }
+        filling.clear();
         return undefined;
       },
       abort: async () => {
         unlend();
+        // Holes it filled: never seen if it did not get to `finish`; else zeros again.
+        for (const buf of filling.values()) segmentPool.give(buf);
+        filling.clear();
+        for (const i of published)
+          this.zero(Math.max(offset, i * SEGMENT_BYTES), Math.min(end, (i + 1) * SEGMENT_BYTES, this.owner.size));
         // Every byte past the committed size is zero: clear what this write put there. Below the
         // size, what it did not write is as it was (zeros where it attached a segment: see attach).
         this.zero(Math.max(this.owner.size, offset), end);

@@ -726,7 +726,7 @@ export class DiskData implements AllocationData {
           // the refused bytes' checksums): the holes become blocks of zeros, written over the refused
           // bytes and then recorded. A write that never reached its commit left the holes as they
           // were: whatever it wrote there reads as zeros.
-          if (fillsHoles && finished) {
+          if (fillsHoles && finished && !this.owner.freed) {
             const holes: number[] = [];
             for (let b = offset / BLOCK_BYTES; b < end / BLOCK_BYTES; b++) holes.push(b);
             try {
@@ -815,6 +815,7 @@ export class DiskData implements AllocationData {
       const rows = new Map<number, number>();
       for (const b of blocks) {
         const n = Math.min(BLOCK_BYTES, size - b * BLOCK_BYTES);
+        if (n <= 0) continue; // cut off by a TRUNCATE meanwhile
         await writevFully(target, [zeroBlock().subarray(0, n)], b * BLOCK_BYTES);
         rows.set(b, zeroCrc(n));
       }
