@@ -624,6 +624,7 @@ process.stdout.write(
         allocationMiB: ALLOCATION_MB,
         blockKiB: BLOCK_KB,
         readPasses: READ_PASSES,
+        writeOrder: WRITE_ORDER,
       },
       summary: summary(),
       rows,
