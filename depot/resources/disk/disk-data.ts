@@ -144,6 +144,11 @@ export interface DiskOwner {
   readonly maxSize: number;
   /** Deleted (or in the trash): its metadata rows are gone or going, and nothing is recorded for it. */
   readonly freed: boolean;
+  /**
+   * A BUFFER, FIFO or CIRQ: its start-up recovery judges a part by reading the file itself, so its
+   * writes never take the hole-fill path (bytes in the file before their checksums are recorded).
+   */
+  readonly ring?: boolean;
   /** Called when stored bytes fail verification. */
   markDamaged(reason: string): void;
   /**
@@ -439,7 +444,7 @@ export class DiskData implements AllocationData {
     // A write that only fills holes (whole blocks never written, which read as zeros whatever the
     // file holds there) replaces nothing: its bytes go straight to the file, as an append's do, and
     // the blocks read as written once the commit records their checksums.
-    const fillsHoles = offset < Math.min(end, size) && this.onlyHoles(offset, end, size);
+    const fillsHoles = this.owner.ring !== true && offset < Math.min(end, size) && this.onlyHoles(offset, end, size);
     // Bytes in [offset, journalEnd) replace committed ones: they are staged in the redo journal and
     // copied in place only once all have arrived (see redo-journal.ts); the rest go to the file.
     const journalEnd = fillsHoles ? offset : Math.min(end, size);
@@ -723,14 +728,15 @@ export class DiskData implements AllocationData {
           giveBackStages();
           await close();
           // A refused commit of holes filled (a grouped commit whose sync failed may have recorded
-          // the refused bytes' checksums): the holes become blocks of zeros, written over the refused
-          // bytes and then recorded. A write that never reached its commit left the holes as they
-          // were: whatever it wrote there reads as zeros.
+          // the refused bytes' checksums): zeros go back over the refused bytes, and the undo records
+          // those blocks as blocks of zeros. A write that never reached its commit left the holes as
+          // they were: whatever it wrote there reads as zeros.
+          let zeroed: Map<number, number> | undefined;
           if (fillsHoles && finished && !this.owner.freed) {
             const holes: number[] = [];
             for (let b = offset / BLOCK_BYTES; b < end / BLOCK_BYTES; b++) holes.push(b);
             try {
-              await this.fillWithZeros(undefined, holes);
+              zeroed = await this.writeZeros(undefined, holes);
             } catch (e) {
               this.owner.markDamaged(
                 `a refused WRITE could not put back the zeros of bytes ${offset} to ${end} (${(e as Error).message})`,
@@ -744,7 +750,7 @@ export class DiskData implements AllocationData {
           // The committed checksums go back (the refused bytes are never checksummed as committed),
           // with the committed size, whatever the store holds now (a grouped commit whose sync
           // failed has recorded the refused ones).
-          const blocks = await this.committedBlocks(size, committedCrcs);
+          const blocks = await this.committedBlocks(size, zeroed ?? committedCrcs);
           // Committed bytes changed only if the journal was being applied: the old ones go back.
           if (applying && undo !== undefined && journaledSeq !== undefined) {
             // A change of its own, recorded once done (see redo-journal.ts).
@@ -803,27 +809,39 @@ export class DiskData implements AllocationData {
 
   /**
    * Makes the holes `blocks` blocks of zeros: zeros written over whatever their file holds (a
-   * write that never reached its commit may have left bytes there), made durable under `safe`,
-   * and only then their checksums recorded. Through `fh`, or a descriptor of its own.
+   * write that never reached its commit may have left bytes there) and made durable under `safe`
+   * (see {@link writeZeros}), and only then their checksums recorded. Through `fh`.
    */
-  private async fillWithZeros(fh: FileHandle | undefined, blocks: readonly number[]): Promise<void> {
+  private async fillWithZeros(fh: FileHandle, blocks: readonly number[]): Promise<void> {
     if (blocks.length === 0) return;
+    const rows = await this.writeZeros(fh, blocks);
+    // Deleted meanwhile: its rows are gone and must not come back (checked with nothing awaited
+    // before the transaction, as a delete forgets the rows before it removes the file).
+    if (this.owner.freed) return;
+    this.db.setBlocks(this.owner.id, rows);
+    const crcs = this.checksums();
+    for (const [b, c] of rows) crcs.set(b, c);
+    this.generation++;
+  }
+
+  /**
+   * Writes zeros over blocks `blocks` (cut at the size) and makes them durable under `safe`; returns
+   * the checksum of each such block. Through `fh`, or a descriptor of its own.
+   */
+  private async writeZeros(fh: FileHandle | undefined, blocks: readonly number[]): Promise<Map<number, number>> {
     const size = this.owner.size;
+    const rows = new Map<number, number>();
     const own = fh === undefined ? await this.io.open(this.file, fsConstants.O_WRONLY) : undefined;
     const target = fh ?? own!;
     try {
-      const rows = new Map<number, number>();
       for (const b of blocks) {
         const n = Math.min(BLOCK_BYTES, size - b * BLOCK_BYTES);
         if (n <= 0) continue; // cut off by a TRUNCATE meanwhile
         await writevFully(target, [zeroBlock().subarray(0, n)], b * BLOCK_BYTES);
         rows.set(b, zeroCrc(n));
       }
-      if (this.fsync === 'safe') await target.datasync();
-      this.db.setBlocks(this.owner.id, rows);
-      const crcs = this.checksums();
-      for (const [b, c] of rows) crcs.set(b, c);
-      this.generation++;
+      if (this.fsync === 'safe' && rows.size > 0) await target.datasync();
+      return rows;
     } finally {
       await own?.close().catch(() => undefined);
     }

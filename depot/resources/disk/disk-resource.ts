@@ -3,6 +3,7 @@ import { mkdir, open, readFile, readdir, rm, stat, truncate, writeFile } from 'n
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { AllocationType } from '../../../ibp/index.js';
 import type { Allocation, AllocationData, AllocationRecord, BlockChecksums } from '../../core/allocation.js';
 import { DepotError, DepotErrorCode } from '../../errors.js';
 import type { ResourceOptions } from '../../options.js';
@@ -192,6 +193,7 @@ export class DiskResource implements StorageResource {
         get freed() {
           return a.freed;
         },
+        ring: a.type !== AllocationType.BYTEARRAY,
         settled: () => a.holderDone(),
         markDamaged: (reason: string) => {
           if (a.state === 'damaged') return;
