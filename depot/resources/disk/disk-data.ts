@@ -441,9 +441,9 @@ export class DiskData implements AllocationData {
     const fh = handle.fh;
     const end = offset + length;
     const size = this.owner.size;
-    // A write that only fills holes (whole blocks never written, which read as zeros whatever the
-    // file holds there) replaces nothing: its bytes go straight to the file, as an append's do, and
-    // the blocks read as written once the commit records their checksums.
+    // A write that touches only holes (blocks below the size never written, which read as zeros
+    // whatever the file holds there) replaces nothing: its bytes go straight to the file, as an
+    // append's do, and its blocks read as written once the commit records their checksums.
     const fillsHoles = this.owner.ring !== true && offset < Math.min(end, size) && this.onlyHoles(offset, end, size);
     // Bytes in [offset, journalEnd) replace committed ones: they are staged in the redo journal and
     // copied in place only once all have arrived (see redo-journal.ts); the rest go to the file.
@@ -455,9 +455,20 @@ export class DiskData implements AllocationData {
     const endBlock = Math.floor(size / BLOCK_BYTES);
     if (end > size && size % BLOCK_BYTES !== 0 && !toFill.includes(endBlock) && !this.checksums().has(endBlock))
       toFill.push(endBlock);
-    if (toFill.length > 0) {
+    // A hole fill that covers part of a block has the rest of it (below the size) written as zeros
+    // first, over whatever an unfinished write left there: the block's checksum, taken from the file
+    // at the commit, covers zeros and the new bytes only.
+    const pads: [number, number][] = [];
+    if (fillsHoles) {
+      const head = Math.floor(offset / BLOCK_BYTES) * BLOCK_BYTES;
+      const tail = Math.min(Math.ceil(end / BLOCK_BYTES) * BLOCK_BYTES, size);
+      if (head < offset) pads.push([head, offset]);
+      if (end < tail) pads.push([end, tail]);
+    }
+    if (toFill.length > 0 || pads.length > 0) {
       try {
         await this.fillWithZeros(fh, toFill);
+        for (const [from, to] of pads) await writevFully(fh, [zeroBlock().subarray(0, to - from)], from);
       } catch (e) {
         unuse(handle);
         void this.forgetHandle();
@@ -734,7 +745,7 @@ export class DiskData implements AllocationData {
           let zeroed: Map<number, number> | undefined;
           if (fillsHoles && finished && !this.owner.freed) {
             const holes: number[] = [];
-            for (let b = offset / BLOCK_BYTES; b < end / BLOCK_BYTES; b++) holes.push(b);
+            for (let b = Math.floor(offset / BLOCK_BYTES); b * BLOCK_BYTES < end; b++) holes.push(b);
             try {
               zeroed = await this.writeZeros(undefined, holes);
             } catch (e) {
@@ -788,13 +799,13 @@ export class DiskData implements AllocationData {
   }
 
   /**
-   * Whether `[offset, end)` (within `size`) is whole blocks, all of them holes: blocks below the
-   * size with no checksum, which a WRITE past the end left behind and none has filled since.
+   * Whether every block `[offset, end)` (within `size`) touches is a hole: a block below the size
+   * with no checksum, which a WRITE past the end left behind and none has filled since.
    */
   private onlyHoles(offset: number, end: number, size: number): boolean {
-    if (offset % BLOCK_BYTES !== 0 || end % BLOCK_BYTES !== 0 || end > size) return false;
+    if (end > size) return false;
     const crcs = this.checksums();
-    for (let b = offset / BLOCK_BYTES; b < end / BLOCK_BYTES; b++) if (crcs.has(b)) return false;
+    for (let b = Math.floor(offset / BLOCK_BYTES); b * BLOCK_BYTES < end; b++) if (crcs.has(b)) return false;
     return true;
   }
 
@@ -818,7 +829,9 @@ export class DiskData implements AllocationData {
     // Deleted meanwhile: its rows are gone and must not come back (checked with nothing awaited
     // before the transaction, as a delete forgets the rows before it removes the file).
     if (this.owner.freed) return;
-    this.db.setBlocks(this.owner.id, rows);
+    // Not synced: lost in a crash, the blocks are holes again, which read as the same zeros (and a
+    // write that follows syncs it with its own commit).
+    this.db.addBlocksUnsynced(this.owner.id, rows);
     const crcs = this.checksums();
     for (const [b, c] of rows) crcs.set(b, c);
     this.generation++;

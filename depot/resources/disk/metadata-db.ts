@@ -254,6 +254,24 @@ export class MetadataDb {
     );
   }
 
+  /**
+   * Records checksums of blocks whose bytes are already durable, in a transaction SQLite does not
+   * sync: the next synced commit (any write's, or {@link syncWal}) makes it durable, and losing it
+   * in a crash only leaves those blocks as they were recorded before.
+   */
+  addBlocksUnsynced(id: number, blocks: BlockChecksums): void {
+    this.stmts.unsynced.run();
+    try {
+      this.run('record block checksums', () =>
+        this.db.transaction(() => {
+          for (const [idx, crc] of blocks) this.stmts.putBlock.run(id, idx, crc);
+        })(),
+      );
+    } finally {
+      this.stmts.synced.run();
+    }
+  }
+
   /** Sequence number of the last overwrite whose redo journal is done with (0: none). */
   journalSeq(id: number): number {
     return this.stmts.seq.get(id)?.seq ?? 0;
