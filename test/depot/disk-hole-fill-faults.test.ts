@@ -104,8 +104,9 @@ describe('disk: an allocation deleted while a WRITE turns its holes into zero bl
     armed = true;
     const s = await RawSession.open(t.port);
     cleanups.push(() => s.socket.destroy());
-    // A partial WRITE into hole block 0: materialized first (zeros, datasync, then rows).
-    s.send(formatWrite({ version: 1, cap: caps.write as Capability, offset: 10, length: 100, timeoutSec: 60 }));
+    // A WRITE across hole block 4 and written block 5: the hole becomes a zero block first (zeros,
+    // datasync, then its row), then the WRITE goes through the journal.
+    s.send(formatWrite({ version: 1, cap: caps.write as Capability, offset: 5 * BLOCK - 50, length: 100, timeoutSec: 60 }));
     s.send(Buffer.alloc(100, 0x44));
     await hitP; // held in the zero blocks' datasync
     await t.client.decr(caps.manage, 'read'); // deleted now

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  HOLE,
   RECORD_HEADER_BYTES,
   endRecord,
   journalPath,
@@ -165,6 +166,18 @@ describe('undo image of an overwrite (after its journal end record)', () => {
     expect(await redoJournal(file, 9, 350_000, BLOCK)).toBeUndefined();
     writeFileSync(journalPath(file), undoMarker(9, 300_000, committedCrcs([4])).subarray(0, 40));
     expect(await redoJournal(file, 8, 350_000, BLOCK)).toBeUndefined();
+  });
+
+  it('an undo marker carries blocks that are to be holes again (their checksums dropped) beside committed ones', async () => {
+    const { file } = await setUp();
+    writeFileSync(file, Buffer.alloc(350_000, 2));
+    const blocks = new Map([...committedCrcs([4]), [1, HOLE], [2, HOLE]]);
+    writeFileSync(journalPath(file), undoMarker(9, 300_000, blocks));
+    const done = await redoJournal(file, 8, 350_000, BLOCK);
+    expect(done?.rolledBack).toBe(true);
+    expect(done?.rolledBack === true ? done.crcs : undefined).toEqual(blocks);
+    // A block number past what the record can name is refused, not wrapped onto another block.
+    expect(() => undoMarker(9, 300_000, new Map([[0x8000_0000, HOLE]]))).toThrow(RangeError);
   });
 
   it('refuses a torn, corrupted, foreign or short image', async () => {

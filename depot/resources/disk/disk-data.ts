@@ -25,6 +25,7 @@ import {
   recordHeader,
   restoreUndo,
   rollbackRecord,
+  HOLE,
   saveUndo,
   undoMarker,
   writevFully,
@@ -468,7 +469,7 @@ export class DiskData implements AllocationData {
     if (toFill.length > 0 || pads.length > 0) {
       try {
         await this.fillWithZeros(fh, toFill);
-        for (const [from, to] of pads) await writevFully(fh, [zeroBlock().subarray(0, to - from)], from);
+        for (const [from, to] of pads) await this.writeZerosAt(fh, from, to);
       } catch (e) {
         unuse(handle);
         void this.forgetHandle();
@@ -739,21 +740,13 @@ export class DiskData implements AllocationData {
           giveBackStages();
           await close();
           // A refused commit of holes filled (a grouped commit whose sync failed may have recorded
-          // the refused bytes' checksums): zeros go back over the refused bytes, and the undo records
-          // those blocks as blocks of zeros. A write that never reached its commit left the holes as
-          // they were: whatever it wrote there reads as zeros.
-          let zeroed: Map<number, number> | undefined;
-          if (fillsHoles && finished && !this.owner.freed) {
-            const holes: number[] = [];
-            for (let b = Math.floor(offset / BLOCK_BYTES); b * BLOCK_BYTES < end; b++) holes.push(b);
-            try {
-              zeroed = await this.writeZeros(undefined, holes);
-            } catch (e) {
-              this.owner.markDamaged(
-                `a refused WRITE could not put back the zeros of bytes ${offset} to ${end} (${(e as Error).message})`,
-              );
-              return;
-            }
+          // the refused bytes' checksums): the undo drops those blocks' checksums, so they are holes
+          // again and read as zeros whatever the file holds. A write that never reached its commit
+          // left the holes as they were.
+          let holes: Map<number, number> | undefined;
+          if (fillsHoles && finished) {
+            holes = new Map();
+            for (let b = Math.floor(offset / BLOCK_BYTES); b * BLOCK_BYTES < end; b++) holes.set(b, HOLE);
           }
           // Its journal (if any) is no longer one a commit records: the undo records it instead.
           const journaledSeq = this.journaled;
@@ -761,7 +754,7 @@ export class DiskData implements AllocationData {
           // The committed checksums go back (the refused bytes are never checksummed as committed),
           // with the committed size, whatever the store holds now (a grouped commit whose sync
           // failed has recorded the refused ones).
-          const blocks = await this.committedBlocks(size, zeroed ?? committedCrcs);
+          const blocks = await this.committedBlocks(size, holes ?? committedCrcs);
           // Committed bytes changed only if the journal was being applied: the old ones go back.
           if (applying && undo !== undefined && journaledSeq !== undefined) {
             // A change of its own, recorded once done (see redo-journal.ts).
@@ -838,25 +831,31 @@ export class DiskData implements AllocationData {
   }
 
   /**
-   * Writes zeros over blocks `blocks` (cut at the size) and makes them durable under `safe`; returns
-   * the checksum of each such block. Through `fh`, or a descriptor of its own.
+   * Writes zeros over blocks `blocks` (cut at the size) through `fh` and makes them durable under
+   * `safe`; returns the checksum of each such block.
    */
-  private async writeZeros(fh: FileHandle | undefined, blocks: readonly number[]): Promise<Map<number, number>> {
+  private async writeZeros(fh: FileHandle, blocks: readonly number[]): Promise<Map<number, number>> {
     const size = this.owner.size;
     const rows = new Map<number, number>();
-    const own = fh === undefined ? await this.io.open(this.file, fsConstants.O_WRONLY) : undefined;
-    const target = fh ?? own!;
+    for (const b of blocks) {
+      const n = Math.min(BLOCK_BYTES, size - b * BLOCK_BYTES);
+      if (n <= 0) continue; // cut off by a TRUNCATE meanwhile
+      await this.writeZerosAt(fh, b * BLOCK_BYTES, b * BLOCK_BYTES + n);
+      rows.set(b, zeroCrc(n));
+    }
+    if (this.fsync === 'safe' && rows.size > 0) await fh.datasync();
+    return rows;
+  }
+
+  /** Writes zeros over `[from, to)` (at most a block) through `fh`; out of room, once more after freeing some. */
+  private async writeZerosAt(fh: FileHandle, from: number, to: number): Promise<void> {
+    const once = () => writevFully(fh, [zeroBlock().subarray(0, to - from)], from);
     try {
-      for (const b of blocks) {
-        const n = Math.min(BLOCK_BYTES, size - b * BLOCK_BYTES);
-        if (n <= 0) continue; // cut off by a TRUNCATE meanwhile
-        await writevFully(target, [zeroBlock().subarray(0, n)], b * BLOCK_BYTES);
-        rows.set(b, zeroCrc(n));
-      }
-      if (this.fsync === 'safe' && rows.size > 0) await target.datasync();
-      return rows;
-    } finally {
-      await own?.close().catch(() => undefined);
+      await once();
+    } catch (e) {
+      // Out of room while warm files or idle tails hold some: once more after freeing them.
+      if (!isOutOfSpace(e) || this.warm?.reclaim() !== true) throw e;
+      await once();
     }
   }
 
@@ -1420,7 +1419,10 @@ export class DiskData implements AllocationData {
     if (u.seq !== undefined) this.dropJournal(u.seq);
     const crcs = this.checksums();
     for (const b of [...crcs.keys()]) if (b >= fromBlock) crcs.delete(b);
-    for (const [b, c] of u.blocks) crcs.set(b, c);
+    for (const [b, c] of u.blocks) {
+      if (c === HOLE) crcs.delete(b);
+      else crcs.set(b, c);
+    }
     // Bytes past the recorded size are never read, and start-up cuts them if this fails.
     const st = await stat(this.file).catch(() => undefined);
     if (st !== undefined && st.size > u.size) await truncate(this.file, u.size).catch(() => undefined);

@@ -109,6 +109,7 @@ export class MetadataDb {
       removeBlocks: this.db.prepare('DELETE FROM blocks WHERE alloc_id = ?'),
       removeBlocksFrom: this.db.prepare('DELETE FROM blocks WHERE alloc_id = ? AND idx >= ?'),
       putBlock: this.db.prepare('INSERT OR REPLACE INTO blocks (alloc_id, idx, crc) VALUES (?, ?, ?)'),
+      removeBlock: this.db.prepare('DELETE FROM blocks WHERE alloc_id = ? AND idx = ?'),
       blocks: this.db.prepare<[number], { idx: number; crc: number }>('SELECT idx, crc FROM blocks WHERE alloc_id = ?'),
       seq: this.db.prepare<[number], { seq: number }>('SELECT seq FROM write_seq WHERE alloc_id = ?'),
       putSeq: this.db.prepare('INSERT OR REPLACE INTO write_seq (alloc_id, seq) VALUES (?, ?)'),
@@ -239,7 +240,8 @@ export class MetadataDb {
   }
 
   /**
-   * Replaces checksums and drops those of blocks at or past `fromBlock` (after a truncation); with
+   * Replaces checksums (a negative one, `HOLE` in redo-journal.ts, drops the block's: it is a hole
+   * again) and drops those of blocks at or past `fromBlock` (after a truncation); with
    * `seq`, also records the redo journal of that write as done; with `size`, records that size (a
    * refused write is undone: its size, checksums and rollback in one transaction).
    */
@@ -247,7 +249,10 @@ export class MetadataDb {
     this.run('record block checksums', () =>
       this.db.transaction(() => {
         if (fromBlock !== undefined) this.stmts.removeBlocksFrom.run(id, fromBlock);
-        for (const [idx, crc] of blocks) this.stmts.putBlock.run(id, idx, crc);
+        for (const [idx, crc] of blocks) {
+          if (crc < 0) this.stmts.removeBlock.run(id, idx);
+          else this.stmts.putBlock.run(id, idx, crc);
+        }
         if (seq !== undefined) this.stmts.putSeq.run(id, seq);
         if (size !== undefined) this.stmts.setSize.run(size, id);
       })(),

@@ -74,16 +74,26 @@ export function endRecord(seq: number): Buffer {
 }
 
 /**
+ * In a rollback record, a block number with this bit set names a block to record as a hole (its
+ * checksum dropped: see {@link HOLE}); block numbers stay below it (allocations under 128 TiB).
+ */
+const HOLE_BIT = 0x8000_0000;
+/** In a map of block checksums to record, this value drops the block's checksum: it is a hole again. */
+export const HOLE = -1;
+
+/**
  * The record, after its undo image, that rolls write `seq` back as change `rollbackSeq`, to the
- * committed `size` and the committed checksums `blocks` (header and payload).
+ * committed `size` and the committed checksums `blocks` ({@link HOLE} for a block that was a hole)
+ * (header and payload).
  */
 export function rollbackRecord(seq: number, rollbackSeq: number, size: number, blocks: ReadonlyMap<number, number>): Buffer {
   const payload = Buffer.alloc(8 + 8 * blocks.size);
   payload.writeBigUInt64LE(BigInt(size), 0);
   let at = 8;
   for (const [b, crc] of blocks) {
-    payload.writeUInt32LE(b, at);
-    payload.writeUInt32LE(crc, at + 4);
+    if (b >= HOLE_BIT) throw new RangeError(`block ${b} is past what a rollback record can name`);
+    payload.writeUInt32LE(crc === HOLE ? b + HOLE_BIT : b, at);
+    payload.writeUInt32LE(crc === HOLE ? 0 : crc, at + 4);
     at += 8;
   }
   return Buffer.concat([recordHeader(seq, rollbackSeq, [payload], ROLLBACK_MAGIC), payload]);
@@ -287,7 +297,11 @@ export async function findRollback(
       if (payload === undefined || crc32(payload) !== h.readUInt32LE(24)) return undefined;
       const size = Number(payload.readBigUInt64LE(0));
       const crcs = new Map<number, number>();
-      for (let p = 8; p < length; p += 8) crcs.set(payload.readUInt32LE(p), payload.readUInt32LE(p + 4));
+      for (let p = 8; p < length; p += 8) {
+        const b = payload.readUInt32LE(p);
+        if (b >= HOLE_BIT) crcs.set(b - HOLE_BIT, HOLE);
+        else crcs.set(b, payload.readUInt32LE(p + 4));
+      }
       return { from, to, rollbackSeq: offset, size, crcs };
     }
     if (magic !== UNDO_MAGIC || length === 0 || length > MAX_RECORD_BYTES || (from !== undefined && offset !== to)) {
