@@ -6,15 +6,10 @@ import { MemoryData, SEGMENT_BYTES, segmentPool, zeroFill } from '../../depot/re
 import type { DirectTarget } from '../../ibp/index.js';
 import type { RangeWriter } from '../../depot/core/allocation.js';
 import { RawSession, keyOf, rawAllocate, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { pattern } from '../helpers/patterns.js';
 
 /** A memory writer into segments: it also offers spans. */
 type SpanWriter = RangeWriter & DirectTarget;
-
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 131 + seed * 7 + (i >> 12)) & 0xff;
-  return b;
-}
 
 /** A listening server whose accepted sockets are handed to `onSocket`. */
 async function listen(onSocket: (s: Socket) => void): Promise<{ server: Server; port: number }> {

@@ -7,15 +7,10 @@ import { RawSession, startDepot, type TestDepot } from '../helpers/depot-fixture
 import { allOf, tryWrite } from '../helpers/load-checks.js';
 import { failWalSyncs } from '../helpers/metadata-faults.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { pattern } from '../helpers/patterns.js';
 
 const MiB = 1024 * 1024;
 const BLOCK = 64 * 1024;
-
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 131 + seed * 7 + (i >> 12)) & 0xff;
-  return b;
-}
 
 /** The only allocation file of the disk resource in `dir`. */
 async function onlyFile(dir: string): Promise<string> {

@@ -1,14 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { startDepot } from '../helpers/depot-fixture.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { pattern } from '../helpers/patterns.js';
 
 const MiB = 1024 * 1024;
-
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 131 + seed * 7 + (i >> 12)) & 0xff;
-  return b;
-}
 
 describe('disk resource: a WRITE past the end leaves a hole that reads as zeros', () => {
   // A hole starting on a block boundary (an empty allocation, or a size that is a whole number of

@@ -10,14 +10,9 @@ import { pino } from 'pino';
 import { RawSession, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 import { faultyWritevIo } from '../helpers/filesystems.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { pattern } from '../helpers/patterns.js';
 
 const MiB = 1024 * 1024;
-
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 131 + seed * 7 + (i >> 12)) & 0xff;
-  return b;
-}
 
 function diskOf(t: TestDepot): DiskResource {
   const core = t.depot.core as unknown as { resources: Map<string, { store: DiskResource }> };

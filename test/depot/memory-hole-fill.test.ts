@@ -1,14 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatCapability } from '../../ibp/index.js';
 import { RawSession, keyOf, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { pattern } from '../helpers/patterns.js';
 
 const MiB = 1024 * 1024;
-
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 131 + seed * 7 + (i >> 12)) & 0xff;
-  return b;
-}
 
 /**
  * A memory allocation's segments below the size that no write has attached are holes (zeros). A
