@@ -533,6 +533,8 @@ try {
             allocations: ALLOCATIONS,
             allocationMiB: ALLOCATION_MB,
             blockKiB: BLOCK_KB,
+            writeOrder: WRITE_ORDER,
+            readPasses: READ_PASSES,
             writeMBps: f.writeMBps,
             readMBps: f.readMBps,
             ...(f.rereads.length === 0 ? {} : { rereads: f.rereads }),
