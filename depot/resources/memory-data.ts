@@ -309,10 +309,8 @@ export class MemoryData implements AllocationData {
     const holeSegment = (i: number): Buffer | undefined => {
       const own = filling.get(i);
       if (own !== undefined) return own;
-      if (segments[i] !== undefined || this.released || this.segments !== segments || i * SEGMENT_BYTES >= this.owner.maxSize)
-        return undefined;
-      const { buf, fresh } = segmentPool.take();
-      if (!fresh) zeroFill(buf, 0, buf.length);
+      if (segments[i] !== undefined || !this.mayAttach(segments, i)) return undefined;
+      const buf = zeroedSegment();
       filling.set(i, buf);
       return buf;
     };
@@ -379,14 +377,8 @@ export class MemoryData implements AllocationData {
         if (cursor !== end) throw new RangeError(`finish of a partial range: ${cursor} of ${end}`);
         // The holes it filled join the allocation (unless a TRUNCATE or delete took them meanwhile).
         for (const [i, buf] of filling) {
-          if (
-            segments[i] === undefined &&
-            !this.released &&
-            this.segments === segments &&
-            i * SEGMENT_BYTES < this.owner.maxSize
-          ) {
-            while (segments.length < i) segments.push(undefined);
-            segments[i] = buf;
+          if (segments[i] === undefined && this.mayAttach(segments, i)) {
+            place(segments, i, buf);
             published.push(i);
           } else segmentPool.give(buf);
         }
@@ -417,12 +409,19 @@ export class MemoryData implements AllocationData {
   private attach(segments: (Buffer | undefined)[], i: number): Buffer | undefined {
     const seg = segments[i];
     if (seg !== undefined) return seg;
-    if (this.released || this.segments !== segments || i * SEGMENT_BYTES >= this.owner.maxSize) return undefined;
-    const { buf, fresh } = segmentPool.take();
-    if (!fresh) zeroFill(buf, 0, buf.length);
-    while (segments.length < i) segments.push(undefined);
-    segments[i] = buf;
+    if (!this.mayAttach(segments, i)) return undefined;
+    const buf = zeroedSegment();
+    place(segments, i, buf);
     return buf;
+  }
+
+  /**
+   * Whether segment `i` of a writer's `segments` may still be attached: the allocation is not
+   * deleted, a TRUNCATE has not taken its max size below the segment, and the segments were not
+   * given up for one small buffer.
+   */
+  private mayAttach(segments: (Buffer | undefined)[], i: number): boolean {
+    return !this.released && this.segments === segments && i * SEGMENT_BYTES < this.owner.maxSize;
   }
 
   /**
@@ -615,6 +614,19 @@ export class MemoryData implements AllocationData {
     this.data.copy(next);
     this.data = next;
   }
+}
+
+/** A segment from the pool, all zeros (a pooled one held a deleted allocation's bytes). */
+function zeroedSegment(): Buffer {
+  const { buf, fresh } = segmentPool.take();
+  if (!fresh) zeroFill(buf, 0, buf.length);
+  return buf;
+}
+
+/** Puts `buf` in `segments` as segment `i`. */
+function place(segments: (Buffer | undefined)[], i: number, buf: Buffer): void {
+  while (segments.length < i) segments.push(undefined);
+  segments[i] = buf;
 }
 
 function shrank(end: number): DepotError {

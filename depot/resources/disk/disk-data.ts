@@ -754,7 +754,7 @@ export class DiskData implements AllocationData {
           // The committed checksums go back (the refused bytes are never checksummed as committed),
           // with the committed size, whatever the store holds now (a grouped commit whose sync
           // failed has recorded the refused ones).
-          const blocks = await this.committedBlocks(size, holes ?? committedCrcs);
+          const blocks = this.committedBlocks(size, holes ?? committedCrcs);
           // Committed bytes changed only if the journal was being applied: the old ones go back.
           if (applying && undo !== undefined && journaledSeq !== undefined) {
             // A change of its own, recorded once done (see redo-journal.ts).
@@ -796,10 +796,8 @@ export class DiskData implements AllocationData {
    * with no checksum, which a WRITE past the end left behind and none has filled since.
    */
   private onlyHoles(offset: number, end: number, size: number): boolean {
-    if (end > size) return false;
-    const crcs = this.checksums();
-    for (let b = Math.floor(offset / BLOCK_BYTES); b * BLOCK_BYTES < end; b++) if (crcs.has(b)) return false;
-    return true;
+    const touched = Math.ceil(end / BLOCK_BYTES) - Math.floor(offset / BLOCK_BYTES);
+    return end <= size && this.holesIn(offset, end).length === touched;
   }
 
   /** The holes among the blocks that `[from, to)` touches (empty when `from >= to`). */
@@ -849,7 +847,7 @@ export class DiskData implements AllocationData {
 
   /** Writes zeros over `[from, to)` (at most a block) through `fh`; out of room, once more after freeing some. */
   private async writeZerosAt(fh: FileHandle, from: number, to: number): Promise<void> {
-    const once = () => writevFully(fh, [zeroBlock().subarray(0, to - from)], from);
+    const once = () => writevFully(fh, [ZERO_BLOCK.subarray(0, to - from)], from);
     try {
       await once();
     } catch (e) {
@@ -1286,8 +1284,8 @@ export class DiskData implements AllocationData {
     try {
       const blocks = new Map<number, number>();
       // The block holding the new end gets the checksum of its bytes up to it, unless it is a hole.
-      if (newSize % BLOCK_BYTES !== 0 && this.checksums().has(Math.floor(newSize / BLOCK_BYTES))) {
-        const b = Math.floor(newSize / BLOCK_BYTES);
+      const b = Math.floor(newSize / BLOCK_BYTES);
+      if (newSize % BLOCK_BYTES !== 0 && this.checksums().has(b)) {
         const fh = await open(this.file, fsConstants.O_RDONLY).catch(() => undefined);
         if (fh !== undefined) {
           try {
@@ -1348,7 +1346,7 @@ export class DiskData implements AllocationData {
    * that of the block holding the committed end, from the cache, which holds every committed one and
    * only those (a refused grouped commit may have recorded others in the store).
    */
-  private async committedBlocks(size: number, touched: ReadonlyMap<number, number> | undefined): Promise<Map<number, number>> {
+  private committedBlocks(size: number, touched: ReadonlyMap<number, number> | undefined): Map<number, number> {
     const blocks = new Map<number, number>(touched ?? []);
     if (size % BLOCK_BYTES === 0) return blocks;
     const b = Math.floor(size / BLOCK_BYTES);
@@ -1481,11 +1479,8 @@ async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
-let zeros: Buffer | undefined;
 /** A block of zeros, shared (never written to). */
-function zeroBlock(): Buffer {
-  return (zeros ??= Buffer.alloc(BLOCK_BYTES));
-}
+const ZERO_BLOCK = Buffer.alloc(BLOCK_BYTES);
 
 const zeroCrcCache = new Map<number, number>();
 /** CRC-32 of `n` zero bytes (blocks of a hole). */
