@@ -87,6 +87,22 @@ const PAUSE_MS = whole('PAUSE_MS', 0, 0);
 const DEPOT_NODE_ARGS = (process.env['BENCH_DEPOT_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
 /** Launchers to compare (default: this build's). */
 const BINS = (process.env['BENCH_ANVIL_BINS'] ?? '').split(',').filter((b) => b !== '');
+/**
+ * The bulk clients, each against depots of its own: `compiled` (bench/native/ibp-bulk-client.cc,
+ * built here with the system's C++ compiler: threads and blocking sockets, the shape and CPU cost of
+ * the C performance clients other depots are measured with) and `node` (the TypeScript wire client
+ * below, what an Anvil pipeline pays). Default both; without a compiler, `node` alone (said on
+ * standard error and in `shape.clientNote`).
+ */
+const KNOWN_CLIENTS = ['compiled', 'node'];
+const CLIENT_SETTING = process.env['BENCH_CLIENT'];
+const CLIENT_KINDS = (CLIENT_SETTING ?? KNOWN_CLIENTS.join(','))
+  .split(',')
+  .map((c) => c.trim())
+  .filter((c) => c !== '');
+for (const c of CLIENT_KINDS)
+  if (!KNOWN_CLIENTS.includes(c)) refuse(`BENCH_CLIENT: unknown client "${c}" (use ${KNOWN_CLIENTS.join(', ')})`);
+if (CLIENT_KINDS.length === 0) refuse(`BENCH_CLIENT names no client (use ${KNOWN_CLIENTS.join(', ')})`);
 
 const BLOCK = BLOCK_KB * 1024;
 const ALLOC_BYTES = ALLOCATION_MB * 1024 * 1024;
@@ -289,65 +305,141 @@ interface DepotBulkFigures extends BulkFigures {
   rereads: { MBps: number; depotCpuS: number | undefined }[];
 }
 
-/** The bulk shape against one depot: allocate, write all, read all; MB/s and CPU of each phase. */
-async function bulk(depot: DepotProcessHandle, data: Buffer[]): Promise<DepotBulkFigures> {
+/** What a phase's runner measured itself (the compiled client times its own span), if it did. */
+interface OwnFigures {
+  seconds: number;
+  clientCpuS: number;
+}
+
+/**
+ * Runs one phase against `depot` and takes the depot's CPU, system time and page faults around it;
+ * the seconds and client CPU are the runner's own figures when it gives them, else this process's.
+ */
+async function measured(
+  depot: DepotProcessHandle,
+  run: () => Promise<OwnFigures | undefined>,
+): Promise<{ seconds: number; cpu: PhaseCpu }> {
+  const depot0 = depot.cpuSeconds();
+  const faults0 = depot.minorFaults();
+  const sys0 = systemSeconds(depot.pid);
+  const client0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  const own = await run();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const depot1 = depot.cpuSeconds();
+  const faults1 = depot.minorFaults();
+  const sys1 = systemSeconds(depot.pid);
+  const client = process.cpuUsage(client0);
+  return {
+    seconds: own?.seconds ?? seconds,
+    cpu: {
+      depotCpuS: depot0 === undefined || depot1 === undefined ? undefined : round2(depot1 - depot0),
+      depotSysS: sys0 === undefined || sys1 === undefined ? undefined : round2(sys1 - sys0),
+      clientCpuS: round2(own?.clientCpuS ?? (client.user + client.system) / 1e6),
+      depotMinorFaults: faults0 === undefined || faults1 === undefined ? undefined : faults1 - faults0,
+    },
+  };
+}
+
+/** The compiled client's executable, built once per run (see {@link buildCompiledClient}). */
+let compiledClient: string | undefined;
+
+/**
+ * Builds bench/native/ibp-bulk-client.cc into `dir` with the system's C++ compiler (`CXX`, else
+ * c++ or g++); the failure's text when none builds it.
+ */
+function buildCompiledClient(dir: string): string | { failure: string } {
+  const source = new URL('../../bench/native/ibp-bulk-client.cc', import.meta.url).pathname;
+  const out = join(dir, 'ibp-bulk-client');
+  let failure = 'no C++ compiler (set CXX, or install g++)';
+  for (const cxx of [process.env['CXX'], 'c++', 'g++'].filter((c): c is string => c !== undefined && c !== '')) {
+    const r = spawnSync(cxx, ['-O2', '-pthread', '-o', out, source], { encoding: 'utf8', timeout: 120_000 });
+    if (r.status === 0) return out;
+    if (r.error === undefined) failure = `${cxx} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`;
+  }
+  return { failure };
+}
+
+/**
+ * One phase through the compiled client: `mode` over the allocations whose key tokens are `keys`
+ * (one line each, as a command line carries them), CLIENTS threads.
+ */
+async function compiledPhase(addr: DepotAddress, mode: 'store' | 'reverse' | 'load', keys: string[]): Promise<OwnFigures> {
+  const args = [addr.host, String(addr.port), mode, String(CLIENTS), String(BLOCK), String(ALLOC_BYTES)];
+  const child = spawn(compiledClient!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdin.end(`${keys.join('\n')}\n`);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`compiled client (${mode}) failed: ${err.trim() || `exit ${String(code)}`}`);
+  const r = JSON.parse(out) as { seconds: number; userS: number; sysS: number };
+  return { seconds: r.seconds, clientCpuS: r.userS + r.sysS };
+}
+
+/** The key tokens of `cap` as a command line carries them (`RID#KEY WRMKEY`), from the encoder itself. */
+function keyTokensOf(cap: Capability): string {
+  return formatLoad({ version: 1, cap: keyRefOf(cap), offset: 0, length: 1, timeoutSec: 600 })
+    .trim()
+    .split(' ')
+    .slice(2, 4)
+    .join(' ');
+}
+
+/**
+ * The bulk shape against one depot with one kind of client: allocate, write all, read all; MB/s
+ * and CPU of each phase.
+ */
+async function bulk(depot: DepotProcessHandle, data: Buffer[], client: string): Promise<DepotBulkFigures> {
   const addr = depot.addr;
   const admin = new IbpClient({ timeoutMs: 120_000 });
   const caps: { read: Capability; write: Capability; manage: Capability }[] = [];
+  const clients: WireClient[] = [];
   try {
     for (let i = 0; i < ALLOCATIONS; i++) {
       const c = await admin.allocate(addr, { size: ALLOC_BYTES, durationSec: 3600 });
       caps.push({ read: parseCap(c.read), write: parseCap(c.write), manage: parseCap(c.manage) });
     }
-    const clients = await Promise.all(Array.from({ length: CLIENTS }, () => WireClient.open(addr)));
     const perAlloc = ALLOC_BYTES / BLOCK;
-    // Client i writes (then reads) allocations i, i + CLIENTS, …, block after block.
-    const phase = async (
-      work: (c: WireClient, alloc: number, block: number) => Promise<void>,
-    ): Promise<{ seconds: number; cpu: PhaseCpu }> => {
-      const depot0 = depot.cpuSeconds();
-      const faults0 = depot.minorFaults();
-      const sys0 = systemSeconds(depot.pid);
-      const client0 = process.cpuUsage();
-      const t0 = process.hrtime.bigint();
-      await Promise.all(
-        clients.map(async (c, ci) => {
-          for (let a = ci; a < ALLOCATIONS; a += CLIENTS) for (let b = 0; b < perAlloc; b++) await work(c, a, b);
-        }),
-      );
-      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      const depot1 = depot.cpuSeconds();
-      const faults1 = depot.minorFaults();
-      const sys1 = systemSeconds(depot.pid);
-      const client = process.cpuUsage(client0);
-      return {
-        seconds,
-        cpu: {
-          depotCpuS: depot0 === undefined || depot1 === undefined ? undefined : round2(depot1 - depot0),
-          depotSysS: sys0 === undefined || sys1 === undefined ? undefined : round2(sys1 - sys0),
-          clientCpuS: round2((client.user + client.system) / 1e6),
-          depotMinorFaults: faults0 === undefined || faults1 === undefined ? undefined : faults1 - faults0,
-        },
+    let writeAll: () => Promise<OwnFigures | undefined>;
+    let readAll: () => Promise<OwnFigures | undefined>;
+    if (client === 'compiled') {
+      const writeKeys = caps.map((c) => keyTokensOf(c.write));
+      const readKeys = caps.map((c) => keyTokensOf(c.read));
+      writeAll = () => compiledPhase(addr, WRITE_ORDER === 'append' ? 'store' : 'reverse', writeKeys);
+      readAll = () => compiledPhase(addr, 'load', readKeys);
+    } else {
+      clients.push(...(await Promise.all(Array.from({ length: CLIENTS }, () => WireClient.open(addr)))));
+      // Client i writes (then reads) allocations i, i + CLIENTS, …, block after block.
+      const each = async (work: (c: WireClient, alloc: number, block: number) => Promise<void>) => {
+        await Promise.all(
+          clients.map(async (c, ci) => {
+            for (let a = ci; a < ALLOCATIONS; a += CLIENTS) for (let b = 0; b < perAlloc; b++) await work(c, a, b);
+          }),
+        );
+        return undefined;
       };
-    };
+      writeAll = () =>
+        each((c, a, b) =>
+          WRITE_ORDER === 'append'
+            ? c.store(caps[a]!.write, data[b]!)
+            : c.write(caps[a]!.write, (perAlloc - 1 - b) * BLOCK, data[perAlloc - 1 - b]!),
+        );
+      readAll = () =>
+        each(async (c, a, b) => {
+          const stamp = await c.load(caps[a]!.read, b * BLOCK, BLOCK);
+          if (stamp !== b) throw new Error(`allocation ${a} block ${b}: read back stamp ${stamp}`);
+        });
+    }
     const total = ALLOCATIONS * ALLOC_BYTES;
-    const write = await phase((c, a, b) =>
-      WRITE_ORDER === 'append'
-        ? c.store(caps[a]!.write, data[b]!)
-        : c.write(caps[a]!.write, (perAlloc - 1 - b) * BLOCK, data[perAlloc - 1 - b]!),
-    );
-    const readAll = () =>
-      phase(async (c, a, b) => {
-        const stamp = await c.load(caps[a]!.read, b * BLOCK, BLOCK);
-        if (stamp !== b) throw new Error(`allocation ${a} block ${b}: read back stamp ${stamp}`);
-      });
-    const read = await readAll();
+    const write = await measured(depot, writeAll);
+    const read = await measured(depot, readAll);
     const rereads: DepotBulkFigures['rereads'] = [];
     for (let pass = 1; pass < READ_PASSES; pass++) {
-      const again = await readAll();
+      const again = await measured(depot, readAll);
       rereads.push({ MBps: round(total / 1e6 / again.seconds), depotCpuS: again.cpu.depotCpuS });
     }
-    for (const c of clients) c.close();
     return {
       writeMBps: round(total / 1e6 / write.seconds),
       readMBps: round(total / 1e6 / read.seconds),
@@ -356,6 +448,7 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[]): Promise<DepotBul
       rereads,
     };
   } finally {
+    for (const c of clients) c.close();
     for (const c of caps) await admin.decr(c.manage, 'read').catch(() => undefined);
     admin.close();
   }
@@ -506,70 +599,90 @@ const data = blocks(ALLOC_BYTES / BLOCK);
 const rows: Record<string, unknown>[] = [];
 const bins: (string | undefined)[] = BINS.length > 0 ? BINS : [undefined];
 const total = ALLOCATIONS * ALLOC_BYTES;
+/** The clients that run: those asked for, less `compiled` when it cannot be built and was not asked for by name. */
+const clientKinds: string[] = [];
+let clientNote: string | undefined;
+const toolDir = mkdtempSync(join(tmpdir(), 'anvil-bench-client-'));
 try {
+  if (CLIENT_KINDS.includes('compiled')) {
+    const built = buildCompiledClient(toolDir);
+    if (typeof built === 'string') compiledClient = built;
+    else if (CLIENT_SETTING !== undefined) refuse(`BENCH_CLIENT names compiled, which does not build: ${built.failure}`);
+    else {
+      clientNote = `compiled client left out: ${built.failure}`;
+      process.stderr.write(`bench:depot: ${clientNote}\n`);
+    }
+  }
+  clientKinds.push(...CLIENT_KINDS.filter((c) => c !== 'compiled' || compiledClient !== undefined));
   settle();
   for (const kind of KINDS) {
     const args = DEPOT_ARGS[kind];
     if (args === undefined) throw new Error(`unknown kind ${kind}`);
-    const depots: DepotProcessHandle[] = [];
-    try {
-      for (const [i, bin] of bins.entries())
-        depots.push(await startDepotProcess(args(join(dataDir, String(i))), DEPOT_NODE_ARGS, bin));
-      for (let round = 0; round < ROUNDS; round++) {
-        if (PAUSE_MS > 0) await new Promise((r) => setTimeout(r, PAUSE_MS));
-        const raw = await rawSocket(total, data[0]!);
-        // The build that runs first in a round has the machine's memory at its freshest: the order turns
-        // with each round, so no build is always first.
-        const order = depots.map((_, i) => (i + round) % depots.length);
-        for (const i of order) {
-          const depot = depots[i]!;
-          const f = await bulk(depot, data);
-          rows.push({
-            name: `bulk:${kind}`,
-            ...(bins[i] === undefined ? {} : { bin: bins[i] }),
-            round,
-            pauseMs: PAUSE_MS,
-            clients: CLIENTS,
-            allocations: ALLOCATIONS,
-            allocationMiB: ALLOCATION_MB,
-            blockKiB: BLOCK_KB,
-            writeOrder: WRITE_ORDER,
-            readPasses: READ_PASSES,
-            writeMBps: f.writeMBps,
-            readMBps: f.readMBps,
-            ...(f.rereads.length === 0 ? {} : { rereads: f.rereads }),
-            rawSocket1ConnWriteMBps: raw.writeMBps,
-            rawSocket1ConnReadMBps: raw.readMBps,
-            writeDepotCpuS: f.write.depotCpuS,
-            readDepotCpuS: f.read.depotCpuS,
-            writeDepotSysS: f.write.depotSysS,
-            readDepotSysS: f.read.depotSysS,
-            writeClientCpuS: f.write.clientCpuS,
-            readClientCpuS: f.read.clientCpuS,
-            writeDepotMinorFaults: f.write.depotMinorFaults,
-            readDepotMinorFaults: f.read.depotMinorFaults,
-            writeDepotCpuMBps: perCore(total, f.write.depotCpuS),
-            readDepotCpuMBps: perCore(total, f.read.depotCpuS),
-          });
-          process.stderr.write(`${JSON.stringify(rows[rows.length - 1])}\n`);
-        }
-      }
-      if (SMALL) {
-        for (const [i, depot] of depots.entries()) {
-          for (const concurrency of [1, 8]) {
-            const row = await smallOps(depot.addr, concurrency, kind);
-            rows.push(bins[i] === undefined ? row : { ...row, bin: bins[i] });
+    // Each client gets depots of its own, started fresh: neither measures a depot the other warmed.
+    for (const [ci, client] of clientKinds.entries()) {
+      const depots: DepotProcessHandle[] = [];
+      try {
+        for (const [i, bin] of bins.entries())
+          depots.push(await startDepotProcess(args(join(dataDir, String(i))), DEPOT_NODE_ARGS, bin));
+        for (let round = 0; round < ROUNDS; round++) {
+          if (PAUSE_MS > 0) await new Promise((r) => setTimeout(r, PAUSE_MS));
+          const raw = await rawSocket(total, data[0]!);
+          // The build that runs first in a round has the machine's memory at its freshest: the order turns
+          // with each round, so no build is always first.
+          const order = depots.map((_, i) => (i + round) % depots.length);
+          for (const i of order) {
+            const depot = depots[i]!;
+            const f = await bulk(depot, data, client);
+            rows.push({
+              name: `bulk:${kind}`,
+              client,
+              ...(bins[i] === undefined ? {} : { bin: bins[i] }),
+              round,
+              pauseMs: PAUSE_MS,
+              clients: CLIENTS,
+              allocations: ALLOCATIONS,
+              allocationMiB: ALLOCATION_MB,
+              blockKiB: BLOCK_KB,
+              writeOrder: WRITE_ORDER,
+              readPasses: READ_PASSES,
+              writeMBps: f.writeMBps,
+              readMBps: f.readMBps,
+              ...(f.rereads.length === 0 ? {} : { rereads: f.rereads }),
+              rawSocket1ConnWriteMBps: raw.writeMBps,
+              rawSocket1ConnReadMBps: raw.readMBps,
+              writeDepotCpuS: f.write.depotCpuS,
+              readDepotCpuS: f.read.depotCpuS,
+              writeDepotSysS: f.write.depotSysS,
+              readDepotSysS: f.read.depotSysS,
+              writeClientCpuS: f.write.clientCpuS,
+              readClientCpuS: f.read.clientCpuS,
+              writeDepotMinorFaults: f.write.depotMinorFaults,
+              readDepotMinorFaults: f.read.depotMinorFaults,
+              writeDepotCpuMBps: perCore(total, f.write.depotCpuS),
+              readDepotCpuMBps: perCore(total, f.read.depotCpuS),
+            });
             process.stderr.write(`${JSON.stringify(rows[rows.length - 1])}\n`);
           }
         }
+        // The small-operation rows once per kind, on the last client's depots.
+        if (SMALL && ci === clientKinds.length - 1) {
+          for (const [i, depot] of depots.entries()) {
+            for (const concurrency of [1, 8]) {
+              const row = await smallOps(depot.addr, concurrency, kind);
+              rows.push(bins[i] === undefined ? row : { ...row, bin: bins[i] });
+              process.stderr.write(`${JSON.stringify(rows[rows.length - 1])}\n`);
+            }
+          }
+        }
+      } finally {
+        for (const depot of depots) await depot.stop();
+        settle();
       }
-    } finally {
-      for (const depot of depots) await depot.stop();
-      settle();
     }
   }
 } finally {
   rmSync(dataDir, { recursive: true, force: true });
+  rmSync(toolDir, { recursive: true, force: true });
 }
 function median(xs: number[]): number | undefined {
   if (xs.length === 0) return undefined;
@@ -584,31 +697,41 @@ function lastReread(row: Record<string, unknown>): number {
   return rereads[rereads.length - 1]!.MBps;
 }
 
-/** Medians over the rounds of each bulk row (per build when several are compared), and safe/fast. */
+/** Medians over the rounds of each bulk row (per client, and per build when several are compared), and safe/fast. */
 function summary(): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
-  for (const bin of bins) {
-    const of = (kind: string) => rows.filter((r) => r['name'] === `bulk:${kind}` && r['bin'] === bin);
-    const med = (kind: string, key: string) => median(of(kind).map((r) => r[key] as number));
-    for (const kind of KINDS) {
-      if (of(kind).length === 0) continue;
-      out.push({
-        kind,
-        ...(bin === undefined ? {} : { bin }),
-        rounds: of(kind).length,
-        writeMBps: med(kind, 'writeMBps'),
-        readMBps: med(kind, 'readMBps'),
-        rawSocket1ConnWriteMBps: med(kind, 'rawSocket1ConnWriteMBps'),
-        rawSocket1ConnReadMBps: med(kind, 'rawSocket1ConnReadMBps'),
-        writeDepotCpuS: med(kind, 'writeDepotCpuS'),
-        readDepotCpuS: med(kind, 'readDepotCpuS'),
-        ...(READ_PASSES > 1 ? { lastRereadMBps: median(of(kind).map((r) => lastReread(r))) } : {}),
-      });
-    }
-    const fast = med('disk-fast', 'writeMBps');
-    const safe = med('disk-safe', 'writeMBps');
-    if (fast !== undefined && safe !== undefined && safe > 0) {
-      out.push({ kind: 'disk-safe/fast', ...(bin === undefined ? {} : { bin }), writeSlowdown: round2(fast / safe) });
+  for (const client of clientKinds) {
+    for (const bin of bins) {
+      const of = (kind: string) => rows.filter((r) => r['name'] === `bulk:${kind}` && r['client'] === client && r['bin'] === bin);
+      const med = (kind: string, key: string) => median(of(kind).map((r) => r[key] as number));
+      for (const kind of KINDS) {
+        if (of(kind).length === 0) continue;
+        out.push({
+          kind,
+          client,
+          ...(bin === undefined ? {} : { bin }),
+          rounds: of(kind).length,
+          writeMBps: med(kind, 'writeMBps'),
+          readMBps: med(kind, 'readMBps'),
+          rawSocket1ConnWriteMBps: med(kind, 'rawSocket1ConnWriteMBps'),
+          rawSocket1ConnReadMBps: med(kind, 'rawSocket1ConnReadMBps'),
+          writeDepotCpuS: med(kind, 'writeDepotCpuS'),
+          readDepotCpuS: med(kind, 'readDepotCpuS'),
+          writeClientCpuS: med(kind, 'writeClientCpuS'),
+          readClientCpuS: med(kind, 'readClientCpuS'),
+          ...(READ_PASSES > 1 ? { lastRereadMBps: median(of(kind).map((r) => lastReread(r))) } : {}),
+        });
+      }
+      const fast = med('disk-fast', 'writeMBps');
+      const safe = med('disk-safe', 'writeMBps');
+      if (fast !== undefined && safe !== undefined && safe > 0) {
+        out.push({
+          kind: 'disk-safe/fast',
+          client,
+          ...(bin === undefined ? {} : { bin }),
+          writeSlowdown: round2(fast / safe),
+        });
+      }
     }
   }
   return out;
@@ -627,6 +750,8 @@ process.stdout.write(
         blockKiB: BLOCK_KB,
         readPasses: READ_PASSES,
         writeOrder: WRITE_ORDER,
+        bulkClients: clientKinds,
+        ...(clientNote === undefined ? {} : { clientNote }),
       },
       summary: summary(),
       rows,

@@ -7,8 +7,11 @@ const run = promisify(execFile);
 const BENCH = new URL('../../dist/bench/depot-throughput.js', import.meta.url).pathname;
 
 /** The bench with `env` added; never rejects. */
-function bench(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return run(process.execPath, [BENCH], { env: { ...process.env, ...env }, timeout: 20_000 }).then(
+function bench(
+  env: Record<string, string | undefined>,
+  timeout = 20_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return run(process.execPath, [BENCH], { env: { ...process.env, ...env }, timeout }).then(
     (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
     (e: { code: number | null; stdout: string; stderr: string }) => e,
   );
@@ -21,6 +24,12 @@ describe('bench:depot refuses a bad setting before it starts anything', () => {
     [{ BENCH_READ_PASSES: '2.5' }, 'BENCH_READ_PASSES must be a whole number of at least 1 (got "2.5")'],
     [{ BENCH_BLOCK_KB: '1000' }, 'BENCH_BLOCK_KB (1000) must divide the allocation'],
     [{ BENCH_WRITE_ORDER: 'backwards' }, 'BENCH_WRITE_ORDER must be one of append, reverse (got "backwards")'],
+    [{ BENCH_CLIENT: 'compiled,java' }, 'BENCH_CLIENT: unknown client "java" (use compiled, node)'],
+    // Asked for by name, a client that cannot be built stops the bench (no compiler on the PATH).
+    [
+      { BENCH_CLIENT: 'compiled', PATH: '/nonexistent', CXX: '' },
+      'BENCH_CLIENT names compiled, which does not build: no C++ compiler',
+    ],
   ] as const) {
     it(
       Object.entries(env)
@@ -35,4 +44,48 @@ describe('bench:depot refuses a bad setting before it starts anything', () => {
       },
     );
   }
+});
+
+/** A bench run small enough for the suite: one memory depot, two 1 MiB allocations, 256 KiB blocks. */
+const TINY = {
+  BENCH_KINDS: 'memory',
+  BENCH_ROUNDS: '1',
+  BENCH_SMALL: '0',
+  BENCH_ALLOCATIONS: '2',
+  BENCH_ALLOCATION_MB: '1',
+  BENCH_BLOCK_KB: '256',
+  BENCH_CLIENTS: '2',
+};
+
+interface BenchOutput {
+  shape: { bulkClients: string[]; clientNote?: string };
+  summary: { kind: string; client: string; writeMBps: number; readMBps: number }[];
+  rows: { name: string; client: string; writeMBps: number; readMBps: number; writeClientCpuS: number }[];
+}
+
+describe('bench:depot bulk clients', () => {
+  it('the compiled client writes last block first and reads back every block stamp, beside the TypeScript client', async () => {
+    const r = await bench({ ...TINY, BENCH_WRITE_ORDER: 'reverse', BENCH_CLIENT: 'compiled,node' }, 120_000);
+    expect(r.stderr).not.toContain('failed');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as BenchOutput;
+    expect(out.shape.bulkClients).toEqual(['compiled', 'node']);
+    expect(out.rows.map((row) => row.client)).toEqual(['compiled', 'node']);
+    for (const row of out.rows) {
+      expect(row.writeMBps).toBeGreaterThan(0);
+      expect(row.readMBps).toBeGreaterThan(0);
+      expect(row.writeClientCpuS).toBeGreaterThanOrEqual(0);
+    }
+    expect(out.summary.map((s) => `${s.kind}:${s.client}`)).toEqual(['memory:compiled', 'memory:node']);
+  }, 150_000);
+
+  it('without a compiler and not asked for by name, the compiled client is left out and the run says so', async () => {
+    const r = await bench({ ...TINY, PATH: '/nonexistent', CXX: '', BENCH_CLIENT: undefined }, 120_000);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as BenchOutput;
+    expect(out.shape.bulkClients).toEqual(['node']);
+    expect(out.shape.clientNote).toContain('compiled client left out: no C++ compiler');
+    expect(r.stderr).toContain('bench:depot: compiled client left out');
+    expect(out.rows.map((row) => row.client)).toEqual(['node']);
+  }, 150_000);
 });

@@ -1,0 +1,241 @@
+// The bulk phase of `npm run bench:depot` as a compiled client, in the shape of the C IBP performance
+// clients a depot is usually measured with: CLIENTS threads, each with its own connection, one
+// command at a time; thread i takes allocations i, i + CLIENTS, … and each allocation's blocks in
+// turn. Its CPU cost per byte is close to the kernel's socket copy alone, so on a small machine the
+// figures are the depot's, not the client's runtime's.
+//
+//   ibp-bulk-client HOST PORT MODE CLIENTS BLOCK_BYTES ALLOCATION_BYTES < keys
+//
+// MODE: `store` (STORE, blocks in order), `reverse` (WRITE at each block's offset, last block
+// first) or `load` (LOAD, blocks in order; each block's stamp is checked). Standard input holds one
+// line per allocation: the capability's key tokens as the command line carries them
+// (`RID#KEY WRMKEY`). Block i holds its index as a little-endian double, then the byte (i * 37) & 255,
+// as the TypeScript client writes it. Prints one JSON line: the phase's seconds (from the moment
+// every connection is open) and the client's own CPU seconds over the same span. Any refusal or short reply stops it
+// with a message and exit status 1.
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+[[noreturn]] void die(const std::string& message) {
+  std::fprintf(stderr, "ibp-bulk-client: %s\n", message.c_str());
+  std::exit(1);
+}
+
+struct Settings {
+  std::string host;
+  std::string port;
+  std::string mode;
+  int clients = 0;
+  size_t block = 0;
+  size_t allocation = 0;
+  std::vector<std::string> keys;
+};
+
+// One connection: blocking, Nagle off; replies read through one buffer.
+class Connection {
+ public:
+  explicit Connection(const Settings& s) : buf_(1 << 20) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (getaddrinfo(s.host.c_str(), s.port.c_str(), &hints, &res) != 0 || res == nullptr) die("cannot resolve " + s.host);
+    fd_ = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
+    if (fd_ < 0 || connect(fd_, res->ai_addr, res->ai_addrlen) != 0) die(std::string("connect: ") + std::strerror(errno));
+    freeaddrinfo(res);
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ~Connection() { close(fd_); }
+
+  void send_all(const void* data, size_t n) {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+      const ssize_t k = send(fd_, p, n, MSG_NOSIGNAL);
+      if (k < 0) {
+        if (errno == EINTR) continue;
+        die(std::string("send: ") + std::strerror(errno));
+      }
+      p += k;
+      n -= static_cast<size_t>(k);
+    }
+  }
+
+  // The next reply line, without its newline.
+  std::string line() {
+    for (;;) {
+      for (size_t i = start_; i < end_; i++) {
+        if (buf_[i] == '\n') {
+          std::string out(buf_.data() + start_, i - start_);
+          start_ = i + 1;
+          return out;
+        }
+      }
+      if (end_ - start_ > 4096) die("reply line too long");
+      fill();
+    }
+  }
+
+  // Reads `n` body bytes; the first 8 go to `head` (fewer if n < 8).
+  void body(size_t n, unsigned char head[8]) {
+    size_t got = 0;
+    while (got < n) {
+      if (start_ == end_) fill();
+      const size_t k = std::min(n - got, end_ - start_);
+      for (size_t i = 0; i < k && got + i < 8; i++) head[got + i] = static_cast<unsigned char>(buf_[start_ + i]);
+      start_ += k;
+      got += k;
+    }
+  }
+
+ private:
+  void fill() {
+    if (start_ == end_) start_ = end_ = 0;
+    if (end_ == buf_.size()) {
+      std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
+      end_ -= start_;
+      start_ = 0;
+    }
+    for (;;) {
+      const ssize_t k = recv(fd_, buf_.data() + end_, buf_.size() - end_, 0);
+      if (k < 0 && errno == EINTR) continue;
+      if (k < 0) die(std::string("recv: ") + std::strerror(errno));
+      if (k == 0) die("the depot closed the connection");
+      end_ += static_cast<size_t>(k);
+      return;
+    }
+  }
+
+  int fd_ = -1;
+  std::vector<char> buf_;
+  size_t start_ = 0, end_ = 0;
+};
+
+// Space-separated tokens of a reply line.
+std::vector<std::string> tokens(const std::string& line) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < line.size()) {
+    const size_t sp = line.find(' ', at);
+    const size_t end = sp == std::string::npos ? line.size() : sp;
+    if (end > at) out.push_back(line.substr(at, end - at));
+    at = end + 1;
+  }
+  return out;
+}
+
+// A reply that must start with status 1; `count`, when set, must be its second token.
+void expect_ok(const std::string& what, const std::string& line, long long count = -1) {
+  const auto t = tokens(line);
+  if (t.empty() || t[0] != "1") die(what + " refused: " + line);
+  if (count >= 0 && (t.size() < 2 || std::stoll(t[1]) != count)) die(what + " answered " + line);
+}
+
+std::vector<unsigned char> block_bytes(size_t index, size_t n) {
+  std::vector<unsigned char> b(n, static_cast<unsigned char>((index * 37) & 0xff));
+  const double stamp = static_cast<double>(index);
+  std::memcpy(b.data(), &stamp, std::min<size_t>(8, n));  // little-endian on every host this runs on
+  return b;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 7) die("usage: ibp-bulk-client HOST PORT store|reverse|load CLIENTS BLOCK_BYTES ALLOCATION_BYTES < keys");
+  Settings s;
+  s.host = argv[1];
+  s.port = argv[2];
+  s.mode = argv[3];
+  s.clients = std::atoi(argv[4]);
+  s.block = std::strtoull(argv[5], nullptr, 10);
+  s.allocation = std::strtoull(argv[6], nullptr, 10);
+  if (s.mode != "store" && s.mode != "reverse" && s.mode != "load") die("unknown mode " + s.mode);
+  if (s.clients < 1 || s.block < 1 || s.allocation < s.block || s.allocation % s.block != 0) die("bad shape");
+  for (std::string line; std::getline(std::cin, line);)
+    if (!line.empty()) s.keys.push_back(line);
+  if (s.keys.empty()) die("no allocation keys on standard input");
+  const size_t per_alloc = s.allocation / s.block;
+  std::vector<std::vector<unsigned char>> data;
+  if (s.mode != "load")
+    for (size_t i = 0; i < per_alloc; i++) data.push_back(block_bytes(i, s.block));
+
+  std::mutex m;
+  std::condition_variable cv;
+  int ready = 0;
+  bool go = false;
+  std::chrono::steady_clock::time_point t0;
+  rusage ru0{};
+  std::vector<std::thread> threads;
+  for (int ci = 0; ci < s.clients; ci++) {
+    threads.emplace_back([&, ci] {
+      Connection c(s);
+      {
+        std::unique_lock<std::mutex> lock(m);
+        if (++ready == s.clients) {
+          go = true;
+          t0 = std::chrono::steady_clock::now();
+          getrusage(RUSAGE_SELF, &ru0);
+          cv.notify_all();
+        }
+        cv.wait(lock, [&] { return go; });
+      }
+      char cmd[512];
+      for (size_t a = static_cast<size_t>(ci); a < s.keys.size(); a += static_cast<size_t>(s.clients)) {
+        const char* key = s.keys[a].c_str();
+        for (size_t b = 0; b < per_alloc; b++) {
+          if (s.mode == "load") {
+            std::snprintf(cmd, sizeof cmd, "1 8 %s %zu %zu 600\n", key, b * s.block, s.block);
+            c.send_all(cmd, std::strlen(cmd));
+            expect_ok("LOAD", c.line(), static_cast<long long>(s.block));
+            unsigned char head[8] = {0};
+            c.body(s.block, head);
+            double stamp;
+            std::memcpy(&stamp, head, 8);
+            if (s.block >= 8 && stamp != static_cast<double>(b))
+              die("allocation " + std::to_string(a) + " block " + std::to_string(b) + ": read back stamp " +
+                  std::to_string(stamp));
+            continue;
+          }
+          const size_t j = s.mode == "store" ? b : per_alloc - 1 - b;
+          if (s.mode == "store")
+            std::snprintf(cmd, sizeof cmd, "1 2 %s %zu 600\n", key, s.block);
+          else
+            std::snprintf(cmd, sizeof cmd, "1 13 %s %zu %zu 600\n", key, j * s.block, s.block);
+          c.send_all(cmd, std::strlen(cmd));
+          expect_ok("go-ahead", c.line());
+          c.send_all(data[j].data(), s.block);
+          expect_ok(s.mode == "store" ? "STORE" : "WRITE", c.line(), static_cast<long long>(s.block));
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  const auto secs = [](const timeval& a, const timeval& b) { return (a.tv_sec - b.tv_sec) + (a.tv_usec - b.tv_usec) / 1e6; };
+  const double user = secs(ru.ru_utime, ru0.ru_utime);
+  const double sys = secs(ru.ru_stime, ru0.ru_stime);
+  std::printf("{\"seconds\":%.6f,\"userS\":%.4f,\"sysS\":%.4f}\n", seconds, user, sys);
+  return 0;
+}
