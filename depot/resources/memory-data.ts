@@ -231,6 +231,12 @@ export class MemoryData implements AllocationData {
   private readonly lent = new WeakSet<Buffer>();
   /** Set by release: a writer still running attaches nothing more. */
   private released = false;
+  /**
+   * Attached segments a writer has lent to a socket read below the size (at most one at a time: one
+   * writer holds the write lock). The read lands whenever the socket delivers, so a reader that
+   * comes meanwhile copies the bytes of its moment instead of holding a view of them.
+   */
+  private readonly receiving = new Set<Buffer>();
 
   constructor(private readonly owner: SizeView) {
     if (owner.maxSize >= SEGMENT_BYTES) this.segments = [];
@@ -280,13 +286,13 @@ export class MemoryData implements AllocationData {
   }
 
   /**
-   * A writer into segments. Past the committed size it also offers its memory for the body to be
-   * read into in place (see {@link DirectTarget}): a span of one segment, held (pinned) until its
-   * bytes land so that a TRUNCATE or delete meanwhile cannot hand the segment to another
-   * allocation. Below the size, where a reader in another thread may hold a pin, the bytes go
-   * through `write` and its copy on write. Each segment is attached when the writer first reaches
-   * it, so memory is committed (and faulted in) as the bytes arrive, not for the whole range when
-   * the writer opens.
+   * A writer into segments. It offers its memory for the body to be read into in place (see
+   * {@link DirectTarget}): a span of one segment, held (pinned) until its bytes land so that a
+   * TRUNCATE or delete meanwhile cannot hand the segment to another allocation. Below the size the
+   * span is a hole segment of its own (see `filling`), or an attached segment made safe first: a
+   * reader's pin is honoured by copy on write, and a reader that comes while the span is out copies
+   * (see `receiving`). Each segment is attached when the writer first reaches it, so memory is
+   * committed (and faulted in) as the bytes arrive, not for the whole range when the writer opens.
    */
   private segmentWriter(offset: number, end: number): RangeWriter & DirectTarget {
     const segments = this.segments!;
@@ -320,7 +326,9 @@ export class MemoryData implements AllocationData {
       if (lent === undefined) return;
       const { seg, own } = lent;
       lent = undefined;
-      if (!own) segmentPool.unpin(seg, true);
+      if (own) return;
+      this.receiving.delete(seg);
+      segmentPool.unpin(seg, true);
     };
     return {
       span: (max: number): Uint8Array | undefined => {
@@ -333,9 +341,20 @@ export class MemoryData implements AllocationData {
         // A segment it started filling as a hole stays its own to the end, past the size too.
         if (cursor < this.owner.size || filling.has(i)) {
           const own = holeSegment(i);
-          if (own === undefined) return undefined;
-          lent = { seg: own, i, within, n, own: true };
-          return own.subarray(within, within + n);
+          if (own !== undefined) {
+            lent = { seg: own, i, within, n, own: true };
+            return own.subarray(within, within + n);
+          }
+          // An attached segment below the size: the bytes are read straight into it, where `write`
+          // would have copied them. A reader that holds it pinned keeps it (copy on write first);
+          // one that comes while the span is out gets a copy of the bytes of that moment (see
+          // `receiving`), never a view the read may still change.
+          const seg = this.ownSegment(segments, i);
+          if (seg === undefined) return undefined;
+          segmentPool.pin(seg);
+          this.receiving.add(seg);
+          lent = { seg, i, within, n, own: false };
+          return seg.subarray(within, within + n);
         }
         const seg = this.attach(segments, i);
         if (seg === undefined) return undefined;
@@ -478,6 +497,12 @@ export class MemoryData implements AllocationData {
       const within = pos - i * SEGMENT_BYTES;
       const n = Math.min(end - pos, SEGMENT_BYTES - within);
       const seg = this.segments[i];
+      if (seg !== undefined && this.receiving.has(seg)) {
+        // A body is being read into this segment in place: these bytes, copied now.
+        await sink(Buffer.from(seg.subarray(within, within + n)));
+        pos += n;
+        continue;
+      }
       // A view, not a copy. The sink (a socket's write queue, a disk writer's batch) may hold it
       // past this call, so a segment once lent never goes back to the pool: the collector frees it.
       // A sink that releases its chunks has the segment pinned only while it holds the view.
@@ -561,8 +586,13 @@ export class MemoryData implements AllocationData {
         const within = pos - i * SEGMENT_BYTES;
         const n = Math.min(end - pos, SEGMENT_BYTES - within);
         const seg = this.segments[i];
-        // A segment never attached lies inside a hole: no piece, the reader takes zeros.
-        if (seg !== undefined) piece(seg, within, n, pos - offset);
+        // A segment never attached lies inside a hole: no piece, the reader takes zeros. One a body
+        // is being read into gives a copy of its bytes of now (shared memory, as every piece is).
+        if (seg !== undefined && this.receiving.has(seg)) {
+          const copy = sharedBuffer(n);
+          seg.copy(copy, 0, within, within + n);
+          piece(copy, 0, n, pos - offset);
+        } else if (seg !== undefined) piece(seg, within, n, pos - offset);
         pos += n;
       }
     }

@@ -188,7 +188,7 @@ describe('DirectSocket: an accepted socket read into memory its reader picks', (
 describe('memory segments offer their memory to a body read in place', () => {
   beforeEach(() => segmentPool.clear());
 
-  it('past the size a span is offered, bytes landed there read back; below the size none is', async () => {
+  it('a span is offered past the size and below it, and bytes landed there read back', async () => {
     const owner = { size: 0, maxSize: 4 * SEGMENT_BYTES };
     const d = new MemoryData(owner);
     const w = (await d.openWriter(0, SEGMENT_BYTES + 100)) as SpanWriter;
@@ -208,9 +208,63 @@ describe('memory segments offer their memory to a body read in place', () => {
     const parts: Buffer[] = [];
     await d.read(0, owner.size, (c) => void parts.push(Buffer.from(c)));
     expect(Buffer.concat(parts).equals(body)).toBe(true);
-    // An overwrite below the size goes through write() (copy on write for pinned readers).
+    // An overwrite below the size lands in the attached segment too.
     const over = (await d.openWriter(10, 10)) as SpanWriter;
-    expect(over.span(10)).toBeUndefined();
+    const third = over.span(10)!;
+    expect(third.length).toBe(10);
+    third.fill(0xab);
+    over.landed(10);
+    await over.finish(10);
+    body.fill(0xab, 10, 20);
+    const again: Buffer[] = [];
+    await d.read(0, owner.size, (c) => void again.push(Buffer.from(c)));
+    expect(Buffer.concat(again).equals(body)).toBe(true);
+    expect(segmentPool.pinnedCount).toBe(0);
+  });
+
+  it('below the size, a reader that comes while a span is out gets the bytes of its moment, not a view the read may change', async () => {
+    const owner = { size: 0, maxSize: 2 * SEGMENT_BYTES };
+    const d = new MemoryData(owner);
+    const first = await d.openWriter(0, 4096);
+    first.write(Buffer.alloc(4096, 1));
+    await first.finish(4096);
+    owner.size = 4096;
+    const w = (await d.openWriter(0, 4096)) as SpanWriter;
+    const span = w.span(4096)!;
+    // A LOAD whose sink keeps its chunk (queued behind a slow socket), and an NFU pin, both meanwhile.
+    const kept: Buffer[] = [];
+    await d.read(0, 4096, (c) => void kept.push(c), { sinkReleases: true });
+    const pinned = d.pin(0, 4096);
+    span.fill(2); // the socket read lands
+    w.landed(4096);
+    await w.finish(4096);
+    expect(Buffer.concat(kept).equals(Buffer.alloc(4096, 1))).toBe(true);
+    expect(Buffer.from(pinned.pieces[0]!.bytes).equals(Buffer.alloc(4096, 1))).toBe(true);
+    pinned.release();
+    const now: Buffer[] = [];
+    await d.read(0, 4096, (c) => void now.push(Buffer.from(c)));
+    expect(Buffer.concat(now).equals(Buffer.alloc(4096, 2))).toBe(true);
+    expect(segmentPool.pinnedCount).toBe(0);
+  });
+
+  it('below the size, a span over a segment a reader holds pinned goes to a copy: the reader keeps its bytes', async () => {
+    const owner = { size: 0, maxSize: 2 * SEGMENT_BYTES };
+    const d = new MemoryData(owner);
+    const first = await d.openWriter(0, 4096);
+    first.write(Buffer.alloc(4096, 1));
+    await first.finish(4096);
+    owner.size = 4096;
+    const pinned = d.pin(0, 4096);
+    const w = (await d.openWriter(0, 4096)) as SpanWriter;
+    const span = w.span(4096)!;
+    span.fill(3);
+    w.landed(4096);
+    await w.finish(4096);
+    expect(Buffer.from(pinned.pieces[0]!.bytes).equals(Buffer.alloc(4096, 1))).toBe(true);
+    pinned.release();
+    const now: Buffer[] = [];
+    await d.read(0, 4096, (c) => void now.push(Buffer.from(c)));
+    expect(Buffer.concat(now).equals(Buffer.alloc(4096, 3))).toBe(true);
   });
 
   it('a segment freed while a span is out is not given to another allocation before its bytes land', async () => {
