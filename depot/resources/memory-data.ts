@@ -316,7 +316,10 @@ export class MemoryData implements AllocationData {
       const own = filling.get(i);
       if (own !== undefined) return own;
       if (segments[i] !== undefined || !this.mayAttach(segments, i)) return undefined;
-      const buf = zeroedSegment();
+      // Only what this write leaves alone needs zeros: it is attached only once every byte of its
+      // range has been written (a pooled segment holds a deleted allocation's bytes).
+      const base = i * SEGMENT_BYTES;
+      const buf = zeroedSegment(Math.max(offset, base) - base, Math.min(end, base + SEGMENT_BYTES) - base);
       filling.set(i, buf);
       return buf;
     };
@@ -646,10 +649,18 @@ export class MemoryData implements AllocationData {
   }
 }
 
-/** A segment from the pool, all zeros (a pooled one held a deleted allocation's bytes). */
-function zeroedSegment(): Buffer {
+/**
+ * A segment from the pool, all zeros (a pooled one held a deleted allocation's bytes), except
+ * `[from, to)` when given: the caller overwrites that range whole before anyone sees the segment.
+ */
+function zeroedSegment(from = 0, to = 0): Buffer {
   const { buf, fresh } = segmentPool.take();
-  if (!fresh) zeroFill(buf, 0, buf.length);
+  if (fresh) return buf;
+  if (to <= from) zeroFill(buf, 0, buf.length);
+  else {
+    zeroFill(buf, 0, from);
+    zeroFill(buf, to, buf.length);
+  }
   return buf;
 }
 
