@@ -232,8 +232,8 @@ export class MemoryData implements AllocationData {
   /** Set by release: a writer still running attaches nothing more. */
   private released = false;
   /**
-   * Attached segments a writer has lent to a socket read below the size (at most one at a time: one
-   * writer holds the write lock). The read lands whenever the socket delivers, so a reader that
+   * Attached segments a writer has lent to a socket read below the size (at most one at a time: the
+   * core runs writers and TRUNCATE under the allocation's write lock). The read lands whenever the socket delivers, so a reader that
    * comes meanwhile copies the bytes of its moment instead of holding a view of them.
    */
   private readonly receiving = new Set<Buffer>();
@@ -370,9 +370,12 @@ export class MemoryData implements AllocationData {
         if (n > lent.n) throw new RangeError(`span overrun: ${n} > ${lent.n}`);
         const { seg, i, within, own } = lent;
         // A TRUNCATE meanwhile may have replaced the segment (copy on write) or dropped it: the
-        // bytes go where a write would have put them.
-        const now = segments[i];
-        if (!own && now !== seg && now !== undefined) seg.copy(now, within, within, within + n);
+        // bytes go where a write would have put them, and as a write would (a reader that has
+        // pinned the replacement since keeps it: copy on write again).
+        if (!own && segments[i] !== seg && segments[i] !== undefined) {
+          const now = this.ownSegment(segments, i);
+          if (now !== undefined) seg.copy(now, within, within, within + n);
+        }
         cursor += n;
         unlend();
       },
