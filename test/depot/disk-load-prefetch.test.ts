@@ -20,7 +20,7 @@ async function counting(f: () => Promise<void>): Promise<{ started: number; serv
   return { started: b.started - a.started, served: b.served - a.served, dropped: b.dropped - a.dropped };
 }
 
-describe('a disk LOAD that carries on where the last ended has its first run read ahead', () => {
+describe('a disk LOAD that carries on from the last one, either way, has its first run read ahead', () => {
   const cleanups: (() => unknown)[] = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
@@ -70,6 +70,39 @@ describe('a disk LOAD that carries on where the last ended has its first run rea
       expect(Buffer.from(await t.client.load(a.read, 2 * MiB, MiB)).equals(data.subarray(2 * MiB, 3 * MiB))).toBe(true);
     });
     expect(interleaved.served).toBe(1);
+  });
+
+  it('LOADs going backwards, last block first (as ibp_perf reads), and interleaved over two allocations, are served from runs read ahead', async () => {
+    const { t } = await depot();
+    const a = await t.client.allocate(t, { size: 8 * MiB, durationSec: 60 });
+    const b = await t.client.allocate(t, { size: 8 * MiB, durationSec: 60 });
+    const dataA = randomBytes(6 * MiB + 4321);
+    const dataB = randomBytes(6 * MiB);
+    await t.client.store(a.write, dataA);
+    await t.client.store(b.write, dataB);
+    const back = await counting(async () => {
+      expect(Buffer.from(await t.client.load(a.read, 6 * MiB, 4321)).equals(dataA.subarray(6 * MiB))).toBe(true);
+      for (let at = 5 * MiB; at >= 0; at -= MiB) {
+        expect(Buffer.from(await t.client.load(a.read, at, MiB)).equals(dataA.subarray(at, at + MiB))).toBe(true);
+      }
+    });
+    // The tail is too short to go by; each 1 MiB LOAD after the first finds its run read ahead, and
+    // the one at 0 has nothing before it.
+    expect(back.started).toBe(5);
+    expect(back.served).toBe(5);
+    const interleaved = await counting(async () => {
+      for (let at = 5 * MiB; at >= 0; at -= MiB) {
+        for (const [cap, data] of [
+          [a.read, dataA],
+          [b.read, dataB],
+        ] as const) {
+          expect(Buffer.from(await t.client.load(cap, at, MiB)).equals(data.subarray(at, at + MiB))).toBe(true);
+        }
+      }
+    });
+    // For each allocation the first two LOADs here show the direction (a's follows its LOAD at 0):
+    // the four after them are served, for each of the two.
+    expect(interleaved.served).toBe(8);
   });
 
   for (const fsync of ['fast', 'safe'] as const) {

@@ -345,6 +345,8 @@ export class DiskData implements AllocationData {
   private changing = 0;
   /** Where the last LOAD ended (a LOAD starting there reads on sequentially). */
   private lastReadEnd = -1;
+  /** Where the last LOAD started (a LOAD ending there reads backwards, last block first). */
+  private lastReadStart = -1;
   private prefetch: Prefetch | undefined;
 
   constructor(
@@ -1056,7 +1058,9 @@ export class DiskData implements AllocationData {
       p.catch(() => undefined); // judged (and its failure thrown) when awaited
       return p;
     };
-    const sequential = pooled && offset === this.lastReadEnd;
+    // A reader going through the data in order, either way (ibp_perf reads last block first).
+    const forwards = pooled && offset === this.lastReadEnd;
+    const backwards = pooled && end === this.lastReadStart;
     /** The sink threw: its failure goes on as it is. */
     let sinkFailed = false;
     try {
@@ -1114,7 +1118,13 @@ export class DiskData implements AllocationData {
       }
       if (pooled) {
         this.lastReadEnd = end;
-        if (sequential && length >= PREFETCH_MIN_LOAD_BYTES) this.startPrefetch(end);
+        this.lastReadStart = offset;
+        if (length >= PREFETCH_MIN_LOAD_BYTES) {
+          // Forwards, the next LOAD starts at `end`; backwards, it likely ends at `offset` and is as long.
+          if (forwards && end < this.owner.size) this.startPrefetch(Math.floor(end / BLOCK_BYTES) * BLOCK_BYTES);
+          else if (backwards && offset > 0)
+            this.startPrefetch(Math.floor(Math.max(0, offset - length) / BLOCK_BYTES) * BLOCK_BYTES);
+        }
       }
     } catch (e) {
       // The sink's own failure (the reader left, or was too slow) is no fault of the file.
@@ -1155,17 +1165,17 @@ export class DiskData implements AllocationData {
   }
 
   /**
-   * After a LOAD that carried on where the last one ended (at `end`), the run holding `end` is read
-   * (and checked) ahead for the next LOAD, which then starts sending at once. It is served only if nothing that
-   * may change the data has happened since it was started (see {@link generation}), and dropped
-   * unused after {@link PREFETCH_KEEP_MS} (see {@link setPrefetchKeepMs}). Not while a change is under way, nor past the size.
+   * After a LOAD that carried on from the last one (ending where it started, or, backwards, starting
+   * where it ended), the run at `at` (a block's start) is read (and checked) ahead for the next LOAD,
+   * which then starts sending at once. It is served only if nothing that may change the data has
+   * happened since it was started (see {@link generation}), and dropped unused after
+   * {@link PREFETCH_KEEP_MS} (see {@link setPrefetchKeepMs}). Not while a change is under way, nor
+   * past the size.
    */
-  private startPrefetch(end: number): void {
+  private startPrefetch(at: number): void {
     if (this.changing > 0 || this.owner.freed) return;
     const size = this.owner.size;
-    // A LOAD that reached the size has nothing after it (no LOAD can start there).
-    if (end >= size) return;
-    const at = Math.floor(end / BLOCK_BYTES) * BLOCK_BYTES;
+    if (at >= size) return;
     // One per allocation: the latest sequential reader's (one from elsewhere goes).
     if (this.prefetch?.at === at) return;
     this.dropPrefetch();
