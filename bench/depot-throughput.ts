@@ -72,6 +72,13 @@ const WRITE_ORDER = (process.env['BENCH_WRITE_ORDER'] ?? 'append').trim() || 'ap
 if (!WRITE_ORDERS.includes(WRITE_ORDER))
   refuse(`BENCH_WRITE_ORDER must be one of ${WRITE_ORDERS.join(', ')} (got "${WRITE_ORDER}")`);
 /**
+ * How the read phase goes through each allocation: `ascending` (default) or `descending`, last block
+ * first, as ibp_perf reads (a depot that reads ahead only for ascending LOADs gets nothing from it).
+ */
+const READ_ORDERS = ['ascending', 'descending'];
+const READ_ORDER = (process.env['BENCH_READ_ORDER'] ?? 'ascending').trim() || 'ascending';
+if (!READ_ORDERS.includes(READ_ORDER)) refuse(`BENCH_READ_ORDER must be one of ${READ_ORDERS.join(', ')} (got "${READ_ORDER}")`);
+/**
  * Read passes over the same data in each round (default 1). The first pass is `readMBps`; later ones
  * go to `rereads`, and show how the depot's cost per byte falls as its process warms up (its code is
  * compiled while it runs: a fresh depot spends about twice the CPU per byte on its first passes).
@@ -364,7 +371,11 @@ function buildCompiledClient(dir: string): string | { failure: string } {
  * One phase through the compiled client: `mode` over the allocations whose key tokens are `keys`
  * (one line each, as a command line carries them), CLIENTS threads.
  */
-async function compiledPhase(addr: DepotAddress, mode: 'store' | 'reverse' | 'load', keys: string[]): Promise<OwnFigures> {
+async function compiledPhase(
+  addr: DepotAddress,
+  mode: 'store' | 'reverse' | 'load' | 'load-reverse',
+  keys: string[],
+): Promise<OwnFigures> {
   const args = [addr.host, String(addr.port), mode, String(CLIENTS), String(BLOCK), String(ALLOC_BYTES)];
   const child = spawn(compiledClient!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
@@ -408,7 +419,7 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[], client: string): 
       const writeKeys = caps.map((c) => keyTokensOf(c.write));
       const readKeys = caps.map((c) => keyTokensOf(c.read));
       writeAll = () => compiledPhase(addr, WRITE_ORDER === 'append' ? 'store' : 'reverse', writeKeys);
-      readAll = () => compiledPhase(addr, 'load', readKeys);
+      readAll = () => compiledPhase(addr, READ_ORDER === 'ascending' ? 'load' : 'load-reverse', readKeys);
     } else {
       clients.push(...(await Promise.all(Array.from({ length: CLIENTS }, () => WireClient.open(addr)))));
       // Client i writes (then reads) allocations i, i + CLIENTS, …, block after block.
@@ -427,7 +438,8 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[], client: string): 
             : c.write(caps[a]!.write, (perAlloc - 1 - b) * BLOCK, data[perAlloc - 1 - b]!),
         );
       readAll = () =>
-        each(async (c, a, b) => {
+        each(async (c, a, i) => {
+          const b = READ_ORDER === 'ascending' ? i : perAlloc - 1 - i;
           const stamp = await c.load(caps[a]!.read, b * BLOCK, BLOCK);
           if (stamp !== b) throw new Error(`allocation ${a} block ${b}: read back stamp ${stamp}`);
         });
@@ -644,6 +656,7 @@ try {
               allocationMiB: ALLOCATION_MB,
               blockKiB: BLOCK_KB,
               writeOrder: WRITE_ORDER,
+              readOrder: READ_ORDER,
               readPasses: READ_PASSES,
               writeMBps: f.writeMBps,
               readMBps: f.readMBps,
@@ -750,6 +763,7 @@ process.stdout.write(
         blockKiB: BLOCK_KB,
         readPasses: READ_PASSES,
         writeOrder: WRITE_ORDER,
+        readOrder: READ_ORDER,
         bulkClients: clientKinds,
         ...(clientNote === undefined ? {} : { clientNote }),
       },

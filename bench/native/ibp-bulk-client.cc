@@ -7,7 +7,8 @@
 //   ibp-bulk-client HOST PORT MODE CLIENTS BLOCK_BYTES ALLOCATION_BYTES < keys
 //
 // MODE: `store` (STORE, blocks in order), `reverse` (WRITE at each block's offset, last block
-// first) or `load` (LOAD, blocks in order; each block's stamp is checked). Standard input holds one
+// first), `load` (LOAD, blocks in order; each block's stamp is checked) or `load-reverse` (LOAD,
+// last block first). Standard input holds one
 // line per allocation: the capability's key tokens as the command line carries them
 // (`RID#KEY WRMKEY`). Block i holds its index as a little-endian double, then the byte (i * 37) & 255,
 // as the TypeScript client writes it. Prints one JSON line: the phase's seconds (from the moment
@@ -161,7 +162,8 @@ std::vector<unsigned char> block_bytes(size_t index, size_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 7) die("usage: ibp-bulk-client HOST PORT store|reverse|load CLIENTS BLOCK_BYTES ALLOCATION_BYTES < keys");
+  if (argc != 7)
+    die("usage: ibp-bulk-client HOST PORT store|reverse|load|load-reverse CLIENTS BLOCK_BYTES ALLOCATION_BYTES < keys");
   Settings s;
   s.host = argv[1];
   s.port = argv[2];
@@ -169,14 +171,15 @@ int main(int argc, char** argv) {
   s.clients = std::atoi(argv[4]);
   s.block = std::strtoull(argv[5], nullptr, 10);
   s.allocation = std::strtoull(argv[6], nullptr, 10);
-  if (s.mode != "store" && s.mode != "reverse" && s.mode != "load") die("unknown mode " + s.mode);
+  const bool loading = s.mode == "load" || s.mode == "load-reverse";
+  if (s.mode != "store" && s.mode != "reverse" && !loading) die("unknown mode " + s.mode);
   if (s.clients < 1 || s.block < 1 || s.allocation < s.block || s.allocation % s.block != 0) die("bad shape");
   for (std::string line; std::getline(std::cin, line);)
     if (!line.empty()) s.keys.push_back(line);
   if (s.keys.empty()) die("no allocation keys on standard input");
   const size_t per_alloc = s.allocation / s.block;
   std::vector<std::vector<unsigned char>> data;
-  if (s.mode != "load")
+  if (!loading)
     for (size_t i = 0; i < per_alloc; i++) data.push_back(block_bytes(i, s.block));
 
   std::mutex m;
@@ -202,8 +205,9 @@ int main(int argc, char** argv) {
       char cmd[512];
       for (size_t a = static_cast<size_t>(ci); a < s.keys.size(); a += static_cast<size_t>(s.clients)) {
         const char* key = s.keys[a].c_str();
-        for (size_t b = 0; b < per_alloc; b++) {
-          if (s.mode == "load") {
+        for (size_t k = 0; k < per_alloc; k++) {
+          if (loading) {
+            const size_t b = s.mode == "load" ? k : per_alloc - 1 - k;
             std::snprintf(cmd, sizeof cmd, "1 8 %s %zu %zu 600\n", key, b * s.block, s.block);
             c.send_all(cmd, std::strlen(cmd));
             expect_ok("LOAD", c.line(), static_cast<long long>(s.block));
@@ -216,7 +220,7 @@ int main(int argc, char** argv) {
                   std::to_string(stamp));
             continue;
           }
-          const size_t j = s.mode == "store" ? b : per_alloc - 1 - b;
+          const size_t j = s.mode == "store" ? k : per_alloc - 1 - k;
           if (s.mode == "store")
             std::snprintf(cmd, sizeof cmd, "1 2 %s %zu 600\n", key, s.block);
           else

@@ -24,6 +24,7 @@ describe('bench:depot refuses a bad setting before it starts anything', () => {
     [{ BENCH_READ_PASSES: '2.5' }, 'BENCH_READ_PASSES must be a whole number of at least 1 (got "2.5")'],
     [{ BENCH_BLOCK_KB: '1000' }, 'BENCH_BLOCK_KB (1000) must divide the allocation'],
     [{ BENCH_WRITE_ORDER: 'backwards' }, 'BENCH_WRITE_ORDER must be one of append, reverse (got "backwards")'],
+    [{ BENCH_READ_ORDER: 'backwards' }, 'BENCH_READ_ORDER must be one of ascending, descending (got "backwards")'],
     [{ BENCH_CLIENT: 'compiled,java' }, 'BENCH_CLIENT: unknown client "java" (use compiled, node)'],
     // Asked for by name, a client that cannot be built stops the bench (no compiler on the PATH).
     [
@@ -64,8 +65,11 @@ interface BenchOutput {
 }
 
 describe('bench:depot bulk clients', () => {
-  it('the compiled client writes last block first and reads back every block stamp, beside the TypeScript client', async () => {
-    const r = await bench({ ...TINY, BENCH_WRITE_ORDER: 'reverse', BENCH_CLIENT: 'compiled,node' }, 120_000);
+  it('the compiled client writes and reads last block first and checks every block stamp, beside the TypeScript client', async () => {
+    const r = await bench(
+      { ...TINY, BENCH_WRITE_ORDER: 'reverse', BENCH_READ_ORDER: 'descending', BENCH_CLIENT: 'compiled,node' },
+      120_000,
+    );
     expect(r.stderr).not.toContain('failed');
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as BenchOutput;
