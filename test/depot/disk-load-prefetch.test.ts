@@ -13,11 +13,16 @@ function fileOf(dir: string, id: number): string {
 }
 
 /** What changed in the prefetch counters while `f` ran. */
-async function counting(f: () => Promise<void>): Promise<{ started: number; served: number; dropped: number }> {
+async function counting(f: () => Promise<void>): Promise<{ started: number; served: number; dropped: number; bytes: number }> {
   const a = prefetchStats();
   await f();
   const b = prefetchStats();
-  return { started: b.started - a.started, served: b.served - a.served, dropped: b.dropped - a.dropped };
+  return {
+    started: b.started - a.started,
+    served: b.served - a.served,
+    dropped: b.dropped - a.dropped,
+    bytes: b.bytes - a.bytes,
+  };
 }
 
 describe('a disk LOAD that carries on from the last one, either way, has its first run read ahead', () => {
@@ -103,6 +108,48 @@ describe('a disk LOAD that carries on from the last one, either way, has its fir
     // For each allocation the first two LOADs here show the direction (a's follows its LOAD at 0):
     // the four after them are served, for each of the two.
     expect(interleaved.served).toBe(8);
+  });
+
+  it('LOADs shorter than a run read ahead only what the next one is expected to take, either way', async () => {
+    const { t } = await depot();
+    const a = await t.client.allocate(t, { size: 4 * MiB, durationSec: 60 });
+    const data = randomBytes(2 * MiB);
+    await t.client.store(a.write, data);
+    const n = 128 * 1024;
+    const load = async (at: number) =>
+      expect(Buffer.from(await t.client.load(a.read, at, n)).equals(data.subarray(at, at + n))).toBe(true);
+    const forwards = await counting(async () => {
+      for (let at = 0; at < 8 * n; at += n) await load(at);
+    });
+    expect(forwards.served).toBe(6); // the first LOAD does not follow one
+    expect(forwards.bytes).toBe(forwards.started * n);
+    const backwards = await counting(async () => {
+      for (let at = 2 * MiB - n; at >= MiB; at -= n) await load(at);
+    });
+    expect(backwards.served).toBe(6); // the first two LOADs show the direction
+    expect(backwards.bytes).toBe(backwards.started * n);
+  });
+
+  it('going backwards, a WRITE between two LOADs: the next LOAD serves the new bytes, never the run read before', async () => {
+    const { t } = await depot();
+    const a = await t.client.allocate(t, { size: 8 * MiB, durationSec: 60 });
+    const data = randomBytes(4 * MiB);
+    await t.client.store(a.write, data);
+    const load = async (at: number) => Buffer.from(await t.client.load(a.read, at, MiB));
+    await load(3 * MiB);
+    await load(2 * MiB); // backwards: the run at 1 MiB is read ahead
+    const fresh = randomBytes(200_000);
+    await t.client.write(a.write, MiB + 1000, fresh);
+    fresh.copy(data, MiB + 1000);
+    const c = await counting(async () => {
+      expect((await load(MiB)).equals(data.subarray(MiB, 2 * MiB))).toBe(true);
+    });
+    expect(c.served).toBe(0);
+    // Unchanged since: the run before is served.
+    const c2 = await counting(async () => {
+      expect((await load(0)).equals(data.subarray(0, MiB))).toBe(true);
+    });
+    expect(c2.served).toBe(1);
   });
 
   for (const fsync of ['fast', 'safe'] as const) {

@@ -58,7 +58,7 @@ describe('anvil stat and a damaged allocation', () => {
   it('a download whose only replica goes bad past its first run says the block is damaged, not that the reply was cut', async () => {
     const size = 3 * 1024 * 1024;
     const { client, x, data, files, flip, out } = await uploaded(size, size);
-    // 2 MiB in: past the first 512 KiB run, so the reply has begun when the depot finds it.
+    // 2 MiB in: past the first 1 MiB run, so the reply has begun when the depot finds it.
     const at = 2 * 1024 * 1024 + 5;
     flip(files[0]!, at, data[at]!);
     const failed = await download(client, x, out).then(

@@ -92,9 +92,12 @@ let prefetchKeepMs = PREFETCH_KEEP_MS;
 export function setPrefetchKeepMs(ms: number = PREFETCH_KEEP_MS): void {
   prefetchKeepMs = ms;
 }
-const prefetchCounts = { started: 0, served: 0, dropped: 0 };
+const prefetchCounts = { started: 0, served: 0, dropped: 0, bytes: 0 };
 
-/** Runs read ahead for sequential LOADs over the process: started, served, dropped (stale or unused). */
+/**
+ * Runs read ahead for sequential LOADs over the process: started, served, dropped (stale or unused),
+ * and the bytes they were to read.
+ */
 export function prefetchStats(): Readonly<typeof prefetchCounts> {
   return { ...prefetchCounts };
 }
@@ -1120,10 +1123,10 @@ export class DiskData implements AllocationData {
         this.lastReadEnd = end;
         this.lastReadStart = offset;
         if (length >= PREFETCH_MIN_LOAD_BYTES) {
-          // Forwards, the next LOAD starts at `end`; backwards, it likely ends at `offset` and is as long.
-          if (forwards && end < this.owner.size) this.startPrefetch(Math.floor(end / BLOCK_BYTES) * BLOCK_BYTES);
-          else if (backwards && offset > 0)
-            this.startPrefetch(Math.floor(Math.max(0, offset - length) / BLOCK_BYTES) * BLOCK_BYTES);
+          // The next LOAD is taken to be as long as this one: forwards it starts at `end`, backwards
+          // it ends at `offset`. Only its first run is read, never past it.
+          if (forwards && end < this.owner.size) this.startPrefetch(end, end + length);
+          else if (backwards && offset > 0) this.startPrefetch(Math.max(0, offset - length), offset);
         }
       }
     } catch (e) {
@@ -1165,28 +1168,31 @@ export class DiskData implements AllocationData {
   }
 
   /**
-   * After a LOAD that carried on from the last one (ending where it started, or, backwards, starting
-   * where it ended), the run at `at` (a block's start) is read (and checked) ahead for the next LOAD,
-   * which then starts sending at once. It is served only if nothing that may change the data has
-   * happened since it was started (see {@link generation}), and dropped unused after
-   * {@link PREFETCH_KEEP_MS} (see {@link setPrefetchKeepMs}). Not while a change is under way, nor
-   * past the size.
+   * After a LOAD that carried on from the last one (starting where it ended, or, going backwards,
+   * ending where it started), the first run of the LOAD expected next, `[from, until)` widened to
+   * whole blocks and at most a run, is read (and checked) ahead, so that LOAD starts sending at once.
+   * It is served only if nothing that may change the data has happened since it was started (see
+   * {@link generation}), and dropped unused after {@link PREFETCH_KEEP_MS} (see
+   * {@link setPrefetchKeepMs}). Not while a change is under way, nor past the size.
    */
-  private startPrefetch(at: number): void {
+  private startPrefetch(from: number, until: number): void {
     if (this.changing > 0 || this.owner.freed) return;
     const size = this.owner.size;
+    const at = Math.floor(from / BLOCK_BYTES) * BLOCK_BYTES;
     if (at >= size) return;
+    const runEnd = Math.min(at + READ_RUN_BYTES, Math.ceil(until / BLOCK_BYTES) * BLOCK_BYTES, size);
     // One per allocation: the latest sequential reader's (one from elsewhere goes).
-    if (this.prefetch?.at === at) return;
+    if (this.prefetch?.at === at && this.prefetch.generation === this.generation) return;
     this.dropPrefetch();
     if (prefetchesOut >= MAX_PREFETCHES) return;
     prefetchesOut++;
     prefetchCounts.started++;
+    prefetchCounts.bytes += runEnd - at;
     const idle = this.warm?.busy();
     const run = (async (): Promise<ReadRun | undefined> => {
       const h = await this.acquire(false);
       try {
-        return await this.readRun(h.fh, at, Math.min(at + READ_RUN_BYTES, size), true);
+        return await this.readRun(h.fh, at, runEnd, true);
       } finally {
         unuse(h);
       }
