@@ -24,6 +24,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { IbpClient, type DepotAddress } from '../framework/index.js';
 import { formatLoad, formatStore, formatWrite, keyRefOf, parseCapability, type Capability } from '../ibp/index.js';
 import { startDepotProcess, type DepotProcessHandle } from './lib/depot-process.js';
@@ -102,11 +103,16 @@ const BINS = (process.env['BENCH_ANVIL_BINS'] ?? '').split(',').filter((b) => b 
  * standard error and in `shape.clientNote`).
  */
 const KNOWN_CLIENTS = ['compiled', 'node'];
-const CLIENT_SETTING = process.env['BENCH_CLIENT'];
-const CLIENT_KINDS = (CLIENT_SETTING ?? KNOWN_CLIENTS.join(','))
-  .split(',')
-  .map((c) => c.trim())
-  .filter((c) => c !== '');
+/** BENCH_CLIENT as given, or undefined when unset or empty (the default). */
+const CLIENT_SETTING = process.env['BENCH_CLIENT']?.trim() || undefined;
+const CLIENT_KINDS = [
+  ...new Set(
+    (CLIENT_SETTING ?? KNOWN_CLIENTS.join(','))
+      .split(',')
+      .map((c) => c.trim())
+      .filter((c) => c !== ''),
+  ),
+];
 for (const c of CLIENT_KINDS)
   if (!KNOWN_CLIENTS.includes(c)) refuse(`BENCH_CLIENT: unknown client "${c}" (use ${KNOWN_CLIENTS.join(', ')})`);
 if (CLIENT_KINDS.length === 0) refuse(`BENCH_CLIENT names no client (use ${KNOWN_CLIENTS.join(', ')})`);
@@ -352,17 +358,26 @@ async function measured(
 let compiledClient: string | undefined;
 
 /**
- * Builds bench/native/ibp-bulk-client.cc into `dir` with the system's C++ compiler (`CXX`, else
- * c++ or g++); the failure's text when none builds it.
+ * Builds bench/native/ibp-bulk-client.cc into `dir` with the system's C++ compiler: `CXX` when set
+ * (a command with its own options, such as `ccache g++`, and nothing else), else c++ or g++. The
+ * failure's text when none builds it.
  */
 function buildCompiledClient(dir: string): string | { failure: string } {
-  const source = new URL('../../bench/native/ibp-bulk-client.cc', import.meta.url).pathname;
+  const source = fileURLToPath(new URL('../../bench/native/ibp-bulk-client.cc', import.meta.url));
   const out = join(dir, 'ibp-bulk-client');
-  let failure = 'no C++ compiler (set CXX, or install g++)';
-  for (const cxx of [process.env['CXX'], 'c++', 'g++'].filter((c): c is string => c !== undefined && c !== '')) {
-    const r = spawnSync(cxx, ['-O2', '-pthread', '-o', out, source], { encoding: 'utf8', timeout: 120_000 });
+  const cxx = process.env['CXX']?.trim();
+  const compilers = cxx ? [cxx.split(/\s+/)] : [['c++'], ['g++']];
+  let failure = cxx ? `CXX (${cxx}) is not there` : 'no C++ compiler (set CXX, or install g++)';
+  for (const [command, ...options] of compilers) {
+    const r = spawnSync(command!, [...options, '-O2', '-pthread', '-o', out, source], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     if (r.status === 0) return out;
-    if (r.error === undefined) failure = `${cxx} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`;
+    const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'ETIMEDOUT') failure = `${command} took longer than 120 s`;
+    else if (r.error === undefined)
+      failure = `${command} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`;
   }
   return { failure };
 }
@@ -382,8 +397,11 @@ async function compiledPhase(
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  // A client that stopped before reading its keys says why on stderr: the broken pipe is not the news.
+  child.stdin.on('error', () => undefined);
   child.stdin.end(`${keys.join('\n')}\n`);
-  const [code] = (await once(child, 'exit')) as [number | null];
+  // 'close', not 'exit': its output is complete only once its pipes are.
+  const [code] = (await once(child, 'close')) as [number | null];
   if (code !== 0) throw new Error(`compiled client (${mode}) failed: ${err.trim() || `exit ${String(code)}`}`);
   const r = JSON.parse(out) as { seconds: number; userS: number; sysS: number };
   return { seconds: r.seconds, clientCpuS: r.userS + r.sysS };
@@ -606,26 +624,29 @@ function settle(): void {
   spawnSync('sync', { stdio: 'ignore', timeout: 120_000 });
 }
 
+/** The clients that run: those asked for, less `compiled` when it cannot be built and was not asked for by name. */
+const clientKinds: string[] = [];
+let clientNote: string | undefined;
+// The compiled client is built before anything else exists: a refusal leaves nothing behind.
+const toolDir = mkdtempSync(join(tmpdir(), 'anvil-bench-client-'));
+if (CLIENT_KINDS.includes('compiled')) {
+  const built = buildCompiledClient(toolDir);
+  if (typeof built === 'string') compiledClient = built;
+  else if (CLIENT_SETTING !== undefined) {
+    rmSync(toolDir, { recursive: true, force: true });
+    refuse(`BENCH_CLIENT names compiled, which does not build: ${built.failure}`);
+  } else {
+    clientNote = `compiled client left out: ${built.failure}`;
+    process.stderr.write(`bench:depot: ${clientNote}\n`);
+  }
+}
+clientKinds.push(...CLIENT_KINDS.filter((c) => c !== 'compiled' || compiledClient !== undefined));
 const dataDir = mkdtempSync(join(tmpdir(), 'anvil-bench-'));
 const data = blocks(ALLOC_BYTES / BLOCK);
 const rows: Record<string, unknown>[] = [];
 const bins: (string | undefined)[] = BINS.length > 0 ? BINS : [undefined];
 const total = ALLOCATIONS * ALLOC_BYTES;
-/** The clients that run: those asked for, less `compiled` when it cannot be built and was not asked for by name. */
-const clientKinds: string[] = [];
-let clientNote: string | undefined;
-const toolDir = mkdtempSync(join(tmpdir(), 'anvil-bench-client-'));
 try {
-  if (CLIENT_KINDS.includes('compiled')) {
-    const built = buildCompiledClient(toolDir);
-    if (typeof built === 'string') compiledClient = built;
-    else if (CLIENT_SETTING !== undefined) refuse(`BENCH_CLIENT names compiled, which does not build: ${built.failure}`);
-    else {
-      clientNote = `compiled client left out: ${built.failure}`;
-      process.stderr.write(`bench:depot: ${clientNote}\n`);
-    }
-  }
-  clientKinds.push(...CLIENT_KINDS.filter((c) => c !== 'compiled' || compiledClient !== undefined));
   settle();
   for (const kind of KINDS) {
     const args = DEPOT_ARGS[kind];

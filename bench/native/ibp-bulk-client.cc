@@ -37,9 +37,11 @@
 
 namespace {
 
+// Stops the whole process from any thread (`exit` from several threads at once is undefined).
 [[noreturn]] void die(const std::string& message) {
   std::fprintf(stderr, "ibp-bulk-client: %s\n", message.c_str());
-  std::exit(1);
+  std::fflush(stderr);
+  _exit(1);
 }
 
 struct Settings {
@@ -149,7 +151,18 @@ std::vector<std::string> tokens(const std::string& line) {
 void expect_ok(const std::string& what, const std::string& line, long long count = -1) {
   const auto t = tokens(line);
   if (t.empty() || t[0] != "1") die(what + " refused: " + line);
-  if (count >= 0 && (t.size() < 2 || std::stoll(t[1]) != count)) die(what + " answered " + line);
+  if (count < 0) return;
+  char* end = nullptr;
+  const long long got = t.size() < 2 ? -1 : std::strtoll(t[1].c_str(), &end, 10);
+  if (t.size() < 2 || end == nullptr || *end != '\0' || got != count) die(what + " answered " + line);
+}
+
+// Formats a command line into `buf`; a line that does not fit stops the client.
+template <typename... A>
+size_t command(char (&buf)[512], const char* format, A... args) {
+  const int n = std::snprintf(buf, sizeof buf, format, args...);
+  if (n < 0 || static_cast<size_t>(n) >= sizeof buf) die("command line too long");
+  return static_cast<size_t>(n);
 }
 
 std::vector<unsigned char> block_bytes(size_t index, size_t n) {
@@ -208,8 +221,7 @@ int main(int argc, char** argv) {
         for (size_t k = 0; k < per_alloc; k++) {
           if (loading) {
             const size_t b = s.mode == "load" ? k : per_alloc - 1 - k;
-            std::snprintf(cmd, sizeof cmd, "1 8 %s %zu %zu 600\n", key, b * s.block, s.block);
-            c.send_all(cmd, std::strlen(cmd));
+            c.send_all(cmd, command(cmd, "1 8 %s %zu %zu 600\n", key, b * s.block, s.block));
             expect_ok("LOAD", c.line(), static_cast<long long>(s.block));
             unsigned char head[8] = {0};
             c.body(s.block, head);
@@ -221,11 +233,9 @@ int main(int argc, char** argv) {
             continue;
           }
           const size_t j = s.mode == "store" ? k : per_alloc - 1 - k;
-          if (s.mode == "store")
-            std::snprintf(cmd, sizeof cmd, "1 2 %s %zu 600\n", key, s.block);
-          else
-            std::snprintf(cmd, sizeof cmd, "1 13 %s %zu %zu 600\n", key, j * s.block, s.block);
-          c.send_all(cmd, std::strlen(cmd));
+          const size_t n = s.mode == "store" ? command(cmd, "1 2 %s %zu 600\n", key, s.block)
+                                             : command(cmd, "1 13 %s %zu %zu 600\n", key, j * s.block, s.block);
+          c.send_all(cmd, n);
           expect_ok("go-ahead", c.line());
           c.send_all(data[j].data(), s.block);
           expect_ok(s.mode == "store" ? "STORE" : "WRITE", c.line(), static_cast<long long>(s.block));

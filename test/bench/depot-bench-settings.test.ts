@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
@@ -26,6 +29,7 @@ describe('bench:depot refuses a bad setting before it starts anything', () => {
     [{ BENCH_WRITE_ORDER: 'backwards' }, 'BENCH_WRITE_ORDER must be one of append, reverse (got "backwards")'],
     [{ BENCH_READ_ORDER: 'backwards' }, 'BENCH_READ_ORDER must be one of ascending, descending (got "backwards")'],
     [{ BENCH_CLIENT: 'compiled,java' }, 'BENCH_CLIENT: unknown client "java" (use compiled, node)'],
+    [{ BENCH_CLIENT: 'compiled', CXX: '/nonexistent/c++' }, 'BENCH_CLIENT names compiled, which does not build: CXX'],
     // Asked for by name, a client that cannot be built stops the bench (no compiler on the PATH).
     [
       { BENCH_CLIENT: 'compiled', PATH: '/nonexistent', CXX: '' },
@@ -37,11 +41,18 @@ describe('bench:depot refuses a bad setting before it starts anything', () => {
         .map(([k, v]) => `${k}=${v}`)
         .join(' '),
       async () => {
-        const r = await bench(env);
-        expect(r.code).toBe(2);
-        expect(r.stderr).toContain(`bench:depot: ${message}`);
-        expect(r.stderr).not.toContain('    at '); // no stack trace
-        expect(r.stdout).toBe(''); // nothing measured
+        // Its own temporary directory: a refused run leaves nothing in it.
+        const tmp = mkdtempSync(join(tmpdir(), 'bench-refuse-'));
+        try {
+          const r = await bench({ ...env, TMPDIR: tmp });
+          expect(r.code).toBe(2);
+          expect(r.stderr).toContain(`bench:depot: ${message}`);
+          expect(r.stderr).not.toContain('    at '); // no stack trace
+          expect(r.stdout).toBe(''); // nothing measured
+          expect(readdirSync(tmp)).toEqual([]);
+        } finally {
+          rmSync(tmp, { recursive: true, force: true });
+        }
       },
     );
   }
