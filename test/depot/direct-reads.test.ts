@@ -185,21 +185,6 @@ describe('DirectSocket: an accepted socket read into memory its reader picks', (
   });
 });
 
-/** A sink that holds each chunk (as a socket queues a reply behind a slow reader) until `let`. */
-function held(): { hold(c: Buffer): Promise<void>; bytes(): Buffer; let(): void } {
-  const chunks: Buffer[] = [];
-  let open!: () => void;
-  const gate = new Promise<void>((r) => (open = r));
-  return {
-    hold: (c) => {
-      chunks.push(c);
-      return gate;
-    },
-    bytes: () => Buffer.concat(chunks),
-    let: () => open(),
-  };
-}
-
 describe('memory segments offer their memory to a body read in place', () => {
   beforeEach(() => segmentPool.clear());
 
@@ -235,87 +220,6 @@ describe('memory segments offer their memory to a body read in place', () => {
     await d.read(0, owner.size, (c) => void again.push(Buffer.from(c)));
     expect(Buffer.concat(again).equals(body)).toBe(true);
     expect(segmentPool.pinnedCount).toBe(0);
-  });
-
-  it('below the size, a reader that comes while a span is out gets the bytes of its moment, not a view the read may change', async () => {
-    const owner = { size: 0, maxSize: 2 * SEGMENT_BYTES };
-    const d = new MemoryData(owner);
-    const first = await d.openWriter(0, 4096);
-    first.write(Buffer.alloc(4096, 1));
-    await first.finish(4096);
-    owner.size = 4096;
-    const w = (await d.openWriter(0, 4096)) as SpanWriter;
-    const span = w.span(4096)!;
-    // A LOAD whose reply waits behind a slow socket (its sink holds the chunk), and an NFU pin.
-    const slow = held();
-    const load = d.read(0, 4096, (c) => slow.hold(c), { sinkReleases: true });
-    const pinned = d.pin(0, 4096);
-    span.fill(2); // the socket read lands
-    w.landed(4096);
-    await w.finish(4096);
-    const loadKept = slow.bytes().equals(Buffer.alloc(4096, 1));
-    const pinKept = Buffer.from(pinned.pieces[0]!.bytes).equals(Buffer.alloc(4096, 1));
-    slow.let();
-    await load;
-    pinned.release();
-    expect(loadKept).toBe(true);
-    expect(pinKept).toBe(true);
-    const now: Buffer[] = [];
-    await d.read(0, 4096, (c) => void now.push(Buffer.from(c)));
-    expect(Buffer.concat(now).equals(Buffer.alloc(4096, 2))).toBe(true);
-    expect(segmentPool.pinnedCount).toBe(0);
-  });
-
-  it('below the size, a TRUNCATE while a span is out: readers of the segment that replaced it keep their bytes when the read lands', async () => {
-    const owner = { size: 0, maxSize: 2 * SEGMENT_BYTES };
-    const d = new MemoryData(owner);
-    const first = await d.openWriter(0, 8192);
-    first.write(Buffer.alloc(8192, 1));
-    await first.finish(8192);
-    owner.size = 8192;
-    const w = (await d.openWriter(0, 8192)) as SpanWriter;
-    const span = w.span(8192)!;
-    // The span's pin makes the TRUNCATE's zeroing copy the segment: readers now find the copy.
-    await d.truncate(4096, 2 * SEGMENT_BYTES);
-    owner.size = 4096;
-    const pinned = d.pin(0, 4096);
-    const slow = held();
-    const load = d.read(0, 4096, (c) => slow.hold(c), { sinkReleases: true });
-    span.fill(2);
-    w.landed(8192);
-    const pinKept = Buffer.from(pinned.pieces[0]!.bytes).equals(Buffer.alloc(4096, 1));
-    const loadKept = slow.bytes().equals(Buffer.alloc(4096, 1));
-    slow.let();
-    await load;
-    pinned.release();
-    await w.finish(8192);
-    expect(pinKept).toBe(true);
-    expect(loadKept).toBe(true);
-    owner.size = 8192;
-    const now: Buffer[] = [];
-    await d.read(0, 8192, (c) => void now.push(Buffer.from(c)));
-    expect(Buffer.concat(now).equals(Buffer.alloc(8192, 2))).toBe(true);
-    expect(segmentPool.pinnedCount).toBe(0);
-  });
-
-  it('below the size, a span over a segment a reader holds pinned goes to a copy: the reader keeps its bytes', async () => {
-    const owner = { size: 0, maxSize: 2 * SEGMENT_BYTES };
-    const d = new MemoryData(owner);
-    const first = await d.openWriter(0, 4096);
-    first.write(Buffer.alloc(4096, 1));
-    await first.finish(4096);
-    owner.size = 4096;
-    const pinned = d.pin(0, 4096);
-    const w = (await d.openWriter(0, 4096)) as SpanWriter;
-    const span = w.span(4096)!;
-    span.fill(3);
-    w.landed(4096);
-    await w.finish(4096);
-    expect(Buffer.from(pinned.pieces[0]!.bytes).equals(Buffer.alloc(4096, 1))).toBe(true);
-    pinned.release();
-    const now: Buffer[] = [];
-    await d.read(0, 4096, (c) => void now.push(Buffer.from(c)));
-    expect(Buffer.concat(now).equals(Buffer.alloc(4096, 3))).toBe(true);
   });
 
   it('a segment freed while a span is out is not given to another allocation before its bytes land', async () => {

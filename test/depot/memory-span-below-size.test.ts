@@ -24,12 +24,92 @@ async function filled(size: number, fill: number): Promise<{ d: MemoryData; owne
   return { d, owner };
 }
 
+/** A sink that holds each chunk (as a socket queues a reply behind a slow reader) until `let`. */
+function held(): { hold(c: Buffer): Promise<void>; bytes(): Buffer; let(): void } {
+  const chunks: Buffer[] = [];
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  return {
+    hold: (c) => {
+      chunks.push(c);
+      return gate;
+    },
+    bytes: () => Buffer.concat(chunks),
+    let: () => open(),
+  };
+}
+
+/**
+ * What a LOAD (its reply held behind a slow socket) and an NFU pin of `[0, n)`, both taken now, still
+ * hold once `act` has run; both are let go before this resolves.
+ */
+async function keptAcross(d: MemoryData, n: number, act: () => Promise<void>): Promise<{ load: Buffer; pin: Buffer }> {
+  const slow = held();
+  const load = d.read(0, n, (c) => slow.hold(c), { sinkReleases: true });
+  const pinned = d.pin(0, n);
+  try {
+    await act();
+    return { load: slow.bytes(), pin: Buffer.from(pinned.pieces[0]!.bytes) };
+  } finally {
+    slow.let();
+    await load;
+    pinned.release();
+  }
+}
+
 /**
  * A WRITE below a memory allocation's size is read straight into its segment (a span): a DELETE,
  * a short read or an abort meanwhile leave the allocation and the pool as a write through copies would.
  */
 describe('memory spans below the size', () => {
   beforeEach(() => segmentPool.clear());
+
+  it('a reader that comes while a span is out gets the bytes of its moment, not a view the read may change', async () => {
+    const { d } = await filled(4096, 1);
+    const w = (await d.openWriter(0, 4096)) as SpanWriter;
+    const span = w.span(4096)!;
+    const kept = await keptAcross(d, 4096, async () => {
+      span.fill(2); // the socket read lands
+      w.landed(4096);
+      await w.finish(4096);
+    });
+    expect(kept.load.equals(Buffer.alloc(4096, 1))).toBe(true);
+    expect(kept.pin.equals(Buffer.alloc(4096, 1))).toBe(true);
+    expect((await readAll(d, 0, 4096)).equals(Buffer.alloc(4096, 2))).toBe(true);
+    expect(segmentPool.pinnedCount).toBe(0);
+  });
+
+  it('a TRUNCATE while a span is out: readers of the segment that replaced it keep their bytes when the read lands', async () => {
+    const { d, owner } = await filled(8192, 1);
+    const w = (await d.openWriter(0, 8192)) as SpanWriter;
+    const span = w.span(8192)!;
+    // The span's pin makes the TRUNCATE's zeroing copy the segment: readers now find the copy.
+    await d.truncate(4096, 2 * SEGMENT_BYTES);
+    owner.size = 4096;
+    const kept = await keptAcross(d, 4096, async () => {
+      span.fill(2);
+      w.landed(8192);
+    });
+    await w.finish(8192);
+    expect(kept.pin.equals(Buffer.alloc(4096, 1))).toBe(true);
+    expect(kept.load.equals(Buffer.alloc(4096, 1))).toBe(true);
+    owner.size = 8192;
+    expect((await readAll(d, 0, 8192)).equals(Buffer.alloc(8192, 2))).toBe(true);
+    expect(segmentPool.pinnedCount).toBe(0);
+  });
+
+  it('a span over a segment a reader holds pinned goes to a copy: the reader keeps its bytes', async () => {
+    const { d } = await filled(4096, 1);
+    const pinned = d.pin(0, 4096);
+    const w = (await d.openWriter(0, 4096)) as SpanWriter;
+    const span = w.span(4096)!;
+    span.fill(3);
+    w.landed(4096);
+    await w.finish(4096);
+    expect(Buffer.from(pinned.pieces[0]!.bytes).equals(Buffer.alloc(4096, 1))).toBe(true);
+    pinned.release();
+    expect((await readAll(d, 0, 4096)).equals(Buffer.alloc(4096, 3))).toBe(true);
+  });
 
   it('a DELETE while a span below the size is out: the segment is pooled only once the read lands, nothing stays pinned', async () => {
     const { d } = await filled(4096, 1);
