@@ -1,5 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MemoryData, SEGMENT_BYTES, segmentPool } from '../../depot/resources/memory-data.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { formatCapability } from '../../ibp/index.js';
 import { RawSession, keyOf, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 import { pattern } from '../helpers/patterns.js';
@@ -94,34 +93,5 @@ describe('memory resource: WRITEs that fill holes', () => {
     s.end();
     const expected = Buffer.concat([Buffer.alloc(4 * MiB), body]);
     expect(Buffer.from(await d.client.load(caps.read, 0, expected.length)).equals(expected)).toBe(true);
-  });
-});
-
-describe('memory hole segments taken from the pool', () => {
-  beforeEach(() => segmentPool.clear());
-
-  it('a WRITE inside a hole leaves zeros around its bytes, in a segment that held a deleted allocation', async () => {
-    // A deleted allocation's segments go to the pool holding its bytes.
-    const gone = new MemoryData({ size: 0, maxSize: 2 * SEGMENT_BYTES });
-    const w0 = await gone.openWriter(0, 2 * SEGMENT_BYTES);
-    w0.write(Buffer.alloc(2 * SEGMENT_BYTES, 0xee));
-    await w0.finish(2 * SEGMENT_BYTES);
-    await gone.release();
-    const owner = { size: 0, maxSize: 2 * SEGMENT_BYTES };
-    const d = new MemoryData(owner);
-    // Past the end first, in the second segment: the first one is a hole below the size.
-    const far = await d.openWriter(SEGMENT_BYTES + 1000, 1000);
-    far.write(pattern(1000, 1));
-    await far.finish(1000);
-    owner.size = SEGMENT_BYTES + 2000;
-    const inside = await d.openWriter(1000, 1000);
-    inside.write(pattern(1000, 2));
-    await inside.finish(1000);
-    const got: Buffer[] = [];
-    await d.read(0, owner.size, (c) => void got.push(Buffer.from(c)));
-    const want = Buffer.alloc(owner.size);
-    pattern(1000, 2).copy(want, 1000);
-    pattern(1000, 1).copy(want, SEGMENT_BYTES + 1000);
-    expect(Buffer.concat(got).equals(want)).toBe(true);
   });
 });
