@@ -233,8 +233,9 @@ export class MemoryData implements AllocationData {
   private released = false;
   /**
    * Attached segments a writer has lent to a socket read below the size (at most one at a time: the
-   * core runs writers and TRUNCATE under the allocation's write lock). The read lands whenever the socket delivers, so a reader that
-   * comes meanwhile copies the bytes of its moment instead of holding a view of them.
+   * core runs writers and TRUNCATE under the allocation's write lock). The read lands whenever the
+   * socket delivers, so a reader that comes meanwhile copies the bytes of its moment instead of
+   * holding a view of them.
    */
   private readonly receiving = new Set<Buffer>();
 
