@@ -8,13 +8,11 @@
 //
 // MODE: `store` (STORE, blocks in order), `reverse` (WRITE at each block's offset, last block
 // first), `load` (LOAD, blocks in order; each block's stamp is checked) or `load-reverse` (LOAD,
-// last block first). Standard input holds one
-// line per allocation: the capability's key tokens as the command line carries them
-// (`RID#KEY WRMKEY`). Block i holds its index as a little-endian double, then the byte (i * 37) & 255,
-// as the TypeScript client writes it. Prints one JSON line: the phase's seconds (from the moment
-// every connection is open) and the client's own CPU seconds over the same span. Any refusal or short reply stops it
-// with a message and exit status 1.
-#include <arpa/inet.h>
+// last block first). Standard input holds one line per allocation: the capability's key tokens as
+// the command line carries them (`RID#KEY WRMKEY`). Block i holds its index as a little-endian
+// double, then the byte (i * 37) & 255, as the TypeScript client writes it. Prints one JSON line:
+// the phase's seconds (from the moment every connection is open) and the client's own CPU seconds
+// over the same span. Any refusal or short reply stops it with a message and exit status 1.
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,7 +20,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
