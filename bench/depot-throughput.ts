@@ -20,14 +20,14 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IbpClient, type DepotAddress } from '../framework/index.js';
 import { formatLoad, formatStore, formatWrite, keyRefOf, parseCapability, type Capability } from '../ibp/index.js';
-import { startDepotProcess, type DepotProcessHandle } from './lib/depot-process.js';
+import { killChildren, startDepotProcess, tracked, type DepotProcessHandle } from './lib/depot-process.js';
 
 /** Stops the bench before anything runs: a bad setting named, no stack trace. */
 function refuse(message: string): never {
@@ -51,10 +51,14 @@ const BLOCK_KB = whole('BLOCK_KB', 1024, 1);
 const ROUNDS = whole('ROUNDS', 3, 1);
 const ROW_SECONDS = whole('ROW_SECONDS', 3, 1);
 const KNOWN_KINDS = ['memory', 'disk-fast', 'disk-safe'];
-const KINDS = (process.env['BENCH_KINDS'] ?? KNOWN_KINDS.join(','))
-  .split(',')
-  .map((k) => k.trim())
-  .filter((k) => k !== '');
+const KINDS = [
+  ...new Set(
+    (process.env['BENCH_KINDS']?.trim() || KNOWN_KINDS.join(','))
+      .split(',')
+      .map((k) => k.trim())
+      .filter((k) => k !== ''),
+  ),
+];
 for (const kind of KINDS)
   if (!KNOWN_KINDS.includes(kind)) refuse(`BENCH_KINDS: unknown kind "${kind}" (use ${KNOWN_KINDS.join(', ')})`);
 if (KINDS.length === 0) refuse(`BENCH_KINDS names no kind (use ${KNOWN_KINDS.join(', ')})`);
@@ -62,7 +66,9 @@ if ((ALLOCATION_MB * 1024) % BLOCK_KB !== 0)
   refuse(
     `BENCH_BLOCK_KB (${BLOCK_KB}) must divide the allocation (BENCH_ALLOCATION_MB ${ALLOCATION_MB} = ${ALLOCATION_MB * 1024} KiB)`,
   );
-const SMALL = process.env['BENCH_SMALL'] !== '0';
+const SMALL_SETTING = (process.env['BENCH_SMALL'] ?? '').trim();
+if (!['', '0', '1'].includes(SMALL_SETTING)) refuse(`BENCH_SMALL must be 0 or 1 (got "${SMALL_SETTING}")`);
+const SMALL = SMALL_SETTING !== '0';
 /**
  * How the bulk phase writes: `append` (default) STOREs each allocation's blocks in order; `reverse`
  * WRITEs them at their offsets, last block first, as the peer's own perf client (ibp_perf) does: its
@@ -94,7 +100,11 @@ const PAUSE_MS = whole('PAUSE_MS', 0, 0);
 /** Extra node flags for the depot process (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
 const DEPOT_NODE_ARGS = (process.env['BENCH_DEPOT_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
 /** Launchers to compare (default: this build's). */
-const BINS = (process.env['BENCH_ANVIL_BINS'] ?? '').split(',').filter((b) => b !== '');
+const BINS = (process.env['BENCH_ANVIL_BINS'] ?? '')
+  .split(',')
+  .map((b) => b.trim())
+  .filter((b) => b !== '');
+for (const bin of BINS) if (!existsSync(bin)) refuse(`BENCH_ANVIL_BINS: no launcher at ${bin}`);
 /**
  * The bulk clients, each against depots of its own: `compiled` (bench/native/ibp-bulk-client.cc,
  * built here with the system's C++ compiler: threads and blocking sockets, the shape and CPU cost of
@@ -367,7 +377,7 @@ function buildCompiledClient(dir: string): string | { failure: string } {
   const out = join(dir, 'ibp-bulk-client');
   const cxx = process.env['CXX']?.trim();
   const compilers = cxx ? [cxx.split(/\s+/)] : [['c++'], ['g++']];
-  let failure = cxx ? `CXX (${cxx}) is not there` : 'no C++ compiler (set CXX, or install g++)';
+  let failure = 'no C++ compiler (set CXX, or install g++)';
   for (const [command, ...options] of compilers) {
     const r = spawnSync(command!, [...options, '-O2', '-pthread', '-o', out, source], {
       encoding: 'utf8',
@@ -375,9 +385,14 @@ function buildCompiledClient(dir: string): string | { failure: string } {
     });
     if (r.status === 0) return out;
     const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
-    if (code === 'ETIMEDOUT') failure = `${command} took longer than 120 s`;
-    else if (r.error === undefined)
-      failure = `${command} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`;
+    const named = cxx ? `CXX (${cxx}): ${command}` : command!;
+    if (code === 'ETIMEDOUT') failure = `${named} took longer than 120 s`;
+    else if (code === 'ENOENT' && cxx) failure = `${named} is not there`;
+    else if (r.error === undefined) {
+      const said = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ');
+      const how = r.status === null ? `signal ${String(r.signal)}` : `exit ${r.status}`;
+      failure = `${named} failed (${how})${said ? `: ${said}` : ''}`;
+    }
   }
   return { failure };
 }
@@ -392,7 +407,7 @@ async function compiledPhase(
   keys: string[],
 ): Promise<OwnFigures> {
   const args = [addr.host, String(addr.port), mode, String(CLIENTS), String(BLOCK), String(ALLOC_BYTES)];
-  const child = spawn(compiledClient!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = tracked(spawn(compiledClient!, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -524,7 +539,7 @@ async function rawSocket(bytes: number, block: Buffer): Promise<BulkFigures> {
     });
     server.listen(0, '127.0.0.1', () => process.stdout.write(String(server.address().port) + '\\n'));
   `;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = tracked(spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }));
   const [portLine] = (await once(child.stdout, 'data')) as [Buffer];
   const port = Number(portLine.toString().trim());
   try {
@@ -642,6 +657,19 @@ if (CLIENT_KINDS.includes('compiled')) {
 }
 clientKinds.push(...CLIENT_KINDS.filter((c) => c !== 'compiled' || compiledClient !== undefined));
 const dataDir = mkdtempSync(join(tmpdir(), 'anvil-bench-'));
+// Interrupted (Ctrl-C, a kill), the bench stops its depots and helpers and removes what it made.
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
+  process.once(signal, () => {
+    killChildren();
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(toolDir, { recursive: true, force: true });
+    process.stderr.write(`bench:depot: stopped by ${signal}\n`);
+    process.exit(code);
+  });
+}
 const data = blocks(ALLOC_BYTES / BLOCK);
 const rows: Record<string, unknown>[] = [];
 const bins: (string | undefined)[] = BINS.length > 0 ? BINS : [undefined];

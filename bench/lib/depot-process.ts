@@ -1,9 +1,25 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { appendFileSync, readFileSync } from 'node:fs';
 import type { DepotAddress } from '../../framework/index.js';
 
 const BIN = new URL('../../../bin/anvil.js', import.meta.url).pathname;
+
+/** Child processes of the bench still running (depots, helpers), for {@link killChildren}. */
+const children = new Set<ChildProcess>();
+
+/** Counts `child` among the bench's children until it exits; returns it. */
+export function tracked<C extends ChildProcess>(child: C): C {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** Kills every child still running at once (the bench was interrupted): none outlives it. */
+export function killChildren(): void {
+  for (const c of children) c.kill('SIGKILL');
+  children.clear();
+}
 
 /** A depot child process: its address, its pid, and how to stop it. */
 export interface DepotProcessHandle {
@@ -25,12 +41,10 @@ export async function startDepotProcess(
   nodeArgs: readonly string[] = [],
   bin: string = BIN,
 ): Promise<DepotProcessHandle> {
-  const child = spawn(
-    process.execPath,
-    [...nodeArgs, bin, 'depot', '--port', '0', '--capacity', '2GiB', '--log-level', 'warn', ...extra],
-    {
+  const child = tracked(
+    spawn(process.execPath, [...nodeArgs, bin, 'depot', '--port', '0', '--capacity', '2GiB', '--log-level', 'warn', ...extra], {
       stdio: ['ignore', 'pipe', 'inherit'],
-    },
+    }),
   );
   let out = '';
   // BENCH_DEPOT_STDOUT: a file that also gets the depot's standard output (e.g. with `--trace-gc`).

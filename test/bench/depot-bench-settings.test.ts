@@ -1,5 +1,6 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -28,8 +29,17 @@ describe('bench:depot refuses a bad setting before it starts anything', () => {
     [{ BENCH_BLOCK_KB: '1000' }, 'BENCH_BLOCK_KB (1000) must divide the allocation'],
     [{ BENCH_WRITE_ORDER: 'backwards' }, 'BENCH_WRITE_ORDER must be one of append, reverse (got "backwards")'],
     [{ BENCH_READ_ORDER: 'backwards' }, 'BENCH_READ_ORDER must be one of ascending, descending (got "backwards")'],
+    [{ BENCH_SMALL: 'false' }, 'BENCH_SMALL must be 0 or 1 (got "false")'],
+    [{ BENCH_ANVIL_BINS: '/nonexistent/anvil.js' }, 'BENCH_ANVIL_BINS: no launcher at /nonexistent/anvil.js'],
+    [
+      { BENCH_CLIENT: 'compiled', CXX: 'false' },
+      'BENCH_CLIENT names compiled, which does not build: CXX (false): false failed (exit 1)',
+    ],
     [{ BENCH_CLIENT: 'compiled,java' }, 'BENCH_CLIENT: unknown client "java" (use compiled, node)'],
-    [{ BENCH_CLIENT: 'compiled', CXX: '/nonexistent/c++' }, 'BENCH_CLIENT names compiled, which does not build: CXX'],
+    [
+      { BENCH_CLIENT: 'compiled', CXX: '/nonexistent/c++ -O1' },
+      'BENCH_CLIENT names compiled, which does not build: CXX (/nonexistent/c++ -O1): /nonexistent/c++ is not there',
+    ],
     // Asked for by name, a client that cannot be built stops the bench (no compiler on the PATH).
     [
       { BENCH_CLIENT: 'compiled', PATH: '/nonexistent', CXX: '' },
@@ -103,4 +113,46 @@ describe('bench:depot bulk clients', () => {
     expect(r.stderr).toContain('bench:depot: compiled client left out');
     expect(out.rows.map((row) => row.client)).toEqual(['node']);
   }, 150_000);
+});
+
+describe('bench:depot interrupted', () => {
+  it('stops its depots and removes what it made on SIGINT', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'bench-interrupt-'));
+    try {
+      const child = spawn(process.execPath, [BENCH], {
+        env: { ...process.env, ...TINY, BENCH_KINDS: 'disk-fast', BENCH_ROUNDS: '200', BENCH_CLIENT: 'node', TMPDIR: tmp },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let err = '';
+      const firstRow = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no round finished in 60 s: ${err}`)), 60_000);
+        child.stderr.on('data', (d: Buffer) => {
+          err += d.toString();
+          if (err.includes('"name":"bulk:disk-fast"')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      await firstRow;
+      child.kill('SIGINT');
+      const [code] = (await once(child, 'exit')) as [number | null];
+      expect(code).toBe(130);
+      expect(err).toContain('bench:depot: stopped by SIGINT');
+      expect(readdirSync(tmp)).toEqual([]);
+      // No process it started (its depot runs on a directory under `tmp`) is left.
+      const left = readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return readFileSync(`/proc/${p}/cmdline`, 'latin1').includes(tmp);
+          } catch {
+            return false;
+          }
+        });
+      expect(left).toEqual([]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
