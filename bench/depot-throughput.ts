@@ -50,18 +50,20 @@ const ALLOCATION_MB = whole('ALLOCATION_MB', 64, 1);
 const BLOCK_KB = whole('BLOCK_KB', 1024, 1);
 const ROUNDS = whole('ROUNDS', 3, 1);
 const ROW_SECONDS = whole('ROW_SECONDS', 3, 1);
+/**
+ * The names listed in `BENCH_<name>` (comma-separated, each once, in order), each one of `known`;
+ * all of `known` when it is unset or empty. `what` names one in messages.
+ */
+function names(name: string, known: readonly string[], what: string): string[] {
+  const text = process.env[`BENCH_${name}`]?.trim() || known.join(',');
+  const listed = [...new Set(text.split(',').map((k) => k.trim()))].filter((k) => k !== '');
+  for (const k of listed) if (!known.includes(k)) refuse(`BENCH_${name}: unknown ${what} "${k}" (use ${known.join(', ')})`);
+  if (listed.length === 0) refuse(`BENCH_${name} names no ${what} (use ${known.join(', ')})`);
+  return listed;
+}
+
 const KNOWN_KINDS = ['memory', 'disk-fast', 'disk-safe'];
-const KINDS = [
-  ...new Set(
-    (process.env['BENCH_KINDS']?.trim() || KNOWN_KINDS.join(','))
-      .split(',')
-      .map((k) => k.trim())
-      .filter((k) => k !== ''),
-  ),
-];
-for (const kind of KINDS)
-  if (!KNOWN_KINDS.includes(kind)) refuse(`BENCH_KINDS: unknown kind "${kind}" (use ${KNOWN_KINDS.join(', ')})`);
-if (KINDS.length === 0) refuse(`BENCH_KINDS names no kind (use ${KNOWN_KINDS.join(', ')})`);
+const KINDS = names('KINDS', KNOWN_KINDS, 'kind');
 if ((ALLOCATION_MB * 1024) % BLOCK_KB !== 0)
   refuse(
     `BENCH_BLOCK_KB (${BLOCK_KB}) must divide the allocation (BENCH_ALLOCATION_MB ${ALLOCATION_MB} = ${ALLOCATION_MB * 1024} KiB)`,
@@ -115,17 +117,7 @@ for (const bin of BINS) if (!existsSync(bin)) refuse(`BENCH_ANVIL_BINS: no launc
 const KNOWN_CLIENTS = ['compiled', 'node'];
 /** BENCH_CLIENT as given, or undefined when unset or empty (the default). */
 const CLIENT_SETTING = process.env['BENCH_CLIENT']?.trim() || undefined;
-const CLIENT_KINDS = [
-  ...new Set(
-    (CLIENT_SETTING ?? KNOWN_CLIENTS.join(','))
-      .split(',')
-      .map((c) => c.trim())
-      .filter((c) => c !== ''),
-  ),
-];
-for (const c of CLIENT_KINDS)
-  if (!KNOWN_CLIENTS.includes(c)) refuse(`BENCH_CLIENT: unknown client "${c}" (use ${KNOWN_CLIENTS.join(', ')})`);
-if (CLIENT_KINDS.length === 0) refuse(`BENCH_CLIENT names no client (use ${KNOWN_CLIENTS.join(', ')})`);
+const CLIENT_KINDS = names('CLIENT', KNOWN_CLIENTS, 'client');
 
 const BLOCK = BLOCK_KB * 1024;
 const ALLOC_BYTES = ALLOCATION_MB * 1024 * 1024;
