@@ -62,6 +62,13 @@ function names(name: string, known: readonly string[], what: string): string[] {
   return listed;
 }
 
+/** One of `options` from `BENCH_<name>` (the first when unset or empty); anything else stops the bench. */
+function choice(name: string, options: readonly string[]): string {
+  const value = process.env[`BENCH_${name}`]?.trim() || options[0]!;
+  if (!options.includes(value)) refuse(`BENCH_${name} must be one of ${options.join(', ')} (got "${value}")`);
+  return value;
+}
+
 const KNOWN_KINDS = ['memory', 'disk-fast', 'disk-safe'];
 const KINDS = names('KINDS', KNOWN_KINDS, 'kind');
 if ((ALLOCATION_MB * 1024) % BLOCK_KB !== 0)
@@ -76,17 +83,12 @@ const SMALL = SMALL_SETTING !== '0';
  * WRITEs them at their offsets, last block first, as the peer's own perf client (ibp_perf) does: its
  * first write leaves a hole that every later one fills.
  */
-const WRITE_ORDERS = ['append', 'reverse'];
-const WRITE_ORDER = (process.env['BENCH_WRITE_ORDER'] ?? 'append').trim() || 'append';
-if (!WRITE_ORDERS.includes(WRITE_ORDER))
-  refuse(`BENCH_WRITE_ORDER must be one of ${WRITE_ORDERS.join(', ')} (got "${WRITE_ORDER}")`);
+const WRITE_ORDER = choice('WRITE_ORDER', ['append', 'reverse']);
 /**
  * How the read phase goes through each allocation: `ascending` (default) or `descending`, last block
  * first, as ibp_perf reads (a depot that reads ahead only for ascending LOADs gets nothing from it).
  */
-const READ_ORDERS = ['ascending', 'descending'];
-const READ_ORDER = (process.env['BENCH_READ_ORDER'] ?? 'ascending').trim() || 'ascending';
-if (!READ_ORDERS.includes(READ_ORDER)) refuse(`BENCH_READ_ORDER must be one of ${READ_ORDERS.join(', ')} (got "${READ_ORDER}")`);
+const READ_ORDER = choice('READ_ORDER', ['ascending', 'descending']);
 /**
  * Read passes over the same data in each round (default 1). The first pass is `readMBps`; later ones
  * go to `rereads`, and show how the depot's cost per byte falls as its process warms up (its code is

@@ -23,6 +23,21 @@ async function onlyFile(dir: string): Promise<string> {
   return files[0]!;
 }
 
+/**
+ * A new allocation of `size` bytes with 1000 bytes written at `at`: every block below it is a hole.
+ * `expected` is what it holds (zeros, then those bytes).
+ */
+async function holed(
+  t: TestDepot,
+  size: number,
+  at: number,
+): Promise<{ caps: Awaited<ReturnType<TestDepot['client']['allocate']>>; expected: Buffer }> {
+  const caps = await t.client.allocate(t, { size, durationSec: 600 });
+  const tail = Buffer.alloc(1000, 7);
+  expect(await tryWrite(t, caps, at, tail)).toBe('ok');
+  return { caps, expected: Buffer.concat([Buffer.alloc(at), tail]) };
+}
+
 async function until(cond: () => Promise<boolean>, ms = 5_000): Promise<void> {
   for (const deadline = Date.now() + ms; !(await cond());) {
     if (Date.now() > deadline) throw new Error('timed out');
@@ -99,13 +114,10 @@ describe('disk resource: WRITEs that fill holes', () => {
   it('a WRITE inside holes that is not whole blocks takes no journal: the rest of its blocks reads as zeros', async () => {
     const d = await depot('safe');
     const t = d.t();
-    const caps = await t.client.allocate(t, { size: 4 * MiB, durationSec: 600 });
-    const tail = Buffer.alloc(1000, 7);
-    expect(await tryWrite(t, caps, 3 * MiB, tail)).toBe('ok');
+    const { caps, expected } = await holed(t, 4 * MiB, 3 * MiB);
     const bytes = pattern(100_000, 8);
     expect(await tryWrite(t, caps, 12_345, bytes)).toBe('ok');
     expect(existsSync(`${await onlyFile(d.dir)}.redo`)).toBe(false);
-    const expected = Buffer.concat([Buffer.alloc(3 * MiB), tail]);
     bytes.copy(expected, 12_345);
     expect(Buffer.from(await t.client.load(caps.read, 0, expected.length)).equals(expected)).toBe(true);
     const t2 = await d.restart();
@@ -115,9 +127,7 @@ describe('disk resource: WRITEs that fill holes', () => {
   it('bytes a hole-filling WRITE left in the file before its client went are never served: not by a LOAD, a later partial WRITE, a TRUNCATE into them or an append after that', async () => {
     const d = await depot('fast');
     const t = d.t();
-    const caps = await t.client.allocate(t, { size: 4 * MiB, durationSec: 600 });
-    const tail = Buffer.alloc(1000, 7);
-    expect(await tryWrite(t, caps, 3 * MiB, tail)).toBe('ok'); // blocks below 3 MiB are holes
+    const { caps, expected } = await holed(t, 4 * MiB, 3 * MiB); // blocks below 3 MiB are holes
     const file = await onlyFile(d.dir);
 
     // A 2 MiB WRITE of whole hole blocks at 1 MiB: the first 1.5 MiB of its body, then the client goes.
@@ -133,7 +143,6 @@ describe('disk resource: WRITEs that fill holes', () => {
     await until(fileHas);
     s.socket.destroy();
     // The allocation is free again once the aborted WRITE is over: a LOAD is served.
-    const expected = Buffer.concat([Buffer.alloc(3 * MiB), tail]);
     await until(async () => {
       const got = await t.client.load(caps.read, 0, expected.length).catch(() => undefined);
       return got !== undefined;
@@ -173,10 +182,7 @@ describe('disk resource: WRITEs that fill holes', () => {
   it('--fsync safe: a hole-filling WRITE whose commit is refused (its WAL sync fails) leaves zeros there, before and after a restart', async () => {
     const d = await depot('safe');
     const t = d.t();
-    const caps = await t.client.allocate(t, { size: 2 * MiB, durationSec: 600 });
-    const tail = Buffer.alloc(1000, 7);
-    expect(await tryWrite(t, caps, MiB + 500_000, tail)).toBe('ok');
-    const expected = Buffer.concat([Buffer.alloc(MiB + 500_000), tail]);
+    const { caps, expected } = await holed(t, 2 * MiB, MiB + 500_000);
 
     failWalSyncs(1);
     expect(await tryWrite(t, caps, 0, Buffer.alloc(MiB, 0x33))).not.toBe('ok');

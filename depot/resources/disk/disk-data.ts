@@ -820,13 +820,21 @@ export class DiskData implements AllocationData {
   }
 
   /**
-   * Makes the holes `blocks` blocks of zeros: zeros written over whatever their file holds (a
-   * write that never reached its commit may have left bytes there) and made durable under `safe`
-   * (see {@link writeZeros}), and only then their checksums recorded. Through `fh`.
+   * Makes the holes `blocks` blocks of zeros through `fh`: zeros written over whatever their file
+   * holds (a write that never reached its commit may have left bytes there), cut at the size and
+   * made durable under `safe`, and only then their checksums recorded.
    */
   private async fillWithZeros(fh: FileHandle, blocks: readonly number[]): Promise<void> {
-    if (blocks.length === 0) return;
-    const rows = await this.writeZeros(fh, blocks);
+    const size = this.owner.size;
+    const rows = new Map<number, number>();
+    for (const b of blocks) {
+      const n = Math.min(BLOCK_BYTES, size - b * BLOCK_BYTES);
+      if (n <= 0) continue; // cut off by a TRUNCATE meanwhile
+      await this.writeZerosAt(fh, b * BLOCK_BYTES, b * BLOCK_BYTES + n);
+      rows.set(b, zeroCrc(n));
+    }
+    if (rows.size === 0) return;
+    if (this.fsync === 'safe') await fh.datasync();
     // Deleted meanwhile: its rows are gone and must not come back (checked with nothing awaited
     // before the transaction, as a delete forgets the rows before it removes the file).
     if (this.owner.freed) return;
@@ -836,23 +844,6 @@ export class DiskData implements AllocationData {
     const crcs = this.checksums();
     for (const [b, c] of rows) crcs.set(b, c);
     this.generation++;
-  }
-
-  /**
-   * Writes zeros over blocks `blocks` (cut at the size) through `fh` and makes them durable under
-   * `safe`; returns the checksum of each such block.
-   */
-  private async writeZeros(fh: FileHandle, blocks: readonly number[]): Promise<Map<number, number>> {
-    const size = this.owner.size;
-    const rows = new Map<number, number>();
-    for (const b of blocks) {
-      const n = Math.min(BLOCK_BYTES, size - b * BLOCK_BYTES);
-      if (n <= 0) continue; // cut off by a TRUNCATE meanwhile
-      await this.writeZerosAt(fh, b * BLOCK_BYTES, b * BLOCK_BYTES + n);
-      rows.set(b, zeroCrc(n));
-    }
-    if (this.fsync === 'safe' && rows.size > 0) await fh.datasync();
-    return rows;
   }
 
   /** Writes zeros over `[from, to)` (at most a block) through `fh`; out of room, once more after freeing some. */

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import type { AllocationRecord, AllocationState, BlockChecksums } from '../../core/allocation.js';
 import { DepotError, DepotErrorCode, storageError } from '../../errors.js';
 import type { FsyncPolicy } from '../../options.js';
+import { HOLE } from './redo-journal.js';
 import { isOutOfSpace, type SpaceReserve } from './space-reserve.js';
 
 const SCHEMA_VERSION = '1';
@@ -240,17 +241,17 @@ export class MetadataDb {
   }
 
   /**
-   * Replaces checksums (a negative one, `HOLE` in redo-journal.ts, drops the block's: it is a hole
-   * again) and drops those of blocks at or past `fromBlock` (after a truncation); with
-   * `seq`, also records the redo journal of that write as done; with `size`, records that size (a
-   * refused write is undone: its size, checksums and rollback in one transaction).
+   * Replaces checksums ({@link HOLE} drops the block's: it is a hole again) and drops those of
+   * blocks at or past `fromBlock` (after a truncation); with `seq`, also records the redo journal of
+   * that write as done; with `size`, records that size (a refused write is undone: its size,
+   * checksums and rollback in one transaction).
    */
   setBlocks(id: number, blocks: BlockChecksums, fromBlock?: number, seq?: number, size?: number): void {
     this.run('record block checksums', () =>
       this.db.transaction(() => {
         if (fromBlock !== undefined) this.stmts.removeBlocksFrom.run(id, fromBlock);
         for (const [idx, crc] of blocks) {
-          if (crc < 0) this.stmts.removeBlock.run(id, idx);
+          if (crc === HOLE) this.stmts.removeBlock.run(id, idx);
           else this.stmts.putBlock.run(id, idx, crc);
         }
         if (seq !== undefined) this.stmts.putSeq.run(id, seq);
