@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IbpClient, type DepotAddress } from '../framework/index.js';
 import { formatLoad, formatStore, formatWrite, keyRefOf, parseCapability, type Capability } from '../ibp/index.js';
+import { mulberry } from './lib/calibration-data.js';
 import { killChildren, startDepotProcess, tracked, type DepotProcessHandle } from './lib/depot-process.js';
 
 /** Stops the bench before anything runs: a bad setting named, no stack trace. */
@@ -95,6 +96,16 @@ const READ_ORDER = choice('READ_ORDER', ['ascending', 'descending']);
  * compiled while it runs: a fresh depot spends about twice the CPU per byte on its first passes).
  */
 const READ_PASSES = whole('READ_PASSES', 1, 1);
+/**
+ * Small random I/O after each round's bulk phases, as the IBP perf clients run it: this many WRITEs,
+ * then as many LOADs, of 1–4 KiB (log-uniform) at random offsets of random allocations of the round,
+ * shared among the connections (default 2000; 0 skips them). The same seeded commands for every
+ * client and round.
+ */
+const SMALL_IO = whole('SMALL_IO', 2000, 0);
+const SMALL_IO_MIN_BYTES = 1024;
+const SMALL_IO_MAX_BYTES = 4096;
+const SMALL_IO_SEED = 20_240_601;
 /**
  * Idle milliseconds before each round (default 0: back to back). A depot uses idle time to warm the
  * files of new disk allocations (see depot/resources/disk/warm-pool.ts); with a pause the rows show
@@ -320,6 +331,8 @@ interface DepotBulkFigures extends BulkFigures {
   read: PhaseCpu;
   /** Read passes after the first (see READ_PASSES): MB/s and the depot's CPU seconds. */
   rereads: { MBps: number; depotCpuS: number | undefined }[];
+  /** The small random WRITEs and LOADs (see SMALL_IO): commands per second and the depot's CPU. */
+  small?: { writeOpsPerSec: number; readOpsPerSec: number; write: PhaseCpu; read: PhaseCpu };
 }
 
 /** What a phase's runner measured itself (the compiled client times its own span), if it did. */
@@ -397,10 +410,12 @@ function buildCompiledClient(dir: string): string | { failure: string } {
  */
 async function compiledPhase(
   addr: DepotAddress,
-  mode: 'store' | 'reverse' | 'load' | 'load-reverse',
+  mode: 'store' | 'reverse' | 'load' | 'load-reverse' | 'small-write' | 'small-read',
   keys: string[],
 ): Promise<OwnFigures> {
   const args = [addr.host, String(addr.port), mode, String(CLIENTS), String(BLOCK), String(ALLOC_BYTES)];
+  if (mode === 'small-write' || mode === 'small-read')
+    args.push(String(SMALL_IO), String(SMALL_IO_MIN_BYTES), String(SMALL_IO_MAX_BYTES), String(SMALL_IO_SEED));
   const child = tracked(spawn(compiledClient!, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
   let out = '';
   let err = '';
@@ -414,6 +429,25 @@ async function compiledPhase(
   if (code !== 0) throw new Error(`compiled client (${mode}) failed: ${err.trim() || `exit ${String(code)}`}`);
   const r = JSON.parse(out) as { seconds: number; userS: number; sysS: number };
   return { seconds: r.seconds, clientCpuS: r.userS + r.sysS };
+}
+
+/**
+ * The small random commands of connection `ci` (see SMALL_IO): its share of them, each a random
+ * allocation, a size of SMALL_IO_MIN_BYTES to SMALL_IO_MAX_BYTES (log-uniform) and a random offset,
+ * drawn exactly as the compiled client draws them.
+ */
+function* smallCommands(ci: number): Generator<{ slot: number; size: number; offset: number }> {
+  const ops = Math.floor(SMALL_IO / CLIENTS) + (ci < SMALL_IO % CLIENTS ? 1 : 0);
+  const next = mulberry((SMALL_IO_SEED ^ Math.imul(ci + 1, 0x9e3779b1)) >>> 0);
+  const lmin = Math.log(SMALL_IO_MIN_BYTES);
+  const lmax = Math.log(SMALL_IO_MAX_BYTES);
+  for (let i = 0; i < ops; i++) {
+    const slot = Math.min(ALLOCATIONS - 1, Math.floor(next() * ALLOCATIONS));
+    const drawn = Math.floor(Math.exp(lmin + (lmax - lmin) * next()));
+    const size = Math.min(SMALL_IO_MAX_BYTES, Math.max(SMALL_IO_MIN_BYTES, drawn));
+    const offset = Math.floor((ALLOC_BYTES - size) * next());
+    yield { slot, size, offset };
+  }
 }
 
 /** The key tokens of `cap` as a command line carries them (`RID#KEY WRMKEY`), from the encoder itself. */
@@ -442,11 +476,15 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[], client: string): 
     const perAlloc = ALLOC_BYTES / BLOCK;
     let writeAll: () => Promise<OwnFigures | undefined>;
     let readAll: () => Promise<OwnFigures | undefined>;
+    let smallWrites: () => Promise<OwnFigures | undefined>;
+    let smallReads: () => Promise<OwnFigures | undefined>;
     if (client === 'compiled') {
       const writeKeys = caps.map((c) => keyTokensOf(c.write));
       const readKeys = caps.map((c) => keyTokensOf(c.read));
       writeAll = () => compiledPhase(addr, WRITE_ORDER === 'append' ? 'store' : 'reverse', writeKeys);
       readAll = () => compiledPhase(addr, READ_ORDER === 'ascending' ? 'load' : 'load-reverse', readKeys);
+      smallWrites = () => compiledPhase(addr, 'small-write', writeKeys);
+      smallReads = () => compiledPhase(addr, 'small-read', readKeys);
     } else {
       clients.push(...(await Promise.all(Array.from({ length: CLIENTS }, () => WireClient.open(addr)))));
       // Client i writes (then reads) allocations i, i + CLIENTS, …, block after block.
@@ -470,6 +508,20 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[], client: string): 
           const stamp = await c.load(caps[a]!.read, b * BLOCK, BLOCK);
           if (stamp !== b) throw new Error(`allocation ${a} block ${b}: read back stamp ${stamp}`);
         });
+      const small = (write: boolean) => async () => {
+        const bytes = Buffer.alloc(SMALL_IO_MAX_BYTES, 'w');
+        await Promise.all(
+          clients.map(async (c, ci) => {
+            for (const op of smallCommands(ci)) {
+              if (write) await c.write(caps[op.slot]!.write, op.offset, bytes.subarray(0, op.size));
+              else await c.load(caps[op.slot]!.read, op.offset, op.size);
+            }
+          }),
+        );
+        return undefined;
+      };
+      smallWrites = small(true);
+      smallReads = small(false);
     }
     const total = ALLOCATIONS * ALLOC_BYTES;
     const write = await measured(depot, writeAll);
@@ -479,12 +531,24 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[], client: string): 
       const again = await measured(depot, readAll);
       rereads.push({ MBps: round(total / 1e6 / again.seconds), depotCpuS: again.cpu.depotCpuS });
     }
+    let small: DepotBulkFigures['small'];
+    if (SMALL_IO > 0) {
+      const w = await measured(depot, smallWrites);
+      const r = await measured(depot, smallReads);
+      small = {
+        writeOpsPerSec: round(SMALL_IO / w.seconds),
+        readOpsPerSec: round(SMALL_IO / r.seconds),
+        write: w.cpu,
+        read: r.cpu,
+      };
+    }
     return {
       writeMBps: round(total / 1e6 / write.seconds),
       readMBps: round(total / 1e6 / read.seconds),
       write: write.cpu,
       read: read.cpu,
       rereads,
+      ...(small === undefined ? {} : { small }),
     };
   } finally {
     for (const c of clients) c.close();
@@ -716,6 +780,14 @@ try {
               readDepotMinorFaults: f.read.depotMinorFaults,
               writeDepotCpuMBps: perCore(total, f.write.depotCpuS),
               readDepotCpuMBps: perCore(total, f.read.depotCpuS),
+              ...(f.small === undefined
+                ? {}
+                : {
+                    smallWriteOpsPerSec: f.small.writeOpsPerSec,
+                    smallReadOpsPerSec: f.small.readOpsPerSec,
+                    smallWriteDepotCpuS: f.small.write.depotCpuS,
+                    smallReadDepotCpuS: f.small.read.depotCpuS,
+                  }),
             });
             process.stderr.write(`${JSON.stringify(rows[rows.length - 1])}\n`);
           }
@@ -776,6 +848,9 @@ function summary(): Record<string, unknown>[] {
           writeClientCpuS: med(kind, 'writeClientCpuS'),
           readClientCpuS: med(kind, 'readClientCpuS'),
           ...(READ_PASSES > 1 ? { lastRereadMBps: median(of(kind).map((r) => lastReread(r))) } : {}),
+          ...(SMALL_IO > 0
+            ? { smallWriteOpsPerSec: med(kind, 'smallWriteOpsPerSec'), smallReadOpsPerSec: med(kind, 'smallReadOpsPerSec') }
+            : {}),
         });
       }
       const fast = med('disk-fast', 'writeMBps');
@@ -807,6 +882,10 @@ process.stdout.write(
         readPasses: READ_PASSES,
         writeOrder: WRITE_ORDER,
         readOrder: READ_ORDER,
+        smallIo:
+          SMALL_IO === 0
+            ? 0
+            : { commands: SMALL_IO, minBytes: SMALL_IO_MIN_BYTES, maxBytes: SMALL_IO_MAX_BYTES, seed: SMALL_IO_SEED },
         bulkClients: clientKinds,
         ...(clientNote === undefined ? {} : { clientNote }),
       },

@@ -4,15 +4,22 @@
 // turn. Its CPU cost per byte is close to the kernel's socket copy alone, so on a small machine the
 // figures are the depot's, not the client's runtime's.
 //
-//   ibp-bulk-client HOST PORT MODE CLIENTS BLOCK_BYTES ALLOCATION_BYTES < keys
+//   ibp-bulk-client HOST PORT MODE CLIENTS BLOCK_BYTES ALLOCATION_BYTES [COUNT MIN MAX SEED] < keys
 //
 // MODE: `store` (STORE, blocks in order), `reverse` (WRITE at each block's offset, last block
 // first), `load` (LOAD, blocks in order; each block's stamp is checked) or `load-reverse` (LOAD,
 // last block first). Standard input holds one line per allocation: the capability's key tokens as
 // the command line carries them (`RID#KEY WRMKEY`). Block i holds its index as a little-endian
-// double, then the byte (i * 37) & 255, as the TypeScript client writes it. Prints one JSON line:
-// the phase's seconds (from the moment every connection is open) and the client's own CPU seconds
-// over the same span. Any refusal or short reply stops it with a message and exit status 1.
+// double, then the byte (i * 37) & 255, as the TypeScript client writes it.
+//
+// `small-write` and `small-read` are the small random I/O of the same perf clients: COUNT WRITEs
+// (or LOADs) in all, shared among the connections, each of MIN to MAX bytes (log-uniform) at a
+// random offset of a random allocation. Connection i draws them from mulberry32 seeded with
+// SEED ^ ((i + 1) * 0x9E3779B1), as the TypeScript client does, so both send the same commands.
+//
+// Prints one JSON line: the phase's seconds (from the moment every connection is open), the
+// client's own CPU seconds over the same span and the number of commands. Any refusal or short
+// reply stops it with a message and exit status 1.
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,6 +28,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
+#include <cstdint>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -48,8 +57,36 @@ struct Settings {
   int clients = 0;
   size_t block = 0;
   size_t allocation = 0;
+  // Small random I/O only.
+  size_t count = 0, min_bytes = 0, max_bytes = 0;
+  uint32_t seed = 0;
   std::vector<std::string> keys;
 };
+
+// mulberry32: a small seeded generator; uniform in [0, 1).
+class Mulberry {
+ public:
+  explicit Mulberry(uint32_t seed) : a_(seed) {}
+  double next() {
+    a_ += 0x6D2B79F5u;
+    uint32_t t = a_;
+    t = (t ^ (t >> 15)) * (t | 1u);
+    t ^= t + (t ^ (t >> 7)) * (t | 61u);
+    return static_cast<double>(t ^ (t >> 14)) / 4294967296.0;
+  }
+
+ private:
+  uint32_t a_;
+};
+
+// Whole number in [min, max] from text, or stops the client naming `what`.
+size_t number(const char* text, size_t min, size_t max, const std::string& what) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long n = std::strtoull(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || n < min || n > max) die("bad " + what + ": " + text);
+  return static_cast<size_t>(n);
+}
 
 // One connection: blocking, Nagle off; replies read through one buffer.
 class Connection {
@@ -172,25 +209,35 @@ std::vector<unsigned char> block_bytes(size_t index, size_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 7)
-    die("usage: ibp-bulk-client HOST PORT store|reverse|load|load-reverse CLIENTS BLOCK_BYTES ALLOCATION_BYTES < keys");
+  if (argc != 7 && argc != 11)
+    die("usage: ibp-bulk-client HOST PORT store|reverse|load|load-reverse|small-write|small-read CLIENTS BLOCK_BYTES "
+        "ALLOCATION_BYTES [COUNT MIN_BYTES MAX_BYTES SEED] < keys");
   Settings s;
   s.host = argv[1];
   s.port = argv[2];
   s.mode = argv[3];
-  s.clients = std::atoi(argv[4]);
-  s.block = std::strtoull(argv[5], nullptr, 10);
-  s.allocation = std::strtoull(argv[6], nullptr, 10);
+  s.clients = static_cast<int>(number(argv[4], 1, 4096, "CLIENTS"));
+  s.block = number(argv[5], 1, size_t{1} << 40, "BLOCK_BYTES");
+  s.allocation = number(argv[6], 1, size_t{1} << 50, "ALLOCATION_BYTES");
   const bool loading = s.mode == "load" || s.mode == "load-reverse";
-  if (s.mode != "store" && s.mode != "reverse" && !loading) die("unknown mode " + s.mode);
-  if (s.clients < 1 || s.block < 1 || s.allocation < s.block || s.allocation % s.block != 0) die("bad shape");
+  const bool small = s.mode == "small-write" || s.mode == "small-read";
+  if (s.mode != "store" && s.mode != "reverse" && !loading && !small) die("unknown mode " + s.mode);
+  if (s.allocation < s.block || s.allocation % s.block != 0) die("bad shape");
+  if (small != (argc == 11)) die(small ? s.mode + " needs COUNT MIN_BYTES MAX_BYTES SEED" : "too many arguments");
+  if (small) {
+    s.count = number(argv[7], 0, size_t{1} << 40, "COUNT");
+    s.min_bytes = number(argv[8], 1, s.allocation, "MIN_BYTES");
+    s.max_bytes = number(argv[9], s.min_bytes, s.allocation, "MAX_BYTES");
+    s.seed = static_cast<uint32_t>(number(argv[10], 0, 0xFFFFFFFFu, "SEED"));
+  }
   for (std::string line; std::getline(std::cin, line);)
     if (!line.empty()) s.keys.push_back(line);
   if (s.keys.empty()) die("no allocation keys on standard input");
   const size_t per_alloc = s.allocation / s.block;
   std::vector<std::vector<unsigned char>> data;
-  if (!loading)
+  if (!loading && !small)
     for (size_t i = 0; i < per_alloc; i++) data.push_back(block_bytes(i, s.block));
+  const std::vector<unsigned char> small_bytes(s.max_bytes, 'w');
 
   std::mutex m;
   std::condition_variable cv;
@@ -213,6 +260,32 @@ int main(int argc, char** argv) {
         cv.wait(lock, [&] { return go; });
       }
       char cmd[512];
+      if (small) {
+        const size_t n = static_cast<size_t>(s.clients);
+        const size_t ops = s.count / n + (static_cast<size_t>(ci) < s.count % n ? 1 : 0);
+        Mulberry rng(s.seed ^ (static_cast<uint32_t>(ci + 1) * 0x9E3779B1u));
+        const double lmin = std::log(static_cast<double>(s.min_bytes));
+        const double lmax = std::log(static_cast<double>(s.max_bytes));
+        for (size_t i = 0; i < ops; i++) {
+          const size_t slot = std::min(s.keys.size() - 1, static_cast<size_t>(rng.next() * s.keys.size()));
+          const double drawn = std::floor(std::exp(lmin + (lmax - lmin) * rng.next()));
+          const size_t size = std::min(s.max_bytes, std::max(s.min_bytes, static_cast<size_t>(drawn)));
+          const size_t offset = static_cast<size_t>(std::floor((s.allocation - size) * rng.next()));
+          const char* key = s.keys[slot].c_str();
+          if (s.mode == "small-read") {
+            c.send_all(cmd, command(cmd, "1 8 %s %zu %zu 600\n", key, offset, size));
+            expect_ok("LOAD", c.line(), static_cast<long long>(size));
+            unsigned char head[8] = {0};
+            c.body(size, head);
+          } else {
+            c.send_all(cmd, command(cmd, "1 13 %s %zu %zu 600\n", key, offset, size));
+            expect_ok("go-ahead", c.line());
+            c.send_all(small_bytes.data(), size);
+            expect_ok("WRITE", c.line(), static_cast<long long>(size));
+          }
+        }
+        return;
+      }
       for (size_t a = static_cast<size_t>(ci); a < s.keys.size(); a += static_cast<size_t>(s.clients)) {
         const char* key = s.keys[a].c_str();
         for (size_t k = 0; k < per_alloc; k++) {
@@ -247,6 +320,7 @@ int main(int argc, char** argv) {
   const auto secs = [](const timeval& a, const timeval& b) { return (a.tv_sec - b.tv_sec) + (a.tv_usec - b.tv_usec) / 1e6; };
   const double user = secs(ru.ru_utime, ru0.ru_utime);
   const double sys = secs(ru.ru_stime, ru0.ru_stime);
-  std::printf("{\"seconds\":%.6f,\"userS\":%.4f,\"sysS\":%.4f}\n", seconds, user, sys);
+  const size_t commands = small ? s.count : s.keys.size() * per_alloc;
+  std::printf("{\"seconds\":%.6f,\"userS\":%.4f,\"sysS\":%.4f,\"commands\":%zu}\n", seconds, user, sys, commands);
   return 0;
 }

@@ -30,6 +30,7 @@ describe('bench:depot refuses a bad setting before it starts anything', () => {
     [{ BENCH_WRITE_ORDER: 'backwards' }, 'BENCH_WRITE_ORDER must be one of append, reverse (got "backwards")'],
     [{ BENCH_READ_ORDER: 'backwards' }, 'BENCH_READ_ORDER must be one of ascending, descending (got "backwards")'],
     [{ BENCH_SMALL: 'false' }, 'BENCH_SMALL must be 0 or 1 (got "false")'],
+    [{ BENCH_SMALL_IO: '-1' }, 'BENCH_SMALL_IO must be a whole number of at least 0 (got "-1")'],
     [{ BENCH_ANVIL_BINS: '/nonexistent/anvil.js' }, 'BENCH_ANVIL_BINS: no launcher at /nonexistent/anvil.js'],
     [
       { BENCH_CLIENT: 'compiled', CXX: 'false' },
@@ -80,26 +81,44 @@ const TINY = {
 };
 
 interface BenchOutput {
-  shape: { bulkClients: string[]; clientNote?: string };
   summary: { kind: string; client: string; writeMBps: number; readMBps: number }[];
-  rows: { name: string; client: string; writeMBps: number; readMBps: number; writeClientCpuS: number }[];
+  shape: { bulkClients: string[]; clientNote?: string; smallIo: number | { commands: number } };
+  rows: {
+    name: string;
+    client: string;
+    writeMBps: number;
+    readMBps: number;
+    writeClientCpuS: number;
+    smallWriteOpsPerSec?: number;
+    smallReadOpsPerSec?: number;
+  }[];
 }
 
 describe('bench:depot bulk clients', () => {
   it('the compiled client writes and reads last block first and checks every block stamp, beside the TypeScript client', async () => {
     const r = await bench(
-      { ...TINY, BENCH_WRITE_ORDER: 'reverse', BENCH_READ_ORDER: 'descending', BENCH_CLIENT: 'compiled,node' },
+      // 7 small commands of each kind: shared unevenly by the 2 connections.
+      {
+        ...TINY,
+        BENCH_WRITE_ORDER: 'reverse',
+        BENCH_READ_ORDER: 'descending',
+        BENCH_CLIENT: 'compiled,node',
+        BENCH_SMALL_IO: '7',
+      },
       120_000,
     );
     expect(r.stderr).not.toContain('failed');
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as BenchOutput;
     expect(out.shape.bulkClients).toEqual(['compiled', 'node']);
+    expect(out.shape.smallIo).toMatchObject({ commands: 7 });
     expect(out.rows.map((row) => row.client)).toEqual(['compiled', 'node']);
     for (const row of out.rows) {
       expect(row.writeMBps).toBeGreaterThan(0);
       expect(row.readMBps).toBeGreaterThan(0);
       expect(row.writeClientCpuS).toBeGreaterThanOrEqual(0);
+      expect(row.smallWriteOpsPerSec).toBeGreaterThan(0);
+      expect(row.smallReadOpsPerSec).toBeGreaterThan(0);
     }
     expect(out.summary.map((s) => `${s.kind}:${s.client}`)).toEqual(['memory:compiled', 'memory:node']);
   }, 150_000);
