@@ -68,7 +68,13 @@ interface Case {
   offset: number;
   length: number;
   mode: 'before' | 'torn' | 'after' | 'journal-torn';
+  /** Counted over every write of its kind since start-up, the prior overwrite's included. */
   nth: number;
+  /**
+   * An overwrite acknowledged first: its journal, longer than the killed write's, is left in place,
+   * and the killed write's records go over it from its start.
+   */
+  prior?: { offset: number; length: number };
   /**
    * What the write's blocks hold after the restart: `new` when its journal was complete (the
    * restart finishes it), `old` when it was not (no byte of it reached the data).
@@ -138,6 +144,30 @@ const CASES: Case[] = [
     nth: 2,
     outcome: 'old',
   },
+  // After a longer overwrite whose journal stays: 2 records (the second with its end record) and 2
+  // undo records, then 2 in-place writes copied from the journal.
+  {
+    name: '1 KiB after a 1.5 MiB overwrite, killed half-way through its journal record (written over the old journal)',
+    maxSize: 4 << 20,
+    stored: 4 << 20,
+    offset: 500_000,
+    length: 1024,
+    mode: 'journal-torn',
+    nth: 5,
+    prior: { offset: 0, length: 3 << 19 },
+    outcome: 'old',
+  },
+  {
+    name: '1 KiB after a 1.5 MiB overwrite, killed after its bytes reach the file',
+    maxSize: 4 << 20,
+    stored: 4 << 20,
+    offset: 500_000,
+    length: 1024,
+    mode: 'after',
+    nth: 3,
+    prior: { offset: 0, length: 3 << 19 },
+    outcome: 'new',
+  },
   {
     name: '512 KiB across the end of the data, killed after its bytes reach the file',
     maxSize: 2 << 20,
@@ -173,6 +203,12 @@ describe('crash during an unacknowledged WRITE inside committed data (determinis
       const caps: AllocationCaps = await client.allocate(addr, { size: c.maxSize, durationSec: 3600 });
       const old = pattern(c.stored, 7);
       expect(await client.store(caps.write, old)).toBe(c.stored);
+      if (c.prior !== undefined) {
+        // Acknowledged: from now on it is part of what must load.
+        const before = pattern(c.prior.length, 55);
+        expect(await client.write(caps.write, c.prior.offset, before)).toBe(c.prior.length);
+        before.copy(old, c.prior.offset);
+      }
       const body = pattern(c.length, 101);
       await expect(client.write(caps.write, c.offset, body)).rejects.toThrow();
       expect(await first.exit).toBe('SIGKILL');

@@ -56,6 +56,31 @@ describe('redo journal', () => {
     }
   });
 
+  // A journal is not emptied between writes: a new write's records go over the last one's from the
+  // start, and whatever follows them is the old journal's.
+  it('a newer write over an older journal: only its own records count, up to its end record', async () => {
+    const { file, journal } = setUp(); // write 5: 2s at 70 000 (60 000 bytes) and 130 000 (40 000)
+    // Write 6: 3s at 10 000, as long as write 5's first record, then its end record.
+    const c = Buffer.alloc(60_000, 3);
+    const six = Buffer.concat([recordHeader(6, 10_000, [c]), c]);
+    const over = (head: Buffer) => Buffer.concat([head, journal.subarray(head.length)]);
+    // Complete: applied alone (write 5's records after its end record are not read).
+    writeFileSync(journalPath(file), over(Buffer.concat([six, endRecord(6)])));
+    expect(await redoJournal(file, 5, 300_000, BLOCK)).toMatchObject({ seq: 6, rolledBack: false });
+    let data = readFileSync(file);
+    expect(data.subarray(10_000, 70_000).every((x) => x === 3)).toBe(true);
+    expect(data.subarray(70_000).every((x) => x === 1)).toBe(true);
+    writeFileSync(file, Buffer.alloc(300_000, 1));
+    // Cut off after its first record, which ends where write 5's second begins: write 5's record and
+    // end record follow, whole, but they are not write 6's; nothing is applied.
+    writeFileSync(journalPath(file), over(six));
+    expect(await redoJournal(file, 5, 300_000, BLOCK)).toBeUndefined();
+    // Nor when write 5 never committed either (its records are older than the first one read).
+    expect(await redoJournal(file, 4, 300_000, BLOCK)).toBeUndefined();
+    data = readFileSync(file);
+    expect(data.every((x) => x === 1)).toBe(true);
+  });
+
   it('writes nothing past the committed size', async () => {
     const { file, journal } = setUp();
     writeFileSync(journalPath(file), journal);

@@ -145,6 +145,15 @@ const UNDO_ATTEMPTS = 3;
 
 const CREATE_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT;
 const JOURNAL_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_TRUNC;
+/** A journal opened again in the same process keeps what it holds (see `journalOf`). */
+const JOURNAL_REOPEN_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT;
+/**
+ * A committed journal is left as it is up to this size (the next one is written over it from its
+ * start); a larger one is emptied, so that it does not keep its disk space.
+ */
+const JOURNAL_KEEP_BYTES = 4 * 1024 * 1024;
+/** A journaled write whose bytes fit in this many is copied in place from memory, not read back. */
+const JOURNAL_MEMORY_BYTES = 256 * 1024;
 
 /** What disk data needs to know of, and tell, its allocation. */
 export interface DiskOwner {
@@ -207,6 +216,8 @@ interface CachedHandle {
   users: number;
   /** Evicted or dropped: closed once its last user is done. */
   retired: boolean;
+  /** The descriptor of the file's redo journal, once a write has used it; closed with `fh`. */
+  journal?: FileHandle;
 }
 
 /**
@@ -254,12 +265,16 @@ class HandleCache {
 
 function retire(h: CachedHandle): Promise<void> {
   h.retired = true;
-  return h.users === 0 ? h.fh.close().catch(() => undefined) : Promise.resolve();
+  return h.users === 0 ? closeHandle(h) : Promise.resolve();
 }
 
 function unuse(h: CachedHandle): void {
   h.users--;
-  if (h.retired && h.users === 0) void h.fh.close().catch(() => undefined);
+  if (h.retired && h.users === 0) void closeHandle(h);
+}
+
+async function closeHandle(h: CachedHandle): Promise<void> {
+  await Promise.all([h.fh.close().catch(() => undefined), h.journal?.close().catch(() => undefined)]);
 }
 
 const handles = new HandleCache();
@@ -350,6 +365,15 @@ export class DiskData implements AllocationData {
   private lastReadEnd = -1;
   /** Where the last LOAD started (a LOAD ending there reads backwards, last block first). */
   private lastReadStart = -1;
+  /**
+   * Whether this process has opened the redo journal yet. Its first open empties it: whatever it held
+   * was finished or found stale at start-up, and the sequence numbers of writes that never committed
+   * may be handed out again. Later opens keep it, as nothing but a write's own records (each with a
+   * sequence number above all before it) is read as its journal (see redo-journal.ts).
+   */
+  private journalOpened = false;
+  /** How far the journal holds bytes this process wrote (see JOURNAL_KEEP_BYTES). */
+  private journalBytes = 0;
   private prefetch: Prefetch | undefined;
 
   constructor(
@@ -505,20 +529,27 @@ export class DiskData implements AllocationData {
     let batchAt = offset;
     // CRCs of the blocks that lie wholly inside the written range, computed as the bytes stream by.
     const streaming = new Map<number, number>();
-    const toJournal = async (at: number, parts: Buffer[]) => {
+    /** The journaled bytes, kept while they are few, to be copied in place from memory. */
+    let inMemory: { at: number; bytes: Buffer }[] | undefined = [];
+    let inMemoryBytes = 0;
+    const toJournal = async (at: number, parts: Buffer[], last = false) => {
       if (journal === undefined) {
         seq = this.nextSeq();
-        const had = await stat(jpath).then(
-          () => true,
-          () => false,
-        );
-        journal = await this.io.open(jpath, JOURNAL_FLAGS);
+        journal = await this.journalOf(handle, jpath);
         this.journaled = seq;
-        if (!had && this.fsync === 'safe') await syncDirectory(dirname(this.file));
       }
       const record = [recordHeader(seq, at, parts), ...parts];
+      const n = record.reduce((k, p) => k + p.length, 0) - RECORD_HEADER_BYTES;
+      if (inMemory !== undefined && inMemoryBytes + n <= JOURNAL_MEMORY_BYTES) {
+        inMemory.push({ at, bytes: Buffer.concat(parts, n) });
+        inMemoryBytes += n;
+      } else inMemory = undefined;
+      // The last bytes and the end record in one write.
+      if (last) record.push(endRecord(seq));
       await writevFully(journal, record, journalAt);
-      journalAt += record.reduce((n, p) => n + p.length, 0);
+      journalAt += record.reduce((k, p) => k + p.length, 0);
+      this.journalBytes = Math.max(this.journalBytes, journalAt);
+      return last;
     };
     // With the native addon the CRCs of each batch run in the thread pool beside its write; a batch
     // that goes straight to the file is written and checksummed by one job, and under `safe` its
@@ -526,8 +557,9 @@ export class DiskData implements AllocationData {
     const crcRuns = threadPoolCrc();
     const nativeWrite = this.io === realDiskIo ? threadPoolWrite() : undefined;
     const writeBack = this.fsync === 'safe';
-    const flush = async () => {
-      if (batchBytes === 0) return;
+    /** Writes the batch; `final`: the body's last, whose journal records may carry the end record. Resolves to whether they did. */
+    const flush = async (final = false): Promise<boolean> => {
+      if (batchBytes === 0) return false;
       const parts = batch.splice(0);
       const at = batchAt;
       const staged = Math.max(0, Math.min(batchBytes, journalEnd - at));
@@ -542,12 +574,13 @@ export class DiskData implements AllocationData {
           if (!isOutOfSpace(e) || this.warm?.reclaim() !== true) throw e;
           await once();
         }
-        return;
+        return false;
       }
       const crcs =
         crcRuns === undefined ? undefined : streamBlockCrcs(crcRuns, parts.slice(), at, BLOCK_BYTES, offset, streaming);
       try {
-        if (staged > 0) await toJournal(at, takeBytes(parts, staged));
+        let ended = false;
+        if (staged > 0) ended = await toJournal(at, takeBytes(parts, staged), final && parts.length === 0);
         if (parts.length > 0) {
           try {
             await writevFully(fh, parts, at + staged);
@@ -557,6 +590,7 @@ export class DiskData implements AllocationData {
             await writevFully(fh, parts, at + staged);
           }
         }
+        return ended;
       } finally {
         // Never left running after a failure: its parts stay held until it is done.
         await crcs;
@@ -568,9 +602,9 @@ export class DiskData implements AllocationData {
       if (!closed) {
         closed = true;
         // After a failure the descriptor is not trusted again: the next command opens afresh.
+        // (The journal's descriptor goes with the file's, cached: see `journalOf`.)
         if (failed) void this.forgetHandle();
         unuse(handle);
-        await journal?.close().catch(() => undefined);
       }
     };
     const put = async (chunk: Buffer) => {
@@ -687,11 +721,14 @@ export class DiskData implements AllocationData {
         });
         if (cursor !== end) throw new RangeError(`finish of a partial range: ${cursor} of ${end}`);
         try {
-          await flush();
+          const ended = await flush(true);
           if (journal !== undefined) {
             // All the bytes are staged: close the journal, make it durable, then change the data.
-            await writevFully(journal, [endRecord(seq)], journalAt);
-            journalAt += RECORD_HEADER_BYTES;
+            if (!ended) {
+              await writevFully(journal, [endRecord(seq)], journalAt);
+              journalAt += RECORD_HEADER_BYTES;
+              this.journalBytes = Math.max(this.journalBytes, journalAt);
+            }
             if (this.fsync === 'safe') await journal.datasync();
             // The committed bytes about to be replaced, and their checksums: a refusal from the copy
             // in place on puts both back (see redo-journal.ts). Not synced: until a rollback record
@@ -704,11 +741,15 @@ export class DiskData implements AllocationData {
             }
             const undoEnd = await saveUndo(journal, journalAt, fh, offset, journalEnd, seq, WRITE_BATCH_BYTES);
             undo = { at: journalAt, end: undoEnd };
+            this.journalBytes = Math.max(this.journalBytes, undoEnd);
             // From the first byte copied in place until the commit (or the undo), the committed
             // bytes and their checksums disagree: readers that see it judge under the gate.
             if (overwrite !== undefined) await this.holdGate(overwrite);
             applying = true;
-            await applyJournal(journal, fh, journalEnd, BLOCK_BYTES);
+            if (inMemory !== undefined) {
+              // The journal's records, from the copy kept of them.
+              for (const r of inMemory) await writevFully(fh, [r.bytes], r.at);
+            } else await applyJournal(journal, fh, journalEnd, BLOCK_BYTES);
           }
           if (this.fsync === 'safe') {
             await fh.datasync();
@@ -986,16 +1027,43 @@ export class DiskData implements AllocationData {
     this.journaled = undefined;
   }
 
-  /** The metadata store has recorded `seq` for this allocation: its journal is stale, emptied. */
+  /**
+   * The metadata store has recorded `seq` for this allocation: its journal is stale. It stays as it
+   * is (a stale journal is never applied: its sequence number is recorded, and the next write's
+   * records go over it from its start), unless it has grown past JOURNAL_KEEP_BYTES: then it is
+   * emptied, not removed (its directory entry need not be synced again). Not synced either way.
+   * Emptying a journal for every write cost a small WRITE two system calls and, on ext4, a
+   * write-out of the journal when its descriptor closed.
+   */
   private dropJournal(seq: number): void {
     this.seq = seq;
-    // Emptied, not removed (its directory entry need not be synced again). Not synced: a journal
-    // that survives a crash is stale (its sequence number is recorded) and is ignored.
+    if (this.journalBytes <= JOURNAL_KEEP_BYTES) return;
     try {
       truncateSync(journalPath(this.file), 0);
+      this.journalBytes = 0;
     } catch {
       // gone already
     }
+  }
+
+  /**
+   * The descriptor of the redo journal at `jpath`, kept with the file's (`h`) from one write to the
+   * next. The first open in this process empties the journal (see `journalOpened`); a journal
+   * created now has its directory entry synced under `safe`.
+   */
+  private async journalOf(h: CachedHandle, jpath: string): Promise<FileHandle> {
+    if (h.journal !== undefined) return h.journal;
+    const had = await stat(jpath).then(
+      () => true,
+      () => false,
+    );
+    const fh = await this.io.open(jpath, this.journalOpened ? JOURNAL_REOPEN_FLAGS : JOURNAL_FLAGS);
+    if (!this.journalOpened) this.journalBytes = 0;
+    this.journalOpened = true;
+    // The writer holds `h` (so it is closed after its last user, journal included).
+    h.journal = fh;
+    if (!had && this.fsync === 'safe') await syncDirectory(dirname(this.file));
+    return fh;
   }
 
   /** A sequence number for a new journal: above every one recorded or used. */
