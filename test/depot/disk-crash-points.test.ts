@@ -1,6 +1,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { endRecord, recordHeader } from '../../depot/resources/disk/redo-journal.js';
 import { IbpClient, type AllocationCaps } from '../../ibp/index.js';
 import { pattern, startDepotChild, type DepotChild } from '../helpers/depot-child.js';
 import { DepotProcess } from '../helpers/depot-process.js';
@@ -14,7 +15,8 @@ const BLOCK = 64 * 1024;
  * into an allocation's file at a position inside the file's bytes, it SIGKILLs itself before the
  * write (`before`), after writing half of it (`torn`), or after the whole of it (`after`: bytes in
  * the file, metadata not yet committed); `journal-torn` dies half-way through the Nth write to the
- * allocation's redo journal instead. Deterministic, unlike a timed kill.
+ * allocation's redo journal instead, and `journal-before` dies before the Nth write to the journal.
+Deterministic, unlike a timed kill.
  */
 const CHILD = `
 import { open } from 'node:fs/promises';
@@ -26,7 +28,7 @@ const die = () => { process.kill(process.pid, 'SIGKILL'); return new Promise(() 
 const diskIo = {
   async open(path, flags) {
     const fh = await open(path, flags, 0o600);
-    const journal = mode === 'journal-torn';
+    const journal = mode.startsWith('journal-');
     if (!(journal ? /^\\d+\\.redo$/ : /^\\d+$/).test(basename(path))) return fh;
     // in-place changes: writev (the batches) and write (a journal being applied)
     const writev = fh.writev.bind(fh);
@@ -34,7 +36,7 @@ const diskIo = {
     const hook = async (bytes, position, put) => {
       const { size } = await fh.stat();
       if ((!journal && position >= size) || ++seen !== Number(nth)) return put(bytes);
-      if (mode === 'before') return die();
+      if (mode === 'before' || mode === 'journal-before') return die();
       if (mode === 'torn' || journal) {
         await put(bytes.subarray(0, bytes.length >> 1));
         return die();
@@ -70,10 +72,7 @@ interface Case {
   mode: 'before' | 'torn' | 'after' | 'journal-torn';
   /** Counted over every write of its kind since start-up, the prior overwrite's included. */
   nth: number;
-  /**
-   * An overwrite acknowledged first: its journal, longer than the killed write's, is left in place,
-   * and the killed write's records go over it from its start.
-   */
+  /** An overwrite acknowledged first, through the same journal (its descriptor kept, emptied at its commit). */
   prior?: { offset: number; length: number };
   /**
    * What the write's blocks hold after the restart: `new` when its journal was complete (the
@@ -144,10 +143,10 @@ const CASES: Case[] = [
     nth: 2,
     outcome: 'old',
   },
-  // After a longer overwrite whose journal stays: 2 records (the second with its end record) and 2
-  // undo records, then 2 in-place writes copied from the journal.
+  // After a longer overwrite: 2 records (the second with its end record) and 2 undo records, then 2
+  // in-place writes copied from the journal.
   {
-    name: '1 KiB after a 1.5 MiB overwrite, killed half-way through its journal record (written over the old journal)',
+    name: '1 KiB after a 1.5 MiB overwrite, killed half-way through its journal record',
     maxSize: 4 << 20,
     stored: 4 << 20,
     offset: 500_000,
@@ -245,4 +244,52 @@ describe('crash during an unacknowledged WRITE inside committed data (determinis
       expect(await again.proc.kill('SIGTERM')).toBe(0);
     }, 60_000);
   }
+});
+
+describe('bytes left in a redo journal', () => {
+  const cleanups: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  it('an acknowledged overwrite whose bytes hold well-formed records of the next write: never applied for it', async () => {
+    if (!existsSync(new URL(DIST))) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json`');
+    const dir = tempDir('anvil-crashpoint-');
+    cleanups.push(dir.cleanup);
+    const script = join(dir.path, 'child.mjs');
+    writeFileSync(script, CHILD);
+    const data = join(dir.path, 'depot');
+    const client = new IbpClient({ timeoutMs: 10_000, connectTimeoutMs: 2_000 });
+    cleanups.push(() => client.close());
+    // Journal writes: WRITE A's record with its end record (1), its undo image (2); WRITE B's record
+    // (3), then its end record (4), before which the depot dies.
+    const first = await startChild(script, data, 0, 'journal-before', 4);
+    cleanups.push(() => first.child.kill('SIGKILL'));
+    const addr = { host: '127.0.0.1', port: first.port };
+    const caps: AllocationCaps = await client.allocate(addr, { size: 4 << 20, durationSec: 3600 });
+    const stored = pattern(2 << 20, 7);
+    expect(await client.store(caps.write, stored)).toBe(2 << 20);
+    // WRITE A (the allocation's first journaled write): at byte 1 000 of its body, a record of the
+    // next write putting other bytes at 100, and that write's end record. In A's journal they lie
+    // just past where B's record ends.
+    const forged = Buffer.from('FORGED-FORGED-!!');
+    const a = Buffer.alloc(200_000, 0x22);
+    Buffer.concat([recordHeader(2, 100, [forged]), forged, endRecord(2)]).copy(a, 1000);
+    expect(await client.write(caps.write, 0, a)).toBe(200_000);
+    // WRITE B: 1 000 bytes inside the data (one journal record of 1 032 bytes) and 1 000 past it.
+    await expect(client.write(caps.write, (2 << 20) - 1000, pattern(2000, 9))).rejects.toThrow();
+    expect(await first.exit).toBe('SIGKILL');
+    client.close();
+
+    const again = await DepotProcess.start(['--data', data, '--port', String(first.port), '--log-level', 'warn']);
+    cleanups.push(() => again.proc.kill('SIGKILL'));
+    const client2 = new IbpClient({ timeoutMs: 10_000, connectTimeoutMs: 2_000 });
+    cleanups.push(() => client2.close());
+    expect((await client2.probe(caps.manage)).size).toBe(2 << 20);
+    const expected = Buffer.from(stored);
+    a.copy(expected, 0);
+    // B had no end record: none of it applies, and A's bytes are all as acknowledged.
+    expect((await client2.load(caps.read, 0, 2 << 20)).equals(expected)).toBe(true);
+    expect(await again.proc.kill('SIGTERM')).toBe(0);
+  }, 60_000);
 });

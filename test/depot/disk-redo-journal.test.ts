@@ -56,8 +56,8 @@ describe('redo journal', () => {
     }
   });
 
-  // A journal is not emptied between writes: a new write's records go over the last one's from the
-  // start, and whatever follows them is the old journal's.
+  // Records of a newer write over an older journal (one the depot could not empty): whatever follows
+  // them is the old journal's, and is not read as theirs.
   it('a newer write over an older journal: only its own records count, up to its end record', async () => {
     const { file, journal } = setUp(); // write 5: 2s at 70 000 (60 000 bytes) and 130 000 (40 000)
     // Write 6: 3s at 10 000, as long as write 5's first record, then its end record.

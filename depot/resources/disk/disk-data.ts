@@ -1,4 +1,4 @@
-import { constants as fsConstants, statSync, truncateSync } from 'node:fs';
+import { constants as fsConstants, ftruncateSync, statSync, truncateSync } from 'node:fs';
 import { mkdir, open, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { dirname, sep } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -20,6 +20,7 @@ import type { MetadataDb } from './metadata-db.js';
 import {
   RECORD_HEADER_BYTES,
   applyJournal,
+  copyInPlace,
   endRecord,
   journalPath,
   recordHeader,
@@ -145,13 +146,6 @@ const UNDO_ATTEMPTS = 3;
 
 const CREATE_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT;
 const JOURNAL_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_TRUNC;
-/** A journal opened again in the same process keeps what it holds (see `journalOf`). */
-const JOURNAL_REOPEN_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT;
-/**
- * A committed journal is left as it is up to this size (the next one is written over it from its
- * start); a larger one is emptied, so that it does not keep its disk space.
- */
-const JOURNAL_KEEP_BYTES = 4 * 1024 * 1024;
 /** A journaled write whose bytes fit in this many is copied in place from memory, not read back. */
 const JOURNAL_MEMORY_BYTES = 256 * 1024;
 
@@ -366,14 +360,11 @@ export class DiskData implements AllocationData {
   /** Where the last LOAD started (a LOAD ending there reads backwards, last block first). */
   private lastReadStart = -1;
   /**
-   * Whether this process has opened the redo journal yet. Its first open empties it: whatever it held
-   * was finished or found stale at start-up, and the sequence numbers of writes that never committed
-   * may be handed out again. Later opens keep it, as nothing but a write's own records (each with a
-   * sequence number above all before it) is read as its journal (see redo-journal.ts).
+   * The redo journal may hold bytes: a write's journal starts empty, so that nothing but its own
+   * records follows them (bytes left behind, client bytes among them, could be read as records of
+   * the next write). Unknown (true) until this process has emptied it.
    */
-  private journalOpened = false;
-  /** How far the journal holds bytes this process wrote (see JOURNAL_KEEP_BYTES). */
-  private journalBytes = 0;
+  private journalUsed = true;
   private prefetch: Prefetch | undefined;
 
   constructor(
@@ -548,7 +539,6 @@ export class DiskData implements AllocationData {
       if (last) record.push(endRecord(seq));
       await writevFully(journal, record, journalAt);
       journalAt += record.reduce((k, p) => k + p.length, 0);
-      this.journalBytes = Math.max(this.journalBytes, journalAt);
       return last;
     };
     // With the native addon the CRCs of each batch run in the thread pool beside its write; a batch
@@ -727,7 +717,6 @@ export class DiskData implements AllocationData {
             if (!ended) {
               await writevFully(journal, [endRecord(seq)], journalAt);
               journalAt += RECORD_HEADER_BYTES;
-              this.journalBytes = Math.max(this.journalBytes, journalAt);
             }
             if (this.fsync === 'safe') await journal.datasync();
             // The committed bytes about to be replaced, and their checksums: a refusal from the copy
@@ -741,14 +730,13 @@ export class DiskData implements AllocationData {
             }
             const undoEnd = await saveUndo(journal, journalAt, fh, offset, journalEnd, seq, WRITE_BATCH_BYTES);
             undo = { at: journalAt, end: undoEnd };
-            this.journalBytes = Math.max(this.journalBytes, undoEnd);
             // From the first byte copied in place until the commit (or the undo), the committed
             // bytes and their checksums disagree: readers that see it judge under the gate.
             if (overwrite !== undefined) await this.holdGate(overwrite);
             applying = true;
             if (inMemory !== undefined) {
               // The journal's records, from the copy kept of them.
-              for (const r of inMemory) await writevFully(fh, [r.bytes], r.at);
+              for (const r of inMemory) await copyInPlace(fh, r.bytes, r.at);
             } else await applyJournal(journal, fh, journalEnd, BLOCK_BYTES);
           }
           if (this.fsync === 'safe') {
@@ -1028,41 +1016,41 @@ export class DiskData implements AllocationData {
   }
 
   /**
-   * The metadata store has recorded `seq` for this allocation: its journal is stale. It stays as it
-   * is (a stale journal is never applied: its sequence number is recorded, and the next write's
-   * records go over it from its start), unless it has grown past JOURNAL_KEEP_BYTES: then it is
-   * emptied, not removed (its directory entry need not be synced again). Not synced either way.
-   * Emptying a journal for every write cost a small WRITE two system calls and, on ext4, a
-   * write-out of the journal when its descriptor closed.
+   * The metadata store has recorded `seq` for this allocation: its journal is stale, emptied (not
+   * removed: its directory entry need not be synced again). Not synced: a journal that survives a
+   * crash is stale (its sequence number is recorded) and is ignored. Through the kept descriptor when
+   * there is one: on ext4, a file emptied by name and closed is written out at the close, which cost
+   * every small overwrite a trip to the disk.
    */
   private dropJournal(seq: number): void {
     this.seq = seq;
-    if (this.journalBytes <= JOURNAL_KEEP_BYTES) return;
     try {
-      truncateSync(journalPath(this.file), 0);
-      this.journalBytes = 0;
+      const kept = handles.get(this.file)?.journal;
+      if (kept !== undefined) ftruncateSync(kept.fd, 0);
+      else truncateSync(journalPath(this.file), 0);
+      this.journalUsed = false;
     } catch {
-      // gone already
+      // gone already (or closed meanwhile: the next write empties it first)
     }
   }
 
   /**
    * The descriptor of the redo journal at `jpath`, kept with the file's (`h`) from one write to the
-   * next. The first open in this process empties the journal (see `journalOpened`); a journal
+   * next, and the journal empty: emptied now if it may hold anything (see `journalUsed`). A journal
    * created now has its directory entry synced under `safe`.
    */
   private async journalOf(h: CachedHandle, jpath: string): Promise<FileHandle> {
-    if (h.journal !== undefined) return h.journal;
-    const had = await stat(jpath).then(
-      () => true,
-      () => false,
-    );
-    const fh = await this.io.open(jpath, this.journalOpened ? JOURNAL_REOPEN_FLAGS : JOURNAL_FLAGS);
-    if (!this.journalOpened) this.journalBytes = 0;
-    this.journalOpened = true;
-    // The writer holds `h` (so it is closed after its last user, journal included).
-    h.journal = fh;
-    if (!had && this.fsync === 'safe') await syncDirectory(dirname(this.file));
+    let fh = h.journal;
+    if (fh === undefined) {
+      const had = await stat(jpath).then(
+        () => true,
+        () => false,
+      );
+      // The writer holds `h`, so it is closed after its last user, journal included.
+      fh = h.journal = await this.io.open(jpath, JOURNAL_FLAGS);
+      if (!had && this.fsync === 'safe') await syncDirectory(dirname(this.file));
+    } else if (this.journalUsed) await fh.truncate(0);
+    this.journalUsed = true;
     return fh;
   }
 
@@ -1452,6 +1440,7 @@ export class DiskData implements AllocationData {
         () => false,
       );
       fh = await this.io.open(jpath, JOURNAL_FLAGS);
+      this.journalUsed = true;
       await writevFully(fh, [undoMarker(seq, u.size, u.blocks)], 0);
       if (this.fsync === 'safe') {
         await fh.datasync();

@@ -147,6 +147,14 @@ export async function* readRecords(fh: FileHandle, state: { complete: boolean; e
   }
 }
 
+/** Writes a record's `payload` at `offset` of the data file (the copy in place). */
+export async function copyInPlace(data: FileHandle, payload: Buffer, offset: number): Promise<void> {
+  for (let done = 0; done < payload.length;) {
+    const { bytesWritten } = await data.write(payload, done, payload.length - done, offset + done);
+    done += bytesWritten;
+  }
+}
+
 /**
  * Copies every record of a complete journal into the data file (within its first `size` bytes);
  * returns the blocks written. Throws if the journal turns out incomplete (then part may be copied).
@@ -162,10 +170,7 @@ export async function applyJournal(
   for await (const r of readRecords(journal, state)) {
     const n = Math.min(r.payload.length, size - r.offset);
     if (n <= 0) continue;
-    for (let done = 0; done < n;) {
-      const { bytesWritten } = await data.write(r.payload, done, n - done, r.offset + done);
-      done += bytesWritten;
-    }
+    await copyInPlace(data, r.payload.subarray(0, n), r.offset);
     for (let b = Math.floor(r.offset / blockBytes); b * blockBytes < r.offset + n; b++) blocks.add(b);
   }
   if (!state.complete) throw new Error('the redo journal reads back incomplete');
