@@ -1,11 +1,7 @@
-import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { endRecord, recordHeader } from '../../depot/resources/disk/redo-journal.js';
-import { IbpClient, type AllocationCaps } from '../../ibp/index.js';
-import { pattern, startDepotChild, type DepotChild } from '../helpers/depot-child.js';
-import { DepotProcess } from '../helpers/depot-process.js';
-import { tempDir } from '../helpers/temp-dir.js';
+import type { AllocationCaps } from '../../ibp/index.js';
+import { crashingDepot, pattern, restartDepot } from '../helpers/depot-child.js';
 
 const DIST = new URL('../../dist/depot/index.js', import.meta.url);
 const BLOCK = 64 * 1024;
@@ -57,8 +53,9 @@ const depot = await DepotServer.start(options, { diskIo });
 process.stdout.write('listening on ' + depot.url + '\\n');
 `;
 
-function startChild(script: string, dir: string, port: number, mode: string, nth: number): Promise<DepotChild> {
-  return startDepotChild(script, [dir, String(port), mode, String(nth)], { ANVIL_DIST: DIST.href });
+/** A depot child over a new directory that dies at `mode`'s `nth` write (see CHILD), and a client. */
+function crashingPoint(cleanups: Array<() => unknown>, mode: string, nth: number) {
+  return crashingDepot(cleanups, CHILD, DIST, (data) => [data, '0', mode, String(nth)], { ANVIL_DIST: DIST.href });
 }
 
 interface Case {
@@ -187,18 +184,7 @@ describe('crash during an unacknowledged WRITE inside committed data (determinis
 
   for (const c of CASES) {
     it(`${c.name}: every acknowledged byte loads; the write's blocks are all ${c.outcome}`, async () => {
-      if (!existsSync(new URL(DIST))) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json`');
-      const dir = tempDir('anvil-crashpoint-');
-      cleanups.push(dir.cleanup);
-      const script = join(dir.path, 'child.mjs');
-      writeFileSync(script, CHILD);
-      const data = join(dir.path, 'depot');
-      const client = new IbpClient({ timeoutMs: 10_000, connectTimeoutMs: 2_000 });
-      cleanups.push(() => client.close());
-
-      const first = await startChild(script, data, 0, c.mode, c.nth);
-      cleanups.push(() => first.child.kill('SIGKILL'));
-      const addr = { host: '127.0.0.1', port: first.port };
+      const { client, child: first, data, addr } = await crashingPoint(cleanups, c.mode, c.nth);
       const caps: AllocationCaps = await client.allocate(addr, { size: c.maxSize, durationSec: 3600 });
       const old = pattern(c.stored, 7);
       expect(await client.store(caps.write, old)).toBe(c.stored);
@@ -213,10 +199,7 @@ describe('crash during an unacknowledged WRITE inside committed data (determinis
       expect(await first.exit).toBe('SIGKILL');
       client.close();
 
-      const again = await DepotProcess.start(['--data', data, '--port', String(first.port), '--log-level', 'warn']);
-      cleanups.push(() => again.proc.kill('SIGKILL'));
-      const client2 = new IbpClient({ timeoutMs: 10_000, connectTimeoutMs: 2_000 });
-      cleanups.push(() => client2.close());
+      const { again, client: client2 } = await restartDepot(cleanups, data, first.port);
       const p = await client2.probe(caps.manage);
       expect(p.size).toBe(c.stored); // the unacknowledged WRITE did not commit a new size
       const got = await client2.load(caps.read, 0, p.size);
@@ -253,19 +236,9 @@ describe('bytes left in a redo journal', () => {
   });
 
   it('an acknowledged overwrite whose bytes hold well-formed records of the next write: never applied for it', async () => {
-    if (!existsSync(new URL(DIST))) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json`');
-    const dir = tempDir('anvil-crashpoint-');
-    cleanups.push(dir.cleanup);
-    const script = join(dir.path, 'child.mjs');
-    writeFileSync(script, CHILD);
-    const data = join(dir.path, 'depot');
-    const client = new IbpClient({ timeoutMs: 10_000, connectTimeoutMs: 2_000 });
-    cleanups.push(() => client.close());
     // Journal writes: WRITE A's record with its end record (1), its undo image (2); WRITE B's record
     // (3), then its end record (4), before which the depot dies.
-    const first = await startChild(script, data, 0, 'journal-before', 4);
-    cleanups.push(() => first.child.kill('SIGKILL'));
-    const addr = { host: '127.0.0.1', port: first.port };
+    const { client, child: first, data, addr } = await crashingPoint(cleanups, 'journal-before', 4);
     const caps: AllocationCaps = await client.allocate(addr, { size: 4 << 20, durationSec: 3600 });
     const stored = pattern(2 << 20, 7);
     expect(await client.store(caps.write, stored)).toBe(2 << 20);
@@ -281,10 +254,7 @@ describe('bytes left in a redo journal', () => {
     expect(await first.exit).toBe('SIGKILL');
     client.close();
 
-    const again = await DepotProcess.start(['--data', data, '--port', String(first.port), '--log-level', 'warn']);
-    cleanups.push(() => again.proc.kill('SIGKILL'));
-    const client2 = new IbpClient({ timeoutMs: 10_000, connectTimeoutMs: 2_000 });
-    cleanups.push(() => client2.close());
+    const { again, client: client2 } = await restartDepot(cleanups, data, first.port);
     expect((await client2.probe(caps.manage)).size).toBe(2 << 20);
     const expected = Buffer.from(stored);
     a.copy(expected, 0);

@@ -1,10 +1,6 @@
-import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { IbpClient, type AllocationCaps } from '../../ibp/index.js';
-import { pattern, startDepotChild, type DepotChild } from '../helpers/depot-child.js';
-import { DepotProcess } from '../helpers/depot-process.js';
-import { tempDir } from '../helpers/temp-dir.js';
+import type { AllocationCaps } from '../../ibp/index.js';
+import { crashingDepot, pattern, restartDepot } from '../helpers/depot-child.js';
 
 const DIST = new URL('../../dist/depot/index.js', import.meta.url);
 const METADATA_DIST = new URL('../../dist/depot/resources/disk/metadata-db.js', import.meta.url);
@@ -78,10 +74,6 @@ const depot = await DepotServer.start(options, { diskIo });
 process.stdout.write('listening on ' + depot.url + '\\n');
 `;
 
-function startChild(script: string, dir: string, fault: string, kill: string): Promise<DepotChild> {
-  return startDepotChild(script, [dir, '0', fault, kill], { ANVIL_DIST: DIST.href, ANVIL_METADATA_DIST: METADATA_DIST.href });
-}
-
 type Kill = 'record' | 'write-back' | 'undo-metadata' | 'after-undo-metadata';
 
 interface Case {
@@ -126,31 +118,13 @@ const GROW_CASES: GrowCase[] = [
  * A depot child over a new directory that fails `fault` and dies at `kill` (see CHILD), a client
  * and a 4 MiB allocation on it; `cleanups` undo them.
  */
-async function crashingDepot(cleanups: Array<() => unknown>, fault: Case['fault'], kill: Kill) {
-  if (!existsSync(new URL(DIST))) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json`');
-  const dir = tempDir('anvil-rollback-');
-  cleanups.push(dir.cleanup);
-  const script = join(dir.path, 'child.mjs');
-  writeFileSync(script, CHILD);
-  const data = join(dir.path, 'depot');
-  const client = new IbpClient({ timeoutMs: 10_000, connectTimeoutMs: 2_000 });
-  cleanups.push(() => client.close());
-  const first = await startChild(script, data, fault, kill);
-  cleanups.push(() => first.child.kill('SIGKILL'));
-  const caps: AllocationCaps = await client.allocate(
-    { host: '127.0.0.1', port: first.port },
-    { size: 4 << 20, durationSec: 3600 },
-  );
-  return { data, client, first, caps };
-}
-
-/** The depot started again over `data` on `port` (no faults), and a new client. */
-async function restartDepot(cleanups: Array<() => unknown>, data: string, port: number) {
-  const again = await DepotProcess.start(['--data', data, '--port', String(port), '--log-level', 'warn']);
-  cleanups.push(() => again.proc.kill('SIGKILL'));
-  const client2 = new IbpClient({ timeoutMs: 10_000, connectTimeoutMs: 2_000 });
-  cleanups.push(() => client2.close());
-  return { again, client2 };
+async function crashingRollback(cleanups: Array<() => unknown>, fault: Case['fault'], kill: Kill) {
+  const d = await crashingDepot(cleanups, CHILD, DIST, (data) => [data, '0', fault, kill], {
+    ANVIL_DIST: DIST.href,
+    ANVIL_METADATA_DIST: METADATA_DIST.href,
+  });
+  const caps: AllocationCaps = await d.client.allocate(d.addr, { size: 4 << 20, durationSec: 3600 });
+  return { data: d.data, client: d.client, first: d.child, caps };
 }
 
 describe('crash while a refused overwrite is rolled back', () => {
@@ -161,7 +135,7 @@ describe('crash while a refused overwrite is rolled back', () => {
 
   for (const c of CASES) {
     it(`refused by a failed ${c.fault}, killed at its ${c.kill}: the range is all ${c.outcome}, every acknowledged byte outside it loads`, async () => {
-      const { data, client, first, caps } = await crashingDepot(cleanups, c.fault, c.kill);
+      const { data, client, first, caps } = await crashingRollback(cleanups, c.fault, c.kill);
       const stored = 3 << 20;
       const old = pattern(stored, 7);
       expect(await client.store(caps.write, old)).toBe(stored);
@@ -172,7 +146,7 @@ describe('crash while a refused overwrite is rolled back', () => {
       expect(await first.exit).toBe('SIGKILL');
       client.close();
 
-      const { again, client2 } = await restartDepot(cleanups, data, first.port);
+      const { again, client: client2 } = await restartDepot(cleanups, data, first.port);
       expect((await client2.probe(caps.manage)).size).toBe(stored);
       const got = await client2.load(caps.read, 0, stored);
       const neu = Buffer.from(old);
@@ -197,7 +171,7 @@ describe('crash while a refused write that grows an allocation of unaligned size
 
   for (const c of GROW_CASES) {
     it(`${c.write} refused by a failed ${c.fault}, killed at its ${c.kill}: the allocation is ${c.outcome === 'old' ? 'as acknowledged' : 'the write whole'}, every acknowledged byte loads`, async () => {
-      const { data, client, first, caps } = await crashingDepot(cleanups, c.fault, c.kill);
+      const { data, client, first, caps } = await crashingRollback(cleanups, c.fault, c.kill);
       // The block holding the end is partly filled: the write changes its checksum's extent.
       const stored = (3 << 20) + 5000;
       const old = pattern(stored, 7);
@@ -209,7 +183,7 @@ describe('crash while a refused write that grows an allocation of unaligned size
       expect(await first.exit).toBe('SIGKILL');
       client.close();
 
-      const { again, client2 } = await restartDepot(cleanups, data, first.port);
+      const { again, client: client2 } = await restartDepot(cleanups, data, first.port);
       const want = c.outcome === 'old' ? old : Buffer.concat([old.subarray(0, offset), body]);
       expect((await client2.probe(caps.manage)).size).toBe(want.length);
       const got = await client2.load(caps.read, 0, want.length);

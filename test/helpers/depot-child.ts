@@ -1,4 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { IbpClient } from '../../ibp/index.js';
+import { DepotProcess } from './depot-process.js';
+import { tempDir } from './temp-dir.js';
 
 /** A deterministic byte pattern of `len` bytes, distinct per `salt`. */
 export function pattern(len: number, salt: number): Buffer {
@@ -38,4 +43,51 @@ export async function startDepotChild(script: string, args: string[], env: Recor
   }
   child.kill('SIGKILL');
   throw new Error(`depot child did not start: ${err}`);
+}
+
+/** A depot child over a directory of its own (see {@link crashingDepot}), and a client of it. */
+export interface CrashingDepot {
+  readonly child: DepotChild;
+  readonly client: IbpClient;
+  /** The depot's data directory, for {@link restartDepot}. */
+  readonly data: string;
+  readonly addr: { readonly host: string; readonly port: number };
+}
+
+/**
+ * Writes `source` (a depot child script that runs the build in `dist/`) into a new temporary
+ * directory and starts it with the arguments `args(dataDir)` and `env`, then opens a client;
+ * `cleanups` undo them (kill, close, remove).
+ */
+export async function crashingDepot(
+  cleanups: Array<() => unknown>,
+  source: string,
+  dist: URL,
+  args: (data: string) => string[],
+  env: Record<string, string>,
+): Promise<CrashingDepot> {
+  if (!existsSync(dist)) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.build.json`');
+  const dir = tempDir('anvil-crash-');
+  cleanups.push(dir.cleanup);
+  const script = join(dir.path, 'child.mjs');
+  writeFileSync(script, source);
+  const data = join(dir.path, 'depot');
+  const client = new IbpClient({ timeoutMs: 10_000, connectTimeoutMs: 2_000 });
+  cleanups.push(() => client.close());
+  const child = await startDepotChild(script, args(data), env);
+  cleanups.push(() => child.child.kill('SIGKILL'));
+  return { child, client, data, addr: { host: '127.0.0.1', port: child.port } };
+}
+
+/** The depot started again over `data` on `port` (a plain depot process), and a new client. */
+export async function restartDepot(
+  cleanups: Array<() => unknown>,
+  data: string,
+  port: number,
+): Promise<{ again: Awaited<ReturnType<typeof DepotProcess.start>>; client: IbpClient }> {
+  const again = await DepotProcess.start(['--data', data, '--port', String(port), '--log-level', 'warn']);
+  cleanups.push(() => again.proc.kill('SIGKILL'));
+  const client = new IbpClient({ timeoutMs: 10_000, connectTimeoutMs: 2_000 });
+  cleanups.push(() => client.close());
+  return { again, client };
 }
