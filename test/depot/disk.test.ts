@@ -89,6 +89,29 @@ describe('disk resources', () => {
     await t.client.decr(a.manage, 'read'); // a damaged allocation can still be deleted
   });
 
+  it("start-up's sweep of stray files spares the redo journal of a known allocation (a damaged one keeps it for a later start-up)", async () => {
+    const dir = temp();
+    const clock = new VirtualClock();
+    let t = await disk(dir, clock);
+    const a = await t.client.allocate(t, { size: 100_000, durationSec: 100 });
+    await t.client.store(a.write, Buffer.alloc(100_000, 1));
+    await t.close();
+    cleanups.pop();
+    const file = fileOf(dir, Number(a.read.wrmKey));
+    truncateSync(file, 70_000); // damaged at the next start
+    const payload = Buffer.from('x');
+    writeFileSync(`${file}.redo`, Buffer.concat([recordHeader(9, 0, [payload]), payload]));
+    writeFileSync(`${file}.stray`, 'left by nobody');
+    for (let start = 0; start < 2; start++) {
+      t = await disk(dir, clock);
+      await expect(t.client.load(a.read, 0, 10)).rejects.toMatchObject({ status: -15 });
+      expect(existsSync(`${file}.redo`)).toBe(true);
+      expect(existsSync(`${file}.stray`)).toBe(false);
+      await t.close();
+      cleanups.pop();
+    }
+  });
+
   it('a corrupted block is found at start-up (full check) and on load (size check)', async () => {
     for (const startupCheck of ['full', 'size'] as const) {
       const dir = temp();

@@ -230,12 +230,17 @@ class HandleCache {
     return h;
   }
 
+  /**
+   * Caches `h` for `owner`, closing the least recently used unused ones past MAX_CACHED_HANDLES;
+   * never `h` itself, which its caller is about to use (with every other one in use, the cache holds
+   * one more for a while).
+   */
   put(owner: string, h: CachedHandle): void {
     this.drop(owner);
     this.open.set(owner, h);
     for (const [o, old] of this.open) {
       if (this.open.size <= MAX_CACHED_HANDLES) break;
-      if (old.users > 0) continue;
+      if (old.users > 0 || old === h) continue;
       this.open.delete(o);
       void retire(old);
     }

@@ -396,7 +396,10 @@ export class DiskResource implements StorageResource {
     for (const shard of shards) {
       const names = await readdir(join(this.dir, 'data', shard)).catch(() => [] as string[]);
       for (const name of names) {
-        if (/^\d+$/.test(name) && known.has(Number(name))) continue;
+        // A known allocation's file, and its redo journal: a damaged allocation keeps the journal
+        // (a rollback the disk did not let start-up finish) for a later start-up.
+        const m = /^(\d+)(\.redo)?$/.exec(name);
+        if (m !== null && known.has(Number(m[1]))) continue;
         await rm(join(this.dir, 'data', shard, name), { force: true, recursive: true });
         removed++;
       }
