@@ -34,12 +34,21 @@ describe('disk: a refused overwrite whose undo the metadata store fails to recor
     };
   }
 
-  it('a later acknowledged append records the undo first: every acknowledged byte loads after a restart', async () => {
+  /**
+   * {@link depot} with an allocation holding 200 000 acknowledged bytes, then the next WAL sync and
+   * the next `setBlocks` failures (the write's commit, then as many attempts to record its undo).
+   */
+  async function failingCommits(setBlocksFailures: number) {
     const { t, restart } = await depot();
     const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });
     await t.client.store(caps.write, Buffer.alloc(200_000, OLD));
     failWalSyncs(1);
-    failSetBlocks(1);
+    failSetBlocks(setBlocksFailures);
+    return { t, restart, caps };
+  }
+
+  it('a later acknowledged append records the undo first: every acknowledged byte loads after a restart', async () => {
+    const { t, restart, caps } = await failingCommits(1);
     expect(await tryWrite(t, caps, 100, Buffer.alloc(150_000, NEW))).not.toBe('ok');
     expect(allOf(await loadAll(t, caps, 200_000), OLD, 200_000)).toBe(true);
     vi.restoreAllMocks();
@@ -51,11 +60,7 @@ describe('disk: a refused overwrite whose undo the metadata store fails to recor
   });
 
   it('a later acknowledged overwrite elsewhere records the undo first: every acknowledged byte loads after a restart', async () => {
-    const { t, restart } = await depot();
-    const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });
-    await t.client.store(caps.write, Buffer.alloc(200_000, OLD));
-    failWalSyncs(1);
-    failSetBlocks(1);
+    const { t, restart, caps } = await failingCommits(1);
     expect(await tryWrite(t, caps, 100, Buffer.alloc(50_000, NEW))).not.toBe('ok');
     vi.restoreAllMocks();
     // Its own journal would replace the one that holds the refused write's rollback.
@@ -66,11 +71,7 @@ describe('disk: a refused overwrite whose undo the metadata store fails to recor
   });
 
   it('a later write is refused while the undo still cannot be recorded, and taken once it can', async () => {
-    const { t, restart } = await depot();
-    const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });
-    await t.client.store(caps.write, Buffer.alloc(200_000, OLD));
-    failWalSyncs(1);
-    failSetBlocks(2);
+    const { t, restart, caps } = await failingCommits(2);
     expect(await tryWrite(t, caps, 100, Buffer.alloc(50_000, NEW))).not.toBe('ok');
     // The undo is tried again first, and fails again: this write changes nothing.
     expect(await tryWrite(t, caps, 150_000, Buffer.alloc(10, NEW))).not.toBe('ok');
@@ -82,11 +83,7 @@ describe('disk: a refused overwrite whose undo the metadata store fails to recor
   });
 
   it('an overwrite that grows the allocation: the acknowledged size and bytes stay, before and after a restart', async () => {
-    const { t, restart } = await depot();
-    const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });
-    await t.client.store(caps.write, Buffer.alloc(200_000, OLD));
-    failWalSyncs(1);
-    failSetBlocks(1);
+    const { t, restart, caps } = await failingCommits(1);
     expect(await tryWrite(t, caps, 150_000, Buffer.alloc(100_000, NEW))).not.toBe('ok');
     expect((await t.client.probe(caps.manage)).size).toBe(200_000);
     expect(allOf(await loadAll(t, caps, 200_000), OLD, 200_000)).toBe(true);
@@ -97,11 +94,7 @@ describe('disk: a refused overwrite whose undo the metadata store fails to recor
   });
 
   it('a refused append whose undo cannot be recorded either: the acknowledged size and bytes stay after a restart', async () => {
-    const { t, restart } = await depot();
-    const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });
-    await t.client.store(caps.write, Buffer.alloc(200_000, OLD));
-    failWalSyncs(1);
-    failSetBlocks(1);
+    const { t, restart, caps } = await failingCommits(1);
     expect(await tryStore(t, caps, Buffer.alloc(100_000, NEW))).not.toBe('ok');
     expect((await t.client.probe(caps.manage)).size).toBe(200_000);
     expect(allOf(await loadAll(t, caps, 200_000), OLD, 200_000)).toBe(true);
