@@ -73,16 +73,26 @@ describe('disk resources', () => {
     expect(inq.resources[0]).toMatchObject({ resourceType: 1, usedBytes: 400_010 + 1000 }); // b sits in the trash
   });
 
-  it('a half-written file found at start-up marks its allocation damaged: loads fail, never serve bytes', async () => {
-    const dir = temp();
-    const clock = new VirtualClock();
-    let t = await disk(dir, clock);
+  /**
+   * A depot on `dir` that acknowledged 100 000 bytes to an allocation, stopped; its file then cut to
+   * 70 000 bytes, so that the next start-up finds it half-written and marks it damaged.
+   */
+  async function halfWritten(dir: string, clock: VirtualClock) {
+    const t = await disk(dir, clock);
     const a = await t.client.allocate(t, { size: 100_000, durationSec: 100 });
     await t.client.store(a.write, Buffer.alloc(100_000, 1));
     await t.close();
     cleanups.pop();
-    truncateSync(fileOf(dir, Number(a.read.wrmKey)), 70_000);
-    t = await disk(dir, clock);
+    const file = fileOf(dir, Number(a.read.wrmKey));
+    truncateSync(file, 70_000);
+    return { a, file };
+  }
+
+  it('a half-written file found at start-up marks its allocation damaged: loads fail, never serve bytes', async () => {
+    const dir = temp();
+    const clock = new VirtualClock();
+    const { a } = await halfWritten(dir, clock);
+    const t = await disk(dir, clock);
     await expect(t.client.load(a.read, 0, 10)).rejects.toMatchObject({ code: 'IBP_E_FILE_READ', status: -15 });
     await expect(t.client.write(a.write, 0, Buffer.from('x'))).rejects.toMatchObject({ status: -16 });
     expect((await t.client.probe(a.manage)).size).toBe(100_000);
@@ -92,18 +102,12 @@ describe('disk resources', () => {
   it("start-up's sweep of stray files spares the redo journal of a known allocation (a damaged one keeps it for a later start-up)", async () => {
     const dir = temp();
     const clock = new VirtualClock();
-    let t = await disk(dir, clock);
-    const a = await t.client.allocate(t, { size: 100_000, durationSec: 100 });
-    await t.client.store(a.write, Buffer.alloc(100_000, 1));
-    await t.close();
-    cleanups.pop();
-    const file = fileOf(dir, Number(a.read.wrmKey));
-    truncateSync(file, 70_000); // damaged at the next start
+    const { a, file } = await halfWritten(dir, clock);
     const payload = Buffer.from('x');
     writeFileSync(`${file}.redo`, Buffer.concat([recordHeader(9, 0, [payload]), payload]));
     writeFileSync(`${file}.stray`, 'left by nobody');
     for (let start = 0; start < 2; start++) {
-      t = await disk(dir, clock);
+      const t = await disk(dir, clock);
       await expect(t.client.load(a.read, 0, 10)).rejects.toMatchObject({ status: -15 });
       expect(existsSync(`${file}.redo`)).toBe(true);
       expect(existsSync(`${file}.stray`)).toBe(false);
