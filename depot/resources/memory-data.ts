@@ -659,11 +659,9 @@ export class MemoryData implements AllocationData {
  */
 function zeroedSegment(from = 0, to = 0): Buffer {
   const { buf, fresh } = segmentPool.take();
-  if (fresh) return buf;
-  if (to <= from) zeroFill(buf, 0, buf.length);
-  else {
+  if (!fresh) {
     zeroFill(buf, 0, from);
-    zeroFill(buf, to, buf.length);
+    zeroFill(buf, Math.max(from, to), buf.length);
   }
   return buf;
 }

@@ -6,6 +6,7 @@ import { MemoryData, SEGMENT_BYTES, segmentPool, zeroFill } from '../../depot/re
 import type { DirectTarget } from '../../ibp/index.js';
 import type { RangeWriter } from '../../depot/core/allocation.js';
 import { RawSession, keyOf, rawAllocate, startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { filledMemory } from '../helpers/memory-data.js';
 import { pattern } from '../helpers/patterns.js';
 
 /** A memory writer into segments: it also offers spans. */
@@ -229,12 +230,7 @@ describe('memory segments offer their memory to a body read in place', () => {
     const span = w.span(SEGMENT_BYTES)!;
     await d.release(); // DELETE while the body is on its way
     // Another allocation attaches a segment now: it must not be the one the read will land in.
-    const other = { size: 0, maxSize: 2 * SEGMENT_BYTES };
-    const d2 = new MemoryData(other);
-    const w2 = await d2.openWriter(0, 10);
-    w2.write(Buffer.alloc(10, 1));
-    await w2.finish(10);
-    other.size = 10;
+    const { d: d2 } = await filledMemory(10, 1);
     span.fill(0xee); // the read lands
     w.landed(SEGMENT_BYTES);
     const got: Buffer[] = [];

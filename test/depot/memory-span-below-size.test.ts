@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { MemoryData, SEGMENT_BYTES, segmentPool } from '../../depot/resources/memory-data.js';
 import type { DirectTarget } from '../../ibp/index.js';
 import type { RangeWriter } from '../../depot/core/allocation.js';
+import { filledMemory } from '../helpers/memory-data.js';
 import { pattern } from '../helpers/patterns.js';
 
 /** A memory writer into segments: it also offers spans. */
@@ -11,17 +12,6 @@ async function readAll(d: MemoryData, offset: number, length: number): Promise<B
   const parts: Buffer[] = [];
   await d.read(offset, length, (c) => void parts.push(Buffer.from(c)), { sinkReleases: true });
   return Buffer.concat(parts);
-}
-
-/** A large allocation holding `size` bytes of `fill` in its first segment. */
-async function filled(size: number, fill: number): Promise<{ d: MemoryData; owner: { size: number; maxSize: number } }> {
-  const owner = { size: 0, maxSize: 2 * SEGMENT_BYTES };
-  const d = new MemoryData(owner);
-  const w = await d.openWriter(0, size);
-  w.write(Buffer.alloc(size, fill));
-  await w.finish(size);
-  owner.size = size;
-  return { d, owner };
 }
 
 /** A sink that holds each chunk (as a socket queues a reply behind a slow reader) until `let`. */
@@ -65,7 +55,7 @@ describe('memory spans below the size', () => {
   beforeEach(() => segmentPool.clear());
 
   it('a reader that comes while a span is out gets the bytes of its moment, not a view the read may change', async () => {
-    const { d } = await filled(4096, 1);
+    const { d } = await filledMemory(4096, 1);
     const w = (await d.openWriter(0, 4096)) as SpanWriter;
     const span = w.span(4096)!;
     const kept = await keptAcross(d, 4096, async () => {
@@ -80,7 +70,7 @@ describe('memory spans below the size', () => {
   });
 
   it('a TRUNCATE while a span is out: readers of the segment that replaced it keep their bytes when the read lands', async () => {
-    const { d, owner } = await filled(8192, 1);
+    const { d, owner } = await filledMemory(8192, 1);
     const w = (await d.openWriter(0, 8192)) as SpanWriter;
     const span = w.span(8192)!;
     // The span's pin makes the TRUNCATE's zeroing copy the segment: readers now find the copy.
@@ -99,7 +89,7 @@ describe('memory spans below the size', () => {
   });
 
   it('a span over a segment a reader holds pinned goes to a copy: the reader keeps its bytes', async () => {
-    const { d } = await filled(4096, 1);
+    const { d } = await filledMemory(4096, 1);
     const pinned = d.pin(0, 4096);
     const w = (await d.openWriter(0, 4096)) as SpanWriter;
     const span = w.span(4096)!;
@@ -112,16 +102,11 @@ describe('memory spans below the size', () => {
   });
 
   it('a DELETE while a span below the size is out: the segment is pooled only once the read lands, nothing stays pinned', async () => {
-    const { d } = await filled(4096, 1);
+    const { d } = await filledMemory(4096, 1);
     const w = (await d.openWriter(0, 4096)) as SpanWriter;
     const span = w.span(4096)!;
     await d.release();
-    const other = { size: 0, maxSize: 2 * SEGMENT_BYTES };
-    const d2 = new MemoryData(other);
-    const w2 = await d2.openWriter(0, 10);
-    w2.write(Buffer.alloc(10, 7));
-    await w2.finish(10);
-    other.size = 10;
+    const { d: d2 } = await filledMemory(10, 7);
     span.fill(0xee);
     w.landed(4096);
     expect((await readAll(d2, 0, 10)).equals(Buffer.alloc(10, 7))).toBe(true);
@@ -156,7 +141,7 @@ describe('memory spans below the size', () => {
   });
 
   it('a WRITE across the size into an attached segment, aborted: an earlier pin keeps its bytes, zeros past the size', async () => {
-    const { d, owner } = await filled(4096, 1);
+    const { d, owner } = await filledMemory(4096, 1);
     const pinned = d.pin(0, 4096);
     const w = (await d.openWriter(2048, 4096)) as SpanWriter;
     w.span(4096)!.fill(9);

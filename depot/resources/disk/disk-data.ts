@@ -525,9 +525,8 @@ export class DiskData implements AllocationData {
     let batchAt = offset;
     // CRCs of the blocks that lie wholly inside the written range, computed as the bytes stream by.
     const streaming = new Map<number, number>();
-    /** The journaled bytes, kept while they are few, to be copied in place from memory. */
-    let inMemory: { at: number; bytes: Buffer }[] | undefined = [];
-    let inMemoryBytes = 0;
+    /** The journaled bytes, kept when they are few, to be copied in place from memory. */
+    const inMemory: { at: number; bytes: Buffer }[] | undefined = journalEnd - offset <= JOURNAL_MEMORY_BYTES ? [] : undefined;
     const toJournal = async (at: number, parts: Buffer[], last = false) => {
       if (journal === undefined) {
         seq = this.nextSeq();
@@ -535,15 +534,11 @@ export class DiskData implements AllocationData {
         this.journaled = seq;
       }
       const record = [recordHeader(seq, at, parts), ...parts];
-      const n = record.reduce((k, p) => k + p.length, 0) - RECORD_HEADER_BYTES;
-      if (inMemory !== undefined && inMemoryBytes + n <= JOURNAL_MEMORY_BYTES) {
-        inMemory.push({ at, bytes: Buffer.concat(parts, n) });
-        inMemoryBytes += n;
-      } else inMemory = undefined;
+      inMemory?.push({ at, bytes: Buffer.concat(parts) });
       // The last bytes and the end record in one write.
       if (last) record.push(endRecord(seq));
       await writevFully(journal, record, journalAt);
-      journalAt += record.reduce((k, p) => k + p.length, 0);
+      journalAt += record.reduce((n, p) => n + p.length, 0);
       return last;
     };
     // With the native addon the CRCs of each batch run in the thread pool beside its write; a batch
