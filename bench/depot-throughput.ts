@@ -98,14 +98,22 @@ const READ_ORDER = choice('READ_ORDER', ['ascending', 'descending']);
 const READ_PASSES = whole('READ_PASSES', 1, 1);
 /**
  * Small random I/O after each round's bulk phases, as the IBP perf clients run it: this many WRITEs,
- * then as many LOADs, of 1–4 KiB (log-uniform) at random offsets of random allocations of the round,
- * shared among the connections (default 2000; 0 skips them). The same seeded commands for every
- * client and round.
+ * then as many LOADs, then as many of both mixed ("Small Random R/W", see SMALL_READ_FRACTION), of
+ * 1–4 KiB (log-uniform) at random offsets of random allocations of the round, shared among the
+ * connections (default 2000; 0 skips them). The same seeded commands for every client and round.
  */
 const SMALL_IO = whole('SMALL_IO', 2000, 0);
 const SMALL_IO_MIN_BYTES = 1024;
 const SMALL_IO_MAX_BYTES = 4096;
 const SMALL_IO_SEED = 20_240_601;
+/** The share of LOADs among the mixed small commands, from 0 to 1 (default 0.5). */
+const SMALL_READ_FRACTION = (() => {
+  const text = process.env['BENCH_SMALL_READ_FRACTION'];
+  if (text === undefined || text.trim() === '') return 0.5;
+  const f = Number(text);
+  if (!Number.isFinite(f) || f < 0 || f > 1) refuse(`BENCH_SMALL_READ_FRACTION must be a number from 0 to 1 (got "${text}")`);
+  return f;
+})();
 /**
  * Idle milliseconds before each round (default 0: back to back). A depot uses idle time to warm the
  * files of new disk allocations (see depot/resources/disk/warm-pool.ts); with a pause the rows show
@@ -331,14 +339,27 @@ interface DepotBulkFigures extends BulkFigures {
   read: PhaseCpu;
   /** Read passes after the first (see READ_PASSES): MB/s and the depot's CPU seconds. */
   rereads: { MBps: number; depotCpuS: number | undefined }[];
-  /** The small random WRITEs and LOADs (see SMALL_IO): commands per second and the depot's CPU. */
-  small?: { writeOpsPerSec: number; readOpsPerSec: number; write: PhaseCpu; read: PhaseCpu };
+  /** The small random WRITEs, LOADs and both mixed (see SMALL_IO): commands per second and the depot's CPU. */
+  small?: {
+    writeOpsPerSec: number;
+    readOpsPerSec: number;
+    mixOpsPerSec: number;
+    /** How many of the mixed commands were LOADs. */
+    mixLoads: number;
+    write: PhaseCpu;
+    read: PhaseCpu;
+    mix: PhaseCpu;
+  };
 }
 
-/** What a phase's runner measured itself (the compiled client times its own span), if it did. */
+/**
+ * What a phase's runner measured itself (the compiled client times its own span), if it did, and
+ * how many LOADs a mixed phase sent (each client counts its own: equal counts show they drew alike).
+ */
 interface OwnFigures {
-  seconds: number;
-  clientCpuS: number;
+  seconds?: number;
+  clientCpuS?: number;
+  loads?: number;
 }
 
 /**
@@ -348,7 +369,7 @@ interface OwnFigures {
 async function measured(
   depot: DepotProcessHandle,
   run: () => Promise<OwnFigures | undefined>,
-): Promise<{ seconds: number; cpu: PhaseCpu }> {
+): Promise<{ seconds: number; cpu: PhaseCpu; loads: number | undefined }> {
   const depot0 = depot.cpuSeconds();
   const faults0 = depot.minorFaults();
   const sys0 = systemSeconds(depot.pid);
@@ -362,6 +383,7 @@ async function measured(
   const client = process.cpuUsage(client0);
   return {
     seconds: own?.seconds ?? seconds,
+    loads: own?.loads,
     cpu: {
       depotCpuS: depot0 === undefined || depot1 === undefined ? undefined : round2(depot1 - depot0),
       depotSysS: sys0 === undefined || sys1 === undefined ? undefined : round2(sys1 - sys0),
@@ -410,12 +432,13 @@ function buildCompiledClient(dir: string): string | { failure: string } {
  */
 async function compiledPhase(
   addr: DepotAddress,
-  mode: 'store' | 'reverse' | 'load' | 'load-reverse' | 'small-write' | 'small-read',
+  mode: 'store' | 'reverse' | 'load' | 'load-reverse' | 'small-write' | 'small-read' | 'small-mix',
   keys: string[],
 ): Promise<OwnFigures> {
   const args = [addr.host, String(addr.port), mode, String(CLIENTS), String(BLOCK), String(ALLOC_BYTES)];
-  if (mode === 'small-write' || mode === 'small-read')
+  if (mode.startsWith('small-'))
     args.push(String(SMALL_IO), String(SMALL_IO_MIN_BYTES), String(SMALL_IO_MAX_BYTES), String(SMALL_IO_SEED));
+  if (mode === 'small-mix') args.push(String(SMALL_READ_FRACTION));
   const child = tracked(spawn(compiledClient!, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
   let out = '';
   let err = '';
@@ -427,16 +450,17 @@ async function compiledPhase(
   // 'close', not 'exit': its output is complete only once its pipes are.
   const [code] = (await once(child, 'close')) as [number | null];
   if (code !== 0) throw new Error(`compiled client (${mode}) failed: ${err.trim() || `exit ${String(code)}`}`);
-  const r = JSON.parse(out) as { seconds: number; userS: number; sysS: number };
-  return { seconds: r.seconds, clientCpuS: r.userS + r.sysS };
+  const r = JSON.parse(out) as { seconds: number; userS: number; sysS: number; loads: number };
+  return { seconds: r.seconds, clientCpuS: r.userS + r.sysS, ...(mode === 'small-mix' ? { loads: r.loads } : {}) };
 }
 
 /**
  * The small random commands of connection `ci` (see SMALL_IO): its share of them, each a random
  * allocation, a size of SMALL_IO_MIN_BYTES to SMALL_IO_MAX_BYTES (log-uniform) and a random offset,
- * drawn exactly as the compiled client draws them.
+ * drawn exactly as the compiled client draws them. With `mix`, one more draw per command makes it
+ * a LOAD when it falls below SMALL_READ_FRACTION (`read` is false otherwise).
  */
-function* smallCommands(ci: number): Generator<{ slot: number; size: number; offset: number }> {
+function* smallCommands(ci: number, mix: boolean): Generator<{ slot: number; size: number; offset: number; read: boolean }> {
   const ops = Math.floor(SMALL_IO / CLIENTS) + (ci < SMALL_IO % CLIENTS ? 1 : 0);
   const next = mulberry((SMALL_IO_SEED ^ Math.imul(ci + 1, 0x9e3779b1)) >>> 0);
   const lmin = Math.log(SMALL_IO_MIN_BYTES);
@@ -446,7 +470,7 @@ function* smallCommands(ci: number): Generator<{ slot: number; size: number; off
     const drawn = Math.floor(Math.exp(lmin + (lmax - lmin) * next()));
     const size = Math.min(SMALL_IO_MAX_BYTES, Math.max(SMALL_IO_MIN_BYTES, drawn));
     const offset = Math.floor((ALLOC_BYTES - size) * next());
-    yield { slot, size, offset };
+    yield { slot, size, offset, read: mix && next() < SMALL_READ_FRACTION };
   }
 }
 
@@ -478,6 +502,7 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[], client: string): 
     let readAll: () => Promise<OwnFigures | undefined>;
     let smallWrites: () => Promise<OwnFigures | undefined>;
     let smallReads: () => Promise<OwnFigures | undefined>;
+    let smallMix: () => Promise<OwnFigures | undefined>;
     if (client === 'compiled') {
       const writeKeys = caps.map((c) => keyTokensOf(c.write));
       const readKeys = caps.map((c) => keyTokensOf(c.read));
@@ -485,6 +510,13 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[], client: string): 
       readAll = () => compiledPhase(addr, READ_ORDER === 'ascending' ? 'load' : 'load-reverse', readKeys);
       smallWrites = () => compiledPhase(addr, 'small-write', writeKeys);
       smallReads = () => compiledPhase(addr, 'small-read', readKeys);
+      // Both capabilities of each allocation: the compiled client takes the one its command needs.
+      smallMix = () =>
+        compiledPhase(
+          addr,
+          'small-mix',
+          writeKeys.map((w, i) => `${w}\t${readKeys[i]!}`),
+        );
     } else {
       clients.push(...(await Promise.all(Array.from({ length: CLIENTS }, () => WireClient.open(addr)))));
       // Client i writes (then reads) allocations i, i + CLIENTS, …, block after block.
@@ -508,20 +540,24 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[], client: string): 
           const stamp = await c.load(caps[a]!.read, b * BLOCK, BLOCK);
           if (stamp !== b) throw new Error(`allocation ${a} block ${b}: read back stamp ${stamp}`);
         });
-      const small = (write: boolean) => async () => {
+      const small = (kind: 'write' | 'read' | 'mix') => async () => {
         const bytes = Buffer.alloc(SMALL_IO_MAX_BYTES, 'w');
+        let loads = 0;
         await Promise.all(
           clients.map(async (c, ci) => {
-            for (const op of smallCommands(ci)) {
-              if (write) await c.write(caps[op.slot]!.write, op.offset, bytes.subarray(0, op.size));
-              else await c.load(caps[op.slot]!.read, op.offset, op.size);
+            for (const op of smallCommands(ci, kind === 'mix')) {
+              if (kind === 'read' || op.read) {
+                loads++;
+                await c.load(caps[op.slot]!.read, op.offset, op.size);
+              } else await c.write(caps[op.slot]!.write, op.offset, bytes.subarray(0, op.size));
             }
           }),
         );
-        return undefined;
+        return kind === 'mix' ? { loads } : undefined;
       };
-      smallWrites = small(true);
-      smallReads = small(false);
+      smallWrites = small('write');
+      smallReads = small('read');
+      smallMix = small('mix');
     }
     const total = ALLOCATIONS * ALLOC_BYTES;
     const write = await measured(depot, writeAll);
@@ -535,11 +571,15 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[], client: string): 
     if (SMALL_IO > 0) {
       const w = await measured(depot, smallWrites);
       const r = await measured(depot, smallReads);
+      const m = await measured(depot, smallMix);
       small = {
         writeOpsPerSec: round(SMALL_IO / w.seconds),
         readOpsPerSec: round(SMALL_IO / r.seconds),
+        mixOpsPerSec: round(SMALL_IO / m.seconds),
+        mixLoads: m.loads ?? 0,
         write: w.cpu,
         read: r.cpu,
+        mix: m.cpu,
       };
     }
     return {
@@ -785,8 +825,11 @@ try {
                 : {
                     smallWriteOpsPerSec: f.small.writeOpsPerSec,
                     smallReadOpsPerSec: f.small.readOpsPerSec,
+                    smallMixOpsPerSec: f.small.mixOpsPerSec,
+                    smallMixLoads: f.small.mixLoads,
                     smallWriteDepotCpuS: f.small.write.depotCpuS,
                     smallReadDepotCpuS: f.small.read.depotCpuS,
+                    smallMixDepotCpuS: f.small.mix.depotCpuS,
                   }),
             });
             process.stderr.write(`${JSON.stringify(rows[rows.length - 1])}\n`);
@@ -849,7 +892,11 @@ function summary(): Record<string, unknown>[] {
           readClientCpuS: med(kind, 'readClientCpuS'),
           ...(READ_PASSES > 1 ? { lastRereadMBps: median(of(kind).map((r) => lastReread(r))) } : {}),
           ...(SMALL_IO > 0
-            ? { smallWriteOpsPerSec: med(kind, 'smallWriteOpsPerSec'), smallReadOpsPerSec: med(kind, 'smallReadOpsPerSec') }
+            ? {
+                smallWriteOpsPerSec: med(kind, 'smallWriteOpsPerSec'),
+                smallReadOpsPerSec: med(kind, 'smallReadOpsPerSec'),
+                smallMixOpsPerSec: med(kind, 'smallMixOpsPerSec'),
+              }
             : {}),
         });
       }
@@ -885,7 +932,13 @@ process.stdout.write(
         smallIo:
           SMALL_IO === 0
             ? 0
-            : { commands: SMALL_IO, minBytes: SMALL_IO_MIN_BYTES, maxBytes: SMALL_IO_MAX_BYTES, seed: SMALL_IO_SEED },
+            : {
+                commands: SMALL_IO,
+                minBytes: SMALL_IO_MIN_BYTES,
+                maxBytes: SMALL_IO_MAX_BYTES,
+                seed: SMALL_IO_SEED,
+                mixReadFraction: SMALL_READ_FRACTION,
+              },
         bulkClients: clientKinds,
         ...(clientNote === undefined ? {} : { clientNote }),
       },

@@ -4,7 +4,7 @@
 // turn. Its CPU cost per byte is close to the kernel's socket copy alone, so on a small machine the
 // figures are the depot's, not the client's runtime's.
 //
-//   ibp-bulk-client HOST PORT MODE CLIENTS BLOCK_BYTES ALLOCATION_BYTES [COUNT MIN MAX SEED] < keys
+//   ibp-bulk-client HOST PORT MODE CLIENTS BLOCK_BYTES ALLOCATION_BYTES [COUNT MIN MAX SEED [READ_FRACTION]] < keys
 //
 // MODE: `store` (STORE, blocks in order), `reverse` (WRITE at each block's offset, last block
 // first), `load` (LOAD, blocks in order; each block's stamp is checked) or `load-reverse` (LOAD,
@@ -16,9 +16,13 @@
 // (or LOADs) in all, shared among the connections, each of MIN to MAX bytes (log-uniform) at a
 // random offset of a random allocation. Connection i draws them from mulberry32 seeded with
 // SEED ^ ((i + 1) * 0x9E3779B1), as the TypeScript client does, so both send the same commands.
+// `small-mix` is the perf clients' third small phase ("Small Random R/W"): the same draws, then one
+// more per command, a LOAD when it falls below READ_FRACTION (its last argument) and a WRITE
+// otherwise. Its key lines hold both capabilities of an allocation: the write's tokens, a tab, the
+// read's.
 //
 // Prints one JSON line: the phase's seconds (from the moment every connection is open), the
-// client's own CPU seconds over the same span and the number of commands. Any refusal or short
+// client's own CPU seconds over the same span, the number of commands and how many were LOADs. Any refusal or short
 // reply stops it with a message and exit status 1.
 #include <netdb.h>
 #include <netinet/in.h>
@@ -27,6 +31,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -60,7 +65,9 @@ struct Settings {
   // Small random I/O only.
   size_t count = 0, min_bytes = 0, max_bytes = 0;
   uint32_t seed = 0;
+  double read_fraction = 0;  // small-mix only
   std::vector<std::string> keys;
+  std::vector<std::string> read_keys;  // small-mix only: the read capability's tokens of keys[i]
 };
 
 // mulberry32: a small seeded generator; uniform in [0, 1).
@@ -209,9 +216,9 @@ std::vector<unsigned char> block_bytes(size_t index, size_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 7 && argc != 11)
-    die("usage: ibp-bulk-client HOST PORT store|reverse|load|load-reverse|small-write|small-read CLIENTS BLOCK_BYTES "
-        "ALLOCATION_BYTES [COUNT MIN_BYTES MAX_BYTES SEED] < keys");
+  if (argc != 7 && argc != 11 && argc != 12)
+    die("usage: ibp-bulk-client HOST PORT store|reverse|load|load-reverse|small-write|small-read|small-mix CLIENTS "
+        "BLOCK_BYTES ALLOCATION_BYTES [COUNT MIN_BYTES MAX_BYTES SEED [READ_FRACTION]] < keys");
   Settings s;
   s.host = argv[1];
   s.port = argv[2];
@@ -220,19 +227,38 @@ int main(int argc, char** argv) {
   s.block = number(argv[5], 1, size_t{1} << 40, "BLOCK_BYTES");
   s.allocation = number(argv[6], 1, size_t{1} << 50, "ALLOCATION_BYTES");
   const bool loading = s.mode == "load" || s.mode == "load-reverse";
-  const bool small = s.mode == "small-write" || s.mode == "small-read";
+  const bool mix = s.mode == "small-mix";
+  const bool small = s.mode == "small-write" || s.mode == "small-read" || mix;
   if (s.mode != "store" && s.mode != "reverse" && !loading && !small) die("unknown mode " + s.mode);
   if (s.allocation < s.block || s.allocation % s.block != 0) die("bad shape");
-  if (small != (argc == 11)) die(small ? s.mode + " needs COUNT MIN_BYTES MAX_BYTES SEED" : "too many arguments");
+  const int wanted = mix ? 12 : small ? 11 : 7;
+  if (argc != wanted)
+    die(mix     ? s.mode + " needs COUNT MIN_BYTES MAX_BYTES SEED READ_FRACTION"
+        : small ? s.mode + " needs COUNT MIN_BYTES MAX_BYTES SEED"
+                : "too many arguments");
   if (small) {
     s.count = number(argv[7], 0, size_t{1} << 40, "COUNT");
     s.min_bytes = number(argv[8], 1, s.allocation, "MIN_BYTES");
     s.max_bytes = number(argv[9], s.min_bytes, s.allocation, "MAX_BYTES");
     s.seed = static_cast<uint32_t>(number(argv[10], 0, 0xFFFFFFFFu, "SEED"));
   }
+  if (mix) {
+    char* end = nullptr;
+    errno = 0;
+    s.read_fraction = std::strtod(argv[11], &end);
+    if (errno != 0 || end == argv[11] || *end != '\0' || !(s.read_fraction >= 0 && s.read_fraction <= 1))
+      die(std::string("READ_FRACTION must be a number from 0 to 1 (got \"") + argv[11] + "\")");
+  }
   for (std::string line; std::getline(std::cin, line);)
     if (!line.empty()) s.keys.push_back(line);
   if (s.keys.empty()) die("no allocation keys on standard input");
+  if (mix)
+    for (std::string& k : s.keys) {
+      const size_t tab = k.find('\t');
+      if (tab == std::string::npos) die("small-mix needs WRITE_KEYS<tab>READ_KEYS on each line");
+      s.read_keys.push_back(k.substr(tab + 1));
+      k.resize(tab);
+    }
   const size_t per_alloc = s.allocation / s.block;
   std::vector<std::vector<unsigned char>> data;
   if (!loading && !small)
@@ -245,6 +271,7 @@ int main(int argc, char** argv) {
   bool go = false;
   std::chrono::steady_clock::time_point t0;
   rusage ru0{};
+  std::atomic<size_t> loads{0};
   std::vector<std::thread> threads;
   for (int ci = 0; ci < s.clients; ci++) {
     threads.emplace_back([&, ci] {
@@ -271,8 +298,10 @@ int main(int argc, char** argv) {
           const double drawn = std::floor(std::exp(lmin + (lmax - lmin) * rng.next()));
           const size_t size = std::min(s.max_bytes, std::max(s.min_bytes, static_cast<size_t>(drawn)));
           const size_t offset = static_cast<size_t>(std::floor((s.allocation - size) * rng.next()));
-          const char* key = s.keys[slot].c_str();
-          if (s.mode == "small-read") {
+          const bool read = mix ? rng.next() < s.read_fraction : s.mode == "small-read";
+          const char* key = (mix && read ? s.read_keys[slot] : s.keys[slot]).c_str();
+          if (read) {
+            loads++;
             c.send_all(cmd, command(cmd, "1 8 %s %zu %zu 600\n", key, offset, size));
             expect_ok("LOAD", c.line(), static_cast<long long>(size));
             unsigned char head[8] = {0};
@@ -321,6 +350,8 @@ int main(int argc, char** argv) {
   const double user = secs(ru.ru_utime, ru0.ru_utime);
   const double sys = secs(ru.ru_stime, ru0.ru_stime);
   const size_t commands = small ? s.count : s.keys.size() * per_alloc;
-  std::printf("{\"seconds\":%.6f,\"userS\":%.4f,\"sysS\":%.4f,\"commands\":%zu}\n", seconds, user, sys, commands);
+  const size_t loaded = small ? loads.load() : loading ? commands : 0;
+  std::printf("{\"seconds\":%.6f,\"userS\":%.4f,\"sysS\":%.4f,\"commands\":%zu,\"loads\":%zu}\n", seconds, user, sys,
+              commands, loaded);
   return 0;
 }

@@ -31,6 +31,7 @@ describe('bench:depot refuses a bad setting before it starts anything', () => {
     [{ BENCH_READ_ORDER: 'backwards' }, 'BENCH_READ_ORDER must be one of ascending, descending (got "backwards")'],
     [{ BENCH_SMALL: 'false' }, 'BENCH_SMALL must be 0 or 1 (got "false")'],
     [{ BENCH_SMALL_IO: '-1' }, 'BENCH_SMALL_IO must be a whole number of at least 0 (got "-1")'],
+    [{ BENCH_SMALL_READ_FRACTION: '1.5' }, 'BENCH_SMALL_READ_FRACTION must be a number from 0 to 1 (got "1.5")'],
     [{ BENCH_ANVIL_BINS: '/nonexistent/anvil.js' }, 'BENCH_ANVIL_BINS: no launcher at /nonexistent/anvil.js'],
     [
       { BENCH_CLIENT: 'compiled', CXX: 'false' },
@@ -91,19 +92,21 @@ interface BenchOutput {
     writeClientCpuS: number;
     smallWriteOpsPerSec?: number;
     smallReadOpsPerSec?: number;
+    smallMixOpsPerSec?: number;
+    smallMixLoads?: number;
   }[];
 }
 
 describe('bench:depot bulk clients', () => {
   it('the compiled client writes and reads last block first and checks every block stamp, beside the TypeScript client', async () => {
     const r = await bench(
-      // 7 small commands of each kind: shared unevenly by the 2 connections.
+      // 13 small commands of each kind: shared unevenly by the 2 connections.
       {
         ...TINY,
         BENCH_WRITE_ORDER: 'reverse',
         BENCH_READ_ORDER: 'descending',
         BENCH_CLIENT: 'compiled,node',
-        BENCH_SMALL_IO: '7',
+        BENCH_SMALL_IO: '13',
       },
       120_000,
     );
@@ -111,7 +114,7 @@ describe('bench:depot bulk clients', () => {
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as BenchOutput;
     expect(out.shape.bulkClients).toEqual(['compiled', 'node']);
-    expect(out.shape.smallIo).toMatchObject({ commands: 7 });
+    expect(out.shape.smallIo).toMatchObject({ commands: 13, mixReadFraction: 0.5 });
     expect(out.rows.map((row) => row.client)).toEqual(['compiled', 'node']);
     for (const row of out.rows) {
       expect(row.writeMBps).toBeGreaterThan(0);
@@ -119,7 +122,13 @@ describe('bench:depot bulk clients', () => {
       expect(row.writeClientCpuS).toBeGreaterThanOrEqual(0);
       expect(row.smallWriteOpsPerSec).toBeGreaterThan(0);
       expect(row.smallReadOpsPerSec).toBeGreaterThan(0);
+      expect(row.smallMixOpsPerSec).toBeGreaterThan(0);
     }
+    // Each client counts the LOADs it sent in the mixed phase: both drew the same commands.
+    const [compiled, node] = out.rows;
+    expect(compiled!.smallMixLoads).toBe(node!.smallMixLoads);
+    expect(compiled!.smallMixLoads).toBeGreaterThan(0);
+    expect(compiled!.smallMixLoads).toBeLessThan(13);
     expect(out.summary.map((s) => `${s.kind}:${s.client}`)).toEqual(['memory:compiled', 'memory:node']);
   }, 150_000);
 
