@@ -14,13 +14,20 @@ export class DepotProcess {
     this.exit = new Promise((resolve) => child.on('exit', (code, signal) => resolve(signal === null ? code : null)));
   }
 
-  static spawn(args: readonly string[]): DepotProcess {
-    return new DepotProcess(spawn(process.execPath, [BIN, 'depot', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  /** Spawns `anvil depot args`, with `env` added to this process's environment. */
+  static spawn(args: readonly string[], env: Record<string, string> = {}): DepotProcess {
+    return new DepotProcess(
+      spawn(process.execPath, [BIN, 'depot', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }),
+    );
   }
 
-  /** Starts a depot and waits until it listens. */
-  static async start(args: readonly string[], timeoutMs = 15_000): Promise<{ proc: DepotProcess; host: string; port: number }> {
-    const proc = DepotProcess.spawn(args);
+  /** Starts a depot (see {@link spawn}) and waits until it listens. */
+  static async start(
+    args: readonly string[],
+    timeoutMs = 15_000,
+    env: Record<string, string> = {},
+  ): Promise<{ proc: DepotProcess; host: string; port: number }> {
+    const proc = DepotProcess.spawn(args, env);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const m = /^listening on ibp:\/\/([^:]+):(\d+)$/m.exec(proc.out);
