@@ -171,7 +171,9 @@ async function crashRounds(KILLS: number, SEED: number, power?: PowerLoss): Prom
             const t = mine[Math.floor(rand() * mine.length)]!;
             const size = t.data.length;
             const overwrite = size > 0 && (size > t.maxSize - 70_000 || rand() < 0.4);
-            const len = 1 + Math.floor(rand() * (overwrite ? Math.min(size, 150_000) : 65_536));
+            // A third of the overwrites small (up to 4 KiB, as a random small I/O load sends them).
+            const small = overwrite && rand() < 0.35;
+            const len = 1 + Math.floor(rand() * (small ? Math.min(size, 4096) : overwrite ? Math.min(size, 150_000) : 65_536));
             const offset = overwrite ? Math.floor(rand() * (size - len + 1)) : size;
             const bytes = body(len, Math.floor(rand() * 256));
             t.pending = { offset, body: bytes, append: !overwrite };

@@ -5,6 +5,11 @@
 // power cut leaves it when nothing written since a file's last sync reached it. (Names are taken
 // as durable at once; only contents are put back.)
 //
+// A file's length set by ftruncate or truncate is metadata, which a journaling file system (ext4)
+// commits with the next sync of any file: so a truncate is applied to the file's copy at the next
+// successful sync of any file (a copy taken later, of the file itself, already holds it). A copy
+// the truncate lengthens is filled with zeros; a file never synced gets a copy of zeros.
+//
 // Syncs are serialized, each copy taken right after its sync under one lock, so a later copy of a
 // file is never older than an earlier one. A copy may hold bytes written after the sync it follows:
 // those could have reached the disk anyway, so the test errs on the lenient side, never the strict.
@@ -40,6 +45,8 @@
 #include <climits>
 
 #ifndef POWER_LOSS_CUT
+#include <map>
+#include <string>
 
 namespace {
 
@@ -47,6 +54,8 @@ const char* watched = nullptr;
 size_t watched_len = 0;
 const char* shadow = nullptr;
 pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+// Truncates since the last sync of any file, by copy path: the length last set.
+std::map<std::string, off64_t>* truncated = nullptr;
 
 template <typename F>
 F real(const char* name) {
@@ -65,32 +74,39 @@ void note_unmodelled(const char* what) {
   close(fd);
 }
 
-// Copies the file open as `fd` to its shadow, if it is a regular file under the watched directory.
-// Errors leave the previous copy: the test then sees an older state, and says what it lost.
-void take_copy(int fd) {
+// The path of the copy of the file open as `fd`, if it is a regular file under the watched
+// directory; empty otherwise.
+std::string copy_path(int fd) {
   char link[64];
   char path[PATH_MAX];
   snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
   const ssize_t n = readlink(link, path, sizeof path - 1);
-  if (n <= 0) return;
+  if (n <= 0) return "";
   path[n] = '\0';
-  if (strncmp(path, watched, watched_len) != 0 || path[watched_len] != '/') return;
+  if (strncmp(path, watched, watched_len) != 0 || path[watched_len] != '/') return "";
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return "";
   int generation = 0;
   (void)ioctl(fd, FS_IOC_GETVERSION, &generation);
+  char dst[PATH_MAX];
+  snprintf(dst, sizeof dst, "%s/%llu-%llu-%d", shadow, static_cast<unsigned long long>(st.st_dev),
+           static_cast<unsigned long long>(st.st_ino), generation);
+  return dst;
+}
+
+// Copies the file open as `fd` to its shadow `dst`. Errors leave the previous copy: the test then
+// sees an older state, and says what it lost.
+void take_copy(int fd, const std::string& dst) {
+  char link[64];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
   // Through /proc: the descriptor may be write-only.
   const int in = open(link, O_RDONLY | O_CLOEXEC);
   if (in < 0) {
     note_unmodelled("copy: cannot reopen");
     return;
   }
-  char tmp[PATH_MAX + 8];
-  char dst[PATH_MAX];
-  snprintf(dst, sizeof dst, "%s/%llu-%llu-%d", shadow, static_cast<unsigned long long>(st.st_dev),
-           static_cast<unsigned long long>(st.st_ino), generation);
-  snprintf(tmp, sizeof tmp, "%s.tmp", dst);
-  const int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const std::string tmp = dst + ".tmp";
+  const int out = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   bool ok = out >= 0;
   static char buf[1 << 16];
   while (ok) {
@@ -112,9 +128,9 @@ void take_copy(int fd) {
   }
   close(in);
   if (out >= 0) close(out);
-  if (ok) ok = rename(tmp, dst) == 0;
+  if (ok) ok = rename(tmp.c_str(), dst.c_str()) == 0;
   if (!ok) {
-    unlink(tmp);
+    unlink(tmp.c_str());
     note_unmodelled("copy: failed");
   }
 }
@@ -125,10 +141,33 @@ int synced(int fd, F sync) {
   pthread_mutex_lock(&lock);
   const int r = sync(fd);
   const int saved = errno;
-  if (r == 0) take_copy(fd);
+  if (r == 0) {
+    const std::string dst = copy_path(fd);
+    if (!dst.empty()) {
+      take_copy(fd, dst);
+      truncated->erase(dst);  // the copy holds its length
+    }
+    // The file system's journal commit carried every other file's new length along.
+    for (const auto& [copy, length] : *truncated) {
+      const int c = open(copy.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+      // The next one in line, not this library's (which would take the lock again).
+      static auto resize = real<int (*)(int, off64_t)>("ftruncate64");
+      if (c < 0 || resize(c, length) != 0) note_unmodelled("truncate: cannot apply");
+      if (c >= 0) close(c);
+    }
+    truncated->clear();
+  }
   pthread_mutex_unlock(&lock);
   errno = saved;
   return r;
+}
+
+// Notes a successful truncate of the file open as `fd` to `length` (see the header).
+void note_truncate(int fd, off64_t length) {
+  pthread_mutex_lock(&lock);
+  const std::string dst = copy_path(fd);
+  if (!dst.empty()) (*truncated)[dst] = length;
+  pthread_mutex_unlock(&lock);
 }
 
 __attribute__((constructor)) void start() {
@@ -139,6 +178,7 @@ __attribute__((constructor)) void start() {
     return;
   }
   watched_len = strlen(watched);
+  truncated = new std::map<std::string, off64_t>();
   while (watched_len > 1 && watched[watched_len - 1] == '/') watched_len--;
 }
 
@@ -173,6 +213,59 @@ int sync_file_range(int fd, off64_t offset, off64_t nbytes, unsigned int flags) 
   // Starting write-back alone makes nothing durable: only a wait for it is outside the model.
   if ((flags & ~SYNC_FILE_RANGE_WRITE) != 0) note_unmodelled("sync_file_range");
   return next(fd, offset, nbytes, flags);
+}
+
+int ftruncate(int fd, off_t length) {
+  static auto next = real<int (*)(int, off_t)>("ftruncate");
+  const int r = next(fd, length);
+  if (r == 0 && watched != nullptr) {
+    const int saved = errno;
+    note_truncate(fd, length);
+    errno = saved;
+  }
+  return r;
+}
+
+int ftruncate64(int fd, off64_t length) {
+  static auto next = real<int (*)(int, off64_t)>("ftruncate64");
+  const int r = next(fd, length);
+  if (r == 0 && watched != nullptr) {
+    const int saved = errno;
+    note_truncate(fd, length);
+    errno = saved;
+  }
+  return r;
+}
+
+// By name: through a descriptor of its own, so that the copy is found as for ftruncate.
+int truncate(const char* path, off_t length) {
+  static auto next = real<int (*)(const char*, off_t)>("truncate");
+  const int r = next(path, length);
+  if (r == 0 && watched != nullptr) {
+    const int saved = errno;
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      note_truncate(fd, length);
+      close(fd);
+    } else note_unmodelled("truncate: cannot reopen");
+    errno = saved;
+  }
+  return r;
+}
+
+int truncate64(const char* path, off64_t length) {
+  static auto next = real<int (*)(const char*, off64_t)>("truncate64");
+  const int r = next(path, length);
+  if (r == 0 && watched != nullptr) {
+    const int saved = errno;
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      note_truncate(fd, length);
+      close(fd);
+    } else note_unmodelled("truncate: cannot reopen");
+    errno = saved;
+  }
+  return r;
 }
 
 int msync(void* addr, size_t length, int flags) {
