@@ -41,6 +41,13 @@ interface Tracked {
   touched: boolean;
 }
 
+/** The first offset at which `a` and `b` differ (the shorter one's length if one is a prefix). */
+function firstDifference(a: Buffer, b: Buffer): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
 function body(len: number, salt: number): Buffer {
   const b = Buffer.alloc(len);
   for (let i = 0; i < len; i++) b[i] = (salt + i * 31 + (i >> 8)) & 0xff;
@@ -84,6 +91,13 @@ async function crashRounds(KILLS: number, SEED: number, power?: PowerLoss): Prom
     let lost = 0;
     let unackedLanded = 0;
     const cuts = { putBack: 0, emptied: 0 };
+    /** The first losses, said in the summary: which allocation, after which round, and how. */
+    const losses: string[] = [];
+    const loss = (round: number, t: Tracked, size: number, got: Buffer | undefined, how: string) => {
+      if (losses.length >= 5) return;
+      const where = got === undefined ? 'LOAD refused' : `first differing byte ${firstDifference(got, t.data)}`;
+      losses.push(`round ${round}, allocation ${tracked.indexOf(t)} (size ${size}): ${how}; ${where}`);
+    };
     const args = () => ['--data', dir.path, '--port', String(port), '--log-level', 'warn', '--capacity', '1GiB'];
     const fsync = power === undefined ? [] : ['--fsync', 'safe'];
     try {
@@ -104,8 +118,10 @@ async function crashRounds(KILLS: number, SEED: number, power?: PowerLoss): Prom
             // an interrupted overwrite: the size stays, the rest is as acknowledged
             const got = p.size === 0 ? Buffer.alloc(0) : await client.load(t.caps.read, 0, p.size).catch(() => undefined);
             const check = got === undefined ? { ok: false, newBlocks: 0 } : oldOrNew(got, t.data, pend.offset, pend.body);
-            if (!check.ok) lost++;
-            else {
+            if (!check.ok) {
+              lost++;
+              loss(round, t, p.size, got, 'interrupted overwrite neither all old nor all new');
+            } else {
               interruptedWrites++;
               interruptedBlocksNew += check.newBlocks;
               t.data = got!; // what the depot now holds is what later rounds must find
@@ -116,11 +132,15 @@ async function crashRounds(KILLS: number, SEED: number, power?: PowerLoss): Prom
           const landed = pend !== undefined && p.size === t.data.length + pend.body.length;
           if (p.size !== t.data.length && !landed) {
             lost++;
+            loss(round, t, p.size, undefined, `size ${p.size}, acknowledged ${t.data.length}`);
             continue;
           }
           const want = landed ? Buffer.concat([t.data, pend.body]) : t.data;
           const got = p.size === 0 ? Buffer.alloc(0) : await client.load(t.caps.read, 0, p.size).catch(() => undefined);
-          if (got === undefined || !got.equals(want)) lost++;
+          if (got === undefined || !got.equals(want)) {
+            lost++;
+            loss(round, t, p.size, got, 'bytes differ');
+          }
           if (landed) {
             unackedLanded++;
             t.data = want;
@@ -223,6 +243,7 @@ async function crashRounds(KILLS: number, SEED: number, power?: PowerLoss): Prom
           interruptedWrites,
           interruptedBlocksNew,
           lost,
+          ...(losses.length === 0 ? {} : { losses }),
         },
       }),
     );
