@@ -20,7 +20,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -393,17 +393,19 @@ async function measured(
   };
 }
 
-/** The compiled client's executable, built once per run (see {@link buildCompiledClient}). */
+/** The compiled client's executable, built once per run (see {@link buildCompiled}). */
 let compiledClient: string | undefined;
+/** The least depot's executable (bench/native/raw-file-depot.cc), built with the compiled client. */
+let rawFileDepot: string | undefined;
 
 /**
- * Builds bench/native/ibp-bulk-client.cc into `dir` with the system's C++ compiler: `CXX` when set
- * (a command with its own options, such as `ccache g++`, and nothing else), else c++ or g++. The
- * failure's text when none builds it.
+ * Builds bench/native/`name`.cc into `dir` with the system's C++ compiler: `CXX` when set (a command
+ * with its own options, such as `ccache g++`, and nothing else), else c++ or g++. The failure's text
+ * when none builds it.
  */
-function buildCompiledClient(dir: string): string | { failure: string } {
-  const source = fileURLToPath(new URL('../../bench/native/ibp-bulk-client.cc', import.meta.url));
-  const out = join(dir, 'ibp-bulk-client');
+function buildCompiled(dir: string, name: string): string | { failure: string } {
+  const source = fileURLToPath(new URL(`../../bench/native/${name}.cc`, import.meta.url));
+  const out = join(dir, name);
   const cxx = process.env['CXX']?.trim();
   const compilers = cxx ? [cxx.split(/\s+/)] : [['c++'], ['g++']];
   let failure = 'no C++ compiler (set CXX, or install g++)';
@@ -616,6 +618,30 @@ function parseCap(c: Capability | string): Capability {
 }
 
 /**
+ * The least depot (bench/native/raw-file-depot.cc) in this round's window: the compiled client's
+ * write and read phases, in the bench's orders, against plain files under `dir` (removed after),
+ * each STORE or WRITE fdatasynced before its reply when `sync`. No checksums, no metadata: what any
+ * depot on this machine, a C one included, can at most reach right now, so a depot's figures divided
+ * by it compare across windows that swing.
+ */
+async function leastDepot(dir: string, sync: boolean): Promise<BulkFigures> {
+  mkdirSync(dir, { recursive: true });
+  const child = tracked(spawn(rawFileDepot!, [dir, sync ? 'sync' : 'fast'], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  try {
+    const [portLine] = (await once(child.stdout, 'data')) as [Buffer];
+    const addr = { host: '127.0.0.1', port: Number(portLine.toString().trim()) };
+    const keys = Array.from({ length: ALLOCATIONS }, (_, i) => `0#least${i} 0`);
+    const w = await compiledPhase(addr, WRITE_ORDER === 'append' ? 'store' : 'reverse', keys);
+    const r = await compiledPhase(addr, READ_ORDER === 'ascending' ? 'load' : 'load-reverse', keys);
+    const bytes = ALLOCATIONS * ALLOC_BYTES;
+    return { writeMBps: round(bytes / 1e6 / w.seconds!), readMBps: round(bytes / 1e6 / r.seconds!) };
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
  * Single-connection raw socket baseline: a child process that sinks (or sources) `bytes` bytes;
  * MB/s of moving them over loopback in BLOCK-sized writes.
  */
@@ -743,7 +769,13 @@ let clientNote: string | undefined;
 // The compiled client is built before anything else exists: a refusal leaves nothing behind.
 const toolDir = mkdtempSync(join(tmpdir(), 'anvil-bench-client-'));
 if (CLIENT_KINDS.includes('compiled')) {
-  const built = buildCompiledClient(toolDir);
+  // The client, and the least depot it measures the machine with (see `leastDepot`).
+  let built = buildCompiled(toolDir, 'ibp-bulk-client');
+  if (typeof built === 'string') {
+    const least = buildCompiled(toolDir, 'raw-file-depot');
+    if (typeof least === 'string') rawFileDepot = least;
+    else built = least;
+  }
   if (typeof built === 'string') compiledClient = built;
   else if (CLIENT_SETTING !== undefined) {
     rmSync(toolDir, { recursive: true, force: true });
@@ -786,6 +818,11 @@ try {
         for (let round = 0; round < ROUNDS; round++) {
           if (PAUSE_MS > 0) await new Promise((r) => setTimeout(r, PAUSE_MS));
           const raw = await rawSocket(total, data[0]!);
+          // On disk, the least depot in the same window (not for memory: its bound is the socket's).
+          const least =
+            rawFileDepot === undefined || kind === 'memory'
+              ? undefined
+              : await leastDepot(join(dataDir, 'least'), kind === 'disk-safe');
           // The build that runs first in a round has the machine's memory at its freshest: the order turns
           // with each round, so no build is always first.
           const order = depots.map((_, i) => (i + round) % depots.length);
@@ -810,6 +847,14 @@ try {
               ...(f.rereads.length === 0 ? {} : { rereads: f.rereads }),
               rawSocket1ConnWriteMBps: raw.writeMBps,
               rawSocket1ConnReadMBps: raw.readMBps,
+              ...(least === undefined
+                ? {}
+                : {
+                    leastDepotWriteMBps: least.writeMBps,
+                    leastDepotReadMBps: least.readMBps,
+                    writeOfLeast: round2(f.writeMBps / least.writeMBps),
+                    readOfLeast: round2(f.readMBps / least.readMBps),
+                  }),
               writeDepotCpuS: f.write.depotCpuS,
               readDepotCpuS: f.read.depotCpuS,
               writeDepotSysS: f.write.depotSysS,
@@ -886,6 +931,14 @@ function summary(): Record<string, unknown>[] {
           readMBps: med(kind, 'readMBps'),
           rawSocket1ConnWriteMBps: med(kind, 'rawSocket1ConnWriteMBps'),
           rawSocket1ConnReadMBps: med(kind, 'rawSocket1ConnReadMBps'),
+          ...(of(kind).some((r) => r['leastDepotWriteMBps'] !== undefined)
+            ? {
+                leastDepotWriteMBps: med(kind, 'leastDepotWriteMBps'),
+                leastDepotReadMBps: med(kind, 'leastDepotReadMBps'),
+                writeOfLeast: med(kind, 'writeOfLeast'),
+                readOfLeast: med(kind, 'readOfLeast'),
+              }
+            : {}),
           writeDepotCpuS: med(kind, 'writeDepotCpuS'),
           readDepotCpuS: med(kind, 'readDepotCpuS'),
           writeClientCpuS: med(kind, 'writeClientCpuS'),

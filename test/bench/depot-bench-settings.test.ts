@@ -94,6 +94,9 @@ interface BenchOutput {
     smallReadOpsPerSec?: number;
     smallMixOpsPerSec?: number;
     smallMixLoads?: number;
+    leastDepotWriteMBps?: number;
+    leastDepotReadMBps?: number;
+    writeOfLeast?: number;
   }[];
 }
 
@@ -130,6 +133,24 @@ describe('bench:depot bulk clients', () => {
     expect(compiled!.smallMixLoads).toBeGreaterThan(0);
     expect(compiled!.smallMixLoads).toBeLessThan(13);
     expect(out.summary.map((s) => `${s.kind}:${s.client}`)).toEqual(['memory:compiled', 'memory:node']);
+    // The least depot measures disk kinds only.
+    expect(out.rows.every((row) => row.leastDepotWriteMBps === undefined)).toBe(true);
+  }, 150_000);
+
+  it('disk rows stand next to the least depot (plain files, no checksums) in the same window', async () => {
+    const r = await bench(
+      { ...TINY, BENCH_KINDS: 'disk-fast,disk-safe', BENCH_CLIENT: 'compiled', BENCH_SMALL_IO: '0' },
+      120_000,
+    );
+    expect(r.stderr).not.toContain('failed');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as BenchOutput;
+    expect(out.rows.map((row) => row.name)).toEqual(['bulk:disk-fast', 'bulk:disk-safe']);
+    for (const row of out.rows) {
+      expect(row.leastDepotWriteMBps).toBeGreaterThan(0);
+      expect(row.leastDepotReadMBps).toBeGreaterThan(0);
+      expect(row.writeOfLeast).toBeCloseTo(row.writeMBps / row.leastDepotWriteMBps!, 1);
+    }
   }, 150_000);
 
   it('without a compiler and not asked for by name, the compiled client is left out and the run says so', async () => {
