@@ -12,6 +12,11 @@ export interface Cut {
   putBack: number;
   /** Files never synced, emptied. */
   emptied: number;
+  /** Files whose content the cut changed, and how many bytes of them (differing, or cut off). */
+  changedFiles: number;
+  changedBytes: number;
+  /** Each file the cut changed: its path and the bytes it took back. */
+  changed: { path: string; bytes: number }[];
   /** Calls outside the model (`sync`, `syncfs`, a waiting `sync_file_range`, `msync`): none expected. */
   unmodelled: string[];
 }
@@ -19,9 +24,10 @@ export interface Cut {
 /**
  * A simulated power cut for a depot process (test/helpers/native/power-loss.cc, built here with the
  * system's C++ compiler): the depot runs with {@link env}, which preloads a library that copies
- * every file under its data directory at each successful fsync or fdatasync; once the depot is
- * killed, {@link cut} puts each file back to that copy, or empties it if it was never synced, as a
- * power cut leaves the disk when nothing written since a file's last sync reached it.
+ * every file under its data directory as each successful fsync or fdatasync begins, and applies
+ * truncates at the next sync of any file; once the depot is killed, {@link cut} puts each file back
+ * to that copy, or empties it if it was never synced, as a power cut leaves the disk when nothing
+ * written since a file's last sync reached it. Names are taken as durable at once.
  */
 export interface PowerLoss {
   /** The environment a depot over `dataDir` runs with so that {@link cut} can judge it. */
