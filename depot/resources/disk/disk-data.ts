@@ -279,12 +279,22 @@ async function closeHandle(h: CachedHandle): Promise<void> {
 const handles = new HandleCache();
 
 /**
+ * The emptyings of redo journals under way (see `DiskData.dropJournal`), by allocation file: whatever
+ * writes a journal next waits for its file's, so that a late truncate never cuts records written
+ * after it. By file, not by object: a resource closed and opened again in this process waits too.
+ */
+const emptyings = new Map<string, Promise<void>>();
+
+/**
  * Closes the kept descriptors of the allocation files under `dir` (those in use, once their last
  * user is done): a resource that closes leaves none behind, and another opened later on the same
  * directory in this process never reads through a descriptor of a file since replaced.
  */
-export function closeHandlesUnder(dir: string): Promise<void> {
-  return handles.dropUnder(dir.endsWith(sep) ? dir : dir + sep);
+export async function closeHandlesUnder(dir: string): Promise<void> {
+  const prefix = dir.endsWith(sep) ? dir : dir + sep;
+  // The journals' emptyings first: they use the descriptors about to close.
+  await Promise.all([...emptyings].filter(([file]) => file.startsWith(prefix)).map(([, step]) => step));
+  return handles.dropUnder(prefix);
 }
 
 /**
@@ -370,11 +380,6 @@ export class DiskData implements AllocationData {
    * the next write). Unknown (true) until this process has emptied it.
    */
   private journalUsed = true;
-  /**
-   * The emptying of the redo journal under way (see `dropJournal`), if any: whatever writes the
-   * journal next waits for it, so that it never cuts records written after it.
-   */
-  private emptying: Promise<void> | undefined;
   private prefetch: Prefetch | undefined;
 
   constructor(
@@ -1027,7 +1032,7 @@ export class DiskData implements AllocationData {
    * there is one: on ext4, a file emptied by name and closed is written out at the close, which cost
    * every small overwrite a trip to the disk.
    *
-   * Emptied off the event loop (see `emptying`): on ext4 a truncate may wait for the file system's
+   * Emptied off the event loop (see `emptyings`): on ext4 a truncate may wait for the file system's
    * journal commit that another allocation's sync started, and done in line it held every
    * connection's commands for that long (a tenth of the depot's time under small `safe` WRITEs).
    */
@@ -1043,10 +1048,10 @@ export class DiskData implements AllocationData {
         // gone already (or closed meanwhile: the next write empties it first)
       }
     };
-    const step = (this.emptying ?? Promise.resolve()).then(empty);
-    this.emptying = step;
+    const step = (emptyings.get(this.file) ?? Promise.resolve()).then(empty);
+    emptyings.set(this.file, step);
     void step.then(() => {
-      if (this.emptying === step) this.emptying = undefined;
+      if (emptyings.get(this.file) === step) emptyings.delete(this.file);
     });
   }
 
@@ -1056,7 +1061,7 @@ export class DiskData implements AllocationData {
    * created now has its directory entry synced under `safe`.
    */
   private async journalOf(h: CachedHandle, jpath: string): Promise<FileHandle> {
-    await this.emptying;
+    await emptyings.get(this.file);
     let fh = h.journal;
     if (fh === undefined) {
       const had = await stat(jpath).then(
@@ -1452,7 +1457,7 @@ export class DiskData implements AllocationData {
     const seq = this.nextSeq();
     let fh: FileHandle | undefined;
     try {
-      await this.emptying;
+      await emptyings.get(this.file);
       const had = await stat(jpath).then(
         () => true,
         () => false,

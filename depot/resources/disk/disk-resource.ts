@@ -283,7 +283,8 @@ export class DiskResource implements StorageResource {
     clearInterval(this.tailSweep);
     // The pool goes first: its files are gone before the directory's lock is.
     await this.warm.close();
-    void closeHandlesUnder(join(this.dir, 'data'));
+    // Pending journal emptyings end first (they use the kept descriptors), then those close.
+    await closeHandlesUnder(join(this.dir, 'data'));
     this.db.close();
     releaseLock(join(this.dir, LOCK_FILE));
   }
