@@ -344,8 +344,9 @@ interface DepotBulkFigures extends BulkFigures {
     writeOpsPerSec: number;
     readOpsPerSec: number;
     mixOpsPerSec: number;
-    /** How many of the mixed commands were LOADs. */
+    /** How many of the mixed commands were LOADs, and the digest of the commands drawn. */
     mixLoads: number;
+    mixDigest: number;
     write: PhaseCpu;
     read: PhaseCpu;
     mix: PhaseCpu;
@@ -354,12 +355,14 @@ interface DepotBulkFigures extends BulkFigures {
 
 /**
  * What a phase's runner measured itself (the compiled client times its own span), if it did, and
- * how many LOADs a mixed phase sent (each client counts its own: equal counts show they drew alike).
+ * for a mixed phase how many LOADs it sent and the digest of the commands it drew (see
+ * {@link smallDigest}; each client computes its own: equal ones show they sent the same commands).
  */
 interface OwnFigures {
   seconds?: number;
   clientCpuS?: number;
   loads?: number;
+  digest?: number;
 }
 
 /**
@@ -369,7 +372,7 @@ interface OwnFigures {
 async function measured(
   depot: DepotProcessHandle,
   run: () => Promise<OwnFigures | undefined>,
-): Promise<{ seconds: number; cpu: PhaseCpu; loads: number | undefined }> {
+): Promise<{ seconds: number; cpu: PhaseCpu; loads: number | undefined; digest: number | undefined }> {
   const depot0 = depot.cpuSeconds();
   const faults0 = depot.minorFaults();
   const sys0 = systemSeconds(depot.pid);
@@ -384,6 +387,7 @@ async function measured(
   return {
     seconds: own?.seconds ?? seconds,
     loads: own?.loads,
+    digest: own?.digest,
     cpu: {
       depotCpuS: depot0 === undefined || depot1 === undefined ? undefined : round2(depot1 - depot0),
       depotSysS: sys0 === undefined || sys1 === undefined ? undefined : round2(sys1 - sys0),
@@ -452,8 +456,12 @@ async function compiledPhase(
   // 'close', not 'exit': its output is complete only once its pipes are.
   const [code] = (await once(child, 'close')) as [number | null];
   if (code !== 0) throw new Error(`compiled client (${mode}) failed: ${err.trim() || `exit ${String(code)}`}`);
-  const r = JSON.parse(out) as { seconds: number; userS: number; sysS: number; loads: number };
-  return { seconds: r.seconds, clientCpuS: r.userS + r.sysS, ...(mode === 'small-mix' ? { loads: r.loads } : {}) };
+  const r = JSON.parse(out) as { seconds: number; userS: number; sysS: number; loads: number; digest: number };
+  return {
+    seconds: r.seconds,
+    clientCpuS: r.userS + r.sysS,
+    ...(mode === 'small-mix' ? { loads: r.loads, digest: r.digest } : {}),
+  };
 }
 
 /**
@@ -474,6 +482,23 @@ function* smallCommands(ci: number, mix: boolean): Generator<{ slot: number; siz
     const offset = Math.floor((ALLOC_BYTES - size) * next());
     yield { slot, size, offset, read: mix && next() < SMALL_READ_FRACTION };
   }
+}
+
+/**
+ * FNV-1a over 32-bit words of one connection's small commands (slot, size, offset's low and high
+ * halves, 1 for a LOAD), as the compiled client computes it; the connections' digests are XORed.
+ */
+function smallDigest(commands: readonly { slot: number; size: number; offset: number; read: boolean }[]): number {
+  let h = 2166136261;
+  const mixIn = (w: number) => (h = Math.imul((h ^ w) >>> 0, 16777619) >>> 0);
+  for (const c of commands) {
+    mixIn(c.slot);
+    mixIn(c.size);
+    mixIn(c.offset % 2 ** 32);
+    mixIn(Math.floor(c.offset / 2 ** 32));
+    mixIn(c.read ? 1 : 0);
+  }
+  return h;
 }
 
 /** The key tokens of `cap` as a command line carries them (`RID#KEY WRMKEY`), from the encoder itself. */
@@ -545,9 +570,12 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[], client: string): 
       const small = (kind: 'write' | 'read' | 'mix') => async () => {
         const bytes = Buffer.alloc(SMALL_IO_MAX_BYTES, 'w');
         let loads = 0;
+        let digest = 0;
         await Promise.all(
           clients.map(async (c, ci) => {
-            for (const op of smallCommands(ci, kind === 'mix')) {
+            const commands = [...smallCommands(ci, kind === 'mix')];
+            digest = (digest ^ smallDigest(commands)) >>> 0;
+            for (const op of commands) {
               if (kind === 'read' || op.read) {
                 loads++;
                 await c.load(caps[op.slot]!.read, op.offset, op.size);
@@ -555,7 +583,7 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[], client: string): 
             }
           }),
         );
-        return kind === 'mix' ? { loads } : undefined;
+        return kind === 'mix' ? { loads, digest } : undefined;
       };
       smallWrites = small('write');
       smallReads = small('read');
@@ -579,6 +607,7 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[], client: string): 
         readOpsPerSec: round(SMALL_IO / r.seconds),
         mixOpsPerSec: round(SMALL_IO / m.seconds),
         mixLoads: m.loads ?? 0,
+        mixDigest: m.digest ?? 0,
         write: w.cpu,
         read: r.cpu,
         mix: m.cpu,
@@ -872,6 +901,7 @@ try {
                     smallReadOpsPerSec: f.small.readOpsPerSec,
                     smallMixOpsPerSec: f.small.mixOpsPerSec,
                     smallMixLoads: f.small.mixLoads,
+                    smallMixDigest: f.small.mixDigest,
                     smallWriteDepotCpuS: f.small.write.depotCpuS,
                     smallReadDepotCpuS: f.small.read.depotCpuS,
                     smallMixDepotCpuS: f.small.mix.depotCpuS,

@@ -22,7 +22,9 @@
 // read's.
 //
 // Prints one JSON line: the phase's seconds (from the moment every connection is open), the
-// client's own CPU seconds over the same span, the number of commands and how many were LOADs. Any refusal or short
+// client's own CPU seconds over the same span, the number of commands, how many were LOADs and, for
+// the small modes, a digest of the commands drawn: per connection, FNV-1a over 32-bit words (slot,
+// size, offset's low and high halves, 1 for a LOAD), the connections' digests XORed. Any refusal or short
 // reply stops it with a message and exit status 1.
 #include <netdb.h>
 #include <netinet/in.h>
@@ -272,6 +274,7 @@ int main(int argc, char** argv) {
   std::chrono::steady_clock::time_point t0;
   rusage ru0{};
   std::atomic<size_t> loads{0};
+  std::atomic<uint32_t> digest{0};
   std::vector<std::thread> threads;
   for (int ci = 0; ci < s.clients; ci++) {
     threads.emplace_back([&, ci] {
@@ -293,6 +296,8 @@ int main(int argc, char** argv) {
         Mulberry rng(s.seed ^ (static_cast<uint32_t>(ci + 1) * 0x9E3779B1u));
         const double lmin = std::log(static_cast<double>(s.min_bytes));
         const double lmax = std::log(static_cast<double>(s.max_bytes));
+        uint32_t h = 2166136261u;
+        const auto mix_in = [&h](uint64_t w) { h = (h ^ static_cast<uint32_t>(w)) * 16777619u; };
         for (size_t i = 0; i < ops; i++) {
           const size_t slot = std::min(s.keys.size() - 1, static_cast<size_t>(rng.next() * s.keys.size()));
           const double drawn = std::floor(std::exp(lmin + (lmax - lmin) * rng.next()));
@@ -300,6 +305,11 @@ int main(int argc, char** argv) {
           const size_t offset = static_cast<size_t>(std::floor((s.allocation - size) * rng.next()));
           const bool read = mix ? rng.next() < s.read_fraction : s.mode == "small-read";
           const char* key = (mix && read ? s.read_keys[slot] : s.keys[slot]).c_str();
+          mix_in(slot);
+          mix_in(size);
+          mix_in(offset & 0xFFFFFFFFu);
+          mix_in(static_cast<uint64_t>(offset) >> 32);
+          mix_in(read ? 1 : 0);
           if (read) {
             loads++;
             c.send_all(cmd, command(cmd, "1 8 %s %zu %zu 600\n", key, offset, size));
@@ -313,6 +323,7 @@ int main(int argc, char** argv) {
             expect_ok("WRITE", c.line(), static_cast<long long>(size));
           }
         }
+        digest ^= h;
         return;
       }
       for (size_t a = static_cast<size_t>(ci); a < s.keys.size(); a += static_cast<size_t>(s.clients)) {
@@ -351,7 +362,7 @@ int main(int argc, char** argv) {
   const double sys = secs(ru.ru_stime, ru0.ru_stime);
   const size_t commands = small ? s.count : s.keys.size() * per_alloc;
   const size_t loaded = small ? loads.load() : loading ? commands : 0;
-  std::printf("{\"seconds\":%.6f,\"userS\":%.4f,\"sysS\":%.4f,\"commands\":%zu,\"loads\":%zu}\n", seconds, user, sys,
-              commands, loaded);
+  std::printf("{\"seconds\":%.6f,\"userS\":%.4f,\"sysS\":%.4f,\"commands\":%zu,\"loads\":%zu,\"digest\":%u}\n", seconds,
+              user, sys, commands, loaded, static_cast<unsigned>(digest.load()));
   return 0;
 }

@@ -94,6 +94,7 @@ interface BenchOutput {
     smallReadOpsPerSec?: number;
     smallMixOpsPerSec?: number;
     smallMixLoads?: number;
+    smallMixDigest?: number;
     leastDepotWriteMBps?: number;
     leastDepotReadMBps?: number;
     writeOfLeast?: number;
@@ -127,8 +128,10 @@ describe('bench:depot bulk clients', () => {
       expect(row.smallReadOpsPerSec).toBeGreaterThan(0);
       expect(row.smallMixOpsPerSec).toBeGreaterThan(0);
     }
-    // Each client counts the LOADs it sent in the mixed phase: both drew the same commands.
+    // Each client counts the LOADs it sent in the mixed phase and digests the commands it drew: both
+    // sent the same ones.
     const [compiled, node] = out.rows;
+    expect(compiled!.smallMixDigest).toBe(node!.smallMixDigest);
     expect(compiled!.smallMixLoads).toBe(node!.smallMixLoads);
     expect(compiled!.smallMixLoads).toBeGreaterThan(0);
     expect(compiled!.smallMixLoads).toBeLessThan(13);
