@@ -649,9 +649,9 @@ function parseCap(c: Capability | string): Capability {
 /**
  * The least depot (bench/native/raw-file-depot.cc) in this round's window: the compiled client's
  * write and read phases, in the bench's orders, against plain files under `dir` (removed after),
- * each STORE or WRITE fdatasynced before its reply when `sync`. No checksums, no metadata: what any
- * depot on this machine, a C one included, can at most reach right now, so a depot's figures divided
- * by it compare across windows that swing.
+ * each STORE or WRITE fdatasynced before its reply when `sync`. No checksums, no metadata: the
+ * plain work of a C depot, done in the same window as the row it stands next to. (Not a ceiling for
+ * writes: its files are new, and every page it writes is fresh.)
  */
 async function leastDepot(dir: string, sync: boolean): Promise<BulkFigures> {
   mkdirSync(dir, { recursive: true });
