@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
@@ -47,6 +48,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "line-socket.h"
 
 namespace {
 
@@ -97,98 +100,57 @@ size_t number(const char* text, size_t min, size_t max, const std::string& what)
   return static_cast<size_t>(n);
 }
 
-// One connection: blocking, Nagle off; replies read through one buffer.
+// One connection: blocking, Nagle off; replies read through one buffer. Any failure stops the client.
 class Connection {
  public:
-  explicit Connection(const Settings& s) : buf_(1 << 20) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    if (getaddrinfo(s.host.c_str(), s.port.c_str(), &hints, &res) != 0 || res == nullptr) die("cannot resolve " + s.host);
-    fd_ = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
-    if (fd_ < 0 || connect(fd_, res->ai_addr, res->ai_addrlen) != 0) die(std::string("connect: ") + std::strerror(errno));
-    freeaddrinfo(res);
-    int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  ~Connection() { close(fd_); }
+  explicit Connection(const Settings& s) : sock_(open_socket(s), 1 << 20) {}
 
   void send_all(const void* data, size_t n) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      const ssize_t k = send(fd_, p, n, MSG_NOSIGNAL);
-      if (k < 0) {
-        if (errno == EINTR) continue;
-        die(std::string("send: ") + std::strerror(errno));
-      }
-      p += k;
-      n -= static_cast<size_t>(k);
-    }
+    if (!sock_.send_all(data, n)) die(std::string("send: ") + std::strerror(errno));
   }
 
   // The next reply line, without its newline.
   std::string line() {
-    for (;;) {
-      for (size_t i = start_; i < end_; i++) {
-        if (buf_[i] == '\n') {
-          std::string out(buf_.data() + start_, i - start_);
-          start_ = i + 1;
-          return out;
-        }
-      }
-      if (end_ - start_ > 4096) die("reply line too long");
-      fill();
-    }
+    std::string out;
+    if (!sock_.line(&out)) fail("reply line");
+    return out;
   }
 
   // Reads `n` body bytes; the first 8 go to `head` (fewer if n < 8).
   void body(size_t n, unsigned char head[8]) {
     size_t got = 0;
     while (got < n) {
-      if (start_ == end_) fill();
-      const size_t k = std::min(n - got, end_ - start_);
-      for (size_t i = 0; i < k && got + i < 8; i++) head[got + i] = static_cast<unsigned char>(buf_[start_ + i]);
-      start_ += k;
+      if (sock_.available() == 0 && !sock_.fill()) fail("body");
+      const size_t k = std::min(n - got, sock_.available());
+      for (size_t i = 0; i < k && got + i < 8; i++) head[got + i] = static_cast<unsigned char>(sock_.data()[i]);
+      sock_.take(k);
       got += k;
     }
   }
 
  private:
-  void fill() {
-    if (start_ == end_) start_ = end_ = 0;
-    if (end_ == buf_.size()) {
-      std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
-      end_ -= start_;
-      start_ = 0;
-    }
-    for (;;) {
-      const ssize_t k = recv(fd_, buf_.data() + end_, buf_.size() - end_, 0);
-      if (k < 0 && errno == EINTR) continue;
-      if (k < 0) die(std::string("recv: ") + std::strerror(errno));
-      if (k == 0) die("the depot closed the connection");
-      end_ += static_cast<size_t>(k);
-      return;
-    }
+  static int open_socket(const Settings& s) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (getaddrinfo(s.host.c_str(), s.port.c_str(), &hints, &res) != 0 || res == nullptr) die("cannot resolve " + s.host);
+    const int fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
+    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) die(std::string("connect: ") + std::strerror(errno));
+    freeaddrinfo(res);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
   }
 
-  int fd_ = -1;
-  std::vector<char> buf_;
-  size_t start_ = 0, end_ = 0;
+  [[noreturn]] static void fail(const char* what) {
+    if (errno == 0) die("the depot closed the connection");
+    if (errno == EMSGSIZE) die(std::string(what) + " too long");
+    die(std::string("recv: ") + std::strerror(errno));
+  }
+
+  LineSocket sock_;
 };
-
-// Space-separated tokens of a reply line.
-std::vector<std::string> tokens(const std::string& line) {
-  std::vector<std::string> out;
-  size_t at = 0;
-  while (at < line.size()) {
-    const size_t sp = line.find(' ', at);
-    const size_t end = sp == std::string::npos ? line.size() : sp;
-    if (end > at) out.push_back(line.substr(at, end - at));
-    at = end + 1;
-  }
-  return out;
-}
 
 // A reply that must start with status 1; `count`, when set, must be its second token.
 void expect_ok(const std::string& what, const std::string& line, long long count = -1) {

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -28,6 +29,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "line-socket.h"
 
 namespace {
 
@@ -57,50 +60,27 @@ int file_of(const std::string& key, size_t append, size_t* at) {
   return f.fd;
 }
 
+// A client's connection: bodies go from the socket's buffer straight into their file.
 class Connection {
  public:
-  explicit Connection(int fd) : fd_(fd), buf_(1 << 20) {}
-  ~Connection() { close(fd_); }
+  explicit Connection(int fd) : sock_(fd, 1 << 20) {}
 
-  bool send_all(const void* data, size_t n) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      const ssize_t k = send(fd_, p, n, MSG_NOSIGNAL);
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) return false;
-      p += k;
-      n -= static_cast<size_t>(k);
-    }
-    return true;
-  }
-  bool reply(const std::string& line) { return send_all(line.data(), line.size()); }
-
-  // The next command line, without its newline; false at the end of the connection.
-  bool line(std::string* out) {
-    for (;;) {
-      for (size_t i = start_; i < end_; i++) {
-        if (buf_[i] == '\n') {
-          out->assign(buf_.data() + start_, i - start_);
-          start_ = i + 1;
-          return true;
-        }
-      }
-      if (end_ - start_ > 4096 || !fill()) return false;
-    }
-  }
+  bool reply(const std::string& line) { return sock_.send_all(line.data(), line.size()); }
+  bool send_all(const void* data, size_t n) { return sock_.send_all(data, n); }
+  bool line(std::string* out) { return sock_.line(out); }
 
   // Receives `n` body bytes into file `fd` at `at`, a buffer at a time.
   bool body_to(int fd, size_t at, size_t n) {
     while (n > 0) {
-      if (start_ == end_ && !fill()) return false;
-      const size_t k = std::min(n, end_ - start_);
+      if (sock_.available() == 0 && !sock_.fill()) return false;
+      const size_t k = std::min(n, sock_.available());
       for (size_t done = 0; done < k;) {
-        const ssize_t w = pwrite(fd, buf_.data() + start_ + done, k - done, static_cast<off_t>(at + done));
+        const ssize_t w = pwrite(fd, sock_.data() + done, k - done, static_cast<off_t>(at + done));
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) return false;
         done += static_cast<size_t>(w);
       }
-      start_ += k;
+      sock_.take(k);
       at += k;
       n -= k;
     }
@@ -108,38 +88,8 @@ class Connection {
   }
 
  private:
-  bool fill() {
-    if (start_ == end_) start_ = end_ = 0;
-    if (end_ == buf_.size()) {
-      std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
-      end_ -= start_;
-      start_ = 0;
-    }
-    for (;;) {
-      const ssize_t k = recv(fd_, buf_.data() + end_, buf_.size() - end_, 0);
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) return false;
-      end_ += static_cast<size_t>(k);
-      return true;
-    }
-  }
-
-  int fd_;
-  std::vector<char> buf_;
-  size_t start_ = 0, end_ = 0;
+  LineSocket sock_;
 };
-
-std::vector<std::string> tokens(const std::string& line) {
-  std::vector<std::string> out;
-  size_t at = 0;
-  while (at < line.size()) {
-    const size_t sp = line.find(' ', at);
-    const size_t end = sp == std::string::npos ? line.size() : sp;
-    if (end > at) out.push_back(line.substr(at, end - at));
-    at = end + 1;
-  }
-  return out;
-}
 
 void serve(int sock) {
   Connection c(sock);

@@ -208,6 +208,20 @@ int opening(Call call, int flags) {
   return fd;
 }
 
+// A truncate of `path` by `call`: noted through a descriptor of its own, so that the copy is found
+// as for ftruncate.
+template <typename Call>
+int truncating_by_name(const char* path, Call call, off64_t length) {
+  static auto open_file = real<int (*)(const char*, int, ...)>("open");
+  return truncating(
+      call,
+      [&](bool* opened) {
+        *opened = true;
+        return open_file(path, O_RDONLY | O_CLOEXEC);
+      },
+      length);
+}
+
 // The mode argument of an open that creates.
 #define MODE_OF(flags)                                            \
   mode_t mode = 0;                                                \
@@ -289,29 +303,14 @@ int ftruncate64(int fd, off64_t length) {
   return truncating([&] { return next(fd, length); }, [&](bool*) { return fd; }, length);
 }
 
-// By name: through a descriptor of its own, so that the copy is found as for ftruncate.
 int truncate(const char* path, off_t length) {
   static auto next = real<int (*)(const char*, off_t)>("truncate");
-  static auto open_file = real<int (*)(const char*, int, ...)>("open");
-  return truncating(
-      [&] { return next(path, length); },
-      [&](bool* opened) {
-        *opened = true;
-        return open_file(path, O_RDONLY | O_CLOEXEC);
-      },
-      length);
+  return truncating_by_name(path, [&] { return next(path, length); }, length);
 }
 
 int truncate64(const char* path, off64_t length) {
   static auto next = real<int (*)(const char*, off64_t)>("truncate64");
-  static auto open_file = real<int (*)(const char*, int, ...)>("open");
-  return truncating(
-      [&] { return next(path, length); },
-      [&](bool* opened) {
-        *opened = true;
-        return open_file(path, O_RDONLY | O_CLOEXEC);
-      },
-      length);
+  return truncating_by_name(path, [&] { return next(path, length); }, length);
 }
 
 void sync(void) {
