@@ -981,7 +981,8 @@ export class DiskData implements AllocationData {
    * `size` and checksums `blocks` to record) goes after its undo image (`image`, in journal `jpath`)
    * and the journal is made durable, then the image is written back over `[from, to)` and made
    * durable (both under `safe`), on fresh descriptors (those of the refused write are not trusted),
-   * in up to {@link UNDO_ATTEMPTS} attempts. Resolves to `done`, to `gone` (the files are gone: the
+   * in up to {@link UNDO_ATTEMPTS} attempts, each after the first writing the image again before
+   * the record. Resolves to `done`, to `gone` (the files are gone: the
    * allocation was deleted during the write), or to the last failure; the caller records the undo.
    */
   private async rollBack(
@@ -999,6 +1000,10 @@ export class DiskData implements AllocationData {
       let data: FileHandle | undefined;
       try {
         journal = await this.io.open(jpath, fsConstants.O_RDWR);
+        // A retry writes the undo image again first: the failed sync may have dropped its pages
+        // unwritten, and a durable rollback record after an image that never reached the disk is
+        // one start-up cannot use (it would finish the refused write instead).
+        if (attempt > 0) await rewriteInPlace(journal, image.at, image.end);
         await writevFully(journal, [record], image.end);
         if (this.fsync === 'safe') await journal.datasync();
         data = await this.io.open(this.file, fsConstants.O_WRONLY);
@@ -1541,6 +1546,24 @@ export async function crcOfFileBlock(fh: FileHandle, block: number, size: number
     got += bytesRead;
   }
   return crc32(buf);
+}
+
+/**
+ * Reads `[from, to)` of `fh` and writes it back where it was, a batch at a time: its pages are
+ * dirty again, for the next sync to write. Throws if the file ends before `to`.
+ */
+async function rewriteInPlace(fh: FileHandle, from: number, to: number): Promise<void> {
+  const buf = Buffer.allocUnsafe(Math.min(WRITE_BATCH_BYTES, Math.max(0, to - from)));
+  for (let at = from; at < to;) {
+    const n = Math.min(buf.length, to - at);
+    for (let got = 0; got < n;) {
+      const { bytesRead } = await fh.read(buf, got, n - got, at + got);
+      if (bytesRead === 0) throw new Error(`the journal ends at ${at + got}, before its undo image's end ${to}`);
+      got += bytesRead;
+    }
+    await writevFully(fh, [buf.subarray(0, n)], at);
+    at += n;
+  }
 }
 
 /** Removes and returns the first `n` bytes of `parts` (splitting a buffer if need be). */
