@@ -1,8 +1,9 @@
-import { constants as fsConstants } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DiskIo } from '../../depot/resources/disk/disk-data.js';
+import { RECORD_HEADER_BYTES } from '../../depot/resources/disk/redo-journal.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 import { allOf, loadAll, tryWrite } from '../helpers/load-checks.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -27,10 +28,14 @@ describe('disk: a rollback whose journal sync fails is retried with its undo ima
     dir.cleanup();
   });
 
-  it('--fsync safe: the retry writes the image and the record again; refused, old bytes served, before and after a restart', async () => {
+  /**
+   * A depot under `safe` whose next data fdatasync and next rollback journal fdatasync fail once
+   * (`arm`); `rollbackWrites` lists the writes through each descriptor a rollback opens on the
+   * journal (O_RDWR, no O_CREAT), and `onJournalSyncFault` runs when the journal's fault fires.
+   */
+  async function depot(onJournalSyncFault?: (path: string) => void) {
     const eio = (what: string) => Object.assign(new Error(`EIO: injected ${what} fault`), { code: 'EIO' });
     const faults = { data: 0, journal: 0 };
-    /** The writes through each descriptor of the journal opened for a rollback (O_RDWR, no O_CREAT). */
     const rollbackWrites: { position: number; bytes: number }[][] = [];
     const diskIo: DiskIo = {
       open: async (path: string, flags: number): Promise<FileHandle> => {
@@ -46,8 +51,10 @@ describe('disk: a rollback whose journal sync fails is retried with its undo ima
             if (prop === 'datasync') {
               return async () => {
                 if (journal ? faults.journal > 0 : faults.data > 0) {
-                  if (journal) faults.journal--;
-                  else faults.data--;
+                  if (journal) {
+                    faults.journal--;
+                    onJournalSyncFault?.(path);
+                  } else faults.data--;
                   throw eio(`${journal ? 'journal' : 'data'} datasync`);
                 }
                 return target.datasync();
@@ -70,30 +77,102 @@ describe('disk: a rollback whose journal sync fails is retried with its undo ima
     };
     const resource = [{ rid: '1', path: dir.path, capacityBytes: '64MiB', fsync: 'safe' as const }];
     t = await startDepot({ resource }, undefined, { diskIo });
-    const caps = await t.client.allocate(t, { size: 1 << 20, durationSec: 600 });
-    await t.client.store(caps.write, Buffer.alloc(300_000, OLD));
-    // The overwrite's data sync fails after its copy in place: it is refused and rolled back; the
-    // rollback's first journal sync fails too.
-    faults.data = 1;
-    faults.journal = 1;
-    expect(await tryWrite(t, caps, 1_000, Buffer.alloc(200_000, NEW))).not.toBe('ok');
-    expect(faults).toEqual({ data: 0, journal: 0 });
-    expect(rollbackWrites.length).toBe(2);
-    const [first, retry] = rollbackWrites as [{ position: number; bytes: number }[], { position: number; bytes: number }[]];
-    // The first attempt wrote its record after the image; the retry wrote the image again, then the
-    // record at the same place.
-    expect(first.length).toBe(1);
-    const record = first[0]!.position;
-    expect(retry[retry.length - 1]!.position).toBe(record);
+    const depotOf = t;
+    return {
+      t: depotOf,
+      rollbackWrites,
+      arm: () => {
+        faults.data = 1;
+        faults.journal = 1;
+      },
+      faults,
+      restart: async () => {
+        await depotOf.close();
+        t = await startDepot({ port: depotOf.port, resource: [{ ...resource[0]!, startupCheck: 'full' as const }] });
+        return t;
+      },
+    };
+  }
+
+  /** Where the retry wrote the image: contiguous, ending where the first attempt put its record. */
+  function imageWrites(retry: { position: number; bytes: number }[], record: number): { from: number; to: number } {
     const image = retry.slice(0, -1);
     expect(image.length).toBeGreaterThan(0);
-    expect(Math.min(...image.map((w) => w.position))).toBeLessThan(record);
-    // The image holds the 200 000 bytes replaced, with its records' headers.
-    expect(image.reduce((n, w) => n + w.bytes, 0)).toBeGreaterThan(200_000);
-    // Refused, so nothing changed: before and after a restart.
-    expect(allOf(await loadAll(t, caps, 300_000), OLD, 300_000)).toBe(true);
-    await t.close();
-    t = await startDepot({ port: t.port, resource: [{ ...resource[0]!, startupCheck: 'full' as const }] });
-    expect(allOf(await loadAll(t, caps, 300_000), OLD, 300_000)).toBe(true);
+    let at = image[0]!.position;
+    const from = at;
+    for (const w of image) {
+      expect(w.position).toBe(at);
+      at += w.bytes;
+    }
+    expect(retry[retry.length - 1]!.position).toBe(record);
+    return { from, to: at };
+  }
+
+  for (const [what, length] of [
+    ['a small overwrite (image rewritten from memory)', 200_000],
+    ['a large overwrite (image read back and rewritten)', 600_000],
+  ] as const) {
+    it(`--fsync safe, ${what}: the retry writes the whole image, then the record; refused, old bytes served, before and after a restart`, async () => {
+      const d = await depot();
+      const size = 1_000_000;
+      const caps = await d.t.client.allocate(d.t, { size: 1 << 20, durationSec: 600 });
+      await d.t.client.store(caps.write, Buffer.alloc(size, OLD));
+      // The overwrite's data sync fails after its copy in place: it is refused and rolled back; the
+      // rollback's first journal sync fails too.
+      d.arm();
+      expect(await tryWrite(d.t, caps, 1_000, Buffer.alloc(length, NEW))).not.toBe('ok');
+      expect(d.faults).toEqual({ data: 0, journal: 0 });
+      expect(d.rollbackWrites.length).toBe(2);
+      const [first, retry] = d.rollbackWrites as [{ position: number; bytes: number }[], { position: number; bytes: number }[]];
+      // The first attempt wrote only its record, after the image; the retry wrote the image again,
+      // whole (the bytes replaced, in records of at most 1 MiB, each with its header), then the record.
+      expect(first.length).toBe(1);
+      const record = first[0]!.position;
+      const image = imageWrites(retry, record);
+      expect(image.to).toBe(record);
+      expect(image.to - image.from).toBe(length + Math.ceil(length / (1 << 20)) * RECORD_HEADER_BYTES);
+      // Refused, so nothing changed: before and after a restart.
+      expect(allOf(await loadAll(d.t, caps, size), OLD, size)).toBe(true);
+      const t2 = await d.restart();
+      expect(allOf(await loadAll(t2, caps, size), OLD, size)).toBe(true);
+    });
+  }
+
+  /** Zeros over a page of the journal's undo image, as a failed sync that dropped it leaves it. */
+  function dropAPage(path: string): void {
+    const fd = openSync(path, 'r+');
+    try {
+      writeSync(fd, Buffer.alloc(4096), 0, 4096, fstatSync(fd).size - 8192);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  it('--fsync safe, a small overwrite whose image lost a page: the retry writes it again from memory, and the rollback holds', async () => {
+    const d = await depot(dropAPage);
+    const size = 1_000_000;
+    const caps = await d.t.client.allocate(d.t, { size: 1 << 20, durationSec: 600 });
+    await d.t.client.store(caps.write, Buffer.alloc(size, OLD));
+    d.arm();
+    expect(await tryWrite(d.t, caps, 1_000, Buffer.alloc(200_000, NEW))).not.toBe('ok');
+    expect(d.rollbackWrites.length).toBe(2);
+    expect(allOf(await loadAll(d.t, caps, size), OLD, size)).toBe(true);
+    const t2 = await d.restart();
+    expect(allOf(await loadAll(t2, caps, size), OLD, size)).toBe(true);
+  });
+
+  it('--fsync safe, a large overwrite whose image no longer reads back whole: no record is written again, and the allocation is marked damaged', async () => {
+    // The failed sync "dropped" a page of the image: it reads back as zeros.
+    const d = await depot(dropAPage);
+    const size = 1_000_000;
+    const caps = await d.t.client.allocate(d.t, { size: 1 << 20, durationSec: 600 });
+    await d.t.client.store(caps.write, Buffer.alloc(size, OLD));
+    d.arm();
+    expect(await tryWrite(d.t, caps, 1_000, Buffer.alloc(600_000, NEW))).not.toBe('ok');
+    // Each retry found the image torn and wrote nothing: no rollback record after a torn image.
+    expect(d.rollbackWrites.length).toBeGreaterThan(1);
+    for (const retry of d.rollbackWrites.slice(1)) expect(retry).toEqual([]);
+    // Neither old nor new bytes can be vouched for in the range: the allocation is refused.
+    expect(typeof (await loadAll(d.t, caps, size))).toBe('string');
   });
 });

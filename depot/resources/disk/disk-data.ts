@@ -525,7 +525,8 @@ export class DiskData implements AllocationData {
     let journal: FileHandle | undefined;
     let journalAt = 0;
     /** Where the undo image lies in the journal. */
-    let undo: { at: number; end: number } | undefined;
+    /** Where the undo image lies in the journal, and its records when kept in memory (small writes). */
+    let undo: { at: number; end: number; records: Buffer[] | undefined } | undefined;
     /** The committed checksums of the blocks the write may change in place, taken before it does. */
     let committedCrcs: Map<number, number> | undefined;
     let applying = false;
@@ -738,8 +739,10 @@ export class DiskData implements AllocationData {
               const c = committed.get(b);
               if (c !== undefined) committedCrcs.set(b, c);
             }
-            const undoEnd = await saveUndo(journal, journalAt, fh, offset, journalEnd, seq, WRITE_BATCH_BYTES);
-            undo = { at: journalAt, end: undoEnd };
+            // Kept in memory when small, as the redo records are: a rollback's retry writes them again.
+            const records = inMemory === undefined ? undefined : [];
+            const undoEnd = await saveUndo(journal, journalAt, fh, offset, journalEnd, seq, WRITE_BATCH_BYTES, records);
+            undo = { at: journalAt, end: undoEnd, records };
             // From the first byte copied in place until the commit (or the undo), the committed
             // bytes and their checksums disagree: readers that see it judge under the gate.
             if (overwrite !== undefined) await this.holdGate(overwrite);
@@ -987,7 +990,7 @@ export class DiskData implements AllocationData {
    */
   private async rollBack(
     jpath: string,
-    image: { at: number; end: number; size: number; blocks: ReadonlyMap<number, number> },
+    image: { at: number; end: number; records: Buffer[] | undefined; size: number; blocks: ReadonlyMap<number, number> },
     seq: number,
     rollbackSeq: number,
     from: number,
@@ -1002,8 +1005,16 @@ export class DiskData implements AllocationData {
         journal = await this.io.open(jpath, fsConstants.O_RDWR);
         // A retry writes the undo image again first: the failed sync may have dropped its pages
         // unwritten, and a durable rollback record after an image that never reached the disk is
-        // one start-up cannot use (it would finish the refused write instead).
-        if (attempt > 0) await rewriteInPlace(journal, image.at, image.end);
+        // one start-up cannot use (it would finish the refused write instead). From memory when it
+        // was kept; else read back, and written only if it still reads back whole: an image whose
+        // pages were dropped cannot be rolled back, and gets no record.
+        if (attempt > 0) {
+          if (image.records !== undefined) await writevFully(journal, image.records, image.at);
+          else {
+            await restoreUndo(journal, image.at, undefined, seq, from, to);
+            await rewriteInPlace(journal, image.at, image.end);
+          }
+        }
         await writevFully(journal, [record], image.end);
         if (this.fsync === 'safe') await journal.datasync();
         data = await this.io.open(this.file, fsConstants.O_WRONLY);

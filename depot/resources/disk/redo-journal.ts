@@ -323,7 +323,8 @@ export async function findRollback(
 /**
  * Appends the bytes `[from, to)` of `data` to the journal of write `seq` at `at` (just past its end
  * record) as undo records of at most `runBytes` each; resolves to the journal's new end. Throws if
- * the data file is shorter than `to` (nothing is copied in place then).
+ * the data file is shorter than `to` (nothing is copied in place then). With `keep`, the records
+ * written (headers and payloads, in order) are also kept there, to be written again from memory.
  */
 export async function saveUndo(
   journal: FileHandle,
@@ -333,6 +334,7 @@ export async function saveUndo(
   to: number,
   seq: number,
   runBytes: number,
+  keep?: Buffer[],
 ): Promise<number> {
   const run = Buffer.allocUnsafe(Math.min(runBytes, to - from));
   for (let pos = from; pos < to;) {
@@ -341,6 +343,7 @@ export async function saveUndo(
     if (payload === undefined) throw new Error(`the data file ends before byte ${pos + n}: no undo image`);
     const header = recordHeader(seq, pos, [payload], UNDO_MAGIC);
     await writevFully(journal, [header, payload], at);
+    keep?.push(header, Buffer.from(payload));
     at += RECORD_HEADER_BYTES + n;
     pos += n;
   }
@@ -351,12 +354,12 @@ export async function saveUndo(
  * Writes the undo image of write `seq` (saved by {@link saveUndo} at `at` of its journal) back over
  * `[from, to)` of `data`, within its first `size` bytes. Every record is verified before its bytes
  * are written; throws if the image reads back torn, foreign or short of `to` (then part of the range
- * may be written back).
+ * may be written back). Without `data`, only verifies.
  */
 export async function restoreUndo(
   journal: FileHandle,
   at: number,
-  data: FileHandle,
+  data: FileHandle | undefined,
   seq: number,
   from: number,
   to: number,
@@ -379,7 +382,7 @@ export async function restoreUndo(
       throw new Error(`the undo image reads back torn at byte ${pos}`);
     }
     const n = Math.min(length, size - pos);
-    if (n > 0) await writevFully(data, [payload.subarray(0, n)], pos);
+    if (n > 0 && data !== undefined) await writevFully(data, [payload.subarray(0, n)], pos);
     at += RECORD_HEADER_BYTES + length;
     pos += length;
   }
