@@ -18,7 +18,7 @@
  * row against each build in turn, alternating within each round, so two builds are compared in the
  * same window; rows then carry the launcher's path.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -657,8 +657,7 @@ async function leastDepot(dir: string, sync: boolean): Promise<BulkFigures> {
   mkdirSync(dir, { recursive: true });
   const child = tracked(spawn(rawFileDepot!, [dir, sync ? 'sync' : 'fast'], { stdio: ['ignore', 'pipe', 'inherit'] }));
   try {
-    const [portLine] = (await once(child.stdout, 'data')) as [Buffer];
-    const addr = { host: '127.0.0.1', port: Number(portLine.toString().trim()) };
+    const addr = { host: '127.0.0.1', port: await portOf(child, 'the least depot') };
     const keys = Array.from({ length: ALLOCATIONS }, (_, i) => `0#least${i} 0`);
     const w = await compiledPhase(addr, WRITE_ORDER === 'append' ? 'store' : 'reverse', keys);
     const r = await compiledPhase(addr, READ_ORDER === 'ascending' ? 'load' : 'load-reverse', keys);
@@ -668,6 +667,22 @@ async function leastDepot(dir: string, sync: boolean): Promise<BulkFigures> {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The port a helper process prints on its first line of standard output; throws, naming `what`, if
+ * it exits first (its standard error, inherited, says why).
+ */
+async function portOf(child: ChildProcess, what: string): Promise<number> {
+  const exited = once(child, 'exit').then(([code, signal]) => {
+    throw new Error(`${what} exited before it listened (${signal === null ? `exit ${String(code)}` : String(signal)})`);
+  });
+  // Its exit after the port is printed (when it is stopped) is no failure.
+  exited.catch(() => undefined);
+  const [first] = (await Promise.race([once(child.stdout!, 'data'), exited])) as [Buffer];
+  const port = Number(first.toString().trim().split('\n')[0]);
+  if (!Number.isInteger(port) || port <= 0) throw new Error(`${what} printed no port: ${first.toString().trim()}`);
+  return port;
 }
 
 /**
@@ -693,8 +708,7 @@ async function rawSocket(bytes: number, block: Buffer): Promise<BulkFigures> {
     server.listen(0, '127.0.0.1', () => process.stdout.write(String(server.address().port) + '\\n'));
   `;
   const child = tracked(spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] }));
-  const [portLine] = (await once(child.stdout, 'data')) as [Buffer];
-  const port = Number(portLine.toString().trim());
+  const port = await portOf(child, 'the raw socket baseline');
   try {
     const write = await new Promise<number>((resolve, reject) => {
       const s = connect({ host: '127.0.0.1', port, noDelay: true });

@@ -61,6 +61,10 @@ class LineSocket {
   bool fill() {
     if (start_ == end_) start_ = end_ = 0;
     if (end_ == buf_.size()) {
+      if (start_ == 0) {
+        errno = ENOBUFS;  // full of bytes not yet taken: nothing can be received
+        return false;
+      }
       std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
       end_ -= start_;
       start_ = 0;

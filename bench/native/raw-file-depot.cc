@@ -2,7 +2,8 @@
 // enough of the IBP wire for the compiled client (STORE, WRITE, LOAD) and keeps each allocation as a
 // plain file, with no checksums, no metadata and no capability checks. A thread per connection,
 // blocking calls: recv into a 1 MiB buffer and pwrite, or pread and send. With SYNC `sync`, every
-// STORE and WRITE is fdatasynced before its reply, as the least a `--fsync safe` depot must do.
+// STORE and WRITE is fdatasynced before its reply, and a new file's directory entry is synced once,
+// as the least a `--fsync safe` depot must do.
 //
 //   raw-file-depot DIR fast|sync
 //
@@ -54,6 +55,13 @@ int file_of(const std::string& key, size_t append, size_t* at) {
     for (char c : key) name += (std::isalnum(static_cast<unsigned char>(c)) != 0) ? c : '_';
     f.fd = open((dir + "/" + name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (f.fd < 0) return -1;
+    if (sync_writes) {
+      // The new name, durable before the file's first acknowledgement.
+      const int d = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      const bool ok = d >= 0 && fsync(d) == 0;
+      if (d >= 0) close(d);
+      if (!ok) return -1;
+    }
   }
   if (at != nullptr) *at = f.size;
   f.size += append;
@@ -156,7 +164,8 @@ int main(int argc, char** argv) {
   for (;;) {
     const int s = accept(ls, nullptr, nullptr);
     if (s < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      std::fprintf(stderr, "raw-file-depot: accept: %s\n", std::strerror(errno));
       return 1;
     }
     int one = 1;

@@ -225,8 +225,8 @@ async function crashRounds(KILLS: number, SEED: number, power?: PowerLoss): Prom
           cuts.emptied += cut.emptied;
           cuts.changedFiles += cut.changedFiles;
           cuts.changedBytes += cut.changedBytes;
-          // Allocation files are named by their number (their journals add `.redo`).
-          for (const c of cut.changed) if (/\/\d+$/.test(c.path)) cuts.allocationBytes += c.bytes;
+          // Allocation files: data/<shard>/<number> (not their journals, nor the warm pool's files).
+          for (const c of cut.changed) if (/\/data\/[0-9a-f]{2}\/\d+$/.test(c.path)) cuts.allocationBytes += c.bytes;
         }
         kills++;
         client.close();

@@ -12,7 +12,9 @@
 //   holds it). A copy the truncate lengthens is filled with zeros; a file never synced gets a copy
 //   of zeros.
 // - Names (creations, renames, removals) are taken as durable at once: directory syncs are not
-//   judged. Nor are states in between (some unsynced pages written, others not).
+//   judged. Nor are states in between (some unsynced pages written, others not), nor a failed sync
+//   that drops pages (it is not a sync here, and the pages stay). Opens through glibc's fortified
+//   entry points (__open_2, ...) or inside glibc (fopen) are not seen.
 //
 // A call the model does not cover (sync, syncfs, a waiting sync_file_range, msync, an O_SYNC or
 // O_DSYNC open, a file system without inode generations) is counted in
@@ -152,6 +154,7 @@ int synced(int fd, F sync) {
     if (copied && rename(tmp.c_str(), dst.c_str()) == 0) {
       truncated->erase(dst);  // the copy holds its length
     } else if (!dst.empty()) {
+      unlink(tmp.c_str());
       note_unmodelled("copy: failed");
     }
     // The file system's journal commit carried every other file's new length along.
@@ -185,6 +188,8 @@ int truncating(Call call, FdOf fd_of, off64_t length) {
       const std::string dst = copy_path(fd);
       if (!dst.empty()) (*truncated)[dst] = length;
       if (opened) close(fd);
+    } else {
+      note_unmodelled("truncate: cannot reopen");
     }
   }
   pthread_mutex_unlock(&lock);
@@ -197,7 +202,8 @@ template <typename Call>
 int opening(Call call, int flags) {
   if (watched_len == 0) return call();
   if ((flags & (O_SYNC | O_DSYNC)) != 0) note_unmodelled("O_SYNC or O_DSYNC open");
-  if ((flags & O_TRUNC) == 0 || (flags & O_ACCMODE) == O_RDONLY) return call();
+  // (Linux truncates even with O_RDONLY.)
+  if ((flags & O_TRUNC) == 0) return call();
   int fd = -1;
   truncating(
       [&] {
