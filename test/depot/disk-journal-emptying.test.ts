@@ -1,8 +1,11 @@
+import { readdirSync, statSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { DiskIo } from '../../depot/resources/disk/disk-data.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 import { interceptedIo } from '../helpers/filesystems.js';
+import { failSetBlocks, failWalSyncs } from '../helpers/metadata-faults.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const KiB = 1024;
@@ -17,6 +20,7 @@ describe('the emptying of a committed write’s redo journal', () => {
   const dir = tempDir('anvil-journal-emptying-');
   let t: TestDepot | undefined;
   afterEach(async () => {
+    vi.restoreAllMocks();
     await t?.close();
     t = undefined;
     dir.cleanup();
@@ -78,4 +82,45 @@ describe('the emptying of a committed write’s redo journal', () => {
       expect(overlapped).toBe(0);
     });
   }
+
+  it('never cuts the undo marker of a refused write recorded after it (--fsync safe)', async () => {
+    // The journals' truncates end 300 ms late.
+    const diskIo: DiskIo = {
+      open: async (path: string, flags: number): Promise<FileHandle> => {
+        const fh = await open(path, flags, 0o600);
+        if (!path.endsWith('.redo')) return fh;
+        return new Proxy(fh, {
+          get(target, prop, receiver) {
+            if (prop === 'truncate') {
+              return async (len?: number) => {
+                await new Promise((r) => setTimeout(r, 300));
+                return target.truncate(len);
+              };
+            }
+            const v = Reflect.get(target, prop, receiver) as unknown;
+            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+          },
+        });
+      },
+    };
+    t = await startDepot({ resource: [{ rid: '1', path: dir.path, capacityBytes: '64MiB', fsync: 'safe' }] }, undefined, {
+      diskIo,
+    });
+    const at = { host: '127.0.0.1', port: t.port };
+    const caps = await t.client.allocate(at, { size: 256 * KiB, durationSec: 600 });
+    await t.client.store(caps.write, Buffer.alloc(128 * KiB, 1));
+    // A journaled overwrite commits: its journal's emptying starts, and ends late.
+    await t.client.write(caps.write, 1000, Buffer.alloc(3 * KiB, 2));
+    // An append refused at its commit (the WAL sync fails), whose undo the metadata store then fails
+    // to record: the undo is marked in the journal instead, for start-up to record.
+    failWalSyncs(1);
+    failSetBlocks(1);
+    await expect(t.client.store(caps.write, Buffer.alloc(16 * KiB, 3))).rejects.toThrow();
+    // Well after the late truncate would have ended: the marker is still there.
+    await new Promise((r) => setTimeout(r, 600));
+    const data = join(dir.path, 'data');
+    const journals = readdirSync(data, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.redo'));
+    expect(journals.length).toBe(1);
+    expect(statSync(join(data, journals[0]!)).size).toBeGreaterThan(0);
+  });
 });
