@@ -56,11 +56,16 @@ int file_of(const std::string& key, size_t append, size_t* at) {
     f.fd = open((dir + "/" + name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (f.fd < 0) return -1;
     if (sync_writes) {
-      // The new name, durable before the file's first acknowledgement.
+      // The new name, durable before the file's first acknowledgement (or the file is forgotten, so
+      // that the next command tries again).
       const int d = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       const bool ok = d >= 0 && fsync(d) == 0;
       if (d >= 0) close(d);
-      if (!ok) return -1;
+      if (!ok) {
+        close(f.fd);
+        f.fd = -1;
+        return -1;
+      }
     }
   }
   if (at != nullptr) *at = f.size;
@@ -164,7 +169,10 @@ int main(int argc, char** argv) {
   for (;;) {
     const int s = accept(ls, nullptr, nullptr);
     if (s < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
+      // Errors of one connection (accept(2) says to retry on these), not of the listener.
+      if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO || errno == ENETDOWN || errno == ENOPROTOOPT ||
+          errno == EHOSTDOWN || errno == ENONET || errno == EHOSTUNREACH || errno == EOPNOTSUPP || errno == ENETUNREACH)
+        continue;
       std::fprintf(stderr, "raw-file-depot: accept: %s\n", std::strerror(errno));
       return 1;
     }

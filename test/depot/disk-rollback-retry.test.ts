@@ -108,14 +108,15 @@ describe('disk: a rollback whose journal sync fails is retried with its undo ima
     return { from, to: at };
   }
 
-  for (const [what, length] of [
-    ['a small overwrite (image rewritten from memory)', 200_000],
-    ['a large overwrite (image read back and rewritten)', 600_000],
+  for (const [what, length, small] of [
+    ['a small overwrite (image written from memory at every attempt)', 200_000, true],
+    ['a large overwrite (image read back, checked and rewritten)', 600_000, false],
+    ['a large overwrite of several undo records', 1_500_000, false],
   ] as const) {
     it(`--fsync safe, ${what}: the retry writes the whole image, then the record; refused, old bytes served, before and after a restart`, async () => {
       const d = await depot();
-      const size = 1_000_000;
-      const caps = await d.t.client.allocate(d.t, { size: 1 << 20, durationSec: 600 });
+      const size = 2_000_000;
+      const caps = await d.t.client.allocate(d.t, { size: 2 << 20, durationSec: 600 });
       await d.t.client.store(caps.write, Buffer.alloc(size, OLD));
       // The overwrite's data sync fails after its copy in place: it is refused and rolled back; the
       // rollback's first journal sync fails too.
@@ -124,13 +125,15 @@ describe('disk: a rollback whose journal sync fails is retried with its undo ima
       expect(d.faults).toEqual({ data: 0, journal: 0 });
       expect(d.rollbackWrites.length).toBe(2);
       const [first, retry] = d.rollbackWrites as [{ position: number; bytes: number }[], { position: number; bytes: number }[]];
-      // The first attempt wrote only its record, after the image; the retry wrote the image again,
-      // whole (the bytes replaced, in records of at most 1 MiB, each with its header), then the record.
-      expect(first.length).toBe(1);
-      const record = first[0]!.position;
+      // The retry wrote the image again, whole (the bytes replaced, in records of at most 1 MiB, each
+      // with its header), then the record where the first attempt had put it. The first attempt
+      // wrote the image too when it was kept in memory, else only the record.
+      const record = first[first.length - 1]!.position;
       const image = imageWrites(retry, record);
       expect(image.to).toBe(record);
       expect(image.to - image.from).toBe(length + Math.ceil(length / (1 << 20)) * RECORD_HEADER_BYTES);
+      if (small) expect(imageWrites(first, record)).toEqual(image);
+      else expect(first.length).toBe(1);
       // Refused, so nothing changed: before and after a restart.
       expect(allOf(await loadAll(d.t, caps, size), OLD, size)).toBe(true);
       const t2 = await d.restart();
@@ -172,7 +175,10 @@ describe('disk: a rollback whose journal sync fails is retried with its undo ima
     // Each retry found the image torn and wrote nothing: no rollback record after a torn image.
     expect(d.rollbackWrites.length).toBeGreaterThan(1);
     for (const retry of d.rollbackWrites.slice(1)) expect(retry).toEqual([]);
-    // Neither old nor new bytes can be vouched for in the range: the allocation is refused.
+    // Neither old nor new bytes can be vouched for in the range: the allocation is refused, and
+    // stays so after a restart (its old bytes are gone from the file and from the journal alike).
     expect(typeof (await loadAll(d.t, caps, size))).toBe('string');
+    const t2 = await d.restart();
+    expect(await loadAll(t2, caps, size)).toMatch(/-15|DAMAGED|FILE_READ/);
   });
 });

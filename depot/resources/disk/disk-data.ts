@@ -25,6 +25,7 @@ import {
   journalPath,
   recordHeader,
   restoreUndo,
+  rewriteUndo,
   rollbackRecord,
   HOLE,
   saveUndo,
@@ -524,7 +525,6 @@ export class DiskData implements AllocationData {
     let seq = 0;
     let journal: FileHandle | undefined;
     let journalAt = 0;
-    /** Where the undo image lies in the journal. */
     /** Where the undo image lies in the journal, and its records when kept in memory (small writes). */
     let undo: { at: number; end: number; records: Buffer[] | undefined } | undefined;
     /** The committed checksums of the blocks the write may change in place, taken before it does. */
@@ -1003,18 +1003,13 @@ export class DiskData implements AllocationData {
       let data: FileHandle | undefined;
       try {
         journal = await this.io.open(jpath, fsConstants.O_RDWR);
-        // A retry writes the undo image again first: the failed sync may have dropped its pages
-        // unwritten, and a durable rollback record after an image that never reached the disk is
-        // one start-up cannot use (it would finish the refused write instead). From memory when it
-        // was kept; else read back, and written only if it still reads back whole: an image whose
-        // pages were dropped cannot be rolled back, and gets no record.
-        if (attempt > 0) {
-          if (image.records !== undefined) await writevFully(journal, image.records, image.at);
-          else {
-            await restoreUndo(journal, image.at, undefined, seq, from, to);
-            await rewriteInPlace(journal, image.at, image.end);
-          }
-        }
+        // The undo image is written again before the record: a failed sync may have dropped its
+        // pages unwritten, and a durable rollback record after an image that never reached the disk
+        // is one start-up cannot use. From memory when it was kept (every attempt: it costs little);
+        // else, on a retry, each record read back, checked and written again, and no record at all
+        // if one no longer checks (the allocation is then marked damaged; see `abort`).
+        if (image.records !== undefined) await writevFully(journal, image.records, image.at);
+        else if (attempt > 0) await rewriteUndo(journal, image.at, seq, from, to);
         await writevFully(journal, [record], image.end);
         if (this.fsync === 'safe') await journal.datasync();
         data = await this.io.open(this.file, fsConstants.O_WRONLY);
@@ -1557,24 +1552,6 @@ export async function crcOfFileBlock(fh: FileHandle, block: number, size: number
     got += bytesRead;
   }
   return crc32(buf);
-}
-
-/**
- * Reads `[from, to)` of `fh` and writes it back where it was, a batch at a time: its pages are
- * dirty again, for the next sync to write. Throws if the file ends before `to`.
- */
-async function rewriteInPlace(fh: FileHandle, from: number, to: number): Promise<void> {
-  const buf = Buffer.allocUnsafe(Math.min(WRITE_BATCH_BYTES, Math.max(0, to - from)));
-  for (let at = from; at < to;) {
-    const n = Math.min(buf.length, to - at);
-    for (let got = 0; got < n;) {
-      const { bytesRead } = await fh.read(buf, got, n - got, at + got);
-      if (bytesRead === 0) throw new Error(`the journal ends at ${at + got}, before its undo image's end ${to}`);
-      got += bytesRead;
-    }
-    await writevFully(fh, [buf.subarray(0, n)], at);
-    at += n;
-  }
 }
 
 /** Removes and returns the first `n` bytes of `parts` (splitting a buffer if need be). */

@@ -354,12 +354,12 @@ export async function saveUndo(
  * Writes the undo image of write `seq` (saved by {@link saveUndo} at `at` of its journal) back over
  * `[from, to)` of `data`, within its first `size` bytes. Every record is verified before its bytes
  * are written; throws if the image reads back torn, foreign or short of `to` (then part of the range
- * may be written back). Without `data`, only verifies.
+ * may be written back).
  */
 export async function restoreUndo(
   journal: FileHandle,
   at: number,
-  data: FileHandle | undefined,
+  data: FileHandle,
   seq: number,
   from: number,
   to: number,
@@ -382,7 +382,38 @@ export async function restoreUndo(
       throw new Error(`the undo image reads back torn at byte ${pos}`);
     }
     const n = Math.min(length, size - pos);
-    if (n > 0 && data !== undefined) await writevFully(data, [payload.subarray(0, n)], pos);
+    if (n > 0) await writevFully(data, [payload.subarray(0, n)], pos);
+    at += RECORD_HEADER_BYTES + length;
+    pos += length;
+  }
+}
+
+/**
+ * Reads the undo image of write `seq` (at `at` of its journal, covering `[from, to)`) a record at a
+ * time, checks each as {@link restoreUndo} does, and writes it back where it was: its pages are dirty
+ * again, for the next sync to write. Throws at the first record that does not check (those before
+ * it are written back).
+ */
+export async function rewriteUndo(journal: FileHandle, at: number, seq: number, from: number, to: number): Promise<void> {
+  for (let pos = from; pos < to;) {
+    const h = await readFully(journal, RECORD_HEADER_BYTES, at);
+    const length = h?.readUInt32LE(20) ?? 0;
+    const payload =
+      h !== undefined && length > 0 && length <= to - pos
+        ? await readFully(journal, length, at + RECORD_HEADER_BYTES)
+        : undefined;
+    if (
+      h === undefined ||
+      payload === undefined ||
+      h.readUInt32LE(28) !== crc32(h.subarray(0, 28)) ||
+      h.readUInt32LE(0) !== UNDO_MAGIC ||
+      Number(h.readBigUInt64LE(4)) !== seq ||
+      Number(h.readBigUInt64LE(12)) !== pos ||
+      crc32(payload) !== h.readUInt32LE(24)
+    ) {
+      throw new Error(`the undo image reads back torn at byte ${pos}`);
+    }
+    await writevFully(journal, [h, payload], at);
     at += RECORD_HEADER_BYTES + length;
     pos += length;
   }

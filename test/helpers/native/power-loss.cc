@@ -167,7 +167,7 @@ int synced(int fd, F sync) {
     }
     truncated->clear();
   }
-  if (copied && r != 0) unlink(tmp.c_str());
+  if (r != 0 && !dst.empty()) unlink(tmp.c_str());  // also a partial copy
   pthread_mutex_unlock(&lock);
   errno = saved;
   return r;
