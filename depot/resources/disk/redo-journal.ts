@@ -351,6 +351,41 @@ export async function saveUndo(
 }
 
 /**
+ * The undo records of write `seq` (saved by {@link saveUndo} at `at` of its journal, covering
+ * `[from, to)`), in order, each checked before it is yielded: header CRC, kind, sequence number,
+ * offset (each starts where the last ended) and payload CRC. Throws at the first that does not
+ * check, or if the image ends short of `to`.
+ */
+async function* undoRecords(
+  journal: FileHandle,
+  at: number,
+  seq: number,
+  from: number,
+  to: number,
+): AsyncGenerator<{ at: number; pos: number; header: Buffer; payload: Buffer }> {
+  for (let pos = from; pos < to;) {
+    const header = await readFully(journal, RECORD_HEADER_BYTES, at);
+    const length = header?.readUInt32LE(20) ?? 0;
+    const payload =
+      header !== undefined &&
+      header.readUInt32LE(28) === crc32(header.subarray(0, 28)) &&
+      header.readUInt32LE(0) === UNDO_MAGIC &&
+      Number(header.readBigUInt64LE(4)) === seq &&
+      Number(header.readBigUInt64LE(12)) === pos &&
+      length > 0 &&
+      length <= to - pos
+        ? await readFully(journal, length, at + RECORD_HEADER_BYTES)
+        : undefined;
+    if (header === undefined || payload === undefined || crc32(payload) !== header.readUInt32LE(24)) {
+      throw new Error(`the undo image reads back torn at byte ${pos}`);
+    }
+    yield { at, pos, header, payload };
+    at += RECORD_HEADER_BYTES + length;
+    pos += length;
+  }
+}
+
+/**
  * Writes the undo image of write `seq` (saved by {@link saveUndo} at `at` of its journal) back over
  * `[from, to)` of `data`, within its first `size` bytes. Every record is verified before its bytes
  * are written; throws if the image reads back torn, foreign or short of `to` (then part of the range
@@ -365,26 +400,9 @@ export async function restoreUndo(
   to: number,
   size = Infinity,
 ): Promise<void> {
-  for (let pos = from; pos < to;) {
-    const h = await readFully(journal, RECORD_HEADER_BYTES, at);
-    if (
-      h === undefined ||
-      h.readUInt32LE(28) !== crc32(h.subarray(0, 28)) ||
-      h.readUInt32LE(0) !== UNDO_MAGIC ||
-      Number(h.readBigUInt64LE(4)) !== seq ||
-      Number(h.readBigUInt64LE(12)) !== pos
-    ) {
-      throw new Error(`the undo image reads back torn at byte ${pos}`);
-    }
-    const length = h.readUInt32LE(20);
-    const payload = length > 0 && length <= to - pos ? await readFully(journal, length, at + RECORD_HEADER_BYTES) : undefined;
-    if (payload === undefined || crc32(payload) !== h.readUInt32LE(24)) {
-      throw new Error(`the undo image reads back torn at byte ${pos}`);
-    }
-    const n = Math.min(length, size - pos);
-    if (n > 0) await writevFully(data, [payload.subarray(0, n)], pos);
-    at += RECORD_HEADER_BYTES + length;
-    pos += length;
+  for await (const r of undoRecords(journal, at, seq, from, to)) {
+    const n = Math.min(r.payload.length, size - r.pos);
+    if (n > 0) await writevFully(data, [r.payload.subarray(0, n)], r.pos);
   }
 }
 
@@ -395,28 +413,7 @@ export async function restoreUndo(
  * it are written back).
  */
 export async function rewriteUndo(journal: FileHandle, at: number, seq: number, from: number, to: number): Promise<void> {
-  for (let pos = from; pos < to;) {
-    const h = await readFully(journal, RECORD_HEADER_BYTES, at);
-    const length = h?.readUInt32LE(20) ?? 0;
-    const payload =
-      h !== undefined && length > 0 && length <= to - pos
-        ? await readFully(journal, length, at + RECORD_HEADER_BYTES)
-        : undefined;
-    if (
-      h === undefined ||
-      payload === undefined ||
-      h.readUInt32LE(28) !== crc32(h.subarray(0, 28)) ||
-      h.readUInt32LE(0) !== UNDO_MAGIC ||
-      Number(h.readBigUInt64LE(4)) !== seq ||
-      Number(h.readBigUInt64LE(12)) !== pos ||
-      crc32(payload) !== h.readUInt32LE(24)
-    ) {
-      throw new Error(`the undo image reads back torn at byte ${pos}`);
-    }
-    await writevFully(journal, [h, payload], at);
-    at += RECORD_HEADER_BYTES + length;
-    pos += length;
-  }
+  for await (const r of undoRecords(journal, at, seq, from, to)) await writevFully(journal, [r.header, r.payload], r.at);
 }
 
 /** Writes all of `parts` at `position`, however many calls it takes. */
