@@ -1,8 +1,6 @@
 import { readdirSync, statSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { DiskIo } from '../../depot/resources/disk/disk-data.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
 import { interceptedIo } from '../helpers/filesystems.js';
 import { failSetBlocks, failWalSyncs } from '../helpers/metadata-faults.js';
@@ -31,29 +29,28 @@ describe('the emptying of a committed write’s redo journal', () => {
       /** What happened to journal files, in order: a truncate's start and end, and each write. */
       const events: string[] = [];
       let truncates = 0;
-      const journals = interceptedIo((target) => ({
-        truncate: async (len?: number) => {
-          events.push('truncate-start');
-          // Every other one slower than the round trip of the next command, as under a busy file
-          // system: a slow one may then end after a fast one that the next write made itself.
-          if (truncates++ % 2 === 0) await new Promise((r) => setTimeout(r, 150));
-          await target.truncate(len);
-          events.push('truncate-end');
-        },
-        writev: async (buffers: Buffer[], position?: number) => {
-          events.push('writev');
-          return target.writev(buffers, position);
-        },
-        write: async (...args: Parameters<typeof target.write>) => {
-          events.push('write');
-          return (target.write as (...a: unknown[]) => Promise<unknown>)(...args);
-        },
-      }));
       // Only the journals' descriptors are watched: the data files' writes go on meanwhile.
-      const diskIo: DiskIo = {
-        open: (path: string, flags: number): Promise<FileHandle> =>
-          path.endsWith('.redo') ? journals.open(path, flags) : open(path, flags, 0o600),
-      };
+      const diskIo = interceptedIo((target, path) => {
+        if (!path.endsWith('.redo')) return undefined;
+        return {
+          truncate: async (len?: number) => {
+            events.push('truncate-start');
+            // Every other one slower than the round trip of the next command, as under a busy file
+            // system: a slow one may then end after a fast one that the next write made itself.
+            if (truncates++ % 2 === 0) await new Promise((r) => setTimeout(r, 150));
+            await target.truncate(len);
+            events.push('truncate-end');
+          },
+          writev: async (buffers: Buffer[], position?: number) => {
+            events.push('writev');
+            return target.writev(buffers, position);
+          },
+          write: async (...args: Parameters<typeof target.write>) => {
+            events.push('write');
+            return (target.write as (...a: unknown[]) => Promise<unknown>)(...args);
+          },
+        };
+      });
       t = await startDepot({ resource: [{ rid: '1', path: dir.path, capacityBytes: '64MiB', fsync }] }, undefined, {
         diskIo,
       });
@@ -85,24 +82,16 @@ describe('the emptying of a committed write’s redo journal', () => {
 
   it('never cuts the undo marker of a refused write recorded after it (--fsync safe)', async () => {
     // The journals' truncates end 300 ms late.
-    const diskIo: DiskIo = {
-      open: async (path: string, flags: number): Promise<FileHandle> => {
-        const fh = await open(path, flags, 0o600);
-        if (!path.endsWith('.redo')) return fh;
-        return new Proxy(fh, {
-          get(target, prop, receiver) {
-            if (prop === 'truncate') {
-              return async (len?: number) => {
-                await new Promise((r) => setTimeout(r, 300));
-                return target.truncate(len);
-              };
-            }
-            const v = Reflect.get(target, prop, receiver) as unknown;
-            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-          },
-        });
-      },
-    };
+    const diskIo = interceptedIo((target, path) =>
+      path.endsWith('.redo')
+        ? {
+            truncate: async (len?: number) => {
+              await new Promise((r) => setTimeout(r, 300));
+              return target.truncate(len);
+            },
+          }
+        : undefined,
+    );
     t = await startDepot({ resource: [{ rid: '1', path: dir.path, capacityBytes: '64MiB', fsync: 'safe' }] }, undefined, {
       diskIo,
     });

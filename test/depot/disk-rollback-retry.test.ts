@@ -1,10 +1,9 @@
 import { closeSync, constants as fsConstants, fstatSync, openSync, writeSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { DiskIo } from '../../depot/resources/disk/disk-data.js';
 import { RECORD_HEADER_BYTES } from '../../depot/resources/disk/redo-journal.js';
 import { startDepot, type TestDepot } from '../helpers/depot-fixture.js';
+import { interceptedIo } from '../helpers/filesystems.js';
 import { allOf, loadAll, tryWrite } from '../helpers/load-checks.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -37,59 +36,58 @@ describe('disk: a rollback whose journal sync fails is retried with its undo ima
     const eio = (what: string) => Object.assign(new Error(`EIO: injected ${what} fault`), { code: 'EIO' });
     const faults = { data: 0, journal: 0 };
     const rollbackWrites: { position: number; bytes: number }[][] = [];
-    const diskIo: DiskIo = {
-      open: async (path: string, flags: number): Promise<FileHandle> => {
-        const fh = await open(path, flags, 0o600);
-        const name = basename(path);
-        const journal = name.endsWith('.redo');
-        const rollback = journal && (flags & fsConstants.O_CREAT) === 0;
-        if (!/^\d+$/.test(name) && !rollback) return fh;
-        const writes: { position: number; bytes: number }[] = [];
-        if (rollback) rollbackWrites.push(writes);
-        return new Proxy(fh, {
-          get(target, prop, receiver) {
-            if (prop === 'datasync') {
-              return async () => {
-                if (journal ? faults.journal > 0 : faults.data > 0) {
-                  if (journal) {
-                    faults.journal--;
-                    onJournalSyncFault?.(path);
-                  } else faults.data--;
-                  throw eio(`${journal ? 'journal' : 'data'} datasync`);
-                }
-                return target.datasync();
-              };
-            }
-            if (rollback && (prop === 'write' || prop === 'writev')) {
-              const real = (target[prop] as (...a: unknown[]) => Promise<{ bytesWritten: number }>).bind(target);
-              return async (...args: unknown[]) => {
-                const r = await real(...args);
-                const position = (prop === 'writev' ? args[1] : args[3]) as number;
-                writes.push({ position, bytes: r.bytesWritten });
-                return r;
-              };
-            }
-            const v = Reflect.get(target, prop, receiver) as unknown;
-            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-          },
-        });
-      },
-    };
+    const diskIo = interceptedIo((target, path, flags) => {
+      const name = basename(path);
+      const journal = name.endsWith('.redo');
+      const rollback = journal && (flags & fsConstants.O_CREAT) === 0;
+      if (!/^\d+$/.test(name) && !rollback) return undefined;
+      const writes: { position: number; bytes: number }[] = [];
+      if (rollback) rollbackWrites.push(writes);
+      /** Records each write through a rollback's descriptor: where, and how many bytes. */
+      const recorded =
+        (prop: 'write' | 'writev', positionArg: number) =>
+        async (...args: unknown[]) => {
+          const r = await (target[prop] as (...a: unknown[]) => Promise<{ bytesWritten: number }>).apply(target, args);
+          writes.push({ position: args[positionArg] as number, bytes: r.bytesWritten });
+          return r;
+        };
+      return {
+        datasync: async () => {
+          if (journal ? faults.journal > 0 : faults.data > 0) {
+            if (journal) {
+              faults.journal--;
+              onJournalSyncFault?.(path);
+            } else faults.data--;
+            throw eio(`${journal ? 'journal' : 'data'} datasync`);
+          }
+          return target.datasync();
+        },
+        ...(rollback ? { write: recorded('write', 3), writev: recorded('writev', 1) } : {}),
+      };
+    });
     const resource = [{ rid: '1', path: dir.path, capacityBytes: '64MiB', fsync: 'safe' as const }];
     t = await startDepot({ resource }, undefined, { diskIo });
     const depotOf = t;
     return {
       t: depotOf,
       rollbackWrites,
-      arm: () => {
-        faults.data = 1;
-        faults.journal = 1;
-      },
       faults,
       restart: async () => {
         await depotOf.close();
         t = await startDepot({ port: depotOf.port, resource: [{ ...resource[0]!, startupCheck: 'full' as const }] });
         return t;
+      },
+      /**
+       * An allocation of `size` bytes of OLD, then a WRITE of `length` bytes of NEW at 1 000 whose
+       * data sync fails after its copy in place, and whose rollback's first journal sync fails too:
+       * the caps, and the WRITE's outcome.
+       */
+      refusedOverwrite: async (size: number, length: number) => {
+        const caps = await depotOf.client.allocate(depotOf, { size: 2 << 20, durationSec: 600 });
+        await depotOf.client.store(caps.write, Buffer.alloc(size, OLD));
+        faults.data = 1;
+        faults.journal = 1;
+        return { caps, outcome: await tryWrite(depotOf, caps, 1_000, Buffer.alloc(length, NEW)) };
       },
     };
   }
@@ -116,12 +114,9 @@ describe('disk: a rollback whose journal sync fails is retried with its undo ima
     it(`--fsync safe, ${what}: the retry writes the whole image, then the record; refused, old bytes served, before and after a restart`, async () => {
       const d = await depot();
       const size = 2_000_000;
-      const caps = await d.t.client.allocate(d.t, { size: 2 << 20, durationSec: 600 });
-      await d.t.client.store(caps.write, Buffer.alloc(size, OLD));
-      // The overwrite's data sync fails after its copy in place: it is refused and rolled back; the
-      // rollback's first journal sync fails too.
-      d.arm();
-      expect(await tryWrite(d.t, caps, 1_000, Buffer.alloc(length, NEW))).not.toBe('ok');
+      // Refused and rolled back, the rollback's first journal sync failing.
+      const { caps, outcome } = await d.refusedOverwrite(size, length);
+      expect(outcome).not.toBe('ok');
       expect(d.faults).toEqual({ data: 0, journal: 0 });
       expect(d.rollbackWrites.length).toBe(2);
       const [first, retry] = d.rollbackWrites as [{ position: number; bytes: number }[], { position: number; bytes: number }[]];
@@ -154,10 +149,8 @@ describe('disk: a rollback whose journal sync fails is retried with its undo ima
   it('--fsync safe, a small overwrite whose image lost a page: the retry writes it again from memory, and the rollback holds', async () => {
     const d = await depot(dropAPage);
     const size = 1_000_000;
-    const caps = await d.t.client.allocate(d.t, { size: 1 << 20, durationSec: 600 });
-    await d.t.client.store(caps.write, Buffer.alloc(size, OLD));
-    d.arm();
-    expect(await tryWrite(d.t, caps, 1_000, Buffer.alloc(200_000, NEW))).not.toBe('ok');
+    const { caps, outcome } = await d.refusedOverwrite(size, 200_000);
+    expect(outcome).not.toBe('ok');
     expect(d.rollbackWrites.length).toBe(2);
     expect(allOf(await loadAll(d.t, caps, size), OLD, size)).toBe(true);
     const t2 = await d.restart();
@@ -168,10 +161,8 @@ describe('disk: a rollback whose journal sync fails is retried with its undo ima
     // The failed sync "dropped" a page of the image: it reads back as zeros.
     const d = await depot(dropAPage);
     const size = 1_000_000;
-    const caps = await d.t.client.allocate(d.t, { size: 1 << 20, durationSec: 600 });
-    await d.t.client.store(caps.write, Buffer.alloc(size, OLD));
-    d.arm();
-    expect(await tryWrite(d.t, caps, 1_000, Buffer.alloc(600_000, NEW))).not.toBe('ok');
+    const { caps, outcome } = await d.refusedOverwrite(size, 600_000);
+    expect(outcome).not.toBe('ok');
     // Each retry found the image torn and wrote nothing: no rollback record after a torn image.
     expect(d.rollbackWrites.length).toBeGreaterThan(1);
     for (const retry of d.rollbackWrites.slice(1)) expect(retry).toEqual([]);

@@ -18,15 +18,19 @@ export function canMountTmpfs(): boolean {
 }
 
 /**
- * Disk I/O (a depot's `diskIo`) whose file handles take their methods from `calls(handle)` where it
- * names them (the real handle passed in), the rest from the real handle: writes, syncs or reads that
- * fail as a test draws them.
+ * Disk I/O (a depot's `diskIo`) whose file handles take their methods from `calls(handle, path,
+ * flags)` where it names them (the real handle passed in), the rest from the real handle: writes,
+ * syncs or reads that fail as a test draws them. `calls` returning undefined leaves that file's
+ * handle as it is.
  */
-export function interceptedIo(calls: (target: FileHandle) => Partial<Record<string | symbol, unknown>>) {
+export function interceptedIo(
+  calls: (target: FileHandle, path: string, flags: number) => Partial<Record<string | symbol, unknown>> | undefined,
+) {
   return {
     open: async (path: string, flags: number): Promise<FileHandle> => {
       const fh = await open(path, flags, 0o600);
-      const own = calls(fh);
+      const own = calls(fh, path, flags);
+      if (own === undefined) return fh;
       return new Proxy(fh, {
         get(target, prop, receiver) {
           if (Object.prototype.hasOwnProperty.call(own, prop)) return own[prop];
