@@ -574,7 +574,7 @@ async function bulk(depot: DepotProcessHandle, data: Buffer[], client: string): 
         await Promise.all(
           clients.map(async (c, ci) => {
             const commands = [...smallCommands(ci, kind === 'mix')];
-            digest = (digest ^ smallDigest(commands)) >>> 0;
+            if (kind === 'mix') digest = (digest ^ smallDigest(commands)) >>> 0;
             for (const op of commands) {
               if (kind === 'read' || op.read) {
                 loads++;
