@@ -224,10 +224,12 @@ async function crashRounds(rounds: number, seed: number, power?: PowerLoss): Pro
         expect(cut.unmodelled).toEqual([]);
         cuts.putBack += cut.putBack;
         cuts.emptied += cut.emptied;
-        cuts.changedFiles += cut.changedFiles;
-        cuts.changedBytes += cut.changedBytes;
-        // Allocation files: data/<shard>/<number> (not their journals, nor the warm pool's files).
-        for (const c of cut.changed) if (/\/data\/[0-9a-f]{2}\/\d+$/.test(c.path)) cuts.allocationBytes += c.bytes;
+        cuts.changedFiles += cut.changed.length;
+        for (const c of cut.changed) {
+          cuts.changedBytes += c.bytes;
+          // Allocation files: data/<shard>/<number> (not their journals, nor the warm pool's files).
+          if (/\/data\/[0-9a-f]{2}\/\d+$/.test(c.path)) cuts.allocationBytes += c.bytes;
+        }
       }
       kills++;
       client.close();

@@ -12,10 +12,7 @@ export interface Cut {
   putBack: number;
   /** Files never synced, emptied. */
   emptied: number;
-  /** Files whose content the cut changed, and how many bytes of them (differing, or cut off). */
-  changedFiles: number;
-  changedBytes: number;
-  /** Each file the cut changed: its path and the bytes it took back. */
+  /** Each file the cut changed: its path and the bytes it took back (differing, or cut off). */
   changed: { path: string; bytes: number }[];
   /** Calls outside the model (`sync`, `syncfs`, a waiting `sync_file_range`, `msync`): none expected. */
   unmodelled: string[];

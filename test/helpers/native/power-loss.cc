@@ -27,9 +27,8 @@
 //   power-loss-cut DIR SHADOW
 //
 // puts every regular file under DIR back to its copy in SHADOW, or empties it if it has none, and
-// prints one JSON line: how many files were put back and how many emptied, how many of them (and
-// how many bytes) the cut changed, each changed file's path and bytes, and any calls outside the
-// model that the library counted.
+// prints one JSON line: how many files were put back and how many emptied, each file the cut
+// changed with the bytes it took back, and any calls outside the model that the library counted.
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -357,8 +356,6 @@ namespace {
 const char* shadow_dir = nullptr;
 long put_back = 0;
 long emptied = 0;
-long changed_files = 0;
-long long changed_bytes = 0;
 std::string changed;  // JSON: {"path":..., "bytes":...} of each file the cut changed
 bool failed = false;
 
@@ -399,8 +396,6 @@ int cut(const char* path, const struct stat* st, int type, struct FTW*) {
   for (size_t i = 0; i < common; i++) differ += now[i] != then[i] ? 1 : 0;
   differ += static_cast<long long>(std::max(now.size(), then.size()) - common);
   if (differ > 0) {
-    changed_files++;
-    changed_bytes += differ;
     if (!changed.empty()) changed += ",";
     changed += "{\"path\":\"";
     for (const char* c = path; *c != '\0'; c++) {
@@ -452,8 +447,8 @@ int main(int argc, char** argv) {
     }
     fclose(f);
   }
-  printf("{\"putBack\":%ld,\"emptied\":%ld,\"changedFiles\":%ld,\"changedBytes\":%lld,\"changed\":[%s],\"unmodelled\":[%s]}\n",
-         put_back, emptied, changed_files, changed_bytes, changed.c_str(), unmodelled.c_str());
+  printf("{\"putBack\":%ld,\"emptied\":%ld,\"changed\":[%s],\"unmodelled\":[%s]}\n", put_back, emptied, changed.c_str(),
+         unmodelled.c_str());
   return failed ? 1 : 0;
 }
 #endif  // POWER_LOSS_CUT
