@@ -98,6 +98,10 @@ interface BenchOutput {
     leastDepotWriteMBps?: number;
     leastDepotReadMBps?: number;
     writeOfLeast?: number;
+    md5DepotWriteMBps?: number;
+    md5DepotReadMBps?: number;
+    writeOfMd5Depot?: number;
+    readOfMd5Depot?: number;
   }[];
 }
 
@@ -136,11 +140,16 @@ describe('bench:depot bulk clients', () => {
     expect(compiled!.smallMixLoads).toBeGreaterThan(0);
     expect(compiled!.smallMixLoads).toBeLessThan(13);
     expect(out.summary.map((s) => `${s.kind}:${s.client}`)).toEqual(['memory:compiled', 'memory:node']);
-    // The least depot measures disk kinds only.
+    // The least depot measures disk kinds only; with MD5 block digests, every kind.
     expect(out.rows.every((row) => row.leastDepotWriteMBps === undefined)).toBe(true);
+    for (const row of out.rows) {
+      expect(row.md5DepotWriteMBps).toBeGreaterThan(0);
+      expect(row.md5DepotReadMBps).toBeGreaterThan(0);
+      expect(row.readOfMd5Depot).toBeCloseTo(row.readMBps / row.md5DepotReadMBps!, 1);
+    }
   }, 150_000);
 
-  it('disk rows stand next to the least depot (plain files, no checksums) in the same window', async () => {
+  it('disk rows stand next to the least depot (plain files, with and without MD5 block digests) in the same window', async () => {
     const r = await bench(
       { ...TINY, BENCH_KINDS: 'disk-fast,disk-safe', BENCH_CLIENT: 'compiled', BENCH_SMALL_IO: '0' },
       120_000,
@@ -153,6 +162,8 @@ describe('bench:depot bulk clients', () => {
       expect(row.leastDepotWriteMBps).toBeGreaterThan(0);
       expect(row.leastDepotReadMBps).toBeGreaterThan(0);
       expect(row.writeOfLeast).toBeCloseTo(row.writeMBps / row.leastDepotWriteMBps!, 1);
+      expect(row.md5DepotWriteMBps).toBeGreaterThan(0);
+      expect(row.writeOfMd5Depot).toBeCloseTo(row.writeMBps / row.md5DepotWriteMBps!, 1);
     }
   }, 150_000);
 
