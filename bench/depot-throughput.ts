@@ -646,6 +646,26 @@ function parseCap(c: Capability | string): Capability {
   return cap;
 }
 
+/** A row's fields for a reference depot of the same round: its write and read MB/s, and the row's divided by them. */
+const LEAST_FIELDS = ['leastDepotWriteMBps', 'leastDepotReadMBps', 'writeOfLeast', 'readOfLeast'] as const;
+const MD5_FIELDS = ['md5DepotWriteMBps', 'md5DepotReadMBps', 'writeOfMd5Depot', 'readOfMd5Depot'] as const;
+
+/** The fields `names` for the reference `ref` beside the row's figures `f` (none without it). */
+function beside(
+  names: readonly [string, string, string, string],
+  f: { writeMBps: number; readMBps: number },
+  ref: BulkFigures | undefined,
+): Record<string, number> {
+  if (ref === undefined) return {};
+  const [write, read, writeOf, readOf] = names;
+  return {
+    [write]: ref.writeMBps,
+    [read]: ref.readMBps,
+    [writeOf]: round2(f.writeMBps / ref.writeMBps),
+    [readOf]: round2(f.readMBps / ref.readMBps),
+  };
+}
+
 /**
  * The least depot (bench/native/raw-file-depot.cc) in this round's window: the compiled client's
  * write and read phases, in the bench's orders, against plain files under `dir` (removed after),
@@ -898,22 +918,8 @@ try {
               ...(f.rereads.length === 0 ? {} : { rereads: f.rereads }),
               rawSocket1ConnWriteMBps: raw.writeMBps,
               rawSocket1ConnReadMBps: raw.readMBps,
-              ...(least === undefined
-                ? {}
-                : {
-                    leastDepotWriteMBps: least.writeMBps,
-                    leastDepotReadMBps: least.readMBps,
-                    writeOfLeast: round2(f.writeMBps / least.writeMBps),
-                    readOfLeast: round2(f.readMBps / least.readMBps),
-                  }),
-              ...(md5 === undefined
-                ? {}
-                : {
-                    md5DepotWriteMBps: md5.writeMBps,
-                    md5DepotReadMBps: md5.readMBps,
-                    writeOfMd5Depot: round2(f.writeMBps / md5.writeMBps),
-                    readOfMd5Depot: round2(f.readMBps / md5.readMBps),
-                  }),
+              ...beside(LEAST_FIELDS, f, least),
+              ...beside(MD5_FIELDS, f, md5),
               writeDepotCpuS: f.write.depotCpuS,
               readDepotCpuS: f.read.depotCpuS,
               writeDepotSysS: f.write.depotSysS,
@@ -991,22 +997,11 @@ function summary(): Record<string, unknown>[] {
           readMBps: med(kind, 'readMBps'),
           rawSocket1ConnWriteMBps: med(kind, 'rawSocket1ConnWriteMBps'),
           rawSocket1ConnReadMBps: med(kind, 'rawSocket1ConnReadMBps'),
-          ...(of(kind).some((r) => r['leastDepotWriteMBps'] !== undefined)
-            ? {
-                leastDepotWriteMBps: med(kind, 'leastDepotWriteMBps'),
-                leastDepotReadMBps: med(kind, 'leastDepotReadMBps'),
-                writeOfLeast: med(kind, 'writeOfLeast'),
-                readOfLeast: med(kind, 'readOfLeast'),
-              }
-            : {}),
-          ...(of(kind).some((r) => r['md5DepotWriteMBps'] !== undefined)
-            ? {
-                md5DepotWriteMBps: med(kind, 'md5DepotWriteMBps'),
-                md5DepotReadMBps: med(kind, 'md5DepotReadMBps'),
-                writeOfMd5Depot: med(kind, 'writeOfMd5Depot'),
-                readOfMd5Depot: med(kind, 'readOfMd5Depot'),
-              }
-            : {}),
+          ...Object.fromEntries(
+            [...LEAST_FIELDS, ...MD5_FIELDS]
+              .filter((key) => of(kind).some((r) => r[key] !== undefined))
+              .map((key) => [key, med(kind, key)]),
+          ),
           writeDepotCpuS: med(kind, 'writeDepotCpuS'),
           readDepotCpuS: med(kind, 'readDepotCpuS'),
           writeClientCpuS: med(kind, 'writeClientCpuS'),

@@ -228,6 +228,26 @@ File* file_of(const std::string& key, size_t append, size_t* at) {
   return &f;
 }
 
+Digest md5_of(const unsigned char* p, size_t n) {
+  Md5 m;
+  m.add(p, n);
+  return m.digest();
+}
+
+// Reads up to `n` bytes of `fd` at `at` into `buf` (again after a short read, until the end of the
+// file); the bytes read, or -1 on an error.
+ssize_t read_at(int fd, unsigned char* buf, size_t n, size_t at) {
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t r = pread(fd, buf + got, n - got, static_cast<off_t>(at + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  return static_cast<ssize_t>(got);
+}
+
 void keep_digest(File* f, size_t block, const Digest& d) {
   std::lock_guard<std::mutex> g(files_lock);
   f->digests[block] = d;
@@ -240,16 +260,8 @@ bool file_digest(File* f, size_t block, std::vector<unsigned char>* scratch, Dig
   const size_t from = block * kBlock;
   const size_t to = std::min(from + kBlock, static_cast<size_t>(st.st_size));
   scratch->resize(kBlock);
-  size_t got = 0;
-  while (from + got < to) {
-    const ssize_t r = pread(f->fd, scratch->data() + got, to - from - got, static_cast<off_t>(from + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    got += static_cast<size_t>(r);
-  }
-  Md5 m;
-  m.add(scratch->data(), got);
-  *out = m.digest();
+  if (to > from && read_at(f->fd, scratch->data(), to - from, from) != static_cast<ssize_t>(to - from)) return false;
+  *out = md5_of(scratch->data(), to > from ? to - from : 0);
   return true;
 }
 
@@ -294,10 +306,10 @@ class Connection {
       at += k;
       n -= k;
     }
-    if (digests) {
+    if (digests && end > first) {
       std::vector<unsigned char> scratch;
       for (size_t block : {first / kBlock, (end - 1) / kBlock}) {
-        if (end == first || (block * kBlock >= first && (block + 1) * kBlock <= end)) continue;
+        if (block * kBlock >= first && (block + 1) * kBlock <= end) continue;
         Digest d{};
         if (!file_digest(f, block, &scratch, &d)) return false;
         keep_digest(f, block, d);
@@ -316,15 +328,9 @@ bool send_range(Connection& c, File* f, size_t at, size_t len, std::vector<unsig
   const size_t end = at + len;
   for (size_t pos = digests ? at / kBlock * kBlock : at; pos < end;) {
     const size_t want = std::min(out.size(), digests ? (end - pos + kBlock - 1) / kBlock * kBlock : end - pos);
-    size_t got = 0;
-    while (got < want) {
-      const ssize_t r = pread(f->fd, out.data() + got, want - got, static_cast<off_t>(pos + got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) return false;
-      if (r == 0) break;
-      got += static_cast<size_t>(r);
-    }
-    if (got == 0) return false;
+    const ssize_t r = read_at(f->fd, out.data(), want, pos);
+    if (r <= 0) return false;
+    const size_t got = static_cast<size_t>(r);
     for (size_t b = 0; digests && b < got; b += kBlock) {
       Digest expected{};
       bool known;
@@ -335,9 +341,7 @@ bool send_range(Connection& c, File* f, size_t at, size_t len, std::vector<unsig
         if (known) expected = it->second;
       }
       if (!known) continue;
-      Md5 m;
-      m.add(out.data() + b, std::min(kBlock, got - b));
-      if (m.digest() != expected) return false;
+      if (md5_of(out.data() + b, std::min(kBlock, got - b)) != expected) return false;
     }
     const size_t from = pos < at ? at - pos : 0;
     const size_t to = std::min(got, end - pos);
